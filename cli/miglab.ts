@@ -1,0 +1,34 @@
+/**
+ * `miglab`: the lab's command line. `miglab vm` takes QEMU's own options, so it is
+ * handed the raw argument list rather than parsed here.
+ */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+const argv = process.argv.slice(2);
+
+if (argv[0] === 'vm') {
+  const { main } = await import('./vm.js');
+  await main(argv.slice(1));
+} else {
+  const program = new Command('miglab')
+    .description('Migration Lab: learn how QEMU live-migrates a running VM, by running it.')
+    .version(pkg.version);
+  program
+    .command('vm')
+    .description('run one VM endpoint with a real QMP socket; takes QEMU options (miglab vm --help)')
+    .allowUnknownOption()
+    .helpOption(false);
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
+  socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}`,
+  );
+  program.parse(process.argv);
+}

@@ -1,0 +1,82 @@
+/**
+ * The endpoint's QMP command table: protocol commands (monitor/qmp-cmds-control.c), run
+ * control (monitor/qmp-cmds.c, system/cpus.c), and the migration commands of
+ * migration/migration.c and options.c. Each handler receives visited arguments.
+ */
+import { QmpError, error_setg } from '../qmp/error.js';
+import type { MonitorQMP } from '../qmp/monitor.js';
+import { QmpCommandList } from '../qmp/qmp-dispatch.js';
+import type { SchemaRegistry } from '../qmp/schema/registry.js';
+import {
+  qmp_migrate_continue,
+  qmp_migrate_pause,
+  qmp_migrate_recover,
+  qmp_migrate_start_postcopy,
+  qmp_query_migrate,
+  qmp_migrate,
+  qmp_migrate_cancel,
+  qmp_migrate_incoming,
+} from '../migration/migration.js';
+
+import type { VirtualMachine } from './vm.js';
+
+export interface QmpContext {
+  vm: VirtualMachine;
+  mon: MonitorQMP<QmpContext>;
+}
+
+/** qmp_cap_negotiation_commands: only qmp_capabilities. */
+export function negotiationCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> {
+  return new QmpCommandList<QmpContext>(schema).register('qmp_capabilities', qmp_qmp_capabilities);
+}
+
+/** qmp_capabilities: leave negotiation mode, enabling the offered capabilities asked for. */
+function qmp_qmp_capabilities({ enable }: { enable?: string[] }, { mon }: QmpContext): void {
+  if (mon.negotiated) {
+    throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
+  }
+  // qmp_caps_accept(): every capability the lab offers ("oob") may be enabled.
+  mon.enterCommandMode((enable ?? []).includes('oob'));
+}
+
+export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> {
+  const cmds = new QmpCommandList<QmpContext>(schema);
+  return cmds
+    .register('qmp_capabilities', qmp_qmp_capabilities)
+    .register('query-version', ({}, { vm }) => vm.versionInfo())
+    .register('query-commands', () => cmds.names().map((name) => ({ name })))
+    .register('quit', ({}, { vm }) => vm.qmp_quit())
+    .register('query-status', ({}, { vm }) => ({
+      status: vm.runstate.runstate_get(),
+      running: vm.runstate.runstate_is_running(),
+    }))
+    .register('stop', ({}, { vm }) => vm.qmp_stop())
+    .register('cont', ({}, { vm }) => vm.qmp_cont())
+    .register('query-name', ({}, { vm }) => (vm.name === undefined ? {} : { name: vm.name }))
+    .register('pmemsave', (a: { val: number | bigint; size: number | bigint; filename: string }, { vm }) =>
+      vm.qmp_pmemsave(a.val, a.size, a.filename),
+    )
+    .register('human-monitor-command', async (a: { 'command-line': string; 'cpu-index'?: number }, ctx) => {
+      if (a['cpu-index'] !== undefined && a['cpu-index'] !== 0) {
+        throw error_setg(`CPU ${a['cpu-index']} is not a valid CPU`); // -machine none has one vCPU
+      }
+      return ctx.vm.hmp.handle_hmp_command(ctx, a['command-line']);
+    })
+    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming))
+    .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
+    .register('migrate-set-capabilities', ({ capabilities }: { capabilities: any[] }, { vm }) =>
+      vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),
+    )
+    .register('query-migrate-parameters', ({}, { vm }) => vm.migration.options.qmp_query_migrate_parameters())
+    .register('migrate-set-parameters', (params: Record<string, unknown>, { vm }) =>
+      vm.migration.options.qmp_migrate_set_parameters(params, vm.migrationRunState()),
+    )
+    .register('query-migrationthreads', () => [])
+    .register('migrate', (args: any, { vm }) => qmp_migrate(vm, args))
+    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm, args))
+    .register('migrate_cancel', ({}, { vm }) => qmp_migrate_cancel(vm.migration))
+    .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
+    .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
+    .register('migrate-pause', () => qmp_migrate_pause())
+    .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming));
+}
