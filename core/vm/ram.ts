@@ -1,0 +1,381 @@
+/**
+ * Guest RAM as QEMU lays it out for `-machine none -m SIZE`: one RAMBlock "ram" mapped at
+ * guest-physical 0 (hw/core/null-machine.c), with the DIRTY_MEMORY_MIGRATION dirty log
+ * (system/physmem.c, include/exec/ram_addr.h) and the bitmap helpers of util/bitmap.c.
+ *
+ * Memory lives in SharedArrayBuffers so that vCPU worker threads write it and the
+ * migration thread reads it: `RAMBlock.attach(block.shared())` in another thread sees the
+ * very same bytes and dirty log.
+ *
+ * Bitmaps are Int32Array of 32-bit words (QEMU uses unsigned long): page p is bit (p & 31)
+ * of word (p >>> 5). Writers set bits with Atomics.or *after* writing the bytes; the sync
+ * takes each word with Atomics.exchange, so a bit is either seen by this sync or left for
+ * the next one, and the bytes it stands for are visible once the bit is.
+ */
+import { createHash } from 'node:crypto';
+
+export const TARGET_PAGE_BITS = 12;
+export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
+export const TARGET_PAGE_MASK = ~(TARGET_PAGE_SIZE - 1);
+
+/** The idstr QEMU gives the -machine none RAM block (mc->default_ram_id). */
+export const RAM_BLOCK_IDSTR = 'ram';
+
+/** Node's largest Buffer/Uint8Array: the live runtime cannot hold more guest RAM. */
+export const RAM_MAX_LIVE_SIZE = 2 ** 32;
+
+/** MemTxResult (include/exec/memattrs.h). */
+export type MemTxResult = number;
+export const MEMTX_OK = 0;
+export const MEMTX_ERROR = 1 << 0;
+export const MEMTX_DECODE_ERROR = 1 << 1;
+
+/** Bits of the shared control word (GLOBAL_DIRTY_* of include/exec/memory.h). */
+export const GLOBAL_DIRTY_MIGRATION = 1 << 0;
+
+/** What another thread needs to attach to the same block (structured-cloneable). */
+export interface RAMBlockShared {
+  idstr: string;
+  used_length: number;
+  max_length: number;
+  host: SharedArrayBuffer;
+  dirty_log: SharedArrayBuffer;
+  /** Int32Array[1]: global_dirty_tracking. */
+  control: SharedArrayBuffer;
+}
+
+export function BITS_TO_WORDS(nbits: number): number {
+  return (nbits + 31) >>> 5;
+}
+
+/** bitmap_new(): a zeroed bitmap (shared, so any thread may be handed it). */
+export function bitmap_new(nbits: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(BITS_TO_WORDS(nbits) * 4));
+}
+
+export function test_bit(nr: number, map: Int32Array): boolean {
+  return (map[nr >>> 5] & (1 << (nr & 31))) !== 0;
+}
+
+export function set_bit(nr: number, map: Int32Array): void {
+  map[nr >>> 5] |= 1 << (nr & 31);
+}
+
+export function clear_bit(nr: number, map: Int32Array): void {
+  map[nr >>> 5] &= ~(1 << (nr & 31));
+}
+
+/** test_and_clear_bit(): clears bit nr, returns whether it was set. */
+export function test_and_clear_bit(nr: number, map: Int32Array): boolean {
+  const w = nr >>> 5;
+  const m = 1 << (nr & 31);
+  const old = map[w];
+  map[w] = old & ~m;
+  return (old & m) !== 0;
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/** Mask of the valid bits in the last word of an nbits bitmap. */
+function last_word_mask(nbits: number): number {
+  const r = nbits & 31;
+  return r === 0 ? -1 : (1 << r) - 1;
+}
+
+/** bitmap_count_one(). */
+export function bitmap_count_one(map: Int32Array, nbits: number): number {
+  const words = nbits >>> 5;
+  let n = 0;
+  for (let i = 0; i < words; i++) n += popcount32(map[i]);
+  if (nbits & 31) n += popcount32(map[words] & last_word_mask(nbits));
+  return n;
+}
+
+/** bitmap_set(): set nr bits from start. */
+export function bitmap_set(map: Int32Array, start: number, nr: number): void {
+  const end = start + nr;
+  let p = start;
+  while (p < end && p & 31) set_bit(p++, map);
+  while (p + 32 <= end) {
+    map[p >>> 5] = -1;
+    p += 32;
+  }
+  while (p < end) set_bit(p++, map);
+}
+
+/** bitmap_clear(): clear nr bits from start. */
+export function bitmap_clear(map: Int32Array, start: number, nr: number): void {
+  const end = start + nr;
+  let p = start;
+  while (p < end && p & 31) clear_bit(p++, map);
+  while (p + 32 <= end) {
+    map[p >>> 5] = 0;
+    p += 32;
+  }
+  while (p < end) clear_bit(p++, map);
+}
+
+/** find_next_bit(): index of the first set bit >= offset, or size if none. */
+export function find_next_bit(map: Int32Array, size: number, offset: number): number {
+  if (offset >= size) return size;
+  let w = offset >>> 5;
+  let bits = map[w] & (-1 << (offset & 31));
+  const lastWord = (size - 1) >>> 5;
+  for (;;) {
+    if (bits !== 0) {
+      const r = (w << 5) + (31 - Math.clz32(bits & -bits));
+      return r < size ? r : size;
+    }
+    if (++w > lastWord) return size;
+    bits = map[w];
+  }
+}
+
+/** find_next_zero_bit(): index of the first clear bit >= offset, or size if none. */
+export function find_next_zero_bit(map: Int32Array, size: number, offset: number): number {
+  if (offset >= size) return size;
+  let w = offset >>> 5;
+  let bits = ~map[w] & (-1 << (offset & 31));
+  const lastWord = (size - 1) >>> 5;
+  for (;;) {
+    if (bits !== 0) {
+      const r = (w << 5) + (31 - Math.clz32(bits & -bits));
+      return r < size ? r : size;
+    }
+    if (++w > lastWord) return size;
+    bits = ~map[w];
+  }
+}
+
+/**
+ * A RAMBlock: `idstr`, `used_length`, `max_length`, the host memory and its migration
+ * dirty log. `bmap` is the migration bitmap (owned by the migration code, allocated in
+ * ram_init_bitmaps with bitmap_new(max_length >> TARGET_PAGE_BITS)).
+ */
+export class RAMBlock {
+  readonly idstr: string;
+  readonly used_length: number;
+  readonly max_length: number;
+  /** Host view of guest RAM (a Buffer over the SharedArrayBuffer: `.copy()` needs no allocation). */
+  readonly host: Buffer;
+  /** 32-bit view of the same memory. */
+  readonly host32: Int32Array;
+  /** ram_list.dirty_memory[DIRTY_MEMORY_MIGRATION] for this block. */
+  readonly dirty_log: Int32Array;
+  /** Pages in used_length. */
+  readonly nr_pages: number;
+  /** Migration bitmap (RAMBlock::bmap), null until the migration code allocates it. */
+  bmap: Int32Array | null = null;
+  private readonly control: Int32Array;
+  private readonly sabs: RAMBlockShared;
+
+  private constructor(shared: RAMBlockShared) {
+    this.sabs = shared;
+    this.idstr = shared.idstr;
+    this.used_length = shared.used_length;
+    this.max_length = shared.max_length;
+    this.host = Buffer.from(shared.host, 0, shared.used_length);
+    this.host32 = new Int32Array(shared.host, 0, shared.used_length >>> 2);
+    this.dirty_log = new Int32Array(shared.dirty_log);
+    this.control = new Int32Array(shared.control);
+    this.nr_pages = shared.used_length >>> TARGET_PAGE_BITS;
+  }
+
+  /**
+   * qemu_ram_alloc(): a zeroed block of `size` bytes (rounded up to the page size).
+   * Fails with QEMU's message when the host cannot provide the memory.
+   */
+  static alloc(size: number, idstr: string = RAM_BLOCK_IDSTR): RAMBlock {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`RAMBlock size must be a non-negative integer, not ${size}`);
+    }
+    const len = Math.ceil(size / TARGET_PAGE_SIZE) * TARGET_PAGE_SIZE;
+    let host: SharedArrayBuffer;
+    try {
+      if (len > RAM_MAX_LIVE_SIZE) throw new RangeError('too large');
+      host = new SharedArrayBuffer(len);
+    } catch {
+      throw new Error(`cannot set up guest memory '${idstr}': Cannot allocate memory`);
+    }
+    const nr = len >>> TARGET_PAGE_BITS;
+    return new RAMBlock({
+      idstr,
+      used_length: len,
+      max_length: len,
+      host,
+      dirty_log: new SharedArrayBuffer(BITS_TO_WORDS(nr) * 4),
+      control: new SharedArrayBuffer(4),
+    });
+  }
+
+  /** Attach to a block created in another thread (from `shared()` passed in workerData). */
+  static attach(shared: RAMBlockShared): RAMBlock {
+    return new RAMBlock(shared);
+  }
+
+  shared(): RAMBlockShared {
+    return this.sabs;
+  }
+
+  /** offset_in_ramblock(). */
+  offset_in_ramblock(offset: number): boolean {
+    return offset >= 0 && offset < this.used_length;
+  }
+
+  // --- dirty logging -------------------------------------------------------------------
+
+  /** memory_global_dirty_log_start(GLOBAL_DIRTY_MIGRATION). */
+  memory_global_dirty_log_start(): void {
+    Atomics.or(this.control, 0, GLOBAL_DIRTY_MIGRATION);
+  }
+
+  /** memory_global_dirty_log_stop(GLOBAL_DIRTY_MIGRATION). */
+  memory_global_dirty_log_stop(): void {
+    Atomics.and(this.control, 0, ~GLOBAL_DIRTY_MIGRATION);
+  }
+
+  get global_dirty_tracking(): boolean {
+    return (Atomics.load(this.control, 0) & GLOBAL_DIRTY_MIGRATION) !== 0;
+  }
+
+  /**
+   * cpu_physical_memory_set_dirty_range() for the migration client: mark the pages of
+   * [start, start + length) (block offsets) dirty, if dirty tracking is on. Callers write
+   * the bytes first.
+   */
+  cpu_physical_memory_set_dirty_range(start: number, length: number): void {
+    if (length <= 0 || (Atomics.load(this.control, 0) & GLOBAL_DIRTY_MIGRATION) === 0) return;
+    const log = this.dirty_log;
+    const end = Math.ceil((start + length) / TARGET_PAGE_SIZE);
+    for (let p = Math.floor(start / TARGET_PAGE_SIZE); p < end; p++) {
+      Atomics.or(log, p >>> 5, 1 << (p & 31));
+    }
+  }
+
+  /** cpu_physical_memory_set_dirty_flag(): one page, by block offset. */
+  cpu_physical_memory_set_dirty_flag(addr: number): void {
+    if ((Atomics.load(this.control, 0) & GLOBAL_DIRTY_MIGRATION) === 0) return;
+    const p = Math.floor(addr / TARGET_PAGE_SIZE);
+    Atomics.or(this.dirty_log, p >>> 5, 1 << (p & 31));
+  }
+
+  /** cpu_physical_memory_get_dirty(): is any page of [start, start + length) dirty in the log? */
+  cpu_physical_memory_get_dirty(start: number, length: number): boolean {
+    if (length <= 0) return false;
+    const first = Math.floor(start / TARGET_PAGE_SIZE);
+    const end = Math.ceil((start + length) / TARGET_PAGE_SIZE);
+    return find_next_bit(this.dirty_log, end, first) < end;
+  }
+
+  /**
+   * cpu_physical_memory_sync_dirty_bitmap(): take-and-clear the dirty log of
+   * [start, start + length) into `bmap`. Returns how many pages became newly dirty in
+   * `bmap` (the caller adds them to migration_dirty_pages and num_dirty_pages_period).
+   */
+  cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
+    const dest = this.bmap;
+    if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
+    const src = this.dirty_log;
+    const first = Math.floor(start / TARGET_PAGE_SIZE);
+    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
+    let num_dirty = 0;
+    let p = first;
+    // Unaligned head and tail go bit by bit, the rest a word at a time (QEMU does the same).
+    while (p < end && p & 31) num_dirty += this.sync_one(dest, p++);
+    while (p + 32 <= end) {
+      const w = p >>> 5;
+      if (src[w] !== 0) {
+        const bits = Atomics.exchange(src, w, 0);
+        const new_dirty = ~dest[w] & bits;
+        dest[w] |= bits;
+        num_dirty += popcount32(new_dirty);
+      }
+      p += 32;
+    }
+    while (p < end) num_dirty += this.sync_one(dest, p++);
+    return num_dirty;
+  }
+
+  private sync_one(dest: Int32Array, p: number): number {
+    const w = p >>> 5;
+    const m = 1 << (p & 31);
+    if ((this.dirty_log[w] & m) === 0) return 0;
+    const old = Atomics.and(this.dirty_log, w, ~m);
+    if ((old & m) === 0 || (dest[w] & m) !== 0) return 0;
+    dest[w] |= m;
+    return 1;
+  }
+
+  // --- contents ------------------------------------------------------------------------
+
+  /** buffer_is_zero() over [offset, offset + length) of this block (4-byte aligned). */
+  buffer_is_zero(offset: number, length: number): boolean {
+    const h = this.host32;
+    const end = (offset + length) >>> 2;
+    for (let i = offset >>> 2; i < end; i++) if (h[i] !== 0) return false;
+    return true;
+  }
+
+  /** SHA-256 of all of RAM, hex (tests and the lab's "same memory?" checks). */
+  digest(): string {
+    return createHash('sha256').update(this.host).digest('hex');
+  }
+}
+
+/** The part of [addr, addr + len) that lies in RAM mapped at 0, as [start, end) offsets. */
+function ram_overlap(ram: RAMBlock | null, addr: number | bigint, len: number): [number, number] {
+  if (!Number.isSafeInteger(len) || len < 0) throw new RangeError(`invalid length ${len}`);
+  if (!ram || len === 0) return [0, 0];
+  let a: number;
+  if (typeof addr === 'bigint') {
+    addr = BigInt.asUintN(64, addr);
+    if (addr >= BigInt(ram.used_length)) return [0, 0];
+    a = Number(addr);
+  } else {
+    if (!Number.isSafeInteger(addr) || addr < 0) throw new RangeError(`invalid address ${addr}`);
+    a = addr;
+  }
+  if (a >= ram.used_length) return [0, 0];
+  return [a, Math.min(a + len, ram.used_length)];
+}
+
+/**
+ * address_space_write() on the -machine none system memory (the RAM block at 0, nothing
+ * else): bytes that fall in RAM are written and marked dirty; bytes outside it are
+ * dropped, and the result is then MEMTX_DECODE_ERROR, as for unassigned memory in QEMU.
+ */
+export function address_space_write(
+  ram: RAMBlock | null,
+  addr: number | bigint,
+  buf: Uint8Array,
+  len: number = buf.length,
+): MemTxResult {
+  const [start, end] = ram_overlap(ram, addr, len);
+  if (end > start) {
+    ram!.host.set(end - start === buf.length ? buf : buf.subarray(0, end - start), start);
+    ram!.cpu_physical_memory_set_dirty_range(start, end - start);
+  }
+  return end - start === len ? MEMTX_OK : MEMTX_DECODE_ERROR;
+}
+
+/**
+ * address_space_read(): bytes outside RAM read as 0 (QEMU's unassigned_mem_read) and make
+ * the result MEMTX_DECODE_ERROR.
+ */
+export function address_space_read(
+  ram: RAMBlock | null,
+  addr: number | bigint,
+  buf: Uint8Array,
+  len: number = buf.length,
+): MemTxResult {
+  const [start, end] = ram_overlap(ram, addr, len);
+  const n = end - start;
+  if (n > 0) ram!.host.copy(buf, 0, start, end);
+  if (n < len) buf.fill(0, n, len);
+  return n === len ? MEMTX_OK : MEMTX_DECODE_ERROR;
+}

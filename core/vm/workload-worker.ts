@@ -1,0 +1,178 @@
+/**
+ * The vCPU thread of a workload (see workload.ts). It attaches to the shared RAMBlock,
+ * writes whole pages and marks them dirty, checking the command word before every page
+ * so that a pause takes effect after at most one page; it acknowledges a pause only
+ * after its last write and counter update.
+ */
+import { workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { RAMBlock, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from './ram.js';
+import {
+  CMD_EXIT,
+  CMD_PAUSE,
+  CMD_RUN,
+  CNT_BYTES_WRITTEN,
+  CNT_PAGES_DIRTIED,
+  CTL_CMD,
+  CTL_DONE,
+  CTL_STATE,
+  STATE_EXITED,
+  STATE_PAUSED,
+  STATE_RUNNING,
+  type WorkloadWorkerData,
+} from './workload.js';
+
+const { ram: shared, control, counters, spec, seed } = workerData as WorkloadWorkerData;
+const ram = RAMBlock.attach(shared);
+const host = ram.host;
+const host32 = ram.host32;
+const ctl = new Int32Array(control);
+const cnt = new BigInt64Array(counters);
+
+const PAGE_WORDS = TARGET_PAGE_SIZE >>> 2;
+/** Most pages written between two looks at the clock and two counter publications. */
+const BATCH = 256;
+/** Longest burst after falling behind the rate, in ms. */
+const MAX_BURST_MS = 20;
+
+// xoshiro128** seeded with splitmix32: small, fast, 32-bit only (no BigInt).
+let sm = seed >>> 0 ^ Math.floor(seed / 2 ** 32);
+function splitmix32(): number {
+  sm = (sm + 0x9e3779b9) | 0;
+  let z = sm;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+let s0 = splitmix32();
+let s1 = splitmix32();
+let s2 = splitmix32();
+let s3 = splitmix32();
+function next(): number {
+  const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+  const t = s1 << 9;
+  s2 ^= s0;
+  s3 ^= s1;
+  s1 ^= s2;
+  s0 ^= s3;
+  s2 ^= t;
+  s3 = rotl(s3, 11);
+  return result;
+}
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+// Page contents come from a pool of pseudo-random pages (one memcpy each), stamped with
+// two fresh words so that every write changes the page.
+const POOL_PAGES = 64;
+const pool = new Int32Array(POOL_PAGES * PAGE_WORDS);
+for (let i = 0; i < pool.length; i++) pool[i] = next() | 0;
+const poolPages: Uint8Array[] = [];
+for (let k = 0; k < POOL_PAGES; k++) {
+  poolPages.push(new Uint8Array(pool.buffer, k * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE));
+}
+
+let bytes_written = 0;
+let pages_dirtied = 0;
+
+function write_page(page: number): void {
+  host.set(poolPages[next() & (POOL_PAGES - 1)]!, page * TARGET_PAGE_SIZE);
+  const w = page * PAGE_WORDS;
+  host32[w] = next() | 1;
+  host32[w + 1 + (next() & (PAGE_WORDS - 2))] = next();
+  ram.cpu_physical_memory_set_dirty_flag(page * TARGET_PAGE_SIZE);
+  bytes_written += TARGET_PAGE_SIZE;
+  pages_dirtied++;
+}
+
+function publish(): void {
+  Atomics.store(cnt, CNT_BYTES_WRITTEN, BigInt(bytes_written));
+  Atomics.store(cnt, CNT_PAGES_DIRTIED, BigInt(pages_dirtied));
+}
+
+function set_state(s: number): void {
+  Atomics.store(ctl, CTL_STATE, s);
+  Atomics.notify(ctl, CTL_STATE);
+}
+
+// The page sequence of each model.
+const nr_pages = ram.nr_pages;
+let cursor = 0;
+let first = 0;
+let count = nr_pages;
+if (spec.name === 'hotset') {
+  first = spec.start >>> TARGET_PAGE_BITS;
+  count = Math.ceil(spec.size / TARGET_PAGE_SIZE);
+}
+/** The next page to write, or -1 when the model has nothing left to do. */
+function next_page(): number {
+  switch (spec.name) {
+    case 'random':
+      return Math.floor((next() / 2 ** 32) * nr_pages);
+    case 'hotset': {
+      const p = first + cursor;
+      cursor = cursor + 1 === count ? 0 : cursor + 1;
+      return p;
+    }
+    case 'fill':
+      return cursor < nr_pages ? cursor++ : -1;
+    default:
+      return -1;
+  }
+}
+
+const rate = spec.name === 'idle' ? 0 : spec.rate;
+const pagesPerMs = rate / TARGET_PAGE_SIZE / 1000;
+const maxCredit = Math.max(1, pagesPerMs * MAX_BURST_MS);
+let credit = 0;
+let last = performance.now();
+let done = false;
+
+set_state(STATE_RUNNING);
+for (;;) {
+  const cmd = Atomics.load(ctl, CTL_CMD);
+  if (cmd === CMD_EXIT) break;
+  if (cmd === CMD_PAUSE) {
+    publish();
+    set_state(STATE_PAUSED);
+    while (Atomics.load(ctl, CTL_CMD) === CMD_PAUSE) Atomics.wait(ctl, CTL_CMD, CMD_PAUSE);
+    set_state(STATE_RUNNING);
+    credit = 0;
+    last = performance.now();
+    continue;
+  }
+  if (done) {
+    Atomics.wait(ctl, CTL_CMD, CMD_RUN);
+    continue;
+  }
+  let budget = BATCH;
+  if (rate !== Infinity) {
+    const now = performance.now();
+    credit = Math.min(credit + (now - last) * pagesPerMs, maxCredit);
+    last = now;
+    if (credit < 1) {
+      Atomics.wait(ctl, CTL_CMD, CMD_RUN, (1 - credit) / pagesPerMs);
+      continue;
+    }
+    budget = Math.min(BATCH, Math.floor(credit));
+  }
+  let n = 0;
+  while (n < budget && Atomics.load(ctl, CTL_CMD) === CMD_RUN) {
+    const page = next_page();
+    if (page < 0) {
+      done = true;
+      break;
+    }
+    write_page(page);
+    n++;
+  }
+  credit -= n;
+  publish();
+  if (done) {
+    Atomics.store(ctl, CTL_DONE, 1);
+    Atomics.notify(ctl, CTL_DONE);
+  }
+}
+publish();
+set_state(STATE_EXITED);

@@ -1,0 +1,454 @@
+/**
+ * vCPU workload models: what the guest does to its RAM while the VM runs. A model runs in
+ * a worker_threads Worker (the lab's vCPU thread) attached to the shared RAMBlock; it
+ * writes real bytes, whole 4 KiB pages, and marks each page in the dirty log after
+ * writing it. It runs and stops with the VM (`cont`/`stop`): pause() resolves only once
+ * the worker has acknowledged, after which it writes nothing until resume().
+ *
+ * SPEC syntax (QEMU-like; sizes and rates as QEMU parses sizes: bytes by default,
+ * suffixes K, M, G, T, P, E = powers of 1024, case-insensitive, fractions need a suffix;
+ * a rate is a size per second, "/s" may be appended, `max` means as fast as possible):
+ *
+ *   idle                                  no guest writes (the default)
+ *   random[:rate=R]                       pages chosen uniformly over all RAM,
+ *                                         R bytes/s (default 64M)
+ *   hotset[:size=S][,rate=R][,start=A]    a working set of S bytes at guest-physical A
+ *                                         (default 16M at 0), rewritten page after page
+ *                                         in passes at R bytes/s (default 256M)
+ *   fill[:rate=R]                         every page of RAM once with non-zero
+ *                                         pseudo-random data (default rate max), then idle
+ *
+ * Written data and the order of pages are deterministic from the seed (`--seed N`); the
+ * timing is wall-clock.
+ */
+import { Worker } from 'node:worker_threads';
+import { TARGET_PAGE_SIZE, type RAMBlock, type RAMBlockShared } from './ram.js';
+
+// --- sizes: util/cutils.c qemu_strtosz (9.0 semantics) ---------------------------------
+
+export type StrtoszErrno = 'EINVAL' | 'ERANGE';
+
+export class StrtoszError extends Error {
+  constructor(readonly errno: StrtoszErrno) {
+    super(errno);
+    this.name = 'StrtoszError';
+  }
+}
+
+const UINT64_MAX = (1n << 64n) - 1n;
+const SUFFIXES = 'BKMGTPE';
+
+function suffix_mul(c: string | undefined, unit: bigint): bigint {
+  if (!c) return -1n;
+  const i = SUFFIXES.indexOf(c.toUpperCase());
+  return i < 0 ? -1n : unit ** BigInt(i);
+}
+
+function isspace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+}
+
+/**
+ * qemu_strtosz(): parse a size, the whole string. `default_suffix` applies when none is
+ * given ('B' for qemu_strtosz, 'M' for qemu_strtosz_MiB). Throws StrtoszError with EINVAL
+ * (syntax) or ERANGE (negative, or 2^64 and above), as QEMU 9.0 does: hex takes neither
+ * fraction nor suffix, a fraction needs a multiplier, trailing characters are invalid.
+ */
+export function qemu_strtosz(nptr: string, default_suffix = 'B', unit = 1024n): bigint {
+  let i = 0;
+  while (isspace(nptr[i])) i++;
+  const signAt = i;
+  if (nptr[i] === '+' || nptr[i] === '-') i++;
+  const digitsAt = i;
+  while (nptr[i] !== undefined && nptr[i]! >= '0' && nptr[i]! <= '9') i++;
+  const haveDigits = i > digitsAt;
+  const negative = nptr[signAt] === '-';
+  let val = haveDigits ? BigInt(nptr.slice(digitsAt, i)) : 0n;
+  let valf = 0n;
+  if (haveDigits && negative) throw new StrtoszError('ERANGE');
+  if (haveDigits && val > UINT64_MAX) throw new StrtoszError('ERANGE');
+
+  if (haveDigits && val === 0n && (nptr[i] === 'x' || nptr[i] === 'X')) {
+    // Hex: reparse, and insist on no fraction or suffix.
+    let j = i + 1;
+    const hexAt = j;
+    while (j < nptr.length && /[0-9a-fA-F]/.test(nptr[j]!)) j++;
+    if (j > hexAt) {
+      val = BigInt('0x' + nptr.slice(hexAt, j));
+      if (val > UINT64_MAX) throw new StrtoszError('ERANGE');
+      i = j;
+    }
+    if (nptr[i] === '.' || suffix_mul(nptr[i], unit) > 0n) throw new StrtoszError('EINVAL');
+  } else if (nptr[i] === '.' || (!haveDigits && nptr.includes('.'))) {
+    let fraction = 0;
+    if (haveDigits && !(nptr[i + 1]! >= '0' && nptr[i + 1]! <= '9')) {
+      i++; // "1." and "1.k"
+    } else {
+      // strtod on the rest with any exponent cut off: 'e' is a suffix here.
+      const from = haveDigits ? i : signAt;
+      const m = /^[+-]?\.[0-9]+/.exec(nptr.slice(from));
+      if (!m) throw new StrtoszError('EINVAL');
+      fraction = Number(m[0]);
+      if (m[0].startsWith('-')) throw new StrtoszError('ERANGE');
+      i = from + m[0].length;
+    }
+    if (fraction === 1) {
+      if (val === UINT64_MAX) throw new StrtoszError('ERANGE');
+      val++;
+    } else if (fraction > 0) {
+      valf = BigInt(Math.floor(fraction * 2 ** 64));
+      if (valf === 0n) valf = 1n;
+    }
+  } else if (!haveDigits) {
+    throw new StrtoszError('EINVAL');
+  }
+
+  let mul = suffix_mul(nptr[i], unit);
+  if (mul > 0n) i++;
+  else mul = suffix_mul(default_suffix, unit);
+  let result: bigint;
+  if (mul === 1n) {
+    if (valf !== 0n) throw new StrtoszError('EINVAL');
+    result = val;
+  } else {
+    // 64.64 fixed point times mul, rounding 0.5 up.
+    result = (((val * mul) << 64n) + valf * mul + (1n << 63n)) >> 64n;
+    if (result > UINT64_MAX) throw new StrtoszError('ERANGE');
+  }
+  if (i !== nptr.length) throw new StrtoszError('EINVAL');
+  return result;
+}
+
+// --- workload specs ------------------------------------------------------------------
+
+export type WorkloadSpec =
+  | { name: 'idle' }
+  | { name: 'random'; rate: number }
+  | { name: 'hotset'; size: number; start: number; rate: number }
+  | { name: 'fill'; rate: number };
+
+export type WorkloadName = WorkloadSpec['name'];
+
+/** Raised by parseWorkloadSpec; the message names the bad part of the spec. */
+export class WorkloadSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkloadSpecError';
+  }
+}
+
+const WORKLOAD_KEYS: Record<WorkloadName, readonly string[]> = {
+  idle: [],
+  random: ['rate'],
+  hotset: ['size', 'rate', 'start'],
+  fill: ['rate'],
+};
+
+const MiB = 1024 * 1024;
+
+/** Syntax help, for `miglab vm --help`. */
+export const WORKLOAD_HELP = `\
+--workload SPEC   what the guest's vCPU does to RAM (a worker thread writing real bytes):
+    idle                                no writes (default)
+    random[:rate=R]                     4 KiB pages chosen uniformly over RAM, R bytes/s
+                                        (default 64M)
+    hotset[:size=S][,rate=R][,start=A]  working set of S bytes at guest-physical A (default
+                                        16M at 0), rewritten in passes at R bytes/s
+                                        (default 256M)
+    fill[:rate=R]                       write every page once with non-zero data (default
+                                        rate max), then idle
+  Sizes as QEMU's: bytes, or with suffix K, M, G, T (powers of 1024); a rate is a size
+  per second ("/s" optional) or max. Examples: random:rate=64M  hotset:size=16M,rate=256M
+  Written data and page order are deterministic from --seed N.`;
+
+function parse_size(name: string, key: string, value: string): number {
+  try {
+    const v = qemu_strtosz(value);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new StrtoszError('ERANGE');
+    return Number(v);
+  } catch (e) {
+    if (!(e instanceof StrtoszError)) throw e;
+    throw new WorkloadSpecError(
+      e.errno === 'ERANGE'
+        ? `${name}: ${key}=${value}: value out of range`
+        : `${name}: ${key}=${value}: expects a size in bytes with an optional K, M, G or T suffix`,
+    );
+  }
+}
+
+function parse_rate(name: string, value: string): number {
+  if (value === 'max') return Infinity;
+  const v = parse_size(name, 'rate', value.endsWith('/s') ? value.slice(0, -2) : value);
+  if (v === 0) throw new WorkloadSpecError(`${name}: rate=${value}: must be positive (or max)`);
+  return v;
+}
+
+/** Parse a workload SPEC (see the module comment). */
+export function parseWorkloadSpec(spec: string): WorkloadSpec {
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  if (!Object.hasOwn(WORKLOAD_KEYS, name)) {
+    throw new WorkloadSpecError(
+      `unknown workload '${name}' (expected idle, random, hotset or fill)`,
+    );
+  }
+  const wname = name as WorkloadName;
+  const params = new Map<string, string>();
+  if (colon >= 0) {
+    for (const part of spec.slice(colon + 1).split(',')) {
+      const eq = part.indexOf('=');
+      if (eq <= 0) throw new WorkloadSpecError(`${wname}: '${part}': expected key=value`);
+      const key = part.slice(0, eq);
+      if (!WORKLOAD_KEYS[wname].includes(key)) {
+        const known = WORKLOAD_KEYS[wname];
+        throw new WorkloadSpecError(
+          `${wname}: unknown parameter '${key}'` +
+            (known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)'),
+        );
+      }
+      if (params.has(key)) throw new WorkloadSpecError(`${wname}: '${key}' given twice`);
+      params.set(key, part.slice(eq + 1));
+    }
+  }
+  const rate = (dflt: number): number => {
+    const v = params.get('rate');
+    return v === undefined ? dflt : parse_rate(wname, v);
+  };
+  switch (wname) {
+    case 'idle':
+      return { name: 'idle' };
+    case 'random':
+      return { name: 'random', rate: rate(64 * MiB) };
+    case 'fill':
+      return { name: 'fill', rate: rate(Infinity) };
+    case 'hotset': {
+      const sz = params.get('size');
+      const st = params.get('start');
+      const size = sz === undefined ? 16 * MiB : parse_size(wname, 'size', sz);
+      const start = st === undefined ? 0 : parse_size(wname, 'start', st);
+      if (size === 0) throw new WorkloadSpecError(`hotset: size=${sz}: must be positive`);
+      return { name: 'hotset', size, start, rate: rate(256 * MiB) };
+    }
+  }
+}
+
+function fmt_size(n: number): string {
+  for (const [s, m] of [['G', 1024 ** 3], ['M', MiB], ['K', 1024]] as const) {
+    if (n >= m && n % m === 0) return `${n / m}${s}`;
+  }
+  return String(n);
+}
+
+/** The canonical SPEC string of a parsed spec (defaults made explicit). */
+export function formatWorkloadSpec(spec: WorkloadSpec): string {
+  const rate = (r: number): string => (r === Infinity ? 'max' : fmt_size(r));
+  switch (spec.name) {
+    case 'idle':
+      return 'idle';
+    case 'random':
+      return `random:rate=${rate(spec.rate)}`;
+    case 'fill':
+      return `fill:rate=${rate(spec.rate)}`;
+    case 'hotset':
+      return `hotset:size=${fmt_size(spec.size)},rate=${rate(spec.rate)},start=${fmt_size(spec.start)}`;
+  }
+}
+
+/** Whether `spec` can run on `ram_size` bytes of RAM: null if so, else why not. */
+export function workload_check(spec: WorkloadSpec, ram_size: number): string | null {
+  if (spec.name === 'idle') return null;
+  if (ram_size === 0) return `workload ${spec.name} needs guest RAM (-m)`;
+  if (spec.name === 'hotset') {
+    if (spec.start % TARGET_PAGE_SIZE !== 0) {
+      return `hotset: start=${spec.start} is not a multiple of the page size (${TARGET_PAGE_SIZE})`;
+    }
+    if (spec.start + spec.size > ram_size) {
+      return (
+        `hotset: working set 0x${spec.start.toString(16)}..0x${(spec.start + spec.size).toString(16)}` +
+        ` does not fit in RAM (0x${ram_size.toString(16)} bytes)`
+      );
+    }
+  }
+  return null;
+}
+
+// --- the controller ------------------------------------------------------------------
+
+/** Control words shared with the worker (Int32Array over `control`). */
+export const CTL_CMD = 0;
+export const CTL_STATE = 1;
+export const CTL_DONE = 2;
+export const CTL_WORDS = 3;
+
+export const CMD_RUN = 0;
+export const CMD_PAUSE = 1;
+export const CMD_EXIT = 2;
+
+export const STATE_STARTING = 0;
+export const STATE_RUNNING = 1;
+export const STATE_PAUSED = 2;
+export const STATE_EXITED = 3;
+
+/** BigInt64Array over `counters`. */
+export const CNT_BYTES_WRITTEN = 0;
+export const CNT_PAGES_DIRTIED = 1;
+export const CNT_WORDS = 2;
+
+export interface WorkloadWorkerData {
+  ram: RAMBlockShared;
+  control: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  spec: WorkloadSpec;
+  seed: number;
+}
+
+export interface WorkloadOptions {
+  /** The worker script; default ./workload-worker.js beside this module. */
+  workerUrl?: URL;
+}
+
+type WaitAsync = (
+  ta: Int32Array,
+  index: number,
+  value: number,
+  timeout?: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+export type WorkloadStatus = 'stopped' | 'running' | 'paused' | 'done' | 'exited';
+
+/**
+ * One vCPU workload bound to a RAMBlock. `idle` starts no thread. The methods
+ * pause_all_vcpus()/resume_all_vcpus() make it usable where the run state expects vCPUs.
+ */
+export class Workload {
+  readonly spec: WorkloadSpec;
+  readonly seed: number;
+  private readonly ram: RAMBlock | null;
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  private readonly cnt = new BigInt64Array(new SharedArrayBuffer(CNT_WORDS * 8));
+  private readonly workerUrl: URL;
+  private worker: Worker | null = null;
+  private started = false;
+  private exited: Promise<void> | null = null;
+  /** The error that ended the worker, if it failed. */
+  error: Error | null = null;
+
+  constructor(ram: RAMBlock | null, spec: WorkloadSpec, seed = 0, options: WorkloadOptions = {}) {
+    const why = workload_check(spec, ram?.used_length ?? 0);
+    if (why) throw new WorkloadSpecError(why);
+    this.ram = ram;
+    this.spec = spec;
+    this.seed = seed;
+    this.workerUrl = options.workerUrl ?? new URL('./workload-worker.js', import.meta.url);
+    Atomics.store(this.ctl, CTL_CMD, CMD_PAUSE);
+    if (spec.name === 'idle') Atomics.store(this.ctl, CTL_DONE, 1);
+  }
+
+  /** Start the vCPU thread, running. Idempotent; for `idle` nothing is started. */
+  start(): void {
+    this.started = true;
+    Atomics.store(this.ctl, CTL_CMD, CMD_RUN);
+    if (this.worker || this.spec.name === 'idle' || !this.ram) return;
+    const data: WorkloadWorkerData = {
+      ram: this.ram.shared(),
+      control: this.ctl.buffer as SharedArrayBuffer,
+      counters: this.cnt.buffer as SharedArrayBuffer,
+      spec: this.spec,
+      seed: this.seed,
+    };
+    const w = new Worker(this.workerUrl, { workerData: data });
+    this.worker = w;
+    w.on('error', (e: Error) => {
+      this.error = e;
+    });
+    this.exited = new Promise((resolve) => {
+      w.once('exit', () => {
+        // Also wakes a pause() that a crashed worker will never acknowledge.
+        Atomics.store(this.ctl, CTL_STATE, STATE_EXITED);
+        Atomics.notify(this.ctl, CTL_STATE);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stop guest writes. Resolves once the worker has acknowledged: from then on no byte
+   * of RAM and no dirty bit changes until resume().
+   */
+  async pause(): Promise<void> {
+    Atomics.store(this.ctl, CTL_CMD, CMD_PAUSE);
+    Atomics.notify(this.ctl, CTL_CMD);
+    if (!this.worker) return;
+    await this.wait_state((s) => s === STATE_PAUSED || s === STATE_EXITED);
+  }
+
+  /** Let the guest write again (starts the thread if it never ran). */
+  resume(): void {
+    if (!this.started) {
+      this.start();
+      return;
+    }
+    Atomics.store(this.ctl, CTL_CMD, CMD_RUN);
+    Atomics.notify(this.ctl, CTL_CMD);
+  }
+
+  pause_all_vcpus(): Promise<void> {
+    return this.pause();
+  }
+
+  resume_all_vcpus(): void {
+    this.resume();
+  }
+
+  /** End the thread (after its current page). */
+  async terminate(): Promise<void> {
+    Atomics.store(this.ctl, CTL_CMD, CMD_EXIT);
+    Atomics.notify(this.ctl, CTL_CMD);
+    if (!this.worker) return;
+    const w = this.worker;
+    const timer = setTimeout(() => void w.terminate(), 2000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** Resolves when the workload has nothing more to write (fill finished; idle at once). */
+  async wait_done(): Promise<void> {
+    if (this.spec.name === 'idle') return;
+    if (this.spec.name !== 'fill') throw new Error(`workload ${this.spec.name} never finishes`);
+    for (;;) {
+      if (Atomics.load(this.ctl, CTL_DONE) !== 0) return;
+      if (Atomics.load(this.ctl, CTL_STATE) === STATE_EXITED) {
+        throw this.error ?? new Error('workload thread exited before finishing');
+      }
+      const r = waitAsync(this.ctl, CTL_DONE, 0, 100);
+      if (r.async) await r.value;
+    }
+  }
+
+  get status(): WorkloadStatus {
+    if (Atomics.load(this.ctl, CTL_STATE) === STATE_EXITED) return 'exited';
+    if (!this.started) return 'stopped';
+    if (Atomics.load(this.ctl, CTL_CMD) !== CMD_RUN) return 'paused';
+    return Atomics.load(this.ctl, CTL_DONE) !== 0 ? 'done' : 'running';
+  }
+
+  /** Bytes the guest has written (published by the worker at least every 256 pages). */
+  get bytes_written(): number {
+    return Number(Atomics.load(this.cnt, CNT_BYTES_WRITTEN));
+  }
+
+  /** Page writes, each of which marked its page dirty (when dirty tracking was on). */
+  get pages_dirtied(): number {
+    return Number(Atomics.load(this.cnt, CNT_PAGES_DIRTIED));
+  }
+
+  private async wait_state(pred: (s: number) => boolean): Promise<void> {
+    for (;;) {
+      const s = Atomics.load(this.ctl, CTL_STATE);
+      if (pred(s)) return;
+      const r = waitAsync(this.ctl, CTL_STATE, s);
+      if (r.async) await r.value;
+    }
+  }
+}
