@@ -3,11 +3,7 @@
  * handed the raw argument list rather than parsed here.
  */
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+import { LAB_VERSION } from '../core/version.js';
 
 const argv = process.argv.slice(2);
 
@@ -17,7 +13,7 @@ if (argv[0] === 'vm') {
 } else {
   const program = new Command('miglab')
     .description('Migration Lab: learn how QEMU live-migrates a running VM, by running it.')
-    .version(pkg.version);
+    .version(LAB_VERSION);
   program
     .command('vm')
     .description('run one VM endpoint with a real QMP socket; takes QEMU options (miglab vm --help)')

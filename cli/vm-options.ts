@@ -23,6 +23,9 @@ import {
 
 export const PROG = 'miglab vm';
 
+/** mc->default_ram_size of the lab's `none` machine (QEMU's is 0: no RAM). */
+export const LAB_DEFAULT_RAM_SIZE = 128n << 20n;
+
 /** A command-line error: `message` is the full text to print (one or more lines). */
 export class VmOptionError extends Error {
   constructor(message: string) {
@@ -51,7 +54,7 @@ export interface VmConfig {
   machine: 'none';
   /** -machine suppress-vmdesc=on: no VM description at the end of the stream. */
   suppress_vmdesc: boolean;
-  /** Bytes, aligned up to 8 KiB as QEMU does. 0 = no RAM: QEMU's default for -machine none. */
+  /** Bytes, aligned up to 8 KiB as QEMU does; 128 MiB by default (see LAB_DEFAULT_RAM_SIZE). */
   ram_size: number;
   maxram_size: number;
   ram_slots: number;
@@ -301,7 +304,7 @@ Standard options:
 -M ...           same as -machine
 -m [size=]megs[,slots=n,maxmem=size]
                  guest RAM: a number alone is MiB, or use a suffix B, K, M, G, T;
-                 default 0 (no RAM), as QEMU's -machine none
+                 default 128M (QEMU's -machine none has no RAM by default)
 -accel tcg[,thread=single|multi]   the accelerator (TCG only)
 -name [guest=]name[,debug-threads=on|off]
 -S               do not start the vCPUs (the VM stays paused until 'cont')
@@ -563,8 +566,10 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
     }
   }
 
-  // parse_memory_options() and machine_set_mem().
-  let size = 0n;
+  // parse_memory_options() and machine_set_mem(). Without -m (or with -m 0) the machine's
+  // default applies: QEMU's `none` machine has none (0), the lab's has 128 MiB so that a
+  // bare `miglab vm` has a guest to migrate.
+  let size = LAB_DEFAULT_RAM_SIZE;
   const sizeStr = memory.get('size');
   if (sizeStr !== undefined && qemu_strtosz(sizeStr) !== 0n) {
     // The legacy suffix-less form means MiB: QEMU appends 'M' and parses again, which

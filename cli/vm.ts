@@ -2,73 +2,86 @@
  * `miglab vm`: one VM endpoint process. QEMU's options in, QMP sockets out; runs until
  * `quit`, SIGINT or SIGTERM, and then removes its sockets and stops its vCPU thread.
  */
+import { QmpServer, type QmpListenAddress } from '../core/qmp/qmp-server.js';
+import { Guest } from '../core/vm/guest.js';
+import { LoaderError, strerror } from '../core/vm/loader.js';
+import type { QmpContext } from '../core/vm/qmp-cmds.js';
 import { VirtualMachine } from '../core/vm/vm.js';
-import { QmpServer } from '../core/qmp/qmp-server.js';
-import { createGuest } from '../core/vm/guest.js';
-import { parseVmOptions, VmOptionError, vmUsage } from './vm-options.js';
+import { parseVmOptions, PROG, VmOptionError, type VmConfig } from './vm-options.js';
 
 export async function main(argv: string[]): Promise<void> {
-  let config;
+  let config: VmConfig;
   try {
     config = parseVmOptions(argv);
   } catch (e) {
-    if (e instanceof VmOptionError) {
-      process.stderr.write(e.message + '\n');
-      process.exit(1);
-    }
-    throw e;
+    if (!(e instanceof VmOptionError)) throw e;
+    process.stderr.write(e.message + '\n');
+    process.exit(1);
   }
-  if (config.help) {
-    process.stdout.write(vmUsage());
+  for (const w of config.warnings) process.stderr.write(w + '\n');
+  if (config.exit_text !== null) {
+    process.stdout.write(config.exit_text);
     return;
   }
 
-  let guest;
+  let guest: Guest;
   try {
-    guest = await createGuest(config);
+    guest = Guest.create(config);
   } catch (e) {
-    process.stderr.write(`miglab vm: ${(e as Error).message}\n`);
+    process.stderr.write((e instanceof LoaderError ? e.report(PROG) : `${PROG}: ${(e as Error).message}`) + '\n');
     process.exit(1);
   }
 
   const vm = new VirtualMachine({
-    name: config.name,
-    incoming: config.incoming,
-    startPaused: config.startPaused,
+    name: config.name ?? undefined,
+    incoming: config.incoming ?? undefined,
+    startPaused: !config.autostart,
     memory: guest.memory,
     vcpus: guest.vcpus,
   });
 
-  const servers = config.qmp.map((addr) => new QmpServer(vm, addr));
-  for (const s of servers) {
-    try {
-      await s.listen();
-    } catch (e) {
-      process.stderr.write(`miglab vm: -qmp ${describe(s.address)}: ${(e as Error).message}\n`);
-      await shutdown(1);
-    }
-  }
-
+  const servers: QmpServer<QmpContext>[] = [];
   let exiting = false;
-  async function shutdown(code: number): Promise<never> {
+  const shutdown = async (code: number): Promise<never> => {
     if (!exiting) {
       exiting = true;
-      // Let replies already written (quit's {"return": {}}) reach the clients first.
-      await Promise.race([Promise.all(servers.map((s) => s.close())), sleep(500)]);
+      // Replies already written (quit's {"return": {}}) reach the clients first.
+      await Promise.all(servers.map((s) => s.close()));
       await guest.terminate();
     }
     process.exit(code);
-  }
-
+  };
   vm.onShutdown(() => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
+
+  for (const chardev of config.qmp) {
+    if (chardev.type === 'stdio') {
+      process.stderr.write(`${PROG}: -qmp stdio is not supported by the lab\n`);
+      await shutdown(1);
+      continue;
+    }
+    const addr: QmpListenAddress =
+      chardev.type === 'unix'
+        ? { type: 'unix', path: chardev.path }
+        : { type: 'inet', host: chardev.host || '0.0.0.0', port: chardev.port };
+    const server = new QmpServer(vm, addr);
+    servers.push(server);
+    try {
+      await server.listen();
+    } catch (e) {
+      process.stderr.write(`${PROG}: -qmp ${chardev.spec}: ${describeListenError(e, addr)}\n`);
+      await shutdown(1);
+    }
+  }
 }
 
-function describe(a: { type: string; path?: string; host?: string; port?: number }): string {
-  return a.type === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** QEMU's wording for the usual bind failures (socket_listen / unix_listen_saddr). */
+function describeListenError(e: unknown, addr: QmpListenAddress): string {
+  const err = e as NodeJS.ErrnoException;
+  if (addr.type === 'inet' && err.code === 'EADDRINUSE') {
+    return 'Failed to find an available port: Address already in use';
+  }
+  if (addr.type === 'unix') return `Failed to bind socket to ${addr.path}: ${strerror(err)}`;
+  return `Failed to bind socket: ${strerror(err)}`;
 }

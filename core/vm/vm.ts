@@ -3,7 +3,7 @@
  * the QMP command tables and the event bus every monitor listens to. Transport-free:
  * cli/vm.ts gives it sockets, tests may give it anything that carries text.
  */
-import { readFileSync } from 'node:fs';
+import { LAB_VERSION } from '../version.js';
 import { MigrationOptions } from '../migration/options.js';
 import {
   hmp_info_migrate,
@@ -25,12 +25,11 @@ import { HmpCommandTable } from './hmp.js';
 import { negotiationCommands, qmpCommands, type QmpContext } from './qmp-cmds.js';
 import { RunStateMachine, type VcpuControl } from './runstate.js';
 
-export const LAB_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 /** The QEMU release whose behaviour the lab follows. */
-export const QEMU_VERSION = { micro: 0, minor: 0, major: 9 } as const;
+// In VersionTriple member order: QDict output order depends on insertion order ("micro" and
+// "minor" share a hash bucket, so QEMU prints micro first).
+export const QEMU_VERSION = { major: 9, minor: 0, micro: 0 } as const;
 
 export const SCHEMA = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema]);
 

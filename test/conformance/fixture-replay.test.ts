@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { qobject_to_json } from '../../core/qmp/json-writer.js';
+import type { QapiStruct } from '../../core/qmp/schema/types.js';
+import { SCHEMA } from '../../core/vm/vm.js';
 import { startVm, type QmpLineClient, type VmProcess } from '../helpers/vm-process.js';
 
 export const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
@@ -53,10 +55,19 @@ const PARAMS_90_EXTRA_OVER_100: Record<string, unknown> = {
   'block-incremental': false,
 };
 
+/**
+ * Edit a reply's `return` and print it again. A re-printed dict must be built in QEMU's
+ * insertion order (for MigrationParameters: the schema's member order), since keys that
+ * share a QDict bucket print newest first.
+ */
 function editReturn(raw: string, edit: (ret: any) => any): string {
   const obj = JSON.parse(raw);
-  obj.return = edit(obj.return);
-  return qobject_to_json(obj);
+  let ret = edit(obj.return);
+  if (!Array.isArray(ret)) {
+    const members = (SCHEMA.type('MigrationParameters') as QapiStruct).members.map((m) => m.name);
+    ret = Object.fromEntries(members.filter((k) => k in ret).map((k) => [k, ret[k]]));
+  }
+  return qobject_to_json({ return: ret });
 }
 
 /** Differences the reference (§12) documents between the recorded versions and 9.0. */

@@ -1,0 +1,38 @@
+/**
+ * The guest a VM endpoint runs: its RAM block, what `-device loader` put in it, and the
+ * vCPU workload writing to it. Built from the parsed command line.
+ */
+import { load_roms, qmp_pmemsave, type GenericLoaderProps } from './loader.js';
+import { RAMBlock } from './ram.js';
+import { Workload, type WorkloadSpec } from './workload.js';
+import type { GuestMemoryAccess } from './vm.js';
+import type { VcpuControl } from './runstate.js';
+
+export interface GuestConfig {
+  ram_size: number;
+  loaders: readonly GenericLoaderProps[];
+  workload: WorkloadSpec;
+  seed: number;
+}
+
+export class Guest {
+  readonly memory: GuestMemoryAccess;
+
+  private constructor(
+    readonly ram: RAMBlock | null,
+    readonly vcpus: Workload & VcpuControl,
+  ) {
+    this.memory = { pmemsave: (val, size, filename) => qmp_pmemsave(ram, val, size, filename) };
+  }
+
+  /** Allocate RAM, load the ROMs (throws LoaderError as QEMU reports it), set up the vCPU. */
+  static create(config: GuestConfig): Guest {
+    const ram = config.ram_size > 0 ? RAMBlock.alloc(config.ram_size) : null;
+    load_roms(ram, config.loaders);
+    return new Guest(ram, new Workload(ram, config.workload, config.seed));
+  }
+
+  terminate(): Promise<void> {
+    return this.vcpus.terminate();
+  }
+}
