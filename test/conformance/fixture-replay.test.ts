@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { qobject_to_json } from '../../core/qmp/json-writer.js';
+import { JSONMessageParser } from '../../core/qmp/json-streamer.js';
+import { isQDict, type QObject } from '../../core/qmp/qobject.js';
 import type { QapiStruct } from '../../core/qmp/schema/types.js';
 import { SCHEMA } from '../../core/vm/vm.js';
 import { startVm, type QmpLineClient, type VmProcess } from '../helpers/vm-process.js';
@@ -61,14 +63,37 @@ const PARAMS_90_EXTRA_OVER_100: Record<string, unknown> = {
  * share a QDict bucket print newest first.
  */
 function editReturn(raw: string, edit: (ret: any) => any): string {
-  const obj = JSON.parse(raw);
-  let ret = edit(obj.return);
+  let ret = edit(toPlain(parseQmpLine(raw)).return);
   if (!Array.isArray(ret)) {
     const members = (SCHEMA.type('MigrationParameters') as QapiStruct).members.map((m) => m.name);
     ret = Object.fromEntries(members.filter((k) => k in ret).map((k) => [k, ret[k]]));
   }
   return qobject_to_json({ return: ret });
 }
+
+/** A reply line as QEMU's parser reads it (integers stay exact as bigint). */
+function parseQmpLine(raw: string): QObject {
+  let v: QObject | undefined;
+  const p = new JSONMessageParser((m) => {
+    if ('value' in m) v = m.value;
+  });
+  p.feed(raw);
+  p.flush();
+  return v!;
+}
+
+function toPlain(v: QObject): any {
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (isQDict(v)) return Object.fromEntries([...v].map(([k, x]) => [k, toPlain(x)]));
+  return v;
+}
+
+/** 9.0 still range-checks the compression parameters that 9.1 removed (7.2's texts). */
+const COMPRESS_RANGE_ERRORS: Record<string, string> = {
+  'compress-level': "Parameter 'compress_level' expects a value between 0 and 9",
+  'compress-threads': "Parameter 'compress_threads' expects a value between 1 and 255",
+  'decompress-threads': "Parameter 'decompress_threads' expects a value between 1 and 255",
+};
 
 /** Differences the reference (§12) documents between the recorded versions and 9.0. */
 const RULES: Record<string, Rule[]> = {
@@ -107,6 +132,10 @@ const RULES: Record<string, Rule[]> = {
     },
   ],
   '10.0': [
+    {
+      reason: '9.0 still has compress-level/compress-threads/decompress-threads (removed in 9.1): range errors, not "is unexpected"',
+      apply: (raw) => raw.replace(/Parameter '((?:de)?compress-(?:level|threads))' is unexpected/, (_m, p: string) => COMPRESS_RANGE_ERRORS[p]!),
+    },
     {
       reason: "9.0 still accepts the deprecated 'blk'/'inc' arguments of migrate (removed in 9.1), so a wrong type is a type error",
       apply: (raw) =>
@@ -167,8 +196,18 @@ function labArgs(argv: string[]): string[] {
   return out;
 }
 
+/**
+ * Transcripts replayed up to the first exchange that needs an outgoing migration, which
+ * the lab's engine does not run yet (the next milestone); the note says where.
+ */
+const UNTIL_MIGRATE: Record<string, string> = {
+  e2_bad_params: 'migrate with tls-creds naming a non-existent object',
+};
+
 async function replay(version: string, name: string): Promise<void> {
-  const recs = load(version, name);
+  let recs = load(version, name);
+  const stop = UNTIL_MIGRATE[name];
+  if (stop) recs = recs.slice(0, recs.findIndex((r) => r.dir === 'note' && (r as { text?: string }).text === stop));
   const vms = new Map<string, { vm: VmProcess; qmp: QmpLineClient }>();
   const started: VmProcess[] = [];
   try {
@@ -200,7 +239,7 @@ async function replay(version: string, name: string): Promise<void> {
 }
 
 describe.each(['7.2', '10.0'])('replay of QEMU %s transcripts', (version) => {
-  it.each(['a_protocol', 'b_queries_defaults'])('%s', async (name) => {
+  it.each(['a_protocol', 'b_queries_defaults', 'e2_bad_params'])('%s', async (name) => {
     await replay(version, name);
   });
 });
