@@ -2,6 +2,7 @@
  * `miglab vm`: one VM endpoint process. QEMU's options in, QMP sockets out; runs until
  * `quit`, SIGINT or SIGTERM, and then removes its sockets and stops its vCPU thread.
  */
+import { MonitorQMP } from '../core/qmp/monitor.js';
 import { QmpServer, type QmpListenAddress } from '../core/qmp/qmp-server.js';
 import { Guest } from '../core/vm/guest.js';
 import { LoaderError, strerror } from '../core/vm/loader.js';
@@ -57,15 +58,14 @@ export async function main(argv: string[]): Promise<void> {
 
   for (const chardev of config.qmp) {
     if (chardev.type === 'stdio') {
-      process.stderr.write(`${PROG}: -qmp stdio is not supported by the lab\n`);
-      await shutdown(1);
+      attachStdio(vm, chardev.pretty);
       continue;
     }
     const addr: QmpListenAddress =
       chardev.type === 'unix'
         ? { type: 'unix', path: chardev.path }
         : { type: 'inet', host: chardev.host || '0.0.0.0', port: chardev.port };
-    const server = new QmpServer(vm, addr);
+    const server = new QmpServer(vm, addr, { pretty: chardev.pretty });
     servers.push(server);
     try {
       await server.listen();
@@ -73,7 +73,23 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`${PROG}: -qmp ${chardev.spec}: ${describeListenError(e, addr)}\n`);
       await shutdown(1);
     }
+    if (chardev.wait) {
+      // tcp_chr_wait_connected(): start-up holds until the first client connects.
+      const where = addr.type === 'unix' ? `unix:${addr.path}` : `tcp:${addr.host}:${addr.port}`;
+      process.stderr.write(
+        `${PROG}: -qmp ${chardev.spec}: info: QEMU waiting for connection on: disconnected:${where},server=on\n`,
+      );
+      await server.waitForClient();
+    }
   }
+  vm.startMachine();
+}
+
+/** -qmp stdio: one monitor on the process's standard input and output. */
+function attachStdio(vm: VirtualMachine, pretty: boolean): void {
+  const mon = new MonitorQMP(vm, { write: (t) => process.stdout.write(t), end: () => process.stdout.end() }, pretty);
+  process.stdin.on('data', (d: Buffer) => mon.feed(d));
+  process.stdin.on('end', () => mon.close());
 }
 
 /** QEMU's wording for the usual bind failures (socket_listen / unix_listen_saddr). */

@@ -11,13 +11,19 @@
  */
 import { qdictOrder } from './qdict.js';
 
-export function qobject_to_json(value: unknown): string {
+export function qobject_to_json(value: unknown, pretty = false): string {
   const out: string[] = [];
-  write(value, out);
+  write(value, out, pretty ? 0 : -1);
   return out.join('');
 }
 
-function write(v: unknown, out: string[]): void {
+/** qobject_to_json_pretty(): members on their own lines, four spaces a level. */
+export function qobject_to_json_pretty(value: unknown): string {
+  return qobject_to_json(value, true);
+}
+
+/** depth < 0: compact; otherwise the container depth, for json-writer.c's pretty layout. */
+function write(v: unknown, out: string[], depth: number): void {
   if (v === null || v === undefined) {
     out.push('null');
   } else if (typeof v === 'boolean') {
@@ -29,30 +35,50 @@ function write(v: unknown, out: string[]): void {
   } else if (typeof v === 'string') {
     out.push(quote(v));
   } else if (Array.isArray(v)) {
-    out.push('[');
-    v.forEach((x, i) => {
-      if (i) out.push(', ');
-      write(x, out);
-    });
-    out.push(']');
+    writeContainer('[', ']', v.length, (i) => write(v[i], out, deeper(depth)), out, depth);
   } else if (v instanceof Map) {
-    writeDict([...v.keys()].map(String), (k) => v.get(k), out);
+    writeDict([...v.keys()].map(String), (k) => v.get(k), out, depth);
   } else if (typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    writeDict(Object.keys(o).filter((k) => o[k] !== undefined), (k) => o[k], out);
+    writeDict(Object.keys(o).filter((k) => o[k] !== undefined), (k) => o[k], out, depth);
   } else {
     throw new TypeError(`qobject_to_json: cannot encode ${typeof v}`);
   }
 }
 
-function writeDict(keys: string[], get: (k: string) => unknown, out: string[]): void {
-  out.push('{');
-  qdictOrder(keys).forEach((k, i) => {
-    if (i) out.push(', ');
-    out.push(quote(k), ': ');
-    write(get(k), out);
-  });
-  out.push('}');
+function deeper(depth: number): number {
+  return depth < 0 ? depth : depth + 1;
+}
+
+function writeDict(keys: string[], get: (k: string) => unknown, out: string[], depth: number): void {
+  const ordered = qdictOrder(keys);
+  writeContainer('{', '}', ordered.length, (i) => {
+    out.push(quote(ordered[i]!), ': ');
+    write(get(ordered[i]!), out, deeper(depth));
+  }, out, depth);
+}
+
+/** Separators as json-writer.c: ", " compact; ",\n" plus indent when pretty. */
+function writeContainer(
+  open: string,
+  close: string,
+  n: number,
+  member: (i: number) => void,
+  out: string[],
+  depth: number,
+): void {
+  out.push(open);
+  const pad = (d: number) => '\n' + ' '.repeat(d * 4);
+  for (let i = 0; i < n; i++) {
+    if (depth < 0) {
+      if (i) out.push(', ');
+    } else {
+      out.push(i ? ',' + pad(depth + 1) : pad(depth + 1));
+    }
+    member(i);
+  }
+  if (depth >= 0) out.push(pad(depth));
+  out.push(close);
 }
 
 const SHORT_ESCAPES: Record<string, string> = {

@@ -38,6 +38,8 @@ export class MonitorQMP<Ctx> {
   constructor(
     private readonly host: MonitorHost<Ctx>,
     private readonly out: MonitorOutput,
+    /** -qmp-pretty: json-writer.c's indented layout. */
+    private readonly pretty = false,
   ) {
     this.parser = new JSONMessageParser((m) => this.handle_qmp_command(m));
     this.unsubscribe = host.events.on((ev) => this.emitEvent(ev));
@@ -67,7 +69,10 @@ export class MonitorQMP<Ctx> {
   }
 
   respond(obj: unknown): void {
-    if (!this.closed) this.out.write(qobject_to_json(obj) + '\r\n');
+    if (this.closed) return;
+    // monitor_puts() turns every "\n" into "\r\n"; compact JSON has none of its own.
+    const text = this.pretty ? qobject_to_json(obj, true).replace(/\n/g, '\r\n') : qobject_to_json(obj);
+    this.out.write(text + '\r\n');
   }
 
   private handle_qmp_command(msg: JsonMessage): void {

@@ -17,11 +17,21 @@ export class QmpServer<Ctx> {
   private readonly sockets = new Set<net.Socket>();
   readonly monitors = new Set<MonitorQMP<Ctx>>();
 
+  private firstClient: Promise<void>;
+  private sawClient!: () => void;
+
   constructor(
     private readonly host: MonitorHost<Ctx>,
     readonly address: QmpListenAddress,
+    private readonly options: { pretty?: boolean } = {},
   ) {
     this.server = net.createServer((sock) => this.accept(sock));
+    this.firstClient = new Promise((r) => (this.sawClient = r));
+  }
+
+  /** Resolves once a client has connected (server=on,wait=on). */
+  waitForClient(): Promise<void> {
+    return this.firstClient;
   }
 
   /** Bind and listen; resolves with the bound address (tcp port 0 picks a free port). */
@@ -43,12 +53,17 @@ export class QmpServer<Ctx> {
   private accept(sock: net.Socket): void {
     sock.setNoDelay(true);
     this.sockets.add(sock);
-    const mon = new MonitorQMP(this.host, {
-      write: (text) => {
-        if (!sock.destroyed) sock.write(text);
+    const mon = new MonitorQMP(
+      this.host,
+      {
+        write: (text) => {
+          if (!sock.destroyed) sock.write(text);
+        },
+        end: () => sock.end(),
       },
-      end: () => sock.end(),
-    });
+      this.options.pretty,
+    );
+    this.sawClient();
     this.monitors.add(mon);
     sock.on('data', (chunk) => mon.feed(chunk));
     const gone = () => {

@@ -68,9 +68,16 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
     this.runstate = new RunStateMachine('prelaunch', !opts.startPaused, this.events, opts.vcpus);
     this.migration = new MigrationState(new MigrationOptions(), this.events);
     this.incoming = new MigrationIncomingState(opts.incoming);
-    if (opts.incoming !== undefined) this.runstate.runstate_set('inmigrate');
-    else if (!opts.startPaused) this.runstate.vm_start();
     registerHmpCommands(this.hmp);
+  }
+
+  /**
+   * The end of QEMU's start-up (qmp_x_exit_preconfig): an `-incoming` VM waits in
+   * 'inmigrate', otherwise the vCPUs start unless -S was given.
+   */
+  startMachine(): void {
+    if (this.incoming.incomingUri !== undefined) this.runstate.runstate_set('inmigrate');
+    else if (this.runstate.autostart) this.runstate.vm_start();
   }
 
   greeting(): unknown {

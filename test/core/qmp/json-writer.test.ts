@@ -109,3 +109,19 @@ describe('qobject_to_json details', () => {
     expect(qobject_to_json([[], {}])).toBe('[[], {}]');
   });
 });
+
+describe('-qmp-pretty layout (json-writer.c), as real QEMU 7.2 printed it', () => {
+  // Captured from `qemu-system-x86_64 -machine none -qmp-pretty unix:...` (CRLF shown as \n
+  // here: the monitor adds the CR).
+  it('nests with four spaces and prints empty containers open', () => {
+    expect(qobject_to_json({ return: {} }, true)).toBe('{\n    "return": {\n    }\n}');
+    expect(
+      qobject_to_json({ error: { class: 'CommandNotFound', desc: 'The command nosuch has not been found' }, id: [1n, {}] }, true),
+    ).toBe(
+      '{\n    "id": [\n        1,\n        {\n        }\n    ],\n    "error": {\n        "class": "CommandNotFound",\n        "desc": "The command nosuch has not been found"\n    }\n}',
+    );
+    expect(qobject_to_json({ QMP: { version: { qemu: { major: 7n, minor: 2n, micro: 22n }, package: 'p' }, capabilities: ['oob'] } }, true)).toBe(
+      '{\n    "QMP": {\n        "version": {\n            "qemu": {\n                "micro": 22,\n                "minor": 2,\n                "major": 7\n            },\n            "package": "p"\n        },\n        "capabilities": [\n            "oob"\n        ]\n    }\n}',
+    );
+  });
+});
