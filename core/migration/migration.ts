@@ -8,26 +8,9 @@
  */
 import { error_setg } from '../qmp/error.js';
 import type { QapiEventBus } from '../qmp/qapi-event.js';
+import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
 
-/** MigrationStatus, 9.0 enum order. */
-export const MIGRATION_STATUSES = [
-  'none',
-  'setup',
-  'cancelling',
-  'cancelled',
-  'active',
-  'postcopy-active',
-  'postcopy-paused',
-  'postcopy-recover',
-  'completed',
-  'failed',
-  'colo',
-  'pre-switchover',
-  'device',
-  'wait-unplug',
-] as const;
-export type MigrationStatus = (typeof MIGRATION_STATUSES)[number];
 
 export class MigrationState {
   state: MigrationStatus = 'none';
@@ -128,7 +111,7 @@ export interface MigrateArgs {
 const NOT_YET = 'Migration Lab: the migration transport and engine are not built yet (next milestone)';
 
 /** qmp_migrate(): 9.0's preliminary checks, in QEMU's order. */
-export function qmp_migrate(host: MigrationHost, args: MigrateArgs): void {
+export function qmp_migrate(_host: MigrationHost, args: MigrateArgs): void {
   if ((args.uri === undefined) === (args.channels === undefined)) {
     throw error_setg("need either 'uri' or 'channels' argument");
   }

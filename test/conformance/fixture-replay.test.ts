@@ -5,32 +5,17 @@
  * Ignored: event timestamps, the version triple and package. Everything else must match,
  * except the 7.2/10.0 → 9.0 differences listed in RULES, each with its reason.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { qobject_to_json } from '../../core/qmp/json-writer.js';
 import { JSONMessageParser } from '../../core/qmp/json-streamer.js';
 import { isQDict, type QObject } from '../../core/qmp/qobject.js';
 import type { QapiStruct } from '../../core/qmp/schema/types.js';
 import { SCHEMA } from '../../core/vm/vm.js';
+import { loadTranscript } from '../helpers/fixtures.js';
 import { startVm, type QmpLineClient, type VmProcess } from '../helpers/vm-process.js';
 
-export const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
 
-interface Rec {
-  dir: string;
-  vm?: string;
-  raw?: string;
-  argv?: string[];
-  returncode?: number;
-}
 
-function load(version: string, name: string): Rec[] {
-  return readFileSync(join(FIXTURES, `qemu-${version}`, `${name}.jsonl`), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 /** Text parts that legitimately differ on every run or build. */
 function normalise(raw: string): string {
@@ -205,9 +190,9 @@ const UNTIL_MIGRATE: Record<string, string> = {
 };
 
 async function replay(version: string, name: string): Promise<void> {
-  let recs = load(version, name);
+  let recs = loadTranscript(version, name);
   const stop = UNTIL_MIGRATE[name];
-  if (stop) recs = recs.slice(0, recs.findIndex((r) => r.dir === 'note' && (r as { text?: string }).text === stop));
+  if (stop) recs = recs.slice(0, recs.findIndex((r) => r.dir === 'note' && r.text === stop));
   const vms = new Map<string, { vm: VmProcess; qmp: QmpLineClient }>();
   const started: VmProcess[] = [];
   try {

@@ -18,8 +18,6 @@
  *   has "Migration status: setup"; that follows from query-migrate (the engine's part),
  *   so both shapes are formatted here.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   do_strtosz,
@@ -32,26 +30,14 @@ import {
   printf_2f,
 } from '../../../core/migration/migration-hmp-cmds.js';
 import { MigrationOptions, type MigrationRunState } from '../../../core/migration/options.js';
+import { loadTranscript } from '../../helpers/fixtures.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'fixtures');
 
-interface Rec {
-  dir: string;
-  vm?: string;
-  raw?: string;
-  kind?: string;
-}
 
-function load(version: string): Rec[] {
-  return readFileSync(join(FIXTURES, `qemu-${version}`, 'h_hmp_info.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Rec);
-}
 
 /** Every (vm, command, reply) of a transcript; HMP replies unwrapped to their string. */
 function exchanges(version: string): { vm: string; cmd: string; reply: unknown }[] {
-  const recs = load(version);
+  const recs = loadTranscript(version, 'h_hmp_info');
   const out: { vm: string; cmd: string; reply: unknown }[] = [];
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i]!;

@@ -13,8 +13,6 @@
  * - compress-level 10 etc.: 9.0 still range-checks them (7.2's texts); 10.0 says
  *   "is unexpected" because the members are gone.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MigrationOptions, to_uint64, type MigrateSetParameters, type MigrationRunState } from '../../../core/migration/options.js';
@@ -24,25 +22,13 @@ import { toQObject } from '../../../core/qmp/qobject.js';
 import { QObjectInputVisitor } from '../../../core/qmp/qobject-input-visitor.js';
 import { migrationSchema, MigrationCapability_lookup, type MigrationCapability } from '../../../core/qmp/schema/migration.js';
 import { SchemaRegistry } from '../../../core/qmp/schema/registry.js';
+import { loadTranscript, type FixtureRecord } from '../../helpers/fixtures.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'fixtures');
 
-interface Rec {
-  dir: string;
-  vm?: string;
-  raw?: string;
-  kind?: string;
-}
 
-function load(version: string, name: string): Rec[] {
-  return readFileSync(join(FIXTURES, `qemu-${version}`, `${name}.jsonl`), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Rec);
-}
 
 /** The first reply to `execute` on the source in a transcript. */
-function replyTo(recs: Rec[], execute: string): string {
+function replyTo(recs: FixtureRecord[], execute: string): string {
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i]!;
     if (r.dir === 'send' && r.vm === 'src' && r.raw?.includes(`"execute": "${execute}"`)) {
@@ -55,7 +41,7 @@ function replyTo(recs: Rec[], execute: string): string {
 
 /** Every migrate-set-parameters request with its reply (error desc or null). */
 function setParameterCases(version: string): { args: string; error: string | null }[] {
-  const recs = load(version, 'e2_bad_params');
+  const recs = loadTranscript(version, 'e2_bad_params');
   const out: { args: string; error: string | null }[] = [];
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i]!;
@@ -106,10 +92,10 @@ describe('defaults', () => {
     const caps = new MigrationOptions().qmp_query_migrate_capabilities();
     expect(caps.every((c) => c.state === false)).toBe(true);
     const names = caps.map((c) => c.capability);
-    const v72 = JSON.parse(replyTo(load('7.2', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
+    const v72 = JSON.parse(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
       (c: { capability: string }) => c.capability,
     );
-    const v100 = JSON.parse(replyTo(load('10.0', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
+    const v100 = JSON.parse(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
       (c: { capability: string }) => c.capability,
     );
     expect(names).toEqual([...v72, 'switchover-ack', 'dirty-limit', 'mapped-ram']);
@@ -118,7 +104,7 @@ describe('defaults', () => {
   });
 
   it('query-migrate-capabilities prints like QEMU ({"state": ..., "capability": ...})', () => {
-    const raw = replyTo(load('7.2', 'b_queries_defaults'), 'query-migrate-capabilities');
+    const raw = replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-capabilities');
     const mine = new MigrationOptions()
       .qmp_query_migrate_capabilities()
       .filter((c) => !['switchover-ack', 'dirty-limit', 'mapped-ram'].includes(c.capability));
@@ -127,8 +113,8 @@ describe('defaults', () => {
 
   it('query-migrate-parameters: every shared default equal to both recordings', () => {
     const q = new MigrationOptions().qmp_query_migrate_parameters();
-    const v72 = JSON.parse(replyTo(load('7.2', 'b_queries_defaults'), 'query-migrate-parameters')).return;
-    const v100 = JSON.parse(replyTo(load('10.0', 'b_queries_defaults'), 'query-migrate-parameters')).return;
+    const v72 = JSON.parse(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-parameters')).return;
+    const v100 = JSON.parse(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-parameters')).return;
     for (const [k, v] of Object.entries(v72)) expect(q[k], k).toEqual(v);
     const newIn91 = ['direct-io', 'multifd-qatzip-level'];
     for (const [k, v] of Object.entries(v100)) {
@@ -141,7 +127,7 @@ describe('defaults', () => {
   });
 
   it('query-migrate-parameters, restricted to 7.2 members, prints byte for byte as 7.2', () => {
-    const raw = replyTo(load('7.2', 'b_queries_defaults'), 'query-migrate-parameters');
+    const raw = replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-parameters');
     const keys = Object.keys(JSON.parse(raw).return);
     const q = new MigrationOptions().qmp_query_migrate_parameters();
     const only = Object.fromEntries(Object.entries(q).filter(([k]) => keys.includes(k)));
@@ -184,7 +170,7 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
       }
       expect(err, c.args).toBe(c.error);
     }
-    const recs = load('7.2', 'e2_bad_params');
+    const recs = loadTranscript('7.2', 'e2_bad_params');
     const finals = recs.filter((r) => r.dir === 'recv' && r.raw?.startsWith('{"return": {"cpu-throttle-tailslow"'));
     // Compared as text: 18446744073709551611 does not survive JSON.parse.
     const raw = finals[finals.length - 1]!.raw!;

@@ -9,8 +9,8 @@ import { formatDouble, qobject_to_json } from '../../../core/qmp/json-writer.js'
 import { JSONMessageParser } from '../../../core/qmp/json-streamer.js';
 import { qdictOrder, tdb_hash } from '../../../core/qmp/qdict.js';
 import { isQDict, type QObject } from '../../../core/qmp/qobject.js';
+import { FIXTURES } from '../../helpers/fixtures.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'fixtures');
 
 function qemuLines(): string[] {
   const out: string[] = [];
