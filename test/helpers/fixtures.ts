@@ -1,8 +1,15 @@
-/** The transcripts recorded from real QEMU (../shared/fixtures), as test input. */
+/**
+ * The transcripts and streams recorded from real QEMU, as test input: a copy of the team's
+ * shared/fixtures kept in test/fixtures/qemu so that a fresh clone tests on its own
+ * (test/fixtures/fixtures-copy.test.ts keeps the copy identical when shared/ is beside).
+ */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
+export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'qemu');
+
+/** The team's shared folder, beside the repository (present on team machines and CI). */
+export const SHARED_FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
 
 /** One transcript record (see the fixtures README). */
 export interface FixtureRecord {

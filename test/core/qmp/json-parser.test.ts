@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import fs from 'node:fs';
 import { JSONMessageParser, MAX_NESTING, MAX_TOKEN_COUNT, MAX_TOKEN_SIZE, type JsonMessage } from '../../../core/qmp/json-streamer.js';
 import { INT64_MAX, INT64_MIN, UINT64_MAX, type QObject } from '../../../core/qmp/qobject.js';
+import { join } from 'node:path';
+import { FIXTURES } from '../../helpers/fixtures.js';
 
 const PE = 'JSON parse error, ';
 
@@ -72,7 +74,7 @@ describe('ground truth (recorded from QEMU 7.2 and 10.0)', () => {
     expect(lines("{'execute': 'query-status'}")).toEqual([val(dict({ execute: 'query-status' }))]);
   });
 
-  const fixture = '/work/shared/fixtures/qemu-7.2/a_protocol.jsonl';
+  const fixture = join(FIXTURES, 'qemu-7.2', 'a_protocol.jsonl');
   it.skipIf(!fs.existsSync(fixture))('every "JSON parse error" reply in the a_protocol transcript', () => {
     type Rec = { dir: string; raw?: string; json?: { error?: { desc?: string } } };
     const recs = fs

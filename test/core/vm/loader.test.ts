@@ -17,8 +17,9 @@ import {
   type GenericLoaderProps,
 } from '../../../core/vm/loader.js';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { FIXTURES } from '../../helpers/fixtures.js';
 
-const BLOB = '/work/shared/fixtures/qemu-7.2/streams/blob.bin';
+const BLOB = path.join(FIXTURES, 'qemu-7.2', 'streams', 'blob.bin');
 const MiB = 1024 * 1024;
 let tmp: string;
 

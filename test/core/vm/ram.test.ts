@@ -18,9 +18,11 @@ import {
   test_and_clear_bit,
   test_bit,
 } from '../../../core/vm/ram.js';
+import { join } from 'node:path';
+import { FIXTURES } from '../../helpers/fixtures.js';
 
 const MiB = 1024 * 1024;
-const STREAM = '/work/shared/fixtures/qemu-7.2/streams/none-64m-loader.mig';
+const STREAM = join(FIXTURES, 'qemu-7.2', 'streams', 'none-64m-loader.mig');
 
 function dirtyPages(ram: RAMBlock): number[] {
   const out: number[] = [];
@@ -45,7 +47,7 @@ describe('RAMBlock', () => {
     // "block 'ram' used_length=67108864": ram.total of query-migrate is this used_length.
     let dump: string;
     try {
-      dump = execFileSync('python3', ['/work/shared/fixtures/tools/streamdump.py', STREAM], { encoding: 'utf8' });
+      dump = execFileSync('python3', [join(FIXTURES, 'tools', 'streamdump.py'), STREAM], { encoding: 'utf8' });
     } catch {
       return; // no python3: the figures are also in the fixtures README (fact 37)
     }
