@@ -136,26 +136,30 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
 
 function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
   hmp
-    .add({ name: 'stop', help: '-- stop emulation', run: async ({ vm }) => (await vm.qmp_stop(), '') })
-    .add({ name: 'cont', help: '-- resume emulation', run: ({ vm }) => (vm.qmp_cont(), '') })
+    .add({ name: 'stop', params: '', help: 'stop emulation', run: async ({ vm }) => (await vm.qmp_stop(), '') })
+    .add({ name: 'cont', params: '', help: 'resume emulation', run: ({ vm }) => (vm.qmp_cont(), '') })
     .add({
       name: 'migrate_set_capability',
-      help: 'capability state -- Enable/Disable the usage of a capability for migration',
+      params: 'capability state',
+      help: 'Enable/Disable the usage of a capability for migration',
+      takesArgs: true,
       run: ({ vm }, args) => hmp_migrate_set_capability(vm.migration.options, vm.migrationRunState(), args),
     })
     .add({
       name: 'migrate_set_parameter',
-      help: 'parameter value -- Set the parameter for migration',
+      params: 'parameter value',
+      help: 'Set the parameter for migration',
+      takesArgs: true,
       run: ({ vm }, args) => hmp_migrate_set_parameter(vm.migration.options, args, vm.migrationRunState()),
     })
     .add({
       name: 'migrate_cancel',
-      help: '-- cancel the current VM migration',
+      params: '', help: 'cancel the current VM migration',
       run: ({ vm }) => (qmp_migrate_cancel(vm.migration), ''),
     })
     .addInfo({
       name: 'status',
-      help: '-- show the current VM status (running|paused)',
+      params: '', help: 'show the current VM status (running|paused)',
       run: ({ vm }) => {
         // hmp_info_status()
         const running = vm.runstate.runstate_is_running();
@@ -166,7 +170,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     })
     .addInfo({
       name: 'version',
-      help: '-- show the version of QEMU',
+      params: '', help: 'show the version of QEMU',
       run: ({ vm }) => {
         const v = vm.versionInfo();
         return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package}\n`;
@@ -174,17 +178,17 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     })
     .addInfo({
       name: 'migrate',
-      help: '-- show migration status',
+      params: '', help: 'show migration status',
       run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming)),
     })
     .addInfo({
       name: 'migrate_capabilities',
-      help: '-- show current migration capabilities',
+      params: '', help: 'show current migration capabilities',
       run: ({ vm }) => hmp_info_migrate_capabilities(vm.migration.options),
     })
     .addInfo({
       name: 'migrate_parameters',
-      help: '-- show current migration parameters',
+      params: '', help: 'show current migration parameters',
       run: ({ vm }) => hmp_info_migrate_parameters(vm.migration.options),
     });
 }
