@@ -1,0 +1,92 @@
+/**
+ * The lab's tracer: every modelled QEMU function reports its entry and exit, every thread
+ * its creation, start, exit and join, through one Tracer per endpoint. The renderer
+ * animates these events; tests assert on them; an export turns them into Chrome Trace
+ * Event JSON (Perfetto).
+ *
+ * Events are plain data, declared once here.
+ */
+
+/** Where an event happened: the endpoint and the (modelled) thread. */
+export interface TraceWhere {
+  /** Monotonic time in microseconds (the endpoint's clock: real or virtual). */
+  ts: number;
+  /** Thread name as QEMU names it: "main", "live_migration", "bg_snapshot", ... */
+  thread: string;
+  /** Thread id as query-migrationthreads reports it. */
+  tid: number;
+}
+
+export type TraceEvent =
+  | (TraceWhere & { type: 'enter'; fn: string; args?: Record<string, unknown> })
+  | (TraceWhere & { type: 'exit'; fn: string; ret?: unknown; error?: string })
+  | (TraceWhere & { type: 'thread-create'; name: string; newTid: number; fn: string })
+  | (TraceWhere & { type: 'thread-start' })
+  | (TraceWhere & { type: 'thread-exit' })
+  | (TraceWhere & { type: 'thread-join'; name: string; joinedTid: number })
+  | (TraceWhere & { type: 'state'; what: 'migration' | 'incoming' | 'runstate'; from: string; to: string })
+  | (TraceWhere & { type: 'mark'; name: string; args?: Record<string, unknown> });
+
+export type TraceListener = (ev: TraceEvent) => void;
+
+/** A clock in microseconds; real (performance.now) or virtual (the simulated runtime). */
+export interface TraceClock {
+  nowUs(): number;
+}
+
+export const realClock: TraceClock = { nowUs: () => Math.round(performance.now() * 1000) };
+
+export class Tracer {
+  private readonly listeners = new Set<TraceListener>();
+
+  constructor(private readonly clock: TraceClock = realClock) {}
+
+  /** Subscribe; returns the unsubscribe function. */
+  on(l: TraceListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  get active(): boolean {
+    return this.listeners.size > 0;
+  }
+
+  emit(ev: TraceEvent): void {
+    for (const l of this.listeners) l(ev);
+  }
+
+  where(thread: string, tid: number): TraceWhere {
+    return { ts: this.clock.nowUs(), thread, tid };
+  }
+
+  /** Run `fn` as the QEMU function `name` on `thread`, reporting entry and exit. */
+  call<T>(thread: ThreadRef, name: string, args: Record<string, unknown> | undefined, fn: () => T): T {
+    if (!this.active) return fn();
+    this.emit({ ...this.where(thread.name, thread.tid), type: 'enter', fn: name, args });
+    try {
+      const ret = fn();
+      if (ret instanceof Promise) {
+        return ret.then(
+          (v) => (this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name }), v),
+          (e) => {
+            this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name, error: String(e?.message ?? e) });
+            throw e;
+          },
+        ) as T;
+      }
+      this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name });
+      return ret;
+    } catch (e) {
+      this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name, error: String((e as Error)?.message ?? e) });
+      throw e;
+    }
+  }
+}
+
+export interface ThreadRef {
+  name: string;
+  tid: number;
+}
+
+/** The main loop thread of an endpoint (QEMU's main thread, holding the BQL). */
+export const MAIN_THREAD: ThreadRef = { name: 'main', tid: process.pid };
