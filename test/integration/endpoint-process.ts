@@ -1,0 +1,307 @@
+/**
+ * Helpers for tests that drive a real `miglab vm` process: spawn it (in its own scratch
+ * directory, which is also its working directory, so nothing it writes lands in the
+ * repository), talk QMP to it over a unix or TCP socket byte for byte, and always kill it.
+ *
+ * Not a test file itself (no `.test.ts`); used by test/integration and test/fuzz.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const MIGLAB = join(import.meta.dirname, '..', '..', 'bin', 'miglab.js');
+/**
+ * The recordings from real QEMU: the team's shared/fixtures beside the repository, or the
+ * copy vendored into test/fixtures/qemu (kept identical to it) in a fresh clone.
+ */
+const SHARED_FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
+export const FIXTURES = existsSync(SHARED_FIXTURES) ? SHARED_FIXTURES : join(import.meta.dirname, '..', 'fixtures', 'qemu');
+export const BLOB_BIN = join(FIXTURES, 'qemu-7.2', 'streams', 'blob.bin');
+
+/** Generous: the CI machine has two cores and runs several test files at once. */
+export const WAIT_MS = 20_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Endpoint {
+  proc: ChildProcess;
+  /** Scratch directory; also the process's working directory. */
+  dir: string;
+  /** The unix QMP socket, when started with one. */
+  qmpPath: string;
+  stderr(): string;
+  stdout(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  alive(): boolean;
+  connect(): Promise<QmpConn>;
+  /** Connect, read the greeting, negotiate. */
+  negotiated(): Promise<QmpConn>;
+  /** SIGKILL if still running, then remove the scratch directory. Idempotent. */
+  kill(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  /** Add `-qmp unix:DIR/qmp.sock,server=on,wait=off` and wait for the socket (default true). */
+  unixQmp?: boolean;
+  /** Wait until this resolves true before returning (e.g. a TCP port accepts). */
+  ready?: (ep: Endpoint) => Promise<boolean>;
+}
+
+/** Spawn `miglab vm ARGS` (plus a unix QMP socket unless told otherwise). */
+export async function spawnEndpoint(args: string[], opts: SpawnOptions = {}): Promise<Endpoint> {
+  const unixQmp = opts.unixQmp ?? true;
+  const dir = mkdtempSync(join(tmpdir(), 'miglab-it-'));
+  const qmpPath = join(dir, 'qmp.sock');
+  const argv = [MIGLAB, 'vm', ...(unixQmp ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : []), ...args];
+  const proc = spawn(process.execPath, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  let killed = false;
+  const ep: Endpoint = {
+    proc,
+    dir,
+    qmpPath,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    alive: () => proc.exitCode === null && proc.signalCode === null,
+    connect: () => QmpConn.unix(qmpPath),
+    async negotiated() {
+      const c = await ep.connect();
+      await c.negotiate();
+      return c;
+    },
+    async kill() {
+      if (ep.alive()) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      if (!killed) {
+        killed = true;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  try {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      if (!ep.alive()) throw new Error(`miglab vm exited early (${proc.exitCode}): ${err}`);
+      if ((!unixQmp || existsSync(qmpPath)) && (!opts.ready || (await opts.ready(ep)))) break;
+      if (Date.now() > deadline) throw new Error(`miglab vm did not come up: ${err}`);
+      await sleep(20);
+    }
+  } catch (e) {
+    await ep.kill();
+    throw e;
+  }
+  return ep;
+}
+
+/** Run `miglab vm ARGS` to completion (for option errors); killed after WAIT_MS. */
+export async function runEndpoint(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'miglab-it-'));
+  try {
+    const proc = spawn(process.execPath, [MIGLAB, 'vm', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), WAIT_MS);
+    const code = await new Promise<number | null>((r) => proc.on('close', (c) => r(c)));
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; the lab's CLI does not report port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Does something accept connections on 127.0.0.1:port? */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * One QMP connection, as an external client sees it: bytes out, CRLF-terminated lines in.
+ * Every line received is kept in `log` (raw, without the CRLF).
+ */
+export class QmpConn {
+  readonly log: string[] = [];
+  private buf = '';
+  private readonly unread: string[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+  readonly closedPromise: Promise<void>;
+
+  private constructor(readonly sock: net.Socket) {
+    // latin1 keeps every byte as one char: QMP output must be pure ASCII, checked by callers.
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\r\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 2);
+        this.log.push(line);
+        this.unread.push(line);
+      }
+      this.wake();
+    });
+    this.closedPromise = new Promise((r) =>
+      sock.on('close', () => {
+        this.closed = true;
+        this.wake();
+        r();
+      }),
+    );
+    sock.on('error', () => {});
+  }
+
+  static unix(path: string): Promise<QmpConn> {
+    return QmpConn.open(() => net.connect(path));
+  }
+
+  static tcp(port: number, host = '127.0.0.1'): Promise<QmpConn> {
+    return QmpConn.open(() => net.connect(port, host));
+  }
+
+  private static open(make: () => net.Socket): Promise<QmpConn> {
+    return new Promise((resolve, reject) => {
+      const s = make();
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(new QmpConn(s));
+      });
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Bytes not yet terminated by CRLF. */
+  partial(): string {
+    return this.buf;
+  }
+
+  send(data: string | Uint8Array): void {
+    this.sock.write(data);
+  }
+
+  /** Lines received and not read yet. */
+  pending(): number {
+    return this.unread.length;
+  }
+
+  /** The next line (CRLF stripped). */
+  async line(timeoutMs = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.unread.length) {
+      if (this.closed) throw new Error(`QMP connection closed; received so far: ${this.log.join(' | ').slice(-2000)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for a QMP line; received so far: ${this.log.join(' | ').slice(-2000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.unread.shift()!;
+  }
+
+  async json(timeoutMs = WAIT_MS): Promise<any> {
+    return JSON.parse(await this.line(timeoutMs));
+  }
+
+  /** Read the greeting and negotiate; returns the greeting. */
+  async negotiate(): Promise<any> {
+    const greeting = await this.json();
+    const r = await this.execute('qmp_capabilities');
+    if (JSON.stringify(r.reply) !== '{"return":{}}') throw new Error(`negotiation failed: ${JSON.stringify(r.reply)}`);
+    return greeting;
+  }
+
+  /**
+   * Send a request; return its reply (the next line that is not an event) with the raw
+   * text, and the events received before it (raw lines too).
+   */
+  async execute(
+    cmd: string,
+    args?: unknown,
+    id?: unknown,
+  ): Promise<{ reply: any; raw: string; events: any[]; rawEvents: string[] }> {
+    const req: Record<string, unknown> = { execute: cmd };
+    if (args !== undefined) req.arguments = args;
+    if (id !== undefined) req.id = id;
+    this.send(JSON.stringify(req) + '\n');
+    return this.reply();
+  }
+
+  /** Read up to the next non-event line. */
+  async reply(): Promise<{ reply: any; raw: string; events: any[]; rawEvents: string[] }> {
+    const events: any[] = [];
+    const rawEvents: string[] = [];
+    for (;;) {
+      const raw = await this.line();
+      const obj = JSON.parse(raw);
+      if ('event' in obj) {
+        events.push(obj);
+        rawEvents.push(raw);
+      } else {
+        return { reply: obj, raw, events, rawEvents };
+      }
+    }
+  }
+
+  /** HMP through human-monitor-command; returns the `return` string. */
+  async hmp(line: string): Promise<string> {
+    const { reply } = await this.execute('human-monitor-command', { 'command-line': line });
+    if (typeof reply.return !== 'string') throw new Error(`HMP '${line}' failed: ${JSON.stringify(reply)}`);
+    return reply.return;
+  }
+
+  /** Resolves once nothing more arrives for `quietMs` (used only to collect stray lines). */
+  async drain(quietMs = 300): Promise<string[]> {
+    const got: string[] = [];
+    for (;;) {
+      try {
+        got.push(await this.line(quietMs));
+      } catch {
+        return got;
+      }
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
