@@ -53,8 +53,13 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(code);
   };
   vm.onShutdown(() => void shutdown(0));
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  for (const [sig, num] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+    process.on(sig, () => {
+      // Node cannot tell the sender's pid, so QEMU's "from pid N (name)" part is left out.
+      process.stderr.write(`${PROG}: terminating on signal ${num}\n`);
+      vm.qemu_system_killed();
+    });
+  }
 
   for (const chardev of config.qmp) {
     if (chardev.type === 'stdio') {

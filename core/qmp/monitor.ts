@@ -14,6 +14,36 @@ import type { QObject } from './qobject.js';
 export interface MonitorOutput {
   write(text: string): void;
   end(): void;
+  /** Flow control: stop / restart reading input (a socket's pause/resume). */
+  suspendInput?(): void;
+  resumeInput?(): void;
+}
+
+/** QMP_REQ_QUEUE_LEN_MAX: with this many requests pending, QEMU stops reading input. */
+export const QMP_REQ_QUEUE_LEN_MAX = 8;
+
+/** A FIFO with O(1) take, for bursts of hundreds of thousands of queued replies. */
+class RequestQueue<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(v: T): void {
+    this.items.push(v);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
 }
 
 export interface MonitorHost<Ctx> {
@@ -30,7 +60,8 @@ export class MonitorQMP<Ctx> {
   negotiated = false;
   oobEnabled = false;
   private readonly parser: JSONMessageParser;
-  private readonly queue: (QObject | ParseError)[] = [];
+  private readonly queue = new RequestQueue<QObject | ParseError>();
+  private suspended = false;
   private busy = false;
   private closed = false;
   private readonly unsubscribe: () => void;
@@ -85,6 +116,10 @@ export class MonitorQMP<Ctx> {
     } else {
       this.queue.push(msg.value);
     }
+    if (this.queue.length >= QMP_REQ_QUEUE_LEN_MAX && !this.suspended) {
+      this.suspended = true;
+      this.out.suspendInput?.();
+    }
     void this.pump();
   }
 
@@ -102,6 +137,10 @@ export class MonitorQMP<Ctx> {
       }
     } finally {
       this.busy = false;
+      if (this.suspended) {
+        this.suspended = false;
+        this.out.resumeInput?.();
+      }
     }
   }
 

@@ -60,6 +60,8 @@ export class QmpServer<Ctx> {
           if (!sock.destroyed) sock.write(text);
         },
         end: () => sock.end(),
+        suspendInput: () => sock.pause(),
+        resumeInput: () => sock.resume(),
       },
       this.options.pretty,
     );

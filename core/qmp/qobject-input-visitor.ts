@@ -8,14 +8,16 @@
  * are safe integers and `bigint` otherwise, uint64/size wrap negative input as QEMU does.
  */
 import { error_setg } from './error.js';
+import { GHashTableModel } from './ghash.js';
+import { qdictOrder } from './qdict.js';
 import { INT64_MAX, INT64_MIN, UINT64_MAX, isQDict, type QDict, type QObject } from './qobject.js';
 import type { QapiMember, QapiTypeDef, QapiTypeRef } from './schema/types.js';
 
 interface StackObject {
   name: string | null;
   obj: QDict | QObject[];
-  /** QDict: keys not visited yet. */
-  unvisited?: Set<string>;
+  /** QDict: keys not visited yet, in a GHashTable as QEMU keeps them. */
+  unvisited?: GHashTableModel;
   /** QList: index of the element being visited. */
   index: number;
 }
@@ -80,7 +82,7 @@ export class QObjectInputVisitor {
     if (!tos) return this.root;
     if (isQDict(tos.obj)) {
       const ret = tos.obj.get(name!);
-      if (consume && ret !== undefined) tos.unvisited?.delete(name!);
+      if (consume && ret !== undefined) tos.unvisited?.remove(name!);
       return ret;
     }
     const list = tos.obj;
@@ -97,7 +99,9 @@ export class QObjectInputVisitor {
   private startStruct(name: string | null): void {
     const obj = this.getObject(name);
     if (!isQDict(obj)) throw QERR_INVALID_PARAMETER_TYPE(this.fullName(name), 'object');
-    this.stack.push({ name, obj, unvisited: new Set(obj.keys()), index: -1 });
+    const unvisited = new GHashTableModel();
+    for (const k of qdictOrder([...obj.keys()])) unvisited.insert(k); // qobject_input_push()
+    this.stack.push({ name, obj, unvisited, index: -1 });
   }
 
   private checkStruct(): void {

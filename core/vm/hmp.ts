@@ -38,24 +38,25 @@ export class HmpCommandTable<Ctx> {
   }
 
   private async run(ctx: Ctx, line: string): Promise<string> {
-    const [name, rest] = splitWord(line);
+    // monitor_parse_command(): names end at a blank or '/', texts quote the line from its start.
+    let name = get_command_name(line, 0);
     if (!name) return '';
-    if (name === 'help' || name === '?') return this.helpText('', this.cmds);
-    let cmd = this.cmds.get(name);
-    let args = rest;
-    let helpName = name;
-    if (name === 'info') {
-      const [sub, subRest] = splitWord(rest);
+    if (name.word === 'help' || name.word === '?') return this.helpText('', this.cmds);
+    let cmd = search_dispatch_table(this.cmds, name.word);
+    if (name.word === 'info') {
+      const sub = get_command_name(line, name.end);
       if (!sub) return this.helpText('info ', this.info);
-      cmd = this.info.get(sub);
-      args = subRest;
-      helpName = `info ${sub}`;
-      if (!cmd) return `unknown command: 'info ${sub}'\n`;
+      name = sub;
+      cmd = search_dispatch_table(this.info, sub.word);
     }
-    if (!cmd) return `unknown command: '${name}'\n`;
+    if (!cmd) return `unknown command: '${line.slice(0, name.end)}'\n`;
+    const args = line.slice(name.end).trim();
     if (!cmd.takesArgs && args) {
-      // monitor_parse_arguments(): text left after the last parameter.
-      return `${cmd.name}: extraneous characters at the end of line\nTry "help ${helpName}" for more information\n`;
+      // monitor_parse_arguments() failed; the hint quotes the line up to the command.
+      return (
+        `${cmd.name}: extraneous characters at the end of line\n` +
+        `Try "help ${line.slice(0, name.end)}" for more information\n`
+      );
     }
     try {
       return await cmd.run(ctx, args);
@@ -73,7 +74,15 @@ export class HmpCommandTable<Ctx> {
   }
 }
 
-function splitWord(s: string): [string, string] {
-  const m = /^\s*(\S+)\s*(.*?)\s*$/s.exec(s);
-  return m ? [m[1]!, m[2]!] : ['', ''];
+/** get_command_name(): the word at `from` (after blanks), ending at a blank or '/'. */
+function get_command_name(line: string, from: number): { word: string; end: number } | null {
+  const m = /^\s*([^\s/]*)/.exec(line.slice(from))!;
+  if (!m[1]) return null;
+  return { word: m[1], end: from + m[0].length };
+}
+
+/** search_dispatch_table() with compare_cmd(): "stop|s" answers to "stop" and "s". */
+function search_dispatch_table<C>(table: Map<string, C>, word: string): C | undefined {
+  for (const [name, cmd] of table) if (name.split('|').includes(word)) return cmd;
+  return undefined;
 }

@@ -121,7 +121,17 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
 
   /** qmp_quit(): SHUTDOWN goes out before the reply; the host exits right after it. */
   qmp_quit(): void {
-    this.events.send('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+    this.qemu_system_shutdown_request('host-qmp-quit');
+  }
+
+  /** qemu_system_killed(): SIGINT/SIGTERM/SIGHUP end the VM as a host-signal shutdown. */
+  qemu_system_killed(): void {
+    this.qemu_system_shutdown_request('host-signal');
+  }
+
+  /** The main loop's shutdown: the SHUTDOWN event, then the host tears down. */
+  private qemu_system_shutdown_request(reason: 'host-qmp-quit' | 'host-signal'): void {
+    this.events.send('SHUTDOWN', { guest: false, reason });
     setImmediate(() => {
       for (const l of [...this.shutdownListeners]) l();
     });
@@ -136,8 +146,8 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
 
 function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
   hmp
-    .add({ name: 'stop', params: '', help: 'stop emulation', run: async ({ vm }) => (await vm.qmp_stop(), '') })
-    .add({ name: 'cont', params: '', help: 'resume emulation', run: ({ vm }) => (vm.qmp_cont(), '') })
+    .add({ name: 'stop|s', params: '', help: 'stop emulation', run: async ({ vm }) => (await vm.qmp_stop(), '') })
+    .add({ name: 'cont|c', params: '', help: 'resume emulation', run: ({ vm }) => (vm.qmp_cont(), '') })
     .add({
       name: 'migrate_set_capability',
       params: 'capability state',

@@ -12,7 +12,7 @@ import { isQDict, type QObject } from '../../core/qmp/qobject.js';
 import type { QapiStruct } from '../../core/qmp/schema/types.js';
 import { SCHEMA } from '../../core/vm/vm.js';
 import { loadTranscript } from '../helpers/fixtures.js';
-import { startVm, type QmpLineClient, type VmProcess } from '../helpers/vm-process.js';
+import { spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 
 
@@ -193,21 +193,21 @@ async function replay(version: string, name: string): Promise<void> {
   let recs = loadTranscript(version, name);
   const stop = UNTIL_MIGRATE[name];
   if (stop) recs = recs.slice(0, recs.findIndex((r) => r.dir === 'note' && r.text === stop));
-  const vms = new Map<string, { vm: VmProcess; qmp: QmpLineClient }>();
-  const started: VmProcess[] = [];
+  const vms = new Map<string, { vm: Endpoint; qmp: QmpConn }>();
+  const started: Endpoint[] = [];
   try {
     let lastSent = new Map<string, string>();
     for (const r of recs) {
       const who = r.vm ?? '';
       if (r.dir === 'spawn') {
-        const vm = await startVm(labArgs(r.argv!));
+        const vm = await spawnEndpoint(labArgs(r.argv!));
         started.push(vm);
         vms.set(who, { vm, qmp: await vm.connect() });
       } else if (r.dir === 'send') {
         vms.get(who)!.qmp.send(r.raw! + '\n');
         lastSent.set(who, r.raw!);
       } else if (r.dir === 'recv') {
-        const got = normalise(await vms.get(who)!.qmp.readLine());
+        const got = normalise(await vms.get(who)!.qmp.line());
         const want = expected(version, r.raw!, lastSent.get(who) ?? '');
         expect(got, `${version}/${name} ${who} after ${lastSent.get(who)}`).toBe(want);
       } else if (r.dir === 'exit') {

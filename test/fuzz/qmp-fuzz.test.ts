@@ -44,7 +44,7 @@ import type { QapiMember, QapiTypeRef } from '../../core/qmp/schema/types.js';
 import { Guest } from '../../core/vm/guest.js';
 import type { QmpContext } from '../../core/vm/qmp-cmds.js';
 import { SCHEMA, VirtualMachine, type GuestMemoryAccess } from '../../core/vm/vm.js';
-import { BLOB_BIN, spawnEndpoint, type Endpoint } from '../integration/endpoint-process.js';
+import { BLOB_BIN, spawnEndpoint, type Endpoint } from '../helpers/endpoint-process.js';
 
 const SEED = 20240423; // fixed: a failure is reproducible; fast-check prints the counterexample
 const INT64_MIN = -(1n << 63n);

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOB_BIN, WAIT_MS, spawnEndpoint, type Endpoint, type QmpConn } from './endpoint-process.js';
+import { BLOB_BIN, WAIT_MS, spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 const MiB = 1 << 20;
 const RAM = 8 * MiB;

@@ -7,7 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WAIT_MS, spawnEndpoint, type Endpoint } from './endpoint-process.js';
+import { WAIT_MS, spawnEndpoint, type Endpoint } from '../helpers/endpoint-process.js';
 
 const socatPath = (() => {
   const r = spawnSync('sh', ['-c', 'command -v socat'], { encoding: 'utf8' });

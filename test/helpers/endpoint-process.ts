@@ -3,21 +3,17 @@
  * directory, which is also its working directory, so nothing it writes lands in the
  * repository), talk QMP to it over a unix or TCP socket byte for byte, and always kill it.
  *
- * Not a test file itself (no `.test.ts`); used by test/integration and test/fuzz.
+ * Used by test/conformance, test/integration and test/fuzz.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FIXTURES } from './fixtures.js';
 
 export const MIGLAB = join(import.meta.dirname, '..', '..', 'bin', 'miglab.js');
-/**
- * The recordings from real QEMU: the team's shared/fixtures beside the repository, or the
- * copy vendored into test/fixtures/qemu (kept identical to it) in a fresh clone.
- */
-const SHARED_FIXTURES = join(import.meta.dirname, '..', '..', '..', 'shared', 'fixtures');
-export const FIXTURES = existsSync(SHARED_FIXTURES) ? SHARED_FIXTURES : join(import.meta.dirname, '..', 'fixtures', 'qemu');
+export { FIXTURES };
 export const BLOB_BIN = join(FIXTURES, 'qemu-7.2', 'streams', 'blob.bin');
 
 /** Generous: the CI machine has two cores and runs several test files at once. */
