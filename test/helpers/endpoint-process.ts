@@ -185,15 +185,26 @@ export class QmpConn {
     return QmpConn.open(() => net.connect(port, host));
   }
 
-  private static open(make: () => net.Socket): Promise<QmpConn> {
-    return new Promise((resolve, reject) => {
-      const s = make();
-      s.once('error', reject);
-      s.once('connect', () => {
-        s.off('error', reject);
-        resolve(new QmpConn(s));
-      });
-    });
+  /**
+   * Connect, retrying briefly on ECONNREFUSED: a unix socket file appears at bind(), a
+   * moment before listen() (QEMU has the same window; clients retry).
+   */
+  private static async open(make: () => net.Socket): Promise<QmpConn> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<QmpConn>((resolve, reject) => {
+          const s = make();
+          s.once('error', reject);
+          s.once('connect', () => {
+            s.off('error', reject);
+            resolve(new QmpConn(s));
+          });
+        });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 50) throw e;
+        await sleep(20);
+      }
+    }
   }
 
   private wake(): void {
