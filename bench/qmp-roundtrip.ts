@@ -46,12 +46,20 @@ async function pingPong(sock: net.Socket, line: string, n: number): Promise<numb
   });
 }
 
-function connect(path: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path, () => resolve(s));
-    s.setNoDelay(true);
-    s.once('error', reject);
-  });
+/** Connect, retrying while the socket file exists but is not listening yet. */
+async function connect(path: string): Promise<net.Socket> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(path, () => resolve(s));
+        s.setNoDelay(true);
+        s.once('error', reject);
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
 
 /** Read until one full line has arrived (greeting, negotiation reply). */
