@@ -1,0 +1,869 @@
+/**
+ * migration/ram.c of QEMU 9.0, precopy without multifd/xbzrle/compress/postcopy: the
+ * "ram" section's setup (block list), the dirty-bitmap sync that makes a pass, the page
+ * search and the ZERO/PAGE records, iteration under the caller's rate limit, completion,
+ * the pending estimates, and the loader.
+ *
+ * Written against small interfaces: RAMBlockLike (core/vm/ram.ts's RAMBlock fits), a
+ * clock, a rate-limit predicate and run-state queries from the engine (MigrationEnv), so
+ * the live runtime (a worker thread, wall clock) and the simulated one (virtual time)
+ * drive the same code. Page records are written straight into the QEMUFile buffer; the
+ * per-page path allocates nothing.
+ */
+import {
+  TARGET_PAGE_BITS,
+  TARGET_PAGE_SIZE,
+  bitmap_new,
+  bitmap_set,
+  find_next_bit,
+  test_and_clear_bit,
+} from '../vm/ram.js';
+import type { MigrationOptions } from './options.js';
+import {
+  EINVAL,
+  MigrationAtomicStats,
+  QEMUFile,
+  migration_transferred_bytes,
+  qemu_file_get_error,
+  qemu_file_set_error,
+} from './qemu-file.js';
+import type { SaveVMHandlers } from './savevm.js';
+
+export { TARGET_PAGE_BITS, TARGET_PAGE_SIZE };
+
+/* RAM_SAVE_FLAG_*: OR-ed into the low bits of a page offset (≤ 10 bits with 1 KiB pages). */
+export const RAM_SAVE_FLAG_FULL = 0x01; /* Obsolete, not used anymore */
+export const RAM_SAVE_FLAG_ZERO = 0x02;
+export const RAM_SAVE_FLAG_MEM_SIZE = 0x04;
+export const RAM_SAVE_FLAG_PAGE = 0x08;
+export const RAM_SAVE_FLAG_EOS = 0x10;
+export const RAM_SAVE_FLAG_CONTINUE = 0x20;
+export const RAM_SAVE_FLAG_XBZRLE = 0x40;
+export const RAM_SAVE_FLAG_HOOK = 0x80; /* 0x80 is reserved in rdma.h for RAM_SAVE_FLAG_HOOK */
+export const RAM_SAVE_FLAG_COMPRESS_PAGE = 0x100;
+export const RAM_SAVE_FLAG_MULTIFD_FLUSH = 0x200;
+
+/** Max milliseconds one ram_save_iterate() may spend before yielding to the thread loop. */
+export const MAX_WAIT = 50;
+
+const PAGE_OFFSET_MASK = TARGET_PAGE_SIZE - 1;
+
+/* ---------- what the code needs from guest memory and from the engine ---------- */
+
+/** A RAMBlock as ram.c uses it (core/vm/ram.ts's RAMBlock satisfies this). */
+export interface RAMBlockLike {
+  readonly idstr: string;
+  readonly used_length: number;
+  readonly max_length: number;
+  /** Guest memory of the block (bytes [0, used_length)). */
+  readonly host: Uint8Array;
+  /** The migration bitmap, one bit per target page; allocated by ram_init_bitmaps(). */
+  bmap: Int32Array | null;
+  buffer_is_zero(offset: number, length: number): boolean;
+  memory_global_dirty_log_start(): void;
+  memory_global_dirty_log_stop(): void;
+  /** OR the dirty log of [start, start+length) into bmap; returns newly dirty pages. */
+  cpu_physical_memory_sync_dirty_bitmap(start?: number, length?: number): number;
+}
+
+/** ram_list: the blocks in QEMU's order, and a version bumped on hot(un)plug. */
+export class RAMList {
+  version = 0;
+  constructor(readonly blocks: RAMBlockLike[]) {}
+
+  /** qemu_ram_block_by_name() */
+  qemu_ram_block_by_name(name: string): RAMBlockLike | null {
+    for (const b of this.blocks) if (b.idstr === name) return b;
+    return null;
+  }
+}
+
+/** A millisecond clock: wall (performance.now) or the simulated runtime's virtual time. */
+export interface MigClock {
+  now_ms(): number;
+}
+
+/** cpus throttling (system/cpu-throttle.c), when the runtime models it. */
+export interface CpuThrottle {
+  cpu_throttle_active(): boolean;
+  cpu_throttle_get_percentage(): number;
+  cpu_throttle_set(pct: number): void;
+}
+
+/** What ram.c reads from the rest of QEMU; the engine implements it per endpoint. */
+export interface MigrationEnv {
+  readonly options: MigrationOptions;
+  readonly mig_stats: MigrationAtomicStats;
+  readonly clock: MigClock;
+  runstate_is_running(): boolean;
+  migration_in_postcopy(): boolean;
+  /** migration_is_setup_or_active(): EOS is only written while it holds. */
+  migration_is_setup_or_active(): boolean;
+  /** migration_rate_exceeded(f) (qemu-file.ts has QEMU's version over mig_stats). */
+  migration_rate_exceeded(f: QEMUFile): boolean;
+  /** qapi_event_send_migration_pass(); called only when the events capability is on. */
+  qapi_event_send_migration_pass?(pass: number): void;
+  /** Every bitmap sync (events or not): the lab's animation hook. */
+  on_bitmap_sync?(dirty_sync_count: number, new_dirty_pages: number): void;
+  cpu_throttle?: CpuThrottle;
+  /** error_report(): one stderr line, without QEMU's "qemu-system-x86_64: " prefix. */
+  error_report(msg: string): void;
+  /** The incoming coroutine's periodic yield to the main loop (every 32768 records). */
+  coroutine_yield?(): Promise<void>;
+}
+
+/* ---------- RAMState ---------- */
+
+export const RAM_CHANNEL_PRECOPY = 0;
+export const RAM_CHANNEL_POSTCOPY = 1;
+
+/** PageSearchStatus: the sweep cursor of one channel. */
+export interface PageSearchStatus {
+  pss_channel: QEMUFile | null;
+  /** Last block a record named: the next one in it carries CONTINUE instead of the idstr. */
+  last_sent_block: RAMBlockLike | null;
+  block: RAMBlockLike | null;
+  /** Current page (index in block). */
+  page: number;
+  complete_round: boolean;
+  host_page_sending: boolean;
+  host_page_start: number;
+  host_page_end: number;
+}
+
+function pss_new(): PageSearchStatus {
+  return {
+    pss_channel: null,
+    last_sent_block: null,
+    block: null,
+    page: 0,
+    complete_round: false,
+    host_page_sending: false,
+    host_page_start: 0,
+    host_page_end: 0,
+  };
+}
+
+export class RAMState {
+  pss: [PageSearchStatus, PageSearchStatus] = [pss_new(), pss_new()];
+  last_seen_block: RAMBlockLike | null = null;
+  /** Page in last_seen_block where the last search stopped. */
+  last_page = 0;
+  last_version = 0;
+  xbzrle_started = false;
+  last_stage = false;
+  /** Start of the current ≥1 s rate period (ms); null until the first sync. */
+  time_last_bitmap_sync: number | null = null;
+  bytes_xfer_prev = 0;
+  num_dirty_pages_period = 0;
+  dirty_rate_high_cnt = 0;
+  /** Pages sent (normal + zero), and its value at the last rate period. */
+  target_page_count = 0;
+  target_page_count_prev = 0;
+  /** Set bits in all bmaps: pages still to send. */
+  migration_dirty_pages = 0;
+  ram_bytes_total = 0;
+
+  constructor(
+    readonly ram_list: RAMList,
+    readonly env: MigrationEnv,
+  ) {}
+}
+
+/** The "ram" SaveStateEntry's opaque (QEMU's `&ram_state` plus ram.c's globals). */
+export class RAMMigration {
+  ram_state: RAMState | null = null;
+  /** mis->last_recv_block[] of the loading side. */
+  last_recv_block: (RAMBlockLike | null)[] = [null, null];
+  constructor(
+    readonly ram_list: RAMList,
+    readonly env: MigrationEnv,
+  ) {}
+}
+
+/* ---------- sizes ---------- */
+
+/** ram_bytes_total(): Σ used_length of the migrated blocks (query-migrate ram.total). */
+export function ram_bytes_total(list: RAMList): number {
+  let total = 0;
+  for (const b of list.blocks) total += b.used_length;
+  return total;
+}
+
+/** ram_bytes_remaining() (ram.remaining). */
+export function ram_bytes_remaining(rs: RAMState | null): number {
+  return rs ? rs.migration_dirty_pages * TARGET_PAGE_SIZE : 0;
+}
+
+/** ram_get_total_transferred_pages(): normal + zero (+ xbzrle, compress: not modelled). */
+export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): number {
+  return stats.normal_pages + stats.zero_pages;
+}
+
+/**
+ * ram_transferred_add(): RAM record bytes by phase. The VM running → precopy; postcopy →
+ * postcopy; else (stopped at switchover, or a paused source) → downtime.
+ */
+export function ram_transferred_add(env: MigrationEnv, bytes: number): void {
+  const s = env.mig_stats;
+  if (env.runstate_is_running()) s.precopy_bytes += bytes;
+  else if (env.migration_in_postcopy()) s.postcopy_bytes += bytes;
+  else s.downtime_bytes += bytes;
+}
+
+/* ---------- state and bitmaps ---------- */
+
+/** ram_state_reset() */
+export function ram_state_reset(rs: RAMState): void {
+  for (const pss of rs.pss) pss.last_sent_block = null;
+  rs.last_seen_block = null;
+  rs.last_page = 0;
+  rs.last_version = rs.ram_list.version;
+  rs.xbzrle_started = false;
+}
+
+/** ram_state_init(): every page starts dirty. */
+export function ram_state_init(list: RAMList, env: MigrationEnv): RAMState {
+  const rs = new RAMState(list, env);
+  rs.ram_bytes_total = ram_bytes_total(list);
+  rs.migration_dirty_pages = Math.floor(rs.ram_bytes_total / TARGET_PAGE_SIZE);
+  ram_state_reset(rs);
+  return rs;
+}
+
+/** ram_list_init_bitmaps(): a full bmap per block (a new migration resends everything). */
+function ram_list_init_bitmaps(list: RAMList): void {
+  if (!ram_bytes_total(list)) return;
+  for (const block of list.blocks) {
+    const pages = Math.floor(block.max_length / TARGET_PAGE_SIZE);
+    block.bmap = bitmap_new(pages);
+    bitmap_set(block.bmap, 0, pages);
+  }
+}
+
+/** ram_init_bitmaps(): bitmaps, dirty logging on, first sync (pass 1). */
+export function ram_init_bitmaps(rs: RAMState): void {
+  ram_list_init_bitmaps(rs.ram_list);
+  if (!rs.env.options.migrate_background_snapshot()) {
+    for (const block of rs.ram_list.blocks) block.memory_global_dirty_log_start();
+    migration_bitmap_sync_precopy(rs, false);
+  }
+}
+
+/** ramblock_sync_dirty_bitmap() */
+function ramblock_sync_dirty_bitmap(rs: RAMState, rb: RAMBlockLike): number {
+  const new_dirty_pages = rb.cpu_physical_memory_sync_dirty_bitmap(0, rb.used_length);
+  rs.migration_dirty_pages += new_dirty_pages;
+  rs.num_dirty_pages_period += new_dirty_pages;
+  return new_dirty_pages;
+}
+
+function now_ms(env: MigrationEnv): number {
+  // qemu_clock_get_ms() is an int64 of milliseconds.
+  return Math.floor(env.clock.now_ms());
+}
+
+/**
+ * mig_throttle_guest_down(): start throttling at cpu-throttle-initial, then add the
+ * increment (or, with cpu-throttle-tailslow, what would bring dirtying to the threshold).
+ */
+function mig_throttle_guest_down(rs: RAMState, bytes_dirty_period: number, bytes_dirty_threshold: number): void {
+  const t = rs.env.cpu_throttle;
+  if (!t) return;
+  const o = rs.env.options;
+  const pct_initial = o.migrate_cpu_throttle_initial();
+  const pct_increment = o.migrate_cpu_throttle_increment();
+  const pct_tailslow = o.migrate_cpu_throttle_tailslow();
+  const pct_max = o.migrate_max_cpu_throttle();
+  const throttle_now = t.cpu_throttle_get_percentage();
+
+  if (!t.cpu_throttle_active()) {
+    t.cpu_throttle_set(pct_initial);
+  } else {
+    let throttle_inc: number;
+    if (!pct_tailslow) {
+      throttle_inc = pct_increment;
+    } else {
+      const cpu_now = 100 - throttle_now;
+      const cpu_ideal = Math.trunc(cpu_now * (bytes_dirty_threshold / bytes_dirty_period));
+      throttle_inc = Math.min(cpu_now - cpu_ideal, pct_increment);
+    }
+    t.cpu_throttle_set(Math.min(throttle_now + throttle_inc, pct_max));
+  }
+}
+
+/**
+ * migration_trigger_throttle(): dirtied more than throttle-trigger-threshold % of what was
+ * sent in the period, twice → throttle (auto-converge). Dirty-limit needs KVM's dirty ring,
+ * which the lab does not have.
+ */
+export function migration_trigger_throttle(rs: RAMState): void {
+  const threshold = rs.env.options.migrate_throttle_trigger_threshold();
+  const bytes_xfer_period = migration_transferred_bytes(rs.env.mig_stats) - rs.bytes_xfer_prev;
+  const bytes_dirty_period = rs.num_dirty_pages_period * TARGET_PAGE_SIZE;
+  const bytes_dirty_threshold = Math.floor((bytes_xfer_period * threshold) / 100);
+
+  if (bytes_dirty_period > bytes_dirty_threshold && ++rs.dirty_rate_high_cnt >= 2) {
+    rs.dirty_rate_high_cnt = 0;
+    if (rs.env.options.migrate_auto_converge()) {
+      mig_throttle_guest_down(rs, bytes_dirty_period, bytes_dirty_threshold);
+    }
+  }
+}
+
+/** migration_update_rates(): ram.dirty-pages-rate over the period just ended. */
+export function migration_update_rates(rs: RAMState, end_time: number): void {
+  const elapsed = end_time - (rs.time_last_bitmap_sync ?? end_time);
+  if (elapsed > 0) {
+    rs.env.mig_stats.dirty_pages_rate = Math.floor((rs.num_dirty_pages_period * 1000) / elapsed);
+  }
+  // xbzrle/compress rates: not modelled (page_count = target_page_count - _prev).
+}
+
+/**
+ * migration_bitmap_sync(): one "pass". dirty-sync-count++, take the dirty log into the
+ * bitmaps, and every ≥1 s update the dirty rate and the throttle; MIGRATION_PASS.
+ */
+export function migration_bitmap_sync(rs: RAMState, _last_stage: boolean): void {
+  const env = rs.env;
+  const stats = env.mig_stats;
+  stats.dirty_sync_count++;
+
+  if (rs.time_last_bitmap_sync === null) rs.time_last_bitmap_sync = now_ms(env);
+
+  let new_dirty = 0;
+  for (const block of rs.ram_list.blocks) new_dirty += ramblock_sync_dirty_bitmap(rs, block);
+  stats.dirty_bytes_last_sync = ram_bytes_remaining(rs);
+
+  const end_time = now_ms(env);
+  /* more than 1 second = 1000 millisecons */
+  if (end_time > rs.time_last_bitmap_sync + 1000) {
+    migration_trigger_throttle(rs);
+    migration_update_rates(rs, end_time);
+    rs.target_page_count_prev = rs.target_page_count;
+    rs.time_last_bitmap_sync = end_time;
+    rs.num_dirty_pages_period = 0;
+    rs.bytes_xfer_prev = migration_transferred_bytes(stats);
+  }
+  env.on_bitmap_sync?.(stats.dirty_sync_count, new_dirty);
+  if (env.options.migrate_events()) env.qapi_event_send_migration_pass?.(stats.dirty_sync_count);
+}
+
+/** migration_bitmap_sync_precopy(): (precopy notifiers: none in the lab) + sync. */
+export function migration_bitmap_sync_precopy(rs: RAMState, last_stage: boolean): void {
+  migration_bitmap_sync(rs, last_stage);
+}
+
+/** migration_bitmap_clear_dirty() */
+function migration_bitmap_clear_dirty(rs: RAMState, rb: RAMBlockLike, page: number): boolean {
+  const ret = test_and_clear_bit(page, rb.bmap!);
+  if (ret) rs.migration_dirty_pages--;
+  return ret;
+}
+
+/* ---------- sending pages ---------- */
+
+/**
+ * save_page_header(): be64 offset|flags, then the idstr unless the previous record named
+ * the same block (CONTINUE). last_sent_block survives across sections, as in QEMU.
+ */
+function save_page_header(pss: PageSearchStatus, f: QEMUFile, block: RAMBlockLike, offset: number, flags: number): number {
+  const same_block = block === pss.last_sent_block;
+  if (same_block) flags |= RAM_SAVE_FLAG_CONTINUE;
+  // offset is page aligned: flags live in the low 12 bits of the low word
+  f.put_be64_hilo(Math.floor(offset / 0x100000000), ((offset >>> 0) | flags) >>> 0);
+  let size = 8;
+  if (!same_block) {
+    const len = block.idstr.length;
+    f.put_byte(len);
+    for (let i = 0; i < len; i++) f.put_byte(block.idstr.charCodeAt(i));
+    size += 1 + len;
+    pss.last_sent_block = block;
+  }
+  return size;
+}
+
+/**
+ * save_zero_page(): a ZERO record (header + one 0 byte) if the page is all zeros. 9.0 skips
+ * the check only for zero-page-detection=none; its default `multifd` means "in the multifd
+ * threads when multifd is on", so without multifd the main thread checks, as before 9.0.
+ */
+function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): number {
+  const env = rs.env;
+  if (env.options.migrate_zero_page_detection() === 'none') return 0;
+  const block = pss.block!;
+  if (!block.buffer_is_zero(offset, TARGET_PAGE_SIZE)) return 0;
+
+  env.mig_stats.zero_pages++;
+  const f = pss.pss_channel!;
+  let len = save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_ZERO);
+  f.put_byte(0);
+  len += 1;
+  ram_transferred_add(env, len);
+  return 1;
+}
+
+/** save_normal_page() via ram_save_page(): header + the page copied into the file buffer. */
+function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
+  const env = rs.env;
+  const block = pss.block!;
+  const offset = pss.page * TARGET_PAGE_SIZE;
+  const f = pss.pss_channel!;
+  ram_transferred_add(env, save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_PAGE));
+  f.put_buffer(block.host, offset, TARGET_PAGE_SIZE);
+  ram_transferred_add(env, TARGET_PAGE_SIZE);
+  env.mig_stats.normal_pages++;
+  return 1;
+}
+
+/** ram_save_target_page_legacy(): zero page, else a normal page (no RDMA/compress/xbzrle). */
+function ram_save_target_page_legacy(rs: RAMState, pss: PageSearchStatus): number {
+  const offset = pss.page * TARGET_PAGE_SIZE;
+  if (save_zero_page(rs, pss, offset)) return 1;
+  return ram_save_page(rs, pss);
+}
+
+/** pss_find_next_dirty(): next set bit in the block (within the host page if sending one). */
+function pss_find_next_dirty(pss: PageSearchStatus): void {
+  const rb = pss.block!;
+  let size = Math.floor(rb.used_length / TARGET_PAGE_SIZE);
+  if (pss.host_page_sending) size = Math.min(size, pss.host_page_end);
+  pss.page = find_next_bit(rb.bmap!, size, pss.page);
+}
+
+const PAGE_ALL_CLEAN = 0;
+const PAGE_TRY_AGAIN = 1;
+const PAGE_DIRTY_FOUND = 2;
+
+/** find_dirty_block(): advance the cursor to a dirty page, another block, or give up. */
+function find_dirty_block(rs: RAMState, pss: PageSearchStatus): number {
+  pss_find_next_dirty(pss);
+
+  if (pss.complete_round && pss.block === rs.last_seen_block && pss.page >= rs.last_page) {
+    /* We've been once around the RAM and haven't found anything. Give up. */
+    return PAGE_ALL_CLEAN;
+  }
+  if (pss.page * TARGET_PAGE_SIZE >= pss.block!.used_length) {
+    /* Didn't find anything in this RAM Block */
+    const blocks = rs.ram_list.blocks;
+    pss.page = 0;
+    const next = blocks.indexOf(pss.block!) + 1;
+    if (next >= blocks.length) {
+      /* Hit the end of the list */
+      pss.block = blocks[0]!;
+      pss.complete_round = true;
+      /* After the first round, enable XBZRLE (the lab then still sends normal pages). */
+      if (rs.env.options.migrate_xbzrle()) rs.xbzrle_started = true;
+    } else {
+      pss.block = blocks[next]!;
+    }
+    return PAGE_TRY_AGAIN;
+  }
+  return PAGE_DIRTY_FOUND;
+}
+
+/** ram_save_host_page(): host page = target page here (4 KiB, no hugepages). */
+function ram_save_host_page(rs: RAMState, pss: PageSearchStatus): number {
+  let pages = 0;
+  // pss_host_page_prepare(): one target page per host page
+  pss.host_page_start = pss.page;
+  pss.host_page_end = pss.page + 1;
+  pss.host_page_sending = true;
+  do {
+    if (migration_bitmap_clear_dirty(rs, pss.block!, pss.page)) {
+      const tmppages = ram_save_target_page_legacy(rs, pss);
+      if (tmppages < 0) {
+        pss.host_page_sending = false;
+        return tmppages;
+      }
+      pages += tmppages;
+    }
+    pss_find_next_dirty(pss);
+  } while (pss.page < pss.host_page_end);
+  // pss_host_page_finish()
+  pss.host_page_sending = false;
+  pss.host_page_start = pss.host_page_end = 0;
+  return pages;
+}
+
+/**
+ * ram_find_and_save_block(): from where the last search stopped, find a dirty page and
+ * write its record. Returns pages written, 0 when nothing is dirty.
+ */
+export function ram_find_and_save_block(rs: RAMState): number {
+  const pss = rs.pss[RAM_CHANNEL_PRECOPY];
+  let pages = 0;
+
+  /* No dirty page as there is zero RAM */
+  if (!rs.ram_bytes_total) return pages;
+
+  if (!rs.last_seen_block) {
+    rs.last_seen_block = rs.ram_list.blocks[0]!;
+    rs.last_page = 0;
+  }
+  // pss_init()
+  pss.block = rs.last_seen_block;
+  pss.page = rs.last_page;
+  pss.complete_round = false;
+
+  for (;;) {
+    const res = find_dirty_block(rs, pss);
+    if (res !== PAGE_DIRTY_FOUND) {
+      if (res === PAGE_ALL_CLEAN) break;
+      continue; // PAGE_TRY_AGAIN
+    }
+    pages = ram_save_host_page(rs, pss);
+    if (pages) break;
+  }
+
+  rs.last_seen_block = pss.block;
+  rs.last_page = pss.page;
+  return pages;
+}
+
+/* ---------- SaveVMHandlers ---------- */
+
+function ram_state_of(opaque: RAMMigration): RAMState {
+  if (!opaque.ram_state) throw new Error('ram: no RAMState (ram_save_setup not run)');
+  return opaque.ram_state;
+}
+
+/** Await an async channel's backlog; nothing to wait for on a blocking one. */
+function drain(f: QEMUFile): Promise<void> | undefined {
+  return f.drain();
+}
+
+/**
+ * ram_save_setup(): RAMState + bitmaps + dirty log + pass 1, then the block list:
+ * be64 total|MEM_SIZE, per block u8 len + idstr + be64 used_length (+ page size for
+ * postcopy hugepages, + GPA for x-ignore-shared), EOS.
+ */
+export async function ram_save_setup(f: QEMUFile, opaque: RAMMigration): Promise<number> {
+  const env = opaque.env;
+  const rs = ram_state_init(opaque.ram_list, env);
+  opaque.ram_state = rs;
+  ram_init_bitmaps(rs);
+  rs.pss[RAM_CHANNEL_PRECOPY].pss_channel = f;
+
+  f.put_be64(ram_bytes_total(opaque.ram_list) + RAM_SAVE_FLAG_MEM_SIZE);
+  for (const block of opaque.ram_list.blocks) {
+    const len = block.idstr.length;
+    f.put_byte(len);
+    for (let i = 0; i < len; i++) f.put_byte(block.idstr.charCodeAt(i));
+    f.put_be64(block.used_length);
+    // postcopy-ram: page size only if it differs from the host page size (never here)
+    if (env.options.migrate_ignore_shared()) f.put_be64(0); // mr->addr of -machine none's RAM
+  }
+  f.put_be64(RAM_SAVE_FLAG_EOS);
+  return await f.fflush();
+}
+
+/**
+ * ram_save_iterate(): send pages while the rate limit allows, until nothing is dirty (→ 1)
+ * or MAX_WAIT ms passed (checked every 64 pages); then EOS and a flush.
+ */
+export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promise<number> {
+  const rs = ram_state_of(opaque);
+  const env = rs.env;
+  let ret = 0;
+  let done = 0;
+
+  if (rs.ram_list.version !== rs.last_version) ram_state_reset(rs);
+
+  const t0 = env.clock.now_ms();
+  let i = 0;
+  while ((ret = env.migration_rate_exceeded(f) ? 1 : 0) === 0) {
+    if (qemu_file_get_error(f)) break;
+
+    const pages = ram_find_and_save_block(rs);
+    /* no more pages to sent */
+    if (pages === 0) {
+      done = 1;
+      break;
+    }
+    if (pages < 0) {
+      qemu_file_set_error(f, pages);
+      break;
+    }
+    rs.target_page_count += pages;
+
+    if ((i & 63) === 0) {
+      const t1 = Math.floor(env.clock.now_ms() - t0);
+      if (t1 > MAX_WAIT) break;
+    }
+    i++;
+    const w = drain(f);
+    if (w) await w;
+  }
+
+  if (ret >= 0 && env.migration_is_setup_or_active()) {
+    f.put_be64(RAM_SAVE_FLAG_EOS);
+    ram_transferred_add(env, 8);
+    ret = await f.fflush();
+  }
+  if (ret < 0) return ret;
+  return done;
+}
+
+/** ram_save_complete(): final sync (last pass), every dirty page regardless of rate, EOS. */
+export async function ram_save_complete(f: QEMUFile, opaque: RAMMigration): Promise<number> {
+  const rs = ram_state_of(opaque);
+  const env = rs.env;
+  rs.last_stage = true;
+
+  if (!env.migration_in_postcopy()) migration_bitmap_sync_precopy(rs, true);
+
+  /* flush all remaining blocks regardless of rate limiting */
+  for (;;) {
+    const pages = ram_find_and_save_block(rs);
+    /* no more blocks to sent */
+    if (pages === 0) break;
+    if (pages < 0) return pages;
+    const w = drain(f);
+    if (w) await w;
+  }
+  f.put_be64(RAM_SAVE_FLAG_EOS);
+  return await f.fflush();
+}
+
+/** Pending bytes, split as QEMU's must_precopy / can_postcopy out-parameters. */
+export interface PendingSizes {
+  must_precopy: number;
+  can_postcopy: number;
+}
+
+/** ram_state_pending_estimate(): the cached dirty count, no sync. */
+export function ram_state_pending_estimate(opaque: RAMMigration, acc: PendingSizes): void {
+  const rs = ram_state_of(opaque);
+  const remaining_size = rs.migration_dirty_pages * TARGET_PAGE_SIZE;
+  if (rs.env.options.migrate_postcopy_ram()) acc.can_postcopy += remaining_size;
+  else acc.must_precopy += remaining_size;
+}
+
+/** ram_state_pending_exact(): 9.0 syncs first (another pass) unless in postcopy. */
+export function ram_state_pending_exact(opaque: RAMMigration, acc: PendingSizes): void {
+  const rs = ram_state_of(opaque);
+  if (!rs.env.migration_in_postcopy()) migration_bitmap_sync_precopy(rs, false);
+  const remaining_size = rs.migration_dirty_pages * TARGET_PAGE_SIZE;
+  if (rs.env.options.migrate_postcopy_ram()) acc.can_postcopy += remaining_size;
+  else acc.must_precopy += remaining_size;
+}
+
+/** ram_save_cleanup(): dirty logging off, bitmaps freed. */
+export function ram_save_cleanup(opaque: RAMMigration): void {
+  if (!opaque.ram_state) return;
+  if (!opaque.env.options.migrate_background_snapshot()) {
+    for (const block of opaque.ram_list.blocks) block.memory_global_dirty_log_stop();
+  }
+  for (const block of opaque.ram_list.blocks) block.bmap = null;
+  opaque.ram_state = null;
+}
+
+/* ---------- loading ---------- */
+
+/** ram_handle_zero(): write zeros only where memory is not zero already (keeps it unallocated). */
+export function ram_handle_zero(block: RAMBlockLike, offset: number, size: number): void {
+  if (!block.buffer_is_zero(offset, size)) block.host.fill(0, offset, offset + size);
+}
+
+/** ram_load_setup() */
+export function ram_load_setup(opaque: RAMMigration): number {
+  opaque.last_recv_block = [null, null];
+  return 0;
+}
+
+function hex(hi: number, lo: number): string {
+  return hi ? hi.toString(16) + lo.toString(16).padStart(8, '0') : lo.toString(16);
+}
+
+/** ram_block_from_stream(): CONTINUE reuses the last block, else read the idstr. */
+async function ram_block_from_stream(opaque: RAMMigration, f: QEMUFile, flags: number, channel: number): Promise<RAMBlockLike | null> {
+  const env = opaque.env;
+  if (flags & RAM_SAVE_FLAG_CONTINUE) {
+    const block = opaque.last_recv_block[channel] ?? null;
+    if (!block) {
+      env.error_report('Ack, bad migration stream!');
+      return null;
+    }
+    return block;
+  }
+  let w = f.need(1);
+  if (w) await w;
+  const len = f.get_byte();
+  w = f.need(len);
+  if (w) await w;
+  const id = read_idstr(f, len);
+  const block = opaque.ram_list.qemu_ram_block_by_name(id);
+  if (!block) {
+    env.error_report(`Can't find block ${id}`);
+    return null;
+  }
+  opaque.last_recv_block[channel] = block;
+  return block;
+}
+
+/** Bytes as C's `id[len] = 0` sees them: a NUL ends the string. */
+function read_idstr(f: QEMUFile, len: number): string {
+  let s = '';
+  let ended = false;
+  for (let i = 0; i < len; i++) {
+    const c = f.get_byte();
+    if (c === 0) ended = true;
+    if (!ended) s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/**
+ * parse_ramblocks(): the setup record's block list. Every block must exist here with the
+ * same used_length (qemu_ram_resize() of a non-resizable block: "Size mismatch").
+ */
+async function parse_ramblocks(opaque: RAMMigration, f: QEMUFile, total_ram_bytes: bigint): Promise<number> {
+  const env = opaque.env;
+  let ret = 0;
+  while (!ret && total_ram_bytes) {
+    let w = f.need(1);
+    if (w) await w;
+    const len = f.get_byte();
+    w = f.need(len + 8);
+    if (w) await w;
+    const id = read_idstr(f, len);
+    const length = f.get_be64();
+    const block = opaque.ram_list.qemu_ram_block_by_name(id);
+    if (block) {
+      if (length !== BigInt(block.used_length)) {
+        // qemu_ram_resize(): TARGET_PAGE_ALIGN then the non-resizable check
+        const newsize = BigInt.asUintN(64, (length + BigInt(PAGE_OFFSET_MASK)) & ~BigInt(PAGE_OFFSET_MASK));
+        if (newsize !== BigInt(block.used_length)) {
+          env.error_report(
+            `Size mismatch: ${block.idstr}: 0x${newsize.toString(16)} != 0x${block.used_length.toString(16)}: Invalid argument`,
+          );
+          ret = -EINVAL;
+        }
+      }
+      if (!ret && env.options.migrate_ignore_shared()) {
+        w = f.need(8);
+        if (w) await w;
+        f.get_be64(); // GPA: only checked for ignored (shared) blocks, which the lab has none of
+      }
+    } else {
+      env.error_report(`Unknown ramblock "${id}", cannot accept migration`);
+      ret = -EINVAL;
+    }
+    total_ram_bytes = BigInt.asUintN(64, total_ram_bytes - length);
+    if (!ret) ret = qemu_file_get_error(f);
+  }
+  return ret;
+}
+
+/**
+ * ram_load_precopy(): records until EOS. ZERO writes zeros only where needed, PAGE copies
+ * into the block, MEM_SIZE checks the block list.
+ */
+async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<number> {
+  const env = opaque.env;
+  let flags = 0;
+  let ret = 0;
+  const invalid_flags = env.options.migrate_compress() ? 0 : RAM_SAVE_FLAG_COMPRESS_PAGE;
+
+  let i = 0;
+  while (!ret && !(flags & RAM_SAVE_FLAG_EOS)) {
+    if ((i & 32767) === 0 && env.coroutine_yield) await env.coroutine_yield();
+    i++;
+    let w = f.need(8);
+    if (w) await w;
+    const hi = f.get_be32();
+    const lo = f.get_be32();
+    flags = lo & PAGE_OFFSET_MASK;
+    const addr_lo = (lo & ~PAGE_OFFSET_MASK) >>> 0;
+    const addr = hi * 0x100000000 + addr_lo;
+    let block: RAMBlockLike | null = null;
+
+    if (flags & invalid_flags) {
+      if (flags & invalid_flags & RAM_SAVE_FLAG_COMPRESS_PAGE) {
+        env.error_report('Received an unexpected compressed page');
+      }
+      ret = -EINVAL;
+      break;
+    }
+
+    if (flags & (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_COMPRESS_PAGE | RAM_SAVE_FLAG_XBZRLE)) {
+      // CONTINUE (nearly every record) stays off the async path
+      block =
+        flags & RAM_SAVE_FLAG_CONTINUE && opaque.last_recv_block[RAM_CHANNEL_PRECOPY]
+          ? opaque.last_recv_block[RAM_CHANNEL_PRECOPY]!
+          : await ram_block_from_stream(opaque, f, flags, RAM_CHANNEL_PRECOPY);
+      // host_from_ram_block_offset()
+      if (!block || addr >= block.used_length) {
+        env.error_report(`Illegal RAM offset ${hex(hi, addr_lo)}`);
+        ret = -EINVAL;
+        break;
+      }
+    }
+
+    switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
+      case RAM_SAVE_FLAG_MEM_SIZE:
+        ret = await parse_ramblocks(opaque, f, (BigInt(hi) << 32n) | BigInt(addr_lo));
+        break;
+
+      case RAM_SAVE_FLAG_ZERO: {
+        w = f.need(1);
+        if (w) await w;
+        const ch = f.get_byte();
+        if (ch !== 0) {
+          env.error_report(`Found a zero page with value ${ch}`);
+          ret = -EINVAL;
+          break;
+        }
+        ram_handle_zero(block!, addr, TARGET_PAGE_SIZE);
+        break;
+      }
+
+      case RAM_SAVE_FLAG_PAGE:
+        w = f.need(TARGET_PAGE_SIZE);
+        if (w) await w;
+        f.get_buffer(block!.host, addr, TARGET_PAGE_SIZE);
+        break;
+
+      case RAM_SAVE_FLAG_COMPRESS_PAGE:
+      case RAM_SAVE_FLAG_XBZRLE:
+        // Neither is produced by the lab; QEMU would decode them here.
+        env.error_report(`Unknown combination of migration flags: 0x${flags.toString(16)}`);
+        ret = -EINVAL;
+        break;
+
+      case RAM_SAVE_FLAG_MULTIFD_FLUSH:
+        // multifd_recv_sync_main(): no multifd channels in the lab, nothing to wait for
+        break;
+
+      case RAM_SAVE_FLAG_EOS:
+        /* normal exit */
+        break;
+
+      default:
+        env.error_report(`Unknown combination of migration flags: 0x${flags.toString(16)}`);
+        ret = -EINVAL;
+    }
+    if (!ret) ret = qemu_file_get_error(f);
+  }
+  return ret;
+}
+
+/** ram_load(): the "ram" section's load_state (version 4 only). */
+export async function ram_load(f: QEMUFile, opaque: RAMMigration, version_id: number): Promise<number> {
+  if (version_id !== 4) return -EINVAL;
+  return ram_load_precopy(f, opaque);
+}
+
+/** savevm_ram_handlers */
+export const savevm_ram_handlers: SaveVMHandlers<RAMMigration> = {
+  save_setup: ram_save_setup,
+  save_live_iterate: ram_save_iterate,
+  save_live_complete_precopy: ram_save_complete,
+  has_postcopy: (opaque) => opaque.env.options.migrate_postcopy_ram(),
+  state_pending_estimate: ram_state_pending_estimate,
+  state_pending_exact: ram_state_pending_exact,
+  load_state: ram_load,
+  save_cleanup: ram_save_cleanup,
+  load_setup: ram_load_setup,
+};

@@ -1,0 +1,1509 @@
+/**
+ * migration/savevm.c of QEMU 9.0 for `-machine none`: the stream framing (header,
+ * configuration, section headers and footers, commands, EOF, the JSON VM description),
+ * the SaveStateEntry registry with the ids 9.0 assigns, the save steps the migration
+ * thread calls, and the loader (qemu_loadvm_state) with QEMU's error texts. With it, the
+ * small part of migration/vmstate.c the sections need, and the two devices a `none`
+ * machine migrates: `timer` (system/cpu-timers.c) and `globalstate`
+ * (migration/global_state.c).
+ *
+ * Section ids: QEMU numbers SaveStateEntries in registration order. For `-machine none`
+ * 9.0 registers timer (0, cpu_timers_init), then in migration_object_init() block (1,
+ * blk_mig_init: block migration was removed only in 9.1, commit "migration: Remove block
+ * migration" of 2024-05-08, after 9.0.0), ram (2), dirty-bitmap (3), then globalstate (4,
+ * register_global_state). 7.2 streams show the same ids; 10.0 has no "block", hence
+ * ram 1 / globalstate 3. "block" and "dirty-bitmap" are never active without drives, so
+ * they take an id but write nothing.
+ *
+ * globalstate: 9.0 is the first with runstate[32] + has_vm_was_suspended + vm_was_suspended
+ * + unused[66] (Steve Sistare's "preserve suspended runstate" series, merged 2024-01-04);
+ * the 100 bytes are laid out so that 7.2's runstate[100] reads the same stream.
+ *
+ * VMDESCRIPTION: 9.0 writes {"configuration": ..., "page_size": 4096, "devices": [...]}:
+ * the configuration entry dates from 8.2 ("migration: Add the configuration vmstate to
+ * the json writer", Nikolay Borisov, merged October 2023), so 9.0's description of a
+ * `none` machine is the 10.0 one, not the shorter 7.2 one.
+ *
+ * Not in 9.0's stream, but accepted by the loader: 10.0's COMMAND SWITCHOVER_START (9.0
+ * itself would fail with "MIG_CMD 0xb unknown (len 0x0)").
+ *
+ * How the engine drives it (migration_thread / process_incoming_migration_co):
+ *   source: qemu_savevm_state_header(f, sv); await qemu_savevm_state_setup(f, sv) (pass 1);
+ *     per loop turn qemu_savevm_state_pending_estimate(sv) / _exact(sv) (a pass) and
+ *     await qemu_savevm_state_iterate(f, sv); at switchover
+ *     devices.global_state.global_state_store(runstate) before stopping the VM (QEMU's
+ *     migration_stop_vm(); without it the destination rejects the empty run state), then
+ *     await qemu_savevm_state_complete_precopy(f, sv) (last pass); qemu_savevm_state_cleanup(sv).
+ *   destination: ret = await qemu_loadvm_state(f, sv); on ret < 0 QEMU adds
+ *     "load of migration failed: " + strerror(-ret); else the run state to resume in is
+ *     devices.global_state.global_state_get_runstate() (if global_state_received()).
+ */
+import { quote } from '../qmp/json-writer.js';
+import { MigrationCapability_lookup, type MigrationCapability } from '../qmp/schema/migration.js';
+import { RUN_STATES, type RunState } from '../qmp/schema/run-state.js';
+import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
+import { MigrationOptions } from './options.js';
+import {
+  EINVAL,
+  ENOENT,
+  ENOTSUP,
+  ERANGE,
+  MigrationAtomicStats,
+  QEMUFile,
+  QIOChannelBuffer,
+  migration_rate_exceeded,
+  qemu_file_get_error,
+  qemu_file_set_error,
+  qemu_file_new_input,
+} from './qemu-file.js';
+import {
+  RAMList,
+  RAMMigration,
+  TARGET_PAGE_BITS,
+  TARGET_PAGE_SIZE,
+  savevm_ram_handlers,
+  type MigrationEnv,
+  type PendingSizes,
+} from './ram.js';
+
+/* ---------- stream constants ---------- */
+
+export const QEMU_VM_FILE_MAGIC = 0x5145564d;
+export const QEMU_VM_FILE_VERSION_COMPAT = 0x00000002;
+export const QEMU_VM_FILE_VERSION = 0x00000003;
+
+export const QEMU_VM_EOF = 0x00;
+export const QEMU_VM_SECTION_START = 0x01;
+export const QEMU_VM_SECTION_PART = 0x02;
+export const QEMU_VM_SECTION_END = 0x03;
+export const QEMU_VM_SECTION_FULL = 0x04;
+export const QEMU_VM_SUBSECTION = 0x05;
+export const QEMU_VM_VMDESCRIPTION = 0x06;
+export const QEMU_VM_CONFIGURATION = 0x07;
+export const QEMU_VM_COMMAND = 0x08;
+export const QEMU_VM_SECTION_FOOTER = 0x7e;
+
+/* enum qemu_vm_cmd of 9.0; SWITCHOVER_START is 10.0's next value */
+export const MIG_CMD_INVALID = 0;
+export const MIG_CMD_OPEN_RETURN_PATH = 1;
+export const MIG_CMD_PING = 2;
+export const MIG_CMD_POSTCOPY_ADVISE = 3;
+export const MIG_CMD_POSTCOPY_LISTEN = 4;
+export const MIG_CMD_POSTCOPY_RUN = 5;
+export const MIG_CMD_POSTCOPY_RAM_DISCARD = 6;
+export const MIG_CMD_PACKAGED = 7;
+export const MIG_CMD_ENABLE_COLO = 8;
+export const MIG_CMD_POSTCOPY_RESUME = 9;
+export const MIG_CMD_RECV_BITMAP = 10;
+export const MIG_CMD_MAX = 11;
+export const MIG_CMD_SWITCHOVER_START = 11;
+
+/** mig_cmd_args[]: fixed payload length (-1 = variable) and name. */
+export const mig_cmd_args: readonly { len: number; name: string }[] = [
+  { len: -1, name: 'INVALID' },
+  { len: 0, name: 'OPEN_RETURN_PATH' },
+  { len: 4, name: 'PING' },
+  { len: -1, name: 'POSTCOPY_ADVISE' },
+  { len: 0, name: 'POSTCOPY_LISTEN' },
+  { len: 0, name: 'POSTCOPY_RUN' },
+  { len: -1, name: 'POSTCOPY_RAM_DISCARD' },
+  { len: 4, name: 'PACKAGED' },
+  { len: 0, name: 'ENABLE_COLO' },
+  { len: 0, name: 'POSTCOPY_RESUME' },
+  { len: -1, name: 'RECV_BITMAP' },
+  { len: 0, name: 'SWITCHOVER_START' },
+];
+
+const EAGAIN = 11;
+/** LOADVM_QUIT: loadvm_process_command()'s "stop loading" result (postcopy listen). */
+const LOADVM_QUIT = 1;
+/** MAX_VM_CMD_PACKAGED_SIZE is UINT32_MAX in QEMU: any be32 length is "reasonable". */
+const MAX_VM_CMD_PACKAGED_SIZE = 0xffffffff;
+
+/* ---------- the JSON writer of the VM description (qobject/json-writer.c, compact) ---------- */
+
+export class JSONWriter {
+  private parts: string[] = [];
+  private stack: boolean[] = []; // true: object
+  private need_comma = false;
+
+  private maybe_comma(name: string | null): void {
+    if (this.need_comma) this.parts.push(', ');
+    else this.need_comma = true;
+    if (this.stack.length && this.stack[this.stack.length - 1]) this.parts.push(quote(name ?? ''), ': ');
+  }
+
+  start_object(name: string | null): void {
+    this.maybe_comma(name);
+    this.parts.push('{');
+    this.stack.push(true);
+    this.need_comma = false;
+  }
+
+  end_object(): void {
+    this.parts.push('}');
+    this.stack.pop();
+    this.need_comma = true;
+  }
+
+  start_array(name: string | null): void {
+    this.maybe_comma(name);
+    this.parts.push('[');
+    this.stack.push(false);
+    this.need_comma = false;
+  }
+
+  end_array(): void {
+    this.parts.push(']');
+    this.stack.pop();
+    this.need_comma = true;
+  }
+
+  str(name: string | null, value: string): void {
+    this.maybe_comma(name);
+    this.parts.push(quote(value));
+  }
+
+  int64(name: string | null, value: number | bigint): void {
+    this.maybe_comma(name);
+    this.parts.push(String(value));
+  }
+
+  get(): string {
+    if (this.parts.length > 1) this.parts = [this.parts.join('')];
+    return this.parts[0] ?? '';
+  }
+}
+
+/* ---------- vmstate (migration/vmstate.c, the field kinds these sections use) ---------- */
+
+/**
+ * One VMStateField: how to write and read element i of it. `type` is the VMStateInfo name
+ * the VM description shows; `n_elems` > 1 makes an array (described once, "array_len").
+ */
+export interface VMStateField<O> {
+  name: string;
+  type: string;
+  /** Only present in streams of this version and later (VMSTATE_*_V). */
+  version_id?: number;
+  n_elems?(o: O): number;
+  put(f: QEMUFile, o: O, i: number): void;
+  /** Read element i; 0 or a negative errno. */
+  get(f: QEMUFile, o: O, i: number): Promise<number>;
+}
+
+export interface VMStateDescription<O> {
+  name: string;
+  version_id: number;
+  minimum_version_id: number;
+  fields: VMStateField<O>[];
+  subsections?: VMStateDescription<O>[];
+  needed?(o: O): boolean;
+  pre_save?(o: O): number;
+  pre_load?(o: O): number;
+  post_load?(o: O, version_id: number): number;
+}
+
+async function need(f: QEMUFile, n: number): Promise<void> {
+  const w = f.need(n);
+  if (w) await w;
+}
+
+/** VMSTATE_UINT8 / _UINT32 / _INT64 over a property of O. */
+export function vmstate_uint8<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
+  return {
+    name,
+    type: 'uint8',
+    version_id,
+    put: (f, o) => f.put_byte(Number(o[key]) & 0xff),
+    get: async (f, o) => {
+      await need(f, 1);
+      (o as Record<string, unknown>)[key] = f.get_byte();
+      return 0;
+    },
+  };
+}
+
+export function vmstate_uint32<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
+  return {
+    name,
+    type: 'uint32',
+    version_id,
+    put: (f, o) => f.put_be32(Number(o[key]) >>> 0),
+    get: async (f, o) => {
+      await need(f, 4);
+      (o as Record<string, unknown>)[key] = f.get_be32();
+      return 0;
+    },
+  };
+}
+
+export function vmstate_int64<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
+  return {
+    name,
+    type: 'int64',
+    version_id,
+    put: (f, o) => f.put_be64(BigInt(o[key] as bigint)),
+    get: async (f, o) => {
+      await need(f, 8);
+      (o as Record<string, unknown>)[key] = BigInt.asIntN(64, f.get_be64());
+      return 0;
+    },
+  };
+}
+
+/** VMSTATE_BUFFER: a fixed-size byte array property. */
+export function vmstate_buffer<O>(name: string, key: keyof O & string): VMStateField<O> {
+  return {
+    name,
+    type: 'buffer',
+    put: (f, o) => f.put_buffer(o[key] as Uint8Array),
+    get: async (f, o) => {
+      const b = o[key] as Uint8Array;
+      await need(f, b.length);
+      f.get_buffer(b, 0, b.length);
+      return 0;
+    },
+  };
+}
+
+/** VMSTATE_UNUSED(size): zeros out, skipped in. */
+export function vmstate_unused<O>(size: number): VMStateField<O> {
+  const zeros = new Uint8Array(size);
+  return {
+    name: 'unused',
+    type: 'unused_buffer',
+    put: (f) => f.put_buffer(zeros),
+    get: async (f) => {
+      await need(f, size);
+      f.get_buffer(new Uint8Array(size), 0, size);
+      return 0;
+    },
+  };
+}
+
+function vmstate_n_elems<O>(field: VMStateField<O>, o: O): number {
+  return field.n_elems ? field.n_elems(o) : 1;
+}
+
+/** vmstate_save_needed() */
+export function vmstate_save_needed<O>(vmsd: VMStateDescription<O>, o: O): boolean {
+  return !vmsd.needed || vmsd.needed(o);
+}
+
+/**
+ * vmstate_save_state(): the fields (each described once in the JSON: name, array_len,
+ * type, and the bytes its first element took), then the needed subsections.
+ */
+export function vmstate_save_state<O>(f: QEMUFile, vmsd: VMStateDescription<O>, o: O, vmdesc: JSONWriter | null): number {
+  if (vmsd.pre_save) {
+    const ret = vmsd.pre_save(o);
+    if (ret) return ret;
+  }
+  const version_id = vmsd.version_id;
+  if (vmdesc) {
+    vmdesc.str('vmsd_name', vmsd.name);
+    vmdesc.int64('version', version_id);
+    vmdesc.start_array('fields');
+  }
+  for (const field of vmsd.fields) {
+    if ((field.version_id ?? 0) > version_id) continue;
+    const n_elems = vmstate_n_elems(field, o);
+    let vmdesc_loop = vmdesc;
+    for (let i = 0; i < n_elems; i++) {
+      if (vmdesc_loop) {
+        vmdesc_loop.start_object(null);
+        vmdesc_loop.str('name', field.name);
+        if (n_elems > 1) vmdesc_loop.int64('array_len', n_elems);
+        vmdesc_loop.str('type', field.type);
+      }
+      const old_offset = f.transferred();
+      field.put(f, o, i);
+      if (vmdesc_loop) {
+        vmdesc_loop.int64('size', f.transferred() - old_offset);
+        vmdesc_loop.end_object();
+      }
+      /* Compressed arrays only care about the first element */
+      vmdesc_loop = null;
+    }
+  }
+  if (vmdesc) vmdesc.end_array();
+  return vmstate_subsection_save(f, vmsd, o, vmdesc);
+}
+
+/** vmstate_subsection_save(): byte 0x05, counted name, be32 version, the state. */
+function vmstate_subsection_save<O>(f: QEMUFile, vmsd: VMStateDescription<O>, o: O, vmdesc: JSONWriter | null): number {
+  let subsection_found = false;
+  for (const sub of vmsd.subsections ?? []) {
+    if (!sub.needed || !sub.needed(o)) continue;
+    if (vmdesc) {
+      /* Only create subsection array when we have any */
+      if (!subsection_found) vmdesc.start_array('subsections');
+      vmdesc.start_object(null);
+    }
+    subsection_found = true;
+    f.put_byte(QEMU_VM_SUBSECTION);
+    f.put_byte(sub.name.length);
+    f.put_buffer(Buffer.from(sub.name, 'latin1'));
+    f.put_be32(sub.version_id);
+    const ret = vmstate_save_state(f, sub, o, vmdesc);
+    if (ret) return ret;
+    if (vmdesc) vmdesc.end_object();
+  }
+  if (vmdesc && subsection_found) vmdesc.end_array();
+  return 0;
+}
+
+/** vmstate_load_state(): version checks, fields, subsections, post_load. */
+export async function vmstate_load_state<O>(
+  f: QEMUFile,
+  vmsd: VMStateDescription<O>,
+  o: O,
+  version_id: number,
+  error_report: (msg: string) => void,
+): Promise<number> {
+  if (version_id > vmsd.version_id) {
+    error_report(`${vmsd.name}: incoming version_id ${version_id} is too new for local version_id ${vmsd.version_id}`);
+    return -EINVAL;
+  }
+  if (version_id < vmsd.minimum_version_id) {
+    error_report(
+      `${vmsd.name}: incoming version_id ${version_id} is too old for local minimum version_id  ${vmsd.minimum_version_id}`,
+    );
+    return -EINVAL;
+  }
+  if (vmsd.pre_load) {
+    const ret = vmsd.pre_load(o);
+    if (ret) return ret;
+  }
+  for (const field of vmsd.fields) {
+    if ((field.version_id ?? 0) > version_id) continue;
+    const n_elems = vmstate_n_elems(field, o);
+    for (let i = 0; i < n_elems; i++) {
+      let ret = await field.get(f, o, i);
+      if (ret >= 0) ret = qemu_file_get_error(f);
+      if (ret < 0) {
+        qemu_file_set_error(f, ret);
+        error_report(`Failed to load ${vmsd.name}:${field.name}`);
+        return ret;
+      }
+    }
+  }
+  const ret = await vmstate_subsection_load(f, vmsd, o, error_report);
+  if (ret !== 0) {
+    qemu_file_set_error(f, ret);
+    return ret;
+  }
+  return vmsd.post_load ? vmsd.post_load(o, version_id) : 0;
+}
+
+/** vmstate_subsection_load(): while the next byte is 0x05 and names one of ours. */
+async function vmstate_subsection_load<O>(
+  f: QEMUFile,
+  vmsd: VMStateDescription<O>,
+  o: O,
+  error_report: (msg: string) => void,
+): Promise<number> {
+  for (;;) {
+    await need(f, 1);
+    if (f.peek_byte(0) !== QEMU_VM_SUBSECTION) return 0;
+    await need(f, 2);
+    const len = f.peek_byte(1);
+    if (len < vmsd.name.length + 1) return 0; /* subsection name has to be "section_name/a" */
+    await need(f, 2 + len);
+    if (f.available() < 2 + len) return 0; /* (peek fail) */
+    const idstr = f.buf.toString('latin1', f.buf_index + 2, f.buf_index + 2 + len);
+    if (!idstr.startsWith(vmsd.name)) return 0; /* it doesn't have a valid subsection name */
+    const sub = (vmsd.subsections ?? []).find((s) => s.name === idstr);
+    if (!sub) return -ENOENT;
+    f.skip(2 + len);
+    await need(f, 4);
+    const version_id = f.get_be32();
+    const ret = await vmstate_load_state(f, sub, o, version_id, error_report);
+    if (ret) return ret;
+  }
+}
+
+/* ---------- device state: timer (system/cpu-timers.c) ---------- */
+
+/** TimersState: what the `timer` section carries (the VM clock's offsets while stopped). */
+export class TimersState {
+  /** Host ticks the vCPUs ran for (cpu_get_ticks() while stopped). */
+  cpu_ticks_offset = 0n;
+  /** Nanoseconds of QEMU_CLOCK_VIRTUAL elapsed (cpu_get_clock() while stopped). */
+  cpu_clock_offset = 0n;
+  cpu_ticks_enabled = false;
+
+  /** cpu_enable_ticks(): the VM starts; offsets become "value − now". */
+  cpu_enable_ticks(host_ticks: bigint, clock_ns: bigint): void {
+    if (this.cpu_ticks_enabled) return;
+    this.cpu_ticks_offset -= host_ticks;
+    this.cpu_clock_offset -= clock_ns;
+    this.cpu_ticks_enabled = true;
+  }
+
+  /** cpu_disable_ticks(): the VM stops; offsets hold the elapsed values again. */
+  cpu_disable_ticks(host_ticks: bigint, clock_ns: bigint): void {
+    if (!this.cpu_ticks_enabled) return;
+    this.cpu_ticks_offset += host_ticks;
+    this.cpu_clock_offset += clock_ns;
+    this.cpu_ticks_enabled = false;
+  }
+}
+
+/** vmstate_timers: version 2 (icount subsections: never needed, the lab has no icount). */
+export const vmstate_timers: VMStateDescription<TimersState> = {
+  name: 'timer',
+  version_id: 2,
+  minimum_version_id: 1,
+  fields: [
+    vmstate_int64('cpu_ticks_offset', 'cpu_ticks_offset'),
+    vmstate_unused(8),
+    vmstate_int64('cpu_clock_offset', 'cpu_clock_offset', 2),
+  ],
+};
+
+/* ---------- device state: globalstate (migration/global_state.c, 9.0) ---------- */
+
+export class GlobalState {
+  size = 0;
+  /* runstate was 100 bytes, zero padded, but we trimmed it to add a few fields */
+  runstate = new Uint8Array(32);
+  has_vm_was_suspended = 0;
+  vm_was_suspended = 0;
+  unused = new Uint8Array(66);
+  /** After loading: the source's run state and suspended flag. */
+  state: RunState = 'running';
+  received = false;
+  /** vm_set_suspended() on the destination. */
+  vm_suspended = false;
+
+  private do_store(state: RunState, suspended: boolean): void {
+    this.runstate.fill(0);
+    this.runstate.set(Buffer.from(state, 'latin1'));
+    this.has_vm_was_suspended = 1;
+    this.vm_was_suspended = suspended ? 1 : 0;
+    this.unused.fill(0);
+  }
+
+  /** global_state_store(): the run state before the stop for switchover. */
+  global_state_store(state: RunState, vm_was_suspended = false): void {
+    this.do_store(state, vm_was_suspended);
+  }
+
+  global_state_store_running(): void {
+    this.do_store('running', false);
+  }
+
+  global_state_received(): boolean {
+    return this.received;
+  }
+
+  global_state_get_runstate(): RunState {
+    return this.state;
+  }
+
+  /** register_global_state(): empty, nothing received. */
+  reset(): void {
+    this.runstate.fill(0);
+    this.received = false;
+  }
+
+  runstate_str(): string {
+    const end = this.runstate.indexOf(0);
+    return Buffer.from(this.runstate.subarray(0, end < 0 ? this.runstate.length : end)).toString('latin1');
+  }
+}
+
+export function make_vmstate_globalstate(globals: () => MigrationGlobals, error_report: (m: string) => void): VMStateDescription<GlobalState> {
+  return {
+    name: 'globalstate',
+    version_id: 1,
+    minimum_version_id: 1,
+    needed: () => globals().store_global_state,
+    pre_save: (s) => {
+      s.size = s.runstate_str().length + 1;
+      return 0;
+    },
+    post_load: (s) => {
+      s.received = true;
+      s.runstate[s.runstate.length - 1] = 0; // a malicious stream must not overflow the parse
+      const runstate = s.runstate_str();
+      const r = (RUN_STATES as readonly string[]).indexOf(runstate);
+      if (r < 0) {
+        error_report(`invalid parameter value: ${runstate}`);
+        return -EINVAL;
+      }
+      s.state = RUN_STATES[r]!;
+      s.vm_suspended = !!s.vm_was_suspended || s.state === 'suspended';
+      return 0;
+    },
+    fields: [
+      vmstate_uint32('size', 'size'),
+      vmstate_buffer('runstate', 'runstate'),
+      vmstate_uint8('has_vm_was_suspended', 'has_vm_was_suspended'),
+      vmstate_uint8('vm_was_suspended', 'vm_was_suspended'),
+      vmstate_buffer('unused', 'unused'),
+    ],
+  };
+}
+
+/** The device state a `none` machine migrates besides RAM. */
+export class VMDeviceState {
+  readonly timers = new TimersState();
+  readonly global_state = new GlobalState();
+}
+
+/* ---------- configuration (savevm.c's SaveState) ---------- */
+
+/** TARGET_PAGE_BITS_MIN: x86 has no variable page size. */
+export const TARGET_PAGE_BITS_MIN = TARGET_PAGE_BITS;
+
+/** Capabilities that must match on both sides (should_validate_capability(), 9.0). */
+const VALIDATED_CAPABILITIES: readonly MigrationCapability[] = ['x-ignore-shared', 'mapped-ram'];
+
+export class SaveStateConfig {
+  len = 0;
+  name: Uint8Array = new Uint8Array(0);
+  target_page_bits = TARGET_PAGE_BITS;
+  caps_count = 0;
+  capabilities: MigrationCapability[] = [];
+  uuid = new Uint8Array(16);
+}
+
+function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveStateConfig> {
+  const env = sv.env;
+  const report = (m: string): void => env.error_report(m);
+  const vmstate_target_page_bits: VMStateDescription<SaveStateConfig> = {
+    name: 'configuration/target-page-bits',
+    version_id: 1,
+    minimum_version_id: 1,
+    needed: () => TARGET_PAGE_BITS > TARGET_PAGE_BITS_MIN,
+    fields: [vmstate_uint32('target_page_bits', 'target_page_bits')],
+  };
+  const vmstate_capabilites: VMStateDescription<SaveStateConfig> = {
+    name: 'configuration/capabilities',
+    version_id: 1,
+    minimum_version_id: 1,
+    needed: () => validatable_capabilities(env.options).length > 0,
+    fields: [
+      vmstate_uint32('caps_count', 'caps_count', 1),
+      {
+        // VMSTATE_VARRAY_UINT32_ALLOC of vmstate_info_capability: u8 length + name each
+        name: 'capabilities',
+        type: 'capability',
+        version_id: 1,
+        n_elems: (s) => s.caps_count,
+        put: (f, s, i) => {
+          const c = Buffer.from(s.capabilities[i]!, 'latin1');
+          f.put_byte(c.length);
+          f.put_buffer(c);
+        },
+        get: async (f, s, i) => {
+          await need(f, 1);
+          const len = f.get_byte();
+          await need(f, len);
+          const tmp = Buffer.alloc(len);
+          f.get_buffer(tmp, 0, len);
+          const str = tmp.toString('latin1').split('\0')[0]!;
+          const cap = MigrationCapability_lookup.find((c) => c === str);
+          if (!cap) {
+            report(`Received unknown capability ${str}`);
+            return -EINVAL;
+          }
+          s.capabilities[i] = cap;
+          return 0;
+        },
+      },
+    ],
+  };
+  const vmstate_uuid: VMStateDescription<SaveStateConfig> = {
+    name: 'configuration/uuid',
+    version_id: 1,
+    minimum_version_id: 1,
+    needed: () => !!env.qemu_uuid && env.options.migrate_validate_uuid(),
+    post_load: (s) => {
+      const local = env.qemu_uuid;
+      if (!local) {
+        (env.warn_report ?? report)(`UUID is received ${uuid_unparse(s.uuid)}, but local uuid isn't set`);
+        return 0;
+      }
+      if (Buffer.compare(Buffer.from(s.uuid), Buffer.from(local)) !== 0) {
+        report(`UUID received is ${uuid_unparse(s.uuid)} and local is ${uuid_unparse(local)}`);
+        return -EINVAL;
+      }
+      return 0;
+    },
+    fields: [
+      {
+        name: 'uuid.data',
+        type: 'uint8',
+        version_id: 1,
+        n_elems: () => 16,
+        put: (f, s, i) => f.put_byte(s.uuid[i]!),
+        get: async (f, s, i) => {
+          await need(f, 1);
+          s.uuid[i] = f.get_byte();
+          return 0;
+        },
+      },
+    ],
+  };
+  return {
+    name: 'configuration',
+    version_id: 1,
+    minimum_version_id: 0,
+    pre_save: (s) => {
+      const name = Buffer.from(sv.machine().name, 'latin1');
+      s.len = name.length;
+      s.name = name;
+      s.target_page_bits = TARGET_PAGE_BITS;
+      s.capabilities = validatable_capabilities(env.options);
+      s.caps_count = s.capabilities.length;
+      if (env.qemu_uuid) s.uuid.set(env.qemu_uuid);
+      return 0;
+    },
+    pre_load: (s) => {
+      /* no target-page-bits subsection: the source uses the minimum */
+      s.target_page_bits = TARGET_PAGE_BITS_MIN;
+      s.caps_count = 0;
+      s.capabilities = [];
+      return 0;
+    },
+    post_load: (s) => {
+      const current_name = sv.machine().name;
+      const received = Buffer.from(s.name).toString('latin1');
+      if (s.len !== current_name.length || received !== current_name) {
+        report(`Machine type received is '${received}' and local is '${current_name}'`);
+        return -EINVAL;
+      }
+      if (s.target_page_bits !== TARGET_PAGE_BITS) {
+        report(`Received TARGET_PAGE_BITS is ${s.target_page_bits} but local is ${TARGET_PAGE_BITS}`);
+        return -EINVAL;
+      }
+      // configuration_validate_capabilities(): report every mismatch
+      let ok = true;
+      for (const cap of VALIDATED_CAPABILITIES) {
+        const source_state = s.capabilities.includes(cap);
+        const target_state = env.options.capabilities[cap];
+        if (source_state !== target_state) {
+          report(
+            `Capability ${cap} is ${target_state ? 'on' : 'off'}, but received capability is ${source_state ? 'on' : 'off'}`,
+          );
+          ok = false;
+        }
+      }
+      return ok ? 0 : -EINVAL;
+    },
+    fields: [
+      vmstate_uint32('len', 'len'),
+      {
+        // VMSTATE_VBUFFER_ALLOC_UINT32(name, SaveState, 0, NULL, len)
+        name: 'name',
+        type: 'buffer',
+        put: (f, s) => f.put_buffer(s.name, 0, s.len),
+        get: async (f, s) => {
+          // QEMU allocates len bytes; keep a name's worth, skip the rest of a corrupt length
+          const keep = Math.min(s.len, 4096);
+          const buf = new Uint8Array(keep);
+          const got = await f.get_buffer_async(buf, 0, keep);
+          if (s.len > keep) await f.get_buffer_async(null, 0, s.len - keep);
+          s.name = buf.subarray(0, got);
+          return 0;
+        },
+      },
+    ],
+    subsections: [vmstate_target_page_bits, vmstate_capabilites, vmstate_uuid],
+  };
+}
+
+function validatable_capabilities(options: MigrationOptions): MigrationCapability[] {
+  return MigrationCapability_lookup.filter((c) => VALIDATED_CAPABILITIES.includes(c) && options.capabilities[c]);
+}
+
+function uuid_unparse(u: Uint8Array): string {
+  const h = Buffer.from(u).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/* ---------- SaveStateEntry registry ---------- */
+
+/** SaveVMHandlers (include/migration/register.h), the members the lab uses. */
+export interface SaveVMHandlers<O> {
+  save_setup?(f: QEMUFile, opaque: O): Promise<number>;
+  save_live_iterate?(f: QEMUFile, opaque: O): Promise<number>;
+  save_live_complete_precopy?(f: QEMUFile, opaque: O): Promise<number>;
+  save_cleanup?(opaque: O): void;
+  is_active?(opaque: O): boolean;
+  is_active_iterate?(opaque: O): boolean;
+  has_postcopy?(opaque: O): boolean;
+  state_pending_estimate?(opaque: O, acc: PendingSizes): void;
+  state_pending_exact?(opaque: O, acc: PendingSizes): void;
+  load_setup?(opaque: O): number;
+  load_state?(f: QEMUFile, opaque: O, version_id: number): Promise<number>;
+  load_cleanup?(opaque: O): number;
+}
+
+export interface SaveStateEntry {
+  idstr: string;
+  instance_id: number;
+  alias_id: number;
+  version_id: number;
+  /** Section id on the source (registration order). */
+  section_id: number;
+  /** What the incoming stream said. */
+  load_version_id: number;
+  load_section_id: number;
+  ops: SaveVMHandlers<unknown> | null;
+  vmsd: VMStateDescription<unknown> | null;
+  opaque: unknown;
+  is_ram: boolean;
+}
+
+/** The machine properties savevm consults. */
+export interface MachineProps {
+  name: string;
+  /** suppress-vmdesc: no JSON VM description at the end. */
+  suppress_vmdesc: boolean;
+}
+
+/** What savevm.c reads beyond ram.c's needs. */
+export interface SaveVMEnv extends MigrationEnv {
+  /** -global migration.* (send-configuration, send-section-footer, store-global-state). */
+  globals?: MigrationGlobals;
+  machine?: MachineProps;
+  /** -uuid, if given (configuration/uuid with validate-uuid). */
+  qemu_uuid?: Uint8Array | null;
+  warn_report?(msg: string): void;
+  /** Incoming MIG_CMD_OPEN_RETURN_PATH: open the return path; false if it cannot be. */
+  open_return_path?(): boolean;
+  /** Incoming MIG_CMD_PING: answer on the return path. */
+  migrate_send_rp_pong?(value: number): void;
+}
+
+/** PostcopyState on the incoming side. */
+const POSTCOPY_INCOMING_NONE = 0;
+const POSTCOPY_INCOMING_ADVISE = 1;
+
+/** savevm_state: the registry of one endpoint, plus the JSON writer of a running save. */
+export class SaveVMState {
+  readonly handlers: SaveStateEntry[] = [];
+  global_section_id = 0;
+  /** MigrationState.vmdesc: the VM description being written (from the header on). */
+  vmdesc: JSONWriter | null = null;
+  readonly config = new SaveStateConfig();
+  readonly vmstate_configuration: VMStateDescription<SaveStateConfig>;
+  /* incoming */
+  postcopy_state = POSTCOPY_INCOMING_NONE;
+  have_return_path = false;
+  /** The VM description text of the last loaded stream, if it had one. */
+  incoming_vmdesc: string | null = null;
+
+  constructor(readonly env: SaveVMEnv) {
+    this.vmstate_configuration = make_vmstate_configuration(this);
+  }
+
+  globals(): MigrationGlobals {
+    return this.env.globals ?? MIGRATION_GLOBALS_DEFAULT;
+  }
+
+  machine(): MachineProps {
+    return this.env.machine ?? { name: 'none', suppress_vmdesc: false };
+  }
+
+  /** calculate_new_instance_id() */
+  private calculate_new_instance_id(idstr: string): number {
+    let instance_id = 0;
+    for (const se of this.handlers) {
+      if (se.idstr === idstr && instance_id <= se.instance_id) instance_id = se.instance_id + 1;
+    }
+    return instance_id;
+  }
+
+  private add(se: Omit<SaveStateEntry, 'section_id' | 'load_version_id' | 'load_section_id'>): SaveStateEntry {
+    const full: SaveStateEntry = {
+      ...se,
+      instance_id: se.instance_id === -1 ? this.calculate_new_instance_id(se.idstr) : se.instance_id,
+      section_id: this.global_section_id++,
+      load_version_id: 0,
+      load_section_id: 0,
+    };
+    this.handlers.push(full); // savevm_state_handler_insert(): all MIG_PRI_DEFAULT here
+    return full;
+  }
+
+  /** register_savevm_live() */
+  register_savevm_live<O>(idstr: string, instance_id: number, version_id: number, ops: SaveVMHandlers<O>, opaque: O): SaveStateEntry {
+    return this.add({
+      idstr,
+      instance_id,
+      alias_id: -1,
+      version_id,
+      ops: ops as SaveVMHandlers<unknown>,
+      vmsd: null,
+      opaque,
+      is_ram: !!ops.save_setup,
+    });
+  }
+
+  /** vmstate_register() */
+  vmstate_register<O>(instance_id: number, vmsd: VMStateDescription<O>, opaque: O): SaveStateEntry {
+    return this.add({
+      idstr: vmsd.name,
+      instance_id,
+      alias_id: -1,
+      version_id: vmsd.version_id,
+      ops: null,
+      vmsd: vmsd as VMStateDescription<unknown>,
+      opaque,
+      is_ram: false,
+    });
+  }
+
+  /** find_se() */
+  find_se(idstr: string, instance_id: number): SaveStateEntry | null {
+    for (const se of this.handlers) {
+      if (se.idstr === idstr && (instance_id === se.instance_id || instance_id === se.alias_id)) return se;
+    }
+    return null;
+  }
+}
+
+/** The two sections a `none` machine registers besides RAM that are never active. */
+const inactive_handlers: SaveVMHandlers<null> = {
+  is_active: () => false,
+};
+
+export interface MachineNoneSaveVM {
+  savevm: SaveVMState;
+  ram: RAMMigration;
+  devices: VMDeviceState;
+}
+
+/**
+ * The registry 9.0 builds for `-machine none -nodefaults`, in its order: timer (0),
+ * block (1), ram (2), dirty-bitmap (3), globalstate (4).
+ */
+export function savevm_machine_none(env: SaveVMEnv, ram_list: RAMList, devices = new VMDeviceState()): MachineNoneSaveVM {
+  const sv = new SaveVMState(env);
+  const ram = new RAMMigration(ram_list, env);
+  sv.vmstate_register(0, vmstate_timers, devices.timers); // cpu_timers_init()
+  sv.register_savevm_live('block', 0, 1, inactive_handlers, null); // blk_mig_init(): no drives
+  sv.register_savevm_live('ram', 0, 4, savevm_ram_handlers, ram); // ram_mig_init()
+  sv.register_savevm_live('dirty-bitmap', 0, 1, inactive_handlers, null); // dirty_bitmap_mig_init()
+  devices.global_state.reset();
+  sv.vmstate_register(0, make_vmstate_globalstate(() => sv.globals(), (m) => env.error_report(m)), devices.global_state);
+  return { savevm: sv, ram, devices };
+}
+
+/**
+ * An environment for a standalone endpoint (tests, file save/load): default options,
+ * fresh mig_stats, wall clock, no rate limit, VM stopped, errors collected in `errors`.
+ */
+export function create_migration_env(over: Partial<SaveVMEnv> = {}): SaveVMEnv & { errors: string[] } {
+  const errors: string[] = [];
+  const env: SaveVMEnv & { errors: string[] } = {
+    options: new MigrationOptions(),
+    mig_stats: new MigrationAtomicStats(),
+    clock: { now_ms: () => performance.now() },
+    runstate_is_running: () => false,
+    migration_in_postcopy: () => false,
+    migration_is_setup_or_active: () => true,
+    migration_rate_exceeded: (f) => migration_rate_exceeded(env.mig_stats, f),
+    error_report: (m) => errors.push(m),
+    errors,
+    ...over,
+  };
+  return env;
+}
+
+/* ---------- saving ---------- */
+
+function is_active(se: SaveStateEntry): boolean {
+  return !se.ops?.is_active || se.ops.is_active(se.opaque);
+}
+
+/** save_section_header(): type, be32 section_id; START/FULL add idstr, instance, version. */
+function save_section_header(f: QEMUFile, se: SaveStateEntry, section_type: number): void {
+  f.put_byte(section_type);
+  f.put_be32(se.section_id);
+  if (section_type === QEMU_VM_SECTION_FULL || section_type === QEMU_VM_SECTION_START) {
+    const id = Buffer.from(se.idstr, 'latin1');
+    f.put_byte(id.length);
+    f.put_buffer(id);
+    f.put_be32(se.instance_id);
+    f.put_be32(se.version_id);
+  }
+}
+
+/** save_section_footer(): 0x7e + be32 section_id (send-section-footer). */
+function save_section_footer(sv: SaveVMState, f: QEMUFile, se: SaveStateEntry): void {
+  if (sv.globals().send_section_footer) {
+    f.put_byte(QEMU_VM_SECTION_FOOTER);
+    f.put_be32(se.section_id);
+  }
+}
+
+/**
+ * qemu_savevm_state_header(): magic, version, and (send-configuration) the CONFIGURATION
+ * section, which also opens the VM description object.
+ */
+export function qemu_savevm_state_header(f: QEMUFile, sv: SaveVMState): void {
+  sv.vmdesc = new JSONWriter();
+  f.put_be32(QEMU_VM_FILE_MAGIC);
+  f.put_be32(QEMU_VM_FILE_VERSION);
+  if (sv.globals().send_configuration) {
+    f.put_byte(QEMU_VM_CONFIGURATION);
+    /* This starts the main json object, ended in ..._complete_precopy_non_iterable */
+    sv.vmdesc.start_object(null);
+    sv.vmdesc.start_object('configuration');
+    vmstate_save_state(f, sv.vmstate_configuration, sv.config, sv.vmdesc);
+    sv.vmdesc.end_object();
+  }
+}
+
+/** qemu_savevm_command_send(): 0x08, be16 command, be16 length, payload; flushed. */
+export async function qemu_savevm_command_send(f: QEMUFile, command: number, data: Uint8Array = new Uint8Array(0)): Promise<void> {
+  f.put_byte(QEMU_VM_COMMAND);
+  f.put_be16(command);
+  f.put_be16(data.length);
+  f.put_buffer(data);
+  await f.fflush();
+}
+
+export function qemu_savevm_send_open_return_path(f: QEMUFile): Promise<void> {
+  return qemu_savevm_command_send(f, MIG_CMD_OPEN_RETURN_PATH);
+}
+
+export function qemu_savevm_send_ping(f: QEMUFile, value: number): Promise<void> {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return qemu_savevm_command_send(f, MIG_CMD_PING, b);
+}
+
+/**
+ * qemu_savevm_state_setup(): page_size and the devices array of the description, then a
+ * SECTION_START for every active live entry (RAM: the block list).
+ */
+export async function qemu_savevm_state_setup(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  let ret = 0;
+  sv.vmdesc?.int64('page_size', TARGET_PAGE_SIZE);
+  sv.vmdesc?.start_array('devices');
+  for (const se of sv.handlers) {
+    if (!se.ops?.save_setup || !is_active(se)) continue;
+    save_section_header(f, se, QEMU_VM_SECTION_START);
+    ret = await se.ops.save_setup(f, se.opaque);
+    save_section_footer(sv, f, se);
+    if (ret < 0) {
+      qemu_file_set_error(f, ret);
+      break;
+    }
+  }
+  return ret;
+}
+
+/**
+ * qemu_savevm_state_iterate(): a SECTION_PART for every active live entry while the rate
+ * limit allows. 1 when all of them have nothing left, 0 otherwise, < 0 on error.
+ */
+export async function qemu_savevm_state_iterate(f: QEMUFile, sv: SaveVMState, postcopy = false): Promise<number> {
+  let all_finished = 1;
+  for (const se of sv.handlers) {
+    const ops = se.ops;
+    if (!ops?.save_live_iterate || !is_active(se)) continue;
+    if (ops.is_active_iterate && !ops.is_active_iterate(se.opaque)) continue;
+    /* In postcopy only entries that can do postcopy iterate */
+    if (postcopy && !(ops.has_postcopy && ops.has_postcopy(se.opaque))) continue;
+    if (sv.env.migration_rate_exceeded(f)) return 0;
+
+    save_section_header(f, se, QEMU_VM_SECTION_PART);
+    const ret = await ops.save_live_iterate(f, se.opaque);
+    save_section_footer(sv, f, se);
+    if (ret < 0) {
+      sv.env.error_report(`failed to save SaveStateEntry with id(name): ${se.section_id}(${se.idstr}): ${ret}`);
+      qemu_file_set_error(f, ret);
+      return ret;
+    } else if (!ret) {
+      all_finished = 0;
+    }
+  }
+  return all_finished;
+}
+
+/** qemu_savevm_state_complete_precopy_iterable(): a SECTION_END per active live entry. */
+export async function qemu_savevm_state_complete_precopy_iterable(f: QEMUFile, sv: SaveVMState, in_postcopy: boolean): Promise<number> {
+  for (const se of sv.handlers) {
+    const ops = se.ops;
+    if (!ops || (in_postcopy && ops.has_postcopy && ops.has_postcopy(se.opaque)) || !ops.save_live_complete_precopy) continue;
+    if (!is_active(se)) continue;
+    save_section_header(f, se, QEMU_VM_SECTION_END);
+    const ret = await ops.save_live_complete_precopy(f, se.opaque);
+    save_section_footer(sv, f, se);
+    if (ret < 0) {
+      qemu_file_set_error(f, ret);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/** vmstate_save(): a SECTION_FULL for an entry with device state, described in the JSON. */
+function vmstate_save(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry, vmdesc: JSONWriter | null): number {
+  if (!se.vmsd) return 0; // no old-style save_state entries in the lab
+  if (!vmstate_save_needed(se.vmsd, se.opaque)) return 0;
+  vmdesc?.start_object(null);
+  vmdesc?.str('name', se.idstr);
+  vmdesc?.int64('instance_id', se.instance_id);
+  save_section_header(f, se, QEMU_VM_SECTION_FULL);
+  const ret = vmstate_save_state(f, se.vmsd, se.opaque, vmdesc);
+  if (ret) return ret;
+  save_section_footer(sv, f, se);
+  vmdesc?.end_object();
+  return 0;
+}
+
+/** should_send_vmdesc(): not with suppress-vmdesc, never in postcopy. */
+function should_send_vmdesc(sv: SaveVMState): boolean {
+  return !sv.machine().suppress_vmdesc && !sv.env.migration_in_postcopy();
+}
+
+/**
+ * qemu_savevm_state_complete_precopy_non_iterable(): every device section, EOF, then the
+ * VM description (0x06, be32 length, JSON).
+ */
+export function qemu_savevm_state_complete_precopy_non_iterable(f: QEMUFile, sv: SaveVMState, in_postcopy: boolean): number {
+  const vmdesc = sv.vmdesc;
+  for (const se of sv.handlers) {
+    const ret = vmstate_save(f, sv, se, vmdesc);
+    if (ret) {
+      qemu_file_set_error(f, ret);
+      return ret;
+    }
+  }
+  /* Postcopy stream will still be going */
+  if (!in_postcopy) f.put_byte(QEMU_VM_EOF);
+
+  if (vmdesc) {
+    vmdesc.end_array();
+    vmdesc.end_object();
+    const json = Buffer.from(vmdesc.get(), 'latin1');
+    if (should_send_vmdesc(sv)) {
+      f.put_byte(QEMU_VM_VMDESCRIPTION);
+      f.put_be32(json.length);
+      f.put_buffer(json);
+    }
+  }
+  sv.vmdesc = null;
+  return 0;
+}
+
+/** qemu_savevm_state_complete_precopy(): END sections, then (unless iterable_only) the rest; flush. */
+export async function qemu_savevm_state_complete_precopy(f: QEMUFile, sv: SaveVMState, iterable_only = false): Promise<number> {
+  const in_postcopy = sv.env.migration_in_postcopy();
+  if (!in_postcopy || iterable_only) {
+    const ret = await qemu_savevm_state_complete_precopy_iterable(f, sv, in_postcopy);
+    if (ret) return ret;
+  }
+  if (!iterable_only) {
+    const ret = qemu_savevm_state_complete_precopy_non_iterable(f, sv, in_postcopy);
+    if (ret) return ret;
+  }
+  return await f.fflush();
+}
+
+/** qemu_savevm_state_pending_estimate() */
+export function qemu_savevm_state_pending_estimate(sv: SaveVMState): PendingSizes {
+  const acc: PendingSizes = { must_precopy: 0, can_postcopy: 0 };
+  for (const se of sv.handlers) {
+    if (!se.ops?.state_pending_estimate || !is_active(se)) continue;
+    se.ops.state_pending_estimate(se.opaque, acc);
+  }
+  return acc;
+}
+
+/** qemu_savevm_state_pending_exact(): RAM syncs the dirty bitmap first (a pass). */
+export function qemu_savevm_state_pending_exact(sv: SaveVMState): PendingSizes {
+  const acc: PendingSizes = { must_precopy: 0, can_postcopy: 0 };
+  for (const se of sv.handlers) {
+    if (!se.ops?.state_pending_exact || !is_active(se)) continue;
+    se.ops.state_pending_exact(se.opaque, acc);
+  }
+  return acc;
+}
+
+/** qemu_savevm_state_cleanup() */
+export function qemu_savevm_state_cleanup(sv: SaveVMState): void {
+  sv.vmdesc = null;
+  for (const se of sv.handlers) se.ops?.save_cleanup?.(se.opaque);
+}
+
+/* ---------- loading ---------- */
+
+/** check_section_footer() */
+async function check_section_footer(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry): Promise<boolean> {
+  if (!sv.globals().send_section_footer) return true;
+  const report = sv.env.error_report;
+  await need(f, 1);
+  const read_mark = f.get_byte();
+  const ret = qemu_file_get_error(f);
+  if (ret) {
+    report(`check_section_footer: Read section footer failed: ${ret}`);
+    return false;
+  }
+  if (read_mark !== QEMU_VM_SECTION_FOOTER) {
+    report(`Missing section footer for ${se.idstr}`);
+    return false;
+  }
+  await need(f, 4);
+  const read_section_id = f.get_be32();
+  if (read_section_id !== se.load_section_id) {
+    report(
+      `Mismatched section id in footer for ${se.idstr} - read 0x${read_section_id.toString(16)} expected 0x${se.load_section_id.toString(16)}`,
+    );
+    return false;
+  }
+  return true;
+}
+
+/** vmstate_load(): a live entry's load_state, or the device state. */
+function vmstate_load(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry): Promise<number> {
+  if (!se.vmsd) {
+    // old style: live entries only; an inactive one ("block", "dirty-bitmap") cannot load
+    if (!se.ops?.load_state) return Promise.resolve(-EINVAL);
+    return se.ops.load_state(f, se.opaque, se.load_version_id);
+  }
+  return vmstate_load_state(f, se.vmsd, se.opaque, se.load_version_id, sv.env.error_report);
+}
+
+/** qemu_loadvm_section_start_full() */
+async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  const report = sv.env.error_report;
+  await need(f, 5);
+  const section_id = f.get_be32();
+  await need(f, f.peek_byte(0) + 1);
+  const idstr = counted_string_c(f);
+  if (idstr === null) {
+    report(`Unable to read ID string for section ${section_id}`);
+    return -EINVAL;
+  }
+  await need(f, 8);
+  const instance_id = f.get_be32();
+  const version_id = f.get_be32();
+  let ret = qemu_file_get_error(f);
+  if (ret) {
+    report(`qemu_loadvm_section_start_full: Failed to read instance/version ID: ${ret}`);
+    return ret;
+  }
+  const se = sv.find_se(idstr, instance_id);
+  if (!se) {
+    report(
+      `Unknown savevm section or instance '${idstr}' ${instance_id}. Make sure that your current VM setup matches your saved VM setup, including any hotplugged devices`,
+    );
+    return -EINVAL;
+  }
+  if (version_id > se.version_id) {
+    report(`savevm: unsupported version ${version_id} for '${idstr}' v${se.version_id}`);
+    return -EINVAL;
+  }
+  se.load_version_id = version_id;
+  se.load_section_id = section_id;
+
+  ret = await vmstate_load(f, sv, se);
+  if (ret < 0) {
+    report(`error while loading state for instance 0x${instance_id.toString(16)} of device '${idstr}'`);
+    return ret;
+  }
+  if (!(await check_section_footer(f, sv, se))) return -EINVAL;
+  return 0;
+}
+
+/** qemu_get_counted_string() as C reads it into a char[256] (a NUL ends the string). */
+function counted_string_c(f: QEMUFile): string | null {
+  const len = f.get_byte();
+  const tmp = Buffer.alloc(len);
+  const res = f.get_buffer(tmp, 0, len);
+  if (res !== len || len === 0) return null;
+  const nul = tmp.indexOf(0);
+  return tmp.toString('latin1', 0, nul < 0 ? len : nul);
+}
+
+/** qemu_loadvm_section_part_end() */
+async function qemu_loadvm_section_part_end(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  const report = sv.env.error_report;
+  await need(f, 4);
+  const section_id = f.get_be32();
+  let ret = qemu_file_get_error(f);
+  if (ret) {
+    report(`qemu_loadvm_section_part_end: Failed to read section ID: ${ret}`);
+    return ret;
+  }
+  const se = sv.handlers.find((s) => s.load_section_id === section_id) ?? null;
+  if (!se) {
+    report(`Unknown savevm section ${section_id}`);
+    return -EINVAL;
+  }
+  ret = await vmstate_load(f, sv, se);
+  if (ret < 0) {
+    report(`error while loading state section id ${section_id}(${se.idstr})`);
+    return ret;
+  }
+  if (!(await check_section_footer(f, sv, se))) return -EINVAL;
+  return 0;
+}
+
+/** loadvm_handle_cmd_packaged(): a nested stream, loaded from memory. */
+async function loadvm_handle_cmd_packaged(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  const report = sv.env.error_report;
+  await need(f, 4);
+  const length = f.get_be32();
+  if (length > MAX_VM_CMD_PACKAGED_SIZE) {
+    report(`Unreasonably large packaged state: ${length}`);
+    return -1;
+  }
+  // Collect in chunks: a corrupt length must not allocate gigabytes before EOF shows.
+  const chunks: Buffer[] = [];
+  let ret = 0;
+  while (ret < length && !f.last_error) {
+    const chunk = Buffer.alloc(Math.min(length - ret, 1 << 20));
+    const got = await f.get_buffer_async(chunk, 0, chunk.length);
+    chunks.push(chunk.subarray(0, got));
+    ret += got;
+    if (got < chunk.length) break;
+  }
+  if (ret !== length) {
+    report(`CMD_PACKAGED: Buffer receive fail ret=${ret} length=${length}`);
+    return -EAGAIN;
+  }
+  const packf = qemu_file_new_input(new QIOChannelBuffer(Buffer.concat(chunks, length)));
+  return qemu_loadvm_state_main(packf, sv);
+}
+
+/** loadvm_process_command(): 0x08 records. */
+async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  const env = sv.env;
+  const report = env.error_report;
+  await need(f, 4);
+  const cmd = f.get_be16();
+  const len = f.get_be16();
+  if (qemu_file_get_error(f)) return qemu_file_get_error(f);
+
+  // 10.0's SWITCHOVER_START is accepted so that its streams load (see the file comment).
+  if ((cmd >= MIG_CMD_MAX && cmd !== MIG_CMD_SWITCHOVER_START) || cmd === MIG_CMD_INVALID) {
+    report(`MIG_CMD 0x${cmd.toString(16)} unknown (len 0x${len.toString(16)})`);
+    return -EINVAL;
+  }
+  const args = mig_cmd_args[cmd]!;
+  if (args.len !== -1 && args.len !== len) {
+    report(`${args.name} received with bad length - expecting ${args.len}, got ${len}`);
+    return -ERANGE;
+  }
+
+  switch (cmd) {
+    case MIG_CMD_OPEN_RETURN_PATH:
+      if (sv.have_return_path) {
+        report('CMD_OPEN_RETURN_PATH called when RP already open');
+        /* Not really a problem, so don't give up */
+        return 0;
+      }
+      if (!env.open_return_path || !env.open_return_path()) {
+        report('CMD_OPEN_RETURN_PATH failed');
+        return -1;
+      }
+      sv.have_return_path = true;
+      return 0;
+
+    case MIG_CMD_PING: {
+      await need(f, 4);
+      const tmp32 = f.get_be32();
+      if (!sv.have_return_path) {
+        report(`CMD_PING (0x${tmp32.toString(16)}) received with no return path`);
+        return -1;
+      }
+      env.migrate_send_rp_pong?.(tmp32);
+      return 0;
+    }
+
+    case MIG_CMD_PACKAGED:
+      return loadvm_handle_cmd_packaged(f, sv);
+
+    case MIG_CMD_POSTCOPY_ADVISE: {
+      // loadvm_postcopy_handle_advise()
+      if (sv.postcopy_state !== POSTCOPY_INCOMING_NONE) {
+        report(`CMD_POSTCOPY_ADVISE in wrong postcopy state (${sv.postcopy_state})`);
+        return -1;
+      }
+      sv.postcopy_state = POSTCOPY_INCOMING_ADVISE;
+      if (len === 0) {
+        if (env.options.migrate_postcopy_ram()) {
+          report('RAM postcopy is enabled but have 0 byte advise');
+          return -EINVAL;
+        }
+        return 0;
+      }
+      if (len !== 16) {
+        report(`CMD_POSTCOPY_ADVISE invalid length (${len})`);
+        return -EINVAL;
+      }
+      if (!env.options.migrate_postcopy_ram()) {
+        report('RAM postcopy is disabled but have 16 byte advise');
+        return -EINVAL;
+      }
+      report('postcopy-ram is not modelled by Migration Lab');
+      return -ENOTSUP;
+    }
+
+    case MIG_CMD_POSTCOPY_LISTEN:
+    case MIG_CMD_POSTCOPY_RUN:
+    case MIG_CMD_POSTCOPY_RAM_DISCARD:
+      if (sv.postcopy_state === POSTCOPY_INCOMING_NONE || cmd === MIG_CMD_POSTCOPY_RUN) {
+        report(`CMD_${args.name} in wrong postcopy state (${sv.postcopy_state})`);
+        return -1;
+      }
+      report('postcopy-ram is not modelled by Migration Lab');
+      return -ENOTSUP;
+
+    case MIG_CMD_POSTCOPY_RESUME:
+      report('loadvm_postcopy_handle_resume: illegal resume received');
+      /* Don't fail the load, only for this. */
+      return 0;
+
+    case MIG_CMD_RECV_BITMAP:
+      report('loadvm_handle_recv_bitmap: Only reply bitmap in postcopy recovery');
+      return -EINVAL;
+
+    case MIG_CMD_ENABLE_COLO:
+      report('ENABLE_COLO command come in migration stream, but COLO module is not built in');
+      return -ENOTSUP;
+
+    case MIG_CMD_SWITCHOVER_START:
+      // 10.x: tells devices that switchover starts; nothing to do without such devices.
+      return 0;
+  }
+  return 0;
+}
+
+/** qemu_loadvm_state_main(): sections until EOF (or an error). */
+export async function qemu_loadvm_state_main(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  let ret = 0;
+  for (;;) {
+    await need(f, 1);
+    const section_type = f.get_byte();
+    ret = qemu_file_get_error(f);
+    if (ret) break;
+
+    if (section_type === QEMU_VM_SECTION_START || section_type === QEMU_VM_SECTION_FULL) {
+      ret = await qemu_loadvm_section_start_full(f, sv);
+      if (ret < 0) break;
+    } else if (section_type === QEMU_VM_SECTION_PART || section_type === QEMU_VM_SECTION_END) {
+      ret = await qemu_loadvm_section_part_end(f, sv);
+      if (ret < 0) break;
+    } else if (section_type === QEMU_VM_COMMAND) {
+      ret = await loadvm_process_command(f, sv);
+      if (ret < 0 || ret === LOADVM_QUIT) break;
+    } else if (section_type === QEMU_VM_EOF) {
+      /* This is the end of migration */
+      break;
+    } else {
+      sv.env.error_report(`Unknown savevm section type ${section_type}`);
+      ret = -EINVAL;
+      break;
+    }
+  }
+  if (ret < 0) qemu_file_set_error(f, ret);
+  return ret;
+}
+
+/** qemu_loadvm_state_header(): magic, version, CONFIGURATION. */
+async function qemu_loadvm_state_header(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  const report = sv.env.error_report;
+  await need(f, 8);
+  let v = f.get_be32();
+  if (v !== QEMU_VM_FILE_MAGIC) {
+    report('Not a migration stream');
+    return -EINVAL;
+  }
+  v = f.get_be32();
+  if (v === QEMU_VM_FILE_VERSION_COMPAT) {
+    report("SaveVM v2 format is obsolete and don't work anymore");
+    return -ENOTSUP;
+  }
+  if (v !== QEMU_VM_FILE_VERSION) {
+    report('Unsupported migration stream version');
+    return -ENOTSUP;
+  }
+  if (sv.globals().send_configuration) {
+    await need(f, 1);
+    if (f.get_byte() !== QEMU_VM_CONFIGURATION) {
+      report('Configuration section missing');
+      qemu_loadvm_state_cleanup(sv);
+      return -EINVAL;
+    }
+    const ret = await vmstate_load_state(f, sv.vmstate_configuration, sv.config, 0, report);
+    if (ret) {
+      qemu_loadvm_state_cleanup(sv);
+      return ret;
+    }
+  }
+  return 0;
+}
+
+/** qemu_loadvm_state_setup(): load_setup of every active live entry. */
+function qemu_loadvm_state_setup(f: QEMUFile, sv: SaveVMState): number {
+  for (const se of sv.handlers) {
+    if (!se.ops?.load_setup || !is_active(se)) continue;
+    const ret = se.ops.load_setup(se.opaque);
+    if (ret < 0) {
+      sv.env.error_report(`Load state of device ${se.idstr} failed`);
+      qemu_file_set_error(f, ret);
+      return ret;
+    }
+  }
+  return 0;
+}
+
+/** qemu_loadvm_state_cleanup() */
+export function qemu_loadvm_state_cleanup(sv: SaveVMState): void {
+  for (const se of sv.handlers) se.ops?.load_cleanup?.(se.opaque);
+}
+
+/**
+ * qemu_loadvm_state(): the whole incoming stream into RAM and device state. Returns 0 or
+ * a negative errno, like QEMU; every message goes through env.error_report() (the engine
+ * adds "load of migration failed: <strerror>"). Never throws for bad input.
+ */
+export async function qemu_loadvm_state(f: QEMUFile, sv: SaveVMState): Promise<number> {
+  sv.postcopy_state = POSTCOPY_INCOMING_NONE;
+  sv.incoming_vmdesc = null;
+  for (const se of sv.handlers) {
+    se.load_section_id = 0;
+    se.load_version_id = 0;
+  }
+  let ret = await qemu_loadvm_state_header(f, sv);
+  if (ret) return ret;
+
+  if (qemu_loadvm_state_setup(f, sv) !== 0) return -EINVAL;
+
+  ret = await qemu_loadvm_state_main(f, sv);
+  if (ret === 0) ret = qemu_file_get_error(f);
+
+  /*
+   * Try to read in the VMDESC section as well, so that dumping tools that intercept
+   * our migration stream have the chance to see it.
+   */
+  if (ret === 0 && !sv.machine().suppress_vmdesc) {
+    await need(f, 1);
+    const section_type = f.get_byte();
+    if (section_type !== QEMU_VM_VMDESCRIPTION) {
+      sv.env.error_report(`Expected vmdescription section, but got ${section_type}`);
+      /* It doesn't seem worth failing at this point since we apparently have an otherwise valid VM state */
+    } else {
+      await need(f, 4);
+      const size = f.get_be32();
+      const keep = size <= 16 << 20 ? Buffer.alloc(size) : null;
+      const got = await f.get_buffer_async(keep, 0, size);
+      if (keep && got === size) sv.incoming_vmdesc = keep.toString('latin1');
+    }
+  }
+  qemu_loadvm_state_cleanup(sv);
+  return ret;
+}

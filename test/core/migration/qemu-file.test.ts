@@ -1,0 +1,242 @@
+/**
+ * core/migration/qemu-file.ts: QEMUFile over blocking and async channels, QEMU's read
+ * semantics at the end of a stream (zeros + -EIO), error objects, the transferred-bytes
+ * accounting behind ram.transferred, and migration-stats.c's rate limit.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  EIO,
+  IO_BUF_SIZE,
+  MigrationAtomicStats,
+  QEMUFile,
+  QIOChannelBuffer,
+  migration_rate_exceeded,
+  migration_rate_get,
+  migration_rate_reset,
+  migration_rate_set,
+  migration_transferred_bytes,
+  qemu_fflush,
+  qemu_file_get_error,
+  qemu_file_get_error_obj,
+  qemu_file_new_input,
+  qemu_file_new_output,
+  qemu_file_shutdown,
+  qemu_file_transferred,
+  qemu_get_be16,
+  qemu_get_be32,
+  qemu_get_be64,
+  qemu_get_byte,
+  qemu_get_counted_string,
+  qemu_put_be16,
+  qemu_put_be32,
+  qemu_put_be64,
+  qemu_put_buffer,
+  qemu_put_byte,
+  qemu_put_counted_string,
+  strerror,
+  type QIOChannel,
+} from '../../../core/migration/qemu-file.js';
+
+type Op =
+  | { k: 'byte'; v: number }
+  | { k: 'be16'; v: number }
+  | { k: 'be32'; v: number }
+  | { k: 'be64'; v: bigint }
+  | { k: 'buf'; v: Uint8Array };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.integer({ min: 0, max: 255 }).map((v) => ({ k: 'byte' as const, v })),
+  fc.integer({ min: 0, max: 0xffff }).map((v) => ({ k: 'be16' as const, v })),
+  fc.integer({ min: 0, max: 0xffffffff }).map((v) => ({ k: 'be32' as const, v })),
+  fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((v) => ({ k: 'be64' as const, v })),
+  fc.uint8Array({ maxLength: 3 * IO_BUF_SIZE }).map((v) => ({ k: 'buf' as const, v })),
+);
+
+function put(f: QEMUFile, op: Op): void {
+  switch (op.k) {
+    case 'byte': return qemu_put_byte(f, op.v);
+    case 'be16': return qemu_put_be16(f, op.v);
+    case 'be32': return qemu_put_be32(f, op.v);
+    case 'be64': return qemu_put_be64(f, op.v);
+    case 'buf': return qemu_put_buffer(f, op.v);
+  }
+}
+
+/** What Node's Buffer encodes for the same ops: the reference byte stream. */
+function reference(ops: Op[]): Buffer {
+  return Buffer.concat(
+    ops.map((op) => {
+      const b = Buffer.alloc(op.k === 'buf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k]);
+      if (op.k === 'byte') b.writeUInt8(op.v);
+      else if (op.k === 'be16') b.writeUInt16BE(op.v);
+      else if (op.k === 'be32') b.writeUInt32BE(op.v);
+      else if (op.k === 'be64') b.writeBigUInt64BE(op.v);
+      else b.set(op.v);
+      return b;
+    }),
+  );
+}
+
+async function readBack(f: QEMUFile, op: Op): Promise<unknown> {
+  const n = op.k === 'buf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k];
+  if (op.k === 'buf') {
+    const out = new Uint8Array(n);
+    await f.get_buffer_async(out, 0, n);
+    return out;
+  }
+  const w = f.need(n);
+  if (w) await w;
+  if (op.k === 'byte') return qemu_get_byte(f);
+  if (op.k === 'be16') return qemu_get_be16(f);
+  if (op.k === 'be32') return qemu_get_be32(f);
+  return qemu_get_be64(f);
+}
+
+describe('QEMUFile write and read', () => {
+  it('writes the big-endian stream QEMU writes, over blocking and async channels, and reads it back', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 40 }), fc.boolean(), fc.integer({ min: 1, max: 70000 }), async (ops, isAsync, maxRead) => {
+        const stats = new MigrationAtomicStats();
+        const out = new QIOChannelBuffer(null, { async: isAsync });
+        const f = qemu_file_new_output(out, stats);
+        for (const op of ops) put(f, op);
+        expect(await qemu_fflush(f)).toBe(0);
+        const ref = reference(ops);
+        expect(out.contents().equals(ref)).toBe(true);
+        // every byte is accounted once it is handed over (ram.transferred since 8.1)
+        expect(stats.qemu_file_transferred).toBe(ref.length);
+        expect(qemu_file_transferred(f)).toBe(ref.length);
+
+        const fin = qemu_file_new_input(new QIOChannelBuffer(ref, { async: isAsync, maxRead }));
+        for (const op of ops) {
+          const got = await readBack(fin, op);
+          if (op.k === 'buf') expect(Buffer.from(got as Uint8Array).equals(Buffer.from(op.v))).toBe(true);
+          else expect(got).toBe(op.v);
+        }
+        expect(qemu_file_get_error(fin)).toBe(0);
+        expect(fin.tell()).toBe(ref.length);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('counts bytes still in the buffer in qemu_file_transferred() but not in mig_stats until flushed', () => {
+    const stats = new MigrationAtomicStats();
+    const f = qemu_file_new_output(new QIOChannelBuffer(), stats);
+    qemu_put_be64(f, 0x10);
+    expect(qemu_file_transferred(f)).toBe(8);
+    expect(migration_transferred_bytes(stats)).toBe(0);
+    qemu_fflush(f);
+    expect(migration_transferred_bytes(stats)).toBe(8);
+  });
+
+  it('flushes by itself when the buffer fills, like add_buf_to_iovec()', () => {
+    const ch = new QIOChannelBuffer();
+    const f = qemu_file_new_output(ch);
+    qemu_put_buffer(f, new Uint8Array(IO_BUF_SIZE - 1));
+    expect(ch.writes).toBe(0);
+    qemu_put_byte(f, 1);
+    expect(ch.writes).toBe(1);
+    expect(ch.contents().length).toBe(IO_BUF_SIZE);
+  });
+
+  it('queues buffers behind a pending async write and writes them in order', async () => {
+    const ch = new QIOChannelBuffer(null, { async: true });
+    const f = qemu_file_new_output(ch);
+    const data = Buffer.alloc(10 * IO_BUF_SIZE + 5);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    qemu_put_buffer(f, data);
+    expect(ch.contents().length).toBe(0); // nothing written yet: the channel is async
+    expect(f.drain(0)).toBeInstanceOf(Promise);
+    expect(await qemu_fflush(f)).toBe(0);
+    expect(ch.contents().equals(data)).toBe(true);
+    expect(ch.writes).toBeLessThan(10); // queued buffers go out in one writev()
+    expect(f.drain(0)).toBeUndefined();
+  });
+
+  it('counted strings: u8 length + bytes; an empty or short one reads as a failure', async () => {
+    const ch = new QIOChannelBuffer();
+    const f = qemu_file_new_output(ch);
+    qemu_put_counted_string(f, 'globalstate');
+    qemu_put_counted_string(f, '');
+    qemu_fflush(f);
+    expect(ch.contents().toString('latin1')).toBe('\x0bglobalstate\x00');
+    const fin = qemu_file_new_input(new QIOChannelBuffer(ch.contents()));
+    expect(qemu_get_counted_string(fin)).toBe('globalstate');
+    expect(qemu_get_counted_string(fin)).toBeNull();
+  });
+});
+
+describe('errors', () => {
+  it('reading past the end gives zeros and -EIO ("Channel error: Input/output error")', () => {
+    const f = qemu_file_new_input(new QIOChannelBuffer(Buffer.from([0x12, 0x34, 0x56])));
+    expect(qemu_get_be32(f)).toBe(0x12345600);
+    expect(qemu_file_get_error(f)).toBe(-EIO);
+    expect(qemu_get_byte(f)).toBe(0);
+    expect(qemu_file_get_error_obj(f)).toEqual({ ret: -EIO, error: 'Channel error: Input/output error' });
+  });
+
+  it('a failing write keeps the channel\'s message as the error object; later puts are no-ops', async () => {
+    for (const isAsync of [false, true]) {
+      const stats = new MigrationAtomicStats();
+      const ch = new QIOChannelBuffer(null, { async: isAsync, writeLimit: IO_BUF_SIZE + 100 });
+      const f = qemu_file_new_output(ch, stats);
+      qemu_put_buffer(f, new Uint8Array(3 * IO_BUF_SIZE));
+      const ret = await qemu_fflush(f);
+      expect(ret).toBe(-EIO);
+      expect(qemu_file_get_error_obj(f)).toEqual({ ret: -EIO, error: 'Unable to write to command: Broken pipe' });
+      qemu_put_be32(f, 1);
+      expect(await qemu_fflush(f)).toBe(-EIO);
+      expect(ch.contents().length).toBe(IO_BUF_SIZE + 100);
+      expect(migration_rate_exceeded(stats, f)).toBe(true); // a file error ends the window
+    }
+  });
+
+  it('a failing read sets -EIO with the channel\'s text', async () => {
+    const ch: QIOChannel = {
+      writev: () => {},
+      read: () => Promise.reject(new Error('Unable to read from socket: Connection reset by peer')),
+      close: () => {},
+    };
+    const f = qemu_file_new_input(ch);
+    const w = f.need(1);
+    expect(w).toBeInstanceOf(Promise);
+    await w;
+    expect(qemu_get_byte(f)).toBe(0);
+    expect(qemu_file_get_error_obj(f)).toEqual({ ret: -EIO, error: 'Unable to read from socket: Connection reset by peer' });
+  });
+
+  it('qemu_file_shutdown() sets the error before shutting the channel down', () => {
+    const ch = new QIOChannelBuffer();
+    const f = qemu_file_new_output(ch);
+    expect(qemu_file_shutdown(f)).toBe(0);
+    expect(qemu_file_get_error(f)).toBe(-EIO);
+    expect(ch.closed).toBe(true);
+  });
+
+  it('strerror() texts used in "load of migration failed: %s"', () => {
+    expect(strerror(22)).toBe('Invalid argument');
+    expect(strerror(5)).toBe('Input/output error');
+    expect(strerror(1)).toBe('Operation not permitted');
+  });
+});
+
+describe('rate limit (migration-stats.c)', () => {
+  it('max-bandwidth/10 per window, 0 = unlimited, exceeded only when strictly over', () => {
+    const stats = new MigrationAtomicStats();
+    const f = qemu_file_new_output(new QIOChannelBuffer(), stats);
+    migration_rate_set(stats, 134217728);
+    expect(stats.rate_limit_max).toBe(13421772);
+    expect(migration_rate_get(stats)).toBe(134217720);
+    stats.qemu_file_transferred = 13421772;
+    expect(migration_rate_exceeded(stats, f)).toBe(false);
+    stats.qemu_file_transferred++;
+    expect(migration_rate_exceeded(stats, f)).toBe(true);
+    migration_rate_reset(stats);
+    expect(migration_rate_exceeded(stats, f)).toBe(false);
+    migration_rate_set(stats, 9); // truncates to 0: unlimited
+    stats.qemu_file_transferred += 1e12;
+    expect(migration_rate_exceeded(stats, f)).toBe(false);
+  });
+});
