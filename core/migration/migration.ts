@@ -10,11 +10,37 @@ import { error_setg } from '../qmp/error.js';
 import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
+import { MigrationAtomicStats } from './qemu-file.js';
+import { TARGET_PAGE_SIZE } from './ram.js';
 
+/** What query-migrate needs from RAM migration: totals from ram.c. */
+export interface RamInfoSource {
+  /** ram_bytes_total(): migratable RAM. */
+  ram_bytes_total(): number;
+  /** ram_bytes_remaining(): dirty pages × page size (0 before setup). */
+  ram_bytes_remaining(): number;
+}
 
 export class MigrationState {
   state: MigrationStatus = 'none';
   error: string | null = null;
+  /** mig_stats: the counters behind query-migrate's `ram`. */
+  readonly mig_stats = new MigrationAtomicStats();
+  /** QEMU_CLOCK_REALTIME ms at migrate_init(). */
+  start_time = 0;
+  /** ms spent in setup (set when the thread enters `active`). */
+  setup_time = 0;
+  /** ms from start to completion (set at the end). */
+  total_time = 0;
+  /** ms the VM was stopped (set at completion). */
+  downtime = 0;
+  /** ms: downtime-limit at start, then bytes-pending / bandwidth (migration_update_counters). */
+  expected_downtime = 0;
+  /** Megabits/s over the last window (a double, printed as %.17g). */
+  mbps = 0;
+  pages_per_second = 0;
+  /** The RAM side of the running (or last) migration. */
+  ram: RamInfoSource | null = null;
 
   constructor(
     readonly options: MigrationOptions,
@@ -48,21 +74,159 @@ export class MigrationState {
   }
 }
 
+/** A listening address as query-migrate reports it (SocketAddress; `port` is a string). */
+export type SocketAddress =
+  | { type: 'inet'; host: string; port: string; ipv4?: boolean; ipv6?: boolean }
+  | { type: 'unix'; path: string }
+  | { type: 'fd'; str: string }
+  | { type: 'vsock'; cid: string; port: string };
+
 export class MigrationIncomingState {
   state: MigrationStatus = 'none';
+  /** The listeners' addresses while waiting for the source (mis->socket_address_list). */
+  socket_address_list: SocketAddress[] | null = null;
   /** The URI of `-incoming` ('defer' included); undefined when started without it. */
   constructor(readonly incomingUri: string | undefined) {}
 }
 
-/** fill_source_migration_info() for the states reached so far. */
-export function qmp_query_migrate(s: MigrationState, mis: MigrationIncomingState): Record<string, unknown> {
-  const info: Record<string, unknown> = {};
-  if (mis.state !== 'none') info.status = mis.state;
-  if (s.state !== 'none') {
-    info.status = s.state;
-    if (s.error) info['error-desc'] = s.error;
+/** Real-time clock in ms (QEMU_CLOCK_REALTIME), replaceable by a virtual one. */
+export type MsClock = () => number;
+
+/**
+ * qmp_query_migrate(): fill_destination_migration_info() then
+ * fill_source_migration_info(), members inserted in MigrationInfo's schema order (that
+ * order decides QEMU's key order where two keys share a QDict bucket).
+ */
+export function qmp_query_migrate(
+  s: MigrationState,
+  mis: MigrationIncomingState,
+  now: MsClock = Date.now,
+): Record<string, unknown> {
+  const info: MigrationInfo = {};
+  fill_destination_migration_info(info, mis);
+  fill_source_migration_info(info, s, now);
+  return orderMigrationInfo(info);
+}
+
+interface MigrationInfo {
+  status?: MigrationStatus;
+  ram?: Record<string, number>;
+  'total-time'?: number;
+  'expected-downtime'?: number;
+  downtime?: number;
+  'setup-time'?: number;
+  'error-desc'?: string;
+  'socket-address'?: SocketAddress[];
+}
+
+/** MigrationInfo members in 9.0's schema order (the output visitor's visiting order). */
+const MIGRATION_INFO_ORDER = [
+  'status',
+  'ram',
+  'disk',
+  'vfio',
+  'xbzrle-cache',
+  'total-time',
+  'expected-downtime',
+  'downtime',
+  'setup-time',
+  'cpu-throttle-percentage',
+  'error-desc',
+  'blocked-reasons',
+  'postcopy-blocktime',
+  'postcopy-vcpu-blocktime',
+  'compression',
+  'socket-address',
+  'dirty-limit-throttle-time-per-round',
+  'dirty-limit-ring-full-time',
+] as const;
+
+function orderMigrationInfo(info: MigrationInfo): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of MIGRATION_INFO_ORDER) {
+    const v = (info as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
   }
-  return info;
+  return out;
+}
+
+function fill_destination_migration_info(info: MigrationInfo, mis: MigrationIncomingState): void {
+  if (mis.socket_address_list) info['socket-address'] = mis.socket_address_list;
+  switch (mis.state) {
+    case 'setup':
+    case 'cancelling':
+    case 'cancelled':
+    case 'active':
+    case 'postcopy-active':
+    case 'postcopy-paused':
+    case 'postcopy-recover':
+    case 'failed':
+    case 'colo':
+    case 'completed':
+      info.status = mis.state;
+      break;
+    default:
+      return;
+  }
+}
+
+function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now: MsClock): void {
+  const state = s.state;
+  switch (state) {
+    case 'none':
+      return; // no migration has happened ever: do not overwrite the destination's status
+    case 'active':
+    case 'cancelling':
+    case 'postcopy-active':
+    case 'pre-switchover':
+    case 'device':
+    case 'postcopy-paused':
+    case 'postcopy-recover':
+    case 'completed':
+      populate_time_info(info, s, now);
+      populate_ram_info(info, s);
+      break;
+    default: // setup, colo, failed, cancelled, wait-unplug: the status alone
+      break;
+  }
+  info.status = state;
+  if (s.error) info['error-desc'] = s.error;
+}
+
+function populate_time_info(info: MigrationInfo, s: MigrationState, now: MsClock): void {
+  info['setup-time'] = s.setup_time;
+  info['total-time'] = s.state === 'completed' ? s.total_time : now() - s.start_time;
+  if (s.state === 'postcopy-active' || s.state === 'postcopy-paused' || s.state === 'postcopy-recover' || s.state === 'completed') {
+    info.downtime = s.downtime;
+  } else {
+    info['expected-downtime'] = s.expected_downtime;
+  }
+}
+
+/** populate_ram_info(): MigrationStats members in schema order; 9.0 still has `skipped`. */
+function populate_ram_info(info: MigrationInfo, s: MigrationState): void {
+  const st = s.mig_stats;
+  const completed = s.state === 'completed';
+  info.ram = {
+    transferred: st.qemu_file_transferred + st.multifd_bytes + st.rdma_bytes,
+    remaining: completed ? 0 : (s.ram?.ram_bytes_remaining() ?? 0),
+    total: s.ram?.ram_bytes_total() ?? 0,
+    duplicate: st.zero_pages,
+    skipped: 0, // "legacy value. It is not used anymore" (removed in 9.1)
+    normal: st.normal_pages,
+    'normal-bytes': st.normal_pages * TARGET_PAGE_SIZE,
+    'dirty-pages-rate': completed ? 0 : st.dirty_pages_rate,
+    mbps: s.mbps,
+    'dirty-sync-count': st.dirty_sync_count,
+    'postcopy-requests': st.postcopy_requests,
+    'page-size': TARGET_PAGE_SIZE,
+    'multifd-bytes': st.multifd_bytes,
+    'pages-per-second': s.pages_per_second,
+    'precopy-bytes': st.precopy_bytes,
+    'downtime-bytes': st.downtime_bytes,
+    'postcopy-bytes': st.postcopy_bytes,
+    'dirty-sync-missed-zero-copy': st.dirty_sync_missed_zero_copy,
+  };
 }
 
 /** qmp_migrate_continue(): wakes a pre-switchover pause, only from the named state. */
