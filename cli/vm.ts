@@ -5,7 +5,8 @@
 import { MonitorQMP } from '../core/qmp/monitor.js';
 import { QmpServer, type QmpListenAddress } from '../core/qmp/qmp-server.js';
 import { Guest } from '../core/vm/guest.js';
-import { LoaderError, strerror } from '../core/vm/loader.js';
+import { LoaderError } from '../core/vm/loader.js';
+import { strerror_of } from '../core/util/errno.js';
 import type { QmpContext } from '../core/vm/qmp-cmds.js';
 import { VirtualMachine } from '../core/vm/vm.js';
 import { parseVmOptions, PROG, VmOptionError, type VmConfig } from './vm-options.js';
@@ -103,6 +104,6 @@ function describeListenError(e: unknown, addr: QmpListenAddress): string {
   if (addr.type === 'inet' && err.code === 'EADDRINUSE') {
     return 'Failed to find an available port: Address already in use';
   }
-  if (addr.type === 'unix') return `Failed to bind socket to ${addr.path}: ${strerror(err)}`;
-  return `Failed to bind socket: ${strerror(err)}`;
+  if (addr.type === 'unix') return `Failed to bind socket to ${addr.path}: ${strerror_of(err)}`;
+  return `Failed to bind socket: ${strerror_of(err)}`;
 }

@@ -18,38 +18,7 @@
  * (-EIO); writing after an error is a no-op. Callers check qemu_file_get_error().
  */
 
-/* ---------- errno (Linux values) and strerror() ---------- */
-
-export const EPERM = 1;
-export const ENOENT = 2;
-export const EIO = 5;
-export const ENOMEM = 12;
-export const EINVAL = 22;
-export const ENOSPC = 28;
-export const EPIPE = 32;
-export const ERANGE = 34;
-export const ENOSYS = 38;
-export const ENOTSUP = 95;
-export const ECONNRESET = 104;
-
-const STRERROR: Record<number, string> = {
-  [EPERM]: 'Operation not permitted',
-  [ENOENT]: 'No such file or directory',
-  [EIO]: 'Input/output error',
-  [ENOMEM]: 'Cannot allocate memory',
-  [EINVAL]: 'Invalid argument',
-  [ENOSPC]: 'No space left on device',
-  [EPIPE]: 'Broken pipe',
-  [ERANGE]: 'Numerical result out of range',
-  [ENOSYS]: 'Function not implemented',
-  [ENOTSUP]: 'Operation not supported',
-  [ECONNRESET]: 'Connection reset by peer',
-};
-
-/** glibc strerror() for the errnos migration code returns. */
-export function strerror(errnum: number): string {
-  return STRERROR[errnum] ?? `Unknown error ${errnum}`;
-}
+import { EIO, ENOSYS, strerror } from '../util/errno.js';
 
 /* ---------- migration-stats.c ---------- */
 

@@ -20,13 +20,13 @@ import {
 } from '../vm/ram.js';
 import type { MigrationOptions } from './options.js';
 import {
-  EINVAL,
   MigrationAtomicStats,
   QEMUFile,
   migration_transferred_bytes,
   qemu_file_get_error,
   qemu_file_set_error,
 } from './qemu-file.js';
+import { EINVAL } from '../util/errno.js';
 import type { SaveVMHandlers } from './savevm.js';
 
 export { TARGET_PAGE_BITS, TARGET_PAGE_SIZE };

@@ -44,10 +44,6 @@ import { RUN_STATES, type RunState } from '../qmp/schema/run-state.js';
 import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
 import { MigrationOptions } from './options.js';
 import {
-  EINVAL,
-  ENOENT,
-  ENOTSUP,
-  ERANGE,
   MigrationAtomicStats,
   QEMUFile,
   QIOChannelBuffer,
@@ -56,6 +52,7 @@ import {
   qemu_file_set_error,
   qemu_file_new_input,
 } from './qemu-file.js';
+import { EINVAL, ENOENT, ENOTSUP, ERANGE } from '../util/errno.js';
 import {
   RAMList,
   RAMMigration,

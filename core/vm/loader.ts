@@ -14,50 +14,12 @@
  * Lab limits: ELF and uImage files are refused (QEMU would parse them; add force-raw=on);
  * Intel HEX is not recognised (loaded raw).
  */
+import { strerror_of } from '../util/errno.js';
 import * as fs from 'node:fs';
 import { error_setg, QmpError } from '../qmp/error.js';
 import { address_space_read, address_space_write, type RAMBlock } from './ram.js';
 
-/** glibc's strerror() texts for the errno codes Node reports. */
-const STRERROR: Record<string, string> = {
-  EPERM: 'Operation not permitted',
-  ENOENT: 'No such file or directory',
-  EIO: 'Input/output error',
-  ENXIO: 'No such device or address',
-  EBADF: 'Bad file descriptor',
-  EAGAIN: 'Resource temporarily unavailable',
-  ENOMEM: 'Cannot allocate memory',
-  EACCES: 'Permission denied',
-  EBUSY: 'Device or resource busy',
-  EEXIST: 'File exists',
-  ENODEV: 'No such device',
-  ENOTDIR: 'Not a directory',
-  EISDIR: 'Is a directory',
-  EINVAL: 'Invalid argument',
-  ENFILE: 'Too many open files in system',
-  EMFILE: 'Too many open files',
-  ETXTBSY: 'Text file busy',
-  EFBIG: 'File too large',
-  ENOSPC: 'No space left on device',
-  ESPIPE: 'Illegal seek',
-  EROFS: 'Read-only file system',
-  EPIPE: 'Broken pipe',
-  ENAMETOOLONG: 'File name too long',
-  ELOOP: 'Too many levels of symbolic links',
-  EDQUOT: 'Disk quota exceeded',
-  ECONNREFUSED: 'Connection refused',
-  EADDRINUSE: 'Address already in use',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ECONNRESET: 'Connection reset by peer',
-  ETIMEDOUT: 'Connection timed out',
-};
 
-/** strerror() of a Node system error (its `code`), glibc's wording. */
-export function strerror(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  if (code && STRERROR[code]) return STRERROR[code];
-  return (e as Error | null)?.message ?? String(e);
-}
 
 /** The loader's properties (generic_loader_props). */
 export interface GenericLoaderProps {
@@ -173,7 +135,7 @@ export function generic_loader_realize(props: GenericLoaderProps, ram_size: numb
     if (e instanceof LoaderError) throw e;
     // perror(filename) in load_elf_ram_sym, which force-raw skips; perror("") prints
     // the message alone.
-    const perror = file === '' ? strerror(e) : `${file}: ${strerror(e)}`;
+    const perror = file === '' ? strerror_of(e) : `${file}: ${strerror_of(e)}`;
     return fail(`Cannot load specified image ${file}`, props.force_raw ? [] : [perror]);
   }
   if (!props.force_raw) {
@@ -275,7 +237,7 @@ export function qmp_pmemsave(
   try {
     fd = fs.openSync(filename, 'w');
   } catch (e) {
-    throw error_setg(`Could not open '${filename}': ${strerror(e)}`);
+    throw error_setg(`Could not open '${filename}': ${strerror_of(e)}`);
   }
   const buf = Buffer.alloc(Number(left < BigInt(PMEMSAVE_CHUNK) ? left : BigInt(PMEMSAVE_CHUNK)));
   let a = addr;

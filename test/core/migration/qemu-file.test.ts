@@ -6,7 +6,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  EIO,
   IO_BUF_SIZE,
   MigrationAtomicStats,
   QEMUFile,
@@ -34,9 +33,9 @@ import {
   qemu_put_buffer,
   qemu_put_byte,
   qemu_put_counted_string,
-  strerror,
   type QIOChannel,
 } from '../../../core/migration/qemu-file.js';
+import { EIO, strerror } from '../../../core/util/errno.js';
 
 type Op =
   | { k: 'byte'; v: number }
