@@ -1,21 +1,27 @@
 /**
  * QIOChannel (QEMU's io/channel.h), the byte pipe a migration runs over: a connected
- * socket, a child's stdin/stdout, a file, an inherited descriptor. The main loop side is
- * asynchronous (the event loop must keep serving QMP); the migration thread reaches it
- * through a shared ring (core/migration/qemu-file.ts) so that its writes can block, as
- * QEMU's do.
+ * socket, a child's stdin/stdout, a file, an inherited descriptor, an in-memory buffer.
+ *
+ * A channel is either blocking (each call completes before returning: the migration
+ * thread's view, where a full socket blocks the thread as in QEMU) or asynchronous (calls
+ * return Promises: the main event loop's view, which must keep serving QMP). QEMUFile
+ * (core/migration/qemu-file.ts) serves both, deciding per call by what comes back.
+ *
+ *  - writev() writes every byte of `bufs`, in order (qio_channel_writev_all). An async
+ *    channel may keep the arrays until its Promise settles. Failure: throw (or reject) an
+ *    Error whose message is QEMU's text, e.g. "Unable to write to socket: Broken pipe".
+ *  - read() reads 1..length bytes into `into` at `offset` and returns the count, 0 at end
+ *    of stream; failure as for writev ("Unable to read from socket: ...").
+ *  - shutdown() (qio_channel_shutdown BOTH) wakes blocked readers and writers.
+ * Callers issue writev() again only after the previous call has completed.
  */
 export interface QIOChannel {
-  /** qio_channel_set_name(): e.g. "migration-socket-outgoing", "migration-exec-incoming". */
-  readonly name: string;
-  /** qio_channel_writev_all(): resolves once all of `buf` is handed to the OS. */
-  write(buf: Uint8Array): Promise<void>;
-  /** qio_channel_read(): up to buf.length bytes into buf; 0 at end of stream. */
-  read(buf: Uint8Array): Promise<number>;
-  /** qio_channel_shutdown(BOTH): wake readers and writers with an error/EOF. */
-  shutdown(): void;
-  /** qio_channel_close(). */
-  close(): Promise<void>;
+  /** qio_channel_set_name(): e.g. "migration-socket-outgoing". */
+  readonly name?: string;
+  writev(bufs: readonly Uint8Array[]): void | Promise<void>;
+  read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
+  shutdown?(): void;
+  close(): void | Promise<void>;
 }
 
 /** An I/O failure with QEMU's wording ("Unable to write to socket: Broken pipe"). */

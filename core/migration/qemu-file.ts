@@ -18,7 +18,10 @@
  * (-EIO); writing after an error is a no-op. Callers check qemu_file_get_error().
  */
 
+import type { QIOChannel } from '../io/channel.js';
 import { EIO, ENOSYS, strerror } from '../util/errno.js';
+
+export type { QIOChannel };
 
 /* ---------- migration-stats.c ---------- */
 
@@ -95,24 +98,6 @@ export function migration_rate_reset(stats: MigrationAtomicStats): void {
 
 /* ---------- the channel ---------- */
 
-/**
- * The byte stream under a QEMUFile (QIOChannel). A blocking channel completes each call
- * before returning; an async one returns a Promise. Either way:
- *  - writev() writes every byte of `bufs`, in order. An async channel may keep the arrays
- *    until its Promise settles (the QEMUFile does not reuse them before). Failure: throw
- *    (or reject) an Error whose message is QEMU's text, e.g. "Unable to write to socket:
- *    Broken pipe"; it becomes the file's error object.
- *  - read() reads 1..length bytes into `into` at `offset` and returns the count, 0 at end
- *    of stream; failure as for writev ("Unable to read from socket: ...").
- * QEMUFile calls writev() again only after the previous call has completed.
- */
-export interface QIOChannel {
-  writev(bufs: readonly Uint8Array[]): void | Promise<void>;
-  read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
-  /** qio_channel_shutdown(BOTH): wake blocked readers/writers; optional feature. */
-  shutdown?(): void;
-  close(): void | Promise<void>;
-}
 
 /* ---------- QEMUFile ---------- */
 
