@@ -10,8 +10,49 @@ import { error_setg } from '../qmp/error.js';
 import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
-import { MigrationAtomicStats } from './qemu-file.js';
-import { TARGET_PAGE_SIZE } from './ram.js';
+import type { QIOChannel } from '../io/channel.js';
+import type { RunState } from '../qmp/schema/run-state.js';
+import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
+import { strerror } from '../util/errno.js';
+import type { RunStateMachine } from '../vm/runstate.js';
+import {
+  BUFFER_DELAY,
+  MigrationAtomicStats,
+  QEMUFile,
+  RATE_LIMIT_DISABLED,
+  migration_rate_exceeded,
+  migration_rate_reset,
+  migration_rate_set,
+  migration_transferred_bytes,
+  qemu_fclose,
+  qemu_file_get_error,
+  qemu_file_get_error_obj,
+  qemu_file_new_input,
+  qemu_file_new_output,
+  qemu_file_shutdown,
+} from './qemu-file.js';
+import {
+  RAMList,
+  RAMMigration,
+  TARGET_PAGE_SIZE,
+  ram_bytes_remaining,
+  ram_bytes_total,
+  ram_get_total_transferred_pages,
+} from './ram.js';
+import {
+  SaveVMState,
+  VMDeviceState,
+  qemu_loadvm_state,
+  qemu_savevm_state_cleanup,
+  qemu_savevm_state_complete_precopy,
+  qemu_savevm_state_header,
+  qemu_savevm_state_iterate,
+  qemu_savevm_state_pending_estimate,
+  qemu_savevm_state_pending_exact,
+  qemu_savevm_state_setup,
+  savevm_machine_none,
+  type SaveVMEnv,
+} from './savevm.js';
 
 /** What query-migrate needs from RAM migration: totals from ram.c. */
 export interface RamInfoSource {
@@ -300,4 +341,435 @@ export function qmp_migrate_cancel(s: MigrationState): void {
   while (s.migration_is_running()) {
     if (s.migrate_set_state(s.state, 'cancelling')) break;
   }
+}
+
+/* ======================================================================================
+ * The precopy engine: migrate_fd_connect() → qemu_thread_create(migration_thread) → the
+ * loop → migration_completion() → migration_iteration_finish() → migrate_fd_cleanup(),
+ * and the incoming side's process_incoming_migration_co(). Written against the
+ * MigrationHostEnv below, so the same code runs on the endpoint's event loop, in a worker
+ * thread, or on the simulated runtime's virtual clock.
+ * ====================================================================================== */
+
+/** What the engine needs from the endpoint around it (QEMU's globals, made explicit). */
+export interface MigrationHostEnv {
+  readonly s: MigrationState;
+  readonly mis: MigrationIncomingState;
+  /** The guest's RAM blocks (ram_list). */
+  ram_list(): RAMList;
+  /** Run state, as the main loop (holding the BQL) changes it. */
+  readonly runstate: RunStateMachine;
+  readonly events: QapiEventBus;
+  readonly tracer: Tracer;
+  /** QEMU_CLOCK_REALTIME / QEMU_CLOCK_HOST in ms (wall or virtual). */
+  now_ms(): number;
+  /** qemu_sem_timedwait(&s->rate_limit_sem, ms): true if woken early (urgent). */
+  rate_limit_wait(ms: number): Promise<boolean>;
+  /** qemu_thread_create(): run `fn` as a thread named `name`; resolves at its end (join). */
+  qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
+  /** error_report(): one stderr line, without the program-name prefix. */
+  error_report(msg: string): void;
+}
+
+/** The state of one outgoing run, kept beside MigrationState. */
+interface OutgoingRun {
+  f: QEMUFile;
+  sv: SaveVMState;
+  ram: RAMMigration;
+  devices: VMDeviceState;
+  thread: { join(): Promise<void> } | null;
+  threshold_size: number;
+  iteration_start_time: number;
+  iteration_initial_bytes: number;
+  iteration_initial_pages: number;
+  downtime_start: number;
+  vm_old_state: RunState | null;
+}
+
+const runs = new WeakMap<MigrationState, OutgoingRun>();
+
+/** migrate_set_error(): keep the first error (QEMU keeps the first one too). */
+export function migrate_set_error(s: MigrationState, msg: string): void {
+  if (!s.error) s.error = msg;
+}
+
+/** migrate_init(): a fresh run: counters zeroed, none → setup (MIGRATION "setup"). */
+export function migrate_init(env: MigrationHostEnv): void {
+  const s = env.s;
+  s.state = 'none';
+  s.mbps = 0;
+  s.pages_per_second = 0;
+  s.downtime = 0;
+  s.expected_downtime = 0;
+  s.setup_time = 0;
+  s.error = null;
+  s.migrate_set_state('none', 'setup');
+  s.start_time = env.now_ms();
+  s.total_time = 0;
+  s.mig_stats.reset();
+  s.ram = null;
+}
+
+/**
+ * migrate_prepare(): the checks 9.0 makes once the URI parsed, then migrate_init().
+ * Throws QEMU's errors (no state change when they fire).
+ */
+export function migrate_prepare(env: MigrationHostEnv, resume: boolean): void {
+  const s = env.s;
+  if (resume) throw error_setg('Cannot resume if there is no paused migration');
+  if (s.migration_is_running()) throw error_setg("There's a migration process in progress");
+  if (env.runstate.runstate_check('inmigrate')) throw error_setg('Guest is waiting for an incoming migration');
+  if (env.runstate.runstate_check('postmigrate')) {
+    throw error_setg("Can't migrate the vm that was paused due to previous migration");
+  }
+  migrate_init(env);
+}
+
+/** migrate_fd_error(): a transport failed before a QEMUFile existed. */
+function migrate_fd_error(env: MigrationHostEnv, msg: string): void {
+  env.s.migrate_set_state('setup', 'failed');
+  migrate_set_error(env.s, msg);
+}
+
+/**
+ * migration_channel_connect() (channel.c): wrap the connected channel in a QEMUFile and
+ * hand over to migrate_fd_connect(); a TLS upgrade would happen here.
+ */
+export function migration_channel_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error: string | null): void {
+  env.tracer.call(MAIN_THREAD, 'migration_channel_connect', { ioc: ioc?.name ?? null, error }, () => {
+    let err = error;
+    let f: QEMUFile | null = null;
+    if (!err && ioc) {
+      const creds = env.s.options.migrate_tls_creds();
+      if (creds) err = `No TLS credentials with id '${creds}'`; // the lab has no TLS objects
+      else f = qemu_file_new_output(ioc, env.s.mig_stats);
+    }
+    migrate_fd_connect(env, f, err);
+  });
+}
+
+/** migrate_fd_connect(): rate limit, then qemu_thread_create(live_migration | bg_snapshot). */
+export function migrate_fd_connect(env: MigrationHostEnv, f: QEMUFile | null, error_in: string | null): void {
+  env.tracer.call(MAIN_THREAD, 'migrate_fd_connect', { error: error_in }, () => {
+    const s = env.s;
+    s.expected_downtime = s.options.migrate_downtime_limit();
+    if (error_in || !f) {
+      migrate_fd_error(env, error_in ?? 'no channel');
+      void migrate_fd_cleanup(env);
+      return;
+    }
+    migration_rate_set(s.mig_stats, s.options.migrate_max_bandwidth());
+    const senv = migration_env_of(env);
+    const { savevm: sv, ram, devices } = savevm_machine_none(senv, env.ram_list());
+    s.ram = {
+      ram_bytes_total: () => ram_bytes_total(ram.ram_list),
+      ram_bytes_remaining: () => ram_bytes_remaining(ram.ram_state),
+    };
+    const run: OutgoingRun = {
+      f,
+      sv,
+      ram,
+      devices,
+      thread: null,
+      threshold_size: 0,
+      iteration_start_time: 0,
+      iteration_initial_bytes: 0,
+      iteration_initial_pages: 0,
+      downtime_start: 0,
+      vm_old_state: null,
+    };
+    runs.set(s, run);
+    const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
+    run.thread = env.qemu_thread_create(name, (self) => migration_thread(env, run, self));
+  });
+}
+
+/** The MigrationEnv ram.c and savevm.c read (mig_stats, clock, events, run state). */
+function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
+  const s = env.s;
+  return {
+    options: s.options,
+    mig_stats: s.mig_stats,
+    clock: { now_ms: () => env.now_ms() },
+    runstate_is_running: () => env.runstate.runstate_is_running(),
+    migration_in_postcopy: () => s.state === 'postcopy-active',
+    migration_is_setup_or_active: () => s.state === 'setup' || s.state === 'active' || s.state === 'postcopy-active',
+    migration_rate_exceeded: (f) => migration_rate_exceeded(s.mig_stats, f),
+    qapi_event_send_migration_pass: (pass) => env.events.send('MIGRATION_PASS', { pass }),
+    error_report: (m) => env.error_report(m),
+  };
+}
+
+/** update_iteration_initial_status(). */
+function update_iteration_initial_status(env: MigrationHostEnv, run: OutgoingRun): void {
+  run.iteration_start_time = env.now_ms();
+  run.iteration_initial_bytes = migration_transferred_bytes(env.s.mig_stats);
+  run.iteration_initial_pages = ram_get_total_transferred_pages(env.s.mig_stats);
+}
+
+/**
+ * migration_update_counters(): every ≥100 ms window, bandwidth → threshold_size
+ * (bandwidth × downtime-limit), mbps, pages-per-second, expected-downtime.
+ */
+function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, current_time: number): void {
+  const s = env.s;
+  if (current_time < run.iteration_start_time + BUFFER_DELAY) return;
+  const switchover_bw = s.options.migrate_avail_switchover_bandwidth();
+  const current_bytes = migration_transferred_bytes(s.mig_stats);
+  const transferred = current_bytes - run.iteration_initial_bytes;
+  const time_spent = current_time - run.iteration_start_time;
+  const bandwidth = transferred / time_spent;
+  const expected_bw_per_ms = switchover_bw ? switchover_bw / 1000 : bandwidth;
+  run.threshold_size = Math.trunc(expected_bw_per_ms * s.options.migrate_downtime_limit());
+  s.mbps = (transferred * 8.0) / (time_spent / 1000.0) / 1000.0 / 1000.0;
+  const transferred_pages = ram_get_total_transferred_pages(s.mig_stats) - run.iteration_initial_pages;
+  s.pages_per_second = Math.trunc(transferred_pages / (time_spent / 1000.0));
+  // "if we haven't sent anything, we don't want to recalculate"
+  if (s.mig_stats.dirty_pages_rate && transferred > 10000) {
+    s.expected_downtime = Math.trunc(s.mig_stats.dirty_bytes_last_sync / expected_bw_per_ms);
+  }
+  migration_rate_reset(s.mig_stats);
+  update_iteration_initial_status(env, run);
+}
+
+/** migration_rate_limit(): end of a loop turn; sleeps out the window when over budget. */
+async function migration_rate_limit(env: MigrationHostEnv, run: OutgoingRun): Promise<boolean> {
+  const now = env.now_ms();
+  migration_update_counters(env, run, now);
+  if (migration_rate_exceeded(env.s.mig_stats, run.f)) {
+    if (qemu_file_get_error(run.f)) return false;
+    const ms = run.iteration_start_time + BUFFER_DELAY - now;
+    if (await env.rate_limit_wait(ms)) return true;
+  }
+  return false;
+}
+
+type MigIterateState = 'resume' | 'skip' | 'break';
+
+/** migration_iteration_run(): estimate; exact below threshold; switch over or iterate. */
+async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<MigIterateState> {
+  return env.tracer.call(self, 'migration_iteration_run', undefined, async () => {
+    let pending = qemu_savevm_state_pending_estimate(run.sv);
+    let pending_size = pending.must_precopy + pending.can_postcopy;
+    if (pending_size < run.threshold_size) {
+      pending = env.tracer.call(self, 'migration_bitmap_sync', undefined, () => qemu_savevm_state_pending_exact(run.sv));
+      pending_size = pending.must_precopy + pending.can_postcopy;
+    }
+    if (!pending_size || pending_size < run.threshold_size) {
+      await migration_completion(env, run, self);
+      return 'break';
+    }
+    await qemu_savevm_state_iterate(run.f, run.sv, false);
+    return 'resume';
+  });
+}
+
+/** migration_stop_vm(): downtime starts, the run state is recorded for globalstate, VM stops. */
+async function migration_stop_vm(env: MigrationHostEnv, run: OutgoingRun, state: RunState): Promise<void> {
+  run.downtime_start = env.now_ms();
+  run.vm_old_state = env.runstate.runstate_get();
+  run.devices.global_state.global_state_store(run.vm_old_state);
+  await env.runstate.vm_stop(state);
+  // vm_stop_force_state(): a VM that was not running is still put in `state`.
+  if (!env.runstate.runstate_check(state)) env.runstate.runstate_set(state);
+}
+
+/** migration_completion(): stop the VM, last pass, device state, EOF; active → completed. */
+async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+  await env.tracer.call(self, 'migration_completion', undefined, async () => {
+    const s = env.s;
+    let ret = -1;
+    if (s.state === 'active') {
+      await migration_stop_vm(env, run, 'finish-migrate'); // bql_lock(): done by the main loop
+      migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
+      ret = await qemu_savevm_state_complete_precopy(run.f, run.sv, false);
+    }
+    if (ret >= 0 && !qemu_file_get_error(run.f)) {
+      s.migrate_set_state('active', 'completed');
+      return;
+    }
+    const { error } = qemu_file_get_error_obj(run.f);
+    if (error) migrate_set_error(s, error);
+    else if (ret) migrate_set_error(s, `Error in migration completion: ${strerror(-ret)}`);
+    // migration_completion_failed(): the VM comes back in iteration_finish
+    s.migrate_set_state('active', 'failed');
+  });
+}
+
+/** migration_detect_error(): cancel or a stream error ends the loop. */
+function migration_detect_error(env: MigrationHostEnv, run: OutgoingRun): boolean {
+  const s = env.s;
+  const state = s.state;
+  if (state === 'cancelling' || state === 'cancelled') return true;
+  const { ret, error } = qemu_file_get_error_obj(run.f);
+  if (!ret) return false;
+  if (error) migrate_set_error(s, error);
+  s.migrate_set_state(state, 'failed');
+  return true;
+}
+
+/** The `live_migration` thread. */
+async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+  const s = env.s;
+  const setup_start = env.now_ms();
+  migration_threads_add(s, self);
+  try {
+    await env.tracer.call(self, 'migration_thread', undefined, async () => {
+      update_iteration_initial_status(env, run);
+      env.tracer.call(self, 'qemu_savevm_state_header', undefined, () => qemu_savevm_state_header(run.f, run.sv));
+      const ret = await env.tracer.call(self, 'qemu_savevm_state_setup', undefined, () =>
+        qemu_savevm_state_setup(run.f, run.sv),
+      );
+      s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
+      if (ret) {
+        migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
+        s.migrate_set_state('setup', 'failed');
+        return;
+      }
+      s.setup_time = env.now_ms() - setup_start;
+      let urgent = false;
+      while (s.state === 'active') {
+        if (urgent || !migration_rate_exceeded(s.mig_stats, run.f)) {
+          const iter = await migration_iteration_run(env, run, self);
+          if (iter === 'skip') continue;
+          if (iter === 'break') break;
+        }
+        if (env.tracer.call(self, 'migration_detect_error', undefined, () => migration_detect_error(env, run))) break;
+        urgent = await env.tracer.call(self, 'migration_rate_limit', undefined, () => migration_rate_limit(env, run));
+      }
+    });
+  } finally {
+    await migration_iteration_finish(env, run, self);
+    migration_threads_remove(s, self);
+  }
+}
+
+/** migration_calculate_complete(): total time, final mbps, downtime end. */
+function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): void {
+  const s = env.s;
+  const bytes = migration_transferred_bytes(s.mig_stats);
+  const end_time = env.now_ms();
+  if (!s.downtime) s.downtime = end_time - run.downtime_start; // migration_downtime_end()
+  s.total_time = end_time - s.start_time;
+  const transfer_time = s.total_time - s.setup_time;
+  if (transfer_time) s.mbps = (bytes * 8.0) / transfer_time / 1000;
+}
+
+/** migration_iteration_finish(): run state after the loop, then the cleanup bottom half. */
+async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+  await env.tracer.call(self, 'migration_iteration_finish', { state: env.s.state }, async () => {
+    const s = env.s;
+    const rs = env.runstate;
+    switch (s.state) {
+      case 'completed':
+        migration_calculate_complete(env, run);
+        rs.runstate_set('postmigrate');
+        break;
+      case 'failed':
+      case 'cancelled':
+      case 'cancelling':
+        if (run.vm_old_state !== null && rs.runstate_is_live(run.vm_old_state)) {
+          if (!rs.runstate_check('shutdown')) rs.vm_start();
+        } else if (run.vm_old_state !== null && rs.runstate_check('finish-migrate')) {
+          rs.runstate_set(run.vm_old_state);
+        }
+        break;
+      default:
+        env.error_report(`migration_iteration_finish: Unknown ending state ${s.state}`);
+    }
+    // migration_bh_schedule(migrate_fd_cleanup_bh): runs on the main loop after the thread.
+    setImmediate(() => void migrate_fd_cleanup(env));
+  });
+}
+
+/** migrate_fd_cleanup(): join the thread, close the file, cancelling → cancelled. */
+export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
+  await env.tracer.call(MAIN_THREAD, 'migrate_fd_cleanup', undefined, async () => {
+    const s = env.s;
+    const run = runs.get(s);
+    if (run) {
+      qemu_savevm_state_cleanup(run.sv);
+      if (run.thread) {
+        const t = run.thread;
+        run.thread = null;
+        await env.tracer.call(MAIN_THREAD, 'qemu_thread_join', undefined, () => t.join());
+      }
+      await qemu_fclose(run.f);
+      runs.delete(s);
+    }
+    if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+    if (s.error) env.error_report(s.error);
+  });
+}
+
+/** query-migrationthreads: threads add themselves at start, remove at exit (head first). */
+const threadLists = new WeakMap<MigrationState, ThreadRef[]>();
+
+function migration_threads_add(s: MigrationState, t: ThreadRef): void {
+  const list = threadLists.get(s) ?? [];
+  list.unshift(t);
+  threadLists.set(s, list);
+}
+
+function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
+  const list = threadLists.get(s) ?? [];
+  const i = list.indexOf(t);
+  if (i >= 0) list.splice(i, 1);
+}
+
+/** qmp_query_migrationthreads(). */
+export function qmp_query_migrationthreads(s: MigrationState): { name: string; 'thread-id': number }[] {
+  return (threadLists.get(s) ?? []).map((t) => ({ name: t.name, 'thread-id': t.tid }));
+}
+
+/** migrate_fd_cancel(): running → cancelling, and shut the stream down to unblock the thread. */
+export function migrate_fd_cancel(s: MigrationState): void {
+  const wasSetup = s.state === 'setup';
+  for (;;) {
+    const old = s.state;
+    if (!s.migration_is_running()) break;
+    s.migrate_set_state(old, 'cancelling');
+    if (s.state === 'cancelling') break;
+  }
+  const run = runs.get(s);
+  if (s.state === 'cancelling' && run) qemu_file_shutdown(run.f);
+  if (wasSetup && !run && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+}
+
+/* ---------------------------------- incoming ---------------------------------- */
+
+/**
+ * process_incoming_migration_co(): load the stream on the main loop; on success resume
+ * (autostart) or stay paused, then `completed`; on failure `failed` and QEMU's message.
+ * Returns the exit status QEMU would exit with on failure (1), or null.
+ */
+export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: QIOChannel): Promise<number | null> {
+  return env.tracer.call(MAIN_THREAD, 'process_incoming_migration_co', undefined, async () => {
+    migrate_incoming_set_state(env, 'setup', 'active');
+    const senv = migration_env_of(env);
+    senv.migration_is_setup_or_active = () => true;
+    const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
+    const f = qemu_file_new_input(ioc);
+    const ret = await env.tracer.call(MAIN_THREAD, 'qemu_loadvm_state', undefined, () => qemu_loadvm_state(f, sv));
+    await qemu_fclose(f);
+    if (ret < 0) {
+      migrate_incoming_set_state(env, 'active', 'failed');
+      env.error_report(`load of migration failed: ${strerror(-ret)}`);
+      return 1; // exit-on-error: QEMU 9.0 exits
+    }
+    // process_incoming_migration_bh(): start the VM if it ran on the source and autostart.
+    const rs = env.runstate;
+    const state = devices.global_state.global_state_received() ? devices.global_state.global_state_get_runstate() : 'running';
+    if (rs.autostart && state === 'running') rs.vm_start();
+    else rs.runstate_set(state === 'running' ? 'paused' : state);
+    migrate_incoming_set_state(env, 'active', 'completed');
+    return null;
+  });
+}
+
+/** migrate_set_state(&mis->state, ...): the incoming side's compare-and-set, with its event. */
+export function migrate_incoming_set_state(env: MigrationHostEnv, old: MigrationStatus, next: MigrationStatus): void {
+  if (env.mis.state !== old) return;
+  env.mis.state = next;
+  if (env.s.options.migrate_events()) env.events.send('MIGRATION', { status: next });
 }

@@ -1,0 +1,154 @@
+/**
+ * The precopy engine end to end, in one process: a source and a destination endpoint
+ * joined by an in-memory pipe, the source thread running on the event loop.
+ */
+import { randomFillSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  MigrationIncomingState,
+  MigrationState,
+  migrate_fd_cancel,
+  migrate_incoming_set_state,
+  migrate_prepare,
+  migration_channel_connect,
+  process_incoming_migration_co,
+  qmp_query_migrate,
+  qmp_query_migrationthreads,
+  type MigrationHostEnv,
+} from '../../../core/migration/migration.js';
+import { MigrationOptions } from '../../../core/migration/options.js';
+import { RAMList } from '../../../core/migration/ram.js';
+import { QapiEventBus, type QapiEventMessage } from '../../../core/qmp/qapi-event.js';
+import { Tracer, type TraceEvent } from '../../../core/trace/trace.js';
+import { RAMBlock } from '../../../core/vm/ram.js';
+import { RunStateMachine } from '../../../core/vm/runstate.js';
+import { NO_VCPUS } from '../../helpers/in-process-vm.js';
+import { pipeChannelPair } from '../../helpers/pipe-channel.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function endpoint(ramSize: number, initial: 'running' | 'inmigrate') {
+  const events = new QapiEventBus();
+  const log: QapiEventMessage[] = [];
+  events.on((e) => log.push(e));
+  const runstate = new RunStateMachine('prelaunch', true, events, NO_VCPUS);
+  if (initial === 'inmigrate') runstate.runstate_set('inmigrate');
+  else runstate.vm_start();
+  log.length = 0;
+  const ram = RAMBlock.alloc(ramSize);
+  const tracer = new Tracer();
+  const trace: TraceEvent[] = [];
+  tracer.on((e) => trace.push(e));
+  const errors: string[] = [];
+  let tid = 1000;
+  const env: MigrationHostEnv = {
+    s: new MigrationState(new MigrationOptions(), events),
+    mis: new MigrationIncomingState(initial === 'inmigrate' ? 'defer' : undefined),
+    ram_list: () => new RAMList([ram]),
+    runstate,
+    events,
+    tracer,
+    now_ms: () => performance.now(),
+    rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
+    qemu_thread_create: (name, fn) => {
+      const done = fn({ name, tid: ++tid });
+      return { join: () => done };
+    },
+    error_report: (m) => errors.push(m),
+  };
+  return { env, ram, log, trace, errors };
+}
+
+async function until(cond: () => boolean, ms = 20000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(5);
+  }
+}
+
+describe('precopy engine, in process', () => {
+  it('migrates RAM exactly, with QEMU 9.0 event order on both sides', async () => {
+    const src = endpoint(8 << 20, 'running');
+    const dst = endpoint(8 << 20, 'inmigrate');
+    randomFillSync(src.ram.host.subarray(0, 2 << 20)); // 2 MiB of data, the rest zero pages
+    for (const e of [src, dst]) e.env.s.options.qmp_migrate_set_capabilities([{ capability: 'events', state: true }], { migration_is_running: () => false });
+    const [a, b] = pipeChannelPair();
+
+    migrate_incoming_set_state(dst.env, 'none', 'setup'); // qemu_start_incoming_migration()
+    migrate_prepare(src.env, false);
+    const incoming = process_incoming_migration_co(dst.env, b);
+    migration_channel_connect(src.env, a, null);
+    expect(await incoming).toBeNull();
+    await until(() => src.env.s.state === 'completed' && qmp_query_migrationthreads(src.env.s).length === 0);
+    await sleep(20); // the cleanup bottom half
+
+    expect(dst.ram.digest()).toBe(src.ram.digest());
+    const names = (l: QapiEventMessage[]) => l.map((e) => e.event + (e.data ? ' ' + JSON.stringify(e.data) : ''));
+    expect(names(src.log)).toEqual([
+      'MIGRATION {"status":"setup"}',
+      'MIGRATION_PASS {"pass":1}',
+      'MIGRATION {"status":"active"}',
+      'STOP',
+      'MIGRATION_PASS {"pass":2}',
+      'MIGRATION {"status":"completed"}',
+    ]);
+    expect(names(dst.log)).toEqual([
+      'MIGRATION {"status":"setup"}',
+      'MIGRATION {"status":"active"}',
+      'RESUME',
+      'MIGRATION {"status":"completed"}',
+    ]);
+    expect(src.env.runstate.runstate_get()).toBe('postmigrate');
+    expect(dst.env.runstate.runstate_get()).toBe('running');
+
+    const info = qmp_query_migrate(src.env.s, src.env.mis) as any;
+    expect(Object.keys(info).sort()).toEqual(['downtime', 'ram', 'setup-time', 'status', 'total-time']);
+    expect(info.ram.normal).toBe(512);
+    expect(info.ram.duplicate).toBe(2048 - 512);
+    expect(info.ram['normal-bytes']).toBe(512 * 4096);
+    expect(info.ram['dirty-sync-count']).toBe(2);
+    expect(info.ram.remaining).toBe(0);
+    expect(src.errors).toEqual([]);
+
+    // The call chain, in order, on the right threads.
+    const enters = src.trace.filter((e) => e.type === 'enter').map((e) => `${e.thread}:${(e as { fn: string }).fn}`);
+    for (const fn of [
+      'main:migration_channel_connect',
+      'main:migrate_fd_connect',
+      'live_migration:migration_thread',
+      'live_migration:qemu_savevm_state_header',
+      'live_migration:qemu_savevm_state_setup',
+      'live_migration:migration_iteration_run',
+      'live_migration:migration_completion',
+      'live_migration:migration_iteration_finish',
+      'main:migrate_fd_cleanup',
+      'main:qemu_thread_join',
+    ]) {
+      expect(enters, fn).toContain(fn);
+    }
+  });
+
+  it('keeps the source running with its memory intact when cancelled', async () => {
+    const src = endpoint(64 << 20, 'running');
+    const dst = endpoint(64 << 20, 'inmigrate');
+    randomFillSync(src.ram.host);
+    const before = src.ram.digest();
+    src.env.s.options.qmp_migrate_set_parameters({ 'max-bandwidth': 8 << 20 }, { migration_is_running: () => false });
+    const [a, b] = pipeChannelPair();
+    migrate_incoming_set_state(dst.env, 'none', 'setup');
+    migrate_prepare(src.env, false);
+    const incoming = process_incoming_migration_co(dst.env, b);
+    migration_channel_connect(src.env, a, null);
+    await until(() => src.env.s.state === 'active');
+    await sleep(300);
+    migrate_fd_cancel(src.env.s);
+    expect(src.env.s.state).toBe('cancelling');
+    await until(() => src.env.s.state === 'cancelled');
+    expect(await incoming).toBe(1);
+    expect(dst.env.mis.state).toBe('failed');
+    expect(src.env.runstate.runstate_get()).toBe('running');
+    expect(src.ram.digest()).toBe(before);
+    await until(() => qmp_query_migrationthreads(src.env.s).length === 0);
+  });
+});
