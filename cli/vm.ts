@@ -54,6 +54,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(code);
   };
   vm.onShutdown(() => void shutdown(0));
+  vm.onExit((code) => void shutdown(code));
   for (const [sig, num] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
     process.on(sig, () => {
       // Node cannot tell the sender's pid, so QEMU's "from pid N (name)" part is left out.
@@ -88,7 +89,7 @@ export async function main(argv: string[]): Promise<void> {
       await server.waitForClient();
     }
   }
-  vm.startMachine();
+  await vm.startMachine();
 }
 
 /** -qmp stdio: one monitor on the process's standard input and output. */

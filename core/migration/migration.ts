@@ -15,6 +15,25 @@ import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
 import { strerror } from '../util/errno.js';
 import type { RunStateMachine } from '../vm/runstate.js';
+import { QmpError } from '../qmp/error.js';
+import { exec_start_incoming_migration, exec_start_outgoing_migration } from './exec.js';
+import { fd_start_incoming_migration, fd_start_outgoing_migration, type MonitorFds } from './fd.js';
+import { file_start_incoming_migration, file_start_outgoing_migration } from './file.js';
+import {
+  migration_address_parse,
+  migration_address_rdma,
+  migration_address_socket,
+  migration_channels_and_transport_compatible,
+  type MigrationAddress,
+} from './migration-uri.js';
+import { rdma_start_incoming_migration, rdma_start_outgoing_migration } from './rdma.js';
+import {
+  socket_start_incoming_migration,
+  socket_start_outgoing_migration,
+  type MigrationChannelAccept,
+  type MigrationChannelConnect,
+  type MigrationIncomingTransport,
+} from './socket.js';
 import {
   BUFFER_DELAY,
   MigrationAtomicStats,
@@ -296,12 +315,6 @@ export function qmp_migrate_recover(mis: MigrationIncomingState): void {
   }
 }
 
-/** What the QMP entry points need from the VM around the two MigrationStates. */
-export interface MigrationHost {
-  migration: MigrationState;
-  incoming: MigrationIncomingState;
-  runstate: { runstate_check(state: 'inmigrate' | 'postmigrate'): boolean };
-}
 
 export interface MigrateArgs {
   uri?: string;
@@ -312,28 +325,123 @@ export interface MigrateArgs {
   resume?: boolean;
 }
 
-/** Where the lab's engine is not built yet, say so in QEMU's error shape. */
-const NOT_YET = 'Migration Lab: the migration transport and engine are not built yet (next milestone)';
+/** The monitor that issued the command, for fd: names (getfd). */
+export type { MonitorFds };
 
-/** qmp_migrate(): 9.0's preliminary checks, in QEMU's order. */
-export function qmp_migrate(_host: MigrationHost, args: MigrateArgs): void {
-  if ((args.uri === undefined) === (args.channels === undefined)) {
-    throw error_setg("need either 'uri' or 'channels' argument");
-  }
-  if (args.channels && args.channels.length > 1) throw error_setg('Channel list has more than one entries');
-  throw error_setg(NOT_YET);
+/**
+ * qmp_migrate(): parse the address, check the transport, migrate_prepare() (none → setup),
+ * then start the transport. Synchronous transport errors end in setup → failed and come
+ * back as the command's error; socket connection errors arrive later as `failed`.
+ */
+export function qmp_migrate(env: MigrationHostEnv, args: MigrateArgs, mon: MonitorFds | null = null): void {
+  env.tracer.call(MAIN_THREAD, 'qmp_migrate', { uri: args.uri ?? null }, () => {
+    const s = env.s;
+    const addr = migration_address_parse(args);
+    migration_channels_and_transport_compatible(addr, s.options);
+    migrate_prepare(env, !!args.resume);
+    const done: MigrationChannelConnect = (ioc, err) => migration_channel_connect(env, ioc, err?.desc ?? null);
+    try {
+      env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'outgoing'), undefined, () => {
+        switch (addr.transport) {
+          case 'socket':
+            if (addr.type === 'fd') fd_start_outgoing_migration(addr.str, done, mon);
+            else socket_start_outgoing_migration(migration_address_socket(addr), done);
+            break;
+          case 'exec':
+            exec_start_outgoing_migration(addr.args, done);
+            break;
+          case 'rdma':
+            rdma_start_outgoing_migration(migration_address_rdma(addr), done);
+            break;
+          case 'file':
+            file_start_outgoing_migration(addr, done);
+            break;
+        }
+      });
+    } catch (e) {
+      if (!(e instanceof QmpError)) throw e;
+      migrate_fd_error(env, e.desc);
+      throw e;
+    }
+  });
 }
 
-/** qmp_migrate_incoming(): the checks before qemu_start_incoming_migration(). */
-export function qmp_migrate_incoming(host: MigrationHost, args: { uri?: string; channels?: unknown[] }): void {
-  if (host.incoming.state !== 'none') throw error_setg('The incoming migration has already been started');
-  if (!host.runstate.runstate_check('inmigrate')) {
+function transport_starter_name(addr: MigrationAddress, dir: 'outgoing' | 'incoming'): string {
+  const kind = addr.transport === 'socket' ? (addr.type === 'fd' ? 'fd' : 'socket') : addr.transport;
+  return `${kind}_start_${dir}_migration`;
+}
+
+/** The incoming side's transport, kept until the stream is loaded (mis->transport_data). */
+const incomingTransports = new WeakMap<MigrationIncomingState, MigrationIncomingTransport>();
+/** qmp_migrate_incoming()'s `once`: set after a start that succeeded. */
+const incomingStarted = new WeakSet<MigrationIncomingState>();
+
+/** qmp_migrate_incoming(). */
+export async function qmp_migrate_incoming(
+  env: MigrationHostEnv,
+  args: { uri?: string; channels?: unknown[] },
+  mon: MonitorFds | null = null,
+): Promise<void> {
+  if (incomingStarted.has(env.mis)) throw error_setg('The incoming migration has already been started');
+  if (!env.runstate.runstate_check('inmigrate')) {
     throw error_setg("'-incoming' was not specified on the command line");
   }
-  if ((args.uri === undefined) === (args.channels === undefined)) {
-    throw error_setg("need either 'uri' or 'channels' argument");
-  }
-  throw error_setg(NOT_YET);
+  await qemu_start_incoming_migration(env, args, mon);
+  incomingStarted.add(env.mis);
+}
+
+/**
+ * qemu_start_incoming_migration(): parse, none → setup, listen (or spawn, or open); each
+ * accepted channel goes to migration_channel_process_incoming().
+ */
+export async function qemu_start_incoming_migration(
+  env: MigrationHostEnv,
+  args: { uri?: string; channels?: unknown[] },
+  mon: MonitorFds | null = null,
+): Promise<void> {
+  await env.tracer.call(MAIN_THREAD, 'qemu_start_incoming_migration', { uri: args.uri ?? null }, async () => {
+    const addr = migration_address_parse(args);
+    migration_channels_and_transport_compatible(addr, env.s.options);
+    migrate_incoming_set_state(env, 'none', 'setup');
+    const accept: MigrationChannelAccept = (ioc) => migration_channel_process_incoming(env, ioc);
+    const transport = await env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'incoming'), undefined, async () => {
+      switch (addr.transport) {
+        case 'socket':
+          if (addr.type === 'fd') return fd_start_incoming_migration(addr.str, accept, mon);
+          return socket_start_incoming_migration(migration_address_socket(addr), accept, {
+            error_report: (m) => env.error_report(m),
+          });
+        case 'exec':
+          return exec_start_incoming_migration(addr.args, accept);
+        case 'rdma':
+          return rdma_start_incoming_migration(migration_address_rdma(addr), accept);
+        case 'file':
+          return file_start_incoming_migration(addr, accept);
+      }
+    });
+    incomingTransports.set(env.mis, transport);
+    if (addr.transport === 'socket' && transport.socket_address.length) {
+      env.mis.socket_address_list = transport.socket_address as SocketAddress[];
+    }
+  });
+}
+
+/**
+ * migration_channel_process_incoming() → migration_ioc_process_incoming() →
+ * process_incoming_migration_co(); afterwards migration_incoming_state_destroy(), and on
+ * failure QEMU 9.0 exits with status 1.
+ */
+function migration_channel_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
+  env.tracer.call(MAIN_THREAD, 'migration_channel_process_incoming', { ioc: ioc.name ?? null }, () => {
+    void (async () => {
+      const status = await process_incoming_migration_co(env, ioc);
+      const transport = incomingTransports.get(env.mis);
+      incomingTransports.delete(env.mis);
+      await transport?.cleanup();
+      env.mis.socket_address_list = null;
+      if (status !== null) env.exit(status);
+    })();
+  });
 }
 
 /** qmp_migrate_cancel() → migrate_fd_cancel(): only a running migration is cancelled. */
@@ -369,6 +477,8 @@ export interface MigrationHostEnv {
   qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
   /** error_report(): one stderr line, without the program-name prefix. */
   error_report(msg: string): void;
+  /** exit(): the process ends (a failed incoming migration exits with 1 in 9.0). */
+  exit(code: number): void;
 }
 
 /** The state of one outgoing run, kept beside MigrationState. */

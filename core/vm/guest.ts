@@ -3,6 +3,7 @@
  * vCPU workload writing to it. Built from the parsed command line.
  */
 import { load_roms, qmp_pmemsave, type GenericLoaderProps } from './loader.js';
+import { RAMList } from '../migration/ram.js';
 import { RAMBlock } from './ram.js';
 import { Workload, type WorkloadSpec } from './workload.js';
 import type { GuestMemoryAccess } from './vm.js';
@@ -22,7 +23,11 @@ export class Guest {
     readonly ram: RAMBlock | null,
     readonly vcpus: Workload & VcpuControl,
   ) {
-    this.memory = { pmemsave: (val, size, filename) => qmp_pmemsave(ram, val, size, filename) };
+    const ram_list = new RAMList(ram ? [ram] : []);
+    this.memory = {
+      pmemsave: (val, size, filename) => qmp_pmemsave(ram, val, size, filename),
+      ram_list: () => ram_list,
+    };
   }
 
   /** Allocate RAM, load the ROMs (throws LoaderError as QEMU reports it), set up the vCPU. */

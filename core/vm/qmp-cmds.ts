@@ -13,8 +13,9 @@ import {
   qmp_migrate_recover,
   qmp_migrate_start_postcopy,
   qmp_query_migrate,
+  qmp_query_migrationthreads,
   qmp_migrate,
-  qmp_migrate_cancel,
+  migrate_fd_cancel,
   qmp_migrate_incoming,
 } from '../migration/migration.js';
 
@@ -61,7 +62,7 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       if (a['cpu-index'] !== undefined) throw error_setg("Parameter 'cpu-index' expects a CPU number");
       return ctx.vm.hmp.handle_hmp_command(ctx, a['command-line']);
     })
-    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming))
+    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms()))
     .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
     .register('migrate-set-capabilities', ({ capabilities }: { capabilities: any[] }, { vm }) =>
       vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),
@@ -70,10 +71,10 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
     .register('migrate-set-parameters', (params: Record<string, unknown>, { vm }) =>
       vm.migration.options.qmp_migrate_set_parameters(params, vm.migrationRunState()),
     )
-    .register('query-migrationthreads', () => [])
+    .register('query-migrationthreads', ({}, { vm }) => qmp_query_migrationthreads(vm.migration))
     .register('migrate', (args: any, { vm }) => qmp_migrate(vm, args))
     .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm, args))
-    .register('migrate_cancel', ({}, { vm }) => qmp_migrate_cancel(vm.migration))
+    .register('migrate_cancel', ({}, { vm }) => migrate_fd_cancel(vm.migration))
     .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())

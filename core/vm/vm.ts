@@ -12,7 +12,16 @@ import {
   hmp_migrate_set_capability,
   hmp_migrate_set_parameter,
 } from '../migration/migration-hmp-cmds.js';
-import { MigrationIncomingState, MigrationState, qmp_query_migrate, qmp_migrate_cancel } from '../migration/migration.js';
+import {
+  MigrationIncomingState,
+  MigrationState,
+  migrate_fd_cancel,
+  qmp_migrate_incoming,
+  qmp_query_migrate,
+  type MigrationHostEnv,
+} from '../migration/migration.js';
+import { RAMList } from '../migration/ram.js';
+import { Tracer, type ThreadRef } from '../trace/trace.js';
 import type { MonitorHost } from '../qmp/monitor.js';
 import { QapiEventBus } from '../qmp/qapi-event.js';
 import { controlSchema } from '../qmp/schema/control.js';
@@ -20,7 +29,7 @@ import { migrationSchema } from '../qmp/schema/migration.js';
 import { miscSchema } from '../qmp/schema/misc.js';
 import { SchemaRegistry } from '../qmp/schema/registry.js';
 import { runStateSchema } from '../qmp/schema/run-state.js';
-import { error_setg } from '../qmp/error.js';
+import { QmpError, error_setg } from '../qmp/error.js';
 import { HmpCommandTable } from './hmp.js';
 import { negotiationCommands, qmpCommands, type QmpContext } from './qmp-cmds.js';
 import { RunStateMachine, type VcpuControl } from './runstate.js';
@@ -37,6 +46,8 @@ export const SCHEMA = new SchemaRegistry([controlSchema, runStateSchema, miscSch
 export interface GuestMemoryAccess {
   /** qmp_pmemsave(): write guest-physical [val, val+size) to filename. */
   pmemsave(val: number | bigint, size: number | bigint, filename: string): void;
+  /** The RAM blocks migration sends and loads (none when absent). */
+  ram_list?(): RAMList;
 }
 
 export interface VirtualMachineOptions {
@@ -47,9 +58,11 @@ export interface VirtualMachineOptions {
   startPaused?: boolean;
   memory: GuestMemoryAccess;
   vcpus: VcpuControl;
+  /** error_report(): where the endpoint's stderr lines go (default: stderr, "miglab vm: "). */
+  error_report?: (msg: string) => void;
 }
 
-export class VirtualMachine implements MonitorHost<QmpContext> {
+export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv {
   readonly events = new QapiEventBus();
   readonly name: string | undefined;
   readonly runstate: RunStateMachine;
@@ -59,7 +72,11 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
   readonly negotiationCommands = negotiationCommands(SCHEMA);
   readonly commands = qmpCommands(SCHEMA);
   readonly hmp = new HmpCommandTable<QmpContext>();
+  readonly tracer = new Tracer();
   private readonly shutdownListeners = new Set<() => void>();
+  private readonly exitListeners = new Set<(code: number) => void>();
+  private readonly report: (msg: string) => void;
+  private threadIds = 0;
 
   constructor(opts: VirtualMachineOptions) {
     this.name = opts.name;
@@ -68,16 +85,87 @@ export class VirtualMachine implements MonitorHost<QmpContext> {
     this.runstate = new RunStateMachine('prelaunch', !opts.startPaused, this.events, opts.vcpus);
     this.migration = new MigrationState(new MigrationOptions(), this.events);
     this.incoming = new MigrationIncomingState(opts.incoming);
+    this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
     registerHmpCommands(this.hmp);
+  }
+
+  /* ---- MigrationHostEnv: what the migration engine reaches through the endpoint ---- */
+
+  get s(): MigrationState {
+    return this.migration;
+  }
+
+  get mis(): MigrationIncomingState {
+    return this.incoming;
+  }
+
+  ram_list(): RAMList {
+    return this.memory.ram_list?.() ?? new RAMList([]);
+  }
+
+  /** QEMU_CLOCK_REALTIME: monotonic whole milliseconds. */
+  now_ms(): number {
+    return Math.floor(performance.now());
+  }
+
+  rate_limit_wait(ms: number): Promise<boolean> {
+    return new Promise((r) => setTimeout(() => r(false), Math.max(0, ms)));
+  }
+
+  /**
+   * qemu_thread_create(). Lab step: the thread body runs as an async task on this
+   * process's event loop (it yields at every write and rate-limit wait, so QMP keeps
+   * answering); moving it to a worker_threads Worker is the next step (docs/live-runtime.md).
+   */
+  qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
+    const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
+    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: 'migration_thread' });
+    const done = (async () => {
+      await Promise.resolve();
+      this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });
+      try {
+        await fn(self);
+      } catch (e) {
+        this.report(`${name}: ${(e as Error)?.stack ?? e}`);
+      } finally {
+        this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-exit' });
+      }
+    })();
+    return { join: () => done };
+  }
+
+  error_report(msg: string): void {
+    this.report(msg);
+  }
+
+  exit(code: number): void {
+    for (const l of [...this.exitListeners]) l(code);
+  }
+
+  /** The host learns here that the VM must end the process with `code` (no SHUTDOWN). */
+  onExit(l: (code: number) => void): () => void {
+    this.exitListeners.add(l);
+    return () => this.exitListeners.delete(l);
   }
 
   /**
    * The end of QEMU's start-up (qmp_x_exit_preconfig): an `-incoming` VM waits in
    * 'inmigrate', otherwise the vCPUs start unless -S was given.
    */
-  startMachine(): void {
-    if (this.incoming.incomingUri !== undefined) this.runstate.runstate_set('inmigrate');
-    else if (this.runstate.autostart) this.runstate.vm_start();
+  async startMachine(): Promise<void> {
+    const uri = this.incoming.incomingUri;
+    if (uri !== undefined) {
+      this.runstate.runstate_set('inmigrate');
+      if (uri !== 'defer') {
+        try {
+          await qmp_migrate_incoming(this, { uri });
+        } catch (e) {
+          if (!(e instanceof QmpError)) throw e;
+          this.error_report(`-incoming ${uri}: ${e.desc}`);
+          this.exit(1);
+        }
+      }
+    } else if (this.runstate.autostart) this.runstate.vm_start();
   }
 
   greeting(): unknown {
@@ -165,7 +253,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .add({
       name: 'migrate_cancel',
       params: '', help: 'cancel the current VM migration',
-      run: ({ vm }) => (qmp_migrate_cancel(vm.migration), ''),
+      run: ({ vm }) => (migrate_fd_cancel(vm.migration), ''),
     })
     .addInfo({
       name: 'status',
@@ -189,7 +277,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .addInfo({
       name: 'migrate',
       params: '', help: 'show migration status',
-      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming)),
+      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms())),
     })
     .addInfo({
       name: 'migrate_capabilities',

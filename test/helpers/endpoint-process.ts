@@ -44,15 +44,22 @@ export interface SpawnOptions {
   unixQmp?: boolean;
   /** Wait until this resolves true before returning (e.g. a TCP port accepts). */
   ready?: (ep: Endpoint) => Promise<boolean>;
+  /** Run real QEMU (`qemu-system-x86_64 -machine none -nodefaults -display none`) instead. */
+  qemu?: boolean;
 }
+
+/** Real QEMU for interop tests, when installed. */
+export const QEMU = 'qemu-system-x86_64';
 
 /** Spawn `miglab vm ARGS` (plus a unix QMP socket unless told otherwise). */
 export async function spawnEndpoint(args: string[], opts: SpawnOptions = {}): Promise<Endpoint> {
   const unixQmp = opts.unixQmp ?? true;
   const dir = mkdtempSync(join(tmpdir(), 'miglab-it-'));
   const qmpPath = join(dir, 'qmp.sock');
-  const argv = [MIGLAB, 'vm', ...(unixQmp ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : []), ...args];
-  const proc = spawn(process.execPath, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const qmp = unixQmp ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : [];
+  const proc = opts.qemu
+    ? spawn(QEMU, ['-machine', 'none', '-nodefaults', '-display', 'none', ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [MIGLAB, 'vm', ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));

@@ -55,6 +55,7 @@ function endpoint(ramSize: number, initial: 'running' | 'inmigrate') {
       return { join: () => done };
     },
     error_report: (m) => errors.push(m),
+    exit: (code) => errors.push(`exit ${code}`),
   };
   return { env, ram, log, trace, errors };
 }
