@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { error_setg } from '../qmp/error.js';
-import { errno_of, strerror, QIOChannelStream, type QIOChannelStreamOptions } from './channel-socket.js';
+import { QIOChannelStream, type QIOChannelStreamOptions } from './channel-socket.js';
+import { errno_code_of, strerror } from '../util/errno.js';
 
 export interface QIOChannelCommandOptions extends QIOChannelStreamOptions {
   /** Where the child's stderr goes; QEMU lets it inherit its own (the default). */
@@ -69,7 +70,7 @@ function spawn_errno(file: string): string {
     if (statSync(file).isDirectory()) return 'EACCES';
     accessSync(file, constants.X_OK);
   } catch (e) {
-    return errno_of(e);
+    return errno_code_of(e);
   }
   return 'ENOEXEC';
 }

@@ -8,7 +8,8 @@ import { close as fsClose, closeSync, constants, fstatSync, openSync, read as fs
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import { error_setg } from '../qmp/error.js';
 import { QIOChannelError, type QIOChannel } from './channel.js';
-import { errno_of, error_setg_errno, strerror, QIOChannelSocket, QIOChannelStream } from './channel-socket.js';
+import { error_setg_errno, QIOChannelSocket, QIOChannelStream } from './channel-socket.js';
+import { errno_code_of, strerror } from '../util/errno.js';
 
 export const SEEK_SET = 0;
 
@@ -66,7 +67,7 @@ export class QIOChannelFile implements QIOChannel {
         new Promise<number>((resolve, reject) => {
           if (this.closed) return reject(new QIOChannelError(`Unable to read from file: ${strerror('EBADF')}`));
           fsRead(this.fd, buf, off, len, this.pos, (err, n) => {
-            if (err) return reject(new QIOChannelError(`Unable to read from file: ${strerror(errno_of(err))}`));
+            if (err) return reject(new QIOChannelError(`Unable to read from file: ${strerror(errno_code_of(err))}`));
             if (this.pos !== null) this.pos += n;
             resolve(n);
           });
@@ -87,7 +88,7 @@ export class QIOChannelFile implements QIOChannel {
           done += await new Promise<number>((resolve, reject) => {
             if (this.closed) return reject(new QIOChannelError(`Unable to write to file: ${strerror('EBADF')}`));
             fsWrite(this.fd, b, done, b.length - done, this.pos, (err, n) => {
-              if (err) return reject(new QIOChannelError(`Unable to write to file: ${strerror(errno_of(err))}`));
+              if (err) return reject(new QIOChannelError(`Unable to write to file: ${strerror(errno_code_of(err))}`));
               if (this.pos !== null) this.pos += n;
               resolve(n);
             });
@@ -108,7 +109,7 @@ export class QIOChannelFile implements QIOChannel {
           if (this.closed) return resolve();
           this.closed = true;
           fsClose(this.fd, (err) => {
-            if (err) reject(new QIOChannelError(`Unable to close file: ${strerror(errno_of(err))}`));
+            if (err) reject(new QIOChannelError(`Unable to close file: ${strerror(errno_code_of(err))}`));
             else resolve();
           });
         }),
@@ -124,7 +125,7 @@ export function qio_channel_file_new_path(path: string, flags: number, mode = 0o
   try {
     return new QIOChannelFile(openSync(path, flags, mode));
   } catch (e) {
-    throw error_setg_errno(errno_of(e), `Could not ${flags & constants.O_CREAT ? 'create' : 'open'} '${path}'`);
+    throw error_setg_errno(errno_code_of(e), `Could not ${flags & constants.O_CREAT ? 'create' : 'open'} '${path}'`);
   }
 }
 
@@ -167,7 +168,7 @@ export function qio_channel_new_fd(fd: number): QIOChannelSocket | QIOChannelFil
       return new QIOChannelSocket(new Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as SocketConstructorOpts));
     } catch (e) {
       closeSync(fd);
-      throw error_setg(`Unable to query local socket address: ${strerror(errno_of(e))}`);
+      throw error_setg(`Unable to query local socket address: ${strerror(errno_code_of(e))}`);
     }
   }
   return qio_channel_file_new_fd(fd);

@@ -17,84 +17,11 @@ import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { error_setg, type QmpError } from '../qmp/error.js';
 import { QIOChannelError, type QIOChannel } from './channel.js';
+import { errno_code_of, strerror } from '../util/errno.js';
 
-/* ---------- errno texts (glibc's strerror) ---------- */
 
-const STRERROR: Record<string, string> = {
-  EPERM: 'Operation not permitted',
-  ENOENT: 'No such file or directory',
-  ESRCH: 'No such process',
-  EINTR: 'Interrupted system call',
-  EIO: 'Input/output error',
-  ENXIO: 'No such device or address',
-  E2BIG: 'Argument list too long',
-  ENOEXEC: 'Exec format error',
-  EBADF: 'Bad file descriptor',
-  ECHILD: 'No child processes',
-  EAGAIN: 'Resource temporarily unavailable',
-  ENOMEM: 'Cannot allocate memory',
-  EACCES: 'Permission denied',
-  EFAULT: 'Bad address',
-  EBUSY: 'Device or resource busy',
-  EEXIST: 'File exists',
-  EXDEV: 'Invalid cross-device link',
-  ENODEV: 'No such device',
-  ENOTDIR: 'Not a directory',
-  EISDIR: 'Is a directory',
-  EINVAL: 'Invalid argument',
-  ENFILE: 'Too many open files in system',
-  EMFILE: 'Too many open files',
-  ENOTTY: 'Inappropriate ioctl for device',
-  ETXTBSY: 'Text file busy',
-  EFBIG: 'File too large',
-  ENOSPC: 'No space left on device',
-  ESPIPE: 'Illegal seek',
-  EROFS: 'Read-only file system',
-  EMLINK: 'Too many links',
-  EPIPE: 'Broken pipe',
-  ERANGE: 'Numerical result out of range',
-  ENAMETOOLONG: 'File name too long',
-  ELOOP: 'Too many levels of symbolic links',
-  ENOTEMPTY: 'Directory not empty',
-  ENOTSOCK: 'Socket operation on non-socket',
-  EDESTADDRREQ: 'Destination address required',
-  EMSGSIZE: 'Message too long',
-  EPROTOTYPE: 'Protocol wrong type for socket',
-  ENOPROTOOPT: 'Protocol not available',
-  EPROTONOSUPPORT: 'Protocol not supported',
-  ENOTSUP: 'Operation not supported',
-  EOPNOTSUPP: 'Operation not supported',
-  EAFNOSUPPORT: 'Address family not supported by protocol',
-  EADDRINUSE: 'Address already in use',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ENETDOWN: 'Network is down',
-  ENETUNREACH: 'Network is unreachable',
-  ECONNABORTED: 'Software caused connection abort',
-  ECONNRESET: 'Connection reset by peer',
-  ENOBUFS: 'No buffer space available',
-  EISCONN: 'Transport endpoint is already connected',
-  ENOTCONN: 'Transport endpoint is not connected',
-  ETIMEDOUT: 'Connection timed out',
-  ECONNREFUSED: 'Connection refused',
-  EHOSTDOWN: 'Host is down',
-  EHOSTUNREACH: 'No route to host',
-  EALREADY: 'Operation already in progress',
-  EINPROGRESS: 'Operation now in progress',
-  EDQUOT: 'Disk quota exceeded',
-  ECANCELED: 'Operation canceled',
-  EPROTO: 'Protocol error',
-};
 
-/** strerror() for a Node error code ("ECONNREFUSED" → "Connection refused"). */
-export function strerror(code: string): string {
-  return STRERROR[code] ?? code;
-}
 
-/** The errno code of a Node error, or EIO when it has none. */
-export function errno_of(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
-}
 
 /** error_setg_errno(): `fmt: strerror(errno)`; no suffix for errno 0 (code ''). */
 export function error_setg_errno(code: string, fmt: string): QmpError {
@@ -469,7 +396,7 @@ export class QIOChannelStream implements QIOChannel {
   }
 
   private onError(e: unknown, side: 'read' | 'write'): void {
-    const code = errno_of(e);
+    const code = errno_code_of(e);
     // A socket fails both ways at once; a peer that is gone reads as EOF, as with EPIPE.
     if (side === 'write' || this.rs === this.ws) this.writeErr ??= code;
     if (side === 'read' || this.rs === this.ws) {
@@ -583,7 +510,7 @@ export class QIOChannelStream implements QIOChannel {
         if (!err) return resolve();
         // ERR_STREAM_DESTROYED and friends: the channel was shut down or closed under us.
         const c = (err as { code?: unknown }).code;
-        const code = typeof c === 'string' && c.startsWith('ERR_') ? 'EPIPE' : errno_of(err);
+        const code = typeof c === 'string' && c.startsWith('ERR_') ? 'EPIPE' : errno_code_of(err);
         reject(this.writeError(this.writeErr ?? code));
       };
       if (list.length === 1) {
@@ -715,7 +642,7 @@ export async function inet_connect_saddr(saddr: InetSocketAddress): Promise<Sock
       last = err;
     }
   }
-  throw error_setg_errno(errno_of(last), `Failed to connect to '${saddr.host}:${saddr.port}'`);
+  throw error_setg_errno(errno_code_of(last), `Failed to connect to '${saddr.host}:${saddr.port}'`);
 }
 
 /** unix_connect_saddr(). */
@@ -724,7 +651,7 @@ export async function unix_connect_saddr(saddr: UnixSocketAddress): Promise<Sock
   try {
     return await connect_once({ path: unix_node_path(saddr) });
   } catch (err) {
-    throw error_setg_errno(errno_of(err), `Failed to connect to '${saddr.path}'`);
+    throw error_setg_errno(errno_code_of(err), `Failed to connect to '${saddr.path}'`);
   }
 }
 
@@ -805,7 +732,7 @@ async function inet_listen_saddr(saddr: InetSocketAddress, e: GaiResult, num: nu
         const server = await listen_once({ host: e.address, port: p, backlog: num, ...(e.family === 6 ? { ipv6Only: only } : {}) });
         return server;
       } catch (err) {
-        const code = errno_of(err);
+        const code = errno_code_of(err);
         if (code === 'EAFNOSUPPORT' && !created) {
           // socket() failed: try the next port (QEMU treats later failures as fatal)
           lastCode = code;
@@ -835,20 +762,20 @@ async function unix_listen_saddr(saddr: UnixSocketAddress, num: number): Promise
     try {
       unlinkSync(path);
     } catch (e) {
-      const code = errno_of(e);
+      const code = errno_code_of(e);
       if (code !== 'ENOENT') throw error_setg_errno(code, `Failed to unlink socket ${path}`);
     }
   }
   try {
     return [await listen_once({ path: unix_node_path(addr), backlog: num }), addr];
   } catch (e) {
-    let code = errno_of(e);
+    let code = errno_code_of(e);
     // libuv reports bind()'s ENOENT as EACCES (for Windows' sake): ask the directory
     if (code === 'EACCES' && !saddr.abstract) {
       try {
         statSync(dirname(path));
       } catch (d) {
-        code = errno_of(d);
+        code = errno_code_of(d);
       }
     }
     throw error_setg_errno(code, `Failed to bind socket to ${path}`);

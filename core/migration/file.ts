@@ -14,7 +14,8 @@
  */
 import { constants, ftruncateSync } from 'node:fs';
 import { QIOChannelFile, qio_channel_file_new_path } from '../io/channel-file.js';
-import { errno_of, error_setg_errno } from '../io/channel-socket.js';
+import { error_setg_errno } from '../io/channel-socket.js';
+import { errno_code_of } from '../util/errno.js';
 import type { MigrationChannelAccept, MigrationChannelConnect, MigrationIncomingTransport } from './socket.js';
 
 /** QAPI FileMigrationArgs. */
@@ -153,7 +154,7 @@ export function file_parse_offset(filespec: string): FileMigrationArgs {
   try {
     return { filename: filespec.slice(0, i), offset: qemu_strtosz(option) };
   } catch (e) {
-    throw error_setg_errno(errno_of(e), `file URI has bad offset ${option}`);
+    throw error_setg_errno(errno_code_of(e), `file URI has bad offset ${option}`);
   }
 }
 
@@ -180,7 +181,7 @@ export function file_start_outgoing_migration(file_args: FileMigrationArgs, done
     ftruncate(fioc.fd, offset);
   } catch (e) {
     void fioc.close();
-    throw error_setg_errno(errno_of(e), `failed to truncate migration file to offset ${offset.toString(16)}`);
+    throw error_setg_errno(errno_code_of(e), `failed to truncate migration file to offset ${offset.toString(16)}`);
   }
   outgoing_args.fname = filename;
   if (offset) {
