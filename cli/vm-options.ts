@@ -11,10 +11,9 @@
  * not model say so ("not supported by the lab").
  */
 import type { GenericLoaderProps } from '../core/vm/loader.js';
+import { qemu_strtosz, StrtoszError } from '../core/util/cutils.js';
 import {
   parseWorkloadSpec,
-  qemu_strtosz,
-  StrtoszError,
   WORKLOAD_HELP,
   workload_check,
   WorkloadSpecError,

@@ -15,6 +15,7 @@
 import { constants, ftruncateSync } from 'node:fs';
 import { QIOChannelFile, qio_channel_file_new_path } from '../io/channel-file.js';
 import { error_setg_errno } from '../io/channel-socket.js';
+import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
 import { errno_code_of } from '../util/errno.js';
 import type { MigrationChannelAccept, MigrationChannelConnect, MigrationIncomingTransport } from './socket.js';
 
@@ -22,128 +23,6 @@ import type { MigrationChannelAccept, MigrationChannelConnect, MigrationIncoming
 export interface FileMigrationArgs {
   filename: string;
   offset: bigint;
-}
-
-/* ---------- qemu_strtosz() ---------- */
-
-const UINT64_MAX = (1n << 64n) - 1n;
-const SPACE = /^[ \t\n\v\f\r]*/;
-
-function suffix_mul(c: string | undefined, unit: bigint): bigint {
-  switch (c?.toUpperCase()) {
-    case 'B':
-      return 1n;
-    case 'K':
-      return unit;
-    case 'M':
-      return unit ** 2n;
-    case 'G':
-      return unit ** 3n;
-    case 'T':
-      return unit ** 4n;
-    case 'P':
-      return unit ** 5n;
-    case 'E':
-      return unit ** 6n;
-    default:
-      return 0n;
-  }
-}
-
-/** strtoull(s + i, base): [value, end, errno]; no digits leaves end at i. */
-function strtoull(s: string, i: number, base: 10 | 16): [bigint, number, string] {
-  const sp = SPACE.exec(s.slice(i))![0].length;
-  let j = i + sp;
-  let neg = false;
-  if (s[j] === '+' || s[j] === '-') {
-    neg = s[j] === '-';
-    j++;
-  }
-  if (base === 16 && s[j] === '0' && (s[j + 1] === 'x' || s[j + 1] === 'X') && /[0-9a-fA-F]/.test(s[j + 2] ?? '')) j += 2;
-  const digits = (base === 10 ? /^\d+/ : /^[0-9a-fA-F]+/).exec(s.slice(j));
-  if (!digits) return [0n, i, 'EINVAL'];
-  let v = BigInt((base === 16 ? '0x' : '') + digits[0]);
-  const end = j + digits[0].length;
-  if (v > UINT64_MAX) return [UINT64_MAX, end, 'ERANGE'];
-  if (neg) v = BigInt.asUintN(64, -v);
-  return [v, end, ''];
-}
-
-/** parse_uint(): strtoull() that refuses a minus sign (ERANGE). */
-function parse_uint(s: string): [bigint, number, string] {
-  const [v, end, err] = strtoull(s, 0, 10);
-  if (err) return [v, end, err];
-  if (s.slice(SPACE.exec(s)![0].length)[0] === '-') return [0n, end, 'ERANGE'];
-  return [v, end, ''];
-}
-
-/**
- * qemu_strtosz(): a byte count with an optional binary suffix (B K M G T P E), decimal
- * fractions with a suffix ("1.5K"), or hex without one ("0x10"). Throws the errno code
- * ("EINVAL" or "ERANGE") QEMU's caller turns into a message.
- */
-export function qemu_strtosz(nptr: string): bigint {
-  const unit = 1024n;
-  let [val, endptr, err] = parse_uint(nptr);
-  let valf = 0n;
-  const out = (code: string): never => {
-    throw Object.assign(new Error(code), { code });
-  };
-  const finish = (code: string): bigint => {
-    // end == NULL: trailing characters turn any result into EINVAL
-    if (endptr < nptr.length) out('EINVAL');
-    if (code) out(code);
-    return val;
-  };
-  if (err === 'ERANGE') return finish(err);
-  if (!err && val === 0n && (nptr[endptr] === 'x' || nptr[endptr] === 'X')) {
-    [val, endptr, err] = strtoull(nptr, 0, 16);
-    if (err) return finish(err);
-    if (nptr[endptr] === '.' || suffix_mul(nptr[endptr], unit) > 0n) {
-      endptr = 0;
-      return finish('EINVAL');
-    }
-  } else if (nptr[endptr] === '.' || (endptr === 0 && nptr.includes('.'))) {
-    let fraction = 0;
-    if (!err && nptr[endptr] === '.' && !/\d/.test(nptr[endptr + 1] ?? '')) {
-      endptr++;
-    } else {
-      // strtod() on a copy cut at 'e'/'E', which are scale suffixes here
-      const copy = nptr.slice(endptr).replace(/[eE].*$/, '');
-      const m = /^[ \t\n\v\f\r]*([+-]?)(\d+\.?\d*|\.\d+)/.exec(copy);
-      if (!m) {
-        err = 'EINVAL';
-      } else {
-        err = '';
-        fraction = Number(m[1]! + m[2]!);
-        endptr += m[0].length;
-        if (m[1] === '-') return finish('ERANGE');
-      }
-    }
-    if (fraction === 1) {
-      if (val === UINT64_MAX) return finish('ERANGE');
-      val++;
-    } else if (fraction) {
-      valf = BigInt(Math.floor(fraction * 2 ** 64));
-    }
-  }
-  if (err) return finish(err);
-  let mul = suffix_mul(nptr[endptr], unit);
-  if (mul > 0n) endptr++;
-  else mul = 1n;
-  if (mul === 1n) {
-    if (valf !== 0n) {
-      endptr = 0;
-      return finish('EINVAL');
-    }
-  } else {
-    // 64.64 fixed point times the scale, rounding 0.5 up
-    const f = valf * mul;
-    const r = val * mul + (f >> 64n) + ((f & UINT64_MAX) >> 63n);
-    if (r > UINT64_MAX) return finish('ERANGE');
-    val = r;
-  }
-  return finish('');
 }
 
 /** file_parse_offset(): cut ",offset=" off the file name; "file URI has bad offset %s: %s". */
@@ -154,7 +33,8 @@ export function file_parse_offset(filespec: string): FileMigrationArgs {
   try {
     return { filename: filespec.slice(0, i), offset: qemu_strtosz(option) };
   } catch (e) {
-    throw error_setg_errno(errno_code_of(e), `file URI has bad offset ${option}`);
+    if (!(e instanceof StrtoszError)) throw e;
+    throw error_setg_errno(e.errno, `file URI has bad offset ${option}`);
   }
 }
 

@@ -15,6 +15,7 @@
  * vcpu-dirty-limit, mode (no direct-io: 9.1).
  */
 import { QmpError, error_setg } from '../qmp/error.js';
+import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
 import {
   MigMode_lookup,
   MigrationCapability_lookup,
@@ -445,97 +446,15 @@ function strtoull(s: string, base: 0 | 10 | 16): StrtoxResult {
   return { ret: 0, val: neg ? BigInt.asUintN(64, -r.val) : r.val, end: r.end };
 }
 
-/** parse_uint() of util/cutils.c: strtoull that refuses negative numbers. */
-function parse_uint(s: string): StrtoxResult {
-  const r = strtoull(s, 10);
-  if (r.ret) return r;
-  let p = 0;
-  while (isspace(s[p])) p++;
-  if (s[p] === '-') return { ret: 'ERANGE', val: 0n, end: r.end };
-  return r;
-}
 
-function suffix_mul(c: string | undefined, unit: bigint): bigint {
-  switch ((c ?? '').toUpperCase()) {
-    case 'B':
-      return 1n;
-    case 'K':
-      return unit;
-    case 'M':
-      return unit ** 2n;
-    case 'G':
-      return unit ** 3n;
-    case 'T':
-      return unit ** 4n;
-    case 'P':
-      return unit ** 5n;
-    case 'E':
-      return unit ** 6n;
-    default:
-      return -1n;
-  }
-}
-
-/**
- * do_strtosz() (util/cutils.c) with end == NULL: decimal (or 0x hex, no suffix) with an
- * optional fraction and a k/M/G/T/P/E/B suffix (binary units); fractions need a scale.
- * The fraction is read as strtod() would, minus exponents (QEMU rejects those).
- */
+/** do_strtosz() (util/cutils.c) with end == NULL, as {ret, val} for the HMP parsers. */
 export function do_strtosz(nptr: string, default_suffix: 'B' | 'M', unit = 1024n): { ret: 0 | 'EINVAL' | 'ERANGE'; val: bigint } {
-  const fin = (ret: StrtoxResult['ret'], val: bigint, endptr: number) => {
-    if (endptr < nptr.length) ret = 'EINVAL';
-    return ret === 0 ? { ret, val } : { ret, val: 0n };
-  };
-  let r = parse_uint(nptr);
-  let val = r.val;
-  let endptr = r.end;
-  let valf = 0n;
-  if (r.ret === 'ERANGE') return fin('ERANGE', 0n, endptr);
-  if (r.ret === 0 && val === 0n && (nptr[endptr] === 'x' || nptr[endptr] === 'X')) {
-    /* Input looks like hex; reparse, and insist on no fraction or suffix. */
-    r = strtoull(nptr, 16);
-    if (r.ret) return fin(r.ret, 0n, r.end);
-    val = r.val;
-    endptr = r.end;
-    if (nptr[endptr] === '.' || suffix_mul(nptr[endptr], unit) > 0n) return fin('EINVAL', 0n, 0);
-  } else if (nptr[endptr] === '.' || (r.ret === 'EINVAL' && nptr.includes('.'))) {
-    if (r.ret === 'EINVAL') endptr = nptr.indexOf('.');
-    const m = /^\.(\d*)/.exec(nptr.slice(endptr))!;
-    if (m[1] === '') {
-      /* "1." works like "1"; a lone "." is no number */
-      if (r.ret) return fin('EINVAL', 0n, 0);
-      endptr++;
-    } else {
-      const before = nptr.slice(0, endptr).trim();
-      if (r.ret === 'EINVAL' && before !== '' && before !== '+') return fin('EINVAL', 0n, 0);
-      const tail = endptr + m[0].length;
-      if (/^[eE][+-]?\d/.test(nptr.slice(tail))) return fin('EINVAL', 0n, 0); // exponent
-      const fraction = Number('0.' + m[1]);
-      endptr = tail;
-      if (fraction === 1.0) {
-        if (val === UINT64_MAX) return fin('ERANGE', 0n, endptr);
-        val++;
-      } else {
-        /* a 64-bit fixed-point fraction; non-zero for any non-zero input */
-        valf = BigInt(Math.floor(fraction * 2 ** 64));
-        if (valf === 0n && fraction > 0) valf = 1n;
-      }
-    }
-  } else if (r.ret) {
-    return fin(r.ret, 0n, 0);
+  try {
+    return { ret: 0, val: qemu_strtosz(nptr, default_suffix, unit) };
+  } catch (e) {
+    if (e instanceof StrtoszError) return { ret: e.errno, val: 0n };
+    throw e;
   }
-  let mul = suffix_mul(nptr[endptr], unit);
-  if (mul > 0n) endptr++;
-  else mul = suffix_mul(default_suffix, unit);
-  if (mul === 1n) {
-    /* When a fraction is present, a scale is required. */
-    if (valf !== 0n) return fin('EINVAL', 0n, 0);
-  } else {
-    const fixed = val * mul * (1n << 64n) + valf * mul + (1n << 63n); /* round 0.5 upward */
-    val = fixed >> 64n;
-    if (val > UINT64_MAX) return fin('ERANGE', 0n, endptr);
-  }
-  return fin(0, val, endptr);
 }
 
 /** parse_option_size(): visit_type_size() of the string input visitor. */

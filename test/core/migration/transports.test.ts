@@ -23,7 +23,8 @@ import {
   monitor_fd_param,
   type MonitorFds,
 } from '../../../core/migration/fd.js';
-import { file_parse_offset, file_start_incoming_migration, file_start_outgoing_migration, qemu_strtosz } from '../../../core/migration/file.js';
+import { file_parse_offset, file_start_incoming_migration, file_start_outgoing_migration } from '../../../core/migration/file.js';
+import { qemu_strtosz } from '../../../core/util/cutils.js';
 import {
   QemuWouldAbort,
   migrate_uri_parse,
@@ -260,7 +261,7 @@ describe('migrate_uri_parse (9.0)', () => {
       ['16E', 'ERANGE'],
       ['18446744073709551616', 'ERANGE'],
     ] as const) {
-      expect([s, (() => { try { qemu_strtosz(s); return 'ok'; } catch (e) { return (e as { code: string }).code; } })()]).toEqual([s, code]);
+      expect([s, (() => { try { qemu_strtosz(s); return 'ok'; } catch (e) { return (e as { errno: string }).errno; } })()]).toEqual([s, code]);
     }
     expect(file_parse_offset('/a/b,offset=2K')).toEqual({ filename: '/a/b', offset: 2048n });
   });

@@ -1,7 +1,7 @@
 /**
  * Workload models. The spec parser is tested from source; the vCPU thread needs real
- * JavaScript for its Worker, so beforeAll compiles the three modules involved (ram.ts,
- * workload.ts, workload-worker.ts) with TypeScript's own transpiler into a temporary
+ * JavaScript for its Worker, so beforeAll compiles the modules involved (ram.ts,
+ * workload.ts, workload-worker.ts, util/cutils.ts) with TypeScript's own transpiler into a temporary
  * folder and the thread tests import workload.js from there: the Worker then resolves
  * ./workload-worker.js beside it exactly as it does in dist/. This tests the current
  * source, needs no `npm run build`, and cannot be broken by a type error elsewhere in the
@@ -13,13 +13,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  formatWorkloadSpec,
-  parseWorkloadSpec,
-  qemu_strtosz,
-  StrtoszError,
-  workload_check,
-} from '../../../core/vm/workload.js';
+import { qemu_strtosz, StrtoszError } from '../../../core/util/cutils.js';
+import { formatWorkloadSpec, parseWorkloadSpec, workload_check } from '../../../core/vm/workload.js';
 
 type RamModule = typeof import('../../../core/vm/ram.js');
 type WorkloadModule = typeof import('../../../core/vm/workload.js');
@@ -27,7 +22,7 @@ type RAMBlock = import('../../../core/vm/ram.js').RAMBlock;
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
-const SRC = path.resolve(import.meta.dirname, '../../../core/vm');
+const SRC = path.resolve(import.meta.dirname, '../../../core');
 
 let out: string;
 let R: RamModule;
@@ -37,15 +32,17 @@ const live: { terminate(): Promise<void> }[] = [];
 beforeAll(async () => {
   out = fs.mkdtempSync(path.join(os.tmpdir(), 'miglab-workload-'));
   fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
-  for (const f of ['ram.ts', 'workload.ts', 'workload-worker.ts']) {
+  // The modules keep their folders (core/vm, core/util) so relative imports resolve.
+  for (const f of ['vm/ram.ts', 'vm/workload.ts', 'vm/workload-worker.ts', 'util/cutils.ts']) {
     const { outputText } = ts.transpileModule(fs.readFileSync(path.join(SRC, f), 'utf8'), {
       fileName: f,
       compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
     });
+    fs.mkdirSync(path.join(out, path.dirname(f)), { recursive: true });
     fs.writeFileSync(path.join(out, f.replace(/\.ts$/, '.js')), outputText);
   }
-  R = (await import(pathToFileURL(path.join(out, 'ram.js')).href)) as RamModule;
-  W = (await import(pathToFileURL(path.join(out, 'workload.js')).href)) as WorkloadModule;
+  R = (await import(pathToFileURL(path.join(out, 'vm', 'ram.js')).href)) as RamModule;
+  W = (await import(pathToFileURL(path.join(out, 'vm', 'workload.js')).href)) as WorkloadModule;
 });
 
 afterAll(async () => {
@@ -134,7 +131,9 @@ describe('parseWorkloadSpec', () => {
     ['', "unknown workload '' (expected idle, random, hotset or fill)"],
     ['random:rate=abc', 'random: rate=abc: expects a size in bytes with an optional K, M, G or T suffix'],
     ['random:rate=0', 'random: rate=0: must be positive (or max)'],
-    ['random:rate=-1M', 'random: rate=-1M: value out of range'],
+    // parse_uint() stops at the suffix after a minus sign, so do_strtosz() says EINVAL, not ERANGE
+    ['random:rate=-1M', 'random: rate=-1M: expects a size in bytes with an optional K, M, G or T suffix'],
+    ['random:rate=-1', 'random: rate=-1: value out of range'],
     ['random:size=1M', "random: unknown parameter 'size' (known: rate)"],
     ['idle:rate=1M', "idle: unknown parameter 'rate' (it takes none)"],
     ['hotset:size', "hotset: 'size': expected key=value"],
