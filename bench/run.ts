@@ -1,12 +1,28 @@
 /** `npm run bench`: every benchmark, each measured beside its baseline in the same run. */
+import { benchLiveMigration } from './live-migration.js';
 import { benchQmpRoundTrips } from './qmp-roundtrip.js';
 
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+const verdict = (ok: boolean) => (ok ? 'OK' : 'BELOW GOAL');
 
-console.log('Migration Lab benchmarks (medians of alternating rounds; ratios are what count)\n');
+console.log('Migration Lab benchmarks (ratios are what count: both sides run in the same run)\n');
 
 const rt = await benchQmpRoundTrips();
-console.log('QMP round trips, query-status over a unix socket, one request in flight:');
-console.log(`  miglab vm        ${fmt(rt.qmpPerSec)} /s`);
-console.log(`  bare echo server ${fmt(rt.echoPerSec)} /s`);
-console.log(`  ratio            ${rt.ratio.toFixed(2)}  (goal: >= 0.50) ${rt.ratio >= 0.5 ? 'OK' : 'BELOW GOAL'}`);
+console.log('QMP round trips, query-status over a unix socket, one request in flight (medians):');
+console.log(`  miglab vm          ${fmt(rt.qmpPerSec)} /s`);
+console.log(`  bare echo server   ${fmt(rt.echoPerSec)} /s`);
+console.log(`  ratio              ${rt.ratio.toFixed(2)}  (goal: >= 0.50) ${verdict(rt.ratio >= 0.5)}\n`);
+
+const live = await benchLiveMigration();
+console.log('Live migration of a 1 GiB guest of random data, unlimited bandwidth, unix socket (best of 2):');
+console.log(`  lab -> lab         ${fmt(live.labMiBs)} MiB/s`);
+console.log(`  raw socket copy    ${fmt(live.rawMiBs)} MiB/s`);
+const r1 = live.labMiBs / live.rawMiBs;
+console.log(`  lab / raw          ${r1.toFixed(2)}  (goal: >= 0.60) ${verdict(r1 >= 0.6)}`);
+if (live.qemuMiBs !== null) {
+  const r2 = live.labMiBs / live.qemuMiBs;
+  console.log(`  QEMU -> QEMU       ${fmt(live.qemuMiBs)} MiB/s`);
+  console.log(`  lab / QEMU         ${r2.toFixed(2)}  (goal: >= 1.00) ${verdict(r2 >= 1)}`);
+} else {
+  console.log('  QEMU -> QEMU       skipped: qemu-system-x86_64 is not installed');
+}

@@ -1,0 +1,59 @@
+/** A minimal QMP client for benchmarks: connect (retrying until the socket listens), negotiate, execute. */
+import net from 'node:net';
+
+export class BenchQmp {
+  private buf = '';
+  private waiting: ((line: string) => void)[] = [];
+  private lines: string[] = [];
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i).replace(/\r$/, '');
+        this.buf = this.buf.slice(i + 1);
+        const w = this.waiting.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+  }
+
+  static async connect(path: string, timeoutMs = 20000): Promise<BenchQmp> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const sock = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(path, () => resolve(s));
+          s.once('error', reject);
+        });
+        const q = new BenchQmp(sock);
+        await q.line();
+        await q.execute('qmp_capabilities');
+        return q;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  private line(): Promise<string> {
+    const l = this.lines.shift();
+    return l !== undefined ? Promise.resolve(l) : new Promise((r) => this.waiting.push(r));
+  }
+
+  async execute(cmd: string, args?: unknown): Promise<any> {
+    this.sock.write(JSON.stringify(args === undefined ? { execute: cmd } : { execute: cmd, arguments: args }) + '\n');
+    for (;;) {
+      const o = JSON.parse(await this.line());
+      if (!('event' in o)) return o;
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
