@@ -731,9 +731,11 @@ async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: T
         qemu_savevm_state_setup(run.f, run.sv),
       );
       s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
+      // "Handle SETUP failures after waiting for virtio-net-failover devices to unplug.
+      // This to preserve migration state transitions.": so active → failed.
       if (ret) {
         migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
-        s.migrate_set_state('setup', 'failed');
+        s.migrate_set_state('active', 'failed');
         return;
       }
       s.setup_time = env.now_ms() - setup_start;

@@ -121,7 +121,8 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
     this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: 'migration_thread' });
     const done = (async () => {
-      await Promise.resolve();
+      // A new thread gets going after the creating call returns (QMP's reply goes first).
+      await new Promise((r) => setImmediate(r));
       this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });
       try {
         await fn(self);
