@@ -26,6 +26,7 @@ import {
   qio_net_listener_open_sync,
   type SocketAddress,
 } from '../../../core/io/channel-socket.js';
+import { pattern, sha } from '../../helpers/data.js';
 
 const MiB = 1 << 20;
 const dirs: string[] = [];
@@ -38,22 +39,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Deterministic, incompressible-looking test data. */
-function pattern(size: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe((size + 3) & ~3);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < b.length; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b.writeUInt32LE(x, i);
-  }
-  return b.subarray(0, size);
-}
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** Write `data` in `chunk`-sized writes, each awaited (the way QEMUFile drives a channel). */
 async function writeAll(ioc: { write(b: Uint8Array): Promise<void> }, data: Buffer, chunk: number): Promise<void> {

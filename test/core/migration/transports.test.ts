@@ -42,6 +42,7 @@ import {
   type MigrationIncomingTransport,
 } from '../../../core/migration/socket.js';
 import { loadTranscript } from '../../helpers/fixtures.js';
+import { pattern, sha } from '../../helpers/data.js';
 
 const MiB = 1 << 20;
 const dirs: string[] = [];
@@ -54,20 +55,6 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe((size + 3) & ~3);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < b.length; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b.writeUInt32LE(x, i);
-  }
-  return b.subarray(0, size);
-}
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 async function writeAll(ioc: MigrationIOChannel, data: Buffer, chunk = 4 * MiB): Promise<void> {
   for (let off = 0; off < data.length; off += chunk) await ioc.write(data.subarray(off, Math.min(off + chunk, data.length)));
