@@ -13,7 +13,7 @@ import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
-import { strerror } from '../util/errno.js';
+import { EINVAL, strerror } from '../util/errno.js';
 import type { RunStateMachine } from '../vm/runstate.js';
 import { QmpError } from '../qmp/error.js';
 import { exec_start_incoming_migration, exec_start_outgoing_migration } from './exec.js';
@@ -81,8 +81,36 @@ export interface RamInfoSource {
   ram_bytes_remaining(): number;
 }
 
+/** QemuSemaphore for a cooperative thread: post() wakes one wait(). */
+export class QemuSemaphore {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  post(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.count++;
+  }
+
+  /** qemu_sem_wait(). */
+  async wait(): Promise<void> {
+    if (this.count > 0) {
+      this.count--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** Eat up posts left from before (qemu_sem_timedwait(sem, 1) in a loop). */
+  drain(): void {
+    this.count = 0;
+  }
+}
+
 export class MigrationState {
   state: MigrationStatus = 'none';
+  /** pause_sem: migrate-continue wakes the thread paused before switchover. */
+  readonly pause_sem = new QemuSemaphore();
   error: string | null = null;
   /** mig_stats: the counters behind query-migrate's `ram`. */
   readonly mig_stats = new MigrationAtomicStats();
@@ -292,7 +320,7 @@ function populate_ram_info(info: MigrationInfo, s: MigrationState): void {
 /** qmp_migrate_continue(): wakes a pre-switchover pause, only from the named state. */
 export function qmp_migrate_continue(s: MigrationState, state: MigrationStatus): void {
   if (s.state !== state) throw error_setg(`Migration not in expected state: ${s.state}`);
-  // qemu_sem_post(&s->pause_sem): nobody waits on it unless paused before switchover.
+  s.pause_sem.post();
 }
 
 /** qmp_migrate_start_postcopy(). */
@@ -689,21 +717,47 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
   await env.tracer.call(self, 'migration_completion', undefined, async () => {
     const s = env.s;
     let ret = -1;
+    const current = { state: s.state as MigrationStatus };
     if (s.state === 'active') {
+      // migration_completion_precopy()
       await migration_stop_vm(env, run, 'finish-migrate'); // bql_lock(): done by the main loop
-      migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
-      ret = await qemu_savevm_state_complete_precopy(run.f, run.sv, false);
+      ret = await migration_maybe_pause(env, current, 'device');
+      if (ret >= 0) {
+        migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
+        ret = await qemu_savevm_state_complete_precopy(run.f, run.sv, false);
+      }
     }
     if (ret >= 0 && !qemu_file_get_error(run.f)) {
-      s.migrate_set_state('active', 'completed');
+      s.migrate_set_state(current.state, 'completed');
       return;
     }
     const { error } = qemu_file_get_error_obj(run.f);
     if (error) migrate_set_error(s, error);
     else if (ret) migrate_set_error(s, `Error in migration completion: ${strerror(-ret)}`);
     // migration_completion_failed(): the VM comes back in iteration_finish
-    s.migrate_set_state('active', 'failed');
+    s.migrate_set_state(current.state, 'failed');
   });
+}
+
+/**
+ * migration_maybe_pause(): with pause-before-switchover, sit in `pre-switchover` (VM
+ * stopped) until migrate-continue, then go on in `device`; a cancel skips the wait.
+ */
+async function migration_maybe_pause(
+  env: MigrationHostEnv,
+  current: { state: MigrationStatus },
+  new_state: MigrationStatus,
+): Promise<number> {
+  const s = env.s;
+  if (!s.options.migrate_pause_before_switchover()) return 0;
+  s.pause_sem.drain();
+  if (s.state !== 'cancelling') {
+    s.migrate_set_state(current.state, 'pre-switchover');
+    await s.pause_sem.wait();
+    s.migrate_set_state('pre-switchover', new_state);
+    current.state = new_state;
+  }
+  return s.state === new_state ? 0 : -EINVAL;
 }
 
 /** migration_detect_error(): cancel or a stream error ends the loop. */
@@ -840,6 +894,7 @@ export function migrate_fd_cancel(s: MigrationState): void {
   for (;;) {
     const old = s.state;
     if (!s.migration_is_running()) break;
+    if (old === 'pre-switchover') s.pause_sem.post(); // kick it out of the pause
     s.migrate_set_state(old, 'cancelling');
     if (s.state === 'cancelling') break;
   }

@@ -180,4 +180,28 @@ describe('precopy, as QEMU 9.0 behaves', () => {
     expect(await src.x('migrate_cancel')).toEqual({ return: {} });
     expect((await src.x('query-migrate')).return).toEqual({ status: 'cancelled' });
   });
+
+  it('(21) pause-before-switchover: STOP, pre-switchover, migrate-continue, device, completed', async () => {
+    const { src, dst, uri } = await pair();
+    await src.x('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'events', state: true },
+        { capability: 'pause-before-switchover', state: true },
+      ],
+    });
+    expect(await src.x('migrate', { uri })).toEqual({ return: {} });
+    await until(src, (i) => i.status === 'pre-switchover');
+    expect((await src.x('query-status')).return).toEqual({ status: 'finish-migrate', running: false });
+    expect(await src.x('migrate-continue', { state: 'active' })).toEqual({
+      error: { class: 'GenericError', desc: 'Migration not in expected state: pre-switchover' },
+    });
+    expect(await src.x('cont')).toEqual({ error: { class: 'GenericError', desc: 'Migration is not finalized yet' } });
+    expect(await src.x('migrate-continue', { state: 'pre-switchover' })).toEqual({ return: {} });
+    await until(src, (i) => i.status === 'completed');
+    await until(dst, (i) => i.status === 'completed');
+    const names = src.events.map(evName);
+    const stop = names.indexOf('STOP');
+    expect(names.slice(stop, stop + 3)).toEqual(['STOP', 'MIGRATION pre-switchover', 'MIGRATION device']);
+    expect(names.at(-1)).toBe('MIGRATION completed');
+  });
 });
