@@ -16,6 +16,7 @@
  */
 import { QmpError, error_setg } from '../qmp/error.js';
 import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
+import { migrate_uri_parse } from './migration-uri.js';
 import {
   MigMode_lookup,
   MigrationCapability_lookup,
@@ -609,6 +610,57 @@ export function hmp_migrate_set_parameter(opts: MigrationOptions, argline: strin
         break;
     }
     opts.qmp_migrate_set_parameters(p, runState);
+    return '';
+  } catch (e) {
+    return hmp_handle_error(e);
+  }
+}
+
+/* ---------- migrate, migrate_incoming ---------- */
+
+/** What the HMP migration commands drive (the VM; kept abstract to avoid a cycle). */
+export interface HmpMigrationTarget {
+  migrate(args: { uri: string; detach?: boolean; resume?: boolean; blk?: boolean; inc?: boolean }): void;
+  migrate_incoming(args: { uri: string }): Promise<void>;
+}
+
+/** Leading "-x" flags of an HMP command line, then the rest. */
+function take_flags(argline: string, allowed: string): { flags: Set<string>; rest: string } | null {
+  const flags = new Set<string>();
+  let rest = argline.trimStart();
+  for (let m; (m = /^-([a-z])(\s+|$)/.exec(rest)); rest = rest.slice(m[0].length)) {
+    if (!allowed.includes(m[1]!)) return null;
+    flags.add(m[1]!);
+  }
+  return { flags, rest };
+}
+
+/**
+ * hmp_migrate(): `migrate [-d] [-b] [-i] [-r] uri`. Through human-monitor-command the
+ * monitor cannot be suspended, so without -d QEMU says so and continues detached.
+ */
+export function hmp_migrate(target: HmpMigrationTarget, argline: string): string {
+  const cmd = 'migrate';
+  const f = take_flags(argline, 'dbir');
+  let uri: string | null = null;
+  if (f) uri = get_str(f.rest, { p: 0 });
+  if (!f || uri === null) return parse_failed(cmd, new ArgParseError(`${cmd}: string expected\n`));
+  try {
+    migrate_uri_parse(uri); // hmp_migrate() parses first: its error comes without a state change
+    target.migrate({ uri, detach: f.flags.has('d'), resume: f.flags.has('r'), blk: f.flags.has('b'), inc: f.flags.has('i') });
+  } catch (e) {
+    return hmp_handle_error(e);
+  }
+  return f.flags.has('d') ? '' : 'terminal does not allow synchronous migration, continuing detached\n';
+}
+
+/** hmp_migrate_incoming(): `migrate_incoming uri`. */
+export async function hmp_migrate_incoming(target: HmpMigrationTarget, argline: string): Promise<string> {
+  const cmd = 'migrate_incoming';
+  const uri = get_str(argline, { p: 0 });
+  if (uri === null) return parse_failed(cmd, new ArgParseError(`${cmd}: string expected\n`));
+  try {
+    await target.migrate_incoming({ uri });
     return '';
   } catch (e) {
     return hmp_handle_error(e);

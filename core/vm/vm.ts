@@ -6,6 +6,9 @@
 import { LAB_VERSION } from '../version.js';
 import { MigrationOptions } from '../migration/options.js';
 import {
+  hmp_migrate,
+  hmp_migrate_incoming,
+  type HmpMigrationTarget,
   hmp_info_migrate,
   hmp_info_migrate_capabilities,
   hmp_info_migrate_parameters,
@@ -16,6 +19,7 @@ import {
   MigrationIncomingState,
   MigrationState,
   migrate_fd_cancel,
+  qmp_migrate,
   qmp_migrate_incoming,
   qmp_query_migrate,
   type MigrationHostEnv,
@@ -233,6 +237,13 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 }
 
+function migrationTarget(vm: VirtualMachine): HmpMigrationTarget {
+  return {
+    migrate: (args) => qmp_migrate(vm, args),
+    migrate_incoming: (args) => qmp_migrate_incoming(vm, args),
+  };
+}
+
 function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
   hmp
     .add({ name: 'stop|s', params: '', help: 'stop emulation', run: async ({ vm }) => (await vm.qmp_stop(), '') })
@@ -250,6 +261,20 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
       help: 'Set the parameter for migration',
       takesArgs: true,
       run: ({ vm }, args) => hmp_migrate_set_parameter(vm.migration.options, args, vm.migrationRunState()),
+    })
+    .add({
+      name: 'migrate',
+      params: '[-d] [-b] [-i] [-r] uri',
+      help: 'migrate to URI (using -d to not wait for completion)\n\t\t\t -b for migration without shared storage with full copy of disk\n\t\t\t -i for migration without shared storage with incremental copy of disk (base image shared between src and destination)\n\t\t\t -r to resume a paused migration',
+      takesArgs: true,
+      run: ({ vm }, args) => hmp_migrate(migrationTarget(vm), args),
+    })
+    .add({
+      name: 'migrate_incoming',
+      params: 'uri',
+      help: 'Continue an incoming migration from an -incoming defer',
+      takesArgs: true,
+      run: ({ vm }, args) => hmp_migrate_incoming(migrationTarget(vm), args),
     })
     .add({
       name: 'migrate_cancel',

@@ -54,4 +54,25 @@ describe('human-monitor-command', () => {
       "Error: Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms\r\n",
     );
   });
+
+  it('migrate and migrate_incoming with the texts of QEMU 7.2 (9.0 wording for URI errors)', async () => {
+    const c = await inProcessVm();
+    expect(await c.hmp('migrate')).toBe('migrate: string expected\r\nTry "help migrate" for more information\r\n');
+    expect(await c.hmp('migrate foo:bar')).toBe('Error: unknown migration protocol: foo:bar\r\n');
+    expect(await c.hmp('migrate_incoming tcp:127.0.0.1:0')).toBe(
+      "Error: '-incoming' was not specified on the command line\r\n",
+    );
+    // Through human-monitor-command the monitor cannot wait for the end (monitor_suspend fails).
+    expect(await c.hmp('migrate tcp:127.0.0.1:1')).toBe(
+      'terminal does not allow synchronous migration, continuing detached\r\n',
+    );
+    for (let i = 0; i < 50 && (await c.execute('query-migrate')).return.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await c.execute('query-migrate')).return).toEqual({
+      status: 'failed',
+      'error-desc': "Failed to connect to '127.0.0.1:1': Connection refused",
+    });
+    expect(await c.hmp('migrate -d tcp:127.0.0.1:1')).toBe('');
+  });
 });
