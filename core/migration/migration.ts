@@ -139,8 +139,13 @@ export class MigrationState {
   migrate_set_state(old: MigrationStatus, next: MigrationStatus): boolean {
     if (this.state !== old) return false;
     this.state = next;
-    if (this.options.migrate_events()) this.events.send('MIGRATION', { status: next });
+    this.announce_state(next);
     return true;
+  }
+
+  /** The MIGRATION event of a state change that happened. */
+  announce_state(next: MigrationStatus): void {
+    if (this.options.migrate_events()) this.events.send('MIGRATION', { status: next });
   }
 
   /** migration_is_running() of 9.0. */
@@ -503,19 +508,38 @@ export interface MigrationHostEnv {
   rate_limit_wait(ms: number): Promise<boolean>;
   /** qemu_thread_create(): run `fn` as a thread named `name`; resolves at its end (join). */
   qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
+  /**
+   * qemu_thread_create(migration_thread) for an outgoing run on `ioc`: a worker thread in
+   * the live runtime, or cooperative_migration_thread_create() on one event loop.
+   */
+  migration_thread_create?(name: string, ioc: QIOChannel): MigrationThreadHandle;
+  /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
+  migration_bh_schedule_cleanup?(): void;
+  /** query-migrationthreads bookkeeping, where the list lives on another thread. */
+  migration_threads_add?(t: ThreadRef): void;
+  migration_threads_remove?(t: ThreadRef): void;
   /** error_report(): one stderr line, without the program-name prefix. */
   error_report(msg: string): void;
   /** exit(): the process ends (a failed incoming migration exits with 1 in 9.0). */
   exit(code: number): void;
 }
 
-/** The state of one outgoing run, kept beside MigrationState. */
+/** What the main loop keeps of a running migration thread. */
+export interface MigrationThreadHandle {
+  /** qemu_thread_join(). */
+  join(): Promise<void>;
+  /** qemu_file_shutdown(to_dst_file): unblock the thread (cancel). */
+  shutdown(): void;
+  /** qemu_fclose(to_dst_file) after the join: flush and close the channel. */
+  close(): Promise<void>;
+}
+
+/** The state of one outgoing run, kept by the migration thread. */
 interface OutgoingRun {
   f: QEMUFile;
   sv: SaveVMState;
   ram: RAMMigration;
   devices: VMDeviceState;
-  thread: { join(): Promise<void> } | null;
   threshold_size: number;
   iteration_start_time: number;
   iteration_initial_bytes: number;
@@ -524,7 +548,8 @@ interface OutgoingRun {
   vm_old_state: RunState | null;
 }
 
-const runs = new WeakMap<MigrationState, OutgoingRun>();
+/** The running thread of each MigrationState, as the main loop sees it (s->thread). */
+const threads = new WeakMap<MigrationState, MigrationThreadHandle>();
 
 /** migrate_set_error(): keep the first error (QEMU keeps the first one too). */
 export function migrate_set_error(s: MigrationState, msg: string): void {
@@ -576,50 +601,74 @@ function migrate_fd_error(env: MigrationHostEnv, msg: string): void {
 export function migration_channel_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error: string | null): void {
   env.tracer.call(MAIN_THREAD, 'migration_channel_connect', { ioc: ioc?.name ?? null, error }, () => {
     let err = error;
-    let f: QEMUFile | null = null;
     if (!err && ioc) {
       const creds = env.s.options.migrate_tls_creds();
       if (creds) err = `No TLS credentials with id '${creds}'`; // the lab has no TLS objects
-      else f = qemu_file_new_output(ioc, env.s.mig_stats);
     }
-    migrate_fd_connect(env, f, err);
+    migrate_fd_connect(env, err ? null : ioc, err);
   });
 }
 
 /** migrate_fd_connect(): rate limit, then qemu_thread_create(live_migration | bg_snapshot). */
-export function migrate_fd_connect(env: MigrationHostEnv, f: QEMUFile | null, error_in: string | null): void {
+export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error_in: string | null): void {
   env.tracer.call(MAIN_THREAD, 'migrate_fd_connect', { error: error_in }, () => {
     const s = env.s;
     s.expected_downtime = s.options.migrate_downtime_limit();
-    if (error_in || !f) {
+    if (error_in || !ioc) {
       migrate_fd_error(env, error_in ?? 'no channel');
       void migrate_fd_cleanup(env);
       return;
     }
     migration_rate_set(s.mig_stats, s.options.migrate_max_bandwidth());
-    const senv = migration_env_of(env);
-    const { savevm: sv, ram, devices } = savevm_machine_none(senv, env.ram_list());
-    s.ram = {
-      ram_bytes_total: () => ram_bytes_total(ram.ram_list),
-      ram_bytes_remaining: () => ram_bytes_remaining(ram.ram_state),
-    };
-    const run: OutgoingRun = {
-      f,
-      sv,
-      ram,
-      devices,
-      thread: null,
-      threshold_size: 0,
-      iteration_start_time: 0,
-      iteration_initial_bytes: 0,
-      iteration_initial_pages: 0,
-      downtime_start: 0,
-      vm_old_state: null,
-    };
-    runs.set(s, run);
     const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
-    run.thread = env.qemu_thread_create(name, (self) => migration_thread(env, run, self));
+    const create = env.migration_thread_create ?? ((n: string, i: QIOChannel) => cooperative_migration_thread_create(env, n, i));
+    threads.set(s, env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () => create(name, ioc)));
   });
+}
+
+/**
+ * The migration thread as an async task of this event loop (the simulated runtime, tests):
+ * its QEMUFile writes the channel directly.
+ */
+export function cooperative_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
+  const f = qemu_file_new_output(ioc, env.s.mig_stats);
+  const t = env.qemu_thread_create(name, (self) => migration_thread_main(env, f, self));
+  return {
+    join: () => t.join(),
+    shutdown: () => void qemu_file_shutdown(f),
+    close: async () => void (await qemu_fclose(f)),
+  };
+}
+
+/**
+ * The body of the `live_migration` thread: the savevm registry and RAM state for this
+ * run, then migration_thread(); savevm cleanup on the way out (QEMU's cleanup bottom half
+ * does it just before joining the thread).
+ */
+export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, self: ThreadRef): Promise<void> {
+  const s = env.s;
+  const { savevm: sv, ram, devices } = savevm_machine_none(migration_env_of(env), env.ram_list());
+  s.ram = {
+    ram_bytes_total: () => ram_bytes_total(ram.ram_list),
+    ram_bytes_remaining: () => ram_bytes_remaining(ram.ram_state),
+  };
+  const run: OutgoingRun = {
+    f,
+    sv,
+    ram,
+    devices,
+    threshold_size: 0,
+    iteration_start_time: 0,
+    iteration_initial_bytes: 0,
+    iteration_initial_pages: 0,
+    downtime_start: 0,
+    vm_old_state: null,
+  };
+  try {
+    await migration_thread(env, run, self);
+  } finally {
+    qemu_savevm_state_cleanup(sv);
+  }
 }
 
 /** The MigrationEnv ram.c and savevm.c read (mig_stats, clock, events, run state). */
@@ -776,7 +825,7 @@ function migration_detect_error(env: MigrationHostEnv, run: OutgoingRun): boolea
 async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
   const s = env.s;
   const setup_start = env.now_ms();
-  migration_threads_add(s, self);
+  (env.migration_threads_add ?? ((t: ThreadRef) => migration_threads_add(s, t)))(self);
   try {
     await env.tracer.call(self, 'migration_thread', undefined, async () => {
       update_iteration_initial_status(env, run);
@@ -806,7 +855,7 @@ async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: T
     });
   } finally {
     await migration_iteration_finish(env, run, self);
-    migration_threads_remove(s, self);
+    (env.migration_threads_remove ?? ((t: ThreadRef) => migration_threads_remove(s, t)))(self);
   }
 }
 
@@ -844,7 +893,8 @@ async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRu
         env.error_report(`migration_iteration_finish: Unknown ending state ${s.state}`);
     }
     // migration_bh_schedule(migrate_fd_cleanup_bh): runs on the main loop after the thread.
-    setImmediate(() => void migrate_fd_cleanup(env));
+    if (env.migration_bh_schedule_cleanup) env.migration_bh_schedule_cleanup();
+    else setImmediate(() => void migrate_fd_cleanup(env));
   });
 }
 
@@ -852,16 +902,11 @@ async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRu
 export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
   await env.tracer.call(MAIN_THREAD, 'migrate_fd_cleanup', undefined, async () => {
     const s = env.s;
-    const run = runs.get(s);
-    if (run) {
-      qemu_savevm_state_cleanup(run.sv);
-      if (run.thread) {
-        const t = run.thread;
-        run.thread = null;
-        await env.tracer.call(MAIN_THREAD, 'qemu_thread_join', undefined, () => t.join());
-      }
-      await qemu_fclose(run.f);
-      runs.delete(s);
+    const t = threads.get(s);
+    if (t) {
+      threads.delete(s);
+      await env.tracer.call(MAIN_THREAD, 'qemu_thread_join', undefined, () => t.join());
+      await t.close();
     }
     if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
     if (s.error) env.error_report(s.error);
@@ -871,13 +916,13 @@ export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
 /** query-migrationthreads: threads add themselves at start, remove at exit (head first). */
 const threadLists = new WeakMap<MigrationState, ThreadRef[]>();
 
-function migration_threads_add(s: MigrationState, t: ThreadRef): void {
+export function migration_threads_add(s: MigrationState, t: ThreadRef): void {
   const list = threadLists.get(s) ?? [];
   list.unshift(t);
   threadLists.set(s, list);
 }
 
-function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
+export function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
   const list = threadLists.get(s) ?? [];
   const i = list.indexOf(t);
   if (i >= 0) list.splice(i, 1);
@@ -898,9 +943,9 @@ export function migrate_fd_cancel(s: MigrationState): void {
     s.migrate_set_state(old, 'cancelling');
     if (s.state === 'cancelling') break;
   }
-  const run = runs.get(s);
-  if (s.state === 'cancelling' && run) qemu_file_shutdown(run.f);
-  if (wasSetup && !run && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+  const t = threads.get(s);
+  if (s.state === 'cancelling' && t) t.shutdown();
+  if (wasSetup && !t && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
 }
 
 /* ---------------------------------- incoming ---------------------------------- */

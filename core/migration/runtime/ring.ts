@@ -1,0 +1,116 @@
+/**
+ * The byte ring between the migration thread and the main loop: the thread's QEMUFile
+ * writes into it and blocks when it is full (as QEMU's thread blocks on a full socket),
+ * the main loop drains it into the real QIOChannel without copying (it writes views of
+ * the ring and frees the space only once the write completed).
+ */
+import type { QIOChannel } from '../../io/channel.js';
+
+const R = 0; // read index (main)
+const W = 1; // write index (thread)
+const CLOSED = 2; // thread: no more data
+const ERR = 3; // main: the channel failed (text in `error`)
+const ERR_LEN = 4;
+const CTL_WORDS = 5;
+const ERROR_MAX = 1024;
+
+export interface RingMemory {
+  ctl: SharedArrayBuffer;
+  data: SharedArrayBuffer;
+  error: SharedArrayBuffer;
+}
+
+export function createRing(size = 16 << 20): RingMemory {
+  return { ctl: new SharedArrayBuffer(CTL_WORDS * 4), data: new SharedArrayBuffer(size), error: new SharedArrayBuffer(ERROR_MAX) };
+}
+
+/** The thread's side: a blocking QIOChannel (writes complete before returning). */
+export class RingWriterChannel implements QIOChannel {
+  readonly name = 'migration-ring';
+  private readonly ctl: Int32Array;
+  private readonly data: Uint8Array;
+  private readonly err: Uint8Array;
+
+  constructor(mem: RingMemory) {
+    this.ctl = new Int32Array(mem.ctl);
+    this.data = new Uint8Array(mem.data);
+    this.err = new Uint8Array(mem.error);
+  }
+
+  private failure(): Error | null {
+    if (!Atomics.load(this.ctl, ERR)) return null;
+    return new Error(Buffer.from(this.err.slice(0, Atomics.load(this.ctl, ERR_LEN))).toString('utf8'));
+  }
+
+  writev(bufs: readonly Uint8Array[]): void {
+    const size = this.data.length;
+    for (const buf of bufs) {
+      let off = 0;
+      while (off < buf.length) {
+        const e = this.failure();
+        if (e) throw e;
+        const r = Atomics.load(this.ctl, R);
+        const w = Atomics.load(this.ctl, W);
+        const free = (r - w - 1 + size) % size;
+        if (free === 0) {
+          Atomics.wait(this.ctl, R, r, 100); // the main loop frees space, or fails
+          continue;
+        }
+        const n = Math.min(free, buf.length - off, size - w);
+        this.data.set(buf.subarray(off, off + n), w);
+        off += n;
+        Atomics.store(this.ctl, W, (w + n) % size);
+        Atomics.notify(this.ctl, W);
+      }
+    }
+  }
+
+  read(): number {
+    throw new Error('migration ring: write only');
+  }
+
+  /** End of stream: the main loop writes what is left, then closes the real channel. */
+  close(): void {
+    Atomics.store(this.ctl, CLOSED, 1);
+    Atomics.notify(this.ctl, W);
+  }
+}
+
+/**
+ * The main loop's side: move ring bytes into `ioc` until the thread closes the ring
+ * (resolves) or `ioc` fails (the text goes to the thread, which then fails its write).
+ */
+export async function drainRing(mem: RingMemory, ioc: QIOChannel): Promise<void> {
+  const ctl = new Int32Array(mem.ctl);
+  const data = new Uint8Array(mem.data);
+  const size = data.length;
+  for (;;) {
+    const r = Atomics.load(ctl, R);
+    const w = Atomics.load(ctl, W);
+    if (r === w) {
+      if (Atomics.load(ctl, CLOSED)) return;
+      const res = Atomics.waitAsync(ctl, W, w, 200);
+      if (res.async) await res.value;
+      continue;
+    }
+    const end = w > r ? w : size;
+    try {
+      await ioc.writev([data.subarray(r, end)]);
+    } catch (e) {
+      failRing(mem, (e as Error).message);
+      return;
+    }
+    Atomics.store(ctl, R, end % size);
+    Atomics.notify(ctl, R);
+  }
+}
+
+/** Make the thread's next write fail with `message` (a channel error, or a cancel). */
+export function failRing(mem: RingMemory, message: string): void {
+  const ctl = new Int32Array(mem.ctl);
+  const b = Buffer.from(message, 'utf8').subarray(0, ERROR_MAX);
+  new Uint8Array(mem.error).set(b);
+  Atomics.store(ctl, ERR_LEN, b.length);
+  Atomics.store(ctl, ERR, 1);
+  Atomics.notify(ctl, R);
+}

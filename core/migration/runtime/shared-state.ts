@@ -1,0 +1,103 @@
+/**
+ * MigrationState in shared memory, so that the migration thread (a worker) and the main
+ * loop see one state, one error and one set of counters, as QEMU's threads share
+ * `current_migration` and `mig_stats`. The state changes by compare-and-swap
+ * (qatomic_cmpxchg in migrate_set_state()), the counters are plain shared doubles.
+ */
+import { MigrationStatus_lookup, type MigrationStatus } from '../../qmp/schema/migration.js';
+import type { MigrationState } from '../migration.js';
+import { MigrationAtomicStats } from '../qemu-file.js';
+
+/** MigrationState fields that both threads read or write. */
+const STATE_FIELDS = [
+  'start_time',
+  'setup_time',
+  'total_time',
+  'downtime',
+  'expected_downtime',
+  'mbps',
+  'pages_per_second',
+  'ram_total',
+  'ram_remaining',
+] as const;
+const STAT_FIELDS = Object.keys(new MigrationAtomicStats()) as (keyof MigrationAtomicStats)[];
+
+const CTL_STATE = 0;
+const CTL_ERROR_LEN = 1;
+const CTL_WORDS = 2;
+const ERROR_MAX = 4096;
+
+export interface SharedMigrationMemory {
+  ctl: SharedArrayBuffer;
+  nums: SharedArrayBuffer;
+  error: SharedArrayBuffer;
+}
+
+export function createSharedMigrationMemory(): SharedMigrationMemory {
+  return {
+    ctl: new SharedArrayBuffer(CTL_WORDS * 4),
+    nums: new SharedArrayBuffer((STATE_FIELDS.length + STAT_FIELDS.length) * 8),
+    error: new SharedArrayBuffer(ERROR_MAX),
+  };
+}
+
+const stateIndex = (s: MigrationStatus) => MigrationStatus_lookup.indexOf(s);
+
+/**
+ * Move `s`'s state, error, timing fields and mig_stats into `mem` (current values are
+ * copied in first when `init`). Afterwards both threads' MigrationState objects are views.
+ */
+export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory, init: boolean): void {
+  const ctl = new Int32Array(mem.ctl);
+  const nums = new Float64Array(mem.nums);
+  const errBytes = new Uint8Array(mem.error);
+  const initial = {
+    state: s.state,
+    error: s.error,
+    fields: STATE_FIELDS.map((f) => (f in s ? Number((s as unknown as Record<string, number>)[f] ?? 0) : 0)),
+    stats: STAT_FIELDS.map((f) => Number(s.mig_stats[f])),
+  };
+  Object.defineProperty(s, 'state', {
+    get: () => MigrationStatus_lookup[Atomics.load(ctl, CTL_STATE)]!,
+    set: (v: MigrationStatus) => Atomics.store(ctl, CTL_STATE, stateIndex(v)),
+    configurable: true,
+  });
+  Object.defineProperty(s, 'error', {
+    get: () => {
+      const n = Atomics.load(ctl, CTL_ERROR_LEN);
+      return n ? Buffer.from(errBytes.slice(0, n)).toString('utf8') : null;
+    },
+    set: (v: string | null) => {
+      if (v === null) {
+        Atomics.store(ctl, CTL_ERROR_LEN, 0);
+        return;
+      }
+      const b = Buffer.from(v, 'utf8').subarray(0, ERROR_MAX);
+      errBytes.set(b);
+      Atomics.store(ctl, CTL_ERROR_LEN, b.length);
+    },
+    configurable: true,
+  });
+  STATE_FIELDS.forEach((f, i) => {
+    Object.defineProperty(s, f, { get: () => nums[i]!, set: (v: number) => (nums[i] = v), configurable: true });
+  });
+  STAT_FIELDS.forEach((f, i) => {
+    const at = STATE_FIELDS.length + i;
+    Object.defineProperty(s.mig_stats, f, { get: () => nums[at]!, set: (v: number) => (nums[at] = v), configurable: true, enumerable: true });
+  });
+  /* migrate_set_state(): qatomic_cmpxchg, then the event. */
+  s.migrate_set_state = function (old: MigrationStatus, next: MigrationStatus): boolean {
+    if (Atomics.compareExchange(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
+    this.announce_state(next);
+    return true;
+  };
+  if (init) {
+    s.state = initial.state;
+    s.error = initial.error;
+    STATE_FIELDS.forEach((f, i) => ((s as unknown as Record<string, number>)[f] = initial.fields[i]!));
+    STAT_FIELDS.forEach((f, i) => ((s.mig_stats as unknown as Record<string, number>)[f] = initial.stats[i]!));
+  }
+  /* query-migrate's RAM totals come from the thread through the shared fields. */
+  const shared = s as unknown as { ram_total: number; ram_remaining: number };
+  s.ram = { ram_bytes_total: () => shared.ram_total, ram_bytes_remaining: () => shared.ram_remaining };
+}
