@@ -515,6 +515,8 @@ export interface MigrationHostEnv {
   migration_thread_create?(name: string, ioc: QIOChannel): MigrationThreadHandle;
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
   migration_bh_schedule_cleanup?(): void;
+  /** The thread's counters changed (every window, after setup): publish what others read. */
+  migration_counters_updated?(): void;
   /** query-migrationthreads bookkeeping, where the list lives on another thread. */
   migration_threads_add?(t: ThreadRef): void;
   migration_threads_remove?(t: ThreadRef): void;
@@ -621,8 +623,12 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
     }
     migration_rate_set(s.mig_stats, s.options.migrate_max_bandwidth());
     const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
-    const create = env.migration_thread_create ?? ((n: string, i: QIOChannel) => cooperative_migration_thread_create(env, n, i));
-    threads.set(s, env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () => create(name, ioc)));
+    threads.set(
+      s,
+      env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () =>
+        env.migration_thread_create ? env.migration_thread_create(name, ioc) : cooperative_migration_thread_create(env, name, ioc),
+      ),
+    );
   });
 }
 
@@ -717,6 +723,7 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
   }
   migration_rate_reset(s.mig_stats);
   update_iteration_initial_status(env, run);
+  env.migration_counters_updated?.();
 }
 
 /** migration_rate_limit(): end of a loop turn; sleeps out the window when over budget. */
@@ -842,6 +849,7 @@ async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: T
         return;
       }
       s.setup_time = env.now_ms() - setup_start;
+      env.migration_counters_updated?.();
       let urgent = false;
       while (s.state === 'active') {
         if (urgent || !migration_rate_exceeded(s.mig_stats, run.f)) {
@@ -924,7 +932,7 @@ export function migration_threads_add(s: MigrationState, t: ThreadRef): void {
 
 export function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
   const list = threadLists.get(s) ?? [];
-  const i = list.indexOf(t);
+  const i = list.findIndex((x) => x.tid === t.tid);
   if (i >= 0) list.splice(i, 1);
 }
 

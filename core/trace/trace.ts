@@ -34,7 +34,8 @@ export interface TraceClock {
   nowUs(): number;
 }
 
-export const realClock: TraceClock = { nowUs: () => Math.round(performance.now() * 1000) };
+/** Wall-clock-based microseconds, the same in every thread of the process. */
+export const realClock: TraceClock = { nowUs: () => Math.round((performance.timeOrigin + performance.now()) * 1000) };
 
 export class Tracer {
   private readonly listeners = new Set<TraceListener>();

@@ -18,13 +18,18 @@ import {
 import {
   MigrationIncomingState,
   MigrationState,
+  cooperative_migration_thread_create,
   migrate_fd_cancel,
   qmp_migrate,
+  type MigrationThreadHandle,
   qmp_migrate_incoming,
   qmp_query_migrate,
   type MigrationHostEnv,
 } from '../migration/migration.js';
 import { RAMList } from '../migration/ram.js';
+import { liveMigrationWorkerAvailable, worker_migration_thread_create } from '../migration/runtime/live.js';
+import type { QIOChannel } from '../io/channel.js';
+import { RAMBlock } from './ram.js';
 import { Tracer, type ThreadRef } from '../trace/trace.js';
 import type { MonitorHost } from '../qmp/monitor.js';
 import { QapiEventBus } from '../qmp/qapi-event.js';
@@ -107,9 +112,19 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     return this.memory.ram_list?.() ?? new RAMList([]);
   }
 
-  /** QEMU_CLOCK_REALTIME: monotonic whole milliseconds. */
+  /** QEMU_CLOCK_REALTIME: whole milliseconds, the same clock in every thread of the process. */
   now_ms(): number {
-    return Math.floor(performance.now());
+    return Math.floor(performance.timeOrigin + performance.now());
+  }
+
+  /**
+   * qemu_thread_create(migration_thread): a real worker thread over the shared guest RAM
+   * when running compiled (the live runtime); otherwise an async task on this loop.
+   */
+  migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle {
+    const sharedRam = this.ram_list().blocks.every((b) => b instanceof RAMBlock);
+    if (liveMigrationWorkerAvailable && sharedRam) return worker_migration_thread_create(this, name, ioc);
+    return cooperative_migration_thread_create(this, name, ioc);
   }
 
   rate_limit_wait(ms: number): Promise<boolean> {
@@ -117,9 +132,8 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 
   /**
-   * qemu_thread_create(). Lab step: the thread body runs as an async task on this
-   * process's event loop (it yields at every write and rate-limit wait, so QMP keeps
-   * answering); moving it to a worker_threads Worker is the next step (docs/live-runtime.md).
+   * qemu_thread_create() for threads that run on this event loop as async tasks (the
+   * migration thread when no worker can be used: tests from sources).
    */
   qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
     const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };

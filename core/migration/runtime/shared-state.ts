@@ -24,7 +24,8 @@ const STAT_FIELDS = Object.keys(new MigrationAtomicStats()) as (keyof MigrationA
 
 const CTL_STATE = 0;
 const CTL_ERROR_LEN = 1;
-const CTL_WORDS = 2;
+const CTL_PAUSE_SEM = 2;
+const CTL_WORDS = 3;
 const ERROR_MAX = 4096;
 
 export interface SharedMigrationMemory {
@@ -84,6 +85,25 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
   STAT_FIELDS.forEach((f, i) => {
     const at = STATE_FIELDS.length + i;
     Object.defineProperty(s.mig_stats, f, { get: () => nums[at]!, set: (v: number) => (nums[at] = v), configurable: true, enumerable: true });
+  });
+  /* pause_sem: migrate-continue (main loop) wakes the thread paused before switchover. */
+  Object.defineProperty(s, 'pause_sem', {
+    value: {
+      post: () => {
+        Atomics.add(ctl, CTL_PAUSE_SEM, 1);
+        Atomics.notify(ctl, CTL_PAUSE_SEM);
+      },
+      drain: () => Atomics.store(ctl, CTL_PAUSE_SEM, 0),
+      /** qemu_sem_wait(): the thread blocks, as QEMU's does. */
+      wait: async () => {
+        for (;;) {
+          const n = Atomics.load(ctl, CTL_PAUSE_SEM);
+          if (n > 0 && Atomics.compareExchange(ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
+          if (n === 0) Atomics.wait(ctl, CTL_PAUSE_SEM, 0, 1000);
+        }
+      },
+    },
+    configurable: true,
   });
   /* migrate_set_state(): qatomic_cmpxchg, then the event. */
   s.migrate_set_state = function (old: MigrationStatus, next: MigrationStatus): boolean {

@@ -1,0 +1,120 @@
+/**
+ * The `live_migration` thread of the live runtime: a worker_threads Worker running the
+ * engine's migration_thread_main() over the guest's shared RAM, writing its stream into
+ * the shared ring, sharing MigrationState with the main loop, and asking the main loop
+ * for what needs the BQL.
+ */
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
+import type { RunState } from '../../qmp/schema/run-state.js';
+import { Tracer, type ThreadRef } from '../../trace/trace.js';
+import { RAMBlock, type RAMBlockShared } from '../../vm/ram.js';
+import type { RunStateMachine } from '../../vm/runstate.js';
+import { MigrationIncomingState, MigrationState, migration_thread_main, type MigrationHostEnv } from '../migration.js';
+import { MigrationOptions, type MigrationParameters } from '../options.js';
+import { qemu_file_new_output } from '../qemu-file.js';
+import { RAMList } from '../ram.js';
+import { bqlCall, bqlSleep, readRunState, type BqlOp } from './bql.js';
+import { RingWriterChannel, type RingMemory } from './ring.js';
+import { bindMigrationState, type SharedMigrationMemory } from './shared-state.js';
+import type { MigrationCapability } from '../../qmp/schema/migration.js';
+
+export interface LiveMigrationWorkerData {
+  name: string;
+  ram: RAMBlockShared[];
+  capabilities: Record<MigrationCapability, boolean>;
+  parameters: MigrationParameters;
+  mem: SharedMigrationMemory;
+  ring: RingMemory;
+  bql: SharedArrayBuffer;
+}
+
+/** Messages from the thread to the main loop. */
+export type LiveMigrationMessage =
+  | { type: 'event'; event: string; data?: unknown }
+  | { type: 'trace'; ev: unknown }
+  | { type: 'error_report'; msg: string }
+  | ({ type: 'bql'; seq: number } & BqlOp)
+  | { type: 'cleanup' }
+  | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
+
+const data = workerData as LiveMigrationWorkerData;
+const post = (m: LiveMigrationMessage) => parentPort!.postMessage(m);
+
+class PostingEventBus extends QapiEventBus {
+  override send(event: string, eventData?: unknown): QapiEventMessage {
+    post({ type: 'event', event, data: eventData });
+    return { timestamp: { seconds: 0, microseconds: 0 }, event, data: eventData };
+  }
+}
+
+const options = new MigrationOptions();
+Object.assign(options.capabilities, data.capabilities);
+options.parameters = data.parameters;
+const events = new PostingEventBus();
+const s = new MigrationState(options, events);
+bindMigrationState(s, data.mem, false);
+const shared = s as unknown as { ram_total: number; ram_remaining: number };
+
+const tracer = new Tracer({ nowUs: () => Math.round((performance.timeOrigin + performance.now()) * 1000) });
+tracer.on((ev) => post({ type: 'trace', ev }));
+
+const bql = (op: BqlOp) => bqlCall(data.bql, post, op);
+/* The run state as the thread sees it: read from shared memory, changed through the BQL. */
+const runstate = {
+  runstate_get: () => readRunState(data.bql),
+  runstate_check: (st: RunState) => readRunState(data.bql) === st,
+  runstate_is_running: () => readRunState(data.bql) === 'running',
+  runstate_is_live: (st: RunState = readRunState(data.bql)) => st === 'running' || st === 'suspended',
+  runstate_needs_reset: () => ['internal-error', 'shutdown'].includes(readRunState(data.bql)),
+  runstate_set: (st: RunState) => bql({ op: 'runstate_set', state: st }),
+  vm_stop: async (st: RunState) => bql({ op: 'vm_stop', state: st }),
+  vm_start: () => bql({ op: 'vm_start' }),
+};
+
+function publish(): void {
+  if (!s.ram) return;
+  shared.ram_total = s.ram.ram_bytes_total();
+  shared.ram_remaining = s.ram.ram_bytes_remaining();
+}
+
+const ram_list = new RAMList(data.ram.map((r) => RAMBlock.attach(r)));
+const self: ThreadRef = { name: data.name, tid: process.pid * 1000 + threadId };
+
+const env: MigrationHostEnv = {
+  s,
+  mis: new MigrationIncomingState(undefined),
+  ram_list: () => ram_list,
+  runstate: runstate as unknown as RunStateMachine,
+  events,
+  tracer,
+  now_ms: () => Math.floor(performance.timeOrigin + performance.now()),
+  rate_limit_wait: async (ms) => {
+    publish();
+    return bqlSleep(data.bql, ms);
+  },
+  qemu_thread_create: () => {
+    throw new Error('the migration thread creates no threads');
+  },
+  error_report: (msg) => post({ type: 'error_report', msg }),
+  exit: () => {},
+  migration_bh_schedule_cleanup: () => {
+    publish();
+    post({ type: 'cleanup' });
+  },
+  migration_counters_updated: publish,
+  migration_threads_add: (t) => post({ type: 'threads_add', thread: t }),
+  migration_threads_remove: (t) => post({ type: 'threads_remove', thread: t }),
+};
+
+const ring = new RingWriterChannel(data.ring);
+const f = qemu_file_new_output(ring, s.mig_stats);
+tracer.emit({ ...tracer.where(self.name, self.tid), type: 'thread-start' });
+try {
+  await migration_thread_main(env, f, self);
+} finally {
+  publish();
+  await f.fflush();
+  ring.close();
+  tracer.emit({ ...tracer.where(self.name, self.tid), type: 'thread-exit' });
+}

@@ -1,0 +1,111 @@
+/**
+ * qemu_thread_create(migration_thread) in the live runtime, main-loop side: start the
+ * `live_migration` worker over the guest's shared RAM, drain its stream into the channel,
+ * and carry out what it asks for under the BQL.
+ */
+import { Worker } from 'node:worker_threads';
+import type { QIOChannel } from '../../io/channel.js';
+import type { TraceEvent } from '../../trace/trace.js';
+import { RAMBlock } from '../../vm/ram.js';
+import {
+  migrate_fd_cleanup,
+  migration_threads_add,
+  migration_threads_remove,
+  type MigrationHostEnv,
+  type MigrationThreadHandle,
+} from '../migration.js';
+import { ram_bytes_total } from '../ram.js';
+import { bqlDone, createBqlMemory, publishRunState } from './bql.js';
+import type { LiveMigrationMessage, LiveMigrationWorkerData } from './live-migration-worker.js';
+import { createRing, drainRing, failRing } from './ring.js';
+import { bindMigrationState, createSharedMigrationMemory } from './shared-state.js';
+
+const WORKER_URL = new URL('./live-migration-worker.js', import.meta.url);
+
+/** Whether the worker can run: only from compiled JavaScript (dist/), not from sources. */
+export const liveMigrationWorkerAvailable = WORKER_URL.pathname.endsWith('.js') && import.meta.url.endsWith('.js');
+
+export function worker_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
+  const s = env.s;
+  const mem = createSharedMigrationMemory();
+  bindMigrationState(s, mem, true);
+  // ram.total is known before the thread runs (and constant during the run).
+  (s as unknown as { ram_total: number }).ram_total = ram_bytes_total(env.ram_list());
+  const ring = createRing();
+  const bql = createBqlMemory();
+  publishRunState(bql, env.runstate.runstate_get());
+  const unwatch = env.runstate.onChange((_running, state) => publishRunState(bql, state));
+
+  const blocks = env.ram_list().blocks.map((b) => {
+    if (!(b instanceof RAMBlock)) throw new Error('live migration needs shared guest RAM');
+    return b.shared();
+  });
+  const workerData: LiveMigrationWorkerData = {
+    name,
+    ram: blocks,
+    capabilities: { ...s.options.capabilities },
+    parameters: structuredClone(s.options.parameters),
+    mem,
+    ring,
+    bql,
+  };
+  const worker = new Worker(WORKER_URL, { workerData });
+  const drained = drainRing(ring, ioc);
+
+  // Requests under the BQL run one at a time, in order, on this loop.
+  let queue: Promise<void> = Promise.resolve();
+  worker.on('message', (m: LiveMigrationMessage) => {
+    switch (m.type) {
+      case 'event':
+        env.events.send(m.event, m.data);
+        break;
+      case 'trace':
+        env.tracer.emit(m.ev as TraceEvent);
+        break;
+      case 'error_report':
+        env.error_report(m.msg);
+        break;
+      case 'threads_add':
+        migration_threads_add(s, m.thread);
+        break;
+      case 'threads_remove':
+        migration_threads_remove(s, m.thread);
+        break;
+      case 'cleanup':
+        setImmediate(() => void migrate_fd_cleanup(env));
+        break;
+      case 'bql':
+        queue = queue.then(async () => {
+          const rs = env.runstate;
+          if (m.op === 'vm_stop') {
+            await rs.vm_stop(m.state);
+            if (!rs.runstate_check(m.state)) rs.runstate_set(m.state); // vm_stop_force_state()
+          } else if (m.op === 'vm_start') rs.vm_start();
+          else rs.runstate_set(m.state);
+          publishRunState(bql, rs.runstate_get());
+          bqlDone(bql, m.seq);
+        });
+        break;
+    }
+  });
+  const exited = new Promise<void>((resolve) => {
+    worker.once('error', (e) => env.error_report(`${name}: ${e.stack ?? e}`));
+    worker.once('exit', () => {
+      unwatch();
+      resolve();
+    });
+  });
+  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name, newTid: process.pid * 1000 + worker.threadId, fn: 'migration_thread' });
+
+  return {
+    join: () => exited,
+    shutdown: () => {
+      failRing(ring, 'Channel shutdown');
+      ioc.shutdown?.();
+    },
+    close: async () => {
+      await drained;
+      await ioc.close();
+    },
+  };
+}
