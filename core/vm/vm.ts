@@ -4,7 +4,8 @@
  * cli/vm.ts gives it sockets, tests may give it anything that carries text.
  */
 import { LAB_VERSION } from '../version.js';
-import { MigrationOptions } from '../migration/options.js';
+import { MigrationOptions, type MigrationRunState } from '../migration/options.js';
+import { migration_rate_set } from '../migration/qemu-file.js';
 import {
   hmp_migrate,
   hmp_migrate_incoming,
@@ -199,10 +200,15 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     return { qemu: QEMU_VERSION, package: `migration-lab ${LAB_VERSION}` };
   }
 
-  migrationRunState() {
+  /** What migrate-set-* consult and apply live (migrate_params_apply()'s side effects). */
+  migrationRunState(): MigrationRunState {
     return {
       migration_is_running: () => this.migration.migration_is_running(),
       incomingStarted: () => this.incoming.state !== 'none',
+      // s->to_dst_file exists from the connection to the cleanup
+      has_to_dst_file: () => this.migration.migration_is_running() && this.migration.state !== 'setup',
+      migration_in_postcopy: () => this.migration.state === 'postcopy-active',
+      migration_rate_set: (limit) => migration_rate_set(this.migration.mig_stats, limit),
     };
   }
 

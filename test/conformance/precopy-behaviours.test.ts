@@ -204,4 +204,17 @@ describe('precopy, as QEMU 9.0 behaves', () => {
     expect(names.slice(stop, stop + 3)).toEqual(['STOP', 'MIGRATION pre-switchover', 'MIGRATION device']);
     expect(names.at(-1)).toBe('MIGRATION completed');
   });
+
+  it('migrate-set-parameters applies max-bandwidth to the running migration at once', async () => {
+    const { src, dst, uri } = await pair();
+    // 32 MiB at 1 MiB/s would take half a minute...
+    expect(await src.x('migrate-set-parameters', { 'max-bandwidth': 1 << 20 })).toEqual({ return: {} });
+    expect(await src.x('migrate', { uri })).toEqual({ return: {} });
+    await until(src, (i) => i.status === 'active');
+    // ...unlimited from now on (migration_rate_set() from migrate_params_apply()).
+    expect(await src.x('migrate-set-parameters', { 'max-bandwidth': 0 })).toEqual({ return: {} });
+    const done = await until(src, (i) => i.status === 'completed', 15000);
+    expect(done.ram.normal).toBeGreaterThanOrEqual(8192);
+    await until(dst, (i) => i.status === 'completed');
+  });
 });

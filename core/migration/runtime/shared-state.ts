@@ -20,6 +20,8 @@ const STATE_FIELDS = [
   'ram_total',
   'ram_remaining',
 ] as const;
+/** Parameters the running thread reads again at every window (migration_update_counters()). */
+const LIVE_PARAMS = ['downtime_limit', 'avail_switchover_bandwidth'] as const;
 const STAT_FIELDS = Object.keys(new MigrationAtomicStats()) as (keyof MigrationAtomicStats)[];
 
 const CTL_STATE = 0;
@@ -37,7 +39,7 @@ export interface SharedMigrationMemory {
 export function createSharedMigrationMemory(): SharedMigrationMemory {
   return {
     ctl: new SharedArrayBuffer(CTL_WORDS * 4),
-    nums: new SharedArrayBuffer((STATE_FIELDS.length + STAT_FIELDS.length) * 8),
+    nums: new SharedArrayBuffer((STATE_FIELDS.length + STAT_FIELDS.length + LIVE_PARAMS.length) * 8),
     error: new SharedArrayBuffer(ERROR_MAX),
   };
 }
@@ -57,6 +59,7 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
     error: s.error,
     fields: STATE_FIELDS.map((f) => (f in s ? Number((s as unknown as Record<string, number>)[f] ?? 0) : 0)),
     stats: STAT_FIELDS.map((f) => Number(s.mig_stats[f])),
+    params: LIVE_PARAMS.map((p) => Number(s.options.parameters[p])),
   };
   Object.defineProperty(s, 'state', {
     get: () => MigrationStatus_lookup[Atomics.load(ctl, CTL_STATE)]!,
@@ -85,6 +88,15 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
   STAT_FIELDS.forEach((f, i) => {
     const at = STATE_FIELDS.length + i;
     Object.defineProperty(s.mig_stats, f, { get: () => nums[at]!, set: (v: number) => (nums[at] = v), configurable: true, enumerable: true });
+  });
+  LIVE_PARAMS.forEach((p, i) => {
+    const at = STATE_FIELDS.length + STAT_FIELDS.length + i;
+    Object.defineProperty(s.options.parameters, p, {
+      get: () => nums[at]!,
+      set: (v: number | bigint) => (nums[at] = Number(v)),
+      configurable: true,
+      enumerable: true,
+    });
   });
   /* pause_sem: migrate-continue (main loop) wakes the thread paused before switchover. */
   Object.defineProperty(s, 'pause_sem', {
@@ -116,6 +128,7 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
     s.error = initial.error;
     STATE_FIELDS.forEach((f, i) => ((s as unknown as Record<string, number>)[f] = initial.fields[i]!));
     STAT_FIELDS.forEach((f, i) => ((s.mig_stats as unknown as Record<string, number>)[f] = initial.stats[i]!));
+    LIVE_PARAMS.forEach((p, i) => ((s.options.parameters as unknown as Record<string, number>)[p] = initial.params[i]!));
   }
   /* query-migrate's RAM totals come from the thread through the shared fields. */
   const shared = s as unknown as { ram_total: number; ram_remaining: number };
