@@ -77,13 +77,19 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       case 'bql':
         queue = queue.then(async () => {
           const rs = env.runstate;
-          if (m.op === 'vm_stop') {
-            await rs.vm_stop(m.state);
-            if (!rs.runstate_check(m.state)) rs.runstate_set(m.state); // vm_stop_force_state()
-          } else if (m.op === 'vm_start') rs.vm_start();
-          else rs.runstate_set(m.state);
-          publishRunState(bql, rs.runstate_get());
-          bqlDone(bql, m.seq);
+          try {
+            if (m.op === 'vm_stop') {
+              await rs.vm_stop(m.state);
+              if (!rs.runstate_check(m.state)) rs.runstate_set(m.state); // vm_stop_force_state()
+            } else if (m.op === 'vm_start') rs.vm_start();
+            else rs.runstate_set(m.state);
+          } catch (e) {
+            env.error_report(`${name}: ${m.op}: ${(e as Error)?.message ?? e}`);
+          } finally {
+            // The thread must never wait forever for the lock.
+            publishRunState(bql, rs.runstate_get());
+            bqlDone(bql, m.seq);
+          }
         });
         break;
     }
