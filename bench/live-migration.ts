@@ -7,11 +7,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BenchQmp } from './qmp-client.js';
+import { BenchQmp, connectUnix } from './qmp-client.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GiB = 1 << 30;
@@ -84,10 +83,7 @@ async function rawCopy(dir: string, size: number, round: number): Promise<number
       reader.stdout!.once('data', () => resolve());
       reader.once('exit', (code) => reject(new Error(`raw socket reader exited with ${code}`)));
     });
-    const sock = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(path, () => resolve(s));
-      s.once('error', reject);
-    });
+    const sock = await connectUnix(path);
     const chunk = randomFillSync(Buffer.alloc(4 * MiB));
     const t0 = process.hrtime.bigint();
     const done = new Promise<void>((r) => sock.once('data', () => r()));

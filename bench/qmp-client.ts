@@ -1,6 +1,23 @@
 /** A minimal QMP client for benchmarks: connect (retrying until the socket listens), negotiate, execute. */
 import net from 'node:net';
 
+/** Connect to a unix socket, retrying while it is not there or not listening yet. */
+export async function connectUnix(path: string, timeoutMs = 20000): Promise<net.Socket> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(path, () => resolve(s));
+        s.setNoDelay(true);
+        s.once('error', reject);
+      });
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 export class BenchQmp {
   private buf = '';
   private waiting: ((line: string) => void)[] = [];
@@ -22,22 +39,10 @@ export class BenchQmp {
   }
 
   static async connect(path: string, timeoutMs = 20000): Promise<BenchQmp> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const sock = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect(path, () => resolve(s));
-          s.once('error', reject);
-        });
-        const q = new BenchQmp(sock);
-        await q.line();
-        await q.execute('qmp_capabilities');
-        return q;
-      } catch (e) {
-        if (Date.now() > end) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    const q = new BenchQmp(await connectUnix(path, timeoutMs));
+    await q.line();
+    await q.execute('qmp_capabilities');
+    return q;
   }
 
   private line(): Promise<string> {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connectUnix } from './qmp-client.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -46,21 +47,6 @@ async function pingPong(sock: net.Socket, line: string, n: number): Promise<numb
   });
 }
 
-/** Connect, retrying while the socket file exists but is not listening yet. */
-async function connect(path: string): Promise<net.Socket> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await new Promise<net.Socket>((resolve, reject) => {
-        const s = net.connect(path, () => resolve(s));
-        s.setNoDelay(true);
-        s.once('error', reject);
-      });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 50) throw e;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 /** Read until one full line has arrived (greeting, negotiation reply). */
 function readLine(sock: net.Socket): Promise<string> {
@@ -94,11 +80,11 @@ export async function benchQmpRoundTrips(rounds = 5, perRound = 4000): Promise<R
   const echo = spawn(process.execPath, [join(ROOT, 'dist/bench/echo-server.js'), echoPath], { stdio: 'ignore' });
   try {
     await Promise.all([waitFor(qmpPath, vm), waitFor(echoPath, echo)]);
-    const q = await connect(qmpPath);
+    const q = await connectUnix(qmpPath);
     await readLine(q);
     q.write('{"execute": "qmp_capabilities"}\n');
     await readLine(q);
-    const e = await connect(echoPath);
+    const e = await connectUnix(echoPath);
     const cmd = '{"execute": "query-status"}\n';
     // Warm up both, then alternate rounds so machine noise hits both alike.
     await pingPong(q, cmd, 1000);

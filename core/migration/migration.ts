@@ -784,6 +784,9 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
       }
     }
     if (ret >= 0 && !qemu_file_get_error(run.f)) {
+      // Totals before the state flips, so a query-migrate that sees `completed` sees them
+      // too (9.0 set them just after, a window 9.1's migration_completion_end() closed).
+      migration_calculate_complete(env, run);
       s.migrate_set_state(current.state, 'completed');
       return;
     }
@@ -885,7 +888,6 @@ async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRu
     const rs = env.runstate;
     switch (s.state) {
       case 'completed':
-        migration_calculate_complete(env, run);
         rs.runstate_set('postmigrate');
         break;
       case 'failed':

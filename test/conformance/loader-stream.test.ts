@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOB_BIN, spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 const started: Endpoint[] = [];
 afterEach(async () => {
@@ -29,12 +29,9 @@ async function exec(v: { q: QmpConn; events: string[] }, cmd: string, args?: unk
 }
 
 async function completed(v: { q: QmpConn; events: string[] }): Promise<any> {
-  for (let i = 0; i < 500; i++) {
-    const r = (await exec(v, 'query-migrate')).return;
-    if (r.status === 'completed' || r.status === 'failed') return r;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw new Error('migration did not finish');
+  const { info, events } = await untilMigration(v.q, (i) => i.status === 'completed' || i.status === 'failed', 10000);
+  v.events.push(...events.map(name));
+  return info;
 }
 
 describe('s_loader_stream on the lab', () => {

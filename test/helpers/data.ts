@@ -1,5 +1,8 @@
-/** Test data helpers shared by the channel and transport tests. */
-import { createHash } from 'node:crypto';
+/** Test data helpers: patterns, digests, scratch files. */
+import { createHash, randomFillSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Deterministic, incompressible-looking bytes (xorshift32 from `seed`). */
 export function pattern(size: number, seed = 1): Buffer {
@@ -17,3 +20,11 @@ export function pattern(size: number, seed = 1): Buffer {
 }
 
 export const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A scratch file of `size` random bytes (e.g. a guest RAM image for -device loader). */
+export function randomScratchFile(size: number): { path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'miglab-data-'));
+  const path = join(dir, 'random.bin');
+  writeFileSync(path, randomFillSync(Buffer.alloc(size)));
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

@@ -319,3 +319,24 @@ export class QmpConn {
     this.sock.destroy();
   }
 }
+
+/**
+ * Poll query-migrate until `pred` holds; returns the last reply's `return` and every event
+ * that arrived meanwhile.
+ */
+export async function untilMigration(
+  q: QmpConn,
+  pred: (info: any) => boolean,
+  ms = 60_000,
+): Promise<{ info: any; events: any[] }> {
+  const end = Date.now() + ms;
+  const events: any[] = [];
+  for (;;) {
+    const r = await q.execute('query-migrate');
+    events.push(...r.events);
+    const info = r.reply.return;
+    if (pred(info)) return { info, events };
+    if (Date.now() > end) throw new Error(`query-migrate stayed ${JSON.stringify(info)}`);
+    await sleep(20);
+  }
+}

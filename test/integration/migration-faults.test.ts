@@ -3,18 +3,16 @@
  * with the source VM running, its memory intact, the destination gone or cleaned up, and
  * no migration thread left behind.
  */
-import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { freePort, spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { randomScratchFile } from '../helpers/data.js';
+import { freePort, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'miglab-faults-'));
-const RAM_IMAGE = join(scratch, 'ram.bin');
-writeFileSync(RAM_IMAGE, randomFillSync(Buffer.alloc(32 << 20)));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const image = randomScratchFile(32 << 20);
+const RAM_IMAGE = image.path;
+afterAll(() => image.remove());
 
 const started: Endpoint[] = [];
 afterEach(async () => {
@@ -28,13 +26,7 @@ async function vm(args: string[]): Promise<{ ep: Endpoint; q: QmpConn }> {
 }
 
 async function until(q: QmpConn, pred: (i: any) => boolean, ms = 30000): Promise<any> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = (await q.execute('query-migrate')).reply.return;
-    if (pred(r)) return r;
-    if (Date.now() > end) throw new Error(`query-migrate stayed ${JSON.stringify(r)}`);
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  return (await untilMigration(q, pred, ms)).info;
 }
 
 /** pmemsave of the whole guest, read back. */
@@ -122,9 +114,9 @@ describe('migration faults', () => {
       ['garbage', Buffer.from('this is not a migration stream at all\n')],
       ['truncated', Buffer.from([0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03, 0x07])],
     ] as const) {
-      const file = join(scratch, `${name}.mig`);
-      writeFileSync(file, bytes);
       const dst = await vm(['-incoming', 'defer']);
+      const file = join(dst.ep.dir, `${name}.mig`);
+      writeFileSync(file, bytes);
       await dst.q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
       expect((await dst.q.execute('migrate-incoming', { uri: `file:${file}` })).reply).toEqual({ return: {} });
       expect(await dst.ep.exited).toBe(1);

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU, freePort, spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU, freePort, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 const haveQemu = (() => {
   try {
@@ -30,13 +30,7 @@ async function vm(args: string[], qemu = false): Promise<{ ep: Endpoint; q: QmpC
 }
 
 async function waitStatus(q: QmpConn, want: string[], ms = 60000): Promise<any> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = (await q.execute('query-migrate')).reply.return;
-    if (want.includes(r.status)) return r;
-    if (Date.now() > end) throw new Error(`query-migrate stayed ${JSON.stringify(r)}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
+  return (await untilMigration(q, (i) => want.includes(i.status), ms)).info;
 }
 
 /** All of guest RAM through pmemsave (the file lands in the endpoint's scratch dir). */
