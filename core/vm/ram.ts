@@ -11,8 +11,12 @@
  * of word (p >>> 5). Writers set bits with Atomics.or *after* writing the bytes; the sync
  * takes each word with Atomics.exchange, so a bit is either seen by this sync or left for
  * the next one, and the bytes it stands for are visible once the bit is.
+ *
+ * For background snapshots a block can also be write-protected page by page, as
+ * userfaultfd's UFFDIO_REGISTER_MODE_WP does (RAMBlock.handle_userfault() and uffd_*).
  */
 import { createHash } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 
 export const TARGET_PAGE_BITS = 12;
 export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
@@ -33,6 +37,31 @@ export const MEMTX_DECODE_ERROR = 1 << 1;
 /** Bits of the shared control word (GLOBAL_DIRTY_* of include/exec/memory.h). */
 export const GLOBAL_DIRTY_MIGRATION = 1 << 0;
 
+/** RAMBlock::flags bit (include/exec/memory.h): registered with userfaultfd for write protection. */
+export const RAM_UF_WRITEPROTECT = 1 << 6;
+
+/*
+ * The lab's userfaultfd write protection (UFFDIO_REGISTER_MODE_WP), per block, in shared
+ * memory so that vCPU threads, the migration thread and the main loop all see it:
+ *  - `wp`: one bit per page; set = write-protected (the kernel's uffd-wp PTE bit);
+ *  - `uffd`: Int32Array words: the block's userfaultfd flags, the fault queue (the uffd
+ *    file's pending UFFD_EVENT_PAGEFAULT messages, one page index each) and a counter.
+ * A guest writer calls handle_userfault(page) before writing a page: on a protected page it
+ * queues a fault and sleeps until the protection is lifted, as a vCPU does in the kernel's
+ * handle_userfault(). The migration thread reads the queue (uffd_read_events) and lifts
+ * protection (uffd_change_protection) once it has saved the page.
+ */
+const UFFD_FLAGS = 0;
+const UFFD_REGISTERED = 1;
+const UFFD_Q_HEAD = 2;
+const UFFD_Q_TAIL = 3;
+/** Write faults raised on this block since it was allocated (a lab counter). */
+const UFFD_FAULTS = 4;
+const UFFD_Q_BASE = 8;
+/** Pending fault messages a block can hold; a writer whose fault finds it full just waits. */
+export const UFFD_QUEUE_SIZE = 256;
+const UFFD_WORDS = UFFD_Q_BASE + UFFD_QUEUE_SIZE;
+
 /** What another thread needs to attach to the same block (structured-cloneable). */
 export interface RAMBlockShared {
   idstr: string;
@@ -42,6 +71,10 @@ export interface RAMBlockShared {
   dirty_log: SharedArrayBuffer;
   /** Int32Array[1]: global_dirty_tracking. */
   control: SharedArrayBuffer;
+  /** Write-protect bitmap (one bit per page). */
+  wp: SharedArrayBuffer;
+  /** userfaultfd flags, fault queue and counter (see UFFD_*). */
+  uffd: SharedArrayBuffer;
 }
 
 export function BITS_TO_WORDS(nbits: number): number {
@@ -171,6 +204,9 @@ export class RAMBlock {
   readonly nr_pages: number;
   /** Migration bitmap (RAMBlock::bmap), null until the migration code allocates it. */
   bmap: Int32Array | null = null;
+  /** userfaultfd write protection: one bit per page, set while the page is protected. */
+  readonly wp_bitmap: Int32Array;
+  private readonly uffd: Int32Array;
   private readonly control: Int32Array;
   private readonly sabs: RAMBlockShared;
 
@@ -183,6 +219,8 @@ export class RAMBlock {
     this.host32 = new Int32Array(shared.host, 0, shared.used_length >>> 2);
     this.dirty_log = new Int32Array(shared.dirty_log);
     this.control = new Int32Array(shared.control);
+    this.wp_bitmap = new Int32Array(shared.wp);
+    this.uffd = new Int32Array(shared.uffd);
     this.nr_pages = shared.used_length >>> TARGET_PAGE_BITS;
   }
 
@@ -210,6 +248,8 @@ export class RAMBlock {
       host,
       dirty_log: new SharedArrayBuffer(BITS_TO_WORDS(nr) * 4),
       control: new SharedArrayBuffer(4),
+      wp: new SharedArrayBuffer(BITS_TO_WORDS(nr) * 4),
+      uffd: new SharedArrayBuffer(UFFD_WORDS * 4),
     });
   }
 
@@ -311,6 +351,141 @@ export class RAMBlock {
     return 1;
   }
 
+  // --- userfaultfd write protection (see UFFD_* above) -----------------------------------
+
+  /** RAMBlock::flags; the lab keeps only RAM_UF_WRITEPROTECT (shared by all threads). */
+  get flags(): number {
+    return Atomics.load(this.uffd, UFFD_FLAGS);
+  }
+
+  set flags(v: number) {
+    Atomics.store(this.uffd, UFFD_FLAGS, v & RAM_UF_WRITEPROTECT);
+  }
+
+  /** uffd_register_memory(fd, host, max_length, UFFDIO_REGISTER_MODE_WP): 0 (always works). */
+  uffd_register_memory(): number {
+    Atomics.store(this.uffd, UFFD_REGISTERED, 1);
+    return 0;
+  }
+
+  /**
+   * uffd_unregister_memory(): the block leaves userfaultfd. As in the kernel, its write
+   * protection goes, its pending fault messages go, and every writer waiting on a fault
+   * is woken.
+   */
+  uffd_unregister_memory(): number {
+    Atomics.store(this.uffd, UFFD_REGISTERED, 0);
+    this.wp_change(0, this.nr_pages, false);
+    for (let i = 0; i < UFFD_QUEUE_SIZE; i++) Atomics.store(this.uffd, UFFD_Q_BASE + i, 0);
+    Atomics.store(this.uffd, UFFD_Q_HEAD, Atomics.load(this.uffd, UFFD_Q_TAIL));
+    return 0;
+  }
+
+  /**
+   * uffd_change_protection(fd, host + start, length, wp, false): write-protect (or
+   * unprotect and wake the writers waiting on) the pages of [start, start + length),
+   * block offsets. -1 if the block is not registered (the kernel's ENOENT).
+   */
+  uffd_change_protection(start: number, length: number, wp: boolean): number {
+    if (!Atomics.load(this.uffd, UFFD_REGISTERED)) return -1;
+    const first = Math.floor(start / TARGET_PAGE_SIZE);
+    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
+    this.wp_change(first, end, wp);
+    return 0;
+  }
+
+  private wp_change(first: number, end: number, wp: boolean): void {
+    const map = this.wp_bitmap;
+    let p = first;
+    while (p < end) {
+      const w = p >>> 5;
+      const top = Math.min(end, (w + 1) << 5);
+      const bits = top - p === 32 ? -1 : ((1 << (top - p)) - 1) << (p & 31);
+      if (wp) Atomics.or(map, w, bits);
+      else if (Atomics.and(map, w, ~bits) & bits) Atomics.notify(map, w);
+      p = top;
+    }
+  }
+
+  /** Is `page` write-protected now? */
+  uffd_wp_test(page: number): boolean {
+    return (Atomics.load(this.wp_bitmap, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  /**
+   * uffd_read_events(fd, &msg, 1) for this block: one pending write fault (its block
+   * offset), or -1 if none. Never blocks. One reader only: the migration thread.
+   */
+  uffd_read_events(): number {
+    const u = this.uffd;
+    const h = Atomics.load(u, UFFD_Q_HEAD);
+    if (h === Atomics.load(u, UFFD_Q_TAIL)) return -1;
+    const slot = UFFD_Q_BASE + (h & (UFFD_QUEUE_SIZE - 1));
+    const v = Atomics.load(u, slot);
+    if (v === 0) return -1; // reserved by a writer that has not filled it in yet
+    Atomics.store(u, slot, 0);
+    Atomics.store(u, UFFD_Q_HEAD, (h + 1) | 0);
+    return (v - 1) * TARGET_PAGE_SIZE;
+  }
+
+  /** Write faults guest writers have taken on this block (all snapshots together). */
+  get uffd_faults(): number {
+    return Atomics.load(this.uffd, UFFD_FAULTS);
+  }
+
+  /** Queue a UFFD_EVENT_PAGEFAULT message for `page`; false if the queue is full. */
+  private uffd_queue_fault(page: number): boolean {
+    const u = this.uffd;
+    for (;;) {
+      const t = Atomics.load(u, UFFD_Q_TAIL);
+      if (((t - Atomics.load(u, UFFD_Q_HEAD)) | 0) >= UFFD_QUEUE_SIZE) return false;
+      if (Atomics.compareExchange(u, UFFD_Q_TAIL, t, (t + 1) | 0) === t) {
+        Atomics.store(u, UFFD_Q_BASE + (t & (UFFD_QUEUE_SIZE - 1)), page + 1);
+        return true;
+      }
+    }
+  }
+
+  /**
+   * A guest write is about to change `page` (the kernel's handle_userfault() for a
+   * write-protect fault): if the page is write-protected, queue a fault for the
+   * migration thread and sleep until it has saved the page and lifted the protection.
+   * Returns whether the write faulted. For vCPU threads: a thread that must keep serving
+   * its event loop (the one draining the migration stream) must use
+   * handle_userfault_async() instead, or it would wait for itself.
+   */
+  handle_userfault(page: number): boolean {
+    const map = this.wp_bitmap;
+    const w = page >>> 5;
+    const m = 1 << (page & 31);
+    let cur = Atomics.load(map, w);
+    if ((cur & m) === 0) return false;
+    Atomics.add(this.uffd, UFFD_FAULTS, 1);
+    this.uffd_queue_fault(page);
+    while (cur & m) {
+      Atomics.wait(map, w, cur, 1000);
+      cur = Atomics.load(map, w);
+    }
+    return true;
+  }
+
+  /** handle_userfault() for a writer on an event loop: resolves once it may write. */
+  async handle_userfault_async(page: number): Promise<boolean> {
+    const map = this.wp_bitmap;
+    const w = page >>> 5;
+    const m = 1 << (page & 31);
+    let cur = Atomics.load(map, w);
+    if ((cur & m) === 0) return false;
+    Atomics.add(this.uffd, UFFD_FAULTS, 1);
+    this.uffd_queue_fault(page);
+    while (cur & m) {
+      const r = Atomics.waitAsync(map, w, cur, 1000);
+      if (r.async) await r.value;
+      cur = Atomics.load(map, w);
+    }
+    return true;
+  }
+
   // --- contents ------------------------------------------------------------------------
 
   /** buffer_is_zero() over [offset, offset + length) of this block (4-byte aligned). */
@@ -357,6 +532,16 @@ export function address_space_write(
 ): MemTxResult {
   const [start, end] = ram_overlap(ram, addr, len);
   if (end > start) {
+    for (let p = start >>> TARGET_PAGE_BITS; p < Math.ceil(end / TARGET_PAGE_SIZE); p++) {
+      if (!ram!.uffd_wp_test(p)) continue;
+      // A write fault. The main loop cannot sleep on it: the migration thread may need the
+      // main loop to move its stream along (QEMU starts the VM from a bottom half after
+      // protecting RAM for a similar reason). Only vCPU threads write during a snapshot.
+      if (isMainThread) {
+        throw new Error(`address_space_write: page 0x${(p * TARGET_PAGE_SIZE).toString(16)} is write-protected (background snapshot)`);
+      }
+      ram!.handle_userfault(p);
+    }
     ram!.host.set(end - start === buf.length ? buf : buf.subarray(0, end - start), start);
     ram!.cpu_physical_memory_set_dirty_range(start, end - start);
   }

@@ -1,6 +1,7 @@
 /**
  * The vCPU thread of a workload (see workload.ts). It attaches to the shared RAMBlock,
- * writes whole pages and marks them dirty, checking the command word before every page
+ * writes whole pages (after a write-protect fault, if the page is protected) and marks
+ * them dirty, checking the command word before every page
  * so that a pause takes effect after at most one page; it acknowledges a pause only
  * after its last write and counter update.
  */
@@ -13,6 +14,7 @@ import {
   CMD_RUN,
   CNT_BYTES_WRITTEN,
   CNT_PAGES_DIRTIED,
+  CNT_WP_FAULTS,
   CTL_CMD,
   CTL_DONE,
   CTL_STATE,
@@ -75,8 +77,12 @@ for (let k = 0; k < POOL_PAGES; k++) {
 
 let bytes_written = 0;
 let pages_dirtied = 0;
+let wp_faults = 0;
 
 function write_page(page: number): void {
+  // A write-protected page (background snapshot) faults first: this vCPU sleeps until the
+  // migration thread has saved the page's old contents.
+  if (ram.handle_userfault(page)) wp_faults++;
   host.set(poolPages[next() & (POOL_PAGES - 1)]!, page * TARGET_PAGE_SIZE);
   const w = page * PAGE_WORDS;
   host32[w] = next() | 1;
@@ -89,6 +95,7 @@ function write_page(page: number): void {
 function publish(): void {
   Atomics.store(cnt, CNT_BYTES_WRITTEN, BigInt(bytes_written));
   Atomics.store(cnt, CNT_PAGES_DIRTIED, BigInt(pages_dirtied));
+  Atomics.store(cnt, CNT_WP_FAULTS, BigInt(wp_faults));
 }
 
 function set_state(s: number): void {

@@ -198,7 +198,8 @@ export const STATE_EXITED = 3;
 /** BigInt64Array over `counters`. */
 export const CNT_BYTES_WRITTEN = 0;
 export const CNT_PAGES_DIRTIED = 1;
-export const CNT_WORDS = 2;
+export const CNT_WP_FAULTS = 2;
+export const CNT_WORDS = 3;
 
 export interface WorkloadWorkerData {
   ram: RAMBlockShared;
@@ -347,6 +348,11 @@ export class Workload {
   /** Page writes, each of which marked its page dirty (when dirty tracking was on). */
   get pages_dirtied(): number {
     return Number(Atomics.load(this.cnt, CNT_PAGES_DIRTIED));
+  }
+
+  /** Page writes that hit a write-protected page and waited (background snapshots). */
+  get wp_faults(): number {
+    return Number(Atomics.load(this.cnt, CNT_WP_FAULTS));
   }
 
   private async wait_state(pred: (s: number) => boolean): Promise<void> {
