@@ -11,6 +11,7 @@ import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
+import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
 import { EINVAL, strerror } from '../util/errno.js';
@@ -57,6 +58,9 @@ import {
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
+  ram_write_tracking_prepare,
+  ram_write_tracking_start,
+  ram_write_tracking_stop,
 } from './ram.js';
 import {
   SaveVMState,
@@ -64,6 +68,7 @@ import {
   qemu_loadvm_state,
   qemu_savevm_state_cleanup,
   qemu_savevm_state_complete_precopy,
+  qemu_savevm_state_complete_precopy_non_iterable,
   qemu_savevm_state_header,
   qemu_savevm_state_iterate,
   qemu_savevm_state_pending_estimate,
@@ -515,6 +520,11 @@ export interface MigrationHostEnv {
   migration_thread_create?(name: string, ioc: QIOChannel): MigrationThreadHandle;
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
   migration_bh_schedule_cleanup?(): void;
+  /**
+   * migration_bh_schedule(bg_migration_vm_start_bh): from the bg_snapshot thread to the
+   * main loop, which then calls bg_migration_vm_start_bh() with these values.
+   */
+  migration_bh_schedule_vm_start?(vm_old_state: RunState, downtime_start: number): void;
   /** The thread's counters changed (every window, after setup): publish what others read. */
   migration_counters_updated?(): void;
   /** query-migrationthreads bookkeeping, where the list lives on another thread. */
@@ -653,7 +663,9 @@ export function cooperative_migration_thread_create(env: MigrationHostEnv, name:
  */
 export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, self: ThreadRef): Promise<void> {
   const s = env.s;
-  const { savevm: sv, ram, devices } = savevm_machine_none(migration_env_of(env), env.ram_list());
+  const senv = migration_env_of(env);
+  senv.trace_call = (fn, args, body) => env.tracer.call(self, fn, args, body);
+  const { savevm: sv, ram, devices } = savevm_machine_none(senv, env.ram_list());
   s.ram = {
     ram_bytes_total: () => ram_bytes_total(ram.ram_list),
     ram_bytes_remaining: () => ram_bytes_remaining(ram.ram_state),
@@ -671,7 +683,9 @@ export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, 
     vm_old_state: null,
   };
   try {
-    await migration_thread(env, run, self);
+    // migrate_fd_connect() picked the thread's name by the same capability.
+    if (s.options.migrate_background_snapshot()) await bg_migration_thread(env, run, self);
+    else await migration_thread(env, run, self);
   } finally {
     qemu_savevm_state_cleanup(sv);
   }
@@ -906,6 +920,162 @@ async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRu
     if (env.migration_bh_schedule_cleanup) env.migration_bh_schedule_cleanup();
     else setImmediate(() => void migrate_fd_cleanup(env));
   });
+}
+
+/* ------------------------------ background snapshot ------------------------------- */
+
+/** migration_downtime_end(): the downtime is set once (the first to end it wins). */
+function migration_downtime_end(s: MigrationState, downtime_start: number, now: number): void {
+  if (!s.downtime) s.downtime = now - downtime_start;
+}
+
+/**
+ * bg_migration_vm_start_bh(): on the main loop, once all of RAM is write-protected, the VM
+ * goes back to the run state it had when the snapshot stopped it (vm_resume(): RESUME if
+ * it was running), and the downtime ends. A bottom half, not the thread: QEMU's own
+ * vm_start() writes guest memory from state-change notifiers, which would fault.
+ */
+export function bg_migration_vm_start_bh(env: MigrationHostEnv, vm_old_state: RunState, downtime_start: number): void {
+  env.tracer.call(MAIN_THREAD, 'bg_migration_vm_start_bh', { vm_old_state }, () => {
+    env.runstate.vm_resume(vm_old_state);
+    migration_downtime_end(env.s, downtime_start, env.now_ms());
+  });
+}
+
+/**
+ * bg_migration_completion(): all of RAM is in the stream; the device state buffered at
+ * the start follows it (with EOF and the VM description), then → completed. A cancel
+ * that got in first ends as `failed` (9.0's `goto fail`; later QEMUs return instead).
+ */
+async function bg_migration_completion(env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer, self: ThreadRef): Promise<void> {
+  await env.tracer.call(self, 'bg_migration_completion', undefined, async () => {
+    const s = env.s;
+    const current_active_state = s.state;
+    let ok = true;
+    if (s.state === 'active') {
+      /*
+       * By this moment we have RAM content saved into the migration stream. The next
+       * step is to flush the non-RAM content (device state) right after the ram content.
+       */
+      run.f.put_buffer(bioc.data, 0, bioc.usage);
+      await run.f.fflush();
+    } else if (s.state === 'cancelling') {
+      ok = false;
+    }
+    if (ok && qemu_file_get_error(run.f)) ok = false;
+    if (ok) {
+      // migration_completion_end(): the totals, then → completed (from whatever state is current)
+      migration_calculate_complete(env, run);
+      s.migrate_set_state(s.state, 'completed');
+      return;
+    }
+    s.migrate_set_state(current_active_state, 'failed');
+  });
+}
+
+/** bg_migration_iteration_run(): one RAM pass of the loop; all saved → completion. */
+async function bg_migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer, self: ThreadRef): Promise<MigIterateState> {
+  return env.tracer.call(self, 'bg_migration_iteration_run', undefined, async () => {
+    const res = await qemu_savevm_state_iterate(run.f, run.sv, false);
+    if (res > 0) {
+      await bg_migration_completion(env, run, bioc, self);
+      return 'break';
+    }
+    return 'resume';
+  });
+}
+
+/**
+ * bg_migration_iteration_finish(): write tracking off (waiting writers wake up), then the
+ * cleanup bottom half. The run state is left alone: the VM keeps running (no postmigrate).
+ */
+async function bg_migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+  await env.tracer.call(self, 'bg_migration_iteration_finish', { state: env.s.state }, async () => {
+    const s = env.s;
+    const rs = run.ram.ram_state;
+    env.tracer.call(self, 'ram_write_tracking_stop', undefined, () => {
+      if (rs) ram_write_tracking_stop(rs);
+    });
+    switch (s.state) {
+      case 'completed':
+      case 'active':
+      case 'failed':
+      case 'cancelled':
+      case 'cancelling':
+        break;
+      default:
+        /* Should not reach here, but if so, forgive the VM. */
+        env.error_report(`bg_migration_iteration_finish: Unknown ending state ${s.state}`);
+    }
+    if (env.migration_bh_schedule_cleanup) env.migration_bh_schedule_cleanup();
+    else setImmediate(() => void migrate_fd_cleanup(env));
+  });
+}
+
+/**
+ * The `bg_snapshot` thread (bg_migration_thread()): the stream holds memory as it was when
+ * the snapshot began, while the guest keeps running. Header and RAM setup go to the
+ * stream; the VM is stopped just long enough to save the device state into a 512 KiB
+ * memory buffer ("vmstate-buffer") and write-protect all of RAM; then RAM goes out page by
+ * page, pages the guest tries to write first (their write faults jump the queue), and the
+ * buffered device state goes last. No dirty logging, no bitmap syncs (no MIGRATION_PASS),
+ * no rate limit, no entry in query-migrationthreads.
+ */
+async function bg_migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+  const s = env.s;
+  const bioc = qio_channel_buffer_new(512 * 1024);
+  qio_channel_set_name(bioc, 'vmstate-buffer');
+  const fb = qemu_file_new_output(bioc, s.mig_stats);
+  try {
+    await env.tracer.call(self, 'bg_migration_thread', undefined, async () => {
+      migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
+      const setup_start = env.now_ms();
+      let early_fail = true;
+      update_iteration_initial_status(env, run);
+      env.tracer.call(self, 'ram_write_tracking_prepare', undefined, () => ram_write_tracking_prepare());
+      env.tracer.call(self, 'qemu_savevm_state_header', undefined, () => qemu_savevm_state_header(run.f, run.sv));
+      // 9.0 goes on whatever setup returns; a stream error fails the loop below.
+      await env.tracer.call(self, 'qemu_savevm_state_setup', undefined, () => qemu_savevm_state_setup(run.f, run.sv));
+      s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
+      s.setup_time = env.now_ms() - setup_start;
+      env.migration_counters_updated?.();
+
+      fail: {
+        // bql_lock(): stop the VM (STOP if it ran); the snapshot's instant is now.
+        await migration_stop_vm(env, run, 'paused'); // cannot fail in the lab (no block devices)
+        // cpu_synchronize_all_states(): -machine none has no vCPU state
+        if (
+          env.tracer.call(self, 'qemu_savevm_state_complete_precopy_non_iterable', { file: bioc.name }, () =>
+            qemu_savevm_state_complete_precopy_non_iterable(fb, run.sv, false),
+          )
+        ) {
+          break fail;
+        }
+        /* Since we are going to get non-iterable state data directly from s->bioc->data, explicit flush is needed here. */
+        await fb.fflush();
+        /* Now initialize UFFD context and start tracking RAM writes */
+        if (env.tracer.call(self, 'ram_write_tracking_start', undefined, () => ram_write_tracking_start(run.ram.ram_state!))) {
+          break fail;
+        }
+        early_fail = false;
+        // Start VM from BH handler to avoid write-fault lock here; bql_unlock().
+        if (env.migration_bh_schedule_vm_start) env.migration_bh_schedule_vm_start(run.vm_old_state!, run.downtime_start);
+        else setImmediate(() => bg_migration_vm_start_bh(env, run.vm_old_state!, run.downtime_start));
+
+        while (s.state === 'active') {
+          const iter = await bg_migration_iteration_run(env, run, bioc, self);
+          if (iter === 'break') break;
+          if (env.tracer.call(self, 'migration_detect_error', undefined, () => migration_detect_error(env, run))) break;
+          migration_update_counters(env, run, env.now_ms());
+        }
+      }
+      // fail: (with the VM still stopped, as 9.0 leaves it)
+      if (early_fail) s.migrate_set_state('active', 'failed');
+    });
+  } finally {
+    await bg_migration_iteration_finish(env, run, self);
+    await qemu_fclose(fb);
+  }
 }
 
 /** migrate_fd_cleanup(): join the thread, close the file, cancelling → cancelled. */

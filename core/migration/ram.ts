@@ -11,12 +11,14 @@
  * per-page path allocates nothing.
  */
 import {
+  RAM_UF_WRITEPROTECT,
   TARGET_PAGE_BITS,
   TARGET_PAGE_SIZE,
   bitmap_new,
   bitmap_set,
   find_next_bit,
   test_and_clear_bit,
+  test_bit,
 } from '../vm/ram.js';
 import type { MigrationOptions } from './options.js';
 import {
@@ -64,6 +66,18 @@ export interface RAMBlockLike {
   memory_global_dirty_log_stop(): void;
   /** OR the dirty log of [start, start+length) into bmap; returns newly dirty pages. */
   cpu_physical_memory_sync_dirty_bitmap(start?: number, length?: number): number;
+  /*
+   * userfaultfd write protection, for background snapshots (core/vm/ram.ts has it; a
+   * block without it cannot be write-protected: ram_write_tracking_compatible() fails).
+   */
+  /** RAMBlock::flags: RAM_UF_WRITEPROTECT while the block is write-tracked. */
+  flags?: number;
+  uffd_register_memory?(): number;
+  uffd_unregister_memory?(): number;
+  /** (Un)protect [start, start+length) (block offsets); unprotecting wakes faulting writers. */
+  uffd_change_protection?(start: number, length: number, wp: boolean): number;
+  /** One pending write fault (block offset), or -1; never blocks. */
+  uffd_read_events?(): number;
 }
 
 /** ram_list: the blocks in QEMU's order, and a version bumped on hot(un)plug. */
@@ -110,6 +124,11 @@ export interface MigrationEnv {
   error_report(msg: string): void;
   /** The incoming coroutine's periodic yield to the main loop (every 32768 records). */
   coroutine_yield?(): Promise<void>;
+  /**
+   * Report `fn` to the tracer on the calling thread (set by the migration thread); used
+   * for per-page functions only when they matter (a write fault being served).
+   */
+  trace_call?<T>(fn: string, args: Record<string, unknown> | undefined, body: () => T): T;
 }
 
 /* ---------- RAMState ---------- */
@@ -163,6 +182,11 @@ export class RAMState {
   /** Set bits in all bmaps: pages still to send. */
   migration_dirty_pages = 0;
   ram_bytes_total = 0;
+  /**
+   * rs->uffdio_fd: the userfaultfd of a background snapshot, here the blocks registered
+   * with it (ram_write_tracking_start() to _stop()); null when there is none (QEMU's -1).
+   */
+  uffdio_fd: RAMBlockLike[] | null = null;
 
   constructor(
     readonly ram_list: RAMList,
@@ -462,9 +486,154 @@ function find_dirty_block(rs: RAMState, pss: PageSearchStatus): number {
   return PAGE_DIRTY_FOUND;
 }
 
+/* ---------- background snapshot: userfaultfd write protection ---------- */
+
+/**
+ * poll_fault_page(): the next guest write fault waiting on the snapshot's userfaultfd
+ * (uffd_read_events() never blocks), as its block and page offset; null when none.
+ */
+function poll_fault_page(rs: RAMState): { block: RAMBlockLike; offset: number } | null {
+  if (!rs.env.options.migrate_background_snapshot()) return null;
+  const fd = rs.uffdio_fd;
+  if (!fd) return null;
+  for (const block of fd) {
+    const offset = block.uffd_read_events!();
+    if (offset < 0) continue;
+    const hit = { block, offset };
+    // Traced only when there is a fault to serve (it is polled before every page).
+    return rs.env.trace_call ? rs.env.trace_call('poll_fault_page', { block: block.idstr, offset }, () => hit) : hit;
+  }
+  return null;
+}
+
+/**
+ * ram_save_release_protection(): after a run of pages of a write-protected block went
+ * into the stream, flush (the QEMUFile's iovec points into guest RAM: the pages must be
+ * written, or copied by the channel, before the guest may change them) and unprotect the
+ * run: writers waiting on those pages wake up. On a channel of the event loop the flush
+ * completes later; the protection is lifted then.
+ */
+function ram_save_release_protection(_rs: RAMState, pss: PageSearchStatus, start_page: number): number {
+  let res = 0;
+  const block = pss.block!;
+  /* Check if page is from UFFD-managed region. */
+  if ((block.flags ?? 0) & RAM_UF_WRITEPROTECT) {
+    const start = start_page * TARGET_PAGE_SIZE;
+    const run_length = (pss.page - start_page) * TARGET_PAGE_SIZE;
+    /* Flush async buffers before un-protect. */
+    const flushed = pss.pss_channel!.fflush();
+    /* Un-protect memory range. */
+    if (flushed instanceof Promise) void flushed.then(() => block.uffd_change_protection!(start, run_length, false));
+    else res = block.uffd_change_protection!(start, run_length, false);
+  }
+  return res;
+}
+
+/** ram_write_tracking_available(): the lab's RAM can always be write-protected. */
+export function ram_write_tracking_available(): boolean {
+  return true; // uffd_query_features() & UFFD_FEATURE_PAGEFAULT_FLAG_WP
+}
+
+/**
+ * ram_write_tracking_compatible(): every block can be registered for write protection
+ * (the lab's shared-memory RAMBlocks can; blocks without uffd support cannot).
+ */
+export function ram_write_tracking_compatible(list: RAMList): boolean {
+  return list.blocks.every((b) => typeof b.uffd_register_memory === 'function');
+}
+
+/**
+ * ram_write_tracking_prepare(): QEMU reads a byte of every page so that protection has
+ * page tables to act on; the lab's guest RAM is a SharedArrayBuffer, always populated, so
+ * there is nothing to do.
+ */
+export function ram_write_tracking_prepare(): void {}
+
+/**
+ * ram_write_tracking_start(): register every block with the snapshot's userfaultfd and
+ * write-protect all of its pages. 0, or -1 after undoing what was done.
+ */
+export function ram_write_tracking_start(rs: RAMState): number {
+  const registered: RAMBlockLike[] = [];
+  rs.uffdio_fd = registered; // uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true)
+  let ok = true;
+  for (const block of rs.ram_list.blocks) {
+    /* Register block memory with UFFD to track writes */
+    if (!block.uffd_register_memory || block.uffd_register_memory()) {
+      ok = false;
+      break;
+    }
+    block.flags = (block.flags ?? 0) | RAM_UF_WRITEPROTECT;
+    registered.push(block);
+    /* Apply UFFD write protection to the block memory range (ram_block_uffd_protect()) */
+    if (block.uffd_change_protection!(0, block.used_length, true)) {
+      ok = false;
+      break;
+    }
+  }
+  if (ok) return 0;
+
+  rs.env.error_report('ram_write_tracking_start() failed: restoring initial memory state');
+  for (const block of rs.ram_list.blocks) {
+    if (((block.flags ?? 0) & RAM_UF_WRITEPROTECT) === 0) continue;
+    block.uffd_unregister_memory!();
+    /* Cleanup flags and remove reference */
+    block.flags = block.flags! & ~RAM_UF_WRITEPROTECT;
+  }
+  rs.uffdio_fd = null; // uffd_close_fd()
+  return -1;
+}
+
+/**
+ * ram_write_tracking_stop(): unregister every tracked block; that drops its protection
+ * and wakes any writer still waiting on a fault.
+ */
+export function ram_write_tracking_stop(rs: RAMState): void {
+  for (const block of rs.ram_list.blocks) {
+    if (((block.flags ?? 0) & RAM_UF_WRITEPROTECT) === 0) continue;
+    /* Remove protection and unregister all affected RAM blocks */
+    block.uffd_unregister_memory!();
+    /* Cleanup flags and remove reference */
+    block.flags = block.flags! & ~RAM_UF_WRITEPROTECT;
+  }
+  /* Finally close UFFD file descriptor */
+  rs.uffdio_fd = null;
+}
+
+/**
+ * get_queued_page(): a page that must go first. QEMU's queue holds postcopy page requests
+ * (unqueue_page(); none in the lab); then, with a background snapshot, the guest's write
+ * faults. The search goes on from that page ("the guest is likely to want other pages
+ * near to the page it just requested").
+ *
+ * The lab skips a fault on a page already saved, as QEMU does for postcopy requests
+ * ("Skips pages that are already sent (!dirty)") but not for faults. A fault can name a
+ * saved page when the guest wrote it between its save and its unprotect. In QEMU that
+ * window is one synchronous flush, so such a page is the one just saved, behind the
+ * search; on the lab's event-loop runtime the unprotect waits for the channel, and the
+ * page can be far ahead of a search that has wrapped around. Jumping to it there would
+ * end the search's round early (find_dirty_block's "once around" test) and leave pages
+ * unsaved.
+ */
+function get_queued_page(rs: RAMState, pss: PageSearchStatus): boolean {
+  /*
+   * Poll write faults too if background snapshot is enabled; that's
+   * when we have vcpus got blocked by the write protected pages.
+   */
+  let fault = poll_fault_page(rs);
+  while (fault && !test_bit(Math.floor(fault.offset / TARGET_PAGE_SIZE), fault.block.bmap!)) fault = poll_fault_page(rs);
+  if (!fault) return false;
+  pss.block = fault.block;
+  pss.page = Math.floor(fault.offset / TARGET_PAGE_SIZE);
+  /* This unqueued page would break the "one round" check, even is really rare. */
+  pss.complete_round = false;
+  return true;
+}
+
 /** ram_save_host_page(): host page = target page here (4 KiB, no hugepages). */
 function ram_save_host_page(rs: RAMState, pss: PageSearchStatus): number {
   let pages = 0;
+  const start_page = pss.page;
   // pss_host_page_prepare(): one target page per host page
   pss.host_page_start = pss.page;
   pss.host_page_end = pss.page + 1;
@@ -483,7 +652,9 @@ function ram_save_host_page(rs: RAMState, pss: PageSearchStatus): number {
   // pss_host_page_finish()
   pss.host_page_sending = false;
   pss.host_page_start = pss.host_page_end = 0;
-  return pages;
+
+  const res = ram_save_release_protection(rs, pss, start_page);
+  return res < 0 ? res : pages;
 }
 
 /**
@@ -507,10 +678,13 @@ export function ram_find_and_save_block(rs: RAMState): number {
   pss.complete_round = false;
 
   for (;;) {
-    const res = find_dirty_block(rs, pss);
-    if (res !== PAGE_DIRTY_FOUND) {
-      if (res === PAGE_ALL_CLEAN) break;
-      continue; // PAGE_TRY_AGAIN
+    if (!get_queued_page(rs, pss)) {
+      /* priority queue empty, so just search for something dirty */
+      const res = find_dirty_block(rs, pss);
+      if (res !== PAGE_DIRTY_FOUND) {
+        if (res === PAGE_ALL_CLEAN) break;
+        continue; // PAGE_TRY_AGAIN
+      }
     }
     pages = ram_save_host_page(rs, pss);
     if (pages) break;

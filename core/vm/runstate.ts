@@ -95,6 +95,12 @@ export class RunStateMachine {
     if (sendStop) this.events.send('STOP');
   }
 
+  /** vm_resume(): back to `state`: a live state starts the VM (RESUME), any other is just set. */
+  vm_resume(state: RunState): void {
+    if (this.runstate_is_live(state)) this.vm_start();
+    else this.runstate_set(state);
+  }
+
   /** vm_prepare_start() + resume_all_vcpus(). */
   vm_start(): void {
     if (this.runstate_is_running()) return; // no vmstop request can be pending in the lab

@@ -138,7 +138,7 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
    */
   qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
     const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
-    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: 'migration_thread' });
+    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread' });
     const done = (async () => {
       // A new thread gets going after the creating call returns (QMP's reply goes first).
       await new Promise((r) => setImmediate(r));

@@ -1,6 +1,6 @@
 /**
- * The `live_migration` thread of the live runtime: a worker_threads Worker running the
- * engine's migration_thread_main() over the guest's shared RAM, writing its stream into
+ * The `live_migration` (or `bg_snapshot`) thread of the live runtime: a worker_threads
+ * Worker running the engine's migration_thread_main() over the guest's shared RAM, writing its stream into
  * the shared ring, sharing MigrationState with the main loop, and asking the main loop
  * for what needs the BQL.
  */
@@ -36,6 +36,7 @@ export type LiveMigrationMessage =
   | { type: 'error_report'; msg: string }
   | ({ type: 'bql'; seq: number } & BqlOp)
   | { type: 'cleanup' }
+  | { type: 'vm_start_bh'; vm_old_state: RunState; downtime_start: number }
   | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
 
 const data = workerData as LiveMigrationWorkerData;
@@ -102,6 +103,7 @@ const env: MigrationHostEnv = {
     publish();
     post({ type: 'cleanup' });
   },
+  migration_bh_schedule_vm_start: (vm_old_state, downtime_start) => post({ type: 'vm_start_bh', vm_old_state, downtime_start }),
   migration_counters_updated: publish,
   migration_threads_add: (t) => post({ type: 'threads_add', thread: t }),
   migration_threads_remove: (t) => post({ type: 'threads_remove', thread: t }),

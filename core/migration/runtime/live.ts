@@ -1,13 +1,14 @@
 /**
- * qemu_thread_create(migration_thread) in the live runtime, main-loop side: start the
- * `live_migration` worker over the guest's shared RAM, drain its stream into the channel,
- * and carry out what it asks for under the BQL.
+ * qemu_thread_create(migration_thread | bg_migration_thread) in the live runtime, main-loop
+ * side: start the `live_migration` (or `bg_snapshot`) worker over the guest's shared RAM,
+ * drain its stream into the channel, and carry out what it asks for under the BQL.
  */
 import { Worker } from 'node:worker_threads';
 import type { QIOChannel } from '../../io/channel.js';
 import type { TraceEvent } from '../../trace/trace.js';
 import { RAMBlock } from '../../vm/ram.js';
 import {
+  bg_migration_vm_start_bh,
   migrate_fd_cleanup,
   migration_threads_add,
   migration_threads_remove,
@@ -74,6 +75,16 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       case 'cleanup':
         setImmediate(() => void migrate_fd_cleanup(env));
         break;
+      case 'vm_start_bh':
+        // After the thread's BQL requests (vm_stop), in order.
+        queue = queue.then(() => {
+          try {
+            bg_migration_vm_start_bh(env, m.vm_old_state, m.downtime_start);
+          } catch (e) {
+            env.error_report(`${name}: bg_migration_vm_start_bh: ${(e as Error)?.message ?? e}`);
+          }
+        });
+        break;
       case 'bql':
         queue = queue.then(async () => {
           const rs = env.runstate;
@@ -101,7 +112,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       resolve();
     });
   });
-  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name, newTid: process.pid * 1000 + worker.threadId, fn: 'migration_thread' });
+  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name, newTid: process.pid * 1000 + worker.threadId, fn: name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread' });
 
   return {
     join: () => exited,
