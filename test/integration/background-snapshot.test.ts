@@ -153,6 +153,28 @@ describe('background snapshot of a `miglab vm`', () => {
     console.log(`bg snapshot, 64 MiB, running guest (random:rate=64M): ${ms} ms, downtime ${run.info.downtime} ms`);
   });
 
+  it('cancelled while the guest waits on faults: cancelled, and the guest runs on unblocked', async () => {
+    const src = await vm([...LOADED, '--workload', 'random:rate=64M']);
+    await snapshotCaps(src.q);
+    // A consumer that reads nothing for 3 s: the thread blocks with most of RAM still
+    // protected. (The cleanup then waits for the command to exit: that is the 3 s.)
+    expect((await src.q.execute('migrate', { uri: 'exec:sleep 3; cat > /dev/null' })).reply).toEqual({ return: {} });
+    await untilMigration(src.q, (i) => i.status === 'active' && i.ram.normal > 0);
+    await new Promise((r) => setTimeout(r, 300)); // the vCPU is stuck on a protected page by now
+    const stuck = await memory(src.ep, src.q);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(differingPages(await memory(src.ep, src.q), stuck), 'the vCPU waits on a fault').toEqual([]);
+    expect((await src.q.execute('migrate_cancel')).reply).toEqual({ return: {} });
+    const run = await watch(src.q);
+    expect(run.info.status).toBe('cancelled');
+    expect(eventNames(run.events)).toContain('MIGRATION cancelled');
+    expect((await src.q.execute('query-status')).reply.return).toEqual({ status: 'running', running: true });
+    // Write tracking is off: the guest writes again.
+    const a = await memory(src.ep, src.q);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(differingPages(await memory(src.ep, src.q), a).length).toBeGreaterThan(0);
+  });
+
   describe.skipIf(!haveQemu)('with real QEMU 7.2', () => {
     it('loads the lab snapshot, with the same memory, and runs it', async () => {
       const src = await vm([...LOADED, '--workload', 'random:rate=32M']);
