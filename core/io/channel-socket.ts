@@ -301,12 +301,15 @@ export async function qemu_getaddrinfo(host: string | null, service: string | nu
 export type QIOChannelNoun = 'socket' | 'command' | 'file';
 
 interface PendingRead {
-  buf: Uint8Array;
+  /** Where to copy; null to lend a chunk instead (read_borrow). */
+  buf: Uint8Array | null;
   off: number;
   len: number;
-  resolve: (n: number) => void;
+  resolve: (got: number & Buffer) => void;
   reject: (e: QIOChannelError) => void;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Above this many queued unread bytes the source stream is paused. */
 export const QIO_CHANNEL_READ_HIGH_WATER = 4 << 20;
@@ -417,13 +420,13 @@ export class QIOChannelStream implements QIOChannel {
       const r = this.readers[0]!;
       if (this.queued > 0) {
         this.readers.shift();
-        r.resolve(this.take(r.buf, r.off, r.len));
+        r.resolve((r.buf ? this.take(r.buf, r.off, r.len) : this.lend(r.len)) as number & Buffer);
       } else if (this.readErr) {
         this.readers.shift();
         r.reject(this.readError());
       } else if (this.eof || this.shut) {
         this.readers.shift();
-        r.resolve(0);
+        r.resolve((r.buf ? 0 : EMPTY) as number & Buffer);
       } else {
         break;
       }
@@ -449,6 +452,21 @@ export class QIOChannelStream implements QIOChannel {
       }
     }
     return n;
+  }
+
+  /** Up to `max` bytes of the first queued chunk, as a view (the chunk is not reused). */
+  private lend(max: number): Buffer {
+    const c = this.chunks[0]!;
+    const end = Math.min(c.length, this.head + max);
+    const v = c.subarray(this.head, end);
+    this.queued -= v.length;
+    if (end === c.length) {
+      this.chunks.shift();
+      this.head = 0;
+    } else {
+      this.head = end;
+    }
+    return v;
   }
 
   private is_readable(): boolean {
@@ -489,6 +507,22 @@ export class QIOChannelStream implements QIOChannel {
     if (this.eof || this.shut || this.closed) return Promise.resolve(0);
     return new Promise((resolve, reject) => {
       this.readers.push({ buf, off, len, resolve, reject });
+    });
+  }
+
+  /** read_borrow(): as read(), lending the received chunk instead of copying it. */
+  read_borrow(max: number): Promise<Buffer> {
+    if (!this.rs) return Promise.reject(new QIOChannelError(`Unable to read from ${this.noun}: ${strerror('EBADF')}`));
+    this.start_reading();
+    if (this.queued > 0 && this.readers.length === 0) {
+      const v = this.lend(max);
+      if (this.paused) this.serve();
+      return Promise.resolve(v);
+    }
+    if (this.readErr && this.queued === 0) return Promise.reject(this.readError());
+    if (this.eof || this.shut || this.closed) return Promise.resolve(EMPTY);
+    return new Promise((resolve, reject) => {
+      this.readers.push({ buf: null, off: 0, len: max, resolve, reject });
     });
   }
 

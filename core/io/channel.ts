@@ -12,6 +12,10 @@
  *    Error whose message is QEMU's text, e.g. "Unable to write to socket: Broken pipe".
  *  - read() reads 1..length bytes into `into` at `offset` and returns the count, 0 at end
  *    of stream; failure as for writev ("Unable to read from socket: ...").
+ *  - read_borrow() (optional, the lab's): like read(), but lends the next 1..max bytes
+ *    already received as they are (a view of the chunk the OS delivered), without a copy;
+ *    an empty Buffer at end of stream. QEMUFile uses it to load pages straight from the
+ *    received chunk into guest RAM, as qemu_get_buffer_in_place() avoids a copy in QEMU.
  *  - shutdown() (qio_channel_shutdown BOTH) wakes blocked readers and writers.
  * Callers issue writev() again only after the previous call has completed.
  */
@@ -20,6 +24,7 @@ export interface QIOChannel {
   readonly name?: string;
   writev(bufs: readonly Uint8Array[]): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
+  read_borrow?(max: number): Buffer | Promise<Buffer>;
   shutdown?(): void;
   close(): void | Promise<void>;
 }

@@ -32,42 +32,83 @@ export const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
 /** RATE_LIMIT_DISABLED: rate_limit_max of 0 means unlimited. */
 export const RATE_LIMIT_DISABLED = 0;
 
+/** The counters of MigrationAtomicStats, in their slot order. */
+export const MIG_STATS_FIELDS = [
+  'dirty_bytes_last_sync',
+  'dirty_pages_rate',
+  'dirty_sync_count',
+  'dirty_sync_missed_zero_copy',
+  'downtime_bytes',
+  'zero_pages',
+  'multifd_bytes',
+  'normal_pages',
+  'postcopy_bytes',
+  'postcopy_requests',
+  'precopy_bytes',
+  'qemu_file_transferred',
+  'rate_limit_max',
+  'rate_limit_start',
+  'rdma_bytes',
+] as const;
+
 /**
  * MigrationAtomicStats (mig_stats): the source's counters behind query-migrate's `ram`.
- * Plain numbers: exact up to 2^53 bytes, far beyond any lab run.
+ * Plain doubles (exact up to 2^53 bytes, far beyond any lab run) in one Float64Array, so
+ * that the migration thread and the main loop can share them (attach()) and the per-page
+ * updates stay cheap.
  */
 export class MigrationAtomicStats {
   /** Bytes dirty at the last bitmap sync (expected-downtime input). */
-  dirty_bytes_last_sync = 0;
+  declare dirty_bytes_last_sync: number;
   /** ram.dirty-pages-rate, pages/s, updated every ≥1 s of syncs. */
-  dirty_pages_rate = 0;
+  declare dirty_pages_rate: number;
   /** ram.dirty-sync-count: bitmap syncs ("passes"). */
-  dirty_sync_count = 0;
-  dirty_sync_missed_zero_copy = 0;
+  declare dirty_sync_count: number;
+  declare dirty_sync_missed_zero_copy: number;
   /** Bytes of RAM records sent while the VM was stopped (not postcopy). */
-  downtime_bytes = 0;
+  declare downtime_bytes: number;
   /** ram.duplicate: zero pages. */
-  zero_pages = 0;
-  multifd_bytes = 0;
+  declare zero_pages: number;
+  declare multifd_bytes: number;
   /** ram.normal: full pages. */
-  normal_pages = 0;
-  postcopy_bytes = 0;
-  postcopy_requests = 0;
+  declare normal_pages: number;
+  declare postcopy_bytes: number;
+  declare postcopy_requests: number;
   /** Bytes of RAM records sent while the VM ran. */
-  precopy_bytes = 0;
+  declare precopy_bytes: number;
   /** Every byte the main QEMUFile handed to its channel (ram.transferred since 8.1). */
-  qemu_file_transferred = 0;
+  declare qemu_file_transferred: number;
   /** Bytes allowed per BUFFER_DELAY window; 0 = unlimited. */
-  rate_limit_max = 0;
+  declare rate_limit_max: number;
   /** migration_transferred_bytes() at the start of the current window. */
-  rate_limit_start = 0;
-  rdma_bytes = 0;
+  declare rate_limit_start: number;
+  declare rdma_bytes: number;
+
+  private v: Float64Array<ArrayBufferLike> = new Float64Array(MIG_STATS_FIELDS.length);
+
+  /** Keep the counters in `mem` from now on (another thread's view of the same ones). */
+  attach(mem: Float64Array, copy_current: boolean): void {
+    if (mem.length !== MIG_STATS_FIELDS.length) throw new RangeError('mig_stats: wrong size');
+    if (copy_current) mem.set(this.v);
+    this.v = mem;
+  }
 
   /** migration_reset_vfio_bytes()/migrate_init(): zero everything for a new migration. */
   reset(): void {
-    for (const k of Object.keys(this) as (keyof this)[]) (this[k] as unknown) = 0;
+    this.v.fill(0);
   }
 }
+MIG_STATS_FIELDS.forEach((name, i) => {
+  Object.defineProperty(MigrationAtomicStats.prototype, name, {
+    get(this: { v: Float64Array }) {
+      return this.v[i];
+    },
+    set(this: { v: Float64Array }, x: number) {
+      this.v[i] = x;
+    },
+    enumerable: true,
+  });
+});
 
 /** migration_transferred_bytes(): main stream + multifd + RDMA. */
 export function migration_transferred_bytes(stats: MigrationAtomicStats): number {
@@ -104,6 +145,9 @@ export function migration_rate_reset(stats: MigrationAtomicStats): void {
 /** IO_BUF_SIZE: the QEMUFile buffer (QEMU's value; records straddle it freely). */
 export const IO_BUF_SIZE = 32768;
 
+/** MAX_IOV_SIZE: a flush every this many iovec entries (QEMU: MIN(IOV_MAX, 64)). */
+export const MAX_IOV_SIZE = 64;
+
 /** Queued-but-unwritten bytes above which qemu_file_drain() makes a writer wait. */
 export const QEMU_FILE_HIGH_WATER = 1 << 20;
 
@@ -122,6 +166,8 @@ export class QEMUFile {
   /** Read: bytes valid in buf (0 when writing). */
   buf_size = 0;
   buf: Buffer;
+  /** Read: the file's own buffer (buf is it, or a chunk lent by the channel). */
+  private readonly own: Buffer;
 
   last_error = 0;
   /** The error's text (QEMU's Error *last_error_obj), null if only a code was set. */
@@ -131,8 +177,18 @@ export class QEMUFile {
   private read_base = 0;
   private reading: Promise<void> | null = null;
 
-  /* write side: buffers handed over but not yet written (async channels) */
-  private queue: Buffer[] = [];
+  /*
+   * write side, as QEMU's QEMUFile: `iov` lists what the next flush writes, in order:
+   * parts of `buf` (headers, small fields) and views of guest RAM that
+   * qemu_put_buffer_async() added without copying. buf[buf_start, buf_index) is the part
+   * of buf not yet in `iov`.
+   */
+  private iov: Uint8Array[] = [];
+  private iov_bytes = 0;
+  private buf_start = 0;
+  /* async channels: what waits behind the write in flight, and the bufs it holds */
+  private queue: Uint8Array[] = [];
+  private queue_owned: Buffer[] = [];
   private queued_bytes = 0;
   private inflight: Promise<void> | null = null;
   private free_bufs: Buffer[] = [];
@@ -143,7 +199,7 @@ export class QEMUFile {
     this.ioc = ioc;
     this.is_writable = is_writable;
     this.stats = stats;
-    this.buf = Buffer.allocUnsafeSlow(bufSize);
+    this.buf = this.own = Buffer.allocUnsafeSlow(bufSize);
   }
 
   /* ----- errors ----- */
@@ -219,45 +275,70 @@ export class QEMUFile {
     }
   }
 
+  /**
+   * qemu_put_buffer_async(): add `size` bytes of `src` to the iovec without copying (QEMU
+   * sends guest pages straight from guest RAM this way). The caller keeps `src` unchanged
+   * until the next flush completes, or accepts that a later write is what gets sent (a
+   * page written meanwhile is dirty again and sent again, as in QEMU).
+   */
+  put_buffer_async(src: Uint8Array, off: number, size: number): void {
+    if (this.last_error || size <= 0) return;
+    this.add_buf_to_iovec();
+    this.iov.push(src.subarray(off, off + size));
+    this.iov_bytes += size;
+    if (this.iov.length >= MAX_IOV_SIZE) this.submit();
+  }
+
+  /** add_buf_to_iovec(): the bytes put into buf since the last call join the iovec. */
+  private add_buf_to_iovec(): void {
+    if (this.buf_index === this.buf_start) return;
+    this.iov.push(this.buf.subarray(this.buf_start, this.buf_index));
+    this.iov_bytes += this.buf_index - this.buf_start;
+    this.buf_start = this.buf_index;
+  }
+
   private take_buf(): Buffer {
     return this.free_bufs.pop() ?? Buffer.allocUnsafeSlow(this.buf.length);
   }
 
-  /** Hand the filled part of buf to the channel (or to the queue behind a pending write). */
+  /** Hand the iovec to the channel (or queue it behind the write in flight). */
   private submit(): void {
-    const n = this.buf_index;
-    if (n === 0 || this.last_error) {
-      this.buf_index = 0;
-      return;
-    }
-    const data = this.buf.subarray(0, n);
+    this.add_buf_to_iovec();
+    const n = this.iov_bytes;
+    const list = this.iov;
+    // buf is in this write when any of it was used; it is ours again once written
+    const owned = this.buf_start > 0 ? this.buf : null;
+    this.iov = [];
+    this.iov_bytes = 0;
+    this.buf_index = 0;
+    this.buf_start = 0;
+    if (n === 0 || this.last_error) return;
     this.handed += n;
     if (this.stats) this.stats.qemu_file_transferred += n;
     if (this.inflight) {
-      this.queue.push(data);
+      for (const v of list) this.queue.push(v);
       this.queued_bytes += n;
-      this.buf = this.take_buf();
-      this.buf_index = 0;
+      if (owned) {
+        this.queue_owned.push(owned);
+        this.buf = this.take_buf();
+      }
       return;
     }
     let r: void | Promise<void>;
     try {
-      r = this.ioc.writev([data]);
+      r = this.ioc.writev(list);
     } catch (e) {
       this.set_error(-EIO, errorMessage(e));
-      this.buf_index = 0;
       return;
     }
-    this.buf_index = 0;
     if (r === undefined) return; // written: buf is ours again
     this.queued_bytes += n;
-    const owned = this.buf;
-    this.buf = this.take_buf();
-    this.inflight = this.pump(r, [owned], n);
+    if (owned) this.buf = this.take_buf();
+    this.inflight = this.pump(r, owned ? [owned] : [], n);
   }
 
   /** Await the write in flight, then write whatever queued up meanwhile, in one writev(). */
-  private async pump(first: Promise<void>, bufs: Buffer[], bytes: number): Promise<void> {
+  private async pump(first: Promise<void>, owned: Buffer[], bytes: number): Promise<void> {
     let p: Promise<void> | undefined = first;
     for (;;) {
       if (p) {
@@ -268,20 +349,23 @@ export class QEMUFile {
         }
       }
       this.queued_bytes -= bytes;
-      for (const b of bufs) if (b.byteOffset === 0 && b.buffer.byteLength === this.buf.length) this.free_bufs.push(Buffer.from(b.buffer, 0, this.buf.length));
+      for (const b of owned) this.free_bufs.push(b);
       if (this.last_error || this.queue.length === 0) break;
-      bufs = this.queue;
+      const list = this.queue;
+      owned = this.queue_owned;
       this.queue = [];
+      this.queue_owned = [];
       bytes = 0;
-      for (const b of bufs) bytes += b.length;
+      for (const b of list) bytes += b.length;
       try {
-        p = this.ioc.writev(bufs) ?? undefined;
+        p = this.ioc.writev(list) ?? undefined;
       } catch (e) {
         this.set_error(-EIO, errorMessage(e));
         p = undefined;
       }
     }
     this.queue = [];
+    this.queue_owned = [];
     this.queued_bytes = 0;
     this.inflight = null;
   }
@@ -305,9 +389,9 @@ export class QEMUFile {
     while (this.inflight && this.queued_bytes > high_water) await this.inflight;
   }
 
-  /** qemu_file_transferred(): bytes handed over plus bytes still in the buffer. */
+  /** qemu_file_transferred(): bytes handed over plus bytes still in the buffer and iovec. */
   transferred(): number {
-    return this.handed + this.buf_index;
+    return this.handed + (this.is_writable ? this.iov_bytes + this.buf_index - this.buf_start : this.buf_index);
   }
 
   /* ----- read side ----- */
@@ -328,42 +412,64 @@ export class QEMUFile {
    */
   need(n: number): Promise<void> | undefined {
     if (this.buf_size - this.buf_index >= n || this.last_error) return undefined;
-    if (n > this.buf.length) throw new RangeError(`QEMUFile.need(${n}) exceeds the buffer`);
+    if (n > this.own.length) throw new RangeError(`QEMUFile.need(${n}) exceeds the buffer`);
     return this.fill_until(n);
   }
 
   private fill_until(n: number): Promise<void> | undefined {
     while (this.buf_size - this.buf_index < n && !this.last_error) {
-      const r = this.qemu_fill_buffer();
+      const r = this.qemu_fill_buffer(n);
       if (r) return r.then(() => this.fill_until(n));
     }
     return undefined;
   }
 
-  /** qemu_fill_buffer(): compact, then one channel read; EOF and failures set -EIO. */
-  private qemu_fill_buffer(): Promise<void> | undefined {
+  /**
+   * qemu_fill_buffer(): one channel read toward `n` readable bytes; EOF and failures set
+   * -EIO. When everything buffered is consumed and the channel can lend its chunks, the
+   * next chunk becomes the buffer without a copy (the lab's qemu_get_buffer_in_place():
+   * a page then goes from the socket's chunk straight into guest RAM). Otherwise what is
+   * left moves to the front of the file's own buffer and the read appends to it, taking
+   * from a lending channel only the bytes still missing, so that the rest is lent next.
+   */
+  private qemu_fill_buffer(n: number): Promise<void> | undefined {
     if (this.reading) return this.reading;
     const pending = this.buf_size - this.buf_index;
-    if (pending > 0 && this.buf_index > 0) this.buf.copy(this.buf, 0, this.buf_index, this.buf_size);
     this.read_base += this.buf_index;
-    this.buf_index = 0;
-    this.buf_size = pending;
-    if (this.last_error) return undefined;
-    let r: number | Promise<number>;
+    if (this.last_error) {
+      this.buf = this.buf.subarray(this.buf_index, this.buf_size);
+      this.buf_index = 0;
+      this.buf_size = pending;
+      return undefined;
+    }
+    const borrow = this.ioc.read_borrow?.bind(this.ioc);
+    let r: number | Buffer | Promise<number | Buffer>;
     try {
-      r = this.ioc.read(this.buf, pending, this.buf.length - pending);
+      if (pending === 0 && borrow) {
+        this.buf_index = 0;
+        this.buf_size = 0;
+        r = borrow(this.own.length);
+      } else {
+        if (this.buf !== this.own) this.buf.copy(this.own, 0, this.buf_index, this.buf_size);
+        else if (pending > 0 && this.buf_index > 0) this.own.copy(this.own, 0, this.buf_index, this.buf_size);
+        this.buf = this.own;
+        this.buf_index = 0;
+        this.buf_size = pending;
+        const room = this.own.length - pending;
+        r = this.ioc.read(this.own, pending, borrow ? Math.min(room, Math.max(n - pending, 1)) : room);
+      }
     } catch (e) {
       this.set_error(-EIO, errorMessage(e));
       return undefined;
     }
-    if (typeof r === 'number') {
+    if (typeof r === 'number' || Buffer.isBuffer(r)) {
       this.filled(r);
       return undefined;
     }
     this.reading = r.then(
-      (len) => {
+      (got) => {
         this.reading = null;
-        this.filled(len);
+        this.filled(got);
       },
       (e) => {
         this.reading = null;
@@ -373,8 +479,12 @@ export class QEMUFile {
     return this.reading;
   }
 
-  private filled(len: number): void {
-    if (len > 0) this.buf_size += len;
+  private filled(got: number | Buffer): void {
+    if (typeof got !== 'number') {
+      if (got.length === 0) return this.set_error(-EIO);
+      this.buf = got; // a lent chunk: buf_index and buf_size are 0 here
+      this.buf_size = got.length;
+    } else if (got > 0) this.buf_size += got;
     else this.set_error(-EIO);
   }
 
@@ -438,7 +548,7 @@ export class QEMUFile {
     while (size > 0) {
       let avail = this.buf_size - this.buf_index;
       if (avail === 0) {
-        this.ensure_sync(Math.min(size, this.buf.length));
+        this.ensure_sync(Math.min(size, this.own.length));
         avail = this.buf_size - this.buf_index;
         if (avail === 0) break;
       }
@@ -456,7 +566,7 @@ export class QEMUFile {
   async get_buffer_async(dest: Uint8Array | null, off: number, size: number): Promise<number> {
     let done = 0;
     while (size > 0 && !this.last_error) {
-      const chunk = Math.min(size, this.buf.length);
+      const chunk = Math.min(size, this.own.length);
       const w = this.need(chunk);
       if (w) await w;
       const l = Math.min(this.buf_size - this.buf_index, size);

@@ -427,14 +427,17 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   return 1;
 }
 
-/** save_normal_page() via ram_save_page(): header + the page copied into the file buffer. */
+/**
+ * save_normal_page() via ram_save_page(): header, then the page straight from guest RAM
+ * (qemu_put_buffer_async: no copy; the flush writes it from RAM).
+ */
 function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   const env = rs.env;
   const block = pss.block!;
   const offset = pss.page * TARGET_PAGE_SIZE;
   const f = pss.pss_channel!;
   ram_transferred_add(env, save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_PAGE));
-  f.put_buffer(block.host, offset, TARGET_PAGE_SIZE);
+  f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
   env.mig_stats.normal_pages++;
   return 1;

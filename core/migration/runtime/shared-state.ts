@@ -6,7 +6,7 @@
  */
 import { MigrationStatus_lookup, type MigrationStatus } from '../../qmp/schema/migration.js';
 import type { MigrationState } from '../migration.js';
-import { MigrationAtomicStats } from '../qemu-file.js';
+import { MIG_STATS_FIELDS } from '../qemu-file.js';
 
 /** MigrationState fields that both threads read or write. */
 const STATE_FIELDS = [
@@ -22,7 +22,7 @@ const STATE_FIELDS = [
 ] as const;
 /** Parameters the running thread reads again at every window (migration_update_counters()). */
 const LIVE_PARAMS = ['downtime_limit', 'avail_switchover_bandwidth'] as const;
-const STAT_FIELDS = Object.keys(new MigrationAtomicStats()) as (keyof MigrationAtomicStats)[];
+const STAT_FIELDS = MIG_STATS_FIELDS;
 
 const CTL_STATE = 0;
 const CTL_ERROR_LEN = 1;
@@ -58,7 +58,6 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
     state: s.state,
     error: s.error,
     fields: STATE_FIELDS.map((f) => (f in s ? Number((s as unknown as Record<string, number>)[f] ?? 0) : 0)),
-    stats: STAT_FIELDS.map((f) => Number(s.mig_stats[f])),
     params: LIVE_PARAMS.map((p) => Number(s.options.parameters[p])),
   };
   Object.defineProperty(s, 'state', {
@@ -85,10 +84,7 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
   STATE_FIELDS.forEach((f, i) => {
     Object.defineProperty(s, f, { get: () => nums[i]!, set: (v: number) => (nums[i] = v), configurable: true });
   });
-  STAT_FIELDS.forEach((f, i) => {
-    const at = STATE_FIELDS.length + i;
-    Object.defineProperty(s.mig_stats, f, { get: () => nums[at]!, set: (v: number) => (nums[at] = v), configurable: true, enumerable: true });
-  });
+  s.mig_stats.attach(nums.subarray(STATE_FIELDS.length, STATE_FIELDS.length + STAT_FIELDS.length), init);
   LIVE_PARAMS.forEach((p, i) => {
     const at = STATE_FIELDS.length + STAT_FIELDS.length + i;
     Object.defineProperty(s.options.parameters, p, {
@@ -127,7 +123,6 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
     s.state = initial.state;
     s.error = initial.error;
     STATE_FIELDS.forEach((f, i) => ((s as unknown as Record<string, number>)[f] = initial.fields[i]!));
-    STAT_FIELDS.forEach((f, i) => ((s.mig_stats as unknown as Record<string, number>)[f] = initial.stats[i]!));
     LIVE_PARAMS.forEach((p, i) => ((s.options.parameters as unknown as Record<string, number>)[p] = initial.params[i]!));
   }
   /* query-migrate's RAM totals come from the thread through the shared fields. */

@@ -5,8 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import { QIOChannelStream } from '../../../core/io/channel-socket.js';
 import {
   IO_BUF_SIZE,
+  MAX_IOV_SIZE,
   MigrationAtomicStats,
   QEMUFile,
   QIOChannelBuffer,
@@ -42,7 +45,8 @@ type Op =
   | { k: 'be16'; v: number }
   | { k: 'be32'; v: number }
   | { k: 'be64'; v: bigint }
-  | { k: 'buf'; v: Uint8Array };
+  | { k: 'buf'; v: Uint8Array }
+  | { k: 'abuf'; v: Uint8Array };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.integer({ min: 0, max: 255 }).map((v) => ({ k: 'byte' as const, v })),
@@ -50,6 +54,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.integer({ min: 0, max: 0xffffffff }).map((v) => ({ k: 'be32' as const, v })),
   fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((v) => ({ k: 'be64' as const, v })),
   fc.uint8Array({ maxLength: 3 * IO_BUF_SIZE }).map((v) => ({ k: 'buf' as const, v })),
+  fc.uint8Array({ minLength: 1, maxLength: 3 * 4096 }).map((v) => ({ k: 'abuf' as const, v })),
 );
 
 function put(f: QEMUFile, op: Op): void {
@@ -59,6 +64,7 @@ function put(f: QEMUFile, op: Op): void {
     case 'be32': return qemu_put_be32(f, op.v);
     case 'be64': return qemu_put_be64(f, op.v);
     case 'buf': return qemu_put_buffer(f, op.v);
+    case 'abuf': return f.put_buffer_async(op.v, 0, op.v.length);
   }
 }
 
@@ -66,7 +72,7 @@ function put(f: QEMUFile, op: Op): void {
 function reference(ops: Op[]): Buffer {
   return Buffer.concat(
     ops.map((op) => {
-      const b = Buffer.alloc(op.k === 'buf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k]);
+      const b = Buffer.alloc(op.k === 'buf' || op.k === 'abuf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k]);
       if (op.k === 'byte') b.writeUInt8(op.v);
       else if (op.k === 'be16') b.writeUInt16BE(op.v);
       else if (op.k === 'be32') b.writeUInt32BE(op.v);
@@ -78,8 +84,8 @@ function reference(ops: Op[]): Buffer {
 }
 
 async function readBack(f: QEMUFile, op: Op): Promise<unknown> {
-  const n = op.k === 'buf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k];
-  if (op.k === 'buf') {
+  const n = op.k === 'buf' || op.k === 'abuf' ? op.v.length : { byte: 1, be16: 2, be32: 4, be64: 8 }[op.k];
+  if (op.k === 'buf' || op.k === 'abuf') {
     const out = new Uint8Array(n);
     await f.get_buffer_async(out, 0, n);
     return out;
@@ -110,7 +116,7 @@ describe('QEMUFile write and read', () => {
         const fin = qemu_file_new_input(new QIOChannelBuffer(ref, { async: isAsync, maxRead }));
         for (const op of ops) {
           const got = await readBack(fin, op);
-          if (op.k === 'buf') expect(Buffer.from(got as Uint8Array).equals(Buffer.from(op.v))).toBe(true);
+          if (op.k === 'buf' || op.k === 'abuf') expect(Buffer.from(got as Uint8Array).equals(Buffer.from(op.v))).toBe(true);
           else expect(got).toBe(op.v);
         }
         expect(qemu_file_get_error(fin)).toBe(0);
@@ -164,6 +170,83 @@ describe('QEMUFile write and read', () => {
     const fin = qemu_file_new_input(new QIOChannelBuffer(ch.contents()));
     expect(qemu_get_counted_string(fin)).toBe('globalstate');
     expect(qemu_get_counted_string(fin)).toBeNull();
+  });
+});
+
+describe('zero-copy paths', () => {
+  it('qemu_put_buffer_async(): the channel gets views of the caller\'s memory, a flush every MAX_IOV_SIZE entries', () => {
+    const ram = Buffer.alloc(64 * 4096);
+    for (let i = 0; i < ram.length; i++) ram[i] = (i * 31) & 0xff;
+    const seen: Uint8Array[][] = [];
+    // a blocking channel: it must take the bytes before returning (the file reuses its buffer)
+    const ch: QIOChannel = {
+      writev: (bufs) => void seen.push(bufs.map((b) => (b.buffer === ram.buffer ? b : Buffer.from(b)))),
+      read: () => 0,
+      close: () => {},
+    };
+    const f = qemu_file_new_output(ch);
+    for (let p = 0; p < 40; p++) {
+      qemu_put_be64(f, p * 4096); // a header in the file's buffer, then the page itself
+      f.put_buffer_async(ram, p * 4096, 4096);
+    }
+    // 32 pages make 64 entries: written at once, pages as views of `ram` (no copy)
+    expect(seen.length).toBe(1);
+    expect(seen[0]!.length).toBe(MAX_IOV_SIZE);
+    expect(seen[0]!.filter((b) => b.buffer === ram.buffer && b.length === 4096).length).toBe(32);
+    qemu_fflush(f);
+    const all = Buffer.concat(seen.flat());
+    expect(all.length).toBe(40 * (8 + 4096));
+    for (let p = 0; p < 40; p++) {
+      const at = p * (8 + 4096);
+      expect(all.readBigUInt64BE(at)).toBe(BigInt(p * 4096));
+      expect(all.subarray(at + 8, at + 8 + 4096).equals(ram.subarray(p * 4096, (p + 1) * 4096))).toBe(true);
+    }
+  });
+
+  it('reading a socket stream borrows its chunks: any chunking reads back the same values', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 20 }), async (ops, cuts) => {
+        const ref = reference(ops);
+        const rs = new PassThrough();
+        const ch = new QIOChannelStream('test', 'socket', rs, null);
+        const fin = qemu_file_new_input(ch);
+        // feed the stream in chunks of the drawn sizes, from the event loop
+        void (async () => {
+          let off = 0;
+          for (let i = 0; off < ref.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            rs.write(ref.subarray(off, off + n));
+            off += n;
+            await new Promise((r) => setImmediate(r));
+          }
+          rs.end();
+        })();
+        for (const op of ops) {
+          const got = await readBack(fin, op);
+          if (op.k === 'buf' || op.k === 'abuf') expect(Buffer.from(got as Uint8Array).equals(Buffer.from(op.v))).toBe(true);
+          else expect(got).toBe(op.v);
+        }
+        expect(qemu_file_get_error(fin)).toBe(0);
+        expect(fin.tell()).toBe(ref.length);
+        // then the end of the stream: zeros and -EIO, as QEMU
+        const w = fin.need(1);
+        if (w) await w;
+        expect(qemu_get_byte(fin)).toBe(0);
+        expect(qemu_file_get_error(fin)).toBe(-EIO);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a borrowed chunk is not copied: a page is read straight out of it', async () => {
+    const rs = new PassThrough();
+    const ch = new QIOChannelStream('test', 'socket', rs, null);
+    const fin = qemu_file_new_input(ch);
+    const chunk = Buffer.alloc(3 * 4096, 7);
+    rs.write(chunk);
+    const w = fin.need(4096);
+    if (w) await w;
+    expect(fin.buf.buffer).toBe(chunk.buffer); // the file reads from the chunk itself
   });
 });
 
