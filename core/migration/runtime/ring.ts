@@ -42,26 +42,39 @@ export class RingWriterChannel implements QIOChannel {
     return new Error(Buffer.from(this.err.slice(0, Atomics.load(this.ctl, ERR_LEN))).toString('utf8'));
   }
 
+  /**
+   * Copy every byte of `bufs` into the ring (QEMU's writev into the kernel's socket
+   * buffer), blocking while it is full; one store of W and one wake-up per contiguous
+   * stretch, not per buffer: a flush holds 64 iovec entries.
+   */
   writev(bufs: readonly Uint8Array[]): void {
     const size = this.data.length;
-    for (const buf of bufs) {
-      let off = 0;
-      while (off < buf.length) {
-        const e = this.failure();
-        if (e) throw e;
-        const r = Atomics.load(this.ctl, R);
-        const w = Atomics.load(this.ctl, W);
-        const free = (r - w - 1 + size) % size;
-        if (free === 0) {
-          Atomics.wait(this.ctl, R, r, 100); // the main loop frees space, or fails
-          continue;
-        }
-        const n = Math.min(free, buf.length - off, size - w);
-        this.data.set(buf.subarray(off, off + n), w);
-        off += n;
-        Atomics.store(this.ctl, W, (w + n) % size);
-        Atomics.notify(this.ctl, W);
+    let i = 0;
+    let off = 0; // into bufs[i]
+    while (i < bufs.length) {
+      const e = this.failure();
+      if (e) throw e;
+      const r = Atomics.load(this.ctl, R);
+      const w = Atomics.load(this.ctl, W);
+      const room = Math.min((r - w - 1 + size) % size, size - w);
+      if (room === 0) {
+        Atomics.wait(this.ctl, R, r, 100); // the main loop frees space, or fails
+        continue;
       }
+      let n = 0;
+      while (n < room && i < bufs.length) {
+        const b = bufs[i]!;
+        const k = Math.min(b.length - off, room - n);
+        this.data.set(k === b.length ? b : b.subarray(off, off + k), w + n);
+        n += k;
+        off += k;
+        if (off === b.length) {
+          i++;
+          off = 0;
+        }
+      }
+      Atomics.store(this.ctl, W, (w + n) % size);
+      Atomics.notify(this.ctl, W);
     }
   }
 
