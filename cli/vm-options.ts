@@ -68,6 +68,8 @@ export interface VmConfig {
   debug_threads: boolean;
   loaders: GenericLoaderProps[];
   nodefaults: boolean;
+  /** -mem-prealloc: fault all guest RAM in at start-up (qemu_prealloc_mem). */
+  mem_prealloc: boolean;
   display: 'none';
   workload: WorkloadSpec;
   seed: number;
@@ -236,6 +238,7 @@ const LAB_OPTIONS: Record<string, boolean> = {
   name: true,
   device: true,
   nodefaults: false,
+  'mem-prealloc': false,
   display: true,
   accel: true,
   workload: true,
@@ -256,7 +259,7 @@ const QEMU_ONLY_OPTIONS: Record<string, boolean> = {
   audio: true, audiodev: true, usb: false, usbdevice: true, fsdev: true, virtfs: true,
   semihosting: false, gdb: true, s: false, loadvm: true, 'only-migratable': false,
   readconfig: true, 'no-user-config': false, nodefconfig: false, qtest: true,
-  'mem-path': true, 'mem-prealloc': false, 'add-fd': true, iscsi: true, compat: true,
+  'mem-path': true, 'add-fd': true, iscsi: true, compat: true,
   plugin: true, spice: true, vnc: true, 'full-screen': false, 'no-hpet': false,
   acpitable: true, smbios: true, preconfig: false, uuid: true, watchdog: true,
   'watchdog-action': true, 'echr': true, 'singlestep': false, 'one-insn-per-tb': false,
@@ -307,6 +310,9 @@ Standard options:
 -accel tcg[,thread=single|multi]   the accelerator (TCG only)
 -name [guest=]name[,debug-threads=on|off]
 -S               do not start the vCPUs (the VM stays paused until 'cont')
+-mem-prealloc    preallocate guest memory: every page is touched at start-up, so that
+                 nothing pays for first-touch page faults later (QEMU honours it for
+                 anonymous RAM too, though its help says "use with -mem-path")
 -nodefaults      accepted (the lab creates no default devices anyway)
 -display none    accepted (the lab has no display)
 -device loader,file=F[,addr=A][,force-raw=on]
@@ -356,6 +362,7 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
     debug_threads: false,
     loaders: [],
     nodefaults: false,
+    mem_prealloc: false,
     display: 'none',
     workload: { name: 'idle' },
     seed: 0,
@@ -494,6 +501,9 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
       }
       case 'nodefaults':
         cfg.nodefaults = true;
+        break;
+      case 'mem-prealloc':
+        cfg.mem_prealloc = true;
         break;
       case 'display': {
         if (is_help_option(optarg)) {

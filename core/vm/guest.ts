@@ -11,6 +11,8 @@ import type { VcpuControl } from './runstate.js';
 
 export interface GuestConfig {
   ram_size: number;
+  /** -mem-prealloc */
+  mem_prealloc?: boolean;
   loaders: readonly GenericLoaderProps[];
   workload: WorkloadSpec;
   seed: number;
@@ -33,6 +35,7 @@ export class Guest {
   /** Allocate RAM, load the ROMs (throws LoaderError as QEMU reports it), set up the vCPU. */
   static create(config: GuestConfig): Guest {
     const ram = config.ram_size > 0 ? RAMBlock.alloc(config.ram_size) : null;
+    if (ram && config.mem_prealloc) ram.qemu_prealloc_mem();
     load_roms(ram, config.loaders);
     return new Guest(ram, new Workload(ram, config.workload, config.seed));
   }

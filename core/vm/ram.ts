@@ -258,6 +258,15 @@ export class RAMBlock {
     return new RAMBlock(shared);
   }
 
+  /**
+   * qemu_prealloc_mem() (util/oslib-posix.c, touch_all_pages): read and write back one
+   * byte of every page, so the OS backs them all now and contents are unchanged.
+   */
+  qemu_prealloc_mem(): void {
+    const host = this.host;
+    for (let off = 0; off < this.used_length; off += TARGET_PAGE_SIZE) host[off] = host[off]!;
+  }
+
   shared(): RAMBlockShared {
     return this.sabs;
   }

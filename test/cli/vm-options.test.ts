@@ -23,7 +23,7 @@ const SIZE_HINT =
 describe('parseVmOptions: accepted command lines', () => {
   it('takes the fixture command line', () => {
     const cfg = parseVmOptions([
-      '-machine', 'none', '-m', '64', '-nodefaults', '-display', 'none',
+      '-machine', 'none', '-m', '64', '-nodefaults', '-mem-prealloc', '-display', 'none',
       '-qmp', 'unix:/tmp/q.sock,server=on,wait=off',
       '-device', 'loader,file=blob.bin,addr=0x200000',
       '-incoming', 'defer', '-S', '-name', 'src', '-accel', 'tcg',
@@ -32,6 +32,7 @@ describe('parseVmOptions: accepted command lines', () => {
       machine: 'none',
       ram_size: 64 * 1024 * 1024,
       nodefaults: true,
+      mem_prealloc: true,
       display: 'none',
       accel: 'tcg',
       incoming: 'defer',
@@ -152,7 +153,7 @@ describe('parseVmOptions: accepted command lines', () => {
 
   it('documents every option and the workload syntax in --help', () => {
     for (const o of ['-machine', '-M ', '-m ', '-qmp unix:', '-qmp tcp:', '-incoming', '-S ', '-name',
-      '-device loader', '-nodefaults', '-display none', '-accel', '--workload', '--seed', '--allow-remote',
+      '-device loader', '-nodefaults', '-mem-prealloc', '-display none', '-accel', '--workload', '--seed', '--allow-remote',
       'random[:rate=R]', 'hotset[:size=S]', 'fill[:rate=R]', 'idle']) {
       expect(VM_USAGE).toContain(o);
     }

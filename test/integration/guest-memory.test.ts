@@ -67,6 +67,17 @@ describe('guest memory', () => {
     expect(around.subarray(4096 + MiB).every((b) => b === 0)).toBe(true);
   });
 
+  it('-mem-prealloc: all guest RAM is resident from the start, contents unchanged', async () => {
+    const rss = (ep: Endpoint) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${ep.proc.pid}/status`, 'utf8'))![1]) * 1024;
+    const blob = readFileSync(BLOB_BIN);
+    const plain = await vmWith(['-m', '256M', '-device', `loader,file=${BLOB_BIN},addr=0x200000`]);
+    const pre = await vmWith(['-m', '256M', '-mem-prealloc', '-device', `loader,file=${BLOB_BIN},addr=0x200000`]);
+    expect(rss(pre.ep)).toBeGreaterThan(256 * MiB);
+    expect(rss(plain.ep)).toBeLessThan(rss(pre.ep) - 200 * MiB);
+    expect((await dump(pre.ep, pre.q, 0x200000, MiB)).equals(blob)).toBe(true);
+    expect((await dump(pre.ep, pre.q, 0, 0x200000)).every((b) => b === 0)).toBe(true);
+  });
+
   it('--workload random: RAM changes while running, not after stop, and again after cont', async () => {
     const { ep, q } = await vmWith(['-m', '8M', '--workload', 'random:rate=64M']);
     await dumpsEventuallyDiffer(ep, q);
