@@ -476,7 +476,6 @@ function migration_channel_process_incoming(env: MigrationHostEnv, ioc: QIOChann
       const transport = incomingTransports.get(env.mis);
       incomingTransports.delete(env.mis);
       await transport?.cleanup();
-      env.mis.socket_address_list = null;
       if (status !== null) env.exit(status);
     })();
   });
@@ -1155,8 +1154,17 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     if (rs.autostart && state === 'running') rs.vm_start();
     else rs.runstate_set(state === 'running' ? 'paused' : state);
     migrate_incoming_set_state(env, 'active', 'completed');
+    migration_incoming_state_destroy(env);
     return null;
   });
+}
+
+/**
+ * migration_incoming_state_destroy(), in the same bottom half that set `completed`: no
+ * query-migrate ever sees `completed` with the listening addresses still listed.
+ */
+function migration_incoming_state_destroy(env: MigrationHostEnv): void {
+  env.mis.socket_address_list = null;
 }
 
 /** migrate_set_state(&mis->state, ...): the incoming side's compare-and-set, with its event. */
