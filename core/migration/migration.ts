@@ -520,6 +520,13 @@ export interface MigrationHostEnv {
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
   migration_bh_schedule_cleanup?(): void;
   /**
+   * Register what another thread has announced but the main loop has not handled yet
+   * (events, state changes): the endpoint runs `drain` before each monitor command, so a
+   * reply never shows a state whose event the thread sent and the monitor has not.
+   * Returns the unregister function.
+   */
+  main_loop_drain_add?(drain: () => void): () => void;
+  /**
    * migration_bh_schedule(bg_migration_vm_start_bh): from the bg_snapshot thread to the
    * main loop, which then calls bg_migration_vm_start_bh() with these values.
    */

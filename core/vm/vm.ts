@@ -87,6 +87,8 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   private readonly exitListeners = new Set<(code: number) => void>();
   private readonly report: (msg: string) => void;
   private threadIds = 0;
+  /** main_loop_drain_add(): what other threads have announced, handled before a command. */
+  private readonly drains = new Set<() => void>();
 
   constructor(opts: VirtualMachineOptions) {
     this.name = opts.name;
@@ -193,7 +195,13 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 
   context(mon: QmpContext['mon']): QmpContext {
+    for (const drain of this.drains) drain();
     return { vm: this, mon };
+  }
+
+  main_loop_drain_add(drain: () => void): () => void {
+    this.drains.add(drain);
+    return () => this.drains.delete(drain);
   }
 
   versionInfo(): { qemu: typeof QEMU_VERSION; package: string } {

@@ -94,6 +94,24 @@ describe('precopy, as QEMU 9.0 behaves', () => {
     });
   });
 
+  it('the migration thread\'s events are never behind its state: a reply that shows a status follows that status\'s event', async () => {
+    const { src, dst, uri } = await pair();
+    await src.x('migrate-set-capabilities', EVENTS_ON);
+    await src.x('migrate-set-parameters', { 'max-bandwidth': 64 << 20 });
+    await dst.x('migrate-set-capabilities', EVENTS_ON);
+    expect(await src.x('migrate', { uri })).toEqual({ return: {} });
+    // Poll without pause: every status a reply shows must already have had its event on
+    // this connection (the thread is a worker; its events reach the monitor first).
+    const seen = new Set<string>();
+    for (;;) {
+      const r = await src.x('query-migrate');
+      for (const e of src.events) if (e.event === 'MIGRATION') seen.add(e.data.status);
+      expect(seen.has(r.return.status), `query-migrate says ${r.return.status} before its event`).toBe(true);
+      if (r.return.status === 'completed' || r.return.status === 'failed') break;
+    }
+    expect(src.events.map(evName).at(-1)).toBe('MIGRATION completed');
+  });
+
   it('(13, 14, 15, 18, 22, 23, 25) a full run: events in order, shapes, counters, run states', async () => {
     const { src, dst, uri } = await pair();
     await src.x('migrate-set-capabilities', EVENTS_ON);

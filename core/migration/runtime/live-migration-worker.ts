@@ -4,7 +4,7 @@
  * the shared ring, sharing MigrationState with the main loop, and asking the main loop
  * for what needs the BQL.
  */
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
 import type { RunState } from '../../qmp/schema/run-state.js';
 import { Tracer, type ThreadRef } from '../../trace/trace.js';
@@ -27,6 +27,8 @@ export interface LiveMigrationWorkerData {
   mem: SharedMigrationMemory;
   ring: RingMemory;
   bql: SharedArrayBuffer;
+  /** Where the thread's messages go (transferred from the main loop). */
+  port: MessagePort;
 }
 
 /** Messages from the thread to the main loop. */
@@ -40,7 +42,7 @@ export type LiveMigrationMessage =
   | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
 
 const data = workerData as LiveMigrationWorkerData;
-const post = (m: LiveMigrationMessage) => parentPort!.postMessage(m);
+const post = (m: LiveMigrationMessage) => data.port.postMessage(m);
 
 class PostingEventBus extends QapiEventBus {
   override send(event: string, eventData?: unknown): QapiEventMessage {

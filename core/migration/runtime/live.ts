@@ -3,7 +3,7 @@
  * side: start the `live_migration` (or `bg_snapshot`) worker over the guest's shared RAM,
  * drain its stream into the channel, and carry out what it asks for under the BQL.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { QIOChannel } from '../../io/channel.js';
 import type { TraceEvent } from '../../trace/trace.js';
 import { RAMBlock } from '../../vm/ram.js';
@@ -41,7 +41,11 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     if (!(b instanceof RAMBlock)) throw new Error('live migration needs shared guest RAM');
     return b.shared();
   });
+  // The thread's messages come through a port the main loop can also drain synchronously
+  // (before each monitor command), so its events are never behind the state it set.
+  const { port1, port2 } = new MessageChannel();
   const workerData: LiveMigrationWorkerData = {
+    port: port2,
     name,
     ram: blocks,
     capabilities: { ...s.options.capabilities },
@@ -50,12 +54,12 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     ring,
     bql,
   };
-  const worker = new Worker(WORKER_URL, { workerData });
+  const worker = new Worker(WORKER_URL, { workerData, transferList: [port2] });
   const drained = drainRing(ring, ioc);
 
   // Requests under the BQL run one at a time, in order, on this loop.
   let queue: Promise<void> = Promise.resolve();
-  worker.on('message', (m: LiveMigrationMessage) => {
+  const handle = (m: LiveMigrationMessage) => {
     switch (m.type) {
       case 'event':
         env.events.send(m.event, m.data);
@@ -104,10 +108,18 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
         });
         break;
     }
-  });
+  };
+  port1.on('message', handle);
+  const drain = () => {
+    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as LiveMigrationMessage);
+  };
+  const undrain = env.main_loop_drain_add?.(drain);
   const exited = new Promise<void>((resolve) => {
     worker.once('error', (e) => env.error_report(`${name}: ${e.stack ?? e}`));
     worker.once('exit', () => {
+      drain(); // what it said last
+      undrain?.();
+      port1.close();
       unwatch();
       resolve();
     });
