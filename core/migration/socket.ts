@@ -103,7 +103,7 @@ export async function socket_start_incoming_migration(
       sock.destroy();
       return;
     }
-    accept(new QIOChannelSocket(sock, 'migration-socket-incoming'));
+    accept(QIOChannelSocket.accepted(sock, 'migration-socket-incoming'));
   });
   return {
     socket_address: listener.addresses,

@@ -61,16 +61,24 @@ async function readAll(ioc: { read(b: Uint8Array): Promise<number> }, bufSize = 
 }
 
 /** A listening address and the first accepted channel. */
-async function pair(saddr: SocketAddress): Promise<{ client: QIOChannelSocket; server: QIOChannelSocket; close(): Promise<void> }> {
+async function pairOf(saddr: SocketAddress, onread = false): Promise<{ client: QIOChannelSocket; server: QIOChannelSocket; close(): Promise<void> }> {
   const listener = await qio_net_listener_open_sync(saddr, 1);
-  const accepted = new Promise<QIOChannelSocket>((resolve) => listener.set_client_func((s: Socket) => resolve(new QIOChannelSocket(s, 'test-incoming'))));
+  const wrap = (s: Socket) => (onread ? QIOChannelSocket.accepted(s, 'test-incoming') : new QIOChannelSocket(s, 'test-incoming'));
+  const accepted = new Promise<QIOChannelSocket>((resolve) => listener.set_client_func((s: Socket) => resolve(wrap(s))));
   const addr = listener.addresses[0]!;
   const client = await qio_channel_socket_connect_async(addr);
   const server = await accepted;
   return { client, server, close: () => listener.close() };
 }
 
-describe('QIOChannelSocket', () => {
+// The accepting side two ways: a plain socket ('data' events), and QIOChannelSocket.accepted()
+// (the kernel reads into buffers handed to it: what migration's incoming side uses).
+describe.each([
+  ['QIOChannelSocket', false],
+  ['QIOChannelSocket.accepted() (onread)', true],
+])('%s', (_name, onread) => {
+  const pair = (saddr: SocketAddress) => pairOf(saddr, onread);
+
   it('moves 64 MiB over unix and tcp intact, both ways', async () => {
     const data = pattern(64 * MiB, 7);
     for (const saddr of [
@@ -193,6 +201,25 @@ describe('QIOChannelSocket', () => {
     p.server.sock.resetAndDestroy();
     await expect(pending).rejects.toThrow('Unable to read from socket: Connection reset by peer');
     await p.client.close();
+    await p.close();
+  });
+
+  it('read_borrow() lends the received chunks: the same bytes, and (onread) chunks larger than a 64 KiB read', async () => {
+    const p = await pair({ type: 'unix', path: join(scratch(), 'b.sock') });
+    const data = pattern(16 * MiB, 5);
+    const write = writeAll(p.client, data, 4 * MiB).then(() => p.client.close());
+    const got: Buffer[] = [];
+    let largest = 0;
+    for (;;) {
+      const c = await p.server.read_borrow(MiB);
+      if (c.length === 0) break;
+      got.push(c);
+      largest = Math.max(largest, c.length);
+    }
+    await write;
+    expect(sha(Buffer.concat(got))).toBe(sha(data));
+    if (onread) expect(largest).toBeGreaterThan(64 * 1024);
+    await p.server.close();
     await p.close();
   });
 });
