@@ -327,6 +327,8 @@ export interface QIOChannelStreamOptions {
 
 /** Bytes per read when the kernel reads into buffers we hand it (one syscall each). */
 const ONREAD_CHUNK = 1 << 20;
+/** Released read buffers kept for reuse (no allocation, no fresh pages, less GC). */
+const ONREAD_POOL = 4;
 
 /**
  * A QIOChannel over Node streams (one duplex socket, or a child's stdout + stdin). Also
@@ -352,6 +354,9 @@ export class QIOChannelStream implements QIOChannel {
   protected closed = false;
   private readonly highWater: number;
   private readonly onread: boolean;
+  /** onread: read buffers whose last bytes are lent out (read_borrow), and free ones. */
+  private readonly lentLast = new WeakSet<ArrayBufferLike>();
+  private readonly pool: ArrayBuffer[] = [];
   private readonly eofIsReadable: boolean;
 
   constructor(
@@ -394,6 +399,23 @@ export class QIOChannelStream implements QIOChannel {
   /** A chunk from the `onread` callback: a buffer handed to the kernel, now ours. */
   onread_chunk(chunk: Buffer): void {
     this.onData(chunk);
+  }
+
+  /** The `onread` buffer factory: a released read buffer, or a new one. */
+  onread_buffer(): Buffer {
+    const ab = this.pool.pop();
+    return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(ONREAD_CHUNK);
+  }
+
+  /**
+   * read_release(): the borrower is done with `lent` (it holds one lent view at a time, so
+   * also with any earlier part of the same buffer); a buffer whose last bytes come back
+   * serves a later read.
+   */
+  read_release(lent: Buffer): void {
+    const ab = lent.buffer;
+    if (!this.lentLast.delete(ab)) return;
+    if (this.pool.length < ONREAD_POOL && ab.byteLength === ONREAD_CHUNK) this.pool.push(ab as ArrayBuffer);
   }
 
   private onData(chunk: Buffer): void {
@@ -473,6 +495,8 @@ export class QIOChannelStream implements QIOChannel {
   private lend(max: number): Buffer {
     const c = this.chunks[0]!;
     const end = Math.min(c.length, this.head + max);
+    // the chunk's last bytes go out: once they come back, the whole buffer is free
+    if (this.onread && end === c.length && c.byteOffset === 0) this.lentLast.add(c.buffer);
     const v = c.subarray(this.head, end);
     this.queued -= v.length;
     if (end === c.length) {
@@ -636,7 +660,7 @@ export class QIOChannelSocket extends QIOChannelStream {
         allowHalfOpen: true,
         pauseOnCreate: true,
         onread: {
-          buffer: () => Buffer.allocUnsafeSlow(ONREAD_CHUNK),
+          buffer: () => (ch ? ch.onread_buffer() : Buffer.allocUnsafeSlow(ONREAD_CHUNK)),
           callback: (n: number, buf: Uint8Array) => {
             ch?.onread_chunk((buf as Buffer).subarray(0, n));
             return true;

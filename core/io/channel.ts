@@ -16,6 +16,8 @@
  *    already received as they are (a view of the chunk the OS delivered), without a copy;
  *    an empty Buffer at end of stream. QEMUFile uses it to load pages straight from the
  *    received chunk into guest RAM, as qemu_get_buffer_in_place() avoids a copy in QEMU.
+ *    read_release() gives a lent Buffer back once nothing refers to it any more (a
+ *    borrower holds one lent Buffer at a time).
  *  - shutdown() (qio_channel_shutdown BOTH) wakes blocked readers and writers.
  * Callers issue writev() again only after the previous call has completed.
  */
@@ -25,6 +27,8 @@ export interface QIOChannel {
   writev(bufs: readonly Uint8Array[]): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
   read_borrow?(max: number): Buffer | Promise<Buffer>;
+  /** The borrower is done with a lent Buffer: its memory may serve a later read. */
+  read_release?(lent: Buffer): void;
   shutdown?(): void;
   close(): void | Promise<void>;
 }

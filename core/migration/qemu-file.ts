@@ -443,15 +443,23 @@ export class QEMUFile {
       return undefined;
     }
     const borrow = this.ioc.read_borrow?.bind(this.ioc);
+    // A lent chunk that is left is given back once its last bytes are out of it.
+    const lent = this.buf !== this.own ? this.buf : null;
     let r: number | Buffer | Promise<number | Buffer>;
     try {
       if (pending === 0 && borrow) {
         this.buf_index = 0;
         this.buf_size = 0;
+        if (lent) {
+          this.buf = this.own;
+          this.ioc.read_release?.(lent);
+        }
         r = borrow(this.own.length);
       } else {
-        if (this.buf !== this.own) this.buf.copy(this.own, 0, this.buf_index, this.buf_size);
-        else if (pending > 0 && this.buf_index > 0) this.own.copy(this.own, 0, this.buf_index, this.buf_size);
+        if (lent) {
+          lent.copy(this.own, 0, this.buf_index, this.buf_size);
+          this.ioc.read_release?.(lent);
+        } else if (pending > 0 && this.buf_index > 0) this.own.copy(this.own, 0, this.buf_index, this.buf_size);
         this.buf = this.own;
         this.buf_index = 0;
         this.buf_size = pending;
