@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { LAB_VERSION } from '../core/version.js';
+import { inspectCommand } from './inspect.js';
 
 const argv = process.argv.slice(2);
 
@@ -19,12 +20,14 @@ if (argv[0] === 'vm') {
     .description('run one VM endpoint with a real QMP socket; takes QEMU options (miglab vm --help)')
     .allowUnknownOption()
     .helpOption(false);
+  program.addCommand(inspectCommand());
   program.addHelpText(
     'after',
     `
 Examples:
   miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
-  socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}`,
+  socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}
+  miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"`,
   );
-  program.parse(process.argv);
+  await program.parseAsync(process.argv);
 }
