@@ -5,11 +5,12 @@
  *
  * Used by test/conformance, test/integration and test/fuzz.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { FIXTURES } from './fixtures.js';
 
 export const MIGLAB = join(import.meta.dirname, '..', '..', 'bin', 'miglab.js');
@@ -50,6 +51,32 @@ export interface SpawnOptions {
 
 /** Real QEMU for interop tests, when installed. */
 export const QEMU = 'qemu-system-x86_64';
+
+/** Whether real QEMU runs here (CI installs it; elsewhere its tests are skipped). */
+export const QEMU_AVAILABLE = (() => {
+  try {
+    execFileSync(QEMU, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * A test file's endpoints, killed after each test: `const vm = endpointsPerTest(['-m', '64'])`
+ * then `const { ep, q } = await vm(args)` (or `vm(args, true)` for real QEMU).
+ */
+export function endpointsPerTest(defaults: string[] = []): (args: string[], qemu?: boolean) => Promise<{ ep: Endpoint; q: QmpConn }> {
+  const started: Endpoint[] = [];
+  afterEach(async () => {
+    while (started.length) await started.pop()!.kill();
+  });
+  return async (args, qemu = false) => {
+    const ep = await spawnEndpoint([...defaults, ...args], { qemu });
+    started.push(ep);
+    return { ep, q: await ep.negotiated() };
+  };
+}
 
 /** Spawn `miglab vm ARGS` (plus a unix QMP socket unless told otherwise). */
 export async function spawnEndpoint(args: string[], opts: SpawnOptions = {}): Promise<Endpoint> {

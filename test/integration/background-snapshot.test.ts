@@ -6,12 +6,11 @@
  * that instant, by loading the file into a fresh endpoint and into real QEMU 7.2, and
  * against QEMU 7.2's own background snapshot for the events and run states.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { randomScratchFile } from '../helpers/data.js';
-import { QEMU, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { QEMU_AVAILABLE, endpointsPerTest, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 import { differingPages, parseRamStream, recordJumps } from '../helpers/migration-stream.js';
 
 const MiB = 1 << 20;
@@ -21,25 +20,8 @@ afterAll(() => image.remove());
 /** Every page of the guest starts non-zero and different (a loader image over all of RAM). */
 const LOADED = ['-device', `loader,file=${image.path},addr=0`];
 
-const haveQemu = (() => {
-  try {
-    execFileSync(QEMU, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-const started: Endpoint[] = [];
-afterEach(async () => {
-  while (started.length) await started.pop()!.kill();
-});
-
-async function vm(args: string[], qemu = false): Promise<{ ep: Endpoint; q: QmpConn }> {
-  const ep = await spawnEndpoint(['-m', '64', ...args], { qemu });
-  started.push(ep);
-  return { ep, q: await ep.negotiated() };
-}
+const vm = endpointsPerTest(['-m', '64']);
 
 async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
   const file = join(ep.dir, `mem-${Date.now()}-${Math.random()}.bin`);
@@ -175,7 +157,7 @@ describe('background snapshot of a `miglab vm`', () => {
     expect(differingPages(await memory(src.ep, src.q), a).length).toBeGreaterThan(0);
   });
 
-  describe.skipIf(!haveQemu)('with real QEMU 7.2', () => {
+  describe.skipIf(!QEMU_AVAILABLE)('with real QEMU 7.2', () => {
     it('loads the lab snapshot, with the same memory, and runs it', async () => {
       const src = await vm([...LOADED, '--workload', 'random:rate=32M']);
       await snapshotCaps(src.q);

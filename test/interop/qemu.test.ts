@@ -3,31 +3,13 @@
  * lab → QEMU and QEMU → lab, over TCP and through a file, guest memory compared with
  * pmemsave on both ends; and lab → lab under a busy workload.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU, freePort, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { describe, expect, it } from 'vitest';
+import { BLOB_BIN, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
-const haveQemu = (() => {
-  try {
-    execFileSync(QEMU, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-const started: Endpoint[] = [];
-afterEach(async () => {
-  while (started.length) await started.pop()!.kill();
-});
-
-async function vm(args: string[], qemu = false): Promise<{ ep: Endpoint; q: QmpConn }> {
-  const ep = await spawnEndpoint(['-m', '64', ...args], { qemu });
-  started.push(ep);
-  return { ep, q: await ep.negotiated() };
-}
+const vm = endpointsPerTest(['-m', '64']);
 
 async function waitStatus(q: QmpConn, want: string[], ms = 60000): Promise<any> {
   return (await untilMigration(q, (i) => want.includes(i.status), ms)).info;
@@ -41,7 +23,7 @@ async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
   return readFileSync(file);
 }
 
-describe.skipIf(!haveQemu)('interop with real QEMU', () => {
+describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
   it('lab source → QEMU destination over tcp', async () => {
     const port = await freePort();
     const dst = await vm(['-incoming', `tcp:127.0.0.1:${port}`], true);

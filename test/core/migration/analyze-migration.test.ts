@@ -12,7 +12,6 @@
  *    MigrationStreamError naming an offset, never another exception.
  */
 import fc from 'fast-check';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,7 +37,7 @@ import {
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
-import { BLOB_BIN, QEMU, spawnEndpoint, untilMigration, type Endpoint } from '../../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU, QEMU_AVAILABLE, spawnEndpoint, untilMigration, type Endpoint } from '../../helpers/endpoint-process.js';
 import { FIXTURES, loadTranscript } from '../../helpers/fixtures.js';
 import { parseRamStream } from '../../helpers/migration-stream.js';
 
@@ -46,15 +45,7 @@ const PAGE = TARGET_PAGE_SIZE;
 const RAM_64M = 64 << 20;
 const fixture = (v: string): string => join(FIXTURES, `qemu-${v}`, 'streams', 'none-64m-loader.mig');
 
-const haveQemu = (() => {
-  try {
-    execFileSync(QEMU, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!haveQemu) console.warn(`analyze-migration.test: ${QEMU} not found, the real-QEMU stream test is skipped (apt-get install qemu-system-x86)`);
+if (!QEMU_AVAILABLE) console.warn(`analyze-migration.test: ${QEMU} not found, the real-QEMU stream test is skipped (apt-get install qemu-system-x86)`);
 
 function inspectBuffer(buf: Uint8Array, async = false): Promise<MigrationReport> {
   const file = MigrationFile.from_buffer('t.mig', buf, async ? { async: true, maxRead: 1000 } : {});
@@ -215,7 +206,7 @@ afterEach(async () => {
   while (started.length) await started.pop()!.kill();
 });
 
-describe.skipIf(!haveQemu)('a stream recorded now with real QEMU', () => {
+describe.skipIf(!QEMU_AVAILABLE)('a stream recorded now with real QEMU', () => {
   it('-machine none -m 64 with the blob loaded, stopped and running: counts equal its query-migrate', async () => {
     for (const stop of [true, false]) {
       const ep = await spawnEndpoint(['-m', '64', '-device', `loader,file=${BLOB_BIN},addr=0x200000`], { qemu: true });
