@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { LAB_VERSION } from '../core/version.js';
 import { inspectCommand } from './inspect.js';
+import { serveCommand } from './serve.js';
 
 const argv = process.argv.slice(2);
 
@@ -21,13 +22,15 @@ if (argv[0] === 'vm') {
     .allowUnknownOption()
     .helpOption(false);
   program.addCommand(inspectCommand());
+  program.addCommand(serveCommand());
   program.addHelpText(
     'after',
     `
 Examples:
   miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
   socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}
-  miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"`,
+  miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"
+  miglab serve                          # the lab UI in a browser: open the URL it prints`,
   );
   await program.parseAsync(process.argv);
 }

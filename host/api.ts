@@ -1,0 +1,191 @@
+/**
+ * The host API: the one interface between the renderer and whatever hosts the engine.
+ * `miglab serve` carries it over a WebSocket (host/server.ts); the Electron preload will
+ * expose the same messages (issue 6). Declared once, here, as data: the renderer and the
+ * hosts import this module, and every message a host receives goes through
+ * parseClientMessage() before anything acts on it.
+ *
+ * Pure TypeScript: no Node, no DOM.
+ *
+ * Protocol (API version 1), JSON text frames:
+ *   - The host speaks first: {type: "hello", api, version, endpoints}.
+ *   - Every client message carries `req`, a positive integer of the client's choosing; the
+ *     host answers each with {type: "result", req, ok, value | error}.
+ *   - The host pushes `endpoint` (a slot's status) and `qmp.line` (one line from an
+ *     endpoint's QMP socket: the greeting, replies and asynchronous events, as sent) to
+ *     every client, whoever caused them.
+ *   - A frame that is not a valid client message gets {type: "error", error} (with `req`
+ *     when one could be read) and changes nothing.
+ */
+
+export const HOST_API_VERSION = 1;
+
+/** The two endpoint slots of the lab: the migration's source and its destination. */
+export const ENDPOINT_IDS = ['source', 'destination'] as const;
+export type EndpointId = (typeof ENDPOINT_IDS)[number];
+
+/** Longest QMP text accepted in one qmp.send (QEMU's own limit on a JSON token is larger; this is a console). */
+export const MAX_QMP_TEXT = 64 * 1024;
+
+/** A unix socket path must fit sockaddr_un.sun_path (108 bytes with the NUL). */
+export const MAX_SOCKET_PATH = 107;
+
+type FieldSpec =
+  | { readonly kind: 'string'; readonly max: number; readonly min?: number; readonly optional?: boolean; readonly pattern?: RegExp; readonly describe?: string }
+  | { readonly kind: 'int'; readonly min: number; readonly max: number; readonly optional?: boolean }
+  | { readonly kind: 'enum'; readonly values: readonly string[]; readonly optional?: boolean };
+
+/**
+ * Client → host messages: type → fields (besides `type` and `req`). This table is the API;
+ * the TypeScript types below are derived from it.
+ */
+export const CLIENT_MESSAGES = {
+  /** Spawn both live endpoints (`miglab vm`), the destination with `-incoming defer`. Replaces running ones. */
+  'endpoints.start': {
+    /** Guest RAM of each endpoint in MiB (default 64). */
+    ramMiB: { kind: 'int', min: 1, max: 4096, optional: true },
+    /** The source's `--workload SPEC` (default idle); miglab vm checks it. */
+    workload: { kind: 'string', min: 1, max: 200, optional: true, pattern: /^[a-z]+(:[A-Za-z0-9=,._-]*)?$/, describe: 'a workload spec such as hotset:size=16M,rate=64M' },
+  },
+  /** Stop both endpoints (spawned ones are killed; attached sockets are closed). */
+  'endpoints.stop': {},
+  /** Point a slot at an external QMP unix socket (a real QEMU's, or a `miglab vm` started by hand). */
+  'endpoint.attach': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+    path: { kind: 'string', min: 2, max: MAX_SOCKET_PATH, pattern: /^\/[^\0]*$/, describe: 'an absolute path' },
+  },
+  /** Write QMP text (raw JSON, as typed or built by the console) to a slot's QMP socket; a newline is added. */
+  'qmp.send': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+    text: { kind: 'string', min: 1, max: MAX_QMP_TEXT },
+  },
+  /** Trace events of a slot (not available yet: live endpoints do not export their tracer; answered with an error). */
+  'trace.subscribe': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+  },
+} as const satisfies Record<string, Record<string, FieldSpec>>;
+
+export type ClientMessageType = keyof typeof CLIENT_MESSAGES;
+
+type FieldType<F> = F extends { kind: 'string' }
+  ? string
+  : F extends { kind: 'int' }
+    ? number
+    : F extends { kind: 'enum'; values: readonly (infer V)[] }
+      ? V
+      : never;
+type Required_<S> = { -readonly [K in keyof S as S[K] extends { optional: true } ? never : K]: FieldType<S[K]> };
+type Optional_<S> = { -readonly [K in keyof S as S[K] extends { optional: true } ? K : never]?: FieldType<S[K]> };
+type Flat<T> = { [K in keyof T]: T[K] };
+
+export type ClientMessage = {
+  [T in ClientMessageType]: Flat<{ type: T; req: number } & Required_<(typeof CLIENT_MESSAGES)[T]> & Optional_<(typeof CLIENT_MESSAGES)[T]>>;
+}[ClientMessageType];
+
+export type ClientMessageOf<T extends ClientMessageType> = Extract<ClientMessage, { type: T }>;
+
+/** What a slot is doing. */
+export type EndpointState =
+  /** Nothing there. */
+  | 'stopped'
+  /** A spawned endpoint is starting, or a socket is being connected and negotiated. */
+  | 'starting'
+  /** Connected and negotiated: qmp.send goes through. */
+  | 'ready'
+  /** The process exited or the socket closed (see `detail`). */
+  | 'closed';
+
+export interface EndpointStatus {
+  id: EndpointId;
+  state: EndpointState;
+  /** 'spawned': a `miglab vm` this host started; 'attached': an external socket. */
+  kind: 'spawned' | 'attached' | null;
+  /** The QMP socket path. */
+  qmpPath: string | null;
+  /** The `miglab vm` command line (spawned endpoints). */
+  command: string[] | null;
+  /** The QMP greeting line, as received. */
+  greeting: string | null;
+  /** Why it closed or failed (exit status, stderr's last lines, connect error). */
+  detail: string | null;
+}
+
+/** Host → client messages. */
+export type HostMessage =
+  | { type: 'hello'; api: number; version: string; endpoints: EndpointStatus[] }
+  | { type: 'result'; req: number; ok: true; value: unknown }
+  | { type: 'result'; req: number; ok: false; error: string }
+  | { type: 'error'; req?: number; error: string }
+  | { type: 'endpoint'; status: EndpointStatus }
+  /** One line from an endpoint's QMP socket (CR/LF removed). `negotiation`: the host's own qmp_capabilities exchange. */
+  | { type: 'qmp.line'; endpoint: EndpointId; text: string; negotiation?: boolean };
+
+export type ParseResult = { ok: true; msg: ClientMessage } | { ok: false; error: string; req?: number };
+
+/** Largest frame a host accepts (bytes); a qmp.send of MAX_QMP_TEXT escaped fits. */
+export const MAX_FRAME = 512 * 1024;
+
+/**
+ * Check one frame from a client: JSON, an object, a known `type`, a `req`, exactly the
+ * declared fields with the declared kinds. Never throws.
+ */
+export function parseClientMessage(frame: string): ParseResult {
+  if (frame.length > MAX_FRAME) return { ok: false, error: `message too long (${frame.length} characters; at most ${MAX_FRAME})` };
+  let data: unknown;
+  try {
+    data = JSON.parse(frame);
+  } catch {
+    return { ok: false, error: 'message is not JSON' };
+  }
+  return checkClientMessage(data);
+}
+
+/** checkClientMessage() for an already decoded value (the Electron preload's path). */
+export function checkClientMessage(data: unknown): ParseResult {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return { ok: false, error: 'message must be a JSON object' };
+  const obj = data as Record<string, unknown>;
+  const req = Number.isSafeInteger(obj.req) && (obj.req as number) > 0 ? (obj.req as number) : undefined;
+  const fail = (error: string): ParseResult => (req === undefined ? { ok: false, error } : { ok: false, error, req });
+  if (typeof obj.type !== 'string') return fail("message has no 'type'");
+  if (!Object.hasOwn(CLIENT_MESSAGES, obj.type)) {
+    return fail(`unknown message type '${obj.type.slice(0, 64)}' (known: ${Object.keys(CLIENT_MESSAGES).join(', ')})`);
+  }
+  const type = obj.type as ClientMessageType;
+  if (req === undefined) return fail(`'${type}': 'req' must be a positive integer`);
+  const spec: Record<string, FieldSpec> = CLIENT_MESSAGES[type];
+  for (const key of Object.keys(obj)) {
+    if (key !== 'type' && key !== 'req' && !Object.hasOwn(spec, key)) return fail(`'${type}': unexpected member '${key.slice(0, 64)}'`);
+  }
+  for (const [key, f] of Object.entries(spec)) {
+    const v = obj[key];
+    if (v === undefined) {
+      if (f.optional) continue;
+      return fail(`'${type}': missing member '${key}'`);
+    }
+    const problem = checkField(f, v);
+    if (problem) return fail(`'${type}': '${key}' ${problem}`);
+  }
+  return { ok: true, msg: obj as ClientMessage };
+}
+
+function checkField(f: FieldSpec, v: unknown): string | null {
+  switch (f.kind) {
+    case 'string':
+      if (typeof v !== 'string') return 'must be a string';
+      if (v.length < (f.min ?? 0)) return `must have at least ${f.min} characters`;
+      if (v.length > f.max) return `must have at most ${f.max} characters`;
+      if (f.pattern && !f.pattern.test(v)) return `must be ${f.describe ?? `of the form ${f.pattern}`}`;
+      return null;
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v)) return 'must be an integer';
+      if (v < f.min || v > f.max) return `must be between ${f.min} and ${f.max}`;
+      return null;
+    case 'enum':
+      if (typeof v !== 'string' || !f.values.includes(v)) return `must be one of ${f.values.join(', ')}`;
+      return null;
+  }
+}
+
+/** How the browser build authenticates: the WebSocket URL's query carries the per-run secret. */
+export const WS_PATH = '/api';
+export const SECRET_PARAM = 'secret';

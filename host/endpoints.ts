@@ -1,0 +1,302 @@
+/**
+ * The host's two endpoint slots (source, destination). A slot either runs a `miglab vm`
+ * this host spawned, with its QMP on a unix socket in the host's scratch directory, or is
+ * attached to an external QMP socket. Either way the host holds one QMP connection per
+ * slot, negotiates it (as qmp-shell does), and relays its lines, raw, to every listener;
+ * text from the consoles goes the other way unchanged.
+ *
+ * Plain Node (child_process, net): the Electron host will use the same class (issue 6).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENDPOINT_IDS, type EndpointId, type EndpointStatus } from './api.js';
+
+export interface EndpointsOptions {
+  /** The `miglab` entry script to run as `node MIGLAB vm ...` (dist/cli/miglab.js). */
+  miglab: string;
+  /** How long an endpoint may take to come up and negotiate (ms). */
+  startTimeoutMs?: number;
+}
+
+export interface StartOptions {
+  ramMiB?: number;
+  workload?: string;
+}
+
+type StatusListener = (s: EndpointStatus) => void;
+type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A failure to report to the client as is. */
+export class HostError extends Error {}
+
+class Slot {
+  status: EndpointStatus;
+  proc: ChildProcess | null = null;
+  sock: net.Socket | null = null;
+  /** Bumped on every start/attach/stop: callbacks of an older generation are ignored. */
+  gen = 0;
+  stderr = '';
+
+  constructor(readonly id: EndpointId) {
+    this.status = Slot.empty(id);
+  }
+
+  static empty(id: EndpointId): EndpointStatus {
+    return { id, state: 'stopped', kind: null, qmpPath: null, command: null, greeting: null, detail: null };
+  }
+}
+
+export class Endpoints {
+  readonly dir: string;
+  private readonly slots: Record<EndpointId, Slot> = { source: new Slot('source'), destination: new Slot('destination') };
+  private readonly statusListeners = new Set<StatusListener>();
+  private readonly lineListeners = new Set<LineListener>();
+  private readonly timeout: number;
+  private closed = false;
+
+  constructor(private readonly opts: EndpointsOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'miglab-serve-'));
+    this.timeout = opts.startTimeoutMs ?? 20_000;
+  }
+
+  onStatus(l: StatusListener): () => void {
+    this.statusListeners.add(l);
+    return () => this.statusListeners.delete(l);
+  }
+
+  onLine(l: LineListener): () => void {
+    this.lineListeners.add(l);
+    return () => this.lineListeners.delete(l);
+  }
+
+  statuses(): EndpointStatus[] {
+    return ENDPOINT_IDS.map((id) => ({ ...this.slots[id].status }));
+  }
+
+  /** Spawn both endpoints (stopping whatever the slots held); resolves when both are negotiated. */
+  async start(o: StartOptions = {}): Promise<EndpointStatus[]> {
+    await this.stop();
+    const ram = `${o.ramMiB ?? 64}M`;
+    await Promise.all([
+      this.spawnSlot('source', ['-m', ram, '-name', 'source', ...(o.workload ? ['--workload', o.workload] : [])]),
+      this.spawnSlot('destination', ['-m', ram, '-name', 'destination', '-incoming', 'defer']),
+    ]);
+    return this.statuses();
+  }
+
+  async stop(): Promise<EndpointStatus[]> {
+    await Promise.all(ENDPOINT_IDS.map((id) => this.stopSlot(id)));
+    return this.statuses();
+  }
+
+  /** Connect a slot to an external QMP unix socket. */
+  async attach(id: EndpointId, path: string): Promise<EndpointStatus> {
+    await this.stopSlot(id);
+    const slot = this.slots[id];
+    const gen = ++slot.gen;
+    this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: 'attached', qmpPath: path });
+    try {
+      await this.connect(slot, gen, path, false);
+    } catch (e) {
+      if (slot.gen === gen) this.setStatus(slot, { ...slot.status, state: 'closed', detail: (e as Error).message });
+      throw new HostError(`${id}: ${(e as Error).message}`);
+    }
+    return { ...slot.status };
+  }
+
+  /** Write QMP text to a slot (a newline is added when missing). */
+  send(id: EndpointId, text: string): void {
+    const slot = this.slots[id];
+    if (slot.status.state !== 'ready' || !slot.sock) {
+      throw new HostError(`the ${id} endpoint is not connected (start the endpoints or attach a QMP socket)`);
+    }
+    slot.sock.write(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  /** Stop everything and remove the scratch directory. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private setStatus(slot: Slot, s: EndpointStatus): void {
+    slot.status = s;
+    for (const l of this.statusListeners) l({ ...s });
+  }
+
+  private async spawnSlot(id: EndpointId, args: string[]): Promise<void> {
+    if (this.closed) throw new HostError('the host is shutting down');
+    const slot = this.slots[id];
+    const gen = ++slot.gen;
+    const qmpPath = join(this.dir, `${id}.qmp`);
+    rmSync(qmpPath, { force: true });
+    const argv = [this.opts.miglab, 'vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`];
+    const command = ['miglab', ...argv.slice(1)];
+    this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: 'spawned', qmpPath, command });
+    const proc = spawn(process.execPath, argv, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    slot.proc = proc;
+    slot.stderr = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      slot.stderr = (slot.stderr + d).slice(-4000);
+    });
+    const exited = new Promise<void>((resolve) =>
+      proc.on('exit', (code, signal) => {
+        resolve();
+        if (slot.gen !== gen) return;
+        slot.proc = null;
+        const how = signal ? `killed by ${signal}` : `exited with status ${code}`;
+        const tail = lastLines(slot.stderr, 3);
+        this.setStatus(slot, { ...slot.status, state: 'closed', detail: `miglab vm ${how}${tail ? `: ${tail}` : ''}` });
+      }),
+    );
+    proc.on('error', () => {}); // reported through 'exit'
+    try {
+      const deadline = Date.now() + this.timeout;
+      while (!existsSync(qmpPath)) {
+        if (slot.gen !== gen || proc.exitCode !== null || proc.signalCode !== null) {
+          await Promise.race([exited, sleep(200)]);
+          throw new Error(slot.status.detail ?? 'miglab vm exited');
+        }
+        if (Date.now() > deadline) throw new Error(`miglab vm did not open its QMP socket within ${this.timeout / 1000} s`);
+        await sleep(20);
+      }
+      await this.connect(slot, gen, qmpPath, true);
+    } catch (e) {
+      if (slot.gen === gen) {
+        proc.kill('SIGKILL');
+        this.setStatus(slot, { ...slot.status, state: 'closed', detail: (e as Error).message });
+      }
+      throw new HostError(`${id}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Connect (retrying while a fresh socket is not listening yet), read the greeting, negotiate. */
+  private async connect(slot: Slot, gen: number, path: string, retry: boolean): Promise<void> {
+    const deadline = Date.now() + this.timeout;
+    let sock: net.Socket;
+    for (;;) {
+      try {
+        sock = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect(path);
+          s.once('error', reject);
+          s.once('connect', () => {
+            s.off('error', reject);
+            resolve(s);
+          });
+        });
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (!retry || (code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() > deadline) {
+          throw new Error(`cannot connect to ${path}: ${(e as Error).message.replace(/^connect /, '')}`);
+        }
+        await sleep(20);
+      }
+    }
+    if (slot.gen !== gen) {
+      sock.destroy();
+      throw new Error('superseded');
+    }
+    slot.sock = sock;
+    sock.setEncoding('utf8');
+    let buf = '';
+    /** Lines wanted by the negotiation, before relaying starts. */
+    let waiting: ((line: string) => void) | null = null;
+    const early: string[] = [];
+    sock.on('data', (d: string) => {
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        if (slot.gen !== gen) return;
+        if (slot.status.state === 'ready') {
+          for (const l of this.lineListeners) l(slot.id, line, false);
+        } else if (waiting) {
+          const w = waiting;
+          waiting = null;
+          w(line);
+        } else {
+          early.push(line);
+        }
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      if (slot.gen !== gen || slot.sock !== sock) return;
+      slot.sock = null;
+      // A spawned endpoint's exit handler reports why; an attached socket just closed.
+      if (slot.status.state !== 'closed') {
+        this.setStatus(slot, { ...slot.status, state: 'closed', detail: slot.status.detail ?? 'the QMP connection closed' });
+      }
+    });
+    const next = (what: string) =>
+      new Promise<string>((resolve, reject) => {
+        if (early.length) return resolve(early.shift()!);
+        const t = setTimeout(() => {
+          waiting = null;
+          reject(
+            new Error(
+              `no ${what} within ${this.timeout / 1000} s` +
+                (what === 'QMP greeting' ? " (QEMU's QMP socket serves one client at a time: is another client connected?)" : ''),
+            ),
+          );
+        }, this.timeout);
+        const onClose = () => {
+          clearTimeout(t);
+          reject(new Error(`the QMP connection closed before the ${what}`));
+        };
+        sock.once('close', onClose);
+        waiting = (line) => {
+          clearTimeout(t);
+          sock.off('close', onClose);
+          resolve(line);
+        };
+      });
+    try {
+      const greeting = await next('QMP greeting');
+      if (!/^\s*\{\s*"QMP"/.test(greeting)) throw new Error(`not a QMP greeting: ${greeting.slice(0, 200)}`);
+      for (const l of this.lineListeners) l(slot.id, greeting, false);
+      sock.write('{"execute": "qmp_capabilities"}\n');
+      const reply = await next('reply to qmp_capabilities');
+      for (const l of this.lineListeners) l(slot.id, reply, true);
+      if (!/"return"/.test(reply)) throw new Error(`qmp_capabilities failed: ${reply.slice(0, 200)}`);
+      if (slot.gen !== gen) throw new Error('superseded');
+      this.setStatus(slot, { ...slot.status, state: 'ready', greeting });
+      // Lines that came right behind the negotiation reply.
+      for (const line of early.splice(0)) for (const l of this.lineListeners) l(slot.id, line, false);
+    } catch (e) {
+      sock.destroy();
+      if (slot.sock === sock) slot.sock = null;
+      throw e;
+    }
+  }
+
+  private async stopSlot(id: EndpointId): Promise<void> {
+    const slot = this.slots[id];
+    slot.gen++;
+    const { proc, sock } = slot;
+    slot.proc = null;
+    slot.sock = null;
+    sock?.destroy();
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(t);
+    }
+    if (slot.status.state !== 'stopped') this.setStatus(slot, Slot.empty(id));
+  }
+}
+
+function lastLines(s: string, n: number): string {
+  return s.trim().split('\n').slice(-n).join(' | ');
+}

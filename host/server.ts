@@ -1,0 +1,252 @@
+/**
+ * The browser host behind `miglab serve`: an HTTP server on 127.0.0.1 that serves the
+ * built renderer, and a WebSocket endpoint (WS_PATH) that carries the host API
+ * (host/api.ts) to the Endpoints (host/endpoints.ts).
+ *
+ * A console can run `migrate exec:CMD`, so only the page this server served may drive it:
+ *   - it listens on 127.0.0.1 only;
+ *   - every HTTP request must name this server in its Host header (127.0.0.1:PORT), which
+ *     defeats DNS rebinding;
+ *   - every WebSocket upgrade must come from the served origin (Origin: http://127.0.0.1:PORT)
+ *     and carry the per-run secret in its query (WS_PATH?secret=S). The secret is printed
+ *     in the URL `miglab serve` shows (http://127.0.0.1:PORT/#secret=S: the fragment never
+ *     reaches the server or a Referer); the renderer takes it from there.
+ * Anything else gets HTTP 403 with a one-line text body saying why.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { extname, join, normalize, sep } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { LAB_VERSION } from '../core/version.js';
+import {
+  HOST_API_VERSION,
+  MAX_FRAME,
+  SECRET_PARAM,
+  WS_PATH,
+  parseClientMessage,
+  type ClientMessage,
+  type HostMessage,
+} from './api.js';
+import { Endpoints, HostError } from './endpoints.js';
+
+export interface HostServerOptions {
+  /** TCP port on 127.0.0.1; 0 picks a free one. */
+  port: number;
+  /** The built renderer (dist-renderer/). */
+  staticDir: string;
+  /** The `miglab` entry script that runs `miglab vm`. */
+  miglab: string;
+  /** Fixed secret (tests); a fresh random one by default. */
+  secret?: string;
+  /** Where refusals and failures are reported (stderr by default). */
+  log?: (line: string) => void;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json; charset=utf-8',
+};
+
+export const HOST = '127.0.0.1';
+
+export class HostServer {
+  readonly secret: string;
+  readonly endpoints: Endpoints;
+  private readonly http: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<WebSocket>();
+  private readonly log: (line: string) => void;
+  private port = 0;
+
+  private constructor(private readonly opts: HostServerOptions) {
+    this.secret = opts.secret ?? randomBytes(24).toString('base64url');
+    this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
+    this.endpoints = new Endpoints({ miglab: opts.miglab });
+    this.http = http.createServer((req, res) => void this.serveHttp(req, res));
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
+    this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.endpoints.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
+    this.endpoints.onLine((endpoint, text, negotiation) =>
+      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
+    );
+  }
+
+  static async start(opts: HostServerOptions): Promise<HostServer> {
+    const s = new HostServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      s.http.once('error', reject);
+      s.http.listen(opts.port, HOST, () => {
+        s.http.off('error', reject);
+        resolve();
+      });
+    });
+    s.port = (s.http.address() as import('node:net').AddressInfo).port;
+    return s;
+  }
+
+  /** The served origin: the only Origin a WebSocket may come from. */
+  get origin(): string {
+    return `http://${HOST}:${this.port}`;
+  }
+
+  /** The URL to open: the secret rides in the fragment. */
+  get url(): string {
+    return `${this.origin}/#${SECRET_PARAM}=${this.secret}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://${HOST}:${this.port}${WS_PATH}?${SECRET_PARAM}=${encodeURIComponent(this.secret)}`;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.terminate();
+    this.wss.close();
+    await Promise.all([this.endpoints.close(), new Promise<void>((r) => this.http.close(() => r()))]);
+  }
+
+  /** Why a request may not proceed, or null. `ws`: an upgrade (Origin and secret required). */
+  refusal(req: http.IncomingMessage, ws: boolean): string | null {
+    const host = req.headers.host;
+    if (host !== `${HOST}:${this.port}`) {
+      return `refused: Host '${host ?? ''}' is not this server; open ${this.origin}/ (the URL miglab serve printed)`;
+    }
+    const url = new URL(req.url ?? '/', this.origin);
+    if (ws || url.pathname === WS_PATH) {
+      if (url.pathname !== WS_PATH) return `refused: no WebSocket endpoint at ${url.pathname}`;
+      const origin = req.headers.origin;
+      if (ws && origin !== this.origin) {
+        return `refused: a WebSocket from origin '${origin ?? '(none)'}': only the page served at ${this.origin} may connect`;
+      }
+      const given = url.searchParams.get(SECRET_PARAM);
+      if (!given) return 'refused: no secret; open the URL that miglab serve printed (it ends with #secret=...)';
+      if (!sameSecret(given, this.secret)) {
+        return 'refused: wrong secret (miglab serve makes a new one each run); open the URL it printed this time';
+      }
+    }
+    return null;
+  }
+
+  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const text = (code: number, body: string, extra: Record<string, string> = {}) => {
+      res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...extra });
+      res.end(body + '\n');
+    };
+    const refused = this.refusal(req, false);
+    if (refused) {
+      this.log(`miglab serve: ${req.method} ${req.url}: ${refused}`);
+      return text(403, `miglab serve: ${refused}`);
+    }
+    const url = new URL(req.url ?? '/', this.origin);
+    if (url.pathname === WS_PATH) {
+      // The secret was right: the renderer asks this after a failed WebSocket to learn why.
+      return text(426, 'miglab serve: the host API is a WebSocket', { Upgrade: 'websocket' });
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, `miglab serve: ${req.method} not allowed`, { Allow: 'GET, HEAD' });
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      return text(400, 'miglab serve: bad path');
+    }
+    if (path.endsWith('/')) path += 'index.html';
+    const root = normalize(this.opts.staticDir + sep);
+    const file = normalize(join(root, path));
+    if (!file.startsWith(root) || path.includes('\0')) return text(404, 'miglab serve: not found');
+    let body: Buffer;
+    try {
+      body = await readFile(file);
+    } catch {
+      if (path === '/index.html') {
+        return text(503, 'miglab serve: the renderer is not built; run `npm run build` and reload');
+      }
+      return text(404, `miglab serve: ${path}: not found`);
+    }
+    res.writeHead(200, {
+      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Length': body.length,
+      'Cache-Control': path === '/index.html' ? 'no-store' : 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Content-Security-Policy':
+        `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; ` +
+        `connect-src 'self' ws://${HOST}:${this.port}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'`,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refused = this.refusal(req, true);
+    if (refused) {
+      this.log(`miglab serve: WebSocket from ${req.headers.origin ?? '(no origin)'}: ${refused}`);
+      const body = `miglab serve: ${refused}\n`;
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Connection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    this.clients.add(ws);
+    ws.on('close', () => this.clients.delete(ws));
+    ws.on('error', () => {});
+    this.send(ws, { type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.endpoints.statuses() });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return this.send(ws, { type: 'error', error: 'binary frames are not part of the host API' });
+      const parsed = parseClientMessage(data.toString());
+      if (!parsed.ok) {
+        return this.send(ws, parsed.req === undefined ? { type: 'error', error: parsed.error } : { type: 'error', req: parsed.req, error: parsed.error });
+      }
+      void this.dispatch(parsed.msg).then(
+        (value) => this.send(ws, { type: 'result', req: parsed.msg.req, ok: true, value: value ?? null }),
+        (e: unknown) => {
+          if (!(e instanceof HostError)) this.log(`miglab serve: ${parsed.msg.type}: ${(e as Error)?.stack ?? e}`);
+          this.send(ws, { type: 'result', req: parsed.msg.req, ok: false, error: (e as Error)?.message ?? String(e) });
+        },
+      );
+    });
+  }
+
+  private async dispatch(msg: ClientMessage): Promise<unknown> {
+    switch (msg.type) {
+      case 'endpoints.start':
+        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
+      case 'endpoints.stop':
+        return this.endpoints.stop();
+      case 'endpoint.attach':
+        return this.endpoints.attach(msg.endpoint, msg.path);
+      case 'qmp.send':
+        this.endpoints.send(msg.endpoint, msg.text);
+        return null;
+      case 'trace.subscribe':
+        throw new HostError('trace events are not available from live endpoints yet');
+    }
+  }
+
+  private send(ws: WebSocket, m: HostMessage): void {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+  }
+
+  private broadcast(m: HostMessage): void {
+    const text = JSON.stringify(m);
+    for (const c of this.clients) if (c.readyState === c.OPEN) c.send(text);
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

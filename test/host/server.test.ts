@@ -1,0 +1,249 @@
+/**
+ * `miglab serve`'s host (host/server.ts): who may connect, and the host API over a real
+ * WebSocket driving real `miglab vm` endpoints.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { HostMessage } from '../../host/api.js';
+import { HostServer } from '../../host/server.js';
+import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
+
+let server: HostServer;
+let staticDir: string;
+const logged: string[] = [];
+
+beforeAll(async () => {
+  staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
+  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
+  server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: (l) => logged.push(l) });
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(staticDir, { recursive: true, force: true });
+});
+
+/** Try a WebSocket upgrade; resolve with the HTTP refusal (status and body) or 'open'. */
+function tryUpgrade(url: string, headers: Record<string, string>): Promise<{ status: number; body: string } | 'open'> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.on('error', (e) => reject(e));
+  });
+}
+
+function get(path: string, host?: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  const u = new URL(server.origin);
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: u.hostname, port: u.port, path, headers: host ? { Host: host } : {} }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('who may connect', () => {
+  const wsBase = () => server.wsUrl.replace(/\?.*/, '');
+
+  it('refuses a WebSocket from a foreign Origin, even with the secret, with 403 and a reason', async () => {
+    const r = await tryUpgrade(server.wsUrl, { Origin: 'http://evil.example' });
+    expect(r).toEqual({
+      status: 403,
+      body: `miglab serve: refused: a WebSocket from origin 'http://evil.example': only the page served at ${server.origin} may connect\n`,
+    });
+    expect(logged.at(-1)).toContain('http://evil.example');
+  });
+
+  it('refuses a WebSocket with no Origin (a non-browser client cannot pose as the page)', async () => {
+    const r = await tryUpgrade(server.wsUrl, {});
+    expect(r).toMatchObject({ status: 403, body: expect.stringContaining("origin '(none)'") });
+  });
+
+  it('refuses the served Origin without the secret, and with a wrong one', async () => {
+    expect(await tryUpgrade(wsBase(), { Origin: server.origin })).toEqual({
+      status: 403,
+      body: 'miglab serve: refused: no secret; open the URL that miglab serve printed (it ends with #secret=...)\n',
+    });
+    expect(await tryUpgrade(`${wsBase()}?secret=${'x'.repeat(server.secret.length)}`, { Origin: server.origin })).toMatchObject({
+      status: 403,
+      body: expect.stringContaining('wrong secret'),
+    });
+  });
+
+  it('refuses a foreign Origin without the secret', async () => {
+    const r = await tryUpgrade(wsBase(), { Origin: 'http://evil.example' });
+    expect(r).toMatchObject({ status: 403, body: expect.stringMatching(/^miglab serve: refused: /) });
+  });
+
+  it('refuses a Host other than 127.0.0.1:PORT (DNS rebinding), for pages and WebSockets', async () => {
+    const port = new URL(server.origin).port;
+    const r = await get('/', `evil.example:${port}`);
+    expect(r.status).toBe(403);
+    expect(r.body).toContain("Host 'evil.example:");
+    expect(await tryUpgrade(server.wsUrl, { Origin: server.origin, Host: `localhost:${port}` })).toMatchObject({ status: 403 });
+  });
+
+  it('accepts the served Origin with the secret, and says hello first', async () => {
+    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
+    const first = await new Promise<HostMessage>((r) => ws.once('message', (d) => r(JSON.parse(d.toString()))));
+    expect(first).toMatchObject({ type: 'hello', api: 1, endpoints: [{ id: 'source', state: 'stopped' }, { id: 'destination', state: 'stopped' }] });
+    ws.close();
+  });
+
+  it('tells a page with a wrong secret why, over plain HTTP', async () => {
+    expect((await get('/api?secret=nope')).status).toBe(403);
+    expect((await get(`/api?secret=${server.secret}`)).status).toBe(426);
+  });
+
+  it('serves the renderer with a strict CSP, and nothing outside its folder', async () => {
+    const r = await get('/');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-security-policy']).toContain("default-src 'self'");
+    expect((await get('/../package.json')).status).toBe(404);
+    expect((await get('/%2e%2e/package.json')).status).toBe(404);
+  });
+
+  it('listens on 127.0.0.1 only', () => {
+    expect(server.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+});
+
+/** A host API client for the tests. */
+class Client {
+  readonly messages: HostMessage[] = [];
+  private next = 1;
+  private waiters: (() => void)[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      this.messages.push(JSON.parse(d.toString()));
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  static async open(): Promise<Client> {
+    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
+    const c = new Client(ws);
+    await c.until((m) => m.type === 'hello');
+    return c;
+  }
+  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, from = 0, ms = 20_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const found = this.messages.slice(from).find(pred);
+      if (found) return found as T;
+      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-3000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, end - Date.now());
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+  sendRaw(text: string): void {
+    this.ws.send(text);
+  }
+  async call(msg: Record<string, unknown>): Promise<Extract<HostMessage, { type: 'result' }>> {
+    const req = this.next++;
+    this.ws.send(JSON.stringify({ ...msg, req }));
+    return this.until((m) => m.type === 'result' && m.req === req);
+  }
+  /** Send QMP text and wait for the next line from that endpoint matching `re`. */
+  async qmp(endpoint: string, text: string, re: RegExp): Promise<string> {
+    const from = this.messages.length;
+    const r = await this.call({ type: 'qmp.send', endpoint, text });
+    expect(r).toMatchObject({ ok: true });
+    const m = await this.until((m) => m.type === 'qmp.line' && m.endpoint === endpoint && re.test(m.text), from);
+    return (m as Extract<HostMessage, { type: 'qmp.line' }>).text;
+  }
+  close(): void {
+    this.ws.close();
+  }
+}
+
+describe('host API', () => {
+  it('answers malformed messages with an error and keeps serving', async () => {
+    const c = await Client.open();
+    const bad = ['not json', '[]', '{"req": 1}', '{"type": "nope", "req": 2}', '{"type": "qmp.send", "req": 3, "endpoint": "source"}',
+      '{"type": "qmp.send", "req": 4, "endpoint": "elsewhere", "text": "x"}', '{"type": "endpoints.stop"}',
+      '{"type": "endpoint.attach", "req": 5, "endpoint": "source", "path": "relative.sock"}'];
+    for (const b of bad) c.sendRaw(b);
+    await c.until((m) => m.type === 'error' && m.req === 5);
+    const errors = c.messages.filter((m) => m.type === 'error');
+    expect(errors).toHaveLength(bad.length);
+    expect(errors.map((e) => (e as { error: string }).error)).toEqual([
+      'message is not JSON',
+      'message must be a JSON object',
+      "message has no 'type'",
+      "unknown message type 'nope' (known: endpoints.start, endpoints.stop, endpoint.attach, qmp.send, trace.subscribe)",
+      "'qmp.send': missing member 'text'",
+      "'qmp.send': 'endpoint' must be one of source, destination",
+      "'endpoints.stop': 'req' must be a positive integer",
+      "'endpoint.attach': 'path' must be an absolute path",
+    ]);
+    expect(await c.call({ type: 'qmp.send', endpoint: 'source', text: '{}' })).toMatchObject({
+      ok: false,
+      error: 'the source endpoint is not connected (start the endpoints or attach a QMP socket)',
+    });
+    expect(await c.call({ type: 'trace.subscribe', endpoint: 'source' })).toMatchObject({ ok: false });
+    c.close();
+  });
+
+  it('starts two endpoints, relays QMP both ways, migrates, attaches, stops', async () => {
+    const c = await Client.open();
+    const watcher = await Client.open();
+    const started = await c.call({ type: 'endpoints.start', ramMiB: 16 });
+    expect(started).toMatchObject({ ok: true, value: [{ id: 'source', state: 'ready', kind: 'spawned' }, { id: 'destination', state: 'ready' }] });
+    // The greeting and the host's negotiation reached every client.
+    await watcher.until((m) => m.type === 'qmp.line' && m.endpoint === 'destination' && m.negotiation === true);
+
+    expect(await c.qmp('source', '{"execute": "query-status"}', /return/)).toBe('{"return": {"status": "running", "running": true}}');
+    expect(await c.qmp('destination', 'query-status', /error/)).toContain('JSON parse error');
+    await c.qmp('destination', '{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "events", "state": true}]}}', /return/);
+    const port = await freePort();
+    await c.qmp('destination', `{"execute": "migrate-incoming", "arguments": {"uri": "tcp:127.0.0.1:${port}"}}`, /return/);
+    await c.qmp('source', `{"execute": "migrate", "arguments": {"uri": "tcp:127.0.0.1:${port}"}}`, /return/);
+    await watcher.until((m) => m.type === 'qmp.line' && m.endpoint === 'destination' && /"MIGRATION".*"completed"/.test(m.text));
+    for (let i = 0; ; i++) {
+      const line = await c.qmp('source', '{"execute": "query-migrate"}', /return/);
+      if (line.includes('"status": "completed"')) break;
+      expect(i).toBeLessThan(200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    // Attach the destination slot to the source's socket: a second client on one endpoint.
+    const srcPath = (started as { value: { qmpPath: string }[] }).value[0]!.qmpPath;
+    expect(await c.call({ type: 'endpoint.attach', endpoint: 'destination', path: srcPath })).toMatchObject({
+      ok: true,
+      value: { id: 'destination', state: 'ready', kind: 'attached', qmpPath: srcPath },
+    });
+    expect(await c.qmp('destination', '{"execute": "query-name"}', /return/)).toBe('{"return": {"name": "source"}}');
+    expect(await c.call({ type: 'endpoint.attach', endpoint: 'destination', path: '/nonexistent/qmp.sock' })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('destination: cannot connect to /nonexistent/qmp.sock'),
+    });
+
+    // quit: the process exits and the slot says so.
+    const from = watcher.messages.length;
+    await c.call({ type: 'qmp.send', endpoint: 'source', text: '{"execute": "quit"}' });
+    await watcher.until((m) => m.type === 'endpoint' && m.status.id === 'source' && m.status.state === 'closed', from);
+    expect(await c.call({ type: 'endpoints.stop' })).toMatchObject({ ok: true, value: [{ state: 'stopped' }, { state: 'stopped' }] });
+    c.close();
+    watcher.close();
+  });
+});
