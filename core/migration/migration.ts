@@ -11,6 +11,7 @@ import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
+import type { SocketAddress as QapiSocketAddress } from '../io/channel-socket.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
@@ -55,6 +56,7 @@ import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_SIZE,
+  type CpuThrottle,
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
@@ -383,7 +385,9 @@ export function qmp_migrate(env: MigrationHostEnv, args: MigrateArgs, mon: Monit
         switch (addr.transport) {
           case 'socket':
             if (addr.type === 'fd') fd_start_outgoing_migration(addr.str, done, mon);
-            else socket_start_outgoing_migration(migration_address_socket(addr), done);
+            else if (env.socket_transport) {
+              env.socket_transport.start_outgoing(migration_address_socket(addr), (ioc, err) => migration_channel_connect(env, ioc, err));
+            } else socket_start_outgoing_migration(migration_address_socket(addr), done);
             break;
           case 'exec':
             exec_start_outgoing_migration(addr.args, done);
@@ -446,6 +450,9 @@ export async function qemu_start_incoming_migration(
       switch (addr.transport) {
         case 'socket':
           if (addr.type === 'fd') return fd_start_incoming_migration(addr.str, accept, mon);
+          if (env.socket_transport) {
+            return env.socket_transport.start_incoming(migration_address_socket(addr), (ioc) => migration_channel_process_incoming(env, ioc));
+          }
           return socket_start_incoming_migration(migration_address_socket(addr), accept, {
             error_report: (m) => env.error_report(m),
           });
@@ -536,10 +543,25 @@ export interface MigrationHostEnv {
   /** query-migrationthreads bookkeeping, where the list lives on another thread. */
   migration_threads_add?(t: ThreadRef): void;
   migration_threads_remove?(t: ThreadRef): void;
+  /**
+   * Where socket addresses (tcp:, unix:, vsock:) lead: the host's sockets (socket.ts)
+   * when absent; the simulated runtime's modelled network (core/sim/network.ts).
+   */
+  socket_transport?: MigrationSocketTransport;
+  /** cpus throttling (auto-converge acts on it), when the runtime models vCPU time. */
+  cpu_throttle?: CpuThrottle;
   /** error_report(): one stderr line, without the program-name prefix. */
   error_report(msg: string): void;
   /** exit(): the process ends (a failed incoming migration exits with 1 in 9.0). */
   exit(code: number): void;
+}
+
+/** socket_start_outgoing/incoming_migration() of a runtime with its own network. */
+export interface MigrationSocketTransport {
+  /** Connect in the background, then done(ioc, null) or done(null, QEMU's error text). */
+  start_outgoing(saddr: QapiSocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void;
+  /** Listen; every accepted connection goes to `accept`. */
+  start_incoming(saddr: QapiSocketAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport>;
 }
 
 /** What the main loop keeps of a running migration thread. */
@@ -709,6 +731,7 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
     migration_is_setup_or_active: () => s.state === 'setup' || s.state === 'active' || s.state === 'postcopy-active',
     migration_rate_exceeded: (f) => migration_rate_exceeded(s.mig_stats, f),
     qapi_event_send_migration_pass: (pass) => env.events.send('MIGRATION_PASS', { pass }),
+    cpu_throttle: env.cpu_throttle,
     error_report: (m) => env.error_report(m),
   };
 }
@@ -904,6 +927,8 @@ function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): 
 /** migration_iteration_finish(): run state after the loop, then the cleanup bottom half. */
 async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
   await env.tracer.call(self, 'migration_iteration_finish', { state: env.s.state }, async () => {
+    /* If we enabled cpu throttling for auto-converge, turn it off. */
+    env.cpu_throttle?.cpu_throttle_stop?.();
     const s = env.s;
     const rs = env.runstate;
     switch (s.state) {

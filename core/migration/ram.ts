@@ -78,6 +78,14 @@ export interface RAMBlockLike {
   uffd_change_protection?(start: number, length: number, wp: boolean): number;
   /** One pending write fault (block offset), or -1; never blocks. */
   uffd_read_events?(): number;
+  /*
+   * Content-addressed RAM (the simulated runtime, core/sim/guest-ram.ts) has no `host`
+   * bytes: it writes a page's TARGET_PAGE_SIZE bytes itself, and takes them back.
+   */
+  /** Put the page at block offset `offset` into `f` (instead of `host`'s bytes). */
+  put_page?(f: QEMUFile, offset: number): void;
+  /** Take a page's bytes (already available in `f`) for block offset `offset`. */
+  get_page?(f: QEMUFile, offset: number): void;
 }
 
 /** ram_list: the blocks in QEMU's order, and a version bumped on hot(un)plug. */
@@ -102,6 +110,8 @@ export interface CpuThrottle {
   cpu_throttle_active(): boolean;
   cpu_throttle_get_percentage(): number;
   cpu_throttle_set(pct: number): void;
+  /** cpu_throttle_stop(): back to 0 % (the migration thread's end). */
+  cpu_throttle_stop?(): void;
 }
 
 /** What ram.c reads from the rest of QEMU; the engine implements it per endpoint. */
@@ -437,7 +447,8 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   const offset = pss.page * TARGET_PAGE_SIZE;
   const f = pss.pss_channel!;
   ram_transferred_add(env, save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_PAGE));
-  f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
+  if (block.put_page) block.put_page(f, offset);
+  else f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
   env.mig_stats.normal_pages++;
   return 1;
@@ -999,7 +1010,8 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
       case RAM_SAVE_FLAG_PAGE:
         w = f.need(TARGET_PAGE_SIZE);
         if (w) await w;
-        f.get_buffer(block!.host, addr, TARGET_PAGE_SIZE);
+        if (block!.get_page) block!.get_page(f, addr);
+        else f.get_buffer(block!.host, addr, TARGET_PAGE_SIZE);
         break;
 
       case RAM_SAVE_FLAG_COMPRESS_PAGE:

@@ -1,0 +1,121 @@
+/**
+ * A VM endpoint of the simulated runtime: the live runtime's VirtualMachine (QMP
+ * commands, run state, MigrationState, the engine's host interface) with the host
+ * pieces swapped for simulated ones:
+ *
+ *  - QEMU_CLOCK_REALTIME (now_ms) and the rate limiter's timed wait (rate_limit_wait)
+ *    are the virtual clock's;
+ *  - qemu_thread_create(migration_thread) is cooperative_migration_thread_create(): the
+ *    same migration_thread() runs as a task of this event loop, started by a timer;
+ *    bottom halves (migrate_fd_cleanup_bh, ...) are zero-delay timers;
+ *  - socket addresses reach the SimNetwork (the modelled link), not the OS;
+ *  - guest RAM is a content-addressed SimRAMBlock, the vCPU a SimWorkload, which is also
+ *    the CPU throttle auto-converge drives.
+ * Thread ids are small fixed numbers, so that a run is the same every time.
+ */
+import type { QIOChannel } from '../io/channel.js';
+import {
+  bg_migration_vm_start_bh,
+  cooperative_migration_thread_create,
+  migrate_fd_cleanup,
+  type MigrationSocketTransport,
+  type MigrationThreadHandle,
+} from '../migration/migration.js';
+import { RAMList, type CpuThrottle } from '../migration/ram.js';
+import type { RunState } from '../qmp/schema/run-state.js';
+import { MAIN_THREAD, type ThreadRef } from '../trace/trace.js';
+import type { VcpuControl } from '../vm/runstate.js';
+import { VirtualMachine } from '../vm/vm.js';
+import type { VirtualClock } from './clock.js';
+import type { SimRAMBlock } from './guest-ram.js';
+import type { SimNetwork } from './network.js';
+
+export type Side = 'src' | 'dst';
+
+export interface SimEndpointOptions {
+  side: Side;
+  name?: string;
+  clock: VirtualClock;
+  net: SimNetwork;
+  ram: SimRAMBlock;
+  /** The vCPU (a SimWorkload, or a stand-in that does nothing). */
+  vcpus: VcpuControl;
+  /** The CPU throttle auto-converge may set (the source's workload). */
+  cpu_throttle?: CpuThrottle;
+  /** -incoming URI or 'defer'. */
+  incoming?: string;
+  /** Thread ids of this endpoint: main is tid_base, threads tid_base + 1, ... */
+  tid_base: number;
+  error_report: (msg: string) => void;
+}
+
+export class SimVirtualMachine extends VirtualMachine {
+  readonly side: Side;
+  readonly clock: VirtualClock;
+  readonly ram: SimRAMBlock;
+  readonly tid_base: number;
+  readonly socket_transport: MigrationSocketTransport;
+  readonly cpu_throttle: CpuThrottle | undefined;
+  private sim_threads = 0;
+
+  constructor(o: SimEndpointOptions) {
+    const ram_list = new RAMList([o.ram]);
+    super({
+      name: o.name,
+      incoming: o.incoming,
+      memory: { pmemsave: () => o.ram.pmemsave(), ram_list: () => ram_list },
+      vcpus: o.vcpus,
+      error_report: o.error_report,
+    });
+    this.side = o.side;
+    this.clock = o.clock;
+    this.ram = o.ram;
+    this.tid_base = o.tid_base;
+    this.socket_transport = o.net.transport();
+    this.cpu_throttle = o.cpu_throttle;
+  }
+
+  /** QEMU_CLOCK_REALTIME on the virtual clock: whole milliseconds. */
+  override now_ms(): number {
+    return Math.floor(this.clock.now_ms());
+  }
+
+  /** qemu_sem_timedwait(&s->rate_limit_sem, ms) on the virtual clock. */
+  override rate_limit_wait(ms: number): Promise<boolean> {
+    return this.clock.sleep(Math.max(0, ms)).then(() => false);
+  }
+
+  /** The migration thread is always the cooperative task here. */
+  override migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle {
+    return cooperative_migration_thread_create(this, name, ioc);
+  }
+
+  /** A thread as a task on this loop, started by a zero-delay timer (after its creator returns). */
+  override qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
+    const self: ThreadRef = { name, tid: this.tid_base + ++this.sim_threads };
+    const fn_name = name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread';
+    this.tracer.emit({ ...this.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'thread-create', name, newTid: self.tid, fn: fn_name });
+    const done = (async () => {
+      await this.clock.sleep(0);
+      this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });
+      try {
+        await fn(self);
+      } catch (e) {
+        this.error_report(`${name}: ${(e as Error)?.stack ?? e}`);
+      } finally {
+        this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-exit' });
+      }
+    })();
+    return { join: () => done };
+  }
+
+  /** migration_bh_schedule(migrate_fd_cleanup_bh). */
+  migration_bh_schedule_cleanup(): void {
+    this.clock.set_timer(0, () => void migrate_fd_cleanup(this));
+  }
+
+  /** migration_bh_schedule(bg_migration_vm_start_bh). */
+  migration_bh_schedule_vm_start(vm_old_state: RunState, downtime_start: number): void {
+    this.clock.set_timer(0, () => bg_migration_vm_start_bh(this, vm_old_state, downtime_start));
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * Content-addressed guest RAM for the simulated runtime: a RAM block of any size whose
+ * pages hold no stored bytes. A page's contents are a function of (page index, write
+ * generation, seed); the block keeps one 16-bit generation counter per page and QEMU's
+ * two bitmaps (the dirty log and the migration bitmap). A 64 GiB guest (16 Mi pages):
+ * 32 MiB of counters, resident only where pages were written, and 2 MiB per bitmap.
+ * (16 bits, not 32: a random workload touches counters all over, and both endpoints of a
+ * simulation keep theirs in one process. Generations wrap from 65534 to 1, so a page's
+ * bytes repeat after 65534 writes, which nothing in a migration can tell apart.)
+ *
+ * Generation 0 is a page never written: all zeros (QEMU's zero-page detection sees it as
+ * such). A guest write makes the next generation, whose bytes are
+ *
+ *   [0, 4)    page index      (u32 little-endian)
+ *   [4, 8)    generation      (u32 LE, ≥ 1, so the page is never all zeros)
+ *   [8, 12)   check = mix32(page, generation, seed)
+ *   [12, 16)  "MLPG"
+ *   [16, 4096) 4080 bytes of the seed's random pool, from an offset the check selects
+ *
+ * The migration code (core/migration/ram.ts) is unchanged but for two hooks of
+ * RAMBlockLike: put_page() writes these 4096 bytes into the stream (the header copied,
+ * the pool part added without a copy, as qemu_put_buffer_async() sends guest RAM), and
+ * get_page() on the destination takes the 4096 bytes back, checks every byte against the
+ * page and generation they claim, and records the generation. So the stream is exactly
+ * what QEMU would send for a guest with these contents (same records, same sizes, same
+ * bytes), the link is charged every byte, and after a migration the destination's
+ * generations equal the source's, page for page, when the migration was correct.
+ */
+import { error_setg } from '../qmp/error.js';
+import type { QEMUFile } from '../migration/qemu-file.js';
+import type { RAMBlockLike } from '../migration/ram.js';
+import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE } from '../vm/ram.js';
+import { Prng, mix32 } from './prng.js';
+
+export const PAGE_HEADER_SIZE = 16;
+const PAGE_MAGIC = 0x47504c4d; // "MLPG" little-endian
+/** Size of the random pool page payloads are cut from. */
+export const PAGE_POOL_SIZE = 1 << 16;
+const PAYLOAD = TARGET_PAGE_SIZE - PAGE_HEADER_SIZE;
+const ZERO_PAGE = Buffer.alloc(TARGET_PAGE_SIZE);
+
+/** The bytes of a (page, generation) for one seed. */
+export class PageContent {
+  /** Random bytes, PAGE_POOL_SIZE plus a page so any offset below PAGE_POOL_SIZE fits. */
+  readonly pool: Buffer;
+
+  constructor(readonly seed: number) {
+    this.pool = Buffer.allocUnsafe(PAGE_POOL_SIZE + TARGET_PAGE_SIZE);
+    new Prng(seed).fork('page pool').fill(this.pool);
+  }
+
+  check(page: number, gen: number): number {
+    return mix32(page, gen, this.seed);
+  }
+
+  /** Where in the pool the payload of a page with this check starts. */
+  pool_offset(check: number): number {
+    return check & (PAGE_POOL_SIZE - 1) & ~7;
+  }
+
+  /** The 16-byte header of (page, gen) into buf at off. */
+  header(page: number, gen: number, buf: Buffer, off = 0): number {
+    const check = this.check(page, gen);
+    buf.writeUInt32LE(page >>> 0, off);
+    buf.writeUInt32LE(gen >>> 0, off + 4);
+    buf.writeUInt32LE(check, off + 8);
+    buf.writeUInt32LE(PAGE_MAGIC, off + 12);
+    return check;
+  }
+
+  /** All TARGET_PAGE_SIZE bytes of (page, gen) into buf at off. */
+  fill(page: number, gen: number, buf: Buffer, off = 0): void {
+    if (gen === 0) {
+      buf.fill(0, off, off + TARGET_PAGE_SIZE);
+      return;
+    }
+    const check = this.header(page, gen, buf, off);
+    const o = this.pool_offset(check);
+    this.pool.copy(buf, off + PAGE_HEADER_SIZE, o, o + PAYLOAD);
+  }
+
+  /**
+   * Which generation of `page` these bytes are: 0 for all zeros, the generation for a
+   * page whose every byte is right, -1 for anything else.
+   */
+  identify(page: number, b: Buffer, off = 0): number {
+    if (b.readUInt32LE(off + 12) !== PAGE_MAGIC) {
+      return b.compare(ZERO_PAGE, 0, TARGET_PAGE_SIZE, off, off + TARGET_PAGE_SIZE) === 0 ? 0 : -1;
+    }
+    const gen = b.readUInt32LE(off + 4);
+    if (b.readUInt32LE(off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
+    const check = this.check(page, gen);
+    if (b.readUInt32LE(off + 8) !== check) return -1;
+    const o = this.pool_offset(check);
+    return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
+  }
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/** What the destination saw of the pages it loaded. */
+export interface PageLoadStats {
+  /** PAGE records whose bytes were a valid (page, generation). */
+  pages_ok: number;
+  /** PAGE records with bytes that are no generation of their page. */
+  pages_bad: number;
+  /** Block offset of the first bad page, or -1. */
+  first_bad: number;
+}
+
+/** A generation that never occurs: what a page with bad bytes is recorded as. */
+export const GEN_BAD = 0xffff;
+
+/** A RAMBlock (RAMBlockLike) of content-addressed pages. */
+export class SimRAMBlock implements RAMBlockLike {
+  readonly idstr: string;
+  readonly used_length: number;
+  readonly max_length: number;
+  readonly nr_pages: number;
+  /** No stored bytes: the engine goes through put_page()/get_page(). */
+  readonly host = new Uint8Array(0);
+  bmap: Int32Array | null = null;
+  /** Write generation of every page (0: never written, all zeros; 1..65534). */
+  readonly gen: Uint16Array;
+  /** The DIRTY_MEMORY_MIGRATION log: one bit per page. */
+  readonly dirty_log: Int32Array;
+  private tracking = false;
+  readonly content: PageContent;
+  readonly load_stats: PageLoadStats = { pages_ok: 0, pages_bad: 0, first_bad: -1 };
+  private readonly scratch = Buffer.allocUnsafe(TARGET_PAGE_SIZE);
+  private readonly hdr = Buffer.allocUnsafe(PAGE_HEADER_SIZE);
+
+  constructor(size: number, seed: number, idstr = RAM_BLOCK_IDSTR) {
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`RAM size must be a non-negative integer, not ${size}`);
+    const len = Math.ceil(size / TARGET_PAGE_SIZE) * TARGET_PAGE_SIZE;
+    this.idstr = idstr;
+    this.used_length = this.max_length = len;
+    this.nr_pages = len / TARGET_PAGE_SIZE;
+    if (this.nr_pages > 0xffffffff) throw new RangeError(`RAM size ${size} is beyond the lab's 16 TiB`);
+    this.gen = new Uint16Array(this.nr_pages);
+    this.dirty_log = new Int32Array(BITS_TO_WORDS(this.nr_pages));
+    this.content = new PageContent(seed);
+  }
+
+  /* ----------------------------- the guest ----------------------------- */
+
+  /** A guest write to `page`: the next generation, and the page marked in the dirty log. */
+  write_page(page: number): void {
+    const g = this.gen[page]! + 1;
+    this.gen[page] = g >= GEN_BAD ? 1 : g;
+    if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
+  }
+
+  /** Pages [first, first + count) written once, before any migration (no dirty log). */
+  prefill(first: number, count: number): void {
+    const end = Math.min(this.nr_pages, first + count);
+    for (let p = first; p < end; p++) if (this.gen[p] === 0) this.gen[p] = 1;
+  }
+
+  /** The bytes of a page as the guest sees them (tests, pmemsave). */
+  read_page(page: number, buf: Buffer, off = 0): void {
+    this.content.fill(page, this.gen[page]!, buf, off);
+  }
+
+  /** Pages with generation ≥ 1 (ever written). */
+  count_written(): number {
+    let n = 0;
+    for (let p = 0; p < this.nr_pages; p++) if (this.gen[p] !== 0) n++;
+    return n;
+  }
+
+  /** Pages whose generation differs from `other`'s (the same size), up to `limit` listed. */
+  diff_generations(other: SimRAMBlock, limit = 8): { count: number; pages: number[] } {
+    if (other.nr_pages !== this.nr_pages) throw new RangeError('diff_generations: blocks of different sizes');
+    const pages: number[] = [];
+    let count = 0;
+    const a = this.gen;
+    const b = other.gen;
+    for (let p = 0; p < a.length; p++) {
+      if (a[p] !== b[p]) {
+        if (count++ < limit) pages.push(p);
+      }
+    }
+    return { count, pages };
+  }
+
+  /* ----------------------- RAMBlockLike: the dirty log ----------------------- */
+
+  get global_dirty_tracking(): boolean {
+    return this.tracking;
+  }
+
+  memory_global_dirty_log_start(): void {
+    this.tracking = true;
+  }
+
+  memory_global_dirty_log_stop(): void {
+    this.tracking = false;
+  }
+
+  /** Take-and-clear the log of [start, start + length) into bmap; newly dirty pages. */
+  cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
+    const dest = this.bmap;
+    if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
+    const src = this.dirty_log;
+    const first = Math.floor(start / TARGET_PAGE_SIZE);
+    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
+    let num_dirty = 0;
+    let p = first;
+    while (p < end && p & 31) num_dirty += this.sync_one(dest, p++);
+    for (; p + 32 <= end; p += 32) {
+      const w = p >>> 5;
+      const bits = src[w]!;
+      if (bits === 0) continue;
+      src[w] = 0;
+      const d = dest[w]!;
+      num_dirty += popcount32(~d & bits);
+      dest[w] = d | bits;
+    }
+    while (p < end) num_dirty += this.sync_one(dest, p++);
+    return num_dirty;
+  }
+
+  private sync_one(dest: Int32Array, p: number): number {
+    const w = p >>> 5;
+    const m = 1 << (p & 31);
+    if ((this.dirty_log[w]! & m) === 0) return 0;
+    this.dirty_log[w] &= ~m;
+    if ((dest[w]! & m) !== 0) return 0;
+    dest[w] |= m;
+    return 1;
+  }
+
+  /* ------------------------- RAMBlockLike: contents ------------------------- */
+
+  buffer_is_zero(offset: number, length: number): boolean {
+    if (length === TARGET_PAGE_SIZE && offset % TARGET_PAGE_SIZE === 0) return this.gen[offset / TARGET_PAGE_SIZE] === 0;
+    const end = Math.ceil((offset + length) / TARGET_PAGE_SIZE);
+    for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen[p] !== 0) return false;
+    return true;
+  }
+
+  /** The page's bytes into the stream: header copied, payload from the immutable pool. */
+  put_page(f: QEMUFile, offset: number): void {
+    const page = Math.floor(offset / TARGET_PAGE_SIZE);
+    const g = this.gen[page]!;
+    if (g === 0) {
+      f.put_buffer_async(ZERO_PAGE, 0, TARGET_PAGE_SIZE);
+      return;
+    }
+    const check = this.content.header(page, g, this.hdr);
+    f.put_buffer(this.hdr, 0, PAGE_HEADER_SIZE);
+    f.put_buffer_async(this.content.pool, this.content.pool_offset(check), PAYLOAD);
+  }
+
+  /** A page's bytes from the stream: checked, and its generation recorded. */
+  get_page(f: QEMUFile, offset: number): void {
+    const page = Math.floor(offset / TARGET_PAGE_SIZE);
+    f.get_buffer(this.scratch, 0, TARGET_PAGE_SIZE);
+    const g = this.content.identify(page, this.scratch);
+    const st = this.load_stats;
+    if (g < 0) {
+      st.pages_bad++;
+      if (st.first_bad < 0) st.first_bad = offset;
+      this.gen[page] = GEN_BAD;
+    } else {
+      st.pages_ok++;
+      this.gen[page] = g;
+    }
+  }
+
+  /** qmp_pmemsave(): the simulated runtime writes no files. */
+  pmemsave(): never {
+    throw error_setg('pmemsave is not available in the simulated runtime');
+  }
+}

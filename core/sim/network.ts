@@ -1,0 +1,111 @@
+/**
+ * The simulated runtime's network: socket addresses (tcp:, unix:, vsock:) that the
+ * endpoints of one simulation listen on and connect to, every connection a SimLink with
+ * the scenario's link model. It is what `migrate tcp:dst:4444` and
+ * `migrate-incoming tcp:0:4444` reach in the simulator (MigrationHostEnv.socket_transport),
+ * so the QMP commands, transports and QEMU's texts are the engine's own.
+ *
+ * Connecting takes the TCP handshake's time: the connecting side has its channel one
+ * round trip after the connect started, the listener accepts half a round trip later.
+ * An address nobody listens on is refused after one round trip ("Failed to connect to
+ * 'dst:4444': Connection refused", as socket.c reports it through query-migrate).
+ */
+import type { QIOChannel } from '../io/channel.js';
+import type { SocketAddress } from '../io/channel-socket.js';
+import type { MigrationIncomingTransport } from '../migration/socket.js';
+import type { MigrationSocketTransport } from '../migration/migration.js';
+import { error_setg } from '../qmp/error.js';
+import { strerror } from '../util/errno.js';
+import type { Clock } from './clock.js';
+import { SimLink, type LinkParams } from './link.js';
+import type { Prng } from './prng.js';
+
+/** The address as a lookup key ("tcp dst:4444", "unix /tmp/mig.sock"). */
+function addr_key(saddr: SocketAddress): string {
+  switch (saddr.type) {
+    case 'inet':
+      return `tcp ${saddr.host}:${saddr.port}`;
+    case 'unix':
+      return `unix ${saddr.path}`;
+    case 'vsock':
+      return `vsock ${saddr.cid}:${saddr.port}`;
+    case 'fd':
+      return `fd ${saddr.str}`;
+  }
+}
+
+/** How socket.c names an address in "Failed to connect to '...'". */
+function addr_text(saddr: SocketAddress): string {
+  switch (saddr.type) {
+    case 'inet':
+      return `${saddr.host}:${saddr.port}`;
+    case 'unix':
+      return saddr.path;
+    case 'vsock':
+      return `${saddr.cid}:${saddr.port}`;
+    case 'fd':
+      return saddr.str;
+  }
+}
+
+export class SimNetwork {
+  private readonly listeners = new Map<string, (ioc: QIOChannel) => void>();
+  /** Every connection made, in order. */
+  readonly links: SimLink[] = [];
+  private next_port = 49152;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly params: LinkParams,
+    private readonly prng: Prng,
+  ) {}
+
+  /** The MigrationHostEnv.socket_transport of an endpoint on this network. */
+  transport(): MigrationSocketTransport {
+    return {
+      start_outgoing: (saddr, done) => this.connect(saddr, done),
+      start_incoming: (saddr, accept) => this.listen(saddr, accept),
+    };
+  }
+
+  private rtt(): number {
+    return 2 * this.params.latency_ms;
+  }
+
+  connect(saddr: SocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void {
+    const key = addr_key(saddr);
+    this.clock.set_timer(this.rtt(), () => {
+      const accept = this.listeners.get(key);
+      if (!accept) {
+        done(null, `Failed to connect to '${addr_text(saddr)}': ${strerror('ECONNREFUSED')}`);
+        return;
+      }
+      const link = new SimLink(this.clock, this.params, this.prng.fork(`link ${this.links.length}`), [
+        'migration-socket-outgoing',
+        'migration-socket-incoming',
+      ]);
+      this.links.push(link);
+      done(link.a, null);
+      this.clock.set_timer(this.params.latency_ms, () => {
+        // The listener may have closed meanwhile: the connection then goes nowhere.
+        this.listeners.get(key)?.(link.b);
+      });
+    });
+  }
+
+  async listen(saddr: SocketAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport> {
+    let bound = saddr;
+    if (saddr.type === 'inet' && saddr.port === '0') bound = { ...saddr, port: String(this.next_port++) };
+    const key = addr_key(bound);
+    if (this.listeners.has(key)) {
+      throw error_setg(`Failed to bind socket: ${strerror('EADDRINUSE')}`);
+    }
+    this.listeners.set(key, accept);
+    return {
+      socket_address: [bound],
+      cleanup: async () => {
+        if (this.listeners.get(key) === accept) this.listeners.delete(key);
+      },
+    };
+  }
+}

@@ -1,0 +1,610 @@
+/**
+ * The simulated runtime's runner: one scenario, both endpoints in this process, on a
+ * virtual clock, joined by the modelled link; and the control API the renderer and
+ * `miglab run` use (pause, resume, speed, step to the next traced function, run until a
+ * function, a state or a time, breakpoints).
+ *
+ * The engine is the live runtime's, unchanged: QMP commands go through each endpoint's
+ * real QMP monitor (so states, events, errors and query-migrate are QEMU's), `migrate`
+ * reaches the SimNetwork through the endpoint's socket transport, the source's
+ * `live_migration` thread is the cooperative task of cooperative_migration_thread_create(),
+ * and the destination loads in process_incoming_migration_co(). What differs is only
+ * the host: time (VirtualClock), network (SimLink), RAM (SimRAMBlock), vCPU (SimWorkload).
+ *
+ * The timeline. Every traced function entry and exit, thread lifecycle event, QMP event
+ * and state change of both endpoints is recorded, in order, stamped with virtual time:
+ * that is the run (its Chrome Trace export opens in Perfetto). Same scenario and seed,
+ * same timeline, byte for byte.
+ *
+ * Stopping. JavaScript cannot suspend a function in the middle; the engine can only stop
+ * where it waits, i.e. between two timers of the virtual clock. So the control API works
+ * on the timeline: a stop (breakpoint, step, run-until) puts the timeline's cursor on the
+ * entry that matched and stops the clock after the timer in which that entry happened.
+ * The engine may have gone a little further in that same instant of virtual time (the
+ * entries after the cursor); stepping on walks those recorded entries first, one by one,
+ * and only then runs the clock again. Virtual time never moves past the cursor's entry.
+ */
+import type { QapiEventMessage } from '../qmp/qapi-event.js';
+import { toChromeTrace, type ChromeTraceEvent } from '../trace/chrome-trace.js';
+import type { TraceEvent } from '../trace/trace.js';
+import { VirtualClock, VirtualClockDriver, type Speed } from './clock.js';
+import { SimVirtualMachine, type Side } from './endpoint.js';
+import { SimRAMBlock } from './guest-ram.js';
+import { link_params, type LinkParams } from './link.js';
+import { SimNetwork } from './network.js';
+import { Prng } from './prng.js';
+import { QmpCommandError, QmpSession } from './qmp-session.js';
+import type { Scenario, ScenarioWorkload } from './scenario.js';
+import { SimWorkload, type SimWorkloadSpec } from './workload.js';
+
+export type TimelineEntry = TraceEvent & { side: Side };
+
+/** A breakpoint on a function of the call chain (entry), optionally on one side or thread. */
+export interface Breakpoint {
+  fn: string;
+  side?: Side;
+  thread?: string;
+}
+
+/** What run_until() waits for. */
+export type RunUntil =
+  | { fn: string; side?: Side; thread?: string }
+  | { state: string; side?: Side; what?: 'migration' | 'incoming' | 'runstate' }
+  | { time_ms: number };
+
+export type StopReason = 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'pause' | 'end';
+
+export interface StopInfo {
+  reason: StopReason;
+  /** Index of the timeline entry the cursor is on (-1: nothing recorded yet). */
+  index: number;
+  entry: TimelineEntry | null;
+  /** Virtual time, ms. */
+  t_ms: number;
+}
+
+export type Outcome = 'completed' | 'failed' | 'cancelled' | 'timeout' | 'stalled' | 'error';
+
+export interface SimEventRecord {
+  t_ms: number;
+  side: Side;
+  event: string;
+  data?: unknown;
+}
+
+export interface SimResult {
+  name: string | null;
+  seed: number;
+  outcome: Outcome;
+  /** Why the run ended badly (a QMP error of the script, the migration's error-desc). */
+  error: string | null;
+  /** Virtual time at the end, ms. */
+  t_end_ms: number;
+  source: {
+    status: string;
+    runstate: string;
+    'total-time': number | null;
+    downtime: number | null;
+    'setup-time': number | null;
+    /** ram.dirty-sync-count: bitmap syncs (passes). */
+    passes: number;
+    transferred: number;
+    normal: number;
+    duplicate: number;
+    'precopy-bytes': number;
+    'downtime-bytes': number;
+    mbps: number;
+    /** Highest auto-converge throttle seen, %. */
+    'cpu-throttle-max': number;
+  };
+  destination: {
+    status: string;
+    runstate: string;
+    /** PAGE records whose bytes were a valid page. */
+    pages_ok: number;
+    pages_bad: number;
+    /** Destination generations equal the source's, page for page (null when not completed). */
+    generations_match: boolean | null;
+    pages_differing: number;
+  };
+  link: { bytes: number; wire_bytes: number; packets_lost: number; segments: number };
+  workload: { pages_written: number; bytes_written: number };
+  query_migrate: { src: unknown; dst: unknown };
+  events: SimEventRecord[];
+  errors: { t_ms: number; side: Side; msg: string }[];
+  /** Wall-clock cost of the run, ms, and timers fired. */
+  wall_ms: number;
+  timers: number;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** Thread id bases: the main thread of each side, then its threads. */
+const TID_BASE: Record<Side, number> = { src: 1000, dst: 2000 };
+const PID: Record<Side, number> = { src: 1, dst: 2 };
+
+/** The workload spec of the model from a scenario's. */
+export function sim_workload_spec(w: ScenarioWorkload): SimWorkloadSpec {
+  switch (w.kind) {
+    case 'idle':
+      return { kind: 'idle' };
+    case 'random':
+    case 'sequential':
+    case 'fill':
+      return { kind: w.kind, rate: w.rate };
+    case 'hotset':
+      return { kind: 'hotset', size: w.size, rate: w.rate, start: w.start };
+    case 'phases':
+      return {
+        kind: 'phases',
+        repeat: w.repeat,
+        phases: w.phases.map((p) => ({ duration_ms: p.duration, workload: sim_workload_spec(p.workload) })),
+      };
+  }
+}
+
+/** The link model of a scenario. */
+export function scenario_link(sc: Scenario): LinkParams {
+  const l = sc.link;
+  return link_params({
+    bandwidth: l.bandwidth,
+    latency_ms: l.latency,
+    jitter_ms: l.jitter,
+    loss: l.loss,
+    sndbuf: l.sndbuf,
+    cut_at_ms: l.cut_at ?? null,
+    cut_mode: l.cut_mode,
+    cut_timeout_ms: l.cut_timeout,
+  });
+}
+
+interface Goal {
+  match: (e: TimelineEntry) => StopReason | null;
+  time_ms?: number;
+  /** Breakpoints stop this goal too. */
+  breakpoints: boolean;
+  resolve: (s: StopInfo) => void;
+}
+
+export interface SimulationOptions {
+  /** Pace of virtual time (default: as fast as possible). */
+  speed?: Speed;
+  /** Workload tick, ms of virtual time (default 1). */
+  tick_ms?: number;
+}
+
+export class Simulation {
+  readonly scenario: Scenario;
+  readonly clock = new VirtualClock();
+  readonly driver: VirtualClockDriver;
+  readonly net: SimNetwork;
+  readonly src: SimVirtualMachine;
+  readonly dst: SimVirtualMachine;
+  readonly workload: SimWorkload;
+  readonly qmp: Record<Side, QmpSession>;
+  readonly timeline: TimelineEntry[] = [];
+  readonly events: SimEventRecord[] = [];
+  readonly errors: { t_ms: number; side: Side; msg: string }[] = [];
+  /** Index of the timeline entry shown (the stop position). */
+  cursor = -1;
+
+  private readonly listeners = new Set<(e: TimelineEntry, index: number) => void>();
+  private readonly breakpoints = new Map<number, Breakpoint>();
+  private next_bp = 0;
+  private goal: Goal | null = null;
+  private pending: { index: number; reason: StopReason } | null = null;
+  private started = false;
+  private ended_ = false;
+  private readonly end_waiters: ((r: SimResult) => void)[] = [];
+  private result_: SimResult | null = null;
+  private script_error: string | null = null;
+  private src_cleaned = false;
+  private src_end_ms: number | null = null;
+  private dst_exit: number | null = null;
+  private throttle_max = 0;
+  private readonly seen_state: Record<string, string> = {};
+  private wall_start = 0;
+
+  constructor(scenario: Scenario, opts: SimulationOptions = {}) {
+    this.scenario = scenario;
+    this.driver = new VirtualClockDriver(this.clock, { speed: opts.speed ?? 'max' });
+    this.driver.after_timer = () => this.after_timer();
+    this.driver.on_pause(() => this.paused_now());
+    const seed = scenario.seed;
+    const prng = new Prng(seed);
+    this.net = new SimNetwork(this.clock, scenario_link(scenario), prng.fork('net'));
+
+    const size = scenario.ram.size;
+    const src_ram = new SimRAMBlock(size, seed);
+    src_ram.prefill(0, Math.floor(scenario.ram.prefill / 4096));
+    const dst_ram = new SimRAMBlock(size, seed);
+    this.workload = new SimWorkload(this.clock, src_ram, sim_workload_spec(scenario.workload), prng.fork('workload'), {
+      tick_ms: opts.tick_ms,
+    });
+    const report = (side: Side) => (msg: string) => this.errors.push({ t_ms: this.clock.now_ms(), side, msg });
+    this.src = new SimVirtualMachine({
+      side: 'src',
+      name: 'src',
+      clock: this.clock,
+      net: this.net,
+      ram: src_ram,
+      vcpus: this.workload,
+      cpu_throttle: this.workload,
+      tid_base: TID_BASE.src,
+      error_report: report('src'),
+    });
+    this.dst = new SimVirtualMachine({
+      side: 'dst',
+      name: 'dst',
+      clock: this.clock,
+      net: this.net,
+      ram: dst_ram,
+      vcpus: { pause_all_vcpus: async () => {}, resume_all_vcpus: () => {} },
+      incoming: 'defer',
+      tid_base: TID_BASE.dst,
+      error_report: report('dst'),
+    });
+    this.dst.onExit((code) => (this.dst_exit = code));
+    for (const vm of [this.src, this.dst]) this.record_from(vm);
+    this.qmp = {
+      src: new QmpSession(this.src, () => this.clock.now_ms()),
+      dst: new QmpSession(this.dst, () => this.clock.now_ms()),
+    };
+    this.driver.pause(); // nothing runs before the first control call
+  }
+
+  /* ------------------------------- recording ------------------------------- */
+
+  private record_from(vm: SimVirtualMachine): void {
+    const side = vm.side;
+    vm.tracer.on((ev) => {
+      this.poll_states();
+      const e = { ...ev, ts: this.clock.now_us(), side } as TimelineEntry;
+      if (e.thread === 'main') e.tid = vm.tid_base;
+      this.push(e);
+      if (side === 'src' && ev.type === 'exit' && ev.fn === 'migrate_fd_cleanup') this.src_cleaned = true;
+    });
+    vm.events.on((msg: QapiEventMessage) => {
+      this.poll_states();
+      const t_ms = this.clock.now_ms();
+      const rec: SimEventRecord = { t_ms, side, event: msg.event };
+      if (msg.data !== undefined) rec.data = msg.data;
+      this.events.push(rec);
+      this.push({
+        type: 'mark',
+        name: msg.event,
+        ...(msg.data !== undefined ? { args: msg.data as Record<string, unknown> } : {}),
+        ts: this.clock.now_us(),
+        thread: 'main',
+        tid: vm.tid_base,
+        side,
+      });
+    });
+  }
+
+  /** Record state changes since the last look (source and destination, migration and run state). */
+  private poll_states(): void {
+    const look = (side: Side, what: 'migration' | 'incoming' | 'runstate', now: string): void => {
+      const key = `${side} ${what}`;
+      const was = this.seen_state[key] ?? (what === 'runstate' ? 'prelaunch' : 'none');
+      if (was === now) return;
+      this.seen_state[key] = now;
+      const vm = side === 'src' ? this.src : this.dst;
+      this.push({ type: 'state', what, from: was, to: now, ts: this.clock.now_us(), thread: 'main', tid: vm.tid_base, side });
+    };
+    // During construction the endpoints may not exist yet.
+    if (!this.src || !this.dst) return;
+    look('src', 'migration', this.src.migration.state);
+    look('src', 'runstate', this.src.runstate.runstate_get());
+    look('dst', 'incoming', this.dst.incoming.state);
+    look('dst', 'runstate', this.dst.runstate.runstate_get());
+    const pct = this.workload.cpu_throttle_get_percentage();
+    if (pct > this.throttle_max) this.throttle_max = pct;
+  }
+
+  private push(e: TimelineEntry): void {
+    const i = this.timeline.push(e) - 1;
+    for (const l of this.listeners) l(e, i);
+    const g = this.goal;
+    if (!g || this.pending) return;
+    const reason = g.match(e) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
+    if (reason) this.pending = { index: i, reason };
+  }
+
+  /** Subscribe to timeline entries as they are recorded; returns the unsubscribe function. */
+  on_entry(l: (e: TimelineEntry, index: number) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /* ------------------------------- the script ------------------------------- */
+
+  private async script(): Promise<void> {
+    const sc = this.scenario;
+    const { src, dst } = this.qmp;
+    try {
+      await src.call('qmp_capabilities');
+      await dst.call('qmp_capabilities');
+      const caps = Object.entries(sc.migration.capabilities).map(([capability, state]) => ({ capability, state }));
+      if (caps.length) {
+        await src.call('migrate-set-capabilities', { capabilities: caps });
+        await dst.call('migrate-set-capabilities', { capabilities: caps });
+      }
+      if (Object.keys(sc.migration.parameters).length) await src.call('migrate-set-parameters', sc.migration.parameters);
+      await dst.call('migrate-incoming', { uri: sc.migration.uri });
+      for (const a of sc.actions) {
+        this.clock.set_timer_at(Math.max(a.at, this.clock.now_ms()), () => {
+          void this.qmp[a.side].execute(a.execute, a.arguments);
+        });
+      }
+      if (sc.migration.start_at > this.clock.now_ms()) await this.clock.sleep(sc.migration.start_at - this.clock.now_ms());
+      await src.call('migrate', { uri: sc.migration.uri });
+    } catch (e) {
+      if (!(e instanceof QmpCommandError)) throw e;
+      this.script_error = e.message;
+    }
+  }
+
+  /** The run is over: migration ended on both sides (or cannot go on). */
+  private finished(): boolean {
+    if (this.script_error) return true;
+    const s = this.src.migration.state;
+    if (!TERMINAL.has(s) || !this.src_cleaned) return false;
+    this.src_end_ms ??= this.clock.now_ms();
+    const d = this.dst.incoming.state;
+    if (d === 'completed' || d === 'failed' || this.dst_exit !== null) return true;
+    // A source that did not complete may leave the destination waiting: give it a second.
+    return s !== 'completed' && this.clock.now_ms() >= this.src_end_ms + 1000;
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.wall_start = performance.now();
+    void this.src.startMachine();
+    void this.dst.startMachine();
+    // The script starts on the clock, at time 0.
+    this.clock.set_timer(0, () => void this.script());
+    void (async () => {
+      const how = await this.driver.run(() => this.finished(), this.scenario.limits.max_time);
+      this.poll_states();
+      this.ended_ = true;
+      const r = await this.make_result(how === 'limit' ? 'timeout' : how === 'idle' && !this.finished() ? 'stalled' : null);
+      this.result_ = r;
+      this.cursor = this.timeline.length - 1;
+      const g = this.goal;
+      this.goal = null;
+      g?.resolve(this.stop_info('end', this.cursor));
+      for (const w of this.end_waiters.splice(0)) w(r);
+    })();
+  }
+
+  /* ------------------------------ control API ------------------------------ */
+
+  get paused(): boolean {
+    return this.driver.paused;
+  }
+
+  get ended(): boolean {
+    return this.ended_;
+  }
+
+  /** Virtual time now, ms (as a display shows it, moving between timers when paced). */
+  now_ms(): number {
+    return this.driver.display_ms();
+  }
+
+  set_speed(s: Speed): void {
+    this.driver.set_speed(s);
+  }
+
+  get speed(): Speed {
+    return this.driver.speed;
+  }
+
+  add_breakpoint(bp: Breakpoint): number {
+    const id = ++this.next_bp;
+    this.breakpoints.set(id, bp);
+    return id;
+  }
+
+  remove_breakpoint(id: number): boolean {
+    return this.breakpoints.delete(id);
+  }
+
+  list_breakpoints(): [number, Breakpoint][] {
+    return [...this.breakpoints];
+  }
+
+  private hits_breakpoint(e: TimelineEntry): boolean {
+    if (e.type !== 'enter') return false;
+    for (const bp of this.breakpoints.values()) {
+      if (bp.fn === e.fn && (!bp.side || bp.side === e.side) && (!bp.thread || bp.thread === e.thread)) return true;
+    }
+    return false;
+  }
+
+  /** Stop as soon as possible (after the current timer). */
+  pause(): void {
+    if (this.ended_ || this.driver.paused) return;
+    this.pending ??= { index: this.timeline.length - 1, reason: 'pause' };
+    this.driver.pause();
+  }
+
+  /** Run on until a breakpoint, or the end. */
+  resume(): Promise<StopInfo> {
+    return this.advance({ match: () => null, breakpoints: true });
+  }
+
+  /** To the next traced function entry (either side). */
+  step(): Promise<StopInfo> {
+    return this.advance({ match: (e) => (e.type === 'enter' ? 'step' : null), breakpoints: true });
+  }
+
+  /** Run until a function is entered, a state is reached or a time has come. */
+  run_until(u: RunUntil): Promise<StopInfo> {
+    if ('time_ms' in u) return this.advance({ match: () => null, time_ms: u.time_ms, breakpoints: true });
+    if ('fn' in u) {
+      return this.advance({
+        match: (e) =>
+          e.type === 'enter' && e.fn === u.fn && (!u.side || u.side === e.side) && (!u.thread || u.thread === e.thread) ? 'function' : null,
+        breakpoints: true,
+      });
+    }
+    return this.advance({
+      match: (e) => (e.type === 'state' && e.to === u.state && (!u.side || u.side === e.side) && (!u.what || u.what === e.what) ? 'state' : null),
+      breakpoints: true,
+    });
+  }
+
+  /** Run to the end, ignoring breakpoints; the result. */
+  async run(): Promise<SimResult> {
+    if (this.result_) return this.result_;
+    const done = new Promise<SimResult>((r) => this.end_waiters.push(r));
+    void this.advance({ match: () => null, breakpoints: false });
+    return done;
+  }
+
+  /** The result, once ended (else null). */
+  get result(): SimResult | null {
+    return this.result_;
+  }
+
+  private stop_info(reason: StopReason, index: number): StopInfo {
+    const entry = index >= 0 ? (this.timeline[index] ?? null) : null;
+    return { reason, index, entry, t_ms: entry && reason !== 'time' && reason !== 'end' ? entry.ts / 1000 : this.clock.now_ms() };
+  }
+
+  private advance(g: Omit<Goal, 'resolve'>): Promise<StopInfo> {
+    if (this.goal) return Promise.reject(new Error('the simulation is already running toward a stop'));
+    // Entries already recorded beyond the cursor come first.
+    for (let i = this.cursor + 1; i < this.timeline.length; i++) {
+      const e = this.timeline[i]!;
+      if (g.time_ms !== undefined && e.ts / 1000 > g.time_ms) break;
+      const reason = g.match(e) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
+      if (reason) {
+        this.cursor = i;
+        return Promise.resolve(this.stop_info(reason, i));
+      }
+    }
+    this.cursor = this.timeline.length - 1;
+    if (this.ended_) return Promise.resolve(this.stop_info('end', this.cursor));
+    if (g.time_ms !== undefined && this.clock.now_ms() >= g.time_ms) return Promise.resolve(this.stop_info('time', this.cursor));
+    return new Promise<StopInfo>((resolve) => {
+      this.goal = { ...g, resolve };
+      this.pending = null;
+      this.start();
+      this.driver.resume();
+    });
+  }
+
+  /** After each timer: stop if an entry matched, or before the goal's time is passed. */
+  private after_timer(): boolean {
+    this.poll_states();
+    if (this.pending) return true;
+    const g = this.goal;
+    if (g?.time_ms !== undefined) {
+      const next = this.clock.peek_time();
+      if (next === null || next > g.time_ms) {
+        if (next !== null) this.clock.advance_to(g.time_ms);
+        this.pending = { index: this.timeline.length - 1, reason: 'time' };
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private paused_now(): void {
+    const g = this.goal;
+    const p = this.pending;
+    this.goal = null;
+    this.pending = null;
+    if (!g) return;
+    const index = p ? p.index : this.timeline.length - 1;
+    this.cursor = index;
+    g.resolve(this.stop_info(p?.reason ?? 'pause', index));
+  }
+
+  /* -------------------------------- results -------------------------------- */
+
+  private async make_result(why: 'timeout' | 'stalled' | null): Promise<SimResult> {
+    const s = this.src.migration;
+    // query-migrate through QMP, as a user would ask.
+    const qsrc = (await this.qmp.src.execute('query-migrate')).return as Record<string, any> | undefined;
+    const qdst = (await this.qmp.dst.execute('query-migrate')).return as Record<string, any> | undefined;
+    const ram = qsrc?.ram ?? {};
+    let outcome: Outcome;
+    if (this.script_error) outcome = 'error';
+    else if (why) outcome = why;
+    else outcome = TERMINAL.has(s.state) ? (s.state as Outcome) : 'stalled';
+    const completed = s.state === 'completed' && this.dst.incoming.state === 'completed';
+    const diff = completed ? this.src.ram.diff_generations(this.dst.ram, 0) : null;
+    const dl = this.dst.ram.load_stats;
+    let bytes = 0;
+    let wire = 0;
+    let lost = 0;
+    let segments = 0;
+    for (const l of this.net.links) {
+      for (const p of [l.stats.ab, l.stats.ba]) {
+        bytes += p.bytes_sent;
+        wire += p.wire_bytes;
+        lost += p.packets_lost;
+        segments += p.segments;
+      }
+    }
+    return {
+      name: this.scenario.name ?? null,
+      seed: this.scenario.seed,
+      outcome,
+      error: this.script_error ?? s.error,
+      t_end_ms: this.clock.now_ms(),
+      source: {
+        status: s.state,
+        runstate: this.src.runstate.runstate_get(),
+        'total-time': qsrc?.['total-time'] ?? null,
+        downtime: qsrc?.downtime ?? null,
+        'setup-time': qsrc?.['setup-time'] ?? null,
+        passes: ram['dirty-sync-count'] ?? 0,
+        transferred: ram.transferred ?? 0,
+        normal: ram.normal ?? 0,
+        duplicate: ram.duplicate ?? 0,
+        'precopy-bytes': ram['precopy-bytes'] ?? 0,
+        'downtime-bytes': ram['downtime-bytes'] ?? 0,
+        mbps: ram.mbps ?? 0,
+        'cpu-throttle-max': this.throttle_max,
+      },
+      destination: {
+        status: this.dst.incoming.state,
+        runstate: this.dst.runstate.runstate_get(),
+        pages_ok: dl.pages_ok,
+        pages_bad: dl.pages_bad,
+        generations_match: diff ? diff.count === 0 : null,
+        pages_differing: diff ? diff.count : 0,
+      },
+      link: { bytes, wire_bytes: wire, packets_lost: lost, segments },
+      workload: { pages_written: this.workload.pages_written, bytes_written: this.workload.bytes_written },
+      query_migrate: { src: qsrc ?? null, dst: qdst ?? null },
+      events: this.events,
+      errors: this.errors,
+      wall_ms: performance.now() - this.wall_start,
+      timers: this.clock.fired,
+    };
+  }
+
+  /** The timeline as Chrome Trace Event JSON (source pid 1, destination pid 2): opens in Perfetto. */
+  chrome_trace(): { traceEvents: ChromeTraceEvent[]; displayTimeUnit: 'ms' } {
+    const out: ChromeTraceEvent[] = [];
+    for (const side of ['src', 'dst'] as const) {
+      const evs = this.timeline.filter((e) => e.side === side);
+      out.push(...toChromeTrace(evs, PID[side], side === 'src' ? 'source (simulated)' : 'destination (simulated)').traceEvents);
+    }
+    return { traceEvents: out, displayTimeUnit: 'ms' };
+  }
+}
+
+/** Run a scenario to the end, as fast as possible. */
+export async function run_scenario(scenario: Scenario, opts: SimulationOptions = {}): Promise<{ sim: Simulation; result: SimResult }> {
+  const sim = new Simulation(scenario, opts);
+  const result = await sim.run();
+  return { sim, result };
+}

@@ -1,0 +1,617 @@
+/**
+ * Scenarios of the simulated runtime: what `miglab run FILE` and the app's scenario
+ * picker run. The scenario format is defined once, as data (SCENARIO_SCHEMA below): the
+ * parser, its error messages, the TypeScript type (Scenario, inferred from the data) and
+ * the published JSON Schema (scenario_json_schema()) all come from that one definition,
+ * so adding a field is adding one line.
+ *
+ * Units in files: sizes as QEMU parses them (bytes, or with K, M, G, T: powers of 1024:
+ * "64G"); rates as bits per second with SI prefixes ("10Gbit/s", "100Mbps") or as a
+ * size per second ("128M/s"), or a plain number of bytes per second; durations as
+ * "300ms", "5s", "2min", "250us", or a plain number of milliseconds. After parsing every
+ * size is in bytes, every rate in bytes per second, every duration in milliseconds.
+ *
+ * Migration capabilities and parameters are passed to QMP as they are
+ * (migrate-set-capabilities, migrate-set-parameters), so QEMU's own checks and messages
+ * apply to them.
+ */
+import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
+
+/* ---------------------------------- the DSL ---------------------------------- */
+
+interface Doc {
+  description?: string;
+}
+interface Opt {
+  /** Must be present (no default). */
+  required?: true;
+  /** Used when absent (already in parsed units). */
+  default?: unknown;
+}
+export type FieldSpec = Doc &
+  Opt &
+  (
+    | { type: 'number'; min?: number; max?: number; exclusive_max?: boolean; integer?: boolean }
+    | { type: 'string'; enum?: readonly string[] }
+    | { type: 'boolean' }
+    | { type: 'size' }
+    | { type: 'rate'; allow_max?: boolean }
+    | { type: 'duration' }
+    | { type: 'json' }
+    | { type: 'array'; items: FieldSpec }
+    | { type: 'record'; values: FieldSpec }
+    | { type: 'object'; fields: Readonly<Record<string, FieldSpec>> }
+    | { type: 'union'; tag: string; variants: Readonly<Record<string, { type: 'object'; fields: Readonly<Record<string, FieldSpec>> } & Doc>> }
+  );
+
+type Present<F> = F extends { required: true } ? true : F extends { default: unknown } ? true : false;
+type InferFields<Fs> = { -readonly [K in keyof Fs as Present<Fs[K]> extends true ? K : never]: Infer<Fs[K]> } & {
+  -readonly [K in keyof Fs as Present<Fs[K]> extends true ? never : K]?: Infer<Fs[K]>;
+};
+/** The parsed value of a FieldSpec. */
+export type Infer<F> = F extends { type: 'number' | 'size' | 'rate' | 'duration' }
+  ? number
+  : F extends { type: 'string'; enum: readonly (infer E)[] }
+    ? E
+    : F extends { type: 'string' }
+      ? string
+      : F extends { type: 'boolean' }
+        ? boolean
+        : F extends { type: 'json' }
+          ? unknown
+          : F extends { type: 'array'; items: infer I }
+            ? Infer<I>[]
+            : F extends { type: 'record'; values: infer V }
+              ? Record<string, Infer<V>>
+              : F extends { type: 'object'; fields: infer Fs }
+                ? InferFields<Fs>
+                : F extends { type: 'union'; tag: infer T extends string; variants: infer V }
+                  ? { [K in keyof V]: { [P in T]: K } & Infer<V[K]> }[keyof V]
+                  : never;
+
+/* ------------------------------- the scenario ------------------------------- */
+
+const simple_workloads = {
+  idle: { type: 'object', description: 'no guest writes', fields: {} },
+  random: {
+    type: 'object',
+    description: 'pages chosen uniformly over all of RAM',
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+  },
+  hotset: {
+    type: 'object',
+    description: 'a working set rewritten page after page: at most `size` bytes are dirty at a time',
+    fields: {
+      size: { type: 'size', required: true, description: 'working set size' },
+      rate: { type: 'rate', required: true, description: 'bytes written per second' },
+      start: { type: 'size', default: 0, description: 'guest-physical address of the working set' },
+    },
+  },
+  sequential: {
+    type: 'object',
+    description: 'page after page over all of RAM, wrapping around',
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+  },
+  fill: {
+    type: 'object',
+    description: 'every page once, then idle',
+    fields: { rate: { type: 'rate', allow_max: true, default: Infinity, description: 'bytes written per second, or "max"' } },
+  },
+} as const;
+
+const simple_workload = { type: 'union', tag: 'kind', variants: simple_workloads, description: 'what the guest does to its RAM' } as const;
+
+const workload = {
+  type: 'union',
+  tag: 'kind',
+  description: 'what the guest does to its RAM while it runs (auto-converge throttling slows it down)',
+  default: { kind: 'idle' },
+  variants: {
+    ...simple_workloads,
+    phases: {
+      type: 'object',
+      description: 'one workload after the other',
+      fields: {
+        phases: {
+          type: 'array',
+          required: true,
+          items: {
+            type: 'object',
+            fields: {
+              duration: { type: 'duration', description: 'how long (running time); only the last phase may omit it' },
+              workload: { ...simple_workload, required: true },
+            },
+          },
+        },
+        repeat: { type: 'boolean', default: false, description: 'start over after the last phase' },
+      },
+    },
+  },
+} as const;
+
+export const SCENARIO_SCHEMA = {
+  type: 'object',
+  description: 'A Migration Lab scenario: two endpoints in one process on a virtual clock, joined by a modelled link.',
+  fields: {
+    name: { type: 'string', description: 'short title' },
+    description: { type: 'string', description: 'what the scenario shows' },
+    seed: { type: 'number', integer: true, min: 0, max: 0xffffffff, default: 1, description: 'same seed and scenario, same run' },
+    ram: {
+      type: 'object',
+      required: true,
+      description: 'guest RAM (content-addressed: any size)',
+      fields: {
+        size: { type: 'size', required: true, description: 'RAM size (-m)' },
+        prefill: { type: 'size', default: 0, description: 'bytes from address 0 written before the run starts (non-zero pages)' },
+      },
+    },
+    workload,
+    link: {
+      type: 'object',
+      required: true,
+      description: 'the network between source and destination',
+      fields: {
+        bandwidth: { type: 'rate', required: true, description: 'wire rate, e.g. "10Gbit/s"' },
+        latency: { type: 'duration', default: 0, description: 'one-way delay' },
+        jitter: { type: 'duration', default: 0, description: 'extra one-way delay per segment, uniform in [0, jitter]' },
+        loss: { type: 'number', min: 0, max: 1, exclusive_max: true, default: 0, description: 'packet loss probability' },
+        sndbuf: { type: 'size', description: 'socket send buffer (default: 2 × bandwidth × round trip, at least 4M)' },
+        cut_at: { type: 'duration', description: 'cut the connection at this time' },
+        cut_mode: { type: 'string', enum: ['reset', 'timeout'], default: 'reset', description: 'reset: both ends fail at once; timeout: nothing arrives any more' },
+        cut_timeout: { type: 'duration', default: 120_000, description: 'timeout cut: when writers give up' },
+      },
+    },
+    migration: {
+      type: 'object',
+      default: {},
+      description: 'how the migration is started (QMP on both endpoints)',
+      fields: {
+        uri: { type: 'string', default: 'tcp:dst:4444', description: 'migrate-incoming and migrate URI' },
+        start_at: { type: 'duration', default: 0, description: 'when `migrate` is issued' },
+        capabilities: { type: 'record', values: { type: 'boolean' }, default: {}, description: 'migrate-set-capabilities on both endpoints' },
+        parameters: { type: 'record', values: { type: 'json' }, default: {}, description: 'migrate-set-parameters on the source (QMP values)' },
+      },
+    },
+    actions: {
+      type: 'array',
+      default: [],
+      description: 'QMP commands at given times',
+      items: {
+        type: 'object',
+        fields: {
+          at: { type: 'duration', required: true },
+          side: { type: 'string', enum: ['src', 'dst'], default: 'src' },
+          execute: { type: 'string', required: true },
+          arguments: { type: 'json' },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      default: {},
+      fields: {
+        max_time: { type: 'duration', default: 600_000, description: 'stop the run at this virtual time' },
+      },
+    },
+  },
+} as const satisfies FieldSpec;
+
+/** A parsed scenario: sizes in bytes, rates in bytes/s, durations in ms. */
+export type Scenario = Infer<typeof SCENARIO_SCHEMA>;
+export type ScenarioWorkload = Scenario['workload'];
+
+/* --------------------------------- units --------------------------------- */
+
+const SI: Record<string, number> = { '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+
+/** A size in bytes: a non-negative integer, or QEMU's size syntax. */
+export function parse_size(v: unknown): number {
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v) && v >= 0) return v;
+    throw new Error(`expected a size in bytes (a whole number ≥ 0), got ${v}`);
+  }
+  if (typeof v !== 'string') throw new Error(`expected a size such as "64G" or a number of bytes, got ${describe(v)}`);
+  try {
+    const n = qemu_strtosz(v.trim());
+    if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new StrtoszError('ERANGE');
+    return Number(n);
+  } catch (e) {
+    if (!(e instanceof StrtoszError)) throw e;
+    throw new Error(
+      e.errno === 'ERANGE' ? `size "${v}" is out of range` : `expected a size such as "64G" (bytes, or K, M, G, T: powers of 1024), got "${v}"`,
+    );
+  }
+}
+
+/** A rate in bytes per second: "10Gbit/s", "100Mbps", "128M/s", a number, or "max" when allowed. */
+export function parse_rate(v: unknown, allow_max = false): number {
+  if (typeof v === 'number') {
+    if (v > 0 && Number.isFinite(v)) return v;
+    throw new Error(`expected a positive rate in bytes per second, got ${v}`);
+  }
+  if (typeof v !== 'string') throw new Error(`expected a rate such as "10Gbit/s" or "128M/s", got ${describe(v)}`);
+  const s = v.trim();
+  if (allow_max && s === 'max') return Infinity;
+  const bits = /^([0-9]+(?:\.[0-9]+)?)\s*([kKMGT]?)(?:bit\/s|bit|bps|b\/s)$/.exec(s);
+  if (bits) {
+    const r = (Number(bits[1]) * SI[bits[2]!]!) / 8;
+    if (r > 0) return r;
+  } else {
+    try {
+      const n = Number(qemu_strtosz(s.endsWith('/s') ? s.slice(0, -2) : s));
+      if (n > 0) return n;
+    } catch (e) {
+      if (!(e instanceof StrtoszError)) throw e;
+    }
+  }
+  throw new Error(
+    `expected a rate such as "10Gbit/s", "100Mbps" (bits, powers of 1000) or "128M/s" (bytes, powers of 1024)${allow_max ? ' or "max"' : ''}, got "${v}"`,
+  );
+}
+
+const DURATION_UNITS: Record<string, number> = { us: 1e-3, ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
+
+/** A duration in ms: "300ms", "5s", "2min", "250us", or a number of milliseconds. */
+export function parse_duration(v: unknown): number {
+  if (typeof v === 'number') {
+    if (v >= 0 && Number.isFinite(v)) return v;
+    throw new Error(`expected a duration ≥ 0 in milliseconds, got ${v}`);
+  }
+  if (typeof v !== 'string') throw new Error(`expected a duration such as "300ms" or "5s", got ${describe(v)}`);
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h)$/.exec(v.trim());
+  if (!m) throw new Error(`expected a duration such as "300ms", "5s", "2min" or "250us", got "${v}"`);
+  return Number(m[1]) * DURATION_UNITS[m[2]!]!;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  return typeof v === 'string' ? `"${v}"` : String(v);
+}
+
+/* ------------------------------- validation ------------------------------- */
+
+export type ScenarioPath = (string | number)[];
+
+/** A scenario that does not parse or validate; `path` names the field, line/col the place in the file. */
+export class ScenarioError extends Error {
+  constructor(
+    readonly detail: string,
+    readonly path: ScenarioPath,
+    readonly file: string | null = null,
+    readonly line: number | null = null,
+    readonly col: number | null = null,
+  ) {
+    super(
+      `${file ?? 'scenario'}${line !== null ? `:${line}${col !== null ? `:${col}` : ''}` : ''}: ` +
+        (path.length ? `${format_path(path)}: ` : '') +
+        detail,
+    );
+    this.name = 'ScenarioError';
+  }
+}
+
+export function format_path(path: ScenarioPath): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${p}` : p;
+  return s;
+}
+
+function fail(path: ScenarioPath, msg: string): never {
+  throw new ScenarioError(msg, path);
+}
+
+function is_object(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function closest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestd = Infinity;
+  for (const c of candidates) {
+    const d = edit_distance(word, c);
+    if (d < bestd) {
+      bestd = d;
+      best = c;
+    }
+  }
+  return best !== null && bestd <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
+
+function edit_distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length]!;
+}
+
+function unknown_key(path: ScenarioPath, key: string, known: readonly string[]): never {
+  const near = closest(key, known);
+  fail([...path, key], `unknown field${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ') || 'none'}`);
+}
+
+function check_fields(v: Record<string, unknown>, fields: Readonly<Record<string, FieldSpec>>, path: ScenarioPath, skip?: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const known = Object.keys(fields);
+  for (const k of Object.keys(v)) if (k !== skip && !Object.hasOwn(fields, k)) unknown_key(path, k, known);
+  for (const [k, f] of Object.entries(fields)) {
+    if (v[k] === undefined) {
+      if (f.required) fail([...path, k], 'missing (required)');
+      if ('default' in f) out[k] = structuredClone(f.default);
+      continue;
+    }
+    out[k] = check(v[k], f, [...path, k]);
+  }
+  return out;
+}
+
+/** Check `v` against `f`; returns the parsed value (units converted, defaults filled). */
+export function check(v: unknown, f: FieldSpec, path: ScenarioPath): unknown {
+  const at = (fn: () => unknown): unknown => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof ScenarioError) throw e;
+      fail(path, (e as Error).message);
+    }
+  };
+  switch (f.type) {
+    case 'number': {
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, `expected a number, got ${describe(v)}`);
+      if (f.integer && !Number.isInteger(v)) fail(path, `expected a whole number, got ${v}`);
+      if (f.min !== undefined && v < f.min) fail(path, `must be at least ${f.min}, got ${v}`);
+      if (f.max !== undefined && (f.exclusive_max ? v >= f.max : v > f.max)) {
+        fail(path, `must be ${f.exclusive_max ? 'below' : 'at most'} ${f.max}, got ${v}`);
+      }
+      return v;
+    }
+    case 'string':
+      if (typeof v !== 'string') fail(path, `expected a string, got ${describe(v)}`);
+      if (f.enum && !f.enum.includes(v)) {
+        const near = closest(v, f.enum);
+        fail(path, `expected one of ${f.enum.map((e) => `"${e}"`).join(', ')}, got "${v}"${near ? ` (did you mean "${near}"?)` : ''}`);
+      }
+      return v;
+    case 'boolean':
+      if (typeof v !== 'boolean') fail(path, `expected true or false, got ${describe(v)}`);
+      return v;
+    case 'size':
+      return at(() => parse_size(v));
+    case 'rate':
+      return at(() => parse_rate(v, !!f.allow_max));
+    case 'duration':
+      return at(() => parse_duration(v));
+    case 'json':
+      return structuredClone(v);
+    case 'array':
+      if (!Array.isArray(v)) fail(path, `expected a list, got ${describe(v)}`);
+      return v.map((x, i) => check(x, f.items, [...path, i]));
+    case 'record': {
+      if (!is_object(v)) fail(path, `expected an object, got ${describe(v)}`);
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = check(x, f.values, [...path, k]);
+      return out;
+    }
+    case 'object':
+      if (!is_object(v)) fail(path, `expected an object, got ${describe(v)}`);
+      return check_fields(v, f.fields, path);
+    case 'union': {
+      if (!is_object(v)) fail(path, `expected an object with "${f.tag}", got ${describe(v)}`);
+      const kinds = Object.keys(f.variants);
+      const tag = v[f.tag];
+      if (typeof tag !== 'string') fail([...path, f.tag], `missing; one of ${kinds.map((k) => `"${k}"`).join(', ')}`);
+      if (!Object.hasOwn(f.variants, tag)) {
+        const near = closest(tag, kinds);
+        fail([...path, f.tag], `unknown "${tag}"${near ? ` (did you mean "${near}"?)` : ''}; one of ${kinds.map((k) => `"${k}"`).join(', ')}`);
+      }
+      return { [f.tag]: tag, ...check_fields(v, f.variants[tag]!.fields, path, f.tag) };
+    }
+  }
+}
+
+/* ------------------------------ JSON positions ------------------------------ */
+
+/**
+ * Where the value at `path` starts in JSON `text` (1-based line and column), or where
+ * its nearest existing parent starts; null if the text does not parse.
+ */
+export function json_locate(text: string, path: ScenarioPath): { line: number; col: number } | null {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const str = (): string => {
+    const start = i;
+    i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  let best = 0;
+  const value = (depth: number): void => {
+    ws();
+    const here = i;
+    if (depth < path.length) {
+      /* walking */
+    } else if (depth === path.length) best = here;
+    const want = path[depth];
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        const k = str();
+        ws();
+        i++; // ':'
+        if (depth < path.length && k === want) {
+          const before = i;
+          ws();
+          if (depth + 1 === path.length || best < i) best = i;
+          i = before;
+        }
+        value(depth < path.length && k === want ? depth + 1 : Infinity);
+        ws();
+        if (text[i] === ',') i++;
+        else return void i++;
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (let n = 0; ; n++) {
+        ws();
+        if (depth < path.length && n === want) best = i;
+        value(depth < path.length && n === want ? depth + 1 : Infinity);
+        ws();
+        if (text[i] === ',') i++;
+        else return void i++;
+      }
+    } else if (c === '"') {
+      str();
+    } else {
+      while (i < text.length && !',]} \t\r\n'.includes(text[i]!)) i++;
+    }
+  };
+  try {
+    JSON.parse(text);
+    value(0);
+  } catch {
+    return null;
+  }
+  return line_col(text, best);
+}
+
+function line_col(text: string, pos: number): { line: number; col: number } {
+  let line = 1;
+  let last = -1;
+  for (let k = 0; k < pos; k++) {
+    if (text.charCodeAt(k) === 10) {
+      line++;
+      last = k;
+    }
+  }
+  return { line, col: pos - last };
+}
+
+/* -------------------------------- parsing -------------------------------- */
+
+/** Parse and check a scenario from JSON text; errors name the file, line and field. */
+export function parse_scenario_json(text: string, file: string | null = null): Scenario {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    const lc = m ? line_col(text, Number(m[1])) : null;
+    throw new ScenarioError(`not valid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '')}`, [], file, lc?.line ?? null, lc?.col ?? null);
+  }
+  try {
+    return scenario_from_object(raw);
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    const lc = json_locate(text, e.path);
+    throw new ScenarioError(e.detail, e.path, file, lc?.line ?? null, lc?.col ?? null);
+  }
+}
+
+/** Check a scenario given as a JS object (same rules as the file form). */
+export function scenario_from_object(raw: unknown): Scenario {
+  const sc = check(raw, SCENARIO_SCHEMA, []) as Scenario;
+  // Checks that span fields.
+  if (sc.ram.prefill > sc.ram.size) fail(['ram', 'prefill'], `is larger than the RAM (${sc.ram.size} bytes)`);
+  const w = sc.workload;
+  if (w.kind === 'hotset' && w.start + w.size > sc.ram.size) fail(['workload'], `hotset ${w.start}+${w.size} does not fit in RAM (${sc.ram.size} bytes)`);
+  if (w.kind === 'phases') {
+    w.phases.forEach((ph, i) => {
+      if (ph.duration === undefined && (i < w.phases.length - 1 || w.repeat)) {
+        fail(['workload', 'phases', i, 'duration'], 'missing (only the last phase may run for ever, and not with repeat)');
+      }
+    });
+  }
+  return sc;
+}
+
+/* ------------------------------ JSON Schema ------------------------------ */
+
+/** The JSON Schema (draft 2020-12) of scenario files, generated from SCENARIO_SCHEMA. */
+export function scenario_json_schema(): Record<string, unknown> {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    title: 'Migration Lab scenario',
+    ...to_json_schema(SCENARIO_SCHEMA),
+  };
+}
+
+function to_json_schema(f: FieldSpec): Record<string, unknown> {
+  const doc = f.description ? { description: f.description } : {};
+  const dflt = 'default' in f && f.default !== Infinity ? { default: f.default } : {};
+  switch (f.type) {
+    case 'number':
+      return {
+        type: f.integer ? 'integer' : 'number',
+        ...(f.min !== undefined ? { minimum: f.min } : {}),
+        ...(f.max !== undefined ? (f.exclusive_max ? { exclusiveMaximum: f.max } : { maximum: f.max }) : {}),
+        ...doc,
+        ...dflt,
+      };
+    case 'string':
+      return { type: 'string', ...(f.enum ? { enum: [...f.enum] } : {}), ...doc, ...dflt };
+    case 'boolean':
+      return { type: 'boolean', ...doc, ...dflt };
+    case 'size':
+      return { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9.]+[BKMGTPEbkmgtpe]?$' }], ...doc, ...dflt };
+    case 'rate':
+      return {
+        anyOf: [
+          { type: 'number', exclusiveMinimum: 0 },
+          { type: 'string', pattern: `^[0-9.]+\\s*(([kKMGT]?(bit/s|bit|bps|b/s))|([BKMGTPEbkmgtpe]?(/s)?))$` },
+          ...(f.allow_max ? [{ const: 'max' }] : []),
+        ],
+        ...doc,
+        ...dflt,
+      };
+    case 'duration':
+      return { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^[0-9.]+\\s*(us|ms|s|min|h)$' }], ...doc, ...dflt };
+    case 'json':
+      return { ...doc };
+    case 'array':
+      return { type: 'array', items: to_json_schema(f.items), ...doc, ...dflt };
+    case 'record':
+      return { type: 'object', additionalProperties: to_json_schema(f.values), ...doc, ...dflt };
+    case 'object':
+      return {
+        type: 'object',
+        properties: Object.fromEntries(Object.entries(f.fields).map(([k, x]) => [k, to_json_schema(x)])),
+        required: Object.entries(f.fields)
+          .filter(([, x]) => x.required)
+          .map(([k]) => k),
+        additionalProperties: false,
+        ...doc,
+        ...dflt,
+      };
+    case 'union':
+      return {
+        oneOf: Object.entries(f.variants).map(([tag, v]) => {
+          const o = to_json_schema(v);
+          return {
+            ...o,
+            properties: { [f.tag]: { const: tag }, ...(o.properties as object) },
+            required: [f.tag, ...(o.required as string[])],
+          };
+        }),
+        ...doc,
+        ...dflt,
+      };
+  }
+}

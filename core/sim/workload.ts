@@ -1,0 +1,303 @@
+/**
+ * vCPU workload models of the simulated runtime: what the guest does to its RAM, on the
+ * virtual clock. A model writes whole pages of a SimRAMBlock (a write makes the page's
+ * next generation and marks it in the dirty log), at a rate in bytes per second:
+ *
+ *   idle                     no writes
+ *   random(rate)             pages chosen uniformly over all of RAM
+ *   hotset(size, rate, start) a working set of `size` bytes at `start`, rewritten page
+ *                            after page in passes (the live runtime's hotset): however
+ *                            high the rate, at most the working set is dirty at a time
+ *                            (SimGrid's dirty-page model caps dirtying the same way)
+ *   sequential(rate)         page after page over all of RAM, wrapping around
+ *   fill(rate)               every page once (rate may be Infinity: all at once), then idle
+ *   phases([...])            one model after the other, each for its duration; with
+ *                            `repeat` the list starts over
+ *
+ * The models run with the VM (VcpuControl: stop pauses them, cont resumes them) and
+ * honour the CPU throttle auto-converge sets (CpuThrottle): throttled by p %, the vCPU
+ * runs (100 − p) % of the time, so it writes at (100 − p) % of its rate. This is QEMU's
+ * effect averaged over its 10 ms throttle timeslices; the lab does not model the
+ * timeslices themselves.
+ *
+ * Writes happen on ticks of the clock (every `tick_ms`, 1 ms by default), each writing
+ * the pages due by then; page choice is drawn from the workload's Prng stream.
+ */
+import type { CpuThrottle } from '../migration/ram.js';
+import { TARGET_PAGE_SIZE } from '../vm/ram.js';
+import type { VcpuControl } from '../vm/runstate.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { SimRAMBlock } from './guest-ram.js';
+import type { Prng } from './prng.js';
+
+export type SimWorkloadSpec =
+  | { kind: 'idle' }
+  | { kind: 'random'; rate: number }
+  | { kind: 'hotset'; size: number; rate: number; start?: number }
+  | { kind: 'sequential'; rate: number }
+  | { kind: 'fill'; rate: number }
+  | { kind: 'phases'; phases: SimWorkloadPhase[]; repeat?: boolean };
+
+export interface SimWorkloadPhase {
+  /** How long the phase lasts (ms of running time); omitted on the last: for ever. */
+  duration_ms?: number;
+  workload: SimWorkloadSpec;
+}
+
+/** QEMU's CPU_THROTTLE_PCT_MIN / _MAX (system/cpu-throttle.c). */
+export const CPU_THROTTLE_PCT_MIN = 1;
+export const CPU_THROTTLE_PCT_MAX = 99;
+
+/** Why a spec cannot run on `nr_pages` pages, or null. */
+export function sim_workload_check(spec: SimWorkloadSpec, ram_size: number): string | null {
+  switch (spec.kind) {
+    case 'idle':
+      return null;
+    case 'random':
+    case 'sequential':
+    case 'fill':
+      if (!(spec.rate > 0)) return `${spec.kind}: rate must be positive`;
+      return ram_size > 0 ? null : `workload ${spec.kind} needs guest RAM`;
+    case 'hotset': {
+      const start = spec.start ?? 0;
+      if (!(spec.rate > 0)) return 'hotset: rate must be positive';
+      if (!(spec.size >= TARGET_PAGE_SIZE)) return `hotset: size must be at least one page (${TARGET_PAGE_SIZE})`;
+      if (start % TARGET_PAGE_SIZE !== 0) return `hotset: start must be a multiple of the page size (${TARGET_PAGE_SIZE})`;
+      if (start + spec.size > ram_size) return `hotset: working set ${start}+${spec.size} does not fit in RAM (${ram_size} bytes)`;
+      return null;
+    }
+    case 'phases': {
+      if (spec.phases.length === 0) return 'phases: the list is empty';
+      for (let i = 0; i < spec.phases.length; i++) {
+        const ph = spec.phases[i]!;
+        if (ph.duration_ms === undefined && (i < spec.phases.length - 1 || spec.repeat)) {
+          return `phases[${i}]: duration is needed (only the last phase may run for ever, and not with repeat)`;
+        }
+        if (ph.duration_ms !== undefined && !(ph.duration_ms > 0)) return `phases[${i}]: duration must be positive`;
+        if (ph.workload.kind === 'phases') return `phases[${i}]: phases cannot nest`;
+        const why = sim_workload_check(ph.workload, ram_size);
+        if (why) return `phases[${i}]: ${why}`;
+      }
+      return null;
+    }
+  }
+}
+
+/** Picks pages for one simple model; write(n) makes n page writes. */
+interface PageWriter {
+  rate: number;
+  write(n: number): void;
+  /** No more writes will come (fill done). */
+  done(): boolean;
+}
+
+function page_writer(spec: Exclude<SimWorkloadSpec, { kind: 'phases' }>, ram: SimRAMBlock, prng: Prng): PageWriter {
+  const nr = ram.nr_pages;
+  switch (spec.kind) {
+    case 'idle':
+      return { rate: 0, write: () => {}, done: () => true };
+    case 'random':
+      return {
+        rate: spec.rate,
+        write: (n) => {
+          for (let i = 0; i < n; i++) ram.write_page(prng.int(nr));
+        },
+        done: () => false,
+      };
+    case 'hotset':
+    case 'sequential': {
+      const first = spec.kind === 'hotset' ? Math.floor((spec.start ?? 0) / TARGET_PAGE_SIZE) : 0;
+      const count = spec.kind === 'hotset' ? Math.max(1, Math.floor(spec.size / TARGET_PAGE_SIZE)) : nr;
+      let i = 0;
+      return {
+        rate: spec.rate,
+        write: (n) => {
+          for (let k = 0; k < n; k++) {
+            ram.write_page(first + i);
+            if (++i === count) i = 0;
+          }
+        },
+        done: () => false,
+      };
+    }
+    case 'fill': {
+      let i = 0;
+      return {
+        rate: spec.rate,
+        write: (n) => {
+          const end = Math.min(nr, i + n);
+          for (; i < end; i++) ram.write_page(i);
+        },
+        done: () => i >= nr,
+      };
+    }
+  }
+}
+
+export interface SimWorkloadOptions {
+  /** Granularity of writes, ms of virtual time (default 1). */
+  tick_ms?: number;
+}
+
+/** One vCPU running a workload model on a SimRAMBlock. */
+export class SimWorkload implements VcpuControl, CpuThrottle {
+  private running = false;
+  private timer: TimerHandle | null = null;
+  private last = 0;
+  /** Running time so far (ms), which phases are measured in. */
+  private run_ms = 0;
+  private credit = 0;
+  private throttle_pct = 0;
+  private readonly tick_ms: number;
+  private readonly writers: PageWriter[];
+  private readonly phases: SimWorkloadPhase[] | null;
+  private readonly repeat: boolean;
+  /** Page writes made so far. */
+  pages_written = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly ram: SimRAMBlock,
+    readonly spec: SimWorkloadSpec,
+    prng: Prng,
+    opts: SimWorkloadOptions = {},
+  ) {
+    const why = sim_workload_check(spec, ram.used_length);
+    if (why) throw new RangeError(why);
+    this.tick_ms = opts.tick_ms ?? 1;
+    if (spec.kind === 'phases') {
+      this.phases = spec.phases;
+      this.repeat = !!spec.repeat;
+      this.writers = spec.phases.map((ph, i) => page_writer(ph.workload as Exclude<SimWorkloadSpec, { kind: 'phases' }>, ram, prng.fork(`phase ${i}`)));
+    } else {
+      this.phases = null;
+      this.repeat = false;
+      this.writers = [page_writer(spec, ram, prng)];
+    }
+  }
+
+  get bytes_written(): number {
+    return this.pages_written * TARGET_PAGE_SIZE;
+  }
+
+  get status(): 'running' | 'paused' {
+    return this.running ? 'running' : 'paused';
+  }
+
+  /* ------------------------- VcpuControl ------------------------- */
+
+  async pause_all_vcpus(): Promise<void> {
+    if (!this.running) return;
+    this.advance();
+    this.running = false;
+    if (this.timer) this.clock.clear_timer(this.timer);
+    this.timer = null;
+  }
+
+  resume_all_vcpus(): void {
+    if (this.running) return;
+    this.running = true;
+    this.last = this.clock.now_ms();
+    this.schedule();
+  }
+
+  /* ------------------------- CpuThrottle ------------------------- */
+
+  cpu_throttle_active(): boolean {
+    return this.throttle_pct !== 0;
+  }
+
+  cpu_throttle_get_percentage(): number {
+    return this.throttle_pct;
+  }
+
+  /** cpu_throttle_set(): clamped to [1, 99] as QEMU does. */
+  cpu_throttle_set(pct: number): void {
+    this.advance();
+    this.throttle_pct = Math.max(CPU_THROTTLE_PCT_MIN, Math.min(pct, CPU_THROTTLE_PCT_MAX));
+  }
+
+  cpu_throttle_stop(): void {
+    this.advance();
+    this.throttle_pct = 0;
+  }
+
+  /* --------------------------- the model --------------------------- */
+
+  /** Index of the phase at running time t, or -1 once a non-repeating list ended. */
+  private phase_at(t: number): number {
+    const ph = this.phases;
+    if (!ph) return 0;
+    let total = 0;
+    for (const p of ph) total += p.duration_ms ?? Infinity;
+    if (this.repeat) t %= total;
+    for (let i = 0; i < ph.length; i++) {
+      const d = ph[i]!.duration_ms ?? Infinity;
+      if (t < d) return i;
+      t -= d;
+    }
+    return -1;
+  }
+
+  /** End of the phase that is current at running time t (Infinity if it never ends). */
+  private phase_end(t: number): number {
+    const ph = this.phases;
+    if (!ph) return Infinity;
+    let total = 0;
+    for (const p of ph) total += p.duration_ms ?? Infinity;
+    const base = this.repeat ? t - (t % total) : 0;
+    let end = base;
+    for (const p of ph) {
+      end += p.duration_ms ?? Infinity;
+      if (t < end) return end;
+    }
+    return Infinity;
+  }
+
+  /** Write what is due from the last tick to now, phase by phase. */
+  private advance(): void {
+    if (!this.running) return;
+    const now = this.clock.now_ms();
+    let dt = now - this.last;
+    this.last = now;
+    const speed = (100 - this.throttle_pct) / 100;
+    while (dt > 0) {
+      const i = this.phase_at(this.run_ms);
+      const step = Math.min(dt, this.phase_end(this.run_ms) - this.run_ms);
+      const w = i >= 0 ? this.writers[i]! : null;
+      if (w && w.rate > 0 && !w.done()) {
+        this.credit += (w.rate * speed * step) / 1000 / TARGET_PAGE_SIZE;
+        const n = this.credit === Infinity ? this.ram.nr_pages : Math.floor(this.credit);
+        if (n > 0) {
+          w.write(n);
+          this.pages_written += n;
+          this.credit = this.credit === Infinity ? 0 : this.credit - n;
+        }
+      }
+      this.run_ms += step;
+      dt -= step;
+      if (dt > 0) this.credit = 0; // a new phase starts afresh
+    }
+  }
+
+  /** Whether anything will ever be written again (no ticks needed otherwise). */
+  private idle_for_ever(): boolean {
+    if (this.phases) {
+      if (this.repeat) return this.writers.every((w) => w.rate === 0 || w.done());
+      const i = this.phase_at(this.run_ms);
+      return i < 0 || this.writers.slice(i).every((w) => w.rate === 0 || w.done());
+    }
+    const w = this.writers[0]!;
+    return w.rate === 0 || w.done();
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    if (this.idle_for_ever()) return;
+    this.timer = this.clock.set_timer(this.tick_ms, () => {
+      this.timer = null;
+      this.advance();
+      this.schedule();
+    });
+  }
+}
