@@ -12,7 +12,8 @@ async function createWindow(): Promise<void> {
     title: 'Migration Lab',
     webPreferences: { contextIsolation: true, sandbox: true, nodeIntegration: false },
   });
-  await win.loadFile(fileURLToPath(new URL('../../renderer/index.html', import.meta.url)));
+  // The built renderer (npm run build); its host API arrives with the preload (issue 6).
+  await win.loadFile(fileURLToPath(new URL('../../dist-renderer/index.html', import.meta.url)));
 }
 
 app.whenReady().then(createWindow, (e: unknown) => {

@@ -58,7 +58,7 @@ describe('reply formatting', () => {
     const ev = formatQmpLine('{"timestamp": {"seconds": 0, "microseconds": 5000}, "event": "MIGRATION", "data": {"status": "completed"}}', false);
     expect(ev.kind).toBe('event');
     expect(ev.event).toBe('MIGRATION');
-    expect(ev.text.split('\n')[0]).toBe('event 00:00:00.005 MIGRATION');
+    expect(ev.text).toBe('event 00:00:00.005 MIGRATION\n{\n    "status": "completed"\n}');
     expect(formatQmpLine('{"QMP": {}}', false).kind).toBe('greeting');
     expect(formatQmpLine('{"return": "info\\r\\nmore\\r\\n"}', false).text).toBe('info\nmore');
     expect(formatQmpLine('garbage', false)).toEqual({ kind: 'other', text: 'garbage' });

@@ -1,7 +1,7 @@
 /**
  * How a console shows what an endpoint sends: replies pretty-printed with four-space
  * indents (as qmp-shell -p does) in colour, errors in red with their class, events in
- * yellow with their timestamp, the greeting dimmed. Numbers are copied as sent, so
+ * yellow with their time, then their data, the greeting dimmed. Numbers are copied as sent, so
  * 64-bit counters keep every digit. Returns text with ANSI colours and \n line ends.
  *
  * Pure TypeScript (no DOM): tested in Node.
@@ -100,7 +100,9 @@ export function formatQmpLine(line: string, colour = true): Formatted {
   if ('event' in o) {
     const ts = o.timestamp as { seconds?: number; microseconds?: number } | undefined;
     const when = ts && typeof ts.seconds === 'number' ? new Date(ts.seconds * 1000 + Math.floor((ts.microseconds ?? 0) / 1000)).toISOString().slice(11, 23) + ' ' : '';
-    return { kind: 'event', event: String(o.event), text: c(ANSI.yellow + ANSI.bold, `event ${when}${String(o.event)}`) + '\n' + pretty };
+    // The event's name and time on one line, then its data (the whole event is one line of JSON on the wire).
+    const data = 'data' in o ? '\n' + (prettyJson(JSON.stringify(o.data), colour) ?? '') : '';
+    return { kind: 'event', event: String(o.event), text: c(ANSI.yellow + ANSI.bold, `event ${when}${String(o.event)}`) + data };
   }
   if ('error' in o) {
     const e = o.error as { class?: string; desc?: string } | undefined;

@@ -1,0 +1,209 @@
+/**
+ * The renderer's side of the host API (host/api.ts) over `miglab serve`'s WebSocket: one
+ * connection, requests matched to results by `req`, QMP lines and endpoint status fanned
+ * out to the consoles, and reconnection with a banner's worth of state when it drops.
+ *
+ * The per-run secret comes in the page's URL fragment (#secret=…); it is kept in
+ * sessionStorage for reloads and removed from the address bar (a projected URL bar
+ * should not show it).
+ */
+import {
+  ENDPOINT_IDS,
+  SECRET_PARAM,
+  WS_PATH,
+  type ClientMessage,
+  type EndpointId,
+  type EndpointStatus,
+  type HostMessage,
+} from '../../../host/api.js';
+
+export type ConnectionState = 'connecting' | 'open' | 'lost' | 'refused' | 'no-secret';
+
+type Request = ClientMessage extends infer M ? (M extends ClientMessage ? Omit<M, 'req'> : never) : never;
+type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
+type StatusListener = (s: EndpointStatus) => void;
+
+const SECRET_KEY = 'miglab.secret';
+
+function takeSecret(): string | null {
+  const m = new RegExp(`(?:^#|&)${SECRET_PARAM}=([^&]+)`).exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(SECRET_KEY, decodeURIComponent(m[1]!));
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return sessionStorage.getItem(SECRET_KEY);
+}
+
+function emptyStatus(id: EndpointId): EndpointStatus {
+  return { id, state: 'stopped', kind: null, qmpPath: null, command: null, greeting: null, detail: null };
+}
+
+export class HostConnection {
+  state = $state<ConnectionState>('connecting');
+  /** Why the host refused us (its 403 text). */
+  reason = $state<string | null>(null);
+  /** Seconds until the next attempt, while lost. */
+  retryIn = $state(0);
+  attempt = $state(0);
+  /** Set after a reconnection, until the next drop. */
+  reconnected = $state(false);
+  endpoints = $state<Record<EndpointId, EndpointStatus>>({ source: emptyStatus('source'), destination: emptyStatus('destination') });
+
+  private ws: WebSocket | null = null;
+  private nextReq = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly lineListeners = new Set<LineListener>();
+  private readonly statusListeners = new Set<StatusListener>();
+  private secret: string | null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private everOpen = false;
+
+  constructor() {
+    this.secret = takeSecret();
+    if (!this.secret) this.state = 'no-secret';
+    else this.connect();
+    // The URL of a new `miglab serve` run pasted into this tab changes only the fragment.
+    addEventListener('hashchange', () => {
+      const before = this.secret;
+      this.secret = takeSecret();
+      if (this.secret && this.secret !== before) {
+        this.ws?.close();
+        this.ws = null;
+        this.clearTimer();
+        this.connect();
+      }
+    });
+  }
+
+  onLine(l: LineListener): () => void {
+    this.lineListeners.add(l);
+    return () => this.lineListeners.delete(l);
+  }
+
+  onStatus(l: StatusListener): () => void {
+    this.statusListeners.add(l);
+    return () => this.statusListeners.delete(l);
+  }
+
+  /** Send a request; resolves with the host's value, rejects with its error text. */
+  request(msg: Request): Promise<unknown> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.state !== 'open') return Promise.reject(new Error('not connected to the lab'));
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(req, { resolve, reject });
+      ws.send(JSON.stringify({ ...msg, req }));
+    });
+  }
+
+  reconnectNow(): void {
+    if (this.state === 'open' || this.state === 'no-secret') return;
+    this.clearTimer();
+    this.connect();
+  }
+
+  private connect(): void {
+    this.state = this.everOpen ? 'lost' : 'connecting';
+    const url = `ws://${location.host}${WS_PATH}?${SECRET_PARAM}=${encodeURIComponent(this.secret!)}`;
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
+    ws.onmessage = (ev) => {
+      let m: HostMessage;
+      try {
+        m = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      this.handle(m);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      for (const p of this.pending.values()) p.reject(new Error('the connection to the lab was lost'));
+      this.pending.clear();
+      if (!opened) void this.askWhy();
+      this.scheduleRetry();
+    };
+  }
+
+  private handle(m: HostMessage): void {
+    switch (m.type) {
+      case 'hello':
+        this.reconnected = this.everOpen;
+        this.everOpen = true;
+        this.state = 'open';
+        this.reason = null;
+        this.attempt = 0;
+        for (const s of m.endpoints) {
+          // A slot that was and stays empty is not news for the consoles.
+          if (s.state === 'stopped' && this.endpoints[s.id]?.state === 'stopped') this.endpoints[s.id] = s;
+          else this.setStatus(s);
+        }
+        return;
+      case 'result': {
+        const p = this.pending.get(m.req);
+        this.pending.delete(m.req);
+        if (m.ok) p?.resolve(m.value);
+        else p?.reject(new Error(m.error));
+        return;
+      }
+      case 'error': {
+        const p = m.req === undefined ? undefined : this.pending.get(m.req);
+        if (p && m.req !== undefined) {
+          this.pending.delete(m.req);
+          p.reject(new Error(m.error));
+        } else console.warn('host:', m.error);
+        return;
+      }
+      case 'endpoint':
+        this.setStatus(m.status);
+        return;
+      case 'qmp.line':
+        for (const l of this.lineListeners) l(m.endpoint, m.text, m.negotiation === true);
+        return;
+    }
+  }
+
+  private setStatus(s: EndpointStatus): void {
+    if (!ENDPOINT_IDS.includes(s.id)) return;
+    this.endpoints[s.id] = s;
+    for (const l of this.statusListeners) l(s);
+  }
+
+  /** A WebSocket that never opened tells nothing; the same URL over plain HTTP says why. */
+  private async askWhy(): Promise<void> {
+    try {
+      const r = await fetch(`${WS_PATH}?${SECRET_PARAM}=${encodeURIComponent(this.secret!)}`, { cache: 'no-store' });
+      if (r.status === 403) {
+        this.reason = (await r.text()).trim();
+        this.state = 'refused';
+      }
+    } catch {
+      /* the server is down: keep retrying */
+    }
+  }
+
+  private scheduleRetry(): void {
+    this.clearTimer();
+    if (this.state !== 'refused') this.state = this.everOpen ? 'lost' : 'connecting';
+    this.reconnected = false;
+    this.attempt++;
+    this.retryIn = Math.min(10, 2 ** Math.min(this.attempt - 1, 3));
+    this.timer = setInterval(() => {
+      this.retryIn--;
+      if (this.retryIn <= 0) {
+        this.clearTimer();
+        this.connect();
+      }
+    }, 1000);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
