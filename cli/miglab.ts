@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { LAB_VERSION } from '../core/version.js';
 import { inspectCommand } from './inspect.js';
+import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 
 const argv = process.argv.slice(2);
@@ -21,6 +22,7 @@ if (argv[0] === 'vm') {
     .description('run one VM endpoint with a real QMP socket; takes QEMU options (miglab vm --help)')
     .allowUnknownOption()
     .helpOption(false);
+  program.addCommand(runCommand());
   program.addCommand(inspectCommand());
   program.addCommand(serveCommand());
   program.addHelpText(
@@ -29,6 +31,7 @@ if (argv[0] === 'vm') {
 Examples:
   miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
   socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}
+  miglab run scenario.json --json       # a migration on the simulated runtime, as JSON
   miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"
   miglab serve                          # the lab UI in a browser: open the URL it prints`,
   );

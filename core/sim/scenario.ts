@@ -25,7 +25,7 @@ interface Doc {
 interface Opt {
   /** Must be present (no default). */
   required?: true;
-  /** Used when absent (already in parsed units). */
+  /** Used when absent, as if written in the file (so nested defaults apply too). */
   default?: unknown;
 }
 export type FieldSpec = Doc &
@@ -95,7 +95,7 @@ const simple_workloads = {
   fill: {
     type: 'object',
     description: 'every page once, then idle',
-    fields: { rate: { type: 'rate', allow_max: true, default: Infinity, description: 'bytes written per second, or "max"' } },
+    fields: { rate: { type: 'rate', allow_max: true, default: 'max', description: 'bytes written per second, or "max"' } },
   },
 } as const;
 
@@ -345,7 +345,7 @@ function check_fields(v: Record<string, unknown>, fields: Readonly<Record<string
   for (const [k, f] of Object.entries(fields)) {
     if (v[k] === undefined) {
       if (f.required) fail([...path, k], 'missing (required)');
-      if ('default' in f) out[k] = structuredClone(f.default);
+      if ('default' in f) out[k] = check(structuredClone(f.default), f, [...path, k]);
       continue;
     }
     out[k] = check(v[k], f, [...path, k]);
@@ -491,6 +491,89 @@ export function json_locate(text: string, path: ScenarioPath): { line: number; c
   return line_col(text, best);
 }
 
+/** Where standard JSON `text` first goes wrong, and what was expected there; null if it parses. */
+export function json_syntax_error(text: string): { pos: number; msg: string } | null {
+  let i = 0;
+  class Bad {
+    constructor(
+      readonly pos: number,
+      readonly msg: string,
+    ) {}
+  }
+  const found = (): string => (i >= text.length ? 'end of file' : `'${text[i]}'`);
+  const bad = (expected: string): never => {
+    throw new Bad(i, `unexpected ${found()}, expected ${expected}`);
+  };
+  const ws = (): void => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const string = (): void => {
+    i++;
+    for (;;) {
+      if (i >= text.length) throw new Bad(i, 'unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) return void i++;
+      if (c < 0x20) throw new Bad(i, 'control character in a string');
+      if (c === 0x5c) {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) throw new Bad(i, 'bad \\u escape');
+          i += 5;
+        } else if (i < text.length && '"\\/bfnrt'.includes(text[i]!)) i++;
+        else throw new Bad(i, 'bad escape in a string');
+      } else i++;
+    }
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') bad('a "key" in double quotes');
+        string();
+        ws();
+        if (text[i] !== ':') bad("':'");
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else bad("',' or '}'");
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else bad("',' or ']'");
+      }
+    } else if (c === '"') {
+      string();
+    } else {
+      const m = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)/.exec(text.slice(i, i + 400));
+      if (!m) bad('a value');
+      i += m![0].length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) bad('the end of the file');
+    return null;
+  } catch (e) {
+    if (e instanceof Bad) return { pos: e.pos, msg: e.msg };
+    throw e;
+  }
+}
+
 function line_col(text: string, pos: number): { line: number; col: number } {
   let line = 1;
   let last = -1;
@@ -507,15 +590,12 @@ function line_col(text: string, pos: number): { line: number; col: number } {
 
 /** Parse and check a scenario from JSON text; errors name the file, line and field. */
 export function parse_scenario_json(text: string, file: string | null = null): Scenario {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    const msg = (e as Error).message;
-    const m = /position (\d+)/.exec(msg);
-    const lc = m ? line_col(text, Number(m[1])) : null;
-    throw new ScenarioError(`not valid JSON: ${msg.replace(/ in JSON at position \d+.*$/, '')}`, [], file, lc?.line ?? null, lc?.col ?? null);
+  const syntax = json_syntax_error(text);
+  if (syntax) {
+    const lc = line_col(text, syntax.pos);
+    throw new ScenarioError(`not valid JSON: ${syntax.msg}`, [], file, lc.line, lc.col);
   }
+  const raw: unknown = JSON.parse(text);
   try {
     return scenario_from_object(raw);
   } catch (e) {
@@ -555,7 +635,7 @@ export function scenario_json_schema(): Record<string, unknown> {
 
 function to_json_schema(f: FieldSpec): Record<string, unknown> {
   const doc = f.description ? { description: f.description } : {};
-  const dflt = 'default' in f && f.default !== Infinity ? { default: f.default } : {};
+  const dflt = 'default' in f ? { default: f.default } : {};
   switch (f.type) {
     case 'number':
       return {
