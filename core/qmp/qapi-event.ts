@@ -26,6 +26,8 @@ function realTimeUs(): number {
 
 export class QapiEventBus {
   private readonly listeners = new Set<QapiEventListener>();
+  /** g_get_real_time() in µs: the host's wall clock, or the simulated runtime's virtual one. */
+  now_us: () => number = realTimeUs;
 
   /** Subscribe; returns the unsubscribe function. */
   on(listener: QapiEventListener): () => void {
@@ -35,7 +37,7 @@ export class QapiEventBus {
 
   /** qapi_event_send_<name>(): build the event dict once, hand it to every listener. */
   send(event: string, data?: unknown): QapiEventMessage {
-    const msg: QapiEventMessage = { timestamp: qmp_event_timestamp(), event };
+    const msg: QapiEventMessage = { timestamp: qmp_event_timestamp(this.now_us()), event };
     if (data !== undefined) msg.data = data;
     for (const l of [...this.listeners]) l(msg);
     return msg;

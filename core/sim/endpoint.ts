@@ -10,7 +10,8 @@
  *    bottom halves (migrate_fd_cleanup_bh, ...) are zero-delay timers;
  *  - socket addresses reach the SimNetwork (the modelled link), not the OS;
  *  - guest RAM is a content-addressed SimRAMBlock, the vCPU a SimWorkload, which is also
- *    the CPU throttle auto-converge drives.
+ *    the CPU throttle auto-converge drives;
+ *  - QMP events are stamped with virtual time (from SIM_EPOCH_US).
  * Thread ids are small fixed numbers, so that a run is the same every time.
  */
 import type { QIOChannel } from '../io/channel.js';
@@ -31,6 +32,9 @@ import type { SimRAMBlock } from './guest-ram.js';
 import type { SimNetwork } from './network.js';
 
 export type Side = 'src' | 'dst';
+
+/** Virtual time 0 as wall time in QMP event timestamps: 2024-04-23T00:00:00Z. */
+export const SIM_EPOCH_US = 1713830400 * 1e6;
 
 export interface SimEndpointOptions {
   side: Side;
@@ -73,6 +77,8 @@ export class SimVirtualMachine extends VirtualMachine {
     this.tid_base = o.tid_base;
     this.socket_transport = o.net.transport();
     this.cpu_throttle = o.cpu_throttle;
+    // QMP event timestamps in virtual time, from a fixed origin (QEMU 9.0.0's release day).
+    this.events.now_us = () => SIM_EPOCH_US + this.clock.now_us();
   }
 
   /** QEMU_CLOCK_REALTIME on the virtual clock: whole milliseconds. */

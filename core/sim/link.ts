@@ -30,7 +30,10 @@
  *  - shutdown()/close(): the peer reads what was already sent, then end of stream; this
  *    end's writes fail with "Broken pipe", its reads return end of stream. Writing to a
  *    peer that has closed fails, a latency later, with "Connection reset by peer".
- * The receiving application takes no virtual time to process what it reads.
+ * The receiving application takes no virtual time to process what it reads. A reader
+ * waiting for data is woken when what has arrived fills its read or when all that is in
+ * flight has arrived, whichever comes first (a blocking recv() of that size returns no
+ * later; the loading side reads 1 MiB at a time).
  *
  * Bytes: each segment is copied into a 64 KiB buffer of the link's pool, and reads copy
  * out of it (no read_borrow()), so the buffer goes back to the pool as soon as it is
@@ -427,10 +430,24 @@ class Pipe {
     r.resolve(v);
   }
 
-  /** Wake the waiting reader at the next arrival (or end of stream). */
+  /**
+   * Wake the waiting reader when what has arrived fills its read, or when everything now
+   * in flight has arrived (or the end of stream): a big read costs one wake-up, not one
+   * per segment, and the reader still gets everything as soon as the link goes quiet.
+   */
   private arm_reader(): void {
-    const next = this.inflight.peek()?.arrive ?? this.fin_at;
-    if (next === null || next === undefined) return;
+    const r = this.reader;
+    let next: number | null = this.fin_at;
+    if (this.inflight.length) {
+      let want = (r ? r.len : 1) - this.rx_bytes;
+      for (let i = 0; i < this.inflight.length; i++) {
+        const s = this.inflight.at(i)!;
+        next = s.arrive;
+        want -= s.data.length;
+        if (want <= 0) break;
+      }
+    }
+    if (next === null) return;
     const t = this.reader_timer;
     if (t && t.at <= next) return;
     if (t) this.clock.clear_timer(t);

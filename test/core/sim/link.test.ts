@@ -16,11 +16,11 @@ function setup(p: Partial<LinkParams> & { bandwidth: number }, seed = 1) {
 }
 
 /** Read until EOF or error; every read with its virtual time. */
-function reader(clock: VirtualClock, ch: SimChannel, into?: Buffer[]) {
+function reader(clock: VirtualClock, ch: SimChannel, into?: Buffer[], size = 1 << 20) {
   const reads: Read[] = [];
   const state = { done: false, error: null as string | null };
   void (async () => {
-    const buf = Buffer.alloc(1 << 20);
+    const buf = Buffer.alloc(size);
     try {
       for (;;) {
         const n = await ch.read(buf, 0, buf.length);
@@ -52,7 +52,7 @@ async function write_all(ch: SimChannel, bufs: Buffer[]): Promise<string | null>
 describe('SimLink timing', () => {
   it('delivers a write bytes/bandwidth + latency after it was made, in ≤ 64 KiB segments', async () => {
     const { clock, link, driver } = setup({ bandwidth: 1e6, latency_ms: 5 }); // 1 MB/s: 1 byte/µs
-    const r = reader(clock, link.b);
+    const r = reader(clock, link.b, undefined, 65536);
     link.a.writev([Buffer.alloc(10_000, 1)]);
     await driver.run(() => r.total() === 10_000);
     expect(r.reads).toEqual([{ t: 15, n: 10_000 }]); // 10 ms on the wire + 5 ms
@@ -66,6 +66,25 @@ describe('SimLink timing', () => {
     const ends = [65536, 131072, 196608, 204800].map((b) => t0 + b / 1000 + 5);
     seg.forEach((x, i) => expect(x.t).toBeCloseTo(ends[i]!, 9));
     expect(link.stats.ab).toMatchObject({ bytes_sent: 214_800, bytes_read: 214_800, wire_bytes: 214_800, segments: 5, packets_lost: 0 });
+  });
+
+  it('wakes a big read once it can be filled, or once all that is in flight has arrived', async () => {
+    const { clock, link, driver } = setup({ bandwidth: 1e6, latency_ms: 5 });
+    const r = reader(clock, link.b, undefined, 100_000);
+    link.a.writev([Buffer.alloc(300_000)]);
+    await driver.run(() => r.total() === 300_000);
+    // Segments of 65 536 bytes arrive at 70.536, 136.072, 201.608, 267.144 ms and the last
+    // 37 856 bytes at 305 ms. A 100 000-byte read waits for two segments; what is left
+    // over is read at once; the last read takes what remains in flight when it arrives.
+    const want = [
+      [136.072, 100_000],
+      [136.072, 31_072],
+      [267.144, 100_000],
+      [267.144, 31_072],
+      [305, 37_856],
+    ];
+    expect(r.reads.map((x) => x.n)).toEqual(want.map((w) => w[1]));
+    r.reads.forEach((x, i) => expect(x.t).toBeCloseTo(want[i]![0]!, 9));
   });
 
   it('sends back-to-back writes at the bandwidth', async () => {

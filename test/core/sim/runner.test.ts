@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../core/sim/clock.js';
+import { SIM_EPOCH_US } from '../../../core/sim/endpoint.js';
 import { link_params } from '../../../core/sim/link.js';
 import { SimNetwork } from '../../../core/sim/network.js';
 import { Prng } from '../../../core/sim/prng.js';
@@ -72,6 +73,12 @@ describe('Simulation', () => {
     ]) {
       expect(chain, fn).toContain(fn);
     }
+    // QMP event timestamps are virtual time too.
+    const line = sim.qmp.src.transcript.find((l) => l.text.includes('"completed"'))!;
+    const ev = JSON.parse(line.text);
+    const done = r.events.find((e) => e.side === 'src' && (e.data as { status?: string })?.status === 'completed')!;
+    expect(ev.timestamp.seconds * 1e6 + ev.timestamp.microseconds - SIM_EPOCH_US).toBe(Math.round(done.t_ms * 1000));
+    expect(line.t_ms).toBe(done.t_ms);
     const thread = sim.timeline.find((e) => e.thread === 'live_migration')!;
     expect(thread.tid).toBe(1001);
     const states = sim.timeline.filter((e) => e.type === 'state' && e.side === 'src' && e.what === 'migration').map((e) => (e as { to: string }).to);
