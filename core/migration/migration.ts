@@ -11,7 +11,6 @@ import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
-import type { SocketAddress as QapiSocketAddress } from '../io/channel-socket.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
@@ -382,12 +381,14 @@ export function qmp_migrate(env: MigrationHostEnv, args: MigrateArgs, mon: Monit
     const done: MigrationChannelConnect = (ioc, err) => migration_channel_connect(env, ioc, err?.desc ?? null);
     try {
       env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'outgoing'), undefined, () => {
+        if (env.transport) {
+          env.transport.start_outgoing(addr, (ioc, err) => migration_channel_connect(env, ioc, err));
+          return;
+        }
         switch (addr.transport) {
           case 'socket':
             if (addr.type === 'fd') fd_start_outgoing_migration(addr.str, done, mon);
-            else if (env.socket_transport) {
-              env.socket_transport.start_outgoing(migration_address_socket(addr), (ioc, err) => migration_channel_connect(env, ioc, err));
-            } else socket_start_outgoing_migration(migration_address_socket(addr), done);
+            else socket_start_outgoing_migration(migration_address_socket(addr), done);
             break;
           case 'exec':
             exec_start_outgoing_migration(addr.args, done);
@@ -447,12 +448,10 @@ export async function qemu_start_incoming_migration(
     migrate_incoming_set_state(env, 'none', 'setup');
     const accept: MigrationChannelAccept = (ioc) => migration_channel_process_incoming(env, ioc);
     const transport = await env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'incoming'), undefined, async () => {
+      if (env.transport) return env.transport.start_incoming(addr, (ioc) => migration_channel_process_incoming(env, ioc));
       switch (addr.transport) {
         case 'socket':
           if (addr.type === 'fd') return fd_start_incoming_migration(addr.str, accept, mon);
-          if (env.socket_transport) {
-            return env.socket_transport.start_incoming(migration_address_socket(addr), (ioc) => migration_channel_process_incoming(env, ioc));
-          }
           return socket_start_incoming_migration(migration_address_socket(addr), accept, {
             error_report: (m) => env.error_report(m),
           });
@@ -544,10 +543,10 @@ export interface MigrationHostEnv {
   migration_threads_add?(t: ThreadRef): void;
   migration_threads_remove?(t: ThreadRef): void;
   /**
-   * Where socket addresses (tcp:, unix:, vsock:) lead: the host's sockets (socket.ts)
-   * when absent; the simulated runtime's modelled network (core/sim/network.ts).
+   * The runtime's own transports, instead of the host's (socket.ts, fd.ts, exec.ts,
+   * file.ts): the simulated runtime's modelled network (core/sim/network.ts).
    */
-  socket_transport?: MigrationSocketTransport;
+  transport?: MigrationTransport;
   /** cpus throttling (auto-converge acts on it), when the runtime models vCPU time. */
   cpu_throttle?: CpuThrottle;
   /** error_report(): one stderr line, without the program-name prefix. */
@@ -556,12 +555,15 @@ export interface MigrationHostEnv {
   exit(code: number): void;
 }
 
-/** socket_start_outgoing/incoming_migration() of a runtime with its own network. */
-export interface MigrationSocketTransport {
-  /** Connect in the background, then done(ioc, null) or done(null, QEMU's error text). */
-  start_outgoing(saddr: QapiSocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void;
-  /** Listen; every accepted connection goes to `accept`. */
-  start_incoming(saddr: QapiSocketAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport>;
+/** <transport>_start_outgoing/incoming_migration() of a runtime with its own transports. */
+export interface MigrationTransport {
+  /**
+   * Start connecting: later done(ioc, null) or done(null, error text), as socket.c does;
+   * or throw a QmpError now, as a transport that fails synchronously does.
+   */
+  start_outgoing(addr: MigrationAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void;
+  /** Listen (or open); every incoming channel goes to `accept`. QmpError when it cannot. */
+  start_incoming(addr: MigrationAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport>;
 }
 
 /** What the main loop keeps of a running migration thread. */

@@ -8,7 +8,9 @@
  *  - qemu_thread_create(migration_thread) is cooperative_migration_thread_create(): the
  *    same migration_thread() runs as a task of this event loop, started by a timer;
  *    bottom halves (migrate_fd_cleanup_bh, ...) are zero-delay timers;
- *  - socket addresses reach the SimNetwork (the modelled link), not the OS;
+ *  - migration addresses reach the SimNetwork (the modelled link), not the OS: tcp:,
+ *    unix: and vsock: connect there; exec: and file: are refused (nothing of the host is
+ *    touched, whatever a scenario's QMP commands say);
  *  - guest RAM is a content-addressed SimRAMBlock, the vCPU a SimWorkload, which is also
  *    the CPU throttle auto-converge drives;
  *  - QMP events are stamped with virtual time (from SIM_EPOCH_US).
@@ -19,7 +21,7 @@ import {
   bg_migration_vm_start_bh,
   cooperative_migration_thread_create,
   migrate_fd_cleanup,
-  type MigrationSocketTransport,
+  type MigrationTransport,
   type MigrationThreadHandle,
 } from '../migration/migration.js';
 import { RAMList, type CpuThrottle } from '../migration/ram.js';
@@ -58,7 +60,7 @@ export class SimVirtualMachine extends VirtualMachine {
   readonly clock: VirtualClock;
   readonly ram: SimRAMBlock;
   readonly tid_base: number;
-  readonly socket_transport: MigrationSocketTransport;
+  readonly transport: MigrationTransport;
   readonly cpu_throttle: CpuThrottle | undefined;
   private sim_threads = 0;
 
@@ -75,7 +77,7 @@ export class SimVirtualMachine extends VirtualMachine {
     this.clock = o.clock;
     this.ram = o.ram;
     this.tid_base = o.tid_base;
-    this.socket_transport = o.net.transport();
+    this.transport = o.net.transport();
     this.cpu_throttle = o.cpu_throttle;
     // QMP event timestamps in virtual time, from a fixed origin (QEMU 9.0.0's release day).
     this.events.now_us = () => SIM_EPOCH_US + this.clock.now_us();

@@ -2,7 +2,7 @@
  * The simulated runtime's network: socket addresses (tcp:, unix:, vsock:) that the
  * endpoints of one simulation listen on and connect to, every connection a SimLink with
  * the scenario's link model. It is what `migrate tcp:dst:4444` and
- * `migrate-incoming tcp:0:4444` reach in the simulator (MigrationHostEnv.socket_transport),
+ * `migrate-incoming tcp:0:4444` reach in the simulator (MigrationHostEnv.transport),
  * so the QMP commands, transports and QEMU's texts are the engine's own.
  *
  * Connecting takes the TCP handshake's time: the connecting side has its channel one
@@ -13,7 +13,8 @@
 import type { QIOChannel } from '../io/channel.js';
 import type { SocketAddress } from '../io/channel-socket.js';
 import type { MigrationIncomingTransport } from '../migration/socket.js';
-import type { MigrationSocketTransport } from '../migration/migration.js';
+import type { MigrationTransport } from '../migration/migration.js';
+import { migration_address_socket, type MigrationAddress } from '../migration/migration-uri.js';
 import { error_setg } from '../qmp/error.js';
 import { strerror } from '../util/errno.js';
 import type { Clock } from './clock.js';
@@ -48,6 +49,23 @@ function addr_text(saddr: SocketAddress): string {
   }
 }
 
+/** The socket address of a MigrationAddress the simulator can serve; QmpError otherwise. */
+function sim_socket_address(addr: MigrationAddress): SocketAddress {
+  switch (addr.transport) {
+    case 'socket': {
+      const saddr = migration_address_socket(addr);
+      if (saddr.type === 'fd') throw error_setg(`File descriptor named '${saddr.str}' has not been found`);
+      return saddr;
+    }
+    case 'exec':
+      throw error_setg('exec: migration is not available in the simulated runtime (it runs no commands); use tcp:, unix: or vsock:');
+    case 'file':
+      throw error_setg('file: migration is not available in the simulated runtime (it writes no files); use tcp:, unix: or vsock:');
+    case 'rdma':
+      throw error_setg('RDMA ERROR: RDMA is not available in the simulated runtime');
+  }
+}
+
 export class SimNetwork {
   private readonly listeners = new Map<string, (ioc: QIOChannel) => void>();
   /** Every connection made, in order. */
@@ -60,11 +78,16 @@ export class SimNetwork {
     private readonly prng: Prng,
   ) {}
 
-  /** The MigrationHostEnv.socket_transport of an endpoint on this network. */
-  transport(): MigrationSocketTransport {
+  /**
+   * The MigrationHostEnv.transport of an endpoint on this network: tcp:, unix: and vsock:
+   * addresses lead here. The simulator touches nothing of the host, so exec: and file:
+   * fail at once (as a transport that cannot start does in QEMU: setup, then failed), and
+   * fd: finds no descriptor, as in a QEMU that was given none.
+   */
+  transport(): MigrationTransport {
     return {
-      start_outgoing: (saddr, done) => this.connect(saddr, done),
-      start_incoming: (saddr, accept) => this.listen(saddr, accept),
+      start_outgoing: (addr, done) => this.connect(sim_socket_address(addr), done),
+      start_incoming: (addr, accept) => this.listen(sim_socket_address(addr), accept),
     };
   }
 

@@ -3,6 +3,9 @@
  * live runtime's engine and QMP, the modelled link, content-addressed RAM; determinism;
  * failure paths; the control API (step, breakpoints, run until, pause).
  */
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../../core/sim/clock.js';
 import { SIM_EPOCH_US } from '../../../core/sim/endpoint.js';
@@ -137,10 +140,28 @@ describe('Simulation', () => {
     const clock = new VirtualClock();
     const net = new SimNetwork(clock, link_params({ bandwidth: 1e9, latency_ms: 3 }), new Prng(1));
     let err: string | null = null;
-    net.transport().start_outgoing({ type: 'inet', host: 'dst', port: '4445' }, (_ioc, e) => (err = e));
+    net.transport().start_outgoing({ transport: 'socket', type: 'inet', host: 'dst', port: '4445' }, (_ioc, e) => (err = e));
     while (clock.fire_next());
     expect(err).toBe("Failed to connect to 'dst:4445': Connection refused");
     expect(clock.now_ms()).toBe(6);
+  });
+
+  it('touches nothing of the host: exec: and file: migrations fail at once, in QMP and HMP alike', async () => {
+    const file = join(tmpdir(), `miglab-sim-never-${process.pid}`);
+    const r = (await run_scenario(scenario({ migration: { uri: `file:${file}` } }))).result;
+    expect(r.outcome).toBe('error');
+    expect(r.error).toBe('migrate-incoming: file: migration is not available in the simulated runtime (it writes no files); use tcp:, unix: or vsock:');
+    // After a migration the destination is a running VM that may migrate on.
+    const { sim } = await run_scenario(scenario());
+    const q = await sim.qmp.dst.execute('migrate', { uri: 'exec:touch /tmp/nope' });
+    expect(q.error).toEqual({
+      class: 'GenericError',
+      desc: 'exec: migration is not available in the simulated runtime (it runs no commands); use tcp:, unix: or vsock:',
+    });
+    const hmp = await sim.qmp.dst.execute('human-monitor-command', { 'command-line': `migrate file:${file}` });
+    expect(hmp.return).toBe('Error: file: migration is not available in the simulated runtime (it writes no files); use tcp:, unix: or vsock:\r\n');
+    expect(sim.dst.migration.state).toBe('failed'); // setup, then failed: a transport that cannot start
+    expect(existsSync(file)).toBe(false);
   });
 });
 
