@@ -53,6 +53,7 @@ export function format_summary(sc: Scenario, r: SimResult, file: string): string
     `  destination  ${d.status}, ${d.runstate}; ${d.pages_ok} pages loaded` +
       (d.generations_match === null ? '' : d.generations_match ? ', every page equal to the source' : `, ${d.pages_differing} pages differ from the source`) +
       (d.pages_bad ? `, ${d.pages_bad} bad pages` : ''),
+    `  guest        paused ${r.guest_downtime_ms === null ? '-' : `${r.guest_downtime_ms.toFixed(1)} ms`} (source STOP to destination RESUME)`,
     `  simulated    ${fmt_ms(r.t_end_ms)} of virtual time in ${fmt_ms(r.wall_ms)}`,
   );
   for (const e of r.errors) lines.push(`  ${e.side} at ${e.t_ms.toFixed(3)} ms: ${e.msg}`);

@@ -80,6 +80,12 @@ export interface SimResult {
   error: string | null;
   /** Virtual time at the end, ms. */
   t_end_ms: number;
+  /**
+   * What the guest saw: from the source's STOP to the destination's RESUME, ms (null if
+   * either did not happen). QEMU's `downtime` ends earlier, when the source has handed
+   * the last bytes to its socket; the rest is the link's latency and its buffers.
+   */
+  guest_downtime_ms: number | null;
   source: {
     status: string;
     runstate: string;
@@ -552,12 +558,15 @@ export class Simulation {
         segments += p.segments;
       }
     }
+    const stop = this.events.find((e) => e.side === 'src' && e.event === 'STOP');
+    const resume = stop && this.events.find((e) => e.side === 'dst' && e.event === 'RESUME' && e.t_ms >= stop.t_ms);
     return {
       name: this.scenario.name ?? null,
       seed: this.scenario.seed,
       outcome,
       error: this.script_error ?? s.error,
       t_end_ms: this.clock.now_ms(),
+      guest_downtime_ms: stop && resume ? resume.t_ms - stop.t_ms : null,
       source: {
         status: s.state,
         runstate: this.src.runstate.runstate_get(),
