@@ -466,8 +466,9 @@ export class Simulation {
   /** Run to the end, ignoring breakpoints; the result. */
   async run(): Promise<SimResult> {
     if (this.result_) return this.result_;
+    if (this.goal) throw new Error('the simulation is already running toward a stop');
     const done = new Promise<SimResult>((r) => this.end_waiters.push(r));
-    void this.advance({ match: () => null, breakpoints: false });
+    await this.advance({ match: () => null, breakpoints: false });
     return done;
   }
 

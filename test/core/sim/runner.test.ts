@@ -210,6 +210,8 @@ describe('Simulation control', () => {
   it('pauses a paced run, and runs on at another speed', async () => {
     const sim = new Simulation(scenario(), { speed: 1 });
     const running = sim.resume();
+    await expect(sim.step()).rejects.toThrow(/already running/);
+    await expect(sim.run()).rejects.toThrow(/already running/);
     await new Promise((r) => setTimeout(r, 60));
     sim.pause();
     const p = await running;
