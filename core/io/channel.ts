@@ -27,6 +27,8 @@ export interface QIOChannel {
   writev(bufs: readonly Uint8Array[]): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
   read_borrow?(max: number): Buffer | Promise<Buffer>;
+  /** A failure set from another thread, seen without writing (the live runtime's ring). */
+  remote_error?(): Error | null;
   /** The borrower is done with a lent Buffer: its memory may serve a later read. */
   read_release?(lent: Buffer): void;
   shutdown?(): void;
@@ -38,5 +40,16 @@ export class QIOChannelError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'QIOChannelError';
+  }
+}
+
+/**
+ * A write on a channel that qemu_file_shutdown() shut down from another thread: QEMUFile
+ * records -EIO without an error object, as QEMU's qemu_file_shutdown() does.
+ */
+export class QIOChannelShutdownError extends Error {
+  constructor() {
+    super('Channel shut down');
+    this.name = 'QIOChannelShutdownError';
   }
 }

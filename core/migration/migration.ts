@@ -527,8 +527,8 @@ export interface MigrationHostEnv {
   migration_bh_schedule_cleanup?(): void;
   /**
    * Register what another thread has announced but the main loop has not handled yet
-   * (events, state changes): the endpoint runs `drain` before each monitor command, so a
-   * reply never shows a state whose event the thread sent and the monitor has not.
+   * (events, state changes): the endpoint runs `drain` before each monitor command and
+   * before its reply, so a reply never shows a state whose event the monitor has not sent.
    * Returns the unregister function.
    */
   main_loop_drain_add?(drain: () => void): () => void;

@@ -18,7 +18,7 @@
  * (-EIO); writing after an error is a no-op. Callers check qemu_file_get_error().
  */
 
-import type { QIOChannel } from '../io/channel.js';
+import { QIOChannelShutdownError, type QIOChannel } from '../io/channel.js';
 import { EIO, ENOSYS, strerror } from '../util/errno.js';
 
 export type { QIOChannel };
@@ -151,7 +151,9 @@ export const MAX_IOV_SIZE = 64;
 /** Queued-but-unwritten bytes above which qemu_file_drain() makes a writer wait. */
 export const QEMU_FILE_HIGH_WATER = 1 << 20;
 
-function errorMessage(e: unknown): string {
+/** An error's text as QEMUFile keeps it; a shutdown from another thread has none. */
+function errorMessage(e: unknown): string | null {
+  if (e instanceof QIOChannelShutdownError) return null;
   return e instanceof Error ? e.message : String(e);
 }
 
@@ -210,6 +212,16 @@ export class QEMUFile {
       this.last_error = ret;
       this.last_error_obj = obj;
     }
+  }
+
+  /**
+   * An error set on the channel by another thread (qemu_file_shutdown() from the main
+   * loop, a failed write there) becomes this file's error, as if set here.
+   */
+  take_remote_error(): void {
+    if (this.last_error || !this.ioc.remote_error) return;
+    const e = this.ioc.remote_error();
+    if (e) this.set_error(-EIO, e instanceof QIOChannelShutdownError ? null : e.message);
   }
 
   /* ----- write side ----- */
@@ -634,11 +646,13 @@ export function qemu_file_new_input(ioc: QIOChannel): QEMUFile {
 }
 
 export function qemu_file_get_error(f: QEMUFile): number {
+  f.take_remote_error();
   return f.last_error;
 }
 
 /** qemu_file_get_error_obj(): the code and QEMU's text for it ("Channel error: ..." if none). */
 export function qemu_file_get_error_obj(f: QEMUFile): { ret: number; error: string | null } {
+  f.take_remote_error();
   if (!f.last_error) return { ret: 0, error: null };
   return { ret: f.last_error, error: f.last_error_obj ?? `Channel error: ${strerror(-f.last_error)}` };
 }

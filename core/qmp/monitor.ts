@@ -54,6 +54,11 @@ export interface MonitorHost<Ctx> {
   greeting(): unknown;
   /** The per-command context handed to handlers, e.g. the VM plus this monitor. */
   context(mon: MonitorQMP<Ctx>): Ctx;
+  /**
+   * Just before a reply is written: let other threads' pending events out first, so that
+   * a reply never shows a state whose event this monitor has not been sent yet.
+   */
+  before_reply?(): void;
 }
 
 export class MonitorQMP<Ctx> {
@@ -158,6 +163,7 @@ export class MonitorQMP<Ctx> {
       // monitor_qmp_dispatch(): "Provide a more useful error message".
       rsp.error = { class: 'CommandNotFound', desc: "Expecting capabilities negotiation with 'qmp_capabilities'" };
     }
+    this.host.before_reply?.();
     this.respond(rsp);
   }
 

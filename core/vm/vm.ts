@@ -199,6 +199,10 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     return { vm: this, mon };
   }
 
+  before_reply(): void {
+    for (const drain of this.drains) drain();
+  }
+
   main_loop_drain_add(drain: () => void): () => void {
     this.drains.add(drain);
     return () => this.drains.delete(drain);

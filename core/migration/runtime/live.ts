@@ -19,7 +19,7 @@ import { ram_bytes_total } from '../ram.js';
 import { bqlDone, createBqlMemory, publishRunState } from './bql.js';
 import type { LiveMigrationMessage, LiveMigrationWorkerData } from './live-migration-worker.js';
 import { createRing, drainRing, failRing } from './ring.js';
-import { bindMigrationState, createSharedMigrationMemory } from './shared-state.js';
+import { bindMigrationState, createSharedMigrationMemory, waitStateAnnounced } from './shared-state.js';
 
 const WORKER_URL = new URL('./live-migration-worker.js', import.meta.url);
 
@@ -29,7 +29,11 @@ export const liveMigrationWorkerAvailable = WORKER_URL.pathname.endsWith('.js') 
 export function worker_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
   const s = env.s;
   const mem = createSharedMigrationMemory();
-  bindMigrationState(s, mem, true);
+  // The thread's messages come through a port the main loop can also drain synchronously
+  // (before its own state changes and its replies), so events keep the order of the changes.
+  const { port1, port2 } = new MessageChannel();
+  let drain = (): void => {};
+  bindMigrationState(s, mem, true, () => drain());
   // ram.total is known before the thread runs (and constant during the run).
   (s as unknown as { ram_total: number }).ram_total = ram_bytes_total(env.ram_list());
   const ring = createRing();
@@ -41,9 +45,6 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     if (!(b instanceof RAMBlock)) throw new Error('live migration needs shared guest RAM');
     return b.shared();
   });
-  // The thread's messages come through a port the main loop can also drain synchronously
-  // (before each monitor command), so its events are never behind the state it set.
-  const { port1, port2 } = new MessageChannel();
   const workerData: LiveMigrationWorkerData = {
     port: port2,
     name,
@@ -110,15 +111,22 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     }
   };
   port1.on('message', handle);
-  const drain = () => {
+  let portOpen = true;
+  const drainPort = (): void => {
+    if (!portOpen) return;
     for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as LiveMigrationMessage);
   };
-  const undrain = env.main_loop_drain_add?.(drain);
+  drain = drainPort;
+  const undrain = env.main_loop_drain_add?.(() => {
+    waitStateAnnounced(mem);
+    drainPort();
+  });
   const exited = new Promise<void>((resolve) => {
     worker.once('error', (e) => env.error_report(`${name}: ${e.stack ?? e}`));
     worker.once('exit', () => {
-      drain(); // what it said last
+      drainPort(); // what it said last
       undrain?.();
+      portOpen = false;
       port1.close();
       unwatch();
       resolve();
@@ -129,7 +137,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
   return {
     join: () => exited,
     shutdown: () => {
-      failRing(ring, 'Channel shutdown');
+      failRing(ring, null); // qemu_file_shutdown(): -EIO, no error object
       ioc.shutdown?.();
     },
     close: async () => {

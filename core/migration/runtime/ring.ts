@@ -4,13 +4,15 @@
  * the main loop drains it into the real QIOChannel without copying (it writes views of
  * the ring and frees the space only once the write completed).
  */
-import type { QIOChannel } from '../../io/channel.js';
+import { QIOChannelShutdownError, type QIOChannel } from '../../io/channel.js';
 
 const R = 0; // read index (main)
 const W = 1; // write index (thread)
 const CLOSED = 2; // thread: no more data
 const ERR = 3; // main: the channel failed (text in `error`)
 const ERR_LEN = 4;
+const ERR_MESSAGE = 1;
+const ERR_SHUTDOWN = 2;
 const CTL_WORDS = 5;
 const ERROR_MAX = 1024;
 
@@ -38,8 +40,15 @@ export class RingWriterChannel implements QIOChannel {
   }
 
   private failure(): Error | null {
-    if (!Atomics.load(this.ctl, ERR)) return null;
+    const err = Atomics.load(this.ctl, ERR);
+    if (!err) return null;
+    if (err === ERR_SHUTDOWN) return new QIOChannelShutdownError();
     return new Error(Buffer.from(this.err.slice(0, Atomics.load(this.ctl, ERR_LEN))).toString('utf8'));
+  }
+
+  /** The failure the main loop set, seen without writing (qemu_file_shutdown() from another thread). */
+  remote_error(): Error | null {
+    return this.failure();
   }
 
   /**
@@ -118,12 +127,18 @@ export async function drainRing(mem: RingMemory, ioc: QIOChannel): Promise<void>
   }
 }
 
-/** Make the thread's next write fail with `message` (a channel error, or a cancel). */
-export function failRing(mem: RingMemory, message: string): void {
+/**
+ * Make the thread's writes fail: with the channel's `message`, or, for null, as
+ * qemu_file_shutdown() does (-EIO without an error object). The first failure stays.
+ */
+export function failRing(mem: RingMemory, message: string | null): void {
   const ctl = new Int32Array(mem.ctl);
-  const b = Buffer.from(message, 'utf8').subarray(0, ERROR_MAX);
-  new Uint8Array(mem.error).set(b);
-  Atomics.store(ctl, ERR_LEN, b.length);
-  Atomics.store(ctl, ERR, 1);
+  if (Atomics.load(ctl, ERR)) return;
+  if (message !== null) {
+    const b = Buffer.from(message, 'utf8').subarray(0, ERROR_MAX);
+    new Uint8Array(mem.error).set(b);
+    Atomics.store(ctl, ERR_LEN, b.length);
+  }
+  Atomics.store(ctl, ERR, message === null ? ERR_SHUTDOWN : ERR_MESSAGE);
   Atomics.notify(ctl, R);
 }

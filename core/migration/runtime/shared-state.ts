@@ -27,7 +27,12 @@ const STAT_FIELDS = MIG_STATS_FIELDS;
 const CTL_STATE = 0;
 const CTL_ERROR_LEN = 1;
 const CTL_PAUSE_SEM = 2;
-const CTL_WORDS = 3;
+/**
+ * A lock held from a state change to the send of its event (by either thread), so that
+ * the MIGRATION events go out in the order of the changes: see migrate_set_state below.
+ */
+const CTL_ANNOUNCING = 3;
+const CTL_WORDS = 4;
 const ERROR_MAX = 4096;
 
 export interface SharedMigrationMemory {
@@ -50,7 +55,13 @@ const stateIndex = (s: MigrationStatus) => MigrationStatus_lookup.indexOf(s);
  * Move `s`'s state, error, timing fields and mig_stats into `mem` (current values are
  * copied in first when `init`). Afterwards both threads' MigrationState objects are views.
  */
-export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory, init: boolean): void {
+export function bindMigrationState(
+  s: MigrationState,
+  mem: SharedMigrationMemory,
+  init: boolean,
+  /** Main loop: send what the thread has posted (its earlier events) before an own change. */
+  before_change?: () => void,
+): void {
   const ctl = new Int32Array(mem.ctl);
   const nums = new Float64Array(mem.nums);
   const errBytes = new Uint8Array(mem.error);
@@ -115,8 +126,16 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
   });
   /* migrate_set_state(): qatomic_cmpxchg, then the event. */
   s.migrate_set_state = function (old: MigrationStatus, next: MigrationStatus): boolean {
-    if (Atomics.compareExchange(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
-    this.announce_state(next);
+    // The change and its event go together, and after the other thread's earlier ones.
+    announcing_lock(ctl);
+    try {
+      before_change?.();
+      if (Atomics.compareExchange(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
+      this.announce_state(next);
+    } finally {
+      Atomics.store(ctl, CTL_ANNOUNCING, 0);
+      Atomics.notify(ctl, CTL_ANNOUNCING);
+    }
     return true;
   };
   if (init) {
@@ -128,4 +147,19 @@ export function bindMigrationState(s: MigrationState, mem: SharedMigrationMemory
   /* query-migrate's RAM totals come from the thread through the shared fields. */
   const shared = s as unknown as { ram_total: number; ram_remaining: number };
   s.ram = { ram_bytes_total: () => shared.ram_total, ram_bytes_remaining: () => shared.ram_remaining };
+}
+
+/**
+ * Wait (briefly: a compare-and-swap and a postMessage) until no thread is between a state
+ * change and the send of its event, so that what the main loop then drains includes the
+ * event of every state it can read.
+ */
+export function waitStateAnnounced(mem: SharedMigrationMemory): void {
+  const ctl = new Int32Array(mem.ctl);
+  while (Atomics.load(ctl, CTL_ANNOUNCING) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
+}
+
+/** Take the announcing lock (held for a compare-and-swap and an event: microseconds). */
+function announcing_lock(ctl: Int32Array): void {
+  while (Atomics.compareExchange(ctl, CTL_ANNOUNCING, 0, 1) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
 }
