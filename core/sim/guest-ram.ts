@@ -29,7 +29,7 @@
 import { error_setg } from '../qmp/error.js';
 import type { QEMUFile } from '../migration/qemu-file.js';
 import type { RAMBlockLike } from '../migration/ram.js';
-import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE } from '../vm/ram.js';
+import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../vm/ram.js';
 import { Prng, mix32 } from './prng.js';
 
 export const PAGE_HEADER_SIZE = 16;
@@ -94,13 +94,6 @@ export class PageContent {
     const o = this.pool_offset(check);
     return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
   }
-}
-
-function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
 }
 
 /** What the destination saw of the pages it loaded. */
@@ -207,33 +200,9 @@ export class SimRAMBlock implements RAMBlockLike {
   cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
     const dest = this.bmap;
     if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
-    const src = this.dirty_log;
     const first = Math.floor(start / TARGET_PAGE_SIZE);
     const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
-    let num_dirty = 0;
-    let p = first;
-    while (p < end && p & 31) num_dirty += this.sync_one(dest, p++);
-    for (; p + 32 <= end; p += 32) {
-      const w = p >>> 5;
-      const bits = src[w]!;
-      if (bits === 0) continue;
-      src[w] = 0;
-      const d = dest[w]!;
-      num_dirty += popcount32(~d & bits);
-      dest[w] = d | bits;
-    }
-    while (p < end) num_dirty += this.sync_one(dest, p++);
-    return num_dirty;
-  }
-
-  private sync_one(dest: Int32Array, p: number): number {
-    const w = p >>> 5;
-    const m = 1 << (p & 31);
-    if ((this.dirty_log[w]! & m) === 0) return 0;
-    this.dirty_log[w] &= ~m;
-    if ((dest[w]! & m) !== 0) return 0;
-    dest[w] |= m;
-    return 1;
+    return sync_dirty_log(dest, this.dirty_log, first, end);
   }
 
   /* ------------------------- RAMBlockLike: contents ------------------------- */

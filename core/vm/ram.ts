@@ -190,6 +190,36 @@ export function find_next_zero_bit(map: Int32Array, size: number, offset: number
  * dirty log. `bmap` is the migration bitmap (owned by the migration code, allocated in
  * ram_init_bitmaps with bitmap_new(max_length >> TARGET_PAGE_BITS)).
  */
+/**
+ * The heart of cpu_physical_memory_sync_dirty_bitmap(): take-and-clear the dirty log's
+ * pages [first, end) into `dest`; returns how many became newly dirty in `dest`. Atomic
+ * on the log, which vCPU threads set concurrently. Unaligned head and tail go bit by bit,
+ * the rest a word at a time (QEMU does the same). Shared by every kind of RAM block.
+ */
+export function sync_dirty_log(dest: Int32Array, log: Int32Array, first: number, end: number): number {
+  let num_dirty = 0;
+  let p = first;
+  const one = (p: number): number => {
+    const w = p >>> 5;
+    const m = 1 << (p & 31);
+    if ((log[w]! & m) === 0) return 0;
+    const old = Atomics.and(log, w, ~m);
+    if ((old & m) === 0 || (dest[w]! & m) !== 0) return 0;
+    dest[w]! |= m;
+    return 1;
+  };
+  while (p < end && p & 31) num_dirty += one(p++);
+  for (; p + 32 <= end; p += 32) {
+    const w = p >>> 5;
+    if (log[w] === 0) continue;
+    const bits = Atomics.exchange(log, w, 0);
+    num_dirty += popcount32(~dest[w]! & bits);
+    dest[w]! |= bits;
+  }
+  while (p < end) num_dirty += one(p++);
+  return num_dirty;
+}
+
 export class RAMBlock {
   readonly idstr: string;
   readonly used_length: number;
@@ -329,35 +359,9 @@ export class RAMBlock {
   cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
     const dest = this.bmap;
     if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
-    const src = this.dirty_log;
     const first = Math.floor(start / TARGET_PAGE_SIZE);
     const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
-    let num_dirty = 0;
-    let p = first;
-    // Unaligned head and tail go bit by bit, the rest a word at a time (QEMU does the same).
-    while (p < end && p & 31) num_dirty += this.sync_one(dest, p++);
-    while (p + 32 <= end) {
-      const w = p >>> 5;
-      if (src[w] !== 0) {
-        const bits = Atomics.exchange(src, w, 0);
-        const new_dirty = ~dest[w] & bits;
-        dest[w] |= bits;
-        num_dirty += popcount32(new_dirty);
-      }
-      p += 32;
-    }
-    while (p < end) num_dirty += this.sync_one(dest, p++);
-    return num_dirty;
-  }
-
-  private sync_one(dest: Int32Array, p: number): number {
-    const w = p >>> 5;
-    const m = 1 << (p & 31);
-    if ((this.dirty_log[w] & m) === 0) return 0;
-    const old = Atomics.and(this.dirty_log, w, ~m);
-    if ((old & m) === 0 || (dest[w] & m) !== 0) return 0;
-    dest[w] |= m;
-    return 1;
+    return sync_dirty_log(dest, this.dirty_log, first, end);
   }
 
   // --- userfaultfd write protection (see UFFD_* above) -----------------------------------

@@ -10,11 +10,8 @@
  */
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 import { QIOChannelBuffer, qio_channel_buffer_new, qio_channel_set_name } from '../../../core/io/channel-buffer.js';
 import type { QIOChannel } from '../../../core/io/channel.js';
 import {
@@ -119,22 +116,12 @@ async function load(stream: Buffer, size: number): Promise<{ ram: RAMBlock; ret:
 
 /* The vCPU worker needs JavaScript: compile the modules it runs from source. */
 type WorkloadModule = typeof import('../../../core/vm/workload.js');
-const SRC = path.resolve(import.meta.dirname, '../../../core');
 let out: string;
 let W: WorkloadModule;
 
 beforeAll(async () => {
-  out = fs.mkdtempSync(path.join(os.tmpdir(), 'miglab-bgsnap-'));
-  fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
-  for (const f of ['vm/ram.ts', 'vm/workload.ts', 'vm/workload-worker.ts', 'util/cutils.ts']) {
-    const { outputText } = ts.transpileModule(fs.readFileSync(path.join(SRC, f), 'utf8'), {
-      fileName: f,
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-    });
-    fs.mkdirSync(path.join(out, path.dirname(f)), { recursive: true });
-    fs.writeFileSync(path.join(out, f.replace(/\.ts$/, '.js')), outputText);
-  }
-  W = (await import(pathToFileURL(path.join(out, 'vm', 'workload.js')).href)) as WorkloadModule;
+  out = transpileCore(VCPU_MODULES, 'miglab-bgsnap-');
+  W = await importFrom<WorkloadModule>(out, 'vm/workload.js');
 });
 
 afterAll(() => {

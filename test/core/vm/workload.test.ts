@@ -8,13 +8,12 @@
  * tree or by another test rebuilding dist/ meanwhile.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemu_strtosz, StrtoszError } from '../../../core/util/cutils.js';
 import { formatWorkloadSpec, parseWorkloadSpec, workload_check } from '../../../core/vm/workload.js';
+import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 
 type RamModule = typeof import('../../../core/vm/ram.js');
 type WorkloadModule = typeof import('../../../core/vm/workload.js');
@@ -22,7 +21,6 @@ type RAMBlock = import('../../../core/vm/ram.js').RAMBlock;
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
-const SRC = path.resolve(import.meta.dirname, '../../../core');
 
 let out: string;
 let R: RamModule;
@@ -30,19 +28,9 @@ let W: WorkloadModule;
 const live: { terminate(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  out = fs.mkdtempSync(path.join(os.tmpdir(), 'miglab-workload-'));
-  fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
-  // The modules keep their folders (core/vm, core/util) so relative imports resolve.
-  for (const f of ['vm/ram.ts', 'vm/workload.ts', 'vm/workload-worker.ts', 'util/cutils.ts']) {
-    const { outputText } = ts.transpileModule(fs.readFileSync(path.join(SRC, f), 'utf8'), {
-      fileName: f,
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-    });
-    fs.mkdirSync(path.join(out, path.dirname(f)), { recursive: true });
-    fs.writeFileSync(path.join(out, f.replace(/\.ts$/, '.js')), outputText);
-  }
-  R = (await import(pathToFileURL(path.join(out, 'vm', 'ram.js')).href)) as RamModule;
-  W = (await import(pathToFileURL(path.join(out, 'vm', 'workload.js')).href)) as WorkloadModule;
+  out = transpileCore(VCPU_MODULES, 'miglab-workload-');
+  R = await importFrom<RamModule>(out, 'vm/ram.js');
+  W = await importFrom<WorkloadModule>(out, 'vm/workload.js');
 });
 
 afterAll(async () => {
