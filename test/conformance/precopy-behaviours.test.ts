@@ -42,6 +42,12 @@ async function vm(args: string[]): Promise<Vm> {
 }
 
 const EVENTS_ON = { capabilities: [{ capability: 'events', state: true }] };
+const EVENTS_AND_PAUSE = {
+  capabilities: [
+    { capability: 'events', state: true },
+    { capability: 'pause-before-switchover', state: true },
+  ],
+};
 
 async function until(v: Vm, pred: (info: any) => boolean, ms = 60000): Promise<any> {
   const { info, events } = await untilMigration(v.q, pred, ms);
@@ -196,12 +202,7 @@ describe('precopy, as QEMU 9.0 behaves', () => {
 
   it('(21) pause-before-switchover: STOP, pre-switchover, migrate-continue, device, completed', async () => {
     const { src, dst, uri } = await pair();
-    await src.x('migrate-set-capabilities', {
-      capabilities: [
-        { capability: 'events', state: true },
-        { capability: 'pause-before-switchover', state: true },
-      ],
-    });
+    await src.x('migrate-set-capabilities', EVENTS_AND_PAUSE);
     expect(await src.x('migrate', { uri })).toEqual({ return: {} });
     await until(src, (i) => i.status === 'pre-switchover');
     expect((await src.x('query-status')).return).toEqual({ status: 'finish-migrate', running: false });
@@ -220,12 +221,7 @@ describe('precopy, as QEMU 9.0 behaves', () => {
 
   it('(20, 21) migrate_cancel in pre-switchover: cancelling, the stopped source runs again (RESUME), cancelled', async () => {
     const { src, uri } = await pair();
-    await src.x('migrate-set-capabilities', {
-      capabilities: [
-        { capability: 'events', state: true },
-        { capability: 'pause-before-switchover', state: true },
-      ],
-    });
+    await src.x('migrate-set-capabilities', EVENTS_AND_PAUSE);
     expect(await src.x('migrate', { uri })).toEqual({ return: {} });
     await until(src, (i) => i.status === 'pre-switchover');
     expect((await src.x('query-status')).return).toEqual({ status: 'finish-migrate', running: false });
