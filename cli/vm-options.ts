@@ -74,6 +74,8 @@ export interface VmConfig {
   workload: WorkloadSpec;
   seed: number;
   allow_remote: boolean;
+  /** --trace-socket PATH: a unix socket streaming the endpoint's trace events as JSON lines (lab only). */
+  trace_socket: string | null;
   /** Warning lines QEMU prints and carries on after (deprecated syntax). */
   warnings: string[];
   /** Set for --help, -version, `-machine help`...: print it to stdout and exit 0. */
@@ -244,6 +246,7 @@ const LAB_OPTIONS: Record<string, boolean> = {
   workload: true,
   seed: true,
   'allow-remote': false,
+  'trace-socket': true,
 };
 
 /** QEMU options the lab does not model (name → takes an argument). */
@@ -335,6 +338,10 @@ Lab options:
 ${WORKLOAD_HELP}
 --seed N          seed of the workload's pseudo-random generator (default 0)
 --allow-remote    allow -qmp tcp: on addresses other than loopback
+--trace-socket PATH
+                 listen on unix socket PATH and stream this endpoint's trace events
+                 (function enter/exit, threads, states) to each client, one JSON object
+                 a line; what \`miglab serve\`'s call chain view shows (QEMU has no such socket)
 `;
 
 const VERSION_TEXT =
@@ -367,6 +374,7 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
     workload: { name: 'idle' },
     seed: 0,
     allow_remote: false,
+    trace_socket: null,
     warnings: [],
     exit_text: null,
   };
@@ -549,6 +557,11 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
       }
       case 'allow-remote':
         cfg.allow_remote = true;
+        break;
+      case 'trace-socket':
+        if (!optarg || optarg.includes('\0')) fail(loc, 'expects a socket path');
+        if (Buffer.byteLength(optarg) > 107) fail(loc, `UNIX socket path '${optarg}' is too long`);
+        cfg.trace_socket = optarg;
         break;
     }
   }

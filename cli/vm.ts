@@ -2,12 +2,15 @@
  * `miglab vm`: one VM endpoint process. QEMU's options in, QMP sockets out; runs until
  * `quit`, SIGINT or SIGTERM, and then removes its sockets and stops its vCPU thread.
  */
+import { lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
 import { MonitorQMP } from '../core/qmp/monitor.js';
 import { QmpServer, type QmpListenAddress } from '../core/qmp/qmp-server.js';
 import { Guest } from '../core/vm/guest.js';
 import { LoaderError } from '../core/vm/loader.js';
 import { strerror_of } from '../core/util/errno.js';
 import type { QmpContext } from '../core/vm/qmp-cmds.js';
+import type { Tracer } from '../core/trace/trace.js';
 import { VirtualMachine } from '../core/vm/vm.js';
 import { parseVmOptions, PROG, VmOptionError, type VmConfig } from './vm-options.js';
 
@@ -43,12 +46,13 @@ export async function main(argv: string[]): Promise<void> {
   });
 
   const servers: QmpServer<QmpContext>[] = [];
+  let traceServer: TraceServer | null = null;
   let exiting = false;
   const shutdown = async (code: number): Promise<never> => {
     if (!exiting) {
       exiting = true;
       // Replies already written (quit's {"return": {}}) reach the clients first.
-      await Promise.all(servers.map((s) => s.close()));
+      await Promise.all([...servers.map((s) => s.close()), traceServer?.close()]);
       await guest.terminate();
     }
     process.exit(code);
@@ -65,6 +69,15 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`${PROG}: terminating on signal ${num}\n`);
       vm.qemu_system_killed();
     });
+  }
+
+  if (config.trace_socket !== null) {
+    try {
+      traceServer = await TraceServer.listen(vm.tracer, config.trace_socket);
+    } catch (e) {
+      process.stderr.write(`${PROG}: --trace-socket ${config.trace_socket}: Failed to bind socket: ${strerror_of(e as NodeJS.ErrnoException)}\n`);
+      await shutdown(1);
+    }
   }
 
   for (const chardev of config.qmp) {
@@ -111,4 +124,81 @@ function describeListenError(e: unknown, addr: QmpListenAddress): string {
   }
   if (addr.type === 'unix') return `Failed to bind socket to ${addr.path}: ${strerror_of(err)}`;
   return `Failed to bind socket: ${strerror_of(err)}`;
+}
+
+/**
+ * --trace-socket PATH (lab only; QEMU has none): every client of this unix socket gets
+ * the endpoint's trace events (core/trace/trace.ts) as JSON lines, from its connection on.
+ * The tracer is subscribed only while a client is connected, so an endpoint nobody
+ * watches pays nothing. The engine never waits on a client: past TRACE_BACKLOG bytes
+ * unwritten, events are dropped and counted, and a `mark` named `trace_dropped`
+ * (args.count) says so once the client catches up.
+ */
+const TRACE_BACKLOG = 8 * 1024 * 1024;
+
+class TraceServer {
+  private readonly clients = new Set<net.Socket>();
+
+  private constructor(
+    private readonly server: net.Server,
+    private readonly path: string,
+  ) {}
+
+  static async listen(tracer: Tracer, path: string): Promise<TraceServer> {
+    // A socket left behind by an earlier run is replaced, as QEMU's unix_listen_saddr() does.
+    try {
+      if (lstatSync(path).isSocket()) unlinkSync(path);
+    } catch {
+      /* not there */
+    }
+    const server = net.createServer();
+    const ts = new TraceServer(server, path);
+    server.on('connection', (sock) => ts.accept(tracer, sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return ts;
+  }
+
+  private accept(tracer: Tracer, sock: net.Socket): void {
+    this.clients.add(sock);
+    let dropped = 0;
+    const off = tracer.on((ev) => {
+      if (sock.writableLength > TRACE_BACKLOG) {
+        dropped++;
+        return;
+      }
+      if (dropped) {
+        sock.write(JSON.stringify({ ...tracer.where(ev.thread, ev.tid), type: 'mark', name: 'trace_dropped', args: { count: dropped } }) + '\n');
+        dropped = 0;
+      }
+      let line: string;
+      try {
+        line = JSON.stringify(ev, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      } catch {
+        line = JSON.stringify({ ...ev, args: undefined, ret: undefined });
+      }
+      sock.write(line + '\n');
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      off();
+      this.clients.delete(sock);
+    });
+    sock.resume(); // nothing is read from a client
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.end();
+    await new Promise<void>((r) => this.server.close(() => r()));
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* gone already */
+    }
+  }
 }

@@ -14,9 +14,15 @@
  *   - The host pushes `endpoint` (a slot's status) and `qmp.line` (one line from an
  *     endpoint's QMP socket: the greeting, replies and asynchronous events, as sent) to
  *     every client, whoever caused them.
+ *   - After `trace.subscribe`, the host pushes `trace.event` to that client: a batch of one
+ *     slot's trace events (TRACE_EVENTS below), in the order the endpoint emitted them, at
+ *     most one message per slot every TRACE_BATCH_MS. Spawned endpoints stream their
+ *     tracer through `miglab vm --trace-socket`; an attached socket (a real QEMU) has none.
  *   - A frame that is not a valid client message gets {type: "error", error} (with `req`
  *     when one could be read) and changes nothing.
  */
+
+import type { TraceEvent } from '../core/trace/trace.js';
 
 export const HOST_API_VERSION = 1;
 
@@ -33,7 +39,9 @@ export const MAX_SOCKET_PATH = 107;
 type FieldSpec =
   | { readonly kind: 'string'; readonly max: number; readonly min?: number; readonly optional?: boolean; readonly pattern?: RegExp; readonly describe?: string }
   | { readonly kind: 'int'; readonly min: number; readonly max: number; readonly optional?: boolean }
-  | { readonly kind: 'enum'; readonly values: readonly string[]; readonly optional?: boolean };
+  | { readonly kind: 'enum'; readonly values: readonly string[]; readonly optional?: boolean }
+  /** Any JSON value (trace arguments and return values), at most `max` characters as JSON. */
+  | { readonly kind: 'json'; readonly max: number; readonly optional?: boolean };
 
 /**
  * Client → host messages: type → fields (besides `type` and `req`). This table is the API;
@@ -59,8 +67,16 @@ export const CLIENT_MESSAGES = {
     endpoint: { kind: 'enum', values: ENDPOINT_IDS },
     text: { kind: 'string', min: 1, max: MAX_QMP_TEXT },
   },
-  /** Trace events of a slot (not available yet: live endpoints do not export their tracer; answered with an error). */
+  /**
+   * Receive a slot's trace events as `trace.event` messages, from now on and across restarts
+   * of the slot, until trace.unsubscribe. Answered with {available}: whether the slot's
+   * current endpoint streams its tracer (a spawned `miglab vm` does; an attached socket not).
+   */
   'trace.subscribe': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+  },
+  /** Stop receiving a slot's trace events. */
+  'trace.unsubscribe': {
     endpoint: { kind: 'enum', values: ENDPOINT_IDS },
   },
 } as const satisfies Record<string, Record<string, FieldSpec>>;
@@ -118,7 +134,106 @@ export type HostMessage =
   | { type: 'error'; req?: number; error: string }
   | { type: 'endpoint'; status: EndpointStatus }
   /** One line from an endpoint's QMP socket (CR/LF removed). `negotiation`: the host's own qmp_capabilities exchange. */
-  | { type: 'qmp.line'; endpoint: EndpointId; text: string; negotiation?: boolean };
+  | { type: 'qmp.line'; endpoint: EndpointId; text: string; negotiation?: boolean }
+  | TraceEventMessage;
+
+/**
+ * A batch of one slot's trace events, oldest first (to subscribers of the slot only).
+ * `dropped`: events the host left out before this batch because a client fell behind
+ * (more than MAX_TRACE_BATCH in one window).
+ */
+export interface TraceEventMessage {
+  type: 'trace.event';
+  endpoint: EndpointId;
+  events: TraceEvent[];
+  dropped?: number;
+}
+
+/** The host sends a slot's trace events at most this often (ms): one message per window. */
+export const TRACE_BATCH_MS = 50;
+/** At most this many events in one trace.event; the rest of a window is dropped and counted. */
+export const MAX_TRACE_BATCH = 5000;
+
+const NAME = { kind: 'string', min: 1, max: 200 } as const;
+const TID = { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
+const JSON_ARG = { kind: 'json', max: 4096, optional: true } as const;
+
+/** Members every trace event has (core/trace/trace.ts TraceWhere). */
+export const TRACE_WHERE = {
+  /** Monotonic microseconds on the endpoint's clock. */
+  ts: { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER },
+  thread: NAME,
+  tid: TID,
+} as const satisfies Record<string, FieldSpec>;
+
+/**
+ * Trace events as they travel from an endpoint (`miglab vm --trace-socket`) through the host
+ * to the renderer: `type` → its members besides TRACE_WHERE's. Mirrors core/trace/trace.ts's
+ * TraceEvent; the host checks every event an endpoint sends against it, the renderer every
+ * event it receives.
+ */
+export const TRACE_EVENTS = {
+  enter: { fn: NAME, args: JSON_ARG },
+  exit: { fn: NAME, ret: JSON_ARG, error: { kind: 'string', max: 4096, optional: true } },
+  'thread-create': { name: NAME, newTid: TID, fn: NAME },
+  'thread-start': {},
+  'thread-exit': {},
+  'thread-join': { name: NAME, joinedTid: TID },
+  state: { what: { kind: 'enum', values: ['migration', 'incoming', 'runstate'] }, from: NAME, to: NAME },
+  mark: { name: NAME, args: JSON_ARG },
+} as const satisfies Record<TraceEvent['type'], Record<string, FieldSpec>>;
+
+/** Check one trace event (decoded JSON) against TRACE_EVENTS. Never throws. */
+export function checkTraceEvent(data: unknown): { ok: true; ev: TraceEvent } | { ok: false; error: string } {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return { ok: false, error: 'trace event must be a JSON object' };
+  const obj = data as Record<string, unknown>;
+  if (typeof obj.type !== 'string' || !Object.hasOwn(TRACE_EVENTS, obj.type)) {
+    return { ok: false, error: `unknown trace event type '${String(obj.type).slice(0, 64)}'` };
+  }
+  const type = obj.type as TraceEvent['type'];
+  const spec: Record<string, FieldSpec> = { ...TRACE_WHERE, ...TRACE_EVENTS[type] };
+  const problem = checkMembers(obj, spec, `trace event '${type}'`, ['type']);
+  return problem ? { ok: false, error: problem } : { ok: true, ev: obj as unknown as TraceEvent };
+}
+
+/** Check a host → client `trace.event` message (the renderer's side). Never throws. */
+export function checkTraceEventMessage(data: unknown): { ok: true; msg: TraceEventMessage } | { ok: false; error: string } {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return { ok: false, error: 'message must be a JSON object' };
+  const m = data as Record<string, unknown>;
+  if (m.type !== 'trace.event') return { ok: false, error: "not a 'trace.event'" };
+  const problem = checkMembers(
+    m,
+    { endpoint: { kind: 'enum', values: ENDPOINT_IDS }, dropped: { kind: 'int', min: 1, max: Number.MAX_SAFE_INTEGER, optional: true } },
+    "'trace.event'",
+    ['type', 'events'],
+  );
+  if (problem) return { ok: false, error: problem };
+  if (!Array.isArray(m.events) || m.events.length > MAX_TRACE_BATCH) {
+    return { ok: false, error: `'trace.event': 'events' must be an array of at most ${MAX_TRACE_BATCH} events` };
+  }
+  for (const [i, ev] of m.events.entries()) {
+    const r = checkTraceEvent(ev);
+    if (!r.ok) return { ok: false, error: `'trace.event': events[${i}]: ${r.error}` };
+  }
+  return { ok: true, msg: m as unknown as TraceEventMessage };
+}
+
+/** Exactly the declared members (plus `extra`), each of its declared kind; the first problem, or null. */
+function checkMembers(obj: Record<string, unknown>, spec: Record<string, FieldSpec>, what: string, extra: string[]): string | null {
+  for (const key of Object.keys(obj)) {
+    if (!extra.includes(key) && !Object.hasOwn(spec, key)) return `${what}: unexpected member '${key.slice(0, 64)}'`;
+  }
+  for (const [key, f] of Object.entries(spec)) {
+    const v = obj[key];
+    if (v === undefined) {
+      if (f.optional) continue;
+      return `${what}: missing member '${key}'`;
+    }
+    const problem = checkField(f, v);
+    if (problem) return `${what}: '${key}' ${problem}`;
+  }
+  return null;
+}
 
 export type ParseResult = { ok: true; msg: ClientMessage } | { ok: false; error: string; req?: number };
 
@@ -183,6 +298,11 @@ function checkField(f: FieldSpec, v: unknown): string | null {
     case 'enum':
       if (typeof v !== 'string' || !f.values.includes(v)) return `must be one of ${f.values.join(', ')}`;
       return null;
+    case 'json': {
+      const n = JSON.stringify(v)?.length ?? 0;
+      if (n > f.max) return `must be at most ${f.max} characters of JSON`;
+      return null;
+    }
   }
 }
 

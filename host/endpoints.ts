@@ -5,6 +5,10 @@
  * slot, negotiates it (as qmp-shell does), and relays its lines, raw, to every listener;
  * text from the consoles goes the other way unchanged.
  *
+ * A spawned endpoint also gets `--trace-socket` (a lab option of `miglab vm`): the host
+ * connects to it once QMP is up and passes each trace event, checked against host/api.ts's
+ * TRACE_EVENTS, to its trace listeners. An attached socket (a real QEMU) has no tracer.
+ *
  * Plain Node (child_process, net): the Electron host will use the same class (issue 6).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,7 +16,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENDPOINT_IDS, type EndpointId, type EndpointStatus } from './api.js';
+import type { TraceEvent } from '../core/trace/trace.js';
+import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus } from './api.js';
 
 export interface EndpointsOptions {
   /** The `miglab` entry script to run as `node MIGLAB vm ...` (dist/cli/miglab.js). */
@@ -28,6 +33,10 @@ export interface StartOptions {
 
 type StatusListener = (s: EndpointStatus) => void;
 type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
+type TraceListener = (id: EndpointId, ev: TraceEvent) => void;
+
+/** Longest trace line accepted from an endpoint (a longer one is skipped). */
+const MAX_TRACE_LINE = 64 * 1024;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -38,6 +47,8 @@ class Slot {
   status: EndpointStatus;
   proc: ChildProcess | null = null;
   sock: net.Socket | null = null;
+  /** The endpoint's --trace-socket connection, while it streams. */
+  trace: net.Socket | null = null;
   /** Bumped on every start/attach/stop: callbacks of an older generation are ignored. */
   gen = 0;
   stderr = '';
@@ -56,6 +67,7 @@ export class Endpoints {
   private readonly slots: Record<EndpointId, Slot> = { source: new Slot('source'), destination: new Slot('destination') };
   private readonly statusListeners = new Set<StatusListener>();
   private readonly lineListeners = new Set<LineListener>();
+  private readonly traceListeners = new Set<TraceListener>();
   private readonly timeout: number;
   private closed = false;
 
@@ -72,6 +84,17 @@ export class Endpoints {
   onLine(l: LineListener): () => void {
     this.lineListeners.add(l);
     return () => this.lineListeners.delete(l);
+  }
+
+  /** Trace events of every slot whose endpoint streams them, in the endpoint's order. */
+  onTrace(l: TraceListener): () => void {
+    this.traceListeners.add(l);
+    return () => this.traceListeners.delete(l);
+  }
+
+  /** Whether a slot's current endpoint streams its trace events. */
+  traced(id: EndpointId): boolean {
+    return this.slots[id].trace !== null;
   }
 
   statuses(): EndpointStatus[] {
@@ -136,8 +159,10 @@ export class Endpoints {
     const slot = this.slots[id];
     const gen = ++slot.gen;
     const qmpPath = join(this.dir, `${id}.qmp`);
+    const tracePath = join(this.dir, `${id}.trace`);
     rmSync(qmpPath, { force: true });
-    const argv = [this.opts.miglab, 'vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`];
+    rmSync(tracePath, { force: true });
+    const argv = [this.opts.miglab, 'vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`, '--trace-socket', tracePath];
     const command = ['miglab', ...argv.slice(1)];
     this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: 'spawned', qmpPath, command });
     const proc = spawn(process.execPath, argv, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -167,6 +192,8 @@ export class Endpoints {
         if (Date.now() > deadline) throw new Error(`miglab vm did not open its QMP socket within ${this.timeout / 1000} s`);
         await sleep(20);
       }
+      // miglab vm listens on its trace socket before it opens QMP.
+      await this.connectTrace(slot, gen, tracePath);
       await this.connect(slot, gen, qmpPath, true);
     } catch (e) {
       if (slot.gen === gen) {
@@ -279,13 +306,69 @@ export class Endpoints {
     }
   }
 
+  /** Connect to a spawned endpoint's --trace-socket and relay its events (JSON lines). */
+  private async connectTrace(slot: Slot, gen: number, path: string): Promise<void> {
+    const sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(path);
+      s.once('error', (e) => reject(new Error(`cannot connect to the trace socket ${path}: ${e.message.replace(/^connect /, '')}`)));
+      s.once('connect', () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+    });
+    if (slot.gen !== gen) {
+      sock.destroy();
+      throw new Error('superseded');
+    }
+    slot.trace = sock;
+    sock.setEncoding('utf8');
+    let buf = '';
+    let skipping = false;
+    sock.on('data', (d: string) => {
+      if (slot.gen !== gen) return;
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (skipping) {
+          skipping = false;
+          continue;
+        }
+        this.relayTrace(slot.id, line);
+      }
+      if (buf.length > MAX_TRACE_LINE) {
+        buf = '';
+        skipping = true;
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      if (slot.trace === sock) slot.trace = null;
+    });
+  }
+
+  private relayTrace(id: EndpointId, line: string): void {
+    let data: unknown;
+    try {
+      data = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const r = checkTraceEvent(data);
+    if (!r.ok) return;
+    for (const l of this.traceListeners) l(id, r.ev);
+  }
+
   private async stopSlot(id: EndpointId): Promise<void> {
     const slot = this.slots[id];
     slot.gen++;
-    const { proc, sock } = slot;
+    const { proc, sock, trace } = slot;
     slot.proc = null;
     slot.sock = null;
+    slot.trace = null;
     sock?.destroy();
+    trace?.destroy();
     if (proc && proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');

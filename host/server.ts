@@ -20,9 +20,14 @@ import type { Duplex } from 'node:stream';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { LAB_VERSION } from '../core/version.js';
+import type { TraceEvent } from '../core/trace/trace.js';
 import {
+  ENDPOINT_IDS,
   HOST_API_VERSION,
   MAX_FRAME,
+  MAX_TRACE_BATCH,
+  TRACE_BATCH_MS,
+  type EndpointId,
   SECRET_PARAM,
   WS_PATH,
   parseClientMessage,
@@ -64,6 +69,14 @@ export class HostServer {
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
   private readonly clients = new Set<WebSocket>();
+  /** Each client's trace subscriptions (slots). */
+  private readonly traceSubs = new Map<WebSocket, Set<EndpointId>>();
+  /** Trace events waiting for the next batch, per slot, and how many were left out. */
+  private readonly traceQueue: Record<EndpointId, { events: TraceEvent[]; dropped: number }> = {
+    source: { events: [], dropped: 0 },
+    destination: { events: [], dropped: 0 },
+  };
+  private traceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly log: (line: string) => void;
   private port = 0;
 
@@ -78,6 +91,7 @@ export class HostServer {
     this.endpoints.onLine((endpoint, text, negotiation) =>
       this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
     );
+    this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
   }
 
   static async start(opts: HostServerOptions): Promise<HostServer> {
@@ -108,6 +122,8 @@ export class HostServer {
   }
 
   async close(): Promise<void> {
+    if (this.traceTimer) clearTimeout(this.traceTimer);
+    this.traceTimer = null;
     for (const c of this.clients) c.terminate();
     this.wss.close();
     await Promise.all([this.endpoints.close(), new Promise<void>((r) => this.http.close(() => r()))]);
@@ -200,7 +216,10 @@ export class HostServer {
 
   private accept(ws: WebSocket): void {
     this.clients.add(ws);
-    ws.on('close', () => this.clients.delete(ws));
+    ws.on('close', () => {
+      this.clients.delete(ws);
+      this.traceSubs.delete(ws);
+    });
     ws.on('error', () => {});
     this.send(ws, { type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.endpoints.statuses() });
     ws.on('message', (data, isBinary) => {
@@ -209,7 +228,7 @@ export class HostServer {
       if (!parsed.ok) {
         return this.send(ws, parsed.req === undefined ? { type: 'error', error: parsed.error } : { type: 'error', req: parsed.req, error: parsed.error });
       }
-      void this.dispatch(parsed.msg).then(
+      void this.dispatch(parsed.msg, ws).then(
         (value) => this.send(ws, { type: 'result', req: parsed.msg.req, ok: true, value: value ?? null }),
         (e: unknown) => {
           if (!(e instanceof HostError)) this.log(`miglab serve: ${parsed.msg.type}: ${(e as Error)?.stack ?? e}`);
@@ -219,7 +238,7 @@ export class HostServer {
     });
   }
 
-  private async dispatch(msg: ClientMessage): Promise<unknown> {
+  private async dispatch(msg: ClientMessage, ws: WebSocket): Promise<unknown> {
     switch (msg.type) {
       case 'endpoints.start':
         return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
@@ -230,8 +249,41 @@ export class HostServer {
       case 'qmp.send':
         this.endpoints.send(msg.endpoint, msg.text);
         return null;
-      case 'trace.subscribe':
-        throw new HostError('trace events are not available from live endpoints yet');
+      case 'trace.subscribe': {
+        let subs = this.traceSubs.get(ws);
+        if (!subs) this.traceSubs.set(ws, (subs = new Set()));
+        subs.add(msg.endpoint);
+        return { available: this.endpoints.traced(msg.endpoint) };
+      }
+      case 'trace.unsubscribe':
+        this.traceSubs.get(ws)?.delete(msg.endpoint);
+        return null;
+    }
+  }
+
+  /**
+   * The engine may emit tens of thousands of events a second: they are queued per slot and
+   * sent as one `trace.event` per slot every TRACE_BATCH_MS, to that slot's subscribers.
+   */
+  private queueTrace(endpoint: EndpointId, ev: TraceEvent): void {
+    if (this.traceSubs.size === 0) return;
+    const q = this.traceQueue[endpoint];
+    if (q.events.length >= MAX_TRACE_BATCH) q.dropped++;
+    else q.events.push(ev);
+    this.traceTimer ??= setTimeout(() => this.flushTrace(), TRACE_BATCH_MS);
+  }
+
+  private flushTrace(): void {
+    this.traceTimer = null;
+    for (const endpoint of ENDPOINT_IDS) {
+      const q = this.traceQueue[endpoint];
+      if (q.events.length === 0 && q.dropped === 0) continue;
+      const m: HostMessage = q.dropped
+        ? { type: 'trace.event', endpoint, events: q.events, dropped: q.dropped }
+        : { type: 'trace.event', endpoint, events: q.events };
+      this.traceQueue[endpoint] = { events: [], dropped: 0 };
+      const text = JSON.stringify(m);
+      for (const [c, subs] of this.traceSubs) if (subs.has(endpoint) && c.readyState === c.OPEN) c.send(text);
     }
   }
 

@@ -112,6 +112,12 @@ describe('parseVmOptions: accepted command lines', () => {
     expect(cfg.allow_remote).toBe(true);
   });
 
+  it('takes the lab-only --trace-socket PATH', () => {
+    expect(parseVmOptions([]).trace_socket).toBe(null);
+    expect(parseVmOptions(['--trace-socket', '/tmp/src.trace']).trace_socket).toBe('/tmp/src.trace');
+    expect(err(['--trace-socket', '/' + 'x'.repeat(120)])).toMatch(/^miglab vm: --trace-socket \/x+: UNIX socket path '\/x+' is too long$/);
+  });
+
   it('reads -name forms and warns about short-form booleans as QEMU does', () => {
     expect(parseVmOptions(['-name', 'guest=foo,process=bar,debug-threads=on'])).toMatchObject({
       name: 'foo', name_process: 'bar', debug_threads: true,
@@ -153,7 +159,7 @@ describe('parseVmOptions: accepted command lines', () => {
 
   it('documents every option and the workload syntax in --help', () => {
     for (const o of ['-machine', '-M ', '-m ', '-qmp unix:', '-qmp tcp:', '-incoming', '-S ', '-name',
-      '-device loader', '-nodefaults', '-mem-prealloc', '-display none', '-accel', '--workload', '--seed', '--allow-remote',
+      '-device loader', '-nodefaults', '-mem-prealloc', '-display none', '-accel', '--workload', '--seed', '--allow-remote', '--trace-socket PATH',
       'random[:rate=R]', 'hotset[:size=S]', 'fill[:rate=R]', 'idle']) {
       expect(VM_USAGE).toContain(o);
     }

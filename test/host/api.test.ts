@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLIENT_MESSAGES, parseClientMessage } from '../../host/api.js';
+import { CLIENT_MESSAGES, MAX_TRACE_BATCH, TRACE_EVENTS, checkTraceEvent, checkTraceEventMessage, parseClientMessage } from '../../host/api.js';
 
 describe('host API message checks', () => {
   it('accepts each declared message', () => {
@@ -10,6 +10,7 @@ describe('host API message checks', () => {
       { type: 'endpoint.attach', req: 3, endpoint: 'destination', path: '/tmp/q.sock' },
       { type: 'qmp.send', req: 4, endpoint: 'source', text: '{"execute": "query-status"}' },
       { type: 'trace.subscribe', req: 5, endpoint: 'source' },
+      { type: 'trace.unsubscribe', req: 6, endpoint: 'destination' },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));
@@ -40,5 +41,59 @@ describe('host API message checks', () => {
     }
     expect(parseClientMessage('{"type": "endpoints.stop", "req": 7, "x": 1}')).toMatchObject({ ok: false, req: 7 });
     expect(parseClientMessage('x'.repeat(600_000))).toMatchObject({ ok: false, error: expect.stringContaining('too long') });
+  });
+});
+
+describe('trace.event messages', () => {
+  const where = { ts: 1_732_572_000_000_000, thread: 'main', tid: 4242 };
+  const events = [
+    { ...where, type: 'enter', fn: 'qmp_migrate', args: { uri: 'tcp:127.0.0.1:4444' } },
+    { ...where, type: 'exit', fn: 'qmp_migrate' },
+    { ...where, type: 'exit', fn: 'qemu_loadvm_state', error: 'Input/output error' },
+    { ...where, type: 'thread-create', name: 'live_migration', newTid: 4242001, fn: 'migration_thread' },
+    { ...where, thread: 'live_migration', tid: 4242001, type: 'thread-start' },
+    { ...where, thread: 'live_migration', tid: 4242001, type: 'thread-exit' },
+    { ...where, type: 'thread-join', name: 'live_migration', joinedTid: 4242001 },
+    { ...where, type: 'state', what: 'migration', from: 'setup', to: 'active' },
+    { ...where, type: 'mark', name: 'trace_dropped', args: { count: 3 } },
+  ];
+
+  it('accepts every declared trace event, and a batch of them', () => {
+    for (const ev of events) expect(checkTraceEvent(ev)).toEqual({ ok: true, ev });
+    expect(new Set(events.map((e) => e.type))).toEqual(new Set(Object.keys(TRACE_EVENTS)));
+    const msg = { type: 'trace.event', endpoint: 'source', events };
+    expect(checkTraceEventMessage(msg)).toEqual({ ok: true, msg });
+    expect(checkTraceEventMessage({ ...msg, dropped: 12 })).toMatchObject({ ok: true });
+  });
+
+  it('refuses wrong trace events and batches with a message', () => {
+    const cases: [unknown, string][] = [
+      [null, 'trace event must be a JSON object'],
+      [{ ...where, type: 'teleport' }, "unknown trace event type 'teleport'"],
+      [{ ...where, type: 'toString' }, "unknown trace event type 'toString'"],
+      [{ type: 'enter', fn: 'qmp_migrate', thread: 'main', tid: 1 }, "trace event 'enter': missing member 'ts'"],
+      [{ ...where, type: 'enter' }, "missing member 'fn'"],
+      [{ ...where, type: 'enter', fn: '' }, "'fn' must have at least 1 characters"],
+      [{ ...where, ts: -1, type: 'thread-start' }, "'ts' must be between 0 and"],
+      [{ ...where, tid: 1.5, type: 'thread-start' }, "'tid' must be an integer"],
+      [{ ...where, type: 'thread-start', extra: 1 }, "unexpected member 'extra'"],
+      [{ ...where, type: 'state', what: 'weather', from: 'a', to: 'b' }, "'what' must be one of migration, incoming, runstate"],
+      [{ ...where, type: 'mark', name: 'm', args: { big: 'x'.repeat(5000) } }, "'args' must be at most 4096 characters of JSON"],
+    ];
+    for (const [data, error] of cases) {
+      const r = checkTraceEvent(data);
+      expect(r.ok).toBe(false);
+      expect(r.ok ? '' : r.error).toContain(error);
+    }
+    const batch = (extra: Record<string, unknown>) => checkTraceEventMessage({ type: 'trace.event', endpoint: 'source', events: [], ...extra });
+    expect(batch({ endpoint: 'elsewhere' })).toMatchObject({ ok: false, error: "'trace.event': 'endpoint' must be one of source, destination" });
+    expect(batch({ events: {} })).toMatchObject({ ok: false, error: expect.stringContaining("'events' must be an array") });
+    expect(batch({ events: new Array(MAX_TRACE_BATCH + 1).fill(events[0]) })).toMatchObject({ ok: false });
+    expect(batch({ events: [events[0], { ...where, type: 'enter' }] })).toMatchObject({
+      ok: false,
+      error: "'trace.event': events[1]: trace event 'enter': missing member 'fn'",
+    });
+    expect(batch({ dropped: 0 })).toMatchObject({ ok: false, error: "'trace.event': 'dropped' must be between 1 and 9007199254740991" });
+    expect(batch({ req: 1 })).toMatchObject({ ok: false, error: "'trace.event': unexpected member 'req'" });
   });
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { HostMessage } from '../../host/api.js';
+import { checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
 
@@ -190,7 +190,7 @@ describe('host API', () => {
       'message is not JSON',
       'message must be a JSON object',
       "message has no 'type'",
-      "unknown message type 'nope' (known: endpoints.start, endpoints.stop, endpoint.attach, qmp.send, trace.subscribe)",
+      "unknown message type 'nope' (known: endpoints.start, endpoints.stop, endpoint.attach, qmp.send, trace.subscribe, trace.unsubscribe)",
       "'qmp.send': missing member 'text'",
       "'qmp.send': 'endpoint' must be one of source, destination",
       "'endpoints.stop': 'req' must be a positive integer",
@@ -200,13 +200,19 @@ describe('host API', () => {
       ok: false,
       error: 'the source endpoint is not connected (start the endpoints or attach a QMP socket)',
     });
-    expect(await c.call({ type: 'trace.subscribe', endpoint: 'source' })).toMatchObject({ ok: false });
+    // Nothing spawned: the slot has no tracer (yet); the subscription stands.
+    expect(await c.call({ type: 'trace.subscribe', endpoint: 'source' })).toMatchObject({ ok: true, value: { available: false } });
+    expect(await c.call({ type: 'trace.unsubscribe', endpoint: 'source' })).toMatchObject({ ok: true });
     c.close();
   });
 
   it('starts two endpoints, relays QMP both ways, migrates, attaches, stops', async () => {
     const c = await Client.open();
     const watcher = await Client.open();
+    // The watcher subscribes before the endpoints exist: subscriptions are per slot.
+    for (const endpoint of ['source', 'destination']) {
+      expect(await watcher.call({ type: 'trace.subscribe', endpoint })).toMatchObject({ ok: true, value: { available: false } });
+    }
     const started = await c.call({ type: 'endpoints.start', ramMiB: 16 });
     expect(started).toMatchObject({ ok: true, value: [{ id: 'source', state: 'ready', kind: 'spawned' }, { id: 'destination', state: 'ready' }] });
     // The greeting and the host's negotiation reached every client.
@@ -225,6 +231,28 @@ describe('host API', () => {
       expect(i).toBeLessThan(200);
       await new Promise((r) => setTimeout(r, 50));
     }
+    expect(await c.call({ type: 'trace.subscribe', endpoint: 'source' })).toMatchObject({ ok: true, value: { available: true } });
+
+    // trace.event: batches per slot, only to subscribers, each event as api.ts declares it,
+    // and the source's chain in QEMU's order.
+    await watcher.until((m) => m.type === 'trace.event' && m.endpoint === 'source' && m.events.some((e) => e.type === 'exit' && e.fn === 'migrate_fd_cleanup'));
+    const batches = watcher.messages.filter((m): m is TraceEventMessage => m.type === 'trace.event');
+    for (const b of batches) expect(checkTraceEventMessage(b)).toMatchObject({ ok: true });
+    const entered = (id: string) =>
+      batches.filter((b) => b.endpoint === id).flatMap((b) => b.events.flatMap((e) => (e.type === 'enter' ? [e] : [])));
+    const src = entered('source');
+    const order = ['qmp_migrate', 'socket_start_outgoing_migration', 'migration_channel_connect', 'migrate_fd_connect', 'qemu_thread_create', 'migration_thread', 'migration_completion', 'migrate_fd_cleanup'];
+    const firstAt = order.map((fn) => src.findIndex((e) => e.fn === fn));
+    expect(firstAt.every((i) => i >= 0)).toBe(true);
+    expect([...firstAt].sort((a, b) => a - b)).toEqual(firstAt);
+    expect(src.find((e) => e.fn === 'migration_thread')!.thread).toBe('live_migration');
+    const dst = entered('destination').map((e) => e.fn);
+    expect(dst).toEqual(expect.arrayContaining(['qemu_start_incoming_migration', 'process_incoming_migration_co', 'qemu_loadvm_state']));
+    // Timestamps of one endpoint never go backwards within its main thread.
+    const mainTs = src.filter((e) => e.thread === 'main').map((e) => e.ts);
+    expect([...mainTs].sort((a, b) => a - b)).toEqual(mainTs);
+    // The client that did not subscribe got none.
+    expect(c.messages.some((m) => m.type === 'trace.event')).toBe(false);
 
     // Attach the destination slot to the source's socket: a second client on one endpoint.
     const srcPath = (started as { value: { qmpPath: string }[] }).value[0]!.qmpPath;
