@@ -1,28 +1,38 @@
 /**
- * `miglab run SCENARIO.json`: run a scenario on the simulated runtime (both endpoints in
- * this process, virtual time, modelled link) as fast as possible, and report.
+ * `miglab run SCENARIO`: run a scenario (YAML or JSON) on the simulated runtime (both
+ * endpoints in this process, virtual time, modelled link) as fast as possible, and report.
  *
- *   --json         the result as one JSON object on stdout (plus `host`: wall time, peak RSS)
- *   --trace FILE   the run as Chrome Trace Event JSON (opens in Perfetto / chrome://tracing)
- *   --seed N       override the scenario's seed
+ *   --json          the result as one JSON object on stdout (plus `host`: wall time, peak
+ *                   RSS, and `expect`: each check of the scenario's expected outcome)
+ *   --trace FILE    the run as Chrome Trace Event JSON (opens in Perfetto / chrome://tracing)
+ *   --csv FILE      per-window counters (every 100 ms of virtual time): time, status, pass,
+ *                   transferred, remaining, mbps, dirty-pages-rate, expected-downtime, throttle
+ *   --seed N        override the scenario's seed
+ *   --no-progress   no progress on stderr (a bar on a terminal, else a line per pass)
  *
- * Exit status: 0 when the migration completed, 3 when it ended otherwise (failed,
- * cancelled, time limit, QMP error), 1 for a bad scenario or usage.
+ * Exit status: 0 when the run ended as the scenario's `expect` says (or, without one, when
+ * the migration completed), 3 when a run without `expect` ended otherwise (failed,
+ * cancelled, time limit, QMP error), 4 when `expect` was not met, 1 for a bad scenario or usage.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { run_scenario, type SimResult } from '../core/sim/runner.js';
-import { ScenarioError, parse_scenario_json, type Scenario } from '../core/sim/scenario.js';
+import cliProgress from 'cli-progress';
+import { check_expect, type ExpectCheck } from '../core/sim/expect.js';
+import { Simulation, type SimResult } from '../core/sim/runner.js';
+import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
+import { ScenarioError, parse_scenario_text, type Scenario } from '../core/sim/scenario.js';
 
 export interface RunOptions {
   json?: boolean;
   trace?: string;
+  csv?: string;
   seed?: string;
+  progress?: boolean;
 }
 
 const PROG = 'miglab run';
 
-function fmt_bytes(n: number): string {
+export function fmt_bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) {
@@ -32,17 +42,18 @@ function fmt_bytes(n: number): string {
   return `${i ? n.toFixed(n < 10 ? 2 : 1) : n} ${units[i]}`;
 }
 
-function fmt_ms(ms: number | null): string {
+export function fmt_ms(ms: number | null): string {
   if (ms === null) return '-';
   return ms >= 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 
 /** The human summary. */
-export function format_summary(sc: Scenario, r: SimResult, file: string): string {
+export function format_summary(sc: Scenario, r: SimResult, file: string, windows: WindowSample[] = [], checks: ExpectCheck[] = []): string {
   const s = r.source;
   const d = r.destination;
   const lines = [
     `${r.name ?? file}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`,
+    `  status ${s.status}, total-time ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, transferred ${fmt_bytes(s.transferred)}, passes ${s.passes}, ${s.mbps.toFixed(0)} Mbit/s`,
     `  guest        ${fmt_bytes(sc.ram.size)} RAM, workload ${sc.workload.kind}, seed ${r.seed}`,
     `  link         ${((sc.link.bandwidth * 8) / 1e9).toPrecision(3)} Gbit/s, latency ${sc.link.latency} ms`,
     `  source       ${s.status}, ${s.runstate}; total ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, setup ${fmt_ms(s['setup-time'])}`,
@@ -56,53 +67,139 @@ export function format_summary(sc: Scenario, r: SimResult, file: string): string
     `  guest        paused ${r.guest_downtime_ms === null ? '-' : `${r.guest_downtime_ms.toFixed(1)} ms`} (source STOP to destination RESUME)`,
     `  simulated    ${fmt_ms(r.t_end_ms)} of virtual time in ${fmt_ms(r.wall_ms)}`,
   );
+  const expected = last_expected_downtime(windows);
+  if (expected !== null || s.downtime !== null) {
+    lines.push(`  downtime     expected ${fmt_ms(expected)} (last expected-downtime while active), actual ${fmt_ms(s.downtime)}`);
+  }
   for (const e of r.errors) lines.push(`  ${e.side} at ${e.t_ms.toFixed(3)} ms: ${e.msg}`);
+  for (const c of checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}, got ${c.actual}`);
   return lines.join('\n') + '\n';
 }
 
-/** Run `file` with `opts`; returns the exit status. */
-export async function run_main(file: string, opts: RunOptions): Promise<number> {
+/** The last expected-downtime QEMU reported while the migration was active, ms. */
+export function last_expected_downtime(windows: WindowSample[]): number | null {
+  for (let i = windows.length - 1; i >= 0; i--) if (windows[i]!['expected-downtime'] !== null) return windows[i]!['expected-downtime'];
+  return null;
+}
+
+/** Read and check a scenario file (YAML or JSON), with --seed applied; errors go to stderr (null). */
+export function load_scenario(prog: string, file: string, seed_opt?: string): Scenario | null {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    process.stderr.write(`${PROG}: ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
-    return 1;
+    process.stderr.write(`${prog}: ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
+    return null;
   }
   let sc: Scenario;
   try {
-    sc = parse_scenario_json(text, file);
+    sc = parse_scenario_text(text, file);
   } catch (e) {
     if (!(e instanceof ScenarioError)) throw e;
-    process.stderr.write(`${PROG}: ${e.message}\n`);
-    return 1;
+    process.stderr.write(`${prog}: ${e.message}\n`);
+    return null;
   }
-  if (opts.seed !== undefined) {
-    const seed = Number(opts.seed);
+  if (seed_opt !== undefined) {
+    const seed = Number(seed_opt);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-      process.stderr.write(`${PROG}: --seed: expected a whole number from 0 to 4294967295, got '${opts.seed}'\n`);
-      return 1;
+      process.stderr.write(`${prog}: --seed: expected a whole number from 0 to 4294967295, got '${seed_opt}'\n`);
+      return null;
     }
     sc = { ...sc, seed };
   }
-  const { sim, result } = await run_scenario(sc);
-  if (opts.trace) writeFileSync(opts.trace, JSON.stringify(sim.chrome_trace()));
+  return sc;
+}
+
+/** Progress on stderr: a bar on a terminal, else one line per pass and per status change. */
+function progress_reporter(): { on_sample: (w: WindowSample) => void; stop: () => void } {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: ' {bar} {percentage}% of pass {pass} | {t} virtual | {status} | {sent} sent | {mbps} Mbit/s | expected downtime {exp}',
+        hideCursor: true,
+        clearOnComplete: false,
+        fps: 10,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(100, 0, { pass: 0, t: '0 ms', status: 'setup', sent: '0 B', mbps: 0, exp: '-' });
+    return {
+      on_sample: (w) => {
+        const pct = w.total ? Math.round((100 * (w.total - w.remaining)) / w.total) : 0;
+        bar.update(w.status === 'completed' ? 100 : pct, {
+          pass: w.pass,
+          t: fmt_ms(w.t_ms),
+          status: w.status,
+          sent: fmt_bytes(w.transferred),
+          mbps: w.mbps.toFixed(0),
+          exp: fmt_ms(w['expected-downtime']),
+        });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let pass = -1;
+  let status = '';
+  return {
+    on_sample: (w) => {
+      if (w.pass === pass && w.status === status) return;
+      pass = w.pass;
+      status = w.status;
+      process.stderr.write(
+        `${fmt_ms(w.t_ms).padStart(9)}  ${w.status.padEnd(10)} pass ${w.pass}, ${fmt_bytes(w.transferred)} sent, ${fmt_bytes(w.remaining)} remaining, ` +
+          `${w.mbps.toFixed(0)} Mbit/s, expected downtime ${fmt_ms(w['expected-downtime'])}\n`,
+      );
+    },
+    stop: () => {},
+  };
+}
+
+/** Run a scenario with per-window sampling; the result, the windows and the expect checks. */
+export async function run_with_windows(
+  sc: Scenario,
+  on_sample?: (w: WindowSample) => void,
+): Promise<{ sim: Simulation; result: SimResult; windows: WindowSample[]; passes: PassMark[]; checks: ExpectCheck[] }> {
+  const sim = new Simulation(sc);
+  const rec = record_windows(sim, 100, on_sample);
+  const result = await sim.run();
+  const windows = rec.finish();
+  return { sim, result, windows, passes: rec.passes, checks: check_expect(sc, result) };
+}
+
+/** The exit status of a run: expect met (or completed without expect) 0, not met 4, else 3. */
+export function run_status(sc: Scenario, r: SimResult, checks: ExpectCheck[]): number {
+  if (sc.expect) return checks.every((c) => c.ok) ? 0 : 4;
+  return r.outcome === 'completed' ? 0 : 3;
+}
+
+/** Run `file` with `opts`; returns the exit status. */
+export async function run_main(file: string, opts: RunOptions): Promise<number> {
+  const sc = load_scenario(PROG, file, opts.seed);
+  if (!sc) return 1;
+  const progress = opts.json || opts.progress === false ? null : progress_reporter();
+  const { sim, result, windows, passes, checks } = await run_with_windows(sc, progress?.on_sample);
+  progress?.stop();
+  if (opts.trace) writeFileSync(opts.trace, JSON.stringify(perfetto_trace(sim, windows, passes)));
+  if (opts.csv) writeFileSync(opts.csv, [WINDOW_CSV_HEADER, ...windows.map(window_csv_row)].join('\n') + '\n');
   if (opts.json) {
     const host = { wall_ms: result.wall_ms, max_rss_bytes: process.resourceUsage().maxRSS * 1024, node: process.version };
-    process.stdout.write(JSON.stringify({ ...result, host }) + '\n');
+    process.stdout.write(JSON.stringify({ ...result, expected_downtime: last_expected_downtime(windows), expect: checks, host }) + '\n');
   } else {
-    process.stdout.write(format_summary(sc, result, file));
+    process.stdout.write(format_summary(sc, result, file, windows, checks));
   }
-  return result.outcome === 'completed' ? 0 : 3;
+  return run_status(sc, result, checks);
 }
 
 /** The `miglab run` command. */
 export function runCommand(): Command {
   return new Command('run')
     .description('run a scenario on the simulated runtime (virtual time, modelled link) and report')
-    .argument('<scenario>', 'scenario file (JSON)')
+    .argument('<scenario>', 'scenario file (YAML or JSON; presets in scenarios/)')
     .option('--json', 'print the result as JSON')
     .option('--trace <file>', 'write the run as Chrome Trace Event JSON (Perfetto)')
+    .option('--csv <file>', 'write per-window counters (every 100 ms of virtual time) as CSV')
+    .option('--no-progress', 'no progress on stderr')
     .option('--seed <n>', "override the scenario's seed")
     .action(async (file: string, opts: RunOptions) => {
       process.exitCode = await run_main(file, opts);

@@ -15,6 +15,7 @@
  * (migrate-set-capabilities, migrate-set-parameters), so QEMU's own checks and messages
  * apply to them.
  */
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
 
 /* ---------------------------------- the DSL ---------------------------------- */
@@ -129,6 +130,14 @@ const workload = {
   },
 } as const;
 
+function bounds<T extends 'duration' | 'number' | 'size'>(type: T, description: string) {
+  return {
+    type: 'object',
+    description: `${description}: bounds, both included`,
+    fields: { min: { type }, max: { type } },
+  } as const;
+}
+
 export const SCENARIO_SCHEMA = {
   type: 'object',
   description: 'A Migration Lab scenario: two endpoints in one process on a virtual clock, joined by a modelled link.',
@@ -191,6 +200,23 @@ export const SCENARIO_SCHEMA = {
       default: {},
       fields: {
         max_time: { type: 'duration', default: 600_000, description: 'stop the run at this virtual time' },
+      },
+    },
+    expect: {
+      type: 'object',
+      description: 'the expected outcome (for lessons): `miglab run` checks it and exits with status 4 when it is not met',
+      fields: {
+        status: {
+          type: 'string',
+          enum: ['completed', 'failed', 'cancelled', 'timeout', 'stalled', 'error'],
+          required: true,
+          description: 'how the run ends: the migration status, or timeout (limits.max_time reached), stalled, error (a QMP command of the scenario failed)',
+        },
+        total_time: bounds('duration', "the source's total-time, ms"),
+        downtime: bounds('duration', "the source's downtime, ms"),
+        passes: bounds('number', 'bitmap syncs (ram.dirty-sync-count)'),
+        transferred: bounds('size', 'bytes sent by the source (ram.transferred)'),
+        cpu_throttle_max: bounds('number', 'highest auto-converge throttle, %'),
       },
     },
   },
@@ -605,6 +631,80 @@ export function parse_scenario_json(text: string, file: string | null = null): S
   }
 }
 
+/* ------------------------------ YAML ------------------------------ */
+
+/**
+ * Where the value at `path` starts in a YAML document (1-based line and column), or
+ * where its nearest existing parent starts.
+ */
+function yaml_locate(contents: unknown, lc: LineCounter, path: ScenarioPath): { line: number; col: number } | null {
+  let node = contents as YamlNode | null;
+  let best: number | null = node?.range?.[0] ?? null;
+  for (const seg of path) {
+    let next: YamlNode | null = null;
+    let key_at: number | null = null;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const k = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (String(k) === String(seg)) {
+          next = (pair.value as YamlNode | null) ?? null;
+          key_at = (pair.key as YamlNode | null)?.range?.[0] ?? null;
+          break;
+        }
+      }
+    } else if (isSeq(node) && typeof seg === 'number') {
+      next = (node.items[seg] as YamlNode | undefined) ?? null;
+    }
+    const at = next?.range?.[0] ?? key_at;
+    if (at === null || at === undefined) break;
+    best = at;
+    node = next;
+    if (!next) break;
+  }
+  return best === null ? null : lc.linePos(best);
+}
+
+/** Parse and check a scenario from YAML text; errors name the file, line and field, as the JSON ones do. */
+export function parse_scenario_yaml(text: string, file: string | null = null): Scenario {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const bad = doc.errors[0];
+  if (bad) {
+    const lp = lc.linePos(bad.pos[0]);
+    throw new ScenarioError(`not valid YAML: ${bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, [], file, lp.line, lp.col);
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  try {
+    return scenario_from_object(raw);
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    const lp = yaml_locate(doc.contents, lc, e.path);
+    throw new ScenarioError(e.detail, e.path, file, lp?.line ?? null, lp?.col ?? null);
+  }
+}
+
+/** Parse a scenario file's text: YAML when the name ends in .yaml or .yml, JSON otherwise. */
+export function parse_scenario_text(text: string, file: string | null = null): Scenario {
+  return file !== null && /\.ya?ml$/i.test(file) ? parse_scenario_yaml(text, file) : parse_scenario_json(text, file);
+}
+
+/**
+ * Why the simulated runtime cannot run this scenario, or null. A background snapshot
+ * write-protects guest RAM (userfaultfd) and copies a page out before the guest's first
+ * write to it; the simulated RAM (SimRAMBlock) does not model write protection yet.
+ */
+export function sim_unsupported(sc: Scenario): { path: ScenarioPath; msg: string } | null {
+  if (sc.migration.capabilities['background-snapshot']) {
+    return {
+      path: ['migration', 'capabilities', 'background-snapshot'],
+      msg:
+        'the simulated runtime cannot run a background snapshot yet: it needs write protection of guest RAM ' +
+        "(QEMU's userfaultfd write-protect, ram_write_tracking_start()), which the simulated RAM does not model",
+    };
+  }
+  return null;
+}
+
 /** Check a scenario given as a JS object (same rules as the file form). */
 export function scenario_from_object(raw: unknown): Scenario {
   const sc = check(raw, SCENARIO_SCHEMA, []) as Scenario;
@@ -619,6 +719,8 @@ export function scenario_from_object(raw: unknown): Scenario {
       }
     });
   }
+  const unsupported = sim_unsupported(sc);
+  if (unsupported) fail(unsupported.path, unsupported.msg);
   return sc;
 }
 

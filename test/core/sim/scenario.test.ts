@@ -156,7 +156,7 @@ describe('scenario files', () => {
     const s = scenario_json_schema() as any;
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(s.required).toEqual(['ram', 'link']);
-    expect(Object.keys(s.properties)).toEqual(['name', 'description', 'seed', 'ram', 'workload', 'link', 'migration', 'actions', 'limits']);
+    expect(Object.keys(s.properties)).toEqual(['name', 'description', 'seed', 'ram', 'workload', 'link', 'migration', 'actions', 'limits', 'expect']);
     expect(s.properties.link.properties.cut_mode).toMatchObject({ type: 'string', enum: ['reset', 'timeout'], default: 'reset' });
     const kinds = s.properties.workload.oneOf.map((v: any) => v.properties.kind.const);
     expect(kinds).toEqual(['idle', 'random', 'hotset', 'sequential', 'fill', 'phases']);
