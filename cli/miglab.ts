@@ -7,6 +7,7 @@ import { LAB_VERSION } from '../core/version.js';
 import { inspectCommand } from './inspect.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { sweepCommand } from './sweep.js';
 
 const argv = process.argv.slice(2);
 
@@ -23,6 +24,7 @@ if (argv[0] === 'vm') {
     .allowUnknownOption()
     .helpOption(false);
   program.addCommand(runCommand());
+  program.addCommand(sweepCommand());
   program.addCommand(inspectCommand());
   program.addCommand(serveCommand());
   program.addHelpText(
@@ -32,6 +34,7 @@ Examples:
   miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
   socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}
   miglab run scenario.json --json       # a migration on the simulated runtime, as JSON
+  miglab sweep scenarios/bandwidth-cap.yaml --param migration.parameters.max-bandwidth=16M,32M,64M
   miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"
   miglab serve                          # the lab UI in a browser: open the URL it prints`,
   );
