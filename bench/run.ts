@@ -31,3 +31,25 @@ if (live.qemuMiBs !== null && live.qemuPreallocMiBs !== null) {
   console.log('  lab / QEMU         skipped: qemu-system-x86_64 is not installed');
 }
 console.log('  (verdicts on default RAM, as QEMU runs by default; the raw reader keeps no bytes, so it pays no page faults)');
+
+const { benchSimLarge, benchBitmapSync } = await import('./sim.js');
+const large = await benchSimLarge();
+console.log('\nSimulated runtime, scenarios/large-64g-10gbit.yaml (64 GiB guest, 10 Gbit/s), in a process of its own:');
+console.log(`  outcome            ${large.outcome}, ${(large.transferred / 2 ** 30).toFixed(2)} GiB sent, ${fmt(large.timers)} timers`);
+console.log(`  virtual time       ${(large.virtual_ms / 1000).toFixed(2)} s`);
+console.log(`  wall time          ${(large.wall_ms / 1000).toFixed(2)} s`);
+console.log(`  virtual / wall     ${large.ratio.toFixed(2)}`);
+console.log(`  peak memory        ${large.max_rss_mib.toFixed(0)} MiB RSS (whole process), ${large.heap_used_mib.toFixed(0)} MiB JS heap  (goal: < 200 MiB) ${verdict(large.max_rss_mib < 200)}`);
+const sync = benchBitmapSync();
+console.log('\nBitmap sync (cpu_physical_memory_sync_dirty_bitmap over all of RAM, median of 9):');
+console.log('  RAM      clean        ms/GiB     1 % dirty    ms/GiB');
+for (const r of sync) {
+  console.log(
+    `  ${`${r.gib} GiB`.padEnd(9)}${`${r.clean_ms.toFixed(3)} ms`.padEnd(13)}${r.clean_ms_per_gib.toFixed(3).padEnd(11)}${`${r.dirty_ms.toFixed(3)} ms`.padEnd(13)}${r.dirty_ms_per_gib.toFixed(3)}`,
+  );
+}
+const per = sync.map((r) => r.dirty_ms_per_gib);
+const spread = Math.max(...per) / Math.min(...per);
+const worst = Math.max(...sync.map((r) => Math.max(r.clean_ms_per_gib, r.dirty_ms_per_gib)));
+console.log(`  per GiB, largest / smallest (1 % dirty): ${spread.toFixed(2)} (linear: near 1)`);
+console.log(`  worst ms per GiB   ${worst.toFixed(3)}  (goal: < 1 ms per GiB) ${verdict(worst < 1)}`);
