@@ -9,6 +9,7 @@
  *                   transferred, remaining, mbps, dirty-pages-rate, expected-downtime, throttle
  *   --seed N        override the scenario's seed
  *   --no-progress   no progress on stderr (a bar on a terminal, else a line per pass)
+ *   --live          the same scenario on two live `miglab vm` endpoints (run-live.ts)
  *
  * Exit status: 0 when the run ended as the scenario's `expect` says (or, without one, when
  * the migration completed), 3 when a run without `expect` ended otherwise (failed,
@@ -18,6 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { check_expect, type ExpectCheck } from '../core/sim/expect.js';
+import { live_notes, live_unsupported, run_live, type LiveResult } from './run-live.js';
 import { Simulation, type SimResult } from '../core/sim/runner.js';
 import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
 import { ScenarioError, parse_scenario_text, type Scenario } from '../core/sim/scenario.js';
@@ -28,6 +30,7 @@ export interface RunOptions {
   csv?: string;
   seed?: string;
   progress?: boolean;
+  live?: boolean;
 }
 
 const PROG = 'miglab run';
@@ -173,10 +176,44 @@ export function run_status(sc: Scenario, r: SimResult, checks: ExpectCheck[]): n
   return r.outcome === 'completed' ? 0 : 3;
 }
 
+/** The summary of a live run. */
+export function format_live_summary(sc: Scenario, r: LiveResult, file: string, checks: ExpectCheck[]): string {
+  const s = r.source;
+  const lines = [
+    `${r.name ?? file} (live): ${r.outcome}${r.error ? ` (${r.error})` : ''}`,
+    `  status ${s.status}, total-time ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, transferred ${fmt_bytes(s.transferred)}, passes ${s.passes}, ${s.mbps.toFixed(0)} Mbit/s`,
+    `  guest        ${fmt_bytes(sc.ram.size)} RAM, workload ${sc.workload.kind}; two miglab vm processes, a unix socket, wall-clock time`,
+    `  destination  ${r.destination.status}`,
+    `  events       ${r.events.map((e) => `${e.side} ${e.event}${e.event === 'MIGRATION' ? ` ${(e.data as { status: string }).status}` : e.event === 'MIGRATION_PASS' ? ` ${(e.data as { pass: number }).pass}` : ''}`).join(', ')}`,
+    ...live_notes(sc).map((n) => `  note         ${n}`),
+  ];
+  for (const c of checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}, got ${c.actual}`);
+  return lines.join('\n') + '\n';
+}
+
+async function run_live_main(sc: Scenario, file: string, opts: RunOptions): Promise<number> {
+  const why = live_unsupported(sc);
+  if (why) {
+    process.stderr.write(`${PROG}: --live: ${file}: ${why}\n`);
+    return 1;
+  }
+  if (opts.trace || opts.csv) {
+    process.stderr.write(`${PROG}: --live: --trace and --csv are for the simulated runtime\n`);
+    return 1;
+  }
+  const r = await run_live(sc, new URL('../../bin/miglab.js', import.meta.url).pathname);
+  const checks = check_expect(sc, r as unknown as SimResult);
+  if (opts.json) process.stdout.write(JSON.stringify({ ...r, expect: checks }) + '\n');
+  else process.stdout.write(format_live_summary(sc, r, file, checks));
+  if (sc.expect) return checks.every((c) => c.ok) ? 0 : 4;
+  return r.outcome === 'completed' ? 0 : 3;
+}
+
 /** Run `file` with `opts`; returns the exit status. */
 export async function run_main(file: string, opts: RunOptions): Promise<number> {
   const sc = load_scenario(PROG, file, opts.seed);
   if (!sc) return 1;
+  if (opts.live) return run_live_main(sc, file, opts);
   const progress = opts.json || opts.progress === false ? null : progress_reporter();
   const { sim, result, windows, passes, checks } = await run_with_windows(sc, progress?.on_sample);
   progress?.stop();
@@ -200,6 +237,7 @@ export function runCommand(): Command {
     .option('--trace <file>', 'write the run as Chrome Trace Event JSON (Perfetto)')
     .option('--csv <file>', 'write per-window counters (every 100 ms of virtual time) as CSV')
     .option('--no-progress', 'no progress on stderr')
+    .option('--live', 'run on two live miglab vm endpoints (real processes and socket, wall-clock time) instead')
     .option('--seed <n>', "override the scenario's seed")
     .action(async (file: string, opts: RunOptions) => {
       process.exitCode = await run_main(file, opts);
