@@ -119,7 +119,7 @@ function progress_reporter(): { on_sample: (w: WindowSample) => void; stop: () =
     const bar = new cliProgress.SingleBar(
       {
         stream: process.stderr,
-        format: ' {bar} {percentage}% of pass {pass} | {t} virtual | {status} | {sent} sent | {mbps} Mbit/s | expected downtime {exp}',
+        format: ' {bar} {percentage}% of RAM sent, pass {pass} | {t} virtual | {status} | {sent} sent | {mbps} Mbit/s | expected downtime {exp}',
         hideCursor: true,
         clearOnComplete: false,
         fps: 10,
