@@ -22,8 +22,6 @@
  *     when one could be read) and changes nothing.
  */
 
-import type { TraceEvent } from '../core/trace/trace.js';
-
 export const HOST_API_VERSION = 1;
 
 /** The two endpoint slots of the lab: the migration's source and its destination. */
@@ -89,7 +87,9 @@ type FieldType<F> = F extends { kind: 'string' }
     ? number
     : F extends { kind: 'enum'; values: readonly (infer V)[] }
       ? V
-      : never;
+      : F extends { kind: 'json' }
+        ? unknown
+        : never;
 type Required_<S> = { -readonly [K in keyof S as S[K] extends { optional: true } ? never : K]: FieldType<S[K]> };
 type Optional_<S> = { -readonly [K in keyof S as S[K] extends { optional: true } ? K : never]?: FieldType<S[K]> };
 type Flat<T> = { [K in keyof T]: T[K] };
@@ -181,7 +181,17 @@ export const TRACE_EVENTS = {
   'thread-join': { name: NAME, joinedTid: TID },
   state: { what: { kind: 'enum', values: ['migration', 'incoming', 'runstate'] }, from: NAME, to: NAME },
   mark: { name: NAME, args: JSON_ARG },
-} as const satisfies Record<TraceEvent['type'], Record<string, FieldSpec>>;
+} as const satisfies Record<string, Record<string, FieldSpec>>;
+
+type TraceEventOf<T extends keyof typeof TRACE_EVENTS> = Flat<
+  { type: T } & Required_<typeof TRACE_WHERE> & Required_<(typeof TRACE_EVENTS)[T]> & Optional_<(typeof TRACE_EVENTS)[T]>
+>;
+/**
+ * A trace event as the host API carries it, derived from TRACE_EVENTS. The same shape as
+ * core/trace/trace.ts's TraceEvent (host/endpoints.ts checks that at compile time); declared
+ * here so the renderer needs nothing from core/trace.
+ */
+export type TraceEvent = { [T in keyof typeof TRACE_EVENTS]: TraceEventOf<T> }[keyof typeof TRACE_EVENTS];
 
 /** Check one trace event (decoded JSON) against TRACE_EVENTS. Never throws. */
 export function checkTraceEvent(data: unknown): { ok: true; ev: TraceEvent } | { ok: false; error: string } {

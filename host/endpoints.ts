@@ -16,8 +16,15 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TraceEvent } from '../core/trace/trace.js';
-import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus } from './api.js';
+import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
+import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
+
+// The host API's declared trace events and the engine's are the same shape, both ways.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _sameTraceEvents: Same<{ [K in keyof EngineTraceEvent]: unknown }, { [K in keyof TraceEvent]: unknown }> & Same<EngineTraceEvent['type'], TraceEvent['type']> = true;
+void _sameTraceEvents;
+const _engineFits = (ev: EngineTraceEvent): TraceEvent => ev;
+void _engineFits;
 
 export interface EndpointsOptions {
   /** The `miglab` entry script to run as `node MIGLAB vm ...` (dist/cli/miglab.js). */

@@ -20,7 +20,6 @@ import type { Duplex } from 'node:stream';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { LAB_VERSION } from '../core/version.js';
-import type { TraceEvent } from '../core/trace/trace.js';
 import {
   ENDPOINT_IDS,
   HOST_API_VERSION,
@@ -28,6 +27,7 @@ import {
   MAX_TRACE_BATCH,
   TRACE_BATCH_MS,
   type EndpointId,
+  type TraceEvent,
   SECRET_PARAM,
   WS_PATH,
   parseClientMessage,

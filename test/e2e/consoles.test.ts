@@ -4,8 +4,12 @@
  * switch to 简体中文, and lose the connection. Skipped with a message when chromium is not
  * installed (`apt-get install -y chromium`); on CI (CI=true) it must be there.
  *
- * The screenshot docs/screenshot-consoles.png comes from this test: it is written when
- * missing, or always with UPDATE_SCREENSHOTS=1.
+ * The call chain view: it lights migrate_fd_connect, then migration_thread, for a migration
+ * typed in the consoles; the guided buttons (Start, Migrate) take a first-time user there
+ * in two clicks; a node's explanation shows in English and 中文.
+ *
+ * The screenshots docs/screenshot-consoles.png and docs/screenshot-call-chain.png come from
+ * this test: each is written when missing, or always with UPDATE_SCREENSHOTS=1.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +27,7 @@ const CHROMIUM = (() => {
   }
 })();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-consoles.png');
+const CHAIN_SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-call-chain.png');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 if (!CHROMIUM) {
@@ -95,6 +100,9 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
   const untilConsole = (id: string, re: RegExp, timeout = 15_000) =>
     expect.poll(() => consoleText(id), { timeout, interval: 100 }).toMatch(re);
 
+  const node = (fn: string) => page.locator(`[data-testid=callchain] [data-fn=${fn}]`);
+  const seqOf = async (fn: string) => Number(await node(fn).getAttribute('data-seq'));
+
   async function type(id: string, line: string): Promise<void> {
     await page.locator(`[data-endpoint=${id}] .term`).click();
     await page.keyboard.type(line);
@@ -141,6 +149,19 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     await type('destination', 'query-status');
     await untilConsole('destination', /"status": "running"/);
 
+    // The call chain lit up from the endpoints' trace events: migrate_fd_connect (main
+    // thread), then migration_thread (the live_migration thread), both on the path taken.
+    await expect.poll(() => seqOf('qemu_thread_join'), { timeout: 10_000 }).toBeGreaterThan(0);
+    const [connect, thread] = [await seqOf('migrate_fd_connect'), await seqOf('migration_thread')];
+    expect(connect).toBeGreaterThan(0);
+    expect(thread).toBeGreaterThan(connect);
+    const ts = async (fn: string) => Number(await node(fn).getAttribute('data-first-ts'));
+    expect(await ts('migration_thread')).toBeGreaterThanOrEqual(await ts('migrate_fd_connect'));
+    expect(await node('migration_thread').getAttribute('class')).toMatch(/\btaken\b/);
+    expect(await node('socket_start_outgoing_migration').getAttribute('class')).toMatch(/\btaken\b/);
+    expect(await node('exec_start_outgoing_migration').getAttribute('class')).not.toMatch(/\btaken\b/);
+    expect(await seqOf('qemu_loadvm_state')).toBeGreaterThan(0);
+
     const shot = await page.screenshot({ fullPage: false });
     expect(shot.length).toBeGreaterThan(10_000);
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) await page.screenshot({ path: SCREENSHOT });
@@ -156,6 +177,47 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     expect(await page.locator('html').getAttribute('lang')).toBe('zh-Hans');
     await page.selectOption('#lang', 'en');
     await expect.poll(() => page.locator('h1').innerText()).toContain('Migration Lab');
+  });
+
+  it('takes a first-time user from Start to a migration through the chain in two clicks, and explains a node in 中文', async () => {
+    const t0 = Date.now();
+    await page.getByTestId('start').click();
+    // A restart forgets the last run's path.
+    await expect.poll(() => seqOf('qmp_migrate')).toBe(0);
+    await expect.poll(() => page.getByTestId('migrate').isEnabled(), { timeout: 20_000 }).toBe(true);
+    await page.getByTestId('migrate').click();
+    // Something is lit while the migration runs (a node stays lit a moment after its exit).
+    await expect.poll(() => page.locator('[data-testid=callchain] .node.active').count(), { timeout: 15_000, interval: 30 }).toBeGreaterThan(0);
+    await untilConsole('destination', /MIGRATION[\s\S]*"status": "completed"/, 30_000);
+    await expect.poll(() => seqOf('qemu_thread_join'), { timeout: 10_000 }).toBeGreaterThan(0);
+    // The button typed the commands into the consoles, as a user would.
+    const history = (id: string) => page.evaluate((k) => localStorage.getItem(k) ?? '', `miglab.history.${id}`);
+    expect(await history('source')).toMatch(/"migrate uri=unix:[^"]+\/migrate-\d+\.sock"\]$/);
+    expect(await history('destination')).toMatch(/"migrate-incoming uri=unix:[^"]+\/migrate-\d+\.sock"\]$/);
+    expect(await seqOf('migration_thread')).toBeGreaterThan(await seqOf('migrate_fd_connect'));
+    expect(Number(await node('migration_iteration_run').getAttribute('data-calls'))).toBeGreaterThan(1);
+    expect(await node('migration_rate_exceeded').getAttribute('class')).toMatch(/\bimplied\b/);
+
+    await node('migration_thread').click();
+    const details = page.getByTestId('chain-details');
+    await expect.poll(() => details.innerText()).toMatch(/The body of the live_migration thread[\s\S]*migration\/migration\.c[\s\S]*core\/migration\/migration\.ts/);
+    await expect.poll(() => page.locator('[data-testid=callchain] .node.active').count(), { timeout: 5_000 }).toBe(0);
+    const shot = await page.locator('[data-testid=callchain]').screenshot();
+    expect(shot.length).toBeGreaterThan(10_000);
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(CHAIN_SCREENSHOT)) {
+      await page.screenshot({ path: CHAIN_SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 860 } });
+    }
+
+    await page.selectOption('#lang', 'zh-Hans');
+    await expect.poll(() => details.innerText()).toContain('live_migration 线程的主体');
+    expect(await details.innerText()).toContain('实验室');
+    expect(await page.locator('[data-testid=callchain] text.lane').first().textContent()).toBe('源端 · 主线程');
+    expect(await page.getByTestId('migrate').innerText()).toBe('迁移');
+    await node('qemu_loadvm_state').click();
+    await expect.poll(() => details.innerText()).toContain('逐段读取迁移流');
+    await page.selectOption('#lang', 'en');
+    await expect.poll(() => details.innerText()).toContain('Reads the stream section by section');
+    console.log(`test/e2e: guided migration through the chain in ${Date.now() - t0} ms`);
   });
 
   it('shows a banner when the connection drops, and the reason when a new server refuses the page', async () => {

@@ -9,12 +9,14 @@
  */
 import {
   ENDPOINT_IDS,
+  checkTraceEventMessage,
   SECRET_PARAM,
   WS_PATH,
   type ClientMessage,
   type EndpointId,
   type EndpointStatus,
   type HostMessage,
+  type TraceEvent,
 } from '../../../host/api.js';
 
 export type ConnectionState = 'connecting' | 'open' | 'lost' | 'refused' | 'no-secret';
@@ -22,6 +24,9 @@ export type ConnectionState = 'connecting' | 'open' | 'lost' | 'refused' | 'no-s
 type Request = ClientMessage extends infer M ? (M extends ClientMessage ? Omit<M, 'req'> : never) : never;
 type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
 type StatusListener = (s: EndpointStatus) => void;
+type TraceListener = (id: EndpointId, events: TraceEvent[], dropped: number) => void;
+/** A console's way of taking a line as if the user had typed it and pressed Enter. */
+type Typer = (line: string) => void;
 
 const SECRET_KEY = 'miglab.secret';
 
@@ -54,6 +59,8 @@ export class HostConnection {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly lineListeners = new Set<LineListener>();
   private readonly statusListeners = new Set<StatusListener>();
+  private readonly traceListeners = new Set<TraceListener>();
+  private readonly typers = new Map<EndpointId, Typer>();
   private secret: string | null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private everOpen = false;
@@ -83,6 +90,27 @@ export class HostConnection {
   onStatus(l: StatusListener): () => void {
     this.statusListeners.add(l);
     return () => this.statusListeners.delete(l);
+  }
+
+  /** Trace events of both slots, in batches (the host subscribes this page on every connection). */
+  onTrace(l: TraceListener): () => void {
+    this.traceListeners.add(l);
+    return () => this.traceListeners.delete(l);
+  }
+
+  /** A console registers how to type into it. */
+  setTyper(id: EndpointId, t: Typer): () => void {
+    this.typers.set(id, t);
+    return () => {
+      if (this.typers.get(id) === t) this.typers.delete(id);
+    };
+  }
+
+  /** Type a line into a slot's console, as the user would (the guided buttons do this). */
+  typeLine(id: EndpointId, line: string): void {
+    const t = this.typers.get(id);
+    if (!t) throw new Error(`no ${id} console`);
+    t(line);
   }
 
   /** Send a request; resolves with the host's value, rejects with its error text. */
@@ -143,6 +171,9 @@ export class HostConnection {
           if (s.state === 'stopped' && this.endpoints[s.id]?.state === 'stopped') this.endpoints[s.id] = s;
           else this.setStatus(s);
         }
+        for (const endpoint of ENDPOINT_IDS) {
+          this.request({ type: 'trace.subscribe', endpoint }).catch((e: Error) => console.warn(`trace.subscribe ${endpoint}:`, e.message));
+        }
         return;
       case 'result': {
         const p = this.pending.get(m.req);
@@ -165,6 +196,15 @@ export class HostConnection {
       case 'qmp.line':
         for (const l of this.lineListeners) l(m.endpoint, m.text, m.negotiation === true);
         return;
+      case 'trace.event': {
+        const r = checkTraceEventMessage(m);
+        if (!r.ok) {
+          console.warn('host: bad trace.event:', r.error);
+          return;
+        }
+        for (const l of this.traceListeners) l(r.msg.endpoint, r.msg.events, r.msg.dropped ?? 0);
+        return;
+      }
     }
   }
 

@@ -1,0 +1,184 @@
+/**
+ * QEMU 9.0's live-migration call chain, declared once as data: every node is a QEMU
+ * function (its id is the function's name, as the lab's tracer reports it), where QEMU
+ * has it, where the lab has it, and what it does, in English and 简体中文; edges say how
+ * control goes from one to the next. The call chain view draws exactly this, and
+ * test/renderer/callchain.test.ts checks it against the names a real run traces.
+ *
+ * Pure TypeScript: no Svelte, no DOM.
+ */
+
+export type ChainLocale = 'en' | 'zh-Hans';
+
+/** The three lanes of the view, left to right. */
+export const CHAIN_LANES = ['source-main', 'source-migration', 'destination-main'] as const;
+export type ChainLane = (typeof CHAIN_LANES)[number];
+
+export interface ChainNode {
+  /** The QEMU function, exactly as the tracer names it. */
+  id: string;
+  lane: ChainLane;
+  /** Row in its lane (0 at the top); `indent` shifts branch alternatives right. */
+  row: number;
+  indent?: boolean;
+  /** QEMU 9.0's source file. */
+  qemuFile: string;
+  /** The lab's file that models it. */
+  labFile: string;
+  /**
+   * false: the engine runs this function but does not trace it (it is called on every
+   * pass of the loop, cheaply); the view draws it dashed and never lights it.
+   */
+  traced: boolean;
+  explain: Record<ChainLocale, string>;
+}
+
+export type EdgeKind =
+  /** The caller calls the callee. */
+  | 'call'
+  /** One of several alternatives (transports, thread bodies). */
+  | 'branch'
+  /** Back to the top of the loop. */
+  | 'loop'
+  /** The migration stream on the wire, from the source to the destination. */
+  | 'stream';
+
+export interface ChainEdge {
+  from: string;
+  to: string;
+  kind: EdgeKind;
+  /** Drawn along the lane's left or right side (edges that skip rows). */
+  side?: 'left' | 'right';
+  /** How far outside the node the side route runs (px of the view). */
+  bulge?: number;
+}
+
+const n = (
+  id: string,
+  lane: ChainLane,
+  row: number,
+  qemuFile: string,
+  labFile: string,
+  en: string,
+  zh: string,
+  extra: Partial<Pick<ChainNode, 'indent' | 'traced'>> = {},
+): ChainNode => ({ id, lane, row, qemuFile, labFile, traced: extra.traced ?? true, ...(extra.indent ? { indent: true } : {}), explain: { en, 'zh-Hans': zh } });
+
+const MIG = 'migration/migration.c';
+const LAB_MIG = 'core/migration/migration.ts';
+const LAB_LIVE = 'core/migration/runtime/live.ts';
+
+export const CHAIN_NODES: readonly ChainNode[] = [
+  // ---- source, main thread (holding the BQL) ----
+  n('qmp_migrate', 'source-main', 0, MIG, LAB_MIG,
+    'The QMP command `migrate`. It parses the URI, checks capabilities and parameters, moves the state from none to setup (migrate_prepare), and starts the transport the URI names.',
+    'QMP 命令 `migrate` 的实现。它解析 URI，检查能力和参数，把状态从 none 改为 setup（migrate_prepare），然后启动 URI 所指定的传输方式。'),
+  n('socket_start_outgoing_migration', 'source-main', 1, 'migration/socket.c', 'core/migration/socket.ts',
+    'For tcp:, unix: and vsock: URIs. It connects asynchronously; when the connection is up (or has failed), its callback hands the channel to migration_channel_connect.',
+    '用于 tcp:、unix: 和 vsock: 形式的 URI。它异步地建立连接；连接成功（或失败）后，回调把通道交给 migration_channel_connect。',
+    { indent: true }),
+  n('fd_start_outgoing_migration', 'source-main', 2, 'migration/fd.c', 'core/migration/fd.ts',
+    'For fd:NAME: a file descriptor passed to QEMU earlier with getfd. It wraps the descriptor in a channel and calls migration_channel_connect at once.',
+    '用于 fd:NAME：事先通过 getfd 传给 QEMU 的文件描述符。它把描述符包装成通道，并立即调用 migration_channel_connect。',
+    { indent: true }),
+  n('exec_start_outgoing_migration', 'source-main', 3, 'migration/exec.c', 'core/migration/exec.ts',
+    'For exec:CMD: QEMU runs the command with /bin/sh and writes the migration stream to its standard input. With `exec:cat > FILE` the stream lands in a file that `miglab inspect` can read.',
+    '用于 exec:CMD：QEMU 用 /bin/sh 运行该命令，并把迁移流写入它的标准输入。使用 `exec:cat > FILE` 时，迁移流会保存到文件中，可以用 `miglab inspect` 查看。',
+    { indent: true }),
+  n('file_start_outgoing_migration', 'source-main', 4, 'migration/file.c', 'core/migration/file.ts',
+    'For file:PATH[,offset=N]: the stream is written into a file. A later migrate-incoming with the same URI loads it, which makes it a snapshot.',
+    '用于 file:PATH[,offset=N]：迁移流被写入一个文件。之后用相同 URI 的 migrate-incoming 可以加载它，这样它就成了一个快照。',
+    { indent: true }),
+  n('rdma_start_outgoing_migration', 'source-main', 5, 'migration/rdma.c', 'core/migration/rdma.ts',
+    'For rdma:HOST:PORT: pages go by RDMA writes. The lab has no RDMA device and fails here, with QEMU\'s message.',
+    '用于 rdma:HOST:PORT：内存页通过 RDMA 写传输。实验室没有 RDMA 设备，会在这里失败，并给出与 QEMU 相同的错误信息。',
+    { indent: true }),
+  n('migration_channel_connect', 'source-main', 6, 'migration/channel.c', LAB_MIG,
+    'The hand-off from the transport to migration: with a channel it builds the QEMUFile the stream is written through; with an error it records it. Either way it calls migrate_fd_connect.',
+    '从传输层到迁移的交接点：有通道时，它创建写入迁移流所用的 QEMUFile；有错误时，它记录错误。无论哪种情况，它都会调用 migrate_fd_connect。'),
+  n('migrate_fd_connect', 'source-main', 7, MIG, LAB_MIG,
+    'Sets the rate limit (max-bandwidth) on the file and, unless there was an error, creates the thread that sends the guest: live_migration, or bg_snapshot for a background snapshot. It still runs on the main thread; from here on the work moves to the new thread.',
+    '为文件设置限速（max-bandwidth），若没有出错，就创建发送虚拟机内容的线程：live_migration，或在后台快照时创建 bg_snapshot。它仍在主线程中运行；从这里开始，工作转到新线程。'),
+  n('qemu_thread_create', 'source-main', 8, 'util/qemu-thread-posix.c', LAB_LIVE,
+    'Starts a new thread running the given function. In the lab\'s live runtime this is a real worker thread, sharing guest RAM with the vCPU through a SharedArrayBuffer.',
+    '创建一个运行指定函数的新线程。在实验室的实时运行环境中，它是一个真正的 worker 线程，通过 SharedArrayBuffer 与 vCPU 共享客户机内存。'),
+  n('migrate_fd_cleanup', 'source-main', 10, MIG, LAB_MIG,
+    'Runs on the main thread as a bottom half once the migration thread is done: joins the thread, closes the file, and moves cancelling to cancelled. A failed migration reports its error here (error_report), on the standard error of the source.',
+    '迁移线程结束后，它作为下半部（bottom half）在主线程中运行：回收（join）迁移线程，关闭文件，并把 cancelling 状态改为 cancelled。迁移失败时，错误也在这里通过 error_report 打印到源端的标准错误输出。'),
+  n('qemu_thread_join', 'source-main', 11, 'util/qemu-thread-posix.c', LAB_LIVE,
+    'Waits for the migration thread to exit and collects it. After this only the main thread is left.',
+    '等待迁移线程退出并回收它。此后只剩下主线程。'),
+
+  // ---- source, the migration thread ----
+  n('migration_thread', 'source-migration', 1, MIG, LAB_MIG,
+    'The body of the live_migration thread. It writes the stream header and every device\'s setup section, moves setup to active, then loops until the state is no longer active.',
+    'live_migration 线程的主体。它写出迁移流头部和各设备的 setup 段，把状态从 setup 改为 active，然后循环，直到状态不再是 active。'),
+  n('migration_rate_exceeded', 'source-migration', 2, 'migration/migration-stats.c', 'core/migration/qemu-file.ts',
+    'Has this rate-limit window\'s byte budget been spent (or the file failed)? If so the pass is skipped and the thread waits. The lab calls it on every pass but does not trace it: it is a cheap check.',
+    '本限速窗口的字节预算是否已用完（或文件出错）？如果是，就跳过本轮并让线程等待。实验室每一轮都会调用它，但不跟踪它：这只是一个很轻量的检查。',
+    { traced: false }),
+  n('migration_iteration_run', 'source-migration', 3, MIG, LAB_MIG,
+    'One pass: estimates what is still dirty; if it fits in the downtime limit it completes, otherwise it sends another round of dirty pages (qemu_savevm_state_iterate). Each pass is one lap of the loop.',
+    '一轮迭代：估算仍为脏的数据量；如果能在停机时间限制内传完，就进入完成阶段，否则再发送一轮脏页（qemu_savevm_state_iterate）。每一轮就是循环的一圈。'),
+  n('migration_bitmap_sync', 'source-migration', 4, 'migration/ram.c', 'core/migration/ram.ts',
+    'Collects the pages the guest has written since the last sync from the dirty log into the migration bitmap, so they are sent again. Called when the cheap estimate is below the threshold.',
+    '把客户机自上次同步以来写过的页从脏页日志收集到迁移位图中，以便重新发送。当粗略估算低于阈值时调用。',
+    { indent: true }),
+  n('migration_detect_error', 'source-migration', 5, MIG, LAB_MIG,
+    'Checks the file for an error after each pass. An error moves the state to failed and ends the loop.',
+    '每轮之后检查文件是否出错。出错时把状态改为 failed，并结束循环。'),
+  n('migration_rate_limit', 'source-migration', 6, MIG, LAB_MIG,
+    'When the window\'s budget is spent, sleeps until the next 100 ms window (or until an urgent request wakes it), then starts a new window. This is where max-bandwidth shows.',
+    '当本窗口的预算用完时，休眠到下一个 100 毫秒窗口（或被紧急请求唤醒），然后开始新窗口。max-bandwidth 的作用就体现在这里。'),
+  n('migration_completion', 'source-migration', 7, MIG, LAB_MIG,
+    'The end: stops the VM (downtime starts), sends what is left and the devices\' state, and moves active to completed (or device and pre-switchover with those capabilities). The time from the stop to the end is the downtime query-migrate reports.',
+    '收尾阶段：暂停虚拟机（停机时间开始），发送剩余的数据和设备状态，并把状态从 active 改为 completed（启用相应能力时会经过 device 和 pre-switchover）。从暂停到结束的时间就是 query-migrate 报告的停机时间（downtime）。'),
+  n('migration_iteration_finish', 'source-migration', 8, MIG, LAB_MIG,
+    'After the loop: on success the source stays paused (postmigrate); on failure or cancel the VM runs again. Then it schedules migrate_fd_cleanup on the main thread.',
+    '循环结束之后：成功时源端保持暂停（postmigrate）；失败或取消时虚拟机恢复运行。然后它安排 migrate_fd_cleanup 在主线程中执行。'),
+  n('bg_migration_thread', 'source-migration', 10, MIG, LAB_MIG,
+    'The other branch: with the background-snapshot capability, the bg_snapshot thread saves a snapshot while the guest runs, catching writes with write tracking instead of re-sending dirty pages. It is the branch qemu_thread_create takes when the capability is on.',
+    '另一个分支：启用 background-snapshot 能力时，bg_snapshot 线程在客户机运行的同时保存快照，通过写跟踪捕获写操作，而不是重新发送脏页。启用该能力时，qemu_thread_create 走的就是这个分支。'),
+
+  // ---- destination, main thread ----
+  n('qemu_start_incoming_migration', 'destination-main', 0, MIG, LAB_MIG,
+    'Behind -incoming URI and migrate-incoming: starts listening on the transport (socket_start_incoming_migration for tcp: and unix:) and waits for the source. Run state inmigrate says the destination is waiting.',
+    '-incoming URI 和 migrate-incoming 的实现：在传输层上开始监听（tcp: 和 unix: 使用 socket_start_incoming_migration），等待源端连接。运行状态 inmigrate 表示目的端正在等待。'),
+  n('migration_channel_process_incoming', 'destination-main', 1, 'migration/channel.c', LAB_MIG,
+    'Called when the source connects: wraps the accepted channel in a QEMUFile and starts loading. The incoming state moves from none to setup.',
+    '源端连接上时调用：把接受的通道包装成 QEMUFile，并开始加载。incoming 状态从 none 变为 setup。'),
+  n('process_incoming_migration_co', 'destination-main', 2, MIG, LAB_MIG,
+    'The coroutine that loads the stream on the main loop, moving setup to active, then completed or failed; on success the VM starts running here. A failure leaves the destination paused and reports the error.',
+    '在主循环上加载迁移流的协程，状态从 setup 改为 active，再到 completed 或 failed；成功后虚拟机在这里开始运行。失败时目的端保持暂停，并报告错误。'),
+  n('qemu_loadvm_state', 'destination-main', 3, 'migration/savevm.c', 'core/migration/savevm.ts',
+    'Reads the stream section by section: checks the header, loads RAM pages into guest memory and device state, until the end-of-stream marker. A page that does not fit or an unknown section fails the whole load.',
+    '逐段读取迁移流：检查头部，把内存页加载到客户机内存、加载设备状态，直到遇到流结束标记。页面越界或遇到未知的段都会使整个加载失败。'),
+];
+
+export const CHAIN_EDGES: readonly ChainEdge[] = [
+  ...['socket', 'fd', 'exec', 'file', 'rdma'].flatMap((t): ChainEdge[] => [
+    { from: 'qmp_migrate', to: `${t}_start_outgoing_migration`, kind: 'branch', side: 'left' },
+    { from: `${t}_start_outgoing_migration`, to: 'migration_channel_connect', kind: 'call', side: 'right' },
+  ]),
+  { from: 'migration_channel_connect', to: 'migrate_fd_connect', kind: 'call' },
+  { from: 'migrate_fd_connect', to: 'qemu_thread_create', kind: 'call' },
+  { from: 'qemu_thread_create', to: 'migration_thread', kind: 'branch' },
+  { from: 'qemu_thread_create', to: 'bg_migration_thread', kind: 'branch' },
+  { from: 'migration_thread', to: 'migration_rate_exceeded', kind: 'call' },
+  { from: 'migration_rate_exceeded', to: 'migration_iteration_run', kind: 'call' },
+  { from: 'migration_iteration_run', to: 'migration_bitmap_sync', kind: 'call' },
+  { from: 'migration_iteration_run', to: 'migration_detect_error', kind: 'call', side: 'left', bulge: 22 },
+  { from: 'migration_detect_error', to: 'migration_rate_limit', kind: 'call' },
+  { from: 'migration_rate_limit', to: 'migration_rate_exceeded', kind: 'loop', side: 'right', bulge: 26 },
+  { from: 'migration_iteration_run', to: 'migration_completion', kind: 'call', side: 'left', bulge: 40 },
+  { from: 'migration_completion', to: 'migration_iteration_finish', kind: 'call' },
+  { from: 'migration_iteration_finish', to: 'migrate_fd_cleanup', kind: 'call' },
+  { from: 'bg_migration_thread', to: 'migrate_fd_cleanup', kind: 'call' },
+  { from: 'migrate_fd_cleanup', to: 'qemu_thread_join', kind: 'call' },
+  { from: 'qemu_start_incoming_migration', to: 'migration_channel_process_incoming', kind: 'call' },
+  { from: 'migration_channel_process_incoming', to: 'process_incoming_migration_co', kind: 'call' },
+  { from: 'process_incoming_migration_co', to: 'qemu_loadvm_state', kind: 'call' },
+  { from: 'migration_thread', to: 'qemu_loadvm_state', kind: 'stream' },
+];
+
+export const CHAIN_BY_ID: ReadonlyMap<string, ChainNode> = new Map(CHAIN_NODES.map((x) => [x.id, x]));
