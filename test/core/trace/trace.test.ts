@@ -45,3 +45,33 @@ describe('Tracer', () => {
     expect(JSON.parse(JSON.stringify(traceEvents))).toEqual(traceEvents);
   });
 });
+
+describe('Chrome Trace export: slices nest on every track', () => {
+  it('a coroutine that outlives its caller gets a track of its own', () => {
+    // migration_channel_process_incoming() starts process_incoming_migration_co() and
+    // returns; the coroutine (and qemu_loadvm_state in it) goes on, on the main loop.
+    const w = { thread: 'main', tid: 7 };
+    const ev = (ts: number, type: 'enter' | 'exit', fn: string) => ({ ...w, ts, type, fn }) as TraceEvent;
+    const { traceEvents } = toChromeTrace([
+      ev(1, 'enter', 'migration_channel_process_incoming'),
+      ev(2, 'enter', 'process_incoming_migration_co'),
+      ev(3, 'exit', 'migration_channel_process_incoming'),
+      ev(4, 'enter', 'qemu_loadvm_state'),
+      ev(5, 'exit', 'qemu_loadvm_state'),
+      ev(6, 'exit', 'process_incoming_migration_co'),
+    ]);
+    // on each track, every E closes the innermost open B of the same name
+    const stacks = new Map<number, string[]>();
+    for (const e of traceEvents) {
+      if (e.ph !== 'B' && e.ph !== 'E') continue;
+      const st = stacks.get(e.tid) ?? [];
+      stacks.set(e.tid, st);
+      if (e.ph === 'B') st.push(e.name);
+      else expect(st.pop()).toBe(e.name);
+    }
+    for (const st of stacks.values()) expect(st).toEqual([]);
+    expect(stacks.size).toBe(2);
+    const names = traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => e.args!.name);
+    expect(names).toContain('main: coroutine process_incoming_migration_co');
+  });
+});
