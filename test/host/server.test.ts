@@ -238,6 +238,9 @@ describe('host API', () => {
     await watcher.until((m) => m.type === 'trace.event' && m.endpoint === 'source' && m.events.some((e) => e.type === 'exit' && e.fn === 'migrate_fd_cleanup'));
     const batches = watcher.messages.filter((m): m is TraceEventMessage => m.type === 'trace.event');
     for (const b of batches) expect(checkTraceEventMessage(b)).toMatchObject({ ok: true });
+    // Batched: far fewer messages than events (a migration of this size takes a few windows).
+    const total = batches.reduce((n, b) => n + b.events.length, 0);
+    expect(total).toBeGreaterThan(2 * batches.length);
     const entered = (id: string) =>
       batches.filter((b) => b.endpoint === id).flatMap((b) => b.events.flatMap((e) => (e.type === 'enter' ? [e] : [])));
     const src = entered('source');
