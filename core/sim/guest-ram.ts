@@ -96,6 +96,9 @@ export class PageContent {
   }
 }
 
+const WP_PROTECTED = 1;
+const WP_FAULTED = 2;
+
 /** What the destination saw of the pages it loaded. */
 export interface PageLoadStats {
   /** PAGE records whose bytes were a valid (page, generation). */
@@ -142,11 +145,25 @@ export class SimRAMBlock implements RAMBlockLike {
 
   /* ----------------------------- the guest ----------------------------- */
 
-  /** A guest write to `page`: the next generation, and the page marked in the dirty log. */
-  write_page(page: number): void {
+  /**
+   * A guest write to `page`: the next generation, and the page marked in the dirty log.
+   * On a write-protected page (a background snapshot has not saved it yet) the write
+   * faults instead: the fault is queued for the snapshot thread and false comes back; the
+   * vCPU must wait (uffd_wp_test()) and write again once the page is unprotected.
+   */
+  write_page(page: number): boolean {
+    if (this.wp && this.wp[page]) {
+      if (this.wp[page] === WP_PROTECTED) {
+        this.wp[page] = WP_FAULTED;
+        this.faults.push(page);
+        this.uffd_faults++;
+      }
+      return false;
+    }
     const g = this.gen[page]! + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
+    return true;
   }
 
   /** Pages [first, first + count) written once, before any migration (no dirty log). */
@@ -180,6 +197,49 @@ export class SimRAMBlock implements RAMBlockLike {
       }
     }
     return { count, pages };
+  }
+
+  /* ------------- userfaultfd write protection (background snapshot) ------------- */
+
+  /** RAMBlock::flags: RAM_UF_WRITEPROTECT while write-tracked. */
+  flags = 0;
+  /** Write faults taken (all snapshots together). */
+  uffd_faults = 0;
+  /** Per page: 0, WP_PROTECTED, or WP_FAULTED (protected, a fault queued); null unregistered. */
+  private wp: Uint8Array | null = null;
+  private faults: number[] = [];
+
+  /** uffd_register_memory(): always works (one byte per page while registered). */
+  uffd_register_memory(): number {
+    this.wp ??= new Uint8Array(this.nr_pages);
+    return 0;
+  }
+
+  /** uffd_unregister_memory(): protection and pending faults go; waiting writers may go on. */
+  uffd_unregister_memory(): number {
+    this.wp = null;
+    this.faults = [];
+    return 0;
+  }
+
+  /** uffd_change_protection(): (un)protect [start, start + length), block offsets; -1 if unregistered. */
+  uffd_change_protection(start: number, length: number, wp: boolean): number {
+    if (!this.wp) return -1;
+    const first = Math.floor(start / TARGET_PAGE_SIZE);
+    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
+    this.wp.fill(wp ? WP_PROTECTED : 0, first, end);
+    return 0;
+  }
+
+  /** uffd_read_events(): one pending write fault (its block offset), or -1. */
+  uffd_read_events(): number {
+    const page = this.faults.shift();
+    return page === undefined ? -1 : page * TARGET_PAGE_SIZE;
+  }
+
+  /** Is `page` write-protected now? (A faulted writer waits while it is.) */
+  uffd_wp_test(page: number): boolean {
+    return !!this.wp && this.wp[page] !== 0;
   }
 
   /* ----------------------- RAMBlockLike: the dirty log ----------------------- */

@@ -83,53 +83,69 @@ export function sim_workload_check(spec: SimWorkloadSpec, ram_size: number): str
   }
 }
 
-/** Picks pages for one simple model; write(n) makes n page writes. */
+/**
+ * Picks pages for one simple model; write(n) tries n page writes and returns how many
+ * were made. A write that faults on a write-protected page (background snapshot) stalls
+ * the vCPU: the page is written first thing once it is unprotected (the time in between
+ * is lost, as for a vCPU waiting on userfaultfd).
+ */
 interface PageWriter {
   rate: number;
-  write(n: number): void;
+  write(n: number): number;
   /** No more writes will come (fill done). */
   done(): boolean;
 }
 
 function page_writer(spec: Exclude<SimWorkloadSpec, { kind: 'phases' }>, ram: SimRAMBlock, prng: Prng): PageWriter {
   const nr = ram.nr_pages;
+  /** Write pages from `next()` until n are made or one faults (it is retried first next time). */
+  const writer = (rate: number, next: () => number, done: () => boolean): PageWriter => {
+    let stalled = -1;
+    return {
+      rate,
+      write: (n) => {
+        let made = 0;
+        if (stalled >= 0) {
+          if (ram.uffd_wp_test(stalled) || !ram.write_page(stalled)) return 0;
+          stalled = -1;
+          made++;
+        }
+        while (made < n && !done()) {
+          const p = next();
+          if (!ram.write_page(p)) {
+            stalled = p;
+            break;
+          }
+          made++;
+        }
+        return made;
+      },
+      done: () => stalled < 0 && done(),
+    };
+  };
   switch (spec.kind) {
     case 'idle':
-      return { rate: 0, write: () => {}, done: () => true };
+      return { rate: 0, write: () => 0, done: () => true };
     case 'random':
-      return {
-        rate: spec.rate,
-        write: (n) => {
-          for (let i = 0; i < n; i++) ram.write_page(prng.int(nr));
-        },
-        done: () => false,
-      };
+      return writer(spec.rate, () => prng.int(nr), () => false);
     case 'hotset':
     case 'sequential': {
       const first = spec.kind === 'hotset' ? Math.floor((spec.start ?? 0) / TARGET_PAGE_SIZE) : 0;
       const count = spec.kind === 'hotset' ? Math.max(1, Math.floor(spec.size / TARGET_PAGE_SIZE)) : nr;
       let i = 0;
-      return {
-        rate: spec.rate,
-        write: (n) => {
-          for (let k = 0; k < n; k++) {
-            ram.write_page(first + i);
-            if (++i === count) i = 0;
-          }
+      return writer(
+        spec.rate,
+        () => {
+          const p = first + i;
+          if (++i === count) i = 0;
+          return p;
         },
-        done: () => false,
-      };
+        () => false,
+      );
     }
     case 'fill': {
       let i = 0;
-      return {
-        rate: spec.rate,
-        write: (n) => {
-          const end = Math.min(nr, i + n);
-          for (; i < end; i++) ram.write_page(i);
-        },
-        done: () => i >= nr,
-      };
+      return writer(spec.rate, () => i++, () => i >= nr);
     }
   }
 }
@@ -269,8 +285,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
         this.credit += (w.rate * speed * step) / 1000 / TARGET_PAGE_SIZE;
         const n = this.credit === Infinity ? this.ram.nr_pages : Math.floor(this.credit);
         if (n > 0) {
-          w.write(n);
-          this.pages_written += n;
+          this.pages_written += w.write(n);
           this.credit = this.credit === Infinity ? 0 : this.credit - n;
         }
       }

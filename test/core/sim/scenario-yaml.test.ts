@@ -70,10 +70,6 @@ describe('YAML scenarios', () => {
     expect(bad('ram: 1\nram: 2\n')).toMatch(/^x\.yaml:2:1: not valid YAML: Map keys must be unique/);
   });
 
-  it('refuse a background snapshot on the simulated runtime, saying why', () => {
-    const e = error_of(() => parse_scenario_yaml(YAML.replace('events: true', 'events: true, background-snapshot: true'), 'x.yaml'));
-    expect(e.message).toMatch(/^x\.yaml:11:54: migration\.capabilities\.background-snapshot: the simulated runtime cannot run a background snapshot yet/);
-  });
 });
 
 describe('expect', () => {
