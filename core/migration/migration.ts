@@ -900,7 +900,7 @@ async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: T
       env.migration_counters_updated?.();
       let urgent = false;
       while (s.state === 'active') {
-        if (urgent || !migration_rate_exceeded(s.mig_stats, run.f)) {
+        if (urgent || !env.tracer.call(self, 'migration_rate_exceeded', undefined, () => migration_rate_exceeded(s.mig_stats, run.f))) {
           const iter = await migration_iteration_run(env, run, self);
           if (iter === 'skip') continue;
           if (iter === 'break') break;

@@ -1,8 +1,7 @@
 /**
  * The call chain view's data (renderer/src/lib/callchain/chain.ts) against the engine: every
  * traced node is a function real `miglab vm` endpoints trace (their --trace-socket, through
- * the host's Endpoints), each transport and both thread bodies included; the untraced one
- * really is untraced. Also the view's state (what lights, the path taken) and its layout.
+ * the host's Endpoints), each transport and both thread bodies included. Also the view's state (what lights, the path taken) and its layout.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,12 +94,8 @@ describe('the chain state', () => {
     v = s.view();
     expect(v.migration_iteration_run).toMatchObject({ calls: 2, seq: 4, firstTs: 6 });
     expect(v.migration_thread).toMatchObject({ active: true, seq: 3 });
-    // migration_rate_exceeded is not traced: implied by what follows it.
-    expect(v.migration_rate_exceeded).toMatchObject({ taken: false, implied: true });
     const taken = [...s.takenEdges()].map((i) => `${CHAIN_EDGES[i]!.from}>${CHAIN_EDGES[i]!.to}`);
-    expect(taken).toEqual(
-      expect.arrayContaining(['qmp_migrate>socket_start_outgoing_migration', 'migration_thread>migration_rate_exceeded', 'migration_rate_exceeded>migration_iteration_run']),
-    );
+    expect(taken).toEqual(expect.arrayContaining(['qmp_migrate>socket_start_outgoing_migration']));
     expect(taken).not.toContain('qmp_migrate>fd_start_outgoing_migration');
     expect(s.other).toBe(2);
     s.endpointGone();
@@ -180,9 +175,8 @@ describe('against real endpoints', () => {
     const entered = new Set([...seen.source, ...seen.destination].flatMap((e) => (e.type === 'enter' ? [e.fn] : [])));
     const traced = CHAIN_NODES.filter((n) => n.traced).map((n) => n.id);
     expect(traced.filter((fn) => !entered.has(fn))).toEqual([]);
-    // The untraced node is a real function the engine does not report (if it starts to, mark it traced).
-    expect(CHAIN_NODES.filter((n) => !n.traced).map((n) => n.id)).toEqual(['migration_rate_exceeded']);
-    expect(entered.has('migration_rate_exceeded')).toBe(false);
+    // Every node is a function the engine reports (migration_rate_exceeded included).
+    expect(CHAIN_NODES.filter((n) => !n.traced).map((n) => n.id)).toEqual([]);
     // Each side's nodes come from that side's endpoint.
     const fromDest = new Set(seen.destination.flatMap((e) => (e.type === 'enter' ? [e.fn] : [])));
     for (const n of CHAIN_NODES.filter((x) => x.lane === 'destination-main')) expect(fromDest.has(n.id), n.id).toBe(true);
