@@ -258,11 +258,7 @@ export class SimRAMBlock implements RAMBlockLike {
 
   /** Take-and-clear the log of [start, start + length) into bmap; newly dirty pages. */
   cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
-    const dest = this.bmap;
-    if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
-    const first = Math.floor(start / TARGET_PAGE_SIZE);
-    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
-    return sync_dirty_log(dest, this.dirty_log, first, end);
+    return sync_dirty_log(this, start, length);
   }
 
   /* ------------------------- RAMBlockLike: contents ------------------------- */

@@ -191,12 +191,22 @@ export function find_next_zero_bit(map: Int32Array, size: number, offset: number
  * ram_init_bitmaps with bitmap_new(max_length >> TARGET_PAGE_BITS)).
  */
 /**
- * The heart of cpu_physical_memory_sync_dirty_bitmap(): take-and-clear the dirty log's
- * pages [first, end) into `dest`; returns how many became newly dirty in `dest`. Atomic
- * on the log, which vCPU threads set concurrently. Unaligned head and tail go bit by bit,
- * the rest a word at a time (QEMU does the same). Shared by every kind of RAM block.
+ * cpu_physical_memory_sync_dirty_bitmap() for any kind of RAM block: take-and-clear its
+ * dirty log of [start, start + length) (bytes) into its migration bitmap `bmap`; returns
+ * how many pages became newly dirty there. Atomic on the log, which vCPU threads set
+ * concurrently. Unaligned head and tail go bit by bit, the rest a word at a time (QEMU
+ * does the same).
  */
-export function sync_dirty_log(dest: Int32Array, log: Int32Array, first: number, end: number): number {
+export function sync_dirty_log(
+  block: { readonly idstr: string; readonly nr_pages: number; readonly bmap: Int32Array | null; readonly dirty_log: Int32Array },
+  start: number,
+  length: number,
+): number {
+  const dest = block.bmap;
+  if (!dest) throw new Error(`RAMBlock ${block.idstr}: no migration bitmap (bmap) allocated`);
+  const log = block.dirty_log;
+  const first = Math.floor(start / TARGET_PAGE_SIZE);
+  const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), block.nr_pages);
   let num_dirty = 0;
   let p = first;
   const one = (p: number): number => {
@@ -357,11 +367,7 @@ export class RAMBlock {
    * `bmap` (the caller adds them to migration_dirty_pages and num_dirty_pages_period).
    */
   cpu_physical_memory_sync_dirty_bitmap(start = 0, length = this.used_length): number {
-    const dest = this.bmap;
-    if (!dest) throw new Error(`RAMBlock ${this.idstr}: no migration bitmap (bmap) allocated`);
-    const first = Math.floor(start / TARGET_PAGE_SIZE);
-    const end = Math.min(Math.ceil((start + length) / TARGET_PAGE_SIZE), this.nr_pages);
-    return sync_dirty_log(dest, this.dirty_log, first, end);
+    return sync_dirty_log(this, start, length);
   }
 
   // --- userfaultfd write protection (see UFFD_* above) -----------------------------------

@@ -5,16 +5,9 @@ import { scenario_schema_text } from '../../../cli/gen-scenario-schema.js';
 import { check_expect } from '../../../core/sim/expect.js';
 import type { SimResult } from '../../../core/sim/runner.js';
 import { ScenarioError, parse_scenario_json, parse_scenario_text, parse_scenario_yaml } from '../../../core/sim/scenario.js';
+import { error_of as error_of_type } from '../../helpers/errors.js';
 
-function error_of(f: () => unknown): ScenarioError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ScenarioError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-}
+const error_of = (f: () => unknown): ScenarioError => error_of_type(ScenarioError, f);
 
 const YAML = `# a scenario
 name: small

@@ -12,18 +12,11 @@ import {
   scenario_from_object,
   scenario_json_schema,
 } from '../../../core/sim/scenario.js';
+import { error_of as error_of_type } from '../../helpers/errors.js';
 
 const MIN = { ram: { size: '1G' }, link: { bandwidth: '10Gbit/s' } };
 
-function error_of(f: () => unknown): ScenarioError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ScenarioError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-}
+const error_of = (f: () => unknown): ScenarioError => error_of_type(ScenarioError, f);
 
 describe('units', () => {
   it('sizes as QEMU parses them, rates in bits (SI) or bytes (IEC) per second, durations', () => {
