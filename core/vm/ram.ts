@@ -474,35 +474,35 @@ export class RAMBlock {
    * handle_userfault_async() instead, or it would wait for itself.
    */
   handle_userfault(page: number): boolean {
-    const map = this.wp_bitmap;
-    const w = page >>> 5;
-    const m = 1 << (page & 31);
-    let cur = Atomics.load(map, w);
-    if ((cur & m) === 0) return false;
-    Atomics.add(this.uffd, UFFD_FAULTS, 1);
-    this.uffd_queue_fault(page);
-    while (cur & m) {
-      Atomics.wait(map, w, cur, 1000);
-      cur = Atomics.load(map, w);
-    }
+    const f = this.uffd_fault(page);
+    if (!f) return false;
+    for (let cur = f.cur; cur & f.m; cur = Atomics.load(this.wp_bitmap, f.w)) Atomics.wait(this.wp_bitmap, f.w, cur, 1000);
     return true;
   }
 
   /** handle_userfault() for a writer on an event loop: resolves once it may write. */
   async handle_userfault_async(page: number): Promise<boolean> {
-    const map = this.wp_bitmap;
-    const w = page >>> 5;
-    const m = 1 << (page & 31);
-    let cur = Atomics.load(map, w);
-    if ((cur & m) === 0) return false;
-    Atomics.add(this.uffd, UFFD_FAULTS, 1);
-    this.uffd_queue_fault(page);
-    while (cur & m) {
-      const r = Atomics.waitAsync(map, w, cur, 1000);
+    const f = this.uffd_fault(page);
+    if (!f) return false;
+    for (let cur = f.cur; cur & f.m; cur = Atomics.load(this.wp_bitmap, f.w)) {
+      const r = Atomics.waitAsync(this.wp_bitmap, f.w, cur, 1000);
       if (r.async) await r.value;
-      cur = Atomics.load(map, w);
     }
     return true;
+  }
+
+  /**
+   * A write to `page` meets write protection: count and queue the fault, and say where
+   * the writer waits (word `w`, bit `m`, its value `cur`); null if the page is writable.
+   */
+  private uffd_fault(page: number): { w: number; m: number; cur: number } | null {
+    const w = page >>> 5;
+    const m = 1 << (page & 31);
+    const cur = Atomics.load(this.wp_bitmap, w);
+    if ((cur & m) === 0) return null;
+    Atomics.add(this.uffd, UFFD_FAULTS, 1);
+    this.uffd_queue_fault(page);
+    return { w, m, cur };
   }
 
   // --- contents ------------------------------------------------------------------------
