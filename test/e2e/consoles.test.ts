@@ -8,8 +8,11 @@
  * typed in the consoles; the guided buttons (Start, Migrate) take a first-time user there
  * in two clicks; a node's explanation shows in English and 中文.
  *
- * The screenshots docs/screenshot-consoles.png and docs/screenshot-call-chain.png come from
- * this test: each is written when missing, or always with UPDATE_SCREENSHOTS=1.
+ * The state view reaches completed on both ends (the source in postmigrate); the threads
+ * view shows live_migration created, then joined.
+ *
+ * The screenshots docs/screenshot-consoles.png, docs/screenshot-call-chain.png and
+ * docs/screenshot-states.png come from this test: each is written when missing, or always with UPDATE_SCREENSHOTS=1.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +31,7 @@ const CHROMIUM = (() => {
 })();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-consoles.png');
 const CHAIN_SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-call-chain.png');
+const STATES_SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-states.png');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 if (!CHROMIUM) {
@@ -203,6 +207,23 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     expect(await node('migration_rate_exceeded').getAttribute('class')).toMatch(/\btaken\b/);
     expect(Number(await node('migration_rate_exceeded').getAttribute('data-calls'))).toBeGreaterThan(1);
 
+    // The state view: completed on both ends, the source's VM in postmigrate, the destination's running.
+    await expect.poll(() => page.getByTestId('migration-state-source').innerText(), { timeout: 10_000 }).toBe('completed');
+    await expect.poll(() => page.getByTestId('migration-state-destination').innerText()).toBe('completed');
+    await expect.poll(() => page.getByTestId('run-state-source').innerText()).toBe('postmigrate');
+    await expect.poll(() => page.getByTestId('run-state-destination').innerText()).toBe('running');
+    const step = (id: string, name: string) => page.locator(`[data-endpoint-states=${id}] [data-step=${name}]`).first();
+    expect(await step('source', 'active').getAttribute('class')).toMatch(/\bvisited\b/);
+    expect(await step('source', 'completed').getAttribute('class')).toMatch(/\bcurrent\b/);
+    expect(await step('source', 'failed').getAttribute('class')).not.toMatch(/\bvisited\b/);
+    expect(await step('source', 'finish-migrate').getAttribute('class')).toMatch(/\bvisited\b/);
+    // The threads view: live_migration was created on the source, ran, exited and was joined.
+    const lane = page.locator('[data-endpoint-threads=source] [data-thread=live_migration]');
+    await expect.poll(() => lane.getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
+    expect(await page.locator('[data-endpoint-threads=source] [data-thread=main]').getAttribute('data-phase')).toBe('running');
+    expect(await lane.innerText()).toMatch(/live_migration[\s\S]*migration_thread[\s\S]*joined/);
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(STATES_SCREENSHOT)) await page.locator('.views').screenshot({ path: STATES_SCREENSHOT });
+
     await node('migration_thread').click();
     const details = page.getByTestId('chain-details');
     await expect.poll(() => details.innerText()).toMatch(/The body of the live_migration thread[\s\S]*migration\/migration\.c[\s\S]*core\/migration\/migration\.ts/);
@@ -218,6 +239,9 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     expect(await details.innerText()).toContain('实验室');
     expect(await page.locator('[data-testid=callchain] text.lane').first().textContent()).toBe('源端 · 主线程');
     expect(await page.getByTestId('migrate').innerText()).toBe('迁移');
+    expect(await page.locator('[data-testid=states] h2').innerText()).toContain('迁移状态');
+    expect(await page.getByTestId('migration-state-source').innerText()).toBe('completed');
+    expect(await page.locator('[data-endpoint-threads=source] [data-thread=live_migration] .phase').innerText()).toBe('已汇合');
     await node('qemu_loadvm_state').click();
     await expect.poll(() => details.innerText()).toContain('逐段读取迁移流');
     await page.selectOption('#lang', 'en');
