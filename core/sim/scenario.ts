@@ -688,14 +688,6 @@ export function parse_scenario_text(text: string, file: string | null = null): S
   return file !== null && /\.ya?ml$/i.test(file) ? parse_scenario_yaml(text, file) : parse_scenario_json(text, file);
 }
 
-/**
- * Why the simulated runtime cannot run this scenario, or null. (Nothing is refused today:
- * background snapshots run on its RAM's userfaultfd model, SimRAMBlock.uffd_*.)
- */
-export function sim_unsupported(_sc: Scenario): { path: ScenarioPath; msg: string } | null {
-  return null;
-}
-
 /** Check a scenario given as a JS object (same rules as the file form). */
 export function scenario_from_object(raw: unknown): Scenario {
   const sc = check(raw, SCENARIO_SCHEMA, []) as Scenario;
@@ -710,8 +702,6 @@ export function scenario_from_object(raw: unknown): Scenario {
       }
     });
   }
-  const unsupported = sim_unsupported(sc);
-  if (unsupported) fail(unsupported.path, unsupported.msg);
   return sc;
 }
 
