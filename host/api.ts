@@ -34,6 +34,15 @@ export const MAX_QMP_TEXT = 64 * 1024;
 /** A unix socket path must fit sockaddr_un.sun_path (108 bytes with the NUL). */
 export const MAX_SOCKET_PATH = 107;
 
+/** Longest scenario text (YAML or JSON) accepted by sim.start. */
+export const MAX_SCENARIO_TEXT = 64 * 1024;
+
+export const SIM_ACTIONS = ['pause', 'resume', 'step', 'restart'] as const;
+export type SimAction = (typeof SIM_ACTIONS)[number];
+/** Playback speeds offered (factor of real time; 'max': as fast as possible). */
+export const SIM_SPEEDS = ['0.01', '0.1', '0.25', '0.5', '1', '2', '5', '10', '100', 'max'] as const;
+export type SimSpeed = (typeof SIM_SPEEDS)[number];
+
 type FieldSpec =
   | { readonly kind: 'string'; readonly max: number; readonly min?: number; readonly optional?: boolean; readonly pattern?: RegExp; readonly describe?: string }
   | { readonly kind: 'int'; readonly min: number; readonly max: number; readonly optional?: boolean }
@@ -77,6 +86,53 @@ export const CLIENT_MESSAGES = {
   'trace.unsubscribe': {
     endpoint: { kind: 'enum', values: ENDPOINT_IDS },
   },
+
+  /* ---- The simulated runtime (core/sim): both slots become one simulation's endpoints ---- */
+
+  /** The presets under scenarios/: answered with SimPreset[]. */
+  'sim.presets': {},
+  /**
+   * Run a scenario on the simulated runtime in the two slots (live endpoints are stopped
+   * first): a preset by name, or a scenario's YAML/JSON text (the setup panel's). Exactly
+   * one of the two. The run starts paused at t = 0; answered with SimStatus, or an error
+   * naming the scenario's bad line and field.
+   */
+  'sim.start': {
+    preset: { kind: 'string', min: 1, max: 100, optional: true, pattern: /^[a-z0-9][a-z0-9-]*$/, describe: 'a preset name such as idle-small' },
+    scenario: { kind: 'string', min: 1, max: MAX_SCENARIO_TEXT, optional: true },
+  },
+  /** End the simulated run; the slots become empty. */
+  'sim.stop': {},
+  /** Playback: pause, resume, step to the next traced function, restart from t = 0 (breakpoints kept). */
+  'sim.control': {
+    action: { kind: 'enum', values: SIM_ACTIONS },
+  },
+  /** Pace of virtual time: a factor of real time, or 'max' (as fast as possible). */
+  'sim.speed': {
+    speed: { kind: 'enum', values: SIM_SPEEDS },
+  },
+  /** Run until a function of the call chain is entered, or a migration state is reached (one of the two). */
+  'sim.runUntil': {
+    fn: { kind: 'string', min: 1, max: 200, optional: true, pattern: /^[a-z_][a-z0-9_]*$/, describe: 'a function name such as migration_iteration_run' },
+    state: { kind: 'string', min: 1, max: 64, optional: true, pattern: /^[a-z][a-z-]*$/, describe: 'a MigrationStatus such as completed' },
+  },
+  /** Set or clear a breakpoint on entry to a function of the call chain (either side). */
+  'sim.breakpoint': {
+    fn: { kind: 'string', min: 1, max: 200, pattern: /^[a-z_][a-z0-9_]*$/, describe: 'a function name such as migration_iteration_run' },
+    set: { kind: 'enum', values: ['on', 'off'] },
+  },
+
+  /* ---- Views ---- */
+
+  /**
+   * A slot's guest RAM as a page map (RamMap), aggregated into at most `bins` cells
+   * (default 4096). Works for spawned `miglab vm` and simulated endpoints; an attached
+   * real QEMU has no such command and gets an error saying so.
+   */
+  'ram.query': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+    bins: { kind: 'int', min: 16, max: 65536, optional: true },
+  },
 } as const satisfies Record<string, Record<string, FieldSpec>>;
 
 export type ClientMessageType = keyof typeof CLIENT_MESSAGES;
@@ -114,8 +170,8 @@ export type EndpointState =
 export interface EndpointStatus {
   id: EndpointId;
   state: EndpointState;
-  /** 'spawned': a `miglab vm` this host started; 'attached': an external socket. */
-  kind: 'spawned' | 'attached' | null;
+  /** 'spawned': a `miglab vm` this host started; 'attached': an external socket; 'simulated': an endpoint of the simulated run. */
+  kind: 'spawned' | 'attached' | 'simulated' | null;
   /** The QMP socket path. */
   qmpPath: string | null;
   /** The `miglab vm` command line (spawned endpoints). */
@@ -135,7 +191,70 @@ export type HostMessage =
   | { type: 'endpoint'; status: EndpointStatus }
   /** One line from an endpoint's QMP socket (CR/LF removed). `negotiation`: the host's own qmp_capabilities exchange. */
   | { type: 'qmp.line'; endpoint: EndpointId; text: string; negotiation?: boolean }
-  | TraceEventMessage;
+  | TraceEventMessage
+  /** The simulated run's playback state, on every change (to every client). */
+  | { type: 'sim.status'; status: SimStatus };
+
+/** A preset scenario (scenarios/NAME.yaml). */
+export interface SimPreset {
+  name: string;
+  /** The scenario's description (its first line), or null. */
+  description: string | null;
+  /** The scenario text, as in the file (the setup panel starts from it). */
+  text: string;
+}
+
+/** Where and why the simulated run stopped. */
+export interface SimStop {
+  reason: 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'pause' | 'end';
+  /** The function entered (or left) at the stop, its side and thread, when the stop is on a traced function. */
+  fn: string | null;
+  endpoint: EndpointId | null;
+  thread: string | null;
+  /** Virtual time of the stop, ms. */
+  t_ms: number;
+}
+
+export interface SimStatus {
+  /** 'none': no simulated run; 'paused' (also before the first resume); 'running'; 'ended'. */
+  state: 'none' | 'paused' | 'running' | 'ended';
+  /** Preset name, or the scenario's name field, or null. */
+  scenario: string | null;
+  /** Virtual time, ms. */
+  t_ms: number;
+  speed: SimSpeed;
+  /** Functions with a breakpoint. */
+  breakpoints: string[];
+  /** The last stop (null while running and before any). */
+  stop: SimStop | null;
+  /** The run's outcome once ended (completed, failed, cancelled, timeout, stalled, error). */
+  outcome: string | null;
+}
+
+/**
+ * What each page of a slot's guest RAM is doing, for the RAM map. Source: 'dirty' (to send:
+ * in the migration bitmap or written since the last sync), 'sent' (sent as a normal page
+ * and clean since), 'zero' (sent as a zero page and clean since), 'untouched' (no
+ * migration has looked at it). Destination: 'received' (loaded from the stream), 'zero'
+ * (loaded as a zero page), 'untouched'.
+ */
+export const RAM_PAGE_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received'] as const;
+export type RamPageState = (typeof RAM_PAGE_STATES)[number];
+
+/** ram.query's answer. */
+export interface RamMap {
+  endpoint: EndpointId;
+  /** Guest pages (target page size 4096) and how many fall in one cell (the last may hold fewer). */
+  pages: number;
+  pagesPerCell: number;
+  /**
+   * One byte per cell, base64: the index in RAM_PAGE_STATES of the state most of the
+   * cell's pages are in ('dirty' wins a tie, so a dirty page is never hidden when a cell holds one page).
+   */
+  cells: string;
+  /** Pages in each state, over all of RAM. */
+  counts: Record<RamPageState, number>;
+}
 
 /**
  * A batch of one slot's trace events, oldest first (to subscribers of the slot only).

@@ -258,6 +258,15 @@ export class HostServer {
       case 'trace.unsubscribe':
         this.traceSubs.get(ws)?.delete(msg.endpoint);
         return null;
+      case 'sim.presets':
+      case 'sim.start':
+      case 'sim.stop':
+      case 'sim.control':
+      case 'sim.speed':
+      case 'sim.runUntil':
+      case 'sim.breakpoint':
+      case 'ram.query':
+        throw new HostError(`'${msg.type}' is not available in this build yet`);
     }
   }
 
