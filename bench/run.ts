@@ -19,10 +19,11 @@ console.log('                     default RAM     -mem-prealloc (both ends)');
 const col = (n: number | null) => (n === null ? 'not installed' : `${fmt(n)} MiB/s`).padEnd(16);
 console.log(`  lab -> lab         ${col(live.labMiBs)}${col(live.labPreallocMiBs)}`);
 console.log(`  QEMU -> QEMU       ${col(live.qemuMiBs)}${col(live.qemuPreallocMiBs)}`);
-console.log(`  raw socket copy    ${col(live.rawMiBs)}`);
-const r1 = live.labMiBs / live.rawMiBs;
-const r1p = live.labPreallocMiBs / live.rawMiBs;
-console.log(`  lab / raw          ${r1.toFixed(2).padEnd(16)}${r1p.toFixed(2).padEnd(16)}(goal: >= 0.60) ${verdict(r1 >= 0.6)}`);
+console.log(`  raw copy           ${col(live.rawMiBs.fresh)}${col(live.rawMiBs.pretouched)}(memory -> socket -> memory: fresh / pre-touched reader)`);
+const r1 = live.labMiBs / live.rawMiBs.fresh;
+const r1p = live.labPreallocMiBs / live.rawMiBs.pretouched;
+console.log(`  lab / raw          ${r1.toFixed(2).padEnd(16)}${r1p.toFixed(2).padEnd(16)}(goal: >= 0.60) ${verdict(r1 >= 0.6 && r1p >= 0.6)}`);
+console.log(`  socket alone       ${col(live.rawMiBs.discard)}(a reader that keeps nothing: the ceiling no copy reaches)`);
 if (live.qemuMiBs !== null && live.qemuPreallocMiBs !== null) {
   const r2 = live.labMiBs / live.qemuMiBs;
   const r2p = live.labPreallocMiBs / live.qemuPreallocMiBs;
@@ -30,7 +31,7 @@ if (live.qemuMiBs !== null && live.qemuPreallocMiBs !== null) {
 } else {
   console.log('  lab / QEMU         skipped: qemu-system-x86_64 is not installed');
 }
-console.log('  (verdicts on default RAM, as QEMU runs by default; the raw reader keeps no bytes, so it pays no page faults)');
+console.log('  (lab / raw: each column against the raw copy of the same kind; lab / QEMU: verdict on default RAM, as QEMU runs by default)');
 
 const { benchSimLarge, benchBitmapSync } = await import('./sim.js');
 const large = await benchSimLarge();
