@@ -33,8 +33,152 @@ import {
   parseClientMessage,
   type ClientMessage,
   type HostMessage,
+  type ParseResult,
 } from './api.js';
 import { Endpoints, HostError } from './endpoints.js';
+
+/**
+ * One client of the host API, whatever carries its messages: a WebSocket here, Electron
+ * IPC to one window in main/. The core only ever sends it host messages.
+ */
+export interface HostClient {
+  /** Deliver a push or a result; a client that is gone drops it. */
+  send(m: HostMessage): void;
+}
+
+export interface HostCoreOptions {
+  /** The `miglab` entry script that runs `miglab vm`. */
+  miglab: string;
+  /** Where failures are reported (stderr by default). */
+  log?: (line: string) => void;
+}
+
+/**
+ * The transport-neutral host: the endpoints, the connected clients, their trace
+ * subscriptions, and dispatch() — the one place a checked ClientMessage is acted on.
+ * `miglab serve` (HostServer below) and the Electron main process (main/ipc.ts) both
+ * drive one of these; neither adds behaviour of its own.
+ */
+export class HostCore {
+  readonly endpoints: Endpoints;
+  private readonly clients = new Set<HostClient>();
+  /** Each client's trace subscriptions (slots). */
+  private readonly traceSubs = new Map<HostClient, Set<EndpointId>>();
+  /** Trace events waiting for the next batch, per slot, and how many were left out. */
+  private readonly traceQueue: Record<EndpointId, { events: TraceEvent[]; dropped: number }> = {
+    source: { events: [], dropped: 0 },
+    destination: { events: [], dropped: 0 },
+  };
+  private traceTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly log: (line: string) => void;
+
+  constructor(opts: HostCoreOptions) {
+    this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
+    this.endpoints = new Endpoints({ miglab: opts.miglab });
+    this.endpoints.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
+    this.endpoints.onLine((endpoint, text, negotiation) =>
+      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
+    );
+    this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
+  }
+
+  /** A client arrived: it gets `hello` and, from now on, every push. Returns its goodbye. */
+  connect(client: HostClient): () => void {
+    this.clients.add(client);
+    client.send({ type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.endpoints.statuses() });
+    return () => {
+      this.clients.delete(client);
+      this.traceSubs.delete(client);
+    };
+  }
+
+  /**
+   * Answer one message from a client, already parsed or checked (parseClientMessage,
+   * checkClientMessage): its `result`, or an `error` for a message that is not valid.
+   * Never rejects.
+   */
+  async answer(client: HostClient, parsed: ParseResult): Promise<HostMessage> {
+    if (!parsed.ok) return parsed.req === undefined ? { type: 'error', error: parsed.error } : { type: 'error', req: parsed.req, error: parsed.error };
+    const msg = parsed.msg;
+    try {
+      const value = await this.dispatch(msg, client);
+      return { type: 'result', req: msg.req, ok: true, value: value ?? null };
+    } catch (e) {
+      if (!(e instanceof HostError)) this.log(`miglab host: ${msg.type}: ${(e as Error)?.stack ?? e}`);
+      return { type: 'result', req: msg.req, ok: false, error: (e as Error)?.message ?? String(e) };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.traceTimer) clearTimeout(this.traceTimer);
+    this.traceTimer = null;
+    this.clients.clear();
+    this.traceSubs.clear();
+    await this.endpoints.close();
+  }
+
+  /** The host API, message by message (every transport comes through here). */
+  private async dispatch(msg: ClientMessage, client: HostClient): Promise<unknown> {
+    switch (msg.type) {
+      case 'endpoints.start':
+        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
+      case 'endpoints.stop':
+        return this.endpoints.stop();
+      case 'endpoint.attach':
+        return this.endpoints.attach(msg.endpoint, msg.path);
+      case 'qmp.send':
+        this.endpoints.send(msg.endpoint, msg.text);
+        return null;
+      case 'trace.subscribe': {
+        let subs = this.traceSubs.get(client);
+        if (!subs) this.traceSubs.set(client, (subs = new Set()));
+        subs.add(msg.endpoint);
+        return { available: this.endpoints.traced(msg.endpoint) };
+      }
+      case 'trace.unsubscribe':
+        this.traceSubs.get(client)?.delete(msg.endpoint);
+        return null;
+      case 'sim.presets':
+      case 'sim.start':
+      case 'sim.stop':
+      case 'sim.control':
+      case 'sim.speed':
+      case 'sim.runUntil':
+      case 'sim.breakpoint':
+      case 'ram.query':
+        throw new HostError(`'${msg.type}' is not available in this build yet`);
+    }
+  }
+
+  /**
+   * The engine may emit tens of thousands of events a second: they are queued per slot and
+   * sent as one `trace.event` per slot every TRACE_BATCH_MS, to that slot's subscribers.
+   */
+  private queueTrace(endpoint: EndpointId, ev: TraceEvent): void {
+    if (this.traceSubs.size === 0) return;
+    const q = this.traceQueue[endpoint];
+    if (q.events.length >= MAX_TRACE_BATCH) q.dropped++;
+    else q.events.push(ev);
+    this.traceTimer ??= setTimeout(() => this.flushTrace(), TRACE_BATCH_MS);
+  }
+
+  private flushTrace(): void {
+    this.traceTimer = null;
+    for (const endpoint of ENDPOINT_IDS) {
+      const q = this.traceQueue[endpoint];
+      if (q.events.length === 0 && q.dropped === 0) continue;
+      const m: HostMessage = q.dropped
+        ? { type: 'trace.event', endpoint, events: q.events, dropped: q.dropped }
+        : { type: 'trace.event', endpoint, events: q.events };
+      this.traceQueue[endpoint] = { events: [], dropped: 0 };
+      for (const [c, subs] of this.traceSubs) if (subs.has(endpoint)) c.send(m);
+    }
+  }
+
+  private broadcast(m: HostMessage): void {
+    for (const c of this.clients) c.send(m);
+  }
+}
 
 export interface HostServerOptions {
   /** TCP port on 127.0.0.1; 0 picks a free one. */
@@ -63,35 +207,27 @@ const TYPES: Record<string, string> = {
 
 export const HOST = '127.0.0.1';
 
+/** `miglab serve`: HTTP for the renderer, a WebSocket per page, each a HostCore client. */
 export class HostServer {
   readonly secret: string;
-  readonly endpoints: Endpoints;
+  readonly core: HostCore;
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
-  private readonly clients = new Set<WebSocket>();
-  /** Each client's trace subscriptions (slots). */
-  private readonly traceSubs = new Map<WebSocket, Set<EndpointId>>();
-  /** Trace events waiting for the next batch, per slot, and how many were left out. */
-  private readonly traceQueue: Record<EndpointId, { events: TraceEvent[]; dropped: number }> = {
-    source: { events: [], dropped: 0 },
-    destination: { events: [], dropped: 0 },
-  };
-  private traceTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly sockets = new Set<WebSocket>();
   private readonly log: (line: string) => void;
   private port = 0;
 
   private constructor(private readonly opts: HostServerOptions) {
     this.secret = opts.secret ?? randomBytes(24).toString('base64url');
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
-    this.endpoints = new Endpoints({ miglab: opts.miglab });
+    this.core = new HostCore({ miglab: opts.miglab, log: this.log });
     this.http = http.createServer((req, res) => void this.serveHttp(req, res));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
-    this.endpoints.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
-    this.endpoints.onLine((endpoint, text, negotiation) =>
-      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
-    );
-    this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
+  }
+
+  get endpoints(): Endpoints {
+    return this.core.endpoints;
   }
 
   static async start(opts: HostServerOptions): Promise<HostServer> {
@@ -122,11 +258,9 @@ export class HostServer {
   }
 
   async close(): Promise<void> {
-    if (this.traceTimer) clearTimeout(this.traceTimer);
-    this.traceTimer = null;
-    for (const c of this.clients) c.terminate();
+    for (const c of this.sockets) c.terminate();
     this.wss.close();
-    await Promise.all([this.endpoints.close(), new Promise<void>((r) => this.http.close(() => r()))]);
+    await Promise.all([this.core.close(), new Promise<void>((r) => this.http.close(() => r()))]);
   }
 
   /** Why a request may not proceed, or null. `ws`: an upgrade (Origin and secret required). */
@@ -215,94 +349,22 @@ export class HostServer {
   }
 
   private accept(ws: WebSocket): void {
-    this.clients.add(ws);
+    const client: HostClient = {
+      send: (m) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+      },
+    };
+    this.sockets.add(ws);
+    const goodbye = this.core.connect(client);
     ws.on('close', () => {
-      this.clients.delete(ws);
-      this.traceSubs.delete(ws);
+      this.sockets.delete(ws);
+      goodbye();
     });
     ws.on('error', () => {});
-    this.send(ws, { type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.endpoints.statuses() });
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return this.send(ws, { type: 'error', error: 'binary frames are not part of the host API' });
-      const parsed = parseClientMessage(data.toString());
-      if (!parsed.ok) {
-        return this.send(ws, parsed.req === undefined ? { type: 'error', error: parsed.error } : { type: 'error', req: parsed.req, error: parsed.error });
-      }
-      void this.dispatch(parsed.msg, ws).then(
-        (value) => this.send(ws, { type: 'result', req: parsed.msg.req, ok: true, value: value ?? null }),
-        (e: unknown) => {
-          if (!(e instanceof HostError)) this.log(`miglab serve: ${parsed.msg.type}: ${(e as Error)?.stack ?? e}`);
-          this.send(ws, { type: 'result', req: parsed.msg.req, ok: false, error: (e as Error)?.message ?? String(e) });
-        },
-      );
+      if (isBinary) return client.send({ type: 'error', error: 'binary frames are not part of the host API' });
+      void this.core.answer(client, parseClientMessage(data.toString())).then((m) => client.send(m));
     });
-  }
-
-  private async dispatch(msg: ClientMessage, ws: WebSocket): Promise<unknown> {
-    switch (msg.type) {
-      case 'endpoints.start':
-        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
-      case 'endpoints.stop':
-        return this.endpoints.stop();
-      case 'endpoint.attach':
-        return this.endpoints.attach(msg.endpoint, msg.path);
-      case 'qmp.send':
-        this.endpoints.send(msg.endpoint, msg.text);
-        return null;
-      case 'trace.subscribe': {
-        let subs = this.traceSubs.get(ws);
-        if (!subs) this.traceSubs.set(ws, (subs = new Set()));
-        subs.add(msg.endpoint);
-        return { available: this.endpoints.traced(msg.endpoint) };
-      }
-      case 'trace.unsubscribe':
-        this.traceSubs.get(ws)?.delete(msg.endpoint);
-        return null;
-      case 'sim.presets':
-      case 'sim.start':
-      case 'sim.stop':
-      case 'sim.control':
-      case 'sim.speed':
-      case 'sim.runUntil':
-      case 'sim.breakpoint':
-      case 'ram.query':
-        throw new HostError(`'${msg.type}' is not available in this build yet`);
-    }
-  }
-
-  /**
-   * The engine may emit tens of thousands of events a second: they are queued per slot and
-   * sent as one `trace.event` per slot every TRACE_BATCH_MS, to that slot's subscribers.
-   */
-  private queueTrace(endpoint: EndpointId, ev: TraceEvent): void {
-    if (this.traceSubs.size === 0) return;
-    const q = this.traceQueue[endpoint];
-    if (q.events.length >= MAX_TRACE_BATCH) q.dropped++;
-    else q.events.push(ev);
-    this.traceTimer ??= setTimeout(() => this.flushTrace(), TRACE_BATCH_MS);
-  }
-
-  private flushTrace(): void {
-    this.traceTimer = null;
-    for (const endpoint of ENDPOINT_IDS) {
-      const q = this.traceQueue[endpoint];
-      if (q.events.length === 0 && q.dropped === 0) continue;
-      const m: HostMessage = q.dropped
-        ? { type: 'trace.event', endpoint, events: q.events, dropped: q.dropped }
-        : { type: 'trace.event', endpoint, events: q.events };
-      this.traceQueue[endpoint] = { events: [], dropped: 0 };
-      const text = JSON.stringify(m);
-      for (const [c, subs] of this.traceSubs) if (subs.has(endpoint) && c.readyState === c.OPEN) c.send(text);
-    }
-  }
-
-  private send(ws: WebSocket, m: HostMessage): void {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
-  }
-
-  private broadcast(m: HostMessage): void {
-    const text = JSON.stringify(m);
-    for (const c of this.clients) if (c.readyState === c.OPEN) c.send(text);
   }
 }
 
