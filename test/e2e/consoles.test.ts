@@ -14,90 +14,34 @@
  * The screenshots docs/screenshot-consoles.png, docs/screenshot-call-chain.png and
  * docs/screenshot-states.png come from this test: each is written when missing, or always with UPDATE_SCREENSHOTS=1.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
+import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { freePort } from '../helpers/endpoint-process.js';
 
-const CHROMIUM = (() => {
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-})();
+const CHROMIUM = chromiumPath();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-consoles.png');
 const CHAIN_SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-call-chain.png');
 const STATES_SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-states.png');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-if (!CHROMIUM) {
-  if (process.env.CI) throw new Error('test/e2e: chromium is not installed (.ci/run installs it)');
-  console.warn('test/e2e: skipped: chromium is not installed here (apt-get install -y chromium)');
-}
-
-interface Serve {
-  proc: ChildProcess;
-  url: string;
-  port: number;
-  exited: Promise<unknown>;
-}
-
-async function startServe(port = 0): Promise<Serve> {
-  const proc = spawn(process.execPath, [MIGLAB, 'serve', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((r) => proc.on('exit', r));
-  let out = '';
-  let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`miglab serve printed no URL: ${out} ${err}`)), 20_000);
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /open (http:\/\/127\.0\.0\.1:\d+\/#secret=\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    proc.on('exit', () => reject(new Error(`miglab serve exited: ${err}`)));
-  });
-  return { proc, url, port: Number(new URL(url).port), exited };
-}
-
-async function stopServe(s: Serve | undefined): Promise<void> {
-  if (!s || s.proc.exitCode !== null || s.proc.signalCode !== null) return;
-  s.proc.kill('SIGTERM');
-  await s.exited;
-}
 
 describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
   let serve: Serve | undefined;
   let serve2: Serve | undefined;
-  let ctx: BrowserContext;
+  let browser: Browser | undefined;
   let page: Page;
-  let profile: string;
 
   beforeAll(async () => {
     serve = await startServe();
-    profile = mkdtempSync(join(tmpdir(), 'miglab-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM!,
-      headless: true,
-      args: ARGS,
-      viewport: { width: 1500, height: 1000 },
-      locale: 'en-US',
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    browser = await openBrowser(CHROMIUM!);
+    page = browser.page;
   });
 
   afterAll(async () => {
-    await ctx?.close();
+    await browser?.close();
     await stopServe(serve);
     await stopServe(serve2);
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
