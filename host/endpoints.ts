@@ -9,15 +9,17 @@
  * connects to it once QMP is up and passes each trace event, checked against host/api.ts's
  * TRACE_EVENTS, to its trace listeners. An attached socket (a real QEMU) has no tracer.
  *
- * Plain Node (child_process, net): the Electron host will use the same class (issue 6).
+ * Plain Node (net): endpoint processes are started through a ProcessHost
+ * (host/process-host.ts): child_process.fork by default, Electron's utilityProcess in the
+ * desktop app (main/), the same class either way.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
+import { describeExit, nodeProcessHost, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
 
 // The host API's declared trace events and the engine's are the same shape, both ways.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -29,6 +31,8 @@ void _engineFits;
 export interface EndpointsOptions {
   /** The `miglab` entry script to run as `node MIGLAB vm ...` (dist/cli/miglab.js). */
   miglab: string;
+  /** How `miglab vm` children are started; child_process.fork by default. */
+  processes?: ProcessHost;
   /** How long an endpoint may take to come up and negotiate (ms). */
   startTimeoutMs?: number;
 }
@@ -52,7 +56,7 @@ export class HostError extends Error {}
 
 class Slot {
   status: EndpointStatus;
-  proc: ChildProcess | null = null;
+  proc: ChildHandle | null = null;
   sock: net.Socket | null = null;
   /** The endpoint's --trace-socket connection, while it streams. */
   trace: net.Socket | null = null;
@@ -169,30 +173,29 @@ export class Endpoints {
     const tracePath = join(this.dir, `${id}.trace`);
     rmSync(qmpPath, { force: true });
     rmSync(tracePath, { force: true });
-    const argv = [this.opts.miglab, 'vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`, '--trace-socket', tracePath];
-    const command = ['miglab', ...argv.slice(1)];
+    const argv = ['vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`, '--trace-socket', tracePath];
+    const command = ['miglab', ...argv];
     this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: 'spawned', qmpPath, command });
-    const proc = spawn(process.execPath, argv, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = (this.opts.processes ?? nodeProcessHost).fork(this.opts.miglab, argv, { cwd: this.dir, name: `miglab vm (${id})` });
     slot.proc = proc;
     slot.stderr = '';
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    proc.onStderr((d) => {
       slot.stderr = (slot.stderr + d).slice(-4000);
     });
+    // A crash is reported as the slot closing with why; endpoints.start starts it afresh.
     const exited = new Promise<void>((resolve) =>
-      proc.on('exit', (code, signal) => {
+      proc.onExit((e) => {
         resolve();
         if (slot.gen !== gen) return;
         slot.proc = null;
-        const how = signal ? `killed by ${signal}` : `exited with status ${code}`;
         const tail = lastLines(slot.stderr, 3);
-        this.setStatus(slot, { ...slot.status, state: 'closed', detail: `miglab vm ${how}${tail ? `: ${tail}` : ''}` });
+        this.setStatus(slot, { ...slot.status, state: 'closed', detail: `miglab vm ${describeExit(e)}${tail ? `: ${tail}` : ''}` });
       }),
     );
-    proc.on('error', () => {}); // reported through 'exit'
     try {
       const deadline = Date.now() + this.timeout;
       while (!existsSync(qmpPath)) {
-        if (slot.gen !== gen || proc.exitCode !== null || proc.signalCode !== null) {
+        if (slot.gen !== gen || proc.exited) {
           await Promise.race([exited, sleep(200)]);
           throw new Error(slot.status.detail ?? 'miglab vm exited');
         }
@@ -204,7 +207,7 @@ export class Endpoints {
       await this.connect(slot, gen, qmpPath, true);
     } catch (e) {
       if (slot.gen === gen) {
-        proc.kill('SIGKILL');
+        proc.kill(true);
         this.setStatus(slot, { ...slot.status, state: 'closed', detail: (e as Error).message });
       }
       throw new HostError(`${id}: ${(e as Error).message}`);
@@ -376,13 +379,7 @@ export class Endpoints {
     slot.trace = null;
     sock?.destroy();
     trace?.destroy();
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(t);
-    }
+    if (proc && !proc.exited) await stopChild(proc);
     if (slot.status.state !== 'stopped') this.setStatus(slot, Slot.empty(id));
   }
 }

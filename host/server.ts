@@ -36,6 +36,7 @@ import {
   type ParseResult,
 } from './api.js';
 import { Endpoints, HostError } from './endpoints.js';
+import type { ProcessHost } from './process-host.js';
 
 /**
  * One client of the host API, whatever carries its messages: a WebSocket here, Electron
@@ -49,6 +50,8 @@ export interface HostClient {
 export interface HostCoreOptions {
   /** The `miglab` entry script that runs `miglab vm`. */
   miglab: string;
+  /** How endpoint processes are started (host/process-host.ts); child_process.fork by default. */
+  processes?: ProcessHost;
   /** Where failures are reported (stderr by default). */
   log?: (line: string) => void;
 }
@@ -74,7 +77,7 @@ export class HostCore {
 
   constructor(opts: HostCoreOptions) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
-    this.endpoints = new Endpoints({ miglab: opts.miglab });
+    this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes });
     this.endpoints.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
     this.endpoints.onLine((endpoint, text, negotiation) =>
       this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),

@@ -1,0 +1,152 @@
+/**
+ * How the host runs lab code in a child process: one small interface, two implementations.
+ * Plain Node (`miglab serve`, the tests) uses child_process.fork, below; the Electron main
+ * process uses utilityProcess.fork (main/utility-process-host.ts), which Electron prefers
+ * for Node children of an app (no second Electron binary, no console window on Windows).
+ * Everything the host does with a child goes through ChildHandle, so its logic (start,
+ * relay, crash report, restart, shutdown) is tested in Node.
+ *
+ * The child side of the message channel is childChannel() (also below): the same code runs
+ * under either parent.
+ *
+ * Plain Node, no electron import (test/main/electron-imports.test.ts checks it).
+ */
+import { fork } from 'node:child_process';
+
+/** How a child ended. Electron's utilityProcess reports a code only (signal stays null). */
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ForkOptions {
+  /** Working directory of the child. */
+  cwd?: string;
+  /** Extra environment (on top of the parent's). */
+  env?: Record<string, string>;
+  /** A name for the child in process lists and crash reports (Electron's serviceName). */
+  name?: string;
+}
+
+/** A running child: messages both ways, its stderr, its end, and a way to end it. */
+export interface ChildHandle {
+  /** The OS process id, once known. */
+  readonly pid: number | undefined;
+  /** Send a message (structured clone; keep it to JSON-like data). Dropped once the child is gone. */
+  post(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): void;
+  /** Text the child writes to stderr, in chunks. */
+  onStderr(listener: (text: string) => void): void;
+  /** Called once, when the child has ended (also when it could not be started). */
+  onExit(listener: (exit: ChildExit) => void): void;
+  /** Whether the child has ended. */
+  readonly exited: boolean;
+  /** Ask the child to end (SIGTERM); `force` ends it at once (SIGKILL). */
+  kill(force?: boolean): void;
+}
+
+/** Starts children that run a JavaScript module. */
+export interface ProcessHost {
+  /** Run `modulePath` (an ES module or script file) with `args` in a new Node process. */
+  fork(modulePath: string, args: string[], options?: ForkOptions): ChildHandle;
+}
+
+/** child_process.fork: stdin and stdout ignored, stderr piped, an IPC channel for messages. */
+export const nodeProcessHost: ProcessHost = {
+  fork(modulePath, args, options = {}) {
+    const proc = fork(modulePath, args, {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      // Not the parent's flags (an inspector, a test runner's loader): a plain Node.
+      execArgv: [],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
+    let ended: ChildExit | null = null;
+    const exitListeners: ((e: ChildExit) => void)[] = [];
+    const end = (e: ChildExit) => {
+      if (ended) return;
+      ended = e;
+      for (const l of exitListeners) l(e);
+    };
+    proc.on('exit', (code, signal) => end({ code, signal }));
+    // A fork that cannot start (bad cwd, EAGAIN) emits 'error' and never 'exit'.
+    proc.on('error', () => {
+      if (proc.pid === undefined) end({ code: null, signal: null });
+    });
+    return {
+      get pid() {
+        return proc.pid;
+      },
+      get exited() {
+        return ended !== null;
+      },
+      post(message) {
+        if (proc.connected) proc.send(message as object, (e) => void e);
+      },
+      onMessage(l) {
+        proc.on('message', (m) => l(m));
+      },
+      onStderr(l) {
+        proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
+      },
+      onExit(l) {
+        if (ended) queueMicrotask(() => l(ended!));
+        else exitListeners.push(l);
+      },
+      kill(force = false) {
+        if (!ended) proc.kill(force ? 'SIGKILL' : 'SIGTERM');
+      },
+    };
+  },
+};
+
+/**
+ * End a child politely, then for sure: SIGTERM, and SIGKILL after `graceMs`. Resolves once
+ * it has ended.
+ */
+export function stopChild(child: ChildHandle, graceMs = 2000): Promise<ChildExit> {
+  return new Promise((resolve) => {
+    child.onExit((e) => {
+      clearTimeout(t);
+      resolve(e);
+    });
+    const t = setTimeout(() => child.kill(true), graceMs);
+    child.kill();
+  });
+}
+
+/** "exited with status 3", "killed by SIGKILL": for a slot's detail. */
+export function describeExit(e: ChildExit): string {
+  if (e.signal) return `killed by ${e.signal}`;
+  if (e.code === null) return 'could not be started';
+  return `exited with status ${e.code}`;
+}
+
+/** The child's end of the channel to its parent: Electron's parentPort or Node's IPC. */
+export interface ParentChannel {
+  post(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): void;
+}
+
+interface ElectronParentPort {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (e: { data: unknown }) => void): void;
+}
+
+/** In a child started by a ProcessHost: talk to the parent. Null when there is no parent channel. */
+export function childChannel(): ParentChannel | null {
+  const port = (process as unknown as { parentPort?: ElectronParentPort }).parentPort;
+  if (port) {
+    return { post: (m) => port.postMessage(m), onMessage: (l) => port.on('message', (e) => l(e.data)) };
+  }
+  if (process.send) {
+    return {
+      post: (m) => {
+        if (process.connected) process.send!(m as object);
+      },
+      onMessage: (l) => process.on('message', (m) => l(m)),
+    };
+  }
+  return null;
+}
