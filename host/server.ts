@@ -36,6 +36,9 @@ import {
   type ParseResult,
 } from './api.js';
 import { Endpoints, HostError } from './endpoints.js';
+import { QmpReplyError } from './qmp-client.js';
+import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
+import { SimulatedRun } from './simulation.js';
 import type { ProcessHost } from './process-host.js';
 
 /**
@@ -64,6 +67,8 @@ export interface HostCoreOptions {
  */
 export class HostCore {
   readonly endpoints: Endpoints;
+  /** The simulated runtime: while it has a run, the slots are its endpoints. */
+  readonly sim: SimulatedRun;
   private readonly clients = new Set<HostClient>();
   /** Each client's trace subscriptions (slots). */
   private readonly traceSubs = new Map<HostClient, Set<EndpointId>>();
@@ -83,12 +88,20 @@ export class HostCore {
       this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
     );
     this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
+    this.sim = new SimulatedRun();
+    this.sim.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
+    this.sim.onLine((endpoint, text, negotiation) =>
+      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
+    );
+    this.sim.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
+    this.sim.onSimStatus((status) => this.broadcast({ type: 'sim.status', status }));
   }
 
   /** A client arrived: it gets `hello` and, from now on, every push. Returns its goodbye. */
   connect(client: HostClient): () => void {
     this.clients.add(client);
-    client.send({ type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.endpoints.statuses() });
+    client.send({ type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.sim.active ? this.sim.statuses() : this.endpoints.statuses() });
+    if (this.sim.active) client.send({ type: 'sim.status', status: this.sim.status() });
     return () => {
       this.clients.delete(client);
       this.traceSubs.delete(client);
@@ -117,6 +130,7 @@ export class HostCore {
     this.traceTimer = null;
     this.clients.clear();
     this.traceSubs.clear();
+    this.sim.close();
     await this.endpoints.close();
   }
 
@@ -124,32 +138,56 @@ export class HostCore {
   private async dispatch(msg: ClientMessage, client: HostClient): Promise<unknown> {
     switch (msg.type) {
       case 'endpoints.start':
+        this.sim.stop();
         return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
       case 'endpoints.stop':
+        this.sim.stop();
         return this.endpoints.stop();
       case 'endpoint.attach':
+        this.sim.stop();
         return this.endpoints.attach(msg.endpoint, msg.path);
       case 'qmp.send':
-        this.endpoints.send(msg.endpoint, msg.text);
+        if (this.sim.active) this.sim.send(msg.endpoint, msg.text);
+        else this.endpoints.send(msg.endpoint, msg.text);
         return null;
       case 'trace.subscribe': {
         let subs = this.traceSubs.get(client);
         if (!subs) this.traceSubs.set(client, (subs = new Set()));
         subs.add(msg.endpoint);
-        return { available: this.endpoints.traced(msg.endpoint) };
+        return { available: this.sim.active || this.endpoints.traced(msg.endpoint) };
       }
       case 'trace.unsubscribe':
         this.traceSubs.get(client)?.delete(msg.endpoint);
         return null;
       case 'sim.presets':
+        return this.sim.presets();
       case 'sim.start':
+        return this.sim.start({ preset: msg.preset, scenario: msg.scenario }, () => this.endpoints.stop());
       case 'sim.stop':
+        return this.sim.stop();
       case 'sim.control':
+        return this.sim.control(msg.action);
       case 'sim.speed':
+        return this.sim.setSpeed(msg.speed);
       case 'sim.runUntil':
+        return this.sim.runUntil({ fn: msg.fn, state: msg.state });
       case 'sim.breakpoint':
+        return this.sim.breakpoint(msg.fn, msg.set === 'on');
       case 'ram.query':
-        throw new HostError(`'${msg.type}' is not available in this build yet`);
+        return ramMapFromQmp(msg.endpoint, await this.slotExecute(msg.endpoint, RAM_MAP_COMMAND, msg.bins === undefined ? {} : { bins: msg.bins }));
+    }
+  }
+
+  /**
+   * A QMP command on a slot's endpoint, off the consoles (the views' polling): its `return`,
+   * or a HostError carrying the endpoint's error class and text.
+   */
+  private async slotExecute(id: EndpointId, command: string, args: Record<string, unknown>): Promise<unknown> {
+    try {
+      return await this.endpoints.execute(id, command, args);
+    } catch (e) {
+      if (e instanceof QmpReplyError) throw new HostError(`${id}: ${command}: ${e.errorClass}: ${e.desc}`);
+      throw e;
     }
   }
 

@@ -28,6 +28,7 @@ export class QmpSession {
   private buf = '';
   private next_id = 0;
   private readonly waiting = new Map<string, (r: QmpReply) => void>();
+  private readonly line_listeners = new Set<(l: QmpLine) => void>();
 
   constructor(
     vm: VirtualMachine,
@@ -39,13 +40,24 @@ export class QmpSession {
     });
   }
 
+  /** Each line as it is added to the transcript (the lab UI's consoles show them); returns the unsubscribe function. */
+  on_line(l: (line: QmpLine) => void): () => void {
+    this.line_listeners.add(l);
+    return () => this.line_listeners.delete(l);
+  }
+
+  private record(line: QmpLine): void {
+    this.transcript.push(line);
+    for (const l of this.line_listeners) l(line);
+  }
+
   private output(t: string): void {
     this.buf += t;
     let i: number;
     while ((i = this.buf.indexOf('\r\n')) >= 0) {
       const line = this.buf.slice(0, i);
       this.buf = this.buf.slice(i + 2);
-      this.transcript.push({ t_ms: this.now_ms(), dir: 'out', text: line });
+      this.record({ t_ms: this.now_ms(), dir: 'out', text: line });
       if (!line.includes('"id"')) continue;
       let msg: QmpReply;
       try {
@@ -67,10 +79,19 @@ export class QmpSession {
     const id = `sim-${++this.next_id}`;
     const req = args === undefined ? { execute, id } : { execute, arguments: args, id };
     const text = JSON.stringify(req);
-    this.transcript.push({ t_ms: this.now_ms(), dir: 'in', text });
+    this.record({ t_ms: this.now_ms(), dir: 'in', text });
     const p = new Promise<QmpReply>((resolve) => this.waiting.set(JSON.stringify(id), resolve));
     this.mon.feed(text + '\n');
     return p;
+  }
+
+  /**
+   * Raw QMP text, as a client types it on the socket (a console's line): replies come back
+   * as lines only (on_line, transcript), whatever id the text carries.
+   */
+  send_text(text: string): void {
+    this.record({ t_ms: this.now_ms(), dir: 'in', text });
+    this.mon.feed(text.endsWith('\n') ? text : text + '\n');
   }
 
   /** execute(), throwing the error's text when the command failed. */

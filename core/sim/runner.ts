@@ -317,6 +317,17 @@ export class Simulation {
     if (reason) this.pending = { index: i, reason };
   }
 
+  /**
+   * The last timeline index a viewer should show now: the cursor when stopped; while a
+   * stop is being made (the rest of its timer runs), the entry it stops on; while
+   * running, everything recorded. Entries beyond it are shown when stepping reaches them.
+   */
+  shown_until(): number {
+    if (this.pending) return this.pending.index;
+    if (this.goal) return this.timeline.length - 1;
+    return this.cursor;
+  }
+
   /** Subscribe to timeline entries as they are recorded; returns the unsubscribe function. */
   on_entry(l: (e: TimelineEntry, index: number) => void): () => void {
     this.listeners.add(l);

@@ -1,0 +1,484 @@
+/**
+ * The simulated runtime behind the host API's two slots: one core/sim Simulation at a
+ * time, whose endpoints appear as the slots' 'simulated' endpoints. The consoles, the call
+ * chain and the other views see it through the same pushes as live endpoints:
+ *
+ *  - QMP: each side has a console monitor of its own (as a second `-qmp` socket would be),
+ *    negotiated by the host as it negotiates a live endpoint; its lines (replies to what a
+ *    console sent, events) go out as `qmp.line`. The scenario script's own session is
+ *    shown too: the commands it sends and their replies.
+ *  - Trace: the timeline's entries go out as trace events of their side, stamped with
+ *    virtual microseconds.
+ *  - Both are held back at a stop: the engine may have gone on a little in the instant it
+ *    stopped in (core/sim/runner.ts: it stops between timers of the virtual clock), and
+ *    what happened after the entry the run stopped on is shown only when stepping reaches
+ *    it (Simulation.shown_until()).
+ *
+ * Plain Node, talking to its host through listeners only (as host/endpoints.ts does), so
+ * that it can move into a process of its own.
+ */
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
+import { Simulation, type StopInfo } from '../core/sim/runner.js';
+import { ScenarioError, parse_scenario_yaml, type Scenario } from '../core/sim/scenario.js';
+import type { Side } from '../core/sim/endpoint.js';
+import {
+  ENDPOINT_IDS,
+  checkTraceEvent,
+  type EndpointId,
+  type EndpointStatus,
+  type SimAction,
+  type SimPreset,
+  type SimSpeed,
+  type SimStatus,
+  type SimStop,
+  type TraceEvent,
+} from './api.js';
+import { HostError } from './endpoints.js';
+
+type StatusListener = (s: EndpointStatus) => void;
+type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
+type TraceListener = (id: EndpointId, ev: TraceEvent) => void;
+type SimStatusListener = (s: SimStatus) => void;
+
+export interface SimulatedRunOptions {
+  /** The presets' folder (default: scenarios/ of the repository). */
+  scenariosDir?: string;
+  /** How often sim.status goes out while running (ms; default 200). */
+  tickMs?: number;
+}
+
+const SLOT: Record<Side, EndpointId> = { src: 'source', dst: 'destination' };
+const SIDE: Record<EndpointId, Side> = { source: 'src', destination: 'dst' };
+/** What the consoles print for a simulated endpoint being started (not a process: a stand-in for its command line). */
+const COMMAND: Record<EndpointId, string[]> = {
+  source: ['simulated', '-name', 'src'],
+  destination: ['simulated', '-name', 'dst', '-incoming', 'defer'],
+};
+/** A hidden command that does not answer within this (ms) is given up (a paused run's clock does not move). */
+const EXECUTE_TIMEOUT_MS = 10_000;
+
+/** The repository's scenarios/ folder, found from source or from dist/. */
+function defaultScenariosDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'scenarios');
+    const up = dirname(dir);
+    if (up === dir) return join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
+    dir = up;
+  }
+}
+
+/** Something the viewers get once the cursor has reached the timeline index it happened at. */
+type Held = { index: number; side: Side } & ({ kind: 'trace'; ev: TraceEvent } | { kind: 'line'; text: string });
+
+/** One run: the Simulation, its sessions and what is held back for the viewers. */
+interface Run {
+  sim: Simulation;
+  /** The console monitors (one per side) and hidden ones for execute(). */
+  consoles: Record<Side, QmpSession>;
+  hidden: Partial<Record<Side, Promise<QmpSession>>>;
+  held: Held[];
+  off: (() => void)[];
+  /** A control call is in flight toward a stop. */
+  running: boolean;
+  stop: SimStop | null;
+}
+
+export class SimulatedRun {
+  private readonly statusListeners = new Set<StatusListener>();
+  private readonly lineListeners = new Set<LineListener>();
+  private readonly traceListeners = new Set<TraceListener>();
+  private readonly simListeners = new Set<SimStatusListener>();
+  private readonly scenariosDir: string;
+  private readonly tickMs: number;
+  private run: Run | null = null;
+  private scenario: Scenario | null = null;
+  private name: string | null = null;
+  private speed_: SimSpeed = '1';
+  private readonly breakpoints = new Set<string>();
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private lastPushed = '';
+
+  constructor(opts: SimulatedRunOptions = {}) {
+    this.scenariosDir = opts.scenariosDir ?? defaultScenariosDir();
+    this.tickMs = opts.tickMs ?? 200;
+  }
+
+  onStatus(l: StatusListener): () => void {
+    this.statusListeners.add(l);
+    return () => this.statusListeners.delete(l);
+  }
+
+  onLine(l: LineListener): () => void {
+    this.lineListeners.add(l);
+    return () => this.lineListeners.delete(l);
+  }
+
+  onTrace(l: TraceListener): () => void {
+    this.traceListeners.add(l);
+    return () => this.traceListeners.delete(l);
+  }
+
+  onSimStatus(l: SimStatusListener): () => void {
+    this.simListeners.add(l);
+    return () => this.simListeners.delete(l);
+  }
+
+  /** A simulated run holds the slots. */
+  get active(): boolean {
+    return this.run !== null;
+  }
+
+  /** The slots while a run holds them. */
+  statuses(): EndpointStatus[] {
+    return ENDPOINT_IDS.map((id) => this.slotStatus(id, this.run ? 'ready' : 'stopped'));
+  }
+
+  presets(): SimPreset[] {
+    let files: string[];
+    try {
+      files = readdirSync(this.scenariosDir).filter((f) => f.endsWith('.yaml')).sort();
+    } catch (e) {
+      throw new HostError(`cannot read the presets in ${this.scenariosDir}: ${(e as Error).message}`);
+    }
+    return files.map((f) => {
+      const text = readFileSync(join(this.scenariosDir, f), 'utf8');
+      let description: string | null = null;
+      try {
+        description = parse_scenario_yaml(text, f).description?.split('\n')[0] ?? null;
+      } catch {
+        /* a broken preset still shows; sim.start will say what is wrong with it */
+      }
+      return { name: f.replace(/\.yaml$/, ''), description, text };
+    });
+  }
+
+  status(): SimStatus {
+    const r = this.run;
+    const sim = r?.sim;
+    return {
+      state: !r ? 'none' : sim!.ended ? 'ended' : r.running ? 'running' : 'paused',
+      scenario: this.name,
+      t_ms: sim ? Math.round(sim.now_ms() * 1000) / 1000 : 0,
+      speed: this.speed_,
+      breakpoints: [...this.breakpoints].sort(),
+      stop: r && !r.running ? r.stop : null,
+      outcome: sim?.result?.outcome ?? null,
+    };
+  }
+
+  /**
+   * Start a preset or a scenario's text, paused at t = 0 (a run already there is ended
+   * first). `clearSlots` runs once the scenario is known to be good (the host stops live
+   * endpoints there): a bad scenario changes nothing.
+   */
+  async start(o: { preset?: string; scenario?: string }, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
+    if ((o.preset === undefined) === (o.scenario === undefined)) throw new HostError("'sim.start': give either 'preset' or 'scenario'");
+    let text: string;
+    let file: string;
+    if (o.preset !== undefined) {
+      const p = this.presets().find((x) => x.name === o.preset);
+      if (!p) throw new HostError(`no preset '${o.preset}' (presets: ${this.presets().map((x) => x.name).join(', ')})`);
+      text = p.text;
+      file = `${p.name}.yaml`;
+    } else {
+      text = o.scenario!;
+      file = 'scenario';
+    }
+    let sc: Scenario;
+    try {
+      // YAML is a superset of JSON: both forms of a scenario parse here, with line and field in errors.
+      sc = parse_scenario_yaml(text, file);
+    } catch (e) {
+      if (e instanceof ScenarioError) throw new HostError(e.message);
+      throw e;
+    }
+    await clearSlots();
+    this.end();
+    this.scenario = sc;
+    this.name = o.preset ?? sc.name ?? null;
+    await this.begin();
+    return this.status();
+  }
+
+  /** End the run; the slots become empty. */
+  stop(): SimStatus {
+    if (!this.run) return this.status();
+    this.end();
+    for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'stopped'));
+    this.scenario = null;
+    this.name = null;
+    this.pushStatus(true);
+    return this.status();
+  }
+
+  async control(action: SimAction): Promise<SimStatus> {
+    const r = this.need();
+    switch (action) {
+      case 'pause':
+        r.sim.pause();
+        break;
+      case 'resume':
+        this.go(r, r.sim.resume());
+        break;
+      case 'step':
+        this.go(r, r.sim.step());
+        break;
+      case 'restart':
+        this.end();
+        await this.begin();
+        break;
+    }
+    return this.status();
+  }
+
+  setSpeed(speed: SimSpeed): SimStatus {
+    this.speed_ = speed;
+    this.run?.sim.set_speed(speed === 'max' ? 'max' : Number(speed));
+    this.pushStatus(true);
+    return this.status();
+  }
+
+  runUntil(u: { fn?: string; state?: string }): SimStatus {
+    if ((u.fn === undefined) === (u.state === undefined)) throw new HostError("'sim.runUntil': give either 'fn' or 'state'");
+    const r = this.need();
+    this.go(r, r.sim.run_until(u.fn !== undefined ? { fn: u.fn } : { state: u.state! }));
+    return this.status();
+  }
+
+  /** Breakpoints are kept across restarts and runs (and may be set before a run starts). */
+  breakpoint(fn: string, on: boolean): SimStatus {
+    if (on) this.breakpoints.add(fn);
+    else this.breakpoints.delete(fn);
+    const sim = this.run?.sim;
+    if (sim) {
+      for (const [id, bp] of sim.list_breakpoints()) if (bp.fn === fn) sim.remove_breakpoint(id);
+      if (on) sim.add_breakpoint({ fn });
+    }
+    this.pushStatus(true);
+    return this.status();
+  }
+
+  /** A console's QMP text into the side's console monitor. */
+  send(id: EndpointId, text: string): void {
+    this.need().consoles[SIDE[id]].send_text(text);
+  }
+
+  /** A QMP command on a side, on a monitor of its own: nothing shows in the consoles. */
+  async execute(id: EndpointId, command: string, args?: unknown): Promise<unknown> {
+    const r = this.need();
+    const side = SIDE[id];
+    r.hidden[side] ??= (async () => {
+      const s = new QmpSession(side === 'src' ? r.sim.src : r.sim.dst, () => r.sim.clock.now_ms());
+      await s.call('qmp_capabilities');
+      return s;
+    })();
+    const session = await r.hidden[side];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HostError(`the simulated ${id} did not answer ${command} (a command that waits on the virtual clock needs the run to go on)`)), EXECUTE_TIMEOUT_MS);
+    });
+    try {
+      const reply = await Promise.race([session.execute(command, args), late]);
+      if (reply.error) throw new HostError(`${command}: ${reply.error.desc}`);
+      return reply.return;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.end();
+  }
+
+  /* -------------------------------- the run -------------------------------- */
+
+  private need(): Run {
+    if (!this.run) throw new HostError('no simulated run (start one with a preset or a scenario)');
+    return this.run;
+  }
+
+  private slotStatus(id: EndpointId, state: EndpointStatus['state']): EndpointStatus {
+    if (state === 'stopped') return { id, state, kind: null, qmpPath: null, command: null, greeting: null, detail: null };
+    const greeting = this.run?.consoles[SIDE[id]].transcript[0]?.text ?? null;
+    return {
+      id,
+      state,
+      kind: 'simulated',
+      qmpPath: null,
+      command: COMMAND[id],
+      greeting: state === 'ready' ? greeting : null,
+      detail: this.name ? `simulated runtime: ${this.name}` : 'simulated runtime',
+    };
+  }
+
+  /** Make the Simulation of the current scenario, its consoles negotiated; paused at t = 0. */
+  private async begin(): Promise<void> {
+    const sc = this.scenario!;
+    for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'starting'));
+    const sim = new Simulation(sc, { speed: this.speed_ === 'max' ? 'max' : Number(this.speed_) });
+    for (const fn of this.breakpoints) sim.add_breakpoint({ fn });
+    const consoles = {
+      src: new QmpSession(sim.src, () => sim.clock.now_ms()),
+      dst: new QmpSession(sim.dst, () => sim.clock.now_ms()),
+    };
+    const r: Run = { sim, consoles, hidden: {}, held: [], off: [], running: false, stop: null };
+    this.run = r;
+
+    r.off.push(
+      sim.on_entry((e, index) => {
+        const { side, ...ev } = e;
+        const checked = checkTraceEvent({ ...ev, ts: Math.round(ev.ts) });
+        if (checked.ok) this.hold(r, { index, side, kind: 'trace', ev: checked.ev });
+      }),
+    );
+    // The scenario script's commands and their replies (its greeting and events would repeat the console's).
+    for (const side of ['src', 'dst'] as const) {
+      r.off.push(
+        sim.qmp[side].on_line((l) => {
+          if (l.dir === 'in' || lineKind(l.text) === 'reply') this.hold(r, { index: sim.timeline.length - 1, side, kind: 'line', text: l.text });
+        }),
+      );
+    }
+    // The consoles: greeting and negotiation as for a live endpoint, then their lines.
+    await Promise.all(
+      (['src', 'dst'] as const).map(async (side) => {
+        const c = consoles[side];
+        const id = SLOT[side];
+        for (const l of c.transcript) this.emitLine(id, l.text, false);
+        const negotiated = new Promise<void>((resolve) => {
+          const off = c.on_line((l) => {
+            if (l.dir !== 'out') return;
+            off();
+            this.emitLine(id, l.text, true);
+            resolve();
+          });
+        });
+        c.send_text('{"execute": "qmp_capabilities"}');
+        await negotiated;
+        r.off.push(c.on_line((l) => this.consoleLine(r, side, l)));
+      }),
+    );
+    if (this.run !== r) return;
+    for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'ready'));
+    this.pushStatus(true);
+  }
+
+  /** A console monitor's line: replies to the console at once, events when the cursor reaches them. */
+  private consoleLine(r: Run, side: Side, l: QmpLine): void {
+    if (l.dir !== 'out') return;
+    if (lineKind(l.text) === 'event') {
+      this.hold(r, { index: r.sim.timeline.length - 1, side, kind: 'line', text: l.text });
+    } else {
+      this.emitLine(SLOT[side], l.text, false);
+    }
+  }
+
+  private hold(r: Run, h: Held): void {
+    if (this.run !== r) return;
+    r.held.push(h);
+    this.release(r);
+  }
+
+  /** Hand the viewers everything up to what the run shows now, in order. */
+  private release(r: Run): void {
+    if (this.run !== r || r.held.length === 0) return;
+    const until = r.sim.shown_until();
+    let n = 0;
+    while (n < r.held.length && r.held[n]!.index <= until) n++;
+    if (n === 0) return;
+    for (const h of r.held.splice(0, n)) {
+      const id = SLOT[h.side];
+      if (h.kind === 'trace') for (const l of this.traceListeners) l(id, h.ev);
+      else this.emitLine(id, h.text, false);
+    }
+  }
+
+  /** A control call is on its way to a stop: the run is running until it resolves. */
+  private go(r: Run, toward: Promise<StopInfo>): void {
+    r.running = true;
+    r.stop = null;
+    this.pushStatus(true);
+    this.ticker ??= setInterval(() => this.pushStatus(false), this.tickMs);
+    void toward.then(
+      (s) => {
+        if (this.run !== r) return;
+        r.running = false;
+        r.stop = toStop(s);
+        this.release(r);
+        this.idle();
+        this.pushStatus(true);
+      },
+      (e: unknown) => {
+        // Another control call was already on its way (the UI may double-click): that one decides.
+        if (this.run !== r) return;
+        if (!(e instanceof Error && /already running/.test(e.message))) throw e;
+      },
+    );
+    // A stop found among entries already recorded resolves at once, without running the clock.
+    queueMicrotask(() => this.release(r));
+  }
+
+  private idle(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
+  /** Drop the current run (its engine is paused and forgotten). */
+  private end(): void {
+    const r = this.run;
+    if (!r) return;
+    this.run = null;
+    this.idle();
+    r.sim.pause();
+    for (const off of r.off) off();
+    for (const c of Object.values(r.consoles)) c.mon.close();
+    for (const h of Object.values(r.hidden)) void h?.then((s) => s.mon.close());
+  }
+
+  private emitStatus(s: EndpointStatus): void {
+    for (const l of this.statusListeners) l(s);
+  }
+
+  private emitLine(id: EndpointId, text: string, negotiation: boolean): void {
+    for (const l of this.lineListeners) l(id, text, negotiation);
+  }
+
+  /** sim.status to every listener: on each change (`force`), and while running when the time moved. */
+  private pushStatus(force: boolean): void {
+    const s = this.status();
+    const key = JSON.stringify(s);
+    if (!force && key === this.lastPushed) return;
+    this.lastPushed = key;
+    for (const l of this.simListeners) l(s);
+  }
+}
+
+/** What a QMP line is (the monitor writes one JSON object per line). */
+function lineKind(text: string): 'greeting' | 'event' | 'reply' | 'other' {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return 'other';
+  }
+  if (!o || typeof o !== 'object') return 'other';
+  if ('QMP' in o) return 'greeting';
+  if ('event' in o) return 'event';
+  if ('return' in o || 'error' in o) return 'reply';
+  return 'other';
+}
+
+function toStop(s: StopInfo): SimStop {
+  const e = s.entry;
+  return {
+    reason: s.reason,
+    fn: e && (e.type === 'enter' || e.type === 'exit') ? e.fn : null,
+    endpoint: e ? SLOT[e.side] : null,
+    thread: e ? e.thread : null,
+    t_ms: Math.round(s.t_ms * 1000) / 1000,
+  };
+}

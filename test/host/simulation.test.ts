@@ -1,0 +1,233 @@
+/**
+ * The simulated runtime through the host API (host/simulation.ts behind host/server.ts),
+ * over a real WebSocket: presets, a run in the two slots, breakpoints, stepping, the end,
+ * the consoles' QMP, a bad scenario, and live endpoints taking the slots back.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { HostMessage, SimPreset, SimStatus, TraceEvent } from '../../host/api.js';
+import { HostServer } from '../../host/server.js';
+import { MIGLAB } from '../helpers/endpoint-process.js';
+
+let server: HostServer;
+let staticDir: string;
+
+beforeAll(async () => {
+  staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
+  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
+  server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: () => {} });
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(staticDir, { recursive: true, force: true });
+});
+
+type Result = Extract<HostMessage, { type: 'result' }>;
+
+class Client {
+  readonly messages: HostMessage[] = [];
+  private next = 1;
+  private waiters: (() => void)[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      this.messages.push(JSON.parse(d.toString()));
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  static async open(): Promise<Client> {
+    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
+    const c = new Client(ws);
+    await c.until((m) => m.type === 'hello');
+    return c;
+  }
+  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, from = 0, ms = 20_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const found = this.messages.slice(from).find(pred);
+      if (found) return found as T;
+      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-3000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, end - Date.now());
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+  async call(msg: Record<string, unknown>): Promise<Result> {
+    const req = this.next++;
+    this.ws.send(JSON.stringify({ ...msg, req }));
+    return this.until((m) => m.type === 'result' && m.req === req);
+  }
+  async ok<T>(msg: Record<string, unknown>): Promise<T> {
+    const r = await this.call(msg);
+    if (!r.ok) throw new Error(`${String(msg.type)}: ${r.error}`);
+    return r.value as T;
+  }
+  /** The next sim.status from `from` on that satisfies `pred`. */
+  async status(pred: (s: SimStatus) => boolean, from: number): Promise<SimStatus> {
+    const m = await this.until<Extract<HostMessage, { type: 'sim.status' }>>((m) => m.type === 'sim.status' && pred(m.status), from);
+    return m.status;
+  }
+  traceEvents(endpoint: string): TraceEvent[] {
+    return this.messages.flatMap((m) => (m.type === 'trace.event' && m.endpoint === endpoint ? m.events : []));
+  }
+  lines(endpoint: string, from = 0): string[] {
+    return this.messages.slice(from).flatMap((m) => (m.type === 'qmp.line' && m.endpoint === endpoint ? [m.text] : []));
+  }
+  close(): void {
+    this.ws.close();
+  }
+}
+
+describe('the simulated runtime through the host API', () => {
+  it('lists the presets under scenarios/, with their text', async () => {
+    const c = await Client.open();
+    try {
+      const presets = await c.ok<SimPreset[]>({ type: 'sim.presets' });
+      const files = readdirSync(join(import.meta.dirname, '../../scenarios')).filter((f) => f.endsWith('.yaml'));
+      expect(files.length).toBe(9);
+      expect(presets.map((p) => p.name).sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')).sort());
+      const idle = presets.find((p) => p.name === 'idle-small')!;
+      expect(idle.text).toContain('name: idle-small');
+      expect(idle.description).toMatch(/64 MiB idle guest/);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('runs a preset in the slots: breakpoint, step, end, QMP both ways, then live endpoints take the slots', async () => {
+    const c = await Client.open();
+    try {
+      for (const endpoint of ['source', 'destination']) await c.ok({ type: 'trace.subscribe', endpoint });
+      await c.ok({ type: 'sim.speed', speed: 'max' });
+      await c.ok({ type: 'sim.breakpoint', fn: 'migration_iteration_run', set: 'on' });
+
+      let from = c.messages.length;
+      const started = await c.ok<SimStatus>({ type: 'sim.start', preset: 'idle-small' });
+      expect(started).toMatchObject({ state: 'paused', scenario: 'idle-small', t_ms: 0, breakpoints: ['migration_iteration_run'] });
+      for (const id of ['source', 'destination']) {
+        await c.until((m) => m.type === 'endpoint' && m.status.id === id && m.status.kind === 'simulated' && m.status.state === 'ready', from);
+      }
+      // The consoles got a greeting and the host's negotiation, as for a live endpoint.
+      await c.until((m) => m.type === 'qmp.line' && m.endpoint === 'source' && m.negotiation === true && m.text === '{"return": {}}', from);
+      const trace = await c.ok<{ available: boolean }>({ type: 'trace.subscribe', endpoint: 'source' });
+      expect(trace.available).toBe(true);
+
+      // Resume: stops on entering migration_iteration_run in the live_migration thread.
+      from = c.messages.length;
+      await c.ok({ type: 'sim.control', action: 'resume' });
+      const atBp = await c.status((s) => s.state === 'paused' && s.stop !== null, from);
+      expect(atBp.stop).toMatchObject({ reason: 'breakpoint', fn: 'migration_iteration_run', endpoint: 'source', thread: 'live_migration' });
+      expect(atBp.stop!.t_ms).toBeGreaterThan(0);
+      // What was shown ends with that entry (held back: what the engine did after it in the same instant).
+      await new Promise((r) => setTimeout(r, 200));
+      const shown = c.traceEvents('source');
+      expect(shown.at(-1)).toMatchObject({ type: 'enter', fn: 'migration_iteration_run', thread: 'live_migration' });
+      const chainBefore = shown.filter((e) => e.type === 'enter').map((e) => (e as { fn: string }).fn);
+      expect(chainBefore).toEqual(expect.arrayContaining(['qmp_migrate', 'migrate_fd_connect', 'migration_thread']));
+      expect(chainBefore.indexOf('migrate_fd_connect')).toBeLessThan(chainBefore.indexOf('migration_thread'));
+
+      // Step: the next traced function entered, another entry than the breakpoint's.
+      from = c.messages.length;
+      await c.ok({ type: 'sim.control', action: 'step' });
+      const stepped = await c.status((s) => s.state === 'paused' && s.stop?.reason === 'step', from);
+      expect(stepped.stop!.fn).toBeTruthy();
+      expect(stepped.stop!.t_ms).toBeGreaterThanOrEqual(atBp.stop!.t_ms);
+      await new Promise((r) => setTimeout(r, 200));
+      const afterStep = c.traceEvents('source').concat(c.traceEvents('destination'));
+      expect(afterStep.length).toBeGreaterThan(shown.length);
+      expect(afterStep.filter((e) => e.type === 'enter').at(-1)).toMatchObject({ fn: stepped.stop!.fn });
+
+      // A console's command goes to the simulated endpoint's monitor, paused or not.
+      let fromLines = c.messages.length;
+      await c.ok({ type: 'qmp.send', endpoint: 'source', text: '{"execute": "query-migrate", "id": 7}' });
+      const reply = await c.until<Extract<HostMessage, { type: 'qmp.line' }>>(
+        (m) => m.type === 'qmp.line' && m.endpoint === 'source' && m.text.includes('"id": 7'),
+        fromLines,
+      );
+      expect(JSON.parse(reply.text).return.status).toBe('active');
+
+      // Without the breakpoint, resume runs to the end.
+      await c.ok({ type: 'sim.breakpoint', fn: 'migration_iteration_run', set: 'off' });
+      from = c.messages.length;
+      await c.ok({ type: 'sim.control', action: 'resume' });
+      const ended = await c.status((s) => s.state === 'ended', from);
+      expect(ended).toMatchObject({ outcome: 'completed', breakpoints: [], stop: { reason: 'end' } });
+      await new Promise((r) => setTimeout(r, 200));
+      // The consoles showed the MIGRATION events on both sides, and the script's migrate.
+      const statuses = (id: string) =>
+        c.lines(id).flatMap((t) => {
+          const o = JSON.parse(t) as { event?: string; data?: { status?: string } };
+          return o.event === 'MIGRATION' ? [o.data!.status] : [];
+        });
+      expect(statuses('source')).toEqual(['setup', 'active', 'completed']);
+      expect(statuses('destination')).toEqual(expect.arrayContaining(['active', 'completed']));
+      expect(c.lines('source').some((t) => /"execute":\s*"migrate"/.test(t))).toBe(true);
+      fromLines = c.messages.length;
+      await c.ok({ type: 'qmp.send', endpoint: 'destination', text: '{"execute": "query-migrate"}' });
+      const dst = await c.until<Extract<HostMessage, { type: 'qmp.line' }>>(
+        (m) => m.type === 'qmp.line' && m.endpoint === 'destination' && m.text.includes('"return"'),
+        fromLines,
+      );
+      expect(JSON.parse(dst.text).return.status).toBe('completed');
+      // The state view's trace: both ends reached completed.
+      const states = (id: string) => c.traceEvents(id).filter((e) => e.type === 'state' && e.what !== 'runstate').map((e) => (e as { to: string }).to);
+      expect(states('source')).toContain('completed');
+      expect(states('destination')).toContain('completed');
+
+      // Restart: a fresh run at t = 0, breakpoints kept.
+      await c.ok({ type: 'sim.breakpoint', fn: 'migrate_fd_connect', set: 'on' });
+      from = c.messages.length;
+      const restarted = await c.ok<SimStatus>({ type: 'sim.control', action: 'restart' });
+      expect(restarted).toMatchObject({ state: 'paused', t_ms: 0, breakpoints: ['migrate_fd_connect'], outcome: null });
+      await c.ok({ type: 'sim.runUntil', state: 'active' });
+      const atFd = await c.status((s) => s.state === 'paused' && s.stop !== null, from);
+      // migrate_fd_connect comes before the state becomes active: the breakpoint wins.
+      expect(atFd.stop).toMatchObject({ reason: 'breakpoint', fn: 'migrate_fd_connect' });
+      from = c.messages.length;
+      await c.ok({ type: 'sim.runUntil', state: 'active' });
+      const active = await c.status((s) => s.state === 'paused' && s.stop !== null, from);
+      expect(active.stop).toMatchObject({ reason: 'state', fn: null });
+
+      // Live endpoints end the simulated run.
+      from = c.messages.length;
+      await c.ok({ type: 'endpoints.start', ramMiB: 16 });
+      await c.status((s) => s.state === 'none', from);
+      const hello = await Client.open();
+      try {
+        const h = hello.messages.find((m) => m.type === 'hello') as Extract<HostMessage, { type: 'hello' }>;
+        expect(h.endpoints.map((s) => s.kind)).toEqual(['spawned', 'spawned']);
+      } finally {
+        hello.close();
+      }
+      const r = await c.call({ type: 'sim.control', action: 'resume' });
+      expect(r).toMatchObject({ ok: false, error: expect.stringContaining('no simulated run') });
+      await c.ok({ type: 'endpoints.stop' });
+    } finally {
+      c.close();
+    }
+  }, 60_000);
+
+  it('refuses a bad scenario with its line and field, and leaves the slots as they were', async () => {
+    const c = await Client.open();
+    try {
+      const bad = 'name: bad\nram: { size: 64M }\nlink: { bandwidth: 1Gbit/s, latncy: 1ms }\n';
+      const r = await c.call({ type: 'sim.start', scenario: bad });
+      expect(r).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
+      const missing = await c.call({ type: 'sim.start', preset: 'no-such-preset' });
+      expect(missing).toMatchObject({ ok: false, error: expect.stringContaining("no preset 'no-such-preset'") });
+      const both = await c.call({ type: 'sim.start' });
+      expect(both).toMatchObject({ ok: false, error: expect.stringContaining("either 'preset' or 'scenario'") });
+      const none = await c.ok<SimStatus>({ type: 'sim.stop' });
+      expect(none.state).toBe('none');
+    } finally {
+      c.close();
+    }
+  });
+});
