@@ -16,6 +16,7 @@ import {
   type EndpointId,
   type EndpointStatus,
   type HostMessage,
+  type SimStatus,
   type TraceEvent,
 } from '../../../host/api.js';
 
@@ -52,6 +53,8 @@ export class HostConnection {
   attempt = $state(0);
   /** Set after a reconnection, until the next drop. */
   reconnected = $state(false);
+  /** The simulated run's playback state (the last sim.status), or null before any. */
+  sim = $state<SimStatus | null>(null);
   endpoints = $state<Record<EndpointId, EndpointStatus>>({ source: emptyStatus('source'), destination: emptyStatus('destination') });
 
   private ws: WebSocket | null = null;
@@ -195,6 +198,9 @@ export class HostConnection {
         return;
       case 'qmp.line':
         for (const l of this.lineListeners) l(m.endpoint, m.text, m.negotiation === true);
+        return;
+      case 'sim.status':
+        this.sim = m.status;
         return;
       case 'trace.event': {
         const r = checkTraceEventMessage(m);

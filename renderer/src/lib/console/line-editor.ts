@@ -4,8 +4,12 @@
  * the line and the cursor, and walks the history. printAbove() puts a line of output
  * (an asynchronous event) above the prompt and redraws the line being typed as it was.
  *
+ * Tab asks `completer` (console/completion.ts) to complete the word at the cursor; a
+ * second Tab in a row lists the candidates above the prompt.
+ *
  * Pure TypeScript (no DOM): tested in Node.
  */
+import { formatColumns, type Completion } from './completion.js';
 
 export interface EditorResult {
   /** Bytes for the terminal. */
@@ -38,6 +42,10 @@ export class LineEditor {
   private hi: number;
   /** The line being typed when history browsing began. */
   private draft = '';
+  /** The last key was Tab (a second one lists the candidates). */
+  private afterTab = false;
+  /** Completes the text before the cursor (Tab); none: Tab does nothing. */
+  completer: ((before: string) => Completion) | null = null;
 
   constructor(
     private prompt: string,
@@ -96,6 +104,7 @@ export class LineEditor {
         this.cur = 0;
         this.cursorRow = 0;
         this.draft = '';
+        this.afterTab = false;
         // Several lines pasted at once: the first is submitted, the rest start the next line.
         const more = data.slice(i).replace(/^\n/, '');
         if (more) {
@@ -124,7 +133,11 @@ export class LineEditor {
   }
 
   private key(k: string): string {
+    const afterTab = this.afterTab;
+    this.afterTab = k === '\t';
     switch (k) {
+      case '\t':
+        return this.tab(afterTab);
       case KEYS.backspace:
       case '\b':
         if (this.cur === 0) return '';
@@ -183,6 +196,18 @@ export class LineEditor {
         this.cur++;
         return this.redraw();
     }
+  }
+
+  private tab(again: boolean): string {
+    if (!this.completer) return '';
+    const c = this.completer(this.buf.slice(0, this.cur));
+    if (c.insert) {
+      this.buf = this.buf.slice(0, this.cur) + c.insert + this.buf.slice(this.cur);
+      this.cur += c.insert.length;
+      return this.redraw();
+    }
+    if (again && c.candidates.length > 1) return this.printAbove(formatColumns(c.candidates, this.cols));
+    return '';
   }
 
   private browse(dir: -1 | 1): string {
