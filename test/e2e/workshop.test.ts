@@ -1,0 +1,202 @@
+/**
+ * End to end, the workshop features in chromium against `miglab serve` (the launch pattern of
+ * consoles.test.ts): the dark theme (its colours, kept across a reload), presenter mode (the
+ * type grows), the keys (`?` lists them, `p` and `t`, nothing while typing in a console,
+ * a note when there is no simulated run to drive), Tab completion in the source console
+ * from the endpoint's query-commands and the lab's schema, and the trace export after a
+ * guided migration (a JSON file Perfetto reads: traceEvents with the migration thread's slices).
+ *
+ * docs/screenshot-presenter-dark.png comes from this test: written when missing, or always
+ * with UPDATE_SCREENSHOTS=1. Skipped with a message when chromium is not installed.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGLAB } from '../helpers/endpoint-process.js';
+
+const CHROMIUM = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+})();
+const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-presenter-dark.png');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+if (!CHROMIUM) {
+  if (process.env.CI) throw new Error('test/e2e: chromium is not installed (.ci/run installs it)');
+  console.warn('test/e2e: skipped: chromium is not installed here (apt-get install -y chromium)');
+}
+
+interface Serve {
+  proc: ChildProcess;
+  url: string;
+  exited: Promise<unknown>;
+}
+
+async function startServe(): Promise<Serve> {
+  const proc = spawn(process.execPath, [MIGLAB, 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => proc.on('exit', r));
+  let out = '';
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`miglab serve printed no URL: ${out} ${err}`)), 20_000);
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /open (http:\/\/127\.0\.0\.1:\d+\/#secret=\S+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]!);
+      }
+    });
+    proc.on('exit', () => reject(new Error(`miglab serve exited: ${err}`)));
+  });
+  return { proc, url, exited };
+}
+
+describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
+  let serve: Serve | undefined;
+  let ctx: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let downloads: string;
+
+  beforeAll(async () => {
+    serve = await startServe();
+    profile = mkdtempSync(join(tmpdir(), 'miglab-chromium-'));
+    downloads = mkdtempSync(join(tmpdir(), 'miglab-downloads-'));
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM!,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1500, height: 1000 },
+      locale: 'en-US',
+      colorScheme: 'light',
+      acceptDownloads: true,
+      downloadsPath: downloads,
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+  });
+
+  afterAll(async () => {
+    await ctx?.close();
+    if (serve && serve.proc.exitCode === null && serve.proc.signalCode === null) {
+      serve.proc.kill('SIGTERM');
+      await serve.exited;
+    }
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    if (downloads) rmSync(downloads, { recursive: true, force: true });
+  });
+
+  const pageBackground = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  const h1Size = async () => parseFloat(await page.locator('h1').evaluate((el) => getComputedStyle(el).fontSize));
+  const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  /** The console's last line with the prompt (the line being typed). */
+  const promptLine = async (id: string) => (await consoleText(id)).split('\n').filter((l) => l.startsWith('(QEMU)')).at(-1)?.trimEnd() ?? '';
+
+  it('switches to the dark theme and keeps it across a reload; the consoles follow', async () => {
+    await page.goto(serve!.url);
+    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
+    const light = await pageBackground();
+    const termLight = await page.locator('[data-endpoint=source] .xterm-scrollable-element').evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('light');
+    await page.getByTestId('theme-toggle').click();
+    await expect.poll(pageBackground).not.toBe(light);
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    const dark = await pageBackground();
+    // Dark: the page's background is darker than the light one.
+    const lum = (c: string) => (c.match(/\d+/g) ?? []).slice(0, 3).reduce((a, b) => a + Number(b), 0);
+    expect(lum(dark)).toBeLessThan(lum(light));
+    await expect
+      .poll(() => page.locator('[data-endpoint=source] .xterm-scrollable-element').evaluate((el) => getComputedStyle(el).backgroundColor))
+      .not.toBe(termLight);
+    await page.reload();
+    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
+    expect(await pageBackground()).toBe(dark);
+    // `t` on the page switches back, and again.
+    await page.locator('h1').click();
+    await page.keyboard.press('t');
+    await expect.poll(pageBackground).toBe(light);
+    await page.keyboard.press('t');
+    await expect.poll(pageBackground).toBe(dark);
+  });
+
+  it('grows the type in presenter mode (button and key p), and lists the keys on ?', async () => {
+    const normal = await h1Size();
+    await page.getByTestId('presenter-toggle').click();
+    await expect.poll(h1Size).toBeGreaterThan(normal * 1.3);
+    expect(await page.getByTestId('presenter-toggle').getAttribute('aria-pressed')).toBe('true');
+    await page.locator('h1').click();
+    await page.keyboard.press('p');
+    await expect.poll(h1Size).toBe(normal);
+
+    await page.keyboard.press('?');
+    const help = page.getByTestId('key-help');
+    await expect.poll(() => help.isVisible()).toBe(true);
+    expect(await help.innerText()).toMatch(/Space[\s\S]*Pause or resume[\s\S]*→[\s\S]*Step[\s\S]*Presenter mode/);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => help.count()).toBe(0);
+
+    // Space with no simulated run says so.
+    await page.keyboard.press(' ');
+    await expect.poll(() => page.getByTestId('toast').innerText()).toBe('Playback keys work on a simulated run');
+  });
+
+  it('completes command and argument names with Tab in the source console, and keys do not fire while typing', async () => {
+    await page.getByTestId('start').click();
+    await expect.poll(() => page.locator('[data-endpoint=source]').getAttribute('data-completion'), { timeout: 30_000 }).toBe('ready');
+    const before = await h1Size();
+    await page.locator('[data-endpoint=source] .term').click();
+    await page.keyboard.type('query-mi');
+    await page.keyboard.press('Tab');
+    await expect.poll(() => promptLine('source')).toBe('(QEMU) query-migrat');
+    // A second Tab lists the candidates above the line being typed, which stays.
+    await page.keyboard.press('Tab');
+    await expect.poll(() => consoleText('source')).toMatch(/query-migrate-capabilities[\s\S]*query-migrationthreads[\s\S]*\(QEMU\) query-migrat/);
+    await page.keyboard.type('e');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => consoleText('source')).toMatch(/"return": \{\}/);
+    // Argument names from the schema; typing p and t in the console changes nothing else.
+    await page.keyboard.type('migrate-set-p');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('max-b');
+    await page.keyboard.press('Tab');
+    await expect.poll(() => promptLine('source')).toBe('(QEMU) migrate-set-parameters max-bandwidth=');
+    expect(await h1Size()).toBe(before);
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    // The completion's own requests print nothing.
+    expect(await consoleText('source')).not.toContain('miglab-completion');
+    await page.keyboard.press('Control+U');
+  });
+
+  it('exports the trace after a guided migration as Chrome Trace Event JSON', async () => {
+    await page.getByTestId('migrate').click();
+    await expect.poll(() => consoleText('destination'), { timeout: 30_000, interval: 200 }).toMatch(/MIGRATION[\s\S]*"status": "completed"/);
+    // The source's last trace batch (cleanup, the join) comes within 50 ms of the events.
+    await expect.poll(() => page.locator('[data-endpoint-threads=source] [data-thread=live_migration]').getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-trace').click()]);
+    expect(download.suggestedFilename()).toMatch(/^miglab-trace-.*\.json$/);
+    const file = await download.path();
+    const trace = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; ph: string; pid: number }[]; metadata: { events: number } };
+    expect(trace.metadata.events).toBeGreaterThan(10);
+    const slices = (pid: number, name: string) => trace.traceEvents.filter((e) => e.pid === pid && e.name === name && (e.ph === 'B' || e.ph === 'E'));
+    expect(slices(1, 'migration_thread').map((e) => e.ph)).toEqual(['B', 'E']);
+    expect(slices(1, 'qmp_migrate').length).toBeGreaterThanOrEqual(2);
+    expect(slices(2, 'qemu_loadvm_state').map((e) => e.ph)).toEqual(['B', 'E']);
+    expect(await page.getByTestId('toast').innerText()).toMatch(/Exported [\d,]+ trace events \(the page keeps the last 100,000\)/);
+
+    // Presenter mode in the dark theme, after a migration: the screenshot for the docs.
+    await page.getByTestId('presenter-toggle').click();
+    await expect.poll(() => page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) {
+      await page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
+    }
+    await page.getByTestId('presenter-toggle').click();
+  });
+});
