@@ -193,7 +193,7 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     // Presenter mode in the dark theme, after a migration: the screenshot for the docs.
     await page.getByTestId('presenter-toggle').click();
     await expect.poll(() => page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) {
       await page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
     }
