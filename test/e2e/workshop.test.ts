@@ -93,8 +93,15 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     if (downloads) rmSync(downloads, { recursive: true, force: true });
   });
 
-  const pageBackground = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
-  const h1Size = async () => parseFloat(await page.locator('h1').evaluate((el) => getComputedStyle(el).fontSize));
+  /** A computed style of the first element matching `selector` (the test is compiled without the DOM lib). */
+  const computed = (selector: string, prop: 'backgroundColor' | 'fontSize') =>
+    page
+      .locator(selector)
+      .first()
+      .evaluate((el, p) => (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(el)[p]!, prop);
+  const pageBackground = () => computed('html', 'backgroundColor');
+  const h1Size = async () => parseFloat(await computed('h1', 'fontSize'));
+  const termBackground = () => computed('[data-endpoint=source] .xterm-scrollable-element', 'backgroundColor');
   const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
   /** The console's last line with the prompt (the line being typed). */
   const promptLine = async (id: string) => (await consoleText(id)).split('\n').filter((l) => l.startsWith('(QEMU)')).at(-1)?.trimEnd() ?? '';
@@ -103,7 +110,7 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     await page.goto(serve!.url);
     await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
     const light = await pageBackground();
-    const termLight = await page.locator('[data-endpoint=source] .xterm-scrollable-element').evaluate((el) => getComputedStyle(el).backgroundColor);
+    const termLight = await termBackground();
     expect(await page.locator('html').getAttribute('data-theme')).toBe('light');
     await page.getByTestId('theme-toggle').click();
     await expect.poll(pageBackground).not.toBe(light);
@@ -112,9 +119,7 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     // Dark: the page's background is darker than the light one.
     const lum = (c: string) => (c.match(/\d+/g) ?? []).slice(0, 3).reduce((a, b) => a + Number(b), 0);
     expect(lum(dark)).toBeLessThan(lum(light));
-    await expect
-      .poll(() => page.locator('[data-endpoint=source] .xterm-scrollable-element').evaluate((el) => getComputedStyle(el).backgroundColor))
-      .not.toBe(termLight);
+    await expect.poll(termBackground).not.toBe(termLight);
     await page.reload();
     await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
     expect(await pageBackground()).toBe(dark);
