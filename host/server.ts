@@ -101,7 +101,8 @@ export class HostCore {
   connect(client: HostClient): () => void {
     this.clients.add(client);
     client.send({ type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.sim.active ? this.sim.statuses() : this.endpoints.statuses() });
-    if (this.sim.active) client.send({ type: 'sim.status', status: this.sim.status() });
+    // Playback state too (also with no run: breakpoints set ahead of one are kept).
+    client.send({ type: 'sim.status', status: this.sim.status() });
     return () => {
       this.clients.delete(client);
       this.traceSubs.delete(client);
@@ -183,6 +184,8 @@ export class HostCore {
    * or a HostError carrying the endpoint's error class and text.
    */
   private async slotExecute(id: EndpointId, command: string, args: Record<string, unknown>): Promise<unknown> {
+    // A simulated run's endpoints answer on a monitor of their own (SimulatedRun.execute: HostError on a QMP error).
+    if (this.sim.active) return this.sim.execute(id, command, args);
     try {
       return await this.endpoints.execute(id, command, args);
     } catch (e) {

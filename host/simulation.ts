@@ -283,7 +283,7 @@ export class SimulatedRun {
     });
     try {
       const reply = await Promise.race([session.execute(command, args), late]);
-      if (reply.error) throw new HostError(`${command}: ${reply.error.desc}`);
+      if (reply.error) throw new HostError(`${id}: ${command}: ${reply.error.class}: ${reply.error.desc}`);
       return reply.return;
     } finally {
       clearTimeout(timer);

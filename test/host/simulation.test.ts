@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { HostMessage, SimPreset, SimStatus, TraceEvent } from '../../host/api.js';
+import type { HostMessage, RamMap, SimPreset, SimStatus, TraceEvent } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
 
@@ -176,6 +176,15 @@ describe('the simulated runtime through the host API', () => {
         fromLines,
       );
       expect(JSON.parse(dst.text).return.status).toBe('completed');
+      // The views' hidden QMP (ram.query) reaches the simulated endpoints, off the consoles.
+      fromLines = c.messages.length;
+      const srcMap = await c.ok<RamMap>({ type: 'ram.query', endpoint: 'source', bins: 64 });
+      const dstMap = await c.ok<RamMap>({ type: 'ram.query', endpoint: 'destination', bins: 64 });
+      expect(srcMap.pages).toBe(16384);
+      expect(srcMap.counts.sent).toBeGreaterThanOrEqual(4096);
+      expect(dstMap.counts.received).toBeGreaterThanOrEqual(4096);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(c.lines('source', fromLines).concat(c.lines('destination', fromLines))).toEqual([]);
       // The state view's trace: both ends reached completed.
       const states = (id: string) => c.traceEvents(id).filter((e) => e.type === 'state' && e.what !== 'runstate').map((e) => (e as { to: string }).to);
       expect(states('source')).toContain('completed');

@@ -4,7 +4,7 @@
  * nodes were first reached in this run (the path taken). Plain TypeScript, fed by the host
  * connection at whatever rate the events come; the view reads a snapshot once per frame.
  */
-import type { EndpointId, TraceEvent } from '../../../../host/api.js';
+import type { EndpointId, SimStatus, TraceEvent } from '../../../../host/api.js';
 import { CHAIN_BY_ID, CHAIN_EDGES, CHAIN_NODES } from './chain.js';
 
 /** How long a node stays lit after its last exit (ms), so a call of a microsecond is seen. */
@@ -154,4 +154,10 @@ export class ChainState {
     });
     return s;
   }
+}
+
+/** The chain node a paused simulated run stopped in (its stop's function), or null. */
+export function pausedNode(sim: SimStatus | null): string | null {
+  const fn = sim?.state === 'paused' ? sim.stop?.fn : null;
+  return fn && CHAIN_BY_ID.has(fn) ? fn : null;
 }

@@ -1,0 +1,116 @@
+/**
+ * End to end: the simulated runtime in the lab UI (`miglab serve` in Debian's chromium,
+ * driven by playwright-core). Choose Simulated, a preset, change parameters (shown as
+ * QMP; a bad value refused next to its field), load it, set a breakpoint on
+ * migration_iteration_run from the call chain, play: the playback bar says where it
+ * paused and the node is marked; step on; run to completed; the state view shows
+ * completed on both ends. Then the paused label in 中文.
+ *
+ * docs/screenshot-playback.png comes from this test: written when missing, or always with
+ * UPDATE_SCREENSHOTS=1.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+
+const CHROMIUM = chromiumPath();
+const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-playback.png');
+
+describe.skipIf(!CHROMIUM)('playback of the simulated runtime in chromium', () => {
+  let serve: Serve | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+
+  beforeAll(async () => {
+    serve = await startServe();
+    browser = await openBrowser(CHROMIUM!, { width: 1600, height: 1300 });
+    page = browser.page;
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServe(serve);
+  });
+
+  const node = (fn: string) => page.locator(`[data-testid=callchain] [data-fn=${fn}]`);
+  const where = () => page.getByTestId('sim-where').innerText();
+  const simState = () => page.getByTestId('sim-where').getAttribute('data-state');
+
+  it('pauses at a breakpoint set on the call chain, steps, and runs to completed', async () => {
+    await page.goto(serve!.url);
+    await page.getByTestId('runtime-simulated').click();
+    const preset = page.getByTestId('sim-preset');
+    await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
+    await preset.selectOption('idle-small');
+
+    // A parameter change is shown as its QMP command; a bad value is refused beside its field.
+    await page.getByTestId('sim-downtime').fill('250');
+    await page.getByTestId('sim-downtime').press('Tab');
+    await expect.poll(() => page.getByTestId('sim-commands').innerText()).toContain('migrate-set-parameters downtime-limit=250');
+    await page.getByTestId('sim-downtime').fill('soon');
+    await page.getByTestId('sim-downtime').press('Tab');
+    await expect.poll(() => page.getByTestId('sim-downtime-error').innerText()).toContain('expected whole milliseconds');
+    await page.getByTestId('sim-ram').fill('lots');
+    await page.getByTestId('sim-ram').press('Tab');
+    await expect.poll(() => page.locator('[data-testid=sim-panel] [role=alert]').allInnerTexts()).toEqual(
+      expect.arrayContaining([expect.stringContaining('expected a size such as "64G"')]),
+    );
+
+    // Good values again: the errors go.
+    await page.getByTestId('sim-ram').fill('64M');
+    await page.getByTestId('sim-ram').press('Tab');
+    await page.getByTestId('sim-downtime').fill('250');
+    await page.getByTestId('sim-downtime').press('Tab');
+    await expect.poll(() => page.locator('[data-testid=sim-panel] .setup [role=alert]').count()).toBe(0);
+
+    await page.getByTestId('sim-load').click();
+    await expect.poll(simState, { timeout: 15_000 }).toBe('paused');
+    await expect.poll(where).toMatch(/Ready at t = 0/);
+    await expect.poll(() => page.getByTestId('state-source').innerText()).toBe('ready');
+
+    // A breakpoint from the call chain: right-click the node (its explanation has the toggle too).
+    await node('migration_iteration_run').click({ button: 'right' });
+    await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe('on');
+    await expect.poll(() => page.getByTestId('bp-toggle').isChecked()).toBe(true);
+
+    await page.getByTestId('sim-play').click();
+    await expect.poll(where, { timeout: 20_000 }).toMatch(/^Paused at migration_iteration_run — live_migration, Source, t = [\d.,]+ ms/);
+    await expect.poll(() => node('migration_iteration_run').getAttribute('data-paused')).toBe('true');
+    const paused = await where();
+    // The chain shows the path up to the stop.
+    await expect.poll(() => node('migration_thread').getAttribute('class')).toMatch(/\btaken\b/);
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) await page.screenshot({ path: SCREENSHOT, fullPage: false });
+
+    await page.getByTestId('sim-step').click();
+    await expect.poll(where, { timeout: 10_000 }).not.toBe(paused);
+    await expect.poll(simState).toBe('paused');
+    expect(await where()).toMatch(/^Paused at \w+ — /);
+
+    // Without the breakpoint (its toggle in the node's explanation), run to completed, then to the end.
+    await node('migration_iteration_run').click();
+    await page.getByTestId('bp-toggle').uncheck();
+    await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe(null);
+    await page.getByTestId('sim-runto').selectOption('completed');
+    await page.getByTestId('sim-runto-go').click();
+    await expect.poll(where, { timeout: 20_000 }).toMatch(/state completed reached/);
+    await page.getByTestId('sim-play').click();
+    await expect.poll(where, { timeout: 20_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
+    const step = (id: string, name: string) => page.locator(`[data-endpoint-states=${id}] [data-step=${name}]`).first();
+    for (const id of ['source', 'destination']) {
+      await expect.poll(() => step(id, 'completed').getAttribute('class'), { timeout: 10_000 }).toMatch(/\bcurrent\b/);
+    }
+  });
+
+  it('says where it paused in 简体中文', async () => {
+    await page.selectOption('#lang', 'zh-Hans');
+    await page.getByTestId('sim-restart').click();
+    await expect.poll(where, { timeout: 10_000 }).toMatch(/已就绪/);
+    await node('migration_iteration_run').click({ modifiers: ['Alt'] });
+    await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe('on');
+    await page.getByTestId('sim-play').click();
+    await expect.poll(where, { timeout: 20_000 }).toMatch(/^暂停于 migration_iteration_run — live_migration，源端，t = [\d.,]+ 毫秒/);
+    await page.selectOption('#lang', 'en');
+  });
+});
