@@ -6,6 +6,10 @@
  * The per-run secret comes in the page's URL fragment (#secret=…); it is kept in
  * sessionStorage for reloads and removed from the address bar (a projected URL bar
  * should not show it).
+ *
+ * In the desktop app the preload's bridge (`window.miglab`, main/preload.cts) carries the
+ * same messages over Electron IPC instead: no WebSocket, no secret, no reconnection (the
+ * host lives as long as the window). The bridge also brings the menus' app actions.
  */
 import {
   ENDPOINT_IDS,
@@ -19,6 +23,14 @@ import {
   type SimStatus,
   type TraceEvent,
 } from '../../../host/api.js';
+import { isAppAction, type AppAction } from '../../../host/app-actions.js';
+
+/** The desktop app's preload bridge: exactly the host API (main/preload.cts). */
+interface DesktopBridge {
+  request(msg: unknown): Promise<unknown>;
+  onMessage(cb: (m: unknown) => void): void;
+}
+const bridge: DesktopBridge | null = (globalThis as { miglab?: DesktopBridge }).miglab ?? null;
 
 export type ConnectionState = 'connecting' | 'open' | 'lost' | 'refused' | 'no-secret';
 
@@ -26,6 +38,7 @@ type Request = ClientMessage extends infer M ? (M extends ClientMessage ? Omit<M
 type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
 type StatusListener = (s: EndpointStatus) => void;
 type TraceListener = (id: EndpointId, events: TraceEvent[], dropped: number) => void;
+type AppActionListener = (a: AppAction) => void;
 /** A console's way of taking a line as if the user had typed it and pressed Enter. */
 type Typer = (line: string) => void;
 
@@ -63,12 +76,18 @@ export class HostConnection {
   private readonly lineListeners = new Set<LineListener>();
   private readonly statusListeners = new Set<StatusListener>();
   private readonly traceListeners = new Set<TraceListener>();
+  private readonly appActionListeners = new Set<AppActionListener>();
   private readonly typers = new Map<EndpointId, Typer>();
   private secret: string | null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private everOpen = false;
 
   constructor() {
+    if (bridge) {
+      this.secret = null;
+      bridge.onMessage((m) => (isAppAction(m) ? this.appActionListeners.forEach((l) => l(m)) : this.handle(m as HostMessage)));
+      return;
+    }
     this.secret = takeSecret();
     if (!this.secret) this.state = 'no-secret';
     else this.connect();
@@ -101,6 +120,12 @@ export class HostConnection {
     return () => this.traceListeners.delete(l);
   }
 
+  /** The desktop app's menu actions (host/app-actions.ts); never in the browser build. */
+  onAppAction(l: AppActionListener): () => void {
+    this.appActionListeners.add(l);
+    return () => this.appActionListeners.delete(l);
+  }
+
   /** A console registers how to type into it. */
   setTyper(id: EndpointId, t: Typer): () => void {
     this.typers.set(id, t);
@@ -118,6 +143,21 @@ export class HostConnection {
 
   /** Send a request; resolves with the host's value, rejects with its error text. */
   request(msg: Request): Promise<unknown> {
+    if (bridge) {
+      if (this.state !== 'open') return Promise.reject(new Error('not connected to the lab'));
+      const req = this.nextReq++;
+      return new Promise((resolve, reject) => {
+        this.pending.set(req, { resolve, reject });
+        // The answer is the same result (or error) the WebSocket would carry.
+        bridge.request({ ...msg, req }).then(
+          (m) => this.handle(m as HostMessage),
+          (e: Error) => {
+            this.pending.delete(req);
+            reject(e);
+          },
+        );
+      });
+    }
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || this.state !== 'open') return Promise.reject(new Error('not connected to the lab'));
     const req = this.nextReq++;
