@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
+import { QmpClient } from './qmp-client.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
 
 // The host API's declared trace events and the engine's are the same shape, both ways.
@@ -81,6 +82,8 @@ export class Endpoints {
   private readonly traceListeners = new Set<TraceListener>();
   private readonly timeout: number;
   private closed = false;
+  /** execute()'s hidden QMP connection per slot, for the slot generation it was made for. */
+  private readonly hidden = new Map<EndpointId, { gen: number; client: Promise<QmpClient> }>();
 
   constructor(private readonly opts: EndpointsOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'miglab-serve-'));
@@ -152,10 +155,46 @@ export class Endpoints {
     slot.sock.write(text.endsWith('\n') ? text : text + '\n');
   }
 
+  /**
+   * Run a QMP command on a spawned endpoint over a second, hidden QMP connection (the lab's
+   * QMP socket serves several clients), so the host's polling never shows in the consoles.
+   * Resolves with the command's `return`; rejects with the endpoint's error (QmpReplyError).
+   */
+  async execute(id: EndpointId, command: string, args?: Record<string, unknown>): Promise<unknown> {
+    const slot = this.slots[id];
+    if (slot.status.kind === 'attached') {
+      throw new HostError(`the RAM map needs a miglab endpoint; a real QEMU has no ${command}`);
+    }
+    if (slot.status.kind !== 'spawned' || slot.status.state !== 'ready' || !slot.status.qmpPath) {
+      throw new HostError(`the ${id} endpoint is not running (start the endpoints)`);
+    }
+    let h = this.hidden.get(id);
+    if (h && h.gen !== slot.gen) {
+      void h.client.then((c) => c.close(), () => {});
+      h = undefined;
+    }
+    if (!h) {
+      h = { gen: slot.gen, client: QmpClient.connect(slot.status.qmpPath, this.timeout) };
+      this.hidden.set(id, h);
+    }
+    const mine = h;
+    let client: QmpClient;
+    try {
+      client = await mine.client;
+      if (client.closed) throw new Error('the QMP connection closed');
+    } catch (e) {
+      if (this.hidden.get(id) === mine) this.hidden.delete(id); // the next call connects afresh
+      throw new HostError(`${id}: ${(e as Error).message}`);
+    }
+    return client.execute(command, args);
+  }
+
   /** Stop everything and remove the scratch directory. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const h of this.hidden.values()) void h.client.then((c) => c.close(), () => {});
+    this.hidden.clear();
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }

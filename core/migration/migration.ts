@@ -588,6 +588,8 @@ interface OutgoingRun {
   iteration_initial_pages: number;
   downtime_start: number;
   vm_old_state: RunState | null;
+  /** trace_<name>(args) on the migration thread (a trace `mark`; nothing when nobody listens). */
+  trace_mark: (name: string, args: Record<string, unknown>) => void;
 }
 
 /** The running thread of each MigrationState, as the main loop sees it (s->thread). */
@@ -695,6 +697,10 @@ export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, 
   const s = env.s;
   const senv = migration_env_of(env);
   senv.trace_call = (fn, args, body) => env.tracer.call(self, fn, args, body);
+  const trace_mark = (name: string, args: Record<string, unknown>): void => {
+    if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(self.name, self.tid), type: 'mark', name, args });
+  };
+  senv.trace_mark = trace_mark;
   const { savevm: sv, ram, devices } = savevm_machine_none(senv, env.ram_list());
   s.ram = {
     ram_bytes_total: () => ram_bytes_total(ram.ram_list),
@@ -711,6 +717,7 @@ export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, 
     iteration_initial_pages: 0,
     downtime_start: 0,
     vm_old_state: null,
+    trace_mark,
   };
   try {
     // migrate_fd_connect() picked the thread's name by the same capability.
@@ -768,6 +775,27 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
   }
   migration_rate_reset(s.mig_stats);
   update_iteration_initial_status(env, run);
+  run.trace_mark('migrate_transferred', {
+    transferred,
+    time_spent,
+    /* Both in unit bytes/ms */
+    bandwidth,
+    avail_bw: switchover_bw / 1000,
+    size: run.threshold_size,
+  });
+  /*
+   * Lab only: QEMU has no trace point for the window's dirty rate (migration_update_rates()
+   * sets ram.dirty-pages-rate silently) or expected downtime; the charts need both, with
+   * the limit they are compared to and the pass, once per window.
+   */
+  run.trace_mark('miglab_counters', {
+    remaining: s.ram?.ram_bytes_remaining() ?? 0,
+    dirty_pages_rate: s.mig_stats.dirty_pages_rate,
+    dirty_sync_count: s.mig_stats.dirty_sync_count,
+    expected_downtime: s.expected_downtime,
+    downtime_limit: s.options.migrate_downtime_limit(),
+    mbps: s.mbps,
+  });
   env.migration_counters_updated?.();
 }
 
@@ -790,9 +818,11 @@ async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, 
   return env.tracer.call(self, 'migration_iteration_run', undefined, async () => {
     let pending = qemu_savevm_state_pending_estimate(run.sv);
     let pending_size = pending.must_precopy + pending.can_postcopy;
+    run.trace_mark('migrate_pending_estimate', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     if (pending_size < run.threshold_size) {
       pending = env.tracer.call(self, 'migration_bitmap_sync', undefined, () => qemu_savevm_state_pending_exact(run.sv));
       pending_size = pending.must_precopy + pending.can_postcopy;
+      run.trace_mark('migrate_pending_exact', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     }
     if (!pending_size || pending_size < run.threshold_size) {
       await migration_completion(env, run, self);

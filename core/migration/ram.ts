@@ -30,6 +30,7 @@ import {
 } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
 import type { SaveVMHandlers } from './savevm.js';
+import type { RamPageBits } from './ram-map.js';
 
 export { TARGET_PAGE_BITS, TARGET_PAGE_SIZE };
 
@@ -61,6 +62,12 @@ export interface RAMBlockLike {
   readonly host: Uint8Array;
   /** The migration bitmap, one bit per target page; allocated by ram_init_bitmaps(). */
   bmap: Int32Array | null;
+  /** Pages in the block (used_length / TARGET_PAGE_SIZE). */
+  readonly nr_pages?: number;
+  /** The DIRTY_MEMORY_MIGRATION log, read by the lab's RAM map (ram-map.ts). */
+  readonly dirty_log?: Int32Array;
+  /** The lab's page bits for the RAM map (sent/zero/received; ram-map.ts); lab only. */
+  readonly pagemap?: RamPageBits;
   buffer_is_zero(offset: number, length: number): boolean;
   memory_global_dirty_log_start(): void;
   memory_global_dirty_log_stop(): void;
@@ -129,6 +136,12 @@ export interface MigrationEnv {
   qapi_event_send_migration_pass?(pass: number): void;
   /** Every bitmap sync (events or not): the lab's animation hook. */
   on_bitmap_sync?(dirty_sync_count: number, new_dirty_pages: number): void;
+  /**
+   * trace_<name>(args): one of QEMU's trace points (migration/trace-events), as a trace
+   * `mark` on the calling thread; absent or a no-op when nobody listens. Called per sync
+   * or per window, never per page.
+   */
+  trace_mark?(name: string, args: Record<string, unknown>): void;
   cpu_throttle?: CpuThrottle;
   /** error_report(): one stderr line, without QEMU's "qemu-system-x86_64: " prefix. */
   error_report(msg: string): void;
@@ -272,6 +285,7 @@ function ram_list_init_bitmaps(list: RAMList): void {
     const pages = Math.floor(block.max_length / TARGET_PAGE_SIZE);
     block.bmap = bitmap_new(pages);
     bitmap_set(block.bmap, 0, pages);
+    block.pagemap?.source_start(); // lab: the RAM map's "sent" bits start empty
   }
 }
 
@@ -287,6 +301,7 @@ export function ram_init_bitmaps(rs: RAMState): void {
 /** ramblock_sync_dirty_bitmap() */
 function ramblock_sync_dirty_bitmap(rs: RAMState, rb: RAMBlockLike): number {
   const new_dirty_pages = rb.cpu_physical_memory_sync_dirty_bitmap(0, rb.used_length);
+  if (new_dirty_pages) rb.pagemap?.bitmap_synced(rb.bmap!); // lab: the RAM map
   rs.migration_dirty_pages += new_dirty_pages;
   rs.num_dirty_pages_period += new_dirty_pages;
   return new_dirty_pages;
@@ -364,10 +379,12 @@ export function migration_bitmap_sync(rs: RAMState, _last_stage: boolean): void 
   stats.dirty_sync_count++;
 
   if (rs.time_last_bitmap_sync === null) rs.time_last_bitmap_sync = now_ms(env);
+  env.trace_mark?.('migration_bitmap_sync_start', {});
 
   let new_dirty = 0;
   for (const block of rs.ram_list.blocks) new_dirty += ramblock_sync_dirty_bitmap(rs, block);
   stats.dirty_bytes_last_sync = ram_bytes_remaining(rs);
+  env.trace_mark?.('migration_bitmap_sync_end', { dirty_pages: rs.num_dirty_pages_period });
 
   const end_time = now_ms(env);
   /* more than 1 second = 1000 millisecons */
@@ -429,6 +446,7 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   if (!block.buffer_is_zero(offset, TARGET_PAGE_SIZE)) return 0;
 
   env.mig_stats.zero_pages++;
+  block.pagemap?.page_sent(pss.page, true); // lab: the RAM map
   const f = pss.pss_channel!;
   let len = save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_ZERO);
   f.put_byte(0);
@@ -451,6 +469,7 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   else f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
   env.mig_stats.normal_pages++;
+  block.pagemap?.page_sent(pss.page, false); // lab: the RAM map
   return 1;
 }
 
@@ -857,6 +876,8 @@ export function ram_handle_zero(block: RAMBlockLike, offset: number, size: numbe
 /** ram_load_setup() */
 export function ram_load_setup(opaque: RAMMigration): number {
   opaque.last_recv_block = [null, null];
+  // ramblock_recv_map_init(): QEMU allocates receivedmap here; the lab's lives in the block
+  for (const block of opaque.ram_list.blocks) block.pagemap?.destination_start();
   return 0;
 }
 
@@ -1004,6 +1025,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
           break;
         }
         ram_handle_zero(block!, addr, TARGET_PAGE_SIZE);
+        block!.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, true);
         break;
       }
 
@@ -1012,6 +1034,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
         if (w) await w;
         if (block!.get_page) block!.get_page(f, addr);
         else f.get_buffer(block!.host, addr, TARGET_PAGE_SIZE);
+        block!.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, false);
         break;
 
       case RAM_SAVE_FLAG_COMPRESS_PAGE:

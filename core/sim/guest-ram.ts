@@ -29,6 +29,7 @@
 import { error_setg } from '../qmp/error.js';
 import type { QEMUFile } from '../migration/qemu-file.js';
 import type { RAMBlockLike } from '../migration/ram.js';
+import { RamPageBits } from '../migration/ram-map.js';
 import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../vm/ram.js';
 import { Prng, mix32 } from './prng.js';
 
@@ -125,6 +126,8 @@ export class SimRAMBlock implements RAMBlockLike {
   readonly gen: Uint16Array;
   /** The DIRTY_MEMORY_MIGRATION log: one bit per page. */
   readonly dirty_log: Int32Array;
+  /** Lab only: sent/zero/received page bits for the RAM map (core/migration/ram-map.ts). */
+  readonly pagemap: RamPageBits;
   private tracking = false;
   readonly content: PageContent;
   readonly load_stats: PageLoadStats = { pages_ok: 0, pages_bad: 0, first_bad: -1 };
@@ -140,6 +143,7 @@ export class SimRAMBlock implements RAMBlockLike {
     if (this.nr_pages > 0xffffffff) throw new RangeError(`RAM size ${size} is beyond the lab's 16 TiB`);
     this.gen = new Uint16Array(this.nr_pages);
     this.dirty_log = new Int32Array(BITS_TO_WORDS(this.nr_pages));
+    this.pagemap = new RamPageBits(this.nr_pages);
     this.content = new PageContent(seed);
   }
 

@@ -20,6 +20,7 @@ import {
 } from '../migration/migration.js';
 
 import type { VirtualMachine } from './vm.js';
+import { qmp_x_miglab_query_ram_map } from './ram-map-cmd.js';
 
 export interface QmpContext {
   vm: VirtualMachine;
@@ -78,5 +79,6 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
     .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())
-    .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming));
+    .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming))
+    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.ram_list(), bins));
 }

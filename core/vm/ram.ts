@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
+import { RamPageBits } from '../migration/ram-map.js';
 
 export const TARGET_PAGE_BITS = 12;
 export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
@@ -75,6 +76,8 @@ export interface RAMBlockShared {
   wp: SharedArrayBuffer;
   /** userfaultfd flags, fault queue and counter (see UFFD_*). */
   uffd: SharedArrayBuffer;
+  /** The lab's RAM map bits (core/migration/ram-map.ts): written by the migration thread, read by QMP. */
+  pagemap: SharedArrayBuffer;
 }
 
 export function BITS_TO_WORDS(nbits: number): number {
@@ -246,6 +249,8 @@ export class RAMBlock {
   bmap: Int32Array | null = null;
   /** userfaultfd write protection: one bit per page, set while the page is protected. */
   readonly wp_bitmap: Int32Array;
+  /** Lab only: sent/zero/received page bits for the RAM map (core/migration/ram-map.ts). */
+  readonly pagemap: RamPageBits;
   private readonly uffd: Int32Array;
   private readonly control: Int32Array;
   private readonly sabs: RAMBlockShared;
@@ -262,6 +267,7 @@ export class RAMBlock {
     this.wp_bitmap = new Int32Array(shared.wp);
     this.uffd = new Int32Array(shared.uffd);
     this.nr_pages = shared.used_length >>> TARGET_PAGE_BITS;
+    this.pagemap = new RamPageBits(this.nr_pages, shared.pagemap);
   }
 
   /**
@@ -290,6 +296,7 @@ export class RAMBlock {
       control: new SharedArrayBuffer(4),
       wp: new SharedArrayBuffer(BITS_TO_WORDS(nr) * 4),
       uffd: new SharedArrayBuffer(UFFD_WORDS * 4),
+      pagemap: new SharedArrayBuffer(RamPageBits.byte_length(nr)),
     });
   }
 

@@ -37,6 +37,7 @@ import { QapiEventBus } from '../qmp/qapi-event.js';
 import { controlSchema } from '../qmp/schema/control.js';
 import { migrationSchema } from '../qmp/schema/migration.js';
 import { miscSchema } from '../qmp/schema/misc.js';
+import { miglabSchema } from '../qmp/schema/miglab.js';
 import { SchemaRegistry } from '../qmp/schema/registry.js';
 import { runStateSchema } from '../qmp/schema/run-state.js';
 import { QmpError, error_setg } from '../qmp/error.js';
@@ -50,7 +51,7 @@ import { RunStateMachine, type VcpuControl } from './runstate.js';
 // "minor" share a hash bucket, so QEMU prints micro first).
 export const QEMU_VERSION = { major: 9, minor: 0, micro: 0 } as const;
 
-export const SCHEMA = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema]);
+export const SCHEMA = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema, miglabSchema]);
 
 /** Guest memory as the commands see it (core/vm/ram.ts provides it). */
 export interface GuestMemoryAccess {
