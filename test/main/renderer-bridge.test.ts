@@ -1,0 +1,103 @@
+/**
+ * The renderer over the desktop app's bridge instead of the WebSocket, in chromium (Electron
+ * cannot run here). What Electron would provide is stood in for, as thinly as possible:
+ *   - the page is served as main/app-protocol.ts serves it: host/app-files.ts picks the
+ *     file, every response carries APP_CSP;
+ *   - `window.miglab` has the preload's two functions, forwarding to the real IpcGuard and
+ *     HostCore in this process, with the sender Electron would report for the app window.
+ * So this checks the renderer's bridge path (host.svelte.ts), the guard and the core
+ * together, and that the app's CSP lets the renderer run: start both endpoints, type in a
+ * console, get the reply; no WebSocket is opened and nothing is refused.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HostMessage } from '../../host/api.js';
+import type { AppAction } from '../../host/app-actions.js';
+import { APP_CSP, resolveAppFile } from '../../host/app-files.js';
+import { APP_PAGE, IpcGuard, type IpcSender } from '../../host/ipc-guard.js';
+import { HostCore } from '../../host/server.js';
+import { chromiumPath, openBrowser, type Browser } from '../helpers/browser.js';
+import { MIGLAB } from '../helpers/endpoint-process.js';
+
+const CHROMIUM = chromiumPath('test/main/renderer-bridge');
+const ROOT = join(import.meta.dirname, '..', '..');
+const ORIGIN = 'http://app.test';
+/** What Electron reports for the app window's main frame. */
+const SENDER: IpcSender = { webContentsId: 1, frameUrl: APP_PAGE, mainFrame: true };
+
+describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
+  let browser: Browser | undefined;
+  let page: Page;
+  let core: HostCore;
+  const logged: string[] = [];
+  const cspViolations: string[] = [];
+  const sockets: string[] = [];
+
+  beforeAll(async () => {
+    core = new HostCore({ miglab: MIGLAB, log: (l) => logged.push(l) });
+    const guard = new IpcGuard(core, (l) => logged.push(l));
+    browser = await openBrowser(CHROMIUM!);
+    page = browser.page;
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/.test(m.text())) cspViolations.push(m.text());
+    });
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.route(`${ORIGIN}/**`, async (route) => {
+      const r = resolveAppFile({ renderer: join(ROOT, 'dist-renderer'), docs: join(ROOT, 'docs') }, new URL(route.request().url()).pathname);
+      if (!r.ok) return route.fulfill({ status: r.status, body: r.reason });
+      await route.fulfill({ status: 200, body: await readFile(r.file), headers: { 'Content-Type': r.type, 'Content-Security-Policy': APP_CSP } });
+    });
+    guard.addWindow(1, (m: HostMessage | AppAction) => {
+      void page.evaluate((msg) => (window as unknown as { __push(m: unknown): void }).__push(msg), m as unknown).catch(() => {});
+    });
+    await page.exposeFunction('__ipcConnect', () => guard.connect(SENDER));
+    await page.exposeFunction('__ipcInvoke', async (data: unknown) => {
+      const answer = await guard.request(SENDER, data);
+      if (answer === null) throw new Error('refused');
+      return answer;
+    });
+    // The preload's bridge, as main/preload.cts defines it.
+    await page.addInitScript(() => {
+      const w = window as unknown as Record<string, unknown> & { __ipcConnect(): Promise<void>; __ipcInvoke(m: unknown): Promise<unknown> };
+      const listeners: ((m: unknown) => void)[] = [];
+      let connected = false;
+      w.__push = (m: unknown) => listeners.forEach((l) => l(m));
+      w.miglab = Object.freeze({
+        request: (msg: unknown) => w.__ipcInvoke(msg),
+        onMessage: (cb: (m: unknown) => void) => {
+          listeners.push(cb);
+          if (!connected) {
+            connected = true;
+            void w.__ipcConnect();
+          }
+        },
+      });
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await core?.close();
+  });
+
+  it('starts the endpoints and talks QMP through window.miglab, under the app CSP', async () => {
+    await page.goto(`${ORIGIN}/index.html`);
+    const start = page.getByTestId('start');
+    await expect.poll(() => start.isEnabled(), { timeout: 15_000 }).toBe(true);
+    await start.click();
+    await expect.poll(() => page.getByTestId('state-source').innerText(), { timeout: 20_000 }).toBe('ready');
+    await expect.poll(() => page.getByTestId('state-destination').innerText()).toBe('ready');
+    await page.locator('[data-endpoint=source] .term').click();
+    await page.keyboard.type('query-status');
+    await page.keyboard.press('Enter');
+    await expect
+      .poll(() => page.locator('[data-endpoint=source] .xterm-rows').innerText(), { timeout: 15_000 })
+      .toMatch(/"status": "running"/);
+    expect(core.endpoints.statuses().map((s) => s.state)).toEqual(['ready', 'ready']);
+    expect(sockets).toEqual([]);
+    expect(cspViolations).toEqual([]);
+    expect(logged).toEqual([]);
+  });
+});
