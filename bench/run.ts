@@ -54,3 +54,7 @@ const spread = Math.max(...per) / Math.min(...per);
 const worst = Math.max(...sync.map((r) => Math.max(r.clean_ms_per_gib, r.dirty_ms_per_gib)));
 console.log(`  per GiB, largest / smallest (1 % dirty): ${spread.toFixed(2)} (linear: near 1)`);
 console.log(`  worst ms per GiB   ${worst.toFixed(3)}  (goal: < 1 ms per GiB) ${verdict(worst < 1)}`);
+
+const { benchUiFrames, reportUiFrames } = await import('./ui-frames.js');
+console.log('');
+for (const line of reportUiFrames(await benchUiFrames())) console.log(line);
