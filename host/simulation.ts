@@ -414,8 +414,10 @@ export class SimulatedRun {
       },
       (e: unknown) => {
         // Another control call was already on its way (the UI may double-click): that one decides.
-        if (this.run !== r) return;
-        if (!(e instanceof Error && /already running/.test(e.message))) throw e;
+        if (this.run !== r || (e instanceof Error && /already running/.test(e.message))) return;
+        r.running = false;
+        this.idle();
+        this.pushStatus(true);
       },
     );
     // A stop found among entries already recorded resolves at once, without running the clock.
