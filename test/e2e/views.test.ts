@@ -88,6 +88,22 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(CHARTS_SCREENSHOT)) await page.getByTestId('charts').screenshot({ path: CHARTS_SCREENSHOT });
   });
 
+  it('maps a simulated run the same way (the endpoints of the simulated runtime answer ram.query too)', async () => {
+    await page.getByTestId('runtime-simulated').click();
+    const preset = page.getByTestId('sim-preset');
+    await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
+    await preset.selectOption('idle-small'); // 64 MiB, 16 MiB of it written before the run
+    await page.getByTestId('sim-load').click();
+    await expect.poll(() => page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await expect.poll(() => counts('destination'), { timeout: 10_000 }).toMatchObject({ untouched: 16384 });
+    await page.getByTestId('sim-play').click();
+    await expect.poll(() => page.getByTestId('sim-where').innerText(), { timeout: 30_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
+    // Every prefilled page arrived with its data, the rest as zero pages.
+    await expect.poll(() => counts('destination'), { timeout: 10_000 }).toEqual({ untouched: 0, dirty: 0, sent: 0, zero: 12288, received: 4096 });
+    expect(await counts('source')).toEqual({ untouched: 0, dirty: 0, sent: 4096, zero: 12288, received: 0 });
+    await expect.poll(async () => Number(await page.getByTestId('charts').getAttribute('data-rows'))).toBeGreaterThanOrEqual(1);
+  });
+
   it('says it in 简体中文 too', async () => {
     await page.selectOption('#lang', 'zh-Hans');
     await expect.poll(() => page.locator('[data-testid=ram-map] h2').innerText()).toBe('内存页图');
