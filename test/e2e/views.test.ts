@@ -2,7 +2,9 @@
  * End to end: the RAM map and the charts in chromium against `miglab serve`. Start both
  * endpoints, migrate with the guided button, wait for completed; the destination's RAM map
  * shows received pages (counts from ram.query, exposed as a data attribute), the charts
- * have points (the bandwidth is lowered first, in the console, so there are many windows); the CSV export downloads the series with its header line.
+ * have points (the bandwidth is lowered first, in the console, so there are many windows);
+ * the CSV export downloads the series with its header line. Then the same views for a run
+ * of the simulated runtime (a preset played to its end).
  *
  * Writes docs/screenshot-ram-map.png and docs/screenshot-charts.png when missing, or
  * always with UPDATE_SCREENSHOTS=1. Skipped when chromium is not installed.
