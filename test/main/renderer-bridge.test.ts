@@ -31,26 +31,32 @@ describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
   let browser: Browser | undefined;
   let page: Page;
   let core: HostCore;
+  let guard: IpcGuard;
+  const dialogs: string[] = [];
   const logged: string[] = [];
   const cspViolations: string[] = [];
   const sockets: string[] = [];
 
   beforeAll(async () => {
     core = new HostCore({ miglab: MIGLAB, log: (l) => logged.push(l) });
-    const guard = new IpcGuard(core, (l) => logged.push(l));
+    guard = new IpcGuard(core, (l) => logged.push(l));
     browser = await openBrowser(CHROMIUM!);
     page = browser.page;
     page.on('console', (m) => {
       if (/Content Security Policy|Refused to/.test(m.text())) cspViolations.push(m.text());
     });
     page.on('websocket', (ws) => sockets.push(ws.url()));
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.accept();
+    });
     await page.route(`${ORIGIN}/**`, async (route) => {
       const r = resolveAppFile({ renderer: join(ROOT, 'dist-renderer'), docs: join(ROOT, 'docs') }, new URL(route.request().url()).pathname);
       if (!r.ok) return route.fulfill({ status: r.status, body: r.reason });
       await route.fulfill({ status: 200, body: await readFile(r.file), headers: { 'Content-Type': r.type, 'Content-Security-Policy': APP_CSP } });
     });
     guard.addWindow(1, (m: HostMessage | AppAction) => {
-      void page.evaluate((msg) => (window as unknown as { __push(m: unknown): void }).__push(msg), m as unknown).catch(() => {});
+      void page.evaluate((msg) => (globalThis as unknown as { __push(m: unknown): void }).__push(msg), m as unknown).catch(() => {});
     });
     await page.exposeFunction('__ipcConnect', () => guard.connect(SENDER));
     await page.exposeFunction('__ipcInvoke', async (data: unknown) => {
@@ -60,7 +66,7 @@ describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
     });
     // The preload's bridge, as main/preload.cts defines it.
     await page.addInitScript(() => {
-      const w = window as unknown as Record<string, unknown> & { __ipcConnect(): Promise<void>; __ipcInvoke(m: unknown): Promise<unknown> };
+      const w = globalThis as unknown as Record<string, unknown> & { __ipcConnect(): Promise<void>; __ipcInvoke(m: unknown): Promise<unknown> };
       const listeners: ((m: unknown) => void)[] = [];
       let connected = false;
       w.__push = (m: unknown) => listeners.forEach((l) => l(m));
@@ -97,6 +103,34 @@ describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
       .toMatch(/"status": "running"/);
     expect(core.endpoints.statuses().map((s) => s.state)).toEqual(['ready', 'ready']);
     expect(sockets).toEqual([]);
+    expect(cspViolations).toEqual([]);
+    expect(logged).toEqual([]);
+  });
+
+  it('applies the menus\' app actions as the page\'s own controls', async () => {
+    const html = page.locator('html');
+    const presenter = await html.evaluate((e) => e.classList.contains('presenter'));
+    guard.action({ type: 'app.action', action: 'presenter.toggle' });
+    await expect.poll(() => html.evaluate((e) => e.classList.contains('presenter'))).toBe(!presenter);
+    guard.action({ type: 'app.action', action: 'presenter.toggle' });
+    await expect.poll(() => html.evaluate((e) => e.classList.contains('presenter'))).toBe(presenter);
+    for (const theme of ['dark', 'light', 'light'] as const) {
+      guard.action({ type: 'app.action', action: 'theme', theme });
+      await expect.poll(() => html.getAttribute('data-theme')).toBe(theme);
+    }
+    guard.action({ type: 'app.action', action: 'language', locale: 'zh-Hans' });
+    await expect.poll(() => html.getAttribute('lang')).toBe('zh-Hans');
+    guard.action({ type: 'app.action', action: 'language', locale: 'en' });
+    await expect.poll(() => html.getAttribute('lang')).toBe('en');
+    // Export Trace presses the page's export button: a download, as from the button.
+    const download = page.waitForEvent('download');
+    guard.action({ type: 'app.action', action: 'export.trace' });
+    expect((await download).suggestedFilename()).toMatch(/^miglab-trace-.*\.json$/);
+    // Nothing in the page takes a scenario file yet: the user is told so.
+    guard.action({ type: 'app.action', action: 'scenario.open', name: 'x.yaml', text: 'name: x' });
+    await expect.poll(() => dialogs.at(-1)).toMatch(/Opening a scenario file is not available/);
+    guard.action({ type: 'app.action', action: 'notice', text: 'Cannot open x.yaml: too big' });
+    await expect.poll(() => dialogs.at(-1)).toBe('Cannot open x.yaml: too big');
     expect(cspViolations).toEqual([]);
     expect(logged).toEqual([]);
   });

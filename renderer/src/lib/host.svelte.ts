@@ -86,6 +86,8 @@ export class HostConnection {
     if (bridge) {
       this.secret = null;
       bridge.onMessage((m) => (isAppAction(m) ? this.appActionListeners.forEach((l) => l(m)) : this.handle(m as HostMessage)));
+      // The menus' actions, applied as the page's own controls would (desktop app only).
+      void import('./desktop-actions.js').then((d) => this.onAppAction(d.applyAppAction));
       return;
     }
     this.secret = takeSecret();
