@@ -78,6 +78,14 @@ describe('trace ring', () => {
     expect(s.get('destination')!.map((e) => e.ts)).toEqual([3]);
     r.clear();
     expect(r.length).toBe(0);
+    // A long session: batches of any size, exactly the last N kept, in order.
+    const big = new TraceRing(1000);
+    let ts = 0;
+    for (let i = 0; i < 500; i++) big.push(i % 3 ? 'source' : 'destination', Array.from({ length: 1 + (i % 17) }, () => ev('enter', 'f', ts++)));
+    expect(big.length).toBe(1000);
+    expect(big.overwritten).toBe(ts - 1000);
+    const kept = [...big.bySlot().values()].flat().map((e) => e.ts).sort((a, b) => a - b);
+    expect(kept).toEqual(Array.from({ length: 1000 }, (_, i) => ts - 1000 + i));
     expect(() => new TraceRing(0)).toThrow(/capacity/);
   });
 });
