@@ -110,6 +110,8 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
     await page.selectOption('#lang', 'zh-Hans');
     await expect.poll(() => page.locator('[data-testid=ram-map] h2').innerText()).toBe('内存页图');
     expect(await page.locator('[data-testid=charts] h2').innerText()).toBe('图表（源端）');
+    // The charts are drawn again with the new language's labels.
+    await expect.poll(() => page.locator('[data-chart=remaining] .u-legend').innerText()).toContain('剩余');
     await page.selectOption('#lang', 'en');
   });
 });
