@@ -10,7 +10,7 @@ import { APP_SCHEME } from '../host/ipc-guard.js';
 
 /** Before the app is ready: the scheme behaves like https (standard, secure). */
 export function registerAppScheme(): void {
-  protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+  protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, corsEnabled: true } }]);
 }
 
 export function serveApp(roots: AppRoots, log: (line: string) => void): void {
