@@ -20,20 +20,26 @@ let work: string;
 let app: string;
 let unpacked: string;
 let output = '';
+let fakeElectron: string;
+
+/** Run electron-builder --linux dir with the stand-in Electron and extra -c options. */
+function build(out: string, extra: string[] = []) {
+  return promisify(execFile)(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'electron-builder', 'cli.js'), '--linux', 'dir', '--publish', 'never', `-c.electronDist=${fakeElectron}`, `-c.directories.output=${out}`, ...extra],
+    // electron-builder goes quiet when it sees VITEST in its environment.
+    { cwd: ROOT, env: withoutVitest({ ...process.env, ELECTRON_SKIP_BINARY_DOWNLOAD: '1' }), maxBuffer: 16 << 20 },
+  );
+}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'miglab-pack-'));
-  const fakeElectron = join(work, 'electron-dist');
+  fakeElectron = join(work, 'electron-dist');
   mkdirSync(fakeElectron);
   writeFileSync(join(fakeElectron, 'electron'), '#!/bin/sh\necho "stand-in for Electron"\n');
   chmodSync(join(fakeElectron, 'electron'), 0o755);
   const out = join(work, 'out');
-  const r = await promisify(execFile)(
-    process.execPath,
-    [join(ROOT, 'node_modules', 'electron-builder', 'cli.js'), '--linux', 'dir', '--publish', 'never', `-c.electronDist=${fakeElectron}`, `-c.directories.output=${out}`],
-    // electron-builder goes quiet when it sees VITEST in its environment.
-    { cwd: ROOT, env: withoutVitest({ ...process.env, ELECTRON_SKIP_BINARY_DOWNLOAD: '1' }), maxBuffer: 16 << 20 },
-  );
+  const r = await build(out);
   output = r.stdout + r.stderr;
   unpacked = join(out, 'linux-unpacked');
   app = join(unpacked, 'resources', 'app');
@@ -76,4 +82,12 @@ describe('electron-builder --linux dir (stand-in Electron)', () => {
     expect(modules).toContain('yaml');
     for (const dev of ['electron', 'electron-builder', 'vitest', 'svelte', 'typescript']) expect(modules).not.toContain(dev);
   });
+
+  it('validates the whole config, other platforms\' sections included (a wrong nsis key fails the same run)', async () => {
+    const r = await build(join(work, 'out-bad'), ['-c.nsis.noSuchOption=1']).then(
+      () => 'built',
+      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+    );
+    expect(r).toContain('Invalid configuration object');
+  }, 60_000);
 });
