@@ -2,7 +2,8 @@
  * End to end, the workshop features in chromium against `miglab serve` (the launch pattern of
  * consoles.test.ts): the dark theme (its colours, kept across a reload), presenter mode (the
  * type grows), the keys (`?` lists them, `p` and `t`, nothing while typing in a console,
- * a note when there is no simulated run to drive), Tab completion in the source console
+ * a note when there is no simulated run to drive, and on a simulated run `.` steps and
+ * Space resumes and pauses), Tab completion in the source console
  * from the endpoint's query-commands and the lab's schema, and the trace export after a
  * guided migration (a JSON file Perfetto reads: traceEvents with the migration thread's slices).
  *
@@ -203,5 +204,25 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
       await page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
     }
     await page.getByTestId('presenter-toggle').click();
+  });
+
+  it('drives a simulated run with the clicker keys: . steps, space resumes and pauses', async () => {
+    await page.getByTestId('runtime-simulated').click();
+    const preset = page.getByTestId('sim-preset');
+    await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
+    await preset.selectOption('idle-small');
+    await page.getByTestId('sim-load').click();
+    const where = page.getByTestId('sim-where');
+    await expect.poll(() => where.getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await page.getByTestId('sim-speed').selectOption('0.01'); // slow enough that the run is still going between two keys
+    await page.locator('h1').click(); // the keys belong to the page, not to the select
+    const before = await where.innerText();
+    await page.keyboard.press('.');
+    await expect.poll(() => where.innerText()).not.toBe(before);
+    expect(await where.getAttribute('data-state')).toBe('paused');
+    await page.keyboard.press(' ');
+    await expect.poll(() => where.getAttribute('data-state')).toBe('running');
+    await page.keyboard.press(' ');
+    await expect.poll(() => where.getAttribute('data-state')).toBe('paused');
   });
 });
