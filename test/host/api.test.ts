@@ -11,6 +11,17 @@ describe('host API message checks', () => {
       { type: 'qmp.send', req: 4, endpoint: 'source', text: '{"execute": "query-status"}' },
       { type: 'trace.subscribe', req: 5, endpoint: 'source' },
       { type: 'trace.unsubscribe', req: 6, endpoint: 'destination' },
+      { type: 'sim.presets', req: 7 },
+      { type: 'sim.start', req: 8, preset: 'idle-small' },
+      { type: 'sim.start', req: 9, scenario: 'ram: {size: 64M}\n' },
+      { type: 'sim.stop', req: 10 },
+      { type: 'sim.control', req: 11, action: 'step' },
+      { type: 'sim.speed', req: 12, speed: 'max' },
+      { type: 'sim.runUntil', req: 13, fn: 'migration_iteration_run' },
+      { type: 'sim.runUntil', req: 14, state: 'completed' },
+      { type: 'sim.breakpoint', req: 15, fn: 'migration_iteration_run', set: 'on' },
+      { type: 'ram.query', req: 16, endpoint: 'source' },
+      { type: 'ram.query', req: 17, endpoint: 'destination', bins: 1024 },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));

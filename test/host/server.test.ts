@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
+import { CLIENT_MESSAGES, checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
 
@@ -190,7 +190,7 @@ describe('host API', () => {
       'message is not JSON',
       'message must be a JSON object',
       "message has no 'type'",
-      "unknown message type 'nope' (known: endpoints.start, endpoints.stop, endpoint.attach, qmp.send, trace.subscribe, trace.unsubscribe)",
+      `unknown message type 'nope' (known: ${Object.keys(CLIENT_MESSAGES).join(', ')})`,
       "'qmp.send': missing member 'text'",
       "'qmp.send': 'endpoint' must be one of source, destination",
       "'endpoints.stop': 'req' must be a positive integer",
