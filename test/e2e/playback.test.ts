@@ -3,7 +3,7 @@
  * driven by playwright-core). Choose Simulated, a preset, change parameters (shown as
  * QMP; a bad value refused next to its field), load it, set a breakpoint on
  * migration_iteration_run from the call chain, play: the playback bar says where it
- * paused and the node is marked; step on; run to completed; the state view shows
+ * paused and the node is marked; step on; run to a node; run to completed; the state view shows
  * completed on both ends. Then the paused label in 中文.
  *
  * docs/screenshot-playback.png comes from this test: written when missing, or always with
@@ -92,6 +92,11 @@ describe.skipIf(!CHROMIUM)('playback of the simulated runtime in chromium', () =
     await node('migration_iteration_run').click();
     await page.getByTestId('bp-toggle').uncheck();
     await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe(null);
+    // "Run to here" from a node's explanation.
+    await node('migration_completion').click();
+    await page.getByTestId('run-to-here').click();
+    await expect.poll(where, { timeout: 20_000 }).toMatch(/^Paused at migration_completion — live_migration, Source, t = [\d.,]+ ms\s*\(run to function\)/);
+    await expect.poll(() => node('migration_completion').getAttribute('data-paused')).toBe('true');
     await page.getByTestId('sim-runto').selectOption('completed');
     await page.getByTestId('sim-runto-go').click();
     await expect.poll(where, { timeout: 20_000 }).toMatch(/state completed reached/);
