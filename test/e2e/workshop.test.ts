@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGLAB } from '../helpers/endpoint-process.js';
+import { MIGLAB, QEMU_AVAILABLE, spawnEndpoint } from '../helpers/endpoint-process.js';
 
 const CHROMIUM = (() => {
   try {
@@ -204,6 +204,28 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
       await page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
     }
     await page.getByTestId('presenter-toggle').click();
+  });
+
+  it.skipIf(!QEMU_AVAILABLE)("completes from a real QEMU's query-commands and query-qmp-schema in an attached console", async () => {
+    const qemu = await spawnEndpoint(['-m', '64'], { qemu: true });
+    try {
+      await page.locator('#attach-destination').fill(qemu.qmpPath);
+      await page.locator('[data-endpoint=destination] form.attach button').click();
+      await expect.poll(() => page.locator('[data-endpoint=destination]').getAttribute('data-completion'), { timeout: 20_000 }).toBe('ready');
+      await page.locator('[data-endpoint=destination] .term').click();
+      // QEMU has commands the lab has not, and their arguments come from its schema.
+      await page.keyboard.type('query-cpus-f');
+      await page.keyboard.press('Tab');
+      await expect.poll(() => promptLine('destination')).toBe('(QEMU) query-cpus-fast');
+      await page.keyboard.press('Control+U');
+      await page.keyboard.type('migrate-set-parameters max-b');
+      await page.keyboard.press('Tab');
+      await expect.poll(() => promptLine('destination')).toBe('(QEMU) migrate-set-parameters max-bandwidth=');
+      await page.keyboard.press('Control+U');
+      expect(await consoleText('destination')).not.toContain('miglab-completion');
+    } finally {
+      await qemu.kill();
+    }
   });
 
   it('drives a simulated run with the clicker keys: . steps, space resumes and pauses', async () => {
