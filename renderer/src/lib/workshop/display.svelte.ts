@@ -18,6 +18,8 @@ export const TERMINAL_THEMES = {
     cursor: '#b36b00',
     selectionBackground: '#c7d7f2',
     // xterm's default yellow, white and bright colours vanish on a light background.
+    blue: '#1f5fbf',
+    brightBlue: '#1f5fbf',
     yellow: '#8a6100',
     brightYellow: '#8a6100',
     white: '#5a6375',
