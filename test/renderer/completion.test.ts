@@ -12,6 +12,7 @@ import {
   type CompletionData,
 } from '../../renderer/src/lib/console/completion.js';
 import { LineEditor } from '../../renderer/src/lib/console/line-editor.js';
+import { SCHEMA } from '../../core/vm/vm.js';
 
 const LAB_GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 9}, "package": "migration-lab 0.1.0"}, "capabilities": ["oob"]}}';
 const QEMU_GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7"}, "capabilities": ["oob"]}}';
@@ -40,6 +41,13 @@ describe('complete()', () => {
     expect(complete('migrate ', data).candidates).toContain('channels=');
     expect(complete('migrate uri=tcp:1.2.3.4:5 ', data).candidates).not.toContain('uri=');
     expect(complete('migrate-set-parameters max-b', data).insert).toBe('andwidth=');
+    expect(labArgs().get('x-miglab-query-ram-map')).toEqual(['bins']);
+  });
+
+  it("knows every command of the schema the lab's endpoint validates with, and their arguments", () => {
+    const args = labArgs();
+    expect([...args.keys()].sort()).toEqual(SCHEMA.commandNames().sort());
+    for (const c of SCHEMA.commandNames()) expect(args.get(c)).toEqual(SCHEMA.commandMembers(SCHEMA.command(c)!).map((m) => m.name));
   });
 
   it('leaves values, raw JSON, hmp and unknown commands alone', () => {

@@ -9,6 +9,7 @@
  * Pure TypeScript (no DOM): tested in Node.
  */
 import { controlSchema } from '../../../../core/qmp/schema/control.js';
+import { miglabSchema } from '../../../../core/qmp/schema/miglab.js';
 import { migrationSchema } from '../../../../core/qmp/schema/migration.js';
 import { miscSchema } from '../../../../core/qmp/schema/misc.js';
 import { SchemaRegistry } from '../../../../core/qmp/schema/registry.js';
@@ -33,9 +34,9 @@ export interface Completion {
 
 const NONE: Completion = { insert: '', candidates: [] };
 
-/** The argument names of the lab's commands, from the schema the lab validates with. */
+/** The argument names of the lab's commands, from the schema the lab validates with (core/vm/vm.ts's SCHEMA, whose modules these are). */
 export function labArgs(): Map<string, string[]> {
-  const reg = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema]);
+  const reg = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema, miglabSchema]);
   return new Map(reg.commandNames().map((c) => [c, reg.commandMembers(reg.command(c)!).map((m) => m.name)]));
 }
 
