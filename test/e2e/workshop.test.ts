@@ -211,6 +211,9 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     try {
       await page.locator('#attach-destination').fill(qemu.qmpPath);
       await page.locator('[data-endpoint=destination] form.attach button').click();
+      // Until the slot reports QEMU, the console still completes for the lab endpoint it had.
+      const unwrapped = async () => (await consoleText('destination')).replace(/\n/g, '');
+      await expect.poll(unwrapped, { timeout: 20_000 }).toContain(`connected to ${qemu.qmpPath} (negotiated)`);
       await expect.poll(() => page.locator('[data-endpoint=destination]').getAttribute('data-completion'), { timeout: 20_000 }).toBe('ready');
       await page.locator('[data-endpoint=destination] .term').click();
       // QEMU has commands the lab has not, and their arguments come from its schema.
