@@ -4,7 +4,7 @@
  * instant events, counters as counter tracks. Slices nest on every track: a coroutine that
  * outlives its caller gets a track of its own (separate_coroutines).
  */
-import type { TraceEvent } from './trace.js';
+import type { TraceEvent } from './trace-event.js';
 
 export interface ChromeTraceEvent {
   name: string;

@@ -4,28 +4,12 @@
  * animates these events; tests assert on them; an export turns them into Chrome Trace
  * Event JSON (Perfetto).
  *
- * Events are plain data, declared once here.
+ * Events are plain data, declared once in trace-event.ts.
  */
 
-/** Where an event happened: the endpoint and the (modelled) thread. */
-export interface TraceWhere {
-  /** Monotonic time in microseconds (the endpoint's clock: real or virtual). */
-  ts: number;
-  /** Thread name as QEMU names it: "main", "live_migration", "bg_snapshot", ... */
-  thread: string;
-  /** Thread id as query-migrationthreads reports it. */
-  tid: number;
-}
-
-export type TraceEvent =
-  | (TraceWhere & { type: 'enter'; fn: string; args?: Record<string, unknown> })
-  | (TraceWhere & { type: 'exit'; fn: string; ret?: unknown; error?: string })
-  | (TraceWhere & { type: 'thread-create'; name: string; newTid: number; fn: string })
-  | (TraceWhere & { type: 'thread-start' })
-  | (TraceWhere & { type: 'thread-exit' })
-  | (TraceWhere & { type: 'thread-join'; name: string; joinedTid: number })
-  | (TraceWhere & { type: 'state'; what: 'migration' | 'incoming' | 'runstate'; from: string; to: string })
-  | (TraceWhere & { type: 'mark'; name: string; args?: Record<string, unknown> });
+// The events are data, declared in trace-event.ts (no Node there: the renderer reads it too).
+import type { TraceEvent, TraceWhere } from './trace-event.js';
+export type { TraceEvent, TraceWhere } from './trace-event.js';
 
 export type TraceListener = (ev: TraceEvent) => void;
 
