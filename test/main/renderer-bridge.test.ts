@@ -126,9 +126,19 @@ describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
     const download = page.waitForEvent('download');
     guard.action({ type: 'app.action', action: 'export.trace' });
     expect((await download).suggestedFilename()).toMatch(/^miglab-trace-.*\.json$/);
-    // Nothing in the page takes a scenario file yet: the user is told so.
-    guard.action({ type: 'app.action', action: 'scenario.open', name: 'x.yaml', text: 'name: x' });
-    await expect.poll(() => dialogs.at(-1)).toMatch(/Opening a scenario file is not available/);
+    // Save Scenario from the live runtime: the scenario panel is not shown, the user is told where it is.
+    guard.action({ type: 'app.action', action: 'scenario.save' });
+    await expect.poll(() => dialogs.at(-1)).toMatch(/switch Runtime to Simulated/);
+    // Open Scenario: the page switches to the simulated runtime and the panel shows the file;
+    // Save Scenario then saves it under its name.
+    const text = 'name: x\nram: { size: 16M }\nworkload: { kind: idle }\n';
+    guard.action({ type: 'app.action', action: 'scenario.open', name: 'x.yaml', text });
+    await expect.poll(() => page.getByTestId('sim-file').innerText()).toBe('x.yaml');
+    await expect.poll(() => page.getByTestId('sim-ram').inputValue()).toBe('16M');
+    const saved = page.waitForEvent('download');
+    guard.action({ type: 'app.action', action: 'scenario.save' });
+    expect((await saved).suggestedFilename()).toBe('x.yaml');
+    await page.getByTestId('runtime-live').click();
     guard.action({ type: 'app.action', action: 'notice', text: 'Cannot open x.yaml: too big' });
     await expect.poll(() => dialogs.at(-1)).toBe('Cannot open x.yaml: too big');
     expect(cspViolations).toEqual([]);
