@@ -134,10 +134,11 @@ describe.skipIf(!CHROMIUM)('playback of the simulated runtime in chromium', () =
     // The desktop app's File > Open Scenario hands the file over as an event (desktop-actions.ts):
     // from the live runtime too, which it leaves for the simulated one.
     await page.getByTestId('runtime-live').click();
-    const taken = await page.evaluate(
-      (text) => !dispatchEvent(new CustomEvent('miglab:scenario-open', { detail: { name: 'menu.yaml', text }, cancelable: true })),
-      good.replace('32M', '16M'),
-    );
+    // (Runs in the page; the tests' TypeScript has no DOM types, hence the casts.)
+    const taken = await page.evaluate((text) => {
+      const w = globalThis as unknown as { dispatchEvent(e: unknown): boolean; CustomEvent: new (type: string, init: object) => unknown };
+      return !w.dispatchEvent(new w.CustomEvent('miglab:scenario-open', { detail: { name: 'menu.yaml', text }, cancelable: true }));
+    }, good.replace('32M', '16M'));
     expect(taken).toBe(true);
     await expect.poll(() => page.getByTestId('sim-file').innerText()).toBe('menu.yaml');
     await expect.poll(() => page.getByTestId('sim-ram').inputValue()).toBe('16M');
