@@ -127,6 +127,11 @@ export function describeExit(e: ChildExit): string {
 export interface ParentChannel {
   post(message: unknown): void;
   onMessage(listener: (message: unknown) => void): void;
+  /**
+   * The parent has gone (Node: the IPC channel closed). Electron ends utility processes
+   * with the app itself, so there it is never called.
+   */
+  onClose?(listener: () => void): void;
 }
 
 interface ElectronParentPort {
@@ -146,6 +151,7 @@ export function childChannel(): ParentChannel | null {
         if (process.connected) process.send!(m as object);
       },
       onMessage: (l) => process.on('message', (m) => l(m)),
+      onClose: (l) => process.on('disconnect', l),
     };
   }
   return null;

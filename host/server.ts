@@ -38,7 +38,7 @@ import {
 import { Endpoints, HostError } from './endpoints.js';
 import { QmpReplyError } from './qmp-client.js';
 import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
-import { SimulatedRun } from './simulation.js';
+import { SimulationProxy } from './simulation-proxy.js';
 import type { ProcessHost } from './process-host.js';
 
 /**
@@ -53,7 +53,7 @@ export interface HostClient {
 export interface HostCoreOptions {
   /** The `miglab` entry script that runs `miglab vm`. */
   miglab: string;
-  /** How endpoint processes are started (host/process-host.ts); child_process.fork by default. */
+  /** How endpoint processes and the simulated runtime's are started (host/process-host.ts); child_process.fork by default. */
   processes?: ProcessHost;
   /** Where failures are reported (stderr by default). */
   log?: (line: string) => void;
@@ -67,8 +67,8 @@ export interface HostCoreOptions {
  */
 export class HostCore {
   readonly endpoints: Endpoints;
-  /** The simulated runtime: while it has a run, the slots are its endpoints. */
-  readonly sim: SimulatedRun;
+  /** The simulated runtime (in a child process of its own): while it has a run, the slots are its endpoints. */
+  readonly sim: SimulationProxy;
   private readonly clients = new Set<HostClient>();
   /** Each client's trace subscriptions (slots). */
   private readonly traceSubs = new Map<HostClient, Set<EndpointId>>();
@@ -88,7 +88,7 @@ export class HostCore {
       this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
     );
     this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
-    this.sim = new SimulatedRun();
+    this.sim = new SimulationProxy({ processes: opts.processes, log: this.log });
     this.sim.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
     this.sim.onLine((endpoint, text, negotiation) =>
       this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
@@ -131,24 +131,23 @@ export class HostCore {
     this.traceTimer = null;
     this.clients.clear();
     this.traceSubs.clear();
-    this.sim.close();
-    await this.endpoints.close();
+    await Promise.all([this.sim.close(), this.endpoints.close()]);
   }
 
   /** The host API, message by message (every transport comes through here). */
   private async dispatch(msg: ClientMessage, client: HostClient): Promise<unknown> {
     switch (msg.type) {
       case 'endpoints.start':
-        this.sim.stop();
+        await this.sim.stop();
         return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
       case 'endpoints.stop':
-        this.sim.stop();
+        await this.sim.stop();
         return this.endpoints.stop();
       case 'endpoint.attach':
-        this.sim.stop();
+        await this.sim.stop();
         return this.endpoints.attach(msg.endpoint, msg.path);
       case 'qmp.send':
-        if (this.sim.active) this.sim.send(msg.endpoint, msg.text);
+        if (this.sim.active) await this.sim.send(msg.endpoint, msg.text);
         else this.endpoints.send(msg.endpoint, msg.text);
         return null;
       case 'trace.subscribe': {
@@ -184,7 +183,7 @@ export class HostCore {
    * or a HostError carrying the endpoint's error class and text.
    */
   private async slotExecute(id: EndpointId, command: string, args: Record<string, unknown>): Promise<unknown> {
-    // A simulated run's endpoints answer on a monitor of their own (SimulatedRun.execute: HostError on a QMP error).
+    // A simulated run's endpoints answer on a monitor of their own (SimulatedRun.execute, in its process: HostError on a QMP error).
     if (this.sim.active) return this.sim.execute(id, command, args);
     try {
       return await this.endpoints.execute(id, command, args);

@@ -14,8 +14,9 @@
  *    what happened after the entry the run stopped on is shown only when stepping reaches
  *    it (Simulation.shown_until()).
  *
- * Plain Node, talking to its host through listeners only (as host/endpoints.ts does), so
- * that it can move into a process of its own.
+ * Plain Node, talking to its host through listeners only (as host/endpoints.ts does): it
+ * runs in a process of its own (host/simulation-child.ts), which the host drives through
+ * host/simulation-proxy.ts.
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,8 +1,8 @@
 /**
  * Electron main process: one locked-down window on the app's own page (main/app-protocol.ts),
  * the host API over IPC (host/ipc-guard.ts, the same HostCore as `miglab serve`), the
- * endpoints in utility processes (main/utility-process-host.ts), menus, a single instance,
- * and a clean shutdown of every child before the app exits.
+ * endpoints and the simulated runtime in utility processes (main/utility-process-host.ts),
+ * menus, a single instance, and a clean shutdown of every child before the app exits.
  */
 import { app, BrowserWindow, Menu, session, shell } from 'electron';
 import { IpcGuard, APP_ORIGIN } from '../host/ipc-guard.js';
