@@ -17,6 +17,7 @@ import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
 import { EINVAL, strerror } from '../util/errno.js';
 import type { RunStateMachine } from '../vm/runstate.js';
 import { QmpError } from '../qmp/error.js';
+import { migration_channel_connect, migration_channel_process_incoming } from './channel.js';
 import { exec_start_incoming_migration, exec_start_outgoing_migration } from './exec.js';
 import { fd_start_incoming_migration, fd_start_outgoing_migration, type MonitorFds } from './fd.js';
 import { file_start_incoming_migration, file_start_outgoing_migration } from './file.js';
@@ -471,20 +472,18 @@ export async function qemu_start_incoming_migration(
 }
 
 /**
- * migration_channel_process_incoming() → migration_ioc_process_incoming() →
- * process_incoming_migration_co(); afterwards migration_incoming_state_destroy(), and on
- * failure QEMU 9.0 exits with status 1.
+ * migration_ioc_process_incoming(): the channel.c entry's work on this side; it runs
+ * process_incoming_migration_co(), afterwards migration_incoming_state_destroy() (the
+ * transport's cleanup), and on failure QEMU 9.0 exits with status 1.
  */
-function migration_channel_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
-  env.tracer.call(MAIN_THREAD, 'migration_channel_process_incoming', { ioc: ioc.name ?? null }, () => {
-    void (async () => {
-      const status = await process_incoming_migration_co(env, ioc);
-      const transport = incomingTransports.get(env.mis);
-      incomingTransports.delete(env.mis);
-      await transport?.cleanup();
-      if (status !== null) env.exit(status);
-    })();
-  });
+export function migration_ioc_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
+  void (async () => {
+    const status = await process_incoming_migration_co(env, ioc);
+    const transport = incomingTransports.get(env.mis);
+    incomingTransports.delete(env.mis);
+    await transport?.cleanup();
+    if (status !== null) env.exit(status);
+  })();
 }
 
 /** qmp_migrate_cancel() → migrate_fd_cancel(): only a running migration is cancelled. */
@@ -636,21 +635,6 @@ export function migrate_prepare(env: MigrationHostEnv, resume: boolean): void {
 function migrate_fd_error(env: MigrationHostEnv, msg: string): void {
   env.s.migrate_set_state('setup', 'failed');
   migrate_set_error(env.s, msg);
-}
-
-/**
- * migration_channel_connect() (channel.c): wrap the connected channel in a QEMUFile and
- * hand over to migrate_fd_connect(); a TLS upgrade would happen here.
- */
-export function migration_channel_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error: string | null): void {
-  env.tracer.call(MAIN_THREAD, 'migration_channel_connect', { ioc: ioc?.name ?? null, error }, () => {
-    let err = error;
-    if (!err && ioc) {
-      const creds = env.s.options.migrate_tls_creds();
-      if (creds) err = `No TLS credentials with id '${creds}'`; // the lab has no TLS objects
-    }
-    migrate_fd_connect(env, err ? null : ioc, err);
-  });
 }
 
 /** migrate_fd_connect(): rate limit, then qemu_thread_create(live_migration | bg_snapshot). */

@@ -20,12 +20,12 @@ import {
   migrate_fd_cancel,
   migrate_incoming_set_state,
   migrate_prepare,
-  migration_channel_connect,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
   type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
+import { migration_channel_connect } from '../../../core/migration/channel.js';
 import { MigrationOptions } from '../../../core/migration/options.js';
 import { QIOChannelBuffer as MemoryChannel } from '../../../core/migration/qemu-file.js';
 import { RAMList, type RAMBlockLike } from '../../../core/migration/ram.js';

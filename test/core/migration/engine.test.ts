@@ -10,12 +10,12 @@ import {
   migrate_fd_cancel,
   migrate_incoming_set_state,
   migrate_prepare,
-  migration_channel_connect,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
   type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
+import { migration_channel_connect } from '../../../core/migration/channel.js';
 import { MigrationOptions } from '../../../core/migration/options.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import { QapiEventBus, type QapiEventMessage } from '../../../core/qmp/qapi-event.js';

@@ -10,12 +10,12 @@ import {
   MigrationState,
   migrate_incoming_set_state,
   migrate_prepare,
-  migration_channel_connect,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
   type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
+import { migration_channel_connect } from '../../../core/migration/channel.js';
 import { MigrationOptions } from '../../../core/migration/options.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {

@@ -66,6 +66,7 @@ const n = (
 
 const MIG = 'migration/migration.c';
 const LAB_MIG = 'core/migration/migration.ts';
+const LAB_CHANNEL = 'core/migration/channel.ts';
 const LAB_LIVE = 'core/migration/runtime/live.ts';
 
 export const CHAIN_NODES: readonly ChainNode[] = [
@@ -93,7 +94,7 @@ export const CHAIN_NODES: readonly ChainNode[] = [
     'For rdma:HOST:PORT: pages go by RDMA writes. The lab has no RDMA device and fails here, with QEMU\'s message.',
     '用于 rdma:HOST:PORT：内存页通过 RDMA 写传输。实验室没有 RDMA 设备，会在这里失败，并给出与 QEMU 相同的错误信息。',
     { indent: true }),
-  n('migration_channel_connect', 'source-main', 6, 'migration/channel.c', LAB_MIG,
+  n('migration_channel_connect', 'source-main', 6, 'migration/channel.c', LAB_CHANNEL,
     'The hand-off from the transport to migration: with a channel it builds the QEMUFile the stream is written through; with an error it records it. Either way it calls migrate_fd_connect.',
     '从传输层到迁移的交接点：有通道时，它创建写入迁移流所用的 QEMUFile；有错误时，它记录错误。无论哪种情况，它都会调用 migrate_fd_connect。'),
   n('migrate_fd_connect', 'source-main', 7, MIG, LAB_MIG,
@@ -143,7 +144,7 @@ export const CHAIN_NODES: readonly ChainNode[] = [
   n('qemu_start_incoming_migration', 'destination-main', 0, MIG, LAB_MIG,
     'Behind -incoming URI and migrate-incoming: starts listening on the transport (socket_start_incoming_migration for tcp: and unix:) and waits for the source. Run state inmigrate says the destination is waiting.',
     '-incoming URI 和 migrate-incoming 的实现：在传输层上开始监听（tcp: 和 unix: 使用 socket_start_incoming_migration），等待源端连接。运行状态 inmigrate 表示目的端正在等待。'),
-  n('migration_channel_process_incoming', 'destination-main', 1, 'migration/channel.c', LAB_MIG,
+  n('migration_channel_process_incoming', 'destination-main', 1, 'migration/channel.c', LAB_CHANNEL,
     'Called when the source connects: wraps the accepted channel in a QEMUFile and starts loading. The incoming state moves from none to setup.',
     '源端连接上时调用：把接受的通道包装成 QEMUFile，并开始加载。incoming 状态从 none 变为 setup。'),
   n('process_incoming_migration_co', 'destination-main', 2, MIG, LAB_MIG,
