@@ -12,6 +12,7 @@ import { strerror_of } from '../core/util/errno.js';
 import type { QmpContext } from '../core/vm/qmp-cmds.js';
 import type { Tracer } from '../core/trace/trace.js';
 import { VirtualMachine } from '../core/vm/vm.js';
+import { migration_worker_prestart } from '../core/migration/runtime/live.js';
 import { parseVmOptions, PROG, VmOptionError, type VmConfig } from './vm-options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -29,6 +30,9 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
 
+  // The migration thread's worker boots while guest RAM is set up, not at `migrate`
+  // (docs/live-runtime.md, "The worker is started ahead").
+  migration_worker_prestart();
   let guest: Guest;
   try {
     guest = Guest.create(config);

@@ -151,6 +151,14 @@ export const MAX_IOV_SIZE = 64;
 /** Queued-but-unwritten bytes above which qemu_file_drain() makes a writer wait. */
 export const QEMU_FILE_HIGH_WATER = 1 << 20;
 
+/**
+ * A blocking channel that takes the iovec as (base, offset, length) entries: a flush then
+ * makes no view object per entry (two per page). The live runtime's ring is one.
+ */
+export interface QIOChannelIovWriter {
+  writev_iov(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void;
+}
+
 /** An error's text as QEMUFile keeps it; a shutdown from another thread has none. */
 function errorMessage(e: unknown): string | null {
   if (e instanceof QIOChannelShutdownError) return null;
@@ -185,8 +193,13 @@ export class QEMUFile {
    * qemu_put_buffer_async() added without copying. buf[buf_start, buf_index) is the part
    * of buf not yet in `iov`.
    */
-  private iov: Uint8Array[] = [];
+  private iov_base: Uint8Array[] = [];
+  private iov_off: number[] = [];
+  private iov_len: number[] = [];
+  private iovcnt = 0;
   private iov_bytes = 0;
+  /** The channel when it takes iovec entries as they are (QIOChannelIovWriter). */
+  private readonly iov_writer: QIOChannelIovWriter | null;
   private buf_start = 0;
   /* async channels: what waits behind the write in flight, and the bufs it holds */
   private queue: Uint8Array[] = [];
@@ -202,6 +215,8 @@ export class QEMUFile {
     this.is_writable = is_writable;
     this.stats = stats;
     this.buf = this.own = Buffer.allocUnsafeSlow(bufSize);
+    const w = ioc as Partial<QIOChannelIovWriter>;
+    this.iov_writer = typeof w.writev_iov === 'function' ? (w as QIOChannelIovWriter) : null;
   }
 
   /* ----- errors ----- */
@@ -296,16 +311,23 @@ export class QEMUFile {
   put_buffer_async(src: Uint8Array, off: number, size: number): void {
     if (this.last_error || size <= 0) return;
     this.add_buf_to_iovec();
-    this.iov.push(src.subarray(off, off + size));
+    this.add_to_iovec(src, off, size);
+    if (this.iovcnt >= MAX_IOV_SIZE) this.submit();
+  }
+
+  /** add_to_iovec(): one more entry (kept as base, offset, length: no view is made). */
+  private add_to_iovec(base: Uint8Array, off: number, size: number): void {
+    const i = this.iovcnt++;
+    this.iov_base[i] = base;
+    this.iov_off[i] = off;
+    this.iov_len[i] = size;
     this.iov_bytes += size;
-    if (this.iov.length >= MAX_IOV_SIZE) this.submit();
   }
 
   /** add_buf_to_iovec(): the bytes put into buf since the last call join the iovec. */
   private add_buf_to_iovec(): void {
     if (this.buf_index === this.buf_start) return;
-    this.iov.push(this.buf.subarray(this.buf_start, this.buf_index));
-    this.iov_bytes += this.buf_index - this.buf_start;
+    this.add_to_iovec(this.buf, this.buf_start, this.buf_index - this.buf_start);
     this.buf_start = this.buf_index;
   }
 
@@ -317,16 +339,27 @@ export class QEMUFile {
   private submit(): void {
     this.add_buf_to_iovec();
     const n = this.iov_bytes;
-    const list = this.iov;
+    const count = this.iovcnt;
     // buf is in this write when any of it was used; it is ours again once written
     const owned = this.buf_start > 0 ? this.buf : null;
-    this.iov = [];
+    this.iovcnt = 0;
     this.iov_bytes = 0;
     this.buf_index = 0;
     this.buf_start = 0;
     if (n === 0 || this.last_error) return;
     this.handed += n;
     if (this.stats) this.stats.qemu_file_transferred += n;
+    if (this.iov_writer && !this.inflight) {
+      // A blocking copy: every entry (and buf) is free again when it returns.
+      try {
+        this.iov_writer.writev_iov(this.iov_base, this.iov_off, this.iov_len, count);
+      } catch (e) {
+        this.set_error(-EIO, errorMessage(e));
+      }
+      return;
+    }
+    const list: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) list.push(this.iov_base[i]!.subarray(this.iov_off[i]!, this.iov_off[i]! + this.iov_len[i]!));
     if (this.inflight) {
       for (const v of list) this.queue.push(v);
       this.queued_bytes += n;

@@ -32,9 +32,14 @@ export function bqlDone(mem: SharedArrayBuffer, seq: number): void {
   Atomics.notify(ctl, SEQ_DONE);
 }
 
-/** Thread: the run state as the main loop last published it. */
-export function readRunState(mem: SharedArrayBuffer): RunState {
-  return RUN_STATES[Atomics.load(new Int32Array(mem), RUNSTATE)]!;
+/**
+ * Thread: a reader of the run state as the main loop last published it. The word is read
+ * at every call (ram_transferred_add() asks per page, as QEMU reads its global), so the
+ * view is made once.
+ */
+export function runStateReader(mem: SharedArrayBuffer): () => RunState {
+  const ctl = new Int32Array(mem);
+  return () => RUN_STATES[Atomics.load(ctl, RUNSTATE)]!;
 }
 
 /** Thread: post `op` with `post` and block until the main loop has carried it out. */

@@ -3,8 +3,12 @@
  * Worker running the engine's migration_thread_main() over the guest's shared RAM, writing its stream into
  * the shared ring, sharing MigrationState with the main loop, and asking the main loop
  * for what needs the BQL.
+ *
+ * The worker is started ahead (live.ts, migration_worker_prestart()): it loads its
+ * modules, then waits here for the one message that makes it the thread
+ * (qemu_thread_create()); only then does the thread's life begin.
  */
-import { threadId, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, threadId, type MessagePort } from 'node:worker_threads';
 import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
 import type { RunState } from '../../qmp/schema/run-state.js';
 import { Tracer, type ThreadRef } from '../../trace/trace.js';
@@ -14,7 +18,7 @@ import { MigrationIncomingState, MigrationState, migration_thread_main, type Mig
 import { MigrationOptions, type MigrationParameters } from '../options.js';
 import { qemu_file_new_output } from '../qemu-file.js';
 import { RAMList } from '../ram.js';
-import { bqlCall, bqlSleep, readRunState, type BqlOp } from './bql.js';
+import { bqlCall, bqlSleep, runStateReader, type BqlOp } from './bql.js';
 import { RingWriterChannel, type RingMemory } from './ring.js';
 import { bindMigrationState, type SharedMigrationMemory } from './shared-state.js';
 import type { MigrationCapability } from '../../qmp/schema/migration.js';
@@ -41,7 +45,7 @@ export type LiveMigrationMessage =
   | { type: 'vm_start_bh'; vm_old_state: RunState; downtime_start: number }
   | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
 
-const data = workerData as LiveMigrationWorkerData;
+const data = await new Promise<LiveMigrationWorkerData>((resolve) => parentPort!.once('message', resolve));
 const post = (m: LiveMigrationMessage) => data.port.postMessage(m);
 
 class PostingEventBus extends QapiEventBus {
@@ -63,13 +67,14 @@ const tracer = new Tracer({ nowUs: () => Math.round((performance.timeOrigin + pe
 tracer.on((ev) => post({ type: 'trace', ev }));
 
 const bql = (op: BqlOp) => bqlCall(data.bql, post, op);
+const readRunState = runStateReader(data.bql);
 /* The run state as the thread sees it: read from shared memory, changed through the BQL. */
 const runstate = {
-  runstate_get: () => readRunState(data.bql),
-  runstate_check: (st: RunState) => readRunState(data.bql) === st,
-  runstate_is_running: () => readRunState(data.bql) === 'running',
-  runstate_is_live: (st: RunState = readRunState(data.bql)) => st === 'running' || st === 'suspended',
-  runstate_needs_reset: () => ['internal-error', 'shutdown'].includes(readRunState(data.bql)),
+  runstate_get: readRunState,
+  runstate_check: (st: RunState) => readRunState() === st,
+  runstate_is_running: () => readRunState() === 'running',
+  runstate_is_live: (st: RunState = readRunState()) => st === 'running' || st === 'suspended',
+  runstate_needs_reset: () => ['internal-error', 'shutdown'].includes(readRunState()),
   runstate_set: (st: RunState) => bql({ op: 'runstate_set', state: st }),
   vm_stop: async (st: RunState) => bql({ op: 'vm_stop', state: st }),
   vm_start: () => bql({ op: 'vm_start' }),

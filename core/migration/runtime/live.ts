@@ -26,6 +26,48 @@ const WORKER_URL = new URL('./live-migration-worker.js', import.meta.url);
 /** Whether the worker can run: only from compiled JavaScript (dist/), not from sources. */
 export const liveMigrationWorkerAvailable = WORKER_URL.pathname.endsWith('.js') && import.meta.url.endsWith('.js');
 
+/**
+ * The OS thread for the next migration thread, started ahead: a Node worker takes tens of
+ * milliseconds to boot (an isolate, Node's bootstrap, the engine's modules), where
+ * pthread_create() takes microseconds. It idles, unreferenced (it keeps no process
+ * alive), until worker_migration_thread_create() hands it its work; the thread's life
+ * (thread-create, thread-start, ...) begins there, as in QEMU.
+ */
+let spare: { worker: Worker; exited: boolean; drop_idle_error: () => void } | null = null;
+/** migration_worker_prestart() was called: keep a spare ready after each migration. */
+let keep_spare = false;
+
+function spawn_worker(): NonNullable<typeof spare> {
+  const worker = new Worker(WORKER_URL);
+  worker.unref();
+  const w = { worker, exited: false, drop_idle_error: () => worker.off('error', idle_error) };
+  // An idle worker that fails (it cannot load) is dropped; a migration then starts another.
+  const idle_error = (): void => {
+    w.exited = true;
+  };
+  worker.on('error', idle_error);
+  worker.once('exit', () => {
+    w.exited = true;
+    if (spare === w) spare = null;
+  });
+  return w;
+}
+
+/** Start the OS thread of the next migration thread now (at VM start), and after each one. */
+export function migration_worker_prestart(): void {
+  keep_spare = true;
+  if (liveMigrationWorkerAvailable && !spare) spare = spawn_worker();
+}
+
+/** The spare worker if it is alive, else a new one; it is the caller's from now on. */
+function take_worker(): Worker {
+  const w = spare && !spare.exited ? spare : spawn_worker();
+  spare = null;
+  w.drop_idle_error();
+  w.worker.ref(); // a running migration thread keeps the process, as before
+  return w.worker;
+}
+
 export function worker_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
   const s = env.s;
   const mem = createSharedMigrationMemory();
@@ -55,7 +97,8 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     ring,
     bql,
   };
-  const worker = new Worker(WORKER_URL, { workerData, transferList: [port2] });
+  const worker = take_worker();
+  worker.postMessage(workerData, [port2]);
   const drained = drainRing(ring, ioc);
 
   // Requests under the BQL run one at a time, in order, on this loop.
@@ -130,6 +173,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       port1.close();
       unwatch();
       resolve();
+      if (keep_spare) migration_worker_prestart(); // ready for the next migration
     });
   });
   env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name, newTid: process.pid * 1000 + worker.threadId, fn: name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread' });

@@ -5,6 +5,7 @@
  * the ring and frees the space only once the write completed).
  */
 import { QIOChannelShutdownError, type QIOChannel } from '../../io/channel.js';
+import type { QIOChannelIovWriter } from '../qemu-file.js';
 
 const R = 0; // read index (main)
 const W = 1; // write index (thread)
@@ -15,6 +16,8 @@ const ERR_MESSAGE = 1;
 const ERR_SHUTDOWN = 2;
 const CTL_WORDS = 5;
 const ERROR_MAX = 1024;
+/** Entries up to this many bytes are copied byte by byte. */
+const SMALL_COPY = 64;
 
 export interface RingMemory {
   ctl: SharedArrayBuffer;
@@ -27,7 +30,7 @@ export function createRing(size = 16 << 20): RingMemory {
 }
 
 /** The thread's side: a blocking QIOChannel (writes complete before returning). */
-export class RingWriterChannel implements QIOChannel {
+export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
   readonly name = 'migration-ring';
   private readonly ctl: Int32Array;
   private readonly data: Uint8Array;
@@ -51,16 +54,28 @@ export class RingWriterChannel implements QIOChannel {
     return this.failure();
   }
 
-  /**
-   * Copy every byte of `bufs` into the ring (QEMU's writev into the kernel's socket
-   * buffer), blocking while it is full; one store of W and one wake-up per contiguous
-   * stretch, not per buffer: a flush holds 64 iovec entries.
-   */
+  /** Copy every byte of `bufs` into the ring (see writev_iov()). */
   writev(bufs: readonly Uint8Array[]): void {
-    const size = this.data.length;
+    const off = bufs.map(() => 0);
+    this.writev_iov(
+      bufs,
+      off,
+      bufs.map((b) => b.length),
+      bufs.length,
+    );
+  }
+
+  /**
+   * Copy the iovec's bytes into the ring (QEMU's writev into the kernel's socket buffer),
+   * blocking while it is full; entry i is base[i][off[i], off[i] + len[i]). One store of
+   * W and one wake-up per contiguous stretch, not per entry: a flush holds 64 entries.
+   */
+  writev_iov(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void {
+    const data = this.data;
+    const size = data.length;
     let i = 0;
-    let off = 0; // into bufs[i]
-    while (i < bufs.length) {
+    let done = 0; // bytes of entry i already copied
+    while (i < count) {
       const e = this.failure();
       if (e) throw e;
       const r = Atomics.load(this.ctl, R);
@@ -71,15 +86,19 @@ export class RingWriterChannel implements QIOChannel {
         continue;
       }
       let n = 0;
-      while (n < room && i < bufs.length) {
-        const b = bufs[i]!;
-        const k = Math.min(b.length - off, room - n);
-        this.data.set(k === b.length ? b : b.subarray(off, off + k), w + n);
+      while (n < room && i < count) {
+        const b = base[i]!;
+        const k = Math.min(len[i]! - done, room - n);
+        const from = off[i]! + done;
+        const to = w + n;
+        // A page header is a few bytes: a loop costs less than a view and a set() call.
+        if (k <= SMALL_COPY) for (let j = 0; j < k; j++) data[to + j] = b[from + j]!;
+        else data.set(new Uint8Array(b.buffer, b.byteOffset + from, k), to);
         n += k;
-        off += k;
-        if (off === b.length) {
+        done += k;
+        if (done === len[i]) {
           i++;
-          off = 0;
+          done = 0;
         }
       }
       Atomics.store(this.ctl, W, (w + n) % size);

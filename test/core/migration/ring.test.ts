@@ -14,14 +14,20 @@ import { createRing, drainRing, failRing, type RingMemory } from '../../../core/
 /** The compiled ring (the global setup builds dist/), for the worker to import. */
 const RING_JS = new URL('../../../dist/core/migration/runtime/ring.js', import.meta.url).href;
 
-/** A worker that writes `writes` (each a list of buffers, one writev each) and closes. */
-function writer(ring: RingMemory, writes: Uint8Array[][]): { done: Promise<string | null> } {
+/** One writev: a list of buffers, or an iovec of (base, offset, length) entries (writev_iov). */
+type Write = Uint8Array[] | { iov: [Uint8Array, number, number][] };
+
+/** A worker that writes `writes` (one writev or writev_iov each) and closes. */
+function writer(ring: RingMemory, writes: Write[]): { done: Promise<string | null> } {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
     import(workerData.url).then(({ RingWriterChannel }) => {
       const ch = new RingWriterChannel(workerData.ring);
       try {
-        for (const bufs of workerData.writes) ch.writev(bufs);
+        for (const w of workerData.writes) {
+          if (Array.isArray(w)) ch.writev(w);
+          else ch.writev_iov(w.iov.map((e) => e[0]), w.iov.map((e) => e[1]), w.iov.map((e) => e[2]), w.iov.length);
+        }
         ch.close();
         parentPort.postMessage(null);
       } catch (e) {
@@ -62,6 +68,27 @@ describe('migration ring', () => {
           expect(Buffer.concat(ch.got).equals(want)).toBe(true);
         },
       ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('writev_iov copies the given range of each entry, in order (the QEMUFile flush path)', async () => {
+    const entry = fc
+      .uint8Array({ minLength: 1, maxLength: 9000 })
+      .chain((b) => fc.tuple(fc.constant(b), fc.nat(b.length)).chain(([b, off]) => fc.tuple(fc.constant(b), fc.constant(off), fc.nat(b.length - off))));
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: 8192 }), fc.array(fc.array(entry, { maxLength: 70 }), { maxLength: 6 }), async (ringSize, iovs) => {
+        const ring = createRing(ringSize);
+        const ch = collector();
+        const w = writer(
+          ring,
+          iovs.map((iov) => ({ iov })),
+        );
+        await drainRing(ring, ch);
+        expect(await w.done).toBeNull();
+        const want = Buffer.concat(iovs.flat().map(([b, off, len]) => b.subarray(off, off + len)));
+        expect(Buffer.concat(ch.got).equals(want)).toBe(true);
+      }),
       { numRuns: 25 },
     );
   });
