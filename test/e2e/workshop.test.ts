@@ -1,6 +1,5 @@
 /**
- * End to end, the workshop features in chromium against `miglab serve` (the launch pattern of
- * consoles.test.ts): the dark theme (its colours, kept across a reload), presenter mode (the
+ * End to end, the workshop features in chromium against `miglab serve` (test/helpers/browser.ts): the dark theme (its colours, kept across a reload), presenter mode (the
  * type grows), the keys (`?` lists them, `p` and `t`, nothing while typing in a console,
  * a note when there is no simulated run to drive, and on a simulated run `.` steps and
  * Space resumes and pauses), Tab completion in the source console
@@ -10,88 +9,30 @@
  * docs/screenshot-presenter-dark.png comes from this test: written when missing, or always
  * with UPDATE_SCREENSHOTS=1. Skipped with a message when chromium is not installed.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGLAB, QEMU_AVAILABLE, spawnEndpoint } from '../helpers/endpoint-process.js';
+import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { QEMU_AVAILABLE, spawnEndpoint } from '../helpers/endpoint-process.js';
 
-const CHROMIUM = (() => {
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-})();
+const CHROMIUM = chromiumPath();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-presenter-dark.png');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-if (!CHROMIUM) {
-  if (process.env.CI) throw new Error('test/e2e: chromium is not installed (.ci/run installs it)');
-  console.warn('test/e2e: skipped: chromium is not installed here (apt-get install -y chromium)');
-}
-
-interface Serve {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<unknown>;
-}
-
-async function startServe(): Promise<Serve> {
-  const proc = spawn(process.execPath, [MIGLAB, 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((r) => proc.on('exit', r));
-  let out = '';
-  let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`miglab serve printed no URL: ${out} ${err}`)), 20_000);
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /open (http:\/\/127\.0\.0\.1:\d+\/#secret=\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    proc.on('exit', () => reject(new Error(`miglab serve exited: ${err}`)));
-  });
-  return { proc, url, exited };
-}
 
 describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
   let serve: Serve | undefined;
-  let ctx: BrowserContext;
+  let browser: Browser | undefined;
   let page: Page;
-  let profile: string;
-  let downloads: string;
 
   beforeAll(async () => {
     serve = await startServe();
-    profile = mkdtempSync(join(tmpdir(), 'miglab-chromium-'));
-    downloads = mkdtempSync(join(tmpdir(), 'miglab-downloads-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM!,
-      headless: true,
-      args: ARGS,
-      viewport: { width: 1500, height: 1000 },
-      locale: 'en-US',
-      colorScheme: 'light',
-      acceptDownloads: true,
-      downloadsPath: downloads,
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    browser = await openBrowser(CHROMIUM!, { colorScheme: 'light' });
+    page = browser.page;
   });
 
   afterAll(async () => {
-    await ctx?.close();
-    if (serve && serve.proc.exitCode === null && serve.proc.signalCode === null) {
-      serve.proc.kill('SIGTERM');
-      await serve.exited;
-    }
-    if (profile) rmSync(profile, { recursive: true, force: true });
-    if (downloads) rmSync(downloads, { recursive: true, force: true });
+    await browser?.close();
+    await stopServe(serve);
   });
 
   /** A computed style of the first element matching `selector` (the test is compiled without the DOM lib). */

@@ -74,7 +74,10 @@ export interface Browser {
 }
 
 /** A headless chromium with a fresh profile (user-data-dir), one page open. */
-export async function openBrowser(executablePath: string, opts: { width?: number; height?: number; locale?: string } = {}): Promise<Browser> {
+export async function openBrowser(
+  executablePath: string,
+  opts: { width?: number; height?: number; locale?: string; colorScheme?: 'light' | 'dark' } = {},
+): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'miglab-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath,
@@ -82,6 +85,7 @@ export async function openBrowser(executablePath: string, opts: { width?: number
     args: CHROMIUM_ARGS,
     viewport: { width: opts.width ?? 1500, height: opts.height ?? 1000 },
     locale: opts.locale ?? 'en-US',
+    ...(opts.colorScheme ? { colorScheme: opts.colorScheme } : {}),
     acceptDownloads: true,
   });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
