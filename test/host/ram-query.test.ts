@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { HostMessage, RamMap } from '../../host/api.js';
+import type { RamMap } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB, endpointsPerTest, freePort } from '../helpers/endpoint-process.js';
+import { HostClient } from '../helpers/host-client.js';
 
 const vm = endpointsPerTest(['-m', '4M']);
 
@@ -52,44 +52,17 @@ afterAll(async () => {
   rmSync(staticDir, { recursive: true, force: true });
 });
 
-class Client {
-  readonly messages: HostMessage[] = [];
-  private next = 1;
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => this.messages.push(JSON.parse(d.toString())));
-  }
-  static async open(): Promise<Client> {
-    const c = new Client(new WebSocket(server.wsUrl, { headers: { Origin: server.origin } }));
-    await c.until((m) => m.type === 'hello');
-    return c;
-  }
-  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, ms = 30_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.messages.find(pred);
-      if (found) return found as T;
-      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  async call(msg: Record<string, unknown>): Promise<Extract<HostMessage, { type: 'result' }>> {
-    const req = this.next++;
-    this.ws.send(JSON.stringify({ ...msg, req }));
-    return this.until((m) => m.type === 'result' && m.req === req);
-  }
-  async ramMap(endpoint: string, bins?: number): Promise<RamMap> {
-    const r = await this.call({ type: 'ram.query', endpoint, ...(bins ? { bins } : {}) });
-    if (!r.ok) throw new Error(r.error);
-    return r.value as RamMap;
-  }
-}
+const openClient = () => HostClient.open(server);
+
+/** ram.query's map of a slot (an error throws). */
+const ramMap = (c: HostClient, endpoint: string, bins?: number) => c.ok<RamMap>({ type: 'ram.query', endpoint, ...(bins ? { bins } : {}) });
 
 describe('host API ram.query', () => {
   it('maps both slots through a migration, off the consoles', async () => {
-    const c = await Client.open();
+    const c = await openClient();
     expect(await c.call({ type: 'ram.query', endpoint: 'source' })).toMatchObject({ ok: false, error: expect.stringContaining('not running') });
     expect(await c.call({ type: 'endpoints.start', ramMiB: 8, workload: 'fill' })).toMatchObject({ ok: true });
-    const before = await c.ramMap('source', 256);
+    const before = await ramMap(c, 'source', 256);
     expect(before).toMatchObject({ endpoint: 'source', pages: 2048, pagesPerCell: 8 });
     expect(Buffer.from(before.cells, 'base64').length).toBe(256);
     expect(before.counts.untouched).toBe(2048);
@@ -107,16 +80,16 @@ describe('host API ram.query', () => {
     while (Date.now() < end) {
       await c.call({ type: 'qmp.send', endpoint: 'source', text: '{"execute": "query-migrate"}' });
       if (c.messages.some((m) => m.type === 'qmp.line' && m.endpoint === 'source' && /"status": "(completed|failed)"/.test(m.text))) break;
-      last = await c.ramMap('destination');
+      last = await ramMap(c, 'destination');
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(c.messages.some((m) => m.type === 'qmp.line' && m.endpoint === 'source' && /"status": "completed"/.test(m.text))).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
-    const dst = await c.ramMap('destination');
+    const dst = await ramMap(c, 'destination');
     expect(dst.counts.received + dst.counts.zero).toBe(2048);
     expect(dst.counts.received).toBeGreaterThan(0); // `fill` wrote pages with data
     expect(dst.counts.untouched + dst.counts.dirty + dst.counts.sent).toBe(0);
-    const src = await c.ramMap('source');
+    const src = await ramMap(c, 'source');
     expect(src.counts.sent + src.counts.zero).toBe(2048);
     expect(last).not.toBeNull();
     // The host's own QMP connection never shows in the consoles.
@@ -128,7 +101,7 @@ describe('host API ram.query', () => {
 
   it('an attached socket (what a real QEMU is) gets a clear error', async () => {
     const { ep } = await vm([]);
-    const c = await Client.open();
+    const c = await openClient();
     expect(await c.call({ type: 'endpoint.attach', endpoint: 'source', path: ep.qmpPath })).toMatchObject({ ok: true });
     expect(await c.call({ type: 'ram.query', endpoint: 'source' })).toEqual(
       expect.objectContaining({ ok: false, error: 'the RAM map needs a miglab endpoint; a real QEMU has no x-miglab-query-ram-map' }),

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { CLIENT_MESSAGES, checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
+import { HostClient } from '../helpers/host-client.js';
 import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
 
 let server: HostServer;
@@ -123,62 +124,11 @@ describe('who may connect', () => {
   });
 });
 
-/** A host API client for the tests. */
-class Client {
-  readonly messages: HostMessage[] = [];
-  private next = 1;
-  private waiters: (() => void)[] = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => {
-      this.messages.push(JSON.parse(d.toString()));
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<Client> {
-    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
-    const c = new Client(ws);
-    await c.until((m) => m.type === 'hello');
-    return c;
-  }
-  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, from = 0, ms = 20_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.messages.slice(from).find(pred);
-      if (found) return found as T;
-      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-3000)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, end - Date.now());
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-  sendRaw(text: string): void {
-    this.ws.send(text);
-  }
-  async call(msg: Record<string, unknown>): Promise<Extract<HostMessage, { type: 'result' }>> {
-    const req = this.next++;
-    this.ws.send(JSON.stringify({ ...msg, req }));
-    return this.until((m) => m.type === 'result' && m.req === req);
-  }
-  /** Send QMP text and wait for the next line from that endpoint matching `re`. */
-  async qmp(endpoint: string, text: string, re: RegExp): Promise<string> {
-    const from = this.messages.length;
-    const r = await this.call({ type: 'qmp.send', endpoint, text });
-    expect(r).toMatchObject({ ok: true });
-    const m = await this.until((m) => m.type === 'qmp.line' && m.endpoint === endpoint && re.test(m.text), from);
-    return (m as Extract<HostMessage, { type: 'qmp.line' }>).text;
-  }
-  close(): void {
-    this.ws.close();
-  }
-}
+const openClient = () => HostClient.open(server);
 
 describe('host API', () => {
   it('answers malformed messages with an error and keeps serving', async () => {
-    const c = await Client.open();
+    const c = await openClient();
     const bad = ['not json', '[]', '{"req": 1}', '{"type": "nope", "req": 2}', '{"type": "qmp.send", "req": 3, "endpoint": "source"}',
       '{"type": "qmp.send", "req": 4, "endpoint": "elsewhere", "text": "x"}', '{"type": "endpoints.stop"}',
       '{"type": "endpoint.attach", "req": 5, "endpoint": "source", "path": "relative.sock"}'];
@@ -207,8 +157,8 @@ describe('host API', () => {
   });
 
   it('starts two endpoints, relays QMP both ways, migrates, attaches, stops', async () => {
-    const c = await Client.open();
-    const watcher = await Client.open();
+    const c = await openClient();
+    const watcher = await openClient();
     // The watcher subscribes before the endpoints exist: subscriptions are per slot.
     for (const endpoint of ['source', 'destination']) {
       expect(await watcher.call({ type: 'trace.subscribe', endpoint })).toMatchObject({ ok: true, value: { available: false } });

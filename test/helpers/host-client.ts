@@ -1,0 +1,82 @@
+/**
+ * A host API client for the tests: a WebSocket to a HostServer (with its origin and
+ * secret), every message kept in order, requests answered by `req`.
+ */
+import WebSocket from 'ws';
+import type { HostMessage } from '../../host/api.js';
+
+export type Result = Extract<HostMessage, { type: 'result' }>;
+
+/** What the client needs of a server: its WebSocket URL (with the secret) and its origin. */
+export interface HostAddress {
+  wsUrl: string;
+  origin: string;
+}
+
+export class HostClient {
+  readonly messages: HostMessage[] = [];
+  private next = 1;
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      this.messages.push(JSON.parse(d.toString()));
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Connect as the served page would, and wait for the host's hello. */
+  static async open(server: HostAddress): Promise<HostClient> {
+    const c = new HostClient(new WebSocket(server.wsUrl, { headers: { Origin: server.origin } }));
+    await c.until((m) => m.type === 'hello');
+    return c;
+  }
+
+  /** The first message from index `from` on that satisfies `pred`, waiting up to `ms`. */
+  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, from = 0, ms = 20_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const found = this.messages.slice(from).find(pred);
+      if (found) return found as T;
+      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-3000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, end - Date.now());
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  sendRaw(text: string): void {
+    this.ws.send(text);
+  }
+
+  /** Send a client message (its `req` added) and wait for its result. */
+  async call(msg: Record<string, unknown>): Promise<Result> {
+    const req = this.next++;
+    this.ws.send(JSON.stringify({ ...msg, req }));
+    return this.until((m) => m.type === 'result' && m.req === req, 0, 30_000);
+  }
+
+  /** call(), and the value of a successful result (an error throws). */
+  async ok<T>(msg: Record<string, unknown>): Promise<T> {
+    const r = await this.call(msg);
+    if (!r.ok) throw new Error(`${String(msg.type)}: ${r.error}`);
+    return r.value as T;
+  }
+
+  /** Send QMP text and wait for the next line from that endpoint matching `re`. */
+  async qmp(endpoint: string, text: string, re: RegExp): Promise<string> {
+    const from = this.messages.length;
+    const r = await this.call({ type: 'qmp.send', endpoint, text });
+    if (!r.ok) throw new Error(`qmp.send: ${r.error}`);
+    const m = await this.until((m) => m.type === 'qmp.line' && m.endpoint === endpoint && re.test(m.text), from);
+    return (m as Extract<HostMessage, { type: 'qmp.line' }>).text;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
