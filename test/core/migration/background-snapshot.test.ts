@@ -15,30 +15,25 @@ import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile
 import { QIOChannelBuffer, qio_channel_buffer_new, qio_channel_set_name } from '../../../core/io/channel-buffer.js';
 import type { QIOChannel } from '../../../core/io/channel.js';
 import {
-  MigrationIncomingState,
-  MigrationState,
   migrate_fd_cancel,
   migrate_incoming_set_state,
   migrate_prepare,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
-  type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
-import { MigrationOptions } from '../../../core/migration/options.js';
 import { QIOChannelBuffer as MemoryChannel } from '../../../core/migration/qemu-file.js';
-import { RAMList, type RAMBlockLike } from '../../../core/migration/ram.js';
-import { QapiEventBus, type QapiEventMessage } from '../../../core/qmp/qapi-event.js';
-import { Tracer, type TraceEvent } from '../../../core/trace/trace.js';
+import type { RAMBlockLike } from '../../../core/migration/ram.js';
+import type { QapiEventMessage } from '../../../core/qmp/qapi-event.js';
 import { RAMBlock, RAM_UF_WRITEPROTECT, address_space_write } from '../../../core/vm/ram.js';
-import { RunStateMachine, type VcpuControl } from '../../../core/vm/runstate.js';
+import type { VcpuControl } from '../../../core/vm/runstate.js';
 import { NO_VCPUS } from '../../helpers/in-process-vm.js';
+import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { differingPages, parseRamStream, recordJumps } from '../../helpers/migration-stream.js';
 
 const MiB = 1 << 20;
 const PAGE = 4096;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function until(cond: () => boolean, ms = 30000): Promise<void> {
   const end = Date.now() + ms;
@@ -49,45 +44,7 @@ async function until(cond: () => boolean, ms = 30000): Promise<void> {
 }
 
 function endpoint(blocks: RAMBlockLike[], initial: 'running' | 'inmigrate' | 'paused', vcpus: VcpuControl = NO_VCPUS) {
-  const events = new QapiEventBus();
-  const log: QapiEventMessage[] = [];
-  events.on((e) => log.push(e));
-  const runstate = new RunStateMachine('prelaunch', true, events, vcpus);
-  if (initial === 'inmigrate') runstate.runstate_set('inmigrate');
-  else if (initial === 'paused') runstate.runstate_set('paused');
-  else runstate.vm_start();
-  log.length = 0;
-  const tracer = new Tracer();
-  const trace: TraceEvent[] = [];
-  tracer.on((e) => trace.push(e));
-  const errors: string[] = [];
-  let tid = 1000;
-  const env: MigrationHostEnv = {
-    s: new MigrationState(new MigrationOptions(), events),
-    mis: new MigrationIncomingState(initial === 'inmigrate' ? 'defer' : undefined),
-    ram_list: () => new RAMList(blocks),
-    runstate,
-    events,
-    tracer,
-    now_ms: () => Math.floor(performance.now()),
-    rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
-    qemu_thread_create: (name, fn) => {
-      const self = { name, tid: ++tid };
-      const done = (async () => {
-        await new Promise((r) => setImmediate(r));
-        await fn(self);
-      })();
-      return { join: () => done };
-    },
-    error_report: (m) => errors.push(m),
-    exit: (code) => errors.push(`exit ${code}`),
-  };
-  const caps = (...names: string[]) =>
-    env.s.options.qmp_migrate_set_capabilities(
-      names.map((capability) => ({ capability, state: true }) as never),
-      { migration_is_running: () => false },
-    );
-  return { env, log, trace, errors, caps };
+  return migrationEndpoint(blocks, initial, { vcpus, threadsStartLater: true, wholeMs: true });
 }
 
 const names = (l: QapiEventMessage[]) => l.map((e) => e.event + (e.data ? ' ' + JSON.stringify(e.data) : ''));

@@ -5,59 +5,22 @@
 import { randomFillSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  MigrationIncomingState,
-  MigrationState,
   migrate_fd_cancel,
   migrate_incoming_set_state,
   migrate_prepare,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
-  type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
-import { MigrationOptions } from '../../../core/migration/options.js';
-import { RAMList } from '../../../core/migration/ram.js';
-import { QapiEventBus, type QapiEventMessage } from '../../../core/qmp/qapi-event.js';
-import { Tracer, type TraceEvent } from '../../../core/trace/trace.js';
 import { RAMBlock } from '../../../core/vm/ram.js';
-import { RunStateMachine } from '../../../core/vm/runstate.js';
-import { NO_VCPUS } from '../../helpers/in-process-vm.js';
+import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
+import type { QapiEventMessage } from '../../../core/qmp/qapi-event.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 function endpoint(ramSize: number, initial: 'running' | 'inmigrate') {
-  const events = new QapiEventBus();
-  const log: QapiEventMessage[] = [];
-  events.on((e) => log.push(e));
-  const runstate = new RunStateMachine('prelaunch', true, events, NO_VCPUS);
-  if (initial === 'inmigrate') runstate.runstate_set('inmigrate');
-  else runstate.vm_start();
-  log.length = 0;
   const ram = RAMBlock.alloc(ramSize);
-  const tracer = new Tracer();
-  const trace: TraceEvent[] = [];
-  tracer.on((e) => trace.push(e));
-  const errors: string[] = [];
-  let tid = 1000;
-  const env: MigrationHostEnv = {
-    s: new MigrationState(new MigrationOptions(), events),
-    mis: new MigrationIncomingState(initial === 'inmigrate' ? 'defer' : undefined),
-    ram_list: () => new RAMList([ram]),
-    runstate,
-    events,
-    tracer,
-    now_ms: () => performance.now(),
-    rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
-    qemu_thread_create: (name, fn) => {
-      const done = fn({ name, tid: ++tid });
-      return { join: () => done };
-    },
-    error_report: (m) => errors.push(m),
-    exit: (code) => errors.push(`exit ${code}`),
-  };
-  return { env, ram, log, trace, errors };
+  return { ...migrationEndpoint([ram], initial), ram };
 }
 
 async function until(cond: () => boolean, ms = 20000): Promise<void> {

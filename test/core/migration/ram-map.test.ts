@@ -6,17 +6,13 @@ import { randomFillSync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  MigrationIncomingState,
-  MigrationState,
   migrate_incoming_set_state,
   migrate_prepare,
   process_incoming_migration_co,
   qmp_query_migrate,
   qmp_query_migrationthreads,
-  type MigrationHostEnv,
 } from '../../../core/migration/migration.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
-import { MigrationOptions } from '../../../core/migration/options.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {
   RAM_MAP_STATES,
@@ -29,16 +25,12 @@ import {
   ram_map_pages_per_cell,
   type RamMapBlock,
 } from '../../../core/migration/ram-map.js';
-import { QapiEventBus } from '../../../core/qmp/qapi-event.js';
-import { Tracer, type TraceEvent } from '../../../core/trace/trace.js';
+import type { TraceEvent } from '../../../core/trace/trace.js';
 import { RAMBlock } from '../../../core/vm/ram.js';
 import { qmp_x_miglab_query_ram_map } from '../../../core/vm/ram-map-cmd.js';
-import { RunStateMachine } from '../../../core/vm/runstate.js';
 import { RAM_PAGE_STATES } from '../../../host/api.js';
-import { NO_VCPUS } from '../../helpers/in-process-vm.js';
+import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The cell rule written out independently: most pages; ties to dirty, received, sent, zero, untouched. */
 function bruteCells(blocks: RamMapBlock[], bins: number) {
@@ -119,32 +111,8 @@ describe('RAM map aggregation', () => {
 });
 
 function endpoint(ramSize: number, initial: 'running' | 'inmigrate') {
-  const events = new QapiEventBus();
-  const runstate = new RunStateMachine('prelaunch', true, events, NO_VCPUS);
-  if (initial === 'inmigrate') runstate.runstate_set('inmigrate');
-  else runstate.vm_start();
   const ram = RAMBlock.alloc(ramSize);
-  const tracer = new Tracer();
-  const trace: TraceEvent[] = [];
-  tracer.on((e) => trace.push(e));
-  let tid = 1000;
-  const env: MigrationHostEnv = {
-    s: new MigrationState(new MigrationOptions(), events),
-    mis: new MigrationIncomingState(initial === 'inmigrate' ? 'defer' : undefined),
-    ram_list: () => new RAMList([ram]),
-    runstate,
-    events,
-    tracer,
-    now_ms: () => performance.now(),
-    rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
-    qemu_thread_create: (name, fn) => {
-      const done = fn({ name, tid: ++tid });
-      return { join: () => done };
-    },
-    error_report: () => {},
-    exit: () => {},
-  };
-  return { env, ram, trace };
+  return { ...migrationEndpoint([ram], initial), ram };
 }
 
 describe('RAM map over a real migration', () => {
