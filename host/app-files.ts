@@ -10,11 +10,13 @@ export const APP_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-const TYPES: Record<string, string> = {
+/** The types of the files the lab serves (the built renderer, the docs); anything else is not served. */
+export const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.ico': 'image/x-icon',
@@ -33,25 +35,37 @@ export interface AppRoots {
 
 export type AppFile = { ok: true; file: string; type: string } | { ok: false; status: 400 | 404; reason: string };
 
-/** Map a request path (URL pathname) to a file under the roots; `/docs/…` are the docs. */
-export function resolveAppFile(roots: AppRoots, pathname: string): AppFile {
-  let path: string;
+function decodePath(pathname: string): string | null {
   try {
-    path = decodeURIComponent(pathname);
+    const path = decodeURIComponent(pathname);
+    return path.includes('\0') ? null : path;
   } catch {
-    return { ok: false, status: 400, reason: 'bad path' };
+    return null;
   }
-  if (path.includes('\0')) return { ok: false, status: 400, reason: 'bad path' };
+}
+
+/** A decoded path under `root`: inside it (no way out by `..`), `/` meaning index.html, of a type the lab serves. */
+function fileUnder(root: string, path: string, pathname: string): AppFile {
   if (path === '' || path.endsWith('/')) path += 'index.html';
-  let root = roots.renderer;
-  if (path.startsWith('/docs/')) {
-    root = roots.docs;
-    path = path.slice('/docs'.length);
-  }
   const base = normalize(root + sep);
   const file = normalize(join(base, path));
   if (!file.startsWith(base)) return { ok: false, status: 404, reason: `${pathname}: not found` };
-  const type = TYPES[extname(file).toLowerCase()];
+  const type = CONTENT_TYPES[extname(file).toLowerCase()];
   if (!type) return { ok: false, status: 404, reason: `${pathname}: not a file the app serves` };
   return { ok: true, file, type };
+}
+
+/** Map a request path (URL pathname) to a file under the roots; `/docs/…` are the docs. */
+export function resolveAppFile(roots: AppRoots, pathname: string): AppFile {
+  const path = decodePath(pathname);
+  if (path === null) return { ok: false, status: 400, reason: 'bad path' };
+  if (path.startsWith('/docs/')) return fileUnder(roots.docs, path.slice('/docs'.length), pathname);
+  return fileUnder(roots.renderer, path, pathname);
+}
+
+/** Map a request path to a file under one root (`miglab serve`'s built renderer). */
+export function resolveStaticFile(root: string, pathname: string): AppFile {
+  const path = decodePath(pathname);
+  if (path === null) return { ok: false, status: 400, reason: 'bad path' };
+  return fileUnder(root, path, pathname);
 }

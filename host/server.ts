@@ -17,7 +17,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { LAB_VERSION } from '../core/version.js';
 import {
@@ -35,6 +35,7 @@ import {
   type HostMessage,
   type ParseResult,
 } from './api.js';
+import { resolveStaticFile } from './app-files.js';
 import { Endpoints, HostError } from './endpoints.js';
 import { QmpReplyError } from './qmp-client.js';
 import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
@@ -236,17 +237,6 @@ export interface HostServerOptions {
   log?: (line: string) => void;
 }
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.map': 'application/json; charset=utf-8',
-};
 
 export const HOST = '127.0.0.1';
 
@@ -344,29 +334,21 @@ export class HostServer {
       return text(426, 'miglab serve: the host API is a WebSocket', { Upgrade: 'websocket' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, `miglab serve: ${req.method} not allowed`, { Allow: 'GET, HEAD' });
-    let path: string;
-    try {
-      path = decodeURIComponent(url.pathname);
-    } catch {
-      return text(400, 'miglab serve: bad path');
-    }
-    if (path.endsWith('/')) path += 'index.html';
-    const root = normalize(this.opts.staticDir + sep);
-    const file = normalize(join(root, path));
-    if (!file.startsWith(root) || path.includes('\0')) return text(404, 'miglab serve: not found');
+    const found = resolveStaticFile(this.opts.staticDir, url.pathname);
+    if (!found.ok) return text(found.status, `miglab serve: ${found.reason}`);
+    const { file, type } = found;
+    const isIndex = file === join(this.opts.staticDir, 'index.html');
     let body: Buffer;
     try {
       body = await readFile(file);
     } catch {
-      if (path === '/index.html') {
-        return text(503, 'miglab serve: the renderer is not built; run `npm run build` and reload');
-      }
-      return text(404, `miglab serve: ${path}: not found`);
+      if (isIndex) return text(503, 'miglab serve: the renderer is not built; run `npm run build` and reload');
+      return text(404, `miglab serve: ${url.pathname}: not found`);
     }
     res.writeHead(200, {
-      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Type': type,
       'Content-Length': body.length,
-      'Cache-Control': path === '/index.html' ? 'no-store' : 'no-cache',
+      'Cache-Control': isIndex ? 'no-store' : 'no-cache',
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
       'Cross-Origin-Opener-Policy': 'same-origin',
