@@ -3,9 +3,9 @@
  * host through host/simulation-proxy.ts over the channel of whatever forked it
  * (child_process.fork in `miglab serve`, Electron's utilityProcess in the app).
  *
- * Method calls come in with ids and are answered in turn; the run's listener callbacks go
- * out in batches (one message per turn of the event loop, or every MAX_BATCH events), in
- * order, and always before the answer of the call that caused them. The simulation's
+ * Method calls come in with ids; the run's listener callbacks go out in batches (every
+ * BATCH_MS, or every MAX_BATCH events), in order, and a call's answer goes at the end of
+ * the batch it finished in. The simulation's
  * work (a run at full speed, tens of thousands of trace events a second) is off the
  * host's event loop, so the UI's traffic never waits on it.
  *
@@ -15,10 +15,16 @@
 import { childChannel } from './process-host.js';
 import { HostError } from './endpoints.js';
 import { SimulatedRun } from './simulation.js';
-import { isSimMethod, type FromSimChild, type SimEvent, type SimSnapshot, type ToSimChild } from './simulation-protocol.js';
+import { isSimMethod, type FromSimChild, type SimEvent, type SimResult, type SimSnapshot, type ToSimChild } from './simulation-protocol.js';
 
 /** Events per message at most: a long burst still goes out in pieces the host can relay as they come. */
 const MAX_BATCH = 2000;
+/**
+ * How long a batch gathers (ms). A few ms, far below what a viewer notices, so that what
+ * happens in one instant arrives together: a step that stops at once shows as one change
+ * (running and paused in the same message), as when the run was in the host's process.
+ */
+const BATCH_MS = 5;
 
 const channel = childChannel();
 if (!channel) {
@@ -30,29 +36,36 @@ const post = (m: FromSimChild) => parent.post(m);
 
 const run = new SimulatedRun();
 let batch: SimEvent[] = [];
+let results: SimResult[] = [];
 let scheduled = false;
 let lastSnapshot = '';
 
-/** Send what happened since the last batch, with the run's state if it changed. */
+/** Send what happened since the last batch, with the run's state if it changed, then the answers. */
 function flush(): void {
   scheduled = false;
   const snapshot: SimSnapshot = { active: run.active, statuses: run.statuses(), status: run.status() };
   const key = JSON.stringify(snapshot);
   const changed = key !== lastSnapshot;
-  if (batch.length === 0 && !changed) return;
+  if (batch.length === 0 && results.length === 0 && !changed) return;
   lastSnapshot = key;
-  const events = batch;
+  const m: FromSimChild = { t: 'batch', events: batch };
+  if (changed) m.snapshot = snapshot;
+  if (results.length) m.results = results;
   batch = [];
-  post(changed ? { t: 'events', events, snapshot } : { t: 'events', events });
+  results = [];
+  post(m);
+}
+
+function schedule(): void {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(flush, BATCH_MS);
 }
 
 function queue(e: SimEvent): void {
   batch.push(e);
   if (batch.length >= MAX_BATCH) flush();
-  else if (!scheduled) {
-    scheduled = true;
-    setImmediate(flush);
-  }
+  else schedule();
 }
 
 run.onStatus((status) => queue({ k: 'status', status }));
@@ -65,16 +78,12 @@ const clearing = new Map<number, { resolve: () => void; reject: (e: Error) => vo
 
 function answer(id: number, work: () => unknown): void {
   void (async () => work())().then(
-    (value) => {
-      flush();
-      post({ t: 'result', id, ok: true, value: value ?? null });
-    },
+    (value) => results.push({ id, ok: true, value: value ?? null }),
     (e: unknown) => {
-      flush();
       const err = e instanceof Error ? e : new Error(String(e));
-      post({ t: 'result', id, ok: false, error: err.message, host: err instanceof HostError, stack: err.stack });
+      results.push({ id, ok: false, error: err.message, host: err instanceof HostError, stack: err.stack });
     },
-  );
+  ).then(schedule);
 }
 
 function call(id: number, method: string, args: unknown[]): unknown {

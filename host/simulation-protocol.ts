@@ -33,14 +33,19 @@ export interface SimSnapshot {
   status: SimStatus;
 }
 
+/** A call's answer. `host`: a HostError (its text goes to the client as it is); otherwise an internal failure, with its stack. */
+export type SimResult = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string; host: boolean; stack?: string };
+
 /** Child → host. */
 export type FromSimChild =
   /** Listening: calls may come. */
   | { t: 'ready' }
-  | { t: 'events'; events: SimEvent[]; snapshot?: SimSnapshot }
-  /** `host`: a HostError (its text goes to the client as it is); otherwise an internal failure, with its stack. */
-  | { t: 'result'; id: number; ok: true; value: unknown }
-  | { t: 'result'; id: number; ok: false; error: string; host: boolean; stack?: string }
+  /**
+   * What happened since the last batch, in order, then the answers of the calls that
+   * finished meanwhile (so a call's answer comes after everything it caused, and with what
+   * followed in the same instant, as when the run was in the host's own process).
+   */
+  | { t: 'batch'; events: SimEvent[]; snapshot?: SimSnapshot; results?: SimResult[] }
   /** sim.start found its scenario good: the host should empty the slots (stop live endpoints) now. */
   | { t: 'clearSlots'; id: number };
 

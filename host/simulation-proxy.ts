@@ -27,7 +27,7 @@ import {
 } from './api.js';
 import { HostError } from './endpoints.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildExit, type ChildHandle, type ProcessHost } from './process-host.js';
-import type { FromSimChild, SimMethod, SimSnapshot, ToSimChild } from './simulation-protocol.js';
+import type { FromSimChild, SimMethod, SimResult, SimSnapshot, ToSimChild } from './simulation-protocol.js';
 
 type StatusListener = (s: EndpointStatus) => void;
 type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
@@ -227,7 +227,7 @@ export class SimulationProxy {
         c.ready = true;
         for (const q of c.queued.splice(0)) c.handle.post(q);
         return;
-      case 'events':
+      case 'batch':
         if (m.snapshot) this.snapshot = m.snapshot;
         for (const e of m.events) {
           switch (e.k) {
@@ -245,17 +245,8 @@ export class SimulationProxy {
               break;
           }
         }
+        for (const r of m.results ?? []) this.settle(c, r);
         return;
-      case 'result': {
-        const p = c.pending.get(m.id);
-        c.pending.delete(m.id);
-        if (!p) return;
-        if (m.ok) return p.resolve(m.value);
-        if (m.host) return p.reject(new HostError(m.error));
-        const err = new Error(m.error);
-        if (m.stack) err.stack = `${m.stack}\n    (in the simulated runtime's process)`;
-        return p.reject(err);
-      }
       case 'clearSlots': {
         const clear = c.pending.get(m.id)?.clearSlots ?? (async () => {});
         void Promise.resolve()
@@ -294,6 +285,17 @@ export class SimulationProxy {
       }
     }
     for (const l of this.simListeners) l(this.snapshot.status);
+  }
+
+  private settle(c: Child, r: SimResult): void {
+    const p = c.pending.get(r.id);
+    c.pending.delete(r.id);
+    if (!p) return;
+    if (r.ok) return p.resolve(r.value);
+    if (r.host) return p.reject(new HostError(r.error));
+    const err = new Error(r.error);
+    if (r.stack) err.stack = `${r.stack}\n    (in the simulated runtime's process)`;
+    p.reject(err);
   }
 
   private fail(c: Child, e: Error): void {
