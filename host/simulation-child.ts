@@ -5,9 +5,8 @@
  *
  * Method calls come in with ids; the run's listener callbacks go out in batches (every
  * BATCH_MS, or every MAX_BATCH events), in order, and a call's answer goes at the end of
- * the batch it finished in. The simulation's
- * work (a run at full speed, tens of thousands of trace events a second) is off the
- * host's event loop, so the UI's traffic never waits on it.
+ * the batch it finished in. The simulation's work (a run at full speed) is off the host's
+ * event loop, and a crash of the engine takes only this process with it.
  *
  * It ends when its parent goes (the IPC channel closes), so a host that dies leaves no
  * orphan.
