@@ -267,7 +267,7 @@ export class SimulationProxy {
   private exited(c: Child, e: ChildExit): void {
     if (this.child !== c) return;
     this.child = null;
-    const tail = c.stderr.trim().split('\n').slice(-3).join(' / ');
+    const tail = stderrGist(c.stderr);
     const why = `the simulated runtime's process ${describeExit(e)}${tail ? `: ${tail}` : ''}`;
     this.log(`miglab host: ${why}`);
     this.fail(c, new HostError(`${why} (start the run again)`));
@@ -303,4 +303,14 @@ export class SimulationProxy {
     c.pending.clear();
     c.queued = [];
   }
+}
+
+/** What a dead child's stderr says: the error line of an uncaught exception, or its last lines (stack, braces and Node's version left out). */
+function stderrGist(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => /\w/.test(l) && !/^\s+at /.test(l) && !/^Node\.js v/.test(l));
+  const error = lines.findLast((l) => /^([A-Z]\w*)?Error\b/.test(l));
+  return error ?? lines.slice(-3).join(' / ');
 }

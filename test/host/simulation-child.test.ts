@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientMessage, EndpointStatus, HostMessage, SimStatus } from '../../host/api.js';
 import { HostCore, type HostClient } from '../../host/server.js';
+import { SimulationProxy } from '../../host/simulation-proxy.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -170,6 +171,22 @@ describe('the simulated runtime in a child process', () => {
     const noRun = await h.call({ type: 'sim.control', action: 'step' });
     expect(noRun).toMatchObject({ ok: false, error: 'no simulated run (start one with a preset or a scenario)' });
     expect(h.logged).toEqual([]);
+  });
+
+  it('says why when the child cannot run, and tries again on the next call', async () => {
+    const logged: string[] = [];
+    const sim = new SimulationProxy({ childModule: join(import.meta.dirname, 'no-such-child.js'), log: (l) => logged.push(l) });
+    try {
+      const statuses: SimStatus[] = [];
+      sim.onSimStatus((s) => statuses.push(s));
+      await expect(sim.presets()).rejects.toThrow(/^the simulated runtime's process exited with status 1: .*no-such-child\.js/);
+      expect(statuses.map((s) => s.state)).toEqual(['none']);
+      expect(sim.active).toBe(false);
+      await expect(sim.control('step')).rejects.toThrow(/exited with status 1/);
+      expect(logged.length).toBe(2);
+    } finally {
+      await sim.close();
+    }
   });
 
   it('ends with its host: a host killed outright leaves no child', async () => {
