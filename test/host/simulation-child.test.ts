@@ -164,12 +164,23 @@ describe('the simulated runtime in a child process', () => {
     expect(late).toMatchObject({ ok: false, error: 'the host is shutting down' });
   }, 60_000);
 
-  it('keeps HostError texts unchanged across the processes', async () => {
+  it('keeps HostError texts unchanged across the processes; live endpoints go only once the scenario is good', async () => {
     const h = harness();
+    await h.ok({ type: 'endpoints.start', ramMiB: 16 });
     const bad = await h.call({ type: 'sim.start', scenario: 'name: bad\nram: { size: 64M }\nlink: { bandwidth: 1Gbit/s, latncy: 1ms }\n' });
     expect(bad).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
     const noRun = await h.call({ type: 'sim.control', action: 'step' });
     expect(noRun).toMatchObject({ ok: false, error: 'no simulated run (start one with a preset or a scenario)' });
+    expect(h.core.endpoints.statuses().map((s) => [s.state, s.kind])).toEqual([
+      ['ready', 'spawned'],
+      ['ready', 'spawned'],
+    ]);
+    // A good one: the host stops the live endpoints (asked by the child), then the slots become simulated.
+    const from = h.messages.length;
+    await h.ok({ type: 'sim.start', preset: 'idle-small' });
+    const source = h.messages.slice(from).flatMap((m) => (m.type === 'endpoint' && m.status.id === 'source' ? [`${m.status.state} ${m.status.kind}`] : []));
+    expect(source).toEqual(['stopped null', 'starting simulated', 'ready simulated']);
+    expect(h.core.endpoints.statuses().map((s) => s.state)).toEqual(['stopped', 'stopped']);
     expect(h.logged).toEqual([]);
   });
 
