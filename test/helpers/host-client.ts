@@ -3,7 +3,7 @@
  * secret), every message kept in order, requests answered by `req`.
  */
 import WebSocket from 'ws';
-import type { HostMessage } from '../../host/api.js';
+import type { HostMessage, SimStatus, TraceEvent } from '../../host/api.js';
 
 export type Result = Extract<HostMessage, { type: 'result' }>;
 
@@ -74,6 +74,22 @@ export class HostClient {
     if (!r.ok) throw new Error(`qmp.send: ${r.error}`);
     const m = await this.until((m) => m.type === 'qmp.line' && m.endpoint === endpoint && re.test(m.text), from);
     return (m as Extract<HostMessage, { type: 'qmp.line' }>).text;
+  }
+
+  /** The next sim.status from index `from` on that satisfies `pred`. */
+  async status(pred: (s: SimStatus) => boolean, from: number): Promise<SimStatus> {
+    const m = await this.until<Extract<HostMessage, { type: 'sim.status' }>>((m) => m.type === 'sim.status' && pred(m.status), from);
+    return m.status;
+  }
+
+  /** Every trace event received for a slot, in order. */
+  traceEvents(endpoint: string): TraceEvent[] {
+    return this.messages.flatMap((m) => (m.type === 'trace.event' && m.endpoint === endpoint ? m.events : []));
+  }
+
+  /** The QMP lines of a slot received from index `from` on. */
+  lines(endpoint: string, from = 0): string[] {
+    return this.messages.slice(from).flatMap((m) => (m.type === 'qmp.line' && m.endpoint === endpoint ? [m.text] : []));
   }
 
   close(): void {

@@ -7,10 +7,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { HostMessage, RamMap, SimPreset, SimStatus, TraceEvent } from '../../host/api.js';
+import type { HostMessage, RamMap, SimPreset, SimStatus } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
+import { HostClient } from '../helpers/host-client.js';
 
 let server: HostServer;
 let staticDir: string;
@@ -26,68 +26,11 @@ afterAll(async () => {
   rmSync(staticDir, { recursive: true, force: true });
 });
 
-type Result = Extract<HostMessage, { type: 'result' }>;
-
-class Client {
-  readonly messages: HostMessage[] = [];
-  private next = 1;
-  private waiters: (() => void)[] = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => {
-      this.messages.push(JSON.parse(d.toString()));
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<Client> {
-    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
-    const c = new Client(ws);
-    await c.until((m) => m.type === 'hello');
-    return c;
-  }
-  async until<T extends HostMessage>(pred: (m: HostMessage) => boolean, from = 0, ms = 20_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.messages.slice(from).find(pred);
-      if (found) return found as T;
-      if (Date.now() > end) throw new Error(`timed out; got ${JSON.stringify(this.messages).slice(-3000)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, end - Date.now());
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-  async call(msg: Record<string, unknown>): Promise<Result> {
-    const req = this.next++;
-    this.ws.send(JSON.stringify({ ...msg, req }));
-    return this.until((m) => m.type === 'result' && m.req === req);
-  }
-  async ok<T>(msg: Record<string, unknown>): Promise<T> {
-    const r = await this.call(msg);
-    if (!r.ok) throw new Error(`${String(msg.type)}: ${r.error}`);
-    return r.value as T;
-  }
-  /** The next sim.status from `from` on that satisfies `pred`. */
-  async status(pred: (s: SimStatus) => boolean, from: number): Promise<SimStatus> {
-    const m = await this.until<Extract<HostMessage, { type: 'sim.status' }>>((m) => m.type === 'sim.status' && pred(m.status), from);
-    return m.status;
-  }
-  traceEvents(endpoint: string): TraceEvent[] {
-    return this.messages.flatMap((m) => (m.type === 'trace.event' && m.endpoint === endpoint ? m.events : []));
-  }
-  lines(endpoint: string, from = 0): string[] {
-    return this.messages.slice(from).flatMap((m) => (m.type === 'qmp.line' && m.endpoint === endpoint ? [m.text] : []));
-  }
-  close(): void {
-    this.ws.close();
-  }
-}
+const openClient = () => HostClient.open(server);
 
 describe('the simulated runtime through the host API', () => {
   it('lists the presets under scenarios/, with their text', async () => {
-    const c = await Client.open();
+    const c = await openClient();
     try {
       const presets = await c.ok<SimPreset[]>({ type: 'sim.presets' });
       const files = readdirSync(join(import.meta.dirname, '../../scenarios')).filter((f) => f.endsWith('.yaml'));
@@ -102,7 +45,7 @@ describe('the simulated runtime through the host API', () => {
   });
 
   it('runs a preset in the slots: breakpoint, step, end, QMP both ways, then live endpoints take the slots', async () => {
-    const c = await Client.open();
+    const c = await openClient();
     try {
       for (const endpoint of ['source', 'destination']) await c.ok({ type: 'trace.subscribe', endpoint });
       await c.ok({ type: 'sim.speed', speed: 'max' });
@@ -208,7 +151,7 @@ describe('the simulated runtime through the host API', () => {
       from = c.messages.length;
       await c.ok({ type: 'endpoints.start', ramMiB: 16 });
       await c.status((s) => s.state === 'none', from);
-      const hello = await Client.open();
+      const hello = await openClient();
       try {
         const h = hello.messages.find((m) => m.type === 'hello') as Extract<HostMessage, { type: 'hello' }>;
         expect(h.endpoints.map((s) => s.kind)).toEqual(['spawned', 'spawned']);
@@ -224,7 +167,7 @@ describe('the simulated runtime through the host API', () => {
   }, 60_000);
 
   it('refuses a bad scenario with its line and field, and leaves the slots as they were', async () => {
-    const c = await Client.open();
+    const c = await openClient();
     try {
       const bad = 'name: bad\nram: { size: 64M }\nlink: { bandwidth: 1Gbit/s, latncy: 1ms }\n';
       const r = await c.call({ type: 'sim.start', scenario: bad });
