@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
+import { SlotListeners, type LineListener, type StatusListener, type TraceListener } from './slot-listeners.js';
 import { QmpClient } from './qmp-client.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
 
@@ -43,9 +44,6 @@ export interface StartOptions {
   workload?: string;
 }
 
-type StatusListener = (s: EndpointStatus) => void;
-type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
-type TraceListener = (id: EndpointId, ev: TraceEvent) => void;
 
 /** Longest trace line accepted from an endpoint (a longer one is skipped). */
 const MAX_TRACE_LINE = 64 * 1024;
@@ -77,9 +75,7 @@ class Slot {
 export class Endpoints {
   readonly dir: string;
   private readonly slots: Record<EndpointId, Slot> = { source: new Slot('source'), destination: new Slot('destination') };
-  private readonly statusListeners = new Set<StatusListener>();
-  private readonly lineListeners = new Set<LineListener>();
-  private readonly traceListeners = new Set<TraceListener>();
+  private readonly listeners = new SlotListeners();
   private readonly timeout: number;
   private closed = false;
   /** execute()'s hidden QMP connection per slot, for the slot generation it was made for. */
@@ -91,19 +87,16 @@ export class Endpoints {
   }
 
   onStatus(l: StatusListener): () => void {
-    this.statusListeners.add(l);
-    return () => this.statusListeners.delete(l);
+    return this.listeners.status.add(l);
   }
 
   onLine(l: LineListener): () => void {
-    this.lineListeners.add(l);
-    return () => this.lineListeners.delete(l);
+    return this.listeners.line.add(l);
   }
 
   /** Trace events of every slot whose endpoint streams them, in the endpoint's order. */
   onTrace(l: TraceListener): () => void {
-    this.traceListeners.add(l);
-    return () => this.traceListeners.delete(l);
+    return this.listeners.trace.add(l);
   }
 
   /** Whether a slot's current endpoint streams its trace events. */
@@ -201,7 +194,7 @@ export class Endpoints {
 
   private setStatus(slot: Slot, s: EndpointStatus): void {
     slot.status = s;
-    for (const l of this.statusListeners) l({ ...s });
+    this.listeners.status.emit({ ...s });
   }
 
   private async spawnSlot(id: EndpointId, args: string[]): Promise<void> {
@@ -294,7 +287,7 @@ export class Endpoints {
         buf = buf.slice(i + 1);
         if (slot.gen !== gen) return;
         if (slot.status.state === 'ready') {
-          for (const l of this.lineListeners) l(slot.id, line, false);
+          this.listeners.line.emit(slot.id, line, false);
         } else if (waiting) {
           const w = waiting;
           waiting = null;
@@ -339,15 +332,15 @@ export class Endpoints {
     try {
       const greeting = await next('QMP greeting');
       if (!/^\s*\{\s*"QMP"/.test(greeting)) throw new Error(`not a QMP greeting: ${greeting.slice(0, 200)}`);
-      for (const l of this.lineListeners) l(slot.id, greeting, false);
+      this.listeners.line.emit(slot.id, greeting, false);
       sock.write('{"execute": "qmp_capabilities"}\n');
       const reply = await next('reply to qmp_capabilities');
-      for (const l of this.lineListeners) l(slot.id, reply, true);
+      this.listeners.line.emit(slot.id, reply, true);
       if (!/"return"/.test(reply)) throw new Error(`qmp_capabilities failed: ${reply.slice(0, 200)}`);
       if (slot.gen !== gen) throw new Error('superseded');
       this.setStatus(slot, { ...slot.status, state: 'ready', greeting });
       // Lines that came right behind the negotiation reply.
-      for (const line of early.splice(0)) for (const l of this.lineListeners) l(slot.id, line, false);
+      for (const line of early.splice(0)) this.listeners.line.emit(slot.id, line, false);
     } catch (e) {
       sock.destroy();
       if (slot.sock === sock) slot.sock = null;
@@ -406,7 +399,7 @@ export class Endpoints {
     }
     const r = checkTraceEvent(data);
     if (!r.ok) return;
-    for (const l of this.traceListeners) l(id, r.ev);
+    this.listeners.trace.emit(id, r.ev);
   }
 
   private async stopSlot(id: EndpointId): Promise<void> {

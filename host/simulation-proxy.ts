@@ -23,16 +23,12 @@ import {
   type SimPreset,
   type SimSpeed,
   type SimStatus,
-  type TraceEvent,
 } from './api.js';
+import { SlotListeners, type LineListener, type SimStatusListener, type StatusListener, type TraceListener } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildExit, type ChildHandle, type ProcessHost } from './process-host.js';
 import type { FromSimChild, SimMethod, SimResult, SimSnapshot, ToSimChild } from './simulation-protocol.js';
 
-type StatusListener = (s: EndpointStatus) => void;
-type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
-type TraceListener = (id: EndpointId, ev: TraceEvent) => void;
-type SimStatusListener = (s: SimStatus) => void;
 
 export interface SimulationProxyOptions {
   /** How the child is started; child_process.fork by default. */
@@ -70,10 +66,7 @@ interface Child {
 }
 
 export class SimulationProxy {
-  private readonly statusListeners = new Set<StatusListener>();
-  private readonly lineListeners = new Set<LineListener>();
-  private readonly traceListeners = new Set<TraceListener>();
-  private readonly simListeners = new Set<SimStatusListener>();
+  private readonly listeners = new SlotListeners();
   private readonly processes: ProcessHost;
   private readonly childModule: string;
   private readonly log: (line: string) => void;
@@ -89,23 +82,19 @@ export class SimulationProxy {
   }
 
   onStatus(l: StatusListener): () => void {
-    this.statusListeners.add(l);
-    return () => this.statusListeners.delete(l);
+    return this.listeners.status.add(l);
   }
 
   onLine(l: LineListener): () => void {
-    this.lineListeners.add(l);
-    return () => this.lineListeners.delete(l);
+    return this.listeners.line.add(l);
   }
 
   onTrace(l: TraceListener): () => void {
-    this.traceListeners.add(l);
-    return () => this.traceListeners.delete(l);
+    return this.listeners.trace.add(l);
   }
 
   onSimStatus(l: SimStatusListener): () => void {
-    this.simListeners.add(l);
-    return () => this.simListeners.delete(l);
+    return this.listeners.sim.add(l);
   }
 
   /** The child's process id while it runs (tests, diagnostics). */
@@ -232,16 +221,16 @@ export class SimulationProxy {
         for (const e of m.events) {
           switch (e.k) {
             case 'status':
-              for (const l of this.statusListeners) l(e.status);
+              this.listeners.status.emit(e.status);
               break;
             case 'line':
-              for (const l of this.lineListeners) l(e.id, e.text, e.negotiation);
+              this.listeners.line.emit(e.id, e.text, e.negotiation);
               break;
             case 'trace':
-              for (const l of this.traceListeners) l(e.id, e.ev);
+              this.listeners.trace.emit(e.id, e.ev);
               break;
             case 'sim':
-              for (const l of this.simListeners) l(e.status);
+              this.listeners.sim.emit(e.status);
               break;
           }
         }
@@ -281,10 +270,10 @@ export class SimulationProxy {
       for (const id of ENDPOINT_IDS) {
         const s = was.statuses.find((x) => x.id === id);
         const closed: EndpointStatus = { id, state: 'closed', kind: 'simulated', qmpPath: null, command: s?.command ?? null, greeting: null, detail: why };
-        for (const l of this.statusListeners) l(closed);
+        this.listeners.status.emit(closed);
       }
     }
-    for (const l of this.simListeners) l(this.snapshot.status);
+    this.listeners.sim.emit(this.snapshot.status);
   }
 
   private settle(c: Child, r: SimResult): void {

@@ -37,12 +37,9 @@ import {
   type SimStop,
   type TraceEvent,
 } from './api.js';
+import { SlotListeners, type LineListener, type SimStatusListener, type StatusListener, type TraceListener } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
 
-type StatusListener = (s: EndpointStatus) => void;
-type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
-type TraceListener = (id: EndpointId, ev: TraceEvent) => void;
-type SimStatusListener = (s: SimStatus) => void;
 
 export interface SimulatedRunOptions {
   /** The presets' folder (default: scenarios/ of the repository). */
@@ -89,10 +86,7 @@ interface Run {
 }
 
 export class SimulatedRun {
-  private readonly statusListeners = new Set<StatusListener>();
-  private readonly lineListeners = new Set<LineListener>();
-  private readonly traceListeners = new Set<TraceListener>();
-  private readonly simListeners = new Set<SimStatusListener>();
+  private readonly listeners = new SlotListeners();
   private readonly scenariosDir: string;
   private readonly tickMs: number;
   private run: Run | null = null;
@@ -109,23 +103,19 @@ export class SimulatedRun {
   }
 
   onStatus(l: StatusListener): () => void {
-    this.statusListeners.add(l);
-    return () => this.statusListeners.delete(l);
+    return this.listeners.status.add(l);
   }
 
   onLine(l: LineListener): () => void {
-    this.lineListeners.add(l);
-    return () => this.lineListeners.delete(l);
+    return this.listeners.line.add(l);
   }
 
   onTrace(l: TraceListener): () => void {
-    this.traceListeners.add(l);
-    return () => this.traceListeners.delete(l);
+    return this.listeners.trace.add(l);
   }
 
   onSimStatus(l: SimStatusListener): () => void {
-    this.simListeners.add(l);
-    return () => this.simListeners.delete(l);
+    return this.listeners.sim.add(l);
   }
 
   /** A simulated run holds the slots. */
@@ -393,7 +383,7 @@ export class SimulatedRun {
     if (n === 0) return;
     for (const h of r.held.splice(0, n)) {
       const id = SLOT[h.side];
-      if (h.kind === 'trace') for (const l of this.traceListeners) l(id, h.ev);
+      if (h.kind === 'trace') this.listeners.trace.emit(id, h.ev);
       else this.emitLine(id, h.text, false);
     }
   }
@@ -443,11 +433,11 @@ export class SimulatedRun {
   }
 
   private emitStatus(s: EndpointStatus): void {
-    for (const l of this.statusListeners) l(s);
+    this.listeners.status.emit(s);
   }
 
   private emitLine(id: EndpointId, text: string, negotiation: boolean): void {
-    for (const l of this.lineListeners) l(id, text, negotiation);
+    this.listeners.line.emit(id, text, negotiation);
   }
 
   /** sim.status to every listener: on each change (`force`), and while running when the time moved. */
@@ -456,7 +446,7 @@ export class SimulatedRun {
     const key = JSON.stringify(s);
     if (!force && key === this.lastPushed) return;
     this.lastPushed = key;
-    for (const l of this.simListeners) l(s);
+    this.listeners.sim.emit(s);
   }
 }
 
