@@ -86,6 +86,14 @@ export class MigrationAtomicStats {
 
   private v: Float64Array<ArrayBufferLike> = new Float64Array(MIG_STATS_FIELDS.length);
 
+  /**
+   * stat64_add(&mig_stats.<field>, n), as QEMU's per-page counters are updated: straight
+   * into the slot (`stats.x += n` through the accessors boxes a number per call).
+   */
+  add(field: (typeof MIG_STATS_FIELDS)[number], n: number): void {
+    this.v[MIG_STATS_INDEX[field]]! += n;
+  }
+
   /** Keep the counters in `mem` from now on (another thread's view of the same ones). */
   attach(mem: Float64Array, copy_current: boolean): void {
     if (mem.length !== MIG_STATS_FIELDS.length) throw new RangeError('mig_stats: wrong size');
@@ -98,6 +106,7 @@ export class MigrationAtomicStats {
     this.v.fill(0);
   }
 }
+const MIG_STATS_INDEX = Object.fromEntries(MIG_STATS_FIELDS.map((f, i) => [f, i])) as Record<(typeof MIG_STATS_FIELDS)[number], number>;
 MIG_STATS_FIELDS.forEach((name, i) => {
   Object.defineProperty(MigrationAtomicStats.prototype, name, {
     get(this: { v: Float64Array }) {
@@ -348,7 +357,7 @@ export class QEMUFile {
     this.buf_start = 0;
     if (n === 0 || this.last_error) return;
     this.handed += n;
-    if (this.stats) this.stats.qemu_file_transferred += n;
+    this.stats?.add('qemu_file_transferred', n);
     if (this.iov_writer && !this.inflight) {
       // A blocking copy: every entry (and buf) is free again when it returns.
       try {

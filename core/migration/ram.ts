@@ -253,9 +253,9 @@ export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): nu
  */
 export function ram_transferred_add(env: MigrationEnv, bytes: number): void {
   const s = env.mig_stats;
-  if (env.runstate_is_running()) s.precopy_bytes += bytes;
-  else if (env.migration_in_postcopy()) s.postcopy_bytes += bytes;
-  else s.downtime_bytes += bytes;
+  if (env.runstate_is_running()) s.add('precopy_bytes', bytes);
+  else if (env.migration_in_postcopy()) s.add('postcopy_bytes', bytes);
+  else s.add('downtime_bytes', bytes);
 }
 
 /* ---------- state and bitmaps ---------- */
@@ -445,7 +445,7 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   const block = pss.block!;
   if (!block.buffer_is_zero(offset, TARGET_PAGE_SIZE)) return 0;
 
-  env.mig_stats.zero_pages++;
+  env.mig_stats.add('zero_pages', 1);
   block.pagemap?.page_sent(pss.page, true); // lab: the RAM map
   const f = pss.pss_channel!;
   let len = save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_ZERO);
@@ -468,7 +468,7 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   if (block.put_page) block.put_page(f, offset);
   else f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
-  env.mig_stats.normal_pages++;
+  env.mig_stats.add('normal_pages', 1);
   block.pagemap?.page_sent(pss.page, false); // lab: the RAM map
   return 1;
 }

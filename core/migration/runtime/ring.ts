@@ -18,6 +18,8 @@ const CTL_WORDS = 5;
 const ERROR_MAX = 1024;
 /** Entries up to this many bytes are copied byte by byte. */
 const SMALL_COPY = 64;
+/** Buffer's copy (a memmove in C++), for any Uint8Array: it makes no view object. */
+const copy = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
 
 export interface RingMemory {
   ctl: SharedArrayBuffer;
@@ -93,7 +95,7 @@ export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
         const to = w + n;
         // A page header is a few bytes: a loop costs less than a view and a set() call.
         if (k <= SMALL_COPY) for (let j = 0; j < k; j++) data[to + j] = b[from + j]!;
-        else data.set(new Uint8Array(b.buffer, b.byteOffset + from, k), to);
+        else copy.call(b, data, to, from, from + k); // no view object either
         n += k;
         done += k;
         if (done === len[i]) {
