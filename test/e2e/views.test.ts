@@ -78,6 +78,12 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
     await expect.poll(async () => Number(await page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
     expect(Number(await page.getByTestId('charts').getAttribute('data-passes'))).toBeGreaterThanOrEqual(2);
 
+    // The threads view: at 4 MiB/s the live_migration thread spent most windows waiting on
+    // the rate limit (inside migration_rate_limit until the next 100 ms window).
+    const waited = page.locator('[data-testid=threads] [data-thread=live_migration] [data-waited-ms]').first();
+    await expect.poll(async () => Number(await waited.getAttribute('data-waited-ms')), { timeout: 10_000 }).toBeGreaterThan(100);
+    expect(await page.locator('[data-testid=threads] [data-thread=live_migration] .seg.waiting').count()).toBeGreaterThan(0);
+
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('charts-csv').click()]);
     expect(download.suggestedFilename()).toBe('miglab-charts.csv');
     const csv = readFileSync((await download.path())!, 'utf8').split('\n');

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TraceEvent } from '../../host/api.js';
 import { MIGRATION_EXITS, MIGRATION_STEPS, RUN_STEPS, applyQmpLine, foldStates, initialStates, stepsWithExtras, type StateInput } from '../../renderer/src/lib/states/states.js';
-import { EMPTY_THREADS, applyThreadEvent, barOf, foldThreads, phaseOf } from '../../renderer/src/lib/threads/threads.js';
+import { EMPTY_THREADS, MAX_WAITS, WAIT_MIN_US, applyThreadEvent, barOf, foldThreads, phaseOf, waitsOf } from '../../renderer/src/lib/threads/threads.js';
 import en from '../../renderer/src/locales/en.json' with { type: 'json' };
 import zh from '../../renderer/src/locales/zh-Hans.json' with { type: 'json' };
 
@@ -117,9 +117,34 @@ describe('threads', () => {
 
   it('shows a thread whose creation was missed from its start; ignores other events (same object)', () => {
     const t = foldThreads([{ ...at(5, 'vcpu0', 9), type: 'thread-start' }]);
-    expect(t.list).toEqual([{ tid: 9, name: 'vcpu0', fn: null, createdAt: 5, startedAt: 5, exitedAt: null, joinedAt: null }]);
+    expect(t.list).toEqual([{ tid: 9, name: 'vcpu0', fn: null, createdAt: 5, startedAt: 5, exitedAt: null, joinedAt: null, inRateLimit: null, waits: [], waitedUs: 0 }]);
     const same = applyThreadEvent(t, { ...at(5, 'vcpu0', 9), type: 'enter', fn: 'x' });
     expect(same).toBe(t);
     expect(foldThreads([])).toBe(EMPTY_THREADS);
+  });
+
+  it('shows the waits on the rate limit: migration_rate_limit calls that slept, not those that returned at once', () => {
+    const rl = (ts: number, type: 'enter' | 'exit'): TraceEvent => ({ ...at(ts, 'live_migration', MIG), type, fn: 'migration_rate_limit' });
+    const base = foldThreads(run.slice(0, 4));
+    let t = foldThreads([rl(1_000, 'enter'), rl(1_000 + WAIT_MIN_US - 1, 'exit')], base); // budget left: no wait
+    expect(t.list[1]).toMatchObject({ waits: [], waitedUs: 0, inRateLimit: null });
+    t = foldThreads([rl(2_000, 'enter')], t);
+    expect(phaseOf(t.list[1]!)).toBe('waiting');
+    t = foldThreads([rl(62_000, 'exit'), rl(100_000, 'enter'), rl(160_000, 'exit')], t);
+    const m = t.list[1]!;
+    expect(phaseOf(m)).toBe('running');
+    expect(m.waits).toEqual([2_000, 62_000, 100_000, 160_000]);
+    expect(m.waitedUs).toBe(120_000);
+    // Drawn on the bar's scale; marks closer than the gap become one.
+    expect(waitsOf(m, 0, 200_000)).toEqual([[0.01, 0.31], [0.5, 0.8]]);
+    expect(waitsOf(m, 0, 200_000, 0.25)).toEqual([[0.01, 0.8]]);
+    // The earlier states are untouched (pure), and only the last MAX_WAITS waits are kept.
+    expect(base.list[1]!.waits).toEqual([]);
+    let long = base;
+    for (let k = 0; k < MAX_WAITS + 10; k++) long = foldThreads([rl(k * 1000, 'enter'), rl(k * 1000 + 600, 'exit')], long);
+    const lw = long.list[1]!;
+    expect(lw.waits.length).toBe(2 * MAX_WAITS);
+    expect(lw.waits[0]).toBe(10_000);
+    expect(lw.waitedUs).toBe((MAX_WAITS + 10) * 600);
   });
 });

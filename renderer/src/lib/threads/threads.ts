@@ -4,12 +4,26 @@
  * 'thread-start', 'thread-exit', 'thread-join', and, for runtimes that report the join as
  * the function call only, the return of `qemu_thread_join` on the main thread (it joins
  * the oldest thread not joined yet, as migrate_fd_cleanup joins the migration thread).
- * The main thread is there from the first event it reports. Pure functions over event
- * lists: each returns a new value, or the same one when the event says nothing about threads.
+ * The main thread is there from the first event it reports.
+ *
+ * While running, a thread may be waiting on the rate limit: inside `migration_rate_limit`
+ * once the window's budget is spent, until the next 100 ms window (QEMU's
+ * qemu_sem_timedwait on rate_limit_sem). Calls that return at once (budget left) are not
+ * waits; those that take WAIT_MIN_US or more are kept, the last MAX_WAITS of them.
+ *
+ * Pure functions over event lists: each returns a new value, or the same one when the
+ * event says nothing about threads.
  */
 import type { TraceEvent } from '../../../../host/api.js';
 
-export type ThreadPhase = 'created' | 'running' | 'exited' | 'joined';
+export type ThreadPhase = 'created' | 'running' | 'waiting' | 'exited' | 'joined';
+
+/** The traced function in which the migration thread sleeps until its next window. */
+export const RATE_LIMIT_FN = 'migration_rate_limit';
+/** A call of migration_rate_limit this long (µs) or longer was a wait. */
+export const WAIT_MIN_US = 500;
+/** Waits kept per thread (the latest). */
+export const MAX_WAITS = 2000;
 
 export interface ThreadLife {
   tid: number;
@@ -21,6 +35,16 @@ export interface ThreadLife {
   startedAt: number | null;
   exitedAt: number | null;
   joinedAt: number | null;
+  /** Since when it is inside migration_rate_limit (µs), or null. */
+  inRateLimit: number | null;
+  /** Its waits on the rate limit, as [start, end] µs pairs flattened, oldest first (at most MAX_WAITS). */
+  waits: readonly number[];
+  /** µs spent waiting on the rate limit, all waits counted. */
+  waitedUs: number;
+}
+
+function newThread(tid: number, name: string, fn: string | null, createdAt: number, startedAt: number | null): ThreadLife {
+  return { tid, name, fn, createdAt, startedAt, exitedAt: null, joinedAt: null, inRateLimit: null, waits: [], waitedUs: 0 };
 }
 
 export interface Threads {
@@ -34,7 +58,10 @@ export interface Threads {
 export const EMPTY_THREADS: Threads = { list: [], t0: null, t1: null };
 
 export function phaseOf(t: ThreadLife): ThreadPhase {
-  return t.joinedAt !== null ? 'joined' : t.exitedAt !== null ? 'exited' : t.startedAt !== null ? 'running' : 'created';
+  if (t.joinedAt !== null) return 'joined';
+  if (t.exitedAt !== null) return 'exited';
+  if (t.startedAt === null) return 'created';
+  return t.inRateLimit !== null ? 'waiting' : 'running';
 }
 
 function update(s: Threads, i: number, patch: Partial<ThreadLife>): ThreadLife[] {
@@ -49,7 +76,7 @@ export function applyThreadEvent(s: Threads, ev: TraceEvent): Threads {
   const t1 = s.t1 === null || ev.ts > s.t1 ? ev.ts : s.t1;
   let list = s.list;
   if (ev.thread === 'main' && !list.some((t) => t.tid === ev.tid)) {
-    list = [{ tid: ev.tid, name: 'main', fn: null, createdAt: ev.ts, startedAt: ev.ts, exitedAt: null, joinedAt: null }, ...list];
+    list = [newThread(ev.tid, 'main', null, ev.ts, ev.ts), ...list];
   }
   const base: Threads = list === s.list && t0 === s.t0 && t1 === s.t1 ? s : { list, t0, t1 };
   const at = (tid: number) => base.list.findIndex((t) => t.tid === tid);
@@ -57,25 +84,32 @@ export function applyThreadEvent(s: Threads, ev: TraceEvent): Threads {
     case 'thread-create': {
       const i = at(ev.newTid);
       if (i >= 0) return { ...base, list: update(base, i, { name: ev.name, fn: ev.fn, createdAt: ev.ts }) };
-      return { ...base, list: [...base.list, { tid: ev.newTid, name: ev.name, fn: ev.fn, createdAt: ev.ts, startedAt: null, exitedAt: null, joinedAt: null }] };
+      return { ...base, list: [...base.list, newThread(ev.newTid, ev.name, ev.fn, ev.ts, null)] };
     }
     case 'thread-start': {
       const i = at(ev.tid);
       // A start whose create was not seen (subscribed late): the thread shows from here.
-      if (i < 0) return { ...base, list: [...base.list, { tid: ev.tid, name: ev.thread, fn: null, createdAt: ev.ts, startedAt: ev.ts, exitedAt: null, joinedAt: null }] };
+      if (i < 0) return { ...base, list: [...base.list, newThread(ev.tid, ev.thread, null, ev.ts, ev.ts)] };
       return { ...base, list: update(base, i, { startedAt: ev.ts }) };
     }
     case 'thread-exit': {
       const i = at(ev.tid);
       if (i < 0) return base;
-      return { ...base, list: update(base, i, { exitedAt: ev.ts, startedAt: base.list[i]!.startedAt ?? ev.ts }) };
+      return { ...base, list: update(base, i, { exitedAt: ev.ts, startedAt: base.list[i]!.startedAt ?? ev.ts, inRateLimit: null }) };
     }
     case 'thread-join': {
       const i = at(ev.joinedTid);
       if (i < 0) return base;
       return { ...base, list: update(base, i, { joinedAt: ev.ts }) };
     }
+    case 'enter': {
+      if (ev.fn !== RATE_LIMIT_FN) return base;
+      const i = at(ev.tid);
+      if (i < 0) return base;
+      return { ...base, list: update(base, i, { inRateLimit: ev.ts }) };
+    }
     case 'exit': {
+      if (ev.fn === RATE_LIMIT_FN) return rateLimitReturned(base, at(ev.tid), ev.ts);
       if (ev.fn !== 'qemu_thread_join' || ev.error) return base;
       const i = base.list.findIndex((t) => t.name !== 'main' && t.joinedAt === null);
       if (i < 0) return base;
@@ -88,10 +122,40 @@ export function applyThreadEvent(s: Threads, ev: TraceEvent): Threads {
   }
 }
 
+/** migration_rate_limit returned on thread `i`: a wait if it took WAIT_MIN_US or more. */
+function rateLimitReturned(base: Threads, i: number, ts: number): Threads {
+  const t = base.list[i];
+  if (!t || t.inRateLimit === null) return base;
+  const took = ts - t.inRateLimit;
+  if (took < WAIT_MIN_US) return { ...base, list: update(base, i, { inRateLimit: null }) };
+  const waits = t.waits.length >= 2 * MAX_WAITS ? t.waits.slice(2) : t.waits.slice();
+  waits.push(t.inRateLimit, ts);
+  return { ...base, list: update(base, i, { inRateLimit: null, waits, waitedUs: t.waitedUs + took }) };
+}
+
 export function foldThreads(events: readonly TraceEvent[], start: Threads = EMPTY_THREADS): Threads {
   let s = start;
   for (const ev of events) s = applyThreadEvent(s, ev);
   return s;
+}
+
+/**
+ * A thread's waits on the rate limit on the bar's 0..1 scale, as [start, end] pairs; one
+ * still going ends now. Waits closer than `gap` (a fraction of the bar) are drawn as one,
+ * so the bar holds a few hundred marks at most, however long the run.
+ */
+export function waitsOf(t: ThreadLife, t0: number, t1: number, gap = 0.002): [number, number][] {
+  const span = Math.max(1, t1 - t0);
+  const f = (x: number) => Math.min(1, Math.max(0, (x - t0) / span));
+  const out: [number, number][] = [];
+  const add = (a: number, b: number) => {
+    const last = out.at(-1);
+    if (last && a - last[1] < gap) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  };
+  for (let k = 0; k < t.waits.length; k += 2) add(f(t.waits[k]!), f(t.waits[k + 1]!));
+  if (t.inRateLimit !== null && t1 - t.inRateLimit >= WAIT_MIN_US) add(f(t.inRateLimit), 1);
+  return out;
 }
 
 /** A thread's bar on a 0..1 scale: [created, started, exited, joined-or-now] as fractions. */
