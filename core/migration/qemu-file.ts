@@ -157,6 +157,10 @@ export const IO_BUF_SIZE = 32768;
 /** MAX_IOV_SIZE: a flush every this many iovec entries (QEMU: MIN(IOV_MAX, 64)). */
 export const MAX_IOV_SIZE = 64;
 
+/** get_buffer(): copies at least this long whose phases differ go through a bounce buffer. */
+const BOUNCE_MIN = 512;
+const BOUNCE_SIZE = 4096;
+
 /** Queued-but-unwritten bytes above which qemu_file_drain() makes a writer wait. */
 export const QEMU_FILE_HIGH_WATER = 1 << 20;
 
@@ -216,6 +220,8 @@ export class QEMUFile {
   private queued_bytes = 0;
   private inflight: Promise<void> | null = null;
   private free_bufs: Buffer[] = [];
+  /** Read: the aligned buffer copy_bounced() goes through, made on first use. */
+  private bounce: Buffer | null = null;
   /** Bytes handed to the channel by this file (qemu_file_transferred without mig_stats). */
   private handed = 0;
 
@@ -615,13 +621,31 @@ export class QEMUFile {
         if (avail === 0) break;
       }
       const l = Math.min(avail, size);
-      this.buf.copy(dest, off, this.buf_index, this.buf_index + l);
+      if (l >= BOUNCE_MIN && ((this.buf.byteOffset + this.buf_index - dest.byteOffset - off) & 7) !== 0 && dest.buffer instanceof SharedArrayBuffer) {
+        this.copy_bounced(dest, off, l);
+      } else this.buf.copy(dest, off, this.buf_index, this.buf_index + l);
       this.buf_index += l;
       off += l;
       size -= l;
       done += l;
     }
     return done;
+  }
+
+  /**
+   * Copy `l` bytes from buf_index to `dest` through an aligned buffer of our own: into
+   * guest RAM (a SharedArrayBuffer) V8 copies 8 bytes at a time only when source and
+   * target share their 8-byte phase, else a byte at a time; where a page sits in a
+   * received chunk depends on how the stream was read. Two fast copies cost less.
+   */
+  private copy_bounced(dest: Uint8Array, off: number, l: number): void {
+    const b = (this.bounce ??= Buffer.allocUnsafeSlow(BOUNCE_SIZE));
+    for (let done = 0; done < l; ) {
+      const n = Math.min(b.length, l - done);
+      this.buf.copy(b, 0, this.buf_index + done, this.buf_index + done + n);
+      b.copy(dest, off + done, 0, n);
+      done += n;
+    }
   }
 
   /** Any length, waiting on an async channel as needed (large payloads: vmdesc, PACKAGED). */

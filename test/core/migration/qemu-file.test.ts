@@ -140,6 +140,20 @@ describe('QEMUFile write and read', () => {
     );
   });
 
+  it('get_buffer() into shared memory (guest RAM), whatever the 8-byte phases of source and target', () => {
+    const src = Buffer.alloc(64 << 10).map((_, i) => (i * 31 + (i >> 9)) & 0xff);
+    for (let skip = 0; skip < 8; skip++) {
+      for (const at of [0, 3, 4096, 4101]) {
+        const f = qemu_file_new_input(new QIOChannelBuffer(src));
+        const ram = new Uint8Array(new SharedArrayBuffer(4 * 4096 + 8));
+        f.get_buffer(ram, 0, skip); // shifts the phase of what follows in the file's buffer
+        expect(f.get_buffer(ram, at, 9000)).toBe(9000);
+        expect(Buffer.from(ram.buffer, at, 9000).equals(src.subarray(skip, skip + 9000))).toBe(true);
+        expect(ram.subarray(at + 9000).every((b) => b === 0)).toBe(true);
+      }
+    }
+  });
+
   it('counts bytes still in the buffer in qemu_file_transferred() but not in mig_stats until flushed', () => {
     const stats = new MigrationAtomicStats();
     const f = qemu_file_new_output(new QIOChannelBuffer(), stats);
