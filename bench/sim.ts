@@ -9,6 +9,7 @@
  *
  * Printed as measured, side by side in one run; nothing here is asserted.
  */
+import { peak_rss_bytes } from '../core/util/peak-rss.js';
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,7 @@ async function run_large_here(): Promise<SimLargeResult> {
     virtual_ms: r.t_end_ms,
     wall_ms: wall,
     ratio: r.t_end_ms / wall,
-    max_rss_mib: (process.resourceUsage().maxRSS * 1024) / 2 ** 20,
+    max_rss_mib: peak_rss_bytes() / 2 ** 20,
     heap_used_mib: heap / 2 ** 20,
     timers: r.timers,
     transferred: r.source.transferred,

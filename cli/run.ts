@@ -15,6 +15,7 @@
  * the migration completed), 3 when a run without `expect` ended otherwise (failed,
  * cancelled, time limit, QMP error), 4 when `expect` was not met, 1 for a bad scenario or usage.
  */
+import { peak_rss_bytes } from '../core/util/peak-rss.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -220,7 +221,7 @@ export async function run_main(file: string, opts: RunOptions): Promise<number> 
   if (opts.trace) writeFileSync(opts.trace, JSON.stringify(perfetto_trace(sim, windows, passes)));
   if (opts.csv) writeFileSync(opts.csv, [WINDOW_CSV_HEADER, ...windows.map(window_csv_row)].join('\n') + '\n');
   if (opts.json) {
-    const host = { wall_ms: result.wall_ms, max_rss_bytes: process.resourceUsage().maxRSS * 1024, node: process.version };
+    const host = { wall_ms: result.wall_ms, max_rss_bytes: peak_rss_bytes(), node: process.version };
     process.stdout.write(JSON.stringify({ ...result, expected_downtime: last_expected_downtime(windows), expect: checks, host }) + '\n');
   } else {
     process.stdout.write(format_summary(sc, result, file, windows, checks));
