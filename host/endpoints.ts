@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
-import { SlotListeners, type LineListener, type StatusListener, type TraceListener } from './slot-listeners.js';
+import { SlotEventSource } from './slot-listeners.js';
 import { QmpClient } from './qmp-client.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
 
@@ -72,31 +72,18 @@ class Slot {
   }
 }
 
-export class Endpoints {
+export class Endpoints extends SlotEventSource {
   readonly dir: string;
   private readonly slots: Record<EndpointId, Slot> = { source: new Slot('source'), destination: new Slot('destination') };
-  private readonly listeners = new SlotListeners();
   private readonly timeout: number;
   private closed = false;
   /** execute()'s hidden QMP connection per slot, for the slot generation it was made for. */
   private readonly hidden = new Map<EndpointId, { gen: number; client: Promise<QmpClient> }>();
 
   constructor(private readonly opts: EndpointsOptions) {
+    super();
     this.dir = mkdtempSync(join(tmpdir(), 'miglab-serve-'));
     this.timeout = opts.startTimeoutMs ?? 20_000;
-  }
-
-  onStatus(l: StatusListener): () => void {
-    return this.listeners.status.add(l);
-  }
-
-  onLine(l: LineListener): () => void {
-    return this.listeners.line.add(l);
-  }
-
-  /** Trace events of every slot whose endpoint streams them, in the endpoint's order. */
-  onTrace(l: TraceListener): () => void {
-    return this.listeners.trace.add(l);
   }
 
   /** Whether a slot's current endpoint streams its trace events. */

@@ -24,7 +24,7 @@ import {
   type SimSpeed,
   type SimStatus,
 } from './api.js';
-import { SlotListeners, type LineListener, type SimStatusListener, type StatusListener, type TraceListener } from './slot-listeners.js';
+import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
 import { describeExit, nodeProcessHost, stopChild, type ChildExit, type ChildHandle, type ProcessHost } from './process-host.js';
 import type { FromSimChild, SimMethod, SimResult, SimSnapshot, ToSimChild } from './simulation-protocol.js';
@@ -65,8 +65,7 @@ interface Child {
   stderr: string;
 }
 
-export class SimulationProxy {
-  private readonly listeners = new SlotListeners();
+export class SimulationProxy extends SlotEventSource {
   private readonly processes: ProcessHost;
   private readonly childModule: string;
   private readonly log: (line: string) => void;
@@ -76,25 +75,10 @@ export class SimulationProxy {
   private closed = false;
 
   constructor(opts: SimulationProxyOptions = {}) {
+    super();
     this.processes = opts.processes ?? nodeProcessHost;
     this.childModule = opts.childModule ?? defaultChildModule();
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
-  }
-
-  onStatus(l: StatusListener): () => void {
-    return this.listeners.status.add(l);
-  }
-
-  onLine(l: LineListener): () => void {
-    return this.listeners.line.add(l);
-  }
-
-  onTrace(l: TraceListener): () => void {
-    return this.listeners.trace.add(l);
-  }
-
-  onSimStatus(l: SimStatusListener): () => void {
-    return this.listeners.sim.add(l);
   }
 
   /** The child's process id while it runs (tests, diagnostics). */

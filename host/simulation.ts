@@ -37,7 +37,7 @@ import {
   type SimStop,
   type TraceEvent,
 } from './api.js';
-import { SlotListeners, type LineListener, type SimStatusListener, type StatusListener, type TraceListener } from './slot-listeners.js';
+import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
 
 
@@ -85,8 +85,7 @@ interface Run {
   stop: SimStop | null;
 }
 
-export class SimulatedRun {
-  private readonly listeners = new SlotListeners();
+export class SimulatedRun extends SlotEventSource {
   private readonly scenariosDir: string;
   private readonly tickMs: number;
   private run: Run | null = null;
@@ -98,24 +97,9 @@ export class SimulatedRun {
   private lastPushed = '';
 
   constructor(opts: SimulatedRunOptions = {}) {
+    super();
     this.scenariosDir = opts.scenariosDir ?? defaultScenariosDir();
     this.tickMs = opts.tickMs ?? 200;
-  }
-
-  onStatus(l: StatusListener): () => void {
-    return this.listeners.status.add(l);
-  }
-
-  onLine(l: LineListener): () => void {
-    return this.listeners.line.add(l);
-  }
-
-  onTrace(l: TraceListener): () => void {
-    return this.listeners.trace.add(l);
-  }
-
-  onSimStatus(l: SimStatusListener): () => void {
-    return this.listeners.sim.add(l);
   }
 
   /** A simulated run holds the slots. */

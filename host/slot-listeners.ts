@@ -33,3 +33,31 @@ export class SlotListeners {
   readonly trace = new Listeners<Parameters<TraceListener>>();
   readonly sim = new Listeners<Parameters<SimStatusListener>>();
 }
+
+/**
+ * What HostCore subscribes to on a slot backend; each subscription returns the function
+ * that ends it. The backends extend this and emit through `listeners`.
+ */
+export class SlotEventSource {
+  protected readonly listeners = new SlotListeners();
+
+  /** A slot's status (stopped, starting, ready, closed), on every change. */
+  onStatus(l: StatusListener): () => void {
+    return this.listeners.status.add(l);
+  }
+
+  /** Every line from a slot's QMP, as received. */
+  onLine(l: LineListener): () => void {
+    return this.listeners.line.add(l);
+  }
+
+  /** Trace events of every slot whose endpoint streams them, in the endpoint's order. */
+  onTrace(l: TraceListener): () => void {
+    return this.listeners.trace.add(l);
+  }
+
+  /** The simulated run's playback state (only a simulated backend reports one). */
+  onSimStatus(l: SimStatusListener): () => void {
+    return this.listeners.sim.add(l);
+  }
+}
