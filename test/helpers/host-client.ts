@@ -2,8 +2,14 @@
  * A host API client for the tests: a WebSocket to a HostServer (with its origin and
  * secret), every message kept in order, requests answered by `req`.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import WebSocket from 'ws';
 import type { HostMessage, SimStatus, TraceEvent } from '../../host/api.js';
+import { HostServer } from '../../host/server.js';
+import { MIGLAB } from './endpoint-process.js';
 
 export type Result = Extract<HostMessage, { type: 'result' }>;
 
@@ -95,4 +101,30 @@ export class HostClient {
   close(): void {
     this.ws.close();
   }
+}
+
+/**
+ * A HostServer for the test file (started before its tests, closed after), serving a
+ * one-line page from a scratch folder; what it logs goes to `logged`.
+ */
+export function hostServerForFile(): { server: () => HostServer; logged: string[] } {
+  let server: HostServer | undefined;
+  let staticDir = '';
+  const logged: string[] = [];
+  beforeAll(async () => {
+    staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
+    writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
+    server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: (l) => logged.push(l) });
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (staticDir) rmSync(staticDir, { recursive: true, force: true });
+  });
+  return {
+    server: () => {
+      if (!server) throw new Error('the host server starts in beforeAll');
+      return server;
+    },
+    logged,
+  };
 }

@@ -3,14 +3,10 @@
  * shapes), and the host API's ram.query over `miglab serve`'s WebSocket, through a
  * migration between two spawned endpoints.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RamMap } from '../../host/api.js';
-import { HostServer } from '../../host/server.js';
-import { MIGLAB, endpointsPerTest, freePort } from '../helpers/endpoint-process.js';
-import { HostClient } from '../helpers/host-client.js';
+import { endpointsPerTest, freePort } from '../helpers/endpoint-process.js';
+import { HostClient, hostServerForFile } from '../helpers/host-client.js';
 
 const vm = endpointsPerTest(['-m', '4M']);
 
@@ -38,21 +34,9 @@ describe('x-miglab-query-ram-map on miglab vm', () => {
 
 /* ---------------- the host API ---------------- */
 
-let server: HostServer;
-let staticDir: string;
+const lab = hostServerForFile();
 
-beforeAll(async () => {
-  staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
-  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
-  server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: () => {} });
-});
-
-afterAll(async () => {
-  await server?.close();
-  rmSync(staticDir, { recursive: true, force: true });
-});
-
-const openClient = () => HostClient.open(server);
+const openClient = () => HostClient.open(lab.server());
 
 /** ram.query's map of a slot (an error throws). */
 const ramMap = (c: HostClient, endpoint: string, bins?: number) => c.ok<RamMap>({ type: 'ram.query', endpoint, ...(bins ? { bins } : {}) });

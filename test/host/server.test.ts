@@ -2,31 +2,15 @@
  * `miglab serve`'s host (host/server.ts): who may connect, and the host API over a real
  * WebSocket driving real `miglab vm` endpoints.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { CLIENT_MESSAGES, checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
-import { HostServer } from '../../host/server.js';
-import { HostClient } from '../helpers/host-client.js';
-import { MIGLAB, freePort } from '../helpers/endpoint-process.js';
+import { HostClient, hostServerForFile } from '../helpers/host-client.js';
+import { freePort } from '../helpers/endpoint-process.js';
 
-let server: HostServer;
-let staticDir: string;
-const logged: string[] = [];
-
-beforeAll(async () => {
-  staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
-  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
-  server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: (l) => logged.push(l) });
-});
-
-afterAll(async () => {
-  await server?.close();
-  rmSync(staticDir, { recursive: true, force: true });
-});
+const lab = hostServerForFile();
+const logged = lab.logged;
 
 /** Try a WebSocket upgrade; resolve with the HTTP refusal (status and body) or 'open'. */
 function tryUpgrade(url: string, headers: Record<string, string>): Promise<{ status: number; body: string } | 'open'> {
@@ -46,7 +30,7 @@ function tryUpgrade(url: string, headers: Record<string, string>): Promise<{ sta
 }
 
 function get(path: string, host?: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  const u = new URL(server.origin);
+  const u = new URL(lab.server().origin);
   return new Promise((resolve, reject) => {
     http
       .get({ host: u.hostname, port: u.port, path, headers: host ? { Host: host } : {} }, (res) => {
@@ -59,28 +43,28 @@ function get(path: string, host?: string): Promise<{ status: number; body: strin
 }
 
 describe('who may connect', () => {
-  const wsBase = () => server.wsUrl.replace(/\?.*/, '');
+  const wsBase = () => lab.server().wsUrl.replace(/\?.*/, '');
 
   it('refuses a WebSocket from a foreign Origin, even with the secret, with 403 and a reason', async () => {
-    const r = await tryUpgrade(server.wsUrl, { Origin: 'http://evil.example' });
+    const r = await tryUpgrade(lab.server().wsUrl, { Origin: 'http://evil.example' });
     expect(r).toEqual({
       status: 403,
-      body: `miglab serve: refused: a WebSocket from origin 'http://evil.example': only the page served at ${server.origin} may connect\n`,
+      body: `miglab serve: refused: a WebSocket from origin 'http://evil.example': only the page served at ${lab.server().origin} may connect\n`,
     });
     expect(logged.at(-1)).toContain('http://evil.example');
   });
 
   it('refuses a WebSocket with no Origin (a non-browser client cannot pose as the page)', async () => {
-    const r = await tryUpgrade(server.wsUrl, {});
+    const r = await tryUpgrade(lab.server().wsUrl, {});
     expect(r).toMatchObject({ status: 403, body: expect.stringContaining("origin '(none)'") });
   });
 
   it('refuses the served Origin without the secret, and with a wrong one', async () => {
-    expect(await tryUpgrade(wsBase(), { Origin: server.origin })).toEqual({
+    expect(await tryUpgrade(wsBase(), { Origin: lab.server().origin })).toEqual({
       status: 403,
       body: 'miglab serve: refused: no secret; open the URL that miglab serve printed (it ends with #secret=...)\n',
     });
-    expect(await tryUpgrade(`${wsBase()}?secret=${'x'.repeat(server.secret.length)}`, { Origin: server.origin })).toMatchObject({
+    expect(await tryUpgrade(`${wsBase()}?secret=${'x'.repeat(lab.server().secret.length)}`, { Origin: lab.server().origin })).toMatchObject({
       status: 403,
       body: expect.stringContaining('wrong secret'),
     });
@@ -92,15 +76,15 @@ describe('who may connect', () => {
   });
 
   it('refuses a Host other than 127.0.0.1:PORT (DNS rebinding), for pages and WebSockets', async () => {
-    const port = new URL(server.origin).port;
+    const port = new URL(lab.server().origin).port;
     const r = await get('/', `evil.example:${port}`);
     expect(r.status).toBe(403);
     expect(r.body).toContain("Host 'evil.example:");
-    expect(await tryUpgrade(server.wsUrl, { Origin: server.origin, Host: `localhost:${port}` })).toMatchObject({ status: 403 });
+    expect(await tryUpgrade(lab.server().wsUrl, { Origin: lab.server().origin, Host: `localhost:${port}` })).toMatchObject({ status: 403 });
   });
 
   it('accepts the served Origin with the secret, and says hello first', async () => {
-    const ws = new WebSocket(server.wsUrl, { headers: { Origin: server.origin } });
+    const ws = new WebSocket(lab.server().wsUrl, { headers: { Origin: lab.server().origin } });
     const first = await new Promise<HostMessage>((r) => ws.once('message', (d) => r(JSON.parse(d.toString()))));
     expect(first).toMatchObject({ type: 'hello', api: 1, endpoints: [{ id: 'source', state: 'stopped' }, { id: 'destination', state: 'stopped' }] });
     ws.close();
@@ -108,7 +92,7 @@ describe('who may connect', () => {
 
   it('tells a page with a wrong secret why, over plain HTTP', async () => {
     expect((await get('/api?secret=nope')).status).toBe(403);
-    expect((await get(`/api?secret=${server.secret}`)).status).toBe(426);
+    expect((await get(`/api?secret=${lab.server().secret}`)).status).toBe(426);
   });
 
   it('serves the renderer with a strict CSP, and nothing outside its folder', async () => {
@@ -120,11 +104,11 @@ describe('who may connect', () => {
   });
 
   it('listens on 127.0.0.1 only', () => {
-    expect(server.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(lab.server().origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 });
 
-const openClient = () => HostClient.open(server);
+const openClient = () => HostClient.open(lab.server());
 
 describe('host API', () => {
   it('answers malformed messages with an error and keeps serving', async () => {

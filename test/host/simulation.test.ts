@@ -3,30 +3,15 @@
  * over a real WebSocket: presets, a run in the two slots, breakpoints, stepping, the end,
  * the consoles' QMP, a bad scenario, and live endpoints taking the slots back.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HostMessage, RamMap, SimPreset, SimStatus } from '../../host/api.js';
-import { HostServer } from '../../host/server.js';
-import { MIGLAB } from '../helpers/endpoint-process.js';
-import { HostClient } from '../helpers/host-client.js';
+import { HostClient, hostServerForFile } from '../helpers/host-client.js';
 
-let server: HostServer;
-let staticDir: string;
+const lab = hostServerForFile();
 
-beforeAll(async () => {
-  staticDir = mkdtempSync(join(tmpdir(), 'miglab-static-'));
-  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>lab</title>');
-  server = await HostServer.start({ port: 0, staticDir, miglab: MIGLAB, log: () => {} });
-});
-
-afterAll(async () => {
-  await server?.close();
-  rmSync(staticDir, { recursive: true, force: true });
-});
-
-const openClient = () => HostClient.open(server);
+const openClient = () => HostClient.open(lab.server());
 
 describe('the simulated runtime through the host API', () => {
   it('lists the presets under scenarios/, with their text', async () => {
