@@ -184,9 +184,16 @@ describe('precopy, as QEMU 9.0 behaves', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const b = (await src.x('query-migrate')).return;
     expect(b.status).toBe('active');
-    // (17) within 4 MiB/s × elapsed + one window's overshoot (+ setup's first records)
+    // (17) within 4 MiB/s × elapsed, plus what 9.0 sends beyond the budget in each window,
+    // plus one window (+ setup's first records). 9.0 counts bytes against the window when
+    // its QEMUFile flushes them (migration_transferred_bytes()), a batch of up to
+    // MAX_IOV_SIZE / 2 = 32 pages, so each 100 ms window ends up to one batch over: real
+    // QEMU 10.0 at 8 MiB/s sends 2240 pages/s for a budget of 2048
+    // (fixtures/qemu-10.0/d_bandwidth_cancel.jsonl), and 7.2, which charged at
+    // qemu_put_buffer_async(), stays at the cap.
     const elapsed = b['total-time'] / 1000;
-    expect(b.ram.transferred).toBeLessThanOrEqual((4 << 20) * elapsed + (4 << 20) / 10 + (1 << 20));
+    const BATCH = 32 * (4096 + 8);
+    expect(b.ram.transferred).toBeLessThanOrEqual(((4 << 20) + 10 * BATCH) * elapsed + (4 << 20) / 10 + (1 << 20));
     expect(b.ram.total).toBe(a.ram.total);
     // (20) cancel: cancelling before the reply, then cancelled; the source keeps running
     const before = src.events.length;
