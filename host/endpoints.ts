@@ -45,6 +45,9 @@ export interface StartOptions {
 }
 
 
+/** How long a spawned endpoint's closed QMP socket waits for the process's exit to say why (ms). */
+const EXIT_GRACE_MS = 500;
+
 /** Longest trace line accepted from an endpoint (a longer one is skipped). */
 const MAX_TRACE_LINE = 64 * 1024;
 
@@ -288,10 +291,15 @@ export class Endpoints extends SlotEventSource {
     sock.on('close', () => {
       if (slot.gen !== gen || slot.sock !== sock) return;
       slot.sock = null;
-      // A spawned endpoint's exit handler reports why; an attached socket just closed.
-      if (slot.status.state !== 'closed') {
+      // A spawned endpoint's exit handler reports why; its socket often closes first, so
+      // give the exit a moment to arrive before saying only that the connection closed.
+      // An attached socket just closed.
+      const report = () => {
+        if (slot.gen !== gen || slot.status.state === 'closed') return;
         this.setStatus(slot, { ...slot.status, state: 'closed', detail: slot.status.detail ?? 'the QMP connection closed' });
-      }
+      };
+      if (slot.proc && !slot.proc.exited) setTimeout(report, EXIT_GRACE_MS);
+      else report();
     });
     const next = (what: string) =>
       new Promise<string>((resolve, reject) => {
