@@ -31,8 +31,9 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   // The migration thread's worker boots while guest RAM is set up, not at `migrate`
-  // (docs/live-runtime.md, "The worker is started ahead").
-  migration_worker_prestart();
+  // (docs/live-runtime.md, "The worker is started ahead"). A destination has no use for
+  // one until it migrates on; its first `migrate` boots the worker then.
+  if (config.incoming === null) migration_worker_prestart();
   let guest: Guest;
   try {
     guest = Guest.create(config);

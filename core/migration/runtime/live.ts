@@ -34,8 +34,6 @@ export const liveMigrationWorkerAvailable = WORKER_URL.pathname.endsWith('.js') 
  * (thread-create, thread-start, ...) begins there, as in QEMU.
  */
 let spare: { worker: Worker; exited: boolean; drop_idle_error: () => void } | null = null;
-/** migration_worker_prestart() was called: keep a spare ready after each migration. */
-let keep_spare = false;
 
 function spawn_worker(): NonNullable<typeof spare> {
   const worker = new Worker(WORKER_URL);
@@ -55,7 +53,6 @@ function spawn_worker(): NonNullable<typeof spare> {
 
 /** Start the OS thread of the next migration thread now (at VM start), and after each one. */
 export function migration_worker_prestart(): void {
-  keep_spare = true;
   if (liveMigrationWorkerAvailable && !spare) spare = spawn_worker();
 }
 
@@ -173,7 +170,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       port1.close();
       unwatch();
       resolve();
-      if (keep_spare) migration_worker_prestart(); // ready for the next migration
+      migration_worker_prestart(); // a VM that migrated may migrate again: ready for it
     });
   });
   env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name, newTid: process.pid * 1000 + worker.threadId, fn: name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread' });
