@@ -62,24 +62,18 @@ export const nodeProcessHost: ProcessHost = {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
-    let ended: ChildExit | null = null;
-    const exitListeners: ((e: ChildExit) => void)[] = [];
-    const end = (e: ChildExit) => {
-      if (ended) return;
-      ended = e;
-      for (const l of exitListeners) l(e);
-    };
-    proc.on('exit', (code, signal) => end({ code, signal }));
+    const exit = exitLatch();
+    proc.on('exit', (code, signal) => exit.end({ code, signal }));
     // A fork that cannot start (bad cwd, EAGAIN) emits 'error' and never 'exit'.
     proc.on('error', () => {
-      if (proc.pid === undefined) end({ code: null, signal: null });
+      if (proc.pid === undefined) exit.end({ code: null, signal: null });
     });
     return {
       get pid() {
         return proc.pid;
       },
       get exited() {
-        return ended !== null;
+        return exit.ended !== null;
       },
       post(message) {
         if (proc.connected) proc.send(message as object, (e) => void e);
@@ -90,16 +84,39 @@ export const nodeProcessHost: ProcessHost = {
       onStderr(l) {
         proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
       },
-      onExit(l) {
-        if (ended) queueMicrotask(() => l(ended!));
-        else exitListeners.push(l);
-      },
+      onExit: exit.onExit,
       kill(force = false) {
-        if (!ended) proc.kill(force ? 'SIGKILL' : 'SIGTERM');
+        if (!exit.ended) proc.kill(force ? 'SIGKILL' : 'SIGTERM');
       },
     };
   },
 };
+
+/**
+ * A child's end, seen once: end() records the first exit and tells the listeners;
+ * onExit() after the end still hears of it (on the next microtask). Both process hosts
+ * (child_process here, utilityProcess in main/) keep their ChildHandle's exit with it.
+ */
+export function exitLatch(): { readonly ended: ChildExit | null; end(e: ChildExit): void; onExit(l: (e: ChildExit) => void): void } {
+  let ended: ChildExit | null = null;
+  const listeners: ((e: ChildExit) => void)[] = [];
+  return {
+    get ended() {
+      return ended;
+    },
+    end(e) {
+      if (ended) return;
+      ended = e;
+      for (const l of listeners) l(e);
+    },
+    onExit(l) {
+      if (ended) {
+        const e = ended;
+        queueMicrotask(() => l(e));
+      } else listeners.push(l);
+    },
+  };
+}
 
 /**
  * End a child politely, then for sure: SIGTERM, and SIGKILL after `graceMs`. Resolves once

@@ -7,7 +7,7 @@
  * utilityProcess reports an exit code only; a crash by signal shows as a code.
  */
 import { utilityProcess } from 'electron';
-import type { ChildExit, ChildHandle, ProcessHost } from '../host/process-host.js';
+import { exitLatch, type ChildHandle, type ProcessHost } from '../host/process-host.js';
 
 export const utilityProcessHost: ProcessHost = {
   fork(modulePath, args, options = {}) {
@@ -17,22 +17,17 @@ export const utilityProcessHost: ProcessHost = {
       stdio: ['ignore', 'ignore', 'pipe'],
       serviceName: options.name ?? 'Migration Lab child',
     });
-    let ended: ChildExit | null = null;
-    const exitListeners: ((e: ChildExit) => void)[] = [];
-    proc.on('exit', (code) => {
-      if (ended) return;
-      ended = { code, signal: null };
-      for (const l of exitListeners) l(ended);
-    });
+    const exit = exitLatch();
+    proc.on('exit', (code) => exit.end({ code, signal: null }));
     return {
       get pid() {
         return proc.pid;
       },
       get exited() {
-        return ended !== null;
+        return exit.ended !== null;
       },
       post(message) {
-        if (!ended) proc.postMessage(message);
+        if (!exit.ended) proc.postMessage(message);
       },
       onMessage(l) {
         proc.on('message', (m) => l(m));
@@ -40,12 +35,9 @@ export const utilityProcessHost: ProcessHost = {
       onStderr(l) {
         proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
       },
-      onExit(l) {
-        if (ended) queueMicrotask(() => l(ended!));
-        else exitListeners.push(l);
-      },
+      onExit: exit.onExit,
       kill(force = false) {
-        if (ended) return;
+        if (exit.ended) return;
         // utilityProcess.kill() is SIGTERM on POSIX; a child that will not go is killed outright.
         if (force && proc.pid !== undefined) {
           try {
