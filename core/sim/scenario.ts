@@ -450,75 +450,28 @@ export function check(v: unknown, f: FieldSpec, path: ScenarioPath): unknown {
  * its nearest existing parent starts; null if the text does not parse.
  */
 export function json_locate(text: string, path: ScenarioPath): { line: number; col: number } | null {
-  let i = 0;
-  const ws = (): void => {
-    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
-  };
-  const str = (): string => {
-    const start = i;
-    i++;
-    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-    i++;
-    return JSON.parse(text.slice(start, i)) as string;
-  };
   let best = 0;
-  const value = (depth: number): void => {
-    ws();
-    const here = i;
-    if (depth < path.length) {
-      /* walking */
-    } else if (depth === path.length) best = here;
-    const want = path[depth];
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        const k = str();
-        ws();
-        i++; // ':'
-        if (depth < path.length && k === want) {
-          const before = i;
-          ws();
-          if (depth + 1 === path.length || best < i) best = i;
-          i = before;
-        }
-        value(depth < path.length && k === want ? depth + 1 : Infinity);
-        ws();
-        if (text[i] === ',') i++;
-        else return void i++;
-      }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
-      for (let n = 0; ; n++) {
-        ws();
-        if (depth < path.length && n === want) best = i;
-        value(depth < path.length && n === want ? depth + 1 : Infinity);
-        ws();
-        if (text[i] === ',') i++;
-        else return void i++;
-      }
-    } else if (c === '"') {
-      str();
-    } else {
-      while (i < text.length && !',]} \t\r\n'.includes(text[i]!)) i++;
-    }
-  };
-  try {
-    JSON.parse(text);
-    value(0);
-  } catch {
-    return null;
-  }
-  return line_col(text, best);
+  let best_depth = -1;
+  const error = json_walk(text, (at, pos) => {
+    if (at.length > path.length || at.length <= best_depth) return;
+    for (let k = 0; k < at.length; k++) if (at[k] !== path[k]) return;
+    best = pos;
+    best_depth = at.length;
+  });
+  return error ? null : line_col(text, best);
 }
 
 /** Where standard JSON `text` first goes wrong, and what was expected there; null if it parses. */
 export function json_syntax_error(text: string): { pos: number; msg: string } | null {
+  return json_walk(text);
+}
+
+/**
+ * One pass over standard JSON `text`, checking it as JSON.parse would but saying where
+ * and what was expected; `visit` hears where each value starts, with its path (keys and
+ * indexes). Returns the first error, or null.
+ */
+function json_walk(text: string, visit?: (path: ScenarioPath, pos: number) => void): { pos: number; msg: string } | null {
   let i = 0;
   class Bad {
     constructor(
@@ -533,12 +486,17 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
   const ws = (): void => {
     while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
   };
-  const string = (): void => {
+  /** A string; its value when a visitor needs the keys. */
+  const string = (): string => {
+    const start = i;
     i++;
     for (;;) {
       if (i >= text.length) throw new Bad(i, 'unterminated string');
       const c = text.charCodeAt(i);
-      if (c === 0x22) return void i++;
+      if (c === 0x22) {
+        i++;
+        return visit ? (JSON.parse(text.slice(start, i)) as string) : '';
+      }
       if (c < 0x20) throw new Bad(i, 'control character in a string');
       if (c === 0x5c) {
         i++;
@@ -550,8 +508,9 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
       } else i++;
     }
   };
-  const value = (): void => {
+  const value = (path: ScenarioPath): void => {
     ws();
+    visit?.(path, i);
     const c = text[i];
     if (c === '{') {
       i++;
@@ -560,11 +519,11 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
       for (;;) {
         ws();
         if (text[i] !== '"') bad('a "key" in double quotes');
-        string();
+        const key = string();
         ws();
         if (text[i] !== ':') bad("':'");
         i++;
-        value();
+        value(visit ? [...path, key] : path);
         ws();
         if (text[i] === ',') i++;
         else if (text[i] === '}') return void i++;
@@ -574,8 +533,8 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
       i++;
       ws();
       if (text[i] === ']') return void i++;
-      for (;;) {
-        value();
+      for (let n = 0; ; n++) {
+        value(visit ? [...path, n] : path);
         ws();
         if (text[i] === ',') i++;
         else if (text[i] === ']') return void i++;
@@ -590,7 +549,7 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
     }
   };
   try {
-    value();
+    value([]);
     ws();
     if (i < text.length) bad('the end of the file');
     return null;
