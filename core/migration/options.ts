@@ -190,6 +190,64 @@ const check_caps_background_snapshot: readonly MigrationCapability[] = [
   'zero-copy-send',
 ];
 
+/**
+ * How the lab stands to each capability of 9.0, declared once: migrate_caps_check() refuses
+ * the ones not built, docs/fidelity.md ("Capabilities") lists them, and
+ * test/core/migration/capabilities.test.ts proves each status.
+ *
+ * - implemented: the lab does what QEMU 9.0 does with it.
+ * - refused: not modelled yet; turning it on fails with "Capability 'NAME' is not modelled by
+ *   Migration Lab yet" after QEMU's own checks (`by`: the work that will build it).
+ * - no-effect: QEMU itself does nothing with it for the lab's guest (-machine none, no
+ *   drives, no RDMA, no postcopy), so it is accepted and the stream is the same without it.
+ * - qemu-refuses: QEMU's own check refuses it on the lab's host; should a host
+ *   configuration let that check pass, the lab refuses it as not modelled.
+ */
+export type LabCapabilityStatus = 'implemented' | 'refused' | 'no-effect' | 'qemu-refuses';
+
+export interface LabCapability {
+  readonly status: LabCapabilityStatus;
+  /** One line: why. */
+  readonly reason: string;
+  /** refused: the later work that builds it. */
+  readonly by?: string;
+}
+
+/** Every capability of 9.0, in enum order (MigrationCapability_lookup). */
+export const LAB_CAPABILITIES: Readonly<Record<MigrationCapability, LabCapability>> = {
+  xbzrle: { status: 'refused', by: 'multifd and XBZRLE', reason: 'XBZRLE page encoding and its cache are not modelled' },
+  'rdma-pin-all': { status: 'no-effect', reason: 'read only by the RDMA transport, and rdma: answers QEMU\'s error for a host without RDMA' },
+  'auto-converge': { status: 'implemented', reason: 'migration_trigger_throttle() throttles the vCPUs when dirtying outpaces sending' },
+  'zero-blocks': { status: 'no-effect', reason: 'read only inside block migration, for drive blocks, and the lab\'s machine has no drives' },
+  compress: { status: 'refused', by: 'multifd and XBZRLE', reason: 'the old compression threads are not modelled' },
+  events: { status: 'implemented', reason: 'MIGRATION and MIGRATION_PASS events' },
+  'postcopy-ram': { status: 'refused', by: 'postcopy', reason: 'postcopy (page faults served from the source) is not modelled' },
+  'x-colo': { status: 'qemu-refuses', reason: 'QEMU built without the replication module refuses COLO; so does the lab\'s host' },
+  'release-ram': { status: 'no-effect', reason: 'ram_release_page() returns unless migration_in_postcopy(), and postcopy cannot start' },
+  block: { status: 'implemented', reason: 'the "block" section (core/migration/block.ts) is live: with no drives it writes only its flags' },
+  'return-path': { status: 'implemented', reason: 'OPEN_RETURN_PATH, PING/PONG and the return-path thread' },
+  'pause-before-switchover': { status: 'implemented', reason: 'the source waits in pre-switchover for migrate-continue' },
+  multifd: { status: 'refused', by: 'multifd and XBZRLE', reason: 'multifd channels and threads are not modelled' },
+  'dirty-bitmaps': {
+    status: 'implemented',
+    reason:
+      'no bitmaps to move: "dirty-bitmap" writes only its EOS at setup; migrate_postcopy() holds: POSTCOPY_ADVISE (length 0), migrate-start-postcopy accepted',
+  },
+  'postcopy-blocktime': { status: 'no-effect', reason: 'measured only on a postcopy destination, and postcopy cannot start' },
+  'late-block-activate': { status: 'no-effect', reason: 'defers bdrv_activate_all() on the destination, and there are no block devices to activate' },
+  'x-ignore-shared': { status: 'implemented', reason: 'the be64 GPA in the RAM block list and the configuration/capabilities check; the lab\'s RAM is not shared, so pages still go' },
+  'validate-uuid': {
+    status: 'no-effect',
+    reason: 'miglab vm refuses -uuid, so qemu_uuid_set is false and, as in QEMU then, no configuration/uuid is sent',
+  },
+  'background-snapshot': { status: 'implemented', reason: 'the bg_snapshot thread with write-protected guest RAM' },
+  'zero-copy-send': { status: 'refused', by: 'multifd and XBZRLE', reason: 'zero-copy sends exist only on multifd channels, which are not modelled' },
+  'postcopy-preempt': { status: 'refused', by: 'postcopy', reason: 'the postcopy preempt channel is not modelled' },
+  'switchover-ack': { status: 'implemented', reason: 'the source waits for the destination\'s SWITCHOVER_ACK on the return path' },
+  'dirty-limit': { status: 'qemu-refuses', reason: 'QEMU needs KVM with a dirty ring; the lab is TCG' },
+  'mapped-ram': { status: 'refused', by: 'mapped-ram', reason: 'the fixed-offset file layout of mapped-ram is not modelled' },
+};
+
 /** The property defaults of migration_properties[] plus migrate_params_init(). */
 export function migrate_params_defaults(): MigrationParameters {
   return {
@@ -572,6 +630,14 @@ export class MigrationOptions {
       }
       if (new_caps['postcopy-ram']) {
         throw error_setg('Mapped-ram migration is incompatible with postcopy');
+      }
+    }
+
+    // The lab's own check, after all of QEMU's: never accept a capability and ignore it.
+    for (const cap of MigrationCapability_lookup) {
+      const status = LAB_CAPABILITIES[cap].status;
+      if (new_caps[cap] && (status === 'refused' || status === 'qemu-refuses')) {
+        throw error_setg(`Capability '${cap}' is not modelled by Migration Lab yet`);
       }
     }
   }

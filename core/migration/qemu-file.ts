@@ -131,9 +131,9 @@ export function migration_rate_exceeded(stats: MigrationAtomicStats, f: QEMUFile
   return stats.rate_limit_max > 0 && used > stats.rate_limit_max;
 }
 
-/** migration_rate_get(): bytes per second. */
+/** migration_rate_get(): rate_limit_max, the bytes allowed per BUFFER_DELAY window (0: unlimited). */
 export function migration_rate_get(stats: MigrationAtomicStats): number {
-  return stats.rate_limit_max * XFER_LIMIT_RATIO;
+  return stats.rate_limit_max;
 }
 
 /** migration_rate_set(): limit in bytes/s; below 10 B/s truncates to 0 = unlimited. */

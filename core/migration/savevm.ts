@@ -12,8 +12,9 @@
  * blk_mig_init: block migration was removed only in 9.1, commit "migration: Remove block
  * migration" of 2024-05-08, after 9.0.0), ram (2), dirty-bitmap (3), then globalstate (4,
  * register_global_state). 7.2 streams show the same ids; 10.0 has no "block", hence
- * ram 1 / globalstate 3. "block" and "dirty-bitmap" are never active without drives, so
- * they take an id but write nothing.
+ * ram 1 / globalstate 3. Without drives "block" (block.ts) is live only with the `block`
+ * capability and "dirty-bitmap" (block-dirty-bitmap.ts) only in the setup of a migration
+ * with `dirty-bitmaps`; otherwise they take an id and write nothing.
  *
  * globalstate: 9.0 is the first with runstate[32] + has_vm_was_suspended + vm_was_suspended
  * + unused[66] (Steve Sistare's "preserve suspended runstate" series, merged 2024-01-04);
@@ -41,6 +42,8 @@
 import { quote } from '../qmp/json-writer.js';
 import { MigrationCapability_lookup, type MigrationCapability } from '../qmp/schema/migration.js';
 import { RUN_STATES, type RunState } from '../qmp/schema/run-state.js';
+import { BlkMigState, savevm_block_handlers } from './block.js';
+import { DBMState, savevm_dirty_bitmap_handlers } from './block-dirty-bitmap.js';
 import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
 import { MigrationOptions } from './options.js';
 import {
@@ -52,7 +55,7 @@ import {
   qemu_file_set_error,
   qemu_file_new_input,
 } from './qemu-file.js';
-import { EINVAL, ENOENT, ENOTSUP, ERANGE } from '../util/errno.js';
+import { EINVAL, EIO, ENOENT, ENOTSUP, ERANGE, strerror } from '../util/errno.js';
 import {
   RAMList,
   RAMMigration,
@@ -739,6 +742,7 @@ export interface SaveVMHandlers<O> {
   load_setup?(opaque: O): number;
   load_state?(f: QEMUFile, opaque: O, version_id: number): Promise<number>;
   load_cleanup?(opaque: O): number;
+  switchover_ack_needed?(opaque: O): boolean;
 }
 
 export interface SaveStateEntry {
@@ -772,10 +776,14 @@ export interface SaveVMEnv extends MigrationEnv {
   /** -uuid, if given (configuration/uuid with validate-uuid). */
   qemu_uuid?: Uint8Array | null;
   warn_report?(msg: string): void;
+  /** The process's stdout (block_load()'s progress lines); absent: not printed. */
+  printf?(text: string): void;
   /** Incoming MIG_CMD_OPEN_RETURN_PATH: open the return path; false if it cannot be. */
   open_return_path?(): boolean;
   /** Incoming MIG_CMD_PING: answer on the return path. */
-  migrate_send_rp_pong?(value: number): void;
+  migrate_send_rp_pong?(value: number): Promise<number>;
+  /** migrate_send_rp_switchover_ack(): 0 or a negative errno. */
+  migrate_send_rp_switchover_ack?(): Promise<number>;
 }
 
 /** PostcopyState on the incoming side. */
@@ -793,6 +801,8 @@ export class SaveVMState {
   /* incoming */
   postcopy_state = POSTCOPY_INCOMING_NONE;
   have_return_path = false;
+  /** mis->switchover_ack_pending_num: devices whose switchover ack is still to come. */
+  switchover_ack_pending_num = 0;
   /** The VM description text of the last loaded stream, if it had one. */
   incoming_vmdesc: string | null = null;
 
@@ -866,11 +876,6 @@ export class SaveVMState {
   }
 }
 
-/** The two sections a `none` machine registers besides RAM that are never active. */
-const inactive_handlers: SaveVMHandlers<null> = {
-  is_active: () => false,
-};
-
 export interface MachineNoneSaveVM {
   savevm: SaveVMState;
   ram: RAMMigration;
@@ -885,9 +890,9 @@ export function savevm_machine_none(env: SaveVMEnv, ram_list: RAMList, devices =
   const sv = new SaveVMState(env);
   const ram = new RAMMigration(ram_list, env);
   sv.vmstate_register(0, vmstate_timers, devices.timers); // cpu_timers_init()
-  sv.register_savevm_live('block', 0, 1, inactive_handlers, null); // blk_mig_init(): no drives
+  sv.register_savevm_live('block', 0, 1, savevm_block_handlers, new BlkMigState(env)); // blk_mig_init()
   sv.register_savevm_live('ram', 0, 4, savevm_ram_handlers, ram); // ram_mig_init()
-  sv.register_savevm_live('dirty-bitmap', 0, 1, inactive_handlers, null); // dirty_bitmap_mig_init()
+  sv.register_savevm_live('dirty-bitmap', 0, 1, savevm_dirty_bitmap_handlers, new DBMState(env)); // dirty_bitmap_mig_init()
   devices.global_state.reset();
   sv.vmstate_register(0, make_vmstate_globalstate(() => sv.globals(), (m) => env.error_report(m)), devices.global_state);
   return { savevm: sv, ram, devices };
@@ -970,6 +975,18 @@ export async function qemu_savevm_command_send(f: QEMUFile, command: number, dat
 
 export function qemu_savevm_send_open_return_path(f: QEMUFile): Promise<void> {
   return qemu_savevm_command_send(f, MIG_CMD_OPEN_RETURN_PATH);
+}
+
+/**
+ * qemu_savevm_send_postcopy_advise(): 16 bytes (the RAM page-size summary and the target
+ * page size) with postcopy-ram, none for postcopy of dirty bitmaps only.
+ */
+export function qemu_savevm_send_postcopy_advise(f: QEMUFile, options: MigrationOptions): Promise<void> {
+  if (!options.migrate_postcopy_ram()) return qemu_savevm_command_send(f, MIG_CMD_POSTCOPY_ADVISE);
+  const tmp = Buffer.alloc(16);
+  tmp.writeBigUInt64BE(BigInt(TARGET_PAGE_SIZE), 0); // ram_pagesize_summary(): 4 KiB pages only
+  tmp.writeBigUInt64BE(BigInt(TARGET_PAGE_SIZE), 8); // qemu_target_page_size()
+  return qemu_savevm_command_send(f, MIG_CMD_POSTCOPY_ADVISE, tmp);
 }
 
 export function qemu_savevm_send_ping(f: QEMUFile, value: number): Promise<void> {
@@ -1165,7 +1182,7 @@ async function check_section_footer(f: QEMUFile, sv: SaveVMState, se: SaveStateE
 /** vmstate_load(): a live entry's load_state, or the device state. */
 function vmstate_load(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry): Promise<number> {
   if (!se.vmsd) {
-    // old style: live entries only; an inactive one ("block", "dirty-bitmap") cannot load
+    // old style: live entries only
     if (!se.ops?.load_state) return Promise.resolve(-EINVAL);
     return se.ops.load_state(f, se.opaque, se.load_version_id);
   }
@@ -1307,6 +1324,17 @@ async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<num
         return -1;
       }
       sv.have_return_path = true;
+      /*
+       * Switchover ack is enabled but no device uses it, so send an ACK to source that
+       * it's OK to switchover. Do it here, after return path has been created.
+       */
+      if (env.options.migrate_switchover_ack() && !sv.switchover_ack_pending_num) {
+        const ret = (await env.migrate_send_rp_switchover_ack?.()) ?? -EIO;
+        if (ret) {
+          report(`Could not send switchover ack RP MSG, err ${ret} (${strerror(-ret)})`);
+          return ret;
+        }
+      }
       return 0;
 
     case MIG_CMD_PING: {
@@ -1316,7 +1344,7 @@ async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<num
         report(`CMD_PING (0x${tmp32.toString(16)}) received with no return path`);
         return -1;
       }
-      env.migrate_send_rp_pong?.(tmp32);
+      await env.migrate_send_rp_pong?.(tmp32);
       return 0;
     }
 
@@ -1458,6 +1486,16 @@ function qemu_loadvm_state_setup(f: QEMUFile, sv: SaveVMState): number {
   return 0;
 }
 
+/**
+ * qemu_loadvm_state_switchover_ack_needed(): count the devices that ack the switchover
+ * themselves (VFIO's in QEMU); the lab's `none` machine has none, so the ack goes out
+ * as soon as the return path opens.
+ */
+function qemu_loadvm_state_switchover_ack_needed(sv: SaveVMState): void {
+  sv.switchover_ack_pending_num = 0;
+  for (const se of sv.handlers) if (se.ops?.switchover_ack_needed?.(se.opaque)) sv.switchover_ack_pending_num++;
+}
+
 /** qemu_loadvm_state_cleanup() */
 export function qemu_loadvm_state_cleanup(sv: SaveVMState): void {
   for (const se of sv.handlers) se.ops?.load_cleanup?.(se.opaque);
@@ -1479,6 +1517,8 @@ export async function qemu_loadvm_state(f: QEMUFile, sv: SaveVMState): Promise<n
   if (ret) return ret;
 
   if (qemu_loadvm_state_setup(f, sv) !== 0) return -EINVAL;
+
+  if (sv.env.options.migrate_switchover_ack()) qemu_loadvm_state_switchover_ack_needed(sv);
 
   ret = await qemu_loadvm_state_main(f, sv);
   if (ret === 0) ret = qemu_file_get_error(f);

@@ -49,9 +49,18 @@ describe('miglab run --live against the simulated runtime', () => {
     });
   }
 
+  it('refuses --trace and --csv with one whole error line', () => {
+    for (const opt of ['--trace', '--csv']) {
+      const r = spawnSync(process.execPath, [MIGLAB, 'run', `${PRESETS}idle-small.yaml`, '--live', opt, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('miglab run: --live: --trace and --csv are for the simulated runtime\n');
+    }
+  });
+
   it('refuses what cannot be done live, saying why', () => {
     const r = spawnSync(process.execPath, [MIGLAB, 'run', `${PRESETS}network-cut.yaml`, '--live'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/--live: .*network-cut\.yaml: link\.cut_at: the live runtime cannot cut its socket on cue/);
+    expect(r.stderr).toMatch(/^miglab run: --live: .*network-cut\.yaml: link\.cut_at: the live runtime cannot cut its socket on cue\n$/);
   });
 });

@@ -257,6 +257,8 @@ describe('migrate_set_capability', () => {
     ['', 'migrate_set_capability: string expected\nTry "help migrate_set_capability" for more information\n'],
     ['events on off', 'migrate_set_capability: extraneous characters at the end of line\nTry "help migrate_set_capability" for more information\n'],
     ['postcopy-preempt on', 'Error: Postcopy preempt requires postcopy-ram\n'],
+    ['multifd on', "Error: Capability 'multifd' is not modelled by Migration Lab yet\n"],
+    ['multifd off', ''],
     ['x-colo on', "Error: QEMU compiled without replication module can't enable COLO\nPlease enable replication before COLO.\n"],
     ['"events" on', ''],
   ];

@@ -302,7 +302,7 @@ describe('loading', () => {
       errors: ['ENABLE_COLO command come in migration stream, but COLO module is not built in'],
     });
     const pongs: number[] = [];
-    const rp = { open_return_path: () => true, migrate_send_rp_pong: (v: number) => pongs.push(v) };
+    const rp = { open_return_path: () => true, migrate_send_rp_pong: async (v: number) => (pongs.push(v), 0) };
     expect(await load(withCmd(Buffer.concat([cmd(1), cmd(2, be32(9))])), rp)).toMatchObject({ ret: 0, errors: [] });
     expect(pongs).toEqual([9]);
     // PACKAGED: the sections up to and including EOF, wrapped; the outer stream then ends too
