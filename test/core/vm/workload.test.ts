@@ -244,7 +244,8 @@ describe('Workload threads', () => {
     ram.memory_global_dirty_log_start();
     const w = workload(ram, 'random:rate=max', 9);
     w.start();
-    await sleep(50);
+    // Until it has written (a worker takes 50-100 ms to boot on a loaded machine).
+    for (const t0 = Date.now(); w.bytes_written === 0 && Date.now() - t0 < 10_000; ) await sleep(5);
     await w.pause();
     expect(w.status).toBe('paused');
     ram.cpu_physical_memory_sync_dirty_bitmap();
