@@ -48,6 +48,7 @@ export async function main(argv: string[]): Promise<void> {
     startPaused: !config.autostart,
     memory: guest.memory,
     vcpus: guest.vcpus,
+    cpu_throttle: guest.cpu_throttle,
   });
 
   const servers: QmpServer<QmpContext>[] = [];

@@ -14,7 +14,7 @@ import type { QIOChannel } from '../io/channel.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
-import { EINVAL, strerror } from '../util/errno.js';
+import { EINVAL, EIO, strerror } from '../util/errno.js';
 import type { RunStateMachine } from '../vm/runstate.js';
 import { QmpError } from '../qmp/error.js';
 import { migration_channel_connect, migration_channel_process_incoming } from './channel.js';
@@ -51,6 +51,7 @@ import {
   qemu_file_new_input,
   qemu_file_new_output,
   qemu_file_shutdown,
+  qemu_fflush,
 } from './qemu-file.js';
 import {
   RAMList,
@@ -72,6 +73,9 @@ import {
   qemu_savevm_state_complete_precopy,
   qemu_savevm_state_complete_precopy_non_iterable,
   qemu_savevm_state_header,
+  qemu_savevm_send_open_return_path,
+  qemu_savevm_send_ping,
+  qemu_savevm_send_postcopy_advise,
   qemu_savevm_state_iterate,
   qemu_savevm_state_pending_estimate,
   qemu_savevm_state_pending_exact,
@@ -136,6 +140,10 @@ export class MigrationState {
   pages_per_second = 0;
   /** The RAM side of the running (or last) migration. */
   ram: RamInfoSource | null = null;
+  /** s->rp_state: the return path of this run, while its thread exists (rp_thread_created). */
+  rp_state: SourceReturnPath | null = null;
+  /** s->start_postcopy: migrate-start-postcopy was issued for this run. */
+  start_postcopy = false;
 
   constructor(
     readonly options: MigrationOptions,
@@ -183,6 +191,10 @@ export type SocketAddress =
 
 export class MigrationIncomingState {
   state: MigrationStatus = 'none';
+  /** mis->from_src_file: the stream being loaded. */
+  from_src_file: QEMUFile | null = null;
+  /** mis->to_src_file: the return path, once the source asked for it (OPEN_RETURN_PATH). */
+  to_src_file: QEMUFile | null = null;
   /** The listeners' addresses while waiting for the source (mis->socket_address_list). */
   socket_address_list: SocketAddress[] | null = null;
   /** The URI of `-incoming` ('defer' included); undefined when started without it. */
@@ -195,16 +207,18 @@ export type MsClock = () => number;
 /**
  * qmp_query_migrate(): fill_destination_migration_info() then
  * fill_source_migration_info(), members inserted in MigrationInfo's schema order (that
- * order decides QEMU's key order where two keys share a QDict bucket).
+ * order decides QEMU's key order where two keys share a QDict bucket). `cpu_throttle` is
+ * the endpoint's (QEMU's global cpu_throttle_*() state), for cpu-throttle-percentage.
  */
 export function qmp_query_migrate(
   s: MigrationState,
   mis: MigrationIncomingState,
   now: MsClock = Date.now,
+  cpu_throttle?: CpuThrottle,
 ): Record<string, unknown> {
   const info: MigrationInfo = {};
   fill_destination_migration_info(info, mis);
-  fill_source_migration_info(info, s, now);
+  fill_source_migration_info(info, s, now, cpu_throttle);
   return orderMigrationInfo(info);
 }
 
@@ -215,6 +229,7 @@ interface MigrationInfo {
   'expected-downtime'?: number;
   downtime?: number;
   'setup-time'?: number;
+  'cpu-throttle-percentage'?: number;
   'error-desc'?: string;
   'socket-address'?: SocketAddress[];
 }
@@ -270,7 +285,7 @@ function fill_destination_migration_info(info: MigrationInfo, mis: MigrationInco
   }
 }
 
-function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now: MsClock): void {
+function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now: MsClock, cpu_throttle: CpuThrottle | undefined): void {
   const state = s.state;
   switch (state) {
     case 'none':
@@ -284,7 +299,7 @@ function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now:
     case 'postcopy-recover':
     case 'completed':
       populate_time_info(info, s, now);
-      populate_ram_info(info, s);
+      populate_ram_info(info, s, cpu_throttle);
       break;
     default: // setup, colo, failed, cancelled, wait-unplug: the status alone
       break;
@@ -303,8 +318,11 @@ function populate_time_info(info: MigrationInfo, s: MigrationState, now: MsClock
   }
 }
 
-/** populate_ram_info(): MigrationStats members in schema order; 9.0 still has `skipped`. */
-function populate_ram_info(info: MigrationInfo, s: MigrationState): void {
+/**
+ * populate_ram_info(): MigrationStats members in schema order (9.0 still has `skipped`),
+ * and cpu-throttle-percentage while the CPU throttle is active.
+ */
+function populate_ram_info(info: MigrationInfo, s: MigrationState, cpu_throttle: CpuThrottle | undefined): void {
   const st = s.mig_stats;
   const completed = s.state === 'completed';
   info.ram = {
@@ -327,6 +345,9 @@ function populate_ram_info(info: MigrationInfo, s: MigrationState): void {
     'postcopy-bytes': st.postcopy_bytes,
     'dirty-sync-missed-zero-copy': st.dirty_sync_missed_zero_copy,
   };
+  if (cpu_throttle?.cpu_throttle_active()) {
+    info['cpu-throttle-percentage'] = cpu_throttle.cpu_throttle_get_percentage();
+  }
 }
 
 /** qmp_migrate_continue(): wakes a pre-switchover pause, only from the named state. */
@@ -341,6 +362,12 @@ export function qmp_migrate_start_postcopy(s: MigrationState): void {
     throw error_setg('Enable postcopy with migrate_set_capability before the start of migration');
   }
   if (s.state === 'none') throw error_setg('Postcopy must be started after migration has been started');
+  /*
+   * we don't error if migration has finished since that would be racy with issuing this
+   * command. (The lab has no postcopy_start(): with dirty-bitmaps alone and no bitmaps
+   * there is nothing postcopy could move, see docs/fidelity.md.)
+   */
+  s.start_postcopy = true;
 }
 
 /** qmp_migrate_pause() outside postcopy (the only case before postcopy exists in the lab). */
@@ -515,8 +542,11 @@ export interface MigrationHostEnv {
   now_ms(): number;
   /** qemu_sem_timedwait(&s->rate_limit_sem, ms): true if woken early (urgent). */
   rate_limit_wait(ms: number): Promise<boolean>;
-  /** qemu_thread_create(): run `fn` as a thread named `name`; resolves at its end (join). */
-  qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
+  /**
+   * qemu_thread_create(): run `fn` (QEMU's start routine, named `start_routine` in the
+   * trace) as a thread named `name`; join() resolves at its end.
+   */
+  qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
   /**
    * qemu_thread_create(migration_thread) for an outgoing run on `ioc`: a worker thread in
    * the live runtime, or cooperative_migration_thread_create() on one event loop.
@@ -614,6 +644,7 @@ export function migrate_init(env: MigrationHostEnv): void {
   s.total_time = 0;
   s.mig_stats.reset();
   s.ram = null;
+  s.start_postcopy = false;
 }
 
 /**
@@ -648,6 +679,11 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
       return;
     }
     migration_rate_set(s.mig_stats, s.options.migrate_max_bandwidth());
+    /*
+     * Open the return path. For postcopy, it is used exclusively. For precopy, only if
+     * user specified "return-path" capability would QEMU uses the return path.
+     */
+    if (s.options.migrate_postcopy_ram() || s.options.migrate_return_path()) open_return_path_on_source(env, ioc);
     const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
     threads.set(
       s,
@@ -664,7 +700,8 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
  */
 export function cooperative_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
   const f = qemu_file_new_output(ioc, env.s.mig_stats);
-  const t = env.qemu_thread_create(name, (self) => migration_thread_main(env, f, self));
+  const start_routine = name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread';
+  const t = env.qemu_thread_create(name, start_routine, (self) => migration_thread_main(env, f, self));
   return {
     join: () => t.join(),
     shutdown: () => void qemu_file_shutdown(f),
@@ -800,6 +837,7 @@ type MigIterateState = 'resume' | 'skip' | 'break';
 /** migration_iteration_run(): estimate; exact below threshold; switch over or iterate. */
 async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<MigIterateState> {
   return env.tracer.call(self, 'migration_iteration_run', undefined, async () => {
+    const can_switchover = migration_can_switchover(env);
     let pending = qemu_savevm_state_pending_estimate(run.sv);
     let pending_size = pending.must_precopy + pending.can_postcopy;
     run.trace_mark('migrate_pending_estimate', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
@@ -808,7 +846,7 @@ async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, 
       pending_size = pending.must_precopy + pending.can_postcopy;
       run.trace_mark('migrate_pending_exact', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     }
-    if (!pending_size || pending_size < run.threshold_size) {
+    if ((!pending_size || pending_size < run.threshold_size) && can_switchover) {
       await migration_completion(env, run, self);
       return 'break';
     }
@@ -842,7 +880,8 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
         ret = await qemu_savevm_state_complete_precopy(run.f, run.sv, false);
       }
     }
-    if (ret >= 0 && !qemu_file_get_error(run.f)) {
+    // close_return_path_on_source(): waits for the destination's SHUT (it has loaded all)
+    if (ret >= 0 && !(await close_return_path_on_source(env, self)) && !qemu_file_get_error(run.f)) {
       // Totals before the state flips, so a query-migrate that sees `completed` sees them
       // too (9.0 set them just after, a window 9.1's migration_completion_end() closed).
       migration_calculate_complete(env, run);
@@ -899,6 +938,20 @@ async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: T
     await env.tracer.call(self, 'migration_thread', undefined, async () => {
       update_iteration_initial_status(env, run);
       env.tracer.call(self, 'qemu_savevm_state_header', undefined, () => qemu_savevm_state_header(run.f, run.sv));
+      /* If we opened the return path, we need to make sure dst has it opened as well. */
+      if (s.rp_state) {
+        /* Now tell the dest that it should open its end so it can reply */
+        await qemu_savevm_send_open_return_path(run.f);
+        /* And do a ping that will make stuff easier to debug */
+        await qemu_savevm_send_ping(run.f, 1);
+      }
+      if (s.options.migrate_postcopy()) {
+        /*
+         * Tell the destination that we *might* want to do postcopy later; if the other
+         * end can't do postcopy it should fail now, nice and early.
+         */
+        await qemu_savevm_send_postcopy_advise(run.f, s.options);
+      }
       const ret = await env.tracer.call(self, 'qemu_savevm_state_setup', undefined, () =>
         qemu_savevm_state_setup(run.f, run.sv),
       );
@@ -1129,6 +1182,7 @@ async function bg_migration_thread(env: MigrationHostEnv, run: OutgoingRun, self
 export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
   await env.tracer.call(MAIN_THREAD, 'migrate_fd_cleanup', undefined, async () => {
     const s = env.s;
+    await close_return_path_on_source(env, MAIN_THREAD);
     const t = threads.get(s);
     if (t) {
       threads.delete(s);
@@ -1172,7 +1226,274 @@ export function migrate_fd_cancel(s: MigrationState): void {
   }
   const t = threads.get(s);
   if (s.state === 'cancelling' && t) t.shutdown();
+  if (s.state === 'cancelling') s.rp_state?.shutdown(); // qemu_file_shutdown(rp_state.from_dst_file)
   if (wasSetup && !t && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+}
+
+/* --------------------------------- the return path --------------------------------- */
+
+/** enum mig_rp_message_type (migration.c): what the destination sends back. */
+export const MIG_RP_MSG_INVALID = 0; /* Must be 0 */
+export const MIG_RP_MSG_SHUT = 1; /* sibling will not send any more RP messages */
+export const MIG_RP_MSG_PONG = 2; /* Response to a PING; data (seq: be32 ) */
+export const MIG_RP_MSG_REQ_PAGES_ID = 3; /* data (start: be64, len: be32, id: string) */
+export const MIG_RP_MSG_REQ_PAGES = 4; /* data (start: be64, len: be32) */
+export const MIG_RP_MSG_RECV_BITMAP = 5; /* send recved_bitmap back to source */
+export const MIG_RP_MSG_RESUME_ACK = 6; /* tell source that we are ready to resume */
+export const MIG_RP_MSG_SWITCHOVER_ACK = 7; /* Tell source it's OK to do switchover */
+export const MIG_RP_MSG_MAX = 8;
+
+/** rp_cmd_args[]: each message's payload length (-1: variable) and name. */
+export const rp_cmd_args: readonly { len: number; name: string }[] = [
+  { len: -1, name: 'INVALID' },
+  { len: 4, name: 'SHUT' },
+  { len: 4, name: 'PONG' },
+  { len: -1, name: 'REQ_PAGES_ID' },
+  { len: 12, name: 'REQ_PAGES' },
+  { len: -1, name: 'RECV_BITMAP' },
+  { len: 4, name: 'RESUME_ACK' },
+  { len: 0, name: 'SWITCHOVER_ACK' },
+  { len: -1, name: 'MAX' },
+];
+
+/** MIGRATION_RESUME_ACK_VALUE */
+const MIGRATION_RESUME_ACK_VALUE = 1;
+
+/** The "return path" thread's name in 9.0 (9.1 names the OS thread "mig/src/rp-thr"). */
+export const MIGRATION_THREAD_SRC_RETURN = 'return path';
+
+/**
+ * s->rp_state as the migration thread uses it: what the return-path thread has learnt
+ * (the switchover ack), and how to stop and join that thread. The main loop's handle
+ * joins the task itself; the live runtime's migration worker has a view of the same
+ * thread through shared memory (runtime/live-migration-worker.ts).
+ */
+export interface SourceReturnPath {
+  /** ms->switchover_acked: the destination sent MIG_RP_MSG_SWITCHOVER_ACK. */
+  readonly switchover_acked: boolean;
+  /** qemu_file_shutdown(rp_state.from_dst_file): the thread's reads end (error, cancel). */
+  shutdown(): void;
+  /** qemu_thread_join(&rp_state.rp_thread), then migration_release_dst_files(). */
+  join(): Promise<void>;
+}
+
+/** Words of the return path that the migration worker shares (Int32Array over 8 bytes). */
+export const RP_WORD_SWITCHOVER_ACKED = 0;
+export const RP_WORD_THREAD_RUNNING = 1;
+
+/** The return path of the running migration as the main loop keeps it (the thread's owner). */
+class MainLoopReturnPath implements SourceReturnPath {
+  /** Shared with the migration worker, when there is one. */
+  readonly words = new Int32Array(new SharedArrayBuffer(8));
+  thread: { join(): Promise<void> } | null = null;
+
+  constructor(readonly from_dst_file: QEMUFile) {
+    Atomics.store(this.words, RP_WORD_THREAD_RUNNING, 1);
+  }
+
+  get switchover_acked(): boolean {
+    return Atomics.load(this.words, RP_WORD_SWITCHOVER_ACKED) !== 0;
+  }
+
+  set_switchover_acked(): void {
+    Atomics.store(this.words, RP_WORD_SWITCHOVER_ACKED, 1);
+  }
+
+  /** The thread has returned: a migration worker waiting in join() goes on. */
+  exited(): void {
+    Atomics.store(this.words, RP_WORD_THREAD_RUNNING, 0);
+    Atomics.notify(this.words, RP_WORD_THREAD_RUNNING);
+  }
+
+  shutdown(): void {
+    qemu_file_shutdown(this.from_dst_file);
+  }
+
+  async join(): Promise<void> {
+    await this.thread?.join();
+    // migration_release_dst_files(): the file reads the outgoing channel, which closes
+    // with to_dst_file (QEMU's QEMUFile only drops its reference to it here).
+  }
+}
+
+/** The main loop's handle of the running return path (to share it with a worker). */
+export function main_loop_return_path(s: MigrationState): { words: Int32Array } | null {
+  return s.rp_state instanceof MainLoopReturnPath ? s.rp_state : null;
+}
+
+/**
+ * open_return_path_on_source(): a QEMUFile reading the outgoing channel
+ * (qemu_file_get_return_path()) and the "return path" thread that reads it. In the lab
+ * the thread is a task of the main loop (its blocking reads become awaited ones), in
+ * every runtime.
+ */
+function open_return_path_on_source(env: MigrationHostEnv, ioc: QIOChannel): number {
+  return env.tracer.call(MAIN_THREAD, 'open_return_path_on_source', undefined, () => {
+    const s = env.s;
+    const rp = new MainLoopReturnPath(qemu_file_new_input(ioc));
+    s.rp_state = rp;
+    rp.thread = env.qemu_thread_create(MIGRATION_THREAD_SRC_RETURN, 'source_return_path_thread', (self) =>
+      source_return_path_thread(env, rp, self).finally(() => rp.exited()),
+    );
+    return 0;
+  });
+}
+
+/** source_return_path_thread(): handles messages sent on the return path towards the source. */
+async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopReturnPath, self: ThreadRef): Promise<void> {
+  await env.tracer.call(self, 'source_return_path_thread', undefined, async () => {
+    const ms = env.s;
+    const rp = state.from_dst_file;
+    const trace = (name: string, args: Record<string, unknown>): void => {
+      if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(self.name, self.tid), type: 'mark', name, args });
+    };
+    let err: string | null = null;
+    out: while (ms.migration_is_running()) {
+      trace('source_return_path_thread_loop_top', {});
+      let w = rp.need(4);
+      if (w) await w;
+      const header_type = rp.get_be16();
+      const header_len = rp.get_be16();
+      if (qemu_file_get_error(rp)) {
+        err = rp.last_error_obj;
+        break;
+      }
+      if (header_type >= MIG_RP_MSG_MAX || header_type === MIG_RP_MSG_INVALID) {
+        err = `Received invalid message 0x${hex4(header_type)} length 0x${hex4(header_len)}`;
+        break;
+      }
+      const args = rp_cmd_args[header_type]!;
+      if ((args.len !== -1 && header_len !== args.len) || header_len > 512) {
+        // QEMU's message has no space before "incorrect"
+        err = `Received '${args.name}' message (0x${hex4(header_type)}) withincorrect length ${header_len} expecting ${args.len === -1 ? '18446744073709551615' : args.len}`;
+        break;
+      }
+      /* We know we've got a valid header by this point */
+      w = rp.need(header_len);
+      if (w) await w;
+      const buf = Buffer.alloc(header_len);
+      const res = qemu_file_get_error(rp) ? 0 : rp.get_buffer(buf, 0, header_len);
+      if (res !== header_len) {
+        err = `Failed reading data for message 0x${hex4(header_type)} read ${res} expected ${header_len}`;
+        break;
+      }
+      /* OK, we have the message and the data */
+      switch (header_type) {
+        case MIG_RP_MSG_SHUT: {
+          const sibling_error = buf.readUInt32BE(0);
+          trace('source_return_path_thread_shut', { val: sibling_error });
+          if (sibling_error) err = `Sibling indicated error ${sibling_error | 0}`;
+          /* We'll let the main thread deal with closing the RP */
+          break out;
+        }
+        case MIG_RP_MSG_PONG:
+          trace('source_return_path_thread_pong', { val: buf.readUInt32BE(0) });
+          break;
+        case MIG_RP_MSG_REQ_PAGES:
+        case MIG_RP_MSG_REQ_PAGES_ID:
+          // migrate_handle_rp_req_pages() → ram_save_queue_pages(): the lab's RAM has no
+          // page request queue yet (postcopy is not modelled).
+          err = `MIG_RP_MSG_${args.name}: page requests are not modelled by Migration Lab yet`;
+          break out;
+        case MIG_RP_MSG_RECV_BITMAP: {
+          if (header_len < 1) {
+            err = 'MIG_RP_MSG_RECV_BITMAP missing block name';
+            break out;
+          }
+          const name = buf.subarray(1, 1 + buf[0]!).toString('latin1').split('\0')[0]!;
+          // migrate_handle_rp_recv_bitmap() → ram_dirty_bitmap_reload()
+          if (!env.ram_list().qemu_ram_block_by_name(name)) err = `MIG_RP_MSG_RECV_BITMAP has invalid block name '${name}'`;
+          else if (ms.state !== 'postcopy-recover') err = `Reload bitmap in incorrect state ${ms.state}`;
+          if (err) break out;
+          break;
+        }
+        case MIG_RP_MSG_RESUME_ACK: {
+          const value = buf.readUInt32BE(0);
+          trace('source_return_path_thread_resume_ack', { value });
+          if (value !== MIGRATION_RESUME_ACK_VALUE) {
+            err = `illegal resume_ack value ${value}`;
+            break out;
+          }
+          /* Now both sides are active (only from postcopy-recover: no change otherwise). */
+          ms.migrate_set_state('postcopy-recover', 'postcopy-active');
+          break;
+        }
+        case MIG_RP_MSG_SWITCHOVER_ACK:
+          state.set_switchover_acked();
+          trace('source_return_path_thread_switchover_acked', {});
+          break;
+      }
+    }
+    if (err) {
+      migrate_set_error(ms, err);
+      trace('source_return_path_thread_bad_end', {});
+    }
+    trace('source_return_path_thread_end', {});
+  });
+}
+
+function hex4(v: number): string {
+  return v.toString(16).padStart(4, '0');
+}
+
+/**
+ * close_return_path_on_source(): on a normal exit the destination sends SHUT and the
+ * thread ends by itself; after an error, shut its file so that it stops waiting. True if
+ * an error is known (the thread keeps what it saw in the MigrationState).
+ */
+async function close_return_path_on_source(env: MigrationHostEnv, thread: ThreadRef): Promise<boolean> {
+  const s = env.s;
+  const rp = s.rp_state;
+  if (!rp) return false;
+  return env.tracer.call(thread, 'close_return_path_on_source', undefined, async () => {
+    if (s.error) rp.shutdown();
+    await rp.join();
+    s.rp_state = null;
+    return !!s.error;
+  });
+}
+
+/** migrate_send_rp_message(): be16 type, be16 length, the payload; flushed. */
+async function migrate_send_rp_message(mis: MigrationIncomingState, message_type: number, data: Uint8Array): Promise<number> {
+  /* It's possible that the file handle got lost due to network failures. */
+  const f = mis.to_src_file;
+  if (!f) return -EIO;
+  f.put_be16(message_type);
+  f.put_be16(data.length);
+  f.put_buffer(data);
+  return qemu_fflush(f);
+}
+
+function be32(value: number): Uint8Array {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}
+
+/** migrate_send_rp_shut(): we've finished with the RP; non-0 value indicates error. */
+function migrate_send_rp_shut(mis: MigrationIncomingState, value: number): Promise<number> {
+  return migrate_send_rp_message(mis, MIG_RP_MSG_SHUT, be32(value));
+}
+
+/** migrate_send_rp_pong(): the answer to a PING. */
+function migrate_send_rp_pong(mis: MigrationIncomingState, value: number): Promise<number> {
+  return migrate_send_rp_message(mis, MIG_RP_MSG_PONG, be32(value));
+}
+
+/** migrate_send_rp_switchover_ack(): the destination is ready for the switchover. */
+function migrate_send_rp_switchover_ack(mis: MigrationIncomingState): Promise<number> {
+  return migrate_send_rp_message(mis, MIG_RP_MSG_SWITCHOVER_ACK, new Uint8Array(0));
+}
+
+/**
+ * migration_can_switchover(): with switchover-ack, not before the destination's ack
+ * (no reason to wait for it if the VM is stopped).
+ */
+function migration_can_switchover(env: MigrationHostEnv): boolean {
+  const s = env.s;
+  if (!s.options.migrate_switchover_ack()) return true;
+  if (!env.runstate.runstate_is_running()) return true;
+  return s.rp_state?.switchover_acked ?? false;
 }
 
 /* ---------------------------------- incoming ---------------------------------- */
@@ -1187,13 +1508,21 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     migrate_incoming_set_state(env, 'setup', 'active');
     const senv = migration_env_of(env);
     senv.migration_is_setup_or_active = () => true;
-    const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
+    const mis = env.mis;
     const f = qemu_file_new_input(ioc);
+    mis.from_src_file = f;
+    // MIG_CMD_OPEN_RETURN_PATH: qemu_file_get_return_path(), the same channel's other way.
+    senv.open_return_path = () => !!(mis.to_src_file = qemu_file_new_output(ioc));
+    senv.migrate_send_rp_pong = (value) => migrate_send_rp_pong(mis, value);
+    senv.migrate_send_rp_switchover_ack = () => migrate_send_rp_switchover_ack(mis);
+    const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
     const ret = await env.tracer.call(MAIN_THREAD, 'qemu_loadvm_state', undefined, () => qemu_loadvm_state(f, sv));
-    await qemu_fclose(f);
     if (ret < 0) {
       migrate_incoming_set_state(env, 'active', 'failed');
       env.error_report(`load of migration failed: ${strerror(-ret)}`);
+      // fail: no SHUT goes back; the source sees the channel end
+      mis.from_src_file = mis.to_src_file = null;
+      await qemu_fclose(f);
       return 1; // exit-on-error: QEMU 9.0 exits
     }
     // process_incoming_migration_bh(): start the VM if it ran on the source and autostart.
@@ -1202,17 +1531,32 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     if (rs.autostart && state === 'running') rs.vm_start();
     else rs.runstate_set(state === 'running' ? 'paused' : state);
     migrate_incoming_set_state(env, 'active', 'completed');
-    migration_incoming_state_destroy(env);
+    await migration_incoming_state_destroy(env);
     return null;
   });
 }
 
 /**
  * migration_incoming_state_destroy(), in the same bottom half that set `completed`: no
- * query-migrate ever sees `completed` with the listening addresses still listed.
+ * query-migrate ever sees `completed` with the listening addresses still listed. With a
+ * return path, the source learns here that we are done (SHUT, 0 unless the stream had an
+ * error); it waits for that before its own `completed`.
  */
-function migration_incoming_state_destroy(env: MigrationHostEnv): void {
-  env.mis.socket_address_list = null;
+async function migration_incoming_state_destroy(env: MigrationHostEnv): Promise<void> {
+  const mis = env.mis;
+  mis.socket_address_list = null;
+  const from = mis.from_src_file;
+  if (mis.to_src_file) {
+    /* Tell source that we are done */
+    await env.tracer.call(MAIN_THREAD, 'migrate_send_rp_shut', undefined, () =>
+      migrate_send_rp_shut(mis, from && qemu_file_get_error(from) !== 0 ? 1 : 0),
+    );
+    mis.to_src_file = null; // it writes from_src_file's channel, closed just below
+  }
+  if (from) {
+    mis.from_src_file = null;
+    await qemu_fclose(from);
+  }
 }
 
 /** migrate_set_state(&mis->state, ...): the incoming side's compare-and-set, with its event. */

@@ -61,7 +61,6 @@ export class SimVirtualMachine extends VirtualMachine {
   readonly ram: SimRAMBlock;
   readonly tid_base: number;
   readonly transport: MigrationTransport;
-  readonly cpu_throttle: CpuThrottle | undefined;
   private sim_threads = 0;
 
   constructor(o: SimEndpointOptions) {
@@ -71,6 +70,7 @@ export class SimVirtualMachine extends VirtualMachine {
       incoming: o.incoming,
       memory: { pmemsave: () => o.ram.pmemsave(), ram_list: () => ram_list },
       vcpus: o.vcpus,
+      cpu_throttle: o.cpu_throttle,
       error_report: o.error_report,
     });
     this.side = o.side;
@@ -78,7 +78,6 @@ export class SimVirtualMachine extends VirtualMachine {
     this.ram = o.ram;
     this.tid_base = o.tid_base;
     this.transport = o.net.transport();
-    this.cpu_throttle = o.cpu_throttle;
     // QMP event timestamps in virtual time, from a fixed origin (QEMU 9.0.0's release day).
     this.events.now_us = () => SIM_EPOCH_US + this.clock.now_us();
   }
@@ -99,10 +98,9 @@ export class SimVirtualMachine extends VirtualMachine {
   }
 
   /** A thread as a task on this loop, started by a zero-delay timer (after its creator returns). */
-  override qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
+  override qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
     const self: ThreadRef = { name, tid: this.tid_base + ++this.sim_threads };
-    const fn_name = name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread';
-    this.tracer.emit({ ...this.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'thread-create', name, newTid: self.tid, fn: fn_name });
+    this.tracer.emit({ ...this.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'thread-create', name, newTid: self.tid, fn: start_routine });
     const done = (async () => {
       await this.clock.sleep(0);
       this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });

@@ -40,7 +40,7 @@ export function window_csv_row(w: WindowSample): string {
 /** The source's query-migrate now, as a sample. */
 export function sample_now(sim: Simulation): WindowSample {
   const now = () => sim.clock.now_ms();
-  const info = qmp_query_migrate(sim.src.migration, sim.src.incoming, now) as {
+  const info = qmp_query_migrate(sim.src.migration, sim.src.incoming, now, sim.src.cpu_throttle) as {
     status?: string;
     ram?: Record<string, number>;
     'expected-downtime'?: number;

@@ -17,13 +17,15 @@
  * The models run with the VM (VcpuControl: stop pauses them, cont resumes them) and
  * honour the CPU throttle auto-converge sets (CpuThrottle): throttled by p %, the vCPU
  * runs (100 − p) % of the time, so it writes at (100 − p) % of its rate. This is QEMU's
- * effect averaged over its 10 ms throttle timeslices; the lab does not model the
- * timeslices themselves.
+ * effect averaged over its throttle timeslices: the virtual clock has no real time for a
+ * vCPU to sleep in, so the live runtime's timer tick and cpu_throttle_thread() sleep
+ * (core/vm/cpu-throttle.ts, whose constants and clamp this shares) are not run here.
  *
  * Writes happen on ticks of the clock (every `tick_ms`, 1 ms by default), each writing
  * the pages due by then; page choice is drawn from the workload's Prng stream.
  */
 import type { CpuThrottle } from '../migration/ram.js';
+import { cpu_throttle_clamp } from '../vm/cpu-throttle.js';
 import { TARGET_PAGE_SIZE } from '../vm/ram.js';
 import type { VcpuControl } from '../vm/runstate.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -43,10 +45,6 @@ export interface SimWorkloadPhase {
   duration_ms?: number;
   workload: SimWorkloadSpec;
 }
-
-/** QEMU's CPU_THROTTLE_PCT_MIN / _MAX (system/cpu-throttle.c). */
-export const CPU_THROTTLE_PCT_MIN = 1;
-export const CPU_THROTTLE_PCT_MAX = 99;
 
 /** Why a spec cannot run on `nr_pages` pages, or null. */
 export function sim_workload_check(spec: SimWorkloadSpec, ram_size: number): string | null {
@@ -230,7 +228,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
   /** cpu_throttle_set(): clamped to [1, 99] as QEMU does. */
   cpu_throttle_set(pct: number): void {
     this.advance();
-    this.throttle_pct = Math.max(CPU_THROTTLE_PCT_MIN, Math.min(pct, CPU_THROTTLE_PCT_MAX));
+    this.throttle_pct = cpu_throttle_clamp(pct);
   }
 
   cpu_throttle_stop(): void {

@@ -1,11 +1,13 @@
 /**
- * The guest a VM endpoint runs: its RAM block, what `-device loader` put in it, and the
- * vCPU workload writing to it. Built from the parsed command line.
+ * The guest a VM endpoint runs: its RAM block, what `-device loader` put in it, the
+ * vCPU workload writing to it, and the CPU throttle that slows the vCPU down
+ * (auto-converge). Built from the parsed command line.
  */
 import { load_roms, qmp_pmemsave, type GenericLoaderProps } from './loader.js';
 import { RAMList } from '../migration/ram.js';
 import { RAMBlock } from './ram.js';
 import { Workload, type WorkloadSpec } from './workload.js';
+import { CpuThrottleMainLoop, cpu_throttle_memory } from './cpu-throttle.js';
 import type { GuestMemoryAccess } from './vm.js';
 import type { VcpuControl } from './runstate.js';
 
@@ -24,6 +26,8 @@ export class Guest {
   private constructor(
     readonly ram: RAMBlock | null,
     readonly vcpus: Workload & VcpuControl,
+    /** system/cpu-throttle.c over shared memory the vCPU thread reads (the VM's cpu_throttle). */
+    readonly cpu_throttle: CpuThrottleMainLoop,
   ) {
     const ram_list = new RAMList(ram ? [ram] : []);
     this.memory = {
@@ -37,7 +41,9 @@ export class Guest {
     const ram = config.ram_size > 0 ? RAMBlock.alloc(config.ram_size) : null;
     if (ram && config.mem_prealloc) ram.qemu_prealloc_mem();
     load_roms(ram, config.loaders);
-    return new Guest(ram, new Workload(ram, config.workload, config.seed));
+    const throttle = cpu_throttle_memory();
+    const vcpu = new Workload(ram, config.workload, config.seed, { throttle });
+    return new Guest(ram, vcpu, new CpuThrottleMainLoop(throttle, vcpu));
   }
 
   terminate(): Promise<void> {

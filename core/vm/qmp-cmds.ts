@@ -21,6 +21,7 @@ import {
 
 import type { VirtualMachine } from './vm.js';
 import { qmp_x_miglab_query_ram_map } from './ram-map-cmd.js';
+import { qmp_x_miglab_query_vcpu } from './vcpu-cmd.js';
 
 export interface QmpContext {
   vm: VirtualMachine;
@@ -63,7 +64,7 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       if (a['cpu-index'] !== undefined) throw error_setg("Parameter 'cpu-index' expects a CPU number");
       return ctx.vm.hmp.handle_hmp_command(ctx, a['command-line']);
     })
-    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms()))
+    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle))
     .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
     .register('migrate-set-capabilities', ({ capabilities }: { capabilities: any[] }, { vm }) =>
       vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),
@@ -80,5 +81,6 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())
     .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming))
-    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.ram_list(), bins));
+    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.ram_list(), bins))
+    .register('x-miglab-query-vcpu', ({}, { vm }) => qmp_x_miglab_query_vcpu(vm.vcpus));
 }

@@ -27,7 +27,8 @@ import {
   qmp_query_migrate,
   type MigrationHostEnv,
 } from '../migration/migration.js';
-import { RAMList } from '../migration/ram.js';
+import { RAMList, type CpuThrottle } from '../migration/ram.js';
+import { CpuThrottleMainLoop } from './cpu-throttle.js';
 import { liveMigrationWorkerAvailable, worker_migration_thread_create } from '../migration/runtime/live.js';
 import type { QIOChannel } from '../io/channel.js';
 import { RAMBlock } from './ram.js';
@@ -69,6 +70,12 @@ export interface VirtualMachineOptions {
   startPaused?: boolean;
   memory: GuestMemoryAccess;
   vcpus: VcpuControl;
+  /**
+   * cpus throttling (system/cpu-throttle.c) that auto-converge drives: a
+   * CpuThrottleMainLoop over the vCPU's shared memory (core/vm/cpu-throttle.ts), or the
+   * simulated runtime's workload. Without one, auto-converge has nothing to slow.
+   */
+  cpu_throttle?: CpuThrottle;
   /** error_report(): where the endpoint's stderr lines go (default: stderr, "miglab vm: "). */
   error_report?: (msg: string) => void;
 }
@@ -80,6 +87,10 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   readonly migration: MigrationState;
   readonly incoming: MigrationIncomingState;
   readonly memory: GuestMemoryAccess;
+  /** MigrationHostEnv.cpu_throttle: what the migration thread throttles the vCPU with. */
+  readonly cpu_throttle: CpuThrottle | undefined;
+  /** The vCPU (its workload), for x-miglab-query-vcpu. */
+  readonly vcpus: VcpuControl;
   readonly negotiationCommands = negotiationCommands(SCHEMA);
   readonly commands = qmpCommands(SCHEMA);
   readonly hmp = new HmpCommandTable<QmpContext>();
@@ -96,6 +107,11 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     this.memory = opts.memory;
     // QEMU main(): -incoming puts the VM in 'inmigrate'; autostart unless -S.
     this.runstate = new RunStateMachine('prelaunch', !opts.startPaused, this.events, opts.vcpus);
+    this.cpu_throttle = opts.cpu_throttle;
+    this.vcpus = opts.vcpus;
+    const throttle = opts.cpu_throttle;
+    // The throttle timer's clock (QEMU_CLOCK_VIRTUAL_RT) runs only while the VM runs.
+    if (throttle instanceof CpuThrottleMainLoop) this.runstate.onChange((running) => throttle.qemu_clock_enable(running));
     this.migration = new MigrationState(new MigrationOptions(), this.events);
     this.incoming = new MigrationIncomingState(opts.incoming);
     this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
@@ -139,9 +155,9 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
    * qemu_thread_create() for threads that run on this event loop as async tasks (the
    * migration thread when no worker can be used: tests from sources).
    */
-  qemu_thread_create(name: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
+  qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
     const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
-    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread' });
+    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: start_routine });
     const done = (async () => {
       // A new thread gets going after the creating call returns (QMP's reply goes first).
       await new Promise((r) => setImmediate(r));
@@ -336,7 +352,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .addInfo({
       name: 'migrate',
       params: '', help: 'show migration status',
-      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms())),
+      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle)),
     })
     .addInfo({
       name: 'migrate_capabilities',

@@ -3,17 +3,21 @@
  * writes whole pages (after a write-protect fault, if the page is protected) and marks
  * them dirty, checking the command word before every page
  * so that a pause takes effect after at most one page; it acknowledges a pause only
- * after its last write and counter update.
+ * after its last write and counter update. Between pages it also looks for work the CPU
+ * throttle's timer queued (QEMU's async_run_on_cpu(cpu_throttle_thread)) and runs it: a
+ * real sleep, cut short by a pause (core/vm/cpu-throttle.ts).
  */
 import { workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { RAMBlock, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from './ram.js';
+import { CpuThrottleState, cpu_work_queued, process_queued_cpu_work, type ThrottleSleeper } from './cpu-throttle.js';
 import {
   CMD_EXIT,
   CMD_PAUSE,
   CMD_RUN,
   CNT_BYTES_WRITTEN,
   CNT_PAGES_DIRTIED,
+  CNT_THROTTLE_SLEEP_NS,
   CNT_WP_FAULTS,
   CTL_CMD,
   CTL_DONE,
@@ -24,12 +28,19 @@ import {
   type WorkloadWorkerData,
 } from './workload.js';
 
-const { ram: shared, control, counters, spec, seed } = workerData as WorkloadWorkerData;
+const { ram: shared, control, counters, spec, seed, throttle: throttle_mem } = workerData as WorkloadWorkerData;
 const ram = RAMBlock.attach(shared);
 const host = ram.host;
 const host32 = ram.host32;
 const ctl = new Int32Array(control);
 const cnt = new BigInt64Array(counters);
+const throttle = throttle_mem ? new CpuThrottleState(throttle_mem) : null;
+/** This vCPU as cpu_throttle_thread() sleeps it: cpu->stop is a command other than RUN. */
+const vcpu: ThrottleSleeper = {
+  stop: () => Atomics.load(ctl, CTL_CMD) !== CMD_RUN,
+  sleep_ms: (ms) => void Atomics.wait(ctl, CTL_CMD, CMD_RUN, ms),
+  now_ns: () => performance.now() * 1e6,
+};
 
 const PAGE_WORDS = TARGET_PAGE_SIZE >>> 2;
 /** Most pages written between two looks at the clock and two counter publications. */
@@ -78,6 +89,7 @@ for (let k = 0; k < POOL_PAGES; k++) {
 let bytes_written = 0;
 let pages_dirtied = 0;
 let wp_faults = 0;
+let throttle_sleep_ns = 0;
 
 function write_page(page: number): void {
   // A write-protected page (background snapshot) faults first: this vCPU sleeps until the
@@ -96,6 +108,23 @@ function publish(): void {
   Atomics.store(cnt, CNT_BYTES_WRITTEN, BigInt(bytes_written));
   Atomics.store(cnt, CNT_PAGES_DIRTIED, BigInt(pages_dirtied));
   Atomics.store(cnt, CNT_WP_FAULTS, BigInt(wp_faults));
+  Atomics.store(cnt, CNT_THROTTLE_SLEEP_NS, BigInt(Math.round(throttle_sleep_ns)));
+}
+
+/**
+ * Longest wait between two looks at the throttle's queued work. A kick (Atomics.notify on
+ * the command word) wakes a wait; this bounds the one that lands between the look and the
+ * wait.
+ */
+const KICK_POLL_MS = 100;
+/** Atomics.wait on the command word, for at most `ms` (and KICK_POLL_MS with a throttle). */
+function wait_cmd(value: number, ms = Infinity): void {
+  Atomics.wait(ctl, CTL_CMD, value, throttle ? Math.min(ms, KICK_POLL_MS) : ms);
+}
+
+/** process_queued_cpu_work(): the throttle's sleep, if its timer queued one. */
+function run_queued_work(): void {
+  if (throttle) throttle_sleep_ns += process_queued_cpu_work(throttle, vcpu);
 }
 
 function set_state(s: number): void {
@@ -141,16 +170,29 @@ for (;;) {
   const cmd = Atomics.load(ctl, CTL_CMD);
   if (cmd === CMD_EXIT) break;
   if (cmd === CMD_PAUSE) {
+    // A stopping vCPU still runs its queued work (with cpu->stop set: no sleep).
+    run_queued_work();
     publish();
     set_state(STATE_PAUSED);
-    while (Atomics.load(ctl, CTL_CMD) === CMD_PAUSE) Atomics.wait(ctl, CTL_CMD, CMD_PAUSE);
+    while (Atomics.load(ctl, CTL_CMD) === CMD_PAUSE) {
+      wait_cmd(CMD_PAUSE); // woken by cont, or by a kick (queued work)
+      run_queued_work();
+    }
     set_state(STATE_RUNNING);
     credit = 0;
     last = performance.now();
     continue;
   }
+  if (throttle && cpu_work_queued(throttle)) {
+    publish();
+    run_queued_work();
+    publish();
+    // Time asleep is lost to the guest, as to a throttled vCPU: no burst to catch up.
+    last = performance.now();
+    continue;
+  }
   if (done) {
-    Atomics.wait(ctl, CTL_CMD, CMD_RUN);
+    wait_cmd(CMD_RUN);
     continue;
   }
   let budget = BATCH;
@@ -159,13 +201,13 @@ for (;;) {
     credit = Math.min(credit + (now - last) * pagesPerMs, maxCredit);
     last = now;
     if (credit < 1) {
-      Atomics.wait(ctl, CTL_CMD, CMD_RUN, (1 - credit) / pagesPerMs);
+      wait_cmd(CMD_RUN, (1 - credit) / pagesPerMs);
       continue;
     }
     budget = Math.min(BATCH, Math.floor(credit));
   }
   let n = 0;
-  while (n < budget && Atomics.load(ctl, CTL_CMD) === CMD_RUN) {
+  while (n < budget && Atomics.load(ctl, CTL_CMD) === CMD_RUN && !(throttle && cpu_work_queued(throttle))) {
     const page = next_page();
     if (page < 0) {
       done = true;

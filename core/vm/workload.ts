@@ -19,11 +19,13 @@
  *                                         pseudo-random data (default rate max), then idle
  *
  * Written data and the order of pages are deterministic from the seed (`--seed N`); the
- * timing is wall-clock.
+ * timing is wall-clock. Under auto-converge's CPU throttle the vCPU also sleeps as QEMU's
+ * cpu_throttle_thread() makes it (core/vm/cpu-throttle.ts); time slept is not made up.
  */
 import { Worker } from 'node:worker_threads';
 import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
 import { TARGET_PAGE_SIZE, type RAMBlock, type RAMBlockShared } from './ram.js';
+import { CpuThrottleState, process_queued_cpu_work, type ThrottledCpu } from './cpu-throttle.js';
 
 // --- workload specs ------------------------------------------------------------------
 
@@ -199,7 +201,9 @@ export const STATE_EXITED = 3;
 export const CNT_BYTES_WRITTEN = 0;
 export const CNT_PAGES_DIRTIED = 1;
 export const CNT_WP_FAULTS = 2;
-export const CNT_WORDS = 3;
+/** ns the vCPU slept in cpu_throttle_thread() (auto-converge). */
+export const CNT_THROTTLE_SLEEP_NS = 3;
+export const CNT_WORDS = 4;
 
 export interface WorkloadWorkerData {
   ram: RAMBlockShared;
@@ -207,11 +211,15 @@ export interface WorkloadWorkerData {
   counters: SharedArrayBuffer;
   spec: WorkloadSpec;
   seed: number;
+  /** The CPU throttle's shared memory (core/vm/cpu-throttle.ts), when the VM has one. */
+  throttle?: SharedArrayBuffer;
 }
 
 export interface WorkloadOptions {
   /** The worker script; default ./workload-worker.js beside this module. */
   workerUrl?: URL;
+  /** The CPU throttle's shared memory (cpu_throttle_memory()): the vCPU honours it. */
+  throttle?: SharedArrayBuffer;
 }
 
 type WaitAsync = (
@@ -228,13 +236,14 @@ export type WorkloadStatus = 'stopped' | 'running' | 'paused' | 'done' | 'exited
  * One vCPU workload bound to a RAMBlock. `idle` starts no thread. The methods
  * pause_all_vcpus()/resume_all_vcpus() make it usable where the run state expects vCPUs.
  */
-export class Workload {
+export class Workload implements ThrottledCpu {
   readonly spec: WorkloadSpec;
   readonly seed: number;
   private readonly ram: RAMBlock | null;
   private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
   private readonly cnt = new BigInt64Array(new SharedArrayBuffer(CNT_WORDS * 8));
   private readonly workerUrl: URL;
+  private readonly throttle: CpuThrottleState | null;
   private worker: Worker | null = null;
   private started = false;
   private exited: Promise<void> | null = null;
@@ -248,6 +257,7 @@ export class Workload {
     this.spec = spec;
     this.seed = seed;
     this.workerUrl = options.workerUrl ?? new URL('./workload-worker.js', import.meta.url);
+    this.throttle = options.throttle ? new CpuThrottleState(options.throttle) : null;
     Atomics.store(this.ctl, CTL_CMD, CMD_PAUSE);
     if (spec.name === 'idle') Atomics.store(this.ctl, CTL_DONE, 1);
   }
@@ -263,6 +273,7 @@ export class Workload {
       counters: this.cnt.buffer as SharedArrayBuffer,
       spec: this.spec,
       seed: this.seed,
+      throttle: this.throttle?.memory,
     };
     const w = new Worker(this.workerUrl, { workerData: data });
     this.worker = w;
@@ -306,6 +317,22 @@ export class Workload {
 
   resume_all_vcpus(): void {
     this.resume();
+  }
+
+  /**
+   * qemu_cpu_kick(): wake the vCPU thread so that it runs its queued work (the CPU
+   * throttle's cpu_throttle_thread()), even from a rate-limit wait or a pause. With no
+   * thread running (idle, not started yet, ended), the work is taken here and now, as a
+   * stopped vCPU takes it: no sleep, since nothing runs that a sleep could slow.
+   */
+  qemu_cpu_kick(): void {
+    if (this.worker && Atomics.load(this.ctl, CTL_STATE) !== STATE_EXITED) {
+      Atomics.notify(this.ctl, CTL_CMD);
+      return;
+    }
+    if (this.throttle) {
+      process_queued_cpu_work(this.throttle, { stop: () => true, sleep_ms: () => {}, now_ns: () => performance.now() * 1e6 });
+    }
   }
 
   /** End the thread (after its current page). */
@@ -353,6 +380,11 @@ export class Workload {
   /** Page writes that hit a write-protected page and waited (background snapshots). */
   get wp_faults(): number {
     return Number(Atomics.load(this.cnt, CNT_WP_FAULTS));
+  }
+
+  /** ns the vCPU has slept in cpu_throttle_thread() (auto-converge's throttle). */
+  get throttle_sleep_ns(): number {
+    return Number(Atomics.load(this.cnt, CNT_THROTTLE_SLEEP_NS));
   }
 
   private async wait_state(pred: (s: number) => boolean): Promise<void> {

@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FIXTURES } from './fixtures.js';
 
@@ -45,28 +45,51 @@ export interface SpawnOptions {
   unixQmp?: boolean;
   /** Wait until this resolves true before returning (e.g. a TCP port accepts). */
   ready?: (ep: Endpoint) => Promise<boolean>;
-  /** Run real QEMU (`qemu-system-x86_64 -machine none -nodefaults -display none`) instead. */
-  qemu?: boolean;
+  /**
+   * Run real QEMU (`qemu-system-x86_64 -machine none -nodefaults -display none`) instead:
+   * true or '7.2' for the one on PATH (Debian's 7.2), '10.0' for MIGLAB_QEMU10's.
+   */
+  qemu?: RealQemu;
 }
+
+export type RealQemu = boolean | '7.2' | '10.0';
 
 /** Real QEMU for interop tests, when installed. */
 export const QEMU = 'qemu-system-x86_64';
 
-/** Whether real QEMU runs here (CI installs it; elsewhere its tests are skipped). */
-export const QEMU_AVAILABLE = (() => {
+function runs(binary: string): boolean {
   try {
-    execFileSync(QEMU, ['--version'], { stdio: 'ignore' });
+    execFileSync(binary, ['--version'], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
   }
-})();
+}
+
+/** Whether real QEMU runs here (CI installs it; elsewhere its tests are skipped). */
+export const QEMU_AVAILABLE = runs(QEMU);
+
+/**
+ * QEMU 10.0, for the interop tests that need it: MIGLAB_QEMU10 names its
+ * qemu-system-x86_64 (bookworm-backports' packages unpacked with dpkg-deb -x; .ci/run
+ * does this), with its data files in ../share/qemu beside the binary.
+ */
+export const QEMU10 = process.env.MIGLAB_QEMU10 ?? '';
+export const QEMU10_AVAILABLE = !!QEMU10 && runs(QEMU10);
+if (QEMU10 && !QEMU10_AVAILABLE) console.warn(`MIGLAB_QEMU10=${QEMU10} does not run: QEMU 10.0 interop tests are skipped`);
+
+/** The command line of a real QEMU endpoint of the given version. */
+function qemuCommand(which: RealQemu): { bin: string; args: string[] } {
+  const base = ['-machine', 'none', '-nodefaults', '-display', 'none'];
+  if (which === '10.0') return { bin: QEMU10, args: ['-L', join(dirname(QEMU10), '..', 'share', 'qemu'), ...base] };
+  return { bin: QEMU, args: base };
+}
 
 /**
  * A test file's endpoints, killed after each test: `const vm = endpointsPerTest(['-m', '64'])`
  * then `const { ep, q } = await vm(args)` (or `vm(args, true)` for real QEMU).
  */
-export function endpointsPerTest(defaults: string[] = []): (args: string[], qemu?: boolean) => Promise<{ ep: Endpoint; q: QmpConn }> {
+export function endpointsPerTest(defaults: string[] = []): (args: string[], qemu?: RealQemu) => Promise<{ ep: Endpoint; q: QmpConn }> {
   const started: Endpoint[] = [];
   afterEach(async () => {
     while (started.length) await started.pop()!.kill();
@@ -84,8 +107,9 @@ export async function spawnEndpoint(args: string[], opts: SpawnOptions = {}): Pr
   const dir = mkdtempSync(join(tmpdir(), 'miglab-it-'));
   const qmpPath = join(dir, 'qmp.sock');
   const qmp = unixQmp ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : [];
-  const proc = opts.qemu
-    ? spawn(QEMU, ['-machine', 'none', '-nodefaults', '-display', 'none', ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  const real = opts.qemu ? qemuCommand(opts.qemu) : null;
+  const proc = real
+    ? spawn(real.bin, [...real.args, ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, [MIGLAB, 'vm', ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';

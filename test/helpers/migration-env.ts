@@ -44,7 +44,7 @@ export function migrationEndpoint(blocks: RAMBlockLike[], initial: 'running' | '
     tracer,
     now_ms: opts.wholeMs ? () => Math.floor(performance.now()) : () => performance.now(),
     rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
-    qemu_thread_create: (name, fn) => {
+    qemu_thread_create: (name, _start_routine, fn) => {
       const self = { name, tid: ++tid };
       const done = opts.threadsStartLater
         ? (async () => {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 
 const vm = endpointsPerTest(['-m', '64']);
@@ -90,3 +90,50 @@ describe('lab → lab', () => {
     expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
   });
 });
+
+/** The real QEMUs here: Debian's 7.2 on PATH, and 10.0 where MIGLAB_QEMU10 names it. */
+const REAL_QEMUS = [
+  { version: '7.2', available: QEMU_AVAILABLE, why: 'qemu-system-x86_64 is not installed' },
+  { version: '10.0', available: QEMU10_AVAILABLE, why: 'MIGLAB_QEMU10 does not name a QEMU 10.0 (.ci/run unpacks one)' },
+] as const;
+
+const capabilities = (...names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
+
+for (const { version, available, why } of REAL_QEMUS) {
+  describe.skipIf(!available)(`the return path with real QEMU ${version}${available ? '' : ` (skipped: ${why})`}`, () => {
+    // switchover-ack exists since 8.1.
+    const capsSets = version === '7.2' ? [['return-path']] : [['return-path'], ['return-path', 'switchover-ack']];
+    for (const caps of capsSets) {
+      it(`QEMU ${version} source → lab destination with ${caps.join(' + ')}: completed, memory equal`, async () => {
+        const port = await freePort();
+        const dst = await vm(['-incoming', 'defer']);
+        const src = await vm(['-device', `loader,file=${BLOB_BIN},addr=0x200000`], version);
+        for (const e of [src, dst]) expect((await e.q.execute('migrate-set-capabilities', capabilities(...caps))).reply).toEqual({ return: {} });
+        expect((await dst.q.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` })).reply).toEqual({ return: {} });
+        expect((await src.q.execute('migrate', { uri: `tcp:127.0.0.1:${port}` })).reply).toEqual({ return: {} });
+        expect((await waitStatus(src.q, ['completed', 'failed'])).status).toBe('completed');
+        await waitStatus(dst.q, ['completed']);
+        expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
+        await dst.q.execute('stop');
+        expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+        expect(dst.ep.stderr()).toBe('');
+      });
+
+      it(`lab source → QEMU ${version} destination with ${caps.join(' + ')}: completed, memory equal`, async () => {
+        const port = await freePort();
+        const dst = await vm(['-incoming', 'defer'], version);
+        const src = await vm(['--workload', 'fill', '-device', `loader,file=${BLOB_BIN},addr=0x200000`]);
+        for (const e of [src, dst]) expect((await e.q.execute('migrate-set-capabilities', capabilities(...caps))).reply).toEqual({ return: {} });
+        expect((await dst.q.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` })).reply).toEqual({ return: {} });
+        expect((await src.q.execute('migrate', { uri: `tcp:127.0.0.1:${port}` })).reply).toEqual({ return: {} });
+        const done = await waitStatus(src.q, ['completed', 'failed']);
+        expect(done).toMatchObject({ status: 'completed' });
+        await waitStatus(dst.q, ['completed']);
+        expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
+        await dst.q.execute('stop');
+        expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+        expect(src.ep.stderr()).toBe('');
+      });
+    }
+  });
+}

@@ -165,6 +165,8 @@ describe('against real endpoints', () => {
     // to span a few 100 ms rate-limit windows, so a threshold is computed and
     // migration_bitmap_sync runs below it, as in QEMU.
     expect(await qmp('source', 'migrate-set-parameters', { 'max-bandwidth': 4 << 20 })).toBe('{"return": {}}');
+    // The return path: its thread, and the destination's SHUT.
+    expect(await qmp('source', 'migrate-set-capabilities', caps('return-path', true))).toBe('{"return": {}}');
     const uri = `unix:${join(dir, 'm.sock')}`;
     expect(await qmp('destination', 'migrate-incoming', { uri })).toBe('{"return": {}}');
     expect(await qmp('source', 'migrate', { uri })).toBe('{"return": {}}');
@@ -184,6 +186,7 @@ describe('against real endpoints', () => {
     const threadOf = (fn: string) => seen.source.find((e) => e.type === 'enter' && e.fn === fn)?.thread;
     expect(threadOf('migration_thread')).toBe('live_migration');
     expect(threadOf('bg_migration_thread')).toBe('bg_snapshot');
+    expect(threadOf('source_return_path_thread')).toBe('return path');
     expect(threadOf('migrate_fd_connect')).toBe('main');
   });
 });

@@ -13,8 +13,17 @@ import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
 import type { RunState } from '../../qmp/schema/run-state.js';
 import { Tracer, type ThreadRef } from '../../trace/trace.js';
 import { RAMBlock, type RAMBlockShared } from '../../vm/ram.js';
+import { CpuThrottleState } from '../../vm/cpu-throttle.js';
 import type { RunStateMachine } from '../../vm/runstate.js';
-import { MigrationIncomingState, MigrationState, migration_thread_main, type MigrationHostEnv } from '../migration.js';
+import {
+  MigrationIncomingState,
+  MigrationState,
+  RP_WORD_SWITCHOVER_ACKED,
+  RP_WORD_THREAD_RUNNING,
+  migration_thread_main,
+  type MigrationHostEnv,
+  type SourceReturnPath,
+} from '../migration.js';
 import { MigrationOptions, type MigrationParameters } from '../options.js';
 import { qemu_file_new_output } from '../qemu-file.js';
 import { RAMList } from '../ram.js';
@@ -31,6 +40,10 @@ export interface LiveMigrationWorkerData {
   mem: SharedMigrationMemory;
   ring: RingMemory;
   bql: SharedArrayBuffer;
+  /** The CPU throttle's shared memory (core/vm/cpu-throttle.ts), when the VM has one. */
+  cpu_throttle: SharedArrayBuffer | null;
+  /** The return path's shared words (migration.ts RP_WORD_*), when one is open. */
+  rp: SharedArrayBuffer | null;
   /** Where the thread's messages go (transferred from the main loop). */
   port: MessagePort;
 }
@@ -42,6 +55,10 @@ export type LiveMigrationMessage =
   | { type: 'error_report'; msg: string }
   | ({ type: 'bql'; seq: number } & BqlOp)
   | { type: 'cleanup' }
+  /** cpu_throttle_set() started throttling: run cpu_throttle_timer_tick() on the main loop. */
+  | { type: 'cpu_throttle_timer_tick' }
+  /** close_return_path_on_source() after an error: shut the return path's file. */
+  | { type: 'rp_shutdown' }
   | { type: 'vm_start_bh'; vm_old_state: RunState; downtime_start: number }
   | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
 
@@ -61,6 +78,24 @@ options.parameters = data.parameters;
 const events = new PostingEventBus();
 const s = new MigrationState(options, events);
 bindMigrationState(s, data.mem, false);
+if (data.rp) s.rp_state = return_path_view(new Int32Array(data.rp));
+
+/**
+ * The return path as this thread sees it: its thread runs on the main loop (which owns
+ * the channel); the switchover ack and the thread's end come through shared memory, and
+ * joining it blocks this thread as qemu_thread_join() does.
+ */
+function return_path_view(words: Int32Array): SourceReturnPath {
+  return {
+    get switchover_acked() {
+      return Atomics.load(words, RP_WORD_SWITCHOVER_ACKED) !== 0;
+    },
+    shutdown: () => post({ type: 'rp_shutdown' }),
+    join: async () => {
+      while (Atomics.load(words, RP_WORD_THREAD_RUNNING) !== 0) Atomics.wait(words, RP_WORD_THREAD_RUNNING, 1, 1000);
+    },
+  };
+}
 const shared = s as unknown as { ram_total: number; ram_remaining: number };
 
 const tracer = new Tracer({ nowUs: () => Math.round((performance.timeOrigin + performance.now()) * 1000) });
@@ -112,6 +147,7 @@ const env: MigrationHostEnv = {
   },
   migration_bh_schedule_vm_start: (vm_old_state, downtime_start) => post({ type: 'vm_start_bh', vm_old_state, downtime_start }),
   migration_counters_updated: publish,
+  cpu_throttle: data.cpu_throttle ? new CpuThrottleState(data.cpu_throttle, () => post({ type: 'cpu_throttle_timer_tick' })) : undefined,
   migration_threads_add: (t) => post({ type: 'threads_add', thread: t }),
   migration_threads_remove: (t) => post({ type: 'threads_remove', thread: t }),
 };

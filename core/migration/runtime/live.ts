@@ -7,8 +7,10 @@ import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_thread
 import type { QIOChannel } from '../../io/channel.js';
 import type { TraceEvent } from '../../trace/trace.js';
 import { RAMBlock } from '../../vm/ram.js';
+import { CpuThrottleMainLoop } from '../../vm/cpu-throttle.js';
 import {
   bg_migration_vm_start_bh,
+  main_loop_return_path,
   migrate_fd_cleanup,
   migration_threads_add,
   migration_threads_remove,
@@ -93,6 +95,9 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     mem,
     ring,
     bql,
+    // cpu_throttle_set() in the thread: the percentage is shared, the timer is this loop's.
+    cpu_throttle: env.cpu_throttle instanceof CpuThrottleMainLoop ? env.cpu_throttle.memory : null,
+    rp: (main_loop_return_path(s)?.words.buffer as SharedArrayBuffer | undefined) ?? null,
   };
   const worker = take_worker();
   worker.postMessage(workerData, [port2]);
@@ -116,6 +121,12 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
         break;
       case 'threads_remove':
         migration_threads_remove(s, m.thread);
+        break;
+      case 'rp_shutdown':
+        s.rp_state?.shutdown();
+        break;
+      case 'cpu_throttle_timer_tick':
+        if (env.cpu_throttle instanceof CpuThrottleMainLoop) env.cpu_throttle.cpu_throttle_timer_tick();
         break;
       case 'cleanup':
         setImmediate(() => void migrate_fd_cleanup(env));

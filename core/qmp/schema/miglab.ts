@@ -14,5 +14,10 @@ export const miglabSchema: QapiModule = {
      * untouched/dirty/sent/zero/received), counts}.
      */
     { name: 'x-miglab-query-ram-map', data: [{ name: 'bins', type: 'int', optional: true }] },
+    /**
+     * x-miglab-query-vcpu: the vCPU workload's counters (core/vm/vcpu-cmd.ts): {status,
+     * bytes-written, pages-written, wp-faults, throttle-sleep-ns}.
+     */
+    { name: 'x-miglab-query-vcpu' },
   ],
 };

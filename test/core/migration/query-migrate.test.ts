@@ -67,6 +67,32 @@ describe('query-migrate on the source', () => {
   });
 });
 
+describe('query-migrate and the CPU throttle (populate_ram_info())', () => {
+  const throttle = (pct: number) => ({
+    cpu_throttle_active: () => pct !== 0,
+    cpu_throttle_get_percentage: () => pct,
+    cpu_throttle_set: () => {},
+  });
+  const info = (state: MigrationState['state'], pct: number) =>
+    qmp_query_migrate(source(state, { total: 1 << 20, remaining: 4096 }), new MigrationIncomingState(undefined), () => 0, throttle(pct));
+
+  it('adds cpu-throttle-percentage while the throttle is active, after setup-time in MigrationInfo order', () => {
+    const i = info('active', 45);
+    expect(i['cpu-throttle-percentage']).toBe(45);
+    const keys = Object.keys(i);
+    expect(keys.indexOf('cpu-throttle-percentage')).toBe(keys.indexOf('setup-time') + 1);
+    expect(info('pre-switchover', 95)['cpu-throttle-percentage']).toBe(95);
+  });
+
+  it('leaves it out when the throttle is off, and in the states that have no ram member', () => {
+    expect(info('active', 0)).not.toHaveProperty('cpu-throttle-percentage');
+    expect(info('setup', 20)).not.toHaveProperty('cpu-throttle-percentage');
+    expect(info('failed', 20)).not.toHaveProperty('cpu-throttle-percentage');
+    const s = source('active', { total: 1, remaining: 1 });
+    expect(qmp_query_migrate(s, new MigrationIncomingState(undefined))).not.toHaveProperty('cpu-throttle-percentage');
+  });
+});
+
 describe('query-migrate on the destination', () => {
   it('listening: status setup and the socket address (10.0 recording; 9.0 has the setup state too)', () => {
     const mis = new MigrationIncomingState('defer');

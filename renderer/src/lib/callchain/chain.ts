@@ -40,7 +40,7 @@ export type EdgeKind =
   | 'branch'
   /** Back to the top of the loop. */
   | 'loop'
-  /** The migration stream on the wire, from the source to the destination. */
+  /** On the wire between the endpoints: the migration stream, or the return path back. */
   | 'stream';
 
 export interface ChainEdge {
@@ -103,6 +103,10 @@ export const CHAIN_NODES: readonly ChainNode[] = [
   n('qemu_thread_create', 'source-main', 8, 'util/qemu-thread-posix.c', LAB_LIVE,
     'Starts a new thread running the given function. In the lab\'s live runtime this is a real worker thread, sharing guest RAM with the vCPU through a SharedArrayBuffer.',
     '创建一个运行指定函数的新线程。在实验室的实时运行环境中，它是一个真正的 worker 线程，通过 SharedArrayBuffer 与 vCPU 共享客户机内存。'),
+  n('open_return_path_on_source', 'source-main', 9, MIG, LAB_MIG,
+    'With the return-path capability (or postcopy-ram), opens the way back from the destination before the migration thread starts: a file reading the same connection, and the "return path" thread that reads it. The migration thread then sends OPEN_RETURN_PATH and a PING, so that the destination answers.',
+    '启用 return-path 能力（或 postcopy-ram）时，在迁移线程启动之前打开从目的端返回的通道：一个读取同一连接的文件，以及读取它的 "return path" 线程。随后迁移线程发送 OPEN_RETURN_PATH 和一个 PING，让目的端作出应答。',
+    { indent: true }),
   n('migrate_fd_cleanup', 'source-main', 10, MIG, LAB_MIG,
     'Runs on the main thread as a bottom half once the migration thread is done: joins the thread, closes the file, and moves cancelling to cancelled. A failed migration reports its error here (error_report), on the standard error of the source.',
     '迁移线程结束后，它作为下半部（bottom half）在主线程中运行：回收（join）迁移线程，关闭文件，并把 cancelling 状态改为 cancelled。迁移失败时，错误也在这里通过 error_report 打印到源端的标准错误输出。'),
@@ -136,9 +140,16 @@ export const CHAIN_NODES: readonly ChainNode[] = [
   n('migration_iteration_finish', 'source-migration', 8, MIG, LAB_MIG,
     'After the loop: on success the source stays paused (postmigrate); on failure or cancel the VM runs again. Then it schedules migrate_fd_cleanup on the main thread.',
     '循环结束之后：成功时源端保持暂停（postmigrate）；失败或取消时虚拟机恢复运行。然后它安排 migrate_fd_cleanup 在主线程中执行。'),
+  n('close_return_path_on_source', 'source-migration', 9, MIG, LAB_MIG,
+    'Before the source may say completed, it waits here for the return path thread to end: it ends when the destination sends SHUT, after it has loaded everything and started the guest. After an error it shuts the return path down first; an error the return path saw fails the migration here.',
+    '源端在宣布 completed 之前，在这里等待 return path 线程结束：目的端加载完全部内容并启动客户机后发送 SHUT，该线程随之结束。出错时它会先关闭返回通道；返回通道上发现的错误会在这里使迁移失败。',
+    { indent: true }),
   n('bg_migration_thread', 'source-migration', 10, MIG, LAB_MIG,
     'The other branch: with the background-snapshot capability, the bg_snapshot thread saves a snapshot while the guest runs, catching writes with write tracking instead of re-sending dirty pages. It is the branch qemu_thread_create takes when the capability is on.',
     '另一个分支：启用 background-snapshot 能力时，bg_snapshot 线程在客户机运行的同时保存快照，通过写跟踪捕获写操作，而不是重新发送脏页。启用该能力时，qemu_thread_create 走的就是这个分支。'),
+  n('source_return_path_thread', 'source-migration', 11, MIG, LAB_MIG,
+    'The body of the "return path" thread: it reads the destination\'s messages (PONG, SWITCHOVER_ACK, SHUT; page requests in postcopy) until SHUT or an error. With switchover-ack the migration thread does not switch over before the SWITCHOVER_ACK it reads.',
+    '"return path" 线程的主体：它读取目的端发来的消息（PONG、SWITCHOVER_ACK、SHUT；后拷贝时还有页请求），直到收到 SHUT 或出错。启用 switchover-ack 时，迁移线程在它读到 SWITCHOVER_ACK 之前不会切换。'),
 
   // ---- destination, main thread ----
   n('qemu_start_incoming_migration', 'destination-main', 0, MIG, LAB_MIG,
@@ -153,6 +164,9 @@ export const CHAIN_NODES: readonly ChainNode[] = [
   n('qemu_loadvm_state', 'destination-main', 3, 'migration/savevm.c', 'core/migration/savevm.ts',
     'Reads the stream section by section: checks the header, loads RAM pages into guest memory and device state, until the end-of-stream marker. A page that does not fit or an unknown section fails the whole load.',
     '逐段读取迁移流：检查头部，把内存页加载到客户机内存、加载设备状态，直到遇到流结束标记。页面越界或遇到未知的段都会使整个加载失败。'),
+  n('migrate_send_rp_shut', 'destination-main', 4, MIG, LAB_MIG,
+    'With a return path open, the destination\'s last word once the guest runs: SHUT, 0 when the stream loaded without error. The source waits for it before it completes.',
+    '返回通道打开时，目的端在客户机运行之后发出的最后一条消息：SHUT，流加载无误时为 0。源端要等到它之后才会完成。'),
 ];
 
 export const CHAIN_EDGES: readonly ChainEdge[] = [
@@ -162,6 +176,11 @@ export const CHAIN_EDGES: readonly ChainEdge[] = [
   ]),
   { from: 'migration_channel_connect', to: 'migrate_fd_connect', kind: 'call' },
   { from: 'migrate_fd_connect', to: 'qemu_thread_create', kind: 'call' },
+  { from: 'migrate_fd_connect', to: 'open_return_path_on_source', kind: 'call', side: 'right', bulge: 18 },
+  { from: 'open_return_path_on_source', to: 'source_return_path_thread', kind: 'branch' },
+  { from: 'migration_completion', to: 'close_return_path_on_source', kind: 'call', side: 'right', bulge: 40 },
+  { from: 'process_incoming_migration_co', to: 'migrate_send_rp_shut', kind: 'call', side: 'right', bulge: 18 },
+  { from: 'migrate_send_rp_shut', to: 'source_return_path_thread', kind: 'stream' },
   { from: 'qemu_thread_create', to: 'migration_thread', kind: 'branch' },
   { from: 'qemu_thread_create', to: 'bg_migration_thread', kind: 'branch' },
   { from: 'migration_thread', to: 'migration_rate_exceeded', kind: 'call' },
