@@ -28,3 +28,17 @@ export function randomScratchFile(size: number): { path: string; remove(): void 
   writeFileSync(path, randomFillSync(Buffer.alloc(size)));
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** Big-endian 32-bit integer bytes, as the migration stream writes them. */
+export function be32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b;
+}
+
+/** Big-endian 64-bit integer bytes. */
+export function be64(v: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(v);
+  return b;
+}

@@ -27,20 +27,11 @@ import {
 } from '../../../core/migration/savevm.js';
 import type { MigrationCapability } from '../../../core/qmp/schema/migration.js';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { be32, be64 } from '../../helpers/data.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 const HEADER = 17; // QEVM, version 3, CONFIGURATION "none"
 
-function be32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
-function be64(v: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(v);
-  return b;
-}
 function start(id: number, idstr: string): Buffer {
   return Buffer.concat([Buffer.from([0x01]), be32(id), Buffer.from([idstr.length]), Buffer.from(idstr, 'latin1'), be32(0), be32(1)]);
 }

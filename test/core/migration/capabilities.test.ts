@@ -32,6 +32,7 @@ import { parse_scenario_text } from '../../../core/sim/scenario.js';
 import { RAMBlock } from '../../../core/vm/ram.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
+import { be32, be64 } from '../../helpers/data.js';
 
 const PAGE = 4096;
 const RAM = 1 << 20;
@@ -101,16 +102,6 @@ function expectCompleted(r: Run): void {
   expect(r.dst.ram.digest()).toBe(r.src.ram.digest());
 }
 
-function be32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
-function be64(v: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(v);
-  return b;
-}
 /** QEMU_VM_COMMAND, be16 command, be16 length, payload. */
 function command(cmd: number, payload = Buffer.alloc(0)): Buffer {
   const b = Buffer.alloc(5);

@@ -30,6 +30,7 @@ import {
   savevm_machine_none,
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
+import { be32 } from '../../helpers/data.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 
@@ -68,11 +69,6 @@ async function load(stream: Buffer, over: Partial<SaveVMEnv> = {}, pages = 8, pr
   return { ret, errors: env.errors, ram, devices: m.devices, savevm: m.savevm };
 }
 
-function be32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
 
 const HEADER = Buffer.concat([Buffer.from('QEVM'), be32(3), Buffer.from([7]), be32(4), Buffer.from('none')]);
 
