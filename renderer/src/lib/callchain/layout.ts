@@ -12,7 +12,7 @@ export const TOP = 78;
 export const ROW = 56;
 export const NODE_H = 42;
 export const INDENT = 40;
-export const ROWS = 12;
+export const ROWS = 14;
 export const VIEW_W = 2 * X0 + CHAIN_LANES.length * LANE_W + (CHAIN_LANES.length - 1) * GAP;
 export const VIEW_H = TOP + ROWS * ROW;
 
