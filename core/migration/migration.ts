@@ -144,6 +144,8 @@ export class MigrationState {
   rp_state: SourceReturnPath | null = null;
   /** s->start_postcopy: migrate-start-postcopy was issued for this run. */
   start_postcopy = false;
+  /** s->must_remove_block_options: `migrate blk=true` turned `block` on for this run. */
+  must_remove_block_options = false;
 
   constructor(
     readonly options: MigrationOptions,
@@ -405,7 +407,7 @@ export function qmp_migrate(env: MigrationHostEnv, args: MigrateArgs, mon: Monit
     const s = env.s;
     const addr = migration_address_parse(args);
     migration_channels_and_transport_compatible(addr, s.options);
-    migrate_prepare(env, !!args.resume);
+    migrate_prepare(env, !!args.resume, !!args.blk, !!args.inc);
     const done: MigrationChannelConnect = (ioc, err) => migration_channel_connect(env, ioc, err?.desc ?? null);
     try {
       env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'outgoing'), undefined, () => {
@@ -649,17 +651,39 @@ export function migrate_init(env: MigrationHostEnv): void {
 
 /**
  * migrate_prepare(): the checks 9.0 makes once the URI parsed, then migrate_init().
- * Throws QEMU's errors (no state change when they fire).
+ * Throws QEMU's errors (no state change when they fire). The deprecated `blk`/`inc`
+ * turn the `block` capability (and block-incremental) on for this migration only.
  */
-export function migrate_prepare(env: MigrationHostEnv, resume: boolean): void {
+export function migrate_prepare(env: MigrationHostEnv, resume: boolean, blk = false, blk_inc = false): void {
   const s = env.s;
+  const o = s.options;
+  if (blk_inc) o.warn_report("parameter 'inc' is deprecated; use blockdev-mirror with NBD instead");
+  if (blk) o.warn_report("parameter 'blk' is deprecated; use blockdev-mirror with NBD instead");
   if (resume) throw error_setg('Cannot resume if there is no paused migration');
   if (s.migration_is_running()) throw error_setg("There's a migration process in progress");
   if (env.runstate.runstate_check('inmigrate')) throw error_setg('Guest is waiting for an incoming migration');
   if (env.runstate.runstate_check('postmigrate')) {
     throw error_setg("Can't migrate the vm that was paused due to previous migration");
   }
+  if (blk || blk_inc) {
+    if (o.migrate_colo()) throw error_setg('No disk migration is required in COLO mode');
+    if (o.migrate_block() || o.migrate_block_incremental()) {
+      throw error_setg('Command options are incompatible with current migration capabilities');
+    }
+    o.migrate_cap_set('block', true, s);
+    s.must_remove_block_options = true;
+  }
+  if (blk_inc) o.migrate_set_block_incremental(true);
   migrate_init(env);
+}
+
+/** block_cleanup_parameters(): undo what `blk`/`inc` turned on for the migration. */
+function block_cleanup_parameters(s: MigrationState): void {
+  if (!s.must_remove_block_options) return;
+  /* setting to false can never fail */
+  s.options.migrate_cap_set('block', false, s);
+  s.options.migrate_set_block_incremental(false);
+  s.must_remove_block_options = false;
 }
 
 /** migrate_fd_error(): a transport failed before a QEMUFile existed. */
@@ -1191,6 +1215,7 @@ export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
     }
     if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
     if (s.error) env.error_report(s.error);
+    block_cleanup_parameters(s);
   });
 }
 

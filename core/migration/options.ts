@@ -414,7 +414,8 @@ export class MigrationOptions {
   /** s->parameters */
   parameters: MigrationParameters;
   readonly host: MigrationHostSupport;
-  private readonly warn: (msg: string) => void;
+  /** warn_report(): text without the "qemu-system-x86_64: warning: " prefix. */
+  readonly warn_report: (msg: string) => void;
 
   constructor(config: MigrationOptionsConfig = {}) {
     this.capabilities = Object.fromEntries(MigrationCapability_lookup.map((c) => [c, false])) as Record<
@@ -423,7 +424,7 @@ export class MigrationOptions {
     >;
     this.parameters = migrate_params_defaults();
     this.host = { ...LAB_HOST_SUPPORT, ...config.host };
-    this.warn = config.warn_report ?? (() => {});
+    this.warn_report = config.warn_report ?? (() => {});
   }
 
   /* ---- capabilities ---- */
@@ -521,10 +522,10 @@ export class MigrationOptions {
   ): void {
     // CONFIG_LIVE_BLOCK_MIGRATION is on (7.2's Debian build lists `block`): warn only.
     if (new_caps.block) {
-      this.warn('block migration is deprecated; use blockdev-mirror with NBD instead');
+      this.warn_report('block migration is deprecated; use blockdev-mirror with NBD instead');
     }
     if (new_caps.compress) {
-      this.warn('old compression method is deprecated; use multifd compression methods instead');
+      this.warn_report('old compression method is deprecated; use multifd compression methods instead');
     }
 
     if (!this.host.replication && new_caps['x-colo']) {
@@ -892,6 +893,10 @@ export class MigrationOptions {
     if (big(params.vcpu_dirty_limit) < 1n) {
       throw error_setg("Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s");
     }
+    // The lab's own check, after QEMU's: CPR (stop first, keep RAM in place) is not modelled.
+    if (params.mode !== 'normal') {
+      throw error_setg(`Parameter 'mode' value '${params.mode}' is not modelled by Migration Lab yet`);
+    }
   }
 
   /** migrate_params_test_apply(): current parameters with the requested ones merged in. */
@@ -921,10 +926,10 @@ export class MigrationOptions {
         case 'compress-threads':
         case 'compress-wait-thread':
         case 'decompress-threads':
-          this.warn('old compression is deprecated; use multifd compression methods instead');
+          this.warn_report('old compression is deprecated; use multifd compression methods instead');
           break;
         case 'block-incremental':
-          this.warn('block migration is deprecated; use blockdev-mirror with NBD instead');
+          this.warn_report('block migration is deprecated; use blockdev-mirror with NBD instead');
           break;
       }
       if (d.kind === 'bbm') {

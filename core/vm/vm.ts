@@ -112,9 +112,10 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     const throttle = opts.cpu_throttle;
     // The throttle timer's clock (QEMU_CLOCK_VIRTUAL_RT) runs only while the VM runs.
     if (throttle instanceof CpuThrottleMainLoop) this.runstate.onChange((running) => throttle.qemu_clock_enable(running));
-    this.migration = new MigrationState(new MigrationOptions(), this.events);
-    this.incoming = new MigrationIncomingState(opts.incoming);
     this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
+    // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
+    this.migration = new MigrationState(new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }), this.events);
+    this.incoming = new MigrationIncomingState(opts.incoming);
     registerHmpCommands(this.hmp);
   }
 

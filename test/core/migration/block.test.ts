@@ -28,6 +28,10 @@ import {
 import type { MigrationCapability } from '../../../core/qmp/schema/migration.js';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
 import { be32, be64 } from '../../helpers/data.js';
+import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
+import { pipeChannelPair } from '../../helpers/pipe-channel.js';
+import { migrate_incoming_set_state, migrate_prepare, process_incoming_migration_co } from '../../../core/migration/migration.js';
+import { migration_channel_connect } from '../../../core/migration/channel.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 const HEADER = 17; // QEVM, version 3, CONFIGURATION "none"
@@ -230,5 +234,30 @@ describe('"dirty-bitmap" (migration/block-dirty-bitmap.c), no bitmaps', () => {
     const big = await load(splice(Buffer.concat([Buffer.from([0x40]), be64(0n), be32(1), be64(20000n)])));
     expect(big.ret).toBe(-5);
     expect(big.errors[1]).toBe('Bitmap migration stream buffer allocation request is too large');
+  });
+});
+
+describe("migrate's deprecated blk and inc (9.0's migrate_prepare)", () => {
+  it('turn block (and block-incremental) on for that migration only, and refuse when block is already on', async () => {
+    const src = migrationEndpoint([RAMBlock.alloc(1 << 20)], 'running');
+    const dst = migrationEndpoint([RAMBlock.alloc(1 << 20)], 'inmigrate');
+    const [a, b] = pipeChannelPair();
+    migrate_incoming_set_state(dst.env, 'none', 'setup');
+    migrate_prepare(src.env, false, true, true);
+    expect(src.env.s.options.migrate_block()).toBe(true);
+    expect(src.env.s.options.migrate_block_incremental()).toBe(true);
+    const incoming = process_incoming_migration_co(dst.env, b);
+    migration_channel_connect(src.env, a, null);
+    expect(await incoming).toBeNull();
+    for (let i = 0; i < 400 && (src.env.s.state !== 'completed' || src.env.s.options.migrate_block()); i++) await sleep(5);
+    expect(src.env.s.state).toBe('completed');
+    // block_cleanup_parameters() in migrate_fd_cleanup()
+    expect(src.env.s.options.migrate_block()).toBe(false);
+    expect(src.env.s.options.migrate_block_incremental()).toBe(false);
+    // With block on already: QEMU's error, nothing changes.
+    const again = migrationEndpoint([RAMBlock.alloc(1 << 20)], 'running');
+    again.caps('block');
+    expect(() => migrate_prepare(again.env, false, true, false)).toThrow('Command options are incompatible with current migration capabilities');
+    expect(again.env.s.state).toBe('none');
   });
 });

@@ -300,7 +300,7 @@ describe('migrate_set_parameter', () => {
     ['block-incremental', 'on', true],
     ['multifd-compression', 'zlib', 'zlib'],
     ['zero-page-detection', 'none', 'none'],
-    ['mode', 'cpr-reboot', 'cpr-reboot'],
+    ['mode', 'normal', 'normal'],
     ['tls-creds', 'tls0', 'tls0'],
     ['tls-hostname', '""', ''],
     ['tls-authz', '"a b"', 'a b'],
@@ -313,6 +313,7 @@ describe('migrate_set_parameter', () => {
   const sizeHint = 'Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n';
   it.each([
     ['no-such-param 1', 'Error: invalid parameter value: no-such-param\n'],
+    ['mode cpr-reboot', "Error: Parameter 'mode' value 'cpr-reboot' is not modelled by Migration Lab yet\n"],
     ['downtime-limit 2000001', "Error: Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms\n"],
     ['downtime-limit -1', "Error: Value '-1' is out of range for parameter 'downtime-limit'\n"],
     ['downtime-limit abc', `Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n${sizeHint}`],

@@ -249,10 +249,21 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
       { 'multifd-zstd-level': 20 },
       { 'cpu-throttle-initial': 99, 'max-cpu-throttle': 99 },
       { 'block-incremental': true, 'compress-wait-thread': false },
-      { mode: 'cpr-reboot', 'zero-page-detection': 'legacy', 'multifd-compression': 'zstd' },
+      { mode: 'normal', 'zero-page-detection': 'legacy', 'multifd-compression': 'zstd' },
     ] as MigrateSetParameters[]) {
       expect(errorOf(() => o.qmp_migrate_set_parameters(p)), JSON.stringify(p)).toBeNull();
     }
+  });
+
+  it('refuses mode cpr-reboot after QEMU\'s checks (CPR is not modelled), leaving every member unchanged', () => {
+    const o = new MigrationOptions();
+    expect(errorOf(() => o.qmp_migrate_set_parameters({ mode: 'cpr-reboot', 'downtime-limit': 5 }))).toBe(
+      "Parameter 'mode' value 'cpr-reboot' is not modelled by Migration Lab yet",
+    );
+    expect(errorOf(() => o.qmp_migrate_set_parameters({ mode: 'cpr-reboot', 'downtime-limit': 2000001 }))).toBe(
+      "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms",
+    );
+    expect(o.qmp_query_migrate_parameters()).toMatchObject({ mode: 'normal', 'downtime-limit': 300 });
   });
 
   it('max-cpu-throttle is checked against the merged cpu-throttle-initial', () => {
