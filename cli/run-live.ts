@@ -161,7 +161,10 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
   const qmps: LiveQmp[] = [];
   try {
     const mem = `${Math.ceil(sc.ram.size / 2 ** 20)}M`;
-    const base = ['-machine', 'none', '-m', mem, '--seed', String(sc.seed)];
+    // -mem-prealloc: the simulated runtime has no page faults; without it, the first read
+    // of RAM the guest never touched faults every page in (shared memory has no zero page),
+    // which can stretch a short run past a 100 ms window and add a pass the model has not.
+    const base = ['-machine', 'none', '-m', mem, '-mem-prealloc', '--seed', String(sc.seed)];
     const src_args = [...base, '-qmp', `unix:${join(dir, 'src.qmp')},server=on,wait=off`, '--workload', workload_arg(sc)];
     if (sc.ram.prefill > 0) {
       const f = join(dir, 'prefill.bin');
