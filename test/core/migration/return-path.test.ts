@@ -65,6 +65,21 @@ function rpMessages(bytes: Buffer): { type: number; data: Buffer }[] {
 
 const entered = (trace: TraceEvent[], thread: string) => trace.filter((e) => e.type === 'enter' && e.thread === thread).map((e) => (e as { fn: string }).fn);
 
+/**
+ * Migrate `src` to a stand-in destination: the test writes its return path through `d`;
+ * `drain` reads and drops the stream until `d` is shut down.
+ */
+function migrateToFake(src: ReturnType<typeof endpoint>) {
+  const [c, d] = pipeChannelPair();
+  migrate_prepare(src.env, false);
+  migration_channel_connect(src.env, c, null);
+  const drain = (async () => {
+    const buf = new Uint8Array(1 << 16);
+    while ((await d.read(buf, 0, buf.length)) > 0);
+  })();
+  return { d, drain };
+}
+
 describe('the return path', () => {
   it('lab → lab with return-path: OPEN_RETURN_PATH and PING 1 go out, PONG and SHUT come back, then completed', async () => {
     const src = endpoint('running');
@@ -125,13 +140,7 @@ describe('the return path', () => {
     // until the ack arrives; then it completes.
     const src2 = endpoint('running');
     src2.caps('return-path', 'switchover-ack');
-    const [c, d] = pipeChannelPair();
-    migrate_prepare(src2.env, false);
-    migration_channel_connect(src2.env, c, null);
-    const drain = (async () => {
-      const buf = new Uint8Array(1 << 16);
-      while ((await d.read(buf, 0, buf.length)) > 0);
-    })();
+    const { d, drain } = migrateToFake(src2);
     await sleep(400);
     expect(src2.env.s.state).toBe('active');
     expect(src2.env.runstate.runstate_get()).toBe('running');
@@ -158,13 +167,7 @@ describe('the return path', () => {
       randomFillSync(src.ram.host.subarray(0, 1 << 20));
       const before = src.ram.digest();
       src.caps('return-path');
-      const [c, d] = pipeChannelPair();
-      migrate_prepare(src.env, false);
-      migration_channel_connect(src.env, c, null);
-      const drain = (async () => {
-        const buf = new Uint8Array(1 << 16);
-        while ((await d.read(buf, 0, buf.length)) > 0);
-      })();
+      const { d, drain } = migrateToFake(src);
       await d.writev([new Uint8Array(bytes)]);
       await until(() => src.env.s.state === 'failed');
       expect(src.env.s.error).toBe(error);
