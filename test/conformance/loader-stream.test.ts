@@ -48,14 +48,19 @@ describe('s_loader_stream on the lab', () => {
     const info = await completed(src);
     // The recorded source events, without 10.0's `device` (9.0 has it only with
     // pause-before-switchover): no second STOP, the VM was already stopped.
-    expect(src.events).toEqual(['STOP', 'MIGRATION setup', 'PASS 1', 'MIGRATION active', 'PASS 2', 'MIGRATION completed']);
+    // The recordings took 2 passes: fast runs never reach a 100 ms rate window. A run that
+    // does (a loaded machine: total-time ≥ 100 ms) gets a threshold, and 9.0 then syncs once
+    // more below it (migrate_pending_exact) before completing, as QEMU would when that slow.
+    const passes = info.ram['dirty-sync-count'];
+    expect(info['total-time'] >= 100 ? [2, 3] : [2], `total-time ${info['total-time']} ms`).toContain(passes);
+    const pass_events = Array.from({ length: passes - 1 }, (_, i) => `PASS ${i + 2}`);
+    expect(src.events).toEqual(['STOP', 'MIGRATION setup', 'PASS 1', 'MIGRATION active', ...pass_events, 'MIGRATION completed']);
     // Exact counters of both recordings for this guest (fixture s).
     expect(info.ram).toMatchObject({
       total: 67108864,
       normal: 256,
       duplicate: 16128,
       'normal-bytes': 1048576,
-      'dirty-sync-count': 2,
       'precopy-bytes': 0,
       remaining: 0,
     });

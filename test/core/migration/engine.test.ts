@@ -50,12 +50,18 @@ describe('precopy engine, in process', () => {
 
     expect(dst.ram.digest()).toBe(src.ram.digest());
     const names = (l: QapiEventMessage[]) => l.map((e) => e.event + (e.data ? ' ' + JSON.stringify(e.data) : ''));
+    // Two passes, unless the run spans a 100 ms rate window (a loaded machine): it then has
+    // a threshold and 9.0 syncs once more below it before stopping the VM.
+    const info = qmp_query_migrate(src.env.s, src.env.mis) as any;
+    const passes = info.ram['dirty-sync-count'];
+    expect(info['total-time'] >= 100 ? [2, 3] : [2], `total-time ${info['total-time']} ms`).toContain(passes);
     expect(names(src.log)).toEqual([
       'MIGRATION {"status":"setup"}',
       'MIGRATION_PASS {"pass":1}',
       'MIGRATION {"status":"active"}',
+      ...(passes === 3 ? ['MIGRATION_PASS {"pass":2}'] : []),
       'STOP',
-      'MIGRATION_PASS {"pass":2}',
+      `MIGRATION_PASS {"pass":${passes}}`,
       'MIGRATION {"status":"completed"}',
     ]);
     expect(names(dst.log)).toEqual([
@@ -67,12 +73,10 @@ describe('precopy engine, in process', () => {
     expect(src.env.runstate.runstate_get()).toBe('postmigrate');
     expect(dst.env.runstate.runstate_get()).toBe('running');
 
-    const info = qmp_query_migrate(src.env.s, src.env.mis) as any;
     expect(Object.keys(info).sort()).toEqual(['downtime', 'ram', 'setup-time', 'status', 'total-time']);
     expect(info.ram.normal).toBe(512);
     expect(info.ram.duplicate).toBe(2048 - 512);
     expect(info.ram['normal-bytes']).toBe(512 * 4096);
-    expect(info.ram['dirty-sync-count']).toBe(2);
     expect(info.ram.remaining).toBe(0);
     expect(src.errors).toEqual([]);
 
