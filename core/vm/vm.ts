@@ -153,8 +153,9 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 
   /**
-   * qemu_thread_create() for threads that run on this event loop as async tasks (the
-   * migration thread when no worker can be used: tests from sources).
+   * qemu_thread_create() for threads that run on this event loop as async tasks: the
+   * return-path thread (it reads the channel this loop owns), and the migration thread
+   * when no worker can be used (tests from sources).
    */
   qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
     const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
