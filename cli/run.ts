@@ -1,6 +1,7 @@
 /**
- * `miglab run SCENARIO`: run a scenario (YAML or JSON) on the simulated runtime (both
- * endpoints in this process, virtual time, modelled link) as fast as possible, and report.
+ * `miglab run SCENARIO`: run a scenario (YAML or JSON, or a preset by name: presets.ts) on
+ * the simulated runtime (both endpoints in this process, virtual time, modelled link) as
+ * fast as possible, and report.
  *
  *   --json          the result as one JSON object on stdout (plus `host`: wall time, peak
  *                   RSS, and `expect`: each check of the scenario's expected outcome)
@@ -9,7 +10,8 @@
  *                   transferred, remaining, mbps, dirty-pages-rate, expected-downtime, throttle
  *   --seed N        override the scenario's seed
  *   --no-progress   no progress on stderr (a bar on a terminal, else a line per pass)
- *   --live          the same scenario on two live `miglab vm` endpoints (run-live.ts)
+ *   --live          the same scenario on two live `miglab vm` endpoints (run-live.ts);
+ *                   `expect`'s wall-clock bounds widened (core/sim/expect.ts)
  *
  * Exit status: 0 when the run ended as the scenario's `expect` says (or, without one, when
  * the migration completed), 3 when a run without `expect` ended otherwise (failed,
@@ -19,7 +21,7 @@ import { peak_rss_bytes } from '../core/util/peak-rss.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { check_expect, type ExpectCheck } from '../core/sim/expect.js';
+import { LIVE_WALL_CLOCK_MARGIN_MS, check_expect, type ExpectCheck } from '../core/sim/expect.js';
 import { live_notes, live_unsupported, run_live, type LiveResult } from './run-live.js';
 import { Simulation, type SimResult } from '../core/sim/runner.js';
 import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
@@ -261,8 +263,12 @@ export function runCommand(): Command {
     .option('--trace <file>', 'write the run as Chrome Trace Event JSON (Perfetto)')
     .option('--csv <file>', 'write per-window counters (every 100 ms of virtual time) as CSV')
     .option('--no-progress', 'no progress on stderr')
-    .option('--live', 'run on two live miglab vm endpoints (real processes and socket, wall-clock time) instead')
+    .option(
+      '--live',
+      `run on two live miglab vm endpoints (real processes and socket, wall-clock time) instead; expect's wall-clock bounds (total_time, downtime) get a ${LIVE_WALL_CLOCK_MARGIN_MS} ms margin each way, and say so`,
+    )
     .option('--seed <n>', "override the scenario's seed")
+    .addHelpText('after', '\nExit status: 0 as expected (or completed, without expect), 4 when expect is not met, 3 when a run without expect did not complete, 1 for a bad scenario or usage.')
     .action(async (file: string, opts: RunOptions) => {
       process.exitCode = await run_main(file, opts);
     });

@@ -369,6 +369,7 @@ const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?
 /** The `miglab sweep` command. */
 export function sweepCommand(): Command {
   return new Command('sweep')
+    .summary('run a scenario for each value of one or more parameters (a grid); write a CSV and an SVG plot of total time and downtime')
     .description(
       'run a scenario for each value of one or more parameters (a grid); write a CSV and an SVG plot of total time and downtime. ' +
         'Exit status: 0, 1 for a bad scenario or parameter, 3 when a run ended in error (a QMP command of the scenario was refused)',
