@@ -33,8 +33,10 @@ if (argv[0] === 'vm') {
 Examples:
   miglab vm -m 256M -qmp unix:/tmp/src.qmp,server=on,wait=off --workload hotset:size=16M,rate=64M
   socat - unix-connect:/tmp/src.qmp     # then type {"execute": "qmp_capabilities"}
-  miglab run scenario.json --json       # a migration on the simulated runtime, as JSON
-  miglab sweep scenarios/bandwidth-cap.yaml --param migration.parameters.max-bandwidth=16M,32M,64M
+  miglab run idle-small                 # a preset (scenarios/) on the simulated runtime; a wrong name lists them
+  miglab run my.yaml --json             # your own scenario file, the result as JSON
+  miglab run idle-small --live          # the same preset on two live miglab vm processes
+  miglab sweep bandwidth-cap --param migration.parameters.max-bandwidth=16M,32M,64M
   miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"
   miglab serve                          # the lab UI in a browser: open the URL it prints`,
   );

@@ -40,6 +40,8 @@ export interface LiveResult {
     mbps: number;
     /** Highest cpu-throttle-percentage query-migrate showed (polled every 10 ms). */
     'cpu-throttle-max': number;
+    /** Where the counters come from when the last query-migrate did not show them (null: it did). */
+    counters_note: string | null;
   };
   destination: { status: string };
   events: LiveEvent[];
@@ -217,9 +219,15 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
     const limit = t0 + sc.limits.max_time;
     let outcome: LiveResult['outcome'] = 'error';
     let throttle = 0;
+    // The last reply that had the counters: once failed or cancelled, query-migrate shows
+    // only the status (as QEMU's does), and another process's mig_stats cannot be read.
+    let last_ram: { ram: Record<string, number>; t_ms: number; status: string } | null = null;
+    let info_t = 0;
     if (!script_error) {
       for (;;) {
         info = (await src.call('query-migrate')) as Record<string, unknown>;
+        info_t = now();
+        if (info.ram) last_ram = { ram: info.ram as Record<string, number>, t_ms: info_t, status: String(info.status) };
         if (typeof info['cpu-throttle-percentage'] === 'number') throttle = Math.max(throttle, info['cpu-throttle-percentage']);
         const st = String(info.status);
         if (TERMINAL.has(st)) {
@@ -244,7 +252,12 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
     for (const t of timers) clearTimeout(t);
     // Events still in flight.
     await new Promise((r) => setTimeout(r, 50));
-    const ram = (info.ram ?? {}) as Record<string, number>;
+    const ram = (info.ram ?? last_ram?.ram ?? {}) as Record<string, number>;
+    const counters_note =
+      info.ram === undefined && last_ram
+        ? `query-migrate shows only the status when ${String(info.status)}, as QEMU's does; these counters are its last reply that had them, ` +
+          `${Math.round(info_t - last_ram.t_ms)} ms before (${last_ram.status})`
+        : null;
     return {
       mode: 'live',
       name: sc.name ?? null,
@@ -258,6 +271,7 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
         transferred: ram.transferred ?? 0,
         mbps: ram.mbps ?? 0,
         'cpu-throttle-max': throttle,
+        counters_note,
       },
       destination: { status: dst_status },
       events,

@@ -1,6 +1,7 @@
 /**
- * `miglab run SCENARIO`: run a scenario (YAML or JSON) on the simulated runtime (both
- * endpoints in this process, virtual time, modelled link) as fast as possible, and report.
+ * `miglab run SCENARIO`: run a scenario (YAML or JSON, or a preset by name: presets.ts) on
+ * the simulated runtime (both endpoints in this process, virtual time, modelled link) as
+ * fast as possible, and report.
  *
  *   --json          the result as one JSON object on stdout (plus `host`: wall time, peak
  *                   RSS, and `expect`: each check of the scenario's expected outcome)
@@ -9,7 +10,8 @@
  *                   transferred, remaining, mbps, dirty-pages-rate, expected-downtime, throttle
  *   --seed N        override the scenario's seed
  *   --no-progress   no progress on stderr (a bar on a terminal, else a line per pass)
- *   --live          the same scenario on two live `miglab vm` endpoints (run-live.ts)
+ *   --live          the same scenario on two live `miglab vm` endpoints (run-live.ts);
+ *                   `expect`'s wall-clock bounds widened (core/sim/expect.ts)
  *
  * Exit status: 0 when the run ended as the scenario's `expect` says (or, without one, when
  * the migration completed), 3 when a run without `expect` ended otherwise (failed,
@@ -19,11 +21,13 @@ import { peak_rss_bytes } from '../core/util/peak-rss.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { check_expect, type ExpectCheck } from '../core/sim/expect.js';
+import { LIVE_WALL_CLOCK_MARGIN_MS, check_expect, type ExpectCheck } from '../core/sim/expect.js';
 import { live_notes, live_unsupported, run_live, type LiveResult } from './run-live.js';
 import { Simulation, type SimResult } from '../core/sim/runner.js';
 import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
 import { ScenarioError, parse_scenario_text, type Scenario } from '../core/sim/scenario.js';
+import { plural } from './format.js';
+import { resolve_scenario } from './presets.js';
 
 export interface RunOptions {
   json?: boolean;
@@ -51,23 +55,41 @@ export function fmt_ms(ms: number | null): string {
   return ms >= 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 
+/** The summary's first line: how it ended and the figures, as query-migrate names them. */
+function status_line(s: { status: string; 'total-time': number | null; downtime: number | null; transferred: number; passes: number; mbps: number }): string {
+  return (
+    `  status ${s.status}, total-time ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, ` +
+    `transferred ${fmt_bytes(s.transferred)}, ${plural(s.passes, 'pass', 'passes')}, ${s.mbps.toFixed(0)} Mbit/s`
+  );
+}
+
+/** One `expect` check, and why its bound is not the scenario's when it is not. */
+function check_line(c: ExpectCheck): string {
+  return `  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}${c.why ? ` (${c.why})` : ''}, got ${c.actual}`;
+}
+
 /** The human summary. */
 export function format_summary(sc: Scenario, r: SimResult, file: string, windows: WindowSample[] = [], checks: ExpectCheck[] = []): string {
   const s = r.source;
   const d = r.destination;
   const lines = [
     `${r.name ?? file}: ${r.outcome}${r.error ? ` (${r.error})` : ''}`,
-    `  status ${s.status}, total-time ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, transferred ${fmt_bytes(s.transferred)}, passes ${s.passes}, ${s.mbps.toFixed(0)} Mbit/s`,
+    status_line(s),
     `  guest        ${fmt_bytes(sc.ram.size)} RAM, workload ${sc.workload.kind}, seed ${r.seed}`,
     `  link         ${((sc.link.bandwidth * 8) / 1e9).toPrecision(3)} Gbit/s, latency ${sc.link.latency} ms`,
     `  source       ${s.status}, ${s.runstate}; total ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, setup ${fmt_ms(s['setup-time'])}`,
-    `               ${s.passes} passes, ${fmt_bytes(s.transferred)} transferred (${s.normal} pages, ${s.duplicate} zero pages), ${s.mbps.toFixed(0)} Mbit/s`,
+    `               ${plural(s.passes, 'pass', 'passes')}, ${fmt_bytes(s.transferred)} transferred (${plural(s.normal, 'page')}, ${plural(s.duplicate, 'zero page')}), ${s.mbps.toFixed(0)} Mbit/s`,
   ];
+  if (s.counters_note) lines.push(`  note         ${s.counters_note}`);
   if (s['cpu-throttle-max']) lines.push(`               auto-converge throttled the vCPU up to ${s['cpu-throttle-max']} %`);
   lines.push(
-    `  destination  ${d.status}, ${d.runstate}; ${d.pages_ok} pages loaded` +
-      (d.generations_match === null ? '' : d.generations_match ? ', every page equal to the source' : `, ${d.pages_differing} pages differ from the source`) +
-      (d.pages_bad ? `, ${d.pages_bad} bad pages` : ''),
+    `  destination  ${d.status}, ${d.runstate}; ${plural(d.pages_ok, 'page')} loaded` +
+      (d.generations_match === null
+        ? ''
+        : d.generations_match
+          ? ', every page equal to the source'
+          : `, ${plural(d.pages_differing, 'page differs', 'pages differ')} from the source`) +
+      (d.pages_bad ? `, ${plural(d.pages_bad, 'bad page')}` : ''),
     `  guest        paused ${r.guest_downtime_ms === null ? '-' : `${r.guest_downtime_ms.toFixed(1)} ms`} (source STOP to destination RESUME)`,
     `  simulated    ${fmt_ms(r.t_end_ms)} of virtual time in ${fmt_ms(r.wall_ms)}`,
   );
@@ -76,7 +98,7 @@ export function format_summary(sc: Scenario, r: SimResult, file: string, windows
     lines.push(`  downtime     expected ${fmt_ms(expected)} (last expected-downtime while active), actual ${fmt_ms(s.downtime)}`);
   }
   for (const e of r.errors) lines.push(`  ${e.side} at ${e.t_ms.toFixed(3)} ms: ${e.msg}`);
-  for (const c of checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}, got ${c.actual}`);
+  for (const c of checks) lines.push(check_line(c));
   return lines.join('\n') + '\n';
 }
 
@@ -182,13 +204,14 @@ export function format_live_summary(sc: Scenario, r: LiveResult, file: string, c
   const s = r.source;
   const lines = [
     `${r.name ?? file} (live): ${r.outcome}${r.error ? ` (${r.error})` : ''}`,
-    `  status ${s.status}, total-time ${fmt_ms(s['total-time'])}, downtime ${fmt_ms(s.downtime)}, transferred ${fmt_bytes(s.transferred)}, passes ${s.passes}, ${s.mbps.toFixed(0)} Mbit/s`,
+    status_line(s),
     `  guest        ${fmt_bytes(sc.ram.size)} RAM, workload ${sc.workload.kind}; two miglab vm processes, a unix socket, wall-clock time`,
     `  destination  ${r.destination.status}`,
     `  events       ${r.events.map((e) => `${e.side} ${e.event}${e.event === 'MIGRATION' ? ` ${(e.data as { status: string }).status}` : e.event === 'MIGRATION_PASS' ? ` ${(e.data as { pass: number }).pass}` : ''}`).join(', ')}`,
+    ...(s.counters_note ? [s.counters_note] : []).map((n) => `  note         ${n}`),
     ...live_notes(sc).map((n) => `  note         ${n}`),
   ];
-  for (const c of checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}, got ${c.actual}`);
+  for (const c of checks) lines.push(check_line(c));
   return lines.join('\n') + '\n';
 }
 
@@ -203,7 +226,7 @@ async function run_live_main(sc: Scenario, file: string, opts: RunOptions): Prom
     return 1;
   }
   const r = await run_live(sc, new URL('../../bin/miglab.js', import.meta.url).pathname);
-  const checks = check_expect(sc, r as unknown as SimResult);
+  const checks = check_expect(sc, r, { live: true });
   if (opts.json) process.stdout.write(JSON.stringify({ ...r, expect: checks }) + '\n');
   else process.stdout.write(format_live_summary(sc, r, file, checks));
   if (sc.expect) return checks.every((c) => c.ok) ? 0 : 4;
@@ -211,7 +234,9 @@ async function run_live_main(sc: Scenario, file: string, opts: RunOptions): Prom
 }
 
 /** Run `file` with `opts`; returns the exit status. */
-export async function run_main(file: string, opts: RunOptions): Promise<number> {
+export async function run_main(arg: string, opts: RunOptions): Promise<number> {
+  const file = resolve_scenario(PROG, arg);
+  if (file === null) return 1;
   const sc = load_scenario(PROG, file, opts.seed);
   if (!sc) return 1;
   if (opts.live) return run_live_main(sc, file, opts);
@@ -233,13 +258,17 @@ export async function run_main(file: string, opts: RunOptions): Promise<number> 
 export function runCommand(): Command {
   return new Command('run')
     .description('run a scenario on the simulated runtime (virtual time, modelled link) and report')
-    .argument('<scenario>', 'scenario file (YAML or JSON; presets in scenarios/)')
+    .argument('<scenario>', 'scenario file (YAML or JSON), or the name of a preset (idle-small, bandwidth-cap, ...; a wrong name lists them)')
     .option('--json', 'print the result as JSON')
     .option('--trace <file>', 'write the run as Chrome Trace Event JSON (Perfetto)')
     .option('--csv <file>', 'write per-window counters (every 100 ms of virtual time) as CSV')
     .option('--no-progress', 'no progress on stderr')
-    .option('--live', 'run on two live miglab vm endpoints (real processes and socket, wall-clock time) instead')
+    .option(
+      '--live',
+      `run on two live miglab vm endpoints (real processes and socket, wall-clock time) instead; expect's wall-clock bounds (total_time, downtime) get a ${LIVE_WALL_CLOCK_MARGIN_MS} ms margin each way, and say so`,
+    )
     .option('--seed <n>', "override the scenario's seed")
+    .addHelpText('after', '\nExit status: 0 as expected (or completed, without expect), 4 when expect is not met, 3 when a run without expect did not complete, 1 for a bad scenario or usage.')
     .action(async (file: string, opts: RunOptions) => {
       process.exitCode = await run_main(file, opts);
     });

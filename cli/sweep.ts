@@ -5,14 +5,29 @@
  *
  * NAME is the field's path in the scenario file, dotted: `link.bandwidth`,
  * `migration.parameters.max-bandwidth`, `workload.rate`, `actions.0.at`. Values are
- * written as in the file ("10Gbit/s", "300ms", 3000000, true) and checked as the file is.
+ * written as in the file ("10Gbit/s", "300ms", "16M", 3000000, true) and checked as the
+ * file is, every point before the first run; so are the names of QMP's own parameters and
+ * capabilities. A run that a QMP command of the scenario refused (outcome `error`) makes
+ * the exit status 3; a migration that fails or is cancelled is a result (a gap in the plot).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command } from 'commander';
 import { parse as yaml_parse } from 'yaml';
-import { ScenarioError, format_path, scenario_from_object, type Scenario } from '../core/sim/scenario.js';
+import { MigrationCapability_lookup, MigrationParameter_lookup } from '../core/qmp/schema/migration.js';
+import {
+  MIGRATION_PARAMETER_UNITS,
+  SCENARIO_SCHEMA,
+  ScenarioError,
+  closest,
+  format_path,
+  scenario_from_object,
+  type FieldSpec,
+  type Scenario,
+} from '../core/sim/scenario.js';
+import { fmt_quantity, plural, type Unit } from './format.js';
 import { fmt_ms, last_expected_downtime, load_scenario, run_with_windows } from './run.js';
+import { resolve_scenario } from './presets.js';
 
 const PROG = 'miglab sweep';
 
@@ -22,6 +37,8 @@ export interface SweepParam {
   values: unknown[];
   /** The values as typed. */
   labels: string[];
+  /** The values as the plot shows them: in their unit (16 MiB/s, 300 ms), else as typed. */
+  shown: string[];
 }
 
 export interface SweepRow {
@@ -54,7 +71,67 @@ export function parse_param(spec: string): SweepParam {
     .map((v) => v.trim());
   if (labels.some((l) => l === '')) throw new Error(`--param ${name}: empty value in '${spec.slice(eq + 1)}'`);
   const path = name.split('.').map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p));
-  return { name, path, labels, values: labels.map(value_of) };
+  return { name, path, labels, values: labels.map(value_of), shown: labels };
+}
+
+/** Scenario records whose keys are QMP's own names (QEMU 9.0's): a name not among them is refused. */
+const QMP_NAMES: { path: string[]; what: string; names: readonly string[] }[] = [
+  { path: ['migration', 'parameters'], what: 'a migration parameter', names: MigrationParameter_lookup },
+  { path: ['migration', 'capabilities'], what: 'a migration capability', names: MigrationCapability_lookup },
+];
+
+/**
+ * Refuse a --param that names a QMP parameter or capability QEMU does not have (the
+ * scenario would only pass it on, and every run would fail at QMP); other fields are
+ * checked with the scenario, as the file is.
+ */
+export function check_param_name(p: SweepParam): void {
+  for (const q of QMP_NAMES) {
+    if (!q.path.every((seg, i) => p.path[i] === seg) || p.path.length <= q.path.length) continue;
+    const key = String(p.path[q.path.length]);
+    if (!q.names.includes(key)) {
+      const near = closest(key, q.names);
+      throw new Error(`--param ${p.name}: "${key}" is not ${q.what} of QEMU 9.0${near ? ` (did you mean "${near}"?)` : ''}; known: ${q.names.join(', ')}`);
+    }
+    if (p.path.length > q.path.length + 1) throw new Error(`--param ${p.name}: ${q.path.join('.')}.${key} is a single value`);
+  }
+}
+
+/** The field a path leads to in the scenario format (any variant of a union), or null. */
+function field_at(path: (string | number)[]): FieldSpec | null {
+  let f: FieldSpec = SCENARIO_SCHEMA;
+  for (const seg of path) {
+    let next: FieldSpec | undefined;
+    const key = String(seg);
+    if (f.type === 'object') next = f.fields[key];
+    else if (f.type === 'union') {
+      const variants: { fields: Readonly<Record<string, FieldSpec>> }[] = Object.values(f.variants);
+      next = variants.find((v) => Object.hasOwn(v.fields, key))?.fields[key];
+    }
+    else if (f.type === 'array' && typeof seg === 'number') next = f.items;
+    else if (f.type === 'record') next = f.values;
+    if (!next) return null;
+    f = next;
+  }
+  return f;
+}
+
+/** The unit of a field's parsed values (bytes, bytes/s, ms), or null (numbers, names, flags). */
+export function param_unit(path: (string | number)[]): Unit | null {
+  if (path[0] === 'migration' && path[1] === 'parameters' && path.length === 3) return MIGRATION_PARAMETER_UNITS[String(path[2])] ?? null;
+  const f = field_at(path);
+  if (f?.type === 'size') return 'bytes';
+  // A link's rate is quoted in bits (its parsed value stays bytes/s).
+  if (f?.type === 'rate') return path[0] === 'link' ? 'bits/s' : 'bytes/s';
+  if (f?.type === 'duration') return 'ms';
+  return null;
+}
+
+/** The value at `path` of a parsed scenario. */
+function get_in(sc: Scenario, path: (string | number)[]): unknown {
+  let o: unknown = sc;
+  for (const p of path) o = typeof o === 'object' && o !== null ? (o as Record<string | number, unknown>)[p] : undefined;
+  return o;
 }
 
 /** Set `path` in a plain object tree, creating objects on the way. */
@@ -141,7 +218,7 @@ export function sweep_svg(title: string, params: SweepParam[], rows: SweepRow[],
     const key = pt.slice(1).join(',');
     const label = params
       .slice(1)
-      .map((p, j) => `${p.name}=${p.labels[pt[j + 1]!]}`)
+      .map((p, j) => `${p.name}=${p.shown[pt[j + 1]!]}`)
       .join(' ');
     const s = series.get(key) ?? { label: label || 'run', rows: new Array<SweepRow | undefined>(nx) };
     s.rows[pt[0]!] = r;
@@ -159,12 +236,12 @@ export function sweep_svg(title: string, params: SweepParam[], rows: SweepRow[],
     parts.push(`<g class="panel" data-metric="${what}">`);
     for (let v = 0; v <= ymax + step / 2; v += step) {
       parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/>`);
-      parts.push(`<text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(fmt_ms(v))}</text>`);
+      parts.push(`<text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(fmt_quantity(v, 'ms'))}</text>`);
     }
     parts.push(`<line x1="${L}" x2="${L}" y1="${top}" y2="${top + PH}" stroke="#333"/>`);
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${top + PH}" y2="${top + PH}" stroke="#333"/>`);
     parts.push(`<text transform="translate(16 ${top + PH / 2}) rotate(-90)" text-anchor="middle">${esc(label)}</text>`);
-    for (let i = 0; i < nx; i++) parts.push(`<text x="${xpos(i).toFixed(1)}" y="${top + PH + 16}" text-anchor="middle">${esc(x0.labels[i]!)}</text>`);
+    for (let i = 0; i < nx; i++) parts.push(`<text x="${xpos(i).toFixed(1)}" y="${top + PH + 16}" text-anchor="middle">${esc(x0.shown[i]!)}</text>`);
     [...series.values()].forEach((s, si) => {
       const c = COLOURS[si % COLOURS.length]!;
       let d = '';
@@ -177,7 +254,7 @@ export function sweep_svg(title: string, params: SweepParam[], rows: SweepRow[],
         }
         d += `${pen ? 'L' : 'M'}${xpos(i).toFixed(1)} ${y(v).toFixed(1)} `;
         pen = true;
-        parts.push(`<circle cx="${xpos(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${c}"><title>${esc(`${x0.name}=${x0.labels[i]} ${s.label}: ${fmt_ms(v)}`)}</title></circle>`);
+        parts.push(`<circle cx="${xpos(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${c}"><title>${esc(`${x0.name}=${x0.shown[i]} ${s.label}: ${fmt_quantity(v, 'ms')}`)}</title></circle>`);
       });
       if (d) parts.push(`<path d="${d.trim()}" fill="none" stroke="${c}" stroke-width="2"/>`);
     });
@@ -207,16 +284,39 @@ export interface SweepOptions {
   seed?: string;
 }
 
+/** Exit status of a sweep whose runs could not all be made as asked (a QMP command refused). */
+export const SWEEP_RUN_ERROR = 3;
+
+/** The labels the plot shows for a parameter's values: in the field's unit, from the parsed scenarios. */
+function shown_labels(p: SweepParam, k: number, points: number[][], scenarios: Scenario[]): string[] {
+  const unit = param_unit(p.path);
+  return p.labels.map((label, i) => {
+    const at = points.findIndex((pt) => pt[k] === i);
+    const v = get_in(scenarios[at]!, p.path);
+    return unit && typeof v === 'number' ? fmt_quantity(v, unit) : label;
+  });
+}
+
+/** One run's line on stderr: the point, how it ended and why, and its figures. */
+function run_line(params: SweepParam[], row: SweepRow, error: string | null): string {
+  const at = params.map((p, j) => `${p.name}=${row.point[j]}`).join(' ');
+  const why = error ? ` (${error})` : '';
+  return `${at}: ${row.outcome}${why}, total ${fmt_ms(row['total-time'])}, downtime ${fmt_ms(row.downtime)}, ${plural(row.passes, 'pass', 'passes')}\n`;
+}
+
 export async function sweep_main(file: string, opts: SweepOptions): Promise<number> {
-  if (!load_scenario(PROG, file, opts.seed)) return 1;
+  const path = resolve_scenario(PROG, file);
+  if (path === null) return 1;
+  if (!load_scenario(PROG, path, opts.seed)) return 1;
   let params: SweepParam[];
   try {
     params = opts.param.map(parse_param);
+    params.forEach(check_param_name);
   } catch (e) {
     process.stderr.write(`${PROG}: ${(e as Error).message}\n`);
     return 1;
   }
-  const raw = yaml_parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const raw = yaml_parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   if (opts.seed !== undefined) raw.seed = Number(opts.seed);
   const points = grid(params);
   const scenarios: Scenario[] = [];
@@ -230,7 +330,9 @@ export async function sweep_main(file: string, opts: SweepOptions): Promise<numb
       return 1;
     }
   }
+  params.forEach((p, k) => (p.shown = shown_labels(p, k, points, scenarios)));
   const rows: SweepRow[] = [];
+  let refused = 0;
   for (const [k, sc] of scenarios.entries()) {
     const point = params.map((p, j) => p.labels[points[k]![j]!]!);
     const { result: r, windows } = await run_with_windows(sc);
@@ -246,30 +348,42 @@ export async function sweep_main(file: string, opts: SweepOptions): Promise<numb
       guest_downtime_ms: r.guest_downtime_ms,
     };
     rows.push(row);
-    process.stderr.write(
-      `${params.map((p, j) => `${p.name}=${point[j]}`).join(' ')}: ${r.outcome}, total ${fmt_ms(row['total-time'])}, downtime ${fmt_ms(row.downtime)}, ${row.passes} passes\n`,
-    );
+    if (r.outcome === 'error') refused++;
+    process.stderr.write(run_line(params, row, r.error));
   }
-  const stem = basename(file).replace(/\.(ya?ml|json)$/i, '');
+  const stem = basename(path).replace(/\.(ya?ml|json)$/i, '');
   const csv = opts.csv ?? `${stem}.sweep.csv`;
   const svg = opts.svg ?? `${stem}.sweep.svg`;
   writeFileSync(csv, sweep_csv(params, rows));
   writeFileSync(svg, sweep_svg(`${stem}: total time and downtime by ${params.map((p) => p.name).join(' × ')}`, params, rows, points));
-  process.stdout.write(`${rows.length} runs; wrote ${csv} and ${svg}\n`);
+  process.stdout.write(`${plural(rows.length, 'run')}; wrote ${csv} and ${svg}\n`);
+  if (refused) {
+    process.stderr.write(`${PROG}: ${refused} of ${plural(rows.length, 'run')} ended in error (a QMP command of the scenario was refused; the reason is on its line)\n`);
+    return SWEEP_RUN_ERROR;
+  }
   return 0;
 }
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 /** The `miglab sweep` command. */
 export function sweepCommand(): Command {
   return new Command('sweep')
-    .description('run a scenario for each value of one or more parameters (a grid); write a CSV and an SVG plot of total time and downtime')
-    .argument('<scenario>', 'scenario file (YAML or JSON)')
-    .requiredOption('--param <name=v1,v2,...>', 'a field of the scenario (dotted path, e.g. migration.parameters.max-bandwidth) and its values; repeat for a grid', collect, [])
+    .summary('run a scenario for each value of one or more parameters (a grid); write a CSV and an SVG plot of total time and downtime')
+    .description(
+      'run a scenario for each value of one or more parameters (a grid); write a CSV and an SVG plot of total time and downtime. ' +
+        'Exit status: 0, 1 for a bad scenario or parameter, 3 when a run ended in error (a QMP command of the scenario was refused)',
+    )
+    .argument('<scenario>', 'scenario file (YAML or JSON), or the name of a preset (idle-small, bandwidth-cap, ...)')
+    .requiredOption(
+      '--param <name=v1,v2,...>',
+      'a field of the scenario (dotted path, e.g. migration.parameters.max-bandwidth) and its values, written as in the file (16M, 1Gbit/s, 300ms); repeat for a grid',
+      collect,
+    )
     .option('--csv <file>', 'CSV output (default: SCENARIO.sweep.csv in the current directory)')
     .option('--svg <file>', 'SVG plot (default: SCENARIO.sweep.svg in the current directory)')
     .option('--seed <n>', "override the scenario's seed")
+    .showHelpAfterError(`usage: ${PROG} <scenario> --param NAME=V1,V2,... [--param ...] [--csv FILE] [--svg FILE] [--seed N] (${PROG} --help)`)
     .action(async (file: string, opts: SweepOptions) => {
       process.exitCode = await sweep_main(file, opts);
     });

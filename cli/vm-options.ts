@@ -298,7 +298,8 @@ export const VM_USAGE = `\
 usage: miglab vm [options]
 
 One QEMU 9.0 VM endpoint (qemu-system-x86_64 -machine none under TCG), with real QMP and
-live migration. Options take one dash, as QEMU's (two work too).
+live migration. Options take one dash, as QEMU's (two work too). Like QEMU, it runs
+until 'quit', SIGINT or SIGTERM, with or without a monitor.
 
 Standard options:
 -h or -help      display this help and exit

@@ -63,6 +63,10 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.exit(code);
   };
+  // QEMU's main loop runs until `quit` or a signal, monitor or not; Node's event loop
+  // would end as soon as nothing is left to wait on (no -qmp, an idle guest). This
+  // handle is that main loop's; shutdown() ends the process.
+  setInterval(() => {}, 2 ** 31 - 1);
   vm.onShutdown(() => void shutdown(0));
   vm.onExit((code) => void shutdown(code));
   // A bug must not take the guest down with it: report it and keep serving (QEMU would

@@ -59,7 +59,7 @@ const COMMAND: Record<EndpointId, string[]> = {
 const EXECUTE_TIMEOUT_MS = 10_000;
 
 /** The repository's scenarios/ folder, found from source or from dist/. */
-function defaultScenariosDir(): string {
+export function defaultScenariosDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return join(dir, 'scenarios');

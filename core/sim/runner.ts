@@ -24,6 +24,7 @@
  * entries after the cursor); stepping on walks those recorded entries first, one by one,
  * and only then runs the clock again. Virtual time never moves past the cursor's entry.
  */
+import { migration_transferred_bytes } from '../migration/qemu-file.js';
 import type { QapiEventMessage } from '../qmp/qapi-event.js';
 import { toChromeTrace, type ChromeTraceEvent } from '../trace/chrome-trace.js';
 import type { TraceEvent } from '../trace/trace.js';
@@ -102,6 +103,11 @@ export interface SimResult {
     mbps: number;
     /** Highest auto-converge throttle seen, %. */
     'cpu-throttle-max': number;
+    /**
+     * Where the counters above come from when the last query-migrate did not show them
+     * (once failed or cancelled it shows only the status, as QEMU's does); null when it did.
+     */
+    counters_note: string | null;
   };
   destination: {
     status: string;
@@ -550,7 +556,14 @@ export class Simulation {
     // query-migrate through QMP, as a user would ask.
     const qsrc = (await this.qmp.src.execute('query-migrate')).return as Record<string, any> | undefined;
     const qdst = (await this.qmp.dst.execute('query-migrate')).return as Record<string, any> | undefined;
-    const ram = qsrc?.ram ?? {};
+    // The counters are the run's own (mig_stats, s->mbps), the very ones query-migrate
+    // reads: QEMU keeps them after a failure or a cancel (until the next migrate_init())
+    // although query-migrate then shows only the status (fill_source_migration_info()).
+    const st = s.mig_stats;
+    const counters_note =
+      qsrc?.ram === undefined && s.state !== 'none'
+        ? `query-migrate shows only the status when ${s.state}, as QEMU's does; these counters are the source's mig_stats at the end`
+        : null;
     let outcome: Outcome;
     if (this.script_error) outcome = 'error';
     else if (why) outcome = why;
@@ -585,14 +598,15 @@ export class Simulation {
         'total-time': qsrc?.['total-time'] ?? null,
         downtime: qsrc?.downtime ?? null,
         'setup-time': qsrc?.['setup-time'] ?? null,
-        passes: ram['dirty-sync-count'] ?? 0,
-        transferred: ram.transferred ?? 0,
-        normal: ram.normal ?? 0,
-        duplicate: ram.duplicate ?? 0,
-        'precopy-bytes': ram['precopy-bytes'] ?? 0,
-        'downtime-bytes': ram['downtime-bytes'] ?? 0,
-        mbps: ram.mbps ?? 0,
+        passes: st.dirty_sync_count,
+        transferred: migration_transferred_bytes(st),
+        normal: st.normal_pages,
+        duplicate: st.zero_pages,
+        'precopy-bytes': st.precopy_bytes,
+        'downtime-bytes': st.downtime_bytes,
+        mbps: s.mbps,
         'cpu-throttle-max': this.throttle_max,
+        counters_note,
       },
       destination: {
         status: this.dst.incoming.state,

@@ -178,7 +178,12 @@ export const SCENARIO_SCHEMA = {
         uri: { type: 'string', default: 'tcp:dst:4444', description: 'migrate-incoming and migrate URI' },
         start_at: { type: 'duration', default: 0, description: 'when `migrate` is issued' },
         capabilities: { type: 'record', values: { type: 'boolean' }, default: {}, description: 'migrate-set-capabilities on both endpoints' },
-        parameters: { type: 'record', values: { type: 'json' }, default: {}, description: 'migrate-set-parameters on the source (QMP values)' },
+        parameters: {
+          type: 'record',
+          values: { type: 'json' },
+          default: {},
+          description: 'migrate-set-parameters on the source (QMP values; a size in bytes or bytes/s, such as max-bandwidth, may also be written "32M")',
+        },
       },
     },
     actions: {
@@ -332,7 +337,8 @@ function is_object(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function closest(word: string, candidates: readonly string[]): string | null {
+/** The candidate nearest to `word` by edit distance, if near enough to be a typo. */
+export function closest(word: string, candidates: readonly string[]): string | null {
   let best: string | null = null;
   let bestd = Infinity;
   for (const c of candidates) {
@@ -647,9 +653,41 @@ export function parse_scenario_text(text: string, file: string | null = null): S
   return file !== null && /\.ya?ml$/i.test(file) ? parse_scenario_yaml(text, file) : parse_scenario_json(text, file);
 }
 
+/**
+ * The unit of each migrate-set-parameters member that has one, from qapi/migration.json's
+ * documentation. Members counted in bytes or bytes/s also take a size string ("32M",
+ * "100Mbit/s"), as every size of a scenario does; QMP itself takes numbers only, so the
+ * string is converted before QMP sees it. `miglab sweep` labels its axis with these units.
+ */
+export const MIGRATION_PARAMETER_UNITS: Readonly<Record<string, 'bytes' | 'bytes/s' | 'ms'>> = {
+  'announce-initial': 'ms',
+  'announce-max': 'ms',
+  'announce-step': 'ms',
+  'max-bandwidth': 'bytes/s',
+  'avail-switchover-bandwidth': 'bytes/s',
+  'downtime-limit': 'ms',
+  'x-checkpoint-delay': 'ms',
+  'xbzrle-cache-size': 'bytes',
+  'max-postcopy-bandwidth': 'bytes/s',
+  'x-vcpu-dirty-limit-period': 'ms',
+};
+
+/** Size strings of migration parameters as numbers (MIGRATION_PARAMETER_UNITS). */
+function migration_parameter_sizes(parameters: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(parameters)) {
+    const unit = MIGRATION_PARAMETER_UNITS[k];
+    if (typeof v !== 'string' || unit === undefined || unit === 'ms') continue;
+    const path = ['migration', 'parameters', k];
+    const n = check(v, unit === 'bytes' ? { type: 'size' } : { type: 'rate' }, path) as number;
+    if (!Number.isSafeInteger(n)) fail(path, `expected a whole number of bytes per second, got ${n} from "${v}"`);
+    parameters[k] = n;
+  }
+}
+
 /** Check a scenario given as a JS object (same rules as the file form). */
 export function scenario_from_object(raw: unknown): Scenario {
   const sc = check(raw, SCENARIO_SCHEMA, []) as Scenario;
+  migration_parameter_sizes(sc.migration.parameters);
   // Checks that span fields.
   if (sc.ram.prefill > sc.ram.size) fail(['ram', 'prefill'], `is larger than the RAM (${sc.ram.size} bytes)`);
   const w = sc.workload;

@@ -34,7 +34,7 @@ describe('miglab run: reports', () => {
     const trace = join(scratch, 'bw.trace.json');
     const r = miglab('run', join(PRESETS, 'bandwidth-cap.yaml'), '--csv', csv, '--trace', trace);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^bandwidth-cap: completed\n  status completed, total-time \d+ ms, downtime \d+ ms, transferred [\d.]+ MiB, passes \d+, \d+ Mbit\/s\n/);
+    expect(r.stdout).toMatch(/^bandwidth-cap: completed\n  status completed, total-time \d+ ms, downtime \d+ ms, transferred [\d.]+ MiB, \d+ passes, \d+ Mbit\/s\n/);
     expect(r.stdout).toMatch(/\n  downtime     expected \d+ ms \(last expected-downtime while active\), actual \d+ ms\n/);
     expect(r.stdout).toMatch(/\n  ok           expect\.status: expected completed, got completed\n/);
     // Not a terminal: a plain line per pass and per status change.
