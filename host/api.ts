@@ -22,6 +22,8 @@
  *     when one could be read) and changes nothing.
  */
 
+import type { ScenarioLocale } from '../core/sim/scenario.js';
+
 export const HOST_API_VERSION = 1;
 
 /** The two endpoint slots of the lab: the migration's source and its destination. */
@@ -198,8 +200,8 @@ export type HostMessage =
 /** A preset scenario (scenarios/NAME.yaml). */
 export interface SimPreset {
   name: string;
-  /** The scenario's description (its first line), or null. */
-  description: string | null;
+  /** The scenario's description in each locale (scenario_description()), or null. */
+  descriptions: Record<ScenarioLocale, string | null>;
   /** The scenario text, as in the file (the setup panel starts from it). */
   text: string;
 }

@@ -23,7 +23,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
 import { Simulation, type StopInfo } from '../core/sim/runner.js';
-import { ScenarioError, parse_scenario_yaml, type Scenario } from '../core/sim/scenario.js';
+import {
+  SCENARIO_DESCRIPTION_FIELDS,
+  ScenarioError,
+  parse_scenario_yaml,
+  scenario_description,
+  type Scenario,
+  type ScenarioLocale,
+} from '../core/sim/scenario.js';
 import type { Side } from '../core/sim/endpoint.js';
 import {
   ENDPOINT_IDS,
@@ -121,13 +128,14 @@ export class SimulatedRun extends SlotEventSource {
     }
     return files.map((f) => {
       const text = readFileSync(join(this.scenariosDir, f), 'utf8');
-      let description: string | null = null;
+      const descriptions: SimPreset['descriptions'] = { en: null, 'zh-Hans': null };
       try {
-        description = parse_scenario_yaml(text, f).description?.split('\n')[0] ?? null;
+        const sc = parse_scenario_yaml(text, f);
+        for (const l of Object.keys(SCENARIO_DESCRIPTION_FIELDS) as ScenarioLocale[]) descriptions[l] = scenario_description(sc, l);
       } catch {
         /* a broken preset still shows; sim.start will say what is wrong with it */
       }
-      return { name: f.replace(/\.yaml$/, ''), description, text };
+      return { name: f.replace(/\.yaml$/, ''), descriptions, text };
     });
   }
 

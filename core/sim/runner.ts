@@ -118,6 +118,12 @@ export interface SimResult {
     /** Destination generations equal the source's, page for page (null when not completed). */
     generations_match: boolean | null;
     pages_differing: number;
+    /**
+     * The exit status the destination's process ended with (QEMU 9.0 exits 1 when an
+     * incoming load fails, as `miglab vm` does); null when it did not exit. The simulated
+     * destination's state stays readable afterwards.
+     */
+    exit_status: number | null;
   };
   link: { bytes: number; wire_bytes: number; packets_lost: number; segments: number };
   workload: { pages_written: number; bytes_written: number };
@@ -615,6 +621,7 @@ export class Simulation {
         pages_bad: dl.pages_bad,
         generations_match: diff ? diff.count === 0 : null,
         pages_differing: diff ? diff.count : 0,
+        exit_status: this.dst_exit,
       },
       link: { bytes, wire_bytes: wire, packets_lost: lost, segments },
       workload: { pages_written: this.workload.pages_written, bytes_written: this.workload.bytes_written },

@@ -34,7 +34,7 @@ export type FieldSpec = Doc &
   (
     | { type: 'number'; min?: number; max?: number; exclusive_max?: boolean; integer?: boolean }
     | { type: 'string'; enum?: readonly string[] }
-    | { type: 'boolean' }
+    | { type: 'boolean'; /** Only `true` is accepted (a flag that is stated, never stated false). */ only_true?: true }
     | { type: 'size' }
     | { type: 'rate'; allow_max?: boolean }
     | { type: 'duration' }
@@ -138,12 +138,52 @@ function bounds<T extends 'duration' | 'number' | 'size'>(type: T, description: 
   } as const;
 }
 
+const flag = (description: string) => ({ type: 'boolean', only_true: true, description }) as const;
+const states = (description: string) => ({ type: 'array', items: { type: 'string' }, description }) as const;
+
+/**
+ * What a description says about its run, in checkable form: the claims' vocabulary.
+ * "threshold" is QEMU's threshold_size: the bandwidth measured over the last ~100 ms window
+ * (bytes/ms) × downtime-limit (ms); the migration completes when the bytes still to send,
+ * counted exactly after a bitmap sync, are below it. core/sim/claims.ts checks each claim
+ * against a run (test/scenarios/preset-claims.test.ts runs every preset).
+ */
+const CLAIM_FIELDS = {
+  'never-converges': flag('the run reaches limits.max_time with the source still active; every exact count after a bitmap sync was at or above the threshold'),
+  'converges-below-threshold': flag('completed; the exact count just before the guest stopped was below the threshold'),
+  threshold: bounds('size', 'the threshold at every exact count, bytes'),
+  'exact-count': bounds('size', 'every exact count after a bitmap sync (bytes still to send), bytes'),
+  'passes-at-least': { type: 'number', integer: true, min: 0, description: 'ram.dirty-sync-count at the end is at least this' },
+  'passes-at-most': { type: 'number', integer: true, min: 0, description: 'ram.dirty-sync-count at the end is at most this' },
+  'passes-shrink': flag('each exact count after a bitmap sync found fewer bytes to send than the one before'),
+  'writes-faster-than-sent': flag("the guest wrote more bytes per second than the source sent (the workload's bytes written against ram.transferred)"),
+  'dirty-rate-reaches-throughput': flag('in some window ram.dirty-pages-rate × page size is at least 95 % of the throughput (mbps)'),
+  'dirty-rate-below-throughput': flag('in every window with a measured dirty rate, ram.dirty-pages-rate × page size is below the throughput (mbps)'),
+  'throttle-steps': { type: 'array', items: { type: 'number' }, description: 'the auto-converge throttle values the vCPU went through, in order (%)' },
+  'needs-capability': { type: 'string', description: 'run again with this capability off, the same scenario never converges (reaches limits.max_time active)' },
+  'downtime-below-limit': flag('completed with a downtime below the downtime-limit in effect at the end'),
+  'downtime-far-below-expected': flag('the downtime is under a tenth of the last expected-downtime reported while active'),
+  'stop-and-copy-faster-than-cap': flag('ram.downtime-bytes went out more than twice as fast as max-bandwidth allows (over the guest\'s pause, source STOP to destination RESUME)'),
+  'downtime-bytes-at-most': { type: 'size', description: 'ram.downtime-bytes (RAM sent with the guest stopped) is at most this' },
+  'zero-page-bytes-at-most': { type: 'number', min: 0, description: 'bytes on the wire per zero page, at most: (ram.transferred − ram.normal-bytes) / ram.duplicate' },
+  'peak-rss-below': { type: 'size', description: "`miglab run --json`'s host.max_rss_bytes for this scenario is below this" },
+  'source-states': states("the source's MIGRATION events, in order"),
+  'destination-states': states("the destination's MIGRATION events, in order"),
+  'source-keeps-running': flag('the source guest never stops (no STOP event) and is running at the end'),
+  'source-error': { type: 'string', description: "the source's error-desc" },
+  'destination-error': { type: 'string', description: 'an error the destination reported (error_report), exactly' },
+  'destination-exits': { type: 'number', integer: true, min: 0, description: "the destination's process exits with this status" },
+  'ends-in-pass': { type: 'number', integer: true, min: 0, description: 'ram.dirty-sync-count in the last window while the migration ran' },
+  'downtime-is-total-time': flag('completed with downtime equal to total-time'),
+} as const satisfies Record<string, FieldSpec>;
+
 export const SCENARIO_SCHEMA = {
   type: 'object',
   description: 'A Migration Lab scenario: two endpoints in one process on a virtual clock, joined by a modelled link.',
   fields: {
     name: { type: 'string', description: 'short title' },
-    description: { type: 'string', description: 'what the scenario shows' },
+    description: { type: 'string', description: 'what the scenario shows (English)' },
+    description_zh: { type: 'string', description: 'the description in 简体中文 (locale zh-Hans)' },
     seed: { type: 'number', integer: true, min: 0, max: 0xffffffff, default: 1, description: 'same seed and scenario, same run' },
     ram: {
       type: 'object',
@@ -207,6 +247,11 @@ export const SCENARIO_SCHEMA = {
         max_time: { type: 'duration', default: 600_000, description: 'stop the run at this virtual time' },
       },
     },
+    claims: {
+      type: 'object',
+      description: 'what the description says about the run, each a check on the run (core/sim/claims.ts)',
+      fields: CLAIM_FIELDS,
+    },
     expect: {
       type: 'object',
       description: 'the expected outcome (for lessons): `miglab run` checks it and exits with status 4 when it is not met',
@@ -230,6 +275,16 @@ export const SCENARIO_SCHEMA = {
 /** A parsed scenario: sizes in bytes, rates in bytes/s, durations in ms. */
 export type Scenario = Infer<typeof SCENARIO_SCHEMA>;
 export type ScenarioWorkload = Scenario['workload'];
+export type ScenarioClaims = NonNullable<Scenario['claims']>;
+
+/** The locales a scenario's description comes in, and the field each is in. */
+export const SCENARIO_DESCRIPTION_FIELDS = { en: 'description', 'zh-Hans': 'description_zh' } as const satisfies Record<string, keyof Scenario>;
+export type ScenarioLocale = keyof typeof SCENARIO_DESCRIPTION_FIELDS;
+
+/** The scenario's description in `locale`, on one line (null when it has none). */
+export function scenario_description(sc: Scenario, locale: ScenarioLocale): string | null {
+  return sc[SCENARIO_DESCRIPTION_FIELDS[locale]]?.replace(/\s+/g, ' ').trim() || null;
+}
 
 /* --------------------------------- units --------------------------------- */
 
@@ -413,6 +468,7 @@ export function check(v: unknown, f: FieldSpec, path: ScenarioPath): unknown {
       }
       return v;
     case 'boolean':
+      if (f.only_true && v !== true) fail(path, `expected true (leave the field out to claim nothing), got ${describe(v)}`);
       if (typeof v !== 'boolean') fail(path, `expected true or false, got ${describe(v)}`);
       return v;
     case 'size':
@@ -728,7 +784,7 @@ function to_json_schema(f: FieldSpec): Record<string, unknown> {
     case 'string':
       return { type: 'string', ...(f.enum ? { enum: [...f.enum] } : {}), ...doc, ...dflt };
     case 'boolean':
-      return { type: 'boolean', ...doc, ...dflt };
+      return f.only_true ? { const: true, ...doc } : { type: 'boolean', ...doc, ...dflt };
     case 'size':
       return { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9.]+[BKMGTPEbkmgtpe]?$' }], ...doc, ...dflt };
     case 'rate':

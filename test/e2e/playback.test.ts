@@ -109,7 +109,11 @@ describe.skipIf(!CHROMIUM)('playback of the simulated runtime in chromium', () =
   });
 
   it('says where it paused in 简体中文', async () => {
+    const description = () => page.getByTestId('sim-description').innerText();
+    expect(await description()).not.toMatch(/[\u4e00-\u9fff]/);
     await page.selectOption('#lang', 'zh-Hans');
+    // The preset's description_zh (scenarios/*.yaml), carried by sim.presets.
+    await expect.poll(description).toMatch(/迁移完成的条件是/);
     await page.getByTestId('sim-restart').click();
     await expect.poll(where, { timeout: 10_000 }).toMatch(/已就绪/);
     await node('migration_iteration_run').click({ modifiers: ['Alt'] });

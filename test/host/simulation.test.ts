@@ -23,7 +23,8 @@ describe('the simulated runtime through the host API', () => {
       expect(presets.map((p) => p.name).sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')).sort());
       const idle = presets.find((p) => p.name === 'idle-small')!;
       expect(idle.text).toContain('name: idle-small');
-      expect(idle.description).toMatch(/64 MiB idle guest/);
+      expect(idle.descriptions.en).toMatch(/64 MiB idle guest/);
+      expect(idle.descriptions['zh-Hans']).toMatch(/64 MiB 的空闲客户机/);
     } finally {
       c.close();
     }

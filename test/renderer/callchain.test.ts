@@ -40,6 +40,20 @@ describe('the chain as data', () => {
     expect(CHAIN_NODES.filter((n) => !reached.has(n.id)).map((n) => n.id)).toEqual(['qmp_migrate', 'qemu_start_incoming_migration']);
   });
 
+  // What the run does, said where the learner reads it (the runs themselves: test/scenarios/preset-claims.test.ts).
+  it('states the convergence test and what a failed incoming load does', () => {
+    for (const id of ['migration_iteration_run', 'migration_completion']) {
+      const x = CHAIN_BY_ID.get(id)!.explain;
+      expect(x.en, id).toMatch(/threshold_size.*bandwidth.*~100 ms window.*× downtime-limit/);
+      expect(x['zh-Hans'], id).toMatch(/threshold_size.*100 毫秒窗口.*带宽.*× downtime-limit/);
+    }
+    expect(CHAIN_BY_ID.get('migration_iteration_run')!.explain.en).toMatch(/expected-downtime, a prediction/);
+    const co = CHAIN_BY_ID.get('process_incoming_migration_co')!.explain;
+    expect(co.en).toMatch(/exits the process with status 1/);
+    expect(co.en).not.toMatch(/paused/);
+    expect(co['zh-Hans']).toMatch(/以状态 1 退出进程/);
+  });
+
   it('lays the nodes out without overlaps, inside the view', () => {
     const boxes = CHAIN_NODES.map((n) => ({ id: n.id, ...nodeBox(n) }));
     for (const a of boxes) {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse_scenario_yaml } from '../../core/sim/scenario.js';
-import { applySetup, readSetup } from '../../renderer/src/lib/playback/setup.js';
+import { applySetup, presetDescription, readSetup } from '../../renderer/src/lib/playback/setup.js';
 
 const preset = (name: string) => readFileSync(join(import.meta.dirname, '../../scenarios', `${name}.yaml`), 'utf8');
 
@@ -63,5 +63,13 @@ describe('setup panel parameters', () => {
     // A field good alone but not with the rest: the scenario checker's message, with line and field.
     expect(applySetup(text, 'ramSize', '8M')).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:\d+:\d+: ram\.prefill: is larger than the RAM/) });
     expect(applySetup('ram: [', 'ramSize', '64M')).toMatchObject({ ok: false, error: expect.stringContaining('not valid YAML') });
+  });
+
+  it("shows a preset's description in the UI's language, English when it has none in it", () => {
+    const p = { name: 'x', text: '', descriptions: { en: 'An idle guest.', 'zh-Hans': '一台空闲客户机。' } };
+    expect(presetDescription(p, 'zh-Hans')).toBe('一台空闲客户机。');
+    expect(presetDescription(p, 'en')).toBe('An idle guest.');
+    expect(presetDescription({ ...p, descriptions: { en: 'An idle guest.', 'zh-Hans': null } }, 'zh-Hans')).toBe('An idle guest.');
+    expect(presetDescription(undefined, 'en')).toBeNull();
   });
 });

@@ -149,7 +149,9 @@ describe('scenario files', () => {
     const s = scenario_json_schema() as any;
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(s.required).toEqual(['ram', 'link']);
-    expect(Object.keys(s.properties)).toEqual(['name', 'description', 'seed', 'ram', 'workload', 'link', 'migration', 'actions', 'limits', 'expect']);
+    expect(Object.keys(s.properties)).toEqual(['name', 'description', 'description_zh', 'seed', 'ram', 'workload', 'link', 'migration', 'actions', 'limits', 'claims', 'expect']);
+    // A claim is stated (true) or left out: the schema says so too.
+    expect(s.properties.claims.properties['never-converges']).toMatchObject({ const: true });
     expect(s.properties.link.properties.cut_mode).toMatchObject({ type: 'string', enum: ['reset', 'timeout'], default: 'reset' });
     const kinds = s.properties.workload.oneOf.map((v: any) => v.properties.kind.const);
     expect(kinds).toEqual(['idle', 'random', 'hotset', 'sequential', 'fill', 'phases']);

@@ -10,6 +10,7 @@
  */
 import { isMap, parseDocument, type Document } from 'yaml';
 import { parse_rate, parse_scenario_yaml, parse_size, ScenarioError } from '../../../../core/sim/scenario.js';
+import type { SimPreset } from '../../../../host/api.js';
 
 export const WORKLOAD_KINDS = ['idle', 'random', 'hotset', 'sequential', 'fill'] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
@@ -194,4 +195,10 @@ function workloadSpec(w: Record<string, string>): string {
     .filter(([k]) => k !== 'kind')
     .map(([k, x]) => `${k}=${String(x).replace(/\/s$/, '')}`);
   return args.length ? `${w.kind}:${args.join(',')}` : String(w.kind);
+}
+
+/** A preset's description in the UI's locale (svelte-i18n's id), else in English; null if it has none. */
+export function presetDescription(p: SimPreset | undefined, locale: string | null | undefined): string | null {
+  if (!p) return null;
+  return (locale === 'zh-Hans' ? p.descriptions['zh-Hans'] : null) ?? p.descriptions.en;
 }
