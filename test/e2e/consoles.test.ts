@@ -44,7 +44,11 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     await stopServe(serve2);
   });
 
-  const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
+  const consoleText = async (id: string) => {
+    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
+    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  };
   const untilConsole = (id: string, re: RegExp, timeout = 15_000) =>
     expect.poll(() => consoleText(id), { timeout, interval: 100 }).toMatch(re);
 
