@@ -140,7 +140,7 @@ export class HostCore {
     switch (msg.type) {
       case 'endpoints.start':
         await this.sim.stop();
-        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload });
+        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload, prefillMiB: msg.prefillMiB });
       case 'endpoints.stop':
         await this.sim.stop();
         return this.endpoints.stop();

@@ -44,7 +44,11 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     await stopServe(serve2);
   });
 
-  const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
+  const consoleText = async (id: string) => {
+    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
+    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  };
   const untilConsole = (id: string, re: RegExp, timeout = 15_000) =>
     expect.poll(() => consoleText(id), { timeout, interval: 100 }).toMatch(re);
 
@@ -166,7 +170,12 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     await expect.poll(() => lane.getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
     expect(await page.locator('[data-endpoint-threads=source] [data-thread=main]').getAttribute('data-phase')).toBe('running');
     expect(await lane.innerText()).toMatch(/live_migration[\s\S]*migration_thread[\s\S]*joined/);
-    if (process.env.UPDATE_SCREENSHOTS || !existsSync(STATES_SCREENSHOT)) await page.locator('.views').screenshot({ path: STATES_SCREENSHOT });
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(STATES_SCREENSHOT)) {
+      // The states and threads views, one above the other.
+      const [a, b] = [await page.locator('[data-view=states]').boundingBox(), await page.locator('[data-view=threads]').boundingBox()];
+      const scrollY = await page.evaluate(() => (globalThis as unknown as { scrollY: number }).scrollY);
+      await page.screenshot({ path: STATES_SCREENSHOT, fullPage: true, clip: { x: a!.x, y: a!.y + scrollY, width: Math.max(a!.width, b!.width), height: b!.y + b!.height - a!.y } });
+    }
 
     await node('migration_thread').click();
     const details = page.getByTestId('chain-details');

@@ -44,7 +44,11 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
   const pageBackground = () => computed('html', 'backgroundColor');
   const h1Size = async () => parseFloat(await computed('h1', 'fontSize'));
   const termBackground = () => computed('[data-endpoint=source] .xterm-scrollable-element', 'backgroundColor');
-  const consoleText = (id: string) => page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
+  const consoleText = async (id: string) => {
+    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
+    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+  };
   /** The console's last line with the prompt (the line being typed). */
   const promptLine = async (id: string) => (await consoleText(id)).split('\n').filter((l) => l.startsWith('(QEMU)')).at(-1)?.trimEnd() ?? '';
 

@@ -14,7 +14,7 @@ import ts from 'typescript';
 const SRC = path.resolve(import.meta.dirname, '../../core');
 
 /** What the vCPU workload thread runs. */
-export const VCPU_MODULES = ['vm/ram.ts', 'migration/ram-map.ts', 'vm/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-worker.ts', 'util/cutils.ts'];
+export const VCPU_MODULES = ['vm/ram.ts', 'migration/ram-map.ts', 'vm/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-spec.ts', 'vm/workload-worker.ts', 'util/cutils.ts'];
 
 /** Transpile `files` (paths under core/) into a new temporary folder and return it. */
 export function transpileCore(files: readonly string[], prefix: string): string {

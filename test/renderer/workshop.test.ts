@@ -17,6 +17,16 @@ describe('keys', () => {
     expect(keyAction({ key: 'x' }, 'page')).toBeNull();
   });
 
+  it('maps f, r and the digits 1…9 (focus mode, replay, the view shown)', () => {
+    expect(keyAction({ key: 'f' }, 'page')).toEqual({ kind: 'focus' });
+    expect(keyAction({ key: 'r' }, 'page')).toEqual({ kind: 'replay' });
+    expect(keyAction({ key: '1' }, 'page')).toEqual({ kind: 'view', index: 0 });
+    expect(keyAction({ key: '9' }, 'page')).toEqual({ kind: 'view', index: 8 });
+    expect(keyAction({ key: '0' }, 'page')).toBeNull();
+    expect(keyAction({ key: 'f', repeat: true }, 'page')).toBeNull();
+    for (const key of ['f', 'r', '2']) expect(keyAction({ key }, 'typing')).toBeNull();
+  });
+
   it('leaves every key to the user while typing, and shortcuts to the browser', () => {
     for (const key of [' ', '.', 'ArrowRight', 'ArrowLeft', '?', 'p', 't', 'Escape']) {
       expect(keyAction({ key }, 'typing')).toBeNull();

@@ -2,7 +2,8 @@
  * The guided "Migrate" button: it types, into the consoles, what a user would type to
  * migrate the source to the destination over a unix socket, waiting for each reply:
  *   destination: migrate-set-capabilities (events on), migrate-incoming uri=unix:…
- *   source:      migrate-set-capabilities (events on), migrate uri=unix:…
+ *   source:      migrate-set-capabilities (events on), the live panel's parameters
+ *                (migrate-set-parameters max-bandwidth=…), migrate uri=unix:…
  * Everything goes through the consoles (shown, kept in history, sent as typed), so the
  * learner sees the commands and can type them next time.
  */
@@ -42,10 +43,12 @@ export function migrationUri(qmpPath: string | null, n: number): string {
   return `unix:${dir}/migrate-${n}.sock`;
 }
 
-export async function migrateByTyping(host: HostConnection): Promise<void> {
+/** `sourceCommands`: typed into the source's console, each waiting for its reply, before `migrate`. */
+export async function migrateByTyping(host: HostConnection, sourceCommands: readonly string[] = []): Promise<void> {
   const uri = migrationUri(host.endpoints.destination.qmpPath, Date.now() % 1_000_000);
   await typeAndWait(host, 'destination', EVENTS_ON);
   await typeAndWait(host, 'destination', `migrate-incoming uri=${uri}`);
   await typeAndWait(host, 'source', EVENTS_ON);
+  for (const line of sourceCommands) await typeAndWait(host, 'source', line);
   await typeAndWait(host, 'source', `migrate uri=${uri}`);
 }

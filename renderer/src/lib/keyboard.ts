@@ -1,7 +1,8 @@
 /**
  * The workshop's keys, as pure functions: which action a key press means, given where the
  * focus is. Presentation clickers send `.`, arrows and space, so those drive playback;
- * `p` presenter mode, `t` theme, `?` the list of keys. No key fires while the user types
+ * `p` presenter mode, `t` theme, `f` focus mode, `1`…`9` the view focus mode shows,
+ * `r` a replay of the last run on the call chain, `?` the list of keys. No key fires while the user types
  * (a console's xterm textarea, an input, a select, anything editable), nor with Ctrl, Alt
  * or Meta (the browser's and the system's own shortcuts).
  *
@@ -16,7 +17,11 @@ export type KeyAction =
   | { kind: 'help' }
   | { kind: 'close' }
   | { kind: 'presenter' }
-  | { kind: 'theme' };
+  | { kind: 'theme' }
+  | { kind: 'focus' }
+  | { kind: 'replay' }
+  /** Show the index-th view (0-based) in focus mode. */
+  | { kind: 'view'; index: number };
 
 /** Where the key was pressed. */
 export type FocusContext =
@@ -34,15 +39,18 @@ export interface KeyPress {
   repeat?: boolean;
 }
 
-/** The keys, as the help overlay lists them (the text of each is `workshop.keys.<id>`). */
+/** The keys, as the help overlay lists them (`text`: the i18n key of what each does). */
 export const KEY_HELP = [
-  { id: 'pause', keys: ['Space'] },
-  { id: 'step', keys: ['.', '→'] },
-  { id: 'previous', keys: ['←'] },
-  { id: 'presenter', keys: ['p'] },
-  { id: 'theme', keys: ['t'] },
-  { id: 'help', keys: ['?'] },
-  { id: 'close', keys: ['Esc'] },
+  { id: 'pause', keys: ['Space'], text: 'workshop.keys.pause' },
+  { id: 'step', keys: ['.', '→'], text: 'workshop.keys.step' },
+  { id: 'previous', keys: ['←'], text: 'workshop.keys.previous' },
+  { id: 'presenter', keys: ['p'], text: 'workshop.keys.presenter' },
+  { id: 'theme', keys: ['t'], text: 'workshop.keys.theme' },
+  { id: 'focus', keys: ['f'], text: 'layout.keys.focus' },
+  { id: 'view', keys: ['1', '9'], text: 'layout.keys.view' },
+  { id: 'replay', keys: ['r'], text: 'layout.keys.replay' },
+  { id: 'help', keys: ['?'], text: 'workshop.keys.help' },
+  { id: 'close', keys: ['Esc'], text: 'workshop.keys.close' },
 ] as const;
 
 /** What a focused element is, from its tag, type and editability. */
@@ -82,8 +90,14 @@ export function keyAction(k: KeyPress, where: FocusContext, helpOpen = false): K
     case 't':
     case 'T':
       return k.repeat ? null : { kind: 'theme' };
+    case 'f':
+    case 'F':
+      return k.repeat ? null : { kind: 'focus' };
+    case 'r':
+    case 'R':
+      return k.repeat ? null : { kind: 'replay' };
     default:
-      return null;
+      return /^[1-9]$/.test(k.key) && !k.repeat ? { kind: 'view', index: Number(k.key) - 1 } : null;
   }
 }
 

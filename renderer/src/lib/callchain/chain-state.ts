@@ -1,14 +1,33 @@
 /**
  * What the call chain view shows, computed from trace events: per node, whether some
  * thread is inside the function now, how often it was entered, and the order in which the
- * nodes were first reached in this run (the path taken). Plain TypeScript, fed by the host
- * connection at whatever rate the events come; the view reads a snapshot once per frame.
+ * nodes were first reached in this run (the path taken), and the trail: the last
+ * TRAIL_LENGTH entries and exits, in order, so that a run over in a blink still shows the
+ * order of its calls. Plain TypeScript, fed by the host connection (or by a replay,
+ * replay.ts) at whatever rate the events come; the view reads a snapshot once per frame.
  */
 import type { EndpointId, SimStatus, TraceEvent } from '../../../../host/api.js';
 import { CHAIN_BY_ID, CHAIN_EDGES, CHAIN_NODES } from './chain.js';
 
 /** How long a node stays lit after its last exit (ms), so a call of a microsecond is seen. */
 export const AFTERGLOW_MS = 600;
+
+/** How many transitions the trail keeps. */
+export const TRAIL_LENGTH = 12;
+
+/** One entry into, or exit from, a function of the chain. */
+export interface TrailStep {
+  /** Its place among the chain's transitions of this run: 1 for the first. */
+  n: number;
+  kind: 'enter' | 'exit';
+  fn: string;
+  endpoint: EndpointId;
+  thread: string;
+  tid: number;
+  /** Milliseconds since the run's first transition (both endpoints' clocks are the same machine's, or the simulation's). */
+  atMs: number;
+  error: string | null;
+}
 
 export interface NodeView {
   /** Some thread is inside the function now (or left it less than AFTERGLOW_MS ago). */
@@ -47,6 +66,9 @@ interface NodeTrack {
 export class ChainState {
   private tracks = new Map<string, NodeTrack>();
   private nextSeq = 1;
+  private steps: TrailStep[] = [];
+  private transitions = 0;
+  private t0Us = 0;
   /** Bumped on every change; the view re-renders when it moves. */
   version = 0;
   /** Events that were not about a chain node (other traced functions, threads, states). */
@@ -63,6 +85,8 @@ export class ChainState {
   reset(): void {
     this.tracks = new Map(CHAIN_NODES.map((x) => [x.id, { depth: new Map(), calls: 0, seq: 0, firstTs: 0, endpoint: null, error: null, exitedAt: -Infinity }]));
     this.nextSeq = 1;
+    this.steps = [];
+    this.transitions = 0;
     this.other = 0;
     this.dropped = 0;
     this.version++;
@@ -81,6 +105,18 @@ export class ChainState {
         this.other++;
         continue;
       }
+      if (!this.transitions++) this.t0Us = ev.ts;
+      this.steps.push({
+        n: this.transitions,
+        kind: ev.type,
+        fn: ev.fn,
+        endpoint,
+        thread: ev.thread,
+        tid: ev.tid,
+        atMs: (ev.ts - this.t0Us) / 1000,
+        error: ev.type === 'exit' ? (ev.error ?? null) : null,
+      });
+      if (this.steps.length > TRAIL_LENGTH) this.steps.shift();
       const d = t.depth.get(ev.tid) ?? 0;
       if (ev.type === 'enter') {
         t.depth.set(ev.tid, d + 1);
@@ -127,6 +163,22 @@ export class ChainState {
       };
     }
     return out;
+  }
+
+  /** The last TRAIL_LENGTH transitions, oldest first. */
+  trail(): readonly TrailStep[] {
+    return this.steps.slice();
+  }
+
+  /** Per node, its places in the trail (1 = the oldest kept), for the numbers drawn on it. */
+  trailMarks(): Map<string, number[]> {
+    const m = new Map<string, number[]>();
+    this.steps.forEach((s, i) => {
+      const l = m.get(s.fn);
+      if (l) l.push(i + 1);
+      else m.set(s.fn, [i + 1]);
+    });
+    return m;
   }
 
   /** Whether some node is still glowing after its exit: the view keeps rendering until then. */

@@ -1,0 +1,63 @@
+/**
+ * Focus mode's state for the page (focus.ts has the logic): on or off, and the one or
+ * two views shown, remembered in localStorage. Views outside focus stay mounted (hidden),
+ * so consoles keep their lines and charts their points.
+ */
+import { FOCUS_KEY, isShown, parseFocus, showBeside, showFirst, type FocusLayout } from './focus.js';
+
+function stored(): string | null {
+  try {
+    return localStorage.getItem(FOCUS_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export class Focus {
+  private layout = $state<FocusLayout>({ on: false, views: [] });
+
+  constructor(readonly known: readonly string[]) {
+    this.layout = parseFocus(stored(), known);
+    this.apply();
+  }
+
+  get on(): boolean {
+    return this.layout.on;
+  }
+
+  get views(): readonly string[] {
+    return this.layout.views;
+  }
+
+  shown(id: string): boolean {
+    return isShown(this.layout, id);
+  }
+
+  toggle(): void {
+    this.set({ ...this.layout, on: !this.layout.on });
+  }
+
+  /** Show a view first (and turn focus mode on). */
+  show(id: string): void {
+    this.set({ ...showFirst(this.layout, id), on: true });
+  }
+
+  beside(id: string | null): void {
+    this.set(showBeside(this.layout, id));
+  }
+
+  private set(l: FocusLayout): void {
+    this.layout = l;
+    try {
+      localStorage.setItem(FOCUS_KEY, JSON.stringify(l));
+    } catch {
+      /* storage refused (private mode): the choice lasts for this page */
+    }
+    this.apply();
+  }
+
+  /** A class on <html>, as presenter mode's: app.css sizes the page for it. */
+  private apply(): void {
+    document.documentElement.classList.toggle('focus', this.layout.on);
+  }
+}
