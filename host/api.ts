@@ -233,12 +233,14 @@ export interface SimStatus {
 
 /**
  * What each page of a slot's guest RAM is doing, for the RAM map. Source: 'dirty' (to send:
- * in the migration bitmap or written since the last sync), 'sent' (sent as a normal page
- * and clean since), 'zero' (sent as a zero page and clean since), 'untouched' (no
- * migration has looked at it). Destination: 'received' (loaded from the stream), 'zero'
- * (loaded as a zero page), 'untouched'.
+ * in the migration bitmap, the pages query-migrate's `remaining` counts), 'sent' (sent as a
+ * normal page, not written since), 'zero' (sent as a zero page, not written since),
+ * 'rewritten' (sent, then written by the guest: in the dirty log until the next bitmap sync
+ * makes it dirty again), 'untouched' (no migration has looked at it). Destination:
+ * 'received' (loaded from the stream), 'zero' (loaded as a zero page), 'untouched'.
+ * Appended to, never reordered: a cell is an index into this list.
  */
-export const RAM_PAGE_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received'] as const;
+export const RAM_PAGE_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received', 'rewritten'] as const;
 export type RamPageState = (typeof RAM_PAGE_STATES)[number];
 
 /** ram.query's answer. */
