@@ -67,6 +67,7 @@ describe('the threads view of a simulated run', () => {
     expect(formatShare(w.share)).toMatch(/^99\.\d$/);
     expect(formatDuration(w.lifeUs)).toMatch(/^9\.\d\d s$/);
     expect(formatDuration(w.waitedUs)).toMatch(/^9\.\d\d s$/);
+    console.log(`test/renderer/threads-share: bandwidth-cap's live_migration: waiting on the rate limit ${formatShare(w.share)} % (${formatDuration(w.waitedUs)} of ${formatDuration(w.lifeUs)})`);
   });
 
   it('formats shares and durations without rounding a wait up to all of it', () => {
