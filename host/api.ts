@@ -14,6 +14,9 @@
  *   - The host pushes `endpoint` (a slot's status) and `qmp.line` (one line from an
  *     endpoint's QMP socket: the greeting, replies and asynchronous events, as sent) to
  *     every client, whoever caused them.
+ *   - Right after `hello` (and `sim.status`), before any other push, the host sends one
+ *     `transcript` per slot: its recent history (texts sent, lines received, status
+ *     changes; bounded), so a page that connects shows the consoles as they are.
  *   - After `trace.subscribe`, the host pushes `trace.event` to that client: a batch of one
  *     slot's trace events (TRACE_EVENTS below), in the order the endpoint emitted them, at
  *     most one message per slot every TRACE_BATCH_MS. Spawned endpoints stream their
@@ -133,6 +136,16 @@ export const CLIENT_MESSAGES = {
   /* ---- Views ---- */
 
   /**
+   * A slot's migration status and run state, asked of its endpoint on a connection of the
+   * host's own (query-migrate, query-status: nothing shows in the consoles), so a page that
+   * connects shows the states as they are (SlotStates). A slot attached to a real QEMU
+   * cannot be asked (its socket serves one client) and gets an error saying so.
+   */
+  'endpoint.states': {
+    endpoint: { kind: 'enum', values: ENDPOINT_IDS },
+  },
+
+  /**
    * A slot's guest RAM as a page map (RamMap), aggregated into at most `bins` cells
    * (default 4096). Works for spawned `miglab vm` and simulated endpoints; an attached
    * real QEMU has no such command and gets an error saying so.
@@ -201,7 +214,26 @@ export type HostMessage =
   | { type: 'qmp.line'; endpoint: EndpointId; text: string; negotiation?: boolean }
   | TraceEventMessage
   /** The simulated run's playback state, on every change (to every client). */
-  | { type: 'sim.status'; status: SimStatus };
+  | { type: 'sim.status'; status: SimStatus }
+  /** A slot's recent transcript, oldest first: sent once per slot right after `hello`. */
+  | { type: 'transcript'; endpoint: EndpointId; entries: TranscriptEntry[] };
+
+/** One entry of a slot's transcript (host/transcript.ts). */
+export type TranscriptEntry =
+  /** QMP text a client sent to the slot (qmp.send). */
+  | { kind: 'sent'; text: string }
+  /** A line from the endpoint, as `qmp.line` carried it. */
+  | { kind: 'line'; text: string; negotiation?: boolean }
+  /** The slot's status changed, as `endpoint` carried it. */
+  | { kind: 'status'; status: EndpointStatus };
+
+/** endpoint.states' answer: what the endpoint itself says now. */
+export interface SlotStates {
+  /** query-migrate's `status` ('none' when it has none: no migration yet). */
+  migration: string;
+  /** query-status's `status` (RunState). */
+  run: string;
+}
 
 /** A preset scenario (scenarios/NAME.yaml). */
 export interface SimPreset {
@@ -241,12 +273,14 @@ export interface SimStatus {
 
 /**
  * What each page of a slot's guest RAM is doing, for the RAM map. Source: 'dirty' (to send:
- * in the migration bitmap or written since the last sync), 'sent' (sent as a normal page
- * and clean since), 'zero' (sent as a zero page and clean since), 'untouched' (no
- * migration has looked at it). Destination: 'received' (loaded from the stream), 'zero'
- * (loaded as a zero page), 'untouched'.
+ * in the migration bitmap, the pages query-migrate's `remaining` counts), 'sent' (sent as a
+ * normal page, not written since), 'zero' (sent as a zero page, not written since),
+ * 'rewritten' (sent, then written by the guest: in the dirty log until the next bitmap sync
+ * makes it dirty again), 'untouched' (no migration has looked at it). Destination:
+ * 'received' (loaded from the stream), 'zero' (loaded as a zero page), 'untouched'.
+ * Appended to, never reordered: a cell is an index into this list.
  */
-export const RAM_PAGE_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received'] as const;
+export const RAM_PAGE_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received', 'rewritten'] as const;
 export type RamPageState = (typeof RAM_PAGE_STATES)[number];
 
 /** ram.query's answer. */

@@ -34,12 +34,15 @@ import {
   type ClientMessage,
   type HostMessage,
   type ParseResult,
+  type EndpointStatus,
+  type SlotStates,
 } from './api.js';
 import { resolveStaticFile } from './app-files.js';
 import { Endpoints, HostError } from './endpoints.js';
 import { QmpReplyError } from './qmp-client.js';
 import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
 import { SimulationProxy } from './simulation-proxy.js';
+import { Transcripts } from './transcript.js';
 import type { ProcessHost } from './process-host.js';
 
 /**
@@ -80,20 +83,18 @@ export class HostCore {
   };
   private traceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly log: (line: string) => void;
+  /** What each slot's console showed lately, for the pages that connect later. */
+  private readonly transcripts = new Transcripts();
 
   constructor(opts: HostCoreOptions) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
     this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes });
-    this.endpoints.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
-    this.endpoints.onLine((endpoint, text, negotiation) =>
-      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
-    );
+    this.endpoints.onStatus((status) => this.slotStatus(status));
+    this.endpoints.onLine((endpoint, text, negotiation) => this.slotLine(endpoint, text, negotiation));
     this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
     this.sim = new SimulationProxy({ processes: opts.processes, log: this.log });
-    this.sim.onStatus((status) => this.broadcast({ type: 'endpoint', status }));
-    this.sim.onLine((endpoint, text, negotiation) =>
-      this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text }),
-    );
+    this.sim.onStatus((status) => this.slotStatus(status));
+    this.sim.onLine((endpoint, text, negotiation) => this.slotLine(endpoint, text, negotiation));
     this.sim.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
     this.sim.onSimStatus((status) => this.broadcast({ type: 'sim.status', status }));
   }
@@ -104,6 +105,8 @@ export class HostCore {
     client.send({ type: 'hello', api: HOST_API_VERSION, version: LAB_VERSION, endpoints: this.sim.active ? this.sim.statuses() : this.endpoints.statuses() });
     // Playback state too (also with no run: breakpoints set ahead of one are kept).
     client.send({ type: 'sim.status', status: this.sim.status() });
+    // Then what the consoles showed so far, before any other push can come in between.
+    for (const endpoint of ENDPOINT_IDS) client.send({ type: 'transcript', endpoint, entries: this.transcripts.entries(endpoint) });
     return () => {
       this.clients.delete(client);
       this.traceSubs.delete(client);
@@ -150,6 +153,7 @@ export class HostCore {
       case 'qmp.send':
         if (this.sim.active) await this.sim.send(msg.endpoint, msg.text);
         else this.endpoints.send(msg.endpoint, msg.text);
+        this.transcripts.record(msg.endpoint, { kind: 'sent', text: msg.text });
         return null;
       case 'trace.subscribe': {
         let subs = this.traceSubs.get(client);
@@ -174,6 +178,8 @@ export class HostCore {
         return this.sim.runUntil({ fn: msg.fn, state: msg.state });
       case 'sim.breakpoint':
         return this.sim.breakpoint(msg.fn, msg.set === 'on');
+      case 'endpoint.states':
+        return this.slotStates(msg.endpoint);
       case 'ram.query':
         return ramMapFromQmp(msg.endpoint, await this.slotExecute(msg.endpoint, RAM_MAP_COMMAND, msg.bins === undefined ? {} : { bins: msg.bins }));
     }
@@ -192,6 +198,29 @@ export class HostCore {
       if (e instanceof QmpReplyError) throw new HostError(`${id}: ${command}: ${e.errorClass}: ${e.desc}`);
       throw e;
     }
+  }
+
+  /** endpoint.states: query-migrate and query-status on the slot's endpoint, off the consoles. */
+  private async slotStates(id: EndpointId): Promise<SlotStates> {
+    const st = this.sim.active ? null : this.endpoints.statuses().find((s) => s.id === id);
+    if (st?.kind === 'attached') {
+      throw new HostError(`the ${id} slot is attached to an external QMP socket, which serves one client: its states come from its console`);
+    }
+    const migrate = (await this.slotExecute(id, 'query-migrate', {})) as { status?: unknown } | null;
+    const status = (await this.slotExecute(id, 'query-status', {})) as { status?: unknown } | null;
+    if (typeof status?.status !== 'string') throw new HostError(`${id}: query-status answered in an unexpected shape`);
+    // QEMU's query-migrate leaves `status` out while no migration has happened (MIGRATION_STATUS_NONE).
+    return { migration: typeof migrate?.status === 'string' ? migrate.status : 'none', run: status.status };
+  }
+
+  private slotStatus(status: EndpointStatus): void {
+    this.transcripts.record(status.id, { kind: 'status', status });
+    this.broadcast({ type: 'endpoint', status });
+  }
+
+  private slotLine(endpoint: EndpointId, text: string, negotiation: boolean): void {
+    this.transcripts.record(endpoint, negotiation ? { kind: 'line', text, negotiation } : { kind: 'line', text });
+    this.broadcast(negotiation ? { type: 'qmp.line', endpoint, text, negotiation } : { type: 'qmp.line', endpoint, text });
   }
 
   /**

@@ -3,11 +3,14 @@
  * (`x-miglab-query-ram-map`, the UI's RAM map view). Lab only: QEMU has no such view.
  *
  * Per RAM block, RamPageBits keeps what QEMU's bitmaps do not say by themselves:
- *  - source: `sentmap`, pages sent in this migration and not dirtied since (cleared for
- *    the pages a bitmap sync puts back into the migration bitmap), and `zeromap`, pages
- *    whose last record was a ZERO record. With the dirty log (pages written since the
- *    last sync), that gives every state: a page not sent is in the migration bitmap
- *    (ram_state_init(): "every page starts dirty"), so it is 'dirty'.
+ *  - source: `sentmap`, pages sent in this migration and not put back into the migration
+ *    bitmap since (a bitmap sync clears it for the pages it puts back), and `zeromap`,
+ *    pages whose last record was a ZERO record. A page not in `sentmap` is in the
+ *    migration bitmap (ram_state_init(): "every page starts dirty"), so it is 'dirty':
+ *    exactly the pages query-migrate's `remaining` counts. A page sent and written by the
+ *    guest since (in the dirty log, DIRTY_MEMORY_MIGRATION) is 'rewritten': QEMU learns of
+ *    it at the next bitmap sync, which makes it dirty again; until then it still counts
+ *    as sent, as in query-migrate.
  *  - destination: `receivedmap`, as QEMU's RAMBlock::receivedmap
  *    (ramblock_recv_bitmap_set() in ram_load_precopy()), plus `zeromap` for pages loaded
  *    from a ZERO record. QEMU frees receivedmap in ram_load_cleanup(); the lab keeps it
@@ -20,13 +23,15 @@
  */
 
 /** Page states, in the host API's RAM_PAGE_STATES order (host/api.ts; a test checks it). */
-export const RAM_MAP_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received'] as const;
+export const RAM_MAP_STATES = ['untouched', 'dirty', 'sent', 'zero', 'received', 'rewritten'] as const;
 export type RamMapState = (typeof RAM_MAP_STATES)[number];
 export const PAGE_UNTOUCHED = 0;
 export const PAGE_DIRTY = 1;
 export const PAGE_SENT = 2;
 export const PAGE_ZERO = 3;
 export const PAGE_RECEIVED = 4;
+export const PAGE_REWRITTEN = 5;
+const N_STATES = RAM_MAP_STATES.length;
 
 /** Which side of a migration last used the block. */
 export const ROLE_NONE = 0;
@@ -172,9 +177,9 @@ export function ram_map_pages_per_cell(pages: number, bins: number): number {
 
 /**
  * The state shown for a cell with these counts: the most pages; on a tie 'dirty' first,
- * then received, sent, zero, untouched (activity is never hidden by a tie).
+ * then rewritten, received, sent, zero, untouched (activity is never hidden by a tie).
  */
-const TIE_ORDER = [PAGE_DIRTY, PAGE_RECEIVED, PAGE_SENT, PAGE_ZERO, PAGE_UNTOUCHED];
+const TIE_ORDER = [PAGE_DIRTY, PAGE_REWRITTEN, PAGE_RECEIVED, PAGE_SENT, PAGE_ZERO, PAGE_UNTOUCHED];
 export function ram_map_cell_state(counts: ArrayLike<number>): number {
   let best = TIE_ORDER[0]!;
   for (const s of TIE_ORDER) if (counts[s]! > counts[best]!) best = s;
@@ -190,9 +195,9 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
   for (const b of blocks) pages += b.nr_pages;
   const ppc = ram_map_pages_per_cell(pages, bins);
   const cells = new Uint8Array(Math.ceil(pages / ppc));
-  const counts = [0, 0, 0, 0, 0];
-  const cell = [0, 0, 0, 0, 0];
-  const masks = [0, 0, 0, 0, 0];
+  const counts = new Array<number>(N_STATES).fill(0);
+  const cell = new Array<number>(N_STATES).fill(0);
+  const masks = new Array<number>(N_STATES).fill(0);
   let cellIndex = 0;
   let cellEnd = Math.min(ppc, pages);
   let g = 0; // global index of the current word's first page
@@ -206,12 +211,13 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
     for (let w = 0; w < nw; w++) {
       const inWord = Math.min(32, n - w * 32);
       const valid = inWord === 32 ? -1 : (1 << inWord) - 1;
-      masks[0] = masks[1] = masks[2] = masks[3] = masks[4] = 0;
+      masks.fill(0);
       if (role === ROLE_SOURCE) {
         const L = log ? log[w]! : 0;
         const S = bits!.sentmap[w]!;
         const Z = bits!.zeromap[w]!;
-        masks[PAGE_DIRTY] = (~S | L) & valid;
+        masks[PAGE_DIRTY] = ~S & valid;
+        masks[PAGE_REWRITTEN] = S & L & valid;
         masks[PAGE_SENT] = S & ~Z & ~L & valid;
         masks[PAGE_ZERO] = S & Z & ~L & valid;
       } else if (role === ROLE_DESTINATION) {
@@ -228,7 +234,7 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
       while (k < inWord) {
         const take = Math.min(inWord - k, cellEnd - (g + k));
         const m = take === 32 ? -1 : ((1 << take) - 1) << k;
-        for (let s = 0; s < 5; s++) {
+        for (let s = 0; s < N_STATES; s++) {
           const x = masks[s]! & m;
           if (x !== 0) {
             const c = popcount32(x);
@@ -239,7 +245,7 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
         k += take;
         if (g + k === cellEnd) {
           cells[cellIndex++] = ram_map_cell_state(cell);
-          cell[0] = cell[1] = cell[2] = cell[3] = cell[4] = 0;
+          cell.fill(0);
           cellEnd = Math.min(cellEnd + ppc, pages);
         }
       }
@@ -256,7 +262,8 @@ export function ram_map_page_state(b: RamMapBlock, page: number): number {
   const m = 1 << (page & 31);
   const bit = (a: Int32Array | undefined) => (a ? (a[w]! & m) !== 0 : false);
   if (role === ROLE_SOURCE) {
-    if (bit(b.dirty_log) || !bit(b.pagemap!.sentmap)) return PAGE_DIRTY;
+    if (!bit(b.pagemap!.sentmap)) return PAGE_DIRTY;
+    if (bit(b.dirty_log)) return PAGE_REWRITTEN;
     return bit(b.pagemap!.zeromap) ? PAGE_ZERO : PAGE_SENT;
   }
   if (role === ROLE_DESTINATION) {

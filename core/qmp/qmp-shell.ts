@@ -10,8 +10,9 @@
  * False, None); anything else is a string. Dotted keys build nested objects
  * (`a.b=1` gives {"a": {"b": 1}}). Error texts are qmp-shell's.
  *
- * The lab's consoles also take, as the first character, `{`: raw QMP JSON sent as typed
- * (so the endpoint's own parser errors show), and `hmp CMD` for human-monitor-command (as
+ * The lab's consoles also take, as the first character, `{`, `[`, `}` or `]`: raw QMP JSON
+ * sent as typed (so the endpoint's own parser errors show; qmp-shell itself would send a
+ * lone `}` as the command named "}"), and `hmp CMD` for human-monitor-command (as
  * qmp-shell's -H mode does). qmp-shell's `transaction(` syntax is not supported.
  *
  * Pure TypeScript: no Node, no DOM (the renderer imports it).
@@ -29,13 +30,18 @@ export type ShellInput =
   | { kind: 'command'; command: { execute: string; arguments?: Record<string, ShellValue> }; text: string }
   | { kind: 'empty' };
 
+/** Does this console line start raw JSON (a JSON structural character first)? */
+export function isRawJsonLine(line: string): boolean {
+  return /^\s*[{}[\]]/.test(line);
+}
+
 const ARGUMENT_RE = /(?:[^\s"']|"(?:\\.|[^"])*"|'(?:\\.|[^'])*')+/g;
 
 /** Parse one console line. Throws QmpShellError with qmp-shell's message. */
 export function parseShellLine(line: string): ShellInput {
   const trimmed = line.trim();
   if (trimmed === '') return { kind: 'empty' };
-  if (trimmed.startsWith('{')) return { kind: 'raw', text: trimmed };
+  if (isRawJsonLine(trimmed)) return { kind: 'raw', text: trimmed };
   const hmp = /^hmp(?:\s+([\s\S]*))?$/.exec(trimmed);
   if (hmp) {
     if (!hmp[1]) throw new QmpShellError('hmp needs a command line, e.g. hmp info migrate');

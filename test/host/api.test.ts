@@ -22,6 +22,7 @@ describe('host API message checks', () => {
       { type: 'sim.breakpoint', req: 15, fn: 'migration_iteration_run', set: 'on' },
       { type: 'ram.query', req: 16, endpoint: 'source' },
       { type: 'ram.query', req: 17, endpoint: 'destination', bins: 1024 },
+      { type: 'endpoint.states', req: 18, endpoint: 'source' },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));

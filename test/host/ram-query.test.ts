@@ -15,7 +15,7 @@ describe('x-miglab-query-ram-map on miglab vm', () => {
     const { q } = await vm([]);
     const { raw, reply } = await q.execute('x-miglab-query-ram-map', { bins: 64 }, 7);
     expect(reply).toEqual({
-      return: { pages: 1024, 'pages-per-cell': 16, cells: Buffer.alloc(64).toString('base64'), counts: { untouched: 1024, dirty: 0, sent: 0, zero: 0, received: 0 } },
+      return: { pages: 1024, 'pages-per-cell': 16, cells: Buffer.alloc(64).toString('base64'), counts: { untouched: 1024, dirty: 0, sent: 0, zero: 0, received: 0, rewritten: 0 } },
       id: 7,
     });
     // QEMU's wire format: one line, members in QDict order

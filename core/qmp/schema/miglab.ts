@@ -11,7 +11,7 @@ export const miglabSchema: QapiModule = {
      * x-miglab-query-ram-map: what each guest page is doing (core/migration/ram-map.ts),
      * aggregated into at most `bins` cells (default 4096, 16..65536). Returns
      * {pages, pages-per-cell, cells (base64, one byte per cell: an index into
-     * untouched/dirty/sent/zero/received), counts}.
+     * untouched/dirty/sent/zero/received/rewritten), counts}.
      */
     { name: 'x-miglab-query-ram-map', data: [{ name: 'bins', type: 'int', optional: true }] },
     /**

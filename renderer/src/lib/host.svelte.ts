@@ -22,6 +22,7 @@ import {
   type HostMessage,
   type SimStatus,
   type TraceEvent,
+  type TranscriptEntry,
 } from '../../../host/api.js';
 import { isAppAction, type AppAction } from '../../../host/app-actions.js';
 
@@ -39,6 +40,7 @@ type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void
 type StatusListener = (s: EndpointStatus) => void;
 type TraceListener = (id: EndpointId, events: TraceEvent[], dropped: number) => void;
 type AppActionListener = (a: AppAction) => void;
+type TranscriptListener = (id: EndpointId, entries: TranscriptEntry[]) => void;
 /** A console's way of taking a line as if the user had typed it and pressed Enter. */
 type Typer = (line: string) => void;
 
@@ -77,6 +79,7 @@ export class HostConnection {
   private readonly statusListeners = new Set<StatusListener>();
   private readonly traceListeners = new Set<TraceListener>();
   private readonly appActionListeners = new Set<AppActionListener>();
+  private readonly transcriptListeners = new Set<TranscriptListener>();
   private readonly typers = new Map<EndpointId, Typer>();
   private secret: string | null;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -120,6 +123,16 @@ export class HostConnection {
   onTrace(l: TraceListener): () => void {
     this.traceListeners.add(l);
     return () => this.traceListeners.delete(l);
+  }
+
+  /**
+   * A slot's transcript as the host kept it, on every connection (right after `hello`): the
+   * consoles redraw from it, so a reopened tab shows what the host saw and a restarted host's
+   * page shows nothing of the previous run.
+   */
+  onTranscript(l: TranscriptListener): () => void {
+    this.transcriptListeners.add(l);
+    return () => this.transcriptListeners.delete(l);
   }
 
   /** The desktop app's menu actions (host/app-actions.ts); never in the browser build. */
@@ -243,6 +256,10 @@ export class HostConnection {
         return;
       case 'sim.status':
         this.sim = m.status;
+        return;
+      case 'transcript':
+        if (!ENDPOINT_IDS.includes(m.endpoint) || !Array.isArray(m.entries)) return;
+        for (const l of this.transcriptListeners) l(m.endpoint, m.entries);
         return;
       case 'trace.event': {
         const r = checkTraceEventMessage(m);

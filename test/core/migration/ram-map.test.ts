@@ -32,20 +32,20 @@ import { RAM_PAGE_STATES } from '../../../host/api.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
 
-/** The cell rule written out independently: most pages; ties to dirty, received, sent, zero, untouched. */
+/** The cell rule written out independently: most pages; ties to dirty, rewritten, received, sent, zero, untouched. */
 function bruteCells(blocks: RamMapBlock[], bins: number) {
   const states: number[] = [];
   for (const b of blocks) for (let p = 0; p < b.nr_pages; p++) states.push(ram_map_page_state(b, p));
   const ppc = ram_map_pages_per_cell(states.length, bins);
-  const prefer = ['dirty', 'received', 'sent', 'zero', 'untouched'].map((s) => RAM_MAP_STATES.indexOf(s as never));
+  const prefer = ['dirty', 'rewritten', 'received', 'sent', 'zero', 'untouched'].map((s) => RAM_MAP_STATES.indexOf(s as never));
   const cells: number[] = [];
   for (let c = 0; c * ppc < states.length; c++) {
-    const n = [0, 0, 0, 0, 0];
+    const n = RAM_MAP_STATES.map(() => 0);
     for (const s of states.slice(c * ppc, (c + 1) * ppc)) n[s]!++;
     const max = Math.max(...n);
     cells.push(prefer.find((s) => n[s] === max)!);
   }
-  const counts = [0, 0, 0, 0, 0];
+  const counts = RAM_MAP_STATES.map(() => 0);
   for (const s of states) counts[s]!++;
   return { cells, counts, ppc };
 }
@@ -99,14 +99,14 @@ describe('RAM map aggregation', () => {
     const r = ram_map_compute([{ nr_pages: pages, pagemap: bits }], 4096);
     expect(r.pages_per_cell).toBe(4096);
     expect(r.cells.length).toBe(4096);
-    expect(r.counts).toEqual([0, pages - 1, 1, 0, 0]);
+    expect(r.counts).toEqual([0, pages - 1, 1, 0, 0, 0]);
   });
 
   it('x-miglab-query-ram-map checks bins with QEMU wording', () => {
     const list = new RAMList([RAMBlock.alloc(1 << 20)]);
     expect(() => qmp_x_miglab_query_ram_map(list, 8)).toThrow("Parameter 'bins' expects an integer between 16 and 65536");
     const m = qmp_x_miglab_query_ram_map(list, 16);
-    expect(m).toEqual({ pages: 256, 'pages-per-cell': 16, cells: Buffer.alloc(16).toString('base64'), counts: { untouched: 256, dirty: 0, sent: 0, zero: 0, received: 0 } });
+    expect(m).toEqual({ pages: 256, 'pages-per-cell': 16, cells: Buffer.alloc(16).toString('base64'), counts: { untouched: 256, dirty: 0, sent: 0, zero: 0, received: 0, rewritten: 0 } });
   });
 });
 
@@ -123,7 +123,7 @@ describe('RAM map over a real migration', () => {
     // 8 MiB/s: the 2 MiB take a few 100 ms windows, so the window marks are emitted
     src.env.s.options.qmp_migrate_set_parameters({ 'max-bandwidth': 8 << 20 }, { migration_is_running: () => false } as never);
     const map = (e: typeof src) => qmp_x_miglab_query_ram_map(e.env.ram_list(), 2048);
-    expect(map(src).counts).toEqual({ untouched: 2048, dirty: 0, sent: 0, zero: 0, received: 0 });
+    expect(map(src).counts).toEqual({ untouched: 2048, dirty: 0, sent: 0, zero: 0, received: 0, rewritten: 0 });
     expect(map(dst).counts.untouched).toBe(2048);
 
     const [a, b] = pipeChannelPair();
@@ -147,9 +147,9 @@ describe('RAM map over a real migration', () => {
     const info = qmp_query_migrate(src.env.s, src.env.mis) as { ram: { normal: number; duplicate: number; 'dirty-sync-count': number } };
     const s = map(src);
     const d = map(dst);
-    expect(s.counts).toEqual({ untouched: 0, dirty: 0, sent: info.ram.normal, zero: info.ram.duplicate, received: 0 });
+    expect(s.counts).toEqual({ untouched: 0, dirty: 0, sent: info.ram.normal, zero: info.ram.duplicate, received: 0, rewritten: 0 });
     // Every page was loaded once: 512 with data, the rest as ZERO records.
-    expect(d.counts).toEqual({ untouched: 0, dirty: 0, sent: 0, zero: 1536, received: 512 });
+    expect(d.counts).toEqual({ untouched: 0, dirty: 0, sent: 0, zero: 1536, received: 512, rewritten: 0 });
     expect(info.ram.normal).toBe(512);
     const cells = Buffer.from(d.cells, 'base64');
     expect(d['pages-per-cell']).toBe(1);

@@ -16,6 +16,8 @@ export interface EditorResult {
   out: string;
   /** A line the user submitted with Enter. */
   submitted?: string;
+  /** The user abandoned the line (Ctrl-C or Escape): the console drops any input still open. */
+  cancelled?: boolean;
 }
 
 export const KEYS = {
@@ -28,6 +30,8 @@ export const KEYS = {
   home: '\x1b[H',
   end: '\x1b[F',
   del: '\x1b[3~',
+  escape: '\x1b',
+  ctrlC: '\x03',
 } as const;
 
 const HISTORY_MAX = 500;
@@ -85,6 +89,7 @@ export class LineEditor {
   feed(data: string): EditorResult {
     let out = '';
     let submitted: string | undefined;
+    let cancelled = false;
     let i = 0;
     while (i < data.length) {
       const rest = data.slice(i);
@@ -95,6 +100,13 @@ export class LineEditor {
         continue;
       }
       const c = data[i++]!;
+      // The Escape key arrives alone (Alt+key is ESC and the key: not a cancel).
+      if (c === KEYS.ctrlC || (c === KEYS.escape && i === data.length)) {
+        // Abandon the line, as a shell does (Ctrl-C shows as ^C).
+        out += this.abandon(c === KEYS.ctrlC ? '^C' : '');
+        cancelled = true;
+        continue;
+      }
       if (c === '\r' || c === '\n') {
         if (c === '\n' && data[i - 2] === '\r') continue;
         submitted = this.buf;
@@ -109,13 +121,13 @@ export class LineEditor {
         const more = data.slice(i).replace(/^\n/, '');
         if (more) {
           const r = this.feed(more.split(/\r\n?|\n/)[0]!);
-          return { out: out + r.out, submitted };
+          return { out: out + r.out, submitted, ...(cancelled || r.cancelled ? { cancelled: true } : {}) };
         }
-        return { out, submitted };
+        return { out, submitted, ...(cancelled ? { cancelled } : {}) };
       }
       out += this.key(c);
     }
-    return { out, submitted };
+    return { out, submitted, ...(cancelled ? { cancelled } : {}) };
   }
 
   /** Output printed above the prompt; the line being typed is redrawn below it. */
@@ -181,21 +193,24 @@ export class LineEditor {
       case '\x0b': // Ctrl-K: kill to end
         this.buf = this.buf.slice(0, this.cur);
         return this.redraw();
-      case '\x03': {
-        // Ctrl-C: abandon the line, as a shell does.
-        const out = this.endOfLine() + '^C\r\n';
-        this.buf = '';
-        this.cur = 0;
-        this.cursorRow = 0;
-        this.hi = this.history.length;
-        return out + this.redraw();
-      }
       default:
         if (k.length !== 1 || k < ' ' || k === '\x7f') return ''; // other controls and unknown sequences
         this.buf = this.buf.slice(0, this.cur) + k + this.buf.slice(this.cur);
         this.cur++;
         return this.redraw();
     }
+  }
+
+  /** Leave the line as typed (with `mark`), start an empty one below. */
+  private abandon(mark: string): string {
+    this.afterTab = false;
+    const out = this.endOfLine() + mark + '\r\n';
+    this.buf = '';
+    this.cur = 0;
+    this.cursorRow = 0;
+    this.hi = this.history.length;
+    this.draft = '';
+    return out + this.redraw();
   }
 
   private tab(again: boolean): string {

@@ -12,7 +12,13 @@ export const STATE_COLOURS: Record<RamPageState, { light: string; dark: string }
   sent: { light: '#2f6fd0', dark: '#5b9bf0' },
   zero: { light: '#9fc5ea', dark: '#3d5f84' },
   received: { light: '#2e9e5b', dark: '#5fcf8a' },
+  rewritten: { light: '#f0a030', dark: '#f5b85a' },
 };
+
+/** The i18n key of a state's name ('rewritten' came later, with its own feature texts). */
+export function stateLabelKey(s: RamPageState): string {
+  return s === 'rewritten' ? 'fixes.ramMap.rewritten' : `views.ramMap.state.${s}`;
+}
 
 /** Cells asked for: 64 × 64 squares. */
 export const RAM_MAP_BINS = 4096;

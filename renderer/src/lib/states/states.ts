@@ -6,7 +6,7 @@
  * Pure functions over event lists: each returns a new state, or the same one when the
  * input says nothing about states.
  */
-import type { TraceEvent } from '../../../../host/api.js';
+import type { TraceEvent, TranscriptEntry } from '../../../../host/api.js';
 
 /** The MigrationStatus machine's main line, as QEMU 9.0 names the states. */
 export const MIGRATION_STEPS = ['none', 'setup', 'active', 'pre-switchover', 'device', 'completed'] as const;
@@ -96,6 +96,33 @@ export function applyQmpLine(s: EndpointStates, text: string): EndpointStates {
 export function applyTrace(s: EndpointStates, ev: TraceEvent): EndpointStates {
   if (ev.type !== 'state') return s;
   return ev.what === 'runstate' ? withRun(s, ev.to) : withMigration(s, ev.to);
+}
+
+/**
+ * What the endpoint itself says now (the host's endpoint.states: query-migrate and
+ * query-status), over what the page folded: a page that connects late, or a migration
+ * whose events were off (no `events` capability), still shows where the endpoint is.
+ */
+export function applySlotStates(s: EndpointStates, now: { migration: string; run: string }): EndpointStates {
+  return withRun(withMigration(s, now.migration), now.run);
+}
+
+/**
+ * The states folded from a slot's transcript (host/transcript.ts): from the last time its
+ * endpoint started (or from the start of what the host kept), its QMP lines in order.
+ */
+export function statesFromTranscript(entries: readonly TranscriptEntry[]): EndpointStates {
+  let from = 0;
+  let command: readonly string[] | null = null;
+  entries.forEach((e, i) => {
+    if (e.kind === 'status' && e.status.state === 'starting') {
+      from = i;
+      command = e.status.command;
+    }
+  });
+  let s = initialStates(command);
+  for (const e of entries.slice(from)) if (e.kind === 'line' && !e.negotiation) s = applyQmpLine(s, e.text);
+  return s;
 }
 
 export type StateInput = { kind: 'qmp'; text: string } | { kind: 'trace'; event: TraceEvent };

@@ -167,3 +167,43 @@ export function barOf(t: ThreadLife, t0: number, t1: number): { created: number;
   const end = t.joinedAt ?? t1;
   return { created: f(t.createdAt), started: f(started), exited: f(exited), end: f(end) };
 }
+
+/**
+ * The end of the timeline: the latest event, or the endpoint's clock when it is known to
+ * be later (a simulated run's virtual time: an endpoint that traces nothing for a while is
+ * still there, as the destination is while the pages come in).
+ */
+export function timelineEnd(t: Threads, clockUs: number | null): number | null {
+  if (t.t1 === null) return clockUs;
+  return clockUs !== null && clockUs > t.t1 ? clockUs : t.t1;
+}
+
+/** µs from the first event to the end of the timeline ("N ms traced"). */
+export function tracedUs(t: Threads, clockUs: number | null): number {
+  const end = timelineEnd(t, clockUs);
+  return t.t0 === null || end === null ? 0 : Math.max(0, end - t.t0);
+}
+
+/**
+ * How much of a thread's running life (from its start to its exit, or to `now`) it spent
+ * waiting on the rate limit, a wait still going counted up to `now`. Null before it started.
+ */
+export function waitShare(t: ThreadLife, now: number): { waitedUs: number; lifeUs: number; share: number } | null {
+  if (t.startedAt === null) return null;
+  const end = t.exitedAt ?? Math.max(now, t.startedAt);
+  const ongoing = t.inRateLimit !== null && end - t.inRateLimit >= WAIT_MIN_US ? end - t.inRateLimit : 0;
+  const waitedUs = t.waitedUs + ongoing;
+  const lifeUs = end - t.startedAt;
+  return { waitedUs, lifeUs, share: lifeUs > 0 ? Math.min(1, waitedUs / lifeUs) : 0 };
+}
+
+/** A duration for the share's text: seconds with two decimals from 1 s, else whole ms. */
+export function formatDuration(us: number): string {
+  return us >= 1e6 ? `${(us / 1e6).toFixed(2)} s` : `${Math.round(us / 1000)} ms`;
+}
+
+/** A share as a percentage with one decimal, never rounded up to 100 unless it is all. */
+export function formatShare(share: number): string {
+  const p = Math.floor(share * 1000) / 10;
+  return p.toFixed(1);
+}
