@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 import { freePort } from '../helpers/endpoint-process.js';
 
 const CHROMIUM = chromiumPath();
@@ -45,10 +45,7 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
   });
 
   /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
-  const consoleText = async (id: string) => {
-    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
-    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
-  };
+  const consoleText = (id: string) => consoleTextOf(page, id);
   const untilConsole = (id: string, re: RegExp, timeout = 15_000) =>
     expect.poll(() => consoleText(id), { timeout, interval: 100 }).toMatch(re);
 

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 
 const CHROMIUM = chromiumPath();
 const DOCS = join(import.meta.dirname, '..', '..', 'docs');
@@ -84,11 +84,7 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
     await stopServe(serve);
   });
 
-  /** A console's text; xterm.js draws nothing while off screen, so it is scrolled into view first. */
-  const consoleText = async (id: string) => {
-    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
-    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
-  };
+  const consoleText = (id: string) => consoleTextOf(page, id);
   const node = (fn: string) => page.locator(`[data-testid=callchain] g.node[data-fn=${fn}]`);
 
   it('checks the live panel\'s fields with the CLI\'s parser, beside the field', async () => {

@@ -9,7 +9,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { chromiumPath, consoleText, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 import { freePort } from '../helpers/endpoint-process.js';
 
 const CHROMIUM = chromiumPath();
@@ -41,7 +41,6 @@ describe.skipIf(!CHROMIUM)('a new user’s first session in chromium', () => {
     await stopServe(serve2);
   });
 
-  const consoleText = (p: Page, id: string) => p.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
   const untilConsole = (p: Page, id: string, re: RegExp, timeout = 15_000) =>
     expect.poll(() => consoleText(p, id), { timeout, interval: 100 }).toMatch(re);
 

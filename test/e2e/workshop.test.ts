@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 import { QEMU_AVAILABLE, spawnEndpoint } from '../helpers/endpoint-process.js';
 
 const CHROMIUM = chromiumPath();
@@ -45,10 +45,7 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
   const h1Size = async () => parseFloat(await computed('h1', 'fontSize'));
   const termBackground = () => computed('[data-endpoint=source] .xterm-scrollable-element', 'backgroundColor');
   /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
-  const consoleText = async (id: string) => {
-    await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
-    return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
-  };
+  const consoleText = (id: string) => consoleTextOf(page, id);
   /** The console's last line with the prompt (the line being typed). */
   const promptLine = async (id: string) => (await consoleText(id)).split('\n').filter((l) => l.startsWith('(QEMU)')).at(-1)?.trimEnd() ?? '';
 

@@ -98,3 +98,12 @@ export async function openBrowser(
     },
   };
 }
+
+/**
+ * A console's text as xterm.js drew it. xterm.js draws nothing while a console is off
+ * screen, so the console is scrolled into view first.
+ */
+export async function consoleText(page: Page, id: string): Promise<string> {
+  await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
+  return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+}
