@@ -5,14 +5,21 @@
  * measured bandwidth (known at entry), one step on the pending estimate and the decision
  * to iterate. Then the run to its end: from the chart's data (exposed as data attributes),
  * the threshold line crosses the remaining bytes once, at the pass that completes; the
- * locals panel shows migration_completion's end and the downtime explained. Skipped when
- * chromium is not installed.
+ * locals panel shows migration_completion's end and the downtime explained. Then a live
+ * migration (worker thread): the panel follows its calls to the completing one. Skipped
+ * when chromium is not installed.
+ *
+ * docs/screenshot-locals.png comes from this test (the panel one step after the
+ * breakpoint): written when missing, or always with UPDATE_SCREENSHOTS=1.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 
 const CHROMIUM = chromiumPath();
+const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-locals.png');
 
 describe.skipIf(!CHROMIUM)('the convergence test on screen (bandwidth-cap)', () => {
   let serve: Serve | undefined;
@@ -80,6 +87,7 @@ describe.skipIf(!CHROMIUM)('the convergence test on screen (bandwidth-cap)', () 
     expect(pending).toBeGreaterThan((await value('threshold_size'))!);
     expect(await page.getByTestId('locals-decision').getAttribute('data-decision')).toBe('iterate');
     expect(await page.getByTestId('locals-decision').innerText()).toMatch(/^pending_size [\d.]+ MiB ≥ threshold_size [\d.]+ MiB: iterate/);
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) await page.getByTestId('locals').screenshot({ path: SCREENSHOT });
 
     // Without the breakpoint, as fast as possible to the end.
     await node('migration_iteration_run').click();
@@ -112,6 +120,27 @@ describe.skipIf(!CHROMIUM)('the convergence test on screen (bandwidth-cap)', () 
     expect(await completion.locator('[data-local=downtime]').getAttribute('data-value')).toBe(String(downtime));
     expect(await completion.locator('[data-local=rate_limit_after]').getAttribute('data-value')).toBe('0');
     expect(await completion.getByTestId('downtime-explained').innerText()).toContain('RATE_LIMIT_DISABLED');
+  });
+
+  it("follows the latest call of a live migration (the worker thread's trace, relayed)", async () => {
+    await page.getByTestId('runtime-live').click();
+    await expect.poll(() => page.getByTestId('start').isEnabled(), { timeout: 10_000 }).toBe(true);
+    await page.getByTestId('start').click();
+    await expect.poll(() => page.getByTestId('migrate').isEnabled(), { timeout: 20_000 }).toBe(true);
+    await page.getByTestId('migrate').click();
+    await expect
+      .poll(() => page.locator('[data-endpoint=destination] .xterm-rows').innerText(), { timeout: 30_000 })
+      .toMatch(/MIGRATION[\s\S]*"status": "completed"/);
+    const completion = page.getByTestId('locals-completion');
+    await expect.poll(() => completion.getAttribute('data-line'), { timeout: 10_000 }).toBe('completed');
+    expect(await page.getByTestId('locals-decision').getAttribute('data-decision')).toBe('complete');
+    expect(await page.getByTestId('locals-iteration').getAttribute('data-line')).toBe('return_break');
+    // What it decided on, measured on wall-clock time by the real worker thread.
+    expect(Number(await local('threshold_size').getAttribute('data-value'))).toBeGreaterThan(0);
+    expect(Number(await local('bandwidth').getAttribute('data-value'))).toBeGreaterThan(0);
+    // The thread's own end (miglab_completion) may come after the main loop's state change.
+    await expect.poll(() => completion.locator('[data-local=rate_limit_after]').getAttribute('data-value'), { timeout: 10_000 }).toBe('0');
+    expect(Number(await completion.locator('[data-local=downtime]').getAttribute('data-value'))).toBeGreaterThanOrEqual(0);
   });
 
   it('says it in 简体中文 too', async () => {

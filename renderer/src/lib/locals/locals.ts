@@ -96,9 +96,10 @@ export class LocalsModel {
       case 'mark':
         return this.mark(ev.name, (ev.args ?? {}) as Record<string, unknown>);
       case 'state':
-        if (ev.what === 'migration' && this.completion && !this.completion.returned) {
-          this.completion.state = ev.to;
-          this.completion.line = ev.to === 'completed' ? 'completed' : 'fail';
+        // The main loop may report the state the thread set after the thread's own events
+        // (live runtime): it belongs to this completion until it has one.
+        if (ev.what === 'migration' && this.completion && this.completion.state === null) {
+          this.setState(this.completion, ev.to);
           this.version++;
         }
         return;
@@ -172,6 +173,11 @@ export class LocalsModel {
     this.version++;
   }
 
+  private setState(c: CompletionFrame, state: string): void {
+    c.state = state;
+    c.line = state === 'completed' ? 'completed' : 'fail';
+  }
+
   private mark(name: string, a: Record<string, unknown>): void {
     const it = this.iteration && !this.iteration.returned ? this.iteration : null;
     const c = this.completion && !this.completion.returned ? this.completion : null;
@@ -190,6 +196,7 @@ export class LocalsModel {
           break;
         case MIGLAB_COMPLETION:
           c.result = readCompletion(a);
+          if (c.result) this.setState(c, c.result.state);
           break;
         default:
           return;
