@@ -23,7 +23,9 @@ import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { LIVE_WALL_CLOCK_MARGIN_MS, check_expect, type ExpectCheck } from '../core/sim/expect.js';
 import { live_notes, live_unsupported, run_live, type LiveResult } from './run-live.js';
-import { Simulation, type SimResult } from '../core/sim/runner.js';
+import { Simulation, type SimResult, type TimelineEntry } from '../core/sim/runner.js';
+import { XFER_LIMIT_RATIO } from '../core/migration/qemu-file.js';
+import type { SwitchoverInputs } from '../core/trace/trace-event.js';
 import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
 import { ScenarioError, parse_scenario_text, type Scenario } from '../core/sim/scenario.js';
 import { plural } from './format.js';
@@ -68,8 +70,66 @@ function check_line(c: ExpectCheck): string {
   return `  ${c.ok ? 'ok  ' : 'FAIL'}         ${c.what}: expected ${c.expected}${c.why ? ` (${c.why})` : ''}, got ${c.actual}`;
 }
 
+/**
+ * What migration_completion() was entered with on the source (its trace args): the rate
+ * limit in force and the bandwidth the expected downtime was computed from; null when the
+ * run never switched over.
+ */
+export type SwitchoverFacts = Pick<SwitchoverInputs, 'rate_limit_max' | 'bandwidth' | 'avail_bw'> & {
+  /**
+   * A window had a dirty rate (miglab_counters), so migration_update_counters() computed
+   * expected-downtime; else it is still the downtime limit migrate_fd_connect() set.
+   */
+  expected_computed: boolean;
+};
+
+export function switchover_facts(timeline: readonly TimelineEntry[]): SwitchoverFacts | null {
+  let expected_computed = false;
+  for (const e of timeline) {
+    if (e.side !== 'src') continue;
+    if (e.type === 'mark' && e.name === 'miglab_counters' && (e.args?.dirty_pages_rate as number) > 0) expected_computed = true;
+    if (e.type === 'enter' && e.fn === 'migration_completion' && e.args) {
+      const a = e.args as SwitchoverInputs;
+      return { rate_limit_max: a.rate_limit_max, bandwidth: a.bandwidth, avail_bw: a.avail_bw, expected_computed };
+    }
+  }
+  return null;
+}
+
+/**
+ * The downtime line: the expected downtime against the actual one, and why they differ,
+ * as the engine computes them (migration_update_counters(), migration_completion()).
+ */
+export function format_downtime_line(expected: number | null, r: SimResult, f: SwitchoverFacts | null): string {
+  const actual = r.source.downtime;
+  if (!f || actual === null || r.source.status !== 'completed') {
+    return `  downtime     expected ${fmt_ms(expected)} (last expected-downtime while active), actual ${fmt_ms(actual)}`;
+  }
+  const per_s = (bytes_per_ms: number) => `${fmt_bytes(bytes_per_ms * 1000)}/s`;
+  const divisor = f.avail_bw
+    ? `avail-switchover-bandwidth, ${per_s(f.avail_bw)}`
+    : `the bandwidth a window measured, ${f.bandwidth === null ? '-' : per_s(f.bandwidth)}` +
+      (f.rate_limit_max ? `, under max-bandwidth's rate limit of ${fmt_bytes(f.rate_limit_max * XFER_LIMIT_RATIO)}/s` : ', with no rate limit');
+  const why_expected = f.expected_computed
+    ? `bytes dirty at the last sync ÷ ${divisor}`
+    : 'still the downtime-limit it starts at, as no window had a dirty rate to compute it from';
+  const last = r.source['downtime-bytes'];
+  const why_actual = last ? `the last ${fmt_bytes(last)} of RAM went out unthrottled` : 'only the device state was left to send';
+  return (
+    `  downtime     expected ${fmt_ms(expected)} (last expected-downtime while active: ${why_expected}), ` +
+    `actual ${fmt_ms(actual)} (migration_completion() stops the VM and lifts the rate limit: ${why_actual})`
+  );
+}
+
 /** The human summary. */
-export function format_summary(sc: Scenario, r: SimResult, file: string, windows: WindowSample[] = [], checks: ExpectCheck[] = []): string {
+export function format_summary(
+  sc: Scenario,
+  r: SimResult,
+  file: string,
+  windows: WindowSample[] = [],
+  checks: ExpectCheck[] = [],
+  switchover: SwitchoverFacts | null = null,
+): string {
   const s = r.source;
   const d = r.destination;
   const lines = [
@@ -95,7 +155,7 @@ export function format_summary(sc: Scenario, r: SimResult, file: string, windows
   );
   const expected = last_expected_downtime(windows);
   if (expected !== null || s.downtime !== null) {
-    lines.push(`  downtime     expected ${fmt_ms(expected)} (last expected-downtime while active), actual ${fmt_ms(s.downtime)}`);
+    lines.push(format_downtime_line(expected, r, switchover));
   }
   for (const e of r.errors) lines.push(`  ${e.side} at ${e.t_ms.toFixed(3)} ms: ${e.msg}`);
   for (const c of checks) lines.push(check_line(c));
@@ -249,7 +309,7 @@ export async function run_main(arg: string, opts: RunOptions): Promise<number> {
     const host = { wall_ms: result.wall_ms, max_rss_bytes: peak_rss_bytes(), node: process.version };
     process.stdout.write(JSON.stringify({ ...result, expected_downtime: last_expected_downtime(windows), expect: checks, host }) + '\n');
   } else {
-    process.stdout.write(format_summary(sc, result, file, windows, checks));
+    process.stdout.write(format_summary(sc, result, file, windows, checks, switchover_facts(sim.timeline)));
   }
   return run_status(sc, result, checks);
 }

@@ -14,6 +14,13 @@ import type { QIOChannel } from '../io/channel.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
+import {
+  MIGLAB_COMPLETION,
+  MIGLAB_ITERATION_DECISION,
+  type CompletionResult,
+  type IterationDecision,
+  type SwitchoverInputs,
+} from '../trace/trace-event.js';
 import { EINVAL, EIO, strerror } from '../util/errno.js';
 import type { RunStateMachine } from '../vm/runstate.js';
 import { QmpError } from '../qmp/error.js';
@@ -614,6 +621,11 @@ interface OutgoingRun {
   ram: RAMMigration;
   devices: VMDeviceState;
   threshold_size: number;
+  /**
+   * Lab only: the last window's bandwidth, bytes/ms (a local of QEMU's
+   * migration_update_counters()), kept for the trace of the decision; null before the first.
+   */
+  bandwidth: number | null;
   iteration_start_time: number;
   iteration_initial_bytes: number;
   iteration_initial_pages: number;
@@ -757,6 +769,7 @@ export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, 
     ram,
     devices,
     threshold_size: 0,
+    bandwidth: null,
     iteration_start_time: 0,
     iteration_initial_bytes: 0,
     iteration_initial_pages: 0,
@@ -811,6 +824,7 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
   const bandwidth = transferred / time_spent;
   const expected_bw_per_ms = switchover_bw ? switchover_bw / 1000 : bandwidth;
   run.threshold_size = Math.trunc(expected_bw_per_ms * s.options.migrate_downtime_limit());
+  run.bandwidth = bandwidth;
   s.mbps = (transferred * 8.0) / (time_spent / 1000.0) / 1000.0 / 1000.0;
   const transferred_pages = ram_get_total_transferred_pages(s.mig_stats) - run.iteration_initial_pages;
   s.pages_per_second = Math.trunc(transferred_pages / (time_spent / 1000.0));
@@ -838,6 +852,8 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
     dirty_pages_rate: s.mig_stats.dirty_pages_rate,
     dirty_sync_count: s.mig_stats.dirty_sync_count,
     expected_downtime: s.expected_downtime,
+    /* what expected_downtime divides by the bandwidth */
+    dirty_bytes_last_sync: s.mig_stats.dirty_bytes_last_sync,
     downtime_limit: s.options.migrate_downtime_limit(),
     mbps: s.mbps,
   });
@@ -858,19 +874,57 @@ async function migration_rate_limit(env: MigrationHostEnv, run: OutgoingRun): Pr
 
 type MigIterateState = 'resume' | 'skip' | 'break';
 
+/**
+ * What the switchover decision is taken on, as known now (the enter args of
+ * migration_iteration_run and migration_completion); only built when someone traces.
+ */
+function switchover_inputs(env: MigrationHostEnv, run: OutgoingRun): SwitchoverInputs | undefined {
+  if (!env.tracer.active) return undefined;
+  const s = env.s;
+  const st = s.mig_stats;
+  return {
+    threshold_size: run.threshold_size,
+    bandwidth: run.bandwidth,
+    avail_bw: s.options.migrate_avail_switchover_bandwidth() / 1000,
+    downtime_limit: s.options.migrate_downtime_limit(),
+    dirty_sync_count: st.dirty_sync_count,
+    dirty_pages: run.ram.ram_state?.migration_dirty_pages ?? 0,
+    expected_downtime: s.expected_downtime,
+    rate_limit_max: st.rate_limit_max,
+    rate_limit_left:
+      st.rate_limit_max === RATE_LIMIT_DISABLED ? null : st.rate_limit_max - (migration_transferred_bytes(st) - st.rate_limit_start),
+  };
+}
+
 /** migration_iteration_run(): estimate; exact below threshold; switch over or iterate. */
 async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<MigIterateState> {
-  return env.tracer.call(self, 'migration_iteration_run', undefined, async () => {
+  return env.tracer.call(self, 'migration_iteration_run', switchover_inputs(env, run), async () => {
     const can_switchover = migration_can_switchover(env);
     let pending = qemu_savevm_state_pending_estimate(run.sv);
     let pending_size = pending.must_precopy + pending.can_postcopy;
     run.trace_mark('migrate_pending_estimate', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
-    if (pending_size < run.threshold_size) {
+    const exact = pending_size < run.threshold_size;
+    if (exact) {
       pending = env.tracer.call(self, 'migration_bitmap_sync', undefined, () => qemu_savevm_state_pending_exact(run.sv));
       pending_size = pending.must_precopy + pending.can_postcopy;
       run.trace_mark('migrate_pending_exact', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     }
-    if ((!pending_size || pending_size < run.threshold_size) && can_switchover) {
+    const complete = (!pending_size || pending_size < run.threshold_size) && can_switchover;
+    if (env.tracer.active) {
+      const d: IterationDecision = {
+        decision: complete ? 'complete' : 'iterate',
+        pending_size,
+        must_precopy: pending.must_precopy,
+        can_postcopy: pending.can_postcopy,
+        threshold_size: run.threshold_size,
+        can_switchover,
+        exact,
+        dirty_sync_count: env.s.mig_stats.dirty_sync_count,
+      };
+      run.trace_mark(MIGLAB_ITERATION_DECISION, d);
+    }
+    if (complete) {
+      run.trace_mark('migration_thread_low_pending', { pending: pending_size });
       await migration_completion(env, run, self);
       return 'break';
     }
@@ -887,12 +941,14 @@ async function migration_stop_vm(env: MigrationHostEnv, run: OutgoingRun, state:
   await env.runstate.vm_stop(state);
   // vm_stop_force_state(): a VM that was not running is still put in `state`.
   if (!env.runstate.runstate_check(state)) env.runstate.runstate_set(state);
+  run.trace_mark('migration_completion_vm_stop', { ret: 0 });
 }
 
 /** migration_completion(): stop the VM, last pass, device state, EOF; active → completed. */
 async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'migration_completion', undefined, async () => {
+  await env.tracer.call(self, 'migration_completion', switchover_inputs(env, run), async () => {
     const s = env.s;
+    const start_bytes = migration_transferred_bytes(s.mig_stats);
     let ret = -1;
     const current = { state: s.state as MigrationStatus };
     if (s.state === 'active') {
@@ -910,6 +966,7 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
       // too (9.0 set them just after, a window 9.1's migration_completion_end() closed).
       migration_calculate_complete(env, run);
       s.migrate_set_state(current.state, 'completed');
+      trace_completion_result(env, run, start_bytes);
       return;
     }
     const { error } = qemu_file_get_error_obj(run.f);
@@ -917,7 +974,23 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
     else if (ret) migrate_set_error(s, `Error in migration completion: ${strerror(-ret)}`);
     // migration_completion_failed(): the VM comes back in iteration_finish
     s.migrate_set_state(current.state, 'failed');
+    trace_completion_result(env, run, start_bytes);
   });
+}
+
+/** Lab only: what migration_completion() ended with (MIGLAB_COMPLETION), for the views. */
+function trace_completion_result(env: MigrationHostEnv, run: OutgoingRun, start_bytes: number): void {
+  if (!env.tracer.active) return;
+  const st = env.s.mig_stats;
+  const r: CompletionResult = {
+    state: env.s.state,
+    downtime: env.s.downtime,
+    downtime_bytes: st.downtime_bytes,
+    transferred: migration_transferred_bytes(st) - start_bytes,
+    rate_limit_max: st.rate_limit_max,
+    dirty_sync_count: st.dirty_sync_count,
+  };
+  run.trace_mark(MIGLAB_COMPLETION, r);
 }
 
 /**

@@ -35,7 +35,13 @@ describe('miglab run: reports', () => {
     const r = miglab('run', join(PRESETS, 'bandwidth-cap.yaml'), '--csv', csv, '--trace', trace);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^bandwidth-cap: completed\n  status completed, total-time \d+ ms, downtime \d+ ms, transferred [\d.]+ MiB, \d+ passes, \d+ Mbit\/s\n/);
-    expect(r.stdout).toMatch(/\n  downtime     expected \d+ ms \(last expected-downtime while active\), actual \d+ ms\n/);
+    // Expected against actual downtime, and why they differ, in the run's numbers.
+    const line = /\n  downtime     expected (\d+) ms \(last expected-downtime while active: bytes dirty at the last sync ÷ the bandwidth a window measured, ([\d.]+) MiB\/s, under max-bandwidth's rate limit of 32\.0 MiB\/s\), actual (\d+) ms \(migration_completion\(\) stops the VM and lifts the rate limit: the last ([\d.]+) MiB of RAM went out unthrottled\)\n/.exec(r.stdout);
+    expect(line, r.stdout).not.toBeNull();
+    expect(Number(line![3])).toBe(Number(/downtime (\d+) ms/.exec(r.stdout)![1]));
+    expect(Number(line![3])).toBeLessThan(Number(line![1]));
+    expect(Number(line![2])).toBeGreaterThan(30);
+    expect(Number(line![4])).toBeGreaterThan(0);
     expect(r.stdout).toMatch(/\n  ok           expect\.status: expected completed, got completed\n/);
     // Not a terminal: a plain line per pass and per status change.
     const lines = r.stderr.trim().split('\n');
@@ -89,6 +95,10 @@ describe('miglab run: reports', () => {
     expect(r.code).toBe(4);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/\n  FAIL         expect\.downtime\.min: expected ≥ 10000, got \d+\n/);
+    // An idle guest: no dirty rate was ever measured, and nothing of RAM was left at the switchover.
+    expect(r.stdout).toMatch(
+      /\n  downtime     expected 300 ms \(last expected-downtime while active: still the downtime-limit it starts at, as no window had a dirty rate to compute it from\), actual \d+ ms \(migration_completion\(\) stops the VM and lifts the rate limit: only the device state was left to send\)\n/,
+    );
     const j = miglab('run', f, '--json');
     expect(j.code).toBe(4);
     expect(JSON.parse(j.stdout).expect).toContainEqual({ what: 'expect.downtime.min', expected: '≥ 10000', actual: expect.any(String), ok: false });

@@ -1,8 +1,11 @@
 /**
  * The charts' reducer (renderer/src/lib/charts/chart-data.ts): a hand-written sequence of
  * marks with known values, and the marks a real run records on the simulated runtime
- * (the same engine as the live one).
+ * (the same engine as the live one): the switchover threshold, the decisions and where
+ * the remaining bytes cross the threshold, the downtime explanation (bandwidth-cap).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TraceEvent } from '../../host/api.js';
 import { run_scenario } from '../../core/sim/runner.js';
@@ -34,6 +37,7 @@ describe('chart data from trace marks', () => {
     expect(d.length).toBe(2);
     expect(d.t).toEqual([0.1, 0.2]);
     expect(d.remaining).toEqual([8_000_000, 6_500_000]);
+    expect(d.threshold).toEqual([3_000_000, 6_000_000]);
     expect(d.throughput).toEqual([10_000_000, 20_000_000]);
     expect(d.dirtyRate).toEqual([250 * 4096, 500 * 4096]);
     expect(d.expectedDowntime).toEqual([300, 120]);
@@ -42,8 +46,8 @@ describe('chart data from trace marks', () => {
     expect(d.passes).toEqual([{ t: 0.0002, pass: 1 }, { t: 0.1601, pass: 2 }]);
     expect(d.toCsv().split('\n')).toEqual([
       CHART_COLUMNS.join(','),
-      '0.1,8000000,1024000,10000000,300,300,1',
-      '0.2,6500000,2048000,20000000,120,300,2',
+      '0.1,8000000,3000000,1024000,10000000,300,300,1,',
+      '0.2,6500000,6000000,2048000,20000000,120,300,2,',
       '',
     ]);
     // A new run resets.
@@ -62,7 +66,7 @@ describe('chart data from trace marks', () => {
     expect(d.length).toBe(1);
     expect(d.t).toEqual([0]);
     expect(d.dirtyRate).toEqual([null]);
-    expect(d.toCsv().split('\n')[1]).toBe('0,,,,,,0');
+    expect(d.toCsv().split('\n')[1]).toBe('0,,,,,,,0,');
   });
 
   it('the marks a simulated migration records: a row per window, a pass per sync, remaining down to the last window', async () => {
@@ -82,10 +86,86 @@ describe('chart data from trace marks', () => {
     const passEvents = sim.events.filter((e) => e.side === 'src' && e.event === 'MIGRATION_PASS').length;
     expect(d.passes.length).toBe(passEvents);
     expect(d.length).toBeGreaterThan(5);
-    // windows are ~100 ms of virtual time apart, in order
-    for (let i = 1; i < d.length; i++) expect(d.t[i]!).toBeGreaterThan(d.t[i - 1]!);
+    // windows are ~100 ms of virtual time apart, in order; a decision row may share a window's instant
+    const windows = d.t.filter((_t, i) => d.decision[i] === null);
+    for (let i = 1; i < windows.length; i++) expect(windows[i]!).toBeGreaterThan(windows[i - 1]!);
+    for (let i = 1; i < d.length; i++) expect(d.t[i]!).toBeGreaterThanOrEqual(d.t[i - 1]!);
     expect(Math.max(...(d.remaining as number[]))).toBeLessThanOrEqual(64 << 20);
     expect(d.throughput.filter((x) => x !== null).every((x) => x! > 0)).toBe(true);
-    expect(d.downtimeLimit.every((x) => x === 300)).toBe(true);
+    // window rows carry the limit; decision rows leave it empty
+    expect(d.downtimeLimit.every((x, i) => x === (d.decision[i] ? null : 300))).toBe(true);
+  });
+});
+
+const PRESETS = join(import.meta.dirname, '..', '..', 'scenarios');
+
+/** The source's trace of a preset run on the simulated runtime, as the renderer receives it. */
+async function presetTrace(name: string) {
+  const sc = parse_scenario_text(readFileSync(join(PRESETS, `${name}.yaml`), 'utf8'), `${name}.yaml`);
+  const { sim, result } = await run_scenario(sc);
+  const evs = sim.timeline.filter((e) => e.side === 'src').map(({ side: _side, ...ev }) => ev as TraceEvent);
+  return { evs, result };
+}
+
+type Mark = Extract<TraceEvent, { type: 'mark' }>;
+const isMark = (name: string) => (e: TraceEvent): e is Mark => e.type === 'mark' && e.name === name;
+
+describe('the switchover threshold and decisions on the remaining chart (bandwidth-cap)', () => {
+  it("draws threshold_size per window, a row per pass's decision, and the crossing where it completes", async () => {
+    const { evs, result } = await presetTrace('bandwidth-cap');
+    expect(result.outcome).toBe('completed');
+    const d = new ChartData();
+    const sizes: number[] = [];
+    for (const ev of evs) {
+      d.feed(ev);
+      if (isMark('migrate_transferred')(ev)) sizes.push((ev.args as { size: number }).size);
+    }
+    // Window rows: the threshold is the window's own migrate_transferred.size.
+    const windowThresholds = d.threshold.filter((_v, i) => d.decision[i] === null);
+    expect(windowThresholds).toEqual(sizes);
+    expect(new Set(windowThresholds).size).toBeGreaterThan(1); // measured, not a constant
+    // Decision rows: each decision on an exact pending size, and the one that completed.
+    const marks = evs.filter(isMark('miglab_iteration_decision')).map((m) => m.args as { decision: string; exact: boolean; pending_size: number; threshold_size: number });
+    const passDecisions = marks.filter((m) => m.exact || m.decision === 'complete');
+    expect(d.decisions().map(({ decision, remaining, threshold }) => ({ decision, remaining, threshold }))).toEqual(
+      passDecisions.map((m) => ({ decision: m.decision, remaining: m.pending_size, threshold: m.threshold_size })),
+    );
+    expect(passDecisions.length).toBe(result.source.passes - 2); // every sync but setup's and the final one in completion
+    const last = d.decisions().at(-1)!;
+    expect(last.decision).toBe('complete');
+    expect(last.remaining!).toBeLessThan(last.threshold!);
+    // Above the threshold all along, under it once: where the run completes.
+    expect(d.crossings()).toEqual([{ t: last.t, to: 'below' }]);
+    const csv = d.toCsv().trim().split('\n');
+    expect(csv[0]).toBe(CHART_COLUMNS.join(','));
+    expect(csv.at(-1)).toMatch(new RegExp(`^${last.t},${last.remaining},${last.threshold},,,,,\\d+,complete$`));
+  });
+
+  it('explains the expected downtime against the measured one with the run\'s numbers', async () => {
+    const { evs, result } = await presetTrace('bandwidth-cap');
+    const d = new ChartData();
+    for (const ev of evs) {
+      d.feed(ev);
+      if (isMark('miglab_completion')(ev)) break;
+      expect(d.downtimeExplanation()).toBeNull(); // nothing to explain before it completed
+    }
+    const ex = d.downtimeExplanation()!;
+    const counters = evs.filter(isMark('miglab_counters')).at(-1)!.args as { expected_downtime: number; dirty_bytes_last_sync: number };
+    const window = evs.filter(isMark('migrate_transferred')).at(-1)!.args as { bandwidth: number };
+    expect(ex).toEqual({
+      expected_ms: counters.expected_downtime,
+      dirty_bytes_last_sync: counters.dirty_bytes_last_sync,
+      bandwidth: window.bandwidth,
+      avail_bw_used: false,
+      rate_limit_bytes_per_s: Math.floor(33554432 / 10) * 10,
+      downtime_ms: result.source.downtime,
+      downtime_bytes: result.source['downtime-bytes'],
+      completion_bytes: expect.any(Number),
+      rate_limit_after: 0,
+    });
+    // The division is the engine's own: expected-downtime = dirty bytes at the last sync ÷ bandwidth.
+    expect(Math.trunc(ex.dirty_bytes_last_sync! / ex.bandwidth!)).toBe(ex.expected_ms);
+    expect(ex.completion_bytes).toBeGreaterThan(ex.downtime_bytes);
+    expect(ex.downtime_ms).toBeLessThan(ex.expected_ms!);
   });
 });
