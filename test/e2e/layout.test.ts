@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { MAX_GAP_MS } from '../../renderer/src/lib/callchain/replay.js';
 
 const CHROMIUM = chromiumPath();
 const DOCS = join(import.meta.dirname, '..', '..', 'docs');
@@ -147,8 +148,10 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
     await page.getByTestId('replay').click();
     const status = page.getByTestId('replay-status');
     await expect.poll(() => status.getAttribute('data-state')).toBe('running');
-    // Early in the replay: the migrate command is on the path, the cleanup not yet.
-    await expect.poll(() => node('qmp_migrate').getAttribute('data-seq')).not.toBe('0');
+    // Early in the replay: the migrate command is on the path, the cleanup not yet. The
+    // destination's calls come first, and a pause before migrate replays as up to
+    // MAX_GAP_MS: wait that long, and more on a loaded machine.
+    await expect.poll(() => node('qmp_migrate').getAttribute('data-seq'), { timeout: MAX_GAP_MS + 3000 }).not.toBe('0');
     expect(await node('migrate_fd_cleanup').getAttribute('data-calls')).toBe('0');
     const total = Number(await status.getAttribute('data-total'));
     expect(total).toBeGreaterThan(50);
