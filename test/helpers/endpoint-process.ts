@@ -6,7 +6,7 @@
  * Used by test/conformance, test/integration and test/fuzz.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -389,5 +389,23 @@ export async function untilMigration(
     if (pred(info)) return { info, events };
     if (Date.now() > end) throw new Error(`query-migrate stayed ${JSON.stringify(info)}`);
     await sleep(20);
+  }
+}
+
+/**
+ * The stream a source saved through `exec:cat > FILE`, once cat has written all of it.
+ * QEMU says `completed` when its end of the pipe has the stream; cat may still be
+ * writing the file then (QEMU reaps it later, in migrate_fd_cleanup). So: wait until the
+ * file's size has held for 300 ms.
+ */
+export async function savedStream(file: string, ms = 10_000): Promise<Buffer> {
+  const end = Date.now() + ms;
+  let last = -1;
+  for (;;) {
+    const size = existsSync(file) ? statSync(file).size : -1;
+    if (size > 0 && size === last) return readFileSync(file);
+    if (Date.now() > end) throw new Error(`${file} did not settle (size ${size})`);
+    last = size;
+    await sleep(300);
   }
 }

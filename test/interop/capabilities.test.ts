@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QEMU_AVAILABLE, endpointsPerTest, untilMigration } from '../helpers/endpoint-process.js';
+import { QEMU_AVAILABLE, endpointsPerTest, savedStream, untilMigration } from '../helpers/endpoint-process.js';
 
 const vm = endpointsPerTest(['-m', '64']);
 const CAPS = [
@@ -24,7 +24,7 @@ async function save(qemu: boolean): Promise<{ file: string; stream: Buffer }> {
   const file = join(src.ep.dir, 'stream.mig');
   expect((await src.q.execute('migrate', { uri: qemu ? `exec:cat > ${file}` : `file:${file}` })).reply).toEqual({ return: {} });
   expect((await untilMigration(src.q, (i) => ['completed', 'failed'].includes(i.status), 60_000)).info.status).toBe('completed');
-  return { file, stream: readFileSync(file) };
+  return { file, stream: qemu ? await savedStream(file) : readFileSync(file) };
 }
 
 /** The "block" END section: 0x03, be32 1, PROGRESS 100, EOS, footer. */

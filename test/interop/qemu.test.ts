@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, savedStream, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 
 
 const vm = endpointsPerTest(['-m', '64']);
@@ -61,6 +61,7 @@ describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
       const out = srcIsQemu ? `exec:cat > ${file}` : `file:${file}`;
       expect((await src.q.execute('migrate', { uri: out })).reply).toEqual({ return: {} });
       await waitStatus(src.q, ['completed']);
+      if (srcIsQemu) await savedStream(file);
       const dst = await vm(['-incoming', 'defer'], dstIsQemu);
       const inp = dstIsQemu ? `exec:cat ${file}` : `file:${file}`;
       expect((await dst.q.execute('migrate-incoming', { uri: inp })).reply).toEqual({ return: {} });
