@@ -307,8 +307,10 @@ function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now:
     case 'postcopy-paused':
     case 'postcopy-recover':
     case 'completed':
-      populate_time_info(info, s, now);
-      populate_ram_info(info, s, cpu_throttle);
+      // One read of the state for the whole reply: in the live runtime the migration
+      // thread (a worker) may change it meanwhile, and a reply must not be half of each.
+      populate_time_info(info, s, state, now);
+      populate_ram_info(info, s, state, cpu_throttle);
       break;
     default: // setup, colo, failed, cancelled, wait-unplug: the status alone
       break;
@@ -317,10 +319,10 @@ function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now:
   if (s.error) info['error-desc'] = s.error;
 }
 
-function populate_time_info(info: MigrationInfo, s: MigrationState, now: MsClock): void {
+function populate_time_info(info: MigrationInfo, s: MigrationState, state: MigrationStatus, now: MsClock): void {
   info['setup-time'] = s.setup_time;
-  info['total-time'] = s.state === 'completed' ? s.total_time : now() - s.start_time;
-  if (s.state === 'postcopy-active' || s.state === 'postcopy-paused' || s.state === 'postcopy-recover' || s.state === 'completed') {
+  info['total-time'] = state === 'completed' ? s.total_time : now() - s.start_time;
+  if (state === 'postcopy-active' || state === 'postcopy-paused' || state === 'postcopy-recover' || state === 'completed') {
     info.downtime = s.downtime;
   } else {
     info['expected-downtime'] = s.expected_downtime;
@@ -331,9 +333,9 @@ function populate_time_info(info: MigrationInfo, s: MigrationState, now: MsClock
  * populate_ram_info(): MigrationStats members in schema order (9.0 still has `skipped`),
  * and cpu-throttle-percentage while the CPU throttle is active.
  */
-function populate_ram_info(info: MigrationInfo, s: MigrationState, cpu_throttle: CpuThrottle | undefined): void {
+function populate_ram_info(info: MigrationInfo, s: MigrationState, state: MigrationStatus, cpu_throttle: CpuThrottle | undefined): void {
   const st = s.mig_stats;
-  const completed = s.state === 'completed';
+  const completed = state === 'completed';
   info.ram = {
     transferred: st.qemu_file_transferred + st.multifd_bytes + st.rdma_bytes,
     remaining: completed ? 0 : (s.ram?.ram_bytes_remaining() ?? 0),
