@@ -1194,7 +1194,7 @@ export class MigrationDump {
       try {
         json = JSON.parse(text);
       } catch (e) {
-        throw new MigrationStreamError(at + 5, `the VM description is not valid JSON: ${(e as Error).message}`);
+        throw new MigrationStreamError(at + 5, `the VM description is not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
       }
       const d = load_vmsd_json(json);
       if (typeof d === 'string') throw new MigrationStreamError(at + 5, d);
