@@ -3,18 +3,15 @@
  * (a scenario in the package's scenarios/ folder, the one the app's picker lists):
  * `miglab run idle-small`. A file of that name comes first.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { closest } from '../core/sim/scenario.js';
-import { defaultScenariosDir } from '../host/simulation.js';
+import { defaultScenariosDir, presetNames } from '../host/simulation.js';
 
-/** The presets' names (their files, without .yaml), sorted. */
-export function preset_names(dir = defaultScenariosDir()): string[] {
+/** The presets' names (their files, without .yaml), sorted; none when the folder cannot be read. */
+function preset_names(dir = defaultScenariosDir()): string[] {
   try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.yaml'))
-      .map((f) => f.slice(0, -'.yaml'.length))
-      .sort();
+    return presetNames(dir);
   } catch {
     return [];
   }

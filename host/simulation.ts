@@ -65,6 +65,14 @@ const COMMAND: Record<EndpointId, string[]> = {
 /** A hidden command that does not answer within this (ms) is given up (a paused run's clock does not move). */
 const EXECUTE_TIMEOUT_MS = 10_000;
 
+/** The presets in `dir`: its .yaml files' names, without .yaml, sorted (throws when unreadable). */
+export function presetNames(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -'.yaml'.length))
+    .sort();
+}
+
 /** The repository's scenarios/ folder, found from source or from dist/. */
 export function defaultScenariosDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -120,13 +128,14 @@ export class SimulatedRun extends SlotEventSource {
   }
 
   presets(): SimPreset[] {
-    let files: string[];
+    let names: string[];
     try {
-      files = readdirSync(this.scenariosDir).filter((f) => f.endsWith('.yaml')).sort();
+      names = presetNames(this.scenariosDir);
     } catch (e) {
       throw new HostError(`cannot read the presets in ${this.scenariosDir}: ${(e as Error).message}`);
     }
-    return files.map((f) => {
+    return names.map((name) => {
+      const f = `${name}.yaml`;
       const text = readFileSync(join(this.scenariosDir, f), 'utf8');
       const descriptions: SimPreset['descriptions'] = { en: null, 'zh-Hans': null };
       try {
@@ -135,7 +144,7 @@ export class SimulatedRun extends SlotEventSource {
       } catch {
         /* a broken preset still shows; sim.start will say what is wrong with it */
       }
-      return { name: f.replace(/\.yaml$/, ''), descriptions, text };
+      return { name, descriptions, text };
     });
   }
 

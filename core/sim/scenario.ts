@@ -735,7 +735,7 @@ function migration_parameter_sizes(parameters: Record<string, unknown>): void {
     if (typeof v !== 'string' || unit === undefined || unit === 'ms') continue;
     const path = ['migration', 'parameters', k];
     const n = check(v, unit === 'bytes' ? { type: 'size' } : { type: 'rate' }, path) as number;
-    if (!Number.isSafeInteger(n)) fail(path, `expected a whole number of bytes per second, got ${n} from "${v}"`);
+    if (!Number.isSafeInteger(n)) fail(path, `expected a whole number of ${unit === 'bytes' ? 'bytes' : 'bytes per second'}, got ${n} from "${v}"`);
     parameters[k] = n;
   }
 }
