@@ -26,7 +26,7 @@ import { live_notes, live_unsupported, run_live, type LiveResult } from './run-l
 import { Simulation, type SimResult, type TimelineEntry } from '../core/sim/runner.js';
 import { XFER_LIMIT_RATIO } from '../core/migration/qemu-file.js';
 import type { SwitchoverInputs } from '../core/trace/trace-event.js';
-import { WINDOW_CSV_HEADER, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
+import { WINDOW_CSV_HEADER, last_expected_downtime, perfetto_trace, record_windows, window_csv_row, type PassMark, type WindowSample } from '../core/sim/windows.js';
 import { ScenarioError, parse_scenario_text, type Scenario } from '../core/sim/scenario.js';
 import { plural } from './format.js';
 import { resolve_scenario } from './presets.js';
@@ -162,11 +162,6 @@ export function format_summary(
   return lines.join('\n') + '\n';
 }
 
-/** The last expected-downtime QEMU reported while the migration was active, ms. */
-export function last_expected_downtime(windows: WindowSample[]): number | null {
-  for (let i = windows.length - 1; i >= 0; i--) if (windows[i]!['expected-downtime'] !== null) return windows[i]!['expected-downtime'];
-  return null;
-}
 
 /** Read and check a scenario file (YAML or JSON), with --seed applied; errors go to stderr (null). */
 export function load_scenario(prog: string, file: string, seed_opt?: string): Scenario | null {

@@ -26,7 +26,8 @@ import {
   type Scenario,
 } from '../core/sim/scenario.js';
 import { fmt_quantity, plural, type Unit } from './format.js';
-import { fmt_ms, last_expected_downtime, load_scenario, run_with_windows } from './run.js';
+import { last_expected_downtime } from '../core/sim/windows.js';
+import { fmt_ms, load_scenario, run_with_windows } from './run.js';
 import { resolve_scenario } from './presets.js';
 
 const PROG = 'miglab sweep';

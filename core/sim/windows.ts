@@ -37,6 +37,12 @@ export function window_csv_row(w: WindowSample): string {
   return [w.t_ms.toFixed(3), w.status, w.pass, w.transferred, w.remaining, w.mbps.toFixed(3), w['dirty-pages-rate'], w['expected-downtime'] ?? '', w['cpu-throttle']].join(',');
 }
 
+/** The last expected-downtime QEMU reported while the migration was active, ms. */
+export function last_expected_downtime(windows: readonly WindowSample[]): number | null {
+  for (let i = windows.length - 1; i >= 0; i--) if (windows[i]!['expected-downtime'] !== null) return windows[i]!['expected-downtime'];
+  return null;
+}
+
 /** The source's query-migrate now, as a sample. */
 export function sample_now(sim: Simulation): WindowSample {
   const now = () => sim.clock.now_ms();
