@@ -21,6 +21,7 @@
  */
 import type { TraceEvent } from '../../../../host/api.js';
 import { MIGLAB_COMPLETION, MIGLAB_ITERATION_DECISION } from '../../../../core/trace/trace-event.js';
+import { THREAD_BODIES, num, readCompletion, readDecision, type Num } from '../trace-marks.js';
 
 /** Guest page size: dirty_pages_rate is in pages per second. */
 const TARGET_PAGE_SIZE = 4096;
@@ -69,9 +70,6 @@ export interface DowntimeExplanation {
   rate_limit_after: number;
 }
 
-const THREAD_BODIES = new Set(['migration_thread', 'bg_migration_thread']);
-
-type Num = number | null;
 
 export class ChartData {
   /** Seconds since the run began (the migration thread's entry). */
@@ -132,16 +130,16 @@ export class ChartData {
         break;
       }
       case MIGLAB_ITERATION_DECISION: {
-        const decision = a.decision === 'complete' || a.decision === 'iterate' ? a.decision : null;
-        if (!decision || (a.exact !== true && decision !== 'complete') || this.t.length >= MAX_ROWS) return;
-        this.lastRemaining = num(a.pending_size);
-        this.pushRow(this.rel(ev.ts), this.lastRemaining, num(a.threshold_size), null, null, null, null, num(a.dirty_sync_count) ?? this.syncs, decision);
+        const d = readDecision(a);
+        if (!d || (!d.exact && d.decision !== 'complete') || this.t.length >= MAX_ROWS) return;
+        this.lastRemaining = d.pending_size;
+        this.pushRow(this.rel(ev.ts), d.pending_size, d.threshold_size, null, null, null, null, d.dirty_sync_count, d.decision);
         break;
       }
       case MIGLAB_COMPLETION: {
-        const downtime = num(a.downtime);
-        if (a.state !== 'completed' || downtime === null) return;
-        this.completion = { downtime, downtime_bytes: num(a.downtime_bytes) ?? 0, transferred: num(a.transferred) ?? 0, rate_limit_max: num(a.rate_limit_max) ?? 0 };
+        const c = readCompletion(a);
+        if (c?.state !== 'completed') return;
+        this.completion = c;
         this.version++;
         break;
       }
@@ -286,9 +284,6 @@ function cell(v: Num | Decision | undefined): string {
   return typeof v === 'number' ? String(round(v)) : v;
 }
 
-function num(v: unknown): Num {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
 
 function round(v: number): number {
   return Math.round(v * 1000) / 1000;

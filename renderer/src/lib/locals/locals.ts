@@ -21,10 +21,10 @@ import type { TraceEvent } from '../../../../host/api.js';
 import { MIGLAB_COMPLETION, MIGLAB_ITERATION_DECISION, type CompletionResult, type IterationDecision, type SwitchoverInputs } from '../../../../core/trace/trace-event.js';
 import { XFER_LIMIT_RATIO, type DowntimeExplanation } from '../charts/chart-data.js';
 import type { CompletionLine, IterationLine } from './qemu-code.js';
+import { THREAD_BODIES, num, readCompletion, readDecision, type Num } from '../trace-marks.js';
 
-const THREAD_BODIES = new Set(['migration_thread', 'bg_migration_thread']);
+export type { Num };
 
-export type Num = number | null;
 
 /** The entry's inputs; a member the event did not carry is null. */
 export type Inputs = { [K in keyof SwitchoverInputs]: SwitchoverInputs[K] | null };
@@ -291,36 +291,3 @@ function readPending(a: Record<string, unknown>): Pending | null {
   return { pending_size: size, must_precopy: num(a.pre) ?? 0, can_postcopy: num(a.post) ?? 0 };
 }
 
-function readDecision(a: Record<string, unknown>): IterationDecision | null {
-  if (a.decision !== 'complete' && a.decision !== 'iterate') return null;
-  const pending_size = num(a.pending_size);
-  const threshold_size = num(a.threshold_size);
-  if (pending_size === null || threshold_size === null) return null;
-  return {
-    decision: a.decision,
-    pending_size,
-    must_precopy: num(a.must_precopy) ?? 0,
-    can_postcopy: num(a.can_postcopy) ?? 0,
-    threshold_size,
-    can_switchover: a.can_switchover === true,
-    exact: a.exact === true,
-    dirty_sync_count: num(a.dirty_sync_count) ?? 0,
-  };
-}
-
-function readCompletion(a: Record<string, unknown>): CompletionResult | null {
-  const downtime = num(a.downtime);
-  if (typeof a.state !== 'string' || downtime === null) return null;
-  return {
-    state: a.state,
-    downtime,
-    downtime_bytes: num(a.downtime_bytes) ?? 0,
-    transferred: num(a.transferred) ?? 0,
-    rate_limit_max: num(a.rate_limit_max) ?? 0,
-    dirty_sync_count: num(a.dirty_sync_count) ?? 0,
-  };
-}
-
-function num(v: unknown): Num {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
