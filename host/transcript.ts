@@ -5,7 +5,7 @@
  * (entries and characters); the oldest go first. It lives as long as the host, so a
  * restarted `miglab serve` starts empty and a page never shows a previous run's lines.
  */
-import { ENDPOINT_IDS, type EndpointId, type TranscriptEntry } from './api.js';
+import type { EndpointId, TranscriptEntry } from './api.js';
 
 /** At most this many entries per slot. */
 export const TRANSCRIPT_MAX_ENTRIES = 1000;
@@ -39,9 +39,5 @@ export class Transcripts {
   /** A slot's entries, oldest first (a copy). */
   entries(id: EndpointId): TranscriptEntry[] {
     return this.slots[id].entries.slice();
-  }
-
-  clear(): void {
-    for (const id of ENDPOINT_IDS) this.slots[id] = { entries: [], chars: 0 };
   }
 }

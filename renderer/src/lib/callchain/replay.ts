@@ -111,14 +111,6 @@ export class ChainReplay {
     this.times = replayTimes(events, speed);
   }
 
-  get total(): number {
-    return this.events.length;
-  }
-
-  get done(): number {
-    return this.next;
-  }
-
   /** Length of the replay in real ms. */
   get durationMs(): number {
     return this.times.at(-1) ?? 0;

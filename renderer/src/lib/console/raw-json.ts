@@ -44,11 +44,6 @@ export class RawJsonBuffer {
     return this.text !== null;
   }
 
-  /** The lines typed so far (null when none are pending). */
-  get pending(): string | null {
-    return this.text;
-  }
-
   /** A line the user submitted. */
   take(line: string): RawInput {
     if (this.text === null) {

@@ -12,7 +12,7 @@ import { WORKLOAD_KEYS, parseWorkloadSpec, workload_check, type WorkloadName } f
 
 const MiB = 1024 * 1024;
 
-/** The workload kinds and the parameters each takes, in the CLI's order. */
+/** The workload kinds, in the CLI's order (WORKLOAD_KEYS has the parameters each takes). */
 export const WORKLOAD_KINDS = Object.keys(WORKLOAD_KEYS) as WorkloadName[];
 
 export interface LiveOptions {

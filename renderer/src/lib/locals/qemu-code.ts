@@ -20,7 +20,7 @@ export type IterationLine =
   | 'iterate'
   | 'return_resume';
 
-export type CompletionLine = 'precopy_stop_vm' | 'precopy_rate_disabled' | 'precopy_complete' | 'entry' | 'precopy' | 'close_rp' | 'completed' | 'fail';
+export type CompletionLine = 'precopy_stop_vm' | 'precopy_rate_disabled' | 'precopy_complete' | 'entry' | 'close_rp' | 'completed' | 'fail';
 
 export interface CodeLine<K extends string> {
   text: string;
@@ -111,7 +111,7 @@ export const MIGRATION_COMPLETION_9_0: readonly CodeLine<CompletionLine>[] = [
   L('    Error *local_err = NULL;'),
   L(''),
   L('    if (s->state == MIGRATION_STATUS_ACTIVE) {'),
-  L('        ret = migration_completion_precopy(s, &current_active_state);', 'precopy'),
+  L('        ret = migration_completion_precopy(s, &current_active_state);'),
   L('    } else if (s->state == MIGRATION_STATUS_POSTCOPY_ACTIVE) {'),
   L('        migration_completion_postcopy(s);'),
   L('    } else {'),

@@ -56,7 +56,7 @@ export class Focus {
     this.apply();
   }
 
-  /** A class on <html>, as presenter mode's: app.css sizes the page for it. */
+  /** A class on <html>, as presenter mode's: the views' own :global(html.focus) rules size the page for it. */
   private apply(): void {
     document.documentElement.classList.toggle('focus', this.layout.on);
   }
