@@ -65,7 +65,7 @@ export const CLIENT_MESSAGES = {
     /** Guest RAM of each endpoint in MiB (default 64). */
     ramMiB: { kind: 'int', min: 1, max: 4096, optional: true },
     /** The source's `--workload SPEC` (default idle); miglab vm checks it. */
-    workload: { kind: 'string', min: 1, max: 200, optional: true, pattern: /^[a-z]+(:[A-Za-z0-9=,._-]*)?$/, describe: 'a workload spec such as hotset:size=16M,rate=64M' },
+    workload: { kind: 'string', min: 1, max: 200, optional: true, pattern: /^[a-z]+(:[A-Za-z0-9=,._/-]*)?$/, describe: 'a workload spec such as hotset:size=16M,rate=64M' },
     /**
      * MiB of non-zero data the source's RAM starts with, from address 0 (default 0): the
      * host writes that many random bytes to a file and gives the source

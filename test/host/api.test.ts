@@ -6,6 +6,8 @@ describe('host API message checks', () => {
     const good = [
       { type: 'endpoints.start', req: 1 },
       { type: 'endpoints.start', req: 1, ramMiB: 256, workload: 'hotset:size=16M,rate=64M' },
+      // a rate with its '/s', as miglab vm --workload and the live panel take it
+      { type: 'endpoints.start', req: 1, workload: 'random:rate=64M/s' },
       { type: 'endpoints.stop', req: 2 },
       { type: 'endpoint.attach', req: 3, endpoint: 'destination', path: '/tmp/q.sock' },
       { type: 'qmp.send', req: 4, endpoint: 'source', text: '{"execute": "query-status"}' },
