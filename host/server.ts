@@ -150,11 +150,14 @@ export class HostCore {
       case 'endpoint.attach':
         await this.sim.stop();
         return this.endpoints.attach(msg.endpoint, msg.path);
-      case 'qmp.send':
-        if (this.sim.active) await this.sim.send(msg.endpoint, msg.text);
-        else this.endpoints.send(msg.endpoint, msg.text);
+      case 'qmp.send': {
+        // Recorded once handed over and before anything it causes: the simulation's child
+        // sends the reply lines ahead of the call's own result.
+        const sent = this.sim.active ? this.sim.send(msg.endpoint, msg.text) : this.endpoints.send(msg.endpoint, msg.text);
         this.transcripts.record(msg.endpoint, { kind: 'sent', text: msg.text });
+        await sent;
         return null;
+      }
       case 'trace.subscribe': {
         let subs = this.traceSubs.get(client);
         if (!subs) this.traceSubs.set(client, (subs = new Set()));

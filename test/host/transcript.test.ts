@@ -102,4 +102,23 @@ describe('a page connecting to a host whose slots have a history', () => {
       b?.close();
     }
   });
+
+  it('keeps a command of a simulated run before the reply it caused', async () => {
+    const a = await HostClient.open(lab.server());
+    let b: HostClient | undefined;
+    try {
+      await a.ok({ type: 'sim.start', preset: 'idle-small' });
+      await a.qmp('source', '{"execute": "query-status"}', /"return": {"status": "/);
+      b = await HostClient.open(lab.server());
+      const src = b.messages.find((m): m is Transcript => m.type === 'transcript' && m.endpoint === 'source')!;
+      const sent = src.entries.findIndex((e) => e.kind === 'sent' && e.text.includes('query-status'));
+      const reply = src.entries.findIndex((e) => e.kind === 'line' && /"return": {"status": "/.test(e.text));
+      expect(sent).toBeGreaterThanOrEqual(0);
+      expect(reply).toBeGreaterThan(sent);
+    } finally {
+      await a.ok({ type: 'sim.stop' }).catch(() => {});
+      a.close();
+      b?.close();
+    }
+  });
 });
