@@ -17,6 +17,11 @@ export interface ReplayStyle {
   status: (s: EndpointStatus) => string;
 }
 
+/** A line the endpoint sent, as the console prints it: the negotiation dimmed, else formatted. */
+export function consoleLineText(text: string, negotiation: boolean): string {
+  return negotiation ? `${ANSI.dim}{"execute": "qmp_capabilities"} → ${text}${ANSI.reset}` : formatQmpLine(text).text;
+}
+
 /** Text for printAbove(), one entry a line or more (\n line ends); '' for none. */
 export function transcriptText(entries: readonly TranscriptEntry[], style: ReplayStyle): string {
   const out: string[] = [];
@@ -26,8 +31,7 @@ export function transcriptText(entries: readonly TranscriptEntry[], style: Repla
         if (!e.text.includes(COMPLETION_ID)) out.push(`${style.prompt}${ANSI.dim}${e.text}${ANSI.reset}`);
         break;
       case 'line':
-        if (e.negotiation) out.push(`${ANSI.dim}{"execute": "qmp_capabilities"} → ${e.text}${ANSI.reset}`);
-        else if (!e.text.includes(COMPLETION_ID)) out.push(formatQmpLine(e.text).text);
+        if (e.negotiation || !e.text.includes(COMPLETION_ID)) out.push(consoleLineText(e.text, !!e.negotiation));
         break;
       case 'status':
         out.push(style.status(e.status));
