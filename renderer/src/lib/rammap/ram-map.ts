@@ -15,11 +15,6 @@ export const STATE_COLOURS: Record<RamPageState, { light: string; dark: string }
   rewritten: { light: '#f0a030', dark: '#f5b85a' },
 };
 
-/** The i18n key of a state's name ('rewritten' came later, with its own feature texts). */
-export function stateLabelKey(s: RamPageState): string {
-  return s === 'rewritten' ? 'fixes.ramMap.rewritten' : `views.ramMap.state.${s}`;
-}
-
 /** Cells asked for: 64 × 64 squares. */
 export const RAM_MAP_BINS = 4096;
 /** Polls per second while a migration runs. */
