@@ -137,13 +137,14 @@ export class SimulatedRun extends SlotEventSource {
     return names.map((name) => {
       const f = `${name}.yaml`;
       const text = readFileSync(join(this.scenariosDir, f), 'utf8');
-      const descriptions: SimPreset['descriptions'] = { en: null, 'zh-Hans': null };
+      let sc: Scenario | null = null;
       try {
-        const sc = parse_scenario_yaml(text, f);
-        for (const l of Object.keys(SCENARIO_DESCRIPTION_FIELDS) as ScenarioLocale[]) descriptions[l] = scenario_description(sc, l);
+        sc = parse_scenario_yaml(text, f);
       } catch {
         /* a broken preset still shows; sim.start will say what is wrong with it */
       }
+      const locales = Object.keys(SCENARIO_DESCRIPTION_FIELDS) as ScenarioLocale[];
+      const descriptions = Object.fromEntries(locales.map((l) => [l, sc && scenario_description(sc, l)])) as SimPreset['descriptions'];
       return { name, descriptions, text };
     });
   }

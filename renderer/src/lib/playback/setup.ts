@@ -200,5 +200,6 @@ function workloadSpec(w: Record<string, string>): string {
 /** A preset's description in the UI's locale (svelte-i18n's id), else in English; null if it has none. */
 export function presetDescription(p: SimPreset | undefined, locale: string | null | undefined): string | null {
   if (!p) return null;
-  return (locale === 'zh-Hans' ? p.descriptions['zh-Hans'] : null) ?? p.descriptions.en;
+  const own = locale && Object.hasOwn(p.descriptions, locale) ? p.descriptions[locale as keyof SimPreset['descriptions']] : null;
+  return own ?? p.descriptions.en;
 }
