@@ -7,6 +7,7 @@
  *
  * Pure TypeScript (no Svelte, no DOM): tested in Node.
  */
+import { CLIENT_MESSAGES } from '../../../../host/api.js';
 import { qemu_strtosz, StrtoszError } from '../../../../core/util/cutils.js';
 import { WORKLOAD_KEYS, parseWorkloadSpec, workload_check, type WorkloadName } from '../../../../core/vm/workload-spec.js';
 
@@ -79,9 +80,9 @@ export function workloadError(spec: string, ramMiB: number): string | null {
   }
 }
 
-/** The RAM sizes endpoints.start takes (host/api.ts), MiB. */
-export const RAM_MIB_MIN = 1;
-export const RAM_MIB_MAX = 4096;
+/** The RAM sizes endpoints.start takes, MiB (declared with the message, host/api.ts). */
+export const RAM_MIB_MIN = CLIENT_MESSAGES['endpoints.start'].ramMiB.min;
+export const RAM_MIB_MAX = CLIENT_MESSAGES['endpoints.start'].ramMiB.max;
 
 export function ramOk(ramMiB: number): boolean {
   return Number.isInteger(ramMiB) && ramMiB >= RAM_MIB_MIN && ramMiB <= RAM_MIB_MAX;

@@ -4,6 +4,8 @@
  * (prefers-color-scheme), live. Applied as attributes of <html> (data-theme, class
  * "presenter"), which app.css styles; the consoles read `terminalTheme` and `terminalFontSize`.
  */
+import { stored } from '../storage.js';
+
 export type Theme = 'light' | 'dark';
 
 const THEME_KEY = 'miglab.theme';
@@ -30,14 +32,6 @@ export const TERMINAL_THEMES = {
     brightCyan: '#0b6f80',
   },
 } as const;
-
-function stored(key: string): string | null {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return null;
-  }
-}
 
 class Display {
   /** The user's choice, or null: follow the system. */

@@ -3,21 +3,14 @@
  * two views shown, remembered in localStorage. Views outside focus stay mounted (hidden),
  * so consoles keep their lines and charts their points.
  */
+import { stored, store } from '../storage.js';
 import { FOCUS_KEY, isShown, parseFocus, showBeside, showFirst, type FocusLayout } from './focus.js';
-
-function stored(): string | null {
-  try {
-    return localStorage.getItem(FOCUS_KEY);
-  } catch {
-    return null;
-  }
-}
 
 export class Focus {
   private layout = $state<FocusLayout>({ on: false, views: [] });
 
   constructor(readonly known: readonly string[]) {
-    this.layout = parseFocus(stored(), known);
+    this.layout = parseFocus(stored(FOCUS_KEY), known);
     this.apply();
   }
 
@@ -48,11 +41,7 @@ export class Focus {
 
   private set(l: FocusLayout): void {
     this.layout = l;
-    try {
-      localStorage.setItem(FOCUS_KEY, JSON.stringify(l));
-    } catch {
-      /* storage refused (private mode): the choice lasts for this page */
-    }
+    store(FOCUS_KEY, JSON.stringify(l));
     this.apply();
   }
 
