@@ -11,26 +11,18 @@
  * LIVE_WALL_CLOCK_MARGIN_MS, which each such check names (core/sim/expect.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { LIVE_WALL_CLOCK_MARGIN_MS, check_expect } from '../../core/sim/expect.js';
+import { LIVE_WALL_CLOCK_MARGIN_MS, check_expect, type ExpectCheck } from '../../core/sim/expect.js';
 import { run_scenario } from '../../core/sim/runner.js';
-import { parse_scenario_text } from '../../core/sim/scenario.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
+import { PRESETS_DIR, loadPreset as preset } from '../helpers/presets.js';
 
-const PRESETS = new URL('../../scenarios/', import.meta.url).pathname;
+const PRESETS = `${PRESETS_DIR}/`;
 
 interface Ev {
   side: string;
   event: string;
   data?: unknown;
-}
-
-interface Check {
-  what: string;
-  expected: string;
-  ok: boolean;
-  why?: string;
 }
 
 function per_side(events: Ev[], side: string): string[] {
@@ -39,10 +31,6 @@ function per_side(events: Ev[], side: string): string[] {
   return mine.slice(from).map((e) => `${e.event}${e.data === undefined ? '' : ` ${JSON.stringify(e.data)}`}`);
 }
 
-const preset = (name: string) => {
-  const file = `${PRESETS}${name}.yaml`;
-  return parse_scenario_text(readFileSync(file, 'utf8'), file);
-};
 
 describe('miglab run --live against the simulated runtime', () => {
   for (const name of ['idle-small', 'cancel-midway']) {
@@ -55,7 +43,7 @@ describe('miglab run --live against the simulated runtime', () => {
         outcome: string;
         source: { passes: number; transferred: number; counters_note: string | null };
         events: Ev[];
-        expect: Check[];
+        expect: ExpectCheck[];
       };
       expect(live.expect.filter((c) => !c.ok), r.stderr).toEqual([]);
       expect(r.status, r.stderr).toBe(0);

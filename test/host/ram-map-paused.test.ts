@@ -7,6 +7,7 @@
  * the source said `sent: 20002` where the destination and query-migrate said 21632.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { untilStopped } from '../helpers/simulated-run.js';
 import type { RamPageState } from '../../host/api.js';
 import { SimulatedRun } from '../../host/simulation.js';
 
@@ -19,9 +20,7 @@ interface MigrateInfo {
 const run = new SimulatedRun();
 afterAll(() => run.close());
 
-async function stopped(): Promise<void> {
-  while (run.status().state === 'running') await new Promise((r) => setTimeout(r, 5));
-}
+const stopped = () => untilStopped(run);
 
 async function look(): Promise<{ src: Counts; dst: Counts; info: MigrateInfo }> {
   const map = async (endpoint: 'source' | 'destination') =>

@@ -4,13 +4,12 @@
  * (the same engine as the live one): the switchover threshold, the decisions and where
  * the remaining bytes cross the threshold, the downtime explanation (bandwidth-cap).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TraceEvent } from '../../host/api.js';
 import { run_scenario } from '../../core/sim/runner.js';
 import { parse_scenario_text } from '../../core/sim/scenario.js';
 import { CHART_COLUMNS, ChartData } from '../../renderer/src/lib/charts/chart-data.js';
+import { loadPreset, sourceTrace } from '../helpers/presets.js';
 
 const where = (ts: number) => ({ ts, thread: 'live_migration', tid: 7 });
 const mark = (ts: number, name: string, args: Record<string, unknown>): TraceEvent => ({ ...where(ts), type: 'mark', name, args });
@@ -97,14 +96,11 @@ describe('chart data from trace marks', () => {
   });
 });
 
-const PRESETS = join(import.meta.dirname, '..', '..', 'scenarios');
-
-/** The source's trace of a preset run on the simulated runtime, as the renderer receives it. */
-async function presetTrace(name: string) {
-  const sc = parse_scenario_text(readFileSync(join(PRESETS, `${name}.yaml`), 'utf8'), `${name}.yaml`);
-  const { sim, result } = await run_scenario(sc);
-  const evs = sim.timeline.filter((e) => e.side === 'src').map(({ side: _side, ...ev }) => ev as TraceEvent);
-  return { evs, result };
+/** The source's trace of a preset run on the simulated runtime, as the renderer receives it (one run per preset: they are deterministic). */
+const traces = new Map<string, Promise<{ evs: TraceEvent[]; result: Awaited<ReturnType<typeof run_scenario>>['result'] }>>();
+function presetTrace(name: string) {
+  if (!traces.has(name)) traces.set(name, run_scenario(loadPreset(name)).then(({ sim, result }) => ({ evs: sourceTrace(sim), result })));
+  return traces.get(name)!;
 }
 
 type Mark = Extract<TraceEvent, { type: 'mark' }>;

@@ -5,20 +5,17 @@
  * step later, at the pass where the exact pending size is asked, at migration_completion,
  * and at the end. The values are the trace's, checked against the marks around them.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { TraceEvent } from '../../host/api.js';
 import { run_scenario } from '../../core/sim/runner.js';
-import { parse_scenario_text } from '../../core/sim/scenario.js';
 import { LocalsModel, downtimeExplanationOf, frameTimeMs } from '../../renderer/src/lib/locals/locals.js';
 import { MIGRATION_COMPLETION_9_0, MIGRATION_ITERATION_RUN_9_0 } from '../../renderer/src/lib/locals/qemu-code.js';
 import { completionAnnotations, completionRows, iterationAnnotations, iterationRows } from '../../renderer/src/lib/locals/rows.js';
+import { loadPreset, sourceTrace } from '../helpers/presets.js';
 
-const PRESET = join(import.meta.dirname, '..', '..', 'scenarios', 'bandwidth-cap.yaml');
-const sc = parse_scenario_text(readFileSync(PRESET, 'utf8'), PRESET);
+const sc = loadPreset('bandwidth-cap');
 const { sim, result } = await run_scenario(sc);
-const evs: TraceEvent[] = sim.timeline.filter((e) => e.side === 'src').map(({ side: _side, ...ev }) => ev as TraceEvent);
+const evs = sourceTrace(sim);
 
 type Args = Record<string, number | string | boolean | null>;
 const args = (e: TraceEvent) => (e as { args?: Args }).args!;

@@ -2,13 +2,12 @@
  * The setup panel's parameters (renderer/src/lib/playback/setup.ts): read from a preset's
  * text, written back with the scenario's own checks, and said as QMP.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse_scenario_yaml } from '../../core/sim/scenario.js';
 import { applySetup, presetDescription, readSetup } from '../../renderer/src/lib/playback/setup.js';
+import { presetText } from '../helpers/presets.js';
 
-const preset = (name: string) => readFileSync(join(import.meta.dirname, '../../scenarios', `${name}.yaml`), 'utf8');
+const preset = presetText;
 
 function applied(text: string, field: Parameters<typeof applySetup>[1], value: string | boolean) {
   const r = applySetup(text, field, value);

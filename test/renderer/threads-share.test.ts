@@ -5,6 +5,7 @@
  * (it read "0 ms traced"), and the thread reads as waiting, with its share of its life.
  */
 import { describe, expect, it } from 'vitest';
+import { untilStopped } from '../helpers/simulated-run.js';
 import type { TraceEvent } from '../../host/api.js';
 import { SimulatedRun } from '../../host/simulation.js';
 import {
@@ -22,9 +23,7 @@ async function simulated(until: 'second-sync' | 'end'): Promise<{ threads: Recor
   const run = new SimulatedRun();
   const threads = { source: EMPTY_THREADS, destination: EMPTY_THREADS };
   run.onTrace((id, ev: TraceEvent) => (threads[id] = applyThreadEvent(threads[id], ev)));
-  const stopped = async () => {
-    while (run.status().state === 'running') await new Promise((r) => setTimeout(r, 5));
-  };
+  const stopped = () => untilStopped(run);
   try {
     await run.start({ preset: 'bandwidth-cap' });
     run.setSpeed('max');

@@ -5,20 +5,17 @@
  * description that stops being true of the run fails here.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { check_claims, record_claim_run, type ClaimHost, type ClaimRun } from '../../core/sim/claims.js';
-import { SCENARIO_DESCRIPTION_FIELDS, parse_scenario_text, scenario_from_object, type Scenario } from '../../core/sim/scenario.js';
+import { SCENARIO_DESCRIPTION_FIELDS, scenario_from_object, type Scenario } from '../../core/sim/scenario.js';
+import { MIGLAB } from '../helpers/endpoint-process.js';
+import { PRESET_NAMES, loadPreset } from '../helpers/presets.js';
 
-const DIR = new URL('../../scenarios/', import.meta.url);
-const MIGLAB = new URL('../../bin/miglab.js', import.meta.url).pathname;
-const PRESETS = readdirSync(DIR)
-  .filter((f) => f.endsWith('.yaml'))
-  .sort()
-  .map((f) => ({ file: f, sc: parse_scenario_text(readFileSync(new URL(f, DIR), 'utf8'), f) }));
+const PRESETS = PRESET_NAMES.map((name) => ({ file: `${name}.yaml`, sc: loadPreset(name) }));
 
 const tmp = mkdtempSync(join(tmpdir(), 'miglab-claims-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

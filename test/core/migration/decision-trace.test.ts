@@ -7,22 +7,23 @@
  * runs synchronously inside the traced call), on a real simulated run of the bandwidth-cap
  * preset.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { qmp_query_migrate } from '../../../core/migration/migration.js';
 import { Simulation } from '../../../core/sim/runner.js';
-import { parse_scenario_text } from '../../../core/sim/scenario.js';
 import type { TraceEvent } from '../../../core/trace/trace.js';
 import type { CompletionResult, IterationDecision, SwitchoverInputs } from '../../../core/trace/trace-event.js';
+import { loadPreset } from '../../helpers/presets.js';
 
-const PRESET = join(import.meta.dirname, '..', '..', '..', 'scenarios', 'bandwidth-cap.yaml');
 
 type Query = { ram: Record<string, number>; 'expected-downtime'?: number; downtime?: number; status: string };
 type Seen = { ev: TraceEvent; q: Query; params: Record<string, unknown>; runstate: string };
 
+/** One traced bandwidth-cap run (deterministic), shared by the tests below. */
+let traced: ReturnType<typeof tracedRun> | undefined;
+const tracedOnce = () => (traced ??= tracedRun());
+
 async function tracedRun() {
-  const sim = new Simulation(parse_scenario_text(readFileSync(PRESET, 'utf8'), PRESET));
+  const sim = new Simulation(loadPreset('bandwidth-cap'));
   const src = sim.src;
   const seen: Seen[] = [];
   src.tracer.on((ev) => {
@@ -41,7 +42,7 @@ const args = <T,>(s: Seen) => (s.ev as { args?: unknown }).args as T;
 
 describe('the switchover decision in the trace', () => {
   it('migration_iteration_run carries what it decides on, as query-migrate reports it at its entry', async () => {
-    const { seen, result } = await tracedRun();
+    const { seen, result } = await tracedOnce();
     expect(result.outcome).toBe('completed');
     const calls = enters(seen, 'migration_iteration_run');
     expect(calls.length).toBeGreaterThan(50);
@@ -73,7 +74,7 @@ describe('the switchover decision in the trace', () => {
   });
 
   it('each call reports its decision on the pending size it compared; the last one completes, below threshold_size', async () => {
-    const { seen } = await tracedRun();
+    const { seen } = await tracedOnce();
     const decisions = marks(seen, 'miglab_iteration_decision');
     expect(decisions.length).toBe(enters(seen, 'migration_iteration_run').length);
     const estimates = marks(seen, 'migrate_pending_estimate');
@@ -100,7 +101,7 @@ describe('the switchover decision in the trace', () => {
   });
 
   it('migration_completion: entered under the rate limit, ends with it lifted and the downtime query-migrate reports', async () => {
-    const { seen, final } = await tracedRun();
+    const { seen, final } = await tracedOnce();
     const [entry] = enters(seen, 'migration_completion');
     const a = args<SwitchoverInputs>(entry!);
     expect(a.rate_limit_max).toBe(Math.floor(33554432 / 10));
