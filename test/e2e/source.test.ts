@@ -86,4 +86,22 @@ describe.skipIf(!CHROMIUM)('the source view in chromium', () => {
     await page.getByTestId('source-tree-apply').click();
     await expect.poll(() => page.getByTestId('source-tree-error').innerText()).toBe(`${notTree} is not a QEMU source tree: it has no migration/migration.c`);
   });
+
+  it('is a tab of focus mode, alone on the screen: C beside the TypeScript at 1280 px, stacked at 900', async () => {
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await page.getByTestId('source-tree').fill(MINI);
+    await page.getByTestId('source-tree-apply').click();
+    await page.getByTestId('focus-toggle').click();
+    await page.getByTestId('view-tab-source').click();
+    await expect.poll(() => page.locator('[data-view=chain]').isVisible()).toBe(false);
+    await expect.poll(() => page.getByTestId('source-view').isVisible()).toBe(true);
+    await page.getByTestId('source-search').fill('migration_thread');
+    await page.getByTestId('source-show').click();
+    await expect.poll(() => page.getByTestId('source-c').innerText()).toContain('static void *migration_thread(void *opaque)');
+    const boxes = async () => ({ ts: (await page.getByTestId('source-ts').boundingBox())!, c: (await page.getByTestId('source-c').boundingBox())! });
+    let b = await boxes();
+    expect(b.c.x).toBeGreaterThanOrEqual(b.ts.x + b.ts.width);
+    await page.setViewportSize({ width: 900, height: 720 });
+    await expect.poll(async () => ((b = await boxes()), b.c.y >= b.ts.y + b.ts.height)).toBe(true);
+  });
 });
