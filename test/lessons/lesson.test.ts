@@ -132,3 +132,13 @@ describe('lessons/lesson.schema.json', () => {
     expect(() => parse_lesson_yaml(stringify({ ...rest, params: { bandwidth: { min: 1, max: 3, step: 1 }, downtime: { choose: [20] }, hotset: { choose: [8388608] } } }))).not.toThrow();
   });
 });
+
+describe('docs/lessons.md', () => {
+  it('carries the measures table generated from measures.ts, so it lists every measure', async () => {
+    const { measures_markdown, measure_names } = await import('../../core/lesson/measures.js');
+    const doc = readFileSync(new URL('../../docs/lessons.md', import.meta.url), 'utf8');
+    const table = /<!-- measures: generated from core\/lesson\/measures\.ts -->\n([\s\S]*?)\n<!-- \/measures -->/.exec(doc)?.[1];
+    expect(table).toBe(measures_markdown());
+    for (const name of measure_names()) expect(doc).toContain(`| \`${name}\` |`);
+  });
+});

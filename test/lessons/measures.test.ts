@@ -50,7 +50,7 @@ describe('measures on raise-downtime-limit', () => {
   });
 
   it('read the switchover from the trace: the threshold is the window’s bandwidth × the downtime-limit then', () => {
-    const completion = run.src.find((e) => e.type === 'enter' && e.fn === 'migration_completion') as { args: { threshold_size: number; bandwidth: number; downtime_limit: number } };
+    const completion = run.src.find((e) => e.type === 'enter' && e.fn === 'migration_completion') as unknown as { args: { threshold_size: number; bandwidth: number; downtime_limit: number } };
     expect(measure('threshold_bytes', run)).toBe(completion.args.threshold_size);
     expect(measure('bandwidth_at_switchover', run)).toBe(completion.args.bandwidth * 1000);
     // raised by the scenario's action to 30000 ms: what the source's options say at the end

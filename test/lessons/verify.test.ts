@@ -3,10 +3,11 @@
  * attempt passes for its default seed and the two after it, its wrong attempt fails; every
  * verdict is a run of the simulated engine graded as a learner's attempt is.
  */
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { load_lesson, preset_reader } from '../../core/lesson/course.js';
+import { parse_lesson_yaml } from '../../core/lesson/lesson.js';
 import { verify_lesson } from '../../core/lesson/verify.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'lessons');
@@ -21,5 +22,14 @@ describe('every lesson verifies', () => {
     // Three seeds for the reference, the wrong attempt once; the wrong one really failed a step.
     expect(runs.map((r) => r.attempt)).toEqual(['reference', 'reference', 'reference', 'wrong']);
     expect(runs[3]!.grade.steps.some((s) => s.status === 'failed')).toBe(true);
+  });
+});
+
+describe("docs/lessons.md's worked example", () => {
+  it('verifies as the doc says it does', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'lessons.md'), 'utf8');
+    const text = /`my-downtime\.yaml`[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    const runs = await verify_lesson(parse_lesson_yaml(text, 'my-downtime.yaml'), preset_reader());
+    expect(runs.map((r) => r.ok)).toEqual([true, true, true, true]);
   });
 });
