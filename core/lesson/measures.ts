@@ -32,6 +32,20 @@ const marks = (entries: readonly TimelineEntry[], name: string) =>
 const statuses = (run: LessonRun, side: 'src' | 'dst'): string[] =>
   run.result.events.filter((e) => e.side === side && e.event === 'MIGRATION').map((e) => String((e.data as { status?: unknown })?.status));
 const event_names = (run: LessonRun, side: 'src' | 'dst'): string[] => run.result.events.filter((e) => e.side === side).map((e) => e.event);
+/** Each event as the console shows what matters of it: NAME, or NAME:status (MIGRATION), NAME:pass (MIGRATION_PASS). */
+const event_log = (run: LessonRun, side: 'src' | 'dst'): string[] =>
+  run.result.events
+    .filter((e) => e.side === side)
+    .map((e) => {
+      const d = e.data as { status?: unknown; pass?: unknown } | undefined;
+      const detail = d?.status ?? d?.pass;
+      return detail === undefined ? e.event : `${e.event}:${String(detail)}`;
+    });
+/** The run states one end went through (the runner's state entries), the first one included. */
+function runstates(entries: readonly TimelineEntry[]): string[] {
+  const changes = entries.filter((e): e is Extract<TimelineEntry, { type: 'state' }> => e.type === 'state' && e.what === 'runstate');
+  return changes.length ? [changes[0]!.from, ...changes.map((e) => e.to)] : [];
+}
 const first_enter = (run: LessonRun, fn: string) => run.src.find((e) => e.type === 'enter' && e.fn === fn) as Extract<TimelineEntry, { type: 'enter' }> | undefined;
 
 /** The source's migration thread as created: its thread-create entry. */
@@ -85,6 +99,18 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   destination_states: { unit: 'list', describe: 'the statuses of the destination’s MIGRATION events, in order', of: (run) => statuses(run, 'dst') },
   source_events: { unit: 'list', describe: 'the QMP events the source emitted, in order (MIGRATION, MIGRATION_PASS, STOP, …)', of: (run) => event_names(run, 'src') },
   destination_events: { unit: 'list', describe: 'the QMP events the destination emitted, in order', of: (run) => event_names(run, 'dst') },
+  source_event_log: {
+    unit: 'list',
+    describe: 'the source’s QMP events in order, as NAME or NAME:detail (MIGRATION:setup, MIGRATION_PASS:1, STOP)',
+    of: (run) => event_log(run, 'src'),
+  },
+  destination_event_log: {
+    unit: 'list',
+    describe: 'the destination’s QMP events in order, as NAME or NAME:detail (MIGRATION:active, RESUME)',
+    of: (run) => event_log(run, 'dst'),
+  },
+  source_runstates: { unit: 'list', describe: 'the run states the source went through, in order (prelaunch, running, finish-migrate, …)', of: (run) => runstates(run.src) },
+  destination_runstates: { unit: 'list', describe: 'the run states the destination went through, in order (prelaunch, inmigrate, running, …)', of: (run) => runstates(run.dst) },
   passes: { unit: 'count', describe: 'ram.dirty-sync-count at the end: bitmap syncs (passes)', of: (run) => run.result.source.passes },
   total_time_ms: { unit: 'ms', describe: 'query-migrate total-time at the end', of: (run) => run.result.source['total-time'] },
   setup_time_ms: { unit: 'ms', describe: 'query-migrate setup-time at the end', of: (run) => run.result.source['setup-time'] },
