@@ -153,6 +153,8 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     },
   },
   transferred_bytes: { unit: 'bytes', describe: 'ram.transferred at the end', of: (run) => run.result.source.transferred },
+  normal_pages: { unit: 'count', describe: 'ram.normal at the end: pages sent whole (an 8-byte header and the page’s bytes)', of: (run) => run.result.source.normal },
+  zero_pages: { unit: 'count', describe: 'ram.duplicate at the end: zero pages sent as a ZERO record (the header and one byte)', of: (run) => run.result.source.duplicate },
   precopy_bytes: { unit: 'bytes', describe: 'ram.precopy-bytes: sent while the guest ran', of: (run) => run.result.source['precopy-bytes'] },
   downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
