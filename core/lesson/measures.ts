@@ -250,6 +250,24 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     describe: 'the destination’s pages equal the source’s, page for page (null when not completed)',
     of: (run) => run.result.destination.generations_match,
   },
+  snapshot_matches_start: {
+    unit: 'boolean',
+    describe: 'the destination’s pages equal the source’s as they were at its STOP, page for page: what a background snapshot must hold (null when not completed or never stopped)',
+    of: (run) => {
+      const at = run.ram.src_at_stop;
+      if (!at || run.result.destination.status !== 'completed') return null;
+      return at.every((g, p) => run.ram.dst_end[p] === g);
+    },
+  },
+  pages_written_since_stop: {
+    unit: 'count',
+    describe: 'source pages the guest wrote after its STOP (0 for a live migration: the guest ran on at the destination); null when it never stopped',
+    of: (run) => {
+      const at = run.ram.src_at_stop;
+      return at ? at.reduce((n, g, p) => n + (run.ram.src_end[p] !== g ? 1 : 0), 0) : null;
+    },
+  },
+  write_faults: { unit: 'count', describe: 'pages a guest write faulted on while write-protected, the writer waiting until the snapshot thread saved them (background snapshot; a page counts once)', of: (run) => run.ram.write_faults },
   source_keeps_running: {
     unit: 'boolean',
     describe: 'the source guest never stopped (no STOP event) and is running at the end',

@@ -11,7 +11,7 @@
 import { record_claim_run, type ClaimRun } from '../sim/claims.js';
 import type { Side } from '../sim/endpoint.js';
 import type { QmpLine, QmpReply } from '../sim/qmp-session.js';
-import type { TimelineEntry } from '../sim/runner.js';
+import type { Simulation, TimelineEntry } from '../sim/runner.js';
 import type { Scenario } from '../sim/scenario.js';
 import type { Attempt, AttemptAction, Lesson } from './lesson.js';
 import { draw_params, lesson_scenario, type LessonParams } from './params.js';
@@ -40,6 +40,18 @@ export interface LessonRun extends ClaimRun {
   sent: SentCommand[];
   /** The attempt's actions, in the attempt's order. */
   actions: ActionRecord[];
+  /** Page generations (core/sim/guest-ram.ts) to compare memories with. */
+  ram: RunMemory;
+}
+
+/** Both ends' memory as page generations, and the source's as it was at its first STOP. */
+export interface RunMemory {
+  /** The source's pages when it sent STOP (the vCPUs are paused by then); null: it never stopped. */
+  src_at_stop: Uint16Array | null;
+  src_end: Uint16Array;
+  dst_end: Uint16Array;
+  /** Guest writes that faulted on a write-protected page (background snapshot). */
+  write_faults: number;
 }
 
 /** Listen to one session: requests by id, replies matched to them. */
@@ -78,13 +90,19 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
   const sc: Scenario = { ...base, actions: [...base.actions, ...added] };
   const sent: SentCommand[] = [];
   let dst: TimelineEntry[] = [];
+  let src_at_stop: Uint16Array | null = null;
+  let sim_: Simulation | null = null;
   const run = await record_claim_run(sc, (sim) => {
+    sim_ = sim;
     sim.qmp.src.on_line(listen('src', sent));
     sim.qmp.dst.on_line(listen('dst', sent));
     sim.on_entry((e) => {
       if (e.side === 'dst') dst.push(e);
+      else if (e.type === 'mark' && e.name === 'STOP' && !src_at_stop) src_at_stop = sim.src.ram.gen.slice();
     });
   });
+  const sim = sim_! as Simulation;
+  const ram: RunMemory = { src_at_stop, src_end: sim.src.ram.gen.slice(), dst_end: sim.dst.ram.gen.slice(), write_faults: sim.src.ram.uffd_faults };
   dst = [...dst];
   // Each scenario action is the first command not yet claimed with its side, name and arguments, at or after its time.
   const claimed = new Set<SentCommand>();
@@ -97,5 +115,5 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
     claimed.add(c);
     if (i >= own) records[i - own]!.sent = c;
   }
-  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records };
+  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records, ram };
 }
