@@ -41,6 +41,18 @@ export interface LessonRun extends ClaimRun {
   sent: SentCommand[];
   /** The attempt's actions, in the attempt's order. */
   actions: ActionRecord[];
+  /** Page generations (core/sim/guest-ram.ts) to compare memories with. */
+  ram: RunMemory;
+}
+
+/** Both ends' memory as page generations, and the source's as it was at its first STOP. */
+export interface RunMemory {
+  /** The source's pages when it sent STOP (the vCPUs are paused by then); null: it never stopped. */
+  src_at_stop: Uint16Array | null;
+  src_end: Uint16Array;
+  dst_end: Uint16Array;
+  /** Guest writes that faulted on a write-protected page (background snapshot). */
+  write_faults: number;
 }
 
 /** Listen to one session: requests by id, replies matched to them. */
@@ -72,6 +84,8 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
   const sent: SentCommand[] = [];
   let dst: TimelineEntry[] = [];
   let inputs: Simulation['inputs'] = [];
+  let src_at_stop: Uint16Array | null = null;
+  let sim_: Simulation | null = null;
   const replay: SimInput[] = attempt.actions.map((a) => ({
     at: a.at,
     side: a.side,
@@ -82,15 +96,19 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
   const run = await record_claim_run(
     sc,
     (sim) => {
+      sim_ = sim;
       sim.qmp.src.on_line(listen('src', sent));
       sim.qmp.dst.on_line(listen('dst', sent));
       sim.on_entry((e) => {
         if (e.side === 'dst') dst.push(e);
+        else if (e.type === 'mark' && e.name === 'STOP' && !src_at_stop) src_at_stop = sim.src.ram.gen.slice();
       });
       inputs = sim.inputs;
     },
     { replay },
   );
+  const sim = sim_! as Simulation;
+  const ram: RunMemory = { src_at_stop, src_end: sim.src.ram.gen.slice(), dst_end: sim.dst.ram.gen.slice(), write_faults: sim.src.ram.uffd_faults };
   dst = [...dst];
   // Each action is the input that ran for it (inputs are recorded as they run: match them by content, in order).
   const used = new Set<number>();
@@ -103,5 +121,5 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
     if (r.arguments !== undefined) c.arguments = r.arguments;
     return { action: attempt.actions[i]!, sent: c };
   });
-  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records };
+  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records, ram };
 }

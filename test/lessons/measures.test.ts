@@ -83,3 +83,37 @@ describe('measures on raise-downtime-limit', () => {
     }
   });
 });
+
+describe('measures of states, events, pages and memory at the STOP', () => {
+  it('on raise-downtime-limit: run states from the trace, events with their details, pages as query-migrate counts them', () => {
+    const q = run.result.query_migrate.src as Record<string, any>;
+    expect(measure('source_runstates', run)).toEqual(['prelaunch', 'running', 'finish-migrate', 'postmigrate']);
+    expect(measure('destination_runstates', run)).toEqual(['prelaunch', 'inmigrate', 'running']);
+    const src = run.result.events.filter((e) => e.side === 'src');
+    const log = measure('source_event_log', run) as string[];
+    expect(log).toHaveLength(src.length);
+    expect(log.filter((x) => x.startsWith('MIGRATION:'))).toEqual(['MIGRATION:setup', 'MIGRATION:active', 'MIGRATION:completed']);
+    expect(log.filter((x) => x.startsWith('MIGRATION_PASS:'))).toHaveLength(q.ram['dirty-sync-count']);
+    expect(measure('destination_event_log', run)).toContain('RESUME');
+    expect(measure('normal_pages', run)).toBe(q.ram.normal);
+    expect(measure('zero_pages', run)).toBe(q.ram.duplicate);
+    // A live migration: the guest stops for good at the source, so the destination holds the memory of the STOP.
+    expect(measure('snapshot_matches_start', run)).toBe(true);
+    expect(measure('pages_written_since_stop', run)).toBe(0);
+    expect(measure('write_faults', run)).toBe(0);
+  });
+
+  it('on background-snapshot: the source pauses and runs on; the destination holds the memory of the STOP, not of the end', async () => {
+    const bg = lesson_from_object({ ...LESSON, scenario: 'background-snapshot' } as unknown as Record<string, unknown>);
+    const r = await record_attempt(bg, { seed: 1, answers: {}, actions: [] }, preset_reader());
+    expect(measure('thread_name', r)).toBe('bg_snapshot');
+    expect(measure('source_runstates', r)).toEqual(['prelaunch', 'running', 'paused', 'running']);
+    expect(measure('source_event_log', r)).toEqual(expect.arrayContaining(['MIGRATION:setup', 'STOP', 'RESUME', 'MIGRATION:completed']));
+    expect(measure('source_event_log', r)).not.toContain('MIGRATION_PASS:1');
+    expect(measure('memory_matches', r)).toBe(false);
+    expect(measure('snapshot_matches_start', r)).toBe(true);
+    // The pages the guest wrote after the STOP are exactly where the source and the destination differ at the end.
+    expect(measure('pages_written_since_stop', r)).toBe(r.result.destination.pages_differing);
+    expect(measure('pages_written_since_stop', r) as number).toBeGreaterThan(0);
+  });
+});
