@@ -77,7 +77,7 @@ export class SimVirtualMachine extends VirtualMachine {
     this.clock = o.clock;
     this.ram = o.ram;
     this.tid_base = o.tid_base;
-    this.transport = o.net.transport();
+    this.transport = o.net.transport(o.side);
     // QMP event timestamps in virtual time, from a fixed origin (QEMU 9.0.0's release day).
     this.events.now_us = () => SIM_EPOCH_US + this.clock.now_us();
   }

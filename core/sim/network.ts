@@ -66,10 +66,15 @@ function sim_socket_address(addr: MigrationAddress): SocketAddress {
   }
 }
 
+/** Who holds a listener or a connection's end: an endpoint's name (its process). */
+export type SimHostName = string;
+
 export class SimNetwork {
-  private readonly listeners = new Map<string, (ioc: QIOChannel) => void>();
+  private readonly listeners = new Map<string, { accept: (ioc: QIOChannel) => void; owner: SimHostName }>();
   /** Every connection made, in order. */
   readonly links: SimLink[] = [];
+  /** Each connection's ends and who holds them (for exit()). */
+  private readonly ends: { ch: QIOChannel; owner: SimHostName }[] = [];
   private next_port = 49152;
 
   constructor(
@@ -84,22 +89,32 @@ export class SimNetwork {
    * fail at once (as a transport that cannot start does in QEMU: setup, then failed), and
    * fd: finds no descriptor, as in a QEMU that was given none.
    */
-  transport(): MigrationTransport {
+  transport(owner: SimHostName = 'host'): MigrationTransport {
     return {
-      start_outgoing: (addr, done) => this.connect(sim_socket_address(addr), done),
-      start_incoming: (addr, accept) => this.listen(sim_socket_address(addr), accept),
+      start_outgoing: (addr, done) => this.connect(sim_socket_address(addr), done, owner),
+      start_incoming: (addr, accept) => this.listen(sim_socket_address(addr), accept, owner),
     };
+  }
+
+  /**
+   * The process of `owner` ended: as the kernel does for it, its listeners go away and its
+   * sockets are closed (a peer reads what was sent, then EOF; writing to it fails with
+   * "Connection reset by peer": core/sim/link.ts).
+   */
+  exit(owner: SimHostName): void {
+    for (const [key, l] of this.listeners) if (l.owner === owner) this.listeners.delete(key);
+    for (const e of this.ends) if (e.owner === owner) e.ch.close();
   }
 
   private rtt(): number {
     return 2 * this.params.latency_ms;
   }
 
-  connect(saddr: SocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void {
+  connect(saddr: SocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void, owner: SimHostName = 'host'): void {
     const key = addr_key(saddr);
     this.clock.set_timer(this.rtt(), () => {
-      const accept = this.listeners.get(key);
-      if (!accept) {
+      const listener = this.listeners.get(key);
+      if (!listener) {
         done(null, `Failed to connect to '${addr_text(saddr)}': ${strerror('ECONNREFUSED')}`);
         return;
       }
@@ -108,26 +123,31 @@ export class SimNetwork {
         'migration-socket-incoming',
       ]);
       this.links.push(link);
+      this.ends.push({ ch: link.a, owner });
       done(link.a, null);
       this.clock.set_timer(this.params.latency_ms, () => {
         // The listener may have closed meanwhile: the connection then goes nowhere.
-        this.listeners.get(key)?.(link.b);
+        const l = this.listeners.get(key);
+        if (!l) return;
+        this.ends.push({ ch: link.b, owner: l.owner });
+        l.accept(link.b);
       });
     });
   }
 
-  async listen(saddr: SocketAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport> {
+  async listen(saddr: SocketAddress, accept: (ioc: QIOChannel) => void, owner: SimHostName = 'host'): Promise<MigrationIncomingTransport> {
     let bound = saddr;
     if (saddr.type === 'inet' && saddr.port === '0') bound = { ...saddr, port: String(this.next_port++) };
     const key = addr_key(bound);
     if (this.listeners.has(key)) {
       throw error_setg(`Failed to bind socket: ${strerror('EADDRINUSE')}`);
     }
-    this.listeners.set(key, accept);
+    const l = { accept, owner };
+    this.listeners.set(key, l);
     return {
       socket_address: [bound],
       cleanup: async () => {
-        if (this.listeners.get(key) === accept) this.listeners.delete(key);
+        if (this.listeners.get(key) === l) this.listeners.delete(key);
       },
     };
   }

@@ -28,6 +28,7 @@ import { migration_transferred_bytes } from '../migration/qemu-file.js';
 import type { QapiEventMessage } from '../qmp/qapi-event.js';
 import { toChromeTrace, type ChromeTraceEvent } from '../trace/chrome-trace.js';
 import type { TraceEvent } from '../trace/trace.js';
+import { MIGLAB_PROCESS_EXIT } from '../trace/trace-event.js';
 import { VirtualClock, VirtualClockDriver, type Speed } from './clock.js';
 import { SimVirtualMachine, type Side } from './endpoint.js';
 import { SimRAMBlock } from './guest-ram.js';
@@ -64,7 +65,8 @@ export interface StopInfo {
   t_ms: number;
 }
 
-export type Outcome = 'completed' | 'failed' | 'cancelled' | 'timeout' | 'stalled' | 'error';
+/** How a run ended; `exited`: the source's process ended (quit) before its migration did. */
+export type Outcome = 'completed' | 'failed' | 'cancelled' | 'timeout' | 'stalled' | 'error' | 'exited';
 
 export interface SimEventRecord {
   t_ms: number;
@@ -241,7 +243,10 @@ export class Simulation {
   private script_error: string | null = null;
   private src_cleaned = false;
   private src_end_ms: number | null = null;
-  private dst_exit: number | null = null;
+  /** The exit status of an endpoint whose process ended (quit, or a failed incoming load: exit 1). */
+  readonly exited: Partial<Record<Side, number>> = {};
+  /** The destination's page counts when its process exited. */
+  private dst_load_at_exit: { pages_ok: number; pages_bad: number } | null = null;
   private throttle_max = 0;
   private readonly seen_state: Record<string, string> = {};
   private wall_start = 0;
@@ -276,7 +281,9 @@ export class Simulation {
     this.workload = new SimWorkload(this.clock, src_ram, sim_workload_spec(scenario.workload), prng.fork('workload'), {
       tick_ms: opts.tick_ms,
     });
-    const report = (side: Side) => (msg: string) => this.errors.push({ t_ms: this.clock.now_ms(), side, msg });
+    const report = (side: Side) => (msg: string) => {
+      if (this.exited[side] === undefined) this.errors.push({ t_ms: this.clock.now_ms(), side, msg });
+    };
     this.src = new SimVirtualMachine({
       side: 'src',
       name: 'src',
@@ -299,8 +306,12 @@ export class Simulation {
       tid_base: TID_BASE.dst,
       error_report: report('dst'),
     });
-    this.dst.onExit((code) => (this.dst_exit = code));
-    for (const vm of [this.src, this.dst]) this.record_from(vm);
+    for (const vm of [this.src, this.dst]) {
+      vm.onExit((code) => this.process_exit(vm, code));
+      // qmp_quit() (or a signal): the process exits with status 0 once SHUTDOWN is out.
+      vm.onShutdown(() => this.process_exit(vm, 0));
+      this.record_from(vm);
+    }
     this.qmp = {
       src: new QmpSession(this.src, () => this.clock.now_ms()),
       dst: new QmpSession(this.dst, () => this.clock.now_ms()),
@@ -310,9 +321,25 @@ export class Simulation {
 
   /* ------------------------------- recording ------------------------------- */
 
+  /**
+   * An endpoint's process ends (`miglab vm` exits there): the exit is marked on its main
+   * thread, its sockets close as the kernel closes a dead process's (the peer sees EOF or a
+   * reset), and nothing more of it is recorded: what its engine would still do after the
+   * exit did not happen. Its state stays readable (the result, query-migrate before).
+   */
+  private process_exit(vm: SimVirtualMachine, status: number): void {
+    const side = vm.side;
+    if (this.exited[side] !== undefined) return;
+    this.push({ type: 'mark', name: MIGLAB_PROCESS_EXIT, args: { status }, ts: this.clock.now_us(), thread: 'main', tid: vm.tid_base, side });
+    this.exited[side] = status;
+    if (side === 'dst') this.dst_load_at_exit = { ...this.dst.ram.load_stats };
+    this.net.exit(side);
+  }
+
   private record_from(vm: SimVirtualMachine): void {
     const side = vm.side;
     vm.tracer.on((ev) => {
+      if (this.exited[side] !== undefined) return;
       this.poll_states();
       const e = { ...ev, ts: this.clock.now_us(), side } as TimelineEntry;
       if (e.thread === 'main') e.tid = vm.tid_base;
@@ -320,6 +347,7 @@ export class Simulation {
       if (side === 'src' && ev.type === 'exit' && ev.fn === 'migrate_fd_cleanup') this.src_cleaned = true;
     });
     vm.events.on((msg: QapiEventMessage) => {
+      if (this.exited[side] !== undefined) return;
       this.poll_states();
       const t_ms = this.clock.now_ms();
       const rec: SimEventRecord = { t_ms, side, event: msg.event };
@@ -340,6 +368,7 @@ export class Simulation {
   /** Record state changes since the last look (source and destination, migration and run state). */
   private poll_states(): void {
     const look = (side: Side, what: 'migration' | 'incoming' | 'runstate', now: string): void => {
+      if (this.exited[side] !== undefined) return;
       const key = `${side} ${what}`;
       const was = this.seen_state[key] ?? (what === 'runstate' ? 'prelaunch' : 'none');
       if (was === now) return;
@@ -431,11 +460,18 @@ export class Simulation {
   /** The run is over: migration ended on both sides (or cannot go on). */
   private finished(): boolean {
     if (this.script_error) return true;
+    const dst_exit = this.exited.dst ?? null;
+    if (this.exited.src !== undefined) {
+      // The source is gone: its peer fails on the closed stream, or waits in vain for a second.
+      this.src_end_ms ??= this.clock.now_ms();
+      const d = this.dst.incoming.state;
+      return d === 'failed' || d === 'completed' || d === 'none' || dst_exit !== null || this.clock.now_ms() >= this.src_end_ms + 1000;
+    }
     const s = this.src.migration.state;
     if (!TERMINAL.has(s) || !this.src_cleaned) return false;
     this.src_end_ms ??= this.clock.now_ms();
     const d = this.dst.incoming.state;
-    if (d === 'completed' || d === 'failed' || this.dst_exit !== null) return true;
+    if (d === 'completed' || d === 'failed' || dst_exit !== null) return true;
     // A source that did not complete may leave the destination waiting: give it a second.
     return s !== 'completed' && this.clock.now_ms() >= this.src_end_ms + 1000;
   }
@@ -655,11 +691,19 @@ export class Simulation {
 
   /* -------------------------------- results -------------------------------- */
 
+  /** A state at the end: the endpoint's own, or the last recorded one if its process has exited. */
+  private last_state(side: Side, what: 'migration' | 'incoming' | 'runstate', now: string): string {
+    return this.exited[side] === undefined ? now : (this.seen_state[`${side} ${what}`] ?? now);
+  }
+
   private async make_result(why: 'timeout' | 'stalled' | null): Promise<SimResult> {
     const s = this.src.migration;
     // query-migrate through QMP, as a user would ask.
-    const qsrc = (await this.qmp.src.execute('query-migrate')).return as Record<string, any> | undefined;
-    const qdst = (await this.qmp.dst.execute('query-migrate')).return as Record<string, any> | undefined;
+    // (Not of an endpoint whose process has exited: nothing answers there.)
+    const query = async (side: Side) =>
+      this.exited[side] === undefined ? ((await this.qmp[side].execute('query-migrate')).return as Record<string, any> | undefined) : undefined;
+    const qsrc = await query('src');
+    const qdst = await query('dst');
     // The counters are the run's own (mig_stats, s->mbps), the very ones query-migrate
     // reads: QEMU keeps them after a failure or a cancel (until the next migrate_init())
     // although query-migrate then shows only the status (fill_source_migration_info()).
@@ -668,13 +712,16 @@ export class Simulation {
       qsrc?.ram === undefined && s.state !== 'none'
         ? `query-migrate shows only the status when ${s.state}, as QEMU's does; these counters are the source's mig_stats at the end`
         : null;
+    // A source that exited shows the state it had then (its engine did not go on).
+    const src_state = this.last_state('src', 'migration', s.state);
     let outcome: Outcome;
     if (this.script_error) outcome = 'error';
     else if (why) outcome = why;
-    else outcome = TERMINAL.has(s.state) ? (s.state as Outcome) : 'stalled';
+    else if (TERMINAL.has(src_state)) outcome = src_state as Outcome;
+    else outcome = this.exited.src !== undefined ? 'exited' : 'stalled';
     const completed = s.state === 'completed' && this.dst.incoming.state === 'completed';
     const diff = completed ? this.src.ram.diff_generations(this.dst.ram, 0) : null;
-    const dl = this.dst.ram.load_stats;
+    const dl = this.dst_load_at_exit ?? this.dst.ram.load_stats;
     let bytes = 0;
     let wire = 0;
     let lost = 0;
@@ -693,12 +740,12 @@ export class Simulation {
       name: this.scenario.name ?? null,
       seed: this.scenario.seed,
       outcome,
-      error: this.script_error ?? s.error,
+      error: this.script_error ?? (outcome === 'exited' ? `the source exited with status ${this.exited.src} while its migration was ${src_state}` : s.error),
       t_end_ms: this.clock.now_ms(),
       guest_downtime_ms: stop && resume ? resume.t_ms - stop.t_ms : null,
       source: {
-        status: s.state,
-        runstate: this.src.runstate.runstate_get(),
+        status: this.last_state('src', 'migration', s.state),
+        runstate: this.last_state('src', 'runstate', this.src.runstate.runstate_get()),
         'total-time': qsrc?.['total-time'] ?? null,
         downtime: qsrc?.downtime ?? null,
         'setup-time': qsrc?.['setup-time'] ?? null,
@@ -713,13 +760,13 @@ export class Simulation {
         counters_note,
       },
       destination: {
-        status: this.dst.incoming.state,
-        runstate: this.dst.runstate.runstate_get(),
+        status: this.last_state('dst', 'incoming', this.dst.incoming.state),
+        runstate: this.last_state('dst', 'runstate', this.dst.runstate.runstate_get()),
         pages_ok: dl.pages_ok,
         pages_bad: dl.pages_bad,
         generations_match: diff ? diff.count === 0 : null,
         pages_differing: diff ? diff.count : 0,
-        exit_status: this.dst_exit,
+        exit_status: this.exited.dst ?? null,
       },
       link: { bytes, wire_bytes: wire, packets_lost: lost, segments },
       workload: { pages_written: this.workload.pages_written, bytes_written: this.workload.bytes_written },

@@ -265,9 +265,10 @@ export const SCENARIO_SCHEMA = {
       fields: {
         status: {
           type: 'string',
-          enum: ['completed', 'failed', 'cancelled', 'timeout', 'stalled', 'error'],
+          enum: ['completed', 'failed', 'cancelled', 'timeout', 'stalled', 'error', 'exited'],
           required: true,
-          description: 'how the run ends: the migration status, or timeout (limits.max_time reached), stalled, error (a QMP command of the scenario failed)',
+          description:
+            'how the run ends: the migration status, or timeout (limits.max_time reached), stalled, error (a QMP command of the scenario failed), exited (the source quit before its migration ended)',
         },
         total_time: bounds('duration', "the source's total-time, ms"),
         downtime: bounds('duration', "the source's downtime, ms"),

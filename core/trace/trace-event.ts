@@ -74,6 +74,12 @@ export type IterationDecision = {
 };
 
 /**
+ * Lab only: the endpoint's process ended here (args: { status }, its exit status: 0 after
+ * `quit`, 1 when an incoming load failed). The simulated runtime records nothing of it after.
+ */
+export const MIGLAB_PROCESS_EXIT = 'miglab_process_exit';
+
+/**
  * Lab only: what migration_completion() ended with (the downtime is measured in it here;
  * 9.0 measured it just after, in migration_iteration_finish()).
  */
