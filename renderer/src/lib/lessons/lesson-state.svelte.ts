@@ -1,0 +1,227 @@
+/**
+ * The page's lesson: the course list (lesson.list), the open lesson (lesson.get with the
+ * learner's seed), its run (lesson.start), the learner's progress (progress.ts, kept in
+ * localStorage) and the grades (lesson.check on the attempt: seed, answers, and the
+ * actions the run recorded from the consoles). The panel and the list only show this and
+ * call its methods.
+ */
+import type { Attempt, AttemptAction } from '../../../../core/lesson/lesson.js';
+import { lessonRunName, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
+import type { HostConnection } from '../host.svelte.js';
+import { store, stored } from '../storage.js';
+import { buildAttempt } from './attempt.js';
+import {
+  DEFAULT_SEED,
+  OPEN_KEY,
+  PROGRESS_KEY,
+  lockPredicts,
+  markRead,
+  parseProgress,
+  resetProgress,
+  runStarted,
+  takeGrade,
+  type LessonProgress,
+} from './progress.js';
+
+/** The engine's grade of an attempt (core/lesson/grade.ts's Grade, as lesson.check carries it). */
+export interface GradeView {
+  lesson: string;
+  seed: number;
+  passed: boolean;
+  outcome: string;
+  steps: { id: string; kind: string; status: 'passed' | 'failed' | 'pending'; checks: { what: string; expected: string; measured: string; ok: boolean }[]; way?: { id: string; label: string } | null; measured?: number | string | string[] | boolean; why?: string }[];
+}
+
+export class LessonState {
+  /** The course (null until it has been asked for). */
+  course = $state<LessonSummary[] | null>(null);
+  /** Progress of every lesson of the course, as kept (for the list's ticks). */
+  kept = $state<Record<string, LessonProgress>>({});
+  listOpen = $state(false);
+  /** The open lesson's id, and the lesson with its numbers drawn. */
+  openId = $state<string | null>(stored(OPEN_KEY) || null);
+  lesson = $state<LessonView | null>(null);
+  progress = $state<LessonProgress>(parseProgress(null));
+  busy = $state<string | null>(null);
+  failure = $state<string | null>(null);
+  /** An imported attempt: graded with its own actions instead of the run's. */
+  imported = $state<{ file: string; attempt: Attempt } | null>(null);
+  /** The last grade, and the attempt (and locale) it was of: the same attempt is not run twice. */
+  private graded: { key: string; grade: GradeView } | null = null;
+
+  constructor(private readonly host: HostConnection) {}
+
+  /** The simulated runtime's playback state (any run's). */
+  get sim(): SimStatus | null {
+    return this.host.sim;
+  }
+
+  get runName(): string | null {
+    return this.lesson ? lessonRunName(this.lesson.id, this.lesson.seed) : null;
+  }
+
+  /** The simulated run is this lesson's (with its seed). */
+  get onRun(): boolean {
+    return this.runName !== null && this.host.sim?.scenario === this.runName && this.host.sim.state !== 'none';
+  }
+
+  get runEnded(): boolean {
+    return this.onRun && this.host.sim?.state === 'ended';
+  }
+
+  get step(): LessonStepView | null {
+    return this.lesson?.steps[Math.min(this.progress.current, this.lesson.steps.length - 1)] ?? null;
+  }
+
+  async loadCourse(): Promise<void> {
+    try {
+      const list = (await this.host.request({ type: 'lesson.list' })) as LessonSummary[];
+      this.kept = Object.fromEntries(list.map((l) => [l.id, parseProgress(stored(PROGRESS_KEY(l.id)))]));
+      this.course = list;
+    } catch (e) {
+      this.failure = (e as Error).message;
+    }
+  }
+
+  /**
+   * Open a lesson: its kept progress (seed, answers, step), its numbers, and its run, paused at
+   * t = 0 (a run of the same lesson and seed already there is kept: a reload loses nothing).
+   */
+  async open(id: string): Promise<void> {
+    this.listOpen = false;
+    this.openId = id;
+    store(OPEN_KEY, id);
+    this.imported = null;
+    this.graded = null;
+    this.progress = parseProgress(stored(PROGRESS_KEY(id)));
+    await this.load(false);
+  }
+
+  close(): void {
+    this.openId = null;
+    this.lesson = null;
+    store(OPEN_KEY, '');
+  }
+
+  /** A new seed: other numbers, the answers cleared, the run started afresh. */
+  async setSeed(seed: number): Promise<void> {
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff || seed === this.progress.seed) return;
+    this.save(resetProgress(this.progress, seed));
+    this.graded = null;
+    this.imported = null;
+    await this.load(true);
+  }
+
+  /** Restart the run; this lesson's answers, locks and grades go (the seed stays). */
+  async reset(): Promise<void> {
+    this.save(resetProgress(this.progress));
+    this.graded = null;
+    this.imported = null;
+    await this.load(true);
+  }
+
+  go(delta: number): void {
+    if (!this.lesson) return;
+    const current = Math.max(0, Math.min(this.lesson.steps.length - 1, this.progress.current + delta));
+    this.save(this.read({ ...this.progress, current }));
+  }
+
+  answer(stepId: string, value: number | string | null): void {
+    const answers = { ...this.progress.answers };
+    if (value === null) delete answers[stepId];
+    else answers[stepId] = value;
+    this.save({ ...this.progress, answers });
+  }
+
+  lock(stepId: string): void {
+    if (!this.progress.locked.includes(stepId)) this.save({ ...this.progress, locked: [...this.progress.locked, stepId] });
+  }
+
+  /** Called on every sim.status: once this lesson's run has started, the predictions are locked. */
+  watch(sim: SimStatus | null): void {
+    if (this.lesson && this.onRun && runStarted(sim)) {
+      const p = lockPredicts(this.progress, this.lesson.steps);
+      if (p !== this.progress) this.save(p);
+    }
+  }
+
+  /** Grade the attempt so far and take this step's grade (a reveal, or a task's check). */
+  async grade(stepId: string, locale: string): Promise<void> {
+    const l = this.lesson;
+    if (!l) return;
+    this.busy = stepId;
+    this.failure = null;
+    try {
+      const attempt = this.imported?.attempt ?? buildAttempt(l.id, this.progress, await this.recordedActions());
+      const key = JSON.stringify([attempt, locale]);
+      const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: locale === 'zh-Hans' ? 'zh-Hans' : 'en' })) as GradeView);
+      if (this.lesson !== l) return;
+      this.graded = { key, grade };
+      const g = grade.steps.find((s) => s.id === stepId);
+      if (g) this.save(takeGrade(this.progress, { ...g, id: stepId }));
+    } catch (e) {
+      this.failure = (e as Error).message;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Take an imported attempt's seed and answers, and grade every step with its actions. */
+  async takeImport(file: string, attempt: Attempt, locale: string): Promise<void> {
+    if (!this.lesson) return;
+    if (attempt.seed !== this.progress.seed) {
+      this.save(resetProgress(this.progress, attempt.seed));
+      await this.load(true);
+    }
+    const steps = this.lesson?.steps ?? [];
+    this.save({ ...lockPredicts(this.progress, steps), answers: { ...attempt.answers } });
+    this.imported = { file, attempt };
+    this.graded = null;
+    for (const s of steps) if (s.kind !== 'explain') await this.grade(s.id, locale);
+  }
+
+  /** The attempt as it stands (for Export). */
+  async attempt(): Promise<Attempt | null> {
+    if (!this.lesson) return null;
+    return this.imported?.attempt ?? buildAttempt(this.lesson.id, this.progress, await this.recordedActions());
+  }
+
+  /** What the learner typed into this lesson's run, as the run recorded it (none when the run is another's). */
+  private async recordedActions(): Promise<AttemptAction[]> {
+    if (!this.onRun) return [];
+    return (await this.host.request({ type: 'sim.actions' })) as AttemptAction[];
+  }
+
+  private async load(restart: boolean): Promise<void> {
+    const id = this.openId;
+    if (!id) return;
+    this.busy = 'start';
+    this.failure = null;
+    try {
+      const seed = this.progress.seed ?? DEFAULT_SEED;
+      const lesson = (await this.host.request({ type: 'lesson.get', id, seed })) as LessonView;
+      if (this.openId !== id) return;
+      this.lesson = lesson;
+      this.save(this.read(this.progress));
+      if (restart || !this.onRun) await this.host.request({ type: 'lesson.start', id, seed });
+    } catch (e) {
+      this.failure = (e as Error).message;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** An explain step shown is read: passed (grading says the same of every explain step). */
+  private read(p: LessonProgress): LessonProgress {
+    const s = this.lesson?.steps[Math.min(p.current, this.lesson.steps.length - 1)];
+    return s ? markRead(p, s) : p;
+  }
+
+  private save(p: LessonProgress): void {
+    this.progress = p;
+    const id = this.openId;
+    if (!id) return;
+    store(PROGRESS_KEY(id), JSON.stringify(p));
+    this.kept = { ...this.kept, [id]: p };
+  }
+}
