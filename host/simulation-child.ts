@@ -111,6 +111,8 @@ function call(id: number, method: string, args: unknown[]): unknown {
       return run.send(a[0], a[1]);
     case 'execute':
       return run.execute(a[0], a[1], a[2]);
+    case 'inputs':
+      return run.inputs();
   }
 }
 

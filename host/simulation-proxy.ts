@@ -13,6 +13,7 @@
  * What the host reads synchronously (`active`, statuses(), status()) comes from the
  * snapshot the child sends with its events whenever it changes.
  */
+import type { SimInputRecord } from '../core/sim/runner.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -143,6 +144,11 @@ export class SimulationProxy extends SlotEventSource {
 
   execute(id: EndpointId, command: string, args?: unknown): Promise<unknown> {
     return this.call('execute', [id, command, args]);
+  }
+
+  /** The commands the consoles sent into the current run, each with where it ran (SimulatedRun.inputs). */
+  inputs(): Promise<SimInputRecord[]> {
+    return this.call('inputs', []) as Promise<SimInputRecord[]>;
   }
 
   /** End the child (politely, then for sure); later calls fail. */

@@ -22,7 +22,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
-import { Simulation, type StopInfo } from '../core/sim/runner.js';
+import { Simulation, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
 import {
   SCENARIO_DESCRIPTION_FIELDS,
   ScenarioError,
@@ -255,9 +255,25 @@ export class SimulatedRun extends SlotEventSource {
     return this.status();
   }
 
-  /** A console's QMP text into the side's console monitor. */
+  /**
+   * A console's QMP text into the side's console monitor, as one of the run's inputs (it
+   * runs between two timers of the virtual clock and is recorded, so a rerun replays it at
+   * the same point: core/sim/runner.ts). Text that is not one command object (a syntax
+   * error, several objects in one send) goes to the monitor at once and is not recorded:
+   * the consoles send one object at a time, and a syntax error changes nothing.
+   */
   send(id: EndpointId, text: string): void {
-    this.need().consoles[SIDE[id]].send_text(text);
+    const r = this.need();
+    const side = SIDE[id];
+    const send = () => r.consoles[side].send_text(text);
+    const cmd = consoleCommand(text);
+    if (cmd) r.sim.input({ side, ...cmd }, send);
+    else send();
+  }
+
+  /** The commands the consoles sent into the current run, each with where it ran (an attempt's `actions`). */
+  inputs(): SimInputRecord[] {
+    return this.need().sim.inputs.map(({ reply: _, ...i }) => i);
   }
 
   /** A QMP command on a side, on a monitor of its own: nothing shows in the consoles. */
@@ -450,6 +466,20 @@ export class SimulatedRun extends SlotEventSource {
     this.lastPushed = key;
     this.listeners.sim.emit(s);
   }
+}
+
+/** The command in a console's text when it is exactly one QMP command object (its `id` left out). */
+function consoleCommand(text: string): { execute: string; arguments?: unknown } | null {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return null;
+  const { execute, arguments: args } = o as { execute?: unknown; arguments?: unknown };
+  if (typeof execute !== 'string') return null;
+  return args === undefined ? { execute } : { execute, arguments: args };
 }
 
 /** What a QMP line is (the monitor writes one JSON object per line). */

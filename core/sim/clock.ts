@@ -213,6 +213,11 @@ export interface DriverOptions {
   speed?: Speed;
   /** After each timer (once settled): return true to pause there. */
   after_timer?: () => boolean;
+  /**
+   * Between two timers (before the first, and after each timer's after_timer): return true
+   * when it ran something (an injected command) whose effects must settle before the next timer.
+   */
+  between_timers?: () => boolean;
 }
 
 /**
@@ -229,6 +234,7 @@ export class VirtualClockDriver {
   private resumed: (() => void) | null = null;
   private pause_listeners = new Set<() => void>();
   after_timer: (() => boolean) | undefined;
+  between_timers: (() => boolean) | undefined;
 
   constructor(
     readonly clock: VirtualClock,
@@ -237,6 +243,7 @@ export class VirtualClockDriver {
     this.speed_ = opts.speed ?? 'max';
     check_speed(this.speed_);
     this.after_timer = opts.after_timer;
+    this.between_timers = opts.between_timers;
   }
 
   get speed(): Speed {
@@ -295,6 +302,7 @@ export class VirtualClockDriver {
   async run(done: () => boolean, limit_ms?: number): Promise<DriverStop> {
     this.anchor();
     await settle();
+    if (this.between_timers?.()) await settle();
     while (!done()) {
       if (this.paused_) {
         await new Promise<void>((r) => (this.resumed = r));
@@ -311,6 +319,7 @@ export class VirtualClockDriver {
       this.clock.fire_next();
       await settle();
       if (this.after_timer?.()) this.pause();
+      if (this.between_timers?.()) await settle();
     }
     return 'done';
   }

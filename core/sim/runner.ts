@@ -34,7 +34,7 @@ import { SimRAMBlock } from './guest-ram.js';
 import { link_params, type LinkParams } from './link.js';
 import { SimNetwork } from './network.js';
 import { Prng } from './prng.js';
-import { QmpCommandError, QmpSession } from './qmp-session.js';
+import { QmpCommandError, QmpSession, type QmpReply } from './qmp-session.js';
 import type { Scenario, ScenarioWorkload } from './scenario.js';
 import { SimWorkload, type SimWorkloadSpec } from './workload.js';
 
@@ -184,11 +184,32 @@ interface Goal {
   resolve: (s: StopInfo) => void;
 }
 
+/**
+ * A QMP command from outside the scenario's script (a console, a learner's attempt), and
+ * where it ran: `at`, virtual ms, and `timer`, the number of the clock's timers fired before
+ * it (-1: before the run started). Commands only ever run between two timers, so a rerun
+ * given the same inputs (SimulationOptions.replay) runs each at exactly the same point and
+ * the run is the same, entry for entry. Without `timer` an input runs at time `at`, as a
+ * scenario action does.
+ */
+export interface SimInput {
+  at: number;
+  side: Side;
+  execute: string;
+  arguments?: unknown;
+  timer?: number;
+}
+
+/** An input as it ran; `reply` when the run executed it itself (a replayed one). */
+export type SimInputRecord = SimInput & { timer: number; reply?: QmpReply };
+
 export interface SimulationOptions {
   /** Pace of virtual time (default: as fast as possible). */
   speed?: Speed;
   /** Workload tick, ms of virtual time (default 1). */
   tick_ms?: number;
+  /** Inputs of an earlier run to run again, each where it ran (or at `at` when it has no `timer`). */
+  replay?: readonly SimInput[];
 }
 
 export class Simulation {
@@ -205,6 +226,8 @@ export class Simulation {
   readonly errors: { t_ms: number; side: Side; msg: string }[] = [];
   /** Index of the timeline entry shown (the stop position). */
   cursor = -1;
+  /** The inputs that ran (input(), replay), in order, each with the point it ran at. */
+  readonly inputs: SimInputRecord[] = [];
 
   private readonly listeners = new Set<(e: TimelineEntry, index: number) => void>();
   private readonly breakpoints = new Map<number, Breakpoint>();
@@ -222,11 +245,25 @@ export class Simulation {
   private throttle_max = 0;
   private readonly seen_state: Record<string, string> = {};
   private wall_start = 0;
+  /** Inputs given while the clock runs, for the next point between timers. */
+  private readonly queued: { input: Omit<SimInput, 'at' | 'timer'>; run: (() => void) | null }[] = [];
+  /** Replayed inputs with a `timer`, in order; `replay_next` is the next to run. */
+  private readonly replay_at: SimInput[];
+  private replay_next = 0;
+  /** Replayed inputs without one: scenario actions at their `at`. */
+  private readonly replay_timed: SimInput[];
 
   constructor(scenario: Scenario, opts: SimulationOptions = {}) {
     this.scenario = scenario;
+    const replay = opts.replay ?? [];
+    for (const i of replay) {
+      if (i.timer !== undefined && !(Number.isInteger(i.timer) && i.timer >= -1)) throw new RangeError(`replay: timer must be an integer ≥ -1, not ${i.timer}`);
+    }
+    this.replay_at = replay.filter((i) => i.timer !== undefined).sort((a, b) => a.timer! - b.timer!);
+    this.replay_timed = replay.filter((i) => i.timer === undefined);
     this.driver = new VirtualClockDriver(this.clock, { speed: opts.speed ?? 'max' });
     this.driver.after_timer = () => this.after_timer();
+    this.driver.between_timers = () => this.between_timers();
     this.driver.on_pause(() => this.paused_now());
     const seed = scenario.seed;
     const prng = new Prng(seed);
@@ -366,6 +403,9 @@ export class Simulation {
           void this.qmp[a.side].execute(a.execute, a.arguments);
         });
       }
+      for (const i of this.replay_timed) {
+        this.clock.set_timer_at(Math.max(i.at, this.clock.now_ms()), () => this.run_input(i, null));
+      }
       if (sc.migration.start_at > this.clock.now_ms()) await this.clock.sleep(sc.migration.start_at - this.clock.now_ms());
       await src.call('migrate', { uri: sc.migration.uri });
     } catch (e) {
@@ -388,6 +428,8 @@ export class Simulation {
 
   private start(): void {
     if (this.started) return;
+    // What ran before the run started runs first again.
+    while (this.replay_at[this.replay_next]?.timer === -1) this.run_input(this.replay_at[this.replay_next++]!, null);
     this.started = true;
     this.wall_start = performance.now();
     void this.src.startMachine();
@@ -406,6 +448,48 @@ export class Simulation {
       g?.resolve(this.stop_info('end', this.cursor));
       for (const w of this.end_waiters.splice(0)) w(r);
     })();
+  }
+
+  /* --------------------------------- inputs --------------------------------- */
+
+  /**
+   * A QMP command from outside the script (a console's, a learner's): it runs between two
+   * timers, at once when the clock stands (before the start, at a stop) or else at the next
+   * point between timers, and is recorded in `inputs` with that point. `run` sends it (a
+   * console passes its own session's send, so the reply shows there); by default the
+   * script's session of that side executes it. After the end it runs at once, unrecorded
+   * (nothing can depend on it).
+   */
+  input(input: Omit<SimInput, 'at' | 'timer'>, run?: () => void): void {
+    if (this.ended_ || !this.started || (this.driver.paused && !this.goal)) {
+      if (this.ended_) (run ?? (() => void this.qmp[input.side].execute(input.execute, input.arguments)))();
+      else this.run_input(input, run ?? null);
+      return;
+    }
+    this.queued.push({ input, run: run ?? null });
+  }
+
+  /** Run an input now, recording where. */
+  private run_input(input: Omit<SimInput, 'at' | 'timer'>, run: (() => void) | null): void {
+    const rec: SimInputRecord = { at: this.clock.now_ms(), side: input.side, execute: input.execute, timer: this.started ? this.clock.fired : -1 };
+    if (input.arguments !== undefined) rec.arguments = input.arguments;
+    this.inputs.push(rec);
+    if (run) run();
+    else void this.qmp[input.side].execute(input.execute, input.arguments).then((r) => (rec.reply = r));
+  }
+
+  /** Between two timers: the inputs due here (replayed ones, then those given meanwhile). */
+  private between_timers(): boolean {
+    let ran = false;
+    for (let i = this.replay_at[this.replay_next]; i && i.timer! <= this.clock.fired; i = this.replay_at[++this.replay_next]) {
+      this.run_input(i, null);
+      ran = true;
+    }
+    for (const q of this.queued.splice(0)) {
+      this.run_input(q.input, q.run);
+      ran = true;
+    }
+    return ran;
   }
 
   /* ------------------------------ control API ------------------------------ */
