@@ -142,6 +142,13 @@ export const CLIENT_MESSAGES = {
     set: { kind: 'enum', values: ['on', 'off'] },
   },
 
+  /**
+   * The QMP commands the consoles sent into the current simulated run, each with the virtual
+   * time and the timer count it ran after (core/sim/runner.ts's inputs): an attempt's
+   * `actions`, replayed exactly when graded. Answered with SimInput[].
+   */
+  'sim.inputs': {},
+
   /* ---- Lessons (lessons/, graded by core/lesson) ---- */
 
   /** The course, in lessons/course.yaml's order: answered with LessonSummary[]. */

@@ -35,6 +35,7 @@ import type { Side } from '../core/sim/endpoint.js';
 import {
   ENDPOINT_IDS,
   checkTraceEvent,
+  lessonRunName,
   type EndpointId,
   type EndpointStatus,
   type SimAction,
@@ -46,11 +47,17 @@ import {
 } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
+import { LessonCatalog } from './lessons.js';
+import { LessonError, attempt_from_object, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
+import { grade_run, type Grade } from '../core/lesson/grade.js';
+import { record_attempt, type LessonRun } from '../core/lesson/record.js';
 
 
 export interface SimulatedRunOptions {
   /** The presets' folder (default: scenarios/ of the repository). */
   scenariosDir?: string;
+  /** The lessons' folder (default: lessons/ of the repository). */
+  lessonsDir?: string;
   /** How often sim.status goes out while running (ms; default 200). */
   tickMs?: number;
 }
@@ -110,11 +117,15 @@ export class SimulatedRun extends SlotEventSource {
   private readonly breakpoints = new Set<string>();
   private ticker: ReturnType<typeof setInterval> | null = null;
   private lastPushed = '';
+  private readonly lessons: LessonCatalog;
+  /** The last attempt graded and its run. */
+  private graded: { key: string; run: LessonRun } | null = null;
 
   constructor(opts: SimulatedRunOptions = {}) {
     super();
     this.scenariosDir = opts.scenariosDir ?? defaultScenariosDir();
     this.tickMs = opts.tickMs ?? 200;
+    this.lessons = new LessonCatalog({ lessonsDir: opts.lessonsDir, scenariosDir: this.scenariosDir });
   }
 
   /** A simulated run holds the slots. */
@@ -189,12 +200,49 @@ export class SimulatedRun extends SlotEventSource {
       if (e instanceof ScenarioError) throw new HostError(e.message);
       throw e;
     }
+    return this.startScenario(sc, o.preset ?? sc.name ?? null, clearSlots);
+  }
+
+  /** Start a scenario already parsed (a lesson's, its params filled in), named `name` in sim.status; as start(). */
+  async startScenario(sc: Scenario, name: string | null, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
     await clearSlots();
     this.end();
     this.scenario = sc;
-    this.name = o.preset ?? sc.name ?? null;
+    this.name = name;
     await this.begin();
     return this.status();
+  }
+
+  /** Start a lesson's run for `seed` (lesson.start): its scenario, named lessonRunName(id, seed). */
+  startLesson(id: string, seed: number, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
+    return this.startScenario(this.lessons.scenario(id, seed), lessonRunName(id, seed), clearSlots);
+  }
+
+  /**
+   * Grade an attempt at a lesson (lesson.check): the attempt is run afresh on a Simulation of
+   * its own (the run the learner watches is left as it is) and each step judged on it. The
+   * last run is kept, so asking again in the other language only judges again.
+   */
+  async gradeLesson(id: string, raw: unknown, locale: LessonLocale = 'en'): Promise<Grade> {
+    const lesson = this.lessons.lesson(id);
+    let attempt: Attempt;
+    try {
+      attempt = attempt_from_object(raw);
+      if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
+    } catch (e) {
+      if (e instanceof LessonError) throw new HostError(`attempt: ${e.message.split('\n', 1)[0]}`);
+      throw e;
+    }
+    const key = JSON.stringify([lesson, attempt]);
+    if (this.graded?.key !== key) {
+      try {
+        this.graded = { key, run: await record_attempt(lesson, attempt, this.lessons.presets()) };
+      } catch (e) {
+        if (e instanceof LessonError) throw new HostError(e.message.split('\n', 1)[0]!);
+        throw e;
+      }
+    }
+    return grade_run(lesson, attempt, this.graded.run, locale);
   }
 
   /** End the run; the slots become empty. */

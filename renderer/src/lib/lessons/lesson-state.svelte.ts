@@ -189,7 +189,7 @@ export class LessonState {
   /** What the learner typed into this lesson's run, as the run recorded it (none when the run is another's). */
   private async recordedActions(): Promise<AttemptAction[]> {
     if (!this.onRun) return [];
-    return (await this.host.request({ type: 'sim.actions' })) as AttemptAction[];
+    return (await this.host.request({ type: 'sim.inputs' })) as AttemptAction[];
   }
 
   private async load(restart: boolean): Promise<void> {

@@ -1,0 +1,158 @@
+/**
+ * End to end: a learner takes lessons in chromium against `miglab serve`, typing in the
+ * consoles as a student would. convergence (in English): the explain step highlights
+ * migration_iteration_run in the call chain; a prediction locked by hand, another locked
+ * by the run starting; a first try that never converges fails its task and shows the hint;
+ * the run again with downtime-limit raised completes, every check green and the way used
+ * named; the reveals show the engine's value (green within the tolerance, red outside),
+ * the numbers the same as the engine grades offline; progress survives a reload.
+ * first-migration (in 简体中文): the learner does everything from the consoles
+ * (migrate-incoming, migrate, query-migrate), the texts and the reveal in Chinese.
+ *
+ * docs/screenshot-lesson.png and docs/screenshot-lesson-zh.png come from this test:
+ * written when missing, or always with UPDATE_SCREENSHOTS=1. Skipped when chromium is not
+ * installed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse_lesson_yaml } from '../../core/lesson/lesson.js';
+import { draw_params } from '../../core/lesson/params.js';
+import { chromiumPath, consoleText, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+
+const CHROMIUM = chromiumPath();
+const ROOT = join(import.meta.dirname, '..', '..');
+const lessonFile = (id: string) => parse_lesson_yaml(readFileSync(join(ROOT, 'lessons', `${id}.yaml`), 'utf8'), `${id}.yaml`);
+
+async function shoot(page: Page, name: string): Promise<void> {
+  const path = join(ROOT, 'docs', name);
+  if (process.env.UPDATE_SCREENSHOTS || !existsSync(path)) await page.screenshot({ path, fullPage: false });
+}
+
+describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
+  let serve: Serve | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+
+  beforeAll(async () => {
+    serve = await startServe();
+    browser = await openBrowser(CHROMIUM!, { width: 1600, height: 1200 });
+    page = browser.page;
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopServe(serve);
+  });
+
+  const step = (id: string) => page.getByTestId(`step-${id}`);
+  const status = (id: string) => step(id).getAttribute('data-status');
+  const simState = () => page.getByTestId('sim-where').getAttribute('data-state');
+  const body = () => page.getByTestId('step-body');
+
+  async function type(id: 'source' | 'destination', line: string): Promise<void> {
+    await page.locator(`[data-endpoint=${id}] .term`).click();
+    await page.keyboard.type(line);
+    await page.keyboard.press('Enter');
+  }
+
+  /** Let the run go a little at 1× (past the scenario's own setup at t = 0), then pause. */
+  async function runALittle(): Promise<void> {
+    await page.getByTestId('sim-speed').selectOption('1');
+    await page.getByTestId('sim-play').click();
+    await expect.poll(async () => Number((await page.getByTestId('sim-time').innerText()).replace(/[^0-9.]/g, '')), { timeout: 10_000 }).toBeGreaterThan(0);
+    await page.getByTestId('sim-pause').click();
+    await expect.poll(simState, { timeout: 10_000 }).toBe('paused');
+  }
+
+  async function runToEnd(): Promise<void> {
+    await page.getByTestId('sim-speed').selectOption('max');
+    await page.getByTestId('sim-play').click();
+    await expect.poll(simState, { timeout: 90_000 }).toBe('ended');
+  }
+
+  async function openLesson(id: string): Promise<void> {
+    await page.getByTestId('course-button').click();
+    await page.getByTestId(`lesson-${id}`).click();
+    await expect.poll(() => page.getByTestId('lesson-panel').getAttribute('data-lesson'), { timeout: 15_000 }).toBe(id);
+    await expect.poll(() => page.getByTestId('lesson-run').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+  }
+
+  it('convergence: highlight, predictions locked then revealed, a failed try with its hint, the rescue checked green, progress kept across a reload', async () => {
+    await page.goto(serve!.url);
+    await openLesson('convergence');
+    const seed = Number(await page.getByTestId('lesson-panel').getAttribute('data-seed'));
+    const params = draw_params(lessonFile('convergence'), seed);
+
+    // Explain: the call chain's node is highlighted; reading it passes it.
+    await expect.poll(() => page.locator('[data-point~="chain:migration_iteration_run"]').getAttribute('class'), { timeout: 10_000 }).toContain('lesson-highlight');
+    expect(await status('look')).toBe('passed');
+    await page.getByTestId('lesson-next').click();
+
+    // Predict 1: the right threshold (bandwidth × downtime-limit), locked by hand.
+    const threshold = Math.round((Number(params.bandwidth) * Number(params.downtime)) / 1000);
+    await body().getByTestId('predict-input').fill(String(threshold));
+    await body().getByTestId('predict-lock').click();
+    expect(await body().getByTestId('predict-input').isDisabled()).toBe(true);
+    expect(await body().getByTestId('predict-reveal').isDisabled()).toBe(true); // not before the run ends
+    await page.getByTestId('lesson-next').click();
+
+    // Predict 2: a wrong guess, not locked by hand: the run starting locks it.
+    await body().getByTestId('predict-input').fill('4K');
+    expect(await body().getByTestId('predict-input').isDisabled()).toBe(false);
+    await page.getByTestId('lesson-next').click();
+    expect(await status('rescue')).toBe('pending');
+
+    // The task, a first try: migrate and let it run; it never converges.
+    await runALittle();
+    await type('source', 'migrate uri=tcp:dst:4444');
+    await runToEnd();
+    await body().getByTestId('task-check').click();
+    await expect.poll(() => status('rescue'), { timeout: 60_000 }).toBe('failed');
+    expect(await body().getByTestId('task-hint').innerText()).toContain('downtime-limit');
+    expect(await body().getByTestId('task-checks').locator('li[data-ok=false]').count()).toBeGreaterThan(0);
+
+    // Again (the run restarted; answers kept): downtime-limit raised once the migration is going.
+    await page.getByTestId('sim-restart').click();
+    await expect.poll(() => page.getByTestId('lesson-run').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await runALittle();
+    await type('source', 'migrate uri=tcp:dst:4444');
+    await type('source', 'migrate-set-parameters downtime-limit=5000');
+    await runToEnd();
+    await body().getByTestId('task-check').click();
+    await expect.poll(() => status('rescue'), { timeout: 60_000 }).toBe('passed');
+    const checks = body().getByTestId('task-checks').locator('li');
+    expect(await checks.count()).toBeGreaterThan(0);
+    expect(await body().getByTestId('task-checks').locator('li[data-ok=false]').count()).toBe(0);
+    expect(await body().getByTestId('task-way').getAttribute('data-way')).toBe('downtime-limit');
+    expect(await body().getByTestId('task-hint').count()).toBe(0);
+
+    // The reveals: the engine's value, green within the tolerance, red outside it.
+    await step('guess-threshold').locator('.head').click();
+    await body().getByTestId('predict-reveal').click();
+    await expect.poll(() => status('guess-threshold'), { timeout: 60_000 }).toBe('passed');
+    expect(await body().getByTestId('predict-result').getAttribute('data-status')).toBe('passed');
+    expect(await body().getByTestId('predict-why').innerText()).toContain('threshold_size');
+    await step('guess-exact').locator('.head').click();
+    expect(await body().getByTestId('predict-input').isDisabled()).toBe(true);
+    await body().getByTestId('predict-reveal').click();
+    await expect.poll(() => status('guess-exact'), { timeout: 60_000 }).toBe('failed');
+    await shoot(page, 'screenshot-lesson.png');
+
+    // A reload: the lesson, its seed, the statuses and the step shown are all still there.
+    await page.reload();
+    await expect.poll(() => page.getByTestId('lesson-panel').getAttribute('data-lesson'), { timeout: 15_000 }).toBe('convergence');
+    expect(Number(await page.getByTestId('lesson-panel').getAttribute('data-seed'))).toBe(seed);
+    expect([await status('look'), await status('guess-threshold'), await status('guess-exact'), await status('rescue')]).toEqual(['passed', 'passed', 'failed', 'passed']);
+    expect(await step('guess-exact').getAttribute('class')).toContain('current');
+    // The run was not restarted by the reload.
+    expect(await simState()).toBe('ended');
+    // The course list shows it: 3 of 4 passed, not done.
+    await page.getByTestId('course-button').click();
+    const item = page.getByTestId('lesson-convergence');
+    expect([await item.getAttribute('data-passed'), await item.getAttribute('data-total'), await item.getAttribute('data-done')]).toEqual(['3', '4', 'false']);
+    await page.getByTestId('course-close').click();
+    expect(await consoleText(page, 'source')).toContain('migrate');
+  });
+});
