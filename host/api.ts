@@ -145,7 +145,7 @@ export const CLIENT_MESSAGES = {
   /**
    * The QMP commands the consoles sent into the current simulated run, each with the virtual
    * time and the timer count it ran after (core/sim/runner.ts's inputs): an attempt's
-   * `actions`, replayed exactly when graded. Answered with SimInput[].
+   * `actions`, replayed exactly when graded. Answered with LessonAction[].
    */
   'sim.inputs': {},
 
@@ -168,8 +168,8 @@ export const CLIENT_MESSAGES = {
     seed: LESSON_SEED,
   },
   /**
-   * Grade an attempt (the attempt file's shape, as JSON: seed, answers, actions) by running
-   * it on the simulated runtime's process: answered with the engine's Grade, its reveal
+   * Grade an attempt (LessonAttempt, or the attempt file's YAML text) by running it on the
+   * simulated runtime's process: answered with the engine's grade (LessonGrade), its reveal
    * texts in `locale` (default en).
    */
   'lesson.check': {
@@ -328,6 +328,59 @@ export interface LessonView {
   /** The params drawn from the seed (sizes in bytes, durations in ms). */
   params: Record<string, number | string>;
   steps: LessonStepView[];
+}
+
+/**
+ * One QMP command of an attempt (the attempt file's `actions`; sim.inputs' answer): when and
+ * on which side, and `timer`, the virtual clock's timers fired when it ran (-1: before the
+ * start), at which a replay runs it again. The same shape as core/lesson's AttemptAction
+ * and core/sim/runner.ts's SimInput (host/lessons.ts checks that at compile time); declared
+ * here so the renderer needs nothing from the engine.
+ */
+export interface LessonAction {
+  at: number;
+  side: 'src' | 'dst';
+  execute: string;
+  arguments?: unknown;
+  timer?: number;
+}
+
+/** An attempt at a lesson, as lesson.check takes it (or the attempt file's YAML text). */
+export interface LessonAttempt {
+  lesson?: string;
+  seed: number;
+  answers: Record<string, number | string>;
+  actions: LessonAction[];
+}
+
+/** One check of a task, as graded: what was measured against what was expected. */
+export interface LessonCheckResult {
+  what: string;
+  expected: string;
+  measured: string;
+  ok: boolean;
+}
+
+/** A step as graded (core/lesson/grade.ts's StepGrade). */
+export interface LessonStepGrade {
+  id: string;
+  kind: 'explain' | 'predict' | 'task';
+  status: 'passed' | 'failed' | 'pending';
+  checks: LessonCheckResult[];
+  way?: { id: string; label: string } | null;
+  measured?: number | string | string[] | boolean;
+  /** The reveal text, filled in, in the locale asked. */
+  why?: string;
+}
+
+/** lesson.check's answer (core/lesson/grade.ts's Grade). */
+export interface LessonGrade {
+  lesson: string;
+  seed: number;
+  params: Record<string, number | string>;
+  passed: boolean;
+  steps: LessonStepGrade[];
+  outcome: string;
 }
 
 /** The simulated run's name (SimStatus.scenario) while it is a lesson's run: the page knows its own run after a reload. */

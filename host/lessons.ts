@@ -13,7 +13,15 @@ import { MEASURES } from '../core/lesson/measures.js';
 import { draw_params, fill_text, lesson_scenario, param_texts } from '../core/lesson/params.js';
 import type { Scenario } from '../core/sim/scenario.js';
 import { HostError } from './endpoints.js';
-import { LESSON_LOCALES, type LessonAnswerSpec, type LessonPoint, type LessonStepView, type LessonSummary, type LessonTexts, type LessonView } from './api.js';
+import type { Attempt, AttemptAction } from '../core/lesson/lesson.js';
+import type { Grade } from '../core/lesson/grade.js';
+import type { SimInput } from '../core/sim/runner.js';
+import { LESSON_LOCALES, type LessonAction, type LessonAttempt, type LessonGrade, type LessonAnswerSpec, type LessonPoint, type LessonStepView, type LessonSummary, type LessonTexts, type LessonView } from './api.js';
+
+// The host API's declared attempt and grade are the engine's shapes, both ways (the renderer uses the API's).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _sameShapes: Same<LessonAction, AttemptAction> & Same<LessonAction, SimInput> & Same<LessonAttempt, Attempt> & Same<LessonGrade, Grade> = true;
+void _sameShapes;
 
 export interface LessonCatalogOptions {
   /** The lessons' folder (default: lessons/ of the package). */

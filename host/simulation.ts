@@ -48,7 +48,7 @@ import {
 import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
 import { LessonCatalog } from './lessons.js';
-import { LessonError, attempt_from_object, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
+import { LessonError, attempt_from_object, parse_attempt_yaml, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
 import { grade_run, type Grade } from '../core/lesson/grade.js';
 import { record_attempt, type LessonRun } from '../core/lesson/record.js';
 
@@ -227,10 +227,11 @@ export class SimulatedRun extends SlotEventSource {
     const lesson = this.lessons.lesson(id);
     let attempt: Attempt;
     try {
-      attempt = attempt_from_object(raw);
+      // The attempt file's text (an import: its errors name the line), or the attempt as JSON.
+      attempt = typeof raw === 'string' ? parse_attempt_yaml(raw, 'attempt') : attempt_from_object(raw);
       if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
     } catch (e) {
-      if (e instanceof LessonError) throw new HostError(`attempt: ${e.message.split('\n', 1)[0]}`);
+      if (e instanceof LessonError) throw new HostError(oneLine(typeof raw === 'string' ? e.message : `attempt: ${e.message}`));
       throw e;
     }
     const key = JSON.stringify([lesson, attempt]);
@@ -238,7 +239,7 @@ export class SimulatedRun extends SlotEventSource {
       try {
         this.graded = { key, run: await record_attempt(lesson, attempt, this.lessons.presets()) };
       } catch (e) {
-        if (e instanceof LessonError) throw new HostError(e.message.split('\n', 1)[0]!);
+        if (e instanceof LessonError) throw new HostError(oneLine(e.message));
         throw e;
       }
     }
@@ -528,6 +529,10 @@ function consoleCommand(text: string): { execute: string; arguments?: unknown } 
   const { execute, arguments: args } = o as { execute?: unknown; arguments?: unknown };
   if (typeof execute !== 'string') return null;
   return args === undefined ? { execute } : { execute, arguments: args };
+}
+
+function oneLine(s: string): string {
+  return s.split('\n', 1)[0]!;
 }
 
 /** What a QMP line is (the monitor writes one JSON object per line). */

@@ -1,41 +1,36 @@
 /**
- * The learner's attempt as the attempt file has it (core/lesson/lesson.ts: lesson, seed,
- * answers, actions): built from the progress and the actions the run recorded, written as
- * YAML for Export, and read back by Import with the engine's own parser, so a file the UI
- * writes is one `miglab lesson check ID --attempt FILE` grades, and a bad file is refused
- * with the parser's one line.
+ * The learner's attempt as the attempt file has it (lesson, seed, answers, actions; host
+ * API's LessonAttempt): built from the progress and the commands the run recorded, and
+ * written as YAML for Export, so a file the UI writes is one
+ * `miglab lesson check ID --attempt FILE` grades. An imported file is checked and graded by
+ * the host (lesson.check takes the file's text: the engine's parser, its one-line errors);
+ * only once it passed that is it read here for its seed and answers.
  *
  * Pure TypeScript: tested in Node.
  */
-import { stringify } from 'yaml';
-import { parse_attempt_yaml, type Attempt, type AttemptAction } from '../../../../core/lesson/lesson.js';
+import { parse, stringify } from 'yaml';
+import type { LessonAction, LessonAttempt } from '../../../../host/api.js';
 import type { LessonProgress } from './progress.js';
 
-export function buildAttempt(lesson: string, p: LessonProgress, actions: readonly AttemptAction[]): Attempt {
+export function buildAttempt(lesson: string, p: LessonProgress, actions: readonly LessonAction[]): LessonAttempt {
   return { lesson, seed: p.seed, answers: { ...p.answers }, actions: actions.map((a) => ({ ...a })) };
 }
 
 /** The attempt file's text. */
-export function attemptYaml(a: Attempt): string {
-  return `# Migration Lab attempt: grade with  miglab lesson check ${a.lesson ?? 'ID'} --attempt FILE\n${stringify(a)}`;
+export function attemptYaml(a: LessonAttempt): string {
+  return `# Migration Lab attempt: grade it with  miglab lesson check ${a.lesson ?? 'ID'} --attempt FILE\n${stringify(a)}`;
 }
 
-export function attemptFileName(a: Attempt): string {
+export function attemptFileName(a: LessonAttempt): string {
   return `${a.lesson ?? 'lesson'}-seed${a.seed}.attempt.yaml`;
 }
 
-/** An imported file's attempt for `lesson`, or the one line that says what is wrong with it. */
-export function readAttempt(text: string, file: string, lesson: string): { ok: true; attempt: Attempt } | { ok: false; error: string } {
-  let a: Attempt;
-  try {
-    a = parse_attempt_yaml(text, file);
-  } catch (e) {
-    return { ok: false, error: firstLine((e as Error).message) };
-  }
-  if (a.lesson !== undefined && a.lesson !== lesson) return { ok: false, error: `${file}: lesson: the attempt is for '${a.lesson}', not '${lesson}'` };
-  return { ok: true, attempt: a };
-}
-
-function firstLine(s: string): string {
-  return s.split('\n', 1)[0]!;
+/**
+ * The seed, answers and actions of an attempt file the host has accepted (lesson.check
+ * graded it). Sizes and durations written as text ("4M", "2s") are kept as written: the
+ * engine reads them.
+ */
+export function acceptedAttempt(text: string): LessonAttempt {
+  const o = parse(text) as Partial<LessonAttempt>;
+  return { ...(o.lesson ? { lesson: o.lesson } : {}), seed: o.seed ?? 0, answers: { ...(o.answers ?? {}) }, actions: [...(o.actions ?? [])] };
 }

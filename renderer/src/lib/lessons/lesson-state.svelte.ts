@@ -5,11 +5,10 @@
  * actions the run recorded from the consoles). The panel and the list only show this and
  * call its methods.
  */
-import type { Attempt, AttemptAction } from '../../../../core/lesson/lesson.js';
-import { lessonRunName, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
+import { lessonRunName, type LessonAction, type LessonAttempt, type LessonGrade, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
 import type { HostConnection } from '../host.svelte.js';
 import { store, stored } from '../storage.js';
-import { buildAttempt } from './attempt.js';
+import { acceptedAttempt, buildAttempt } from './attempt.js';
 import {
   DEFAULT_SEED,
   OPEN_KEY,
@@ -22,15 +21,6 @@ import {
   takeGrade,
   type LessonProgress,
 } from './progress.js';
-
-/** The engine's grade of an attempt (core/lesson/grade.ts's Grade, as lesson.check carries it). */
-export interface GradeView {
-  lesson: string;
-  seed: number;
-  passed: boolean;
-  outcome: string;
-  steps: { id: string; kind: string; status: 'passed' | 'failed' | 'pending'; checks: { what: string; expected: string; measured: string; ok: boolean }[]; way?: { id: string; label: string } | null; measured?: number | string | string[] | boolean; why?: string }[];
-}
 
 export class LessonState {
   /** The course (null until it has been asked for). */
@@ -45,9 +35,9 @@ export class LessonState {
   busy = $state<string | null>(null);
   failure = $state<string | null>(null);
   /** An imported attempt: graded with its own actions instead of the run's. */
-  imported = $state<{ file: string; attempt: Attempt } | null>(null);
+  imported = $state<{ file: string; attempt: LessonAttempt } | null>(null);
   /** The last grade, and the attempt (and locale) it was of: the same attempt is not run twice. */
-  private graded: { key: string; grade: GradeView } | null = null;
+  private graded: { key: string; grade: LessonGrade } | null = null;
 
   constructor(private readonly host: HostConnection) {}
 
@@ -154,7 +144,7 @@ export class LessonState {
     try {
       const attempt = this.imported?.attempt ?? buildAttempt(l.id, this.progress, await this.recordedActions());
       const key = JSON.stringify([attempt, locale]);
-      const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: locale === 'zh-Hans' ? 'zh-Hans' : 'en' })) as GradeView);
+      const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: lessonLocale(locale) })) as LessonGrade);
       if (this.lesson !== l) return;
       this.graded = { key, grade };
       const g = grade.steps.find((s) => s.id === stepId);
@@ -166,30 +156,43 @@ export class LessonState {
     }
   }
 
-  /** Take an imported attempt's seed and answers, and grade every step with its actions. */
-  async takeImport(file: string, attempt: Attempt, locale: string): Promise<void> {
-    if (!this.lesson) return;
+  /**
+   * An attempt file: the host checks and grades it (its text, so a bad line is named); then
+   * its seed, answers and actions are the lesson's, every step shown as graded. Null, or the
+   * one line that says what is wrong with the file.
+   */
+  async takeImport(file: string, text: string, locale: string): Promise<string | null> {
+    const l = this.lesson;
+    if (!l) return null;
+    let grade: LessonGrade;
+    try {
+      grade = (await this.host.request({ type: 'lesson.check', id: l.id, attempt: text, locale: lessonLocale(locale) })) as LessonGrade;
+    } catch (e) {
+      return `${file}: ${(e as Error).message}`;
+    }
+    const attempt = acceptedAttempt(text);
     if (attempt.seed !== this.progress.seed) {
       this.save(resetProgress(this.progress, attempt.seed));
       await this.load(true);
     }
-    const steps = this.lesson?.steps ?? [];
-    this.save({ ...lockPredicts(this.progress, steps), answers: { ...attempt.answers } });
+    let p = { ...lockPredicts(this.progress, l.steps), answers: { ...attempt.answers } };
+    for (const g of grade.steps) if (g.kind !== 'explain') p = takeGrade(p, g);
+    this.save(p);
     this.imported = { file, attempt };
-    this.graded = null;
-    for (const s of steps) if (s.kind !== 'explain') await this.grade(s.id, locale);
+    this.graded = { key: JSON.stringify([attempt, locale]), grade };
+    return null;
   }
 
   /** The attempt as it stands (for Export). */
-  async attempt(): Promise<Attempt | null> {
+  async attempt(): Promise<LessonAttempt | null> {
     if (!this.lesson) return null;
     return this.imported?.attempt ?? buildAttempt(this.lesson.id, this.progress, await this.recordedActions());
   }
 
   /** What the learner typed into this lesson's run, as the run recorded it (none when the run is another's). */
-  private async recordedActions(): Promise<AttemptAction[]> {
+  private async recordedActions(): Promise<LessonAction[]> {
     if (!this.onRun) return [];
-    return (await this.host.request({ type: 'sim.inputs' })) as AttemptAction[];
+    return (await this.host.request({ type: 'sim.inputs' })) as LessonAction[];
   }
 
   private async load(restart: boolean): Promise<void> {
@@ -224,4 +227,8 @@ export class LessonState {
     store(PROGRESS_KEY(id), JSON.stringify(p));
     this.kept = { ...this.kept, [id]: p };
   }
+}
+
+function lessonLocale(l: string): 'en' | 'zh-Hans' {
+  return l === 'zh-Hans' ? 'zh-Hans' : 'en';
 }

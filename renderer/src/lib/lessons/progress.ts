@@ -7,18 +7,12 @@
  *
  * Pure TypeScript: tested in Node.
  */
-import type { LessonStepView, LessonSummary } from '../../../../host/api.js';
+import type { LessonStepGrade, LessonStepView, LessonSummary } from '../../../../host/api.js';
 
 export type StepStatus = 'pending' | 'passed' | 'failed';
 
-/** What grading said of one step, kept to show it again (core/lesson/grade.ts's StepGrade, as carried). */
-export interface KeptGrade {
-  status: StepStatus;
-  checks: { what: string; expected: string; measured: string; ok: boolean }[];
-  way?: { id: string; label: string } | null;
-  measured?: number | string | string[] | boolean;
-  why?: string;
-}
+/** What grading said of one step, kept to show it again (the host API's LessonStepGrade). */
+export type KeptGrade = Omit<LessonStepGrade, 'id' | 'kind'>;
 
 export interface LessonProgress {
   seed: number;
@@ -120,7 +114,7 @@ export function markRead(p: LessonProgress, step: LessonStepView): LessonProgres
 }
 
 /** A grade of one step taken into the progress (its status and what to show). */
-export function takeGrade(p: LessonProgress, g: KeptGrade & { id: string }): LessonProgress {
-  const { id, ...kept } = g;
+export function takeGrade(p: LessonProgress, g: KeptGrade & { id: string; kind?: string }): LessonProgress {
+  const { id, kind: _, ...kept } = g;
   return { ...p, statuses: { ...p.statuses, [id]: kept.status }, grades: { ...p.grades, [id]: kept } };
 }
