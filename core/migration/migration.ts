@@ -1615,6 +1615,9 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     senv.open_return_path = () => !!(mis.to_src_file = qemu_file_new_output(ioc));
     senv.migrate_send_rp_pong = (value) => migrate_send_rp_pong(mis, value);
     senv.migrate_send_rp_switchover_ack = () => migrate_send_rp_switchover_ack(mis);
+    senv.trace_mark = (name, args) => {
+      if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'mark', name, args });
+    };
     const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
     const ret = await env.tracer.call(MAIN_THREAD, 'qemu_loadvm_state', undefined, () => qemu_loadvm_state(f, sv));
     if (ret < 0) {

@@ -1208,6 +1208,7 @@ async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Pro
     report(`qemu_loadvm_section_start_full: Failed to read instance/version ID: ${ret}`);
     return ret;
   }
+  sv.env.trace_mark?.('qemu_loadvm_state_section_startfull', { section_id, idstr, instance_id, version_id });
   const se = sv.find_se(idstr, instance_id);
   if (!se) {
     report(

@@ -38,9 +38,13 @@ export interface ClaimCheck {
   ok: boolean;
 }
 
-/** Run `sc` on the simulated runtime, sampling the windows `miglab run --csv` writes. */
-export async function record_claim_run(sc: Scenario): Promise<ClaimRun> {
+/**
+ * Run `sc` on the simulated runtime, sampling the windows `miglab run --csv` writes;
+ * `before` sees the simulation before it starts (to listen to more than the windows).
+ */
+export async function record_claim_run(sc: Scenario, before?: (sim: Simulation) => void): Promise<ClaimRun> {
   const sim = new Simulation(sc);
+  before?.(sim);
   const rec = record_windows(sim, 100);
   const result = await sim.run();
   const o = sim.src.migration.options;
@@ -77,6 +81,18 @@ function count_at_stop(run: ClaimRun): { size: number; threshold: number } | nul
     if (e.type === 'enter' && e.fn === 'migration_completion') return last;
   }
   return null;
+}
+
+/** The auto-converge throttle values the vCPU went through, in order (%), from the windows. */
+export function throttle_steps(windows: readonly WindowSample[]): number[] {
+  const seen: number[] = [];
+  for (const w of windows) if (w['cpu-throttle'] && w['cpu-throttle'] !== seen[seen.length - 1]) seen.push(w['cpu-throttle']);
+  return seen;
+}
+
+/** The exact count the switchover decided on and its threshold (null: it never switched over). */
+export function switchover_count(run: ClaimRun): { size: number; threshold: number } | null {
+  return count_at_stop(run);
 }
 
 const active = (run: ClaimRun): WindowSample[] => run.windows.filter((w) => w.status === 'active');
@@ -140,8 +156,7 @@ const CLAIM_CHECKS: { [K in keyof ScenarioClaims]-?: Check<NonNullable<ScenarioC
     };
   },
   'throttle-steps': (steps, run) => {
-    const seen: number[] = [];
-    for (const w of run.windows) if (w['cpu-throttle'] && w['cpu-throttle'] !== seen[seen.length - 1]) seen.push(w['cpu-throttle']);
+    const seen = throttle_steps(run.windows);
     return { expected: steps.join(' → '), actual: seen.join(' → ') || 'never throttled', ok: seen.join() === steps.join() };
   },
   'needs-capability': async (cap, run, host) => {

@@ -391,6 +391,8 @@ export class Simulation {
     try {
       await src.call('qmp_capabilities');
       await dst.call('qmp_capabilities');
+      const script = sc.migration.script;
+      if (script === 'none') return this.schedule_actions();
       const caps = Object.entries(sc.migration.capabilities).map(([capability, state]) => ({ capability, state }));
       if (caps.length) {
         await src.call('migrate-set-capabilities', { capabilities: caps });
@@ -398,19 +400,25 @@ export class Simulation {
       }
       if (Object.keys(sc.migration.parameters).length) await src.call('migrate-set-parameters', sc.migration.parameters);
       await dst.call('migrate-incoming', { uri: sc.migration.uri });
-      for (const a of sc.actions) {
-        this.clock.set_timer_at(Math.max(a.at, this.clock.now_ms()), () => {
-          void this.qmp[a.side].execute(a.execute, a.arguments);
-        });
-      }
-      for (const i of this.replay_timed) {
-        this.clock.set_timer_at(Math.max(i.at, this.clock.now_ms()), () => this.run_input(i, null));
-      }
+      this.schedule_actions();
+      if (script === 'prepare') return;
       if (sc.migration.start_at > this.clock.now_ms()) await this.clock.sleep(sc.migration.start_at - this.clock.now_ms());
       await src.call('migrate', { uri: sc.migration.uri });
     } catch (e) {
       if (!(e instanceof QmpCommandError)) throw e;
       this.script_error = e.message;
+    }
+  }
+
+  /** The scenario's actions and the replayed inputs without a timer, each on the clock at its time (or now, when that has passed). */
+  private schedule_actions(): void {
+    for (const a of this.scenario.actions) {
+      this.clock.set_timer_at(Math.max(a.at, this.clock.now_ms()), () => {
+        void this.qmp[a.side].execute(a.execute, a.arguments);
+      });
+    }
+    for (const i of this.replay_timed) {
+      this.clock.set_timer_at(Math.max(i.at, this.clock.now_ms()), () => this.run_input(i, null));
     }
   }
 

@@ -217,6 +217,13 @@ export const SCENARIO_SCHEMA = {
       fields: {
         uri: { type: 'string', default: 'tcp:dst:4444', description: 'migrate-incoming and migrate URI' },
         start_at: { type: 'duration', default: 0, description: 'when `migrate` is issued' },
+        script: {
+          type: 'string',
+          enum: ['full', 'prepare', 'none'],
+          default: 'full',
+          description:
+            "what the runner sends: full (capabilities, parameters, migrate-incoming, migrate at start_at), prepare (all of that but migrate: the learner types it), none (only qmp_capabilities on the runner's own sessions: the learner does everything)",
+        },
         capabilities: { type: 'record', values: { type: 'boolean' }, default: {}, description: 'migrate-set-capabilities on both endpoints' },
         parameters: {
           type: 'record',
@@ -658,7 +665,7 @@ export function parse_scenario_json(text: string, file: string | null = null): S
  * Where the value at `path` starts in a YAML document (1-based line and column), or
  * where its nearest existing parent starts.
  */
-function yaml_locate(contents: unknown, lc: LineCounter, path: ScenarioPath): { line: number; col: number } | null {
+export function yaml_locate(contents: unknown, lc: LineCounter, path: ScenarioPath): { line: number; col: number } | null {
   let node = contents as YamlNode | null;
   let best: number | null = node?.range?.[0] ?? null;
   for (const seg of path) {
@@ -769,7 +776,8 @@ export function scenario_json_schema(): Record<string, unknown> {
   };
 }
 
-function to_json_schema(f: FieldSpec): Record<string, unknown> {
+/** The JSON Schema of one FieldSpec (lesson files reuse it). */
+export function to_json_schema(f: FieldSpec): Record<string, unknown> {
   const doc = f.description ? { description: f.description } : {};
   const dflt = 'default' in f ? { default: f.default } : {};
   switch (f.type) {

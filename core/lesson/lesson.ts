@@ -1,0 +1,512 @@
+/**
+ * The lesson format, defined once as data (LESSON_SCHEMA) with the scenario format's own
+ * machinery (core/sim/scenario.ts: FieldSpec, check(), the YAML locator, closest()): the
+ * parser, its one-line errors (file:line: path: what, unknown keys with "did you mean"),
+ * the TypeScript types and lessons/lesson.schema.json all come from it.
+ *
+ * What the schema cannot say is checked after it, in check_lesson(): a measure name is one
+ * of measures.ts's table, a `${param}` in a text is a declared param, a reference answer
+ * names a predict step, a param draws from a well-formed range.
+ */
+import { LineCounter, parseDocument } from 'yaml';
+import {
+  ScenarioError,
+  check,
+  closest,
+  format_path,
+  parse_duration,
+  parse_rate,
+  parse_size,
+  to_json_schema,
+  yaml_locate,
+  type FieldSpec,
+  type Infer,
+  type ScenarioPath,
+} from '../sim/scenario.js';
+import { MEASURES, measure_names, type MeasureUnit } from './measures.js';
+import { LessonError } from './error.js';
+import { parse_expression } from './expr.js';
+import { inline_scenario } from './params.js';
+
+export { LessonError } from './error.js';
+
+export type LessonLocale = 'en' | 'zh-Hans';
+export const LESSON_LOCALES: readonly LessonLocale[] = ['en', 'zh-Hans'];
+
+/** A text in both languages: the English field and its `_zh` twin, both required. */
+function texts<N extends string>(name: N, description: string) {
+  return {
+    [name]: { type: 'string', required: true, description: `${description} (English)` },
+    [`${name}_zh`]: { type: 'string', required: true, description: `${description} (简体中文)` },
+  } as { [K in N | `${N}_zh`]: { type: 'string'; required: true; description: string } };
+}
+
+const side = { type: 'string', enum: ['source', 'destination'] } as const;
+
+/** What the UI highlights: the element carrying data-point="VIEW:KEY" (consoles: a line's text). */
+const POINT = {
+  type: 'union',
+  tag: 'view',
+  description: 'what the UI highlights during the step',
+  variants: {
+    chain: { type: 'object', description: 'a call-chain node', fields: { fn: { type: 'string', required: true, description: "the function's QEMU name" } } },
+    threads: {
+      type: 'object',
+      description: 'a thread lane',
+      fields: { thread: { type: 'string', enum: ['live_migration', 'bg_snapshot', 'main'], required: true } },
+    },
+    states: {
+      type: 'object',
+      description: 'a state of the state views',
+      fields: { state: { type: 'string', required: true }, side: { ...side, description: 'which end (both when absent)' } },
+    },
+    charts: {
+      type: 'object',
+      description: 'a chart series',
+      fields: { series: { type: 'string', enum: ['remaining', 'threshold', 'bandwidth', 'dirty-rate'], required: true } },
+    },
+    consoles: {
+      type: 'object',
+      description: 'a console line',
+      fields: { side: { ...side, required: true }, text: { type: 'string', required: true, description: 'a substring of the line' } },
+    },
+    locals: { type: 'object', description: 'a field of the locals panel', fields: { field: { type: 'string', required: true, description: 'e.g. threshold_size' } } },
+    rammap: { type: 'object', description: 'the RAM map', fields: {} },
+    source: { type: 'object', description: "a function's source view", fields: { fn: { type: 'string', required: true } } },
+  },
+} as const satisfies FieldSpec;
+
+const ACTION = {
+  type: 'object',
+  fields: {
+    at: { type: 'duration', required: true, description: 'virtual time, ms or "2s"' },
+    side: { type: 'string', enum: ['src', 'dst'], default: 'src' },
+    execute: { type: 'string', required: true, description: 'the QMP command' },
+    arguments: { type: 'json' },
+    timer: {
+      type: 'number',
+      integer: true,
+      min: -1,
+      description: 'virtual-clock timers fired when the learner typed it (-1: before the run started)',
+    },
+  },
+} as const satisfies FieldSpec;
+
+const ATTEMPT_PART = {
+  answers: { type: 'record', values: { type: 'json' }, default: {}, description: 'predict step id → the answer (a number, a choice, or "=EXPR" over the params)' },
+  actions: { type: 'array', items: ACTION, default: [], description: 'QMP commands at given times' },
+} as const satisfies Record<string, FieldSpec>;
+
+const PARAM = {
+  type: 'object',
+  description: 'a number drawn from the seed: one of `choose`, or uniform on min..max by step',
+  fields: {
+    choose: { type: 'array', items: { type: 'json' }, description: 'one of these (sizes "64M", rates "8M/s", durations "50ms", numbers or words)' },
+    min: { type: 'json', description: 'lowest value (a size, rate, duration or number)' },
+    max: { type: 'json', description: 'highest value, included when on the grid' },
+    step: { type: 'json', description: 'the grid (default: 1 of the unit)' },
+  },
+} as const satisfies FieldSpec;
+
+const STEP = {
+  type: 'union',
+  tag: 'kind',
+  description: 'one step of the lesson',
+  variants: {
+    explain: {
+      type: 'object',
+      description: 'a short text pointing at one thing in the UI',
+      fields: {
+        id: { type: 'string', required: true },
+        ...texts('text', 'what to look at, ≤ ~120 words; ${param} is replaced'),
+        point: POINT,
+      },
+    },
+    predict: {
+      type: 'object',
+      description: 'a question answered before the run; the run reveals the engine’s value',
+      fields: {
+        id: { type: 'string', required: true },
+        ...texts('question', 'the question'),
+        answer: {
+          type: 'object',
+          required: true,
+          fields: {
+            measure: { type: 'string', required: true, description: 'the measure revealed (measures.ts)' },
+            tolerance: { type: 'json', description: 'numbers: "10%" of the measured value, or absolute ("4K", "50ms", 3)' },
+            choices: { type: 'array', items: { type: 'string' }, description: 'a choice among these' },
+            choice_labels: { type: 'array', items: { type: 'string' }, description: 'the choices as shown (English)' },
+            choice_labels_zh: { type: 'array', items: { type: 'string' }, description: 'the choices as shown (简体中文)' },
+          },
+        },
+        ...texts('why', 'shown at the reveal; ${measured} and ${param} are replaced'),
+        point: POINT,
+      },
+    },
+    task: {
+      type: 'object',
+      description: 'a goal reached by acting, checked on the run’s record',
+      fields: {
+        id: { type: 'string', required: true },
+        ...texts('goal', 'the goal'),
+        check: {
+          type: 'array',
+          required: true,
+          description: 'all must hold',
+          items: {
+            type: 'object',
+            fields: {
+              measure: { type: 'string', required: true },
+              equals: { type: 'json' },
+              min: { type: 'json' },
+              max: { type: 'json' },
+              includes: { type: 'json', description: 'the list measured contains this' },
+              order: { type: 'array', items: { type: 'json' }, description: 'the list measured starts with these, in order' },
+            },
+          },
+        },
+        forbid: { type: 'array', items: { type: 'string' }, default: [], description: 'QMP commands the learner may not use here' },
+        ways: {
+          type: 'array',
+          default: [],
+          description: 'the right ways, the first that matches is reported',
+          items: {
+            type: 'object',
+            fields: {
+              id: { type: 'string', required: true },
+              ...texts('label', 'the way, as shown'),
+              when: {
+                type: 'object',
+                required: true,
+                fields: {
+                  executed: { type: 'string', required: true, description: 'a QMP command the learner ran (and that succeeded)' },
+                  argument: { type: 'string', description: 'with this argument' },
+                  capability: { type: 'string', description: 'turning this capability on (migrate-set-capabilities)' },
+                },
+              },
+            },
+          },
+        },
+        ...texts('hint', 'shown after a failed try'),
+        point: POINT,
+      },
+    },
+  },
+} as const satisfies FieldSpec;
+
+export const LESSON_SCHEMA = {
+  type: 'object',
+  description: 'A Migration Lab lesson: texts in English and 简体中文, a scenario, and steps (explain, predict, task).',
+  fields: {
+    id: { type: 'string', required: true, description: 'the file name without .yaml; [a-z0-9-]+' },
+    ...texts('title', 'the title'),
+    ...texts('summary', 'one sentence'),
+    runtime: { type: 'string', default: 'simulated', description: 'simulated (the only runtime lessons run on)' },
+    seed: { type: 'number', integer: true, min: 0, max: 0xffffffff, default: 1, description: 'the default seed (params and the run)' },
+    params: { type: 'record', values: PARAM, default: {}, description: 'numbers drawn from the seed; "${name}" in the scenario and texts' },
+    scenario: { type: 'json', required: true, description: 'a preset name (scenarios/), or an inline scenario (scenario.schema.json)' },
+    steps: { type: 'array', items: STEP, required: true },
+    reference: { type: 'object', required: true, description: 'an attempt that must pass, for every seed', fields: ATTEMPT_PART },
+    wrong: { type: 'object', required: true, description: 'a wrong attempt that must fail', fields: ATTEMPT_PART },
+  },
+} as const satisfies FieldSpec;
+
+export const ATTEMPT_SCHEMA = {
+  type: 'object',
+  description: "A learner's attempt at a lesson: the seed, the answers, the QMP commands typed and when.",
+  fields: {
+    lesson: { type: 'string', description: 'the lesson id (checked when present)' },
+    seed: { type: 'number', integer: true, min: 0, max: 0xffffffff, required: true },
+    ...ATTEMPT_PART,
+  },
+} as const satisfies FieldSpec;
+
+type RawLesson = Infer<typeof LESSON_SCHEMA>;
+export type LessonPoint = Infer<typeof POINT>;
+export type LessonStep = Infer<typeof STEP>;
+export type ExplainStep = Extract<LessonStep, { kind: 'explain' }>;
+export type PredictStep = Extract<LessonStep, { kind: 'predict' }>;
+export type TaskStep = Extract<LessonStep, { kind: 'task' }>;
+export type TaskCheck = TaskStep['check'][number];
+export type TaskWay = TaskStep['ways'][number];
+
+/** What a param's values are: sizes in bytes, rates in bytes/s, durations in ms, plain numbers, or words. */
+export type ParamUnit = 'size' | 'rate' | 'duration' | 'number' | 'word';
+export type ParamValue = number | string;
+export type LessonParam =
+  | { unit: ParamUnit; choose: ParamValue[] }
+  | { unit: Exclude<ParamUnit, 'word'>; min: number; max: number; step: number };
+
+export type Lesson = Omit<RawLesson, 'params'> & { params: Record<string, LessonParam> };
+export type AttemptAction = Infer<typeof ACTION>;
+export interface Attempt {
+  lesson?: string;
+  seed: number;
+  answers: Record<string, number | string>;
+  actions: AttemptAction[];
+}
+
+/* --------------------------------- values --------------------------------- */
+
+/** A value written in a lesson, as its unit: sizes, rates, durations, numbers (null if none fits). */
+export function param_value(v: unknown): { unit: ParamUnit; value: ParamValue } {
+  if (typeof v === 'number') return { unit: 'number', value: v };
+  if (typeof v !== 'string') throw new Error(`expected a number, size, rate, duration or word, got ${JSON.stringify(v)}`);
+  for (const [unit, parse] of [
+    ['size', parse_size],
+    ['duration', parse_duration],
+    ['rate', parse_rate],
+  ] as const) {
+    try {
+      return { unit, value: parse(v) };
+    } catch {
+      /* not this unit */
+    }
+  }
+  return { unit: 'word', value: v };
+}
+
+/** A value written for a measure of `unit` (a check's bound, a tolerance): numbers with the unit's suffixes. */
+export function measure_value(v: unknown, unit: MeasureUnit): unknown {
+  if (typeof v !== 'string') return v;
+  switch (unit) {
+    case 'bytes':
+      return parse_size(v);
+    case 'bytes/s':
+      return parse_rate(v);
+    case 'ms':
+      return parse_duration(v);
+    default:
+      return v;
+  }
+}
+
+/* -------------------------------- checking -------------------------------- */
+
+const ID = /^[a-z0-9-]+$/;
+const PLACEHOLDER = /\$\{([^}]*)\}/g;
+
+function fail(path: ScenarioPath, msg: string): never {
+  throw new ScenarioError(msg, path);
+}
+
+function check_params(raw: RawLesson): Record<string, LessonParam> {
+  const out: Record<string, LessonParam> = {};
+  for (const [name, p] of Object.entries(raw.params)) {
+    const path = ['params', name];
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) fail(path, 'a param name is [a-z_][a-z0-9_]* (it is used in "${name}" and in expressions)');
+    if (name === 'measured') fail(path, '"measured" is the revealed value in why texts, not a param');
+    const parse = (v: unknown, at: string) => {
+      try {
+        return param_value(v);
+      } catch (e) {
+        fail([...path, at], (e as Error).message);
+      }
+    };
+    if (p.choose !== undefined) {
+      if (p.min !== undefined || p.max !== undefined || p.step !== undefined) fail(path, 'either choose, or min/max/step, not both');
+      if (!p.choose.length) fail([...path, 'choose'], 'empty: nothing to choose from');
+      const vs = p.choose.map((v, i) => parse(v, `choose[${i}]`));
+      const unit = vs[0]!.unit;
+      vs.forEach((v, i) => {
+        if (v.unit !== unit) fail([...path, 'choose', i], `is a ${v.unit}, the first is a ${unit}: choose values of one kind`);
+      });
+      out[name] = { unit, choose: vs.map((v) => v.value) };
+      continue;
+    }
+    if (p.min === undefined || p.max === undefined) fail(path, 'needs choose, or min and max (and step)');
+    const lo = parse(p.min, 'min');
+    const hi = parse(p.max, 'max');
+    const st = p.step === undefined ? { unit: lo.unit, value: 1 } : parse(p.step, 'step');
+    for (const [k, v] of [['max', hi], ['step', st]] as const) {
+      if (p.step === undefined && k === 'step') continue;
+      if (v.unit !== lo.unit) fail([...path, k], `is a ${v.unit}, min is a ${lo.unit}`);
+    }
+    if (lo.unit === 'word') fail([...path, 'min'], `expected a number, size, rate or duration, got "${p.min}"`);
+    const [a, b, s] = [lo.value as number, hi.value as number, st.value as number];
+    if (!(s > 0)) fail([...path, 'step'], `must be above 0, got ${s}`);
+    if (b < a) fail([...path, 'max'], `is below min (${b} < ${a})`);
+    out[name] = { unit: lo.unit as Exclude<ParamUnit, 'word'>, min: a, max: b, step: s };
+  }
+  return out;
+}
+
+function check_measure(name: string, path: ScenarioPath): MeasureUnit {
+  const m = MEASURES[name];
+  if (m) return m.unit;
+  const near = closest(name, measure_names());
+  fail(path, `unknown measure "${name}"${near ? ` (did you mean "${near}"?)` : ''}; the measures are listed in docs/lessons.md`);
+}
+
+function check_placeholders(text: string, path: ScenarioPath, names: readonly string[]): void {
+  for (const m of text.matchAll(PLACEHOLDER)) {
+    const n = m[1]!;
+    if (names.includes(n)) continue;
+    const near = closest(n, names);
+    fail(path, `"\${${n}}" is not a param${near ? ` (did you mean "\${${near}}"?)` : ''}; params: ${names.join(', ') || 'none'}`);
+  }
+}
+
+/** What a bound or tolerance of a measure may be, checked now so a lesson fails at load, not at grading. */
+function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath): void {
+  let x: unknown;
+  try {
+    x = measure_value(v, unit);
+  } catch (e) {
+    fail(path, (e as Error).message);
+  }
+  const numeric = unit !== 'state' && unit !== 'text' && unit !== 'list' && unit !== 'boolean';
+  if (numeric && typeof x !== 'number') fail(path, `expected a number (${unit}), got ${JSON.stringify(v)}`);
+}
+
+function check_attempt_part(part: RawLesson['reference'], path: ScenarioPath, lesson: RawLesson, params: readonly string[]): void {
+  const predicts = lesson.steps.filter((s) => s.kind === 'predict').map((s) => s.id);
+  for (const [id, v] of Object.entries(part.answers)) {
+    if (!predicts.includes(id)) {
+      const near = closest(id, predicts);
+      fail([...path, 'answers', id], `no predict step "${id}"${near ? ` (did you mean "${near}"?)` : ''}; predict steps: ${predicts.join(', ') || 'none'}`);
+    }
+    if (typeof v === 'string' && v.startsWith('=')) {
+      try {
+        parse_expression(v.slice(1), params);
+      } catch (e) {
+        fail([...path, 'answers', id], (e as Error).message);
+      }
+    } else if (typeof v !== 'number' && typeof v !== 'string') fail([...path, 'answers', id], `expected a number, a choice or "=EXPR", got ${JSON.stringify(v)}`);
+  }
+}
+
+function check_lesson(raw: RawLesson): Lesson {
+  if (!ID.test(raw.id)) fail(['id'], `expected [a-z0-9-]+, got "${raw.id}"`);
+  if (raw.runtime !== 'simulated') {
+    fail(['runtime'], `"${raw.runtime}" lessons are not supported: lessons run on the simulated runtime only (runtime: simulated)`);
+  }
+  const params = check_params(raw);
+  const names = Object.keys(params);
+  if (typeof raw.scenario !== 'string' && (typeof raw.scenario !== 'object' || raw.scenario === null || Array.isArray(raw.scenario))) {
+    fail(['scenario'], 'expected a preset name or an inline scenario (an object)');
+  }
+  const ids = new Set<string>();
+  raw.steps.forEach((s, i) => {
+    const at = ['steps', i];
+    if (!ID.test(s.id)) fail([...at, 'id'], `expected [a-z0-9-]+, got "${s.id}"`);
+    if (ids.has(s.id)) fail([...at, 'id'], `"${s.id}" is used by an earlier step`);
+    ids.add(s.id);
+    if (s.kind === 'explain') {
+      check_placeholders(s.text, [...at, 'text'], names);
+      check_placeholders(s.text_zh, [...at, 'text_zh'], names);
+    } else if (s.kind === 'predict') {
+      check_placeholders(s.question, [...at, 'question'], names);
+      check_placeholders(s.question_zh, [...at, 'question_zh'], names);
+      check_placeholders(s.why, [...at, 'why'], [...names, 'measured']);
+      check_placeholders(s.why_zh, [...at, 'why_zh'], [...names, 'measured']);
+      const a = s.answer;
+      const unit = check_measure(a.measure, [...at, 'answer', 'measure']);
+      if (a.choices) {
+        if (a.tolerance !== undefined) fail([...at, 'answer', 'tolerance'], 'a choice has no tolerance');
+        if (!a.choices.length) fail([...at, 'answer', 'choices'], 'empty');
+        for (const k of ['choice_labels', 'choice_labels_zh'] as const) {
+          const l = a[k];
+          if (l && l.length !== a.choices.length) fail([...at, 'answer', k], `has ${l.length} labels for ${a.choices.length} choices`);
+        }
+      } else {
+        if (unit === 'state' || unit === 'text' || unit === 'list' || unit === 'boolean') {
+          fail([...at, 'answer'], `measure "${a.measure}" is a ${unit}: give choices`);
+        }
+        if (a.tolerance !== undefined) {
+          const t = a.tolerance;
+          if (!(typeof t === 'string' && /^[0-9.]+\s*%$/.test(t))) check_bound(t, unit, [...at, 'answer', 'tolerance']);
+        }
+      }
+    } else {
+      check_placeholders(s.goal, [...at, 'goal'], names);
+      check_placeholders(s.goal_zh, [...at, 'goal_zh'], names);
+      if (!s.check.length) fail([...at, 'check'], 'empty: a task needs at least one check');
+      s.check.forEach((c, j) => {
+        const cp = [...at, 'check', j];
+        const unit = check_measure(c.measure, [...cp, 'measure']);
+        const ops = (['equals', 'min', 'max', 'includes', 'order'] as const).filter((k) => c[k] !== undefined);
+        if (!ops.length) fail(cp, 'says nothing: give equals, min, max, includes or order');
+        for (const k of ['min', 'max'] as const) if (c[k] !== undefined) check_bound(c[k], unit, [...cp, k]);
+        if ((c.includes !== undefined || c.order !== undefined) && unit !== 'list') fail(cp, `includes and order are for lists; "${c.measure}" is a ${unit}`);
+      });
+      const way_ids = new Set<string>();
+      s.ways.forEach((w, j) => {
+        if (way_ids.has(w.id)) fail([...at, 'ways', j, 'id'], `"${w.id}" is used by an earlier way`);
+        way_ids.add(w.id);
+      });
+    }
+  });
+  check_attempt_part(raw.reference, ['reference'], raw, names);
+  check_attempt_part(raw.wrong, ['wrong'], raw, names);
+  const lesson = { ...raw, params };
+  // An inline scenario is checked now, with the default seed's numbers (a preset, when the course is loaded).
+  if (typeof lesson.scenario !== 'string') inline_scenario(lesson, lesson.seed);
+  return lesson;
+}
+
+/* --------------------------------- parsing --------------------------------- */
+
+function parse_yaml<T>(text: string, file: string | null, what: string, from: (raw: unknown) => T): T {
+  const name = file ?? what;
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const bad = doc.errors[0];
+  if (bad) {
+    const lp = lc.linePos(bad.pos[0]);
+    throw new LessonError(`${name}:${lp.line}:${lp.col}: not valid YAML: ${bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, file);
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  try {
+    return from(raw);
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    const lp = yaml_locate(doc.contents, lc, e.path);
+    const where = lp ? `:${lp.line}:${lp.col}` : '';
+    throw new LessonError(`${name}${where}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, file);
+  }
+}
+
+/** A lesson given as a JS object (same rules as the file). */
+export function lesson_from_object(raw: unknown): Lesson {
+  return check_lesson(check(raw, LESSON_SCHEMA, []) as RawLesson);
+}
+
+/** Parse and check a lesson file's text; throws LessonError (file:line:col: path: what). */
+export function parse_lesson_yaml(text: string, file: string | null = null): Lesson {
+  return parse_yaml(text, file, 'lesson', lesson_from_object);
+}
+
+/** An attempt given as a JS object. */
+export function attempt_from_object(raw: unknown): Attempt {
+  const a = check(raw, ATTEMPT_SCHEMA, []) as Infer<typeof ATTEMPT_SCHEMA>;
+  for (const [id, v] of Object.entries(a.answers)) {
+    if (typeof v !== 'number' && typeof v !== 'string') fail(['answers', id], `expected a number or a choice, got ${JSON.stringify(v)}`);
+  }
+  return a as Attempt;
+}
+
+/** Parse and check an attempt file's text; throws LessonError. */
+export function parse_attempt_yaml(text: string, file: string | null = null): Attempt {
+  return parse_yaml(text, file, 'attempt', attempt_from_object);
+}
+
+/** The steps' counts by kind. */
+export function steps_by_kind(lesson: Lesson): Record<LessonStep['kind'], number> {
+  const n = { explain: 0, predict: 0, task: 0 };
+  for (const s of lesson.steps) n[s.kind]++;
+  return n;
+}
+
+/** The text field of `name` in `locale` (title, summary, text, question, why, goal, hint, label). */
+export function localized<T extends object>(o: T, name: string, locale: LessonLocale): string {
+  const rec = o as Record<string, unknown>;
+  return String(rec[locale === 'en' ? name : `${name}_zh`] ?? '');
+}
+
+/* ------------------------------ JSON Schema ------------------------------ */
+
+/** The JSON Schema (draft 2020-12) of lesson files, generated from LESSON_SCHEMA. */
+export function lesson_json_schema(): Record<string, unknown> {
+  return { $schema: 'https://json-schema.org/draft/2020-12/schema', title: 'Migration Lab lesson', ...to_json_schema(LESSON_SCHEMA) };
+}

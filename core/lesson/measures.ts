@@ -1,0 +1,311 @@
+/**
+ * The measures: the one vocabulary lessons' predicts and checks use. Each is computed
+ * from the run's record (record.ts: the result and query-migrate, the 100 ms windows, the
+ * trace of both endpoints, the commands sent with their replies), never stored. null:
+ * the run did not show it (no switchover, no thread, ...), and a check on it fails.
+ *
+ * Marks and enter arguments read here are the engine's trace points: QEMU's own
+ * (migrate_transferred, migrate_pending_exact / _estimate, qemu_loadvm_state_section_startfull)
+ * and the lab's (miglab_iteration_decision, the enter args of migration_iteration_run and
+ * migration_completion: core/trace/trace-event.ts).
+ */
+import { exact_counts, switchover_count, throttle_steps } from '../sim/claims.js';
+import type { TimelineEntry } from '../sim/runner.js';
+import { last_expected_downtime } from '../sim/windows.js';
+import { MIGLAB_ITERATION_DECISION, type IterationDecision, type SwitchoverInputs } from '../trace/trace-event.js';
+import type { LessonRun } from './record.js';
+
+export type MeasureUnit = 'bytes' | 'bytes/s' | 'ms' | 'count' | '%' | 'state' | 'text' | 'list' | 'boolean';
+export type MeasureValue = number | string | string[] | boolean | null;
+
+export interface Measure {
+  unit: MeasureUnit;
+  /** What it is, for trainers (docs/lessons.md lists these). */
+  describe: string;
+  of(run: LessonRun): MeasureValue;
+}
+
+type Q = Record<string, unknown> | null;
+const qsrc = (run: LessonRun): Q => run.result.query_migrate.src as Q;
+const marks = (entries: readonly TimelineEntry[], name: string) =>
+  entries.filter((e): e is Extract<TimelineEntry, { type: 'mark' }> => e.type === 'mark' && e.name === name);
+const statuses = (run: LessonRun, side: 'src' | 'dst'): string[] =>
+  run.result.events.filter((e) => e.side === side && e.event === 'MIGRATION').map((e) => String((e.data as { status?: unknown })?.status));
+const event_names = (run: LessonRun, side: 'src' | 'dst'): string[] => run.result.events.filter((e) => e.side === side).map((e) => e.event);
+const first_enter = (run: LessonRun, fn: string) => run.src.find((e) => e.type === 'enter' && e.fn === fn) as Extract<TimelineEntry, { type: 'enter' }> | undefined;
+
+/** The source's migration thread as created: its thread-create entry. */
+const thread_create = (run: LessonRun) =>
+  run.src.find((e) => e.type === 'thread-create' && (e.name === 'live_migration' || e.name === 'bg_snapshot')) as
+    | Extract<TimelineEntry, { type: 'thread-create' }>
+    | undefined;
+
+/** The functions open on `entry`'s thread when it was recorded, outermost first. */
+function stack_at(entries: readonly TimelineEntry[], entry: TimelineEntry | undefined): string[] {
+  const stack: string[] = [];
+  if (!entry) return stack;
+  for (const e of entries) {
+    if (e === entry) return stack;
+    if (e.tid !== entry.tid) continue;
+    if (e.type === 'enter') stack.push(e.fn);
+    else if (e.type === 'exit') {
+      const i = stack.lastIndexOf(e.fn);
+      if (i >= 0) stack.length = i;
+    }
+  }
+  return stack;
+}
+
+/** Who called the thread primitive `fn` (qemu_thread_create, qemu_thread_join) at `entry`. */
+function caller_of_primitive(entries: readonly TimelineEntry[], entry: TimelineEntry | undefined, fn: string): string | null {
+  const st = stack_at(entries, entry);
+  if (st[st.length - 1] === fn) st.pop();
+  return st[st.length - 1] ?? null;
+}
+
+/** The learner's commands that were sent, in the attempt's order. */
+const learner = (run: LessonRun) => run.actions.filter((a) => a.sent).map((a) => a.sent!);
+
+/** The switchover inputs migration_completion was entered with (null: it never switched over). */
+const completion_inputs = (run: LessonRun): SwitchoverInputs | null => (first_enter(run, 'migration_completion')?.args as SwitchoverInputs | undefined) ?? null;
+
+const TRANSPORT_STARTERS = /^(socket|fd|exec|file|rdma)_start_outgoing_migration$/;
+
+export const MEASURES: Readonly<Record<string, Measure>> = {
+  outcome: {
+    unit: 'state',
+    describe: 'how the run ended: completed, failed, cancelled (the source’s migration status), timeout (limits.max_time reached), stalled, error (a command of the scenario’s script failed)',
+    of: (run) => run.result.outcome,
+  },
+  'source.status': { unit: 'state', describe: 'the source’s MigrationStatus at the end (query-migrate status)', of: (run) => run.result.source.status },
+  'destination.status': { unit: 'state', describe: 'the destination’s incoming MigrationStatus at the end', of: (run) => run.result.destination.status },
+  'source.runstate': { unit: 'state', describe: 'the source’s run state at the end (query-status)', of: (run) => run.result.source.runstate },
+  'destination.runstate': { unit: 'state', describe: 'the destination’s run state at the end', of: (run) => run.result.destination.runstate },
+  source_states: { unit: 'list', describe: 'the statuses of the source’s MIGRATION events, in order', of: (run) => statuses(run, 'src') },
+  destination_states: { unit: 'list', describe: 'the statuses of the destination’s MIGRATION events, in order', of: (run) => statuses(run, 'dst') },
+  source_events: { unit: 'list', describe: 'the QMP events the source emitted, in order (MIGRATION, MIGRATION_PASS, STOP, …)', of: (run) => event_names(run, 'src') },
+  destination_events: { unit: 'list', describe: 'the QMP events the destination emitted, in order', of: (run) => event_names(run, 'dst') },
+  passes: { unit: 'count', describe: 'ram.dirty-sync-count at the end: bitmap syncs (passes)', of: (run) => run.result.source.passes },
+  total_time_ms: { unit: 'ms', describe: 'query-migrate total-time at the end', of: (run) => run.result.source['total-time'] },
+  setup_time_ms: { unit: 'ms', describe: 'query-migrate setup-time at the end', of: (run) => run.result.source['setup-time'] },
+  downtime_ms: { unit: 'ms', describe: 'query-migrate downtime (QEMU’s: from the stop to the last bytes handed to the socket)', of: (run) => run.result.source.downtime },
+  expected_downtime_ms: {
+    unit: 'ms',
+    describe: 'the last expected-downtime query-migrate reported while active (the bytes dirty at the last sync ÷ the bandwidth)',
+    of: (run) => last_expected_downtime(run.windows),
+  },
+  guest_downtime_ms: { unit: 'ms', describe: 'what the guest saw: the source’s STOP to the destination’s RESUME', of: (run) => run.result.guest_downtime_ms },
+  downtime_limit_ms: { unit: 'ms', describe: 'the source’s downtime-limit at the end', of: (run) => run.downtime_limit },
+  max_bandwidth: { unit: 'bytes/s', describe: 'the source’s max-bandwidth at the end', of: (run) => run.max_bandwidth },
+  threshold_bytes: {
+    unit: 'bytes',
+    describe: 'threshold_size at the last switchover decision (miglab_iteration_decision): the window’s bandwidth × downtime-limit',
+    of: (run) => {
+      const d = marks(run.src, MIGLAB_ITERATION_DECISION);
+      return d.length ? (d[d.length - 1]!.args as IterationDecision).threshold_size : null;
+    },
+  },
+  initial_threshold_bytes: {
+    unit: 'bytes',
+    describe: 'threshold_size at the first switchover decision after the first 100 ms window (before any change a learner makes later)',
+    of: (run) => {
+      const d = marks(run.src, MIGLAB_ITERATION_DECISION).find((m) => (m.args as IterationDecision).threshold_size > 0);
+      return d ? (d.args as IterationDecision).threshold_size : null;
+    },
+  },
+  switchover_pending_bytes: {
+    unit: 'bytes',
+    describe: 'the exact count (migrate_pending_exact) the switchover was decided on; null when it never switched over',
+    of: (run) => switchover_count(run)?.size ?? null,
+  },
+  bandwidth_at_switchover: {
+    unit: 'bytes/s',
+    describe: 'the bandwidth of the last window before migration_completion (migration_update_counters’ bandwidth, × 1000)',
+    of: (run) => {
+      const b = completion_inputs(run)?.bandwidth;
+      return b === null || b === undefined ? null : b * 1000;
+    },
+  },
+  transferred_bytes: { unit: 'bytes', describe: 'ram.transferred at the end', of: (run) => run.result.source.transferred },
+  precopy_bytes: { unit: 'bytes', describe: 'ram.precopy-bytes: sent while the guest ran', of: (run) => run.result.source['precopy-bytes'] },
+  downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
+  throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
+  throttle_steps: { unit: 'list', describe: 'the auto-converge throttle values the vCPU went through, in order (%, as text)', of: (run) => throttle_steps(run.windows).map(String) },
+  rate_limit_window_ms: {
+    unit: 'ms',
+    describe: 'the shortest window migration_update_counters measured over (time_spent of migrate_transferred): BUFFER_DELAY',
+    of: (run) => {
+      const t = marks(run.src, 'migrate_transferred').map((m) => Number(m.args?.time_spent));
+      return t.length ? Math.min(...t) : null;
+    },
+  },
+  rate_limit_max_bytes: {
+    unit: 'bytes',
+    describe: 'mig_stats.rate_limit_max while precopy ran: bytes allowed per 100 ms window (max-bandwidth ÷ 10); 0 when unlimited',
+    of: (run) => {
+      const e = run.src.filter((x) => x.type === 'enter' && x.fn === 'migration_iteration_run');
+      return e.length ? Number((e[e.length - 1] as { args?: SwitchoverInputs }).args?.rate_limit_max ?? 0) : null;
+    },
+  },
+  rate_limit_sleeps: {
+    unit: 'count',
+    describe: 'calls of migration_rate_limit that slept (the window’s budget was spent)',
+    of: (run) => rate_limit_calls(run).filter((ms) => ms > 0).length,
+  },
+  rate_limit_sleep_ms: {
+    unit: 'ms',
+    describe: 'the time migration_rate_limit slept in all',
+    of: (run) => rate_limit_calls(run).reduce((a, b) => a + b, 0),
+  },
+  first_estimate_bytes: {
+    unit: 'bytes',
+    describe: 'the estimate (migrate_pending_estimate) just before the first exact count',
+    of: (run) => first_exact(run)?.estimate ?? null,
+  },
+  first_exact_bytes: {
+    unit: 'bytes',
+    describe: 'the first exact count after a bitmap sync (migrate_pending_exact)',
+    of: (run) => first_exact(run)?.exact ?? null,
+  },
+  exact_counts: { unit: 'list', describe: 'every exact count after a bitmap sync, bytes (as text), in order', of: (run) => exact_counts(run).map((c) => String(c.size)) },
+  call_order: {
+    unit: 'list',
+    describe: 'the functions the source’s main thread entered from qmp_migrate until it created the migration thread, then that thread’s function',
+    of: (run) => {
+      const start = run.src.findIndex((e) => e.type === 'enter' && e.fn === 'qmp_migrate');
+      if (start < 0) return [];
+      const main = run.src[start]!.tid;
+      const out: string[] = [];
+      for (const e of run.src.slice(start)) {
+        if (e.tid !== main) continue;
+        if (e.type === 'enter') out.push(e.fn);
+        if (e.type === 'thread-create') return [...out, e.fn];
+      }
+      return out;
+    },
+  },
+  transport_starter: {
+    unit: 'text',
+    describe: 'the transport’s start function that ran (socket_start_outgoing_migration, fd_…, exec_…, file_…)',
+    of: (run) => (run.src.find((e) => e.type === 'enter' && TRANSPORT_STARTERS.test(e.fn)) as { fn?: string } | undefined)?.fn ?? null,
+  },
+  thread_created_by: {
+    unit: 'text',
+    describe: 'the function that created the migration thread (qemu_thread_create’s caller on the main thread)',
+    of: (run) => caller_of_primitive(run.src, thread_create(run), 'qemu_thread_create'),
+  },
+  thread_joined_by: {
+    unit: 'text',
+    describe: 'the function that joined the migration thread (qemu_thread_join’s caller, after the thread exited)',
+    of: (run) => {
+      const c = thread_create(run);
+      const exit = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
+      const join = exit && run.src.find((e) => e.type === 'enter' && e.fn === 'qemu_thread_join' && e.tid === c.tid && e.ts >= exit.ts);
+      return join ? caller_of_primitive(run.src, join, 'qemu_thread_join') : null;
+    },
+  },
+  thread_name: { unit: 'text', describe: 'the migration thread’s name (live_migration, bg_snapshot)', of: (run) => thread_create(run)?.name ?? null },
+  thread_function: { unit: 'text', describe: 'the migration thread’s start routine (migration_thread, bg_migration_thread)', of: (run) => thread_create(run)?.fn ?? null },
+  commands_answered_during_migration: {
+    unit: 'count',
+    describe: 'QMP commands (either end) answered while the source’s migration thread ran: the main loop stays responsive',
+    of: (run) => {
+      const c = thread_create(run);
+      const end = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
+      if (!c) return null;
+      const [from, to] = [c.ts / 1000, end ? end.ts / 1000 : Infinity];
+      return run.sent.filter((x) => x.reply && x.t_ms >= from && x.t_ms <= to).length;
+    },
+  },
+  memory_matches: {
+    unit: 'boolean',
+    describe: 'the destination’s pages equal the source’s, page for page (null when not completed)',
+    of: (run) => run.result.destination.generations_match,
+  },
+  source_keeps_running: {
+    unit: 'boolean',
+    describe: 'the source guest never stopped (no STOP event) and is running at the end',
+    of: (run) => !event_names(run, 'src').includes('STOP') && run.result.source.runstate === 'running',
+  },
+  destination_exit_status: { unit: 'count', describe: 'the status the destination’s process exited with (null: it did not exit)', of: (run) => run.result.destination.exit_status },
+  error_desc: {
+    unit: 'text',
+    describe: 'the source’s error-desc (query-migrate), or the error the run ended with',
+    of: (run) => (qsrc(run)?.['error-desc'] as string | undefined) ?? run.result.error,
+  },
+  destination_errors: { unit: 'list', describe: 'what the destination reported (error_report), in order', of: (run) => run.result.errors.filter((e) => e.side === 'dst').map((e) => e.msg) },
+  section_order: {
+    unit: 'list',
+    describe: 'the sections the destination loaded, by idstr, in order (qemu_loadvm_state_section_startfull)',
+    of: (run) => marks(run.dst, 'qemu_loadvm_state_section_startfull').map((m) => String(m.args?.idstr)),
+  },
+  query_migrate_fields: {
+    unit: 'list',
+    describe: 'the members of the source’s last query-migrate reply, in its order',
+    of: (run) => Object.keys(qsrc(run) ?? {}),
+  },
+  learner_commands: { unit: 'list', describe: 'the QMP commands of the attempt, as sent, in order', of: (run) => learner(run).map((c) => c.execute) },
+  learner_errors: {
+    unit: 'list',
+    describe: 'the error-desc of each of the attempt’s commands that failed, in order',
+    of: (run) => learner(run).flatMap((c) => (c.reply?.error ? [c.reply.error.desc] : [])),
+  },
+};
+
+/** Each call of migration_rate_limit on the source: how long it took (ms; > 0: it slept). */
+function rate_limit_calls(run: LessonRun): number[] {
+  const out: number[] = [];
+  const open = new Map<number, number>();
+  for (const e of run.src) {
+    if (e.type === 'enter' && e.fn === 'migration_rate_limit') open.set(e.tid, e.ts);
+    else if (e.type === 'exit' && e.fn === 'migration_rate_limit' && open.has(e.tid)) {
+      out.push((e.ts - open.get(e.tid)!) / 1000);
+      open.delete(e.tid);
+    }
+  }
+  return out;
+}
+
+/** The first exact count and the estimate before it. */
+function first_exact(run: LessonRun): { estimate: number; exact: number } | null {
+  let estimate: number | null = null;
+  for (const e of run.src) {
+    if (e.type !== 'mark') continue;
+    if (e.name === 'migrate_pending_estimate') estimate = Number(e.args?.size);
+    if (e.name === 'migrate_pending_exact') return estimate === null ? null : { estimate, exact: Number(e.args?.size) };
+  }
+  return null;
+}
+
+export function measure_names(): string[] {
+  return Object.keys(MEASURES);
+}
+
+/** A measure's value on a run (throws on an unknown name: lessons are checked at load). */
+export function measure(name: string, run: LessonRun): MeasureValue {
+  const m = MEASURES[name];
+  if (!m) throw new Error(`unknown measure "${name}"`);
+  return m.of(run);
+}
+
+/** A value as checks and reveals show it. */
+export function format_measure(v: MeasureValue, unit: MeasureUnit): string {
+  if (v === null) return 'not measured';
+  if (Array.isArray(v)) return v.length ? v.join(' → ') : '(none)';
+  if (typeof v === 'number') {
+    const n = Number.isInteger(v) ? String(v) : v.toFixed(unit === 'ms' ? 3 : 1).replace(/\.?0+$/, '');
+    switch (unit) {
+      case 'bytes':
+        return `${n} bytes`;
+      case 'bytes/s':
+        return `${n} bytes/s`;
+      case 'ms':
+        return `${n} ms`;
+      case '%':
+        return `${n} %`;
+      default:
+        return n;
+    }
+  }
+  return String(v);
+}
