@@ -26,6 +26,7 @@ import { Simulation, type SimInputRecord, type StopInfo } from '../core/sim/runn
 import {
   SCENARIO_DESCRIPTION_FIELDS,
   ScenarioError,
+  format_path,
   parse_scenario_yaml,
   scenario_description,
   type Scenario,
@@ -232,6 +233,8 @@ export class SimulatedRun extends SlotEventSource {
       if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
     } catch (e) {
       if (e instanceof LessonError) throw new HostError(oneLine(typeof raw === 'string' ? e.message : `attempt: ${e.message}`));
+      // attempt_from_object's own check() says where in the object (its path) and what.
+      if (e instanceof ScenarioError) throw new HostError(oneLine(`attempt: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`));
       throw e;
     }
     const key = JSON.stringify([lesson, attempt]);
