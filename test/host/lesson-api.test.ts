@@ -51,8 +51,8 @@ class Harness {
 
 const COURSE = load_course();
 const convergence = COURSE.find((l) => l.id === 'convergence')!;
-const reference = (l: Lesson, seed: number): Attempt => ({ lesson: l.id, seed, answers: { ...l.reference.answers }, actions: l.reference.actions.map((a) => ({ ...a })) });
-const wrong = (l: Lesson, seed: number): Attempt => ({ lesson: l.id, seed, answers: { ...l.wrong.answers }, actions: l.wrong.actions.map((a) => ({ ...a })) });
+const reference = (l: Lesson, seed: number): Attempt => ({ lesson: l.id, seed, answers: { ...l.reference.answers } as Attempt['answers'], actions: l.reference.actions.map((a) => ({ ...a })) });
+const wrong = (l: Lesson, seed: number): Attempt => ({ lesson: l.id, seed, answers: { ...l.wrong.answers } as Attempt['answers'], actions: l.wrong.actions.map((a) => ({ ...a })) });
 
 describe('the host API: lessons', () => {
   let h: Harness;
