@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { LAB_VERSION } from '../core/version.js';
 import { inspectCommand } from './inspect.js';
+import { lessonCommand } from './lesson.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { sweepCommand } from './sweep.js';
@@ -27,6 +28,7 @@ if (argv[0] === 'vm') {
   program.addCommand(sweepCommand());
   program.addCommand(inspectCommand());
   program.addCommand(serveCommand());
+  program.addCommand(lessonCommand());
   program.addHelpText(
     'after',
     `
@@ -38,7 +40,10 @@ Examples:
   miglab run idle-small --live          # the same preset on two live miglab vm processes
   miglab sweep bandwidth-cap --param migration.parameters.max-bandwidth=16M,32M,64M
   miglab inspect /tmp/vm.mig            # a stream saved with migrate "exec:cat > /tmp/vm.mig"
-  miglab serve                          # the lab UI in a browser: open the URL it prints`,
+  miglab serve                          # the lab UI in a browser: open the URL it prints
+  miglab lesson list                    # the course; then: miglab lesson show convergence --lang zh-Hans
+  miglab lesson check convergence --attempt homework.yaml   # grade an attempt offline
+  miglab lesson verify my-lesson.yaml   # check a lesson you wrote: its reference passes, its wrong attempt fails`,
   );
   await program.parseAsync(process.argv);
 }

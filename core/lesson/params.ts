@@ -108,3 +108,10 @@ export function lesson_scenario(lesson: Lesson, seed: number, presets: (name: st
     throw new LessonError(`lesson ${lesson.id}: ${format_path(e.path)}: ${e.detail} (seed ${seed})`);
   }
 }
+
+/** A lesson's own attempt (reference, wrong) for `seed`: "${param}" in its actions' arguments filled in, as in the scenario. */
+export function lesson_actions<A extends { arguments?: unknown }>(lesson: Lesson, seed: number, actions: readonly A[]): A[] {
+  const params = draw_params(lesson, seed);
+  const texts = param_texts(lesson, params);
+  return actions.map((a) => (a.arguments === undefined ? { ...a } : { ...a, arguments: substitute(a.arguments, params, texts) }));
+}

@@ -1,11 +1,12 @@
 /**
  * A lesson's self-check (`miglab lesson verify`): its reference attempt must pass for the
  * default seed and the two after it, and its wrong attempt must fail (some step failed)
- * for the default seed. Each verdict is a real run graded as a learner's would be.
+ * for the default seed ("${param}" in their actions' arguments is the seed's value). Each verdict is a real run graded as a learner's would be.
  */
 import type { Scenario } from '../sim/scenario.js';
 import { grade_attempt, type Grade } from './grade.js';
 import type { Attempt, Lesson } from './lesson.js';
+import { lesson_actions } from './params.js';
 
 export interface VerifyRun {
   attempt: 'reference' | 'wrong';
@@ -27,7 +28,7 @@ export async function verify_lesson(lesson: Lesson, presets: (name: string) => S
   for (const [which, seed] of tries) {
     const part = lesson[which];
     // check_lesson saw to it that each answer is a number or a string.
-    const attempt: Attempt = { lesson: lesson.id, seed, answers: part.answers as Attempt['answers'], actions: part.actions };
+    const attempt: Attempt = { lesson: lesson.id, seed, answers: part.answers as Attempt['answers'], actions: lesson_actions(lesson, seed, part.actions) };
     const grade = await grade_attempt(lesson, attempt, { presets });
     const r: VerifyRun = { attempt: which, seed, grade, ok: which === 'reference' ? grade.passed : grade.steps.some((s) => s.status === 'failed') };
     out.push(r);
