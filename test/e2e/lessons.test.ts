@@ -225,5 +225,11 @@ describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
     await page.getByTestId('course-button').click();
     expect(await page.getByTestId('lesson-first-migration').getAttribute('data-done')).toBe('true');
     expect(await page.getByTestId('lesson-first-migration').innerText()).toContain('4 / 4 步');
+    await page.getByTestId('course-close').click();
+
+    // Back to English: the reveal's text is asked for again, in English.
+    await page.locator('#lang').selectOption('en');
+    await expect.poll(() => body().getByTestId('predict-why').innerText(), { timeout: 30_000 }).toContain('The source went setup');
+    expect(await body().getByTestId('predict-result').innerText()).toContain('setup → active → completed — Right.');
   });
 });

@@ -135,11 +135,11 @@ export class LessonState {
     }
   }
 
-  /** Grade the attempt so far and take this step's grade (a reveal, or a task's check). */
-  async grade(stepId: string, locale: string): Promise<void> {
+  /** Grade the attempt so far and take these steps' grades (a reveal, a task's check; all shown ones when the language changes). */
+  async grade(stepIds: readonly string[], locale: string): Promise<void> {
     const l = this.lesson;
-    if (!l) return;
-    this.busy = stepId;
+    if (!l || stepIds.length === 0) return;
+    this.busy = stepIds.length === 1 ? stepIds[0]! : 'grade';
     this.failure = null;
     try {
       const attempt = this.imported?.attempt ?? buildAttempt(l.id, this.progress, await this.recordedActions());
@@ -147,13 +147,20 @@ export class LessonState {
       const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: lessonLocale(locale) })) as LessonGrade);
       if (this.lesson !== l) return;
       this.graded = { key, grade };
-      const g = grade.steps.find((s) => s.id === stepId);
-      if (g) this.save(takeGrade(this.progress, { ...g, id: stepId }));
+      let p = this.progress;
+      for (const g of grade.steps) if (stepIds.includes(g.id)) p = takeGrade(p, g);
+      this.save(p);
     } catch (e) {
       this.failure = (e as Error).message;
     } finally {
       this.busy = null;
     }
+  }
+
+  /** The grades shown, again in `locale` (their reveal texts are in one language); the host keeps the run, so only the judging is redone. */
+  async regrade(locale: string): Promise<void> {
+    const ids = Object.keys(this.progress.grades);
+    if (ids.length && (this.runEnded || this.imported) && this.busy === null) await this.grade(ids, locale);
   }
 
   /**
