@@ -33,6 +33,13 @@ export const HOST_API_VERSION = 1;
 export const ENDPOINT_IDS = ['source', 'destination'] as const;
 export type EndpointId = (typeof ENDPOINT_IDS)[number];
 
+/**
+ * The `id` prefix of the requests a console makes for itself (tab completion's
+ * query-commands and query-qmp-schema): they are not the user's, so the simulated runtime
+ * does not record them among the run's inputs (a lesson attempt's actions).
+ */
+export const CONSOLE_OWN_ID = 'miglab-completion';
+
 /** Longest QMP text accepted in one qmp.send (QEMU's own limit on a JSON token is larger; this is a console). */
 export const MAX_QMP_TEXT = 64 * 1024;
 

@@ -34,6 +34,7 @@ import {
 } from '../core/sim/scenario.js';
 import type { Side } from '../core/sim/endpoint.js';
 import {
+  CONSOLE_OWN_ID,
   ENDPOINT_IDS,
   checkTraceEvent,
   lessonRunName,
@@ -312,7 +313,8 @@ export class SimulatedRun extends SlotEventSource {
    * runs between two timers of the virtual clock and is recorded, so a rerun replays it at
    * the same point: core/sim/runner.ts). Text that is not one command object (a syntax
    * error, several objects in one send) goes to the monitor at once and is not recorded:
-   * the consoles send one object at a time, and a syntax error changes nothing.
+   * the consoles send one object at a time, and a syntax error changes nothing. Nor is a
+   * console's own request (tab completion's, CONSOLE_OWN_ID): it is not the user's.
    */
   send(id: EndpointId, text: string): void {
     const r = this.need();
@@ -520,7 +522,10 @@ export class SimulatedRun extends SlotEventSource {
   }
 }
 
-/** The command in a console's text when it is exactly one QMP command object (its `id` left out). */
+/**
+ * The command in a console's text when it is exactly one QMP command object (its `id` left
+ * out); null too for a console's own request (CONSOLE_OWN_ID: tab completion), not the user's.
+ */
 function consoleCommand(text: string): { execute: string; arguments?: unknown } | null {
   let o: unknown;
   try {
@@ -529,8 +534,9 @@ function consoleCommand(text: string): { execute: string; arguments?: unknown } 
     return null;
   }
   if (!o || typeof o !== 'object' || Array.isArray(o)) return null;
-  const { execute, arguments: args } = o as { execute?: unknown; arguments?: unknown };
+  const { execute, arguments: args, id } = o as { execute?: unknown; arguments?: unknown; id?: unknown };
   if (typeof execute !== 'string') return null;
+  if (typeof id === 'string' && id.startsWith(CONSOLE_OWN_ID)) return null;
   return args === undefined ? { execute } : { execute, arguments: args };
 }
 

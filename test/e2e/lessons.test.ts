@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse_lesson_yaml } from '../../core/lesson/lesson.js';
+import { parse_attempt_yaml, parse_lesson_yaml } from '../../core/lesson/lesson.js';
 import { draw_params } from '../../core/lesson/params.js';
 import { chromiumPath, consoleText, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
 
@@ -160,6 +160,29 @@ describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
     expect([await item.getAttribute('data-passed'), await item.getAttribute('data-total'), await item.getAttribute('data-done')]).toEqual(['3', '4', 'false']);
     await page.getByTestId('course-close').click();
     expect(await consoleText(page, 'source')).toContain('migrate');
+
+    // Export: the attempt file `miglab lesson check` grades, with what was typed and where it ran.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('lesson-export').click()]);
+    const exported = readFileSync((await download.path())!, 'utf8');
+    const attempt = parse_attempt_yaml(exported, download.suggestedFilename());
+    expect(download.suggestedFilename()).toBe(`convergence-seed${seed}.attempt.yaml`);
+    expect(attempt).toMatchObject({ lesson: 'convergence', seed, answers: { 'guess-threshold': threshold, 'guess-exact': 4096 } });
+    expect(attempt.actions.map((a) => [a.side, a.execute])).toEqual([
+      ['src', 'migrate'],
+      ['src', 'migrate-set-parameters'],
+    ]);
+    expect(attempt.actions.every((a) => Number.isInteger(a.timer) && a.timer! >= 0)).toBe(true);
+
+    // Import: a bad file is refused in one line; the exported one grades as the run did.
+    const file = (name: string, text: string) => ({ name, mimeType: 'application/yaml', buffer: Buffer.from(text) });
+    await page.getByTestId('lesson-import').setInputFiles(file('bad.yaml', 'seed: 1\nanswers: {}\nactions:\n  - { at: 1s, side: middle, execute: stop }\n'));
+    const refused = await page.getByTestId('lesson-import-error').innerText();
+    expect(refused).toMatch(/^Cannot import: bad\.yaml: attempt:4:\d+: actions\[0\]\.side: /);
+    expect(refused).not.toContain('\n');
+    await page.getByTestId('lesson-import').setInputFiles(file('homework.yaml', exported));
+    await expect.poll(() => page.getByTestId('lesson-imported').innerText(), { timeout: 60_000 }).toContain('homework.yaml: 2 actions');
+    expect([await status('look'), await status('guess-threshold'), await status('guess-exact'), await status('rescue')]).toEqual(['passed', 'passed', 'failed', 'passed']);
+    expect(await page.getByTestId('lesson-import-error').count()).toBe(0);
   });
 
   it('first-migration in 简体中文: the learner types every command; a try without query-migrate fails with the hint in Chinese, the next passes; the reveal in Chinese; kept across a reload', { timeout: 300_000 }, async () => {

@@ -8,7 +8,7 @@
  * attempt or a bad attempt file answered with one line.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lessonRunName, type ClientMessage, type HostMessage, type LessonAction, type LessonGrade, type LessonSummary, type LessonView, type SimStatus } from '../../host/api.js';
+import { CONSOLE_OWN_ID, lessonRunName, type ClientMessage, type HostMessage, type LessonAction, type LessonGrade, type LessonSummary, type LessonView, type SimStatus } from '../../host/api.js';
 import { HostCore, type HostClient } from '../../host/server.js';
 import { load_course, preset_reader } from '../../core/lesson/course.js';
 import { grade_attempt } from '../../core/lesson/grade.js';
@@ -116,8 +116,10 @@ describe('the host API: lessons', () => {
       ['destination', 'ready', 'simulated'],
     ]);
     await h.ok({ type: 'qmp.send', endpoint: 'source', text: '{"execute": "migrate", "arguments": {"uri": "tcp:dst:4444"}}' });
+    // A console's own request (tab completion's) is not the learner's: not recorded.
+    await h.ok({ type: 'qmp.send', endpoint: 'source', text: `{"execute": "query-commands", "id": "${CONSOLE_OWN_ID}-1-commands"}` });
     const inputs = await h.ok<LessonAction[]>({ type: 'sim.inputs' });
-    expect(inputs.filter((i) => i.execute === 'migrate')).toEqual([{ at: 0, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' }, timer: -1 }]);
+    expect(inputs).toEqual([{ at: 0, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' }, timer: -1 }]);
   });
 
   it('grades an attempt in the child process: the engine\'s own grade; the reference passes, the wrong attempt fails', async () => {

@@ -27,10 +27,10 @@ export function attemptFileName(a: LessonAttempt): string {
 
 /**
  * The seed, answers and actions of an attempt file the host has accepted (lesson.check
- * graded it). Sizes and durations written as text ("4M", "2s") are kept as written: the
- * engine reads them.
+ * graded it): what the panel shows. Values written as text ("4M", "2s") are kept as
+ * written; the file itself (its text) is what is graded again.
  */
-export function acceptedAttempt(text: string): LessonAttempt {
+export function acceptedAttempt(text: string): { lesson?: string; seed: number; answers: Record<string, number | string>; actions: unknown[] } {
   const o = parse(text) as Partial<LessonAttempt>;
   return { ...(o.lesson ? { lesson: o.lesson } : {}), seed: o.seed ?? 0, answers: { ...(o.answers ?? {}) }, actions: [...(o.actions ?? [])] };
 }

@@ -5,10 +5,10 @@
  * actions the run recorded from the consoles). The panel and the list only show this and
  * call its methods.
  */
-import { lessonRunName, type LessonAction, type LessonAttempt, type LessonGrade, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
+import { lessonRunName, type LessonAction, type LessonGrade, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
 import type { HostConnection } from '../host.svelte.js';
 import { store, stored } from '../storage.js';
-import { acceptedAttempt, buildAttempt } from './attempt.js';
+import { acceptedAttempt, attemptFileName, attemptYaml, buildAttempt } from './attempt.js';
 import {
   DEFAULT_SEED,
   OPEN_KEY,
@@ -34,8 +34,8 @@ export class LessonState {
   progress = $state<LessonProgress>(parseProgress(null));
   busy = $state<string | null>(null);
   failure = $state<string | null>(null);
-  /** An imported attempt: graded with its own actions instead of the run's. */
-  imported = $state<{ file: string; attempt: LessonAttempt } | null>(null);
+  /** An imported attempt file: graded as it is (its text, its own actions) instead of the run's. */
+  imported = $state<{ file: string; text: string; actions: number } | null>(null);
   /** The last grade, and the attempt (and locale) it was of: the same attempt is not run twice. */
   private graded: { key: string; grade: LessonGrade } | null = null;
 
@@ -142,7 +142,7 @@ export class LessonState {
     this.busy = stepIds.length === 1 ? stepIds[0]! : 'grade';
     this.failure = null;
     try {
-      const attempt = this.imported?.attempt ?? buildAttempt(l.id, this.progress, await this.recordedActions());
+      const attempt = this.imported?.text ?? buildAttempt(l.id, this.progress, await this.recordedActions());
       const key = JSON.stringify([attempt, locale]);
       const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: lessonLocale(locale) })) as LessonGrade);
       if (this.lesson !== l) return;
@@ -185,15 +185,17 @@ export class LessonState {
     let p = { ...lockPredicts(this.progress, l.steps), answers: { ...attempt.answers } };
     for (const g of grade.steps) if (g.kind !== 'explain') p = takeGrade(p, g);
     this.save(p);
-    this.imported = { file, attempt };
-    this.graded = { key: JSON.stringify([attempt, locale]), grade };
+    this.imported = { file, text, actions: attempt.actions.length };
+    this.graded = { key: JSON.stringify([text, locale]), grade };
     return null;
   }
 
-  /** The attempt as it stands (for Export). */
-  async attempt(): Promise<LessonAttempt | null> {
+  /** The attempt as it stands, as the attempt file's text (for Export): an imported file as it was. */
+  async attemptFile(): Promise<{ name: string; text: string } | null> {
     if (!this.lesson) return null;
-    return this.imported?.attempt ?? buildAttempt(this.lesson.id, this.progress, await this.recordedActions());
+    if (this.imported) return { name: this.imported.file, text: this.imported.text };
+    const a = buildAttempt(this.lesson.id, this.progress, await this.recordedActions());
+    return { name: attemptFileName(a), text: attemptYaml(a) };
   }
 
   /** What the learner typed into this lesson's run, as the run recorded it (none when the run is another's). */
