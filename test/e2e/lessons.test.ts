@@ -254,5 +254,19 @@ describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
     await page.locator('#lang').selectOption('en');
     await expect.poll(() => body().getByTestId('predict-why').innerText(), { timeout: 30_000 }).toContain('The source went setup');
     expect(await body().getByTestId('predict-result').innerText()).toContain('setup → active → completed — Right.');
+
+    // Focus mode with presenter mode: the panel stays beside the focused view, covering none of it;
+    // an explain step brings the view it points at to the front.
+    await page.locator('h1').click();
+    await page.keyboard.press('f');
+    await page.keyboard.press('p');
+    await step('two-ends').locator('.head').click();
+    await expect.poll(() => page.locator('[data-view=consoles]').isVisible(), { timeout: 10_000 }).toBe(true);
+    const panel = (await page.getByTestId('lesson-panel').boundingBox())!;
+    const shown = (await page.locator('[data-view=consoles]').boundingBox())!;
+    expect(panel.x).toBeGreaterThanOrEqual(shown.x + shown.width);
+    expect(await page.evaluate(() => document.documentElement.className)).toMatch(/presenter/);
+    await page.keyboard.press('p');
+    await page.keyboard.press('f');
   });
 });
