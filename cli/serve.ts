@@ -1,12 +1,14 @@
 /**
- * `miglab serve [--port N]`: the lab's UI in a browser. Serves the built renderer on
+ * `miglab serve [--port N] [--qemu-source DIR]`: the lab's UI in a browser. Serves the built renderer on
  * 127.0.0.1 with the host API on a WebSocket (host/server.ts), and prints the URL to open,
  * which carries this run's secret. Runs until SIGINT/SIGTERM, then stops the endpoints it
  * started.
  */
 import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import { HostError } from '../host/endpoints.js';
 import { HostServer } from '../host/server.js';
 
 export const PROG = 'miglab serve';
@@ -26,11 +28,16 @@ export function serveCommand(): Command {
     .description('the lab UI in a browser, on 127.0.0.1 (prints the URL to open, with its per-run secret)')
     .option('--port <n>', 'TCP port on 127.0.0.1 (0: any free port)', port, 0)
     .option('--open', 'open the URL in the default browser')
-    .action(async (o: { port: number; open?: boolean }) => {
+    .option('--qemu-source <dir>', "a QEMU source tree: the source view shows QEMU's C beside the lab's TypeScript (the page can set one too)")
+    .action(async (o: { port: number; open?: boolean; qemuSource?: string }) => {
       let server: HostServer;
       try {
-        server = await HostServer.start({ port: o.port, staticDir: RENDERER_DIR, miglab: MIGLAB });
+        server = await HostServer.start({ port: o.port, staticDir: RENDERER_DIR, miglab: MIGLAB, qemuSource: o.qemuSource && resolve(o.qemuSource) });
       } catch (e) {
+        if (e instanceof HostError) {
+          process.stderr.write(`${PROG}: --qemu-source: ${e.message}\n`);
+          process.exit(2);
+        }
         const err = e as NodeJS.ErrnoException;
         const why = err.code === 'EADDRINUSE' ? `port ${o.port} is already in use` : err.message;
         process.stderr.write(`${PROG}: cannot listen on 127.0.0.1:${o.port}: ${why}\n`);

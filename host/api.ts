@@ -206,6 +206,21 @@ export const CLIENT_MESSAGES = {
     endpoint: { kind: 'enum', values: ENDPOINT_IDS },
     bins: { kind: 'int', min: 16, max: 65536, optional: true },
   },
+
+  /* ---- The source view: QEMU's C from a local QEMU source tree (never bundled) ---- */
+
+  /**
+   * The QEMU source tree the host reads C from, for this session: `dir` an absolute path
+   * (checked: it must hold migration/migration.c), '' for none, absent to ask. Answered
+   * with {dir} (the tree in use, or null).
+   */
+  'source.tree': {
+    dir: { kind: 'string', min: 0, max: 4096, optional: true },
+  },
+  /** QEMU's C definition of a function the lab models, from the tree set (QemuSource). */
+  'source.qemu': {
+    fn: { kind: 'string', min: 1, max: 200, pattern: /^[a-z_][a-z0-9_]*$/, describe: 'a function name such as migration_thread' },
+  },
 } as const satisfies Record<string, Record<string, FieldSpec>>;
 
 export type ClientMessageType = keyof typeof CLIENT_MESSAGES;
@@ -393,6 +408,17 @@ export interface LessonGrade {
 /** The simulated run's name (SimStatus.scenario) while it is a lesson's run: the page knows its own run after a reload. */
 export function lessonRunName(id: string, seed: number): string {
   return `lesson:${id}:${seed}`;
+}
+
+/** source.qemu's answer: a C function's definition in the QEMU tree set. */
+export interface QemuSource {
+  /** Its file, relative to the tree (migration/migration.c). */
+  file: string;
+  /** 1-based line of its first line. */
+  line: number;
+  text: string;
+  /** The name it was found under, when not the one asked: QEMU 10.0 renamed it since 9.0 (core/trace/qemu-files.ts). */
+  name?: string;
 }
 
 /** A preset scenario (scenarios/NAME.yaml). */

@@ -44,6 +44,8 @@ import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
 import { SimulationProxy } from './simulation-proxy.js';
 import { LessonCatalog } from './lessons.js';
 import { Transcripts } from './transcript.js';
+import { QemuSourceTree } from './qemu-source.js';
+import { SOURCE_INDEX_FILE } from '../core/trace/qemu-files.js';
 import type { ProcessHost } from './process-host.js';
 
 /**
@@ -62,6 +64,10 @@ export interface HostCoreOptions {
   processes?: ProcessHost;
   /** Where failures are reported (stderr by default). */
   log?: (line: string) => void;
+  /** The built source index (dist-renderer/source-index.json), for source.qemu. */
+  sourceIndex?: string;
+  /** A QEMU source tree to read C from from the start (`--qemu-source DIR`); checked now, throws a HostError when it is not one. */
+  qemuSource?: string;
 }
 
 /**
@@ -88,9 +94,12 @@ export class HostCore {
   private readonly lessons = new LessonCatalog();
   /** What each slot's console showed lately, for the pages that connect later. */
   private readonly transcripts = new Transcripts();
+  /** The QEMU tree the source view reads C from (one for the host's session, whichever page set it). */
+  readonly qemuSource: QemuSourceTree;
 
   constructor(opts: HostCoreOptions) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
+    this.qemuSource = new QemuSourceTree(opts.sourceIndex ?? null, opts.qemuSource);
     this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes });
     this.endpoints.onStatus((status) => this.slotStatus(status));
     this.endpoints.onLine((endpoint, text, negotiation) => this.slotLine(endpoint, text, negotiation));
@@ -196,6 +205,10 @@ export class HostCore {
         return this.sim.gradeLesson(msg.id, msg.attempt, msg.locale);
       case 'endpoint.states':
         return this.slotStates(msg.endpoint);
+      case 'source.tree':
+        return { dir: msg.dir === undefined ? this.qemuSource.dir : this.qemuSource.set(msg.dir) };
+      case 'source.qemu':
+        return this.qemuSource.read(msg.fn);
       case 'ram.query':
         return ramMapFromQmp(msg.endpoint, await this.slotExecute(msg.endpoint, RAM_MAP_COMMAND, msg.bins === undefined ? {} : { bins: msg.bins }));
     }
@@ -280,6 +293,8 @@ export interface HostServerOptions {
   secret?: string;
   /** Where refusals and failures are reported (stderr by default). */
   log?: (line: string) => void;
+  /** A QEMU source tree for the source view (`--qemu-source DIR`). */
+  qemuSource?: string;
 }
 
 
@@ -298,7 +313,7 @@ export class HostServer {
   private constructor(private readonly opts: HostServerOptions) {
     this.secret = opts.secret ?? randomBytes(24).toString('base64url');
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
-    this.core = new HostCore({ miglab: opts.miglab, log: this.log });
+    this.core = new HostCore({ miglab: opts.miglab, log: this.log, sourceIndex: join(opts.staticDir, SOURCE_INDEX_FILE), qemuSource: opts.qemuSource });
     this.http = http.createServer((req, res) => void this.serveHttp(req, res));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));

@@ -4,9 +4,12 @@
  * endpoints and the simulated runtime in utility processes (main/utility-process-host.ts),
  * menus, a single instance, and a clean shutdown of every child before the app exits.
  */
+import { join } from 'node:path';
 import { app, BrowserWindow, Menu, session, shell } from 'electron';
+import { SOURCE_INDEX_FILE } from '../core/trace/qemu-files.js';
 import { IpcGuard, APP_ORIGIN } from '../host/ipc-guard.js';
 import { HostCore } from '../host/server.js';
+import { parseAppOptions } from './app-options.js';
 import { registerAppScheme, serveApp } from './app-protocol.js';
 import { addAppWindow, wireIpc } from './ipc.js';
 import { buildMenu } from './menu.js';
@@ -48,7 +51,16 @@ if (!app.requestSingleInstanceLock()) {
     () => {
       session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false));
       serveApp({ renderer: RENDERER_DIR, docs: DOCS_DIR }, log);
-      core = new HostCore({ miglab: MIGLAB, processes: utilityProcessHost, log });
+      core = new HostCore({ miglab: MIGLAB, processes: utilityProcessHost, log, sourceIndex: join(RENDERER_DIR, SOURCE_INDEX_FILE) });
+      // `--qemu-source DIR`, as miglab serve takes it; a bad one is reported and the app starts without.
+      const { qemuSource } = parseAppOptions(process.argv.slice(1));
+      if (qemuSource) {
+        try {
+          core.qemuSource.set(qemuSource);
+        } catch (e) {
+          log(`miglab app: --qemu-source: ${(e as Error).message}`);
+        }
+      }
       const guard = new IpcGuard(core, log);
       wireIpc(guard);
       win = createMainWindow(log);

@@ -57,7 +57,8 @@ function main() {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const built = spawnSync(npm, ['run', 'build'], { cwd: ROOT, stdio: 'inherit', shell: process.platform === 'win32' });
   if (built.status !== 0) process.exit(built.status ?? 1);
-  const child = spawn(r.binary, ['.'], { cwd: ROOT, stdio: 'inherit' });
+  // The app's own options (`npm start -- --qemu-source DIR`) go through to main/app-options.ts.
+  const child = spawn(r.binary, ['.', ...process.argv.slice(2)], { cwd: ROOT, stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
   child.on('error', (e) => {
     process.stderr.write(`Electron could not start here: ${e.message}.\nRun \`npm run serve\` for the same lab in your browser.\n`);

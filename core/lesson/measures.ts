@@ -32,6 +32,20 @@ const marks = (entries: readonly TimelineEntry[], name: string) =>
 const statuses = (run: LessonRun, side: 'src' | 'dst'): string[] =>
   run.result.events.filter((e) => e.side === side && e.event === 'MIGRATION').map((e) => String((e.data as { status?: unknown })?.status));
 const event_names = (run: LessonRun, side: 'src' | 'dst'): string[] => run.result.events.filter((e) => e.side === side).map((e) => e.event);
+/** Each event as the console shows what matters of it: NAME, or NAME:status (MIGRATION), NAME:pass (MIGRATION_PASS). */
+const event_log = (run: LessonRun, side: 'src' | 'dst'): string[] =>
+  run.result.events
+    .filter((e) => e.side === side)
+    .map((e) => {
+      const d = e.data as { status?: unknown; pass?: unknown } | undefined;
+      const detail = d?.status ?? d?.pass;
+      return detail === undefined ? e.event : `${e.event}:${String(detail)}`;
+    });
+/** The run states one end went through (the runner's state entries), the first one included. */
+function runstates(entries: readonly TimelineEntry[]): string[] {
+  const changes = entries.filter((e): e is Extract<TimelineEntry, { type: 'state' }> => e.type === 'state' && e.what === 'runstate');
+  return changes.length ? [changes[0]!.from, ...changes.map((e) => e.to)] : [];
+}
 const first_enter = (run: LessonRun, fn: string) => run.src.find((e) => e.type === 'enter' && e.fn === fn) as Extract<TimelineEntry, { type: 'enter' }> | undefined;
 
 /** The source's migration thread as created: its thread-create entry. */
@@ -85,6 +99,18 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   destination_states: { unit: 'list', describe: 'the statuses of the destination’s MIGRATION events, in order', of: (run) => statuses(run, 'dst') },
   source_events: { unit: 'list', describe: 'the QMP events the source emitted, in order (MIGRATION, MIGRATION_PASS, STOP, …)', of: (run) => event_names(run, 'src') },
   destination_events: { unit: 'list', describe: 'the QMP events the destination emitted, in order', of: (run) => event_names(run, 'dst') },
+  source_event_log: {
+    unit: 'list',
+    describe: 'the source’s QMP events in order, as NAME or NAME:detail (MIGRATION:setup, MIGRATION_PASS:1, STOP)',
+    of: (run) => event_log(run, 'src'),
+  },
+  destination_event_log: {
+    unit: 'list',
+    describe: 'the destination’s QMP events in order, as NAME or NAME:detail (MIGRATION:active, RESUME)',
+    of: (run) => event_log(run, 'dst'),
+  },
+  source_runstates: { unit: 'list', describe: 'the run states the source went through, in order (prelaunch, running, finish-migrate, …)', of: (run) => runstates(run.src) },
+  destination_runstates: { unit: 'list', describe: 'the run states the destination went through, in order (prelaunch, inmigrate, running, …)', of: (run) => runstates(run.dst) },
   passes: { unit: 'count', describe: 'ram.dirty-sync-count at the end: bitmap syncs (passes)', of: (run) => run.result.source.passes },
   total_time_ms: { unit: 'ms', describe: 'query-migrate total-time at the end', of: (run) => run.result.source['total-time'] },
   setup_time_ms: { unit: 'ms', describe: 'query-migrate setup-time at the end', of: (run) => run.result.source['setup-time'] },
@@ -127,6 +153,8 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     },
   },
   transferred_bytes: { unit: 'bytes', describe: 'ram.transferred at the end', of: (run) => run.result.source.transferred },
+  normal_pages: { unit: 'count', describe: 'ram.normal at the end: pages sent whole (an 8-byte header and the page’s bytes)', of: (run) => run.result.source.normal },
+  zero_pages: { unit: 'count', describe: 'ram.duplicate at the end: zero pages sent as a ZERO record (the header and one byte)', of: (run) => run.result.source.duplicate },
   precopy_bytes: { unit: 'bytes', describe: 'ram.precopy-bytes: sent while the guest ran', of: (run) => run.result.source['precopy-bytes'] },
   downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
@@ -222,6 +250,24 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     describe: 'the destination’s pages equal the source’s, page for page (null when not completed)',
     of: (run) => run.result.destination.generations_match,
   },
+  snapshot_matches_start: {
+    unit: 'boolean',
+    describe: 'the destination’s pages equal the source’s as they were at its STOP, page for page: what a background snapshot must hold (null when not completed or never stopped)',
+    of: (run) => {
+      const at = run.ram.src_at_stop;
+      if (!at || run.result.destination.status !== 'completed') return null;
+      return at.every((g, p) => run.ram.dst_end[p] === g);
+    },
+  },
+  pages_written_since_stop: {
+    unit: 'count',
+    describe: 'source pages the guest wrote after its STOP (0 for a live migration: the guest ran on at the destination); null when it never stopped',
+    of: (run) => {
+      const at = run.ram.src_at_stop;
+      return at ? at.reduce((n, g, p) => n + (run.ram.src_end[p] !== g ? 1 : 0), 0) : null;
+    },
+  },
+  write_faults: { unit: 'count', describe: 'pages a guest write faulted on while write-protected, the writer waiting until the snapshot thread saved them (background snapshot; a page counts once)', of: (run) => run.ram.write_faults },
   source_keeps_running: {
     unit: 'boolean',
     describe: 'the source guest never stopped (no STOP event) and is running at the end',
@@ -308,4 +354,10 @@ export function format_measure(v: MeasureValue, unit: MeasureUnit): string {
     }
   }
   return String(v);
+}
+
+/** The measures as a Markdown table (docs/lessons.md carries it; a test keeps the two equal). */
+export function measures_markdown(): string {
+  const rows = Object.entries(MEASURES).map(([name, m]) => `| \`${name}\` | ${m.unit} | ${m.describe.replace(/\|/g, '\\|')} |`);
+  return ['| measure | unit | what it is |', '| --- | --- | --- |', ...rows].join('\n');
 }

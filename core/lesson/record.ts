@@ -1,17 +1,18 @@
 /**
  * One attempt, run: the lesson's scenario for the attempt's seed with the attempt's QMP
- * commands added as scenario actions, on the simulated runtime (core/sim/claims.ts's
+ * commands as the run's inputs (replayed where they ran: core/sim/runner.ts), on the simulated runtime (core/sim/claims.ts's
  * record_claim_run: the timeline, the 100 ms windows, the result). Every command sent on
  * either endpoint's session is kept with its reply, so a check can ask what the learner
  * ran and what QEMU answered.
  *
- * An action's `timer` (the clock's timer count when the learner typed it) is not used
- * yet: each action runs at its `at`, as a scenario action does.
+ * An action with a `timer` (the clock's timer count when the learner typed it, as the UI
+ * records it) runs at exactly that point between timers; one without (hand-written) at its
+ * `at`, as a scenario action does.
  */
 import { record_claim_run, type ClaimRun } from '../sim/claims.js';
 import type { Side } from '../sim/endpoint.js';
 import type { QmpLine, QmpReply } from '../sim/qmp-session.js';
-import type { TimelineEntry } from '../sim/runner.js';
+import type { SimInput, Simulation, TimelineEntry } from '../sim/runner.js';
 import type { Scenario } from '../sim/scenario.js';
 import type { Attempt, AttemptAction, Lesson } from './lesson.js';
 import { draw_params, lesson_scenario, type LessonParams } from './params.js';
@@ -40,6 +41,18 @@ export interface LessonRun extends ClaimRun {
   sent: SentCommand[];
   /** The attempt's actions, in the attempt's order. */
   actions: ActionRecord[];
+  /** Page generations (core/sim/guest-ram.ts) to compare memories with. */
+  ram: RunMemory;
+}
+
+/** Both ends' memory as page generations, and the source's as it was at its first STOP. */
+export interface RunMemory {
+  /** The source's pages when it sent STOP (the vCPUs are paused by then); null: it never stopped. */
+  src_at_stop: Uint16Array | null;
+  src_end: Uint16Array;
+  dst_end: Uint16Array;
+  /** Guest writes that faulted on a write-protected page (background snapshot). */
+  write_faults: number;
 }
 
 /** Listen to one session: requests by id, replies matched to them. */
@@ -65,37 +78,48 @@ function listen(side: Side, sent: SentCommand[]): (l: QmpLine) => void {
   };
 }
 
-/** The scenario actions' order on the clock: by time, ties in the list's order. */
-function clock_order(actions: readonly Scenario['actions'][number][]): number[] {
-  return actions.map((_, i) => i).sort((a, b) => actions[a]!.at - actions[b]!.at || a - b);
-}
-
 /** Run `attempt` on `lesson`. */
 export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: (name: string) => Scenario): Promise<LessonRun> {
-  const base = lesson_scenario(lesson, attempt.seed, presets);
-  const own = base.actions.length;
-  const added = attempt.actions.map((a) => ({ at: a.at, side: a.side, execute: a.execute, ...(a.arguments !== undefined ? { arguments: a.arguments } : {}) }));
-  const sc: Scenario = { ...base, actions: [...base.actions, ...added] };
+  const sc = lesson_scenario(lesson, attempt.seed, presets);
   const sent: SentCommand[] = [];
   let dst: TimelineEntry[] = [];
-  const run = await record_claim_run(sc, (sim) => {
-    sim.qmp.src.on_line(listen('src', sent));
-    sim.qmp.dst.on_line(listen('dst', sent));
-    sim.on_entry((e) => {
-      if (e.side === 'dst') dst.push(e);
-    });
-  });
+  let inputs: Simulation['inputs'] = [];
+  let src_at_stop: Uint16Array | null = null;
+  let sim_: Simulation | null = null;
+  const replay: SimInput[] = attempt.actions.map((a) => ({
+    at: a.at,
+    side: a.side,
+    execute: a.execute,
+    ...(a.arguments !== undefined ? { arguments: a.arguments } : {}),
+    ...(a.timer !== undefined ? { timer: a.timer } : {}),
+  }));
+  const run = await record_claim_run(
+    sc,
+    (sim) => {
+      sim_ = sim;
+      sim.qmp.src.on_line(listen('src', sent));
+      sim.qmp.dst.on_line(listen('dst', sent));
+      sim.on_entry((e) => {
+        if (e.side === 'dst') dst.push(e);
+        else if (e.type === 'mark' && e.name === 'STOP' && !src_at_stop) src_at_stop = sim.src.ram.gen.slice();
+      });
+      inputs = sim.inputs;
+    },
+    { replay },
+  );
+  const sim = sim_! as Simulation;
+  const ram: RunMemory = { src_at_stop, src_end: sim.src.ram.gen.slice(), dst_end: sim.dst.ram.gen.slice(), write_faults: sim.src.ram.uffd_faults };
   dst = [...dst];
-  // Each scenario action is the first command not yet claimed with its side, name and arguments, at or after its time.
-  const claimed = new Set<SentCommand>();
-  const records: ActionRecord[] = attempt.actions.map((action) => ({ action, sent: null }));
-  for (const i of clock_order(sc.actions)) {
-    const a = sc.actions[i]!;
-    const args = JSON.stringify(a.arguments);
-    const c = sent.find((x) => !claimed.has(x) && x.side === a.side && x.execute === a.execute && JSON.stringify(x.arguments) === args && x.t_ms >= a.at - 1e-6);
-    if (!c) continue;
-    claimed.add(c);
-    if (i >= own) records[i - own]!.sent = c;
-  }
-  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records };
+  // Each action is the input that ran for it (inputs are recorded as they run: match them by content, in order).
+  const used = new Set<number>();
+  const records: ActionRecord[] = replay.map((a, i) => {
+    const k = inputs.findIndex((r, j) => !used.has(j) && r.side === a.side && r.execute === a.execute && JSON.stringify(r.arguments) === JSON.stringify(a.arguments));
+    if (k < 0) return { action: attempt.actions[i]!, sent: null };
+    used.add(k);
+    const r = inputs[k]!;
+    const c: SentCommand = { side: r.side, t_ms: r.at, execute: r.execute, reply: r.reply ?? null };
+    if (r.arguments !== undefined) c.arguments = r.arguments;
+    return { action: attempt.actions[i]!, sent: c };
+  });
+  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records, ram };
 }

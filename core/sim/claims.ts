@@ -6,7 +6,7 @@
  * CLAIM_CHECKS has one check per word of it, the compiler sees to that.
  */
 import { TARGET_PAGE_SIZE } from '../vm/ram.js';
-import { Simulation, type SimResult, type TimelineEntry } from './runner.js';
+import { Simulation, type SimResult, type SimulationOptions, type TimelineEntry } from './runner.js';
 import type { Scenario, ScenarioClaims } from './scenario.js';
 import { last_expected_downtime, record_windows, type WindowSample } from './windows.js';
 
@@ -42,8 +42,8 @@ export interface ClaimCheck {
  * Run `sc` on the simulated runtime, sampling the windows `miglab run --csv` writes;
  * `before` sees the simulation before it starts (to listen to more than the windows).
  */
-export async function record_claim_run(sc: Scenario, before?: (sim: Simulation) => void): Promise<ClaimRun> {
-  const sim = new Simulation(sc);
+export async function record_claim_run(sc: Scenario, before?: (sim: Simulation) => void, opts: SimulationOptions = {}): Promise<ClaimRun> {
+  const sim = new Simulation(sc, opts);
   before?.(sim);
   const rec = record_windows(sim, 100);
   const result = await sim.run();

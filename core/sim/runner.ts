@@ -392,6 +392,9 @@ export class Simulation {
       await src.call('qmp_capabilities');
       await dst.call('qmp_capabilities');
       const script = sc.migration.script;
+      // The learner migrates (or not): the clock waits for them until max_time even with nothing
+      // else to do (a timer past the limit, so the driver stops at the limit: a timeout).
+      if (script !== 'full') this.clock.set_timer_at(sc.limits.max_time + 1, () => {});
       if (script === 'none') return this.schedule_actions();
       const caps = Object.entries(sc.migration.capabilities).map(([capability, state]) => ({ capability, state }));
       if (caps.length) {
@@ -410,7 +413,10 @@ export class Simulation {
     }
   }
 
-  /** The scenario's actions and the replayed inputs without a timer, each on the clock at its time (or now, when that has passed). */
+  /**
+   * The scenario's actions, and the replayed inputs without a timer, each on the clock at its
+   * time (or now, when that has passed).
+   */
   private schedule_actions(): void {
     for (const a of this.scenario.actions) {
       this.clock.set_timer_at(Math.max(a.at, this.clock.now_ms()), () => {

@@ -265,7 +265,7 @@ describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
     const panel = (await page.getByTestId('lesson-panel').boundingBox())!;
     const shown = (await page.locator('[data-view=consoles]').boundingBox())!;
     expect(panel.x).toBeGreaterThanOrEqual(shown.x + shown.width);
-    expect(await page.evaluate(() => document.documentElement.className)).toMatch(/presenter/);
+    expect(await page.locator('html').getAttribute('class')).toMatch(/presenter/);
     await page.keyboard.press('p');
     await page.keyboard.press('f');
   });

@@ -25,6 +25,9 @@ describe('host API message checks', () => {
       { type: 'ram.query', req: 16, endpoint: 'source' },
       { type: 'ram.query', req: 17, endpoint: 'destination', bins: 1024 },
       { type: 'endpoint.states', req: 18, endpoint: 'source' },
+      { type: 'source.tree', req: 19 },
+      { type: 'source.tree', req: 20, dir: '/usr/src/qemu' },
+      { type: 'source.qemu', req: 21, fn: 'migration_thread' },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));
