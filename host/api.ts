@@ -33,6 +33,13 @@ export const HOST_API_VERSION = 1;
 export const ENDPOINT_IDS = ['source', 'destination'] as const;
 export type EndpointId = (typeof ENDPOINT_IDS)[number];
 
+/**
+ * The `id` prefix of the requests a console makes for itself (tab completion's
+ * query-commands and query-qmp-schema): they are not the user's, so the simulated runtime
+ * does not record them among the run's inputs (a lesson attempt's actions).
+ */
+export const CONSOLE_OWN_ID = 'miglab-completion';
+
 /** Longest QMP text accepted in one qmp.send (QEMU's own limit on a JSON token is larger; this is a console). */
 export const MAX_QMP_TEXT = 64 * 1024;
 
@@ -47,6 +54,15 @@ export type SimAction = (typeof SIM_ACTIONS)[number];
 /** Playback speeds offered (factor of real time; 'max': as fast as possible). */
 export const SIM_SPEEDS = ['0.01', '0.1', '0.25', '0.5', '1', '2', '5', '10', '100', 'max'] as const;
 export type SimSpeed = (typeof SIM_SPEEDS)[number];
+
+/** A lesson's id: its file's name under lessons/. */
+const LESSON_ID = { kind: 'string', min: 1, max: 100, pattern: /^[a-z0-9][a-z0-9-]*$/, describe: 'a lesson id such as convergence' } as const;
+/** A lesson's seed (the scenario's seed range: 32 bits). */
+const LESSON_SEED = { kind: 'int', min: 0, max: 0xffffffff } as const;
+/** The languages a lesson's texts come in. */
+export const LESSON_LOCALES = ['en', 'zh-Hans'] as const;
+/** Largest attempt accepted by lesson.check, as JSON characters. */
+export const MAX_ATTEMPT_JSON = 256 * 1024;
 
 type FieldSpec =
   | { readonly kind: 'string'; readonly max: number; readonly min?: number; readonly optional?: boolean; readonly pattern?: RegExp; readonly describe?: string }
@@ -131,6 +147,42 @@ export const CLIENT_MESSAGES = {
   'sim.breakpoint': {
     fn: { kind: 'string', min: 1, max: 200, pattern: /^[a-z_][a-z0-9_]*$/, describe: 'a function name such as migration_iteration_run' },
     set: { kind: 'enum', values: ['on', 'off'] },
+  },
+
+  /**
+   * The QMP commands the consoles sent into the current simulated run, each with the virtual
+   * time and the timer count it ran after (core/sim/runner.ts's inputs): an attempt's
+   * `actions`, replayed exactly when graded. Answered with LessonAction[].
+   */
+  'sim.inputs': {},
+
+  /* ---- Lessons (lessons/, graded by core/lesson) ---- */
+
+  /** The course, in lessons/course.yaml's order: answered with LessonSummary[]. */
+  'lesson.list': {},
+  /** One lesson with its params drawn from `seed` and its texts filled in, in both languages (LessonView). */
+  'lesson.get': {
+    id: LESSON_ID,
+    seed: LESSON_SEED,
+  },
+  /**
+   * Run the lesson's scenario (its params drawn from `seed`) on the simulated runtime, as
+   * sim.start does a preset: paused at t = 0, the run named lessonRunName(id, seed).
+   * Answered with SimStatus.
+   */
+  'lesson.start': {
+    id: LESSON_ID,
+    seed: LESSON_SEED,
+  },
+  /**
+   * Grade an attempt (LessonAttempt, or the attempt file's YAML text) by running it on the
+   * simulated runtime's process: answered with the engine's grade (LessonGrade), its reveal
+   * texts in `locale` (default en).
+   */
+  'lesson.check': {
+    id: LESSON_ID,
+    attempt: { kind: 'json', max: MAX_ATTEMPT_JSON },
+    locale: { kind: 'enum', values: LESSON_LOCALES, optional: true },
   },
 
   /* ---- Views ---- */
@@ -248,6 +300,114 @@ export interface SlotStates {
   migration: string;
   /** query-status's `status` (RunState). */
   run: string;
+}
+
+/** A text in each of a lesson's languages. */
+export type LessonTexts = Record<(typeof LESSON_LOCALES)[number], string>;
+
+/** One lesson of the course, as lesson.list gives it. */
+export interface LessonSummary {
+  id: string;
+  title: string;
+  title_zh: string;
+  summary: string;
+  summary_zh: string;
+  runtime: string;
+  /** How many steps of each kind. */
+  steps: { explain: number; predict: number; task: number };
+}
+
+/** What a step points at in the UI (the lesson file's `point`): the view, and its key fields. */
+export interface LessonPoint {
+  view: string;
+  fn?: string;
+  thread?: string;
+  state?: string;
+  side?: string;
+  series?: string;
+  text?: string;
+  field?: string;
+}
+
+/** A predict step's answer, as the learner gives it: a number in `unit`, or one of the choices. */
+export type LessonAnswerSpec =
+  | { kind: 'number'; measure: string; unit: string; tolerance: string }
+  | { kind: 'choice'; measure: string; choices: { id: string; label: LessonTexts }[] };
+
+/** A step with its texts filled in from the seed's params (lesson.get). */
+export type LessonStepView = { id: string; point: LessonPoint | null } & (
+  | { kind: 'explain'; text: LessonTexts }
+  | { kind: 'predict'; question: LessonTexts; answer: LessonAnswerSpec }
+  | { kind: 'task'; goal: LessonTexts; hint: LessonTexts | null; forbid: string[] }
+);
+
+/** lesson.get's answer. */
+export interface LessonView {
+  id: string;
+  title: LessonTexts;
+  summary: LessonTexts;
+  seed: number;
+  /** The params drawn from the seed (sizes in bytes, durations in ms). */
+  params: Record<string, number | string>;
+  steps: LessonStepView[];
+}
+
+/**
+ * One QMP command of an attempt (the attempt file's `actions`; sim.inputs' answer): when and
+ * on which side, and `timer`, the virtual clock's timers fired when it ran (-1: before the
+ * start), at which a replay runs it again. The same shape as core/lesson's AttemptAction
+ * and core/sim/runner.ts's SimInput (host/lessons.ts checks that at compile time); declared
+ * here so the renderer needs nothing from the engine.
+ */
+export interface LessonAction {
+  at: number;
+  side: 'src' | 'dst';
+  execute: string;
+  arguments?: unknown;
+  timer?: number;
+}
+
+/** An attempt at a lesson, as lesson.check takes it (or the attempt file's YAML text). */
+export interface LessonAttempt {
+  lesson?: string;
+  seed: number;
+  answers: Record<string, number | string>;
+  actions: LessonAction[];
+}
+
+/** One check of a task, as graded: what was measured against what was expected. */
+export interface LessonCheckResult {
+  what: string;
+  expected: string;
+  measured: string;
+  ok: boolean;
+}
+
+/** A step as graded (core/lesson/grade.ts's StepGrade). */
+export interface LessonStepGrade {
+  id: string;
+  kind: 'explain' | 'predict' | 'task';
+  status: 'passed' | 'failed' | 'pending';
+  checks: LessonCheckResult[];
+  way?: { id: string; label: string } | null;
+  measured?: number | string | string[] | boolean;
+  /** The reveal text, filled in, in the locale asked. */
+  why?: string;
+}
+
+/** lesson.check's answer (core/lesson/grade.ts's Grade). */
+export interface LessonGrade {
+  lesson: string;
+  seed: number;
+  params: Record<string, number | string>;
+  passed: boolean;
+  steps: LessonStepGrade[];
+  outcome: string;
+}
+
+/** The simulated run's name (SimStatus.scenario) while it is a lesson's run: the page knows its own run after a reload. */
+export function lessonRunName(id: string, seed: number): string {
+  return `lesson:${id}:${seed}`;
 }
 
 /** source.qemu's answer: a C function's definition in the QEMU tree set. */

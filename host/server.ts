@@ -42,6 +42,7 @@ import { Endpoints, HostError } from './endpoints.js';
 import { QmpReplyError } from './qmp-client.js';
 import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
 import { SimulationProxy } from './simulation-proxy.js';
+import { LessonCatalog } from './lessons.js';
 import { Transcripts } from './transcript.js';
 import { QemuSourceTree } from './qemu-source.js';
 import { SOURCE_INDEX_FILE } from '../core/trace/qemu-files.js';
@@ -89,6 +90,8 @@ export class HostCore {
   };
   private traceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly log: (line: string) => void;
+  /** The course (lesson.list, lesson.get); runs and grading are the simulated runtime's. */
+  private readonly lessons = new LessonCatalog();
   /** What each slot's console showed lately, for the pages that connect later. */
   private readonly transcripts = new Transcripts();
   /** The QEMU tree the source view reads C from (one for the host's session, whichever page set it). */
@@ -190,6 +193,16 @@ export class HostCore {
         return this.sim.runUntil({ fn: msg.fn, state: msg.state });
       case 'sim.breakpoint':
         return this.sim.breakpoint(msg.fn, msg.set === 'on');
+      case 'sim.inputs':
+        return this.sim.inputs();
+      case 'lesson.list':
+        return this.lessons.list();
+      case 'lesson.get':
+        return this.lessons.view(msg.id, msg.seed);
+      case 'lesson.start':
+        return this.sim.startLesson(msg.id, msg.seed, () => this.endpoints.stop());
+      case 'lesson.check':
+        return this.sim.gradeLesson(msg.id, msg.attempt, msg.locale);
       case 'endpoint.states':
         return this.slotStates(msg.endpoint);
       case 'source.tree':

@@ -85,6 +85,16 @@ function answer(id: number, work: () => unknown): void {
   ).then(schedule);
 }
 
+/** A start's clearSlots: asks the host to empty the slots, and waits for its answer. */
+function clearSlots(id: number): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      clearing.set(id, { resolve, reject });
+      flush();
+      post({ t: 'clearSlots', id });
+    });
+}
+
 function call(id: number, method: string, args: unknown[]): unknown {
   if (!isSimMethod(method)) throw new Error(`the simulated runtime has no method '${method}'`);
   const a = args as never[];
@@ -92,11 +102,11 @@ function call(id: number, method: string, args: unknown[]): unknown {
     case 'presets':
       return run.presets();
     case 'start':
-      return run.start(a[0], () => new Promise<void>((resolve, reject) => {
-        clearing.set(id, { resolve, reject });
-        flush();
-        post({ t: 'clearSlots', id });
-      }));
+      return run.start(a[0], clearSlots(id));
+    case 'startLesson':
+      return run.startLesson(a[0], a[1], clearSlots(id));
+    case 'gradeLesson':
+      return run.gradeLesson(a[0], a[1], a[2]);
     case 'stop':
       return run.stop();
     case 'control':

@@ -14,6 +14,8 @@
  * snapshot the child sends with its events whenever it changes.
  */
 import type { SimInputRecord } from '../core/sim/runner.js';
+import type { Grade } from '../core/lesson/grade.js';
+import type { LessonLocale } from '../core/lesson/lesson.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -108,6 +110,16 @@ export class SimulationProxy extends SlotEventSource {
   /** As SimulatedRun.start: `clearSlots` runs (here, in the host) once the scenario is known to be good. */
   start(o: { preset?: string; scenario?: string }, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
     return this.call('start', [{ preset: o.preset, scenario: o.scenario }], clearSlots) as Promise<SimStatus>;
+  }
+
+  /** As SimulatedRun.startLesson (lesson.start). */
+  startLesson(id: string, seed: number, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
+    return this.call('startLesson', [id, seed], clearSlots) as Promise<SimStatus>;
+  }
+
+  /** As SimulatedRun.gradeLesson (lesson.check): the attempt runs in the child, the host keeps serving. */
+  gradeLesson(id: string, attempt: unknown, locale?: LessonLocale): Promise<Grade> {
+    return this.call('gradeLesson', [id, attempt, locale]) as Promise<Grade>;
   }
 
   /** End the run; the slots become empty. Without a child there is no run: nothing to ask. */

@@ -26,6 +26,7 @@ import { Simulation, type SimInputRecord, type StopInfo } from '../core/sim/runn
 import {
   SCENARIO_DESCRIPTION_FIELDS,
   ScenarioError,
+  format_path,
   parse_scenario_yaml,
   scenario_description,
   type Scenario,
@@ -33,8 +34,10 @@ import {
 } from '../core/sim/scenario.js';
 import type { Side } from '../core/sim/endpoint.js';
 import {
+  CONSOLE_OWN_ID,
   ENDPOINT_IDS,
   checkTraceEvent,
+  lessonRunName,
   type EndpointId,
   type EndpointStatus,
   type SimAction,
@@ -46,11 +49,17 @@ import {
 } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
+import { LessonCatalog } from './lessons.js';
+import { LessonError, attempt_from_object, parse_attempt_yaml, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
+import { grade_run, type Grade } from '../core/lesson/grade.js';
+import { record_attempt, type LessonRun } from '../core/lesson/record.js';
 
 
 export interface SimulatedRunOptions {
   /** The presets' folder (default: scenarios/ of the repository). */
   scenariosDir?: string;
+  /** The lessons' folder (default: lessons/ of the repository). */
+  lessonsDir?: string;
   /** How often sim.status goes out while running (ms; default 200). */
   tickMs?: number;
 }
@@ -110,11 +119,15 @@ export class SimulatedRun extends SlotEventSource {
   private readonly breakpoints = new Set<string>();
   private ticker: ReturnType<typeof setInterval> | null = null;
   private lastPushed = '';
+  private readonly lessons: LessonCatalog;
+  /** The last attempt graded and its run. */
+  private graded: { key: string; run: LessonRun } | null = null;
 
   constructor(opts: SimulatedRunOptions = {}) {
     super();
     this.scenariosDir = opts.scenariosDir ?? defaultScenariosDir();
     this.tickMs = opts.tickMs ?? 200;
+    this.lessons = new LessonCatalog({ lessonsDir: opts.lessonsDir, scenariosDir: this.scenariosDir });
   }
 
   /** A simulated run holds the slots. */
@@ -189,12 +202,52 @@ export class SimulatedRun extends SlotEventSource {
       if (e instanceof ScenarioError) throw new HostError(e.message);
       throw e;
     }
+    return this.startScenario(sc, o.preset ?? sc.name ?? null, clearSlots);
+  }
+
+  /** Start a scenario already parsed (a lesson's, its params filled in), named `name` in sim.status; as start(). */
+  async startScenario(sc: Scenario, name: string | null, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
     await clearSlots();
     this.end();
     this.scenario = sc;
-    this.name = o.preset ?? sc.name ?? null;
+    this.name = name;
     await this.begin();
     return this.status();
+  }
+
+  /** Start a lesson's run for `seed` (lesson.start): its scenario, named lessonRunName(id, seed). */
+  startLesson(id: string, seed: number, clearSlots: () => Promise<unknown> = async () => {}): Promise<SimStatus> {
+    return this.startScenario(this.lessons.scenario(id, seed), lessonRunName(id, seed), clearSlots);
+  }
+
+  /**
+   * Grade an attempt at a lesson (lesson.check): the attempt is run afresh on a Simulation of
+   * its own (the run the learner watches is left as it is) and each step judged on it. The
+   * last run is kept, so asking again in the other language only judges again.
+   */
+  async gradeLesson(id: string, raw: unknown, locale: LessonLocale = 'en'): Promise<Grade> {
+    const lesson = this.lessons.lesson(id);
+    let attempt: Attempt;
+    try {
+      // The attempt file's text (an import: its errors name the line), or the attempt as JSON.
+      attempt = typeof raw === 'string' ? parse_attempt_yaml(raw, 'attempt') : attempt_from_object(raw);
+      if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
+    } catch (e) {
+      if (e instanceof LessonError) throw new HostError(oneLine(typeof raw === 'string' ? e.message : `attempt: ${e.message}`));
+      // attempt_from_object's own check() says where in the object (its path) and what.
+      if (e instanceof ScenarioError) throw new HostError(oneLine(`attempt: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`));
+      throw e;
+    }
+    const key = JSON.stringify([lesson, attempt]);
+    if (this.graded?.key !== key) {
+      try {
+        this.graded = { key, run: await record_attempt(lesson, attempt, this.lessons.presets()) };
+      } catch (e) {
+        if (e instanceof LessonError) throw new HostError(oneLine(e.message));
+        throw e;
+      }
+    }
+    return grade_run(lesson, attempt, this.graded.run, locale);
   }
 
   /** End the run; the slots become empty. */
@@ -260,7 +313,8 @@ export class SimulatedRun extends SlotEventSource {
    * runs between two timers of the virtual clock and is recorded, so a rerun replays it at
    * the same point: core/sim/runner.ts). Text that is not one command object (a syntax
    * error, several objects in one send) goes to the monitor at once and is not recorded:
-   * the consoles send one object at a time, and a syntax error changes nothing.
+   * the consoles send one object at a time, and a syntax error changes nothing. Nor is a
+   * console's own request (tab completion's, CONSOLE_OWN_ID): it is not the user's.
    */
   send(id: EndpointId, text: string): void {
     const r = this.need();
@@ -468,7 +522,10 @@ export class SimulatedRun extends SlotEventSource {
   }
 }
 
-/** The command in a console's text when it is exactly one QMP command object (its `id` left out). */
+/**
+ * The command in a console's text when it is exactly one QMP command object (its `id` left
+ * out); null too for a console's own request (CONSOLE_OWN_ID: tab completion), not the user's.
+ */
 function consoleCommand(text: string): { execute: string; arguments?: unknown } | null {
   let o: unknown;
   try {
@@ -477,9 +534,14 @@ function consoleCommand(text: string): { execute: string; arguments?: unknown } 
     return null;
   }
   if (!o || typeof o !== 'object' || Array.isArray(o)) return null;
-  const { execute, arguments: args } = o as { execute?: unknown; arguments?: unknown };
+  const { execute, arguments: args, id } = o as { execute?: unknown; arguments?: unknown; id?: unknown };
   if (typeof execute !== 'string') return null;
+  if (typeof id === 'string' && id.startsWith(CONSOLE_OWN_ID)) return null;
   return args === undefined ? { execute } : { execute, arguments: args };
+}
+
+function oneLine(s: string): string {
+  return s.split('\n', 1)[0]!;
 }
 
 /** What a QMP line is (the monitor writes one JSON object per line). */

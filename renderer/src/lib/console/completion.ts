@@ -14,6 +14,7 @@ import { migrationSchema } from '../../../../core/qmp/schema/migration.js';
 import { miscSchema } from '../../../../core/qmp/schema/misc.js';
 import { SchemaRegistry } from '../../../../core/qmp/schema/registry.js';
 import { runStateSchema } from '../../../../core/qmp/schema/run-state.js';
+import { CONSOLE_OWN_ID } from '../../../../host/api.js';
 
 /** What completion knows about one endpoint. */
 export interface CompletionData {
@@ -126,8 +127,8 @@ export function formatColumns(words: readonly string[], cols: number): string {
   return lines.join('\n');
 }
 
-/** The `id` of the console's own completion requests: their replies are not printed. */
-export const COMPLETION_ID = 'miglab-completion';
+/** The `id` of the console's own completion requests: their replies are not printed (nor recorded as a simulated run's inputs). */
+export const COMPLETION_ID = CONSOLE_OWN_ID;
 
 /** A greeting from `miglab vm` (its package is "migration-lab VERSION"). */
 export function isLabGreeting(greeting: string | null): boolean {
