@@ -181,6 +181,16 @@ export class HostCore {
         return this.sim.runUntil({ fn: msg.fn, state: msg.state });
       case 'sim.breakpoint':
         return this.sim.breakpoint(msg.fn, msg.set === 'on');
+      case 'sim.seek':
+        return this.sim.seek({ t_ms: msg.t_ms, index: msg.index });
+      case 'sim.back':
+        return this.sim.back();
+      case 'sim.fork':
+        return this.sim.fork({ side: msg.side, execute: msg.execute, arguments: msg.arguments });
+      case 'sim.branch':
+        return this.sim.switchBranch(msg.id);
+      case 'sim.timeline':
+        return this.sim.timeline();
       case 'endpoint.states':
         return this.slotStates(msg.endpoint);
       case 'ram.query':
