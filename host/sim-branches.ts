@@ -44,13 +44,15 @@ export class Branch {
     readonly change: SimChange | null = null,
   ) {
     this.label = LABELS[id - 1] ?? String(id);
-    if (parent) {
-      // Up to the fork, the same run.
-      this.seen = parent.seen;
-      this.t_max_ms = parent.t_max_ms;
-      this.marks = parent.marks.slice();
-      this.pass = parent.pass;
-    }
+  }
+
+  /** A branch forked from `parent` at its run's `length` entries, `t_ms`: the same run up to there. */
+  static fork(id: number, parent: Branch, length: number, t_ms: number, change: SimChange): Branch {
+    const b = new Branch(id, parent, t_ms, change);
+    b.seen = parent.seen;
+    b.marks = parent.marks.slice();
+    b.cut(length, t_ms);
+    return b;
   }
 
   /** An entry a run of this branch recorded at `index`: one beyond what was known extends it. */

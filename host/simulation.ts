@@ -364,7 +364,8 @@ export class SimulatedRun extends SlotEventSource {
     const t_ms = r.sim.clock.now_ms();
     const endpoint = o.side ?? 'source';
     const side = SIDE[endpoint];
-    const branch = new Branch(this.branches.length + 1, from, t_ms, { endpoint, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) });
+    const change = { endpoint, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) };
+    const branch = Branch.fork(this.branches.length + 1, from, r.sim.timeline.length, t_ms, change);
     const id = `fork-${branch.label}`;
     const text = JSON.stringify(o.arguments === undefined ? { execute: o.execute, id } : { execute: o.execute, arguments: o.arguments, id });
 
