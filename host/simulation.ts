@@ -423,7 +423,7 @@ export class SimulatedRun extends SlotEventSource {
       branch: b.id,
       t_ms: Math.round(r.sim.now_ms() * 1000) / 1000,
       t_max_ms: Math.round(Math.max(b.t_max_ms, r.sim.now_ms()) * 1000) / 1000,
-      t_end_ms: b.t_end_ms,
+      t_end_ms: b.t_end_ms === null ? null : Math.round(b.t_end_ms * 1000) / 1000,
       marks: b.marks,
       branches: this.branches.map((x) => x.describe()),
     };
