@@ -67,6 +67,8 @@ export const MAX_ATTEMPT_JSON = 256 * 1024;
 type FieldSpec =
   | { readonly kind: 'string'; readonly max: number; readonly min?: number; readonly optional?: boolean; readonly pattern?: RegExp; readonly describe?: string }
   | { readonly kind: 'int'; readonly min: number; readonly max: number; readonly optional?: boolean }
+  /** A finite number (not only an integer): virtual milliseconds. */
+  | { readonly kind: 'number'; readonly min: number; readonly max: number; readonly optional?: boolean }
   | { readonly kind: 'enum'; readonly values: readonly string[]; readonly optional?: boolean }
   /** Any JSON value (trace arguments and return values), at most `max` characters as JSON. */
   | { readonly kind: 'json'; readonly max: number; readonly optional?: boolean };
@@ -184,6 +186,37 @@ export const CLIENT_MESSAGES = {
     attempt: { kind: 'json', max: MAX_ATTEMPT_JSON },
     locale: { kind: 'enum', values: LESSON_LOCALES, optional: true },
   },
+  /* ---- The simulated runtime's timeline (host/simulation.ts, host/sim-branches.ts) ---- */
+
+  /**
+   * Show the run at a moment: a virtual time, or a timeline index (exactly one). The run is
+   * made again from t = 0 with the branch's inputs (exact: core/sim/runner.ts replays them
+   * where they ran), as fast as possible, to that moment, and stands paused there; the
+   * views get what a restart gives them. Past what ran so far is allowed (it runs there).
+   * Answered with SimStatus once there.
+   */
+  'sim.seek': {
+    t_ms: { kind: 'number', min: 0, max: 1e12, optional: true },
+    index: { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, optional: true },
+  },
+  /** Step back: seek to the function entry before the one shown (step's inverse). */
+  'sim.back': {},
+  /**
+   * Fork at the moment shown (paused): a new branch with this branch's inputs so far plus
+   * this QMP command, which runs at once on `side`'s console (default source); the run
+   * goes on in the new branch. A command the endpoint refuses makes no branch.
+   */
+  'sim.fork': {
+    side: { kind: 'enum', values: ENDPOINT_IDS, optional: true },
+    execute: { kind: 'string', min: 1, max: 100, pattern: /^[a-z][a-z0-9_-]*$/, describe: 'a QMP command name such as migrate-set-parameters' },
+    arguments: { kind: 'json', max: 4096, optional: true },
+  },
+  /** Switch to a branch: seek into it at the time shown now. */
+  'sim.branch': {
+    id: { kind: 'int', min: 1, max: 1000 },
+  },
+  /** The timeline's ticks and branches (SimTimeline). */
+  'sim.timeline': {},
 
   /* ---- Views ---- */
 
@@ -227,7 +260,7 @@ export type ClientMessageType = keyof typeof CLIENT_MESSAGES;
 
 type FieldType<F> = F extends { kind: 'string' }
   ? string
-  : F extends { kind: 'int' }
+  : F extends { kind: 'int' | 'number' }
     ? number
     : F extends { kind: 'enum'; values: readonly (infer V)[] }
       ? V
@@ -432,13 +465,16 @@ export interface SimPreset {
 
 /** Where and why the simulated run stopped. */
 export interface SimStop {
-  reason: 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'pause' | 'end';
+  /** 'seek': the timeline was moved here (sim.seek, sim.back, sim.branch). */
+  reason: 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'seek' | 'pause' | 'end';
   /** The function entered (or left) at the stop, its side and thread, when the stop is on a traced function. */
   fn: string | null;
   endpoint: EndpointId | null;
   thread: string | null;
   /** Virtual time of the stop, ms. */
   t_ms: number;
+  /** The timeline entry shown (its index; -1 before anything was recorded): sim.seek's `index`. Always given by the host. */
+  index?: number;
 }
 
 export interface SimStatus {
@@ -455,6 +491,78 @@ export interface SimStatus {
   stop: SimStop | null;
   /** The run's outcome once ended (completed, failed, cancelled, timeout, stalled, error). */
   outcome: string | null;
+  /** The timeline's slider, while there is a run. */
+  timeline?: SimTimelineStatus;
+}
+
+/** What the timeline's slider needs, in every sim.status. */
+export interface SimTimelineStatus {
+  /** The branch shown. */
+  branch: number;
+  /** The furthest virtual time this branch has run to (ms); t_end_ms once it ended. */
+  t_max_ms: number;
+  /** Where a seek in progress goes (ms; null when none, or not known for an index seek). */
+  seek_to_ms: number | null;
+  /** A seek is in progress (the run is running fast toward its moment). */
+  seeking: boolean;
+  /** Goes up when the branches or their records change: sim.timeline has news. */
+  rev: number;
+}
+
+/** A tick on the timeline's slider: a state change or the start of a pass (a bitmap sync). */
+export type SimMark =
+  | { kind: 'state'; t_ms: number; index: number; endpoint: EndpointId; what: 'migration' | 'incoming' | 'runstate'; to: string }
+  | { kind: 'pass'; t_ms: number; index: number; pass: number };
+
+/** A branch's counters per 100 ms window (core/sim/windows.ts record_windows): the comparison's charts. */
+export interface SimSeries {
+  t_ms: number[];
+  remaining: number[];
+  transferred: number[];
+  /** query-migrate's mbps: the bandwidth measured over the window. */
+  mbps: number[];
+}
+
+/** A branch's end, from a run of its inputs to the end. */
+export interface SimBranchRecord {
+  outcome: string;
+  t_end_ms: number;
+  /** query-migrate's total-time and downtime at the end (ms; null when it does not show them). */
+  total_time: number | null;
+  downtime: number | null;
+  /** ram.dirty-sync-count. */
+  passes: number;
+  series: SimSeries;
+}
+
+/** The change a fork made. */
+export interface SimChange {
+  endpoint: EndpointId;
+  execute: string;
+  arguments?: unknown;
+}
+
+export interface SimBranch {
+  id: number;
+  /** A, B, C… */
+  label: string;
+  /** The branch it was forked from, and at what virtual time (null for the first). */
+  parent: number | null;
+  fork_at_ms: number | null;
+  change: SimChange | null;
+  /** Known once the branch ran to its end (or it was forked from: then run to its end to keep it). */
+  record: SimBranchRecord | null;
+}
+
+/** sim.timeline's answer. */
+export interface SimTimeline {
+  branch: number;
+  t_ms: number;
+  t_max_ms: number;
+  /** Known once the branch shown ended. */
+  t_end_ms: number | null;
+  marks: SimMark[];
+  branches: SimBranch[];
 }
 
 /**
@@ -650,6 +758,10 @@ function checkField(f: FieldSpec, v: unknown): string | null {
       return null;
     case 'int':
       if (typeof v !== 'number' || !Number.isInteger(v)) return 'must be an integer';
+      if (v < f.min || v > f.max) return `must be between ${f.min} and ${f.max}`;
+      return null;
+    case 'number':
+      if (typeof v !== 'number' || !Number.isFinite(v)) return 'must be a number';
       if (v < f.min || v > f.max) return `must be between ${f.min} and ${f.max}`;
       return null;
     case 'enum':

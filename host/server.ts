@@ -203,6 +203,16 @@ export class HostCore {
         return this.sim.startLesson(msg.id, msg.seed, () => this.endpoints.stop());
       case 'lesson.check':
         return this.sim.gradeLesson(msg.id, msg.attempt, msg.locale);
+      case 'sim.seek':
+        return this.sim.seek({ t_ms: msg.t_ms, index: msg.index });
+      case 'sim.back':
+        return this.sim.back();
+      case 'sim.fork':
+        return this.sim.fork({ side: msg.side, execute: msg.execute, arguments: msg.arguments });
+      case 'sim.branch':
+        return this.sim.switchBranch(msg.id);
+      case 'sim.timeline':
+        return this.sim.timeline();
       case 'endpoint.states':
         return this.slotStates(msg.endpoint);
       case 'source.tree':

@@ -123,6 +123,16 @@ function call(id: number, method: string, args: unknown[]): unknown {
       return run.execute(a[0], a[1], a[2]);
     case 'inputs':
       return run.inputs();
+    case 'seek':
+      return run.seek(a[0]);
+    case 'back':
+      return run.back();
+    case 'fork':
+      return run.fork(a[0]);
+    case 'switchBranch':
+      return run.switchBranch(a[0]);
+    case 'timeline':
+      return run.timeline();
   }
 }
 

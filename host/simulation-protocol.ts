@@ -10,7 +10,27 @@
 import type { EndpointId, EndpointStatus, SimStatus, TraceEvent } from './api.js';
 
 /** SimulatedRun's methods the host may call, and their arguments. */
-export const SIM_METHODS = ['presets', 'start', 'stop', 'control', 'setSpeed', 'runUntil', 'breakpoint', 'send', 'execute', 'inputs', 'startLesson', 'gradeLesson'] as const;
+export const SIM_METHODS = [
+  'presets',
+  'start',
+  'stop',
+  'control',
+  'setSpeed',
+  'runUntil',
+  'breakpoint',
+  'send',
+  'execute',
+  'inputs',
+  // Lessons.
+  'startLesson',
+  'gradeLesson',
+  // The timeline.
+  'seek',
+  'back',
+  'fork',
+  'switchBranch',
+  'timeline',
+] as const;
 export type SimMethod = (typeof SIM_METHODS)[number];
 
 /** Host → child. */

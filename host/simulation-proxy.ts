@@ -26,6 +26,7 @@ import {
   type SimPreset,
   type SimSpeed,
   type SimStatus,
+  type SimTimeline,
 } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
@@ -163,6 +164,28 @@ export class SimulationProxy extends SlotEventSource {
     return this.call('inputs', []) as Promise<SimInputRecord[]>;
   }
 
+  /* The timeline (SimulatedRun's). */
+
+  seek(to: { t_ms?: number; index?: number }): Promise<SimStatus> {
+    return this.call('seek', [{ t_ms: to.t_ms, index: to.index }]) as Promise<SimStatus>;
+  }
+
+  back(): Promise<SimStatus> {
+    return this.call('back', []) as Promise<SimStatus>;
+  }
+
+  fork(o: { side?: EndpointId; execute: string; arguments?: unknown }): Promise<SimStatus> {
+    return this.call('fork', [{ side: o.side, execute: o.execute, arguments: o.arguments }]) as Promise<SimStatus>;
+  }
+
+  switchBranch(id: number): Promise<SimStatus> {
+    return this.call('switchBranch', [id]) as Promise<SimStatus>;
+  }
+
+  timeline(): Promise<SimTimeline> {
+    return this.call('timeline', []) as Promise<SimTimeline>;
+  }
+
   /** End the child (politely, then for sure); later calls fail. */
   async close(): Promise<void> {
     this.closed = true;
@@ -177,7 +200,7 @@ export class SimulationProxy extends SlotEventSource {
 
   private call(method: SimMethod, args: unknown[], clearSlots?: () => Promise<unknown>): Promise<unknown> {
     if (this.closed) return Promise.reject(new HostError('the host is shutting down'));
-    const c = this.child ?? this.fork();
+    const c = this.child ?? this.forkChild();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       c.pending.set(id, { resolve, reject, clearSlots });
@@ -190,7 +213,7 @@ export class SimulationProxy extends SlotEventSource {
     else c.queued.push(m);
   }
 
-  private fork(): Child {
+  private forkChild(): Child {
     const handle = this.processes.fork(this.childModule, [], { name: 'miglab simulated runtime' });
     const c: Child = { handle, ready: false, queued: [], pending: new Map(), stderr: '' };
     this.child = c;

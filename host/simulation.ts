@@ -22,7 +22,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
-import { Simulation, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
+import { Simulation, type RunUntil, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
 import {
   SCENARIO_DESCRIPTION_FIELDS,
   ScenarioError,
@@ -44,7 +44,9 @@ import {
   type SimPreset,
   type SimSpeed,
   type SimStatus,
+  type SimBranchRecord,
   type SimStop,
+  type SimTimeline,
   type TraceEvent,
 } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
@@ -53,6 +55,7 @@ import { LessonCatalog } from './lessons.js';
 import { LessonError, attempt_from_object, parse_attempt_yaml, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
 import { grade_run, type Grade } from '../core/lesson/grade.js';
 import { record_attempt, type LessonRun } from '../core/lesson/record.js';
+import { Branch, MAX_BRANCHES, run_record, watch_record, type BranchInput } from './sim-branches.js';
 
 
 export interface SimulatedRunOptions {
@@ -107,6 +110,16 @@ interface Run {
   /** A control call is in flight toward a stop. */
   running: boolean;
   stop: SimStop | null;
+  /** The timeline's branch this run is of. */
+  branch: Branch;
+  /** The inputs it replays (the branch's), which of them ran, and each recorded input's console text (by index in sim.inputs). */
+  replay: BranchInput[];
+  ran: Set<number>;
+  dropped: boolean;
+  texts: string[];
+  /** A seek in progress: where it goes (ms, when known). */
+  seek: { to_ms: number | null } | null;
+  record: { finish: () => SimBranchRecord | null };
 }
 
 export class SimulatedRun extends SlotEventSource {
@@ -122,6 +135,9 @@ export class SimulatedRun extends SlotEventSource {
   private readonly lessons: LessonCatalog;
   /** The last attempt graded and its run. */
   private graded: { key: string; run: LessonRun } | null = null;
+  /** The timeline's branches (the first is the run as started) and a counter of their changes. */
+  private branches: Branch[] = [];
+  private rev = 0;
 
   constructor(opts: SimulatedRunOptions = {}) {
     super();
@@ -173,6 +189,17 @@ export class SimulatedRun extends SlotEventSource {
       breakpoints: [...this.breakpoints].sort(),
       stop: r && !r.running ? r.stop : null,
       outcome: sim?.result?.outcome ?? null,
+      ...(r
+        ? {
+            timeline: {
+              branch: r.branch.id,
+              t_max_ms: Math.round(Math.max(r.branch.t_max_ms, sim!.now_ms()) * 1000) / 1000,
+              seek_to_ms: r.seek?.to_ms ?? null,
+              seeking: r.seek !== null,
+              rev: this.rev,
+            },
+          }
+        : {}),
     };
   }
 
@@ -211,7 +238,17 @@ export class SimulatedRun extends SlotEventSource {
     this.end();
     this.scenario = sc;
     this.name = name;
-    await this.begin();
+    const r = await this.begin(this.firstBranch(), []);
+    // A run the learner drives (script prepare or none): the lab's own setup runs first, at
+    // t = 0, so what the learner types comes after it, as on endpoints already set up.
+    if (r && sc.migration.script !== 'full') {
+      const stop = await r.sim.run_until({ time_ms: 0 });
+      if (this.run === r) {
+        r.stop = toStop(stop);
+        this.release(r);
+        this.pushStatus(true);
+      }
+    }
     return this.status();
   }
 
@@ -257,6 +294,7 @@ export class SimulatedRun extends SlotEventSource {
     for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'stopped'));
     this.scenario = null;
     this.name = null;
+    this.branches = [];
     this.pushStatus(true);
     return this.status();
   }
@@ -274,8 +312,9 @@ export class SimulatedRun extends SlotEventSource {
         this.go(r, r.sim.step());
         break;
       case 'restart':
+        // From t = 0 without the consoles' commands: a new run (its timeline starts afresh).
         this.end();
-        await this.begin();
+        await this.begin(this.firstBranch(), []);
         break;
     }
     return this.status();
@@ -319,15 +358,169 @@ export class SimulatedRun extends SlotEventSource {
   send(id: EndpointId, text: string): void {
     const r = this.need();
     const side = SIDE[id];
-    const send = () => r.consoles[side].send_text(text);
     const cmd = consoleCommand(text);
-    if (cmd) r.sim.input({ side, ...cmd }, send);
-    else send();
+    if (!cmd) {
+      r.consoles[side].send_text(text);
+      return;
+    }
+    r.sim.input({ side, ...cmd }, () => {
+      if (r.sim.ended) return r.consoles[side].send_text(text); // after the end: not an input (runner.ts)
+      r.texts[r.sim.inputs.length - 1] = text;
+      // The branch goes another way from here: what was known of its future is not.
+      if (r.branch.cut(r.sim.timeline.length, r.sim.clock.now_ms())) this.rev++;
+      r.consoles[side].send_text(text);
+    });
   }
 
   /** The commands the consoles sent into the current run, each with where it ran (an attempt's `actions`). */
   inputs(): SimInputRecord[] {
     return this.need().sim.inputs.map(({ reply: _, ...i }) => i);
+  }
+
+  /* ------------------------------- the timeline ------------------------------- */
+
+  /**
+   * Show the run at virtual time `t_ms` or at timeline entry `index`: a new Simulation of the
+   * same scenario replays the branch's inputs (all of them: those after the moment run again
+   * when the run goes on) through the consoles, as fast as possible up to there, breakpoints
+   * off; then it stands paused at the run's speed. Resolves once there.
+   */
+  async seek(to: { t_ms?: number; index?: number }): Promise<SimStatus> {
+    const r = this.need();
+    if ((to.t_ms === undefined) === (to.index === undefined)) throw new HostError("'sim.seek': give either 't_ms' or 'index'");
+    if (to.t_ms !== undefined && !(Number.isFinite(to.t_ms) && to.t_ms >= 0)) throw new HostError(`'sim.seek': t_ms must be a time ≥ 0 (ms), not ${to.t_ms}`);
+    if (to.index !== undefined && !(Number.isInteger(to.index) && to.index >= 0)) throw new HostError(`'sim.seek': index must be an integer ≥ 0, not ${to.index}`);
+    const target: RunUntil = to.t_ms !== undefined ? { time_ms: to.t_ms } : { index: to.index! };
+    const entry = to.index !== undefined ? r.sim.timeline[to.index] : undefined;
+    await this.seekIn(r.branch, this.branchInputs(r), target, to.t_ms ?? (entry ? entry.ts / 1000 : null));
+    return this.status();
+  }
+
+  /** Step back: to the function entry before the one shown (what step would come back to). */
+  async back(): Promise<SimStatus> {
+    const r = this.need();
+    if (r.running) throw new HostError("'sim.back': the run is running: pause it first");
+    const tl = r.sim.timeline;
+    let i = Math.min(r.sim.cursor, tl.length) - 1;
+    while (i >= 0 && tl[i]!.type !== 'enter') i--;
+    if (i < 0) throw new HostError("'sim.back': no function was entered before this moment");
+    return this.seek({ index: i });
+  }
+
+  /**
+   * Fork at the moment shown: a new branch, this one's inputs so far and `change`, which runs
+   * at once on the side's console; the run goes on in it. The branch forked from keeps its
+   * record (it is run to its end, apart, when it has not ended yet).
+   */
+  async fork(o: { side?: EndpointId; execute: string; arguments?: unknown }): Promise<SimStatus> {
+    const r = this.need();
+    if (r.running) throw new HostError("'sim.fork': the run is running: pause it (or seek) first, then fork at that moment");
+    if (r.sim.ended) throw new HostError("'sim.fork': the run has ended: seek back to the moment to fork at");
+    if (this.branches.length >= MAX_BRANCHES) throw new HostError(`'sim.fork': at most ${MAX_BRANCHES} branches (this run has ${this.branches.map((b) => b.label).join(', ')})`);
+    const from = r.branch;
+    const fromInputs = this.branchInputs(r);
+    const cursor = r.sim.cursor;
+    const t_ms = r.sim.clock.now_ms();
+    const endpoint = o.side ?? 'source';
+    const side = SIDE[endpoint];
+    const change = { endpoint, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) };
+    const branch = Branch.fork(this.branches.length + 1, from, r.sim.timeline.length, t_ms, change);
+    const id = `fork-${branch.label}`;
+    const text = JSON.stringify(o.arguments === undefined ? { execute: o.execute, id } : { execute: o.execute, arguments: o.arguments, id });
+
+    // The rest of this branch's inputs belong to it, not to the fork.
+    r.sim.drop_replay();
+    r.dropped = true;
+    const console = r.consoles[side];
+    const reply = new Promise<QmpLine>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new HostError(`'sim.fork': the simulated ${endpoint} did not answer ${o.execute}`)), EXECUTE_TIMEOUT_MS);
+      const off = console.on_line((l) => {
+        if (l.dir === 'out' && l.text.includes(`"${id}"`)) {
+          off();
+          clearTimeout(timer);
+          resolve(l);
+        }
+      });
+    });
+    this.emitLine(endpoint, text, false);
+    r.sim.input({ side, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) }, () => {
+      r.texts[r.sim.inputs.length - 1] = text;
+      console.send_text(text);
+    });
+    const answer = JSON.parse((await reply).text) as { error?: { class: string; desc: string } };
+    if (answer.error) {
+      // No branch: back to where the one forked from was.
+      await this.seekIn(from, fromInputs, cursor >= 0 ? { index: cursor } : null, t_ms);
+      throw new HostError(`'sim.fork': ${endpoint}: ${o.execute}: ${answer.error.class}: ${answer.error.desc}`);
+    }
+    from.inputs = fromInputs;
+    this.branches.push(branch);
+    r.branch = branch;
+    this.rev++;
+    if (!from.record) void this.keepRecord(from);
+    this.go(r, r.sim.resume());
+    return this.status();
+  }
+
+  /** Switch to a branch: seek into it at the time shown now. */
+  async switchBranch(id: number): Promise<SimStatus> {
+    const r = this.need();
+    const b = this.branches.find((x) => x.id === id);
+    if (!b) throw new HostError(`'sim.branch': no branch ${id} (branches: ${this.branches.map((x) => `${x.id} (${x.label})`).join(', ')})`);
+    if (b === r.branch) return this.status();
+    r.branch.inputs = this.branchInputs(r);
+    const t_ms = r.sim.clock.now_ms();
+    await this.seekIn(b, b.inputs, { time_ms: t_ms }, t_ms);
+    return this.status();
+  }
+
+  /** The slider's ticks (the shown branch's), and the branches with their records. */
+  timeline(): SimTimeline {
+    const r = this.need();
+    const b = r.branch;
+    return {
+      branch: b.id,
+      t_ms: Math.round(r.sim.now_ms() * 1000) / 1000,
+      t_max_ms: Math.round(Math.max(b.t_max_ms, r.sim.now_ms()) * 1000) / 1000,
+      t_end_ms: b.t_end_ms === null ? null : Math.round(b.t_end_ms * 1000) / 1000,
+      marks: b.marks,
+      branches: this.branches.map((x) => x.describe()),
+    };
+  }
+
+  /** The shown branch's inputs: those its run ran (in the order they ran), then those still to replay. */
+  private branchInputs(r: Run): BranchInput[] {
+    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, ...input }, k) => ({ input, text: r.texts[k]! }));
+    const left = r.dropped ? [] : r.replay.filter((_, k) => !r.ran.has(k));
+    return [...ran, ...left];
+  }
+
+  /** Make the branch's run afresh and run it to `target` (null: stay at t = 0), fast, breakpoints off. */
+  private async seekIn(branch: Branch, inputs: BranchInput[], target: RunUntil | null, to_ms: number | null): Promise<void> {
+    this.end();
+    const r = await this.begin(branch, inputs, target !== null);
+    if (!r || !target) return;
+    r.seek = { to_ms };
+    const reached = r.sim.run_until(target);
+    this.go(r, reached);
+    await reached.catch(() => {});
+  }
+
+  /** Run a branch's inputs to its end, apart, for its record (the comparison). */
+  private async keepRecord(b: Branch): Promise<void> {
+    const record = await run_record(this.scenario!, b.inputs);
+    if (!this.branches.includes(b)) return;
+    b.record = record;
+    b.t_end_ms = record.t_end_ms;
+    b.t_max_ms = Math.max(b.t_max_ms, record.t_end_ms);
+    this.rev++;
+    this.pushStatus(true);
+  }
+
+  private firstBranch(): Branch {
+    this.branches = [new Branch(1)];
+    this.rev++;
+    return this.branches[0]!;
   }
 
   /** A QMP command on a side, on a monitor of its own: nothing shows in the consoles. */
@@ -378,21 +571,52 @@ export class SimulatedRun extends SlotEventSource {
     };
   }
 
-  /** Make the Simulation of the current scenario, its consoles negotiated; paused at t = 0. */
-  private async begin(): Promise<void> {
+  /**
+   * Make the Simulation of the current scenario for `branch`, replaying `replay` through the
+   * consoles, its consoles negotiated; paused at t = 0. `seeking`: at full speed and without
+   * breakpoints until the seek is there (go()). Null when another run replaced it meanwhile.
+   */
+  private async begin(branch: Branch, replay: BranchInput[], seeking = false): Promise<Run | null> {
     const sc = this.scenario!;
     for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'starting'));
-    const sim = new Simulation(sc, { speed: this.speed_ === 'max' ? 'max' : Number(this.speed_) });
-    for (const fn of this.breakpoints) sim.add_breakpoint({ fn });
+    const sim = new Simulation(sc, {
+      speed: seeking || this.speed_ === 'max' ? 'max' : Number(this.speed_),
+      replay: replay.map((i) => i.input),
+      replay_send: (input, k) => {
+        r.ran.add(k);
+        const text = replay[k]!.text;
+        r.texts[sim.inputs.length - 1] = text;
+        // The console shows the command again (as it showed when typed), then its reply.
+        this.emitLine(SLOT[input.side], text, false);
+        r.consoles[input.side].send_text(text);
+      },
+    });
+    if (!seeking) for (const fn of this.breakpoints) sim.add_breakpoint({ fn });
     const consoles = {
       src: new QmpSession(sim.src, () => sim.clock.now_ms()),
       dst: new QmpSession(sim.dst, () => sim.clock.now_ms()),
     };
-    const r: Run = { sim, consoles, hidden: {}, held: [], off: [], running: false, stop: null };
+    const r: Run = {
+      sim,
+      consoles,
+      hidden: {},
+      held: [],
+      off: [],
+      running: false,
+      stop: null,
+      branch,
+      replay,
+      ran: new Set(),
+      dropped: false,
+      texts: [],
+      seek: null,
+      record: watch_record(sim),
+    };
     this.run = r;
 
     r.off.push(
       sim.on_entry((e, index) => {
+        if (this.run === r) r.branch.observe(sim, e, index);
         const { side, ...ev } = e;
         const checked = checkTraceEvent({ ...ev, ts: Math.round(ev.ts) });
         if (checked.ok) this.hold(r, { index, side, kind: 'trace', ev: checked.ev });
@@ -425,9 +649,10 @@ export class SimulatedRun extends SlotEventSource {
         r.off.push(c.on_line((l) => this.consoleLine(r, side, l)));
       }),
     );
-    if (this.run !== r) return;
+    if (this.run !== r) return null;
     for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'ready'));
     this.pushStatus(true);
+    return r;
   }
 
   /** A console monitor's line: replies to the console at once, events when the cursor reaches them. */
@@ -467,8 +692,17 @@ export class SimulatedRun extends SlotEventSource {
     this.pushStatus(true);
     this.ticker ??= setInterval(() => this.pushStatus(false), this.tickMs);
     void toward.then(
-      (s) => {
+      (stop) => {
         if (this.run !== r) return;
+        let s: Parameters<typeof toStop>[0] = stop;
+        if (r.seek) {
+          // There: at the run's own pace, with its breakpoints, from now on.
+          r.seek = null;
+          r.sim.set_speed(this.speed_ === 'max' ? 'max' : Number(this.speed_));
+          for (const fn of this.breakpoints) r.sim.add_breakpoint({ fn });
+          if (s.reason !== 'end') s = { ...s, reason: 'seek' };
+        }
+        if (r.sim.result) this.ended(r);
         r.running = false;
         r.stop = toStop(s);
         this.release(r);
@@ -485,6 +719,15 @@ export class SimulatedRun extends SlotEventSource {
     );
     // A stop found among entries already recorded resolves at once, without running the clock.
     queueMicrotask(() => this.release(r));
+  }
+
+  /** The run ended: its branch's end and record are known. */
+  private ended(r: Run): void {
+    r.branch.ended(r.sim.result!);
+    if (!r.branch.record) {
+      r.branch.record = r.record.finish();
+      this.rev++;
+    }
   }
 
   private idle(): void {
@@ -559,13 +802,14 @@ function lineKind(text: string): 'greeting' | 'event' | 'reply' | 'other' {
   return 'other';
 }
 
-function toStop(s: StopInfo): SimStop {
+function toStop(s: StopInfo | (Omit<StopInfo, 'reason'> & { reason: 'seek' })): SimStop {
   const e = s.entry;
   return {
-    reason: s.reason,
+    reason: s.reason === 'index' ? 'seek' : s.reason,
     fn: e && (e.type === 'enter' || e.type === 'exit') ? e.fn : null,
     endpoint: e ? SLOT[e.side] : null,
     thread: e ? e.thread : null,
     t_ms: Math.round(s.t_ms * 1000) / 1000,
+    index: s.index,
   };
 }

@@ -52,9 +52,11 @@ export interface Breakpoint {
 export type RunUntil =
   | { fn: string; side?: Side; thread?: string }
   | { state: string; side?: Side; what?: 'migration' | 'incoming' | 'runstate' }
-  | { time_ms: number };
+  | { time_ms: number }
+  /** The timeline's entry of that index (a seek: the entry a previous run of the same inputs recorded there). */
+  | { index: number };
 
-export type StopReason = 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'pause' | 'end';
+export type StopReason = 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'index' | 'pause' | 'end';
 
 export interface StopInfo {
   reason: StopReason;
@@ -179,7 +181,7 @@ export function scenario_link(sc: Scenario): LinkParams {
 }
 
 interface Goal {
-  match: (e: TimelineEntry) => StopReason | null;
+  match: (e: TimelineEntry, index: number) => StopReason | null;
   time_ms?: number;
   /** Breakpoints stop this goal too. */
   breakpoints: boolean;
@@ -212,6 +214,12 @@ export interface SimulationOptions {
   tick_ms?: number;
   /** Inputs of an earlier run to run again, each where it ran (or at `at` when it has no `timer`). */
   replay?: readonly SimInput[];
+  /**
+   * Sends a replayed input (`index`: its place in `replay`) instead of the script's session:
+   * a console passes its own, so the command and its reply show there again (the timeline's
+   * seek). It must send exactly that command.
+   */
+  replay_send?: (input: SimInput, index: number) => void;
 }
 
 export class Simulation {
@@ -252,11 +260,16 @@ export class Simulation {
   private wall_start = 0;
   /** Inputs given while the clock runs, for the next point between timers. */
   private readonly queued: { input: Omit<SimInput, 'at' | 'timer'>; run: (() => void) | null }[] = [];
-  /** Replayed inputs with a `timer`, in order; `replay_next` is the next to run. */
-  private readonly replay_at: SimInput[];
+  /** Replayed inputs with a `timer`, in order, each with its index in `replay`; `replay_next` is the next to run. */
+  private readonly replay_at: { input: SimInput; index: number }[];
   private replay_next = 0;
   /** Replayed inputs without one: scenario actions at their `at`. */
-  private readonly replay_timed: SimInput[];
+  private readonly replay_timed: { input: SimInput; index: number }[];
+  private readonly replay_send: SimulationOptions['replay_send'];
+  /** drop_replay() was called: replayed inputs not run by then never run. */
+  private replay_dropped = false;
+  /** Indexes (in `replay`) of the replayed inputs that ran. */
+  private readonly replay_ran = new Set<number>();
 
   constructor(scenario: Scenario, opts: SimulationOptions = {}) {
     this.scenario = scenario;
@@ -264,8 +277,10 @@ export class Simulation {
     for (const i of replay) {
       if (i.timer !== undefined && !(Number.isInteger(i.timer) && i.timer >= -1)) throw new RangeError(`replay: timer must be an integer ≥ -1, not ${i.timer}`);
     }
-    this.replay_at = replay.filter((i) => i.timer !== undefined).sort((a, b) => a.timer! - b.timer!);
-    this.replay_timed = replay.filter((i) => i.timer === undefined);
+    const indexed = replay.map((input, index) => ({ input, index }));
+    this.replay_at = indexed.filter((r) => r.input.timer !== undefined).sort((a, b) => a.input.timer! - b.input.timer!);
+    this.replay_timed = indexed.filter((r) => r.input.timer === undefined);
+    this.replay_send = opts.replay_send;
     this.driver = new VirtualClockDriver(this.clock, { speed: opts.speed ?? 'max' });
     this.driver.after_timer = () => this.after_timer();
     this.driver.between_timers = () => this.between_timers();
@@ -391,7 +406,7 @@ export class Simulation {
     for (const l of this.listeners) l(e, i);
     const g = this.goal;
     if (!g || this.pending) return;
-    const reason = g.match(e) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
+    const reason = g.match(e, i) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
     if (reason) this.pending = { index: i, reason };
   }
 
@@ -452,8 +467,10 @@ export class Simulation {
         void this.qmp[a.side].execute(a.execute, a.arguments);
       });
     }
-    for (const i of this.replay_timed) {
-      this.clock.set_timer_at(Math.max(i.at, this.clock.now_ms()), () => this.run_input(i, null));
+    for (const r of this.replay_timed) {
+      this.clock.set_timer_at(Math.max(r.input.at, this.clock.now_ms()), () => {
+        if (!this.replay_dropped) this.run_replayed(r);
+      });
     }
   }
 
@@ -479,7 +496,7 @@ export class Simulation {
   private start(): void {
     if (this.started) return;
     // What ran before the run started runs first again.
-    while (this.replay_at[this.replay_next]?.timer === -1) this.run_input(this.replay_at[this.replay_next++]!, null);
+    while (this.replay_at[this.replay_next]?.input.timer === -1) this.run_replayed(this.replay_at[this.replay_next++]!);
     this.started = true;
     this.wall_start = performance.now();
     void this.src.startMachine();
@@ -528,11 +545,29 @@ export class Simulation {
     else void this.qmp[input.side].execute(input.execute, input.arguments).then((r) => (rec.reply = r));
   }
 
+  /** A replayed input: through the caller's sender when there is one. */
+  private run_replayed(r: { input: SimInput; index: number }): void {
+    const send = this.replay_send;
+    this.replay_ran.add(r.index);
+    this.run_input(r.input, send ? () => send(r.input, r.index) : null);
+  }
+
+  /**
+   * A fork: the replayed inputs that have not run yet never will (the run goes on from here
+   * with other inputs); returns them, in the order they would have run.
+   */
+  drop_replay(): SimInput[] {
+    const left = [...this.replay_at, ...this.replay_timed].filter((r) => !this.replay_ran.has(r.index)).map((r) => r.input);
+    this.replay_next = this.replay_at.length;
+    this.replay_dropped = true;
+    return left;
+  }
+
   /** Between two timers: the inputs due here (replayed ones, then those given meanwhile). */
   private between_timers(): boolean {
     let ran = false;
-    for (let i = this.replay_at[this.replay_next]; i && i.timer! <= this.clock.fired; i = this.replay_at[++this.replay_next]) {
-      this.run_input(i, null);
+    for (let r = this.replay_at[this.replay_next]; r && r.input.timer! <= this.clock.fired; r = this.replay_at[++this.replay_next]) {
+      this.run_replayed(r);
       ran = true;
     }
     for (const q of this.queued.splice(0)) {
@@ -607,6 +642,7 @@ export class Simulation {
   /** Run until a function is entered, a state is reached or a time has come. */
   run_until(u: RunUntil): Promise<StopInfo> {
     if ('time_ms' in u) return this.advance({ match: () => null, time_ms: u.time_ms, breakpoints: true });
+    if ('index' in u) return this.advance({ match: (_, i) => (i >= u.index ? 'index' : null), breakpoints: true });
     if ('fn' in u) {
       return this.advance({
         match: (e) =>
@@ -645,7 +681,7 @@ export class Simulation {
     for (let i = this.cursor + 1; i < this.timeline.length; i++) {
       const e = this.timeline[i]!;
       if (g.time_ms !== undefined && e.ts / 1000 > g.time_ms) break;
-      const reason = g.match(e) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
+      const reason = g.match(e, i) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
       if (reason) {
         this.cursor = i;
         return Promise.resolve(this.stop_info(reason, i));

@@ -28,6 +28,13 @@ describe('host API message checks', () => {
       { type: 'source.tree', req: 19 },
       { type: 'source.tree', req: 20, dir: '/usr/src/qemu' },
       { type: 'source.qemu', req: 21, fn: 'migration_thread' },
+      { type: 'sim.seek', req: 19, t_ms: 2150.5 },
+      { type: 'sim.seek', req: 20, index: 42 },
+      { type: 'sim.back', req: 21 },
+      { type: 'sim.fork', req: 22, execute: 'migrate-set-parameters', arguments: { 'downtime-limit': 5000 } },
+      { type: 'sim.fork', req: 23, side: 'destination', execute: 'query-status' },
+      { type: 'sim.branch', req: 24, id: 2 },
+      { type: 'sim.timeline', req: 25 },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));
@@ -50,6 +57,10 @@ describe('host API message checks', () => {
       [{ type: 'qmp.send', req: 1, endpoint: 'source', text: '' }, "'text' must have at least 1 characters"],
       [{ type: 'qmp.send', req: 1, endpoint: 'source', text: 'x'.repeat(70_000) }, "'text' must have at most 65536 characters"],
       [{ type: 'qmp.send', req: 1, endpoint: 'source', text: ['x'] }, "'text' must be a string"],
+      [{ type: 'sim.seek', req: 1, t_ms: -1 }, "'sim.seek': 't_ms' must be between 0 and 1000000000000"],
+      [{ type: 'sim.seek', req: 1, t_ms: '5s' }, "'sim.seek': 't_ms' must be a number"],
+      [{ type: 'sim.seek', req: 1, index: 1.5 }, "'sim.seek': 'index' must be an integer"],
+      [{ type: 'sim.fork', req: 1, execute: 'migrate; rm' }, "'sim.fork': 'execute' must be a QMP command name"],
     ];
     for (const [data, error] of cases) {
       const r = parseClientMessage(typeof data === 'string' ? data : JSON.stringify(data));

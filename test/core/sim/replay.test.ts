@@ -79,6 +79,40 @@ describe('Simulation inputs', () => {
     expect(b.timeline).not.toEqual(a.timeline);
   });
 
+  it('replay_send sends each replayed input instead of the script (a console shows it again); run_until {index} stops on that entry', async () => {
+    const a = new Simulation(scenario());
+    await a.run_until({ time_ms: 1500 });
+    a.input({ side: 'src', execute: 'migrate-set-parameters', arguments: { 'downtime-limit': 20000 } });
+    await a.run();
+    const sent: [string, number][] = [];
+    const b = new Simulation(scenario(), {
+      replay: a.inputs,
+      replay_send: (input, index) => {
+        sent.push([input.execute, index]);
+        void b.qmp[input.side].execute(input.execute, input.arguments);
+      },
+    });
+    const at = await b.run_until({ index: 200 });
+    expect(at).toMatchObject({ reason: 'index', index: 200, entry: a.timeline[200] });
+    await b.run();
+    expect(sent).toEqual([['migrate-set-parameters', 0]]);
+    expect(b.timeline).toEqual(a.timeline);
+  });
+
+  it('drop_replay: the replayed inputs not run yet never run (a fork goes on without them)', async () => {
+    const a = new Simulation(scenario());
+    await a.run_until({ time_ms: 3000 });
+    a.input({ side: 'src', execute: 'migrate-set-parameters', arguments: { 'downtime-limit': 20000 } });
+    const done = await a.run();
+    expect(done.outcome).toBe('completed');
+    const b = new Simulation(scenario(), { replay: a.inputs });
+    await b.run_until({ time_ms: 2000 });
+    expect(b.drop_replay()).toEqual([expect.objectContaining({ execute: 'migrate-set-parameters', timer: a.inputs[0]!.timer })]);
+    const r = await b.run();
+    expect(b.inputs).toEqual([]);
+    expect(r.outcome).toBe('timeout');
+  });
+
   it('refuses a timer that is not an integer ≥ -1', () => {
     expect(() => new Simulation(scenario(), { replay: [{ at: 0, side: 'src', execute: 'stop', timer: -2 }] })).toThrow('replay: timer must be an integer ≥ -1, not -2');
   });
