@@ -147,6 +147,16 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
       return e.length ? Number((e[e.length - 1] as { args?: SwitchoverInputs }).args?.rate_limit_max ?? 0) : null;
     },
   },
+  precopy_bandwidth: {
+    unit: 'bytes/s',
+    describe: 'the median bandwidth of the 100 ms windows while precopy ran (migration_update_counters’ bandwidth, × 1000)',
+    of: (run) => {
+      const bw = marks(run.src, 'migrate_transferred')
+        .map((m) => Number(m.args?.bandwidth) * 1000)
+        .sort((a, b) => a - b);
+      return bw.length ? bw[Math.floor(bw.length / 2)]! : null;
+    },
+  },
   rate_limit_sleeps: {
     unit: 'count',
     describe: 'calls of migration_rate_limit that slept (the window’s budget was spent)',
@@ -156,6 +166,14 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     unit: 'ms',
     describe: 'the time migration_rate_limit slept in all',
     of: (run) => rate_limit_calls(run).reduce((a, b) => a + b, 0),
+  },
+  first_pass_ms: {
+    unit: 'ms',
+    describe: 'the first pass: from the bitmap sync of setup (dirty-sync-count 1) to the next one (virtual ms; null: no second sync)',
+    of: (run) => {
+      const syncs = marks(run.src, 'migration_bitmap_sync_end');
+      return syncs.length >= 2 ? (syncs[1]!.ts - syncs[0]!.ts) / 1000 : null;
+    },
   },
   first_estimate_bytes: {
     unit: 'bytes',
@@ -206,6 +224,15 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   },
   thread_name: { unit: 'text', describe: 'the migration thread’s name (live_migration, bg_snapshot)', of: (run) => thread_create(run)?.name ?? null },
   thread_function: { unit: 'text', describe: 'the migration thread’s start routine (migration_thread, bg_migration_thread)', of: (run) => thread_create(run)?.fn ?? null },
+  thread_lifetime_ms: {
+    unit: 'ms',
+    describe: 'how long the source’s migration thread lived: from qemu_thread_create to its exit (virtual ms; null while it still ran)',
+    of: (run) => {
+      const c = thread_create(run);
+      const end = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
+      return end ? (end.ts - c.ts) / 1000 : null;
+    },
+  },
   commands_answered_during_migration: {
     unit: 'count',
     describe: 'QMP commands (either end) answered while the source’s migration thread ran: the main loop stays responsive',
