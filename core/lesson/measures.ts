@@ -186,6 +186,18 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     of: (run) => first_exact(run)?.exact ?? null,
   },
   exact_counts: { unit: 'list', describe: 'every exact count after a bitmap sync, bytes (as text), in order', of: (run) => exact_counts(run).map((c) => String(c.size)) },
+  queried_passes: {
+    unit: 'count',
+    describe: 'how many different passes (ram.dirty-sync-count) the attempt’s query-migrate replies showed while the source was active',
+    of: (run) => {
+      const seen = new Set<number>();
+      for (const c of learner(run)) {
+        const r = c.execute === 'query-migrate' ? (c.reply?.return as { status?: string; ram?: Record<string, number> } | undefined) : undefined;
+        if (r?.status === 'active' && r.ram) seen.add(r.ram['dirty-sync-count']!);
+      }
+      return seen.size;
+    },
+  },
   call_order: {
     unit: 'list',
     describe: 'the functions the source’s main thread entered from qmp_migrate until it created the migration thread, then that thread’s function',
