@@ -2,7 +2,8 @@
  * The measures of the thread and rate-limit lessons on real simulated runs: how long the
  * migration thread lived, how long the first pass took, the windows' bandwidth. An idle,
  * fully written guest under a cap: its first pass must take about RAM ÷ max-bandwidth less
- * what fits in downtime-limit (sent unthrottled at the switchover).
+ * what fits in downtime-limit (sent unthrottled at the switchover). And the passes a learner's
+ * query-migrate replies showed, on a guest that keeps writing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lesson_from_object } from '../../../core/lesson/lesson.js';
@@ -34,11 +35,24 @@ const presets = (): never => {
   throw new Error('no presets here');
 };
 
+const busy = lesson_from_object({
+  ...lesson,
+  id: 'busy',
+  params: {},
+  scenario: { ...(lesson.scenario as object), workload: { kind: 'random', rate: '4M/s' } },
+});
+
+const MIGRATE = { at: 100, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' } } as const;
+const query = (at: number) => ({ at, side: 'src', execute: 'query-migrate' }) as const;
+
 let migrated: LessonRun;
 let idle: LessonRun;
+let watched: LessonRun;
 beforeAll(async () => {
-  migrated = await record_attempt(lesson, { seed: 1, answers: {}, actions: [{ at: 100, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' } }] }, presets);
+  // one query long after the end: it shows no pass of an active migration
+  migrated = await record_attempt(lesson, { seed: 1, answers: {}, actions: [MIGRATE, query(9000)] }, presets);
   idle = await record_attempt(lesson, { seed: 1, answers: {}, actions: [] }, presets);
+  watched = await record_attempt(busy, { seed: 1, answers: {}, actions: [MIGRATE, ...Array.from({ length: 40 }, (_, i) => query(200 + i * 100))] }, presets);
 }, 60_000);
 
 describe('measures of a capped migration', () => {
@@ -71,5 +85,14 @@ describe('measures of a capped migration', () => {
   it('all three are null when nothing migrated', () => {
     expect(measure('outcome', idle)).not.toBe('completed');
     for (const m of ['thread_lifetime_ms', 'first_pass_ms', 'precopy_bandwidth']) expect(measure(m, idle)).toBeNull();
+  });
+
+  it('queried_passes: the passes query-migrate showed while active (not after the end)', () => {
+    expect(measure('queried_passes', migrated)).toBe(0);
+    expect(measure('outcome', watched)).toBe('completed');
+    const seen = measure('queried_passes', watched) as number;
+    expect(seen).toBeGreaterThanOrEqual(2);
+    // every pass but the last (migration_completion's sync) can be seen active, no more
+    expect(seen).toBeLessThanOrEqual((measure('passes', watched) as number) - 1);
   });
 });
