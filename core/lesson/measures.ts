@@ -131,6 +131,16 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
   throttle_steps: { unit: 'list', describe: 'the auto-converge throttle values the vCPU went through, in order (%, as text)', of: (run) => throttle_steps(run.windows).map(String) },
+  first_throttle_pass: {
+    unit: 'count',
+    describe: 'ram.dirty-sync-count when auto-converge first throttled the vCPU (the pass its bitmap sync began); null: it never did',
+    of: (run) => run.windows.find((w) => w['cpu-throttle'] > 0)?.pass ?? null,
+  },
+  third_throttle_pct: {
+    unit: '%',
+    describe: 'the vCPU throttle after auto-converge’s third step (mig_throttle_guest_down); null: fewer steps',
+    of: (run) => throttle_steps(run.windows)[2] ?? null,
+  },
   rate_limit_window_ms: {
     unit: 'ms',
     describe: 'the shortest window migration_update_counters measured over (time_spent of migrate_transferred): BUFFER_DELAY',
