@@ -95,6 +95,24 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     of: (run) => last_expected_downtime(run.windows),
   },
   guest_downtime_ms: { unit: 'ms', describe: 'what the guest saw: the source’s STOP to the destination’s RESUME', of: (run) => run.result.guest_downtime_ms },
+  downtime_gap_ms: {
+    unit: 'ms',
+    describe: 'how much longer the guest’s pause (STOP to RESUME) was than QEMU’s downtime: the bytes still in the socket buffer and on the link, the load',
+    of: (run) => {
+      const [guest, qemu] = [run.result.guest_downtime_ms, run.result.source.downtime];
+      return guest === null || guest === undefined || qemu === null || qemu === undefined ? null : guest - qemu;
+    },
+  },
+  downtime_ranking: {
+    unit: 'list',
+    describe: 'downtime (query-migrate), downtime-limit and guest (the guest’s pause), shortest first; empty when it never switched over',
+    of: (run) => {
+      const [guest, qemu] = [run.result.guest_downtime_ms, run.result.source.downtime];
+      if (guest === null || guest === undefined || qemu === null || qemu === undefined) return [];
+      const three: [string, number][] = [['downtime', qemu], ['downtime-limit', run.downtime_limit], ['guest', guest]];
+      return three.sort((a, b) => a[1] - b[1]).map(([n]) => n);
+    },
+  },
   downtime_limit_ms: { unit: 'ms', describe: 'the source’s downtime-limit at the end', of: (run) => run.downtime_limit },
   max_bandwidth: { unit: 'bytes/s', describe: 'the source’s max-bandwidth at the end', of: (run) => run.max_bandwidth },
   threshold_bytes: {
