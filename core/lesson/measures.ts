@@ -376,3 +376,9 @@ export function format_measure(v: MeasureValue, unit: MeasureUnit): string {
   }
   return String(v);
 }
+
+/** The measures as a Markdown table (docs/lessons.md carries it; a test keeps the two equal). */
+export function measures_markdown(): string {
+  const rows = Object.entries(MEASURES).map(([name, m]) => `| \`${name}\` | ${m.unit} | ${m.describe.replace(/\|/g, '\\|')} |`);
+  return ['| measure | unit | what it is |', '| --- | --- | --- |', ...rows].join('\n');
+}

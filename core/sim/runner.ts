@@ -355,6 +355,9 @@ export class Simulation {
       await src.call('qmp_capabilities');
       await dst.call('qmp_capabilities');
       const script = sc.migration.script;
+      // The learner migrates (or not): the clock waits for them until max_time even with nothing
+      // else to do (a timer past the limit, so the driver stops at the limit: a timeout).
+      if (script !== 'full') this.clock.set_timer_at(sc.limits.max_time + 1, () => {});
       if (script === 'none') return this.schedule_actions();
       const caps = Object.entries(sc.migration.capabilities).map(([capability, state]) => ({ capability, state }));
       if (caps.length) {

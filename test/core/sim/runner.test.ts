@@ -228,3 +228,27 @@ describe('Simulation control', () => {
     expect(r.outcome).toBe('completed');
   });
 });
+
+describe('migration.script', () => {
+  const sc = (script: 'prepare' | 'none', actions: unknown[] = []) =>
+    scenario_from_object({ ram: { size: '16M', prefill: '4M' }, link: { bandwidth: '1Gbit/s' }, migration: { script }, actions, limits: { max_time: '2s' } });
+  const sent = (sim: Simulation, side: 'src' | 'dst') => sim.qmp[side].transcript.filter((l) => l.dir === 'in').map((l) => (JSON.parse(l.text) as { execute: string }).execute);
+
+  it('none: only qmp_capabilities; nothing migrates and the run ends at max_time', async () => {
+    const { sim, result } = await run_scenario(sc('none'));
+    expect(sent(sim, 'src')).toEqual(['qmp_capabilities', 'query-migrate']);
+    expect(sent(sim, 'dst')).toEqual(['qmp_capabilities', 'query-migrate']);
+    expect(result.outcome).toBe('timeout');
+    expect(result.source.status).toBe('none');
+  });
+
+  it('prepare: everything but migrate; a migrate of the actions ends the run when it completes', async () => {
+    const idle = await run_scenario(sc('prepare'));
+    expect(sent(idle.sim, 'dst')).toContain('migrate-incoming');
+    expect(sent(idle.sim, 'src')).not.toContain('migrate');
+    expect(idle.result.outcome).toBe('timeout');
+    const { result } = await run_scenario(sc('prepare', [{ at: '100ms', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' } }]));
+    expect(result.outcome).toBe('completed');
+    expect(result.t_end_ms).toBeLessThan(2000);
+  });
+});

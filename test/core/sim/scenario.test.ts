@@ -51,7 +51,7 @@ describe('scenario_from_object', () => {
       ram: { size: 2 ** 30, prefill: 0 },
       workload: { kind: 'idle' },
       link: { bandwidth: 1.25e9, latency: 0, jitter: 0, loss: 0, cut_mode: 'reset', cut_timeout: 120_000 },
-      migration: { uri: 'tcp:dst:4444', start_at: 0, capabilities: {}, parameters: {} },
+      migration: { uri: 'tcp:dst:4444', start_at: 0, script: 'full', capabilities: {}, parameters: {} },
       actions: [],
       limits: { max_time: 600_000 },
     });
