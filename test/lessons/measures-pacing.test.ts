@@ -6,9 +6,9 @@
  * query-migrate replies showed, on a guest that keeps writing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lesson_from_object } from '../../../core/lesson/lesson.js';
-import { measure } from '../../../core/lesson/measures.js';
-import { record_attempt, type LessonRun } from '../../../core/lesson/record.js';
+import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { measure } from '../../core/lesson/measures.js';
+import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
 
 const MiB = 2 ** 20;
 const CAP = 16 * MiB; // bytes/s

@@ -3,10 +3,10 @@
  * cpu-throttle-initial 20, cpu-throttle-increment 10) and on a run without the capability.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lesson_from_object } from '../../../core/lesson/lesson.js';
-import { measure } from '../../../core/lesson/measures.js';
-import { record_attempt, type LessonRun } from '../../../core/lesson/record.js';
-import { loadPreset } from '../../helpers/presets.js';
+import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { measure } from '../../core/lesson/measures.js';
+import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
+import { loadPreset } from '../helpers/presets.js';
 
 const on_preset = (name: string) =>
   lesson_from_object({

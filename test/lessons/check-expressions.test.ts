@@ -4,12 +4,12 @@
  * they are sent). Bad expressions fail at load, naming the field.
  */
 import { describe, expect, it } from 'vitest';
-import { check_measure } from '../../../core/lesson/grade.js';
-import { lesson_from_object } from '../../../core/lesson/lesson.js';
-import { lesson_actions } from '../../../core/lesson/params.js';
-import type { LessonRun } from '../../../core/lesson/record.js';
-import { ScenarioError } from '../../../core/sim/scenario.js';
-import { error_of } from '../../helpers/errors.js';
+import { check_measure } from '../../core/lesson/grade.js';
+import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { lesson_actions } from '../../core/lesson/params.js';
+import type { LessonRun } from '../../core/lesson/record.js';
+import { ScenarioError } from '../../core/sim/scenario.js';
+import { error_of } from '../helpers/errors.js';
 
 /** Where and what a lesson's load error says. */
 function load_error(f: () => unknown): { path: string; detail: string } {

@@ -5,9 +5,9 @@
  * overstated avail-switchover-bandwidth.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lesson_from_object } from '../../../core/lesson/lesson.js';
-import { measure } from '../../../core/lesson/measures.js';
-import { record_attempt, type LessonRun } from '../../../core/lesson/record.js';
+import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { measure } from '../../core/lesson/measures.js';
+import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
 
 const MiB = 2 ** 20;
 const LINK = 8 * MiB; // bytes/s
