@@ -92,7 +92,8 @@ export function check_measure(c: TaskCheck, run: LessonRun): CheckResult {
   const v = measure(c.measure, run);
   const want: string[] = [];
   let ok = true;
-  const as = (x: unknown): unknown => measure_value(x, unit);
+  // A bound may be "=EXPR" over the params: the seed's own target ("=pass * 1.1").
+  const as = (x: unknown): unknown => (typeof x === 'string' && x.startsWith('=') ? evaluate(x.slice(1), run.params) : measure_value(x, unit));
   if (c.equals !== undefined) {
     const e = as(c.equals);
     want.push(`= ${format_measure(e as MeasureValue, unit)}`);

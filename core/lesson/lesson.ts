@@ -158,8 +158,8 @@ const STEP = {
             fields: {
               measure: { type: 'string', required: true },
               equals: { type: 'json' },
-              min: { type: 'json' },
-              max: { type: 'json' },
+              min: { type: 'json', description: 'a number in the measure’s unit ("300ms", "4K"), or "=EXPR" over the params' },
+              max: { type: 'json', description: 'a number in the measure’s unit, or "=EXPR" over the params' },
               includes: { type: 'json', description: 'the list measured contains this' },
               order: { type: 'array', items: { type: 'json' }, description: 'the list measured starts with these, in order' },
             },
@@ -347,8 +347,20 @@ function check_placeholders(text: string, path: ScenarioPath, names: readonly st
   }
 }
 
-/** What a bound or tolerance of a measure may be, checked now so a lesson fails at load, not at grading. */
-function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath): void {
+/**
+ * What a bound or tolerance of a measure may be, checked now so a lesson fails at load, not at grading.
+ * A check's min/max may also be "=EXPR" over the params (`params` given), in the measure's unit.
+ */
+function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath, params?: readonly string[]): void {
+  if (params && typeof v === 'string' && v.startsWith('=')) {
+    if (unit === 'state' || unit === 'text' || unit === 'list' || unit === 'boolean') fail(path, `"=EXPR" is a number; this measure is a ${unit}`);
+    try {
+      parse_expression(v.slice(1), params);
+    } catch (e) {
+      fail(path, (e as Error).message);
+    }
+    return;
+  }
   let x: unknown;
   try {
     x = measure_value(v, unit);
@@ -359,7 +371,20 @@ function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath): void {
   if (numeric && typeof x !== 'number') fail(path, `expected a number (${unit}), got ${JSON.stringify(v)}`);
 }
 
+/** Every "=EXPR" string in an action's arguments parses over the params. */
+function check_computed(v: unknown, path: ScenarioPath, params: readonly string[]): void {
+  if (typeof v === 'string' && v.startsWith('=')) {
+    try {
+      parse_expression(v.slice(1), params);
+    } catch (e) {
+      fail(path, (e as Error).message);
+    }
+  } else if (Array.isArray(v)) v.forEach((x, i) => check_computed(x, [...path, i], params));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) check_computed(x, [...path, k], params);
+}
+
 function check_attempt_part(part: RawLesson['reference'], path: ScenarioPath, lesson: RawLesson, params: readonly string[]): void {
+  part.actions.forEach((a, i) => check_computed(a.arguments, [...path, 'actions', i, 'arguments'], params));
   const predicts = lesson.steps.filter((s) => s.kind === 'predict').map((s) => s.id);
   for (const [id, v] of Object.entries(part.answers)) {
     if (!predicts.includes(id)) {
@@ -427,7 +452,7 @@ function check_lesson(raw: RawLesson): Lesson {
         const unit = check_measure(c.measure, [...cp, 'measure']);
         const ops = (['equals', 'min', 'max', 'includes', 'order'] as const).filter((k) => c[k] !== undefined);
         if (!ops.length) fail(cp, 'says nothing: give equals, min, max, includes or order');
-        for (const k of ['min', 'max'] as const) if (c[k] !== undefined) check_bound(c[k], unit, [...cp, k]);
+        for (const k of ['min', 'max'] as const) if (c[k] !== undefined) check_bound(c[k], unit, [...cp, k], names);
         if ((c.includes !== undefined || c.order !== undefined) && unit !== 'list') fail(cp, `includes and order are for lists; "${c.measure}" is a ${unit}`);
       });
       const way_ids = new Set<string>();

@@ -121,6 +121,24 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     of: (run) => last_expected_downtime(run.windows),
   },
   guest_downtime_ms: { unit: 'ms', describe: 'what the guest saw: the source’s STOP to the destination’s RESUME', of: (run) => run.result.guest_downtime_ms },
+  downtime_gap_ms: {
+    unit: 'ms',
+    describe: 'how much longer the guest’s pause (STOP to RESUME) was than QEMU’s downtime: the bytes still in the socket buffer and on the link, the load',
+    of: (run) => {
+      const [guest, qemu] = [run.result.guest_downtime_ms, run.result.source.downtime];
+      return guest === null || guest === undefined || qemu === null || qemu === undefined ? null : guest - qemu;
+    },
+  },
+  downtime_ranking: {
+    unit: 'list',
+    describe: 'downtime (query-migrate), downtime-limit and guest (the guest’s pause), shortest first; empty when it never switched over',
+    of: (run) => {
+      const [guest, qemu] = [run.result.guest_downtime_ms, run.result.source.downtime];
+      if (guest === null || guest === undefined || qemu === null || qemu === undefined) return [];
+      const three: [string, number][] = [['downtime', qemu], ['downtime-limit', run.downtime_limit], ['guest', guest]];
+      return three.sort((a, b) => a[1] - b[1]).map(([n]) => n);
+    },
+  },
   downtime_limit_ms: { unit: 'ms', describe: 'the source’s downtime-limit at the end', of: (run) => run.downtime_limit },
   max_bandwidth: { unit: 'bytes/s', describe: 'the source’s max-bandwidth at the end', of: (run) => run.max_bandwidth },
   threshold_bytes: {
@@ -159,6 +177,16 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
   throttle_steps: { unit: 'list', describe: 'the auto-converge throttle values the vCPU went through, in order (%, as text)', of: (run) => throttle_steps(run.windows).map(String) },
+  first_throttle_pass: {
+    unit: 'count',
+    describe: 'ram.dirty-sync-count when auto-converge first throttled the vCPU (the pass its bitmap sync began); null: it never did',
+    of: (run) => run.windows.find((w) => w['cpu-throttle'] > 0)?.pass ?? null,
+  },
+  third_throttle_pct: {
+    unit: '%',
+    describe: 'the vCPU throttle after auto-converge’s third step (mig_throttle_guest_down); null: fewer steps',
+    of: (run) => throttle_steps(run.windows)[2] ?? null,
+  },
   rate_limit_window_ms: {
     unit: 'ms',
     describe: 'the shortest window migration_update_counters measured over (time_spent of migrate_transferred): BUFFER_DELAY',
@@ -175,6 +203,16 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
       return e.length ? Number((e[e.length - 1] as { args?: SwitchoverInputs }).args?.rate_limit_max ?? 0) : null;
     },
   },
+  precopy_bandwidth: {
+    unit: 'bytes/s',
+    describe: 'the median bandwidth of the 100 ms windows while precopy ran (migration_update_counters’ bandwidth, × 1000)',
+    of: (run) => {
+      const bw = marks(run.src, 'migrate_transferred')
+        .map((m) => Number(m.args?.bandwidth) * 1000)
+        .sort((a, b) => a - b);
+      return bw.length ? bw[Math.floor(bw.length / 2)]! : null;
+    },
+  },
   rate_limit_sleeps: {
     unit: 'count',
     describe: 'calls of migration_rate_limit that slept (the window’s budget was spent)',
@@ -184,6 +222,14 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     unit: 'ms',
     describe: 'the time migration_rate_limit slept in all',
     of: (run) => rate_limit_calls(run).reduce((a, b) => a + b, 0),
+  },
+  first_pass_ms: {
+    unit: 'ms',
+    describe: 'the first pass: from the bitmap sync of setup (dirty-sync-count 1) to the next one (virtual ms; null: no second sync)',
+    of: (run) => {
+      const syncs = marks(run.src, 'migration_bitmap_sync_end');
+      return syncs.length >= 2 ? (syncs[1]!.ts - syncs[0]!.ts) / 1000 : null;
+    },
   },
   first_estimate_bytes: {
     unit: 'bytes',
@@ -196,6 +242,18 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     of: (run) => first_exact(run)?.exact ?? null,
   },
   exact_counts: { unit: 'list', describe: 'every exact count after a bitmap sync, bytes (as text), in order', of: (run) => exact_counts(run).map((c) => String(c.size)) },
+  queried_passes: {
+    unit: 'count',
+    describe: 'how many different passes (ram.dirty-sync-count) the attempt’s query-migrate replies showed while the source was active',
+    of: (run) => {
+      const seen = new Set<number>();
+      for (const c of learner(run)) {
+        const r = c.execute === 'query-migrate' ? (c.reply?.return as { status?: string; ram?: Record<string, number> } | undefined) : undefined;
+        if (r?.status === 'active' && r.ram) seen.add(r.ram['dirty-sync-count']!);
+      }
+      return seen.size;
+    },
+  },
   call_order: {
     unit: 'list',
     describe: 'the functions the source’s main thread entered from qmp_migrate until it created the migration thread, then that thread’s function',
@@ -234,6 +292,15 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   },
   thread_name: { unit: 'text', describe: 'the migration thread’s name (live_migration, bg_snapshot)', of: (run) => thread_create(run)?.name ?? null },
   thread_function: { unit: 'text', describe: 'the migration thread’s start routine (migration_thread, bg_migration_thread)', of: (run) => thread_create(run)?.fn ?? null },
+  thread_lifetime_ms: {
+    unit: 'ms',
+    describe: 'how long the source’s migration thread lived: from qemu_thread_create to its exit (virtual ms; null while it still ran)',
+    of: (run) => {
+      const c = thread_create(run);
+      const end = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
+      return end ? (end.ts - c.ts) / 1000 : null;
+    },
+  },
   commands_answered_during_migration: {
     unit: 'count',
     describe: 'QMP commands (either end) answered while the source’s migration thread ran: the main loop stays responsive',

@@ -7,6 +7,7 @@
 import { Prng } from '../sim/prng.js';
 import { ScenarioError, format_path, scenario_from_object, type Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
+import { evaluate } from './expr.js';
 import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson.js';
 
 export type LessonParams = Record<string, ParamValue>;
@@ -109,9 +110,20 @@ export function lesson_scenario(lesson: Lesson, seed: number, presets: (name: st
   }
 }
 
-/** A lesson's own attempt (reference, wrong) for `seed`: "${param}" in its actions' arguments filled in, as in the scenario. */
+/** A string that is exactly "=EXPR" becomes the expression's value over the params (the reference's own numbers). */
+function computed(v: unknown, params: LessonParams): unknown {
+  if (typeof v === 'string' && v.startsWith('=')) return evaluate(v.slice(1), params);
+  if (Array.isArray(v)) return v.map((x) => computed(x, params));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, computed(x, params)]));
+  return v;
+}
+
+/**
+ * A lesson's own attempt (reference, wrong) for `seed`: "${param}" in its actions' arguments filled in, as in
+ * the scenario, and an argument written "=EXPR" computed ("=ram / pass * 1000": the max-bandwidth the task asks for).
+ */
 export function lesson_actions<A extends { arguments?: unknown }>(lesson: Lesson, seed: number, actions: readonly A[]): A[] {
   const params = draw_params(lesson, seed);
   const texts = param_texts(lesson, params);
-  return actions.map((a) => (a.arguments === undefined ? { ...a } : { ...a, arguments: substitute(a.arguments, params, texts) }));
+  return actions.map((a) => (a.arguments === undefined ? { ...a } : { ...a, arguments: computed(substitute(a.arguments, params, texts), params) }));
 }
