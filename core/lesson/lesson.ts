@@ -27,6 +27,7 @@ import { MEASURES, measure_names, type MeasureUnit } from './measures.js';
 import { LessonError } from './error.js';
 import { parse_expression } from './expr.js';
 import { inline_scenario } from './params.js';
+import { join_cjk_breaks_zh } from '../util/cjk.js';
 
 export { LessonError } from './error.js';
 
@@ -492,18 +493,12 @@ function parse_yaml<T>(text: string, file: string | null, what: string, from: (r
   }
 }
 
-/** A lesson given as a JS object (same rules as the file). */
-export function lesson_from_object(raw: unknown): Lesson {
-  return check_lesson(check(raw, LESSON_SCHEMA, []) as RawLesson);
+/** A lesson object checked (throws ScenarioError with the path: parse_yaml turns it into a line). */
+function lesson_of(raw: unknown): Lesson {
+  return check_lesson(join_cjk_breaks_zh(check(raw, LESSON_SCHEMA, []) as RawLesson));
 }
 
-/** Parse and check a lesson file's text; throws LessonError (file:line:col: path: what). */
-export function parse_lesson_yaml(text: string, file: string | null = null): Lesson {
-  return parse_yaml(text, file, 'lesson', lesson_from_object);
-}
-
-/** An attempt given as a JS object. */
-export function attempt_from_object(raw: unknown): Attempt {
+function attempt_of(raw: unknown): Attempt {
   const a = check(raw, ATTEMPT_SCHEMA, []) as Infer<typeof ATTEMPT_SCHEMA>;
   for (const [id, v] of Object.entries(a.answers)) {
     if (typeof v !== 'number' && typeof v !== 'string') fail(['answers', id], `expected a number or a choice, got ${JSON.stringify(v)}`);
@@ -511,9 +506,34 @@ export function attempt_from_object(raw: unknown): Attempt {
   return a as Attempt;
 }
 
+/** `of(raw)`, its ScenarioError as a LessonError named after `what` ("attempt: answers.x: …"). */
+function from_object<T>(raw: unknown, what: string, of: (raw: unknown) => T): T {
+  try {
+    return of(raw);
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    throw new LessonError(`${what}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, null);
+  }
+}
+
+/** A lesson given as a JS object (same rules as the file); throws LessonError ("lesson: path: what"). */
+export function lesson_from_object(raw: unknown): Lesson {
+  return from_object(raw, 'lesson', lesson_of);
+}
+
+/** Parse and check a lesson file's text; throws LessonError (file:line:col: path: what). */
+export function parse_lesson_yaml(text: string, file: string | null = null): Lesson {
+  return parse_yaml(text, file, 'lesson', lesson_of);
+}
+
+/** An attempt given as a JS object; throws LessonError ("attempt: path: what"). */
+export function attempt_from_object(raw: unknown): Attempt {
+  return from_object(raw, 'attempt', attempt_of);
+}
+
 /** Parse and check an attempt file's text; throws LessonError. */
 export function parse_attempt_yaml(text: string, file: string | null = null): Attempt {
-  return parse_yaml(text, file, 'attempt', attempt_from_object);
+  return parse_yaml(text, file, 'attempt', attempt_of);
 }
 
 /** The steps' counts by kind. */

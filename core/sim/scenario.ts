@@ -17,6 +17,7 @@
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
+import { join_cjk_breaks } from '../util/cjk.js';
 
 /* ---------------------------------- the DSL ---------------------------------- */
 
@@ -291,7 +292,8 @@ export type ScenarioLocale = keyof typeof SCENARIO_DESCRIPTION_FIELDS;
 
 /** The scenario's description in `locale`, on one line (null when it has none). */
 export function scenario_description(sc: Scenario, locale: ScenarioLocale): string | null {
-  return sc[SCENARIO_DESCRIPTION_FIELDS[locale]]?.replace(/\s+/g, ' ').trim() || null;
+  const text = sc[SCENARIO_DESCRIPTION_FIELDS[locale]]?.replace(/\s+/g, ' ').trim();
+  return (text && (locale === 'en' ? text : join_cjk_breaks(text))) || null;
 }
 
 /* --------------------------------- units --------------------------------- */
