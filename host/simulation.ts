@@ -22,11 +22,11 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
+import { MIGLAB_PROCESS_EXIT } from '../core/trace/trace-event.js';
 import { Simulation, type RunUntil, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
 import {
   SCENARIO_DESCRIPTION_FIELDS,
   ScenarioError,
-  format_path,
   parse_scenario_yaml,
   scenario_description,
   type Scenario,
@@ -97,10 +97,12 @@ export function defaultScenariosDir(): string {
 }
 
 /** Something the viewers get once the cursor has reached the timeline index it happened at. */
-type Held = { index: number; side: Side } & ({ kind: 'trace'; ev: TraceEvent } | { kind: 'line'; text: string });
+type Held = { index: number; side: Side } & ({ kind: 'trace'; ev: TraceEvent } | { kind: 'line'; text: string } | { kind: 'exit'; status: number });
 
 /** One run: the Simulation, its sessions and what is held back for the viewers. */
 interface Run {
+  /** Sides whose process has exited, as shown (their exit status). */
+  closed: Partial<Record<Side, number>>;
   sim: Simulation;
   /** The console monitors (one per side) and hidden ones for execute(). */
   consoles: Record<Side, QmpSession>;
@@ -268,11 +270,9 @@ export class SimulatedRun extends SlotEventSource {
     try {
       // The attempt file's text (an import: its errors name the line), or the attempt as JSON.
       attempt = typeof raw === 'string' ? parse_attempt_yaml(raw, 'attempt') : attempt_from_object(raw);
-      if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
+      if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`attempt: lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
     } catch (e) {
-      if (e instanceof LessonError) throw new HostError(oneLine(typeof raw === 'string' ? e.message : `attempt: ${e.message}`));
-      // attempt_from_object's own check() says where in the object (its path) and what.
-      if (e instanceof ScenarioError) throw new HostError(oneLine(`attempt: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`));
+      if (e instanceof LessonError) throw new HostError(oneLine(e.message));
       throw e;
     }
     const key = JSON.stringify([lesson, attempt]);
@@ -358,6 +358,8 @@ export class SimulatedRun extends SlotEventSource {
   send(id: EndpointId, text: string): void {
     const r = this.need();
     const side = SIDE[id];
+    const exit = r.closed[side];
+    if (exit !== undefined) throw new HostError(`the simulated ${id} has exited (status ${exit}): its QMP socket is closed`);
     const cmd = consoleCommand(text);
     if (!cmd) {
       r.consoles[side].send_text(text);
@@ -560,6 +562,9 @@ export class SimulatedRun extends SlotEventSource {
   private slotStatus(id: EndpointId, state: EndpointStatus['state']): EndpointStatus {
     if (state === 'stopped') return { id, state, kind: null, qmpPath: null, command: null, greeting: null, detail: null };
     const greeting = this.run?.consoles[SIDE[id]].transcript[0]?.text ?? null;
+    const exit = this.run?.closed[SIDE[id]];
+    if (exit !== undefined) state = 'closed';
+    const where = this.name ? `simulated runtime: ${this.name}` : 'simulated runtime';
     return {
       id,
       state,
@@ -567,7 +572,7 @@ export class SimulatedRun extends SlotEventSource {
       qmpPath: null,
       command: COMMAND[id],
       greeting: state === 'ready' ? greeting : null,
-      detail: this.name ? `simulated runtime: ${this.name}` : 'simulated runtime',
+      detail: exit !== undefined ? `${where}: the process exited with status ${exit}` : where,
     };
   }
 
@@ -597,6 +602,7 @@ export class SimulatedRun extends SlotEventSource {
       dst: new QmpSession(sim.dst, () => sim.clock.now_ms()),
     };
     const r: Run = {
+      closed: {},
       sim,
       consoles,
       hidden: {},
@@ -620,6 +626,7 @@ export class SimulatedRun extends SlotEventSource {
         const { side, ...ev } = e;
         const checked = checkTraceEvent({ ...ev, ts: Math.round(ev.ts) });
         if (checked.ok) this.hold(r, { index, side, kind: 'trace', ev: checked.ev });
+        if (e.type === 'mark' && e.name === MIGLAB_PROCESS_EXIT) this.hold(r, { index, side, kind: 'exit', status: Number(e.args?.status) });
       }),
     );
     // The scenario script's commands and their replies (its greeting and events would repeat the console's).
@@ -681,7 +688,12 @@ export class SimulatedRun extends SlotEventSource {
     for (const h of r.held.splice(0, n)) {
       const id = SLOT[h.side];
       if (h.kind === 'trace') this.listeners.trace.emit(id, h.ev);
-      else this.emitLine(id, h.text, false);
+      else if (h.kind === 'line') this.emitLine(id, h.text, false);
+      else {
+        // The endpoint's process exited: its console's socket is gone, as a live one's would be.
+        r.closed[h.side] = h.status;
+        this.emitStatus(this.slotStatus(id, 'closed'));
+      }
     }
   }
 

@@ -24,3 +24,31 @@ describe('SimulatedRun inputs', () => {
     }
   });
 });
+
+describe('SimulatedRun: an endpoint whose process exits', () => {
+  it('quit on the destination: its slot closes with the exit status, and its console refuses more input', async () => {
+    const run = new SimulatedRun();
+    const statuses: string[] = [];
+    run.onStatus((s) => statuses.push(`${s.id} ${s.state}${s.state === 'closed' ? ` (${s.detail})` : ''}`));
+    try {
+      await run.setSpeed('max');
+      await run.start({ preset: 'cancel-midway' });
+      await run.runUntil({ state: 'active' });
+      await until(() => run.status().state === 'paused');
+      run.send('destination', '{"execute": "quit"}');
+      await run.control('resume');
+      await until(() => run.status().state === 'ended');
+      expect(statuses).toContain('destination closed (simulated runtime: cancel-midway: the process exited with status 0)');
+      expect(run.statuses().map((s) => s.state)).toEqual(['ready', 'closed']);
+      expect(() => run.send('destination', '{"execute": "query-status"}')).toThrow('the simulated destination has exited (status 0): its QMP socket is closed');
+      expect(run.status().outcome).toBe('failed');
+    } finally {
+      run.close();
+    }
+  });
+});
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+}
