@@ -49,6 +49,11 @@ export const MAX_SOCKET_PATH = 107;
 /** Longest scenario text (YAML or JSON) accepted by sim.start. */
 export const MAX_SCENARIO_TEXT = 64 * 1024;
 
+/** Virtual ms as the host API gives them: to the microsecond (the virtual clock's own unit). */
+export function to_us(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
 export const SIM_ACTIONS = ['pause', 'resume', 'step', 'restart'] as const;
 export type SimAction = (typeof SIM_ACTIONS)[number];
 /** Playback speeds offered (factor of real time; 'max': as fast as possible). */

@@ -10,7 +10,7 @@
 import { Simulation, type SimInput, type SimResult, type TimelineEntry } from '../core/sim/runner.js';
 import type { Scenario } from '../core/sim/scenario.js';
 import { record_windows, type WindowSample } from '../core/sim/windows.js';
-import type { EndpointId, SimBranch, SimBranchRecord, SimChange, SimMark } from './api.js';
+import { to_us, type EndpointId, type SimBranch, type SimBranchRecord, type SimChange, type SimMark } from './api.js';
 
 /** At most this many branches in a run (the comparison stays readable). */
 export const MAX_BRANCHES = 4;
@@ -100,7 +100,7 @@ export class Branch {
 export function branch_record(result: SimResult, samples: readonly WindowSample[]): SimBranchRecord {
   return {
     outcome: result.outcome,
-    t_end_ms: result.t_end_ms,
+    t_end_ms: to_us(result.t_end_ms),
     total_time: result.source['total-time'],
     downtime: result.source.downtime,
     passes: result.source.passes,

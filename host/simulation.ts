@@ -37,6 +37,7 @@ import {
   CONSOLE_OWN_ID,
   ENDPOINT_IDS,
   checkTraceEvent,
+  to_us,
   lessonRunName,
   type EndpointId,
   type EndpointStatus,
@@ -186,7 +187,7 @@ export class SimulatedRun extends SlotEventSource {
     return {
       state: !r ? 'none' : sim!.ended ? 'ended' : r.running ? 'running' : 'paused',
       scenario: this.name,
-      t_ms: sim ? Math.round(sim.now_ms() * 1000) / 1000 : 0,
+      t_ms: sim ? to_us(sim.now_ms()) : 0,
       speed: this.speed_,
       breakpoints: [...this.breakpoints].sort(),
       stop: r && !r.running ? r.stop : null,
@@ -195,7 +196,7 @@ export class SimulatedRun extends SlotEventSource {
         ? {
             timeline: {
               branch: r.branch.id,
-              t_max_ms: Math.round(Math.max(r.branch.t_max_ms, sim!.now_ms()) * 1000) / 1000,
+              t_max_ms: to_us(Math.max(r.branch.t_max_ms, sim!.now_ms())),
               seek_to_ms: r.seek?.to_ms ?? null,
               seeking: r.seek !== null,
               rev: this.rev,
@@ -482,9 +483,9 @@ export class SimulatedRun extends SlotEventSource {
     const b = r.branch;
     return {
       branch: b.id,
-      t_ms: Math.round(r.sim.now_ms() * 1000) / 1000,
-      t_max_ms: Math.round(Math.max(b.t_max_ms, r.sim.now_ms()) * 1000) / 1000,
-      t_end_ms: b.t_end_ms === null ? null : Math.round(b.t_end_ms * 1000) / 1000,
+      t_ms: to_us(r.sim.now_ms()),
+      t_max_ms: to_us(Math.max(b.t_max_ms, r.sim.now_ms())),
+      t_end_ms: b.t_end_ms === null ? null : to_us(b.t_end_ms),
       marks: b.marks,
       branches: this.branches.map((x) => x.describe()),
     };
@@ -821,7 +822,7 @@ function toStop(s: StopInfo | (Omit<StopInfo, 'reason'> & { reason: 'seek' })): 
     fn: e && (e.type === 'enter' || e.type === 'exit') ? e.fn : null,
     endpoint: e ? SLOT[e.side] : null,
     thread: e ? e.thread : null,
-    t_ms: Math.round(s.t_ms * 1000) / 1000,
+    t_ms: to_us(s.t_ms),
     index: s.index,
   };
 }

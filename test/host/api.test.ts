@@ -35,6 +35,11 @@ describe('host API message checks', () => {
       { type: 'sim.fork', req: 23, side: 'destination', execute: 'query-status' },
       { type: 'sim.branch', req: 24, id: 2 },
       { type: 'sim.timeline', req: 25 },
+      { type: 'sim.inputs', req: 26 },
+      { type: 'lesson.list', req: 27 },
+      { type: 'lesson.get', req: 28, id: 'convergence', seed: 7 },
+      { type: 'lesson.start', req: 29, id: 'convergence', seed: 0 },
+      { type: 'lesson.check', req: 30, id: 'convergence', attempt: { seed: 7, answers: {}, actions: [] }, locale: 'zh-Hans' },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));
