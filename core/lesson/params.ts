@@ -8,6 +8,7 @@ import { Prng } from '../sim/prng.js';
 import { ScenarioError, format_path, scenario_from_object, type Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
 import { evaluate } from './expr.js';
+import { format_size } from '../vm/workload-spec.js';
 import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson.js';
 
 export type LessonParams = Record<string, ParamValue>;
@@ -27,12 +28,6 @@ export function draw_params(lesson: Lesson, seed: number): LessonParams {
   const out: LessonParams = {};
   for (const [name, p] of Object.entries(lesson.params)) out[name] = draw(p, base.fork(name));
   return out;
-}
-
-/** Sizes as QEMU writes them ("64M"), whole in the largest unit that divides them. */
-function format_size(n: number): string {
-  for (const [s, k] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n >= k && n % k === 0) return `${n / k}${s}`;
-  return String(n);
 }
 
 function format_duration(ms: number): string {
