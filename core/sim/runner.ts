@@ -780,7 +780,7 @@ export class Simulation {
       t_end_ms: this.clock.now_ms(),
       guest_downtime_ms: stop && resume ? resume.t_ms - stop.t_ms : null,
       source: {
-        status: this.last_state('src', 'migration', s.state),
+        status: src_state,
         runstate: this.last_state('src', 'runstate', this.src.runstate.runstate_get()),
         'total-time': qsrc?.['total-time'] ?? null,
         downtime: qsrc?.downtime ?? null,
