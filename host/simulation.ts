@@ -114,10 +114,8 @@ interface Run {
   stop: SimStop | null;
   /** The timeline's branch this run is of. */
   branch: Branch;
-  /** The inputs it replays (the branch's), which of them ran, and each recorded input's console text (by index in sim.inputs). */
+  /** The inputs it replays (the branch's), and each recorded input's console text (by index in sim.inputs). */
   replay: BranchInput[];
-  ran: Set<number>;
-  dropped: boolean;
   texts: string[];
   /** A seek in progress: where it goes (ms, when known). */
   seek: { to_ms: number | null } | null;
@@ -376,7 +374,7 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The commands the consoles sent into the current run, each with where it ran (an attempt's `actions`). */
   inputs(): SimInputRecord[] {
-    return this.need().sim.inputs.map(({ reply: _, ...i }) => i);
+    return this.need().sim.inputs.map(({ reply: _, replayed: __, ...i }) => i);
   }
 
   /* ------------------------------- the timeline ------------------------------- */
@@ -432,7 +430,6 @@ export class SimulatedRun extends SlotEventSource {
 
     // The rest of this branch's inputs belong to it, not to the fork.
     r.sim.drop_replay();
-    r.dropped = true;
     const console = r.consoles[side];
     const reply = new Promise<QmpLine>((resolve, reject) => {
       const timer = setTimeout(() => reject(new HostError(`'sim.fork': the simulated ${endpoint} did not answer ${o.execute}`)), EXECUTE_TIMEOUT_MS);
@@ -492,8 +489,8 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The shown branch's inputs: those its run ran (in the order they ran), then those still to replay. */
   private branchInputs(r: Run): BranchInput[] {
-    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, ...input }, k) => ({ input, text: r.texts[k]! }));
-    const left = r.dropped ? [] : r.replay.filter((_, k) => !r.ran.has(k));
+    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, replayed: __, ...input }, k) => ({ input, text: r.texts[k]! }));
+    const left = r.sim.replay_left().map((k) => r.replay[k]!);
     return [...ran, ...left];
   }
 
@@ -588,7 +585,6 @@ export class SimulatedRun extends SlotEventSource {
       speed: seeking || this.speed_ === 'max' ? 'max' : Number(this.speed_),
       replay: replay.map((i) => i.input),
       replay_send: (input, k) => {
-        r.ran.add(k);
         const text = replay[k]!.text;
         r.texts[sim.inputs.length - 1] = text;
         // The console shows the command again (as it showed when typed), then its reply.
@@ -612,8 +608,6 @@ export class SimulatedRun extends SlotEventSource {
       stop: null,
       branch,
       replay,
-      ran: new Set(),
-      dropped: false,
       texts: [],
       seek: null,
       record: watch_record(sim),

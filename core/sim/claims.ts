@@ -15,8 +15,9 @@ export interface ClaimRun {
   sc: Scenario;
   result: SimResult;
   windows: WindowSample[];
-  /** The source's timeline entries. */
+  /** The source's timeline entries, and the destination's. */
   src: TimelineEntry[];
+  dst: TimelineEntry[];
   /** The source's max-bandwidth and downtime-limit at the end of the run. */
   max_bandwidth: number;
   downtime_limit: number;
@@ -53,6 +54,7 @@ export async function record_claim_run(sc: Scenario, before?: (sim: Simulation) 
     result,
     windows: rec.finish(),
     src: sim.timeline.filter((e) => e.side === 'src'),
+    dst: sim.timeline.filter((e) => e.side === 'dst'),
     max_bandwidth: o.migrate_max_bandwidth(),
     downtime_limit: o.migrate_downtime_limit(),
   };
