@@ -7,7 +7,7 @@
 import { Prng } from '../sim/prng.js';
 import { ScenarioError, format_path, scenario_from_object, type Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
-import { evaluate } from './expr.js';
+import { expr_value } from './expr.js';
 import { format_size } from '../vm/workload-spec.js';
 import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson.js';
 
@@ -107,7 +107,7 @@ export function lesson_scenario(lesson: Lesson, seed: number, presets: (name: st
 
 /** A string that is exactly "=EXPR" becomes the expression's value over the params (the reference's own numbers). */
 function computed(v: unknown, params: LessonParams): unknown {
-  if (typeof v === 'string' && v.startsWith('=')) return evaluate(v.slice(1), params);
+  if (typeof v === 'string') return expr_value(v, params);
   if (Array.isArray(v)) return v.map((x) => computed(x, params));
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, computed(x, params)]));
   return v;
