@@ -8,7 +8,6 @@
  * of measures.ts's table, a `${param}` in a text is a declared param, a reference answer
  * names a predict step, a param draws from a well-formed range.
  */
-import { LineCounter, parseDocument } from 'yaml';
 import {
   ScenarioError,
   check,
@@ -17,8 +16,8 @@ import {
   parse_duration,
   parse_rate,
   parse_size,
+  parse_yaml_checked,
   to_json_schema,
-  yaml_locate,
   type FieldSpec,
   type Infer,
   type ScenarioPath,
@@ -468,23 +467,14 @@ function check_lesson(raw: RawLesson): Lesson {
 
 /* --------------------------------- parsing --------------------------------- */
 
+/** parse_yaml_checked (scenario.ts), its ScenarioError as a LessonError named after the file or `what`. */
 function parse_yaml<T>(text: string, file: string | null, what: string, from: (raw: unknown) => T): T {
-  const name = file ?? what;
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const bad = doc.errors[0];
-  if (bad) {
-    const lp = lc.linePos(bad.pos[0]);
-    throw new LessonError(`${name}:${lp.line}:${lp.col}: not valid YAML: ${bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, file);
-  }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   try {
-    return from(raw);
+    return parse_yaml_checked(text, file, from);
   } catch (e) {
     if (!(e instanceof ScenarioError)) throw e;
-    const lp = yaml_locate(doc.contents, lc, e.path);
-    const where = lp ? `:${lp.line}:${lp.col}` : '';
-    throw new LessonError(`${name}${where}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, file);
+    const where = e.line !== null ? `:${e.line}:${e.col}` : '';
+    throw new LessonError(`${file ?? what}${where}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, file);
   }
 }
 
