@@ -18,9 +18,9 @@
  * runs in a process of its own (host/simulation-child.ts), which the host drives through
  * host/simulation-proxy.ts.
  */
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { package_root } from '../core/util/package-root.js';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
 import { MIGLAB_PROCESS_EXIT } from '../core/trace/trace-event.js';
 import { Simulation, type RunUntil, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
@@ -85,15 +85,9 @@ export function presetNames(dir: string): string[] {
     .sort();
 }
 
-/** The repository's scenarios/ folder, found from source or from dist/. */
+/** The repository's scenarios/ folder, found from source or from dist/ (core/util/package-root.ts). */
 export function defaultScenariosDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'scenarios');
-    const up = dirname(dir);
-    if (up === dir) return join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
-    dir = up;
-  }
+  return join(package_root(), 'scenarios');
 }
 
 /** Something the viewers get once the cursor has reached the timeline index it happened at. */
