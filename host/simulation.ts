@@ -18,9 +18,9 @@
  * runs in a process of its own (host/simulation-child.ts), which the host drives through
  * host/simulation-proxy.ts.
  */
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { package_root } from '../core/util/package-root.js';
 import { QmpSession, type QmpLine } from '../core/sim/qmp-session.js';
 import { MIGLAB_PROCESS_EXIT } from '../core/trace/trace-event.js';
 import { Simulation, type RunUntil, type SimInputRecord, type StopInfo } from '../core/sim/runner.js';
@@ -86,15 +86,9 @@ export function presetNames(dir: string): string[] {
     .sort();
 }
 
-/** The repository's scenarios/ folder, found from source or from dist/. */
+/** The repository's scenarios/ folder, found from source or from dist/ (core/util/package-root.ts). */
 export function defaultScenariosDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'scenarios');
-    const up = dirname(dir);
-    if (up === dir) return join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
-    dir = up;
-  }
+  return join(package_root(), 'scenarios');
 }
 
 /** Something the viewers get once the cursor has reached the timeline index it happened at. */
@@ -115,10 +109,8 @@ interface Run {
   stop: SimStop | null;
   /** The timeline's branch this run is of. */
   branch: Branch;
-  /** The inputs it replays (the branch's), which of them ran, and each recorded input's console text (by index in sim.inputs). */
+  /** The inputs it replays (the branch's), and each recorded input's console text (by index in sim.inputs). */
   replay: BranchInput[];
-  ran: Set<number>;
-  dropped: boolean;
   texts: string[];
   /** A seek in progress: where it goes (ms, when known). */
   seek: { to_ms: number | null } | null;
@@ -377,7 +369,7 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The commands the consoles sent into the current run, each with where it ran (an attempt's `actions`). */
   inputs(): SimInputRecord[] {
-    return this.need().sim.inputs.map(({ reply: _, ...i }) => i);
+    return this.need().sim.inputs.map(({ reply: _, replayed: __, ...i }) => i);
   }
 
   /* ------------------------------- the timeline ------------------------------- */
@@ -433,7 +425,6 @@ export class SimulatedRun extends SlotEventSource {
 
     // The rest of this branch's inputs belong to it, not to the fork.
     r.sim.drop_replay();
-    r.dropped = true;
     const console = r.consoles[side];
     const reply = new Promise<QmpLine>((resolve, reject) => {
       const timer = setTimeout(() => reject(new HostError(`'sim.fork': the simulated ${endpoint} did not answer ${o.execute}`)), EXECUTE_TIMEOUT_MS);
@@ -493,8 +484,8 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The shown branch's inputs: those its run ran (in the order they ran), then those still to replay. */
   private branchInputs(r: Run): BranchInput[] {
-    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, ...input }, k) => ({ input, text: r.texts[k]! }));
-    const left = r.dropped ? [] : r.replay.filter((_, k) => !r.ran.has(k));
+    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, replayed: __, ...input }, k) => ({ input, text: r.texts[k]! }));
+    const left = r.sim.replay_left().map((k) => r.replay[k]!);
     return [...ran, ...left];
   }
 
@@ -589,7 +580,6 @@ export class SimulatedRun extends SlotEventSource {
       speed: seeking || this.speed_ === 'max' ? 'max' : Number(this.speed_),
       replay: replay.map((i) => i.input),
       replay_send: (input, k) => {
-        r.ran.add(k);
         const text = replay[k]!.text;
         r.texts[sim.inputs.length - 1] = text;
         // The console shows the command again (as it showed when typed), then its reply.
@@ -613,8 +603,6 @@ export class SimulatedRun extends SlotEventSource {
       stop: null,
       branch,
       replay,
-      ran: new Set(),
-      dropped: false,
       texts: [],
       seek: null,
       record: watch_record(sim),

@@ -6,23 +6,12 @@
  * from scenarios/ beside lessons/.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ScenarioError, parse_scenario_yaml, type Scenario } from '../sim/scenario.js';
+import { package_root } from '../util/package-root.js';
 import { LessonError } from './error.js';
 import { parse_lesson_yaml, type Lesson } from './lesson.js';
-
-/** The package's root, found from source or from dist/. */
-function package_root(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'scenarios'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('the package root (package.json and scenarios/) was not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
 
 export function defaultLessonsDir(): string {
   return join(package_root(), 'lessons');
@@ -67,7 +56,7 @@ export function load_course(dir = defaultLessonsDir()): Lesson[] {
   return order.filter((id) => files.includes(`${id}.yaml`)).map((id) => load_lesson(join(dir, `${id}.yaml`)));
 }
 
-/** The presets of scenarios/ beside `lessons_dir`, read when a lesson names one. */
+/** The presets of `scenarios_dir` (default: the package's scenarios/), read when a lesson names one. */
 export function preset_reader(scenarios_dir = join(package_root(), 'scenarios')): (name: string) => Scenario {
   const cache = new Map<string, Scenario>();
   return (name) => {

@@ -98,3 +98,24 @@ export function eval_expression(e: Expr, params: Readonly<Record<string, number 
 export function evaluate(src: string, params: Readonly<Record<string, number | string>>): number {
   return eval_expression(parse_expression(src, Object.keys(params)), params);
 }
+
+/** Whether `v` is written "=EXPR" (a string starting with "="). */
+export function is_expr(v: unknown): v is string {
+  return typeof v === 'string' && v.startsWith('=');
+}
+
+/** `v` written "=EXPR": the expression's value over the params; anything else: `v` itself. */
+export function expr_value(v: unknown, params: Readonly<Record<string, number | string>>): unknown {
+  return is_expr(v) ? evaluate(v.slice(1), params) : v;
+}
+
+/** What is wrong with `v` written "=EXPR" over the params named (null: it parses, or `v` is no "=EXPR"). */
+export function expr_error(v: unknown, params: readonly string[]): string | null {
+  if (!is_expr(v)) return null;
+  try {
+    parse_expression(v.slice(1), params);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -7,8 +7,8 @@
  */
 import type { Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
-import { evaluate } from './expr.js';
-import { localized, measure_value, type Attempt, type Lesson, type LessonLocale, type PredictStep, type TaskCheck, type TaskStep } from './lesson.js';
+import { expr_value } from './expr.js';
+import { is_percent, localized, measure_value, type Attempt, type Lesson, type LessonLocale, type PredictStep, type TaskCheck, type TaskStep } from './lesson.js';
 import { MEASURES, format_measure, measure, type MeasureUnit, type MeasureValue } from './measures.js';
 import { fill_text, param_texts, type LessonParams } from './params.js';
 import { record_attempt, type LessonRun } from './record.js';
@@ -45,15 +45,10 @@ export interface GradeOptions {
   locale?: LessonLocale;
 }
 
-/** An answer as a number: itself, or "=EXPR" over the params. */
-export function answer_value(given: number | string, params: LessonParams): number | string {
-  return typeof given === 'string' && given.startsWith('=') ? evaluate(given.slice(1), params) : given;
-}
-
 /** The tolerance of a number answer around `measured`. */
 function tolerance(t: unknown, unit: MeasureUnit, measured: number): { abs: number; text: string } {
   if (t === undefined) return { abs: 0, text: '' };
-  if (typeof t === 'string' && /^[0-9.]+\s*%$/.test(t)) return { abs: (Math.abs(measured) * parseFloat(t)) / 100, text: ` ± ${t.replace(/\s+/g, '')}` };
+  if (is_percent(t)) return { abs: (Math.abs(measured) * parseFloat(t)) / 100, text: ` ± ${t.replace(/\s+/g, '')}` };
   const abs = measure_value(t, unit) as number;
   return { abs, text: ` ± ${format_measure(abs, unit)}` };
 }
@@ -66,7 +61,8 @@ function grade_predict(s: PredictStep, run: LessonRun, attempt: Attempt, locale:
   if (m !== null) out.measured = m;
   const raw = attempt.answers[s.id];
   if (raw === undefined) return out;
-  const given = answer_value(raw, run.params);
+  // An answer is a number, a choice, or "=EXPR" over the params.
+  const given = expr_value(raw, run.params) as number | string;
   let ok: boolean;
   let expected: string;
   if (s.answer.choices) {
@@ -93,7 +89,7 @@ export function check_measure(c: TaskCheck, run: LessonRun): CheckResult {
   const want: string[] = [];
   let ok = true;
   // A bound may be "=EXPR" over the params: the seed's own target ("=pass * 1.1").
-  const as = (x: unknown): unknown => (typeof x === 'string' && x.startsWith('=') ? evaluate(x.slice(1), run.params) : measure_value(x, unit));
+  const as = (x: unknown): unknown => measure_value(expr_value(x, run.params), unit);
   if (c.equals !== undefined) {
     const e = as(c.equals);
     want.push(`= ${format_measure(e as MeasureValue, unit)}`);

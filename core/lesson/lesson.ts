@@ -8,7 +8,6 @@
  * of measures.ts's table, a `${param}` in a text is a declared param, a reference answer
  * names a predict step, a param draws from a well-formed range.
  */
-import { LineCounter, parseDocument } from 'yaml';
 import {
   ScenarioError,
   check,
@@ -17,15 +16,15 @@ import {
   parse_duration,
   parse_rate,
   parse_size,
+  parse_yaml_checked,
   to_json_schema,
-  yaml_locate,
   type FieldSpec,
   type Infer,
   type ScenarioPath,
 } from '../sim/scenario.js';
 import { MEASURES, measure_names, type MeasureUnit } from './measures.js';
 import { LessonError } from './error.js';
-import { parse_expression } from './expr.js';
+import { expr_error, is_expr } from './expr.js';
 import { inline_scenario } from './params.js';
 import { join_cjk_breaks_zh } from '../util/cjk.js';
 
@@ -282,6 +281,16 @@ export function measure_value(v: unknown, unit: MeasureUnit): unknown {
   }
 }
 
+/** A tolerance written as a percentage of the measured value ("10%"). */
+export function is_percent(t: unknown): t is string {
+  return typeof t === 'string' && /^[0-9.]+\s*%$/.test(t);
+}
+
+/** Whether a measure of `unit` is a number (not a state, text, list or boolean). */
+function numeric(unit: MeasureUnit): boolean {
+  return unit !== 'state' && unit !== 'text' && unit !== 'list' && unit !== 'boolean';
+}
+
 /* -------------------------------- checking -------------------------------- */
 
 const ID = /^[a-z0-9-]+$/;
@@ -353,13 +362,9 @@ function check_placeholders(text: string, path: ScenarioPath, names: readonly st
  * A check's min/max may also be "=EXPR" over the params (`params` given), in the measure's unit.
  */
 function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath, params?: readonly string[]): void {
-  if (params && typeof v === 'string' && v.startsWith('=')) {
-    if (unit === 'state' || unit === 'text' || unit === 'list' || unit === 'boolean') fail(path, `"=EXPR" is a number; this measure is a ${unit}`);
-    try {
-      parse_expression(v.slice(1), params);
-    } catch (e) {
-      fail(path, (e as Error).message);
-    }
+  if (params && is_expr(v)) {
+    if (!numeric(unit)) fail(path, `"=EXPR" is a number; this measure is a ${unit}`);
+    check_computed(v, path, params);
     return;
   }
   let x: unknown;
@@ -368,19 +373,14 @@ function check_bound(v: unknown, unit: MeasureUnit, path: ScenarioPath, params?:
   } catch (e) {
     fail(path, (e as Error).message);
   }
-  const numeric = unit !== 'state' && unit !== 'text' && unit !== 'list' && unit !== 'boolean';
-  if (numeric && typeof x !== 'number') fail(path, `expected a number (${unit}), got ${JSON.stringify(v)}`);
+  if (numeric(unit) && typeof x !== 'number') fail(path, `expected a number (${unit}), got ${JSON.stringify(v)}`);
 }
 
-/** Every "=EXPR" string in an action's arguments parses over the params. */
+/** Every "=EXPR" string in `v` (an action's arguments, an answer, a bound) parses over the params. */
 function check_computed(v: unknown, path: ScenarioPath, params: readonly string[]): void {
-  if (typeof v === 'string' && v.startsWith('=')) {
-    try {
-      parse_expression(v.slice(1), params);
-    } catch (e) {
-      fail(path, (e as Error).message);
-    }
-  } else if (Array.isArray(v)) v.forEach((x, i) => check_computed(x, [...path, i], params));
+  const bad = expr_error(v, params);
+  if (bad) fail(path, bad);
+  if (Array.isArray(v)) v.forEach((x, i) => check_computed(x, [...path, i], params));
   else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) check_computed(x, [...path, k], params);
 }
 
@@ -392,13 +392,8 @@ function check_attempt_part(part: RawLesson['reference'], path: ScenarioPath, le
       const near = closest(id, predicts);
       fail([...path, 'answers', id], `no predict step "${id}"${near ? ` (did you mean "${near}"?)` : ''}; predict steps: ${predicts.join(', ') || 'none'}`);
     }
-    if (typeof v === 'string' && v.startsWith('=')) {
-      try {
-        parse_expression(v.slice(1), params);
-      } catch (e) {
-        fail([...path, 'answers', id], (e as Error).message);
-      }
-    } else if (typeof v !== 'number' && typeof v !== 'string') fail([...path, 'answers', id], `expected a number, a choice or "=EXPR", got ${JSON.stringify(v)}`);
+    if (typeof v === 'string') check_computed(v, [...path, 'answers', id], params);
+    else if (typeof v !== 'number') fail([...path, 'answers', id], `expected a number, a choice or "=EXPR", got ${JSON.stringify(v)}`);
   }
 }
 
@@ -436,12 +431,11 @@ function check_lesson(raw: RawLesson): Lesson {
           if (l && l.length !== a.choices.length) fail([...at, 'answer', k], `has ${l.length} labels for ${a.choices.length} choices`);
         }
       } else {
-        if (unit === 'state' || unit === 'text' || unit === 'list' || unit === 'boolean') {
+        if (!numeric(unit)) {
           fail([...at, 'answer'], `measure "${a.measure}" is a ${unit}: give choices`);
         }
         if (a.tolerance !== undefined) {
-          const t = a.tolerance;
-          if (!(typeof t === 'string' && /^[0-9.]+\s*%$/.test(t))) check_bound(t, unit, [...at, 'answer', 'tolerance']);
+          if (!is_percent(a.tolerance)) check_bound(a.tolerance, unit, [...at, 'answer', 'tolerance']);
         }
       }
     } else {
@@ -473,23 +467,14 @@ function check_lesson(raw: RawLesson): Lesson {
 
 /* --------------------------------- parsing --------------------------------- */
 
+/** parse_yaml_checked (scenario.ts), its ScenarioError as a LessonError named after the file or `what`. */
 function parse_yaml<T>(text: string, file: string | null, what: string, from: (raw: unknown) => T): T {
-  const name = file ?? what;
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const bad = doc.errors[0];
-  if (bad) {
-    const lp = lc.linePos(bad.pos[0]);
-    throw new LessonError(`${name}:${lp.line}:${lp.col}: not valid YAML: ${bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, file);
-  }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   try {
-    return from(raw);
+    return parse_yaml_checked(text, file, from);
   } catch (e) {
     if (!(e instanceof ScenarioError)) throw e;
-    const lp = yaml_locate(doc.contents, lc, e.path);
-    const where = lp ? `:${lp.line}:${lp.col}` : '';
-    throw new LessonError(`${name}${where}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, file);
+    const where = e.line !== null ? `:${e.line}:${e.col}` : '';
+    throw new LessonError(`${file ?? what}${where}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}`, file);
   }
 }
 

@@ -7,7 +7,8 @@
 import { Prng } from '../sim/prng.js';
 import { ScenarioError, format_path, scenario_from_object, type Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
-import { evaluate } from './expr.js';
+import { expr_value } from './expr.js';
+import { format_size } from '../vm/workload-spec.js';
 import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson.js';
 
 export type LessonParams = Record<string, ParamValue>;
@@ -27,12 +28,6 @@ export function draw_params(lesson: Lesson, seed: number): LessonParams {
   const out: LessonParams = {};
   for (const [name, p] of Object.entries(lesson.params)) out[name] = draw(p, base.fork(name));
   return out;
-}
-
-/** Sizes as QEMU writes them ("64M"), whole in the largest unit that divides them. */
-function format_size(n: number): string {
-  for (const [s, k] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n >= k && n % k === 0) return `${n / k}${s}`;
-  return String(n);
 }
 
 function format_duration(ms: number): string {
@@ -112,7 +107,7 @@ export function lesson_scenario(lesson: Lesson, seed: number, presets: (name: st
 
 /** A string that is exactly "=EXPR" becomes the expression's value over the params (the reference's own numbers). */
 function computed(v: unknown, params: LessonParams): unknown {
-  if (typeof v === 'string' && v.startsWith('=')) return evaluate(v.slice(1), params);
+  if (typeof v === 'string') return expr_value(v, params);
   if (Array.isArray(v)) return v.map((x) => computed(x, params));
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, computed(x, params)]));
   return v;

@@ -12,7 +12,7 @@
 import { record_claim_run, type ClaimRun } from '../sim/claims.js';
 import type { Side } from '../sim/endpoint.js';
 import type { QmpLine, QmpReply } from '../sim/qmp-session.js';
-import type { SimInput, Simulation, TimelineEntry } from '../sim/runner.js';
+import type { SimInput, Simulation } from '../sim/runner.js';
 import type { Scenario } from '../sim/scenario.js';
 import type { Attempt, AttemptAction, Lesson } from './lesson.js';
 import { draw_params, lesson_scenario, type LessonParams } from './params.js';
@@ -35,8 +35,6 @@ export interface ActionRecord {
 
 export interface LessonRun extends ClaimRun {
   params: LessonParams;
-  /** The destination's timeline entries. */
-  dst: TimelineEntry[];
   /** Every command of the runner's sessions (script, scenario actions, the attempt's), in order. */
   sent: SentCommand[];
   /** The attempt's actions, in the attempt's order. */
@@ -82,8 +80,6 @@ function listen(side: Side, sent: SentCommand[]): (l: QmpLine) => void {
 export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: (name: string) => Scenario): Promise<LessonRun> {
   const sc = lesson_scenario(lesson, attempt.seed, presets);
   const sent: SentCommand[] = [];
-  let dst: TimelineEntry[] = [];
-  let inputs: Simulation['inputs'] = [];
   let src_at_stop: Uint16Array | null = null;
   let sim_: Simulation | null = null;
   const replay: SimInput[] = attempt.actions.map((a) => ({
@@ -100,26 +96,20 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
       sim.qmp.src.on_line(listen('src', sent));
       sim.qmp.dst.on_line(listen('dst', sent));
       sim.on_entry((e) => {
-        if (e.side === 'dst') dst.push(e);
-        else if (e.type === 'mark' && e.name === 'STOP' && !src_at_stop) src_at_stop = sim.src.ram.gen.slice();
+        if (e.side === 'src' && e.type === 'mark' && e.name === 'STOP' && !src_at_stop) src_at_stop = sim.src.ram.gen.slice();
       });
-      inputs = sim.inputs;
     },
     { replay },
   );
   const sim = sim_! as Simulation;
   const ram: RunMemory = { src_at_stop, src_end: sim.src.ram.gen.slice(), dst_end: sim.dst.ram.gen.slice(), write_faults: sim.src.ram.uffd_faults };
-  dst = [...dst];
-  // Each action is the input that ran for it (inputs are recorded as they run: match them by content, in order).
-  const used = new Set<number>();
-  const records: ActionRecord[] = replay.map((a, i) => {
-    const k = inputs.findIndex((r, j) => !used.has(j) && r.side === a.side && r.execute === a.execute && JSON.stringify(r.arguments) === JSON.stringify(a.arguments));
-    if (k < 0) return { action: attempt.actions[i]!, sent: null };
-    used.add(k);
-    const r = inputs[k]!;
+  // Each action is the input that ran for it: the one the runner recorded with its index in `replay`.
+  const records: ActionRecord[] = attempt.actions.map((action, i) => {
+    const r = sim.inputs.find((x) => x.replayed === i);
+    if (!r) return { action, sent: null };
     const c: SentCommand = { side: r.side, t_ms: r.at, execute: r.execute, reply: r.reply ?? null };
     if (r.arguments !== undefined) c.arguments = r.arguments;
-    return { action: attempt.actions[i]!, sent: c };
+    return { action, sent: c };
   });
-  return { ...run, params: draw_params(lesson, attempt.seed), dst, sent, actions: records, ram };
+  return { ...run, params: draw_params(lesson, attempt.seed), sent, actions: records, ram };
 }

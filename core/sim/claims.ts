@@ -15,8 +15,9 @@ export interface ClaimRun {
   sc: Scenario;
   result: SimResult;
   windows: WindowSample[];
-  /** The source's timeline entries. */
+  /** The source's timeline entries, and the destination's. */
   src: TimelineEntry[];
+  dst: TimelineEntry[];
   /** The source's max-bandwidth and downtime-limit at the end of the run. */
   max_bandwidth: number;
   downtime_limit: number;
@@ -53,6 +54,7 @@ export async function record_claim_run(sc: Scenario, before?: (sim: Simulation) 
     result,
     windows: rec.finish(),
     src: sim.timeline.filter((e) => e.side === 'src'),
+    dst: sim.timeline.filter((e) => e.side === 'dst'),
     max_bandwidth: o.migrate_max_bandwidth(),
     downtime_limit: o.migrate_downtime_limit(),
   };
@@ -71,8 +73,8 @@ export function exact_counts(run: ClaimRun): { t_ms: number; size: number; thres
   return out;
 }
 
-/** The exact count the switchover decided on: the last one before migration_completion. */
-function count_at_stop(run: ClaimRun): { size: number; threshold: number } | null {
+/** The exact count the switchover decided on (the last one before migration_completion) and its threshold; null: it never switched over. */
+export function switchover_count(run: ClaimRun): { size: number; threshold: number } | null {
   let last: { size: number; threshold: number } | null = null;
   let threshold = 0;
   for (const e of run.src) {
@@ -88,11 +90,6 @@ export function throttle_steps(windows: readonly WindowSample[]): number[] {
   const seen: number[] = [];
   for (const w of windows) if (w['cpu-throttle'] && w['cpu-throttle'] !== seen[seen.length - 1]) seen.push(w['cpu-throttle']);
   return seen;
-}
-
-/** The exact count the switchover decided on and its threshold (null: it never switched over). */
-export function switchover_count(run: ClaimRun): { size: number; threshold: number } | null {
-  return count_at_stop(run);
 }
 
 const active = (run: ClaimRun): WindowSample[] => run.windows.filter((w) => w.status === 'active');
@@ -122,7 +119,7 @@ const CLAIM_CHECKS: { [K in keyof ScenarioClaims]-?: Check<NonNullable<ScenarioC
     };
   },
   'converges-below-threshold': (_, run) => {
-    const c = count_at_stop(run);
+    const c = switchover_count(run);
     return {
       expected: 'completed; exact count at the stop < threshold',
       actual: `${run.result.outcome}; ${c ? `${c.size} against ${c.threshold}` : 'no exact count before migration_completion'}`,

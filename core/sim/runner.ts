@@ -204,8 +204,11 @@ export interface SimInput {
   timer?: number;
 }
 
-/** An input as it ran; `reply` when the run executed it itself (a replayed one). */
-export type SimInputRecord = SimInput & { timer: number; reply?: QmpReply };
+/**
+ * An input as it ran; `reply` when the run executed it itself (a replayed one); `replayed`,
+ * for a replayed input, its index in SimulationOptions.replay.
+ */
+export type SimInputRecord = SimInput & { timer: number; reply?: QmpReply; replayed?: number };
 
 export interface SimulationOptions {
   /** Pace of virtual time (default: as fast as possible). */
@@ -536,10 +539,11 @@ export class Simulation {
     this.queued.push({ input, run: run ?? null });
   }
 
-  /** Run an input now, recording where. */
-  private run_input(input: Omit<SimInput, 'at' | 'timer'>, run: (() => void) | null): void {
+  /** Run an input now, recording where (and, for a replayed one, its index in `replay`). */
+  private run_input(input: Omit<SimInput, 'at' | 'timer'>, run: (() => void) | null, replayed?: number): void {
     const rec: SimInputRecord = { at: this.clock.now_ms(), side: input.side, execute: input.execute, timer: this.started ? this.clock.fired : -1 };
     if (input.arguments !== undefined) rec.arguments = input.arguments;
+    if (replayed !== undefined) rec.replayed = replayed;
     this.inputs.push(rec);
     if (run) run();
     else void this.qmp[input.side].execute(input.execute, input.arguments).then((r) => (rec.reply = r));
@@ -549,7 +553,13 @@ export class Simulation {
   private run_replayed(r: { input: SimInput; index: number }): void {
     const send = this.replay_send;
     this.replay_ran.add(r.index);
-    this.run_input(r.input, send ? () => send(r.input, r.index) : null);
+    this.run_input(r.input, send ? () => send(r.input, r.index) : null, r.index);
+  }
+
+  /** The indexes (in `replay`, in its order) of the replayed inputs still to run: none after drop_replay(). */
+  replay_left(): number[] {
+    if (this.replay_dropped) return [];
+    return [...this.replay_at, ...this.replay_timed].map((r) => r.index).filter((k) => !this.replay_ran.has(k)).sort((a, b) => a - b);
   }
 
   /**
@@ -780,7 +790,7 @@ export class Simulation {
       t_end_ms: this.clock.now_ms(),
       guest_downtime_ms: stop && resume ? resume.t_ms - stop.t_ms : null,
       source: {
-        status: this.last_state('src', 'migration', s.state),
+        status: src_state,
         runstate: this.last_state('src', 'runstate', this.src.runstate.runstate_get()),
         'total-time': qsrc?.['total-time'] ?? null,
         downtime: qsrc?.downtime ?? null,

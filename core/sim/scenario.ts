@@ -695,8 +695,12 @@ export function yaml_locate(contents: unknown, lc: LineCounter, path: ScenarioPa
   return best === null ? null : lc.linePos(best);
 }
 
-/** Parse and check a scenario from YAML text; errors name the file, line and field, as the JSON ones do. */
-export function parse_scenario_yaml(text: string, file: string | null = null): Scenario {
+/**
+ * Parse YAML text and check it with `from` (scenarios, lessons, attempts): a syntax error, or
+ * a ScenarioError `from` throws, becomes a ScenarioError naming the file, line and column
+ * (of the value at the error's path).
+ */
+export function parse_yaml_checked<T>(text: string, file: string | null, from: (raw: unknown) => T): T {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const bad = doc.errors[0];
@@ -706,12 +710,17 @@ export function parse_scenario_yaml(text: string, file: string | null = null): S
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   try {
-    return scenario_from_object(raw);
+    return from(raw);
   } catch (e) {
     if (!(e instanceof ScenarioError)) throw e;
     const lp = yaml_locate(doc.contents, lc, e.path);
     throw new ScenarioError(e.detail, e.path, file, lp?.line ?? null, lp?.col ?? null);
   }
+}
+
+/** Parse and check a scenario from YAML text; errors name the file, line and field, as the JSON ones do. */
+export function parse_scenario_yaml(text: string, file: string | null = null): Scenario {
+  return parse_yaml_checked(text, file, scenario_from_object);
 }
 
 /** Parse a scenario file's text: YAML when the name ends in .yaml or .yml, JSON otherwise. */

@@ -122,16 +122,15 @@ export function parseWorkloadSpec(spec: string): WorkloadSpec {
   }
 }
 
-function fmt_size(n: number): string {
-  for (const [s, m] of [['G', 1024 ** 3], ['M', MiB], ['K', 1024]] as const) {
-    if (n >= m && n % m === 0) return `${n / m}${s}`;
-  }
+/** A size as QEMU writes it ("64M"): whole in the largest of K, M, G, T that divides it, else bytes. */
+export function format_size(n: number): string {
+  for (const [s, k] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n >= k && n % k === 0) return `${n / k}${s}`;
   return String(n);
 }
 
 /** The canonical SPEC string of a parsed spec (defaults made explicit). */
 export function formatWorkloadSpec(spec: WorkloadSpec): string {
-  const rate = (r: number): string => (r === Infinity ? 'max' : fmt_size(r));
+  const rate = (r: number): string => (r === Infinity ? 'max' : format_size(r));
   switch (spec.name) {
     case 'idle':
       return 'idle';
@@ -140,7 +139,7 @@ export function formatWorkloadSpec(spec: WorkloadSpec): string {
     case 'fill':
       return `fill:rate=${rate(spec.rate)}`;
     case 'hotset':
-      return `hotset:size=${fmt_size(spec.size)},rate=${rate(spec.rate)},start=${fmt_size(spec.start)}`;
+      return `hotset:size=${format_size(spec.size)},rate=${rate(spec.rate)},start=${format_size(spec.start)}`;
   }
 }
 

@@ -40,7 +40,10 @@ describe('Simulation inputs', () => {
 
     const again = new Simulation(scenario(), { replay: sim.inputs });
     const result2 = await again.run();
-    expect(again.inputs.map(({ reply: _, ...i }) => i)).toEqual(sim.inputs.map(({ reply: _, ...i }) => i));
+    expect(again.inputs.map(({ reply: _, replayed: __, ...i }) => i)).toEqual(sim.inputs.map(({ reply: _, ...i }) => i));
+    // Each replayed input is recorded with its index in `replay`.
+    expect(again.inputs.map((i) => i.replayed)).toEqual([0, 1, 2]);
+    expect(sim.inputs.map((i) => i.replayed)).toEqual([undefined, undefined, undefined]);
     expect(again.timeline.length).toBe(sim.timeline.length);
     expect(again.timeline).toEqual(sim.timeline);
     expect(result2.source).toEqual(result.source);
@@ -107,7 +110,9 @@ describe('Simulation inputs', () => {
     expect(done.outcome).toBe('completed');
     const b = new Simulation(scenario(), { replay: a.inputs });
     await b.run_until({ time_ms: 2000 });
+    expect(b.replay_left()).toEqual([0]);
     expect(b.drop_replay()).toEqual([expect.objectContaining({ execute: 'migrate-set-parameters', timer: a.inputs[0]!.timer })]);
+    expect(b.replay_left()).toEqual([]);
     const r = await b.run();
     expect(b.inputs).toEqual([]);
     expect(r.outcome).toBe('timeout');
