@@ -21,11 +21,18 @@ describe.skipIf(!CHROMIUM)('the timeline of a simulated run in chromium', () => 
   let serve: Serve | undefined;
   let browser: Browser | undefined;
   let page: Page;
+  /** sim.timeline requests the page sent, sim.status messages it received. */
+  let timelineAsks = 0;
+  let statuses = 0;
 
   beforeAll(async () => {
     serve = await startServe();
     browser = await openBrowser(CHROMIUM!, { width: 1600, height: 1500 });
     page = browser.page;
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => typeof f.payload === 'string' && f.payload.includes('"type":"sim.timeline"') && timelineAsks++);
+      ws.on('framereceived', (f) => typeof f.payload === 'string' && f.payload.includes('"type":"sim.status"') && statuses++);
+    });
   });
 
   afterAll(async () => {
@@ -65,6 +72,16 @@ describe.skipIf(!CHROMIUM)('the timeline of a simulated run in chromium', () => 
     // Ticks: the states the run went through, and its passes.
     await expect.poll(() => page.locator('[data-testid=timeline-tick][data-label=completed]').count()).toBeGreaterThan(0);
     expect(await page.locator('[data-testid=timeline-tick][data-kind=pass]').count()).toBeGreaterThan(0);
+
+    // A sim.status that changes neither the branches nor the stop (a new speed) asks for no sim.timeline.
+    const asked = timelineAsks;
+    for (const speed of ['10', '100', 'max']) {
+      const before = statuses;
+      await page.getByTestId('sim-speed').selectOption(speed);
+      await expect.poll(() => statuses).toBeGreaterThan(before);
+    }
+    await page.waitForTimeout(300);
+    expect(timelineAsks).toBe(asked);
 
     await slideTo(50);
     await expect.poll(simState, { timeout: 15_000 }).toBe('paused');

@@ -33,6 +33,8 @@ describe('a fork form as QMP', () => {
       req: { side: 'source', execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'auto-converge', state: true }] } },
     });
     expect(forkRequest({ kind: 'command', side: 'destination', text: '{"execute": "query-status"}' })).toEqual({ ok: true, req: { side: 'destination', execute: 'query-status' } });
+    // No `arguments` key at all (the panel spreads the request into sim.fork).
+    expect(forkRequest({ kind: 'command', side: 'destination', text: '{"execute": "query-status"}' })).toStrictEqual({ ok: true, req: { side: 'destination', execute: 'query-status' } });
     expect(forkRequest({ kind: 'command', side: 'source', text: '{"arguments": {}}' })).toEqual({ ok: false, error: 'timeline.fork.noExecute' });
     expect(forkRequest({ kind: 'command', side: 'source', text: '{' })).toMatchObject({ ok: false, error: 'timeline.fork.badJson' });
   });

@@ -35,7 +35,8 @@ const bridge: DesktopBridge | null = (globalThis as { miglab?: DesktopBridge }).
 
 export type ConnectionState = 'connecting' | 'open' | 'lost' | 'refused' | 'no-secret';
 
-type Request = ClientMessage extends infer M ? (M extends ClientMessage ? Omit<M, 'req'> : never) : never;
+/** A request as a page sends it (the host API's client message without its `req`). */
+export type HostRequest = ClientMessage extends infer M ? (M extends ClientMessage ? Omit<M, 'req'> : never) : never;
 type LineListener = (id: EndpointId, text: string, negotiation: boolean) => void;
 type StatusListener = (s: EndpointStatus) => void;
 type TraceListener = (id: EndpointId, events: TraceEvent[], dropped: number) => void;
@@ -157,7 +158,7 @@ export class HostConnection {
   }
 
   /** Send a request; resolves with the host's value, rejects with its error text. */
-  request(msg: Request): Promise<unknown> {
+  request(msg: HostRequest): Promise<unknown> {
     if (bridge) {
       if (this.state !== 'open') return Promise.reject(new Error('not connected to the lab'));
       const req = this.nextReq++;
@@ -310,5 +311,19 @@ export class HostConnection {
   private clearTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+}
+
+/**
+ * A panel's control sends `msg`: true once the host did it; on the host's error, false, and
+ * `onError` gets the error's text (the panel shows it in its own words).
+ */
+export async function requestOr(host: HostConnection, msg: HostRequest, onError: (message: string) => void): Promise<boolean> {
+  try {
+    await host.request(msg);
+    return true;
+  } catch (e) {
+    onError((e as Error).message);
+    return false;
   }
 }
