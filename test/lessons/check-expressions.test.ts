@@ -5,17 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { check_measure } from '../../core/lesson/grade.js';
+import { LessonError } from '../../core/lesson/error.js';
 import { lesson_from_object } from '../../core/lesson/lesson.js';
 import { lesson_actions } from '../../core/lesson/params.js';
 import type { LessonRun } from '../../core/lesson/record.js';
-import { ScenarioError } from '../../core/sim/scenario.js';
 import { error_of } from '../helpers/errors.js';
 
-/** Where and what a lesson's load error says. */
-function load_error(f: () => unknown): { path: string; detail: string } {
-  const e = error_of(ScenarioError, f);
-  return { path: e.path.join('.'), detail: e.detail };
-}
+/** What a lesson's load error says ("lesson: path: what"). */
+const load_error = (f: () => unknown): string => error_of(LessonError, f).message;
 
 const BASE = {
   id: 'exprs',
@@ -53,14 +50,11 @@ describe('a check bound written "=EXPR"', () => {
   });
 
   it('names an unknown param at load', () => {
-    expect(load_error(() => lesson({ measure: 'total_time_ms', max: '=pas * 2' }))).toEqual({
-      path: 'steps.0.check.0.max',
-      detail: 'expression "pas * 2": "pas" is not a param; params: ram, pass',
-    });
+    expect(load_error(() => lesson({ measure: 'total_time_ms', max: '=pas * 2' }))).toBe('lesson: steps[0].check[0].max: expression "pas * 2": "pas" is not a param; params: ram, pass');
   });
 
   it('is refused on a measure that is not a number', () => {
-    expect(load_error(() => lesson({ measure: 'outcome', min: '=pass' }))).toEqual({ path: 'steps.0.check.0.min', detail: '"=EXPR" is a number; this measure is a state' });
+    expect(load_error(() => lesson({ measure: 'outcome', min: '=pass' }))).toBe('lesson: steps[0].check[0].min: "=EXPR" is a number; this measure is a state');
   });
 });
 
@@ -72,9 +66,6 @@ describe('a reference action argument written "=EXPR"', () => {
 
   it('names a bad expression at load', () => {
     const bad = { actions: [{ at: 10, execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': '=ram / (pass' } }] };
-    expect(load_error(() => lesson({ measure: 'outcome', equals: 'completed' }, bad))).toEqual({
-      path: 'reference.actions.0.arguments.max-bandwidth',
-      detail: 'expression "ram / (pass": ends early, expected ")"',
-    });
+    expect(load_error(() => lesson({ measure: 'outcome', equals: 'completed' }, bad))).toBe('lesson: reference.actions[0].arguments.max-bandwidth: expression "ram / (pass": ends early, expected ")"');
   });
 });
