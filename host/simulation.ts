@@ -233,17 +233,7 @@ export class SimulatedRun extends SlotEventSource {
     this.end();
     this.scenario = sc;
     this.name = name;
-    const r = await this.begin(this.firstBranch(), []);
-    // A run the learner drives (script prepare or none): the lab's own setup runs first, at
-    // t = 0, so what the learner types comes after it, as on endpoints already set up.
-    if (r && sc.migration.script !== 'full') {
-      const stop = await r.sim.run_until({ time_ms: 0 });
-      if (this.run === r) {
-        r.stop = toStop(stop);
-        this.release(r);
-        this.pushStatus(true);
-      }
-    }
+    await this.begin(this.firstBranch(), []);
     return this.status();
   }
 
@@ -646,6 +636,15 @@ export class SimulatedRun extends SlotEventSource {
       }),
     );
     if (this.run !== r) return null;
+    // A run the learner drives (script prepare or none): the lab's own setup runs first, at
+    // t = 0, so what the learner types comes after it, as on endpoints already set up. (A seek
+    // runs it on its way.)
+    if (!seeking && sc.migration.script !== 'full') {
+      const stop = await sim.run_until({ time_ms: 0 });
+      if (this.run !== r) return null;
+      r.stop = toStop(stop);
+      this.release(r);
+    }
     for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'ready'));
     this.pushStatus(true);
     return r;

@@ -699,7 +699,8 @@ export class Simulation {
     }
     this.cursor = this.timeline.length - 1;
     if (this.ended_) return Promise.resolve(this.stop_info('end', this.cursor));
-    if (g.time_ms !== undefined && this.clock.now_ms() >= g.time_ms) return Promise.resolve(this.stop_info('time', this.cursor));
+    // Before the start nothing has run, not even what is due at t = 0: a goal of time 0 starts the run.
+    if (g.time_ms !== undefined && this.started && this.clock.now_ms() >= g.time_ms) return Promise.resolve(this.stop_info('time', this.cursor));
     return new Promise<StopInfo>((resolve) => {
       this.goal = { ...g, resolve };
       this.pending = null;
