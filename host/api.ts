@@ -494,7 +494,7 @@ export interface SimStatus {
   breakpoints: string[];
   /** The last stop (null while running and before any). */
   stop: SimStop | null;
-  /** The run's outcome once ended (completed, failed, cancelled, timeout, stalled, error). */
+  /** The run's outcome once ended (completed, failed, cancelled, timeout, stalled, error, exited). */
   outcome: string | null;
   /** The timeline's slider, while there is a run. */
   timeline?: SimTimelineStatus;

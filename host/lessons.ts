@@ -38,8 +38,7 @@ export class LessonCatalog {
     try {
       return load_course(this.opts.lessonsDir);
     } catch (e) {
-      if (e instanceof LessonError) throw new HostError(firstLine(e.message));
-      throw e;
+      throw hostError(e);
     }
   }
 
@@ -65,7 +64,8 @@ export class LessonCatalog {
   /** The lesson with `seed`'s numbers in its texts (both languages). */
   view(id: string, seed: number): LessonView {
     const l = this.lesson(id);
-    const values = param_texts(l, draw_params(l, seed));
+    const params = draw_params(l, seed);
+    const values = param_texts(l, params);
     const text = (o: object, name: string): LessonTexts =>
       Object.fromEntries(LESSON_LOCALES.map((loc) => [loc, fill_text(localized(o, name, loc as LessonLocale), values)])) as LessonTexts;
     return {
@@ -73,7 +73,7 @@ export class LessonCatalog {
       title: text(l, 'title'),
       summary: text(l, 'summary'),
       seed,
-      params: draw_params(l, seed),
+      params,
       steps: l.steps.map((s) => stepView(s, text)),
     };
   }
@@ -84,8 +84,7 @@ export class LessonCatalog {
     try {
       return lesson_scenario(l, seed, this.presets());
     } catch (e) {
-      if (e instanceof LessonError) throw new HostError(firstLine(e.message));
-      throw e;
+      throw hostError(e);
     }
   }
 
@@ -119,6 +118,7 @@ function answerSpec(s: Extract<LessonStep, { kind: 'predict' }>): LessonAnswerSp
   return { kind: 'number', measure: a.measure, unit: MEASURES[a.measure]?.unit ?? '', tolerance: a.tolerance === undefined ? '0' : String(a.tolerance) };
 }
 
-function firstLine(s: string): string {
-  return s.split('\n', 1)[0]!;
+/** A lesson's or attempt's error as the host gives it: a HostError of its first line (others as they are). */
+export function hostError(e: unknown): unknown {
+  return e instanceof LessonError ? new HostError(e.message.split('\n', 1)[0]!) : e;
 }

@@ -36,6 +36,7 @@ export class Branch {
   marks: SimMark[] = [];
   record: SimBranchRecord | null = null;
   private pass = 0;
+  private cuts = 0;
 
   constructor(
     readonly id: number,
@@ -50,7 +51,7 @@ export class Branch {
   static fork(id: number, parent: Branch, length: number, t_ms: number, change: SimChange): Branch {
     const b = new Branch(id, parent, t_ms, change);
     b.seen = parent.seen;
-    b.marks = parent.marks.slice();
+    b.marks = parent.marks; // cut() filters them into an array of its own
     b.cut(length, t_ms);
     return b;
   }
@@ -69,10 +70,16 @@ export class Branch {
     }
   }
 
-  /** A run of this branch ended. */
-  ended(result: SimResult): void {
-    this.t_end_ms = result.t_end_ms;
-    this.t_max_ms = Math.max(this.t_max_ms, result.t_end_ms);
+  /** Cuts so far: a record computed from the inputs before the latest cut is stale. */
+  get version(): number {
+    return this.cuts;
+  }
+
+  /** A run of this branch ended: its record, and the end it gives. */
+  ended(record: SimBranchRecord): void {
+    this.record = record;
+    this.t_end_ms = record.t_end_ms;
+    this.t_max_ms = Math.max(this.t_max_ms, record.t_end_ms);
   }
 
   /**
@@ -81,6 +88,7 @@ export class Branch {
    */
   cut(length: number, now_ms: number): boolean {
     const had = this.seen > length || this.record !== null || this.t_end_ms !== null;
+    this.cuts++;
     this.seen = Math.min(this.seen, length);
     this.marks = this.marks.filter((m) => m.index < length);
     this.pass = this.marks.findLast((m) => m.kind === 'pass')?.pass ?? 0;
@@ -97,7 +105,7 @@ export class Branch {
 }
 
 /** A branch's record from its run's result and its 100 ms windows. */
-export function branch_record(result: SimResult, samples: readonly WindowSample[]): SimBranchRecord {
+function branch_record(result: SimResult, samples: readonly WindowSample[]): SimBranchRecord {
   return {
     outcome: result.outcome,
     t_end_ms: to_us(result.t_end_ms),

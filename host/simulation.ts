@@ -52,8 +52,8 @@ import {
 } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
 import { HostError } from './endpoints.js';
-import { LessonCatalog } from './lessons.js';
-import { LessonError, attempt_from_object, parse_attempt_yaml, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
+import { LessonCatalog, hostError } from './lessons.js';
+import { attempt_from_object, parse_attempt_yaml, type Attempt, type LessonLocale } from '../core/lesson/lesson.js';
 import { grade_run, type Grade } from '../core/lesson/grade.js';
 import { record_attempt, type LessonRun } from '../core/lesson/record.js';
 import { Branch, MAX_BRANCHES, run_record, watch_record, type BranchInput } from './sim-branches.js';
@@ -92,7 +92,7 @@ export function defaultScenariosDir(): string {
 }
 
 /** Something the viewers get once the cursor has reached the timeline index it happened at. */
-type Held = { index: number; side: Side } & ({ kind: 'trace'; ev: TraceEvent } | { kind: 'line'; text: string } | { kind: 'exit'; status: number });
+type Held = { index: number; side: Side } & ({ kind: 'trace'; ev: TraceEvent } | { kind: 'line'; text: string });
 
 /** One run: the Simulation, its sessions and what is held back for the viewers. */
 interface Run {
@@ -253,18 +253,15 @@ export class SimulatedRun extends SlotEventSource {
     try {
       // The attempt file's text (an import: its errors name the line), or the attempt as JSON.
       attempt = typeof raw === 'string' ? parse_attempt_yaml(raw, 'attempt') : attempt_from_object(raw);
-      if (attempt.lesson !== undefined && attempt.lesson !== id) throw new LessonError(`attempt: lesson: the attempt is for '${attempt.lesson}', not '${id}'`);
     } catch (e) {
-      if (e instanceof LessonError) throw new HostError(oneLine(e.message));
-      throw e;
+      throw hostError(e);
     }
     const key = JSON.stringify([lesson, attempt]);
     if (this.graded?.key !== key) {
       try {
         this.graded = { key, run: await record_attempt(lesson, attempt, this.lessons.presets()) };
       } catch (e) {
-        if (e instanceof LessonError) throw new HostError(oneLine(e.message));
-        throw e;
+        throw hostError(e);
       }
     }
     return grade_run(lesson, attempt, this.graded.run, locale);
@@ -305,7 +302,8 @@ export class SimulatedRun extends SlotEventSource {
 
   setSpeed(speed: SimSpeed): SimStatus {
     this.speed_ = speed;
-    this.run?.sim.set_speed(speed === 'max' ? 'max' : Number(speed));
+    // A seek goes on at full speed; the run takes this speed once there (go()).
+    if (this.run && !this.run.seek) this.run.sim.set_speed(this.simSpeed());
     this.pushStatus(true);
     return this.status();
   }
@@ -340,9 +338,7 @@ export class SimulatedRun extends SlotEventSource {
    */
   send(id: EndpointId, text: string): void {
     const r = this.need();
-    const side = SIDE[id];
-    const exit = r.closed[side];
-    if (exit !== undefined) throw new HostError(`the simulated ${id} has exited (status ${exit}): its QMP socket is closed`);
+    const side = this.alive(r, id, '');
     const cmd = consoleCommand(text);
     if (!cmd) {
       r.consoles[side].send_text(text);
@@ -407,7 +403,7 @@ export class SimulatedRun extends SlotEventSource {
     const cursor = r.sim.cursor;
     const t_ms = r.sim.clock.now_ms();
     const endpoint = o.side ?? 'source';
-    const side = SIDE[endpoint];
+    const side = this.alive(r, endpoint, "'sim.fork': ");
     const change = { endpoint, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) };
     const branch = Branch.fork(this.branches.length + 1, from, r.sim.timeline.length, t_ms, change);
     const id = `fork-${branch.label}`;
@@ -416,16 +412,15 @@ export class SimulatedRun extends SlotEventSource {
     // The rest of this branch's inputs belong to it, not to the fork.
     r.sim.drop_replay();
     const console = r.consoles[side];
-    const reply = new Promise<QmpLine>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new HostError(`'sim.fork': the simulated ${endpoint} did not answer ${o.execute}`)), EXECUTE_TIMEOUT_MS);
-      const off = console.on_line((l) => {
-        if (l.dir === 'out' && l.text.includes(`"${id}"`)) {
-          off();
-          clearTimeout(timer);
-          resolve(l);
-        }
-      });
-    });
+    let off = (): void => {};
+    const reply = withTimeout(
+      new Promise<QmpLine>((resolve) => {
+        off = console.on_line((l) => {
+          if (l.dir === 'out' && l.text.includes(`"${id}"`)) resolve(l);
+        });
+      }),
+      `'sim.fork': the simulated ${endpoint} did not answer ${o.execute}`,
+    ).finally(() => off());
     this.emitLine(endpoint, text, false);
     r.sim.input({ side, execute: o.execute, ...(o.arguments !== undefined ? { arguments: o.arguments } : {}) }, () => {
       r.texts[r.sim.inputs.length - 1] = text;
@@ -485,18 +480,18 @@ export class SimulatedRun extends SlotEventSource {
     const r = await this.begin(branch, inputs, target !== null);
     if (!r || !target) return;
     r.seek = { to_ms };
-    const reached = r.sim.run_until(target);
+    const reached = r.sim.run_until({ ...target, breakpoints: false });
     this.go(r, reached);
     await reached.catch(() => {});
   }
 
   /** Run a branch's inputs to its end, apart, for its record (the comparison). */
   private async keepRecord(b: Branch): Promise<void> {
+    const version = b.version;
     const record = await run_record(this.scenario!, b.inputs);
-    if (!this.branches.includes(b)) return;
-    b.record = record;
-    b.t_end_ms = record.t_end_ms;
-    b.t_max_ms = Math.max(b.t_max_ms, record.t_end_ms);
+    // Gone, changed meanwhile (its record would be stale) or already ended in a run of its own.
+    if (!this.branches.includes(b) || b.version !== version || b.record) return;
+    b.ended(record);
     this.rev++;
     this.pushStatus(true);
   }
@@ -510,24 +505,19 @@ export class SimulatedRun extends SlotEventSource {
   /** A QMP command on a side, on a monitor of its own: nothing shows in the consoles. */
   async execute(id: EndpointId, command: string, args?: unknown): Promise<unknown> {
     const r = this.need();
-    const side = SIDE[id];
+    const side = this.alive(r, id, '');
     r.hidden[side] ??= (async () => {
       const s = new QmpSession(side === 'src' ? r.sim.src : r.sim.dst, () => r.sim.clock.now_ms());
       await s.call('qmp_capabilities');
       return s;
     })();
     const session = await r.hidden[side];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HostError(`the simulated ${id} did not answer ${command} (a command that waits on the virtual clock needs the run to go on)`)), EXECUTE_TIMEOUT_MS);
-    });
-    try {
-      const reply = await Promise.race([session.execute(command, args), late]);
-      if (reply.error) throw new HostError(`${id}: ${command}: ${reply.error.class}: ${reply.error.desc}`);
-      return reply.return;
-    } finally {
-      clearTimeout(timer);
-    }
+    const reply = await withTimeout(
+      session.execute(command, args),
+      `the simulated ${id} did not answer ${command} (a command that waits on the virtual clock needs the run to go on)`,
+    );
+    if (reply.error) throw new HostError(`${id}: ${command}: ${reply.error.class}: ${reply.error.desc}`);
+    return reply.return;
   }
 
   close(): void {
@@ -539,6 +529,14 @@ export class SimulatedRun extends SlotEventSource {
   private need(): Run {
     if (!this.run) throw new HostError('no simulated run (start one with a preset or a scenario)');
     return this.run;
+  }
+
+  /** The side of `id`, unless its process exited: then it has no monitor to reach (`what`: the error's prefix). */
+  private alive(r: Run, id: EndpointId, what: string): Side {
+    const side = SIDE[id];
+    const exit = r.sim.exited[side];
+    if (exit !== undefined) throw new HostError(`${what}the simulated ${id} has exited (status ${exit}): its QMP socket is closed`);
+    return side;
   }
 
   private slotStatus(id: EndpointId, state: EndpointStatus['state']): EndpointStatus {
@@ -558,16 +556,21 @@ export class SimulatedRun extends SlotEventSource {
     };
   }
 
+  /** The Simulation's speed for the speed set. */
+  private simSpeed(): 'max' | number {
+    return this.speed_ === 'max' ? 'max' : Number(this.speed_);
+  }
+
   /**
    * Make the Simulation of the current scenario for `branch`, replaying `replay` through the
-   * consoles, its consoles negotiated; paused at t = 0. `seeking`: at full speed and without
-   * breakpoints until the seek is there (go()). Null when another run replaced it meanwhile.
+   * consoles, its consoles negotiated; paused at t = 0. `seeking`: at full speed until the
+   * seek is there (go()). Null when another run replaced it meanwhile.
    */
   private async begin(branch: Branch, replay: BranchInput[], seeking = false): Promise<Run | null> {
     const sc = this.scenario!;
     for (const id of ENDPOINT_IDS) this.emitStatus(this.slotStatus(id, 'starting'));
     const sim = new Simulation(sc, {
-      speed: seeking || this.speed_ === 'max' ? 'max' : Number(this.speed_),
+      speed: seeking ? 'max' : this.simSpeed(),
       replay: replay.map((i) => i.input),
       replay_send: (input, k) => {
         const text = replay[k]!.text;
@@ -577,7 +580,7 @@ export class SimulatedRun extends SlotEventSource {
         r.consoles[input.side].send_text(text);
       },
     });
-    if (!seeking) for (const fn of this.breakpoints) sim.add_breakpoint({ fn });
+    for (const fn of this.breakpoints) sim.add_breakpoint({ fn });
     const consoles = {
       src: new QmpSession(sim.src, () => sim.clock.now_ms()),
       dst: new QmpSession(sim.dst, () => sim.clock.now_ms()),
@@ -605,7 +608,6 @@ export class SimulatedRun extends SlotEventSource {
         const { side, ...ev } = e;
         const checked = checkTraceEvent({ ...ev, ts: Math.round(ev.ts) });
         if (checked.ok) this.hold(r, { index, side, kind: 'trace', ev: checked.ev });
-        if (e.type === 'mark' && e.name === MIGLAB_PROCESS_EXIT) this.hold(r, { index, side, kind: 'exit', status: Number(e.args?.status) });
       }),
     );
     // The scenario script's commands and their replies (its greeting and events would repeat the console's).
@@ -675,11 +677,14 @@ export class SimulatedRun extends SlotEventSource {
     if (n === 0) return;
     for (const h of r.held.splice(0, n)) {
       const id = SLOT[h.side];
-      if (h.kind === 'trace') this.listeners.trace.emit(id, h.ev);
-      else if (h.kind === 'line') this.emitLine(id, h.text, false);
-      else {
+      if (h.kind === 'line') {
+        this.emitLine(id, h.text, false);
+        continue;
+      }
+      this.listeners.trace.emit(id, h.ev);
+      if (h.ev.type === 'mark' && h.ev.name === MIGLAB_PROCESS_EXIT) {
         // The endpoint's process exited: its console's socket is gone, as a live one's would be.
-        r.closed[h.side] = h.status;
+        r.closed[h.side] = r.sim.exited[h.side]!;
         this.emitStatus(this.slotStatus(id, 'closed'));
       }
     }
@@ -694,17 +699,15 @@ export class SimulatedRun extends SlotEventSource {
     void toward.then(
       (stop) => {
         if (this.run !== r) return;
-        let s: Parameters<typeof toStop>[0] = stop;
-        if (r.seek) {
-          // There: at the run's own pace, with its breakpoints, from now on.
+        const seek = r.seek !== null;
+        if (seek) {
+          // There: at the run's own pace from now on (its breakpoints hold again: the seek's goal ignored them).
           r.seek = null;
-          r.sim.set_speed(this.speed_ === 'max' ? 'max' : Number(this.speed_));
-          for (const fn of this.breakpoints) r.sim.add_breakpoint({ fn });
-          if (s.reason !== 'end') s = { ...s, reason: 'seek' };
+          r.sim.set_speed(this.simSpeed());
         }
         if (r.sim.result) this.ended(r);
         r.running = false;
-        r.stop = toStop(s);
+        r.stop = toStop(stop, seek);
         this.release(r);
         this.idle();
         this.pushStatus(true);
@@ -723,9 +726,8 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The run ended: its branch's end and record are known. */
   private ended(r: Run): void {
-    r.branch.ended(r.sim.result!);
     if (!r.branch.record) {
-      r.branch.record = r.record.finish();
+      r.branch.ended(r.record.finish()!);
       this.rev++;
     }
   }
@@ -783,8 +785,13 @@ function consoleCommand(text: string): { execute: string; arguments?: unknown } 
   return args === undefined ? { execute } : { execute, arguments: args };
 }
 
-function oneLine(s: string): string {
-  return s.split('\n', 1)[0]!;
+/** `p`, or a HostError saying `message` after EXECUTE_TIMEOUT_MS (a simulated monitor answers on the virtual clock). */
+function withTimeout<T>(p: Promise<T>, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HostError(message)), EXECUTE_TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** What a QMP line is (the monitor writes one JSON object per line). */
@@ -802,10 +809,11 @@ function lineKind(text: string): 'greeting' | 'event' | 'reply' | 'other' {
   return 'other';
 }
 
-function toStop(s: StopInfo | (Omit<StopInfo, 'reason'> & { reason: 'seek' })): SimStop {
+/** The run's stop as sim.status gives it; a seek's stop (but its end) is 'seek'. */
+function toStop(s: StopInfo, seek = false): SimStop {
   const e = s.entry;
   return {
-    reason: s.reason === 'index' ? 'seek' : s.reason,
+    reason: s.reason === 'index' || (seek && s.reason !== 'end') ? 'seek' : s.reason,
     fn: e && (e.type === 'enter' || e.type === 'exit') ? e.fn : null,
     endpoint: e ? SLOT[e.side] : null,
     thread: e ? e.thread : null,

@@ -6,7 +6,6 @@
  * ways the learner took.
  */
 import type { Scenario } from '../sim/scenario.js';
-import { LessonError } from './error.js';
 import { expr_value } from './expr.js';
 import { is_percent, localized, measure_value, type Attempt, type Lesson, type LessonLocale, type PredictStep, type TaskCheck, type TaskStep } from './lesson.js';
 import { MEASURES, format_measure, measure, type MeasureUnit, type MeasureValue } from './measures.js';
@@ -169,9 +168,6 @@ export function grade_run(lesson: Lesson, attempt: Attempt, run: LessonRun, loca
 
 /** Run `attempt` on `lesson` and grade it. */
 export async function grade_attempt(lesson: Lesson, attempt: Attempt, opts: GradeOptions): Promise<Grade> {
-  if (attempt.lesson !== undefined && attempt.lesson !== lesson.id) {
-    throw new LessonError(`the attempt is for lesson "${attempt.lesson}", not "${lesson.id}"`);
-  }
   const run = await record_attempt(lesson, attempt, opts.presets);
   return grade_run(lesson, attempt, run, opts.locale ?? 'en');
 }

@@ -14,6 +14,7 @@ import type { Side } from '../sim/endpoint.js';
 import type { QmpLine, QmpReply } from '../sim/qmp-session.js';
 import type { SimInput, Simulation } from '../sim/runner.js';
 import type { Scenario } from '../sim/scenario.js';
+import { LessonError } from './error.js';
 import type { Attempt, AttemptAction, Lesson } from './lesson.js';
 import { draw_params, lesson_scenario, type LessonParams } from './params.js';
 
@@ -78,6 +79,9 @@ function listen(side: Side, sent: SentCommand[]): (l: QmpLine) => void {
 
 /** Run `attempt` on `lesson`. */
 export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: (name: string) => Scenario): Promise<LessonRun> {
+  if (attempt.lesson !== undefined && attempt.lesson !== lesson.id) {
+    throw new LessonError(`the attempt is for lesson "${attempt.lesson}", not "${lesson.id}"`);
+  }
   const sc = lesson_scenario(lesson, attempt.seed, presets);
   const sent: SentCommand[] = [];
   let src_at_stop: Uint16Array | null = null;

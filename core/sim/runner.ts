@@ -52,9 +52,10 @@ export interface Breakpoint {
 export type RunUntil =
   | { fn: string; side?: Side; thread?: string }
   | { state: string; side?: Side; what?: 'migration' | 'incoming' | 'runstate' }
-  | { time_ms: number }
+  /** `breakpoints: false`: on past them (a seek). */
+  | { time_ms: number; breakpoints?: boolean }
   /** The timeline's entry of that index (a seek: the entry a previous run of the same inputs recorded there). */
-  | { index: number };
+  | { index: number; breakpoints?: boolean };
 
 export type StopReason = 'breakpoint' | 'step' | 'function' | 'state' | 'time' | 'index' | 'pause' | 'end';
 
@@ -348,8 +349,9 @@ export class Simulation {
   private process_exit(vm: SimVirtualMachine, status: number): void {
     const side = vm.side;
     if (this.exited[side] !== undefined) return;
-    this.push({ type: 'mark', name: MIGLAB_PROCESS_EXIT, args: { status }, ts: this.clock.now_us(), thread: 'main', tid: vm.tid_base, side });
+    // Exited first: what the mark's listeners ask already says so.
     this.exited[side] = status;
+    this.push({ type: 'mark', name: MIGLAB_PROCESS_EXIT, args: { status }, ts: this.clock.now_us(), thread: 'main', tid: vm.tid_base, side });
     if (side === 'dst') this.dst_load_at_exit = { ...this.dst.ram.load_stats };
     this.net.exit(side);
   }
@@ -651,8 +653,8 @@ export class Simulation {
 
   /** Run until a function is entered, a state is reached or a time has come. */
   run_until(u: RunUntil): Promise<StopInfo> {
-    if ('time_ms' in u) return this.advance({ match: () => null, time_ms: u.time_ms, breakpoints: true });
-    if ('index' in u) return this.advance({ match: (_, i) => (i >= u.index ? 'index' : null), breakpoints: true });
+    if ('time_ms' in u) return this.advance({ match: () => null, time_ms: u.time_ms, breakpoints: u.breakpoints ?? true });
+    if ('index' in u) return this.advance({ match: (_, i) => (i >= u.index ? 'index' : null), breakpoints: u.breakpoints ?? true });
     if ('fn' in u) {
       return this.advance({
         match: (e) =>

@@ -170,6 +170,6 @@ describe('the host API: lessons', () => {
     expect(e2).toContain('side');
     expect(e2).not.toContain('\n');
     const e3 = await h.error({ type: 'lesson.check', id: 'convergence', attempt: { lesson: 'call-chain', seed: 7, answers: {}, actions: [] } });
-    expect(e3).toBe("attempt: lesson: the attempt is for 'call-chain', not 'convergence'");
+    expect(e3).toBe('the attempt is for lesson "call-chain", not "convergence"');
   });
 });

@@ -26,7 +26,7 @@ describe('SimulatedRun inputs', () => {
 });
 
 describe('SimulatedRun: an endpoint whose process exits', () => {
-  it('quit on the destination: its slot closes with the exit status, and its console refuses more input', async () => {
+  it('quit on the destination: its slot closes with the exit status, and its console (and the API's monitors) refuse more input', async () => {
     const run = new SimulatedRun();
     const statuses: string[] = [];
     run.onStatus((s) => statuses.push(`${s.id} ${s.state}${s.state === 'closed' ? ` (${s.detail})` : ''}`));
@@ -41,6 +41,8 @@ describe('SimulatedRun: an endpoint whose process exits', () => {
       expect(statuses).toContain('destination closed (simulated runtime: cancel-midway: the process exited with status 0)');
       expect(run.statuses().map((s) => s.state)).toEqual(['ready', 'closed']);
       expect(() => run.send('destination', '{"execute": "query-status"}')).toThrow('the simulated destination has exited (status 0): its QMP socket is closed');
+      // Nor does a hidden monitor reach it (the API's own queries).
+      await expect(run.execute('destination', 'query-status')).rejects.toThrow('the simulated destination has exited (status 0): its QMP socket is closed');
       expect(run.status().outcome).toBe('failed');
     } finally {
       run.close();
