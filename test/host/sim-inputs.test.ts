@@ -26,7 +26,7 @@ describe('SimulatedRun inputs', () => {
 });
 
 describe('SimulatedRun: an endpoint whose process exits', () => {
-  it('quit on the destination: its slot closes with the exit status, and its console (and the API's monitors) refuse more input', async () => {
+  it('quit on the destination: its slot closes with the exit status, and its console (and the API’s monitors) refuse more input', async () => {
     const run = new SimulatedRun();
     const statuses: string[] = [];
     run.onStatus((s) => statuses.push(`${s.id} ${s.state}${s.state === 'closed' ? ` (${s.detail})` : ''}`));
