@@ -16,8 +16,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPath, consoleText as consoleTextOf, servedPage } from '../helpers/browser.js';
 import { MAX_GAP_MS } from '../../renderer/src/lib/callchain/replay.js';
 
 const CHROMIUM = chromiumPath();
@@ -70,61 +70,48 @@ const measure = (page: Page) =>
   });
 
 describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', () => {
-  let serve: Serve | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
+  const lab = servedPage(CHROMIUM!, { width: 1920, height: 1080, colorScheme: 'light' });
 
-  beforeAll(async () => {
-    serve = await startServe();
-    browser = await openBrowser(CHROMIUM!, { width: 1920, height: 1080, colorScheme: 'light' });
-    page = browser.page;
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServe(serve);
-  });
-
-  const consoleText = (id: string) => consoleTextOf(page, id);
-  const node = (fn: string) => page.locator(`[data-testid=callchain] g.node[data-fn=${fn}]`);
+  const consoleText = (id: string) => consoleTextOf(lab.page, id);
+  const node = (fn: string) => lab.page.locator(`[data-testid=callchain] g.node[data-fn=${fn}]`);
 
   it('checks the live panel\'s fields with the CLI\'s parser, beside the field', async () => {
-    await page.goto(serve!.url);
-    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
-    expect(await page.getByTestId('live-workload').inputValue()).toBe('hotset:size=16M,rate=16M');
-    expect(await page.getByTestId('live-typed').innerText()).toBe('migrate-set-parameters max-bandwidth=33554432');
+    await lab.page.goto(lab.url);
+    await expect.poll(() => lab.page.getByTestId('start').isEnabled()).toBe(true);
+    expect(await lab.page.getByTestId('live-workload').inputValue()).toBe('hotset:size=16M,rate=16M');
+    expect(await lab.page.getByTestId('live-typed').innerText()).toBe('migrate-set-parameters max-bandwidth=33554432');
     // A working set larger than RAM: the CLI's own words, and Start is refused.
-    await page.getByTestId('live-param-size').fill('512M');
-    await expect.poll(() => page.getByTestId('live-workload-error').innerText()).toMatch(/hotset: working set 0x0\.\.0x20000000 does not fit in RAM \(0x8000000 bytes\)/);
-    expect(await page.getByTestId('start').isEnabled()).toBe(false);
+    await lab.page.getByTestId('live-param-size').fill('512M');
+    await expect.poll(() => lab.page.getByTestId('live-workload-error').innerText()).toMatch(/hotset: working set 0x0\.\.0x20000000 does not fit in RAM \(0x8000000 bytes\)/);
+    expect(await lab.page.getByTestId('start').isEnabled()).toBe(false);
     // The picker writes the SPEC; another kind keeps the parameters it also takes.
-    await page.getByTestId('live-param-size').fill('16M');
-    await page.getByTestId('live-kind').selectOption('random');
-    expect(await page.getByTestId('live-workload').inputValue()).toBe('random:rate=16M');
-    await page.getByTestId('live-workload').fill('random:size=1M');
-    await expect.poll(() => page.getByTestId('live-workload-error').innerText()).toContain("random: unknown parameter 'size' (known: rate)");
-    await page.getByTestId('live-bandwidth').fill('fast');
-    await expect.poll(() => page.getByTestId('live-bandwidth-error').count()).toBe(1);
-    await page.getByTestId('live-defaults').click();
-    await expect.poll(() => page.getByTestId('live-workload-error').count()).toBe(0);
-    expect(await page.getByTestId('live-bandwidth-error').count()).toBe(0);
-    expect(await page.getByTestId('start').isEnabled()).toBe(true);
+    await lab.page.getByTestId('live-param-size').fill('16M');
+    await lab.page.getByTestId('live-kind').selectOption('random');
+    expect(await lab.page.getByTestId('live-workload').inputValue()).toBe('random:rate=16M');
+    await lab.page.getByTestId('live-workload').fill('random:size=1M');
+    await expect.poll(() => lab.page.getByTestId('live-workload-error').innerText()).toContain("random: unknown parameter 'size' (known: rate)");
+    await lab.page.getByTestId('live-bandwidth').fill('fast');
+    await expect.poll(() => lab.page.getByTestId('live-bandwidth-error').count()).toBe(1);
+    await lab.page.getByTestId('live-defaults').click();
+    await expect.poll(() => lab.page.getByTestId('live-workload-error').count()).toBe(0);
+    expect(await lab.page.getByTestId('live-bandwidth-error').count()).toBe(0);
+    expect(await lab.page.getByTestId('start').isEnabled()).toBe(true);
   });
 
   it('runs a live migration of several seconds with the defaults, and numbers its last transitions', async () => {
-    await page.getByTestId('start').click();
-    await expect.poll(() => page.getByTestId('migrate').isEnabled(), { timeout: 30_000 }).toBe(true);
-    expect(await page.getByTestId('live-command').innerText()).toMatch(/^miglab vm -m 128M -name source --workload hotset:size=16M,rate=16M -device loader,file=\S+prefill-128M\.bin,addr=0,force-raw=on /);
-    await page.getByTestId('migrate').click();
+    await lab.page.getByTestId('start').click();
+    await expect.poll(() => lab.page.getByTestId('migrate').isEnabled(), { timeout: 30_000 }).toBe(true);
+    expect(await lab.page.getByTestId('live-command').innerText()).toMatch(/^miglab vm -m 128M -name source --workload hotset:size=16M,rate=16M -device loader,file=\S+prefill-128M\.bin,addr=0,force-raw=on /);
+    await lab.page.getByTestId('migrate').click();
     await expect.poll(() => consoleText('destination'), { timeout: 60_000, interval: 250 }).toMatch(/MIGRATION[\s\S]*"status": "completed"/);
     // The source saw the command the panel typed, before migrate.
     const src = await consoleText('source');
     expect(src.indexOf('migrate-set-parameters max-bandwidth=33554432')).toBeGreaterThan(-1);
     expect(src.indexOf('migrate-set-parameters max-bandwidth=33554432')).toBeLessThan(src.lastIndexOf('(QEMU) migrate uri='));
     // How long it took, as the source reports it.
-    await page.locator('[data-endpoint=source] .term').click();
-    await page.keyboard.type('query-migrate');
-    await page.keyboard.press('Enter');
+    await lab.page.locator('[data-endpoint=source] .term').click();
+    await lab.page.keyboard.type('query-migrate');
+    await lab.page.keyboard.press('Enter');
     await expect.poll(() => consoleText('source'), { timeout: 10_000 }).toMatch(/"total-time": \d+/);
     const totalMs = Number(/"total-time": (\d+)/.exec(await consoleText('source'))![1]);
     console.log(`layout.test: a live run with the panel's defaults: total-time ${totalMs} ms`);
@@ -132,7 +119,7 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
 
     // The trail: the last 12 transitions, listed in order and numbered on their nodes.
     await expect.poll(() => node('qemu_thread_join').getAttribute('data-calls'), { timeout: 10_000 }).toBe('1');
-    const items = page.locator('[data-testid=trail] li');
+    const items = lab.page.locator('[data-testid=trail] li');
     await expect.poll(() => items.count()).toBe(12);
     const fns = await items.evaluateAll((els) => els.map((e) => (e as unknown as { getAttribute(n: string): string }).getAttribute('data-trail-fn')));
     expect(fns.filter((f) => f === 'qemu_thread_join')).toHaveLength(2);
@@ -144,9 +131,9 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
   }, 180_000);
 
   it('replays the last run at 1/10×: the chain lights again from the first node on, in order', async () => {
-    await page.getByTestId('replay-speed').selectOption('0.1');
-    await page.getByTestId('replay').click();
-    const status = page.getByTestId('replay-status');
+    await lab.page.getByTestId('replay-speed').selectOption('0.1');
+    await lab.page.getByTestId('replay').click();
+    const status = lab.page.getByTestId('replay-status');
     await expect.poll(() => status.getAttribute('data-state')).toBe('running');
     // Early in the replay: the migrate command is on the path, the cleanup not yet. The
     // destination's calls come first, and a pause before migrate replays as up to
@@ -156,76 +143,76 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
     const total = Number(await status.getAttribute('data-total'));
     expect(total).toBeGreaterThan(50);
     expect(Number(await status.getAttribute('data-done'))).toBeLessThan(total);
-    await page.getByTestId('replay-stop').click();
+    await lab.page.getByTestId('replay-stop').click();
     await expect.poll(() => status.getAttribute('data-state')).toBe('live');
     // Back to live: the run's own state.
     expect(await node('migrate_fd_cleanup').getAttribute('data-calls')).toBe('1');
   });
 
   it('fits 1920×1080 without sideways scrolling', async () => {
-    const f = await measure(page);
+    const f = await measure(lab.page);
     expect(f.scrollWidth).toBeLessThanOrEqual(f.innerWidth);
     expect(Math.min(...f.nodes.map((n) => n.labelPx))).toBeGreaterThanOrEqual(MIN_LABEL_PX);
-    await page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
-    await shoot(page, 'screenshot-layout-1920.png');
+    await lab.page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
+    await shoot(lab.page, 'screenshot-layout-1920.png');
   });
 
   it('shows the call chain alone and whole at 1280×720 in focus and presenter mode, labels >= 16 px', async () => {
-    await page.setViewportSize({ width: 1280, height: 720 });
-    await page.getByTestId('presenter-toggle').click();
-    await page.getByTestId('focus-toggle').click();
-    await page.getByTestId('view-tab-chain').click();
-    await expect.poll(() => page.locator('[data-view=consoles]').isVisible()).toBe(false);
-    const f = await measure(page);
+    await lab.page.setViewportSize({ width: 1280, height: 720 });
+    await lab.page.getByTestId('presenter-toggle').click();
+    await lab.page.getByTestId('focus-toggle').click();
+    await lab.page.getByTestId('view-tab-chain').click();
+    await expect.poll(() => lab.page.locator('[data-view=consoles]').isVisible()).toBe(false);
+    const f = await measure(lab.page);
     expect(f.scrollWidth).toBeLessThanOrEqual(f.innerWidth);
     for (const n of f.nodes) {
       expect(n.left >= 0 && n.top >= 0 && n.right <= f.innerWidth && n.bottom <= f.innerHeight, `${n.fn} ${JSON.stringify(n)}`).toBe(true);
       expect(n.labelPx, n.fn).toBeGreaterThanOrEqual(MIN_LABEL_PX);
     }
-    await shoot(page, 'screenshot-focus-1280.png');
+    await shoot(lab.page, 'screenshot-focus-1280.png');
   });
 
   it('keeps focus mode and its views across a reload; 2 shows the consoles, f leaves focus mode', async () => {
-    await page.getByTestId('view-beside').selectOption('states');
-    await page.reload();
-    await expect.poll(() => page.getByTestId('start').isEnabled(), { timeout: 15_000 }).toBe(true);
-    expect(await page.getByTestId('focus-toggle').getAttribute('aria-pressed')).toBe('true');
-    expect(await page.getByTestId('view-tab-chain').getAttribute('aria-selected')).toBe('true');
-    expect(await page.locator('[data-view=states]').isVisible()).toBe(true);
-    expect(await page.locator('[data-view=charts]').isVisible()).toBe(false);
-    await page.locator('h1').click();
-    await page.keyboard.press('2');
-    await expect.poll(() => page.locator('[data-view=consoles]').isVisible()).toBe(true);
-    expect(await page.locator('[data-view=chain]').isVisible()).toBe(false);
+    await lab.page.getByTestId('view-beside').selectOption('states');
+    await lab.page.reload();
+    await expect.poll(() => lab.page.getByTestId('start').isEnabled(), { timeout: 15_000 }).toBe(true);
+    expect(await lab.page.getByTestId('focus-toggle').getAttribute('aria-pressed')).toBe('true');
+    expect(await lab.page.getByTestId('view-tab-chain').getAttribute('aria-selected')).toBe('true');
+    expect(await lab.page.locator('[data-view=states]').isVisible()).toBe(true);
+    expect(await lab.page.locator('[data-view=charts]').isVisible()).toBe(false);
+    await lab.page.locator('h1').click();
+    await lab.page.keyboard.press('2');
+    await expect.poll(() => lab.page.locator('[data-view=consoles]').isVisible()).toBe(true);
+    expect(await lab.page.locator('[data-view=chain]').isVisible()).toBe(false);
     // The tabs follow the arrow keys.
-    await page.getByTestId('view-tab-consoles').focus();
-    await page.keyboard.press('ArrowLeft');
-    await expect.poll(() => page.getByTestId('view-tab-chain').getAttribute('aria-selected')).toBe('true');
-    expect(await page.getByTestId('toast').count()).toBe(0); // the arrow was the tabs', not the playback's
-    await page.getByTestId('view-beside').selectOption('');
-    await page.locator('h1').click();
-    await page.keyboard.press('f');
-    await expect.poll(() => page.locator('[data-view=charts]').isVisible()).toBe(true);
-    await page.keyboard.press('f');
-    await expect.poll(() => page.locator('[data-view=charts]').isVisible()).toBe(false);
+    await lab.page.getByTestId('view-tab-consoles').focus();
+    await lab.page.keyboard.press('ArrowLeft');
+    await expect.poll(() => lab.page.getByTestId('view-tab-chain').getAttribute('aria-selected')).toBe('true');
+    expect(await lab.page.getByTestId('toast').count()).toBe(0); // the arrow was the tabs', not the playback's
+    await lab.page.getByTestId('view-beside').selectOption('');
+    await lab.page.locator('h1').click();
+    await lab.page.keyboard.press('f');
+    await expect.poll(() => lab.page.locator('[data-view=charts]').isVisible()).toBe(true);
+    await lab.page.keyboard.press('f');
+    await expect.poll(() => lab.page.locator('[data-view=charts]').isVisible()).toBe(false);
   });
 
   it.skipIf(!CJK)('in 简体中文, the same layouts (a CJK font is installed)', async () => {
-    await page.locator('#lang').selectOption('zh-Hans');
-    await expect.poll(() => page.getByTestId('focus-toggle').innerText()).toBe('专注模式');
-    await expect.poll(() => page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
-    let f = await measure(page);
+    await lab.page.locator('#lang').selectOption('zh-Hans');
+    await expect.poll(() => lab.page.getByTestId('focus-toggle').innerText()).toBe('专注模式');
+    await expect.poll(() => lab.page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
+    let f = await measure(lab.page);
     expect(f.scrollWidth).toBeLessThanOrEqual(f.innerWidth);
     for (const n of f.nodes) expect(n.bottom <= f.innerHeight && n.right <= f.innerWidth && n.labelPx >= MIN_LABEL_PX, n.fn).toBe(true);
-    await shoot(page, 'screenshot-focus-1280-zh.png');
-    await page.locator('h1').click();
-    await page.keyboard.press('f');
-    await page.keyboard.press('p');
-    await page.setViewportSize({ width: 1920, height: 1080 });
-    await page.waitForTimeout(300);
-    f = await measure(page);
+    await shoot(lab.page, 'screenshot-focus-1280-zh.png');
+    await lab.page.locator('h1').click();
+    await lab.page.keyboard.press('f');
+    await lab.page.keyboard.press('p');
+    await lab.page.setViewportSize({ width: 1920, height: 1080 });
+    await lab.page.waitForTimeout(300);
+    f = await measure(lab.page);
     expect(f.scrollWidth).toBeLessThanOrEqual(f.innerWidth);
-    await shoot(page, 'screenshot-layout-1920-zh.png');
+    await shoot(lab.page, 'screenshot-layout-1920-zh.png');
   });
   if (!CJK) console.warn('test/e2e/layout: skipped the 简体中文 screenshots: no CJK font (apt-get install fonts-noto-cjk)');
 });

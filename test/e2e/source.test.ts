@@ -11,97 +11,83 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPath, servedPage } from '../helpers/browser.js';
 
 const CHROMIUM = chromiumPath();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-source.png');
 const MINI = resolve('test/fixtures/qemu-source-mini');
 
 describe.skipIf(!CHROMIUM)('the source view in chromium', () => {
-  let serve: Serve | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
+  const lab = servedPage(CHROMIUM!, { width: 1600, height: 1300 });
 
-  beforeAll(async () => {
-    serve = await startServe();
-    browser = await openBrowser(CHROMIUM!, { width: 1600, height: 1300 });
-    page = browser.page;
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServe(serve);
-  });
-
-  const node = (fn: string) => page.locator(`[data-testid=callchain] [data-fn=${fn}]`);
-  const header = () => page.getByTestId('source-header');
+  const node = (fn: string) => lab.page.locator(`[data-testid=callchain] [data-fn=${fn}]`);
+  const header = () => lab.page.getByTestId('source-header');
 
   it("shows the stopped function's TypeScript, then QEMU's C beside it from the tree set", async () => {
-    await page.goto(serve!.url);
-    await page.getByTestId('runtime-simulated').click();
-    const preset = page.getByTestId('sim-preset');
+    await lab.page.goto(lab.url);
+    await lab.page.getByTestId('runtime-simulated').click();
+    const preset = lab.page.getByTestId('sim-preset');
     await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
     await preset.selectOption('idle-small');
-    await page.getByTestId('sim-load').click();
-    await expect.poll(() => page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await lab.page.getByTestId('sim-load').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
 
     await node('migration_iteration_run').click({ button: 'right' });
     await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe('on');
-    await page.getByTestId('sim-play').click();
-    await expect.poll(() => page.getByTestId('sim-where').innerText(), { timeout: 20_000 }).toMatch(/^Paused at migration_iteration_run/);
+    await lab.page.getByTestId('sim-play').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').innerText(), { timeout: 20_000 }).toMatch(/^Paused at migration_iteration_run/);
 
     // The lab's TypeScript, from the built index, at the file and line it names.
     await expect.poll(() => header().getAttribute('data-point')).toBe('source:migration_iteration_run');
-    const place = await page.getByTestId('source-lab-place').innerText();
+    const place = await lab.page.getByTestId('source-lab-place').innerText();
     const [, file, line] = /^(core\/migration\/migration\.ts):(\d+)$/.exec(place)!;
-    const ts = await page.getByTestId('source-ts').innerText();
+    const ts = await lab.page.getByTestId('source-ts').innerText();
     expect(ts).toContain(`${line}${readFileSync(file!, 'utf8').split('\n')[Number(line) - 1]}`);
-    expect(await page.getByTestId('source-link').getAttribute('href')).toBe('https://gitlab.com/qemu-project/qemu/-/blob/v9.0.0/migration/migration.c');
-    expect(await page.getByTestId('source-c').count()).toBe(0);
+    expect(await lab.page.getByTestId('source-link').getAttribute('href')).toBe('https://gitlab.com/qemu-project/qemu/-/blob/v9.0.0/migration/migration.c');
+    expect(await lab.page.getByTestId('source-c').count()).toBe(0);
 
     // The mini tree: QEMU's C beside.
-    await page.getByTestId('source-tree').fill(MINI);
-    await page.getByTestId('source-tree-apply').click();
-    await expect.poll(() => page.getByTestId('source-c').innerText()).toContain('static MigIterateState migration_iteration_run(MigrationState *s)');
-    expect(await page.getByTestId('source-c').innerText()).toMatch(/^8static MigIterateState/);
+    await lab.page.getByTestId('source-tree').fill(MINI);
+    await lab.page.getByTestId('source-tree-apply').click();
+    await expect.poll(() => lab.page.getByTestId('source-c').innerText()).toContain('static MigIterateState migration_iteration_run(MigrationState *s)');
+    expect(await lab.page.getByTestId('source-c').innerText()).toMatch(/^8static MigIterateState/);
 
-    if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) await page.getByTestId('source-view').screenshot({ path: SCREENSHOT });
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) await lab.page.getByTestId('source-view').screenshot({ path: SCREENSHOT });
 
     // A call chain node, clicked: its function.
     await node('migration_thread').click();
     await expect.poll(() => header().getAttribute('data-fn')).toBe('migration_thread');
-    await expect.poll(() => page.getByTestId('source-c').innerText()).toContain('static void *migration_thread(void *opaque)');
+    await expect.poll(() => lab.page.getByTestId('source-c').innerText()).toContain('static void *migration_thread(void *opaque)');
   });
 
   it('a function the tree lacks, and a directory that is no QEMU tree: one line each', async () => {
-    await page.getByTestId('source-search').fill('qemu_loadvm_state');
-    await page.getByTestId('source-show').click();
+    await lab.page.getByTestId('source-search').fill('qemu_loadvm_state');
+    await lab.page.getByTestId('source-show').click();
     await expect.poll(() => header().getAttribute('data-fn')).toBe('qemu_loadvm_state');
-    await expect.poll(() => page.getByTestId('source-c-error').innerText()).toBe(`qemu_loadvm_state: function not found in migration/savevm.c of ${MINI}`);
+    await expect.poll(() => lab.page.getByTestId('source-c-error').innerText()).toBe(`qemu_loadvm_state: function not found in migration/savevm.c of ${MINI}`);
 
     const notTree = tmpdir();
-    await page.getByTestId('source-tree').fill(notTree);
-    await page.getByTestId('source-tree-apply').click();
-    await expect.poll(() => page.getByTestId('source-tree-error').innerText()).toBe(`${notTree} is not a QEMU source tree: it has no migration/migration.c`);
+    await lab.page.getByTestId('source-tree').fill(notTree);
+    await lab.page.getByTestId('source-tree-apply').click();
+    await expect.poll(() => lab.page.getByTestId('source-tree-error').innerText()).toBe(`${notTree} is not a QEMU source tree: it has no migration/migration.c`);
   });
 
   it('is a tab of focus mode, alone on the screen: C beside the TypeScript at 1280 px, stacked at 900', async () => {
-    await page.setViewportSize({ width: 1280, height: 720 });
-    await page.getByTestId('source-tree').fill(MINI);
-    await page.getByTestId('source-tree-apply').click();
-    await page.getByTestId('focus-toggle').click();
-    await page.getByTestId('view-tab-source').click();
-    await expect.poll(() => page.locator('[data-view=chain]').isVisible()).toBe(false);
-    await expect.poll(() => page.getByTestId('source-view').isVisible()).toBe(true);
-    await page.getByTestId('source-search').fill('migration_thread');
-    await page.getByTestId('source-show').click();
-    await expect.poll(() => page.getByTestId('source-c').innerText()).toContain('static void *migration_thread(void *opaque)');
-    const boxes = async () => ({ ts: (await page.getByTestId('source-ts').boundingBox())!, c: (await page.getByTestId('source-c').boundingBox())! });
+    await lab.page.setViewportSize({ width: 1280, height: 720 });
+    await lab.page.getByTestId('source-tree').fill(MINI);
+    await lab.page.getByTestId('source-tree-apply').click();
+    await lab.page.getByTestId('focus-toggle').click();
+    await lab.page.getByTestId('view-tab-source').click();
+    await expect.poll(() => lab.page.locator('[data-view=chain]').isVisible()).toBe(false);
+    await expect.poll(() => lab.page.getByTestId('source-view').isVisible()).toBe(true);
+    await lab.page.getByTestId('source-search').fill('migration_thread');
+    await lab.page.getByTestId('source-show').click();
+    await expect.poll(() => lab.page.getByTestId('source-c').innerText()).toContain('static void *migration_thread(void *opaque)');
+    const boxes = async () => ({ ts: (await lab.page.getByTestId('source-ts').boundingBox())!, c: (await lab.page.getByTestId('source-c').boundingBox())! });
     let b = await boxes();
     expect(b.c.x).toBeGreaterThanOrEqual(b.ts.x + b.ts.width);
-    await page.setViewportSize({ width: 900, height: 720 });
+    await lab.page.setViewportSize({ width: 900, height: 720 });
     await expect.poll(async () => ((b = await boxes()), b.c.y >= b.ts.y + b.ts.height)).toBe(true);
   });
 });

@@ -10,93 +10,82 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPath, servedPage } from '../helpers/browser.js';
 
 const CHROMIUM = chromiumPath();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-timeline.png');
 
 describe.skipIf(!CHROMIUM)('the timeline of a simulated run in chromium', () => {
-  let serve: Serve | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
+  const lab = servedPage(CHROMIUM!, { width: 1600, height: 1500 });
   /** sim.timeline requests the page sent, sim.status messages it received. */
   let timelineAsks = 0;
   let statuses = 0;
 
-  beforeAll(async () => {
-    serve = await startServe();
-    browser = await openBrowser(CHROMIUM!, { width: 1600, height: 1500 });
-    page = browser.page;
-    page.on('websocket', (ws) => {
+  beforeAll(() => {
+    lab.page.on('websocket', (ws) => {
       ws.on('framesent', (f) => typeof f.payload === 'string' && f.payload.includes('"type":"sim.timeline"') && timelineAsks++);
       ws.on('framereceived', (f) => typeof f.payload === 'string' && f.payload.includes('"type":"sim.status"') && statuses++);
     });
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await stopServe(serve);
-  });
-
-  const simState = () => page.getByTestId('sim-where').getAttribute('data-state');
-  const where = () => page.getByTestId('sim-where').innerText();
+  const simState = () => lab.page.getByTestId('sim-where').getAttribute('data-state');
+  const where = () => lab.page.getByTestId('sim-where').innerText();
   /** Where the run stands, without why it stopped there (a step, a move on the timeline). */
   const at = async () => (await where()).replace(/\s*\([^)]*\)$/, '');
-  const migration = () => page.getByTestId('migration-state-source').innerText();
+  const migration = () => lab.page.getByTestId('migration-state-source').innerText();
   /** Move the slider as a drag would end there (an input event at that value). */
   const slideTo = (t_ms: number) =>
-    page.getByTestId('timeline-slider').evaluate((el, v) => {
+    lab.page.getByTestId('timeline-slider').evaluate((el, v) => {
       const input = el as unknown as { value: string; dispatchEvent(e: Event): boolean };
       input.value = String(v);
       input.dispatchEvent(new Event('input', { bubbles: true }));
     }, t_ms);
 
   async function runToEnd(preset: string): Promise<void> {
-    const select = page.getByTestId('sim-preset');
+    const select = lab.page.getByTestId('sim-preset');
     await expect.poll(() => select.isEnabled(), { timeout: 10_000 }).toBe(true);
     await select.selectOption(preset);
-    await page.getByTestId('sim-load').click();
+    await lab.page.getByTestId('sim-load').click();
     await expect.poll(simState, { timeout: 15_000 }).toBe('paused');
-    await page.getByTestId('sim-play').click();
+    await lab.page.getByTestId('sim-play').click();
     await expect.poll(simState, { timeout: 30_000 }).toBe('ended');
   }
 
   it('scrubs back with the slider: the states view shows the earlier state; , and . step', async () => {
-    await page.goto(serve!.url);
-    await page.getByTestId('runtime-simulated').click();
-    await page.getByTestId('sim-speed').selectOption('max');
+    await lab.page.goto(lab.url);
+    await lab.page.getByTestId('runtime-simulated').click();
+    await lab.page.getByTestId('sim-speed').selectOption('max');
     await runToEnd('idle-small');
     await expect.poll(migration, { timeout: 10_000 }).toBe('completed');
     // Ticks: the states the run went through, and its passes.
-    await expect.poll(() => page.locator('[data-testid=timeline-tick][data-label=completed]').count()).toBeGreaterThan(0);
-    expect(await page.locator('[data-testid=timeline-tick][data-kind=pass]').count()).toBeGreaterThan(0);
+    await expect.poll(() => lab.page.locator('[data-testid=timeline-tick][data-label=completed]').count()).toBeGreaterThan(0);
+    expect(await lab.page.locator('[data-testid=timeline-tick][data-kind=pass]').count()).toBeGreaterThan(0);
 
     // A sim.status that changes neither the branches nor the stop (a new speed) asks for no sim.timeline.
     const asked = timelineAsks;
     for (const speed of ['10', '100', 'max']) {
       const before = statuses;
-      await page.getByTestId('sim-speed').selectOption(speed);
+      await lab.page.getByTestId('sim-speed').selectOption(speed);
       await expect.poll(() => statuses).toBeGreaterThan(before);
     }
-    await page.waitForTimeout(300);
+    await lab.page.waitForTimeout(300);
     expect(timelineAsks).toBe(asked);
 
     await slideTo(50);
     await expect.poll(simState, { timeout: 15_000 }).toBe('paused');
     await expect.poll(migration, { timeout: 10_000 }).toBe('active');
-    await expect.poll(() => page.getByTestId('timeline-time').innerText()).toMatch(/^50\.0 \/ 135\.\d+ ms$/);
+    await expect.poll(() => lab.page.getByTestId('timeline-time').innerText()).toMatch(/^50\.0 \/ 135\.\d+ ms$/);
     await expect.poll(where).toMatch(/t = 50\.0 ms/);
 
     // Keys on the timeline: . steps on to the next function entry, , comes back.
-    await page.getByTestId('timeline-slider').focus();
-    await page.keyboard.press('.');
+    await lab.page.getByTestId('timeline-slider').focus();
+    await lab.page.keyboard.press('.');
     await expect.poll(where, { timeout: 10_000 }).toMatch(/^Paused at \w+ — /);
     const stepped = await at();
-    await page.keyboard.press('.');
+    await lab.page.keyboard.press('.');
     await expect.poll(at, { timeout: 10_000 }).not.toBe(stepped);
-    await page.keyboard.press(',');
+    await lab.page.keyboard.press(',');
     await expect.poll(at, { timeout: 10_000 }).toBe(stepped);
     expect(await where()).toMatch(/\(moved on the timeline\)$/);
   });
@@ -105,25 +94,25 @@ describe.skipIf(!CHROMIUM)('the timeline of a simulated run in chromium', () => 
     await runToEnd('busy-never-converges');
     await slideTo(5000);
     await expect.poll(where, { timeout: 15_000 }).toMatch(/t = 5,000\.0 ms/);
-    await page.getByTestId('timeline-fork-open').click();
-    await page.getByTestId('timeline-fork-parameter').selectOption('downtime-limit');
-    await page.getByTestId('timeline-fork-value').fill('5000');
-    await page.getByTestId('timeline-fork-go').click();
+    await lab.page.getByTestId('timeline-fork-open').click();
+    await lab.page.getByTestId('timeline-fork-parameter').selectOption('downtime-limit');
+    await lab.page.getByTestId('timeline-fork-value').fill('5000');
+    await lab.page.getByTestId('timeline-fork-go').click();
     await expect.poll(simState, { timeout: 30_000 }).toBe('ended');
-    await expect.poll(() => page.getByTestId('timeline-row-A').getAttribute('data-outcome'), { timeout: 15_000 }).toBe('timeout');
-    await expect.poll(() => page.getByTestId('timeline-row-B').getAttribute('data-outcome')).toBe('completed');
-    expect(await page.getByTestId('timeline-row-B').innerText()).toContain('migrate-set-parameters {"downtime-limit":5000}');
+    await expect.poll(() => lab.page.getByTestId('timeline-row-A').getAttribute('data-outcome'), { timeout: 15_000 }).toBe('timeout');
+    await expect.poll(() => lab.page.getByTestId('timeline-row-B').getAttribute('data-outcome')).toBe('completed');
+    expect(await lab.page.getByTestId('timeline-row-B').innerText()).toContain('migrate-set-parameters {"downtime-limit":5000}');
     await expect.poll(() => migration()).toBe('completed');
     // Both branches drawn: uPlot's legend has a line per branch.
-    await expect.poll(() => page.locator('[data-testid=timeline-chart-remaining] .u-legend .u-series').allInnerTexts()).toEqual([expect.stringContaining('A'), expect.stringContaining('B')]);
+    await expect.poll(() => lab.page.locator('[data-testid=timeline-chart-remaining] .u-legend .u-series').allInnerTexts()).toEqual([expect.stringContaining('A'), expect.stringContaining('B')]);
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) {
-      await page.getByTestId('timeline').scrollIntoViewIfNeeded();
-      await page.getByTestId('timeline').screenshot({ path: SCREENSHOT });
+      await lab.page.getByTestId('timeline').scrollIntoViewIfNeeded();
+      await lab.page.getByTestId('timeline').screenshot({ path: SCREENSHOT });
     }
 
     // Back into A: its own state at the time shown.
-    await page.getByTestId('timeline-branch-A').click();
-    await expect.poll(() => page.getByTestId('timeline-branch-A').getAttribute('aria-pressed'), { timeout: 15_000 }).toBe('true');
+    await lab.page.getByTestId('timeline-branch-A').click();
+    await expect.poll(() => lab.page.getByTestId('timeline-branch-A').getAttribute('aria-pressed'), { timeout: 15_000 }).toBe('true');
     await expect.poll(migration, { timeout: 10_000 }).toBe('active');
   });
 });

@@ -12,9 +12,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, consoleText, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPath, consoleText, servedPage } from '../helpers/browser.js';
 import { CHART_COLUMNS } from '../../renderer/src/lib/charts/chart-data.js';
 
 const CHROMIUM = chromiumPath();
@@ -23,52 +22,39 @@ const RAM_SCREENSHOT = join(DOCS, 'screenshot-ram-map.png');
 const CHARTS_SCREENSHOT = join(DOCS, 'screenshot-charts.png');
 
 describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
-  let serve: Serve | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
-
-  beforeAll(async () => {
-    serve = await startServe();
-    browser = await openBrowser(CHROMIUM!);
-    page = browser.page;
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServe(serve);
-  });
+  const lab = servedPage(CHROMIUM!);
 
   const counts = async (id: string): Promise<Record<string, number> | null> => {
-    const raw = await page.locator(`[data-endpoint-ram=${id}]`).getAttribute('data-counts');
+    const raw = await lab.page.locator(`[data-endpoint-ram=${id}]`).getAttribute('data-counts');
     return raw ? JSON.parse(raw) : null;
   };
 
   it('maps the pages and charts the run of a guided migration; CSV export', async () => {
-    await page.goto(serve!.url);
-    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
+    await lab.page.goto(lab.url);
+    await expect.poll(() => lab.page.getByTestId('start').isEnabled()).toBe(true);
     // The live panel set as this test needs: 64 MiB left untouched, a 4 MiB working set,
     // and 4 MiB/s (the panel types it into the source's console before migrate).
-    await page.getByTestId('live-ram').fill('64');
-    await page.getByTestId('live-prefill').uncheck();
-    await page.getByTestId('live-workload').fill('hotset:size=4M,rate=32M');
-    await page.getByTestId('live-bandwidth').fill('4M');
-    await page.getByTestId('start').click();
-    await expect.poll(() => page.getByTestId('migrate').isEnabled(), { timeout: 20_000 }).toBe(true);
+    await lab.page.getByTestId('live-ram').fill('64');
+    await lab.page.getByTestId('live-prefill').uncheck();
+    await lab.page.getByTestId('live-workload').fill('hotset:size=4M,rate=32M');
+    await lab.page.getByTestId('live-bandwidth').fill('4M');
+    await lab.page.getByTestId('start').click();
+    await expect.poll(() => lab.page.getByTestId('migrate').isEnabled(), { timeout: 20_000 }).toBe(true);
     // Before: nothing migrated, every page untouched (64 MiB = 16384 pages, 4 per cell).
     await expect.poll(() => counts('destination'), { timeout: 10_000 }).toMatchObject({ untouched: 16384 });
-    expect(await page.locator('[data-endpoint-ram=destination]').getAttribute('data-pages-per-cell')).toBe('4');
-    expect(await page.getByTestId('charts').getAttribute('data-rows')).toBe('0');
+    expect(await lab.page.locator('[data-endpoint-ram=destination]').getAttribute('data-pages-per-cell')).toBe('4');
+    expect(await lab.page.getByTestId('charts').getAttribute('data-rows')).toBe('0');
 
     // A 2 s downtime limit, typed as a user would: at 4 MiB/s the guest's 4 MiB working set
     // then takes a second a pass, long enough for QEMU's dirty rate (measured over >= 1 s)
     // and expected downtime to show, and the run converges once the latter is under the limit.
-    await page.locator('[data-endpoint=source] .term').click();
-    await page.keyboard.type('migrate-set-parameters downtime-limit=2000');
-    await page.keyboard.press('Enter');
-    await expect.poll(() => consoleText(page, 'source')).toMatch(/downtime-limit=2000[\s\S]*"return": \{\}/);
-    await page.getByTestId('migrate').click();
+    await lab.page.locator('[data-endpoint=source] .term').click();
+    await lab.page.keyboard.type('migrate-set-parameters downtime-limit=2000');
+    await lab.page.keyboard.press('Enter');
+    await expect.poll(() => consoleText(lab.page, 'source')).toMatch(/downtime-limit=2000[\s\S]*"return": \{\}/);
+    await lab.page.getByTestId('migrate').click();
     await expect
-      .poll(() => consoleText(page, 'destination'), { timeout: 30_000 })
+      .poll(() => consoleText(lab.page, 'destination'), { timeout: 30_000 })
       .toMatch(/MIGRATION[\s\S]*"status": "completed"/);
 
     // The destination loaded every page: with data (received) or as a zero page.
@@ -81,62 +67,62 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
     expect(src.untouched).toBe(0);
 
     // The charts: points from the migration thread's windows, a pass per bitmap sync.
-    await expect.poll(async () => Number(await page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
-    expect(Number(await page.getByTestId('charts').getAttribute('data-passes'))).toBeGreaterThanOrEqual(2);
+    await expect.poll(async () => Number(await lab.page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
+    expect(Number(await lab.page.getByTestId('charts').getAttribute('data-passes'))).toBeGreaterThanOrEqual(2);
 
     // The threads view: at 4 MiB/s the live_migration thread spent most windows waiting on
     // the rate limit (inside migration_rate_limit until the next 100 ms window).
-    const waited = page.locator('[data-testid=threads] [data-thread=live_migration] [data-waited-ms]').first();
+    const waited = lab.page.locator('[data-testid=threads] [data-thread=live_migration] [data-waited-ms]').first();
     await expect.poll(async () => Number(await waited.getAttribute('data-waited-ms')), { timeout: 10_000 }).toBeGreaterThan(100);
-    expect(await page.locator('[data-testid=threads] [data-thread=live_migration] .seg.waiting').count()).toBeGreaterThan(0);
+    expect(await lab.page.locator('[data-testid=threads] [data-thread=live_migration] .seg.waiting').count()).toBeGreaterThan(0);
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('charts-csv').click()]);
+    const [download] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('charts-csv').click()]);
     expect(download.suggestedFilename()).toBe('miglab-charts.csv');
     const csv = readFileSync((await download.path())!, 'utf8').split('\n');
     expect(csv[0]).toBe(CHART_COLUMNS.join(','));
     expect(csv.length).toBeGreaterThanOrEqual(4); // header, rows, the final newline
-    const [png] = await Promise.all([page.waitForEvent('download'), page.getByTestId('chart-png-remaining').click()]);
+    const [png] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('chart-png-remaining').click()]);
     expect(png.suggestedFilename()).toBe('miglab-chart-remaining.png');
     expect(readFileSync((await png.path())!).subarray(1, 4).toString()).toBe('PNG');
 
-    if (process.env.UPDATE_SCREENSHOTS || !existsSync(RAM_SCREENSHOT)) await page.getByTestId('ram-map').screenshot({ path: RAM_SCREENSHOT });
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(RAM_SCREENSHOT)) await lab.page.getByTestId('ram-map').screenshot({ path: RAM_SCREENSHOT });
   });
 
   it('maps a simulated run the same way (the endpoints of the simulated runtime answer ram.query too)', async () => {
-    await page.getByTestId('runtime-simulated').click();
-    const preset = page.getByTestId('sim-preset');
+    await lab.page.getByTestId('runtime-simulated').click();
+    const preset = lab.page.getByTestId('sim-preset');
     await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
     await preset.selectOption('idle-small'); // 64 MiB, 16 MiB of it written before the run
-    await page.getByTestId('sim-load').click();
-    await expect.poll(() => page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await lab.page.getByTestId('sim-load').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
     await expect.poll(() => counts('destination'), { timeout: 10_000 }).toMatchObject({ untouched: 16384 });
-    await page.getByTestId('sim-play').click();
-    await expect.poll(() => page.getByTestId('sim-where').innerText(), { timeout: 30_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
+    await lab.page.getByTestId('sim-play').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').innerText(), { timeout: 30_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
     // Every prefilled page arrived with its data, the rest as zero pages.
     await expect.poll(() => counts('destination'), { timeout: 10_000 }).toEqual({ untouched: 0, dirty: 0, sent: 0, zero: 12288, received: 4096, rewritten: 0 });
     expect(await counts('source')).toEqual({ untouched: 0, dirty: 0, sent: 4096, zero: 12288, received: 0, rewritten: 0 });
-    await expect.poll(async () => Number(await page.getByTestId('charts').getAttribute('data-rows'))).toBeGreaterThanOrEqual(1);
+    await expect.poll(async () => Number(await lab.page.getByTestId('charts').getAttribute('data-rows'))).toBeGreaterThanOrEqual(1);
   });
 
   it('charts pass after pass of a busy guest (raise-downtime-limit, simulated as fast as possible)', async () => {
-    await page.getByTestId('sim-preset').selectOption('raise-downtime-limit');
-    await page.getByTestId('sim-load').click();
-    await expect.poll(() => page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
-    await page.getByTestId('sim-speed').selectOption('max');
-    await page.getByTestId('sim-play').click();
-    await expect.poll(() => page.getByTestId('sim-where').innerText(), { timeout: 60_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
+    await lab.page.getByTestId('sim-preset').selectOption('raise-downtime-limit');
+    await lab.page.getByTestId('sim-load').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
+    await lab.page.getByTestId('sim-speed').selectOption('max');
+    await lab.page.getByTestId('sim-play').click();
+    await expect.poll(() => lab.page.getByTestId('sim-where').innerText(), { timeout: 60_000 }).toMatch(/^Ended at t = [\d.,]+ ms: completed/);
     // 20 s of a hot set that does not fit the 1 ms downtime limit: many windows and passes.
-    await expect.poll(async () => Number(await page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThan(50);
-    await page.waitForTimeout(300); // the last frame drawn
-    if (process.env.UPDATE_SCREENSHOTS || !existsSync(CHARTS_SCREENSHOT)) await page.getByTestId('charts').screenshot({ path: CHARTS_SCREENSHOT });
+    await expect.poll(async () => Number(await lab.page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThan(50);
+    await lab.page.waitForTimeout(300); // the last frame drawn
+    if (process.env.UPDATE_SCREENSHOTS || !existsSync(CHARTS_SCREENSHOT)) await lab.page.getByTestId('charts').screenshot({ path: CHARTS_SCREENSHOT });
   });
 
   it('says it in 简体中文 too', async () => {
-    await page.selectOption('#lang', 'zh-Hans');
-    await expect.poll(() => page.locator('[data-testid=ram-map] h2').innerText()).toBe('内存页图');
-    expect(await page.locator('[data-testid=charts] h2').innerText()).toBe('图表（源端）');
+    await lab.page.selectOption('#lang', 'zh-Hans');
+    await expect.poll(() => lab.page.locator('[data-testid=ram-map] h2').innerText()).toBe('内存页图');
+    expect(await lab.page.locator('[data-testid=charts] h2').innerText()).toBe('图表（源端）');
     // The charts are drawn again with the new language's labels.
-    await expect.poll(() => page.locator('[data-chart=remaining] .u-legend').innerText()).toContain('剩余');
-    await page.selectOption('#lang', 'en');
+    await expect.poll(() => lab.page.locator('[data-chart=remaining] .u-legend').innerText()).toContain('剩余');
+    await lab.page.selectOption('#lang', 'en');
   });
 });

@@ -11,33 +11,19 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumPath, consoleText as consoleTextOf, openBrowser, startServe, stopServe, type Browser, type Serve } from '../helpers/browser.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPath, consoleText as consoleTextOf, servedPage } from '../helpers/browser.js';
 import { QEMU_AVAILABLE, spawnEndpoint } from '../helpers/endpoint-process.js';
 
 const CHROMIUM = chromiumPath();
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshot-presenter-dark.png');
 
 describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
-  let serve: Serve | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
-
-  beforeAll(async () => {
-    serve = await startServe();
-    browser = await openBrowser(CHROMIUM!, { colorScheme: 'light' });
-    page = browser.page;
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServe(serve);
-  });
+  const lab = servedPage(CHROMIUM!, { colorScheme: 'light' });
 
   /** A computed style of the first element matching `selector` (the test is compiled without the DOM lib). */
   const computed = (selector: string, prop: 'backgroundColor' | 'fontSize') =>
-    page
+    lab.page
       .locator(selector)
       .first()
       .evaluate((el, p) => (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(el)[p]!, prop);
@@ -45,89 +31,89 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
   const h1Size = async () => parseFloat(await computed('h1', 'fontSize'));
   const termBackground = () => computed('[data-endpoint=source] .xterm-scrollable-element', 'backgroundColor');
   /** A console's text; xterm.js draws nothing while off screen (below the live panel and the chain), so it is scrolled into view first. */
-  const consoleText = (id: string) => consoleTextOf(page, id);
+  const consoleText = (id: string) => consoleTextOf(lab.page, id);
   /** The console's last line with the prompt (the line being typed). */
   const promptLine = async (id: string) => (await consoleText(id)).split('\n').filter((l) => l.startsWith('(QEMU)')).at(-1)?.trimEnd() ?? '';
 
   it('switches to the dark theme and keeps it across a reload; the consoles follow', async () => {
-    await page.goto(serve!.url);
-    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
+    await lab.page.goto(lab.url);
+    await expect.poll(() => lab.page.getByTestId('start').isEnabled()).toBe(true);
     const light = await pageBackground();
     const termLight = await termBackground();
-    expect(await page.locator('html').getAttribute('data-theme')).toBe('light');
-    await page.getByTestId('theme-toggle').click();
+    expect(await lab.page.locator('html').getAttribute('data-theme')).toBe('light');
+    await lab.page.getByTestId('theme-toggle').click();
     await expect.poll(pageBackground).not.toBe(light);
-    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    expect(await lab.page.locator('html').getAttribute('data-theme')).toBe('dark');
     const dark = await pageBackground();
     // Dark: the page's background is darker than the light one.
     const lum = (c: string) => (c.match(/\d+/g) ?? []).slice(0, 3).reduce((a, b) => a + Number(b), 0);
     expect(lum(dark)).toBeLessThan(lum(light));
     await expect.poll(termBackground).not.toBe(termLight);
-    await page.reload();
-    await expect.poll(() => page.getByTestId('start').isEnabled()).toBe(true);
+    await lab.page.reload();
+    await expect.poll(() => lab.page.getByTestId('start').isEnabled()).toBe(true);
     expect(await pageBackground()).toBe(dark);
     // `t` on the page switches back, and again.
-    await page.locator('h1').click();
-    await page.keyboard.press('t');
+    await lab.page.locator('h1').click();
+    await lab.page.keyboard.press('t');
     await expect.poll(pageBackground).toBe(light);
-    await page.keyboard.press('t');
+    await lab.page.keyboard.press('t');
     await expect.poll(pageBackground).toBe(dark);
   });
 
   it('grows the type in presenter mode (button and key p), and lists the keys on ?', async () => {
     const normal = await h1Size();
-    await page.getByTestId('presenter-toggle').click();
+    await lab.page.getByTestId('presenter-toggle').click();
     await expect.poll(h1Size).toBeGreaterThan(normal * 1.3);
-    expect(await page.getByTestId('presenter-toggle').getAttribute('aria-pressed')).toBe('true');
-    await page.locator('h1').click();
-    await page.keyboard.press('p');
+    expect(await lab.page.getByTestId('presenter-toggle').getAttribute('aria-pressed')).toBe('true');
+    await lab.page.locator('h1').click();
+    await lab.page.keyboard.press('p');
     await expect.poll(h1Size).toBe(normal);
 
-    await page.keyboard.press('?');
-    const help = page.getByTestId('key-help');
+    await lab.page.keyboard.press('?');
+    const help = lab.page.getByTestId('key-help');
     await expect.poll(() => help.isVisible()).toBe(true);
     expect(await help.innerText()).toMatch(/Space[\s\S]*Pause or resume[\s\S]*→[\s\S]*Step[\s\S]*Presenter mode/);
-    await page.keyboard.press('Escape');
+    await lab.page.keyboard.press('Escape');
     await expect.poll(() => help.count()).toBe(0);
 
     // Space with no simulated run says so.
-    await page.keyboard.press(' ');
-    await expect.poll(() => page.getByTestId('toast').innerText()).toBe('Playback keys work on a simulated run');
+    await lab.page.keyboard.press(' ');
+    await expect.poll(() => lab.page.getByTestId('toast').innerText()).toBe('Playback keys work on a simulated run');
   });
 
   it('completes command and argument names with Tab in the source console, and keys do not fire while typing', async () => {
-    await page.getByTestId('start').click();
-    await expect.poll(() => page.locator('[data-endpoint=source]').getAttribute('data-completion'), { timeout: 30_000 }).toBe('ready');
+    await lab.page.getByTestId('start').click();
+    await expect.poll(() => lab.page.locator('[data-endpoint=source]').getAttribute('data-completion'), { timeout: 30_000 }).toBe('ready');
     const before = await h1Size();
-    await page.locator('[data-endpoint=source] .term').click();
-    await page.keyboard.type('query-mi');
-    await page.keyboard.press('Tab');
+    await lab.page.locator('[data-endpoint=source] .term').click();
+    await lab.page.keyboard.type('query-mi');
+    await lab.page.keyboard.press('Tab');
     await expect.poll(() => promptLine('source')).toBe('(QEMU) query-migrat');
     // A second Tab lists the candidates above the line being typed, which stays.
-    await page.keyboard.press('Tab');
+    await lab.page.keyboard.press('Tab');
     await expect.poll(() => consoleText('source')).toMatch(/query-migrate-capabilities[\s\S]*query-migrationthreads[\s\S]*\(QEMU\) query-migrat/);
-    await page.keyboard.type('e');
-    await page.keyboard.press('Enter');
+    await lab.page.keyboard.type('e');
+    await lab.page.keyboard.press('Enter');
     await expect.poll(() => consoleText('source')).toMatch(/"return": \{\}/);
     // Argument names from the schema; typing p and t in the console changes nothing else.
-    await page.keyboard.type('migrate-set-p');
-    await page.keyboard.press('Tab');
-    await page.keyboard.type('max-b');
-    await page.keyboard.press('Tab');
+    await lab.page.keyboard.type('migrate-set-p');
+    await lab.page.keyboard.press('Tab');
+    await lab.page.keyboard.type('max-b');
+    await lab.page.keyboard.press('Tab');
     await expect.poll(() => promptLine('source')).toBe('(QEMU) migrate-set-parameters max-bandwidth=');
     expect(await h1Size()).toBe(before);
-    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    expect(await lab.page.locator('html').getAttribute('data-theme')).toBe('dark');
     // The completion's own requests print nothing.
     expect(await consoleText('source')).not.toContain('miglab-completion');
-    await page.keyboard.press('Control+U');
+    await lab.page.keyboard.press('Control+U');
   });
 
   it('exports the trace after a guided migration as Chrome Trace Event JSON', async () => {
-    await page.getByTestId('migrate').click();
+    await lab.page.getByTestId('migrate').click();
     await expect.poll(() => consoleText('destination'), { timeout: 30_000, interval: 200 }).toMatch(/MIGRATION[\s\S]*"status": "completed"/);
     // The source's last trace batch (cleanup, the join) comes within 50 ms of the events.
-    await expect.poll(() => page.locator('[data-endpoint-threads=source] [data-thread=live_migration]').getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-trace').click()]);
+    await expect.poll(() => lab.page.locator('[data-endpoint-threads=source] [data-thread=live_migration]').getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
+    const [download] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('export-trace').click()]);
     expect(download.suggestedFilename()).toMatch(/^miglab-trace-.*\.json$/);
     const file = await download.path();
     const trace = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; ph: string; pid: number }[]; metadata: { events: number } };
@@ -136,37 +122,37 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     expect(slices(1, 'migration_thread').map((e) => e.ph)).toEqual(['B', 'E']);
     expect(slices(1, 'qmp_migrate').length).toBeGreaterThanOrEqual(2);
     expect(slices(2, 'qemu_loadvm_state').map((e) => e.ph)).toEqual(['B', 'E']);
-    expect(await page.getByTestId('toast').innerText()).toMatch(/Exported [\d,]+ trace events \(the page keeps the last 100,000\)/);
+    expect(await lab.page.getByTestId('toast').innerText()).toMatch(/Exported [\d,]+ trace events \(the page keeps the last 100,000\)/);
 
     // Presenter mode in the dark theme, after a migration: the screenshot for the docs.
-    await page.getByTestId('presenter-toggle').click();
-    await expect.poll(() => page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
-    await page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
+    await lab.page.getByTestId('presenter-toggle').click();
+    await expect.poll(() => lab.page.getByTestId('toast').count(), { timeout: 10_000 }).toBe(0);
+    await lab.page.evaluate(() => (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0));
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(SCREENSHOT)) {
-      await page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
+      await lab.page.screenshot({ path: SCREENSHOT, clip: { x: 0, y: 0, width: 1500, height: 1000 } });
     }
-    await page.getByTestId('presenter-toggle').click();
+    await lab.page.getByTestId('presenter-toggle').click();
   });
 
   it.skipIf(!QEMU_AVAILABLE)("completes from a real QEMU's query-commands and query-qmp-schema in an attached console", async () => {
     const qemu = await spawnEndpoint(['-m', '64'], { qemu: true });
     try {
-      await page.locator('#attach-destination').fill(qemu.qmpPath);
-      await page.locator('[data-endpoint=destination] form.attach button').click();
+      await lab.page.locator('#attach-destination').fill(qemu.qmpPath);
+      await lab.page.locator('[data-endpoint=destination] form.attach button').click();
       // Until the slot reports QEMU, the console still completes for the lab endpoint it had.
       const unwrapped = async () => (await consoleText('destination')).replace(/\n/g, '');
       await expect.poll(unwrapped, { timeout: 20_000 }).toContain(`connected to ${qemu.qmpPath} (negotiated)`);
-      await expect.poll(() => page.locator('[data-endpoint=destination]').getAttribute('data-completion'), { timeout: 20_000 }).toBe('ready');
-      await page.locator('[data-endpoint=destination] .term').click();
+      await expect.poll(() => lab.page.locator('[data-endpoint=destination]').getAttribute('data-completion'), { timeout: 20_000 }).toBe('ready');
+      await lab.page.locator('[data-endpoint=destination] .term').click();
       // QEMU has commands the lab has not, and their arguments come from its schema.
-      await page.keyboard.type('query-cpus-f');
-      await page.keyboard.press('Tab');
+      await lab.page.keyboard.type('query-cpus-f');
+      await lab.page.keyboard.press('Tab');
       await expect.poll(() => promptLine('destination')).toBe('(QEMU) query-cpus-fast');
-      await page.keyboard.press('Control+U');
-      await page.keyboard.type('migrate-set-parameters max-b');
-      await page.keyboard.press('Tab');
+      await lab.page.keyboard.press('Control+U');
+      await lab.page.keyboard.type('migrate-set-parameters max-b');
+      await lab.page.keyboard.press('Tab');
       await expect.poll(() => promptLine('destination')).toBe('(QEMU) migrate-set-parameters max-bandwidth=');
-      await page.keyboard.press('Control+U');
+      await lab.page.keyboard.press('Control+U');
       expect(await consoleText('destination')).not.toContain('miglab-completion');
     } finally {
       await qemu.kill();
@@ -174,22 +160,22 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
   });
 
   it('drives a simulated run with the clicker keys: . steps, space resumes and pauses', async () => {
-    await page.getByTestId('runtime-simulated').click();
-    const preset = page.getByTestId('sim-preset');
+    await lab.page.getByTestId('runtime-simulated').click();
+    const preset = lab.page.getByTestId('sim-preset');
     await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
     await preset.selectOption('idle-small');
-    await page.getByTestId('sim-load').click();
-    const where = page.getByTestId('sim-where');
+    await lab.page.getByTestId('sim-load').click();
+    const where = lab.page.getByTestId('sim-where');
     await expect.poll(() => where.getAttribute('data-state'), { timeout: 15_000 }).toBe('paused');
-    await page.getByTestId('sim-speed').selectOption('0.01'); // slow enough that the run is still going between two keys
-    await page.locator('h1').click(); // the keys belong to the page, not to the select
+    await lab.page.getByTestId('sim-speed').selectOption('0.01'); // slow enough that the run is still going between two keys
+    await lab.page.locator('h1').click(); // the keys belong to the lab.page, not to the select
     const before = await where.innerText();
-    await page.keyboard.press('.');
+    await lab.page.keyboard.press('.');
     // A step runs to the next traced function and pauses there (a 'running' in between is fine).
     await expect.poll(async () => (await where.getAttribute('data-state')) === 'paused' && (await where.innerText()) !== before).toBe(true);
-    await page.keyboard.press(' ');
+    await lab.page.keyboard.press(' ');
     await expect.poll(() => where.getAttribute('data-state')).toBe('running');
-    await page.keyboard.press(' ');
+    await lab.page.keyboard.press(' ');
     await expect.poll(() => where.getAttribute('data-state')).toBe('paused');
   });
 });

@@ -4,13 +4,14 @@
  * persistent browser context with the flags our machines need.
  *
  *   const CHROMIUM = chromiumPath();
- *   describe.skipIf(!CHROMIUM)('...', () => { ... const serve = await startServe(); ... });
+ *   describe.skipIf(!CHROMIUM)('...', () => { const lab = servedPage(CHROMIUM!); ... lab.page ... });
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { MIGLAB } from './endpoint-process.js';
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -106,4 +107,32 @@ export async function openBrowser(
 export async function consoleText(page: Page, id: string): Promise<string> {
   await page.locator(`[data-endpoint=${id}]`).scrollIntoViewIfNeeded();
   return page.locator(`[data-endpoint=${id}] .xterm-rows`).innerText();
+}
+
+/** What servedPage() gives a describe block, filled in by its beforeAll. */
+export interface ServedPage {
+  serve: Serve;
+  browser: Browser;
+  page: Page;
+  /** The page's URL for `miglab serve` (with its secret). */
+  url: string;
+}
+
+/**
+ * A `miglab serve` and a chromium page for the describe block this is called in: started
+ * in a beforeAll, closed in an afterAll.
+ */
+export function servedPage(executablePath: string, opts: Parameters<typeof openBrowser>[1] = {}): ServedPage {
+  const lab = {} as ServedPage;
+  beforeAll(async () => {
+    lab.serve = await startServe();
+    lab.url = lab.serve.url;
+    lab.browser = await openBrowser(executablePath, opts);
+    lab.page = lab.browser.page;
+  });
+  afterAll(async () => {
+    await lab.browser?.close();
+    await stopServe(lab.serve);
+  });
+  return lab;
 }
