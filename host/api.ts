@@ -413,35 +413,8 @@ export interface LessonAttempt {
   actions: LessonAction[];
 }
 
-/** One check of a task, as graded: what was measured against what was expected. */
-export interface LessonCheckResult {
-  what: string;
-  expected: string;
-  measured: string;
-  ok: boolean;
-}
-
-/** A step as graded (core/lesson/grade.ts's StepGrade). */
-export interface LessonStepGrade {
-  id: string;
-  kind: 'explain' | 'predict' | 'task';
-  status: 'passed' | 'failed' | 'pending';
-  checks: LessonCheckResult[];
-  way?: { id: string; label: string } | null;
-  measured?: number | string | string[] | boolean;
-  /** The reveal text, filled in, in the locale asked. */
-  why?: string;
-}
-
-/** lesson.check's answer (core/lesson/grade.ts's Grade). */
-export interface LessonGrade {
-  lesson: string;
-  seed: number;
-  params: Record<string, number | string>;
-  passed: boolean;
-  steps: LessonStepGrade[];
-  outcome: string;
-}
+/** lesson.check's answer, each step as graded, each check: the engine's own types (core/lesson/grade.ts). */
+export type { CheckResult as LessonCheckResult, Grade as LessonGrade, StepGrade as LessonStepGrade } from '../core/lesson/grade-types.js';
 
 /** The simulated run's name (SimStatus.scenario) while it is a lesson's run: the page knows its own run after a reload. */
 export function lessonRunName(id: string, seed: number): string {

@@ -9,35 +9,11 @@ import type { Scenario } from '../sim/scenario.js';
 import { expr_value } from './expr.js';
 import { is_percent, localized, measure_value, type Attempt, type Lesson, type LessonLocale, type PredictStep, type TaskCheck, type TaskStep } from './lesson.js';
 import { MEASURES, format_measure, measure, type MeasureUnit, type MeasureValue } from './measures.js';
-import { fill_text, param_texts, type LessonParams } from './params.js';
+import { fill_text, param_texts } from './params.js';
 import { record_attempt, type LessonRun } from './record.js';
+import type { CheckResult, Grade, StepGrade } from './grade-types.js';
 
-export interface CheckResult {
-  what: string;
-  expected: string;
-  measured: string;
-  ok: boolean;
-}
-
-export interface StepGrade {
-  id: string;
-  kind: 'explain' | 'predict' | 'task';
-  status: 'passed' | 'failed' | 'pending';
-  checks: CheckResult[];
-  way?: { id: string; label: string } | null;
-  measured?: number | string | string[] | boolean;
-  /** The reveal text, filled in, in the locale asked. */
-  why?: string;
-}
-
-export interface Grade {
-  lesson: string;
-  seed: number;
-  params: LessonParams;
-  passed: boolean;
-  steps: StepGrade[];
-  outcome: string;
-}
+export type { CheckResult, Grade, StepGrade };
 
 export interface GradeOptions {
   presets: (name: string) => Scenario;
