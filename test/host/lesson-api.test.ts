@@ -8,37 +8,16 @@
  * attempt or a bad attempt file answered with one line.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_OWN_ID, lessonRunName, type ClientMessage, type HostMessage, type LessonAction, type LessonGrade, type LessonSummary, type LessonView, type SimStatus } from '../../host/api.js';
-import { HostCore, type HostClient } from '../../host/server.js';
+import { CONSOLE_OWN_ID, lessonRunName, type LessonAction, type LessonGrade, type LessonSummary, type LessonView, type SimStatus } from '../../host/api.js';
 import { load_course, preset_reader } from '../../core/lesson/course.js';
 import { grade_attempt } from '../../core/lesson/grade.js';
 import { steps_by_kind, type Attempt, type Lesson } from '../../core/lesson/lesson.js';
 import { draw_params, param_texts } from '../../core/lesson/params.js';
-import { MIGLAB } from '../helpers/endpoint-process.js';
+import { CoreHarness } from '../helpers/core-harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-class Harness {
-  readonly core = new HostCore({ miglab: MIGLAB, log: () => {} });
-  readonly messages: HostMessage[] = [];
-  private readonly client: HostClient = { send: (m) => this.messages.push(m) };
-  private req = 1;
-  constructor() {
-    this.core.connect(this.client);
-  }
-  call(msg: Record<string, unknown>): Promise<Extract<HostMessage, { type: 'result' }>> {
-    return this.core.answer(this.client, { ok: true, msg: { ...msg, req: this.req++ } as ClientMessage }) as never;
-  }
-  async ok<T>(msg: Record<string, unknown>): Promise<T> {
-    const r = await this.call(msg);
-    if (!r.ok) throw new Error(`${String(msg.type)}: ${r.error}`);
-    return r.value as T;
-  }
-  async error(msg: Record<string, unknown>): Promise<string> {
-    const r = await this.call(msg);
-    if (r.ok) throw new Error(`${String(msg.type)} succeeded`);
-    return r.error;
-  }
+class Harness extends CoreHarness {
   async ended(): Promise<SimStatus> {
     for (let i = 0; i < 3000; i++) {
       const s = this.core.sim.status();

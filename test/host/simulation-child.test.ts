@@ -10,9 +10,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClientMessage, EndpointStatus, HostMessage, SimStatus } from '../../host/api.js';
-import { HostCore, type HostClient } from '../../host/server.js';
+import type { EndpointStatus, SimStatus } from '../../host/api.js';
 import { SimulationProxy } from '../../host/simulation-proxy.js';
+import { CoreHarness } from '../helpers/core-harness.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,24 +42,7 @@ async function until<T>(what: string, f: () => T | undefined | false, ms = 20_00
 }
 
 /** A HostCore with one client that records every push. */
-class Harness {
-  readonly core = new HostCore({ miglab: MIGLAB, log: (l) => this.logged.push(l) });
-  readonly messages: HostMessage[] = [];
-  readonly logged: string[] = [];
-  private readonly client: HostClient = { send: (m) => this.messages.push(m) };
-  private req = 1;
-  constructor() {
-    this.core.connect(this.client);
-  }
-  /** A request, dispatched as a transport would (not awaited here: `answer` never rejects). */
-  call(msg: Record<string, unknown>): Promise<Extract<HostMessage, { type: 'result' }>> {
-    return this.core.answer(this.client, { ok: true, msg: { ...msg, req: this.req++ } as ClientMessage }) as never;
-  }
-  async ok<T>(msg: Record<string, unknown>): Promise<T> {
-    const r = await this.call(msg);
-    if (!r.ok) throw new Error(`${String(msg.type)}: ${r.error}`);
-    return r.value as T;
-  }
+class Harness extends CoreHarness {
   simStatus(pred: (s: SimStatus) => boolean, from: number): Promise<SimStatus> {
     return until('a sim.status', () => {
       const m = this.messages.slice(from).find((m) => m.type === 'sim.status' && pred(m.status));
