@@ -5,7 +5,7 @@
  * overstated avail-switchover-bandwidth.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { no_presets, test_lesson } from '../helpers/lesson.js';
 import { measure } from '../../core/lesson/measures.js';
 import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
 
@@ -13,27 +13,14 @@ const MiB = 2 ** 20;
 const LINK = 8 * MiB; // bytes/s
 const SNDBUF = 1 * MiB;
 
-const lesson = lesson_from_object({
-  id: 'downtimes',
-  title: 't',
-  title_zh: 't',
-  summary: 's',
-  summary_zh: 's',
-  runtime: 'simulated',
-  scenario: {
-    ram: { size: '32M', prefill: '32M' },
-    workload: { kind: 'random', rate: '1M/s' },
-    link: { bandwidth: LINK, latency: '1ms', sndbuf: SNDBUF },
-    migration: { script: 'prepare', parameters: { 'downtime-limit': 200 } },
-    limits: { max_time: '20s' },
-  },
-  steps: [{ id: 'look', kind: 'explain', text: 't', text_zh: 't' }],
-  reference: {},
-  wrong: {},
+const lesson = test_lesson('downtimes', {
+  ram: { size: '32M', prefill: '32M' },
+  workload: { kind: 'random', rate: '1M/s' },
+  link: { bandwidth: LINK, latency: '1ms', sndbuf: SNDBUF },
+  migration: { script: 'prepare', parameters: { 'downtime-limit': 200 } },
+  limits: { max_time: '20s' },
 });
-const presets = (): never => {
-  throw new Error('no presets here');
-};
+const presets = no_presets;
 const MIGRATE = { at: 100, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' } } as const;
 
 let honest: LessonRun;

@@ -7,6 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { no_presets, test_lesson } from '../helpers/lesson.js';
 import { measure } from '../../core/lesson/measures.js';
 import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
 
@@ -14,26 +15,13 @@ const MiB = 2 ** 20;
 const CAP = 16 * MiB; // bytes/s
 const DOWNTIME = 200; // ms
 
-const lesson = lesson_from_object({
-  id: 'pacing',
-  title: 't',
-  title_zh: 't',
-  summary: 's',
-  summary_zh: 's',
-  runtime: 'simulated',
-  scenario: {
-    ram: { size: '32M', prefill: '32M' },
-    link: { bandwidth: '1Gbit/s', latency: '0.1ms' },
-    migration: { script: 'prepare', parameters: { 'max-bandwidth': CAP, 'downtime-limit': DOWNTIME } },
-    limits: { max_time: '10s' },
-  },
-  steps: [{ id: 'look', kind: 'explain', text: 't', text_zh: 't' }],
-  reference: {},
-  wrong: {},
+const lesson = test_lesson('pacing', {
+  ram: { size: '32M', prefill: '32M' },
+  link: { bandwidth: '1Gbit/s', latency: '0.1ms' },
+  migration: { script: 'prepare', parameters: { 'max-bandwidth': CAP, 'downtime-limit': DOWNTIME } },
+  limits: { max_time: '10s' },
 });
-const presets = (): never => {
-  throw new Error('no presets here');
-};
+const presets = no_presets;
 
 const busy = lesson_from_object({
   ...lesson,

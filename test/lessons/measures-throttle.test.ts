@@ -3,24 +3,13 @@
  * cpu-throttle-initial 20, cpu-throttle-increment 10) and on a run without the capability.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lesson_from_object } from '../../core/lesson/lesson.js';
+import { test_lesson } from '../helpers/lesson.js';
 import { measure } from '../../core/lesson/measures.js';
 import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
 import { loadPreset } from '../helpers/presets.js';
 
 const on_preset = (name: string) =>
-  lesson_from_object({
-    id: 'throttle',
-    title: 't',
-    title_zh: 't',
-    summary: 's',
-    summary_zh: 's',
-    runtime: 'simulated',
-    scenario: name,
-    steps: [{ id: 'look', kind: 'explain', text: 't', text_zh: 't' }],
-    reference: {},
-    wrong: {},
-  });
+  test_lesson('throttle', name);
 
 let throttled: LessonRun;
 let plain: LessonRun;
