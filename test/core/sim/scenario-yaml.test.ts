@@ -1,7 +1,7 @@
 /** YAML scenario files: the same rules as JSON, errors at line:col with the field path; the published JSON Schema. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { scenario_schema_text } from '../../../cli/gen-scenario-schema.js';
+import { schema_text } from '../../../cli/gen-schemas.js';
 import { check_expect } from '../../../core/sim/expect.js';
 import type { SimResult } from '../../../core/sim/runner.js';
 import { ScenarioError, parse_scenario_json, parse_scenario_text, parse_scenario_yaml } from '../../../core/sim/scenario.js';
@@ -80,7 +80,7 @@ describe('expect', () => {
 });
 
 describe('the published JSON Schema', () => {
-  it('scenarios/scenario.schema.json is the one generated from the declaration (npm run scenario-schema)', () => {
-    expect(readFileSync(new URL('../../../scenarios/scenario.schema.json', import.meta.url), 'utf8')).toBe(scenario_schema_text());
+  it('scenarios/scenario.schema.json is the one generated from the declaration (npm run schemas)', () => {
+    expect(readFileSync(new URL('../../../scenarios/scenario.schema.json', import.meta.url), 'utf8')).toBe(schema_text('scenarios/scenario.schema.json'));
   });
 });
