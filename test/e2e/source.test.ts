@@ -1,7 +1,8 @@
 /**
- * End to end: the source view (`miglab serve` in Debian's chromium). A simulated run
- * paused at a breakpoint on migration_iteration_run: the view shows the lab's TypeScript
- * of it; set the mini QEMU tree (test/fixtures/qemu-source-mini): its C appears beside;
+ * End to end: the source view (`miglab serve` in Debian's chromium). The page asks for the
+ * source index only once the view needs it (the search box focused, a function chosen). A
+ * simulated run paused at a breakpoint on migration_iteration_run: the view shows the lab's
+ * TypeScript of it; set the mini QEMU tree (test/fixtures/qemu-source-mini): its C appears beside;
  * a call chain node chosen by a click shows its function; a function the mini tree lacks
  * and a directory that is not a QEMU tree each get their one-line error.
  *
@@ -11,7 +12,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SOURCE_INDEX_FILE } from '../../core/trace/qemu-files.js';
 import { chromiumPath, servedPage } from '../helpers/browser.js';
 
 const CHROMIUM = chromiumPath();
@@ -20,12 +22,44 @@ const MINI = resolve('test/fixtures/qemu-source-mini');
 
 describe.skipIf(!CHROMIUM)('the source view in chromium', () => {
   const lab = servedPage(CHROMIUM!, { width: 1600, height: 1300 });
+  /** Requests for the source index the page made. */
+  let indexAsks = 0;
+
+  beforeAll(async () => {
+    // Every page's requests; `page` without the browser's cache (another page fetched the index first).
+    lab.browser.ctx.on('request', (r) => new URL(r.url()).pathname.endsWith(`/${SOURCE_INDEX_FILE}`) && indexAsks++);
+    const cdp = await lab.browser.ctx.newCDPSession(lab.page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  });
 
   const node = (fn: string) => lab.page.locator(`[data-testid=callchain] [data-fn=${fn}]`);
   const header = () => lab.page.getByTestId('source-header');
 
+  it('asks for the source index once its search box has focus, not at page load', async () => {
+    const other = await lab.browser.ctx.newPage();
+    try {
+      await other.goto(lab.url);
+      const search = other.getByTestId('source-search');
+      await expect.poll(() => search.isVisible()).toBe(true);
+      await other.waitForTimeout(500);
+      expect(indexAsks).toBe(0);
+      await search.focus();
+      await expect.poll(() => indexAsks).toBe(1);
+      await search.fill('migration_thre');
+      await expect.poll(() => other.locator('#source-names option').count()).toBeGreaterThan(0);
+      await search.blur();
+      await search.focus();
+      await other.waitForTimeout(200);
+      expect(indexAsks).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("shows the stopped function's TypeScript, then QEMU's C beside it from the tree set", async () => {
     await lab.page.goto(lab.url);
+    const asked = indexAsks;
     await lab.page.getByTestId('runtime-simulated').click();
     const preset = lab.page.getByTestId('sim-preset');
     await expect.poll(() => preset.isEnabled(), { timeout: 10_000 }).toBe(true);
@@ -35,8 +69,11 @@ describe.skipIf(!CHROMIUM)('the source view in chromium', () => {
 
     await node('migration_iteration_run').click({ button: 'right' });
     await expect.poll(() => node('migration_iteration_run').getAttribute('data-breakpoint')).toBe('on');
+    // Loaded, stopped at no function yet: no index asked for; the stop at a function asks.
+    expect(indexAsks).toBe(asked);
     await lab.page.getByTestId('sim-play').click();
     await expect.poll(() => lab.page.getByTestId('sim-where').innerText(), { timeout: 20_000 }).toMatch(/^Paused at migration_iteration_run/);
+    await expect.poll(() => indexAsks).toBe(asked + 1);
 
     // The lab's TypeScript, from the built index, at the file and line it names.
     await expect.poll(() => header().getAttribute('data-point')).toBe('source:migration_iteration_run');

@@ -3,7 +3,8 @@
  * chromium). Run idle-small to its end, scrub back with the slider: the states view shows
  * the earlier state; step forward and back with the keys. Run busy-never-converges to its
  * end (timeout), scrub back, fork with downtime-limit raised: the comparison shows both
- * branches' outcomes (timeout, completed) and their charts.
+ * branches' outcomes (timeout, completed) and their charts, made again only when the
+ * branches' records change (not at each answer of sim.timeline) and once for a new language.
  *
  * docs/screenshot-timeline.png comes from this test: written when missing, or always with
  * UPDATE_SCREENSHOTS=1.
@@ -110,9 +111,31 @@ describe.skipIf(!CHROMIUM)('the timeline of a simulated run in chromium', () => 
       await lab.page.getByTestId('timeline').screenshot({ path: SCREENSHOT });
     }
 
+    // From here, count the charts uPlot makes (each adds its .uplot element).
+    await lab.page.getByTestId('timeline-charts').evaluate((el) => {
+      type Added = { addedNodes: Iterable<{ classList?: { contains(c: string): boolean } }> };
+      const g = globalThis as unknown as { made: number; MutationObserver: new (f: (ms: Added[]) => void) => { observe(el: unknown, o: object): void } };
+      g.made = 0;
+      new g.MutationObserver((ms) => {
+        for (const m of ms) for (const n of m.addedNodes) if (n.classList?.contains('uplot')) g.made++;
+      }).observe(el, { childList: true, subtree: true });
+    });
+    const made = () => lab.page.evaluate(() => (globalThis as unknown as { made: number }).made);
+
     // Back into A: its own state at the time shown.
+    const asked = timelineAsks;
     await lab.page.getByTestId('timeline-branch-A').click();
     await expect.poll(() => lab.page.getByTestId('timeline-branch-A').getAttribute('aria-pressed'), { timeout: 15_000 }).toBe('true');
     await expect.poll(migration, { timeout: 10_000 }).toBe('active');
+    // The timeline was asked again, but the records did not change (no new rev): the charts stay.
+    await expect.poll(() => timelineAsks).toBeGreaterThan(asked);
+    await lab.page.waitForTimeout(300);
+    expect(await made()).toBe(0);
+    // Another language: both charts made again, once.
+    await lab.page.selectOption('#lang', 'zh-Hans');
+    await expect.poll(made).toBe(2);
+    await lab.page.waitForTimeout(300);
+    expect(await made()).toBe(2);
+    await lab.page.selectOption('#lang', 'en');
   });
 });

@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { SimStop } from '../../host/api.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'renderer', 'src', 'locales');
 const read = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
@@ -50,6 +51,15 @@ describe('UI texts in English and 简体中文', () => {
         expect(owner.get(top), `'${top}' is in ${name} and ${owner.get(top)}`).toBeUndefined();
         owner.set(top, name);
       }
+    }
+  });
+
+  it("names every reason a simulated run stops for (SimStop's reason), in the playback bar's texts", () => {
+    // Every reason, and only those: tsc checks this list against SimStop.
+    const reasons = Object.keys({ breakpoint: true, step: true, function: true, state: true, time: true, seek: true, pause: true, end: true } satisfies Record<SimStop['reason'], true>);
+    for (const l of ['en', 'zh-Hans']) {
+      const texts = leaves(read(join(DIR, 'features', `playback.${l}.json`)));
+      for (const r of reasons) expect(texts.get(`playback.bar.reason.${r}`), `${l}: ${r}`).toBeTruthy();
     }
   });
 });

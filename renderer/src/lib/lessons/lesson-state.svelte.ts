@@ -5,12 +5,11 @@
  * actions the run recorded from the consoles). The panel and the list only show this and
  * call its methods.
  */
-import { lessonRunName, type LessonAction, type LessonGrade, type LessonStepView, type LessonSummary, type LessonView, type SimStatus } from '../../../../host/api.js';
+import { lessonRunName, type LessonAction, type LessonGrade, type LessonStepView, type LessonSummary, type LessonTexts, type LessonView, type SimStatus } from '../../../../host/api.js';
 import type { HostConnection } from '../host.svelte.js';
 import { store, stored } from '../storage.js';
 import { acceptedAttempt, attemptFileName, attemptYaml, buildAttempt } from './attempt.js';
 import {
-  DEFAULT_SEED,
   OPEN_KEY,
   PROGRESS_KEY,
   lockPredicts,
@@ -136,7 +135,7 @@ export class LessonState {
   }
 
   /** Grade the attempt so far and take these steps' grades (a reveal, a task's check; all shown ones when the language changes). */
-  async grade(stepIds: readonly string[], locale: string): Promise<void> {
+  async grade(stepIds: readonly string[], locale: keyof LessonTexts): Promise<void> {
     const l = this.lesson;
     if (!l || stepIds.length === 0) return;
     this.busy = stepIds.length === 1 ? stepIds[0]! : 'grade';
@@ -144,7 +143,7 @@ export class LessonState {
     try {
       const attempt = this.imported?.text ?? buildAttempt(l.id, this.progress, await this.recordedActions());
       const key = JSON.stringify([attempt, locale]);
-      const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale: lessonLocale(locale) })) as LessonGrade);
+      const grade = this.graded?.key === key ? this.graded.grade : ((await this.host.request({ type: 'lesson.check', id: l.id, attempt, locale })) as LessonGrade);
       if (this.lesson !== l) return;
       this.graded = { key, grade };
       let p = this.progress;
@@ -158,7 +157,7 @@ export class LessonState {
   }
 
   /** The grades shown, again in `locale` (their reveal texts are in one language); the host keeps the run, so only the judging is redone. */
-  async regrade(locale: string): Promise<void> {
+  async regrade(locale: keyof LessonTexts): Promise<void> {
     const ids = Object.keys(this.progress.grades);
     if (ids.length && (this.runEnded || this.imported) && this.busy === null) await this.grade(ids, locale);
   }
@@ -168,12 +167,12 @@ export class LessonState {
    * its seed, answers and actions are the lesson's, every step shown as graded. Null, or the
    * one line that says what is wrong with the file.
    */
-  async takeImport(file: string, text: string, locale: string): Promise<string | null> {
+  async takeImport(file: string, text: string, locale: keyof LessonTexts): Promise<string | null> {
     const l = this.lesson;
     if (!l) return null;
     let grade: LessonGrade;
     try {
-      grade = (await this.host.request({ type: 'lesson.check', id: l.id, attempt: text, locale: lessonLocale(locale) })) as LessonGrade;
+      grade = (await this.host.request({ type: 'lesson.check', id: l.id, attempt: text, locale })) as LessonGrade;
     } catch (e) {
       return `${file}: ${(e as Error).message}`;
     }
@@ -210,7 +209,7 @@ export class LessonState {
     this.busy = 'start';
     this.failure = null;
     try {
-      const seed = this.progress.seed ?? DEFAULT_SEED;
+      const seed = this.progress.seed;
       const lesson = (await this.host.request({ type: 'lesson.get', id, seed })) as LessonView;
       if (this.openId !== id) return;
       this.lesson = lesson;
@@ -236,8 +235,4 @@ export class LessonState {
     store(PROGRESS_KEY(id), JSON.stringify(p));
     this.kept = { ...this.kept, [id]: p };
   }
-}
-
-function lessonLocale(l: string): 'en' | 'zh-Hans' {
-  return l === 'zh-Hans' ? 'zh-Hans' : 'en';
 }

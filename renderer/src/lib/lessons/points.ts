@@ -36,11 +36,6 @@ export function pointSelector(p: LessonPoint): string | null {
   return t === null ? null : `[data-point~="${t.replace(/["\\]/g, '\\$&')}"]`;
 }
 
-/** The page's view (App.svelte's VIEWS ids) that shows the point: focus mode switches to it. */
-export function pointView(p: LessonPoint): string {
-  return p.view;
-}
-
 /** The console a console point is in ('source' | 'destination'); the lesson says source or destination (or src/dst). */
 export function pointConsole(p: LessonPoint): 'source' | 'destination' | null {
   if (p.view !== 'consoles') return null;

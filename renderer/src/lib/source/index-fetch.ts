@@ -1,6 +1,8 @@
 /**
  * The source index, built with the renderer (dist-renderer/source-index.json, see
- * renderer/build/source-index.ts): fetched once, when the source view first needs it.
+ * renderer/build/source-index.ts): fetched once, when the source view first needs it (a
+ * function chosen, or its search box focused: SourceView.svelte), not at page load; asked
+ * again only after a failed fetch.
  */
 import { SOURCE_INDEX_FILE, type LabSourceIndex } from '../../../../core/trace/qemu-files.js';
 
