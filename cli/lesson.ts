@@ -4,7 +4,7 @@
  *   list [--json]                                  id, titles in both languages, runtime, steps by kind
  *   show ID [--lang zh-Hans] [--seed N]            the texts with the seed's numbers
  *   check ID --attempt FILE [--seed N] [--json]    grade an attempt offline: each check, expected and measured
- *   verify [FILE...]                               each lesson's reference passes (three seeds), its wrong attempt fails
+ *   verify [FILE...]                               each lesson's reference passes (its seed and 1-8), its wrong attempt fails
  *
  * ID is a lesson of the course (lessons/ID.yaml) or a lesson file. Exit status: 0 all
  * passed, 1 a check failed (check) or a lesson is broken (verify), 2 a bad file, id or
@@ -207,7 +207,7 @@ export function lessonCommand(): Command {
     .action((id: string, o: { attempt: string; seed?: string; json?: boolean }) => guarded('check', () => check(lesson_arg(id), o.attempt, o.seed, !!o.json)));
   cmd
     .command('verify')
-    .description("run each lesson's reference attempt (three seeds: it must pass) and its wrong attempt (it must fail)")
+    .description("run each lesson's reference attempt (its seed and seeds 1-8: it must pass) and its wrong attempt (it must fail)")
     .argument('[files...]', 'lesson files or ids (default: every lesson of the course)')
     .addHelpText('after', '\nExit status: 0 all verified, 1 a lesson is broken (named, with what broke).')
     .action((files: string[]) => guarded('verify', () => verify(files)));

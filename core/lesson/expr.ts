@@ -1,14 +1,15 @@
 /**
  * The reference answers' expressions ("=bandwidth * downtime / 1000"): + - * / and
  * parentheses over numbers (with size suffixes: "4K", "1.5M", powers of 1024 as QEMU's)
- * and the lesson's params. A small recursive-descent parser, never eval().
+ * and the lesson's params, and round(…) to the nearest whole number (a QMP argument that is
+ * an integer). A small recursive-descent parser, never eval().
  */
 import { parse_size } from '../sim/scenario.js';
 
 export type Expr =
   | { op: 'num'; value: number }
   | { op: 'param'; name: string }
-  | { op: 'neg'; arg: Expr }
+  | { op: 'neg' | 'round'; arg: Expr }
   | { op: '+' | '-' | '*' | '/'; a: Expr; b: Expr };
 
 const TOKEN = /\s*(?:([0-9]+(?:\.[0-9]+)?[KMGT]?)|([a-z_][a-z0-9_]*)|([-+*/()]))/y;
@@ -43,6 +44,13 @@ export function parse_expression(src: string, params: readonly string[]): Expr {
     }
     if (t === '-') return { op: 'neg', arg: primary() };
     if (/^[0-9]/.test(t)) return { op: 'num', value: /[KMGT]$/.test(t) ? parse_size(t) : Number(t) };
+    if (t === 'round' && peek() === '(') {
+      i++;
+      const arg = sum();
+      if (peek() !== ')') bad('")"');
+      i++;
+      return { op: 'round', arg };
+    }
     if (/^[a-z_]/.test(t)) {
       if (!params.includes(t)) throw new Error(`expression "${src}": "${t}" is not a param; params: ${params.join(', ') || 'none'}`);
       return { op: 'param', name: t };
@@ -83,6 +91,8 @@ export function eval_expression(e: Expr, params: Readonly<Record<string, number 
     }
     case 'neg':
       return -eval_expression(e.arg, params);
+    case 'round':
+      return Math.round(eval_expression(e.arg, params));
     case '+':
       return eval_expression(e.a, params) + eval_expression(e.b, params);
     case '-':

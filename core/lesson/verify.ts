@@ -1,7 +1,9 @@
 /**
  * A lesson's self-check (`miglab lesson verify`): its reference attempt must pass for the
- * default seed and the two after it, and its wrong attempt must fail (some step failed)
- * for the default seed ("${param}" in their actions' arguments is the seed's value). Each verdict is a real run graded as a learner's would be.
+ * default seed and seeds 1 to 8 (numbers a seed draws that the reference's computed
+ * arguments do not fit show up), and its wrong attempt must fail (some step failed) for the
+ * default seed ("${param}" in their actions' arguments is the seed's value). Each verdict
+ * is a real run graded as a learner's would be.
  */
 import type { Scenario } from '../sim/scenario.js';
 import { grade_attempt, type Grade } from './grade.js';
@@ -16,9 +18,12 @@ export interface VerifyRun {
   ok: boolean;
 }
 
-/** The seeds the reference is tried with. */
+/** How many seeds (1 to this) the reference is tried with, besides the lesson's own. */
+export const VERIFY_SEEDS = 8;
+
+/** The seeds the reference is tried with: the lesson's own first, then 1 to VERIFY_SEEDS. */
 export function verify_seeds(lesson: Lesson): number[] {
-  return [lesson.seed, lesson.seed + 1, lesson.seed + 2];
+  return [...new Set([lesson.seed, ...Array.from({ length: VERIFY_SEEDS }, (_, i) => i + 1)])];
 }
 
 /** Verify one lesson; `progress` hears each run as it ends. */

@@ -88,6 +88,6 @@ describe('miglab lesson', () => {
     expect(r.stdout).toContain('1 of 1 lessons broken');
     const good = miglab('verify', 'call-chain');
     expect(good.code).toBe(0);
-    expect(good.stdout).toBe('call-chain: ok (reference seed 1 passes, reference seed 2 passes, reference seed 3 passes, wrong seed 1 fails)\n1 lesson verified\n');
+    expect(good.stdout).toBe('call-chain: ok (reference seed 1 passes, reference seed 2 passes, reference seed 3 passes, reference seed 4 passes, reference seed 5 passes, reference seed 6 passes, reference seed 7 passes, reference seed 8 passes, wrong seed 1 fails)\n1 lesson verified\n');
   });
 });

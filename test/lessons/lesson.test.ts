@@ -112,6 +112,16 @@ describe('expressions', () => {
     expect(evaluate('hotset / 2M', { hotset: 8 << 20 })).toBe(4);
   });
 
+  it('round(…) to the nearest whole number (a QMP integer argument), over any expression', () => {
+    expect(evaluate('ram / pass * 1000', { ram: 32 << 20, pass: 1500 })).not.toBe(Math.floor(evaluate('ram / pass * 1000', { ram: 32 << 20, pass: 1500 })));
+    expect(evaluate('round(ram / pass * 1000)', { ram: 32 << 20, pass: 1500 })).toBe(22369621);
+    expect(evaluate('round(2.5) + round(-0.4) * 2', {})).toBe(3);
+    expect(() => parse_expression('round(1', [])).toThrow('expected ")"');
+    // Without "(", round is a name like another: a param or nothing.
+    expect(evaluate('round * 2', { round: 3 })).toBe(6);
+    expect(() => parse_expression('round', [])).toThrow('"round" is not a param');
+  });
+
   it('refuses what it does not know, saying where', () => {
     expect(() => parse_expression('bandwith * 2', ['bandwidth'])).toThrow('"bandwith" is not a param; params: bandwidth');
     expect(() => parse_expression('1 +', [])).toThrow('expression "1 +": ends early, expected a number or a param');

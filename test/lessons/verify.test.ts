@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { load_lesson, preset_reader } from '../../core/lesson/course.js';
 import { parse_lesson_yaml } from '../../core/lesson/lesson.js';
-import { verify_lesson } from '../../core/lesson/verify.js';
+import { verify_lesson, verify_seeds } from '../../core/lesson/verify.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'lessons');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'course.yaml');
@@ -19,9 +19,12 @@ describe('every lesson verifies', () => {
     const runs = await verify_lesson(lesson, preset_reader());
     const broken = runs.filter((r) => !r.ok).map((r) => `${r.attempt} seed ${r.seed}: ${JSON.stringify(r.grade.steps.filter((s) => s.status !== 'passed'))}`);
     expect(broken).toEqual([]);
-    // Three seeds for the reference, the wrong attempt once; the wrong one really failed a step.
-    expect(runs.map((r) => r.attempt)).toEqual(['reference', 'reference', 'reference', 'wrong']);
-    expect(runs[3]!.grade.steps.some((s) => s.status === 'failed')).toBe(true);
+    // The lesson's seed and 1 to 8 for the reference, the wrong attempt once; the wrong one really failed a step.
+    const seeds = verify_seeds(lesson);
+    expect(seeds.slice(0, 1)).toEqual([lesson.seed]);
+    expect(new Set(seeds)).toEqual(new Set([lesson.seed, 1, 2, 3, 4, 5, 6, 7, 8]));
+    expect(runs.map((r) => `${r.attempt} ${r.seed}`)).toEqual([...seeds.map((s) => `reference ${s}`), `wrong ${lesson.seed}`]);
+    expect(runs.at(-1)!.grade.steps.some((s) => s.status === 'failed')).toBe(true);
   });
 });
 
@@ -30,6 +33,6 @@ describe("docs/lessons.md's worked example", () => {
     const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'lessons.md'), 'utf8');
     const text = /`my-downtime\.yaml`[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
     const runs = await verify_lesson(parse_lesson_yaml(text, 'my-downtime.yaml'), preset_reader());
-    expect(runs.map((r) => r.ok)).toEqual([true, true, true, true]);
+    expect(runs.map((r) => r.ok)).toEqual([true, true, true, true, true, true, true, true, true]);
   });
 });
