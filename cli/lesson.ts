@@ -10,10 +10,10 @@
  * passed, 1 a check failed (check) or a lesson is broken (verify), 2 a bad file, id or
  * option, said in one line on stderr.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { course_order, defaultLessonsDir, load_course, load_lesson, preset_reader } from '../core/lesson/course.js';
+import { course_order, defaultLessonsDir, load_course, load_lesson, preset_reader, read_text } from '../core/lesson/course.js';
 import { LessonError } from '../core/lesson/error.js';
 import { grade_attempt, type Grade } from '../core/lesson/grade.js';
 import { LESSON_LOCALES, localized, parse_attempt_yaml, steps_by_kind, type Lesson, type LessonLocale } from '../core/lesson/lesson.js';
@@ -28,10 +28,7 @@ const PROG = 'miglab lesson';
 class Bad extends Error {}
 
 function lesson_arg(arg: string): Lesson {
-  if (/[\\/]/.test(arg) || /\.ya?ml$/.test(arg)) {
-    if (!existsSync(arg)) throw new Bad(`${arg}: No such file`);
-    return load_lesson(arg);
-  }
+  if (/[\\/]/.test(arg) || /\.ya?ml$/.test(arg)) return load_lesson(arg);
   const dir = defaultLessonsDir();
   const file = join(dir, `${arg}.yaml`);
   if (existsSync(file)) return load_lesson(file);
@@ -111,13 +108,7 @@ function print_grade(g: Grade): void {
 }
 
 async function check(lesson: Lesson, attempt_file: string, seed: string | undefined, json: boolean): Promise<number> {
-  let text: string;
-  try {
-    text = readFileSync(attempt_file, 'utf8');
-  } catch (e) {
-    throw new Bad(`${attempt_file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file' : (e as Error).message}`);
-  }
-  const attempt = parse_attempt_yaml(text, attempt_file);
+  const attempt = parse_attempt_yaml(read_text(attempt_file), attempt_file);
   const s = seed_arg(seed, null);
   if (s !== undefined) attempt.seed = s;
   const g = await grade_attempt(lesson, attempt, { presets: preset_reader() });

@@ -31,15 +31,18 @@ export function course_order(dir = defaultLessonsDir()): string[] {
   return ids as string[];
 }
 
-/** Read and parse one lesson file; its id must be its file name. */
-export function load_lesson(file: string): Lesson {
-  let text: string;
+/** A lesson's or attempt's file text; a LessonError ("FILE: No such file") when it cannot be read. */
+export function read_text(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw new LessonError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file' : (e as Error).message}`, file);
   }
-  const lesson = parse_lesson_yaml(text, file);
+}
+
+/** Read and parse one lesson file; its id must be its file name. */
+export function load_lesson(file: string): Lesson {
+  const lesson = parse_lesson_yaml(read_text(file), file);
   const name = file.replace(/^.*[\\/]/, '').replace(/\.ya?ml$/, '');
   if (lesson.id !== name) throw new LessonError(`${file}: id: "${lesson.id}" is not the file's name ("${name}")`, file);
   return lesson;

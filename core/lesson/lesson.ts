@@ -248,7 +248,7 @@ export interface Attempt {
 
 /* --------------------------------- values --------------------------------- */
 
-/** A value written in a lesson, as its unit: sizes, rates, durations, numbers (null if none fits). */
+/** A value written in a lesson, as its unit: sizes, rates, durations, numbers; any other string is a word. */
 export function param_value(v: unknown): { unit: ParamUnit; value: ParamValue } {
   if (typeof v === 'number') return { unit: 'number', value: v };
   if (typeof v !== 'string') throw new Error(`expected a number, size, rate, duration or word, got ${JSON.stringify(v)}`);
@@ -328,8 +328,8 @@ function check_params(raw: RawLesson): Record<string, LessonParam> {
     const lo = parse(p.min, 'min');
     const hi = parse(p.max, 'max');
     const st = p.step === undefined ? { unit: lo.unit, value: 1 } : parse(p.step, 'step');
+    // (A step left out is min's unit.)
     for (const [k, v] of [['max', hi], ['step', st]] as const) {
-      if (p.step === undefined && k === 'step') continue;
       if (v.unit !== lo.unit) fail([...path, k], `is a ${v.unit}, min is a ${lo.unit}`);
     }
     if (lo.unit === 'word') fail([...path, 'min'], `expected a number, size, rate or duration, got "${p.min}"`);

@@ -54,6 +54,12 @@ const thread_create = (run: LessonRun) =>
     | Extract<TimelineEntry, { type: 'thread-create' }>
     | undefined;
 
+/** The migration thread's exit on the source (undefined before it, or without a thread). */
+function thread_exit(run: LessonRun): { created: NonNullable<ReturnType<typeof thread_create>>; exit: TimelineEntry | undefined } | undefined {
+  const created = thread_create(run);
+  return created && { created, exit: run.src.find((e) => e.type === 'thread-exit' && e.tid === created.newTid) };
+}
+
 /** The functions open on `entry`'s thread when it was recorded, outermost first. */
 function stack_at(entries: readonly TimelineEntry[], entry: TimelineEntry | undefined): string[] {
   const stack: string[] = [];
@@ -284,9 +290,9 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     unit: 'text',
     describe: 'the function that joined the migration thread (qemu_thread_join’s caller, after the thread exited)',
     of: (run) => {
-      const c = thread_create(run);
-      const exit = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
-      const join = exit && run.src.find((e) => e.type === 'enter' && e.fn === 'qemu_thread_join' && e.tid === c.tid && e.ts >= exit.ts);
+      const t = thread_exit(run);
+      const exit = t?.exit;
+      const join = exit && run.src.find((e) => e.type === 'enter' && e.fn === 'qemu_thread_join' && e.tid === t.created.tid && e.ts >= exit.ts);
       return join ? caller_of_primitive(run.src, join, 'qemu_thread_join') : null;
     },
   },
@@ -296,19 +302,17 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     unit: 'ms',
     describe: 'how long the source’s migration thread lived: from qemu_thread_create to its exit (virtual ms; null while it still ran)',
     of: (run) => {
-      const c = thread_create(run);
-      const end = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
-      return end ? (end.ts - c.ts) / 1000 : null;
+      const t = thread_exit(run);
+      return t?.exit ? (t.exit.ts - t.created.ts) / 1000 : null;
     },
   },
   commands_answered_during_migration: {
     unit: 'count',
     describe: 'QMP commands (either end) answered while the source’s migration thread ran: the main loop stays responsive',
     of: (run) => {
-      const c = thread_create(run);
-      const end = c && run.src.find((e) => e.type === 'thread-exit' && e.tid === c.newTid);
-      if (!c) return null;
-      const [from, to] = [c.ts / 1000, end ? end.ts / 1000 : Infinity];
+      const t = thread_exit(run);
+      if (!t) return null;
+      const [from, to] = [t.created.ts / 1000, t.exit ? t.exit.ts / 1000 : Infinity];
       return run.sent.filter((x) => x.reply && x.t_ms >= from && x.t_ms <= to).length;
     },
   },
