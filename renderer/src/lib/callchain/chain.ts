@@ -1,12 +1,14 @@
 /**
  * QEMU 9.0's live-migration call chain, declared once as data: every node is a QEMU
  * function (its id is the function's name, as the lab's tracer reports it), where QEMU
- * has it, where the lab has it, and what it does, in English and 简体中文; edges say how
- * control goes from one to the next. The call chain view draws exactly this, and
- * test/renderer/callchain.test.ts checks it against the names a real run traces.
+ * has it (core/trace/qemu-files.ts says), where the lab has it, and what it does, in
+ * English and 简体中文; edges say how control goes from one to the next. The call chain
+ * view draws exactly this, and test/renderer/callchain.test.ts checks it against the
+ * names a real run traces.
  *
  * Pure TypeScript: no Svelte, no DOM.
  */
+import { qemu_place } from '../../../../core/trace/qemu-files.js';
 
 export type ChainLocale = 'en' | 'zh-Hans';
 
@@ -53,118 +55,123 @@ export interface ChainEdge {
   bulge?: number;
 }
 
+/** QEMU's file of a node: core/trace/qemu-files.ts's, the one place that says which file holds a function. */
+function qemu_file(labFile: string, id: string): string {
+  const place = qemu_place(labFile, id);
+  if (!place) throw new Error(`call chain: no QEMU place for ${id} (${labFile}): add it to core/trace/qemu-files.ts`);
+  return place.file;
+}
+
 const n = (
   id: string,
   lane: ChainLane,
   row: number,
-  qemuFile: string,
   labFile: string,
   en: string,
   zh: string,
   extra: Partial<Pick<ChainNode, 'indent' | 'traced'>> = {},
-): ChainNode => ({ id, lane, row, qemuFile, labFile, traced: extra.traced ?? true, ...(extra.indent ? { indent: true } : {}), explain: { en, 'zh-Hans': zh } });
+): ChainNode => ({ id, lane, row, qemuFile: qemu_file(labFile, id), labFile, traced: extra.traced ?? true, ...(extra.indent ? { indent: true } : {}), explain: { en, 'zh-Hans': zh } });
 
-const MIG = 'migration/migration.c';
 const LAB_MIG = 'core/migration/migration.ts';
 const LAB_CHANNEL = 'core/migration/channel.ts';
 const LAB_LIVE = 'core/migration/runtime/live.ts';
 
 export const CHAIN_NODES: readonly ChainNode[] = [
   // ---- source, main thread (holding the BQL) ----
-  n('qmp_migrate', 'source-main', 0, MIG, LAB_MIG,
+  n('qmp_migrate', 'source-main', 0, LAB_MIG,
     'The QMP command `migrate`. It parses the URI, checks capabilities and parameters, moves the state from none to setup (migrate_prepare), and starts the transport the URI names.',
     'QMP 命令 `migrate` 的实现。它解析 URI，检查能力和参数，把状态从 none 改为 setup（migrate_prepare），然后启动 URI 所指定的传输方式。'),
-  n('socket_start_outgoing_migration', 'source-main', 1, 'migration/socket.c', 'core/migration/socket.ts',
+  n('socket_start_outgoing_migration', 'source-main', 1, 'core/migration/socket.ts',
     'For tcp:, unix: and vsock: URIs. It connects asynchronously; when the connection is up (or has failed), its callback hands the channel to migration_channel_connect.',
     '用于 tcp:、unix: 和 vsock: 形式的 URI。它异步地建立连接；连接成功（或失败）后，回调把通道交给 migration_channel_connect。',
     { indent: true }),
-  n('fd_start_outgoing_migration', 'source-main', 2, 'migration/fd.c', 'core/migration/fd.ts',
+  n('fd_start_outgoing_migration', 'source-main', 2, 'core/migration/fd.ts',
     'For fd:NAME: a file descriptor passed to QEMU earlier with getfd. It wraps the descriptor in a channel and calls migration_channel_connect at once.',
     '用于 fd:NAME：事先通过 getfd 传给 QEMU 的文件描述符。它把描述符包装成通道，并立即调用 migration_channel_connect。',
     { indent: true }),
-  n('exec_start_outgoing_migration', 'source-main', 3, 'migration/exec.c', 'core/migration/exec.ts',
+  n('exec_start_outgoing_migration', 'source-main', 3, 'core/migration/exec.ts',
     'For exec:CMD: QEMU runs the command with /bin/sh and writes the migration stream to its standard input. With `exec:cat > FILE` the stream lands in a file that `miglab inspect` can read.',
     '用于 exec:CMD：QEMU 用 /bin/sh 运行该命令，并把迁移流写入它的标准输入。使用 `exec:cat > FILE` 时，迁移流会保存到文件中，可以用 `miglab inspect` 查看。',
     { indent: true }),
-  n('file_start_outgoing_migration', 'source-main', 4, 'migration/file.c', 'core/migration/file.ts',
+  n('file_start_outgoing_migration', 'source-main', 4, 'core/migration/file.ts',
     'For file:PATH[,offset=N]: the stream is written into a file. A later migrate-incoming with the same URI loads it, which makes it a snapshot.',
     '用于 file:PATH[,offset=N]：迁移流被写入一个文件。之后用相同 URI 的 migrate-incoming 可以加载它，这样它就成了一个快照。',
     { indent: true }),
-  n('rdma_start_outgoing_migration', 'source-main', 5, 'migration/rdma.c', 'core/migration/rdma.ts',
+  n('rdma_start_outgoing_migration', 'source-main', 5, 'core/migration/rdma.ts',
     'For rdma:HOST:PORT: pages go by RDMA writes. The lab has no RDMA device and fails here, with QEMU\'s message.',
     '用于 rdma:HOST:PORT：内存页通过 RDMA 写传输。实验室没有 RDMA 设备，会在这里失败，并给出与 QEMU 相同的错误信息。',
     { indent: true }),
-  n('migration_channel_connect', 'source-main', 6, 'migration/channel.c', LAB_CHANNEL,
+  n('migration_channel_connect', 'source-main', 6, LAB_CHANNEL,
     'The hand-off from the transport to migration: with a channel it builds the QEMUFile the stream is written through; with an error it records it. Either way it calls migrate_fd_connect.',
     '从传输层到迁移的交接点：有通道时，它创建写入迁移流所用的 QEMUFile；有错误时，它记录错误。无论哪种情况，它都会调用 migrate_fd_connect。'),
-  n('migrate_fd_connect', 'source-main', 7, MIG, LAB_MIG,
+  n('migrate_fd_connect', 'source-main', 7, LAB_MIG,
     'Sets the rate limit (max-bandwidth) on the file and, unless there was an error, creates the thread that sends the guest: live_migration, or bg_snapshot for a background snapshot. It still runs on the main thread; from here on the work moves to the new thread.',
     '为文件设置限速（max-bandwidth），若没有出错，就创建发送虚拟机内容的线程：live_migration，或在后台快照时创建 bg_snapshot。它仍在主线程中运行；从这里开始，工作转到新线程。'),
-  n('qemu_thread_create', 'source-main', 9, 'util/qemu-thread-posix.c', LAB_LIVE,
+  n('qemu_thread_create', 'source-main', 9, LAB_LIVE,
     'Starts a new thread running the given function. In the lab\'s live runtime this is a real worker thread, sharing guest RAM with the vCPU through a SharedArrayBuffer.',
     '创建一个运行指定函数的新线程。在实验室的实时运行环境中，它是一个真正的 worker 线程，通过 SharedArrayBuffer 与 vCPU 共享客户机内存。'),
-  n('open_return_path_on_source', 'source-main', 8, MIG, LAB_MIG,
+  n('open_return_path_on_source', 'source-main', 8, LAB_MIG,
     'With the return-path capability (or postcopy-ram), opens the way back from the destination before the migration thread starts: a file reading the same connection, and the "return path" thread that reads it. The migration thread then sends OPEN_RETURN_PATH and a PING, so that the destination answers.',
     '启用 return-path 能力（或 postcopy-ram）时，在迁移线程启动之前打开从目的端返回的通道：一个读取同一连接的文件，以及读取它的 "return path" 线程。随后迁移线程发送 OPEN_RETURN_PATH 和一个 PING，让目的端作出应答。',
     { indent: true }),
-  n('migrate_fd_cleanup', 'source-main', 10, MIG, LAB_MIG,
+  n('migrate_fd_cleanup', 'source-main', 10, LAB_MIG,
     'Runs on the main thread as a bottom half once the migration thread is done: joins the thread, closes the file, and moves cancelling to cancelled. A failed migration reports its error here (error_report), on the standard error of the source.',
     '迁移线程结束后，它作为下半部（bottom half）在主线程中运行：回收（join）迁移线程，关闭文件，并把 cancelling 状态改为 cancelled。迁移失败时，错误也在这里通过 error_report 打印到源端的标准错误输出。'),
-  n('qemu_thread_join', 'source-main', 11, 'util/qemu-thread-posix.c', LAB_LIVE,
+  n('qemu_thread_join', 'source-main', 11, LAB_LIVE,
     'Waits for the migration thread to exit and collects it. After this only the main thread is left.',
     '等待迁移线程退出并回收它。此后只剩下主线程。'),
 
   // ---- source, the migration thread ----
-  n('migration_thread', 'source-migration', 1, MIG, LAB_MIG,
+  n('migration_thread', 'source-migration', 1, LAB_MIG,
     'The body of the live_migration thread. It writes the stream header and every device\'s setup section, moves setup to active, then loops until the state is no longer active.',
     'live_migration 线程的主体。它写出迁移流头部和各设备的 setup 段，把状态从 setup 改为 active，然后循环，直到状态不再是 active。'),
-  n('migration_rate_exceeded', 'source-migration', 2, 'migration/migration-stats.c', 'core/migration/qemu-file.ts',
+  n('migration_rate_exceeded', 'source-migration', 2, 'core/migration/qemu-file.ts',
     'Has this rate-limit window\'s byte budget been spent (or the file failed)? If so this lap of the loop skips migration_iteration_run and the thread waits for the window to end. (ram.c asks the same before every page.)',
     '本限速窗口的字节预算是否已用完（或文件出错）？如果是，循环的这一圈就跳过 migration_iteration_run，线程等待窗口结束。（ram.c 在发送每一页之前也会这样检查。）'),
-  n('migration_iteration_run', 'source-migration', 3, MIG, LAB_MIG,
+  n('migration_iteration_run', 'source-migration', 3, LAB_MIG,
     'One lap of the loop: it estimates the bytes still to send from the dirty bitmap\'s count and, only when that is below threshold_size, syncs the bitmap to count them exactly (a new pass). Here threshold_size is the bandwidth measured over the last ~100 ms window (bytes/ms) × downtime-limit (ms); if the exact count is below it (or nothing is left) migration_completion follows, otherwise more dirty pages go out, as many as the rate limit lets through (qemu_savevm_state_iterate). Not this test: expected-downtime, a prediction, the bytes left at the last sync ÷ that bandwidth.',
     '循环的一圈：先根据脏页位图的计数估算仍需发送的字节数，只有低于 threshold_size 时才同步位图并精确统计（新的一轮）。threshold_size = 最近约 100 毫秒窗口测得的带宽（字节/毫秒）× downtime-limit（毫秒）；精确统计低于它（或已无剩余）时进入 migration_completion，否则在限速允许的范围内继续发送脏页（qemu_savevm_state_iterate）。expected-downtime 不是这个判断，而是一个预测：上次同步时剩余的字节数 ÷ 该带宽。'),
-  n('migration_bitmap_sync', 'source-migration', 4, 'migration/ram.c', 'core/migration/ram.ts',
+  n('migration_bitmap_sync', 'source-migration', 4, 'core/migration/ram.ts',
     'Collects the pages the guest has written since the last sync from the dirty log into the migration bitmap, so they are sent again; called here when the estimate is below threshold_size, to count exactly. Each sync is a pass (ram.dirty-sync-count, MIGRATION_PASS), with one more at setup and one in the stop-and-copy. A sync that ends a period of at least a second also updates ram.dirty-pages-rate (pages newly dirty in the period, each counted once) and, with auto-converge, may throttle the vCPU.',
     '把客户机自上次同步以来写过的页从脏页日志收集到迁移位图中，以便重新发送；在这里，当估算值低于 threshold_size 时调用，用于精确统计。每次同步就是一轮（ram.dirty-sync-count、MIGRATION_PASS），setup 时和停机拷贝时还各有一次。结束一个至少一秒周期的同步还会更新 ram.dirty-pages-rate（该周期内新变脏的页，每页只计一次），启用 auto-converge 时还可能限制 vCPU。',
     { indent: true }),
-  n('migration_detect_error', 'source-migration', 5, MIG, LAB_MIG,
+  n('migration_detect_error', 'source-migration', 5, LAB_MIG,
     'Checks the file for an error after each pass. An error moves the state to failed and ends the loop.',
     '每轮之后检查文件是否出错。出错时把状态改为 failed，并结束循环。'),
-  n('migration_rate_limit', 'source-migration', 6, MIG, LAB_MIG,
+  n('migration_rate_limit', 'source-migration', 6, LAB_MIG,
     'First migration_update_counters: once a window of at least 100 ms has passed, it measures the bandwidth (bytes sent ÷ ms), sets threshold_size = bandwidth × downtime-limit, mbps and expected-downtime, and starts a new window. Then, if the window\'s budget is spent, it sleeps until the window ends (or an urgent request wakes it). This is where max-bandwidth shows.',
     '先调用 migration_update_counters：一个至少 100 毫秒的窗口过去后，它测量带宽（发送字节数 ÷ 毫秒），设置 threshold_size = 带宽 × downtime-limit 以及 mbps 和 expected-downtime，并开始新窗口。接着，如果本窗口的预算已用完，就休眠到窗口结束（或被紧急请求唤醒）。max-bandwidth 的作用就体现在这里。'),
-  n('migration_completion', 'source-migration', 7, MIG, LAB_MIG,
+  n('migration_completion', 'source-migration', 7, LAB_MIG,
     'Called when the exact count of bytes still to send is below threshold_size (bandwidth of the last ~100 ms window × downtime-limit): it stops the VM (downtime starts) and lifts the rate limit, so the rest goes at the link\'s speed, not at max-bandwidth. It syncs the bitmap a last time, sends what is left and the devices\' state, waits for the return path if there is one, and moves active to completed (through pre-switchover and device with pause-before-switchover). The downtime query-migrate reports ends here: at the source\'s last write into the socket, or with a return path at the destination\'s SHUT.',
     '当仍需发送字节数的精确统计低于 threshold_size（最近约 100 毫秒窗口的带宽 × downtime-limit）时调用：它暂停虚拟机（停机时间开始）并取消限速，所以剩下的数据以链路速度发出，而不是 max-bandwidth。它最后同步一次位图，发送剩余的数据和设备状态，有返回通道时等待它，然后把状态从 active 改为 completed（启用 pause-before-switchover 时会经过 pre-switchover 和 device）。query-migrate 报告的停机时间到这里结束：没有返回通道时是源端最后一次写入套接字之时，有返回通道时是收到目的端 SHUT 之时。'),
-  n('migration_iteration_finish', 'source-migration', 9, MIG, LAB_MIG,
+  n('migration_iteration_finish', 'source-migration', 9, LAB_MIG,
     'After the loop: on success the source stays paused (postmigrate); on failure or cancel the VM runs again if it was running before, and the auto-converge throttle stops either way. Then it schedules migrate_fd_cleanup on the main thread.',
     '循环结束之后：成功时源端保持暂停（postmigrate）；失败或取消时，若虚拟机之前在运行就恢复运行；无论哪种情况都会停止 auto-converge 的限制。然后它安排 migrate_fd_cleanup 在主线程中执行。'),
-  n('close_return_path_on_source', 'source-migration', 8, MIG, LAB_MIG,
+  n('close_return_path_on_source', 'source-migration', 8, LAB_MIG,
     'Before the source may say completed, it waits here for the return path thread to end: it ends when the destination sends SHUT, after it has loaded everything and started the guest. After an error it shuts the return path down first; an error the return path saw fails the migration here.',
     '源端在宣布 completed 之前，在这里等待 return path 线程结束：目的端加载完全部内容并启动客户机后发送 SHUT，该线程随之结束。出错时它会先关闭返回通道；返回通道上发现的错误会在这里使迁移失败。',
     { indent: true }),
-  n('bg_migration_thread', 'source-migration', 11, MIG, LAB_MIG,
+  n('bg_migration_thread', 'source-migration', 11, LAB_MIG,
     'The other branch: with the background-snapshot capability, the bg_snapshot thread saves a snapshot while the guest runs, catching writes with write tracking instead of re-sending dirty pages. It is the branch qemu_thread_create takes when the capability is on.',
     '另一个分支：启用 background-snapshot 能力时，bg_snapshot 线程在客户机运行的同时保存快照，通过写跟踪捕获写操作，而不是重新发送脏页。启用该能力时，qemu_thread_create 走的就是这个分支。'),
-  n('source_return_path_thread', 'source-migration', 13, MIG, LAB_MIG,
+  n('source_return_path_thread', 'source-migration', 13, LAB_MIG,
     'The body of the "return path" thread: it reads the destination\'s messages (PONG, SWITCHOVER_ACK, SHUT; page requests in postcopy) until SHUT or an error. With switchover-ack the migration thread does not switch over before the SWITCHOVER_ACK it reads.',
     '"return path" 线程的主体：它读取目的端发来的消息（PONG、SWITCHOVER_ACK、SHUT；后拷贝时还有页请求），直到收到 SHUT 或出错。启用 switchover-ack 时，迁移线程在它读到 SWITCHOVER_ACK 之前不会切换。'),
 
   // ---- destination, main thread ----
-  n('qemu_start_incoming_migration', 'destination-main', 0, MIG, LAB_MIG,
+  n('qemu_start_incoming_migration', 'destination-main', 0, LAB_MIG,
     'Behind -incoming URI and migrate-incoming: moves the incoming state from none to setup, starts listening on the transport (socket_start_incoming_migration for tcp: and unix:) and waits for the source. Run state inmigrate says the destination is waiting.',
     '-incoming URI 和 migrate-incoming 的实现：把 incoming 状态从 none 改为 setup，在传输层上开始监听（tcp: 和 unix: 使用 socket_start_incoming_migration），等待源端连接。运行状态 inmigrate 表示目的端正在等待。'),
-  n('migration_channel_process_incoming', 'destination-main', 1, 'migration/channel.c', LAB_CHANNEL,
+  n('migration_channel_process_incoming', 'destination-main', 1, LAB_CHANNEL,
     'Called when the source connects: wraps the accepted channel in a QEMUFile and starts the coroutine that loads it. The incoming state is still setup.',
     '源端连接上时调用：把接受的通道包装成 QEMUFile，并启动加载它的协程。此时 incoming 状态仍是 setup。'),
-  n('process_incoming_migration_co', 'destination-main', 2, MIG, LAB_MIG,
+  n('process_incoming_migration_co', 'destination-main', 2, LAB_MIG,
     'The coroutine that loads the stream on the main loop (setup → active); on success process_incoming_migration_bh starts the VM (if it ran on the source and autostart is on) and sets completed. On failure QEMU 9.0 sets failed, reports "load of migration failed: …" and exits the process with status 1, so the destination is gone (since 9.1 only with migrate-incoming exit-on-error=true, the default). The lab does the same: a live miglab vm exits with status 1; a simulated run ends there, and its destination, unlike a real one, can still be queried.',
     '在主循环上加载迁移流的协程（setup → active）；成功时由 process_incoming_migration_bh 启动虚拟机（若它在源端原本在运行且开启了 autostart），并设置 completed。失败时 QEMU 9.0 设置 failed，报告 "load of migration failed: …"，并以状态 1 退出进程，目的端不复存在（从 9.1 起只在 migrate-incoming 的 exit-on-error=true 时退出，这是默认值）。实验室的行为相同：实时运行的 miglab vm 以状态 1 退出；模拟运行到此结束，而模拟的目的端与真实的不同，仍可查询。'),
-  n('qemu_loadvm_state', 'destination-main', 3, 'migration/savevm.c', 'core/migration/savevm.ts',
+  n('qemu_loadvm_state', 'destination-main', 3, 'core/migration/savevm.ts',
     'Reads the stream section by section: checks the header, loads RAM pages into guest memory and device state, until the end-of-stream marker. A page that does not fit or an unknown section fails the whole load.',
     '逐段读取迁移流：检查头部，把内存页加载到客户机内存、加载设备状态，直到遇到流结束标记。页面越界或遇到未知的段都会使整个加载失败。'),
-  n('migrate_send_rp_shut', 'destination-main', 4, MIG, LAB_MIG,
+  n('migrate_send_rp_shut', 'destination-main', 4, LAB_MIG,
     'With a return path open, the destination\'s last word once the guest runs: SHUT, 0 when the stream loaded without error. The source waits for it before it completes.',
     '返回通道打开时，目的端在客户机运行之后发出的最后一条消息：SHUT，流加载无误时为 0。源端要等到它之后才会完成。'),
 ];
