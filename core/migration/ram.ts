@@ -371,7 +371,7 @@ export function migration_update_rates(rs: RAMState, end_time: number): void {
 
 /**
  * migration_bitmap_sync(): one "pass". dirty-sync-count++, take the dirty log into the
- * bitmaps, and every ≥1 s update the dirty rate and the throttle; MIGRATION_PASS.
+ * bitmaps, and after more than 1 s update the dirty rate and the throttle; MIGRATION_PASS.
  */
 export function migration_bitmap_sync(rs: RAMState, _last_stage: boolean): void {
   const env = rs.env;

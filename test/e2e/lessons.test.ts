@@ -27,7 +27,10 @@ const lessonFile = (id: string) => parse_lesson_yaml(readFileSync(join(ROOT, 'le
 
 async function shoot(page: Page, name: string): Promise<void> {
   const path = join(ROOT, 'docs', name);
-  if (process.env.UPDATE_SCREENSHOTS || !existsSync(path)) await page.screenshot({ path, fullPage: false });
+  if (!process.env.UPDATE_SCREENSHOTS && existsSync(path)) return;
+  // Time to paint what scrolled into view (xterm.js draws its rows only once on screen).
+  await page.waitForTimeout(500);
+  await page.screenshot({ path, fullPage: false });
 }
 
 describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
