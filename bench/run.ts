@@ -55,6 +55,10 @@ const worst = Math.max(...sync.map((r) => Math.max(r.clean_ms_per_gib, r.dirty_m
 console.log(`  per GiB, largest / smallest (1 % dirty): ${spread.toFixed(2)} (linear: near 1)`);
 console.log(`  worst ms per GiB   ${worst.toFixed(3)}  (goal: < 1 ms per GiB) ${verdict(worst < 1)}`);
 
+const { benchTimelineSeek, reportTimelineSeek } = await import('./timeline.js');
+console.log('');
+for (const line of reportTimelineSeek(await benchTimelineSeek(), verdict)) console.log(line);
+
 const { benchUiFrames, reportUiFrames } = await import('./ui-frames.js');
 console.log('');
 for (const line of reportUiFrames(await benchUiFrames())) console.log(line);
