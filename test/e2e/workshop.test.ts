@@ -171,11 +171,14 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     await lab.page.locator('h1').click(); // the keys belong to the lab.page, not to the select
     const before = await where.innerText();
     await lab.page.keyboard.press('.');
-    // A step runs to the next traced function and pauses there (a 'running' in between is fine).
-    await expect.poll(async () => (await where.getAttribute('data-state')) === 'paused' && (await where.innerText()) !== before).toBe(true);
+    // A step runs to the next traced function and pauses there ("Paused at FN — thread, …";
+    // a 'running' in between is fine). Only then Space: pressed while the step still runs, it
+    // would pause it, not resume.
+    const atFunction = async () => (await where.getAttribute('data-state')) === 'paused' && (await where.innerText()) !== before && (await where.innerText()).includes(' — ');
+    await expect.poll(atFunction, { timeout: 10_000 }).toBe(true);
     await lab.page.keyboard.press(' ');
-    await expect.poll(() => where.getAttribute('data-state')).toBe('running');
+    await expect.poll(() => where.getAttribute('data-state'), { timeout: 5_000 }).toBe('running');
     await lab.page.keyboard.press(' ');
-    await expect.poll(() => where.getAttribute('data-state')).toBe('paused');
+    await expect.poll(() => where.getAttribute('data-state'), { timeout: 5_000 }).toBe('paused');
   });
 });
