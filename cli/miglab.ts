@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { LAB_VERSION } from '../core/version.js';
 import { inspectCommand } from './inspect.js';
 import { lessonCommand } from './lesson.js';
+import { qemuTraceCommand } from './qemu-trace.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { sweepCommand } from './sweep.js';
@@ -29,6 +30,7 @@ if (argv[0] === 'vm') {
   program.addCommand(inspectCommand());
   program.addCommand(serveCommand());
   program.addCommand(lessonCommand());
+  program.addCommand(qemuTraceCommand());
   program.addHelpText(
     'after',
     `
@@ -43,7 +45,8 @@ Examples:
   miglab serve                          # the lab UI in a browser: open the URL it prints
   miglab lesson list                    # the course; then: miglab lesson show convergence --lang zh-Hans
   miglab lesson check convergence --attempt homework.yaml   # grade an attempt offline
-  miglab lesson verify my-lesson.yaml   # check a lesson you wrote: its reference passes, its wrong attempt fails`,
+  miglab lesson verify my-lesson.yaml   # check a lesson you wrote: its reference passes, its wrong attempt fails
+  miglab qemu-trace src.log --trace run.json   # a real QEMU's trace log (-trace ... -D src.log) for Perfetto`,
   );
   await program.parseAsync(process.argv);
 }
