@@ -1,11 +1,12 @@
 /**
- * `miglab serve [--port N] [--qemu-source DIR]`: the lab's UI in a browser. Serves the built renderer on
+ * `miglab serve [--port N] [--qemu-source DIR] [--qemu PATH]`: the lab's UI in a browser. Serves the built renderer on
  * 127.0.0.1 with the host API on a WebSocket (host/server.ts), and prints the URL to open,
  * which carries this run's secret. Runs until SIGINT/SIGTERM, then stops the endpoints it
  * started.
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { HostError } from '../host/endpoints.js';
@@ -29,10 +30,20 @@ export function serveCommand(): Command {
     .option('--port <n>', 'TCP port on 127.0.0.1 (0: any free port)', port, 0)
     .option('--open', 'open the URL in the default browser')
     .option('--qemu-source <dir>', "a QEMU source tree: the source view shows QEMU's C beside the lab's TypeScript (the page can set one too)")
-    .action(async (o: { port: number; open?: boolean; qemuSource?: string }) => {
+    .option('--qemu <path>', 'the real QEMU (qemu-system-x86_64) a slot can run beside or instead of miglab vm (default: the one on PATH)')
+    .action(async (o: { port: number; open?: boolean; qemuSource?: string; qemu?: string }) => {
+      const qemu = o.qemu === undefined ? undefined : resolve(o.qemu);
+      if (qemu !== undefined) {
+        try {
+          accessSync(qemu, constants.X_OK);
+        } catch {
+          process.stderr.write(`${PROG}: --qemu: ${qemu}: not an executable file\n`);
+          process.exit(2);
+        }
+      }
       let server: HostServer;
       try {
-        server = await HostServer.start({ port: o.port, staticDir: RENDERER_DIR, miglab: MIGLAB, qemuSource: o.qemuSource && resolve(o.qemuSource) });
+        server = await HostServer.start({ port: o.port, staticDir: RENDERER_DIR, miglab: MIGLAB, qemuSource: o.qemuSource && resolve(o.qemuSource), ...(qemu ? { qemu } : {}) });
       } catch (e) {
         if (e instanceof HostError) {
           process.stderr.write(`${PROG}: --qemu-source: ${e.message}\n`);

@@ -95,7 +95,16 @@ export const CLIENT_MESSAGES = {
      * `-device loader,file=F,addr=0,force-raw=on`. At most ramMiB.
      */
     prefillMiB: { kind: 'int', min: 0, max: 4096, optional: true },
+    /**
+     * What each slot runs: 'miglab' (`miglab vm`, the default) or 'qemu', a real QEMU
+     * (qemu.info says which; -machine none, so a real QEMU source takes no workload), whose
+     * own trace points animate the views.
+     */
+    source: { kind: 'enum', values: ['miglab', 'qemu'], optional: true },
+    destination: { kind: 'enum', values: ['miglab', 'qemu'], optional: true },
   },
+  /** The real QEMU the host can run in a slot: answered with {path, version, error} (QemuInfo). */
+  'qemu.info': {},
   /** Stop both endpoints (spawned ones are killed; attached sockets are closed). */
   'endpoints.stop': {},
   /** Point a slot at an external QMP unix socket (a real QEMU's, or a `miglab vm` started by hand). */
@@ -296,11 +305,15 @@ export type EndpointState =
 export interface EndpointStatus {
   id: EndpointId;
   state: EndpointState;
-  /** 'spawned': a `miglab vm` this host started; 'attached': an external socket; 'simulated': an endpoint of the simulated run. */
-  kind: 'spawned' | 'attached' | 'simulated' | null;
+  /**
+   * 'spawned': a `miglab vm` this host started; 'qemu': a real QEMU this host started (its
+   * trace log animates the views); 'attached': an external socket; 'simulated': an endpoint
+   * of the simulated run.
+   */
+  kind: 'spawned' | 'qemu' | 'attached' | 'simulated' | null;
   /** The QMP socket path. */
   qmpPath: string | null;
-  /** The `miglab vm` command line (spawned endpoints). */
+  /** The command line: `miglab vm ...` (spawned), the QEMU binary's (qemu). */
   command: string[] | null;
   /** The QMP greeting line, as received. */
   greeting: string | null;

@@ -7,7 +7,13 @@
  *
  * A spawned endpoint also gets `--trace-socket` (a lab option of `miglab vm`): the host
  * connects to it once QMP is up and passes each trace event, checked against host/api.ts's
- * TRACE_EVENTS, to its trace listeners. An attached socket (a real QEMU) has no tracer.
+ * TRACE_EVENTS, to its trace listeners. An attached socket has no tracer.
+ *
+ * A slot can also run a real QEMU (`--qemu PATH`, or qemu-system-x86_64 from PATH):
+ * `-machine none`, its QMP in the scratch directory, a second QMP socket for the views'
+ * polling (a QMP socket serves one client), and its own trace points written to a log there
+ * (core/trace/qemu-trace-points.ts's qemu_trace_args), which the host follows and turns into
+ * the same trace events (host/qemu-trace-follow.ts).
  *
  * Plain Node (net): endpoint processes are started through a ProcessHost
  * (host/process-host.ts): child_process.fork by default, Electron's utilityProcess in the
@@ -22,7 +28,12 @@ import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
 import { QmpClient } from './qmp-client.js';
-import { describeExit, nodeProcessHost, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
+import { describeExit, nodeProcessHost, spawnNative, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
+import { QemuTraceFollower } from './qemu-trace-follow.js';
+import { qemu_trace_args } from '../core/trace/qemu-trace-points.js';
+import { execFile } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { delimiter } from 'node:path';
 
 // The host API's declared trace events and the engine's are the same shape, both ways.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -38,13 +49,28 @@ export interface EndpointsOptions {
   processes?: ProcessHost;
   /** How long an endpoint may take to come up and negotiate (ms). */
   startTimeoutMs?: number;
+  /** A real QEMU (qemu-system-x86_64) for slots that run one; default: the one on PATH, if any. null: none. */
+  qemu?: string | null;
 }
+
+/** What a slot runs: the lab's `miglab vm`, or a real QEMU. */
+export type SlotEngine = 'miglab' | 'qemu';
 
 export interface StartOptions {
   ramMiB?: number;
   workload?: string;
   /** MiB of random data loaded at guest address 0 of the source (`-device loader`); 0 or absent: none. */
   prefillMiB?: number;
+  /** What each slot runs (default: miglab vm). */
+  source?: SlotEngine;
+  destination?: SlotEngine;
+}
+
+/** The real QEMU the host can run in a slot: its path and `--version` line, or why there is none. */
+export interface QemuInfo {
+  path: string | null;
+  version: string | null;
+  error: string | null;
 }
 
 
@@ -65,6 +91,10 @@ class Slot {
   sock: net.Socket | null = null;
   /** The endpoint's --trace-socket connection, while it streams. */
   trace: net.Socket | null = null;
+  /** A real QEMU's trace log, followed. */
+  follower: QemuTraceFollower | null = null;
+  /** A real QEMU's second QMP socket, for execute(). */
+  viewsPath: string | null = null;
   /** Bumped on every start/attach/stop: callbacks of an older generation are ignored. */
   gen = 0;
   stderr = '';
@@ -86,15 +116,33 @@ export class Endpoints extends SlotEventSource {
   /** execute()'s hidden QMP connection per slot, for the slot generation it was made for. */
   private readonly hidden = new Map<EndpointId, { gen: number; client: Promise<QmpClient> }>();
 
+  private readonly qemu: string | null;
+  private qemuInfoP: Promise<QemuInfo> | null = null;
+
   constructor(private readonly opts: EndpointsOptions) {
     super();
     this.dir = mkdtempSync(join(tmpdir(), 'miglab-serve-'));
     this.timeout = opts.startTimeoutMs ?? 20_000;
+    this.qemu = opts.qemu === undefined ? onPath('qemu-system-x86_64') : opts.qemu;
   }
 
-  /** Whether a slot's current endpoint streams its trace events. */
+  /** Whether a slot's current endpoint streams its trace events (a miglab vm's tracer, a real QEMU's log). */
   traced(id: EndpointId): boolean {
-    return this.slots[id].trace !== null;
+    return this.slots[id].trace !== null || this.slots[id].follower !== null;
+  }
+
+  /** The real QEMU slots can run: asked once (`--version`). */
+  qemuInfo(): Promise<QemuInfo> {
+    const path = this.qemu;
+    this.qemuInfoP ??= new Promise<QemuInfo>((resolve) => {
+      if (!path) return resolve({ path: null, version: null, error: 'no qemu-system-x86_64 on PATH (install it, or start the host with --qemu PATH)' });
+      execFile(path, ['--version'], { timeout: 10_000 }, (err, stdout) => {
+        const line = stdout.split('\n')[0]?.trim() ?? '';
+        if (err || !/QEMU emulator version \d+\.\d+/.test(line)) resolve({ path, version: null, error: `${path} --version: ${err ? err.message : `not QEMU: ${line.slice(0, 100)}`}` });
+        else resolve({ path, version: line, error: null });
+      });
+    });
+    return this.qemuInfoP;
   }
 
   statuses(): EndpointStatus[] {
@@ -105,11 +153,24 @@ export class Endpoints extends SlotEventSource {
   async start(o: StartOptions = {}): Promise<EndpointStatus[]> {
     const ramMiB = o.ramMiB ?? 64;
     if ((o.prefillMiB ?? 0) > ramMiB) throw new HostError(`prefillMiB ${o.prefillMiB} is more than the guest's RAM (${ramMiB} MiB)`);
+    const engines = { source: o.source ?? 'miglab', destination: o.destination ?? 'miglab' };
+    if (engines.source === 'qemu' && o.workload && o.workload !== 'idle') {
+      throw new HostError(`a real QEMU source runs -machine none: no guest code runs, so no workload (give none, or idle; not ${o.workload})`);
+    }
+    if (Object.values(engines).includes('qemu')) {
+      const info = await this.qemuInfo();
+      if (info.error) throw new HostError(`real QEMU: ${info.error}`);
+    }
     await this.stop();
     const ram = `${ramMiB}M`;
+    const prefill = this.prefillArgs(o.prefillMiB ?? 0);
     await Promise.all([
-      this.spawnSlot('source', ['-m', ram, '-name', 'source', ...(o.workload ? ['--workload', o.workload] : []), ...this.prefillArgs(o.prefillMiB ?? 0)]),
-      this.spawnSlot('destination', ['-m', ram, '-name', 'destination', '-incoming', 'defer']),
+      engines.source === 'qemu'
+        ? this.spawnQemu('source', ['-m', ram, ...prefill])
+        : this.spawnSlot('source', ['-m', ram, '-name', 'source', ...(o.workload ? ['--workload', o.workload] : []), ...prefill]),
+      engines.destination === 'qemu'
+        ? this.spawnQemu('destination', ['-m', ram, '-incoming', 'defer'])
+        : this.spawnSlot('destination', ['-m', ram, '-name', 'destination', '-incoming', 'defer']),
     ]);
     return this.statuses();
   }
@@ -172,9 +233,10 @@ export class Endpoints extends SlotEventSource {
   async execute(id: EndpointId, command: string, args?: Record<string, unknown>): Promise<unknown> {
     const slot = this.slots[id];
     if (slot.status.kind === 'attached') {
-      throw new HostError(`the RAM map needs a miglab endpoint; a real QEMU has no ${command}`);
+      throw new HostError(`the ${id} slot is attached to an external QMP socket, which serves one client (its console): ${command} is not asked off the console`);
     }
-    if (slot.status.kind !== 'spawned' || slot.status.state !== 'ready' || !slot.status.qmpPath) {
+    const path = slot.status.kind === 'qemu' ? slot.viewsPath : slot.status.qmpPath;
+    if ((slot.status.kind !== 'spawned' && slot.status.kind !== 'qemu') || slot.status.state !== 'ready' || !path) {
       throw new HostError(`the ${id} endpoint is not running (start the endpoints)`);
     }
     let h = this.hidden.get(id);
@@ -183,7 +245,7 @@ export class Endpoints extends SlotEventSource {
       h = undefined;
     }
     if (!h) {
-      h = { gen: slot.gen, client: QmpClient.connect(slot.status.qmpPath, this.timeout) };
+      h = { gen: slot.gen, client: QmpClient.connect(path, this.timeout) };
       this.hidden.set(id, h);
     }
     const mine = h;
@@ -214,17 +276,64 @@ export class Endpoints extends SlotEventSource {
   }
 
   private async spawnSlot(id: EndpointId, args: string[]): Promise<void> {
+    const qmpPath = join(this.dir, `${id}.qmp`);
+    const tracePath = join(this.dir, `${id}.trace`);
+    rmSync(tracePath, { force: true });
+    const argv = ['vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`, '--trace-socket', tracePath];
+    await this.launch(id, {
+      kind: 'spawned',
+      what: 'miglab vm',
+      command: ['miglab', ...argv],
+      qmpPath,
+      start: () => (this.opts.processes ?? nodeProcessHost).fork(this.opts.miglab, argv, { cwd: this.dir, name: `miglab vm (${id})` }),
+      // miglab vm listens on its trace socket before it opens QMP.
+      ready: (slot, gen) => this.connectTrace(slot, gen, tracePath),
+    });
+  }
+
+  /**
+   * A real QEMU in the slot: -machine none under TCG, QMP for the console and a second QMP
+   * socket for the views, its migration trace points written to a log the host follows.
+   */
+  private async spawnQemu(id: EndpointId, args: string[]): Promise<void> {
+    const qemu = this.qemu!;
+    const qmpPath = join(this.dir, `${id}.qmp`);
+    const viewsPath = join(this.dir, `${id}.views.qmp`);
+    const logPath = join(this.dir, `${id}.qemu-trace.log`);
+    rmSync(viewsPath, { force: true });
+    rmSync(logPath, { force: true });
+    const argv = [
+      '-nodefaults', '-display', 'none', '-machine', 'none', '-accel', 'tcg', ...args, '-name', id,
+      '-qmp', `unix:${qmpPath},server=on,wait=off`, '-qmp', `unix:${viewsPath},server=on,wait=off`, ...qemu_trace_args(logPath),
+    ];
+    await this.launch(id, {
+      kind: 'qemu',
+      what: 'QEMU',
+      command: [qemu, ...argv],
+      qmpPath,
+      start: () => spawnNative(qemu, argv, { cwd: this.dir }),
+      ready: (slot, _gen, proc) => {
+        slot.viewsPath = viewsPath;
+        const follower = new QemuTraceFollower(logPath, (ev) => this.listeners.trace.emit(id, ev), { side: id === 'source' ? 'src' : 'dst', ...(proc.pid ? { pid: proc.pid } : {}) });
+        slot.follower = follower;
+        // What it wrote last, as it exits (QEMU flushes its log then).
+        proc.onExit(() => void follower.poll());
+      },
+    });
+  }
+
+  /** Start a slot's process, wait for its QMP socket, then `ready`, then connect and negotiate. */
+  private async launch(
+    id: EndpointId,
+    o: { kind: 'spawned' | 'qemu'; what: string; command: string[]; qmpPath: string; start: () => ChildHandle; ready: (slot: Slot, gen: number, proc: ChildHandle) => void | Promise<void> },
+  ): Promise<void> {
     if (this.closed) throw new HostError('the host is shutting down');
     const slot = this.slots[id];
     const gen = ++slot.gen;
-    const qmpPath = join(this.dir, `${id}.qmp`);
-    const tracePath = join(this.dir, `${id}.trace`);
+    const qmpPath = o.qmpPath;
     rmSync(qmpPath, { force: true });
-    rmSync(tracePath, { force: true });
-    const argv = ['vm', ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`, '--trace-socket', tracePath];
-    const command = ['miglab', ...argv];
-    this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: 'spawned', qmpPath, command });
-    const proc = (this.opts.processes ?? nodeProcessHost).fork(this.opts.miglab, argv, { cwd: this.dir, name: `miglab vm (${id})` });
+    this.setStatus(slot, { ...Slot.empty(id), state: 'starting', kind: o.kind, qmpPath, command: o.command });
+    const proc = o.start();
     slot.proc = proc;
     slot.stderr = '';
     proc.onStderr((d) => {
@@ -237,7 +346,7 @@ export class Endpoints extends SlotEventSource {
         if (slot.gen !== gen) return;
         slot.proc = null;
         const tail = lastLines(slot.stderr, 3);
-        this.setStatus(slot, { ...slot.status, state: 'closed', detail: `miglab vm ${describeExit(e)}${tail ? `: ${tail}` : ''}` });
+        this.setStatus(slot, { ...slot.status, state: 'closed', detail: `${o.what} ${describeExit(e)}${tail ? `: ${tail}` : ''}` });
       }),
     );
     try {
@@ -245,13 +354,12 @@ export class Endpoints extends SlotEventSource {
       while (!existsSync(qmpPath)) {
         if (slot.gen !== gen || proc.exited) {
           await Promise.race([exited, sleep(200)]);
-          throw new Error(slot.status.detail ?? 'miglab vm exited');
+          throw new Error(slot.status.detail ?? `${o.what} exited`);
         }
-        if (Date.now() > deadline) throw new Error(`miglab vm did not open its QMP socket within ${this.timeout / 1000} s`);
+        if (Date.now() > deadline) throw new Error(`${o.what} did not open its QMP socket within ${this.timeout / 1000} s`);
         await sleep(20);
       }
-      // miglab vm listens on its trace socket before it opens QMP.
-      await this.connectTrace(slot, gen, tracePath);
+      await o.ready(slot, gen, proc);
       await this.connect(slot, gen, qmpPath, true);
     } catch (e) {
       if (slot.gen === gen) {
@@ -426,15 +534,34 @@ export class Endpoints extends SlotEventSource {
   private async stopSlot(id: EndpointId): Promise<void> {
     const slot = this.slots[id];
     slot.gen++;
-    const { proc, sock, trace } = slot;
+    const { proc, sock, trace, follower } = slot;
     slot.proc = null;
     slot.sock = null;
     slot.trace = null;
+    slot.follower = null;
+    slot.viewsPath = null;
     sock?.destroy();
     trace?.destroy();
     if (proc && !proc.exited) await stopChild(proc);
+    // After the exit: QEMU's last lines are in the log by then.
+    await follower?.stop();
     if (slot.status.state !== 'stopped') this.setStatus(slot, Slot.empty(id));
   }
+}
+
+/** An executable `name` in one of PATH's folders, or null. */
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
 }
 
 function lastLines(s: string, n: number): string {

@@ -11,7 +11,7 @@
  *
  * Plain Node, no electron import (test/main/electron-imports.test.ts checks it).
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 
 /** How a child ended. Electron's utilityProcess reports a code only (signal stays null). */
 export interface ChildExit {
@@ -91,6 +91,38 @@ export const nodeProcessHost: ProcessHost = {
     };
   },
 };
+
+/**
+ * A native program (a real QEMU) as a ChildHandle: child_process.spawn, stdin and stdout
+ * ignored, stderr piped, no message channel. Both the Node host and the desktop app's main
+ * process start native programs this way (utilityProcess runs only JavaScript).
+ */
+export function spawnNative(command: string, args: string[], options: ForkOptions = {}): ChildHandle {
+  const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exit = exitLatch();
+  proc.on('exit', (code, signal) => exit.end({ code, signal }));
+  // A program that cannot start (ENOENT, EACCES) emits 'error' and never 'exit'.
+  proc.on('error', () => {
+    if (proc.pid === undefined) exit.end({ code: null, signal: null });
+  });
+  return {
+    get pid() {
+      return proc.pid;
+    },
+    get exited() {
+      return exit.ended !== null;
+    },
+    post() {},
+    onMessage() {},
+    onStderr(l) {
+      proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
+    },
+    onExit: exit.onExit,
+    kill(force = false) {
+      if (!exit.ended) proc.kill(force ? 'SIGKILL' : 'SIGTERM');
+    },
+  };
+}
 
 /**
  * A child's end, seen once: end() records the first exit and tells the listeners;

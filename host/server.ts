@@ -68,6 +68,8 @@ export interface HostCoreOptions {
   sourceIndex?: string;
   /** A QEMU source tree to read C from from the start (`--qemu-source DIR`); checked now, throws a HostError when it is not one. */
   qemuSource?: string;
+  /** The real QEMU slots can run (`--qemu PATH`); default: qemu-system-x86_64 on PATH; null: none. */
+  qemu?: string | null;
 }
 
 /**
@@ -100,7 +102,7 @@ export class HostCore {
   constructor(opts: HostCoreOptions) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
     this.qemuSource = new QemuSourceTree(opts.sourceIndex ?? null, opts.qemuSource);
-    this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes });
+    this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes, ...(opts.qemu !== undefined ? { qemu: opts.qemu } : {}) });
     this.endpoints.onStatus((status) => this.slotStatus(status));
     this.endpoints.onLine((endpoint, text, negotiation) => this.slotLine(endpoint, text, negotiation));
     this.endpoints.onTrace((endpoint, ev) => this.queueTrace(endpoint, ev));
@@ -155,7 +157,9 @@ export class HostCore {
     switch (msg.type) {
       case 'endpoints.start':
         await this.sim.stop();
-        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload, prefillMiB: msg.prefillMiB });
+        return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload, prefillMiB: msg.prefillMiB, source: msg.source, destination: msg.destination });
+      case 'qemu.info':
+        return this.endpoints.qemuInfo();
       case 'endpoints.stop':
         await this.sim.stop();
         return this.endpoints.stop();
@@ -220,6 +224,9 @@ export class HostCore {
       case 'source.qemu':
         return this.qemuSource.read(msg.fn);
       case 'ram.query':
+        if (!this.sim.active && ['qemu', 'attached'].includes(this.endpoints.statuses().find((st) => st.id === msg.endpoint)?.kind ?? '')) {
+          throw new HostError(`the RAM map needs a miglab endpoint; a real QEMU has no ${RAM_MAP_COMMAND}`);
+        }
         return ramMapFromQmp(msg.endpoint, await this.slotExecute(msg.endpoint, RAM_MAP_COMMAND, msg.bins === undefined ? {} : { bins: msg.bins }));
     }
   }
@@ -305,6 +312,8 @@ export interface HostServerOptions {
   log?: (line: string) => void;
   /** A QEMU source tree for the source view (`--qemu-source DIR`). */
   qemuSource?: string;
+  /** The real QEMU slots can run (`--qemu PATH`); default: the one on PATH. */
+  qemu?: string | null;
 }
 
 
@@ -323,7 +332,7 @@ export class HostServer {
   private constructor(private readonly opts: HostServerOptions) {
     this.secret = opts.secret ?? randomBytes(24).toString('base64url');
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
-    this.core = new HostCore({ miglab: opts.miglab, log: this.log, sourceIndex: join(opts.staticDir, SOURCE_INDEX_FILE), qemuSource: opts.qemuSource });
+    this.core = new HostCore({ miglab: opts.miglab, log: this.log, sourceIndex: join(opts.staticDir, SOURCE_INDEX_FILE), qemuSource: opts.qemuSource, ...(opts.qemu !== undefined ? { qemu: opts.qemu } : {}) });
     this.http = http.createServer((req, res) => void this.serveHttp(req, res));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));

@@ -7,12 +7,14 @@ import { HostCore, type HostClient } from '../../host/server.js';
 import { MIGLAB } from './endpoint-process.js';
 
 export class CoreHarness {
-  readonly core = new HostCore({ miglab: MIGLAB, log: (l) => this.logged.push(l) });
+  readonly core: HostCore;
   readonly messages: HostMessage[] = [];
   readonly logged: string[] = [];
   private readonly client: HostClient = { send: (m) => this.messages.push(m) };
   private req = 1;
-  constructor() {
+  /** `qemu`: the real QEMU its slots can run (default: the one on PATH). */
+  constructor(opts: { qemu?: string | null } = {}) {
+    this.core = new HostCore({ miglab: MIGLAB, log: (l) => this.logged.push(l), ...opts });
     this.core.connect(this.client);
   }
   /** A request, dispatched as a transport would (not awaited here: `answer` never rejects). */

@@ -40,6 +40,8 @@ describe('host API message checks', () => {
       { type: 'lesson.get', req: 28, id: 'convergence', seed: 7 },
       { type: 'lesson.start', req: 29, id: 'convergence', seed: 0 },
       { type: 'lesson.check', req: 30, id: 'convergence', attempt: { seed: 7, answers: {}, actions: [] }, locale: 'zh-Hans' },
+      { type: 'qemu.info', req: 31 },
+      { type: 'endpoints.start', req: 32, source: 'qemu', destination: 'miglab' },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));
