@@ -105,6 +105,20 @@ export const CLIENT_MESSAGES = {
   },
   /** The real QEMU the host can run in a slot: answered with {path, version, error} (QemuInfo). */
   'qemu.info': {},
+  /**
+   * The side-by-side view's runs (host/compare-run.ts): one migration on the lab's engine
+   * (two miglab vm) and one on real QEMU (two qemu-system-x86_64), the same settings, one
+   * after the other, apart from the slots. Answered with CompareResult: both ends' trace
+   * events and the source's final query-migrate of each run.
+   */
+  'compare.run': {
+    ramMiB: { kind: 'int', min: 1, max: 1024, optional: true },
+    prefillMiB: { kind: 'int', min: 0, max: 1024, optional: true },
+    /** bytes/s */
+    maxBandwidth: { kind: 'int', min: 1, max: 1e12, optional: true },
+    /** ms */
+    downtimeLimit: { kind: 'int', min: 0, max: 2000000, optional: true },
+  },
   /** Stop both endpoints (spawned ones are killed; attached sockets are closed). */
   'endpoints.stop': {},
   /** Point a slot at an external QMP unix socket (a real QEMU's, or a `miglab vm` started by hand). */

@@ -41,6 +41,7 @@ import { resolveStaticFile } from './app-files.js';
 import { Endpoints, HostError } from './endpoints.js';
 import { QmpReplyError } from './qmp-client.js';
 import { RAM_MAP_COMMAND, ramMapFromQmp } from './ram-query.js';
+import { compareRuns } from './compare-run.js';
 import { SimulationProxy } from './simulation-proxy.js';
 import { LessonCatalog } from './lessons.js';
 import { Transcripts } from './transcript.js';
@@ -80,6 +81,10 @@ export interface HostCoreOptions {
  */
 export class HostCore {
   readonly endpoints: Endpoints;
+  private readonly miglab: string;
+  private readonly processes: ProcessHost | undefined;
+  /** A side-by-side run is going (compare.run: one at a time). */
+  private comparing = false;
   /** The simulated runtime (in a child process of its own): while it has a run, the slots are its endpoints. */
   readonly sim: SimulationProxy;
   private readonly clients = new Set<HostClient>();
@@ -102,6 +107,8 @@ export class HostCore {
   constructor(opts: HostCoreOptions) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
     this.qemuSource = new QemuSourceTree(opts.sourceIndex ?? null, opts.qemuSource);
+    this.miglab = opts.miglab;
+    this.processes = opts.processes;
     this.endpoints = new Endpoints({ miglab: opts.miglab, processes: opts.processes, ...(opts.qemu !== undefined ? { qemu: opts.qemu } : {}) });
     this.endpoints.onStatus((status) => this.slotStatus(status));
     this.endpoints.onLine((endpoint, text, negotiation) => this.slotLine(endpoint, text, negotiation));
@@ -160,6 +167,17 @@ export class HostCore {
         return this.endpoints.start({ ramMiB: msg.ramMiB, workload: msg.workload, prefillMiB: msg.prefillMiB, source: msg.source, destination: msg.destination });
       case 'qemu.info':
         return this.endpoints.qemuInfo();
+      case 'compare.run': {
+        const info = await this.endpoints.qemuInfo();
+        if (info.error) throw new HostError(`real QEMU: ${info.error}`);
+        if (this.comparing) throw new HostError('a side-by-side run is already going: wait for it');
+        this.comparing = true;
+        try {
+          return await compareRuns({ ramMiB: msg.ramMiB ?? 64, prefillMiB: msg.prefillMiB ?? 16, maxBandwidth: msg.maxBandwidth, downtimeLimit: msg.downtimeLimit }, { miglab: this.miglab, processes: this.processes, qemu: info.path });
+        } finally {
+          this.comparing = false;
+        }
+      }
       case 'endpoints.stop':
         await this.sim.stop();
         return this.endpoints.stop();

@@ -87,7 +87,11 @@ export function compare_runs(lab: readonly TraceEvent[], qemu: readonly TraceEve
     differences.push({
       kind: 'states',
       what: `lab: ${a.states.join(' → ')}; QEMU: ${b.states.join(' → ')}`,
-      why: v10 ? "QEMU 10.0 passes through 'device' in a plain precopy; 9.0, which the lab follows, does not" : null,
+      why: !a.states.length
+        ? "the lab's live runtime (miglab vm) does not trace its state changes (its states view asks query-migrate); the simulated runtime records them"
+        : v10
+          ? "QEMU 10.0 passes through 'device' in a plain precopy; 9.0, which the lab follows, does not"
+          : null,
     });
   }
   const ta = a.threads.map((t) => t.name).join();

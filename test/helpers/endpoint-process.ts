@@ -175,17 +175,7 @@ export async function runEndpoint(args: string[]): Promise<{ code: number | null
   }
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released; the lab's CLI does not report port 0). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../host/free-port.js';
 
 /** Does something accept connections on 127.0.0.1:port? */
 export function canConnect(port: number): Promise<boolean> {

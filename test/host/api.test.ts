@@ -42,6 +42,7 @@ describe('host API message checks', () => {
       { type: 'lesson.check', req: 30, id: 'convergence', attempt: { seed: 7, answers: {}, actions: [] }, locale: 'zh-Hans' },
       { type: 'qemu.info', req: 31 },
       { type: 'endpoints.start', req: 32, source: 'qemu', destination: 'miglab' },
+      { type: 'compare.run', req: 33, ramMiB: 64, prefillMiB: 16, maxBandwidth: 33554432, downtimeLimit: 300 },
     ];
     for (const m of good) expect(parseClientMessage(JSON.stringify(m))).toEqual({ ok: true, msg: m });
     expect(new Set(good.map((m) => m.type))).toEqual(new Set(Object.keys(CLIENT_MESSAGES)));

@@ -7,6 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EndpointId, EndpointStatus, HostMessage, TraceEvent } from '../../host/api.js';
 import { CoreHarness } from '../helpers/core-harness.js';
+import type { CompareResult } from '../../host/compare-run.js';
+import { compare_runs } from '../../core/trace/compare.js';
 import { QEMU, QEMU10, QEMU10_AVAILABLE, QEMU_AVAILABLE, freePort } from '../helpers/endpoint-process.js';
 
 let h: CoreHarness | null = null;
@@ -97,5 +99,20 @@ describe('no real QEMU', () => {
     h = new CoreHarness({ qemu: null });
     expect(await h.ok({ type: 'qemu.info' })).toEqual({ path: null, version: null, error: expect.stringMatching(/no qemu-system-x86_64 on PATH/) });
     expect(await h.error({ type: 'endpoints.start', destination: 'qemu' })).toMatch(/^real QEMU: no qemu-system-x86_64 on PATH/);
+  });
+});
+
+describe.skipIf(!QEMU_AVAILABLE)('compare.run: the lab and real QEMU 7.2, the same settings, one after the other', () => {
+  it('both runs complete; their traces compare, every difference of the source explained', async () => {
+    h = new CoreHarness({ qemu: QEMU });
+    const r = await h.ok<CompareResult>({ type: 'compare.run', ramMiB: 64, prefillMiB: 16, maxBandwidth: 64 << 20 });
+    expect(r.lab).toMatchObject({ engine: 'miglab', version: '9.0.0', info: { status: 'completed' } });
+    expect(r.qemu).toMatchObject({ engine: 'qemu', info: { status: 'completed' } });
+    expect(r.qemu.version).toMatch(/^7\.2\./);
+    const { differences } = compare_runs(r.lab.source, r.qemu.source);
+    expect(differences.filter((d) => d.why === null)).toEqual([]);
+    expect(entered(r.qemu.destination)).toEqual(expect.arrayContaining(['process_incoming_migration_co', 'qemu_loadvm_state']));
+    // The slots were left alone.
+    expect(h.core.endpoints.statuses().every((s) => s.state === 'stopped')).toBe(true);
   });
 });
