@@ -36,7 +36,21 @@ export interface RunSummary {
   downtime_ms: number | null;
 }
 
-export function summarize(events: readonly TraceEvent[]): RunSummary {
+/**
+ * What summarize reads of an event: the engine's TraceEvent and the host API's (whose
+ * `args` is any JSON) both fit.
+ */
+export interface SummaryEvent {
+  type: TraceEvent['type'];
+  ts: number;
+  fn?: string;
+  name?: string;
+  what?: string;
+  to?: string;
+  args?: unknown;
+}
+
+export function summarize(events: readonly SummaryEvent[]): RunSummary {
   const functions: string[] = [];
   const threads: { name: string; fn: string }[] = [];
   const states: string[] = [];
@@ -46,13 +60,13 @@ export function summarize(events: readonly TraceEvent[]): RunSummary {
   let stopped: number | null = null;
   let downtime: number | null = null;
   for (const e of events) {
-    if (e.type === 'enter' && !functions.includes(e.fn)) functions.push(e.fn);
-    else if (e.type === 'thread-create') threads.push({ name: e.name, fn: e.fn });
+    if (e.type === 'enter' && e.fn && !functions.includes(e.fn)) functions.push(e.fn);
+    else if (e.type === 'thread-create') threads.push({ name: String(e.name), fn: String(e.fn) });
     else if (e.type === 'mark' && e.name === 'migration_bitmap_sync_end') syncs++;
     // The lab measures its downtime in migration_completion (QEMU has no such mark).
-    else if (e.type === 'mark' && e.name === MIGLAB_COMPLETION && typeof e.args?.downtime === 'number') downtime = e.args.downtime;
+    else if (e.type === 'mark' && e.name === MIGLAB_COMPLETION && typeof (e.args as { downtime?: unknown } | undefined)?.downtime === 'number') downtime = (e.args as { downtime: number }).downtime;
     else if (e.type === 'state' && e.what !== 'runstate') {
-      states.push(e.to);
+      states.push(String(e.to));
       first ??= e.ts;
       last = e.ts;
       if (stopped !== null && downtime === null && (e.to === 'completed' || e.to === 'failed')) downtime = (e.ts - stopped) / 1000;
@@ -69,7 +83,7 @@ export interface Difference {
 }
 
 /** What differs between the lab's run and real QEMU's, for one side. */
-export function compare_runs(lab: readonly TraceEvent[], qemu: readonly TraceEvent[]): { lab: RunSummary; qemu: RunSummary; differences: Difference[] } {
+export function compare_runs(lab: readonly SummaryEvent[], qemu: readonly SummaryEvent[]): { lab: RunSummary; qemu: RunSummary; differences: Difference[] } {
   const a = summarize(lab);
   const b = summarize(qemu);
   const differences: Difference[] = [];

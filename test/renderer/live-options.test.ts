@@ -13,6 +13,7 @@ import {
   sourceParameterCommands,
   splitSpec,
   startRequest,
+  qemuVersion,
   workloadError,
 } from '../../renderer/src/lib/live/live-options.js';
 
@@ -65,5 +66,20 @@ describe('the live panel options', () => {
     expect(startRequest({ ...LIVE_DEFAULTS, ramMiB: 8 })).toBeNull();
     expect(startRequest({ ...LIVE_DEFAULTS, ramMiB: 5000 })).toBeNull();
     expect(startRequest({ ...LIVE_DEFAULTS, maxBandwidth: 'x' })).toBeNull();
+  });
+});
+
+describe('real QEMU in a slot', () => {
+  it('a real QEMU source sends no workload (it runs -machine none), even a bad one; the engines go with the request', () => {
+    const o = { ...LIVE_DEFAULTS, workload: 'nonsense:x=1', sourceEngine: 'qemu' as const, destinationEngine: 'miglab' as const };
+    expect(startRequest(o)).toEqual({ ramMiB: 128, prefillMiB: 128, source: 'qemu' });
+    expect(startRequest({ ...LIVE_DEFAULTS, destinationEngine: 'qemu' })).toEqual({ ramMiB: 128, workload: LIVE_DEFAULTS.workload, prefillMiB: 128, destination: 'qemu' });
+    expect(startRequest({ ...LIVE_DEFAULTS, workload: 'nonsense:x=1' })).toBeNull();
+  });
+  it("the version from a QMP greeting: a real QEMU's, the lab's; null for anything else", () => {
+    expect(qemuVersion('{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}')).toBe('7.2.22');
+    expect(qemuVersion('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 9}, "package": "migration-lab 0.1.0"}}}')).toBe('9.0.0');
+    expect(qemuVersion(null)).toBeNull();
+    expect(qemuVersion('not json')).toBeNull();
   });
 });

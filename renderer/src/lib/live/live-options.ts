@@ -29,7 +29,12 @@ export interface LiveOptions {
   workload: string;
   /** max-bandwidth in QEMU's size syntax (bytes/s; K, M, G suffixes), or '' for the endpoint's default. */
   maxBandwidth: string;
+  /** What each slot runs: the lab's `miglab vm`, or a real QEMU (-machine none), whose own trace points animate the views. */
+  sourceEngine: SlotEngine;
+  destinationEngine: SlotEngine;
 }
+
+export type SlotEngine = 'miglab' | 'qemu';
 
 /**
  * Defaults that make a live run last several seconds on a small machine (measured: about
@@ -43,6 +48,8 @@ export const LIVE_DEFAULTS: LiveOptions = {
   prefill: true,
   workload: 'hotset:size=16M,rate=16M',
   maxBandwidth: '32M',
+  sourceEngine: 'miglab',
+  destinationEngine: 'miglab',
 };
 
 /** A SPEC taken apart without checking it (for the picker): its kind and key=value pairs. */
@@ -111,8 +118,28 @@ export function sourceParameterCommands(o: Pick<LiveOptions, 'maxBandwidth'>): s
   return 'bytes' in b && b.bytes !== null ? [`migrate-set-parameters max-bandwidth=${b.bytes}`] : [];
 }
 
-/** The endpoints.start request for these options (host/api.ts), or null when one of them is refused. */
-export function startRequest(o: LiveOptions): { ramMiB: number; workload: string; prefillMiB: number } | null {
-  if (!ramOk(o.ramMiB) || workloadError(o.workload, o.ramMiB) || 'error' in parseBandwidth(o.maxBandwidth)) return null;
-  return { ramMiB: o.ramMiB, workload: o.workload.trim(), prefillMiB: o.prefill ? o.ramMiB : 0 };
+/**
+ * The endpoints.start request for these options (host/api.ts), or null when one of them is
+ * refused. A real QEMU source runs -machine none: no guest code, so no workload is sent.
+ */
+export function startRequest(o: LiveOptions): { ramMiB: number; workload?: string; prefillMiB: number; source?: SlotEngine; destination?: SlotEngine } | null {
+  const qemuSource = o.sourceEngine === 'qemu';
+  if (!ramOk(o.ramMiB) || (!qemuSource && workloadError(o.workload, o.ramMiB)) || 'error' in parseBandwidth(o.maxBandwidth)) return null;
+  return {
+    ramMiB: o.ramMiB,
+    ...(qemuSource ? {} : { workload: o.workload.trim() }),
+    prefillMiB: o.prefill ? o.ramMiB : 0,
+    ...(qemuSource ? { source: 'qemu' as const } : {}),
+    ...(o.destinationEngine === 'qemu' ? { destination: 'qemu' as const } : {}),
+  };
+}
+
+/** "7.2.22" from a QMP greeting (a real QEMU's; the lab's says 9.0.0), or null. */
+export function qemuVersion(greeting: string | null): string | null {
+  try {
+    const v = (JSON.parse(greeting ?? '') as { QMP?: { version?: { qemu?: { major?: unknown; minor?: unknown; micro?: unknown } } } }).QMP?.version?.qemu;
+    return v && typeof v.major === 'number' ? `${v.major}.${v.minor}.${v.micro}` : null;
+  } catch {
+    return null;
+  }
 }
