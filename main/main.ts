@@ -51,9 +51,9 @@ if (!app.requestSingleInstanceLock()) {
     () => {
       session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false));
       serveApp({ renderer: RENDERER_DIR, docs: DOCS_DIR }, log);
-      core = new HostCore({ miglab: MIGLAB, processes: utilityProcessHost, log, sourceIndex: join(RENDERER_DIR, SOURCE_INDEX_FILE) });
-      // `--qemu-source DIR`, as miglab serve takes it; a bad one is reported and the app starts without.
-      const { qemuSource } = parseAppOptions(process.argv.slice(1));
+      // `--qemu-source DIR` and `--qemu PATH`, as miglab serve takes them; a bad source tree is reported and the app starts without.
+      const { qemuSource, qemu } = parseAppOptions(process.argv.slice(1));
+      core = new HostCore({ miglab: MIGLAB, processes: utilityProcessHost, log, sourceIndex: join(RENDERER_DIR, SOURCE_INDEX_FILE), ...(qemu ? { qemu } : {}) });
       if (qemuSource) {
         try {
           core.qemuSource.set(qemuSource);

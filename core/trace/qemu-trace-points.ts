@@ -162,7 +162,7 @@ export const TRACE_POINTS: Readonly<Record<string, TracePoint>> = {
   savevm_state_complete_precopy: { in: ['7.2'], thread: 'migration' },
   migration_precopy_complete: { in: ['10.0'], thread: 'migration' },
   migration_completion_file_err: { in: ALL, thread: 'migration', at: COMPLETION },
-  migrate_error: { in: SINCE_8, thread: 'any', args: fields(/^error=(.*)$/, ['error'], ['str']) },
+  migrate_error: { in: ['10.0'], thread: 'any', args: fields(/^error=(.*)$/, ['error'], ['str']) },
   migration_thread_file_err: { in: ALL, thread: 'migration', at: THREAD },
   migration_thread_after_loop: { in: ALL, thread: 'migration', at: THREAD, calls: ['migration_iteration_finish'] },
   ram_write_tracking_ramblock_start: { in: ALL, thread: 'migration', names: 'bg_snapshot' },

@@ -129,6 +129,7 @@ describe('the host API', () => {
   test('the desktop app takes --qemu-source DIR or --qemu-source=DIR', () => {
     expect(parseAppOptions(['.', '--qemu-source', 'q'], '/w')).toEqual({ qemuSource: '/w/q' });
     expect(parseAppOptions(['--qemu-source=/q'], '/w')).toEqual({ qemuSource: '/q' });
+    expect(parseAppOptions(['.', '--qemu', 'bin/qemu-system-x86_64', '--qemu-source=/q'], '/w')).toEqual({ qemu: '/w/bin/qemu-system-x86_64', qemuSource: '/q' });
     expect(parseAppOptions(['--no-sandbox'], '/w')).toEqual({});
   });
 });
