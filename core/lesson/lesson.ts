@@ -72,6 +72,7 @@ const POINT = {
     },
     locals: { type: 'object', description: 'a field of the locals panel', fields: { field: { type: 'string', required: true, description: 'e.g. threshold_size' } } },
     rammap: { type: 'object', description: 'the RAM map', fields: {} },
+    compare: { type: 'object', description: 'the side-by-side view of the lab and real QEMU', fields: {} },
     source: { type: 'object', description: "a function's source view", fields: { fn: { type: 'string', required: true } } },
   },
 } as const satisfies FieldSpec;

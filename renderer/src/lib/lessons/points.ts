@@ -25,6 +25,8 @@ export function pointToken(p: LessonPoint): string | null {
       return key(p.field);
     case 'rammap':
       return 'rammap';
+    case 'compare':
+      return 'compare';
     default:
       return null;
   }
