@@ -220,7 +220,8 @@ export class QemuTraceReader {
       return;
     }
     if (!row) {
-      this.emit({ ...where, type: 'mark', name: l.point, ...(l.text ? { args: { raw: l.text } } : {}) });
+      // Kept as QEMU wrote it (`raw` says the table does not map it, even with no arguments).
+      this.emit({ ...where, type: 'mark', name: l.point, args: { raw: l.text } });
       return;
     }
     const args = row.args ? (row.args(l.text) ?? { raw: l.text }) : l.text ? { raw: l.text } : undefined;

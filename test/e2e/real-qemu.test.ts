@@ -50,5 +50,14 @@ describe.skipIf(!CHROMIUM || !QEMU_AVAILABLE)(`a real QEMU slot in chromium${QEM
     await expect.poll(() => lane.getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
     expect(await lane.locator('.seg.running').count()).toBe(1);
     expect(await lane.locator('.join-mark').count()).toBe(1);
+
+    // QEMU's own lines, the ones the lab does not map kept and marked raw.
+    const lines = lab.page.locator('[data-testid=qemu-trace] [data-qemu-trace=source]');
+    await expect.poll(async () => Number(await lines.getAttribute('data-lines')), { timeout: 10_000 }).toBeGreaterThan(20);
+    expect(Number(await lines.getAttribute('data-raw'))).toBeGreaterThan(0);
+    expect(await lines.locator('li[data-point-name=migrate_set_state]').count()).toBeGreaterThanOrEqual(3);
+    expect(await lab.page.locator('[data-testid=qemu-trace] [data-qemu-trace=destination]').count()).toBe(0);
+    await lab.page.getByTestId('qemu-trace-raw-only').check();
+    expect(await lines.locator('li:not(.raw)').count()).toBe(0);
   });
 });
