@@ -195,8 +195,14 @@ export class QemuTraceReader {
     const main = this.main!;
     const body = THREAD_BODIES[kind === 'migration' ? 'live_migration' : kind];
     let name = body.name;
-    if (kind === 'multifdsend') name = `multifdsend_${this.multifd.send++}`;
-    if (kind === 'multifdrecv') name = `multifdrecv_${this.multifd.recv++}`;
+    if (kind === 'multifdsend' || kind === 'multifdrecv') {
+      // The channel number its start point gives (else: in the order the threads came).
+      const start = this.held.find((h) => h.tid === tid && (h.point === 'multifd_send_thread_start' || h.point === 'multifd_recv_thread_start'));
+      const id = start ? Number.parseInt(start.text, 10) : NaN;
+      const dir = kind === 'multifdsend' ? 'send' : 'recv';
+      name = `${kind}_${Number.isInteger(id) ? id : this.multifd[dir]}`;
+      this.multifd[dir]++;
+    }
     const chain = kind === 'live_migration' || kind === 'bg_snapshot' || kind === 'migration' ? ['migrate_fd_connect', 'qemu_thread_create'] : kind === 'return path' ? ['open_return_path_on_source', 'qemu_thread_create'] : [];
     const depth = main.stack.length;
     this.push(main, chain, ts);

@@ -80,6 +80,8 @@ describe.each(VERSIONS)('QEMU %s trace logs', (v) => {
     ['t3_precopy_failed', 'src'],
     ['t3_precopy_failed', 'dst'],
     ['t4_background_snapshot', 'src'],
+    ['t6_multifd', 'src'],
+    ['t6_multifd', 'dst'],
   ])('%s %s: every line kept, the states are the MIGRATION events at the same times, main is the pid', (scenario, vm) => {
     const text = log(v, scenario, vm);
     const recs = transcript(v, scenario);
@@ -170,6 +172,20 @@ describe.each(VERSIONS)('QEMU %s trace logs', (v) => {
     expect(error).toBeDefined();
   });
 
+  it('multifd: a thread per channel on both sides, named by its channel, each ending; the migration thread still joined', () => {
+    const src = read_qemu_trace(log(v, 't6_multifd', 'src')).events;
+    const dst = read_qemu_trace(log(v, 't6_multifd', 'dst')).events;
+    const created = (evs: TraceEvent[]) => evs.filter((e) => e.type === 'thread-create').map((e) => `${(e as { name: string }).name} ${(e as { fn: string }).fn}`).sort();
+    expect(created(src)).toEqual(['live_migration migration_thread', 'multifdsend_0 multifd_send_thread', 'multifdsend_1 multifd_send_thread']);
+    expect(created(dst)).toEqual(['multifdrecv_0 multifd_recv_thread', 'multifdrecv_1 multifd_recv_thread']);
+    for (const evs of [src, dst]) {
+      const tids = evs.filter((e) => e.type === 'thread-create').map((e) => (e as { newTid: number }).newTid);
+      expect(new Set(tids).size).toBe(tids.length);
+      expect(evs.filter((e) => e.type === 'thread-exit').length).toBe(tids.length);
+    }
+    expect(src.filter((e) => e.type === 'thread-join').map((e) => (e as { name: string }).name)).toEqual(['live_migration']);
+  });
+
   it('background snapshot: the thread is bg_snapshot running bg_migration_thread', () => {
     const { events } = read_qemu_trace(log(v, 't4_background_snapshot', 'src'));
     expect(events.find((e) => e.type === 'thread-create')).toMatchObject({ name: 'bg_snapshot', fn: 'bg_migration_thread' });
@@ -195,7 +211,7 @@ describe('the table', () => {
   it('every point the fixtures hold that is in the table exists in that QEMU version by its row', () => {
     for (const v of VERSIONS) {
       const seen = new Set<string>();
-      for (const f of ['t1_precopy_completed', 't2_precopy_cancelled', 't3_precopy_failed', 't4_background_snapshot'])
+      for (const f of ['t1_precopy_completed', 't2_precopy_cancelled', 't3_precopy_failed', 't4_background_snapshot', 't6_multifd'])
         for (const vm of ['src', 'dst'])
           try {
             for (const p of Object.keys(read_qemu_trace(log(v, f, vm)).stats.points)) seen.add(p);
