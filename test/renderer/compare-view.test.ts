@@ -12,7 +12,7 @@ import { read_qemu_trace } from '../../core/trace/qemu-trace.js';
 import { Simulation, type SimResult } from '../../core/sim/runner.js';
 import type { TraceEvent } from '../../host/api.js';
 import type { CompareResult } from '../../host/compare-run.js';
-import { axisTicks, buildCompare, formatBytes, formatDuration, runRows, shortVersion, type CompareInput, type CompareModel, type Lane } from '../../renderer/src/lib/compare/compare-view.js';
+import { axisTicks, buildCompare, formatBytes, formatDuration, labelLevels, runRows, shortVersion, type CompareInput, type CompareModel, type Lane } from '../../renderer/src/lib/compare/compare-view.js';
 import { FIXTURES, type FixtureRecord } from '../helpers/fixtures.js';
 import { loadPreset } from '../helpers/presets.js';
 
@@ -171,5 +171,12 @@ describe('the pieces', () => {
       { fn: 'migrate_fd_cleanup', start_ms: 1, end_ms: 3, depth: 1, open: true },
     ]);
     expect(runRows([], '9.0.0')).toEqual({ version: '9.0', t0_us: null, lanes: [], downtime: null, end_ms: 0 });
+  });
+});
+
+describe('labels along a line', () => {
+  it('go on the lowest level free at their x, else on the one free the soonest', () => {
+    expect(labelLevels([{ x: 0, width: 50 }, { x: 20, width: 30 }, { x: 60, width: 10 }, { x: 62, width: 10 }], 2)).toEqual([0, 1, 0, 1]);
+    expect(labelLevels([{ x: 0, width: 50 }, { x: 10, width: 50 }, { x: 20, width: 50 }], 2)).toEqual([0, 1, 0]);
   });
 });

@@ -237,3 +237,18 @@ export function formatDuration(ms: number): string {
 export function formatBytes(b: number): string {
   return b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${b} B`;
 }
+
+/**
+ * Levels for labels along one line so that none overlaps the one before it on its level:
+ * each label (its x and width, px) goes on the lowest level free at its x (the last level
+ * when none is). Labels in order of x.
+ */
+export function labelLevels(labels: readonly { x: number; width: number }[], levels: number, gap = 6): number[] {
+  const ends: number[] = Array.from({ length: levels }, () => -Infinity);
+  return labels.map((l) => {
+    let k = ends.findIndex((end) => end + gap <= l.x);
+    if (k < 0) k = ends.indexOf(Math.min(...ends));
+    ends[k] = l.x + l.width;
+    return k;
+  });
+}
