@@ -11,7 +11,7 @@
  *
  * Plain Node, no electron import (test/main/electron-imports.test.ts checks it).
  */
-import { fork, spawn } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 
 /** How a child ended. Electron's utilityProcess reports a code only (signal stays null). */
 export interface ChildExit {
@@ -62,33 +62,14 @@ export const nodeProcessHost: ProcessHost = {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
-    const exit = exitLatch();
-    proc.on('exit', (code, signal) => exit.end({ code, signal }));
-    // A fork that cannot start (bad cwd, EAGAIN) emits 'error' and never 'exit'.
-    proc.on('error', () => {
-      if (proc.pid === undefined) exit.end({ code: null, signal: null });
-    });
-    return {
-      get pid() {
-        return proc.pid;
-      },
-      get exited() {
-        return exit.ended !== null;
-      },
+    return handleOf(proc, {
       post(message) {
         if (proc.connected) proc.send(message as object, (e) => void e);
       },
       onMessage(l) {
         proc.on('message', (m) => l(m));
       },
-      onStderr(l) {
-        proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
-      },
-      onExit: exit.onExit,
-      kill(force = false) {
-        if (!exit.ended) proc.kill(force ? 'SIGKILL' : 'SIGTERM');
-      },
-    };
+    });
   },
 };
 
@@ -99,9 +80,14 @@ export const nodeProcessHost: ProcessHost = {
  */
 export function spawnNative(command: string, args: string[], options: ForkOptions = {}): ChildHandle {
   const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  return handleOf(proc, { post() {}, onMessage() {} });
+}
+
+/** A child_process child as a ChildHandle, with its message channel (or none). */
+function handleOf(proc: ChildProcess, channel: Pick<ChildHandle, 'post' | 'onMessage'>): ChildHandle {
   const exit = exitLatch();
   proc.on('exit', (code, signal) => exit.end({ code, signal }));
-  // A program that cannot start (ENOENT, EACCES) emits 'error' and never 'exit'.
+  // A child that cannot start (bad cwd, ENOENT, EAGAIN) emits 'error' and never 'exit'.
   proc.on('error', () => {
     if (proc.pid === undefined) exit.end({ code: null, signal: null });
   });
@@ -112,8 +98,7 @@ export function spawnNative(command: string, args: string[], options: ForkOption
     get exited() {
       return exit.ended !== null;
     },
-    post() {},
-    onMessage() {},
+    ...channel,
     onStderr(l) {
       proc.stderr?.setEncoding('utf8').on('data', (d: string) => l(d));
     },
