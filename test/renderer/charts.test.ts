@@ -10,6 +10,10 @@ import { run_scenario } from '../../core/sim/runner.js';
 import { parse_scenario_text } from '../../core/sim/scenario.js';
 import { CHART_COLUMNS, ChartData } from '../../renderer/src/lib/charts/chart-data.js';
 import { loadPreset, sourceTrace } from '../helpers/presets.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { read_qemu_trace } from '../../core/trace/qemu-trace.js';
+import { FIXTURES } from '../helpers/fixtures.js';
 
 const where = (ts: number) => ({ ts, thread: 'live_migration', tid: 7 });
 const mark = (ts: number, name: string, args: Record<string, unknown>): TraceEvent => ({ ...where(ts), type: 'mark', name, args });
@@ -163,5 +167,25 @@ describe('the switchover threshold and decisions on the remaining chart (bandwid
     expect(Math.trunc(ex.dirty_bytes_last_sync! / ex.bandwidth!)).toBe(ex.expected_ms);
     expect(ex.completion_bytes).toBeGreaterThan(ex.downtime_bytes);
     expect(ex.downtime_ms).toBeLessThan(ex.expected_ms!);
+  });
+});
+
+describe("the charts of a real QEMU (its trace log: no lab-only marks)", () => {
+  it('a row per window from migrate_transferred: remaining, threshold, throughput; a pass per bitmap sync', () => {
+    const text = readFileSync(join(FIXTURES, 'qemu-10.0', 'traces', 't2_precopy_cancelled.src.log'), 'utf8');
+    const d = new ChartData();
+    for (const ev of read_qemu_trace(text).events) d.feed(ev as TraceEvent);
+    const windows = text.split('\n').filter((l) => l.includes(':migrate_transferred ')).length;
+    expect(windows).toBeGreaterThan(5);
+    expect(d.length).toBe(windows);
+    for (let i = 0; i < d.length; i++) {
+      expect(d.remaining[i]).toBeGreaterThan(0);
+      expect(d.threshold[i]).toBeGreaterThan(0);
+      expect(d.throughput[i]).toBeGreaterThan(0);
+      expect(d.dirtyRate[i]).toBeNull();
+    }
+    // 8 MiB/s: the throughput QEMU measured, per window.
+    expect(d.throughput[2]).toBeGreaterThan(6 * 1024 * 1024);
+    expect(d.throughput[2]).toBeLessThan(11 * 1024 * 1024);
   });
 });

@@ -14,6 +14,10 @@
  * sync, i.e. at a pass) or to complete: its pending size against its threshold, the other
  * series empty. Decisions on the estimate alone (every turn of the loop while far above
  * the threshold) get no row: they would hide the ones that matter.
+ * A real QEMU (its trace log read by the host, core/trace/qemu-trace.ts) has no
+ * miglab_counters: its window row is made at migrate_transferred itself, once the next event
+ * shows no miglab_counters follows (the lab emits one right behind each migrate_transferred),
+ * with what QEMU traces (remaining, threshold, throughput; no dirty rate or expected downtime).
  * A run starts when the migration thread is entered: the data resets then.
  *
  * Pure TypeScript (no Svelte, no DOM): feed() is O(1) per event, so the UI keeps up with
@@ -99,6 +103,8 @@ export class ChartData {
   /** What the downtime explanation is made of, as the marks come. */
   private last: LastSeen = noLast();
   private completion: { downtime: number; downtime_bytes: number; transferred: number; rate_limit_max: number } | null = null;
+  /** A window seen at migrate_transferred, waiting to know whether miglab_counters follows (the lab) or not (real QEMU). */
+  private window: number | null = null;
 
   get length(): number {
     return this.t.length;
@@ -106,6 +112,11 @@ export class ChartData {
 
   /** One trace event of the source endpoint. */
   feed(ev: TraceEvent): void {
+    if (this.window !== null && !(ev.type === 'mark' && ev.name === 'miglab_counters')) {
+      const t = this.window;
+      this.window = null;
+      if (this.t.length < MAX_ROWS) this.pushRow(t, this.lastRemaining, this.lastThreshold, null, this.lastThroughput, null, null, this.syncs, null);
+    }
     if (ev.type === 'enter') {
       if (THREAD_BODIES.has(ev.fn)) this.reset(ev.ts);
       // the rate limit in force when the switchover began (lifted inside)
@@ -127,6 +138,7 @@ export class ChartData {
         const avail = num(a.avail_bw);
         this.last.avail = !!avail;
         this.last.bandwidth = avail || num(a.bandwidth);
+        this.window = this.rel(ev.ts);
         break;
       }
       case MIGLAB_ITERATION_DECISION: {
@@ -149,6 +161,7 @@ export class ChartData {
         this.version++;
         break;
       case 'miglab_counters': {
+        this.window = null;
         if (this.t.length >= MAX_ROWS) return;
         const rate = num(a.dirty_pages_rate);
         this.last.expected = num(a.expected_downtime);
@@ -239,6 +252,7 @@ export class ChartData {
     this.lastRemaining = this.lastThroughput = this.lastThreshold = null;
     this.last = noLast();
     this.completion = null;
+    this.window = null;
     this.syncs = 0;
     if (ts !== null) this.runs++;
     this.version++;
