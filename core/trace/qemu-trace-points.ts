@@ -249,7 +249,7 @@ export const THREAD_BODIES: Readonly<Record<ThreadKind, { fn: string; name: stri
  * The `-trace` patterns that enable every point the table reads (and the migration
  * points it keeps raw), and the one it turns off again: QEMU 10.0 writes
  * migration_transferred_bytes on every rate-limit check, once per page.
- * ../shared/fixtures/tools/trace_transcript.py records the fixtures with the same.
+ * test/fixtures/qemu-traces/trace_transcript.py records the fixtures with the same.
  */
 export const QEMU_TRACE_PATTERNS = [
   'migrat*',

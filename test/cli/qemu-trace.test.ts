@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGLAB } from '../helpers/endpoint-process.js';
-import { FIXTURES } from '../helpers/fixtures.js';
+import { traceFixture } from '../helpers/fixtures.js';
 
-const log = (v: string, name: string) => join(FIXTURES, `qemu-${v}`, 'traces', name);
+const log = (v: string, name: string) => traceFixture(v, name);
 const scratch = mkdtempSync(join(tmpdir(), 'miglab-qemu-trace-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

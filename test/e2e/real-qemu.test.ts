@@ -2,8 +2,9 @@
  * End to end: a real QEMU in the source slot, in chromium against `miglab serve`. The live
  * panel runs the source on qemu-system-x86_64 (PATH: Debian's 7.2) and the destination on
  * the lab's miglab vm; the guided Migrate types the commands; the call chain lights
- * migration_thread and the threads view shows QEMU's live_migration thread from its
- * creation to its join, all from QEMU's own trace points. Skipped when chromium or QEMU is
+ * migration_thread, the threads view shows QEMU's live_migration thread from its creation
+ * to its join, the charts get a row per window, and QEMU's trace lines are listed, all
+ * from QEMU's own trace points. Skipped when chromium or QEMU is
  * not installed.
  */
 import { describe, expect, it } from 'vitest';
@@ -50,6 +51,10 @@ describe.skipIf(!CHROMIUM || !QEMU_AVAILABLE)(`a real QEMU slot in chromium${QEM
     await expect.poll(() => lane.getAttribute('data-phase'), { timeout: 10_000 }).toBe('joined');
     expect(await lane.locator('.seg.running').count()).toBe(1);
     expect(await lane.locator('.join-mark').count()).toBe(1);
+
+    // The charts: a row per window from QEMU's migrate_transferred, a pass per bitmap sync.
+    await expect.poll(async () => Number(await lab.page.getByTestId('charts').getAttribute('data-rows')), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+    expect(Number(await lab.page.getByTestId('charts').getAttribute('data-passes'))).toBeGreaterThanOrEqual(2);
 
     // QEMU's own lines, the ones the lab does not map kept and marked raw.
     const lines = lab.page.locator('[data-testid=qemu-trace] [data-qemu-trace=source]');

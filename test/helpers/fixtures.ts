@@ -30,3 +30,11 @@ export function loadTranscript(version: string, name: string): FixtureRecord[] {
     .filter(Boolean)
     .map((l) => JSON.parse(l) as FixtureRecord);
 }
+
+/** The lab's own recordings of real QEMU's trace logs with their QMP transcripts (test/fixtures/qemu-traces/README.md). */
+export const TRACE_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'qemu-traces');
+
+/** A file of `qemu-<version>/` there (`t1_precopy_completed.src.log`, `t1_precopy_completed.jsonl`). */
+export function traceFixture(version: string, file: string): string {
+  return join(TRACE_FIXTURES, `qemu-${version}`, file);
+}

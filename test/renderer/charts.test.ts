@@ -11,9 +11,8 @@ import { parse_scenario_text } from '../../core/sim/scenario.js';
 import { CHART_COLUMNS, ChartData } from '../../renderer/src/lib/charts/chart-data.js';
 import { loadPreset, sourceTrace } from '../helpers/presets.js';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { read_qemu_trace } from '../../core/trace/qemu-trace.js';
-import { FIXTURES } from '../helpers/fixtures.js';
+import { traceFixture } from '../helpers/fixtures.js';
 
 const where = (ts: number) => ({ ts, thread: 'live_migration', tid: 7 });
 const mark = (ts: number, name: string, args: Record<string, unknown>): TraceEvent => ({ ...where(ts), type: 'mark', name, args });
@@ -172,7 +171,7 @@ describe('the switchover threshold and decisions on the remaining chart (bandwid
 
 describe("the charts of a real QEMU (its trace log: no lab-only marks)", () => {
   it('a row per window from migrate_transferred: remaining, threshold, throughput; a pass per bitmap sync', () => {
-    const text = readFileSync(join(FIXTURES, 'qemu-10.0', 'traces', 't2_precopy_cancelled.src.log'), 'utf8');
+    const text = readFileSync(traceFixture('10.0', 't2_precopy_cancelled.src.log'), 'utf8');
     const d = new ChartData();
     for (const ev of read_qemu_trace(text).events) d.feed(ev as TraceEvent);
     const windows = text.split('\n').filter((l) => l.includes(':migrate_transferred ')).length;

@@ -13,10 +13,10 @@ import { Simulation, type SimResult } from '../../core/sim/runner.js';
 import type { TraceEvent } from '../../host/api.js';
 import type { CompareResult } from '../../host/compare-run.js';
 import { axisTicks, buildCompare, formatBytes, formatDuration, labelLevels, runRows, shortVersion, type CompareInput, type CompareModel, type Lane } from '../../renderer/src/lib/compare/compare-view.js';
-import { FIXTURES, type FixtureRecord } from '../helpers/fixtures.js';
+import { TRACE_FIXTURES, type FixtureRecord } from '../helpers/fixtures.js';
 import { loadPreset } from '../helpers/presets.js';
 
-const TRACES = join(FIXTURES, 'qemu-7.2', 'traces');
+const TRACES = join(TRACE_FIXTURES, 'qemu-7.2');
 const qemuEvents = read_qemu_trace(readFileSync(join(TRACES, 't1_precopy_completed.src.log'), 'utf8')).events;
 /** The source's last query-migrate answer in the same run's QMP transcript. */
 const qemuInfo = readFileSync(join(TRACES, 't1_precopy_completed.jsonl'), 'utf8')

@@ -1,13 +1,12 @@
 /** The "QEMU's trace" view's lines (renderer/src/lib/qemutrace/trace-lines.ts), from a recorded real QEMU log. */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { read_qemu_trace } from '../../core/trace/qemu-trace.js';
 import { EMPTY_LINES, MAX_LINES, addTraceLines } from '../../renderer/src/lib/qemutrace/trace-lines.js';
 import type { TraceEvent } from '../../host/api.js';
-import { FIXTURES } from '../helpers/fixtures.js';
+import { traceFixture } from '../helpers/fixtures.js';
 
-const log = readFileSync(join(FIXTURES, 'qemu-10.0', 'traces', 't1_precopy_completed.src.log'), 'utf8');
+const log = readFileSync(traceFixture('10.0', 't1_precopy_completed.src.log'), 'utf8');
 
 describe("QEMU's trace lines", () => {
   it('one line per line of the log; the points the lab does not map are marked raw, with their text', () => {

@@ -1,6 +1,6 @@
 /**
  * QEMU's own trace log, read into the lab's trace events (core/trace/qemu-trace.ts), on
- * logs recorded from real QEMU 7.2 and 10.0 (test/fixtures/qemu/qemu-X/traces), each held
+ * logs recorded from real QEMU 7.2 and 10.0 (test/fixtures/qemu-traces), each held
  * against the QMP transcript of the same run: the states against its MIGRATION events
  * (the same wall clock), the main thread's tid against the QEMU's pid, the call order
  * against the lab's own engine.
@@ -13,11 +13,11 @@ import { TRACE_POINTS, qemu_trace_args } from '../../../core/trace/qemu-trace-po
 import type { TraceEvent } from '../../../core/trace/trace-event.js';
 import { Simulation } from '../../../core/sim/runner.js';
 import { compare_runs } from '../../../core/trace/compare.js';
-import { FIXTURES, type FixtureRecord } from '../../helpers/fixtures.js';
+import { TRACE_FIXTURES, type FixtureRecord } from '../../helpers/fixtures.js';
 import { loadPreset } from '../../helpers/presets.js';
 
 const VERSIONS = ['7.2', '10.0'] as const;
-const dir = (v: string) => join(FIXTURES, `qemu-${v}`, 'traces');
+const dir = (v: string) => join(TRACE_FIXTURES, `qemu-${v}`);
 const log = (v: string, scenario: string, vm: string) => readFileSync(join(dir(v), `${scenario}.${vm}.log`), 'utf8');
 function transcript(v: string, scenario: string): FixtureRecord[] {
   return readFileSync(join(dir(v), `${scenario}.jsonl`), 'utf8')
@@ -224,7 +224,7 @@ describe('the table', () => {
   it("QEMU's options: the patterns, the noisy point off, -D and timestamps; the fixtures' recorder uses the same", () => {
     const args = qemu_trace_args('/tmp/x.log');
     expect(args.slice(-4)).toEqual(['-D', '/tmp/x.log', '-msg', 'timestamp=on']);
-    const tool = readFileSync(join(FIXTURES, 'tools', 'trace_transcript.py'), 'utf8');
+    const tool = readFileSync(join(TRACE_FIXTURES, 'trace_transcript.py'), 'utf8');
     for (let i = 0; i < args.length - 4; i += 2) {
       const p = args[i + 1]!.replace(/^enable=-?/, '');
       expect(tool, p).toContain(`"${p}"`);
