@@ -109,9 +109,7 @@ describe.skipIf(!QEMU_AVAILABLE)('compare.run: the lab and real QEMU 7.2, the sa
     expect(r.lab).toMatchObject({ engine: 'miglab', version: '9.0.0', info: { status: 'completed' } });
     expect(r.qemu).toMatchObject({ engine: 'qemu', info: { status: 'completed' } });
     expect(r.qemu.version).toMatch(/^7\.2\./);
-    // The host API's events are the engine's, with args typed as any JSON (host/endpoints.ts checks it).
-    const engine = (evs: TraceEvent[]) => evs as unknown as Parameters<typeof compare_runs>[0];
-    const { differences } = compare_runs(engine(r.lab.source), engine(r.qemu.source));
+    const { differences } = compare_runs(r.lab.source, r.qemu.source);
     expect(differences.filter((d) => d.why === null)).toEqual([]);
     expect(entered(r.qemu.destination)).toEqual(expect.arrayContaining(['process_incoming_migration_co', 'qemu_loadvm_state']));
     // The slots were left alone.

@@ -17,12 +17,6 @@ import type { TraceEvent } from '../../../../host/api.js';
 import { compare_runs, type Difference, type RunSummary } from '../../../../core/trace/compare.js';
 import { MIGLAB_COMPLETION } from '../../../../core/trace/trace-event.js';
 
-/**
- * The host API's trace events are the engine's (host/endpoints.ts checks it); only `args`
- * is typed looser there (any JSON), and compare.ts reads it only after checking its type.
- */
-const asEngineEvents = (evs: readonly TraceEvent[]) => evs as unknown as Parameters<typeof compare_runs>[0];
-
 /** What the view needs of one run of compare.run's answer (host/compare-run.ts's CompareRun). */
 export interface CompareRunInput {
   engine: string;
@@ -214,7 +208,7 @@ export function summaryRows(lab: CompareRunInput, qemu: CompareRunInput, summari
 export function buildCompare(r: CompareInput): CompareModel {
   const lab = runRows(r.lab.source, r.lab.version);
   const qemu = runRows(r.qemu.source, r.qemu.version);
-  const { lab: ls, qemu: qs, differences } = compare_runs(asEngineEvents(r.lab.source), asEngineEvents(r.qemu.source));
+  const { lab: ls, qemu: qs, differences } = compare_runs(r.lab.source, r.qemu.source);
   const end_ms = Math.max(lab.end_ms, qemu.end_ms);
   return {
     lab,
