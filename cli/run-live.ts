@@ -280,7 +280,7 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
   } finally {
     for (const q of qmps) q.close();
     for (const p of procs) p.kill('SIGKILL');
-    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r)))));
     rmSync(dir, { recursive: true, force: true });
   }
 }

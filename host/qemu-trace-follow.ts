@@ -31,7 +31,7 @@ export class QemuTraceFollower {
     opts: QemuTraceOptions = {},
   ) {
     this.reader = new QemuTraceReader(emit, { now_us: () => Math.round((performance.timeOrigin + performance.now()) * 1000), ...opts });
-    this.timer = setInterval(() => this.poll(), POLL_MS);
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
     this.timer.unref?.();
   }
 

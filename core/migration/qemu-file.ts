@@ -878,6 +878,7 @@ export class QIOChannelBuffer implements QIOChannel {
           op();
           resolve();
         } catch (e) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what op threw, as it was
           reject(e);
         }
       });

@@ -103,7 +103,7 @@ export class SimNetwork {
    */
   exit(owner: SimHostName): void {
     for (const [key, l] of this.listeners) if (l.owner === owner) this.listeners.delete(key);
-    for (const e of this.ends) if (e.owner === owner) e.ch.close();
+    for (const e of this.ends) if (e.owner === owner) void e.ch.close();
   }
 
   private rtt(): number {

@@ -545,11 +545,13 @@ export function json_syntax_error(text: string): { pos: number; msg: string } | 
  */
 function json_walk(text: string, visit?: (path: ScenarioPath, pos: number) => void): { pos: number; msg: string } | null {
   let i = 0;
-  class Bad {
+  class Bad extends Error {
     constructor(
       readonly pos: number,
       readonly msg: string,
-    ) {}
+    ) {
+      super(msg);
+    }
   }
   const found = (): string => (i >= text.length ? 'end of file' : `'${text[i]}'`);
   const bad = (expected: string): never => {

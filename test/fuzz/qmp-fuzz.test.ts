@@ -843,14 +843,13 @@ beforeAll(() => {
     new VirtualMachine({ memory, vcpus: guest.vcpus, startPaused: true }),
     new VirtualMachine({ memory, vcpus: guest.vcpus, incoming: 'defer' }),
   ];
-  for (const vm of vms) vm.startMachine();
+  for (const vm of vms) void vm.startMachine();
   fx = { guest, vms, sandbox, digest: () => ramDigest(guest) };
 });
 
 afterAll(async () => {
   await fx?.guest.terminate();
   if (fx) rmSync(fx.sandbox, { recursive: true, force: true });
-  // eslint-disable-next-line no-console
   console.log(`qmp-fuzz: ${counts.inProcess} inputs in-process, ${counts.process} to a miglab vm process`);
 });
 
@@ -959,7 +958,7 @@ describe('QMP fuzzing, in-process', () => {
         const outs: string[][] = [];
         for (const split of [[], cuts]) {
           const vm = new VirtualMachine({ memory: STUB_MEMORY, vcpus: STUB_VCPUS });
-          vm.startMachine();
+          void vm.startMachine();
           const c = await Conn.negotiated(vm, 'p4');
           c.feed(bytes, split);
           c.feed(utf8('{"execute": "query-status", "id": "end"}\n'));

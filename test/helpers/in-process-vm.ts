@@ -63,7 +63,7 @@ export async function inProcessVm(opts: Partial<VirtualMachineOptions> = {}): Pr
     vcpus: NO_VCPUS,
     ...opts,
   });
-  vm.startMachine();
+  void vm.startMachine();
   const c = new InProcessClient(vm);
   await c.send('{"execute": "qmp_capabilities"}\n');
   c.lines.length = 0;

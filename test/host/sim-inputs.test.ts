@@ -10,7 +10,7 @@ describe('SimulatedRun inputs', () => {
   it('records one-command console texts (not a syntax error), each with where it ran', async () => {
     const run = new SimulatedRun();
     try {
-      await run.setSpeed('max');
+      run.setSpeed('max');
       await run.start({ preset: 'busy-never-converges' });
       run.send('source', '{"execute": "migrate-set-parameters", "arguments": {"downtime-limit": 20000}, "id": 7}');
       run.send('source', '{"execute": ');
@@ -31,9 +31,9 @@ describe('SimulatedRun: an endpoint whose process exits', () => {
     const statuses: string[] = [];
     run.onStatus((s) => statuses.push(`${s.id} ${s.state}${s.state === 'closed' ? ` (${s.detail})` : ''}`));
     try {
-      await run.setSpeed('max');
+      run.setSpeed('max');
       await run.start({ preset: 'cancel-midway' });
-      await run.runUntil({ state: 'active' });
+      run.runUntil({ state: 'active' });
       await until(() => run.status().state === 'paused');
       run.send('destination', '{"execute": "quit"}');
       await run.control('resume');

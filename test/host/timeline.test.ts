@@ -117,7 +117,7 @@ describe('the timeline: seek', () => {
 
   it('replays the learner’s commands through the consoles: the same lines up to there, and the same future after', async () => {
     const { r, seen } = await started('busy-never-converges');
-    await r.runUntil({ state: 'active' });
+    r.runUntil({ state: 'active' });
     await untilStopped(r);
     const typed = ['{"execute": "query-migrate", "id": "q1"}', '{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 4000000}, "id": 2}'];
     for (const t of typed) r.send('source', t);

@@ -32,6 +32,7 @@ function typeAndWait(host: HostConnection, id: EndpointId, line: string): Promis
     } catch (e) {
       clearTimeout(t);
       off();
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what typeLine threw, as it was
       reject(e);
     }
   });

@@ -75,6 +75,7 @@ export class HostConnection {
 
   private ws: WebSocket | null = null;
   private nextReq = 1;
+  /* eslint-disable svelte/prefer-svelte-reactivity -- requests and listeners, not state any view renders */
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly lineListeners = new Set<LineListener>();
   private readonly statusListeners = new Set<StatusListener>();
@@ -82,6 +83,7 @@ export class HostConnection {
   private readonly appActionListeners = new Set<AppActionListener>();
   private readonly transcriptListeners = new Set<TranscriptListener>();
   private readonly typers = new Map<EndpointId, Typer>();
+  /* eslint-enable svelte/prefer-svelte-reactivity */
   private secret: string | null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private everOpen = false;

@@ -34,7 +34,7 @@ export function setupI18n(): void {
   const saved = localStorage.getItem(KEY);
   const fromBrowser = navigator.language.toLowerCase().startsWith('zh') ? 'zh-Hans' : 'en';
   const initial = LOCALES.some((l) => l.id === saved) ? saved! : fromBrowser;
-  init({ fallbackLocale: 'en', initialLocale: initial });
+  void init({ fallbackLocale: 'en', initialLocale: initial });
   document.documentElement.lang = initial;
 }
 

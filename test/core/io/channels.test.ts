@@ -373,7 +373,7 @@ describe('qio_channel_new_fd (inherited descriptors)', () => {
       await ioc.close();`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c));
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     const data = pattern(16 * MiB, 4);
     const sock = child.stdio[3] as Socket;
     await new Promise<void>((resolve, reject) => sock.end(data, () => resolve()).once('error', reject));

@@ -283,7 +283,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
       })();
     });
     await snapshot(src, ioc);
-    await writer;
+    await writer!;
     expect(src.env.s.state).toBe('completed');
     expect(faulted).toEqual([true, true, true, true, true]);
     expect(ram.uffd_faults).toBe(5);

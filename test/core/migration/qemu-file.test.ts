@@ -160,7 +160,7 @@ describe('QEMUFile write and read', () => {
     qemu_put_be64(f, 0x10);
     expect(qemu_file_transferred(f)).toBe(8);
     expect(migration_transferred_bytes(stats)).toBe(0);
-    qemu_fflush(f);
+    void qemu_fflush(f);
     expect(migration_transferred_bytes(stats)).toBe(8);
   });
 
@@ -193,7 +193,7 @@ describe('QEMUFile write and read', () => {
     const f = qemu_file_new_output(ch);
     qemu_put_counted_string(f, 'globalstate');
     qemu_put_counted_string(f, '');
-    qemu_fflush(f);
+    void qemu_fflush(f);
     expect(ch.contents().toString('latin1')).toBe('\x0bglobalstate\x00');
     const fin = qemu_file_new_input(new QIOChannelBuffer(ch.contents()));
     expect(qemu_get_counted_string(fin)).toBe('globalstate');
@@ -221,7 +221,7 @@ describe('zero-copy paths', () => {
     expect(seen.length).toBe(1);
     expect(seen[0]!.length).toBe(MAX_IOV_SIZE);
     expect(seen[0]!.filter((b) => b.buffer === ram.buffer && b.length === 4096).length).toBe(32);
-    qemu_fflush(f);
+    void qemu_fflush(f);
     const all = Buffer.concat(seen.flat());
     expect(all.length).toBe(40 * (8 + 4096));
     for (let p = 0; p < 40; p++) {

@@ -53,13 +53,13 @@ describe('SimLink timing', () => {
   it('delivers a write bytes/bandwidth + latency after it was made, in ≤ 64 KiB segments', async () => {
     const { clock, link, driver } = setup({ bandwidth: 1e6, latency_ms: 5 }); // 1 MB/s: 1 byte/µs
     const r = reader(clock, link.b, undefined, 65536);
-    link.a.writev([Buffer.alloc(10_000, 1)]);
+    void link.a.writev([Buffer.alloc(10_000, 1)]);
     await driver.run(() => r.total() === 10_000);
     expect(r.reads).toEqual([{ t: 15, n: 10_000 }]); // 10 ms on the wire + 5 ms
 
     const w = Buffer.alloc(200 * 1024, 2);
     const t0 = clock.now_ms();
-    link.a.writev([w.subarray(0, 100_000), w.subarray(100_000)]); // one write of two parts
+    void link.a.writev([w.subarray(0, 100_000), w.subarray(100_000)]); // one write of two parts
     await driver.run(() => r.total() === 10_000 + w.length);
     const seg = r.reads.slice(1);
     expect(seg.map((x) => x.n)).toEqual([65536, 65536, 65536, 8192]);
@@ -71,7 +71,7 @@ describe('SimLink timing', () => {
   it('wakes a big read once it can be filled, or once all that is in flight has arrived', async () => {
     const { clock, link, driver } = setup({ bandwidth: 1e6, latency_ms: 5 });
     const r = reader(clock, link.b, undefined, 100_000);
-    link.a.writev([Buffer.alloc(300_000)]);
+    void link.a.writev([Buffer.alloc(300_000)]);
     await driver.run(() => r.total() === 300_000);
     // Segments of 65 536 bytes arrive at 70.536, 136.072, 201.608, 267.144 ms and the last
     // 37 856 bytes at 305 ms. A 100 000-byte read waits for two segments; what is left
@@ -182,7 +182,7 @@ describe('SimLink failures', () => {
   it('shutdown: the peer reads what was sent, then end of stream; writes fail', async () => {
     const { clock, link, driver } = setup({ bandwidth: 1e6, latency_ms: 2 });
     const r = reader(clock, link.b);
-    link.a.writev([Buffer.alloc(5000, 1)]);
+    void link.a.writev([Buffer.alloc(5000, 1)]);
     link.a.shutdown();
     expect(() => link.a.writev([Buffer.alloc(1)])).toThrow('Unable to write to socket: Broken pipe');
     // b writes to an end that has stopped reading: fine at first, it learns a latency later.
