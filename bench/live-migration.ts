@@ -101,7 +101,7 @@ async function rawCopy(dir: string, data: Buffer, reader: RawReader, round: numb
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.once('data', () => resolve());
+      child.stdout.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`raw socket reader exited with ${code}`)));
     });
     const sock = await connectUnix(path);

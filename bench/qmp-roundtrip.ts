@@ -97,7 +97,7 @@ export async function benchQmpRoundTrips(rounds = 5, perRound = 4000): Promise<R
     }
     q.destroy();
     e.destroy();
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const qmpPerSec = median(qs);
     const echoPerSec = median(es);
     return { qmpPerSec, echoPerSec, ratio: qmpPerSec / echoPerSec };

@@ -75,7 +75,7 @@ export interface BitmapSyncRow {
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s[Math.floor(s.length / 2)];
 }
 
 /** cpu_physical_memory_sync_dirty_bitmap() over the whole block, for each size. */

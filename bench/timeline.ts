@@ -18,7 +18,7 @@ export interface SeekResult {
   seek_ms: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchTimelineSeek(times = [5_000, 10_000, 20_000]): Promise<SeekResult[]> {
   const sc = parse_scenario_text(readFileSync(new URL(`../../scenarios/${PRESET}.yaml`, import.meta.url), 'utf8'), `${PRESET}.yaml`);
@@ -36,8 +36,8 @@ export async function benchTimelineSeek(times = [5_000, 10_000, 20_000]): Promis
       await run.seek({ t_ms: t });
       return performance.now() - t0;
     };
-    await plain(times[0]!);
-    await seek(times[0]!);
+    await plain(times[0]);
+    await seek(times[0]);
     const out: SeekResult[] = [];
     for (const t of times) {
       const p: number[] = [];

@@ -68,7 +68,7 @@ async function until(ok: () => Promise<boolean>, what: string, timeoutMs = 30_00
 
 function stats(deltas: number[]): FrameStats {
   const s = [...deltas].sort((a, b) => a - b);
-  const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN);
+  const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN);
   return { frames: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: s.at(-1) ?? NaN };
 }
 

@@ -137,7 +137,7 @@ function table(rows: string[][], right: ReadonlySet<number>, indent = '  '): str
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows
-    .map((r) => indent + r.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd())
+    .map((r) => indent + r.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd())
     .join('\n');
 }
 

@@ -178,7 +178,7 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
     const dst_args = [...base, '-qmp', `unix:${join(dir, 'dst.qmp')},server=on,wait=off`, '-incoming', 'defer'];
     for (const args of [src_args, dst_args]) {
       const p = spawn(process.execPath, [miglab, 'vm', ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-      p.stderr!.setEncoding('utf8');
+      p.stderr.setEncoding('utf8');
       procs.push(p);
     }
     const record = (side: 'src' | 'dst') => (o: Record<string, unknown>) => {

@@ -159,7 +159,7 @@ export function grid(params: SweepParam[]): number[][] {
 /** The scenario at one point of the grid, checked as a file would be. */
 export function scenario_at(raw: unknown, params: SweepParam[], point: number[]): Scenario {
   const o = structuredClone(raw) as Record<string, unknown>;
-  params.forEach((p, k) => set_in(o, p.path, p.values[point[k]!]));
+  params.forEach((p, k) => set_in(o, p.path, p.values[point[k]]));
   return scenario_from_object(o);
 }
 
@@ -210,19 +210,19 @@ export function sweep_svg(title: string, params: SweepParam[], rows: SweepRow[],
   const T = 40;
   const GAP = 60;
   const H = T + PH * 2 + GAP + 70;
-  const x0 = params[0]!;
+  const x0 = params[0];
   const nx = x0.values.length;
   const xpos = (i: number) => L + (nx === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (nx - 1));
   const series = new Map<string, { label: string; rows: (SweepRow | undefined)[] }>();
   rows.forEach((r, k) => {
-    const pt = points[k]!;
+    const pt = points[k];
     const key = pt.slice(1).join(',');
     const label = params
       .slice(1)
-      .map((p, j) => `${p.name}=${p.shown[pt[j + 1]!]}`)
+      .map((p, j) => `${p.name}=${p.shown[pt[j + 1]]}`)
       .join(' ');
     const s = series.get(key) ?? { label: label || 'run', rows: new Array<SweepRow | undefined>(nx) };
-    s.rows[pt[0]!] = r;
+    s.rows[pt[0]] = r;
     series.set(key, s);
   });
   const parts: string[] = [
@@ -242,9 +242,9 @@ export function sweep_svg(title: string, params: SweepParam[], rows: SweepRow[],
     parts.push(`<line x1="${L}" x2="${L}" y1="${top}" y2="${top + PH}" stroke="#333"/>`);
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${top + PH}" y2="${top + PH}" stroke="#333"/>`);
     parts.push(`<text transform="translate(16 ${top + PH / 2}) rotate(-90)" text-anchor="middle">${esc(label)}</text>`);
-    for (let i = 0; i < nx; i++) parts.push(`<text x="${xpos(i).toFixed(1)}" y="${top + PH + 16}" text-anchor="middle">${esc(x0.shown[i]!)}</text>`);
+    for (let i = 0; i < nx; i++) parts.push(`<text x="${xpos(i).toFixed(1)}" y="${top + PH + 16}" text-anchor="middle">${esc(x0.shown[i])}</text>`);
     [...series.values()].forEach((s, si) => {
-      const c = COLOURS[si % COLOURS.length]!;
+      const c = COLOURS[si % COLOURS.length];
       let d = '';
       let pen = false;
       s.rows.forEach((r, i) => {
@@ -293,7 +293,7 @@ function shown_labels(p: SweepParam, k: number, points: number[][], scenarios: S
   const unit = param_unit(p.path);
   return p.labels.map((label, i) => {
     const at = points.findIndex((pt) => pt[k] === i);
-    const v = get_in(scenarios[at]!, p.path);
+    const v = get_in(scenarios[at], p.path);
     return unit && typeof v === 'number' ? fmt_quantity(v, unit) : label;
   });
 }
@@ -326,7 +326,7 @@ export async function sweep_main(file: string, opts: SweepOptions): Promise<numb
       scenarios.push(scenario_at(raw, params, pt));
     } catch (e) {
       if (!(e instanceof ScenarioError)) throw e;
-      const at = params.map((p, k) => `${p.name}=${p.labels[pt[k]!]}`).join(' ');
+      const at = params.map((p, k) => `${p.name}=${p.labels[pt[k]]}`).join(' ');
       process.stderr.write(`${PROG}: ${at}: ${e.path.length ? `${format_path(e.path)}: ` : ''}${e.detail}\n`);
       return 1;
     }
@@ -335,7 +335,7 @@ export async function sweep_main(file: string, opts: SweepOptions): Promise<numb
   const rows: SweepRow[] = [];
   let refused = 0;
   for (const [k, sc] of scenarios.entries()) {
-    const point = params.map((p, j) => p.labels[points[k]![j]!]!);
+    const point = params.map((p, j) => p.labels[points[k][j]]);
     const { result: r, windows } = await run_with_windows(sc);
     const row: SweepRow = {
       point,

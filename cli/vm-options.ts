@@ -218,7 +218,7 @@ function parse_option_size(name: string, value: string): bigint | string {
 function qemu_strtou64(s: string): bigint | null {
   const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
   if (!m) return null;
-  const d = m[2]!;
+  const d = m[2];
   const v = /^0[0-7]+$/.test(d) ? BigInt('0o' + d.slice(1)) : BigInt(d);
   if (v > (1n << 64n) - 1n) return null;
   return m[1] === '-' ? BigInt.asUintN(64, -v) : v;
@@ -392,7 +392,7 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
   let workloadArg: { loc: string; spec: WorkloadSpec } | null = null;
 
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (!arg.startsWith('-')) {
       // QEMU takes it as the disk image for IDE 0; -machine none has no IDE.
       fail(arg, 'disk images are not supported by the lab (-machine none has no disk controller)');
@@ -700,13 +700,13 @@ function parse_loader(opts: Opt[], loc: string, fail: Fail): GenericLoaderProps 
   const uint = (o: Opt, bits: number): bigint => {
     const v = qemu_strtou64(o.value);
     if (v === null) fail(loc, `Parameter '${o.name}' expects integer`);
-    if (bits < 64 && v! >= 1n << BigInt(bits)) fail(loc, `Parameter '${o.name}' expects uint${bits}_t`);
-    return v!;
+    if (bits < 64 && v >= 1n << BigInt(bits)) fail(loc, `Parameter '${o.name}' expects uint${bits}_t`);
+    return v;
   };
   const bool = (o: Opt): boolean => {
     const b = parse_bool(o.name, o.value);
     if (typeof b === 'string') fail(loc, b);
-    return b as boolean;
+    return b;
   };
   for (const o of opts) {
     switch (o.name) {
@@ -797,7 +797,7 @@ function parse_qmp(spec: string, loc: string, index: number, pretty: boolean): Q
     else if (SOCKET_CHARDEV_KEYS.includes(o.name)) {
       const b = parse_bool(o.name, o.value);
       if (typeof b === 'string') return err(b);
-      flags[o.name] = b as boolean;
+      flags[o.name] = b;
     } else if (OTHER_CHARDEV_KEYS.includes(o.name)) {
       return lab(`chardev option '${o.name}' is not supported by the lab`);
     } else {

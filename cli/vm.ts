@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<void> {
     try {
       traceServer = await TraceServer.listen(vm.tracer, config.trace_socket);
     } catch (e) {
-      process.stderr.write(`${PROG}: --trace-socket ${config.trace_socket}: Failed to bind socket: ${strerror_of(e as NodeJS.ErrnoException)}\n`);
+      process.stderr.write(`${PROG}: --trace-socket ${config.trace_socket}: Failed to bind socket: ${strerror_of(e)}\n`);
       await shutdown(1);
     }
   }

@@ -26,14 +26,14 @@ export function find_c_definition(source: string, fn: string): CDefinition | nul
   // The name, then `(`: at the line's start, or after a return type (and `*`s) on the same line.
   const head = new RegExp(`^(?:[A-Za-z_][^;()=]*[\\s*])?${fn}\\s*\\(`);
   for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!;
+    const l = lines[i];
     if (!head.test(l) || l.startsWith('#')) continue;
     const open = openingBrace(lines, i);
     if (open === null) continue;
     const close = lines.findIndex((x, j) => j > open && x.startsWith('}'));
     if (close < 0) continue;
     // The name alone at column 0: its return type is the line above.
-    const first = l.startsWith(fn) && i > 0 && isReturnType(lines[i - 1]!) ? i - 1 : i;
+    const first = l.startsWith(fn) && i > 0 && isReturnType(lines[i - 1]) ? i - 1 : i;
     return { line: first + 1, text: lines.slice(first, close + 1).join('\n') };
   }
   return null;
@@ -45,7 +45,7 @@ export function find_c_definition(source: string, fn: string): CDefinition | nul
  */
 function openingBrace(lines: string[], i: number): number | null {
   for (let j = i; j < Math.min(lines.length, i + 30); j++) {
-    const l = lines[j]!.replace(/\/\*.*?\*\/|\/\/.*$/g, '').trimEnd();
+    const l = lines[j].replace(/\/\*.*?\*\/|\/\/.*$/g, '').trimEnd();
     if (j > i && l.startsWith('{')) return j;
     if (l.endsWith(';') || l.endsWith('{') || (j > i && /^\S/.test(l) && !l.startsWith('{'))) return null;
   }

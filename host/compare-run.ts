@@ -58,7 +58,7 @@ async function oneRun(engine: SlotEngine, s: CompareSettings, deps: CompareDeps)
   eps.onTrace((id, ev) => events[id].push(ev));
   try {
     const statuses = await eps.start({ ramMiB: s.ramMiB, prefillMiB: s.prefillMiB, source: engine, destination: engine });
-    const greeting = JSON.parse(statuses[0]!.greeting ?? '{}') as { QMP?: { version?: { qemu?: { major: number; minor: number; micro: number } } } };
+    const greeting = JSON.parse(statuses[0].greeting ?? '{}') as { QMP?: { version?: { qemu?: { major: number; minor: number; micro: number } } } };
     const v = greeting.QMP?.version?.qemu;
     const port = await freePort();
     const uri = `tcp:127.0.0.1:${port}`;

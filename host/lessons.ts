@@ -8,7 +8,7 @@
  * Plain Node (it reads files).
  */
 import { load_course, preset_reader } from '../core/lesson/course.js';
-import { LessonError, localized, steps_by_kind, type Lesson, type LessonLocale, type LessonStep } from '../core/lesson/lesson.js';
+import { LessonError, localized, steps_by_kind, type Lesson, type LessonStep } from '../core/lesson/lesson.js';
 import { MEASURES } from '../core/lesson/measures.js';
 import { draw_params, fill_text, lesson_scenario, param_texts } from '../core/lesson/params.js';
 import type { Scenario } from '../core/sim/scenario.js';
@@ -67,7 +67,7 @@ export class LessonCatalog {
     const params = draw_params(l, seed);
     const values = param_texts(l, params);
     const text = (o: object, name: string): LessonTexts =>
-      Object.fromEntries(LESSON_LOCALES.map((loc) => [loc, fill_text(localized(o, name, loc as LessonLocale), values)])) as LessonTexts;
+      Object.fromEntries(LESSON_LOCALES.map((loc) => [loc, fill_text(localized(o, name, loc), values)])) as LessonTexts;
     return {
       id: l.id,
       title: text(l, 'title'),
@@ -120,5 +120,5 @@ function answerSpec(s: Extract<LessonStep, { kind: 'predict' }>): LessonAnswerSp
 
 /** A lesson's or attempt's error as the host gives it: a HostError of its first line (others as they are). */
 export function hostError(e: unknown): unknown {
-  return e instanceof LessonError ? new HostError(e.message.split('\n', 1)[0]!) : e;
+  return e instanceof LessonError ? new HostError(e.message.split('\n', 1)[0]) : e;
 }

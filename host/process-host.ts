@@ -182,7 +182,7 @@ export function childChannel(): ParentChannel | null {
   if (process.send) {
     return {
       post: (m) => {
-        if (process.connected) process.send!(m as object);
+        if (process.connected) process.send!(m);
       },
       onMessage: (l) => process.on('message', (m) => l(m)),
       onClose: (l) => process.on('disconnect', l),

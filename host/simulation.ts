@@ -383,7 +383,7 @@ export class SimulatedRun extends SlotEventSource {
     if (r.running) throw new HostError("'sim.back': the run is running: pause it first");
     const tl = r.sim.timeline;
     let i = Math.min(r.sim.cursor, tl.length) - 1;
-    while (i >= 0 && tl[i]!.type !== 'enter') i--;
+    while (i >= 0 && tl[i].type !== 'enter') i--;
     if (i < 0) throw new HostError("'sim.back': no function was entered before this moment");
     return this.seek({ index: i });
   }
@@ -469,8 +469,8 @@ export class SimulatedRun extends SlotEventSource {
 
   /** The shown branch's inputs: those its run ran (in the order they ran), then those still to replay. */
   private branchInputs(r: Run): BranchInput[] {
-    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, replayed: __, ...input }, k) => ({ input, text: r.texts[k]! }));
-    const left = r.sim.replay_left().map((k) => r.replay[k]!);
+    const ran: BranchInput[] = r.sim.inputs.map(({ reply: _, replayed: __, ...input }, k) => ({ input, text: r.texts[k] }));
+    const left = r.sim.replay_left().map((k) => r.replay[k]);
     return [...ran, ...left];
   }
 
@@ -499,7 +499,7 @@ export class SimulatedRun extends SlotEventSource {
   private firstBranch(): Branch {
     this.branches = [new Branch(1)];
     this.rev++;
-    return this.branches[0]!;
+    return this.branches[0];
   }
 
   /** A QMP command on a side, on a monitor of its own: nothing shows in the consoles. */
@@ -573,7 +573,7 @@ export class SimulatedRun extends SlotEventSource {
       speed: seeking ? 'max' : this.simSpeed(),
       replay: replay.map((i) => i.input),
       replay_send: (input, k) => {
-        const text = replay[k]!.text;
+        const text = replay[k].text;
         r.texts[sim.inputs.length - 1] = text;
         // The console shows the command again (as it showed when typed), then its reply.
         this.emitLine(SLOT[input.side], text, false);
@@ -673,7 +673,7 @@ export class SimulatedRun extends SlotEventSource {
     if (this.run !== r || r.held.length === 0) return;
     const until = r.sim.shown_until();
     let n = 0;
-    while (n < r.held.length && r.held[n]!.index <= until) n++;
+    while (n < r.held.length && r.held[n].index <= until) n++;
     if (n === 0) return;
     for (const h of r.held.splice(0, n)) {
       const id = SLOT[h.side];

@@ -32,7 +32,7 @@ export class Transcripts {
     s.entries.push(e);
     s.chars += n;
     let drop = 0;
-    while (s.entries.length - drop > this.maxEntries || s.chars > this.maxChars) s.chars -= size(s.entries[drop++]!);
+    while (s.entries.length - drop > this.maxEntries || s.chars > this.maxChars) s.chars -= size(s.entries[drop++]);
     if (drop) s.entries.splice(0, drop);
   }
 

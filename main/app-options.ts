@@ -18,13 +18,13 @@ export interface AppOptions {
 export function parseAppOptions(argv: readonly string[], cwd: string = process.cwd()): AppOptions {
   const out: AppOptions = {};
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     for (const [flag, key] of [
       ['--qemu-source', 'qemuSource'],
       ['--qemu', 'qemu'],
     ] as const) {
       if (a.startsWith(`${flag}=`)) out[key] ??= resolve(cwd, a.slice(flag.length + 1));
-      else if (a === flag && argv[i + 1] !== undefined) out[key] ??= resolve(cwd, argv[i + 1]!);
+      else if (a === flag && argv[i + 1] !== undefined) out[key] ??= resolve(cwd, argv[i + 1]);
     }
   }
   return out;

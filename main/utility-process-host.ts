@@ -13,7 +13,7 @@ export const utilityProcessHost: ProcessHost = {
   fork(modulePath, args, options = {}) {
     const proc = utilityProcess.fork(modulePath, args, {
       cwd: options.cwd,
-      env: { ...process.env, ...options.env } as Record<string, string>,
+      env: { ...process.env, ...options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
       serviceName: options.name ?? 'Migration Lab child',
     });

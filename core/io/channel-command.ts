@@ -83,7 +83,7 @@ function spawn_errno(file: string): string {
 export function qio_channel_command_new_spawn(argv: readonly string[], opts: QIOChannelCommandOptions = {}): QIOChannelCommand {
   // QEMU never passes an empty argv (it would crash first: see exec.ts).
   if (argv.length === 0) throw new RangeError('qio_channel_command_new_spawn: empty argv');
-  const argv0 = argv[0]!;
+  const argv0 = argv[0];
   const file = argv0.includes('/') ? argv0 : `./${argv0}`;
   const child = spawn(file, argv.slice(1), {
     argv0,

@@ -64,7 +64,7 @@ export type SocketAddress =
 /** `%N[^stop]`: 1..max chars not in `stop`; null when none match (sscanf stops there). */
 function scanset(s: string, pos: number, max: number, stop: string): [string, number] | null {
   let end = pos;
-  while (end < s.length && end - pos < max && !stop.includes(s[end]!)) end++;
+  while (end < s.length && end - pos < max && !stop.includes(s[end])) end++;
   return end > pos ? [s.slice(pos, end), end] : null;
 }
 
@@ -72,7 +72,7 @@ function scanset(s: string, pos: number, max: number, stop: string): [string, nu
 function scan_int(s: string, pos: number): [number, number] | null {
   const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)/.exec(s.slice(pos));
   if (!m) return null;
-  let v = BigInt(m[2]!);
+  let v = BigInt(m[2]);
   if (m[1] === '-') v = -v;
   const LONG_MAX = (1n << 63n) - 1n;
   if (v > LONG_MAX) v = LONG_MAX;
@@ -210,7 +210,7 @@ function getservbyname(name: string): number | undefined {
       const f = line.replace(/#.*/, '').trim().split(/\s+/);
       const m = /^(\d+)\/tcp$/.exec(f[1] ?? '');
       if (!m) continue;
-      for (const n of [f[0]!, ...f.slice(2)]) if (!services.has(n)) services.set(n, Number(m[1]));
+      for (const n of [f[0], ...f.slice(2)]) if (!services.has(n)) services.set(n, Number(m[1]));
     }
   }
   return services.get(name);
@@ -225,7 +225,7 @@ export function gai_service_port(service: string, numericserv: boolean): number 
   let num = -1;
   if (m) {
     const ULONG_MAX = (1n << 64n) - 1n;
-    let v = BigInt(m[2]!);
+    let v = BigInt(m[2]);
     if (v > ULONG_MAX) v = ULONG_MAX;
     else if (m[1] === '-') v = BigInt.asUintN(64, -v);
     num = Number(BigInt.asIntN(32, v));
@@ -288,7 +288,7 @@ export async function qemu_getaddrinfo(host: string | null, service: string | nu
       (err, addrs) => {
         if (!err) return resolve(addrs);
         const code = err.code === 'ENOTFOUND' ? 'EAI_NONAME' : err.code;
-        reject(new GaiError(code && code in GAI_STRERROR ? (code as keyof typeof GAI_STRERROR) : 'EAI_FAIL'));
+        reject(new GaiError(code && code in GAI_STRERROR ? (code) : 'EAI_FAIL'));
       },
     );
   });
@@ -454,7 +454,7 @@ export class QIOChannelStream implements QIOChannel {
       for (const f of w) f(true);
     }
     while (this.readers.length) {
-      const r = this.readers[0]!;
+      const r = this.readers[0];
       if (this.queued > 0) {
         this.readers.shift();
         r.resolve((r.buf ? this.take(r.buf, r.off, r.len) : this.lend(r.len)) as number & Buffer);
@@ -477,7 +477,7 @@ export class QIOChannelStream implements QIOChannel {
   private take(buf: Uint8Array, off: number, len: number): number {
     let n = 0;
     while (n < len && this.queued > 0) {
-      const c = this.chunks[0]!;
+      const c = this.chunks[0];
       const k = Math.min(len - n, c.length - this.head);
       buf.set(c.subarray(this.head, this.head + k), off + n);
       n += k;
@@ -493,7 +493,7 @@ export class QIOChannelStream implements QIOChannel {
 
   /** Up to `max` bytes of the first queued chunk, as a view (the chunk is not reused). */
   private lend(max: number): Buffer {
-    const c = this.chunks[0]!;
+    const c = this.chunks[0];
     const end = Math.min(c.length, this.head + max);
     // the chunk's last bytes go out: once they come back, the whole buffer is free
     if (this.onread && end === c.length && c.byteOffset === 0) this.lentLast.add(c.buffer);
@@ -587,11 +587,11 @@ export class QIOChannelStream implements QIOChannel {
         reject(this.writeError(this.writeErr ?? code));
       };
       if (list.length === 1) {
-        ws.write(list[0]!, done);
+        ws.write(list[0], done);
         return;
       }
       ws.cork();
-      for (let i = 0; i < list.length; i++) ws.write(list[i]!, i === list.length - 1 ? done : undefined);
+      for (let i = 0; i < list.length; i++) ws.write(list[i], i === list.length - 1 ? done : undefined);
       ws.uncork();
     });
   }

@@ -28,7 +28,7 @@ export function course_order(dir = defaultLessonsDir()): string[] {
   }
   const ids = (doc as { lessons?: unknown })?.lessons;
   if (!Array.isArray(ids) || !ids.every((x) => typeof x === 'string')) throw new LessonError(`${file}: lessons: expected a list of lesson ids`, file);
-  return ids as string[];
+  return ids;
 }
 
 /** A lesson's or attempt's file text; a LessonError ("FILE: No such file") when it cannot be read. */

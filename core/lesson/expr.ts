@@ -24,7 +24,7 @@ export function parse_expression(src: string, params: readonly string[]): Expr {
     TOKEN.lastIndex = pos;
     const m = TOKEN.exec(src);
     if (!m) throw new Error(`expression "${src}": unexpected "${src.slice(pos).trim()[0]}" at ${pos + 1}`);
-    toks.push(m[1] ?? m[2] ?? m[3]!);
+    toks.push(m[1] ?? m[2] ?? m[3]);
     pos = TOKEN.lastIndex;
   }
   let i = 0;

@@ -29,7 +29,7 @@ function tolerance(t: unknown, unit: MeasureUnit, measured: number): { abs: numb
 }
 
 function grade_predict(s: PredictStep, run: LessonRun, attempt: Attempt, locale: LessonLocale, lesson: Lesson): StepGrade {
-  const unit = MEASURES[s.answer.measure]!.unit;
+  const unit = MEASURES[s.answer.measure].unit;
   const m = measure(s.answer.measure, run);
   const why = fill_text(localized(s, 'why', locale), { ...param_texts(lesson, run.params), measured: format_measure(m, unit) });
   const out: StepGrade = { id: s.id, kind: 'predict', status: 'pending', checks: [], why };
@@ -59,7 +59,7 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
 
 /** One check of a task on the run. */
 export function check_measure(c: TaskCheck, run: LessonRun): CheckResult {
-  const unit = MEASURES[c.measure]!.unit;
+  const unit = MEASURES[c.measure].unit;
   const v = measure(c.measure, run);
   const want: string[] = [];
   let ok = true;

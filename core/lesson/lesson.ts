@@ -318,7 +318,7 @@ function check_params(raw: RawLesson): Record<string, LessonParam> {
       if (p.min !== undefined || p.max !== undefined || p.step !== undefined) fail(path, 'either choose, or min/max/step, not both');
       if (!p.choose.length) fail([...path, 'choose'], 'empty: nothing to choose from');
       const vs = p.choose.map((v, i) => parse(v, `choose[${i}]`));
-      const unit = vs[0]!.unit;
+      const unit = vs[0].unit;
       vs.forEach((v, i) => {
         if (v.unit !== unit) fail([...path, 'choose', i], `is a ${v.unit}, the first is a ${unit}: choose values of one kind`);
       });
@@ -337,7 +337,7 @@ function check_params(raw: RawLesson): Record<string, LessonParam> {
     const [a, b, s] = [lo.value as number, hi.value as number, st.value as number];
     if (!(s > 0)) fail([...path, 'step'], `must be above 0, got ${s}`);
     if (b < a) fail([...path, 'max'], `is below min (${b} < ${a})`);
-    out[name] = { unit: lo.unit as Exclude<ParamUnit, 'word'>, min: a, max: b, step: s };
+    out[name] = { unit: lo.unit, min: a, max: b, step: s };
   }
   return out;
 }
@@ -351,7 +351,7 @@ function check_measure(name: string, path: ScenarioPath): MeasureUnit {
 
 function check_placeholders(text: string, path: ScenarioPath, names: readonly string[]): void {
   for (const m of text.matchAll(PLACEHOLDER)) {
-    const n = m[1]!;
+    const n = m[1];
     if (names.includes(n)) continue;
     const near = closest(n, names);
     fail(path, `"\${${n}}" is not a param${near ? ` (did you mean "\${${near}}"?)` : ''}; params: ${names.join(', ') || 'none'}`);

@@ -44,7 +44,7 @@ const event_log = (run: LessonRun, side: 'src' | 'dst'): string[] =>
 /** The run states one end went through (the runner's state entries), the first one included. */
 function runstates(entries: readonly TimelineEntry[]): string[] {
   const changes = entries.filter((e): e is Extract<TimelineEntry, { type: 'state' }> => e.type === 'state' && e.what === 'runstate');
-  return changes.length ? [changes[0]!.from, ...changes.map((e) => e.to)] : [];
+  return changes.length ? [changes[0].from, ...changes.map((e) => e.to)] : [];
 }
 const first_enter = (run: LessonRun, fn: string) => run.src.find((e) => e.type === 'enter' && e.fn === fn) as Extract<TimelineEntry, { type: 'enter' }> | undefined;
 
@@ -152,7 +152,7 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     describe: 'threshold_size at the last switchover decision (miglab_iteration_decision): the window’s bandwidth × downtime-limit',
     of: (run) => {
       const d = marks(run.src, MIGLAB_ITERATION_DECISION);
-      return d.length ? (d[d.length - 1]!.args as IterationDecision).threshold_size : null;
+      return d.length ? (d[d.length - 1].args as IterationDecision).threshold_size : null;
     },
   },
   initial_threshold_bytes: {
@@ -216,7 +216,7 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
       const bw = marks(run.src, 'migrate_transferred')
         .map((m) => Number(m.args?.bandwidth) * 1000)
         .sort((a, b) => a - b);
-      return bw.length ? bw[Math.floor(bw.length / 2)]! : null;
+      return bw.length ? bw[Math.floor(bw.length / 2)] : null;
     },
   },
   rate_limit_sleeps: {
@@ -234,7 +234,7 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     describe: 'the first pass: from the bitmap sync of setup (dirty-sync-count 1) to the next one (virtual ms; null: no second sync)',
     of: (run) => {
       const syncs = marks(run.src, 'migration_bitmap_sync_end');
-      return syncs.length >= 2 ? (syncs[1]!.ts - syncs[0]!.ts) / 1000 : null;
+      return syncs.length >= 2 ? (syncs[1].ts - syncs[0].ts) / 1000 : null;
     },
   },
   first_estimate_bytes: {
@@ -255,7 +255,7 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
       const seen = new Set<number>();
       for (const c of learner(run)) {
         const r = c.execute === 'query-migrate' ? (c.reply?.return as { status?: string; ram?: Record<string, number> } | undefined) : undefined;
-        if (r?.status === 'active' && r.ram) seen.add(r.ram['dirty-sync-count']!);
+        if (r?.status === 'active' && r.ram) seen.add(r.ram['dirty-sync-count']);
       }
       return seen.size;
     },
@@ -266,7 +266,7 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
     of: (run) => {
       const start = run.src.findIndex((e) => e.type === 'enter' && e.fn === 'qmp_migrate');
       if (start < 0) return [];
-      const main = run.src[start]!.tid;
+      const main = run.src[start].tid;
       const out: string[] = [];
       for (const e of run.src.slice(start)) {
         if (e.tid !== main) continue;

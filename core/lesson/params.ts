@@ -15,7 +15,7 @@ export type LessonParams = Record<string, ParamValue>;
 
 /** The value of one param for `prng`. */
 function draw(p: LessonParam, prng: Prng): ParamValue {
-  if ('choose' in p) return p.choose[prng.int(p.choose.length)]!;
+  if ('choose' in p) return p.choose[prng.int(p.choose.length)];
   const n = Math.floor((p.max - p.min) / p.step + 1e-9) + 1;
   const v = p.min + prng.int(n) * p.step;
   // A grid of whole numbers stays whole (no 0.1 + 0.2 drift on fractional steps either).
@@ -52,7 +52,7 @@ export function format_param(v: ParamValue, unit: ParamUnit): string {
 
 /** The params formatted for texts. */
 export function param_texts(lesson: Lesson, params: LessonParams): Record<string, string> {
-  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, format_param(v, lesson.params[k]!.unit)]));
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, format_param(v, lesson.params[k].unit)]));
 }
 
 /** `${name}` in `text` replaced by `values[name]` (names not in `values` are left as written). */
@@ -64,7 +64,7 @@ export function fill_text(text: string, values: Readonly<Record<string, string>>
 function substitute(v: unknown, params: LessonParams, texts: Record<string, string>): unknown {
   if (typeof v === 'string') {
     const whole = /^\$\{([a-z_][a-z0-9_]*)\}$/.exec(v);
-    if (whole && whole[1]! in params) return params[whole[1]!];
+    if (whole && whole[1] in params) return params[whole[1]];
     return fill_text(v, texts);
   }
   if (Array.isArray(v)) return v.map((x) => substitute(x, params, texts));

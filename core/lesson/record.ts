@@ -105,7 +105,7 @@ export async function record_attempt(lesson: Lesson, attempt: Attempt, presets: 
     },
     { replay },
   );
-  const sim = sim_! as Simulation;
+  const sim = sim_!;
   const ram: RunMemory = { src_at_stop, src_end: sim.src.ram.gen.slice(), dst_end: sim.dst.ram.gen.slice(), write_faults: sim.src.ram.uffd_faults };
   // Each action is the input that ran for it: the one the runner recorded with its index in `replay`.
   const records: ActionRecord[] = attempt.actions.map((action, i) => {

@@ -137,7 +137,7 @@ export function shape_check(value: unknown, shape: Shape, path = '$'): string[] 
   const out: string[] = [];
   for (const k of Object.keys(shape.object)) {
     if (!(k in o)) out.push(`${path}.${k}: missing`);
-    else out.push(...shape_check(o[k], shape.object[k]!, `${path}.${k}`));
+    else out.push(...shape_check(o[k], shape.object[k], `${path}.${k}`));
   }
   for (const k of Object.keys(o)) if (!(k in shape.object)) out.push(`${path}.${k}: not in the shape`);
   return out;
@@ -558,7 +558,7 @@ function c_string(b: Uint8Array): string | null {
   let end = b.indexOf(0);
   if (end < 0) end = b.length;
   if (end === 0) return null;
-  for (let i = 0; i < end; i++) if (b[i]! < 0x20 || b[i]! > 0x7e) return null;
+  for (let i = 0; i < end; i++) if (b[i] < 0x20 || b[i] > 0x7e) return null;
   for (let i = end; i < b.length; i++) if (b[i] !== 0) return null;
   return Buffer.from(b.subarray(0, end)).toString('latin1');
 }
@@ -575,8 +575,8 @@ interface StateDict {
 /** VMSDFieldStruct.read()'s merge: a name seen again becomes a list. */
 function state_add(data: StateDict, name: string, v: StateValue): void {
   if (!Object.hasOwn(data, name)) data[name] = v;
-  else if (Array.isArray(data[name])) (data[name] as StateValue[]).push(v);
-  else data[name] = [data[name]!, v];
+  else if (Array.isArray(data[name])) (data[name]).push(v);
+  else data[name] = [data[name], v];
 }
 
 export class VMSDSection {
@@ -648,7 +648,7 @@ export class VMSDSection {
   private async read_field(field: VMSDFieldDesc & { name: string; type: string }, name: string, data: StateDict, subsection: string | null): Promise<void> {
     const file = this.file;
     const offset = file.tell();
-    const kind = Object.hasOwn(vmsd_field_readers, field.type) ? vmsd_field_readers[field.type]! : 'generic';
+    const kind = Object.hasOwn(vmsd_field_readers, field.type) ? vmsd_field_readers[field.type] : 'generic';
     const what = `field ${quote_name(name)} of ${this.owner}`;
     if (kind === 'struct') {
       if (!is_object(field.struct) || !Array.isArray(field.struct.fields)) {
@@ -740,7 +740,7 @@ export class ConfigurationSection {
       await this.read_compat_subsections(section);
     }
     const name = section.fields.find((f) => f.name === 'name' && f.subsection === null);
-    this.machine = name ? Buffer.from(String(name.value).replace(/ /g, ''), 'hex').toString('latin1').split('\0')[0]! : '';
+    this.machine = name ? Buffer.from(String(name.value).replace(/ /g, ''), 'hex').toString('latin1').split('\0')[0] : '';
     this.caps = section.fields.filter((f) => f.subsection === 'configuration/capabilities' && f.type === 'capability').map((f) => String(f.value));
     const caps_count = section.fields.find((f) => f.subsection === 'configuration/capabilities' && f.name === 'caps_count');
     if (caps_count && Number(caps_count.int) !== this.caps.length) {
@@ -897,8 +897,8 @@ export class RamSection {
           if (seen) {
             const p = Math.floor(addr / page_size);
             const bit = 1 << (p & 7);
-            if (!(seen[p >>> 3]! & bit)) {
-              seen[p >>> 3]! |= bit;
+            if (!(seen[p >>> 3] & bit)) {
+              seen[p >>> 3] |= bit;
               block.distinct!++;
             }
           }
@@ -927,7 +927,7 @@ export class RamSection {
     }
     const file = this.file;
     const len = await file.read8('the length of a RAM block name');
-    const id = (await file.readvar(len, 'a RAM block name')).toString('latin1').split('\0')[0]!;
+    const id = (await file.readvar(len, 'a RAM block name')).toString('latin1').split('\0')[0];
     const block = this.blocks.find((b) => b.idstr === id);
     if (!block) {
       const known = this.blocks.map((b) => quote_name(b.idstr)).join(', ') || 'none';
@@ -945,7 +945,7 @@ export class RamSection {
     let left = total_ram_bytes;
     while (left > 0n) {
       const bat = file.tell();
-      const idstr = (await file.readstr('a RAM block name in the block list')).split('\0')[0]!;
+      const idstr = (await file.readstr('a RAM block name in the block list')).split('\0')[0];
       await file.ensure(8, `the used_length of RAM block ${quote_name(idstr)}`);
       const len = file.f.get_be64();
       if (!idstr) throw new MigrationStreamError(bat, 'a RAM block with an empty name in the block list');
@@ -1094,7 +1094,7 @@ export class MigrationDump {
           const name_at = file.tell();
           const len = await file.read8('the ID string length of a section header');
           if (len === 0) throw new MigrationStreamError(name_at, `Unable to read ID string for section ${section_id} (an empty ID string)`);
-          const idstr = (await file.readvar(len, 'the ID string of a section header')).toString('latin1').split('\0')[0]!;
+          const idstr = (await file.readvar(len, 'the ID string of a section header')).toString('latin1').split('\0')[0];
           const instance_id = await file.read32(`the instance id of section ${quote_name(idstr)}`);
           const version_id = await file.read32(`the version id of section ${quote_name(idstr)}`);
           const type = section_type === QEMU_VM_SECTION_START ? 'START' : 'FULL';
@@ -1158,7 +1158,7 @@ export class MigrationDump {
           if (cmd >= mig_cmd_args.length || cmd === MIG_CMD_INVALID) {
             throw new MigrationStreamError(at, `MIG_CMD 0x${cmd.toString(16)} unknown (len 0x${len.toString(16)})`);
           }
-          const args = mig_cmd_args[cmd]!;
+          const args = mig_cmd_args[cmd];
           if (args.len !== -1 && args.len !== len) {
             throw new MigrationStreamError(at, `${args.name} received with bad length - expecting ${args.len}, got ${len}`);
           }

@@ -52,7 +52,7 @@ export class MonitorFdList implements MonitorFds {
 export function qemu_parse_fd(param: string): number {
   const m = /^[ \t\n\v\f\r]*([+-]?\d+)$/.exec(param);
   if (!m) return -1;
-  const v = BigInt(m[1]!);
+  const v = BigInt(m[1]);
   return v < 0n || v > 2147483647n ? -1 : Number(v);
 }
 

@@ -141,7 +141,7 @@ function uint32_list_to_string(list: unknown): string {
   const parts: string[] = [];
   for (let i = 0; i < vals.length; ) {
     let j = i;
-    while (j + 1 < vals.length && vals[j + 1] === vals[j]! + 1) j++;
+    while (j + 1 < vals.length && vals[j + 1] === vals[j] + 1) j++;
     parts.push(i === j ? `${vals[i]}` : `${vals[i]}-${vals[j]}`);
     i = j + 1;
   }
@@ -419,7 +419,7 @@ function scan_digits(s: string, p: number, base: number): { val: bigint; end: nu
   let end = p;
   let overflow = false;
   while (end < s.length) {
-    const d = parseInt(s[end]!, base);
+    const d = parseInt(s[end], base);
     if (Number.isNaN(d)) break;
     val = val * BigInt(base) + BigInt(d);
     if (val > UINT64_MAX) overflow = true;
@@ -629,8 +629,8 @@ function take_flags(argline: string, allowed: string): { flags: Set<string>; res
   const flags = new Set<string>();
   let rest = argline.trimStart();
   for (let m; (m = /^-([a-z])(\s+|$)/.exec(rest)); rest = rest.slice(m[0].length)) {
-    if (!allowed.includes(m[1]!)) return null;
-    flags.add(m[1]!);
+    if (!allowed.includes(m[1])) return null;
+    flags.add(m[1]);
   }
   return { flags, rest };
 }

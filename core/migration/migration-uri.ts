@@ -59,7 +59,7 @@ export class QemuWouldAbort extends QmpError {
 /** The SocketAddress part of a socket MigrationAddress. */
 export function migration_address_socket(addr: MigrationAddress & { transport: 'socket' }): SocketAddress {
   const { transport: _t, ...saddr } = addr;
-  return saddr as SocketAddress;
+  return saddr;
 }
 
 /** The InetSocketAddress of an rdma MigrationAddress. */
@@ -261,7 +261,7 @@ export function migration_address_parse(args: { uri?: string; channels?: readonl
   }
   if (channels) {
     if (channels.length > 1) throw error_setg('Channel list has more than one entries');
-    return channels[0]!.addr;
+    return channels[0].addr;
   }
   return migrate_uri_parse(args.uri!).addr;
 }

@@ -504,7 +504,7 @@ export async function qemu_start_incoming_migration(
     });
     incomingTransports.set(env.mis, transport);
     if (addr.transport === 'socket' && transport.socket_address.length) {
-      env.mis.socket_address_list = transport.socket_address as SocketAddress[];
+      env.mis.socket_address_list = transport.socket_address;
     }
   });
 }
@@ -952,7 +952,7 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
     const s = env.s;
     const start_bytes = migration_transferred_bytes(s.mig_stats);
     let ret = -1;
-    const current = { state: s.state as MigrationStatus };
+    const current = { state: s.state };
     if (s.state === 'active') {
       // migration_completion_precopy()
       await migration_stop_vm(env, run, 'finish-migrate'); // bql_lock(): done by the main loop
@@ -1462,7 +1462,7 @@ async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopR
         err = `Received invalid message 0x${hex4(header_type)} length 0x${hex4(header_len)}`;
         break;
       }
-      const args = rp_cmd_args[header_type]!;
+      const args = rp_cmd_args[header_type];
       if ((args.len !== -1 && header_len !== args.len) || header_len > 512) {
         // QEMU's message has no space before "incorrect"
         err = `Received '${args.name}' message (0x${hex4(header_type)}) withincorrect length ${header_len} expecting ${args.len === -1 ? '18446744073709551615' : args.len}`;
@@ -1500,7 +1500,7 @@ async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopR
             err = 'MIG_RP_MSG_RECV_BITMAP missing block name';
             break out;
           }
-          const name = buf.subarray(1, 1 + buf[0]!).toString('latin1').split('\0')[0]!;
+          const name = buf.subarray(1, 1 + buf[0]).toString('latin1').split('\0')[0];
           // migrate_handle_rp_recv_bitmap() → ram_dirty_bitmap_reload()
           if (!env.ram_list().qemu_ram_block_by_name(name)) err = `MIG_RP_MSG_RECV_BITMAP has invalid block name '${name}'`;
           else if (ms.state !== 'postcopy-recover') err = `Reload bitmap in incorrect state ${ms.state}`;

@@ -91,7 +91,7 @@ export class MigrationAtomicStats {
    * into the slot (`stats.x += n` through the accessors boxes a number per call).
    */
   add(field: (typeof MIG_STATS_FIELDS)[number], n: number): void {
-    this.v[MIG_STATS_INDEX[field]]! += n;
+    this.v[MIG_STATS_INDEX[field]] += n;
   }
 
   /** Keep the counters in `mem` from now on (another thread's view of the same ones). */
@@ -374,7 +374,7 @@ export class QEMUFile {
       return;
     }
     const list: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) list.push(this.iov_base[i]!.subarray(this.iov_off[i]!, this.iov_off[i]! + this.iov_len[i]!));
+    for (let i = 0; i < count; i++) list.push(this.iov_base[i].subarray(this.iov_off[i], this.iov_off[i] + this.iov_len[i]));
     if (this.inflight) {
       for (const v of list) this.queue.push(v);
       this.queued_bytes += n;
@@ -571,7 +571,7 @@ export class QEMUFile {
       this.ensure_sync(offset + 1);
       if (this.buf_index + offset >= this.buf_size) return 0;
     }
-    return this.buf[this.buf_index + offset]!;
+    return this.buf[this.buf_index + offset];
   }
 
   /** qemu_file_skip(): only within what is buffered. */
@@ -580,7 +580,7 @@ export class QEMUFile {
   }
 
   get_byte(): number {
-    if (this.buf_index < this.buf_size) return this.buf[this.buf_index++]!;
+    if (this.buf_index < this.buf_size) return this.buf[this.buf_index++];
     const v = this.peek_byte(0);
     this.skip(1);
     return v;

@@ -84,7 +84,7 @@ export class RamPageBits {
   private ensure(): void {
     const w = words(this.nr_pages);
     if (this.sentmap.length === w) return;
-    const role = this.ctl[0]!;
+    const role = this.ctl[0];
     const buffer = new ArrayBuffer(RamPageBits.byte_length(this.nr_pages));
     this.ctl = new Int32Array(buffer, 0, 1);
     this.ctl[0] = role;
@@ -117,18 +117,18 @@ export class RamPageBits {
   page_sent(page: number, zero: boolean): void {
     const w = page >>> 5;
     const m = 1 << (page & 31);
-    this.sentmap[w]! |= m;
-    if (zero) this.zeromap[w]! |= m;
-    else this.zeromap[w]! &= ~m;
+    this.sentmap[w] |= m;
+    if (zero) this.zeromap[w] |= m;
+    else this.zeromap[w] &= ~m;
   }
 
   /** ramblock_recv_bitmap_set(): a ZERO or PAGE record for `page` was loaded. */
   ramblock_recv_bitmap_set(page: number, zero: boolean): void {
     const w = page >>> 5;
     const m = 1 << (page & 31);
-    this.receivedmap[w]! |= m;
-    if (zero) this.zeromap[w]! |= m;
-    else this.zeromap[w]! &= ~m;
+    this.receivedmap[w] |= m;
+    if (zero) this.zeromap[w] |= m;
+    else this.zeromap[w] &= ~m;
   }
 
   /** After a bitmap sync: pages back in the migration bitmap are no longer sent. */
@@ -136,8 +136,8 @@ export class RamPageBits {
     const s = this.sentmap;
     const n = Math.min(s.length, bmap.length);
     for (let w = 0; w < n; w++) {
-      const b = bmap[w]!;
-      if (b !== 0 && (s[w]! & b) !== 0) s[w]! &= ~b;
+      const b = bmap[w];
+      if (b !== 0 && (s[w] & b) !== 0) s[w] &= ~b;
     }
   }
 }
@@ -181,8 +181,8 @@ export function ram_map_pages_per_cell(pages: number, bins: number): number {
  */
 const TIE_ORDER = [PAGE_DIRTY, PAGE_REWRITTEN, PAGE_RECEIVED, PAGE_SENT, PAGE_ZERO, PAGE_UNTOUCHED];
 export function ram_map_cell_state(counts: ArrayLike<number>): number {
-  let best = TIE_ORDER[0]!;
-  for (const s of TIE_ORDER) if (counts[s]! > counts[best]!) best = s;
+  let best = TIE_ORDER[0];
+  for (const s of TIE_ORDER) if (counts[s] > counts[best]) best = s;
   return best;
 }
 
@@ -213,16 +213,16 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
       const valid = inWord === 32 ? -1 : (1 << inWord) - 1;
       masks.fill(0);
       if (role === ROLE_SOURCE) {
-        const L = log ? log[w]! : 0;
-        const S = bits!.sentmap[w]!;
-        const Z = bits!.zeromap[w]!;
+        const L = log ? log[w] : 0;
+        const S = bits!.sentmap[w];
+        const Z = bits!.zeromap[w];
         masks[PAGE_DIRTY] = ~S & valid;
         masks[PAGE_REWRITTEN] = S & L & valid;
         masks[PAGE_SENT] = S & ~Z & ~L & valid;
         masks[PAGE_ZERO] = S & Z & ~L & valid;
       } else if (role === ROLE_DESTINATION) {
-        const R = bits!.receivedmap[w]!;
-        const Z = bits!.zeromap[w]!;
+        const R = bits!.receivedmap[w];
+        const Z = bits!.zeromap[w];
         masks[PAGE_RECEIVED] = R & ~Z & valid;
         masks[PAGE_ZERO] = R & Z & valid;
         masks[PAGE_UNTOUCHED] = ~R & valid;
@@ -235,11 +235,11 @@ export function ram_map_compute(blocks: readonly RamMapBlock[], bins: number = R
         const take = Math.min(inWord - k, cellEnd - (g + k));
         const m = take === 32 ? -1 : ((1 << take) - 1) << k;
         for (let s = 0; s < N_STATES; s++) {
-          const x = masks[s]! & m;
+          const x = masks[s] & m;
           if (x !== 0) {
             const c = popcount32(x);
-            cell[s]! += c;
-            counts[s]! += c;
+            cell[s] += c;
+            counts[s] += c;
           }
         }
         k += take;
@@ -260,7 +260,7 @@ export function ram_map_page_state(b: RamMapBlock, page: number): number {
   const role = b.pagemap?.role ?? ROLE_NONE;
   const w = page >>> 5;
   const m = 1 << (page & 31);
-  const bit = (a: Int32Array | undefined) => (a ? (a[w]! & m) !== 0 : false);
+  const bit = (a: Int32Array | undefined) => (a ? (a[w] & m) !== 0 : false);
   if (role === ROLE_SOURCE) {
     if (!bit(b.pagemap!.sentmap)) return PAGE_DIRTY;
     if (bit(b.dirty_log)) return PAGE_REWRITTEN;

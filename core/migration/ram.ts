@@ -1000,7 +1000,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
       // CONTINUE (nearly every record) stays off the async path
       block =
         flags & RAM_SAVE_FLAG_CONTINUE && opaque.last_recv_block[RAM_CHANNEL_PRECOPY]
-          ? opaque.last_recv_block[RAM_CHANNEL_PRECOPY]!
+          ? opaque.last_recv_block[RAM_CHANNEL_PRECOPY]
           : await ram_block_from_stream(opaque, f, flags, RAM_CHANNEL_PRECOPY);
       // host_from_ram_block_offset()
       if (!block || addr >= block.used_length) {

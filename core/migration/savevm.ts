@@ -595,7 +595,7 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
         version_id: 1,
         n_elems: (s) => s.caps_count,
         put: (f, s, i) => {
-          const c = Buffer.from(s.capabilities[i]!, 'latin1');
+          const c = Buffer.from(s.capabilities[i], 'latin1');
           f.put_byte(c.length);
           f.put_buffer(c);
         },
@@ -605,7 +605,7 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
           await need(f, len);
           const tmp = Buffer.alloc(len);
           f.get_buffer(tmp, 0, len);
-          const str = tmp.toString('latin1').split('\0')[0]!;
+          const str = tmp.toString('latin1').split('\0')[0];
           const cap = MigrationCapability_lookup.find((c) => c === str);
           if (!cap) {
             report(`Received unknown capability ${str}`);
@@ -640,7 +640,7 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
         type: 'uint8',
         version_id: 1,
         n_elems: () => 16,
-        put: (f, s, i) => f.put_byte(s.uuid[i]!),
+        put: (f, s, i) => f.put_byte(s.uuid[i]),
         get: async (f, s, i) => {
           await need(f, 1);
           s.uuid[i] = f.get_byte();
@@ -846,7 +846,7 @@ export class SaveVMState {
       instance_id,
       alias_id: -1,
       version_id,
-      ops: ops as SaveVMHandlers<unknown>,
+      ops: ops,
       vmsd: null,
       opaque,
       is_ram: !!ops.save_setup,
@@ -861,7 +861,7 @@ export class SaveVMState {
       alias_id: -1,
       version_id: vmsd.version_id,
       ops: null,
-      vmsd: vmsd as VMStateDescription<unknown>,
+      vmsd: vmsd,
       opaque,
       is_ram: false,
     });
@@ -1307,7 +1307,7 @@ async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<num
     report(`MIG_CMD 0x${cmd.toString(16)} unknown (len 0x${len.toString(16)})`);
     return -EINVAL;
   }
-  const args = mig_cmd_args[cmd]!;
+  const args = mig_cmd_args[cmd];
   if (args.len !== -1 && args.len !== len) {
     report(`${args.name} received with bad length - expecting ${args.len}, got ${len}`);
     return -ERANGE;

@@ -50,7 +50,7 @@ export class GHashTableModel {
     index %= this.mod;
     let step = 0;
     let firstTombstone = -1;
-    let h = this.hashes[index]!;
+    let h = this.hashes[index];
     while (h !== UNUSED) {
       if (h === hash && this.keys[index] === key) return index;
       if (h === TOMBSTONE && firstTombstone < 0) firstTombstone = index;
@@ -69,7 +69,7 @@ export class GHashTableModel {
   insert(key: string): void {
     const hash = GHashTableModel.hashOf(key);
     const i = this.lookupNode(key, hash);
-    const old = this.hashes[i]!;
+    const old = this.hashes[i];
     if (old >= 2) return; // already present
     this.hashes[i] = hash;
     this.keys[i] = key;
@@ -83,7 +83,7 @@ export class GHashTableModel {
   remove(key: string): void {
     const hash = GHashTableModel.hashOf(key);
     const i = this.lookupNode(key, hash);
-    if (this.hashes[i]! < 2) return;
+    if (this.hashes[i] < 2) return;
     this.hashes[i] = TOMBSTONE;
     this.keys[i] = null;
     this.nnodes--;
@@ -99,7 +99,7 @@ export class GHashTableModel {
 
   /** g_hash_table_resize(): new size from nnodes * 1.333, live entries re-placed in slot order. */
   private resize(): void {
-    const live = this.keys.filter((k, i) => k !== null && this.hashes[i]! >= 2) as string[];
+    const live = this.keys.filter((k, i) => k !== null && this.hashes[i] >= 2) as string[];
     let n = Math.floor(this.nnodes * 1.333);
     let shift = 0;
     while (n) {
@@ -123,6 +123,6 @@ export class GHashTableModel {
 
   /** Keys in g_hash_table_iter_next() order. */
   *[Symbol.iterator](): IterableIterator<string> {
-    for (let i = 0; i < this.size; i++) if (this.hashes[i]! >= 2) yield this.keys[i]!;
+    for (let i = 0; i < this.size; i++) if (this.hashes[i] >= 2) yield this.keys[i]!;
   }
 }

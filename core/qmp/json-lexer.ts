@@ -161,9 +161,9 @@ export class JSONLexer {
     let len = this.len;
     try {
       for (let i = start; i < end; i++) {
-        const ch = buf[i]!;
+        const ch = buf[i];
         for (;;) {
-          const next = json_lexer[(state << 8) | ch]!;
+          const next = json_lexer[(state << 8) | ch];
           if (next & LOOKAHEAD) {
             // A terminal that needed lookahead, or the end of recovery:
             // ch is not consumed, look at it again from the start state.
@@ -224,7 +224,7 @@ export class JSONLexer {
   private json_lexer_feed_char(ch: number, flush: boolean): void {
     let char_consumed = false;
     while (flush ? this.state !== this.start_state : !char_consumed) {
-      const next = json_lexer[(this.state << 8) | ch]!;
+      const next = json_lexer[(this.state << 8) | ch];
       char_consumed = !flush && (next & LOOKAHEAD) === 0;
       let new_state = next & ~LOOKAHEAD;
       if (char_consumed) {

@@ -85,7 +85,7 @@ function parse_value(ctxt: JSONParserContext): QObject | undefined {
 /** parser_context_pop_token(): the popped token's type, or -1 for NULL (queue empty). */
 function pop_token(ctxt: JSONParserContext): number {
   if (ctxt.pos >= ctxt.toks.count) return -1;
-  return ctxt.toks.types[ctxt.pos++]!;
+  return ctxt.toks.types[ctxt.pos++];
 }
 
 function parse_pair(ctxt: JSONParserContext, dict: QDict): boolean {
@@ -196,8 +196,8 @@ function parse_array(ctxt: JSONParserContext): QObject | undefined {
 
 function parse_keyword(ctxt: JSONParserContext): QObject | undefined {
   const { bytes: b, starts, ends } = ctxt.toks;
-  const s = starts[ctxt.pos]!;
-  const e = ends[ctxt.pos]!;
+  const s = starts[ctxt.pos];
+  const e = ends[ctxt.pos];
   ctxt.pos++;
   const n = e - s;
   // t=0x74 r=0x72 u=0x75 e=0x65 f=0x66 a=0x61 l=0x6c s=0x73 n=0x6e
@@ -214,8 +214,8 @@ function parse_keyword(ctxt: JSONParserContext): QObject | undefined {
 function parse_literal(ctxt: JSONParserContext): QObject | undefined {
   const { bytes: b, types, starts, ends } = ctxt.toks;
   const type = types[ctxt.pos];
-  const s = starts[ctxt.pos]!;
-  const e = ends[ctxt.pos]!;
+  const s = starts[ctxt.pos];
+  const e = ends[ctxt.pos];
   ctxt.pos++;
   if (type === JSON_STRING) return parse_string(ctxt, b, s, e);
   if (type === JSON_INTEGER) return parse_integer(b, s, e);
@@ -234,7 +234,7 @@ function parse_integer(b: Uint8Array, s: number, e: number): QObject {
   if (digits <= 15) {
     // Exact in a double; the lexer forbids leading zeros.
     let v = 0;
-    for (let i = neg ? s + 1 : s; i < e; i++) v = v * 10 + (b[i]! - 0x30);
+    for (let i = neg ? s + 1 : s; i < e; i++) v = v * 10 + (b[i] - 0x30);
     return BigInt(neg ? -v : v);
   }
   const str = latin1(b, s, e);
@@ -253,12 +253,12 @@ function parse_integer(b: Uint8Array, s: number, e: number): QObject {
  * Control characters were already rejected by the lexer.
  */
 function parse_string(ctxt: JSONParserContext, b: Uint8Array, s: number, e: number): string | undefined {
-  const quote = b[s]!;
+  const quote = b[s];
   const last = e - 1; // the closing quote
   let p = s + 1;
   // Fast path: printable ASCII without escapes.
   while (p < last) {
-    const ch = b[p]!;
+    const ch = b[p];
     if (ch >= 0x80 || ch === 0x5c) break;
     p++;
   }
@@ -269,7 +269,7 @@ function parse_string(ctxt: JSONParserContext, b: Uint8Array, s: number, e: numb
   let n = 0;
   for (let i = s + 1; i < p; i++) u[n++] = b[i]!;
   while (p < last && b[p] !== quote) {
-    const ch = b[p]!;
+    const ch = b[p];
     let cp: number;
     if (ch === 0x5c) {
       const beg = p++;
@@ -345,7 +345,7 @@ function parse_string(ctxt: JSONParserContext, b: Uint8Array, s: number, e: numb
 }
 
 function byteAt(b: Uint8Array, i: number, end: number): number {
-  return i < end ? b[i]! : 0; // past the token is its terminating NUL
+  return i < end ? b[i] : 0; // past the token is its terminating NUL
 }
 
 function cvt4hex(b: Uint8Array, p: number, end: number): number {
@@ -410,7 +410,7 @@ export function mod_utf8_codepoint(b: Uint8Array, s: number, end: number): numbe
     }
     if (!is_valid_codepoint(cp)) {
       cp = -1;
-    } else if (cp < MIN_CP[len - 2]! && !(cp === 0 && len === 2)) {
+    } else if (cp < MIN_CP[len - 2] && !(cp === 0 && len === 2)) {
       cp = -1; // overlong, not \xC0\x80
     }
   }
@@ -466,7 +466,7 @@ export function latin1(b: Uint8Array, s: number, e: number): string {
   const n = e - s;
   if (n <= 16) {
     let r = '';
-    for (let i = s; i < e; i++) r += String.fromCharCode(b[i]!);
+    for (let i = s; i < e; i++) r += String.fromCharCode(b[i]);
     return r;
   }
   if (n <= CHUNK) return String.fromCharCode.apply(null, b.subarray(s, e) as unknown as number[]);

@@ -53,8 +53,8 @@ function deeper(depth: number): number {
 function writeDict(keys: string[], get: (k: string) => unknown, out: string[], depth: number): void {
   const ordered = qdictOrder(keys);
   writeContainer('{', '}', ordered.length, (i) => {
-    out.push(quote(ordered[i]!), ': ');
-    write(get(ordered[i]!), out, deeper(depth));
+    out.push(quote(ordered[i]), ': ');
+    write(get(ordered[i]), out, deeper(depth));
   }, out, depth);
 }
 

@@ -13,7 +13,7 @@ export function tdb_hash(name: string): number {
   const bytes = Buffer.from(name, 'utf8');
   let value = Math.imul(0x238f13af, bytes.length) >>> 0;
   for (let i = 0; i < bytes.length; i++) {
-    value = (value + ((bytes[i]! << ((i * 5) % 24)) >>> 0)) >>> 0;
+    value = (value + ((bytes[i] << ((i * 5) % 24)) >>> 0)) >>> 0;
   }
   return (Math.imul(1103515243, value) + 12345) >>> 0;
 }

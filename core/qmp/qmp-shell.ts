@@ -77,7 +77,7 @@ function cliExpr(tokens: string[], root: Record<string, ShellValue>): void {
       parent[p] = obj;
       parent = obj;
     }
-    const leaf = optpath[optpath.length - 1]!;
+    const leaf = optpath[optpath.length - 1];
     if (Object.hasOwn(parent, leaf)) {
       if (isDict(parent[leaf])) throw new QmpShellError(`Cannot use "${curpath.join('.')}" as both leaf and non-leaf key`);
       throw new QmpShellError(`Cannot set "${key}" multiple times`);

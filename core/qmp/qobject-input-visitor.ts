@@ -62,7 +62,7 @@ export class QObjectInputVisitor {
     let err = '';
     let nm = name;
     for (let i = this.stack.length - 1; i >= 0; i--) {
-      const so = this.stack[i]!;
+      const so = this.stack[i];
       if (n) {
         n--;
       } else if (isQDict(so.obj)) {
@@ -105,7 +105,7 @@ export class QObjectInputVisitor {
   }
 
   private checkStruct(): void {
-    const tos = this.stack[this.stack.length - 1]!;
+    const tos = this.stack[this.stack.length - 1];
     for (const key of tos.unvisited!) {
       throw error_setg(`Parameter '${this.fullName(key)}' is unexpected`);
     }
@@ -137,7 +137,7 @@ export class QObjectInputVisitor {
       case 'int16':
       case 'int32': {
         const v = this.typeInt64(name);
-        const [min, max, cname] = INT_LIMITS[type]!;
+        const [min, max, cname] = INT_LIMITS[type];
         if (v < min || v > max) throw QERR_INVALID_PARAMETER_VALUE(name ?? 'null', cname);
         return toJs(v);
       }
@@ -148,7 +148,7 @@ export class QObjectInputVisitor {
       case 'uint16':
       case 'uint32': {
         const v = this.typeUint64(name);
-        const [max, cname] = UINT_LIMITS[type]!;
+        const [max, cname] = UINT_LIMITS[type];
         if (v > max) throw QERR_INVALID_PARAMETER_VALUE(name ?? 'null', cname);
         return toJs(v);
       }

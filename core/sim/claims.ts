@@ -132,7 +132,7 @@ const CLAIM_CHECKS: { [K in keyof ScenarioClaims]-?: Check<NonNullable<ScenarioC
   'passes-at-most': (n, run) => ({ expected: `≤ ${n}`, actual: String(run.result.source.passes), ok: run.result.source.passes <= n }),
   'passes-shrink': (_, run) => {
     const s = exact_counts(run).map((c) => c.size);
-    return { expected: 'each exact count smaller than the one before', actual: s.join(' '), ok: s.length > 1 && s.every((x, i) => i === 0 || x < s[i - 1]!) };
+    return { expected: 'each exact count smaller than the one before', actual: s.join(' '), ok: s.length > 1 && s.every((x, i) => i === 0 || x < s[i - 1]) };
   },
   'writes-faster-than-sent': (_, run) => {
     const w = run.result.workload.bytes_written;
@@ -187,7 +187,7 @@ const CLAIM_CHECKS: { [K in keyof ScenarioClaims]-?: Check<NonNullable<ScenarioC
   'downtime-bytes-at-most': (max, run) => ({ expected: `≤ ${max}`, actual: String(run.result.source['downtime-bytes']), ok: run.result.source['downtime-bytes'] <= max }),
   'zero-page-bytes-at-most': (max, run) => {
     const ram = (run.result.query_migrate.src as { ram?: Record<string, number> }).ram;
-    const per = ram && ram.duplicate ? (ram.transferred! - ram['normal-bytes']!) / ram.duplicate : null;
+    const per = ram && ram.duplicate ? (ram.transferred - ram['normal-bytes']) / ram.duplicate : null;
     return { expected: `≤ ${max} bytes per zero page`, actual: per === null ? 'no zero pages' : `${per.toFixed(2)} (${ram!.duplicate} zero pages)`, ok: per !== null && per <= max };
   },
   'peak-rss-below': async (max, run, host) => {
@@ -214,7 +214,7 @@ const CLAIM_CHECKS: { [K in keyof ScenarioClaims]-?: Check<NonNullable<ScenarioC
   'destination-exits': (n, run) => ({ expected: `exit status ${n}`, actual: String(run.result.destination.exit_status), ok: run.result.destination.exit_status === n }),
   'ends-in-pass': (n, run) => {
     const w = run.windows.filter((x) => x.status === 'active' || x.status === 'cancelling');
-    const pass = w.length ? w[w.length - 1]!.pass : null;
+    const pass = w.length ? w[w.length - 1].pass : null;
     return { expected: String(n), actual: String(pass), ok: pass === n };
   },
   'downtime-is-total-time': (_, run) => {

@@ -125,7 +125,7 @@ export class VirtualClock implements Clock {
   /** Due time of the next timer, or null when none is set. */
   peek_time(): number | null {
     this.drop_cancelled();
-    return this.heap.length ? this.heap[0]!.at : null;
+    return this.heap.length ? this.heap[0].at : null;
   }
 
   /** Fire the next timer (time moves to its due time). False when there is none. */
@@ -150,7 +150,7 @@ export class VirtualClock implements Clock {
   }
 
   private drop_cancelled(): void {
-    while (this.heap.length && this.heap[0]!.cb === null) this.pop();
+    while (this.heap.length && this.heap[0].cb === null) this.pop();
   }
 
   private push(ev: VirtualTimer): void {
@@ -159,8 +159,8 @@ export class VirtualClock implements Clock {
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      if (!before(h[i], h[p])) break;
+      [h[i], h[p]] = [h[p], h[i]];
       i = p;
     }
   }
@@ -176,10 +176,10 @@ export class VirtualClock implements Clock {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (l < h.length && before(h[l], h[m])) m = l;
+        if (r < h.length && before(h[r], h[m])) m = r;
         if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
+        [h[i], h[m]] = [h[m], h[i]];
         i = m;
       }
     }

@@ -164,7 +164,7 @@ export class SimRAMBlock implements RAMBlockLike {
       }
       return false;
     }
-    const g = this.gen[page]! + 1;
+    const g = this.gen[page] + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
     return true;
@@ -178,7 +178,7 @@ export class SimRAMBlock implements RAMBlockLike {
 
   /** The bytes of a page as the guest sees them (tests, pmemsave). */
   read_page(page: number, buf: Buffer, off = 0): void {
-    this.content.fill(page, this.gen[page]!, buf, off);
+    this.content.fill(page, this.gen[page], buf, off);
   }
 
   /** Pages with generation ≥ 1 (ever written). */
@@ -277,7 +277,7 @@ export class SimRAMBlock implements RAMBlockLike {
   /** The page's bytes into the stream: header copied, payload from the immutable pool. */
   put_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    const g = this.gen[page]!;
+    const g = this.gen[page];
     if (g === 0) {
       f.put_buffer_async(ZERO_PAGE, 0, TARGET_PAGE_SIZE);
       return;

@@ -175,7 +175,7 @@ class Deque<T> {
   }
   shift(): T | undefined {
     if (this.h >= this.a.length) return undefined;
-    const v = this.a[this.h]!;
+    const v = this.a[this.h];
     this.a[this.h++] = undefined as T;
     if (this.h > 1024 && this.h * 2 > this.a.length) {
       this.a = this.a.slice(this.h);
@@ -324,7 +324,7 @@ class Pipe {
       const store = len > 4096 ? this.pool.take() : null;
       const data = store ? store.subarray(0, len) : Buffer.allocUnsafe(len);
       for (let k = 0; k < len; ) {
-        const b = bufs[bi]!;
+        const b = bufs[bi];
         const m = Math.min(len - k, b.length - bo);
         data.set(m === b.length ? b : b.subarray(bo, bo + m), k);
         k += m;

@@ -361,7 +361,7 @@ export class Simulation {
     vm.tracer.on((ev) => {
       if (this.exited[side] !== undefined) return;
       this.poll_states();
-      const e = { ...ev, ts: this.clock.now_us(), side } as TimelineEntry;
+      const e = { ...ev, ts: this.clock.now_us(), side };
       if (e.thread === 'main') e.tid = vm.tid_base;
       this.push(e);
       if (side === 'src' && ev.type === 'exit' && ev.fn === 'migrate_fd_cleanup') this.src_cleaned = true;
@@ -501,7 +501,7 @@ export class Simulation {
   private start(): void {
     if (this.started) return;
     // What ran before the run started runs first again.
-    while (this.replay_at[this.replay_next]?.input.timer === -1) this.run_replayed(this.replay_at[this.replay_next++]!);
+    while (this.replay_at[this.replay_next]?.input.timer === -1) this.run_replayed(this.replay_at[this.replay_next++]);
     this.started = true;
     this.wall_start = performance.now();
     void this.src.startMachine();
@@ -691,7 +691,7 @@ export class Simulation {
     if (this.goal) return Promise.reject(new Error('the simulation is already running toward a stop'));
     // Entries already recorded beyond the cursor come first.
     for (let i = this.cursor + 1; i < this.timeline.length; i++) {
-      const e = this.timeline[i]!;
+      const e = this.timeline[i];
       if (g.time_ms !== undefined && e.ts / 1000 > g.time_ms) break;
       const reason = g.match(e, i) ?? (g.breakpoints && this.hits_breakpoint(e) ? 'breakpoint' : null);
       if (reason) {

@@ -330,7 +330,7 @@ export function parse_rate(v: unknown, allow_max = false): number {
   if (allow_max && s === 'max') return Infinity;
   const bits = /^([0-9]+(?:\.[0-9]+)?)\s*([kKMGT]?)(?:bit\/s|bit|bps|b\/s)$/.exec(s);
   if (bits) {
-    const r = (Number(bits[1]) * SI[bits[2]!]!) / 8;
+    const r = (Number(bits[1]) * SI[bits[2]]) / 8;
     if (r > 0) return r;
   } else {
     try {
@@ -356,7 +356,7 @@ export function parse_duration(v: unknown): number {
   if (typeof v !== 'string') throw new Error(`expected a duration such as "300ms" or "5s", got ${describe(v)}`);
   const m = /^([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h)$/.exec(v.trim());
   if (!m) throw new Error(`expected a duration such as "300ms", "5s", "2min" or "250us", got "${v}"`);
-  return Number(m[1]) * DURATION_UNITS[m[2]!]!;
+  return Number(m[1]) * DURATION_UNITS[m[2]];
 }
 
 function describe(v: unknown): string {
@@ -419,15 +419,15 @@ export function closest(word: string, candidates: readonly string[]): string | n
 function edit_distance(a: string, b: string): number {
   const d = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
+    let prev = d[0];
     d[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const t = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const t = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
       prev = t;
     }
   }
-  return d[b.length]!;
+  return d[b.length];
 }
 
 function unknown_key(path: ScenarioPath, key: string, known: readonly string[]): never {
@@ -510,7 +510,7 @@ export function check(v: unknown, f: FieldSpec, path: ScenarioPath): unknown {
         const near = closest(tag, kinds);
         fail([...path, f.tag], `unknown "${tag}"${near ? ` (did you mean "${near}"?)` : ''}; one of ${kinds.map((k) => `"${k}"`).join(', ')}`);
       }
-      return { [f.tag]: tag, ...check_fields(v, f.variants[tag]!.fields, path, f.tag) };
+      return { [f.tag]: tag, ...check_fields(v, f.variants[tag].fields, path, f.tag) };
     }
   }
 }
@@ -558,7 +558,7 @@ function json_walk(text: string, visit?: (path: ScenarioPath, pos: number) => vo
     throw new Bad(i, `unexpected ${found()}, expected ${expected}`);
   };
   const ws = (): void => {
-    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+    while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
   };
   /** A string; its value when a visitor needs the keys. */
   const string = (): string => {
@@ -577,7 +577,7 @@ function json_walk(text: string, visit?: (path: ScenarioPath, pos: number) => vo
         if (text[i] === 'u') {
           if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) throw new Bad(i, 'bad \\u escape');
           i += 5;
-        } else if (i < text.length && '"\\/bfnrt'.includes(text[i]!)) i++;
+        } else if (i < text.length && '"\\/bfnrt'.includes(text[i])) i++;
         else throw new Bad(i, 'bad escape in a string');
       } else i++;
     }
@@ -708,7 +708,7 @@ export function parse_yaml_checked<T>(text: string, file: string | null, from: (
   const bad = doc.errors[0];
   if (bad) {
     const lp = lc.linePos(bad.pos[0]);
-    throw new ScenarioError(`not valid YAML: ${bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, [], file, lp.line, lp.col);
+    throw new ScenarioError(`not valid YAML: ${bad.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, [], file, lp.line, lp.col);
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   try {

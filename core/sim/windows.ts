@@ -39,7 +39,7 @@ export function window_csv_row(w: WindowSample): string {
 
 /** The last expected-downtime QEMU reported while the migration was active, ms. */
 export function last_expected_downtime(windows: readonly WindowSample[]): number | null {
-  for (let i = windows.length - 1; i >= 0; i--) if (windows[i]!['expected-downtime'] !== null) return windows[i]!['expected-downtime'];
+  for (let i = windows.length - 1; i >= 0; i--) if (windows[i]['expected-downtime'] !== null) return windows[i]['expected-downtime'];
   return null;
 }
 

@@ -67,7 +67,7 @@ export function sim_workload_check(spec: SimWorkloadSpec, ram_size: number): str
     case 'phases': {
       if (spec.phases.length === 0) return 'phases: the list is empty';
       for (let i = 0; i < spec.phases.length; i++) {
-        const ph = spec.phases[i]!;
+        const ph = spec.phases[i];
         if (ph.duration_ms === undefined && (i < spec.phases.length - 1 || spec.repeat)) {
           return `phases[${i}]: duration is needed (only the last phase may run for ever, and not with repeat)`;
         }
@@ -246,7 +246,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
     for (const p of ph) total += p.duration_ms ?? Infinity;
     if (this.repeat) t %= total;
     for (let i = 0; i < ph.length; i++) {
-      const d = ph[i]!.duration_ms ?? Infinity;
+      const d = ph[i].duration_ms ?? Infinity;
       if (t < d) return i;
       t -= d;
     }
@@ -278,7 +278,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
     while (dt > 0) {
       const i = this.phase_at(this.run_ms);
       const step = Math.min(dt, this.phase_end(this.run_ms) - this.run_ms);
-      const w = i >= 0 ? this.writers[i]! : null;
+      const w = i >= 0 ? this.writers[i] : null;
       if (w && w.rate > 0 && !w.done()) {
         this.credit += (w.rate * speed * step) / 1000 / TARGET_PAGE_SIZE;
         const n = this.credit === Infinity ? this.ram.nr_pages : Math.floor(this.credit);
@@ -300,7 +300,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
       const i = this.phase_at(this.run_ms);
       return i < 0 || this.writers.slice(i).every((w) => w.rate === 0 || w.done());
     }
-    const w = this.writers[0]!;
+    const w = this.writers[0];
     return w.rate === 0 || w.done();
   }
 

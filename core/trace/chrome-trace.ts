@@ -87,9 +87,9 @@ export function separate_coroutines(events: ChromeTraceEvent[]): ChromeTraceEven
       return;
     }
     let i = track.open.length - 1;
-    while (i >= 0 && track.open[i]!.name !== e.name) i--;
+    while (i >= 0 && track.open[i].name !== e.name) i--;
     if (i < 0) return;
-    const ending = track.open[i]!;
+    const ending = track.open[i];
     const escaped = track.open.slice(i + 1).filter((o) => o.lane === ending.lane);
     if (escaped.length) {
       const lane = track.lanes.length;
@@ -101,11 +101,11 @@ export function separate_coroutines(events: ChromeTraceEvent[]): ChromeTraceEven
         ts: 0,
         pid: track.pid,
         tid,
-        args: { name: `${names.get(key) ?? 'thread'}: coroutine ${escaped[0]!.name}` },
+        args: { name: `${names.get(key) ?? 'thread'}: coroutine ${escaped[0].name}` },
       });
-      const from_tid = track.lanes[ending.lane]!;
-      for (let k = escaped[0]!.at; k < idx; k++) {
-        const x = out[k]!;
+      const from_tid = track.lanes[ending.lane];
+      for (let k = escaped[0].at; k < idx; k++) {
+        const x = out[k];
         if ((x.ph === 'B' || x.ph === 'E') && x.pid === track.pid && x.tid === from_tid) x.tid = tid;
       }
       for (const o of escaped) o.lane = lane;

@@ -36,9 +36,9 @@ const WITHOUT_TIME = /^([A-Za-z_][A-Za-z0-9_]*) (.*)$/;
 export function parse_qemu_log_line(line: string): QemuLogLine {
   const l = line.replace(/\r$/, '');
   const m = WITH_TIME.exec(l);
-  if (m) return { tid: Number(m[1]), ts_us: Number(m[2]) * 1_000_000 + Number(m[3]!.padEnd(6, '0')), point: m[4]!, text: m[5]!.trimEnd() };
+  if (m) return { tid: Number(m[1]), ts_us: Number(m[2]) * 1_000_000 + Number(m[3].padEnd(6, '0')), point: m[4], text: m[5].trimEnd() };
   const n = WITHOUT_TIME.exec(l);
-  if (n) return { tid: null, ts_us: null, point: n[1]!, text: n[2]!.trimEnd() };
+  if (n) return { tid: null, ts_us: null, point: n[1], text: n[2].trimEnd() };
   return { tid: null, ts_us: null, point: null, text: l };
 }
 
@@ -134,10 +134,10 @@ export class QemuTraceReader {
   private drain(force: boolean): void {
     const guess = force || this.held.length > HOLD_MAX;
     while (this.held.length) {
-      const l = this.held[0]!;
+      const l = this.held[0];
       if (!this.side) {
         const known = this.held.find((h) => h.point && TRACE_POINTS[h.point]?.side);
-        if (known) this.side = TRACE_POINTS[known.point!]!.side!;
+        if (known) this.side = TRACE_POINTS[known.point!].side!;
         else if (guess) this.side = 'src';
         else return;
       }
@@ -294,7 +294,7 @@ export class QemuTraceReader {
    */
   private moveTo(t: Thread, path: readonly string[], ts: number): void {
     let p = path;
-    const root = p[0]!;
+    const root = p[0];
     if (BODY_FNS.has(root)) {
       const body = t.kind === 'main' ? null : THREAD_BODIES[t.kind].fn;
       if (t.kind === 'bg_snapshot' && root === 'migration_thread') p = [body!];

@@ -34,7 +34,7 @@ export function qemu_strtosz(nptr: string, default_suffix = 'B', unit = 1024n): 
   const signAt = i;
   if (nptr[i] === '+' || nptr[i] === '-') i++;
   const digitsAt = i;
-  while (nptr[i] !== undefined && nptr[i]! >= '0' && nptr[i]! <= '9') i++;
+  while (nptr[i] !== undefined && nptr[i] >= '0' && nptr[i] <= '9') i++;
   const haveDigits = i > digitsAt;
   const negative = nptr[signAt] === '-';
   let val = haveDigits ? BigInt(nptr.slice(digitsAt, i)) : 0n;
@@ -47,7 +47,7 @@ export function qemu_strtosz(nptr: string, default_suffix = 'B', unit = 1024n): 
     // Hex: reparse, and insist on no fraction or suffix.
     let j = i + 1;
     const hexAt = j;
-    while (j < nptr.length && /[0-9a-fA-F]/.test(nptr[j]!)) j++;
+    while (j < nptr.length && /[0-9a-fA-F]/.test(nptr[j])) j++;
     if (j > hexAt) {
       val = BigInt('0x' + nptr.slice(hexAt, j));
       if (val > UINT64_MAX) throw new StrtoszError('ERANGE');
@@ -56,7 +56,7 @@ export function qemu_strtosz(nptr: string, default_suffix = 'B', unit = 1024n): 
     if (nptr[i] === '.' || suffix_mul(nptr[i], unit) > 0n) throw new StrtoszError('EINVAL');
   } else if (nptr[i] === '.' || (!haveDigits && nptr.includes('.'))) {
     let fraction = 0;
-    if (haveDigits && !(nptr[i + 1]! >= '0' && nptr[i + 1]! <= '9')) {
+    if (haveDigits && !(nptr[i + 1] >= '0' && nptr[i + 1] <= '9')) {
       i++; // "1." and "1.k"
     } else {
       // strtod on the rest with any exponent cut off: 'e' is a suffix here.

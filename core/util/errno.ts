@@ -202,7 +202,7 @@ const NUMBER_BY_CODE: Record<string, number> = {
 };
 
 const TEXT_BY_NUMBER: Record<number, string> = Object.fromEntries(
-  Object.entries(NUMBER_BY_CODE).map(([code, n]) => [n, TEXT_BY_CODE[code]!]),
+  Object.entries(NUMBER_BY_CODE).map(([code, n]) => [n, TEXT_BY_CODE[code]]),
 );
 
 /** strerror(): glibc's wording, for an errno number or a Node code name ("ECONNREFUSED"). */
@@ -221,6 +221,6 @@ export function errno_code_of(e: unknown): string {
 /** strerror() of a Node system error; its own message when the code is not known. */
 export function strerror_of(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | null)?.code;
-  if (code && TEXT_BY_CODE[code]) return TEXT_BY_CODE[code]!;
+  if (code && TEXT_BY_CODE[code]) return TEXT_BY_CODE[code];
   return (e as Error | null)?.message ?? String(e);
 }

@@ -215,10 +215,10 @@ export function sync_dirty_log(
   const one = (p: number): number => {
     const w = p >>> 5;
     const m = 1 << (p & 31);
-    if ((log[w]! & m) === 0) return 0;
+    if ((log[w] & m) === 0) return 0;
     const old = Atomics.and(log, w, ~m);
-    if ((old & m) === 0 || (dest[w]! & m) !== 0) return 0;
-    dest[w]! |= m;
+    if ((old & m) === 0 || (dest[w] & m) !== 0) return 0;
+    dest[w] |= m;
     return 1;
   };
   while (p < end && p & 31) num_dirty += one(p++);
@@ -226,8 +226,8 @@ export function sync_dirty_log(
     const w = p >>> 5;
     if (log[w] === 0) continue;
     const bits = Atomics.exchange(log, w, 0);
-    num_dirty += popcount32(~dest[w]! & bits);
-    dest[w]! |= bits;
+    num_dirty += popcount32(~dest[w] & bits);
+    dest[w] |= bits;
   }
   while (p < end) num_dirty += one(p++);
   return num_dirty;

@@ -95,7 +95,7 @@ function write_page(page: number): void {
   // A write-protected page (background snapshot) faults first: this vCPU sleeps until the
   // migration thread has saved the page's old contents.
   if (ram.handle_userfault(page)) wp_faults++;
-  host.set(poolPages[next() & (POOL_PAGES - 1)]!, page * TARGET_PAGE_SIZE);
+  host.set(poolPages[next() & (POOL_PAGES - 1)], page * TARGET_PAGE_SIZE);
   const w = page * PAGE_WORDS;
   host32[w] = next() | 1;
   host32[w + 1 + (next() & (PAGE_WORDS - 2))] = next();

@@ -128,8 +128,8 @@ export class Workload implements ThrottledCpu {
     if (this.worker || this.spec.name === 'idle' || !this.ram) return;
     const data: WorkloadWorkerData = {
       ram: this.ram.shared(),
-      control: this.ctl.buffer as SharedArrayBuffer,
-      counters: this.cnt.buffer as SharedArrayBuffer,
+      control: this.ctl.buffer,
+      counters: this.cnt.buffer,
       spec: this.spec,
       seed: this.seed,
       throttle: this.throttle?.memory,

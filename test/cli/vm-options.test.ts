@@ -133,8 +133,8 @@ describe('parseVmOptions: accepted command lines', () => {
   it('reads loader properties as qdev does (base 0 integers, on/off booleans)', () => {
     const [l] = parseVmOptions(['-device', 'loader,file=f,addr=010,force-raw=on,id=l1']).loaders;
     expect(l).toMatchObject({ file: 'f', addr: 8n, force_raw: true, id: 'l1' });
-    expect(parseVmOptions(['-device', 'loader,file=f,addr=-1']).loaders[0]!.addr).toBe(2n ** 64n - 1n);
-    expect(parseVmOptions(['-device', 'driver=loader,file=f']).loaders[0]!.addr).toBe(0n);
+    expect(parseVmOptions(['-device', 'loader,file=f,addr=-1']).loaders[0].addr).toBe(2n ** 64n - 1n);
+    expect(parseVmOptions(['-device', 'driver=loader,file=f']).loaders[0].addr).toBe(0n);
   });
 
   it('takes the lab options', () => {

@@ -277,7 +277,7 @@ const RULES: Record<string, Rule[]> = {
     {
       reason: '9.0 still has compress-level/compress-threads/decompress-threads (removed in 9.1): range errors, not "is unexpected"',
       apply: (raw) =>
-        raw.replace(/Parameter '((?:de)?compress-(?:level|threads))' is unexpected/, (_m, p: string) => COMPRESS_RANGE_ERRORS[p]!),
+        raw.replace(/Parameter '((?:de)?compress-(?:level|threads))' is unexpected/, (_m, p: string) => COMPRESS_RANGE_ERRORS[p]),
     },
     {
       reason: "9.0 still accepts the deprecated 'blk'/'inc' arguments of migrate (removed in 9.1), so a wrong type is a type error",
@@ -465,7 +465,7 @@ class Mapper {
   async prepare(recs: FixtureRecord[]): Promise<void> {
     const text = recs.map((r) => (r.raw ?? '') + ' ' + (r.argv ?? []).join(' ')).join('\n');
     const seen = new Set<string>();
-    for (const m of text.matchAll(/127\.0\.0\.1:(\d+)|"port": "(\d+)"/g)) seen.add(m[1] ?? m[2]!);
+    for (const m of text.matchAll(/127\.0\.0\.1:(\d+)|"port": "(\d+)"/g)) seen.add(m[1] ?? m[2]);
     seen.delete('1');
     const used = new Set<string>();
     for (const p of seen) {
@@ -499,18 +499,18 @@ function labArgs(argv: string[], scen: Scenario, mapper: Mapper): string[] {
   let memtouch = false;
   let incoming = false;
   for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     if (a === '-m') {
-      mem = scen.mem?.[argv[i + 1]!] ?? argv[i + 1]!;
+      mem = scen.mem?.[argv[i + 1]] ?? argv[i + 1];
       out.push(a, mem);
       i++;
     } else if (a === '-incoming') {
       incoming = true;
-      out.push(a, mapper.map(argv[++i]!));
+      out.push(a, mapper.map(argv[++i]));
     } else if (a === '-device') {
-      out.push(a, mapper.map(argv[++i]!));
+      out.push(a, mapper.map(argv[++i]));
     } else if (a === '-drive') {
-      memtouch = argv[++i]!.includes('-disk.img');
+      memtouch = argv[++i].includes('-disk.img');
     } else if (a === '-S') {
       out.push(a);
     } else if (['-machine', '-accel', '-display', '-qmp'].includes(a)) {
@@ -536,7 +536,7 @@ const cmdOf = (sent: string) => {
 };
 const eventName = (raw: string) => {
   const m = /"event": "([^"]+)"(?:, "data": \{"status": "([^"]+)")?/.exec(raw);
-  return m ? (m[2] ? `${m[1]} ${m[2]}` : m[1]!) : '';
+  return m ? (m[2] ? `${m[1]} ${m[2]}` : m[1]) : '';
 };
 
 /** Events a command emits itself, before its reply (a failing command: all it emitted). */
@@ -666,7 +666,7 @@ function makePlan(version: string, name: string): Plan {
     const failed = r.raw!.startsWith('{"error"');
     let need = 0;
     for (let j = (sentAt.get(vm) ?? i) + 1; j < i; j++) {
-      const e = recs[j]!;
+      const e = recs[j];
       if (e.vm !== vm || e.dir !== 'recv' || !isEvent(e.raw!)) continue;
       if (failed || SYNC_EVENTS[cmd]?.includes(eventName(e.raw!))) need = Math.max(need, plan.eventsBefore.get(j + 1)!.get(vm) ?? 0);
     }
@@ -677,7 +677,7 @@ function makePlan(version: string, name: string): Plan {
   // Runs of query-migrate polls (a note, or any other command, ends a run).
   let block: PollBlock | null = null;
   for (let i = 0; i < recs.length; i++) {
-    const r = recs[i]!;
+    const r = recs[i];
     if (r.dir === 'note' || r.dir === 'spawn' || (r.dir === 'send' && (r.raw !== QUERY_MIGRATE || plan.skip.has(i)))) {
       block = null;
       continue;
@@ -868,14 +868,14 @@ async function replay(version: string, name: string): Promise<void> {
     if (text.includes('on a port already in use by another listener')) {
       // The next migrate-incoming's port is held by another listener.
       const next = plan.recs.slice(i).find((r) => r.dir === 'send' && r.raw!.includes('migrate-incoming'))!;
-      const port = Number(mapper.port(/127\.0\.0\.1:(\d+)/.exec(next.raw!)![1]!));
+      const port = Number(mapper.port(/127\.0\.0\.1:(\d+)/.exec(next.raw!)![1]));
       const s = net.createServer();
       await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
       listeners.push(s);
     } else if (text.startsWith('sent 32 bytes of garbage')) {
       // Into the port the last migrate-incoming listens on.
       const last = plan.recs.slice(0, i).findLast((r) => r.dir === 'send' && r.raw!.includes('migrate-incoming'))!;
-      const port = Number(mapper.port(/127\.0\.0\.1:(\d+)/.exec(last.raw!)![1]!));
+      const port = Number(mapper.port(/127\.0\.0\.1:(\d+)/.exec(last.raw!)![1]));
       await new Promise<void>((resolve, reject) => {
         const c = net.connect(port, '127.0.0.1', () => c.end('NOTQEVM-garbage-garbage-garbage!', () => resolve()));
         c.once('error', reject);
@@ -886,7 +886,7 @@ async function replay(version: string, name: string): Promise<void> {
   try {
     const deferredExits: number[] = [];
     for (let i = 0; i < plan.recs.length; i++) {
-      const r = plan.recs[i]!;
+      const r = plan.recs[i];
       const vm = r.vm ?? '';
       if (plan.skip.has(i)) continue;
       if (r.dir === 'note') {
@@ -906,9 +906,9 @@ async function replay(version: string, name: string): Promise<void> {
         if (b) {
           await poll(b);
           // The recorder slept between polls too (e.g. 0.3 s before a last check): settle.
-          if (b.polls.some((p, k) => k && (at(p.send) ?? 0) - (at(b.polls[k - 1]!.reply) ?? 0) >= 0.2)) await sleep(scen.pauseMs ?? PAUSE_MS);
+          if (b.polls.some((p, k) => k && (at(p.send) ?? 0) - (at(b.polls[k - 1].reply) ?? 0) >= 0.2)) await sleep(scen.pauseMs ?? PAUSE_MS);
           // Exits recorded among the polls are waited for after them.
-          for (let j = i; j <= b.end; j++) if (plan.recs[j]!.dir === 'exit') deferredExits.push(j);
+          for (let j = i; j <= b.end; j++) if (plan.recs[j].dir === 'exit') deferredExits.push(j);
           i = b.end;
         } else {
           send(vm, r.raw!);
@@ -919,7 +919,7 @@ async function replay(version: string, name: string): Promise<void> {
         expect(view(vm).length, `${where(i)}: events of ${vm} before this reply`).toBeGreaterThanOrEqual(need);
       }
       for (const j of r.dir === 'exit' ? [i] : deferredExits.splice(0)) {
-        const x = plan.recs[j]!;
+        const x = plan.recs[j];
         const v = vms.get(x.vm!)!;
         const code = await Promise.race([v.ep.exited, sleep(EVENT_WAIT_MS).then(() => 'still running')]);
         expect(code, `${where(j)}: exit status of ${x.vm}`).toBe(x.returncode);
@@ -965,7 +965,7 @@ const TRANSCRIPTS: Record<string, string[]> = {
 };
 
 describe.each(['7.2', '10.0'])('replay of QEMU %s transcripts', (version) => {
-  it.each(TRANSCRIPTS[version]!)('%s', async (name) => {
+  it.each(TRANSCRIPTS[version])('%s', async (name) => {
     await replay(version, name);
   });
 });

@@ -124,8 +124,8 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
     const fns = await items.evaluateAll((els) => els.map((e) => (e as unknown as { getAttribute(n: string): string }).getAttribute('data-trail-fn')));
     expect(fns.filter((f) => f === 'qemu_thread_join')).toHaveLength(2);
     const ns = await items.evaluateAll((els) => els.map((e) => Number((e as unknown as { getAttribute(n: string): string }).getAttribute('data-n'))));
-    expect(ns).toEqual(ns.map((_, i) => ns[0]! + i));
-    expect((await node(fns[11]!).getAttribute('data-trail'))!.split(' ')).toContain('12');
+    expect(ns).toEqual(ns.map((_, i) => ns[0] + i));
+    expect((await node(fns[11]).getAttribute('data-trail'))!.split(' ')).toContain('12');
     expect((await node('qemu_thread_join').getAttribute('data-trail'))!.split(' ').length).toBe(2);
     expect(await node('qmp_migrate').getAttribute('data-trail')).toBe('');
   }, 180_000);

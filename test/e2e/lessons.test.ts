@@ -153,7 +153,7 @@ describe.skipIf(!CHROMIUM)('lessons in the UI', () => {
 
     // Export: the attempt file `miglab lesson check` grades, with what was typed and where it ran.
     const [download] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('lesson-export').click()]);
-    const exported = readFileSync((await download.path())!, 'utf8');
+    const exported = readFileSync((await download.path()), 'utf8');
     const attempt = parse_attempt_yaml(exported, download.suggestedFilename());
     expect(download.suggestedFilename()).toBe(`convergence-seed${seed}.attempt.yaml`);
     expect(attempt).toMatchObject({ lesson: 'convergence', seed, answers: { 'guess-threshold': threshold, 'guess-exact': 4096 } });

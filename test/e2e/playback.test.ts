@@ -120,7 +120,7 @@ describe.skipIf(!CHROMIUM)('playback of the simulated runtime in chromium', () =
     const [download] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('sim-save').click()]);
     expect(download.suggestedFilename()).toBe('mine.yaml');
     const { readFileSync } = await import('node:fs');
-    expect(readFileSync((await download.path())!, 'utf8')).toBe(good);
+    expect(readFileSync((await download.path()), 'utf8')).toBe(good);
     // The desktop app's File > Open Scenario hands the file over as an event (desktop-actions.ts):
     // from the live runtime too, which it leaves for the simulated one.
     await lab.page.getByTestId('runtime-live').click();

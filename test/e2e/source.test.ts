@@ -80,7 +80,7 @@ describe.skipIf(!CHROMIUM)('the source view in chromium', () => {
     const place = await lab.page.getByTestId('source-lab-place').innerText();
     const [, file, line] = /^(core\/migration\/migration\.ts):(\d+)$/.exec(place)!;
     const ts = await lab.page.getByTestId('source-ts').innerText();
-    expect(ts).toContain(`${line}${readFileSync(file!, 'utf8').split('\n')[Number(line) - 1]}`);
+    expect(ts).toContain(`${line}${readFileSync(file, 'utf8').split('\n')[Number(line) - 1]}`);
     expect(await lab.page.getByTestId('source-link').getAttribute('href')).toBe('https://gitlab.com/qemu-project/qemu/-/blob/v9.0.0/migration/migration.c');
     expect(await lab.page.getByTestId('source-c').count()).toBe(0);
 

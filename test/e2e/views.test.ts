@@ -78,12 +78,12 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
 
     const [download] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('charts-csv').click()]);
     expect(download.suggestedFilename()).toBe('miglab-charts.csv');
-    const csv = readFileSync((await download.path())!, 'utf8').split('\n');
+    const csv = readFileSync((await download.path()), 'utf8').split('\n');
     expect(csv[0]).toBe(CHART_COLUMNS.join(','));
     expect(csv.length).toBeGreaterThanOrEqual(4); // header, rows, the final newline
     const [png] = await Promise.all([lab.page.waitForEvent('download'), lab.page.getByTestId('chart-png-remaining').click()]);
     expect(png.suggestedFilename()).toBe('miglab-chart-remaining.png');
-    expect(readFileSync((await png.path())!).subarray(1, 4).toString()).toBe('PNG');
+    expect(readFileSync((await png.path())).subarray(1, 4).toString()).toBe('PNG');
 
     if (process.env.UPDATE_SCREENSHOTS || !existsSync(RAM_SCREENSHOT)) await lab.page.getByTestId('ram-map').screenshot({ path: RAM_SCREENSHOT });
   });

@@ -26,7 +26,7 @@ describe.skipIf(!CHROMIUM)('workshop features in chromium', () => {
     lab.page
       .locator(selector)
       .first()
-      .evaluate((el, p) => (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(el)[p]!, prop);
+      .evaluate((el, p) => (globalThis as unknown as { getComputedStyle(e: unknown): Record<string, string> }).getComputedStyle(el)[p], prop);
   const pageBackground = () => computed('html', 'backgroundColor');
   const h1Size = async () => parseFloat(await computed('h1', 'fontSize'));
   const termBackground = () => computed('[data-endpoint=source] .xterm-scrollable-element', 'backgroundColor');

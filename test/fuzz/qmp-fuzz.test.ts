@@ -225,7 +225,7 @@ function structValue(members: readonly QapiMember[], depth = 0): fc.Arbitrary<{ 
   const shape: Record<string, fc.Arbitrary<JV>> = {};
   for (const m of members) shape[m.name] = validValue(m.type, m.name, depth);
   const required = members.filter((m) => !m.optional).map((m) => m.name);
-  return fc.record(shape, { requiredKeys: required }) as fc.Arbitrary<{ [k: string]: JV }>;
+  return fc.record(shape, { requiredKeys: required });
 }
 
 /** A wrong value with what QEMU's parser makes of it. */
@@ -530,7 +530,7 @@ function mutate(input: Uint8Array, muts: Mutation[]): Uint8Array {
     const p = m.pos % (b.length + 1);
     switch (m.op) {
       case 0:
-        if (b.length) b[p % b.length] = b[p % b.length]! ^ (1 << (m.byte & 7));
+        if (b.length) b[p % b.length] = b[p % b.length] ^ (1 << (m.byte & 7));
         break;
       case 1:
         if (b.length) b[p % b.length] = m.byte;
@@ -595,7 +595,7 @@ function parseQmpText(body: string): any {
     let out = '';
     let inStr = false;
     for (let i = 0; i < body.length; i++) {
-      const ch = body[i]!;
+      const ch = body[i];
       if (inStr) {
         out += ch;
         if (ch === '\\') out += body[++i] ?? '';
@@ -657,7 +657,7 @@ function checkBody(body: string): Line {
       if (!isPlainObject(e) || Object.keys(e).join(',') !== 'class,desc') fail('bad error object', body);
       if (!ERROR_CLASSES.includes(e.class as string)) fail('unknown error class', body);
       if (typeof e.desc !== 'string' || e.desc === '') fail('bad error desc', body);
-      if ((e.desc as string).startsWith('Internal error')) fail('the lab reported an internal error', body);
+      if ((e.desc).startsWith('Internal error')) fail('the lab reported an internal error', body);
       return { kind: 'error', v, hasId: keys === 'id,error' };
     }
     case 'timestamp,event':
@@ -752,7 +752,7 @@ class Conn {
   /** Check and return the writes not checked yet. */
   takeChecked(): Line[] {
     const out: Line[] = [];
-    for (; this.checked < this.writes.length; this.checked++) out.push(checkWrite(this.writes[this.checked]!));
+    for (; this.checked < this.writes.length; this.checked++) out.push(checkWrite(this.writes[this.checked]));
     return out;
   }
 
@@ -768,7 +768,7 @@ class Conn {
     let at = -1;
     await this.settle(() => {
       for (let i = Math.max(start, this.checked); i < this.writes.length; i++) {
-        if (this.writes[i]!.endsWith(marker)) return (at = i) >= 0;
+        if (this.writes[i].endsWith(marker)) return (at = i) >= 0;
       }
       return false;
     });
@@ -798,7 +798,7 @@ function checkOneReply(lines: Line[], req: Request, label: string): Line {
   if (real.length !== 1) {
     throw new Error(`${label}: ${real.length} replies to ${req.text.slice(0, 300)}: ${JSON.stringify(replies.map((r) => r.v)).slice(0, 600)}`);
   }
-  const r = real[0]!;
+  const r = real[0];
   const hasId = req.id !== undefined;
   if ((r as { hasId: boolean }).hasId !== hasId || (hasId && !sameJson(r.v.id, req.id))) {
     throw new Error(`${label}: id not echoed for ${req.text.slice(0, 300)}: ${JSON.stringify(r.v).slice(0, 300)}`);
@@ -877,10 +877,10 @@ const runs = (n: number) => ({ numRuns: Math.max(1, Math.round(n * SCALE)), seed
 
 describe('QMP fuzzing, in-process', () => {
   it('query-commands lists schema commands only', async () => {
-    const c = await Conn.negotiated(fx.vms[0]!, 'qc');
+    const c = await Conn.negotiated(fx.vms[0], 'qc');
     c.feed(utf8('{"execute": "query-commands", "id": 1}'));
     await c.settle(() => c.writes.length > 2);
-    const names = (c.takeChecked()[0]!.v.return as { name: string }[]).map((x) => x.name);
+    const names = (c.takeChecked()[0].v.return as { name: string }[]).map((x) => x.name);
     expect(names.sort()).toEqual([...COMMANDS].sort());
     for (const n of names) expect(SCHEMA.command(n), n).toBeDefined();
     c.close();
@@ -892,7 +892,7 @@ describe('QMP fuzzing, in-process', () => {
     const live = await Promise.all(conns);
     await fc.assert(
       fc.asyncProperty(requestArb(3), fc.nat(2), cutsArb, fc.boolean(), async (req, v, cuts, nl) => {
-        const c = live[v]!;
+        const c = live[v];
         counts.inProcess++;
         c.feed(utf8(req.text + (nl ? '\n' : '')), cuts);
         const { before } = await c.probe();
@@ -906,7 +906,7 @@ describe('QMP fuzzing, in-process', () => {
   });
 
   it("a single corrupted argument gets QEMU's visitor message", async () => {
-    const c = await Conn.negotiated(fx.vms[0]!, 'p1b');
+    const c = await Conn.negotiated(fx.vms[0], 'p1b');
     const withArgs = requestArb(1).filter((r) => r.expectDesc !== undefined);
     await fc.assert(
       fc.asyncProperty(withArgs, async (req) => {
@@ -934,7 +934,7 @@ describe('QMP fuzzing, in-process', () => {
         fc.boolean(),
         async (bytes, v, cuts, fresh) => {
           // Half the inputs on a long-lived connection (recovery by 0xFF), half on a new one.
-          const c = fresh ? await Conn.negotiated(fx.vms[v]!, `p2-fresh-${v}`) : persistent[v]!;
+          const c = fresh ? await Conn.negotiated(fx.vms[v], `p2-fresh-${v}`) : persistent[v];
           counts.inProcess++;
           c.feed(bytes, cuts);
           await c.probe();
@@ -967,8 +967,8 @@ describe('QMP fuzzing, in-process', () => {
           outs.push(c.writes.map(norm));
           c.close();
         }
-        if (outs[0]!.join('') !== outs[1]!.join('')) {
-          throw new Error(`chunking changed the replies:\n${outs[0]!.join('').slice(0, 800)}\n---\n${outs[1]!.join('').slice(0, 800)}`);
+        if (outs[0].join('') !== outs[1].join('')) {
+          throw new Error(`chunking changed the replies:\n${outs[0].join('').slice(0, 800)}\n---\n${outs[1].join('').slice(0, 800)}`);
         }
       }),
       runs(5_000),
@@ -976,7 +976,7 @@ describe('QMP fuzzing, in-process', () => {
   });
 
   it('before negotiation only qmp_capabilities runs, and no event is delivered', async () => {
-    const vm = fx.vms[0]!;
+    const vm = fx.vms[0];
     const driver = await Conn.negotiated(vm, 'driver');
     await fc.assert(
       fc.asyncProperty(requestArb(1, ['qmp_capabilities']), fc.boolean(), async (req, toggle) => {
@@ -1031,7 +1031,7 @@ describe('QMP fuzzing, in-process', () => {
       ['256 KiB of random bytes', rnd.subarray(0, 256 << 10)],
     ];
     for (const [label, bytes] of inputs) {
-      const c = await Conn.negotiated(fx.vms[0]!, label);
+      const c = await Conn.negotiated(fx.vms[0], label);
       counts.inProcess++;
       const cuts: number[] = [];
       for (let p = 65536; p < bytes.length; p += 65536) cuts.push(p);
@@ -1088,7 +1088,7 @@ describe('QMP fuzzing, a miglab vm process', () => {
         counts.process++;
         continue;
       }
-      for (const part of chunks(bytes, cutsOf[i]!)) {
+      for (const part of chunks(bytes, cutsOf[i])) {
         conn.send(part);
         if (part.length && i % 3 === 0) await tick();
       }

@@ -45,15 +45,15 @@ export async function startServe(port = 0, extra: string[] = []): Promise<Serve>
   const exited = new Promise((r) => proc.on('exit', r));
   let out = '';
   let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const url = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`miglab serve printed no URL: ${out} ${err}`)), 20_000);
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const m = /open (http:\/\/127\.0\.0\.1:\d+\/#secret=\S+)/.exec(out);
       if (m) {
         clearTimeout(t);
-        resolve(m[1]!);
+        resolve(m[1]);
       }
     });
     proc.on('exit', () => reject(new Error(`miglab serve exited: ${err}`)));

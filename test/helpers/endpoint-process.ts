@@ -113,8 +113,8 @@ export async function spawnEndpoint(args: string[], opts: SpawnOptions = {}): Pr
     : spawn(process.execPath, [MIGLAB, 'vm', ...qmp, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   let killed = false;
   const ep: Endpoint = {
@@ -164,8 +164,8 @@ export async function runEndpoint(args: string[]): Promise<{ code: number | null
     const proc = spawn(process.execPath, [MIGLAB, 'vm', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => proc.kill('SIGKILL'), WAIT_MS);
     const code = await new Promise<number | null>((r) => proc.on('close', (c) => r(c)));
     clearTimeout(timer);

@@ -54,14 +54,14 @@ export function parseRamStream(stream: Buffer): RamStream {
       if (flags & FLAG_MEM_SIZE) {
         let total = offset;
         while (total > 0) {
-          const len = stream[j]!;
+          const len = stream[j];
           j += 1 + len;
           total -= Number(stream.readBigUInt64BE(j));
           j += 8;
         }
         continue;
       }
-      if (!(flags & FLAG_CONTINUE)) j += 1 + stream[j]!;
+      if (!(flags & FLAG_CONTINUE)) j += 1 + stream[j];
       if (flags & FLAG_ZERO) {
         records.push({ offset, data: null });
         j += 1;
@@ -84,7 +84,7 @@ export function parseRamStream(stream: Buffer): RamStream {
     records,
     sections,
     after: i,
-    afterType: stream[i]!,
+    afterType: stream[i],
     image(size: number): Buffer {
       const img = Buffer.alloc(size);
       for (const r of records) {
@@ -99,7 +99,7 @@ export function parseRamStream(stream: Buffer): RamStream {
 /** How many records do not follow the previous one (the page search jumped there). */
 export function recordJumps(records: readonly RamRecord[]): number {
   let jumps = 0;
-  for (let k = 1; k < records.length; k++) if (records[k]!.offset !== records[k - 1]!.offset + PAGE) jumps++;
+  for (let k = 1; k < records.length; k++) if (records[k].offset !== records[k - 1].offset + PAGE) jumps++;
   return jumps;
 }
 

@@ -26,7 +26,7 @@ class PipeEnd implements QIOChannel {
       if (this.eof) return 0;
       await new Promise<void>((r) => (this.waiter = r));
     }
-    const c = this.chunks[0]!;
+    const c = this.chunks[0];
     const n = Math.min(length, c.length - this.off);
     into.set(c.subarray(this.off, this.off + n), offset);
     this.off += n;

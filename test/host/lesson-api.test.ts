@@ -61,7 +61,7 @@ describe('the host API: lessons', () => {
     expect(v.seed).toBe(7);
     expect(v.params).toEqual(draw_params(convergence, 7));
     expect(v.steps.map((s) => [s.id, s.kind])).toEqual(convergence.steps.map((s) => [s.id, s.kind]));
-    const look = v.steps[0]!;
+    const look = v.steps[0];
     if (look.kind !== 'explain') throw new Error('look is an explain step');
     const texts = param_texts(convergence, draw_params(convergence, 7));
     for (const t of [look.text.en, look.text['zh-Hans']]) {
@@ -103,7 +103,7 @@ describe('the host API: lessons', () => {
     const inputs = await h.ok<LessonAction[]>({ type: 'sim.inputs' });
     // Typed after the setup's timers at t = 0 (timer ≥ 0: a replay runs it after them).
     expect(inputs).toEqual([{ at: 0, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' }, timer: expect.any(Number) }]);
-    expect(inputs[0]!.timer).toBeGreaterThanOrEqual(0);
+    expect(inputs[0].timer).toBeGreaterThanOrEqual(0);
   });
 
   it('grades an attempt in the child process: the engine\'s own grade; the reference passes, the wrong attempt fails', async () => {

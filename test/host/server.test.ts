@@ -194,7 +194,7 @@ describe('host API', () => {
     expect(c.messages.slice(0, beforeSubscribing).some((m) => m.type === 'trace.event')).toBe(false);
 
     // Attach the destination slot to the source's socket: a second client on one endpoint.
-    const srcPath = (started as { value: { qmpPath: string }[] }).value[0]!.qmpPath;
+    const srcPath = (started as { value: { qmpPath: string }[] }).value[0].qmpPath;
     expect(await c.call({ type: 'endpoint.attach', endpoint: 'destination', path: srcPath })).toMatchObject({
       ok: true,
       value: { id: 'destination', state: 'ready', kind: 'attached', qmpPath: srcPath },

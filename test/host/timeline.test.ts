@@ -206,28 +206,28 @@ describe('the timeline: fork', () => {
     const traceB = seen.trace.slice();
 
     let tl: SimTimeline = r.timeline();
-    for (let i = 0; i < 200 && !tl.branches[0]!.record; i++) {
+    for (let i = 0; i < 200 && !tl.branches[0].record; i++) {
       await new Promise((res) => setTimeout(res, 20));
       tl = r.timeline();
     }
     const [a, b] = tl.branches;
     expect(a).toMatchObject({ id: 1, label: 'A', parent: null, change: null, record: { outcome: 'timeout', t_end_ms: 30000 } });
     expect(b).toMatchObject({ id: 2, label: 'B', parent: 1, fork_at_ms: at.t_ms, change: { endpoint: 'source', execute: 'migrate-set-parameters', arguments: { 'downtime-limit': 5000 } } });
-    expect(b!.record).toMatchObject({ outcome: 'completed' });
-    expect(b!.record!.downtime).toBeGreaterThan(0);
-    expect(b!.record!.t_end_ms).toBeLessThan(30000);
-    expect(a!.record).toMatchObject({ total_time: 30000, downtime: null });
+    expect(b.record).toMatchObject({ outcome: 'completed' });
+    expect(b.record!.downtime).toBeGreaterThan(0);
+    expect(b.record!.t_end_ms).toBeLessThan(30000);
+    expect(a.record).toMatchObject({ total_time: 30000, downtime: null });
     // The charts' series are record_windows' 100 ms windows.
-    expect(a!.record!.series.t_ms.length).toBeGreaterThan(250);
-    expect(a!.record!.series.remaining.length).toBe(a!.record!.series.t_ms.length);
-    expect(tl.t_end_ms).toBe(b!.record!.t_end_ms);
+    expect(a.record!.series.t_ms.length).toBeGreaterThan(250);
+    expect(a.record!.series.remaining.length).toBe(a.record!.series.t_ms.length);
+    expect(tl.t_end_ms).toBe(b.record!.t_end_ms);
     expect(tl.marks.filter((m) => m.kind === 'state' && m.to === 'completed').length).toBeGreaterThan(0);
-    expect(tl.marks.filter((m) => m.kind === 'pass').length).toBe(b!.record!.passes);
+    expect(tl.marks.filter((m) => m.kind === 'pass').length).toBe(b.record!.passes);
 
     // Branch A, seen again at the fork's moment: the same trace up to there as B; then its own.
     // Switching goes into A at the time shown (B's end); then to the fork's moment in A.
     await r.switchBranch(1);
-    expect(r.status()).toMatchObject({ state: 'paused', t_ms: expect.closeTo(b!.record!.t_end_ms, 3), timeline: { branch: 1 } });
+    expect(r.status()).toMatchObject({ state: 'paused', t_ms: expect.closeTo(b.record!.t_end_ms, 3), timeline: { branch: 1 } });
     const from = seen.mark();
     await r.seek({ index: at.index! });
     expect(r.status()).toMatchObject({ state: 'paused', t_ms: at.t_ms, timeline: { branch: 1 } });
@@ -240,7 +240,7 @@ describe('the timeline: fork', () => {
     const fullA = seen.trace.slice(from.trace);
     expect(fullA).not.toEqual(traceB);
     // The record kept for A is the one its own run ends with.
-    expect(r.timeline().branches[0]!.record).toEqual(a!.record);
+    expect(r.timeline().branches[0].record).toEqual(a.record);
   });
 
   it('refuses a fork while running or with a command the endpoint refuses (no branch, the run as it was)', async () => {

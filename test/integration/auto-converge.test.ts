@@ -28,7 +28,7 @@ function steps(values: number[]): number[] {
 /** 9.0's steps with tail-slow off: initial, then + increment, capped at max-cpu-throttle. */
 function expected_steps(initial: number, increment: number, max: number): number[] {
   const out = [initial];
-  while (out[out.length - 1]! < max) out.push(Math.min(out[out.length - 1]! + increment, max));
+  while (out[out.length - 1] < max) out.push(Math.min(out[out.length - 1] + increment, max));
   return out;
 }
 
@@ -109,8 +109,8 @@ describe('auto-converge on live endpoints', () => {
     // The guest's write rate at each throttle level (first to last sample at that level).
     const rate = (pct: number): number => {
       const at = samples.filter((s) => s.pct === pct);
-      const f = at[0]!;
-      const l = at[at.length - 1]!;
+      const f = at[0];
+      const l = at[at.length - 1];
       return (l.bytes - f.bytes) / (l.t - f.t);
     };
     expect(rate(70)).toBeLessThan(0.8 * unthrottled);

@@ -188,16 +188,16 @@ describe('background snapshot of a `miglab vm`', () => {
         expect(rs.image(RAM).equals(readFileSync(image.path))).toBe(true);
         runs[qemu ? 'qemu' : 'lab'] = { events: eventNames([...m.events, ...run.events]), statuses: run.statuses, sections: [...new Set(rs.sections)], after: rs.afterType };
       }
-      expect(runs.lab!.events).toEqual(runs.qemu!.events);
-      expect(runs.qemu!.events).toEqual(['MIGRATION setup', 'MIGRATION active', 'STOP', 'RESUME', 'MIGRATION completed']);
+      expect(runs.lab.events).toEqual(runs.qemu.events);
+      expect(runs.qemu.events).toEqual(['MIGRATION setup', 'MIGRATION active', 'STOP', 'RESUME', 'MIGRATION completed']);
       // Both stop the VM briefly (STOP … RESUME above: 'paused' while RAM is write-protected);
       // whether a 20 ms poll catches that instant is luck, so only the rest must agree:
       // running throughout, never postmigrate or finish-migrate as a live migration would.
-      for (const side of [runs.lab!, runs.qemu!]) expect([...side.statuses].every((s) => s === 'running' || s === 'paused')).toBe(true);
+      for (const side of [runs.lab, runs.qemu]) expect([...side.statuses].every((s) => s === 'running' || s === 'paused')).toBe(true);
       const steady = (s: Set<string>) => [...s].filter((x) => x !== 'paused');
-      expect(steady(runs.lab!.statuses)).toEqual(steady(runs.qemu!.statuses));
-      expect(runs.lab!.sections).toEqual(runs.qemu!.sections); // START, PART: no END section
-      expect(runs.lab!.after).toBe(runs.qemu!.after); // then device sections (FULL)
+      expect(steady(runs.lab.statuses)).toEqual(steady(runs.qemu.statuses));
+      expect(runs.lab.sections).toEqual(runs.qemu.sections); // START, PART: no END section
+      expect(runs.lab.after).toBe(runs.qemu.after); // then device sections (FULL)
     });
   });
 });

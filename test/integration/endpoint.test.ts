@@ -46,7 +46,7 @@ function transcript(name: string): { dir: string; vm?: string; raw?: string }[] 
 function recordedReply(name: string, sent: string): string {
   const recs = transcript(name);
   const i = recs.findIndex((r) => r.dir === 'send' && r.raw!.includes(sent));
-  const reply = recs.slice(i + 1).find((r) => r.dir === 'recv' && r.vm === recs[i]!.vm && !r.raw!.includes('"event"'));
+  const reply = recs.slice(i + 1).find((r) => r.dir === 'recv' && r.vm === recs[i].vm && !r.raw!.includes('"event"'));
   if (i < 0 || !reply) throw new Error(`no recorded reply to ${sent} in ${name}`);
   return reply.raw!;
 }
@@ -66,46 +66,46 @@ describe('clients and negotiation', () => {
   it('serves several clients at once, each with its own greeting and negotiation; events only to negotiated ones', async () => {
     const ep = await vmWith();
     const [a, b, c] = await Promise.all([ep.connect(), ep.connect(), ep.connect()]);
-    for (const conn of [a!, b!, c!]) expect(await conn.line()).toMatch(GREETING_RE);
+    for (const conn of [a, b, c]) expect(await conn.line()).toMatch(GREETING_RE);
 
-    expect((await a!.execute('qmp_capabilities')).raw).toBe(OK);
-    expect((await c!.execute('qmp_capabilities')).raw).toBe(OK);
+    expect((await a.execute('qmp_capabilities')).raw).toBe(OK);
+    expect((await c.execute('qmp_capabilities')).raw).toBe(OK);
     // b has not negotiated: every command is refused, even a valid one.
-    expect((await b!.execute('query-status')).raw).toBe(NEGOTIATE_FIRST);
+    expect((await b.execute('query-status')).raw).toBe(NEGOTIATE_FIRST);
 
-    const stop = await a!.execute('stop');
+    const stop = await a.execute('stop');
     expect(stop.rawEvents).toHaveLength(1);
     expect(stop.rawEvents[0]).toMatch(eventRe('STOP'));
     expect(stop.raw).toBe(OK);
 
     // c, negotiated, saw STOP before its next reply; b did not.
-    const cq = await c!.execute('query-status');
+    const cq = await c.execute('query-status');
     expect(cq.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['STOP']);
     expect(cq.raw).toBe(status('paused'));
-    const bq = await b!.execute('query-status');
+    const bq = await b.execute('query-status');
     expect(bq.rawEvents).toEqual([]);
     expect(bq.raw).toBe(NEGOTIATE_FIRST);
 
     // Once b negotiates it gets the next events too.
-    expect((await b!.execute('qmp_capabilities')).raw).toBe(OK);
-    const cont = await a!.execute('cont');
+    expect((await b.execute('qmp_capabilities')).raw).toBe(OK);
+    const cont = await a.execute('cont');
     expect(cont.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['RESUME']);
     expect(cont.raw).toBe(OK);
-    const bq2 = await b!.execute('query-status');
+    const bq2 = await b.execute('query-status');
     expect(bq2.rawEvents).toHaveLength(1);
     expect(bq2.rawEvents[0]).toMatch(eventRe('RESUME'));
     expect(bq2.raw).toBe(status('running'));
 
     // Fact 1: negotiating twice.
-    expect((await a!.execute('qmp_capabilities')).raw).toBe(
+    expect((await a.execute('qmp_capabilities')).raw).toBe(
       '{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}',
     );
     // A client leaving does not disturb the others.
-    a!.close();
-    expect((await c!.execute('query-status', undefined, 'x')).raw).toBe(
+    a.close();
+    expect((await c.execute('query-status', undefined, 'x')).raw).toBe(
       '{"return": {"status": "running", "running": true}, "id": "x"}',
     );
-    for (const conn of [b!, c!]) conn.close();
+    for (const conn of [b, c]) conn.close();
   });
 });
 

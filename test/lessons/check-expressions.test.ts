@@ -61,7 +61,7 @@ describe('a check bound written "=EXPR"', () => {
 describe('a reference action argument written "=EXPR"', () => {
   it('is sent computed', () => {
     const l = lesson({ measure: 'outcome', equals: 'completed' });
-    expect(lesson_actions(l, 1, l.reference.actions)[0]!.arguments).toEqual({ 'max-bandwidth': 32 * 2 ** 20 });
+    expect(lesson_actions(l, 1, l.reference.actions)[0].arguments).toEqual({ 'max-bandwidth': 32 * 2 ** 20 });
   });
 
   it('names a bad expression at load', () => {

@@ -19,7 +19,7 @@ describe('grade_attempt', () => {
       lesson,
       {
         seed: 7,
-        answers: { 'guess-threshold': ((p.bandwidth as number) * (p.downtime as number)) / 1000, 'guess-exact': p.hotset as number },
+        answers: { 'guess-threshold': ((p.bandwidth as number) * (p.downtime as number)) / 1000, 'guess-exact': p.hotset },
         actions: [migrate, { at: 6000, side: 'src', execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': 1_000_000_000 } }],
       },
       { presets, locale: 'zh-Hans' },
@@ -47,7 +47,7 @@ describe('grade_attempt', () => {
   it('doing nothing after migrate: the run times out and the task fails on its checks', async () => {
     const g = await grade_attempt(lesson, { seed: 7, answers: {}, actions: [migrate] }, { presets });
     expect(g.outcome).toBe('timeout');
-    const c = g.steps.find((s) => s.id === 'rescue')!.checks[0]!;
+    const c = g.steps.find((s) => s.id === 'rescue')!.checks[0];
     expect(c).toEqual({ what: 'source.status', expected: '= completed', measured: 'active', ok: false });
   });
 

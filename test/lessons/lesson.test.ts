@@ -98,7 +98,7 @@ describe('params', () => {
   it('"${param}" in the reference actions is the seed\'s value', () => {
     const cc = parse_lesson_yaml(readFileSync(new URL('../../lessons/call-chain.yaml', import.meta.url), 'utf8'));
     for (const seed of [1, 2, 3]) {
-      expect(lesson_actions(cc, seed, cc.reference.actions)[0]!.arguments).toEqual({ uri: draw_params(cc, seed).uri });
+      expect(lesson_actions(cc, seed, cc.reference.actions)[0].arguments).toEqual({ uri: draw_params(cc, seed).uri });
     }
   });
 });

@@ -72,7 +72,7 @@ describe('measures on raise-downtime-limit', () => {
 
   it("the learner's command, its reply kept, answered while the migration thread ran", () => {
     expect(measure('learner_commands', run)).toEqual(['query-migrate']);
-    expect(run.actions[0]!.sent?.reply?.return).toMatchObject({ status: 'active' });
+    expect(run.actions[0].sent?.reply?.return).toMatchObject({ status: 'active' });
     expect(measure('commands_answered_during_migration', run)).toBeGreaterThanOrEqual(2);
   });
 
@@ -104,7 +104,7 @@ describe('measures of states, events, pages and memory at the STOP', () => {
   });
 
   it('on background-snapshot: the source pauses and runs on; the destination holds the memory of the STOP, not of the end', async () => {
-    const bg = lesson_from_object({ ...LESSON, scenario: 'background-snapshot' } as unknown as Record<string, unknown>);
+    const bg = lesson_from_object({ ...LESSON, scenario: 'background-snapshot' });
     const r = await record_attempt(bg, { seed: 1, answers: {}, actions: [] }, preset_reader());
     expect(measure('thread_name', r)).toBe('bg_snapshot');
     expect(measure('source_runstates', r)).toEqual(['prelaunch', 'running', 'paused', 'running']);

@@ -25,9 +25,9 @@ describe('record_attempt', () => {
       presets,
     );
     const [, during, before] = run.actions;
-    expect(during!.sent).toMatchObject({ t_ms: 3000, execute: 'query-migrate' });
-    expect((during!.sent!.reply!.return as { status?: string }).status).toBe('active');
-    expect(before!.sent).toMatchObject({ t_ms: 50, execute: 'query-migrate' });
-    expect(before!.sent!.reply!.return).toEqual({});
+    expect(during.sent).toMatchObject({ t_ms: 3000, execute: 'query-migrate' });
+    expect((during.sent!.reply!.return as { status?: string }).status).toBe('active');
+    expect(before.sent).toMatchObject({ t_ms: 50, execute: 'query-migrate' });
+    expect(before.sent!.reply!.return).toEqual({});
   });
 });

@@ -31,7 +31,7 @@ describe('every lesson verifies', () => {
 describe("docs/lessons.md's worked example", () => {
   it('verifies as the doc says it does', async () => {
     const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'lessons.md'), 'utf8');
-    const text = /`my-downtime\.yaml`[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    const text = /`my-downtime\.yaml`[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)![1];
     const runs = await verify_lesson(parse_lesson_yaml(text, 'my-downtime.yaml'), preset_reader());
     expect(runs.map((r) => r.ok)).toEqual([true, true, true, true, true, true, true, true, true]);
   });

@@ -32,10 +32,10 @@ export function electronValueImports(text: string): string[] {
   const mod = `['"]${E}(?:/[^'"]*)?['"]`;
   // Static imports and re-exports from the module, unless type-only.
   for (const m of text.matchAll(new RegExp(`\\b(import|export)\\s+([^;'"]*?)\\s*from\\s*${mod}`, 'g'))) {
-    const clause = m[2]!.trim();
+    const clause = m[2].trim();
     if (/^type\b/.test(clause)) continue;
     const braces = /^\{([^}]*)\}$/.exec(clause);
-    if (braces && braces[1]!.split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim()))) continue;
+    if (braces && braces[1].split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim()))) continue;
     found.push(m[0]);
   }
   for (const re of [`\\bimport\\s*${mod}`, `\\brequire\\s*\\(\\s*${mod}\\s*\\)`, `\\bimport\\s*\\(\\s*${mod}\\s*\\)`]) {

@@ -105,16 +105,16 @@ describe('endpoints through the process host', () => {
       expect(r1).toMatchObject({ type: 'result', req: 1, ok: true });
       expect(started).toHaveLength(2);
       // The source slot is forked first.
-      expect(started[0]!.pid).toBeGreaterThan(0);
+      expect(started[0].pid).toBeGreaterThan(0);
       // The QMP socket usually closes before the exit is seen; the slot waits for the exit,
       // so the first 'closed' it reports already says why.
       const closed = new Promise<EndpointStatus>((resolve) => core.endpoints.onStatus((s) => s.id === 'source' && s.state === 'closed' && resolve(s)));
-      process.kill(started[0]!.pid!, 'SIGKILL');
+      process.kill(started[0].pid!, 'SIGKILL');
       const s = await closed;
       expect(s.detail).toMatch(/^miglab vm killed by SIGKILL/);
       expect(pushes).toContainEqual({ type: 'endpoint', status: s });
       // The destination is untouched; a start brings both back.
-      expect(core.endpoints.statuses()[1]!.state).toBe('ready');
+      expect(core.endpoints.statuses()[1].state).toBe('ready');
       const r2 = await core.answer(client, { ok: true, msg: { type: 'endpoints.start', req: 2, ramMiB: 16 } });
       expect(r2).toMatchObject({ type: 'result', req: 2, ok: true });
       expect(core.endpoints.statuses().map((x) => x.state)).toEqual(['ready', 'ready']);

@@ -92,8 +92,8 @@ describe('the chain state', () => {
     expect(v.fd_start_outgoing_migration).toMatchObject({ active: false, taken: false, seq: 0 });
     now = 10 + AFTERGLOW_MS;
     v = s.view();
-    expect(v.socket_start_outgoing_migration!.active).toBe(false);
-    expect(v.qmp_migrate!.active).toBe(true);
+    expect(v.socket_start_outgoing_migration.active).toBe(false);
+    expect(v.qmp_migrate.active).toBe(true);
     expect(s.glowing()).toBe(false);
     s.feed('source', [
       at(4, 'exit', 'qmp_migrate'),
@@ -108,12 +108,12 @@ describe('the chain state', () => {
     v = s.view();
     expect(v.migration_iteration_run).toMatchObject({ calls: 2, seq: 4, firstTs: 6 });
     expect(v.migration_thread).toMatchObject({ active: true, seq: 3 });
-    const taken = [...s.takenEdges()].map((i) => `${CHAIN_EDGES[i]!.from}>${CHAIN_EDGES[i]!.to}`);
+    const taken = [...s.takenEdges()].map((i) => `${CHAIN_EDGES[i].from}>${CHAIN_EDGES[i].to}`);
     expect(taken).toEqual(expect.arrayContaining(['qmp_migrate>socket_start_outgoing_migration']));
     expect(taken).not.toContain('qmp_migrate>fd_start_outgoing_migration');
     expect(s.other).toBe(2);
     s.endpointGone();
-    expect(s.view().migration_thread!.active).toBe(false);
+    expect(s.view().migration_thread.active).toBe(false);
     s.reset();
     expect(s.view().qmp_migrate).toMatchObject({ taken: false, seq: 0, calls: 0 });
     expect(changes).toBeGreaterThanOrEqual(4);

@@ -82,18 +82,18 @@ describe('chart data from trace marks', () => {
     const d = new ChartData();
     const src = sim.timeline.filter((e) => e.side === 'src');
     for (const e of src) {
-      const { side: _side, ...ev } = e as typeof e & { side: string };
-      d.feed(ev as TraceEvent);
+      const { side: _side, ...ev } = e;
+      d.feed(ev);
     }
     const passEvents = sim.events.filter((e) => e.side === 'src' && e.event === 'MIGRATION_PASS').length;
     expect(d.passes.length).toBe(passEvents);
     expect(d.length).toBeGreaterThan(5);
     // windows are ~100 ms of virtual time apart, in order; a decision row may share a window's instant
     const windows = d.t.filter((_t, i) => d.decision[i] === null);
-    for (let i = 1; i < windows.length; i++) expect(windows[i]!).toBeGreaterThan(windows[i - 1]!);
-    for (let i = 1; i < d.length; i++) expect(d.t[i]!).toBeGreaterThanOrEqual(d.t[i - 1]!);
+    for (let i = 1; i < windows.length; i++) expect(windows[i]).toBeGreaterThan(windows[i - 1]);
+    for (let i = 1; i < d.length; i++) expect(d.t[i]).toBeGreaterThanOrEqual(d.t[i - 1]);
     expect(Math.max(...(d.remaining as number[]))).toBeLessThanOrEqual(64 << 20);
-    expect(d.throughput.filter((x) => x !== null).every((x) => x! > 0)).toBe(true);
+    expect(d.throughput.filter((x) => x !== null).every((x) => x > 0)).toBe(true);
     // window rows carry the limit; decision rows leave it empty
     expect(d.downtimeLimit.every((x, i) => x === (d.decision[i] ? null : 300))).toBe(true);
   });
@@ -173,7 +173,7 @@ describe("the charts of a real QEMU (its trace log: no lab-only marks)", () => {
   it('a row per window from migrate_transferred: remaining, threshold, throughput; a pass per bitmap sync', () => {
     const text = readFileSync(traceFixture('10.0', 't2_precopy_cancelled.src.log'), 'utf8');
     const d = new ChartData();
-    for (const ev of read_qemu_trace(text).events) d.feed(ev as TraceEvent);
+    for (const ev of read_qemu_trace(text).events) d.feed(ev);
     const windows = text.split('\n').filter((l) => l.includes(':migrate_transferred ')).length;
     expect(windows).toBeGreaterThan(5);
     expect(d.length).toBe(windows);

@@ -166,7 +166,7 @@ describe('the pieces', () => {
       ],
       '9.0.0',
     );
-    expect(rows.lanes[0]!.slices).toEqual([
+    expect(rows.lanes[0].slices).toEqual([
       { fn: 'qmp_migrate', start_ms: 0, end_ms: 3, depth: 0, open: true },
       { fn: 'migrate_fd_cleanup', start_ms: 1, end_ms: 3, depth: 1, open: true },
     ]);

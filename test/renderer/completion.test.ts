@@ -90,7 +90,7 @@ describe('CompletionLoader', () => {
     const l = new CompletionLoader();
     const sent = l.begin(LAB_GREETING);
     expect(sent).toHaveLength(1);
-    const req = JSON.parse(sent[0]!);
+    const req = JSON.parse(sent[0]);
     expect(req.execute).toBe('query-commands');
     expect(l.accept('{"return": {"status": "running", "running": true}}')).toBe(false);
     expect(l.ready).toBe(false);
@@ -101,7 +101,7 @@ describe('CompletionLoader', () => {
 
   it('asks another server for its schema too, and ignores replies meant for an earlier endpoint', () => {
     const l = new CompletionLoader();
-    const old = JSON.parse(l.begin(QEMU_GREETING)[0]!).id;
+    const old = JSON.parse(l.begin(QEMU_GREETING)[0]).id;
     const sent = l.begin(QEMU_GREETING).map((t) => JSON.parse(t));
     expect(sent.map((r) => r.execute)).toEqual(['query-commands', 'query-qmp-schema']);
     expect(l.accept(JSON.stringify({ return: [{ name: 'stale' }], id: old }))).toBe(true);

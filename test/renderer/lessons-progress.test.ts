@@ -27,7 +27,7 @@ const STEPS: LessonStepView[] = [
 describe('lesson progress', () => {
   it('reads back what it kept', () => {
     let p = freshProgress(42);
-    p = markRead(p, STEPS[0]!);
+    p = markRead(p, STEPS[0]);
     p = { ...p, answers: { guess: 4000, pick: 'completed' }, current: 2 };
     p = lockPredicts(p, STEPS);
     p = takeGrade(p, { id: 'rescue', status: 'failed', checks: [{ what: 'downtime_ms', expected: '≤ 300', measured: '412', ok: false }], way: null });
@@ -61,9 +61,9 @@ describe('lesson progress', () => {
 
   it('passes an explain step when read, never another kind', () => {
     const p = freshProgress(1);
-    expect(markRead(p, STEPS[0]!).statuses).toEqual({ look: 'passed' });
-    expect(markRead(p, STEPS[1]!)).toBe(p);
-    expect(markRead(p, STEPS[3]!)).toBe(p);
+    expect(markRead(p, STEPS[0]).statuses).toEqual({ look: 'passed' });
+    expect(markRead(p, STEPS[1])).toBe(p);
+    expect(markRead(p, STEPS[3])).toBe(p);
   });
 
   it('resets to the seed kept, or a new one', () => {

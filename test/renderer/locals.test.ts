@@ -39,23 +39,23 @@ const windows = where(isMark('migrate_transferred'));
 describe('the locals panel on a real run (bandwidth-cap)', () => {
   it('at a breakpoint on the second call: the inputs at entry, nothing of the call yet, the previous decision', () => {
     expect(result.outcome).toBe('completed');
-    const m = upTo(calls[1]!);
+    const m = upTo(calls[1]);
     const it = m.iteration!;
     expect(it.call).toBe(2);
     expect(it.line).toBe('entry');
     expect(it.returned).toBe(false);
-    const w = args(evs[windows[0]!]!); // the window before it set threshold_size from its bandwidth
+    const w = args(evs[windows[0]]); // the window before it set threshold_size from its bandwidth
     expect(it.inputs.threshold_size).toBe(w.size);
     expect(it.inputs.bandwidth).toBe(w.bandwidth);
     expect(it.inputs.downtime_limit).toBe(300);
     expect(it.inputs.rate_limit_max).toBe(Math.floor(33554432 / 10));
     expect(it.inputs.dirty_sync_count).toBe(1);
-    expect(it.inputs.dirty_pages).toBe(args(evs[calls[1]!]!).dirty_pages);
+    expect(it.inputs.dirty_pages).toBe(args(evs[calls[1]]).dirty_pages);
     expect(it.estimate).toBeNull();
     expect(it.decision).toBeNull();
     expect(m.previous?.decision).toBe('iterate');
     const threadStart = evs.find(isEnter('migration_thread'))!.ts;
-    expect(frameTimeMs(m, it)).toBe((evs[calls[1]!]!.ts - threadStart) / 1000);
+    expect(frameTimeMs(m, it)).toBe((evs[calls[1]].ts - threadStart) / 1000);
     const rows = iterationRows(it);
     expect(rowValue(rows, 'threshold_size')).toBe(w.size);
     expect(rowValue(rows, 'bandwidth')).toBe(w.bandwidth);
@@ -64,9 +64,9 @@ describe('the locals panel on a real run (bandwidth-cap)', () => {
   });
 
   it('one step on: the estimate, the decision to iterate, the call returned', () => {
-    const m = upTo(nextEnter(calls[1]!));
+    const m = upTo(nextEnter(calls[1]));
     const it = m.iteration!;
-    const estimate = args(evs.find((e, j) => j > calls[1]! && isMark('migrate_pending_estimate')(e))!);
+    const estimate = args(evs.find((e, j) => j > calls[1] && isMark('migrate_pending_estimate')(e))!);
     expect(it.estimate).toEqual({ pending_size: estimate.size, must_precopy: estimate.pre, can_postcopy: estimate.post });
     expect(it.exact).toBeNull();
     expect(it.decision).toMatchObject({ decision: 'iterate', exact: false, pending_size: estimate.size });
@@ -78,7 +78,7 @@ describe('the locals panel on a real run (bandwidth-cap)', () => {
   });
 
   it('at a pass: the exact query, its bitmap sync, and still iterate', () => {
-    const sync = where(isEnter('migration_bitmap_sync'))[0]!;
+    const sync = where(isEnter('migration_bitmap_sync'))[0];
     const m = upTo(sync);
     expect(m.iteration!.line).toBe('exact');
     const exit = evs.findIndex((e, j) => j > sync && e.type === 'exit' && e.fn === 'migration_iteration_run');
@@ -93,7 +93,7 @@ describe('the locals panel on a real run (bandwidth-cap)', () => {
   });
 
   it('at a breakpoint on migration_completion: the decision to complete, the rate limit still on', () => {
-    const entry = where(isEnter('migration_completion'))[0]!;
+    const entry = where(isEnter('migration_completion'))[0];
     const m = upTo(entry);
     const it = m.iteration!;
     expect(it.line).toBe('completion');

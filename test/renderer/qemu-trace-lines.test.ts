@@ -11,7 +11,7 @@ const log = readFileSync(traceFixture('10.0', 't1_precopy_completed.src.log'), '
 describe("QEMU's trace lines", () => {
   it('one line per line of the log; the points the lab does not map are marked raw, with their text', () => {
     const { events, stats } = read_qemu_trace(log);
-    const s = addTraceLines(EMPTY_LINES, events as TraceEvent[]);
+    const s = addTraceLines(EMPTY_LINES, events);
     expect(s.total).toBe(stats.lines);
     expect(s.raw).toBe(stats.raw + stats.other);
     const raw = s.lines.find((l) => l.point === 'migration_block_activation');
@@ -26,7 +26,7 @@ describe("QEMU's trace lines", () => {
     const mark = (i: number): TraceEvent => ({ type: 'mark', name: 'savevm_state_iterate', ts: i, thread: 'live_migration', tid: 2 });
     const s = addTraceLines(EMPTY_LINES, Array.from({ length: MAX_LINES + 10 }, (_, i) => mark(i)));
     expect(s.lines).toHaveLength(MAX_LINES);
-    expect(s.lines[0]!.ts).toBe(10);
+    expect(s.lines[0].ts).toBe(10);
     expect(s.total).toBe(MAX_LINES + 10);
     const same = addTraceLines(s, [{ type: 'enter', fn: 'migration_thread', ts: 1, thread: 'live_migration', tid: 2 }]);
     expect(same).toBe(s);

@@ -32,7 +32,7 @@ describe('the trail', () => {
     s.feed('source', evs);
     const t = s.trail();
     expect(t).toHaveLength(TRAIL_LENGTH);
-    expect(t[0]!.n).toBe(21 - TRAIL_LENGTH + 1);
+    expect(t[0].n).toBe(21 - TRAIL_LENGTH + 1);
     expect(t.at(-1)).toMatchObject({ n: 21, kind: 'exit', fn: 'migration_iteration_run' });
     expect(s.trailMarks().get('migration_iteration_run')).toEqual(Array.from({ length: TRAIL_LENGTH }, (_, i) => i + 1));
     expect(s.trailMarks().has('migration_thread')).toBe(false);
@@ -43,7 +43,7 @@ describe('the trail', () => {
   it('keeps an exit\'s error', () => {
     const s = new ChainState(() => 0);
     s.feed('source', [ev(0, 'enter', 'rdma_start_outgoing_migration'), { ...ev(1, 'exit', 'rdma_start_outgoing_migration'), error: 'RDMA ERROR: could not create rdma event channel' } as TraceEvent]);
-    expect(s.trail()[1]!.error).toBe('RDMA ERROR: could not create rdma event channel');
+    expect(s.trail()[1].error).toBe('RDMA ERROR: could not create rdma event channel');
   });
 });
 
@@ -111,7 +111,7 @@ describe('the replay', () => {
     const r = new ChainReplay(run, 0.1, (id, batch) => chain.feed(id, batch), (d, t, e) => progress.push([d, t, e]), timer);
     expect(r.durationMs).toBe(100);
     r.start();
-    const taken = () => ['qmp_migrate', 'migration_thread', 'qemu_loadvm_state', 'migrate_fd_cleanup'].filter((fn) => chain.view()[fn]!.taken);
+    const taken = () => ['qmp_migrate', 'migration_thread', 'qemu_loadvm_state', 'migrate_fd_cleanup'].filter((fn) => chain.view()[fn].taken);
     expect(taken()).toEqual(['qmp_migrate']);
     advance(19);
     expect(taken()).toEqual(['qmp_migrate']);
@@ -119,7 +119,7 @@ describe('the replay', () => {
     expect(taken()).toEqual(['qmp_migrate', 'migration_thread']);
     advance(40);
     expect(taken()).toEqual(['qmp_migrate', 'migration_thread', 'qemu_loadvm_state']);
-    expect(chain.view().qemu_loadvm_state!.endpoint).toBe('destination');
+    expect(chain.view().qemu_loadvm_state.endpoint).toBe('destination');
     expect(r.running).toBe(true);
     advance(50);
     expect(taken()).toHaveLength(4);
@@ -135,13 +135,13 @@ describe('the replay', () => {
     const r = new ChainReplay(run, 0.01, (id, batch) => chain.feed(id, batch), () => {}, timer);
     r.start();
     advance(199);
-    expect(chain.view().migration_thread!.taken).toBe(false);
+    expect(chain.view().migration_thread.taken).toBe(false);
     advance(10);
-    expect(chain.view().migration_thread!.taken).toBe(true);
+    expect(chain.view().migration_thread.taken).toBe(true);
     r.stop();
     expect(pending()).toBe(0);
     advance(10_000);
-    expect(chain.view().migrate_fd_cleanup!.taken).toBe(false);
+    expect(chain.view().migrate_fd_cleanup.taken).toBe(false);
     expect(() => new ChainReplay(run, 0, () => {})).toThrow(/speed must be positive/);
   });
 });

@@ -16,7 +16,7 @@ const index = build_source_index(process.cwd());
 
 describe('source index', () => {
   test('migration_thread: its lab file, line and text, QEMU file and link', () => {
-    const e = index.migration_thread!;
+    const e = index.migration_thread;
     expect(e).toMatchObject({ kind: 'function', file: 'core/migration/migration.ts', traced: true, qemu: { file: 'migration/migration.c' } });
     const lines = readFileSync('core/migration/migration.ts', 'utf8').split('\n');
     // The listing is the file's own lines from `first`, and `line` is the declaration's.
@@ -27,7 +27,7 @@ describe('source index', () => {
 
   test('a definition wins over its traced region; every traced name is indexed', () => {
     expect(index.qmp_migrate).toMatchObject({ kind: 'function', traced: true });
-    expect(index.qmp_migrate!.text).toMatch(/^(\/\*\*[\s\S]*?\*\/\n)?export function qmp_migrate\(/);
+    expect(index.qmp_migrate.text).toMatch(/^(\/\*\*[\s\S]*?\*\/\n)?export function qmp_migrate\(/);
     const traced = new Set<string>();
     for (const dir of ['core']) walk(dir, (f) => scan_source(f, readFileSync(f, 'utf8')).traced.forEach((t) => traced.add(t.name)));
     expect(traced.size).toBeGreaterThan(20);

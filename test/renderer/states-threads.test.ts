@@ -99,7 +99,7 @@ describe('threads', () => {
     const m = all.list.find((x) => x.name === 'live_migration')!;
     expect(m).toMatchObject({ tid: MIG, fn: 'migration_thread', createdAt: 12, startedAt: 15, exitedAt: 80, joinedAt: 90 });
     expect(phaseOf(m)).toBe('joined');
-    expect(phaseOf(all.list[0]!)).toBe('running');
+    expect(phaseOf(all.list[0])).toBe('running');
     expect([all.t0, all.t1]).toEqual([10, 90]);
     expect(barOf(m, 10, 90)).toEqual({ created: 0.025, started: 0.0625, exited: 0.875, end: 1 });
   });
@@ -129,9 +129,9 @@ describe('threads', () => {
     let t = foldThreads([rl(1_000, 'enter'), rl(1_000 + WAIT_MIN_US - 1, 'exit')], base); // budget left: no wait
     expect(t.list[1]).toMatchObject({ waits: [], waitedUs: 0, inRateLimit: null });
     t = foldThreads([rl(2_000, 'enter')], t);
-    expect(phaseOf(t.list[1]!)).toBe('waiting');
+    expect(phaseOf(t.list[1])).toBe('waiting');
     t = foldThreads([rl(62_000, 'exit'), rl(100_000, 'enter'), rl(160_000, 'exit')], t);
-    const m = t.list[1]!;
+    const m = t.list[1];
     expect(phaseOf(m)).toBe('running');
     expect(m.waits).toEqual([2_000, 62_000, 100_000, 160_000]);
     expect(m.waitedUs).toBe(120_000);
@@ -139,10 +139,10 @@ describe('threads', () => {
     expect(waitsOf(m, 0, 200_000)).toEqual([[0.01, 0.31], [0.5, 0.8]]);
     expect(waitsOf(m, 0, 200_000, 0.25)).toEqual([[0.01, 0.8]]);
     // The earlier states are untouched (pure), and only the last MAX_WAITS waits are kept.
-    expect(base.list[1]!.waits).toEqual([]);
+    expect(base.list[1].waits).toEqual([]);
     let long = base;
     for (let k = 0; k < MAX_WAITS + 10; k++) long = foldThreads([rl(k * 1000, 'enter'), rl(k * 1000 + 600, 'exit')], long);
-    const lw = long.list[1]!;
+    const lw = long.list[1];
     expect(lw.waits.length).toBe(2 * MAX_WAITS);
     expect(lw.waits[0]).toBe(10_000);
     expect(lw.waitedUs).toBe((MAX_WAITS + 10) * 600);

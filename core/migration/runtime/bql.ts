@@ -39,7 +39,7 @@ export function bqlDone(mem: SharedArrayBuffer, seq: number): void {
  */
 export function runStateReader(mem: SharedArrayBuffer): () => RunState {
   const ctl = new Int32Array(mem);
-  return () => RUN_STATES[Atomics.load(ctl, RUNSTATE)]!;
+  return () => RUN_STATES[Atomics.load(ctl, RUNSTATE)];
 }
 
 /** Thread: post `op` with `post` and block until the main loop has carried it out. */

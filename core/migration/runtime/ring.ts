@@ -126,9 +126,9 @@ export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
       }
       let n = 0;
       while (n < room && i < count) {
-        const b = base[i]!;
-        let k = Math.min(len[i]! - done, room - n);
-        const from = off[i]! + done;
+        const b = base[i];
+        let k = Math.min(len[i] - done, room - n);
+        const from = off[i] + done;
         if (k >= GAP_MIN_COPY) {
           // A gap first, so that the copy's source and target share their 8-byte phase.
           const pad = (b.byteOffset + from - (w + n)) & 7;
@@ -191,14 +191,14 @@ export async function drainRing(mem: RingMemory, ioc: QIOChannel): Promise<void>
     const tail = Atomics.load(ctl, GAP_TAIL);
     for (; head !== tail; head = (head + 1) | 0) {
       const slot = (head & (GAP_SLOTS - 1)) * 2;
-      const pos = gaps[slot]!;
+      const pos = gaps[slot];
       if (pos < r || pos >= end) break; // the next lap's
       if (pieces.length === MAX_DRAIN_PIECES) {
         stop = pos; // the rest next time
         break;
       }
       if (pos > p) pieces.push(data.subarray(p, pos));
-      p = pos + gaps[slot + 1]!;
+      p = pos + gaps[slot + 1];
     }
     if (p < stop) pieces.push(data.subarray(p, stop));
     try {

@@ -72,7 +72,7 @@ export function bindMigrationState(
     params: LIVE_PARAMS.map((p) => Number(s.options.parameters[p])),
   };
   Object.defineProperty(s, 'state', {
-    get: () => MigrationStatus_lookup[Atomics.load(ctl, CTL_STATE)]!,
+    get: () => MigrationStatus_lookup[Atomics.load(ctl, CTL_STATE)],
     set: (v: MigrationStatus) => Atomics.store(ctl, CTL_STATE, stateIndex(v)),
     configurable: true,
   });
@@ -93,13 +93,13 @@ export function bindMigrationState(
     configurable: true,
   });
   STATE_FIELDS.forEach((f, i) => {
-    Object.defineProperty(s, f, { get: () => nums[i]!, set: (v: number) => (nums[i] = v), configurable: true });
+    Object.defineProperty(s, f, { get: () => nums[i], set: (v: number) => (nums[i] = v), configurable: true });
   });
   s.mig_stats.attach(nums.subarray(STATE_FIELDS.length, STATE_FIELDS.length + STAT_FIELDS.length), init);
   LIVE_PARAMS.forEach((p, i) => {
     const at = STATE_FIELDS.length + STAT_FIELDS.length + i;
     Object.defineProperty(s.options.parameters, p, {
-      get: () => nums[at]!,
+      get: () => nums[at],
       set: (v: number | bigint) => (nums[at] = Number(v)),
       configurable: true,
       enumerable: true,

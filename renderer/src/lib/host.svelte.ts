@@ -50,7 +50,7 @@ const SECRET_KEY = 'miglab.secret';
 function takeSecret(): string | null {
   const m = new RegExp(`(?:^#|&)${SECRET_PARAM}=([^&]+)`).exec(location.hash);
   if (m) {
-    sessionStorage.setItem(SECRET_KEY, decodeURIComponent(m[1]!));
+    sessionStorage.setItem(SECRET_KEY, decodeURIComponent(m[1]));
     history.replaceState(null, '', location.pathname + location.search);
   }
   return sessionStorage.getItem(SECRET_KEY);

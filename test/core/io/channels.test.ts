@@ -7,7 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -65,7 +65,7 @@ async function pairOf(saddr: SocketAddress, onread = false): Promise<{ client: Q
   const listener = await qio_net_listener_open_sync(saddr, 1);
   const wrap = (s: Socket) => (onread ? QIOChannelSocket.accepted(s, 'test-incoming') : new QIOChannelSocket(s, 'test-incoming'));
   const accepted = new Promise<QIOChannelSocket>((resolve) => listener.set_client_func((s: Socket) => resolve(wrap(s))));
-  const addr = listener.addresses[0]!;
+  const addr = listener.addresses[0];
   const client = await qio_channel_socket_connect_async(addr);
   const server = await accepted;
   return { client, server, close: () => listener.close() };
@@ -385,9 +385,9 @@ describe('qio_channel_new_fd (inherited descriptors)', () => {
 describe('listener addresses', () => {
   it('tcp port 0 picks a port; the address reads back as QEMU reports it', async () => {
     const l = await qio_net_listener_open_sync({ type: 'inet', host: '127.0.0.1', port: '0' }, 1);
-    const a = l.addresses[0]!;
+    const a = l.addresses[0];
     expect(a).toEqual({ type: 'inet', host: '127.0.0.1', port: expect.stringMatching(/^[1-9]\d*$/), ipv4: true });
-    expect((l.servers[0] as Server).address()).toMatchObject({ port: Number((a as { port: string }).port) });
+    expect((l.servers[0]).address()).toMatchObject({ port: Number((a as { port: string }).port) });
     await l.close();
   });
 });

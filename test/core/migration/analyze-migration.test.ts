@@ -75,7 +75,7 @@ function recordedRam(version: string): { normal: number; duplicate: number } {
   const done = loadTranscript(version, 's_loader_stream').filter(
     (r) => r.vm === 'src' && r.dir === 'recv' && r.kind === 'return' && r.raw?.includes('"status": "completed"'),
   );
-  return JSON.parse(done[0]!.raw!).return.ram;
+  return JSON.parse(done[0].raw!).return.ram;
 }
 
 const layout = (r: MigrationReport) =>
@@ -150,19 +150,19 @@ describe('the recorded QEMU streams (s_loader_stream: -machine none -m 64, blob.
       const [timer, globalstate] = r.devices;
       expect(timer).toMatchObject({ idstr: 'timer', instance_id: 0, version_id: 2, vmsd_name: 'timer', description: 'vmdesc' });
       const t0 = r.sections.find((s) => s.idstr === 'timer')!.offset + 1 + 4 + 6 + 8;
-      expect(timer!.fields.map((f) => [f.name, f.type, f.size, f.offset])).toEqual([
+      expect(timer.fields.map((f) => [f.name, f.type, f.size, f.offset])).toEqual([
         ['cpu_ticks_offset', 'int64', 8, t0],
         ['unused', 'unused_buffer', 8, t0 + 8],
         ['cpu_clock_offset', 'int64', 8, t0 + 16],
       ]);
-      expect(timer!.fields[0]!.int).toBe(String(stream.readBigInt64BE(t0)));
-      expect(timer!.fields[2]!.int).toBe(String(stream.readBigInt64BE(t0 + 16)));
+      expect(timer.fields[0].int).toBe(String(stream.readBigInt64BE(t0)));
+      expect(timer.fields[2].int).toBe(String(stream.readBigInt64BE(t0 + 16)));
       // The source was stopped ("paused") when it migrated.
-      const runstate = globalstate!.fields.find((f) => f.name === 'runstate')!;
+      const runstate = globalstate.fields.find((f) => f.name === 'runstate')!;
       expect(runstate).toMatchObject({ type: 'buffer', size: version === '7.2' ? 100 : 32, text: 'paused' });
-      expect(globalstate!.fields[0]).toMatchObject({ name: 'size', value: '0x00000007', int: '7' });
+      expect(globalstate.fields[0]).toMatchObject({ name: 'size', value: '0x00000007', int: '7' });
       if (version === '10.0') {
-        expect(globalstate!.fields.map((f) => [f.name, f.value])).toContainEqual(['has_vm_was_suspended', '0x01']);
+        expect(globalstate.fields.map((f) => [f.name, f.value])).toContainEqual(['has_vm_was_suspended', '0x01']);
       }
 
       // The description is the JSON that ends the file.
@@ -196,7 +196,7 @@ describe('the recorded QEMU streams (s_loader_stream: -machine none -m 64, blob.
     expect(shape_check({ ...r, size: '1' }, MigrationReportShape)).toEqual(['$.size: expected number, found string']);
     expect(shape_check({ ...r, extra: 1 }, MigrationReportShape)).toEqual(['$.extra: not in the shape']);
     const sections = structuredClone(r.sections) as { type: string }[];
-    sections[0]!.type = 'SUBSECTION';
+    sections[0].type = 'SUBSECTION';
     expect(shape_check({ ...r, sections }, MigrationReportShape)[0]).toMatch(/^\$\.sections\[0\]\.type: expected one of CONFIGURATION\|START/);
   });
 });
@@ -232,7 +232,7 @@ describe.skipIf(!QEMU_AVAILABLE)('a stream recorded now with real QEMU', () => {
         ['timer', 'vmdesc'],
         ['globalstate', 'vmdesc'],
       ]);
-      const runstate = r.devices[1]!.fields.find((f) => f.name === 'runstate')!;
+      const runstate = r.devices[1].fields.find((f) => f.name === 'runstate')!;
       expect(runstate.text).toBe(stop ? 'paused' : 'running');
       expect(r.configuration!.machine).toBe('none');
     }
@@ -262,7 +262,7 @@ describe('streams written by the lab', () => {
     expect(r.ram!.iterations).toBeGreaterThanOrEqual(2);
     expect(r.ram!.eos).toBe(r.ram!.setup + r.ram!.iterations + r.ram!.completion);
     // Every page went at least once, hot pages again.
-    expect(r.ram!.blocks[0]!.distinct).toBe(RAM_64M / PAGE);
+    expect(r.ram!.blocks[0].distinct).toBe(RAM_64M / PAGE);
     expect(r.ram!.normal + r.ram!.zero).toBeGreaterThan(RAM_64M / PAGE);
     expect(r.sections.map((s) => s.type).filter((t) => t !== 'PART')).toEqual([
       'CONFIGURATION',
@@ -275,7 +275,7 @@ describe('streams written by the lab', () => {
     ]);
     const ids = r.sections.filter((s) => s.idstr).map((s) => `${s.idstr}:${s.section_id}`);
     expect(new Set(ids)).toEqual(new Set(['ram:2', 'timer:0', 'globalstate:4'])); // 9.0's ids
-    expect(r.devices[1]!.fields.find((f) => f.name === 'runstate')!.text).toBe('running');
+    expect(r.devices[1].fields.find((f) => f.name === 'runstate')!.text).toBe('running');
   });
 
   /** The lab's savevm code in-process: setup, `iterations` PART sections (pages dirtied between), completion. */
@@ -315,8 +315,8 @@ describe('streams written by the lab', () => {
     expect(r.sections.map((s) => s.pages && s.pages.zero + s.pages.normal)).toEqual([null, 0, 64, 3, 3, 3, null, null, null, null]);
     expect([r.ram!.normal, r.ram!.zero]).toEqual([env.mig_stats.normal_pages, env.mig_stats.zero_pages]);
     expect(r.ram!.blocks[0]).toMatchObject({ distinct: 64, normal: 16 + 2 * 3, zero: 48 + 3 });
-    expect(r.devices[0]!.fields[0]).toMatchObject({ name: 'cpu_ticks_offset', value: '0xfffffffffffffffb (-5)', int: '-5' });
-    expect(r.devices[1]!.fields.find((f) => f.name === 'runstate')!.text).toBe('running');
+    expect(r.devices[0].fields[0]).toMatchObject({ name: 'cpu_ticks_offset', value: '0xfffffffffffffffb (-5)', int: '-5' });
+    expect(r.devices[1].fields.find((f) => f.name === 'runstate')!.text).toBe('running');
     expect(r.vmdesc!.json).toMatchObject({ page_size: 4096, configuration: { vmsd_name: 'configuration' } });
   });
 
@@ -377,8 +377,8 @@ describe('truncated and corrupt streams: one MigrationStreamError with an offset
         expect(e.message).toMatch(/^offset \d+: unexpected end of file while reading .+ \(\d+ bytes? needed, \d+ left\)$/);
       }
       // ... and exactly at a boundary the message names what comes next there
-      const e = await streamError(inspectBuffer(stream.subarray(0, full.sections[2]!.offset)));
-      expect(e.message).toBe(`offset ${full.sections[2]!.offset}: unexpected end of file while reading a section type (1 byte needed, 0 left)`);
+      const e = await streamError(inspectBuffer(stream.subarray(0, full.sections[2].offset)));
+      expect(e.message).toBe(`offset ${full.sections[2].offset}: unexpected end of file while reading a section type (1 byte needed, 0 left)`);
       const page = await streamError(inspectBuffer(stream.subarray(0, 67 + 5 + 512 * 9 + 20)));
       expect(page.message).toMatch(/^offset \d+: unexpected end of file while reading the RAM page at 0x200000 of block 'ram' \(4096 bytes needed, \d+ left\)$/);
     });

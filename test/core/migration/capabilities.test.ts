@@ -327,7 +327,7 @@ describe('README.md', () => {
     const row = (start: string) => {
       const line = readme.split('\n').find((l) => l.startsWith(`| ${start}`));
       expect(line, start).toBeDefined();
-      return [...line!.split(' | ')[1]!.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]).filter((c) => (MigrationCapability_lookup as readonly string[]).includes(c!));
+      return [...line!.split(' | ')[1].matchAll(/`([a-z-]+)`/g)].map((m) => m[1]).filter((c) => (MigrationCapability_lookup as readonly string[]).includes(c));
     };
     const of = (status: LabCapabilityStatus) => MigrationCapability_lookup.filter((c) => LAB_CAPABILITIES[c].status === status).sort();
     expect(row('implemented').sort()).toEqual(of('implemented'));

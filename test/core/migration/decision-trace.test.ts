@@ -83,9 +83,9 @@ describe('the switchover decision in the trace', () => {
     let x = 0;
     for (const s of decisions) {
       const d = args<IterationDecision>(s);
-      const estimate = args<{ size: number }>(estimates[e++]!).size;
+      const estimate = args<{ size: number }>(estimates[e++]).size;
       expect(d.exact).toBe(estimate < d.threshold_size);
-      expect(d.pending_size).toBe(d.exact ? args<{ size: number }>(exacts[x++]!).size : estimate);
+      expect(d.pending_size).toBe(d.exact ? args<{ size: number }>(exacts[x++]).size : estimate);
       expect(d.pending_size).toBe(d.must_precopy + d.can_postcopy);
       expect(d.can_switchover).toBe(true);
       expect(d.decision).toBe(!d.pending_size || d.pending_size < d.threshold_size ? 'complete' : 'iterate');
@@ -103,23 +103,23 @@ describe('the switchover decision in the trace', () => {
   it('migration_completion: entered under the rate limit, ends with it lifted and the downtime query-migrate reports', async () => {
     const { seen, final } = await tracedOnce();
     const [entry] = enters(seen, 'migration_completion');
-    const a = args<SwitchoverInputs>(entry!);
+    const a = args<SwitchoverInputs>(entry);
     expect(a.rate_limit_max).toBe(Math.floor(33554432 / 10));
-    expect(a.dirty_sync_count).toBe(entry!.q.ram['dirty-sync-count']);
-    const i = seen.indexOf(entry!);
+    expect(a.dirty_sync_count).toBe(entry.q.ram['dirty-sync-count']);
+    const i = seen.indexOf(entry);
     const inside = seen.slice(i, seen.findIndex((s) => s.ev.type === 'exit' && s.ev.fn === 'migration_completion'));
     const names = inside.filter((s) => s.ev.type === 'mark').map((s) => (s.ev as { name: string }).name);
     expect(names).toEqual(['migration_completion_vm_stop', 'migration_bitmap_sync_start', 'migration_bitmap_sync_end', 'miglab_completion']);
     // The VM runs at the entry and is stopped when the stop is traced.
-    expect(entry!.runstate).toBe('running');
+    expect(entry.runstate).toBe('running');
     expect(inside.find((s) => (s.ev as { name?: string }).name === 'migration_completion_vm_stop')!.runstate).toBe('finish-migrate');
-    const r = args<CompletionResult>(marks(seen, 'miglab_completion')[0]!);
+    const r = args<CompletionResult>(marks(seen, 'miglab_completion')[0]);
     expect(final.status).toBe('completed');
     expect(r).toEqual({
       state: 'completed',
       downtime: final.downtime,
       downtime_bytes: final.ram['downtime-bytes'],
-      transferred: final.ram.transferred - entry!.q.ram.transferred,
+      transferred: final.ram.transferred - entry.q.ram.transferred,
       rate_limit_max: 0,
       dirty_sync_count: final.ram['dirty-sync-count'],
     });

@@ -40,7 +40,7 @@ function exchanges(version: string): { vm: string; cmd: string; reply: unknown }
   const recs = loadTranscript(version, 'h_hmp_info');
   const out: { vm: string; cmd: string; reply: unknown }[] = [];
   for (let i = 0; i < recs.length; i++) {
-    const r = recs[i]!;
+    const r = recs[i];
     if (r.dir !== 'send') continue;
     const req = JSON.parse(r.raw!);
     const rep = recs.slice(i + 1).find((x) => x.dir === 'recv' && x.vm === r.vm && x.kind !== 'event')!;
@@ -75,8 +75,8 @@ const idle: MigrationRunState = { migration_is_running: () => false };
 describe('info migrate_capabilities', () => {
   it('defaults: 7.2 + switchover-ack, dirty-limit, mapped-ram; 10.0 + compress, block', () => {
     const out = crlf(hmp_info_migrate_capabilities(new MigrationOptions()));
-    const v72 = hmp('7.2', 'src', 'info migrate_capabilities')[0]!;
-    const v100 = hmp('10.0', 'src', 'info migrate_capabilities')[0]!;
+    const v72 = hmp('7.2', 'src', 'info migrate_capabilities')[0];
+    const v100 = hmp('10.0', 'src', 'info migrate_capabilities')[0];
     expect(out).toBe(v72 + 'switchover-ack: off\r\ndirty-limit: off\r\nmapped-ram: off\r\n');
     expect(join_(lines(out).filter((l) => !/^(compress|block):/.test(l)))).toBe(v100);
   });
@@ -102,9 +102,9 @@ describe('info migrate_parameters', () => {
     const out = crlf(hmp_info_migrate_parameters(new MigrationOptions()));
     const [v72] = hmp('7.2', 'src', 'info migrate_parameters');
     const [v100] = hmp('10.0', 'src', 'info migrate_parameters');
-    expect(out).toBe(expected90(v72!));
+    expect(out).toBe(expected90(v72));
     const gone91 = /^(compress-level|compress-threads|compress-wait-thread|decompress-threads|block-incremental):/;
-    expect(join_(lines(out).filter((l) => !gone91.test(l)))).toBe(v100!.replace('direct-io: off\r\n', ''));
+    expect(join_(lines(out).filter((l) => !gone91.test(l)))).toBe(v100.replace('direct-io: off\r\n', ''));
   });
 
   it('after `migrate_set_parameter max-bandwidth 16M` (and the rejected ones)', () => {
@@ -122,7 +122,7 @@ describe('info migrate_parameters', () => {
       // 10.0 printed the same for every one of these.
       expect(exchanges('10.0').find((x) => x.vm === 'src' && x.cmd === e.cmd)!.reply).toBe(e.reply);
     }
-    const v72 = hmp('7.2', 'src', 'info migrate_parameters')[1]!;
+    const v72 = hmp('7.2', 'src', 'info migrate_parameters')[1];
     expect(v72).toContain('max-bandwidth: 16777216 bytes/second');
     expect(crlf(hmp_info_migrate_parameters(o))).toBe(expected90(v72));
   });
@@ -147,22 +147,22 @@ describe('info migrate', () => {
   it('idle: only the globals block, 9.0 = 7.2 (10.0 prints send-switchover-start)', () => {
     const out = crlf(hmp_info_migrate({}));
     expect(out).toBe(g72('7.2', 'src')[0]);
-    expect(out).toBe(globals100to90(g72('10.0', 'src')[0]!));
+    expect(out).toBe(globals100to90(g72('10.0', 'src')[0]));
     expect(out).toBe(g72('7.2', 'dst')[0]); // -incoming defer before migrate_incoming
   });
 
   it('completed, from the recorded query-migrate (7.2)', () => {
     const ex = exchanges('7.2');
     const done = ex.filter((e) => e.cmd === 'query-migrate' && (e.reply as { status: string }).status === 'completed');
-    const info = done[done.length - 1]!.reply as object;
+    const info = done[done.length - 1].reply as object;
     expect(crlf(hmp_info_migrate(info))).toBe(g72('7.2', 'src')[3]);
   });
 
   it('completed, from the recorded query-migrate (10.0, with 9.0 globals and skipped)', () => {
     const ex = exchanges('10.0');
     const done = ex.filter((e) => e.cmd === 'query-migrate' && (e.reply as { status: string }).status === 'completed');
-    const info = done[done.length - 1]!.reply as object; // 10.0 has no ram.skipped: prints 0
-    let want = lines(globals100to90(g72('10.0', 'src')[3]!));
+    const info = done[done.length - 1].reply as object; // 10.0 has no ram.skipped: prints 0
+    let want = lines(globals100to90(g72('10.0', 'src')[3]));
     want = insertAfter(want, 'duplicate:', ['skipped: 0 pages']);
     expect(crlf(hmp_info_migrate(info))).toBe(join_(want));
   });
@@ -205,7 +205,7 @@ describe('info migrate', () => {
     expect(crlf(hmp_info_migrate({ status: 'completed' }))).toBe(g72('7.2', 'dst')[4]);
     const sa10 = [{ port: '50765', ipv4: true, host: '127.0.0.1', type: 'inet' }];
     expect(crlf(hmp_info_migrate({ status: 'setup', 'socket-address': sa10 }))).toBe(
-      globals100to90(g72('10.0', 'dst')[1]!),
+      globals100to90(g72('10.0', 'dst')[1]),
     );
   });
 

@@ -36,7 +36,7 @@ import { loadTranscript, type FixtureRecord } from '../../helpers/fixtures.js';
 /** The first reply to `execute` on the source in a transcript. */
 function replyTo(recs: FixtureRecord[], execute: string): string {
   for (let i = 0; i < recs.length; i++) {
-    const r = recs[i]!;
+    const r = recs[i];
     if (r.dir === 'send' && r.vm === 'src' && r.raw?.includes(`"execute": "${execute}"`)) {
       const reply = recs.slice(i + 1).find((x) => x.dir === 'recv' && x.vm === 'src' && x.kind !== 'event');
       return reply!.raw!;
@@ -50,10 +50,10 @@ function setParameterCases(version: string): { args: string; error: string | nul
   const recs = loadTranscript(version, 'e2_bad_params');
   const out: { args: string; error: string | null }[] = [];
   for (let i = 0; i < recs.length; i++) {
-    const r = recs[i]!;
+    const r = recs[i];
     if (r.dir !== 'send' || !r.raw?.includes('"migrate-set-parameters"')) continue;
     const reply = JSON.parse(recs.slice(i + 1).find((x) => x.dir === 'recv' && x.kind !== 'event')!.raw!);
-    const args = /"arguments": (\{.*\})\}$/.exec(r.raw)![1]!;
+    const args = /"arguments": (\{.*\})\}$/.exec(r.raw)![1];
     out.push({ args, error: reply.error ? reply.error.desc : null });
   }
   return out;
@@ -87,7 +87,7 @@ function errorOf(f: () => void): string | null {
 function setCaps(o: MigrationOptions, caps: Partial<Record<MigrationCapability, boolean>>, rs = idle): string | null {
   return errorOf(() =>
     o.qmp_migrate_set_capabilities(
-      Object.entries(caps).map(([capability, state]) => ({ capability: capability as MigrationCapability, state: state! })),
+      Object.entries(caps).map(([capability, state]) => ({ capability: capability as MigrationCapability, state: state })),
       rs,
     ),
   );
@@ -179,7 +179,7 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
     const recs = loadTranscript('7.2', 'e2_bad_params');
     const finals = recs.filter((r) => r.dir === 'recv' && r.raw?.startsWith('{"return": {"cpu-throttle-tailslow"'));
     // Compared as text: 18446744073709551611 does not survive JSON.parse.
-    const raw = finals[finals.length - 1]!.raw!;
+    const raw = finals[finals.length - 1].raw!;
     const keys = Object.keys(JSON.parse(raw).return);
     const q = o.qmp_query_migrate_parameters();
     expect(qobject_to_json({ return: Object.fromEntries(Object.entries(q).filter(([k]) => keys.includes(k))) })).toBe(raw);
@@ -192,9 +192,9 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
     v100.forEach((c, i) => {
       if (/compress|decompress/.test(c.args)) {
         expect(c.error).toMatch(/is unexpected$/);
-        expect(v72[i]!.error).toMatch(/expects a value between/);
+        expect(v72[i].error).toMatch(/expects a value between/);
       } else {
-        expect(c.error).toBe(v72[i]!.error);
+        expect(c.error).toBe(v72[i].error);
       }
     });
   });

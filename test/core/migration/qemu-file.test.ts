@@ -219,8 +219,8 @@ describe('zero-copy paths', () => {
     }
     // 32 pages make 64 entries: written at once, pages as views of `ram` (no copy)
     expect(seen.length).toBe(1);
-    expect(seen[0]!.length).toBe(MAX_IOV_SIZE);
-    expect(seen[0]!.filter((b) => b.buffer === ram.buffer && b.length === 4096).length).toBe(32);
+    expect(seen[0].length).toBe(MAX_IOV_SIZE);
+    expect(seen[0].filter((b) => b.buffer === ram.buffer && b.length === 4096).length).toBe(32);
     void qemu_fflush(f);
     const all = Buffer.concat(seen.flat());
     expect(all.length).toBe(40 * (8 + 4096));
@@ -242,7 +242,7 @@ describe('zero-copy paths', () => {
         void (async () => {
           let off = 0;
           for (let i = 0; off < ref.length; i++) {
-            const n = cuts[i % cuts.length]!;
+            const n = cuts[i % cuts.length];
             rs.write(ref.subarray(off, off + n));
             off += n;
             await new Promise((r) => setImmediate(r));
@@ -264,7 +264,7 @@ describe('zero-copy paths', () => {
     const dir = mkdtempSync(join(tmpdir(), 'miglab-qf-'));
     const listener = await qio_net_listener_open_sync({ type: 'unix', path: join(dir, 's.sock') }, 1);
     const accepted = new Promise<QIOChannelSocket>((resolve) => listener.set_client_func((s: Socket) => resolve(QIOChannelSocket.accepted(s, 't'))));
-    const client = await qio_channel_socket_connect_async(listener.addresses[0]!);
+    const client = await qio_channel_socket_connect_async(listener.addresses[0]);
     const server = await accepted;
     // 8-byte headers and 4 KiB pages, as a RAM section: records straddle every read buffer
     const pages = 16384;

@@ -41,12 +41,12 @@ function bruteCells(blocks: RamMapBlock[], bins: number) {
   const cells: number[] = [];
   for (let c = 0; c * ppc < states.length; c++) {
     const n = RAM_MAP_STATES.map(() => 0);
-    for (const s of states.slice(c * ppc, (c + 1) * ppc)) n[s]!++;
+    for (const s of states.slice(c * ppc, (c + 1) * ppc)) n[s]++;
     const max = Math.max(...n);
     cells.push(prefer.find((s) => n[s] === max)!);
   }
   const counts = RAM_MAP_STATES.map(() => 0);
-  for (const s of states) counts[s]!++;
+  for (const s of states) counts[s]++;
   return { cells, counts, ppc };
 }
 
@@ -66,10 +66,10 @@ const blockArb = fc
     for (let i = 0; i < w; i++) {
       bits.sentmap[i] = seed[i % 40]!;
       bits.zeromap[i] = seed[(i + 13) % 40]!;
-      bits.receivedmap[i] = seed[(i + 27) % 40]! ^ seed[(i + 5) % 40]!;
-      log[i] = withLog ? seed[(i + 7) % 40]! & seed[(i + 21) % 40]! : 0;
+      bits.receivedmap[i] = seed[(i + 27) % 40] ^ seed[(i + 5) % 40];
+      log[i] = withLog ? seed[(i + 7) % 40] & seed[(i + 21) % 40] : 0;
     }
-    return { nr_pages, pagemap: bits, dirty_log: log } as RamMapBlock;
+    return { nr_pages, pagemap: bits, dirty_log: log };
   });
 
 describe('RAM map aggregation', () => {
@@ -121,7 +121,7 @@ describe('RAM map over a real migration', () => {
     const dst = endpoint(8 << 20, 'inmigrate');
     randomFillSync(src.ram.host.subarray(0, 2 << 20)); // 512 pages of data, 1536 zero pages
     // 8 MiB/s: the 2 MiB take a few 100 ms windows, so the window marks are emitted
-    src.env.s.options.qmp_migrate_set_parameters({ 'max-bandwidth': 8 << 20 }, { migration_is_running: () => false } as never);
+    src.env.s.options.qmp_migrate_set_parameters({ 'max-bandwidth': 8 << 20 }, { migration_is_running: () => false });
     const map = (e: typeof src) => qmp_x_miglab_query_ram_map(e.env.ram_list(), 2048);
     expect(map(src).counts).toEqual({ untouched: 2048, dirty: 0, sent: 0, zero: 0, received: 0, rewritten: 0 });
     expect(map(dst).counts.untouched).toBe(2048);

@@ -87,7 +87,7 @@ function records(b: Buffer, from: number): { recs: Rec[]; end: number } {
     if (flags & RAM_SAVE_FLAG_EOS) return { recs, end: p };
     let idstr: string | null = null;
     if (!(flags & RAM_SAVE_FLAG_CONTINUE)) {
-      const n = b[p++]!;
+      const n = b[p++];
       idstr = b.toString('latin1', p, p + n);
       p += n;
     }
@@ -170,7 +170,7 @@ describe('page records', () => {
       [7, RAM_SAVE_FLAG_ZERO, null],
     ]);
     expect(recs.every((r) => r.fill === undefined || r.fill === 0)).toBe(true);
-    expect(recs[2]!.data!.equals(ram.host.subarray(2 * PAGE, 3 * PAGE))).toBe(true);
+    expect(recs[2].data!.equals(ram.host.subarray(2 * PAGE, 3 * PAGE))).toBe(true);
     const s = env.mig_stats;
     expect([s.normal_pages, s.zero_pages]).toEqual([2, 6]);
     // 8+1+3+1, 5 × 9, 2 × (8 + 4096), EOS 8: all while running → precopy-bytes
@@ -232,8 +232,8 @@ describe('ram_save_iterate stops', () => {
     from = ch.contents().length;
     await ram_save_iterate(f, opaque);
     const second = records(ch.contents(), from).recs;
-    expect(second[0]!.offset).toBe(first.length * PAGE);
-    expect(second[0]!.flags & RAM_SAVE_FLAG_CONTINUE).toBeTruthy();
+    expect(second[0].offset).toBe(first.length * PAGE);
+    expect(second[0].flags & RAM_SAVE_FLAG_CONTINUE).toBeTruthy();
   });
 
   it(`after MAX_WAIT (${MAX_WAIT} ms), checked every 64 pages`, async () => {
@@ -452,7 +452,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
   });
 
 function applyWrite(rams: RAMBlock[], w: Scenario['initial'][number]): void {
-  const ram = rams[w.block]!;
+  const ram = rams[w.block];
   const page = w.page % ram.nr_pages;
   if (w.zero) {
     ram.host.fill(0, page * PAGE, (page + 1) * PAGE);
@@ -493,7 +493,7 @@ describe('lab → lab round trip', () => {
         const fin = qemu_file_new_input(new QIOChannelBuffer(ch.contents(), { async: sc.asyncChannel, maxRead: 5000 }));
         expect(await qemu_loadvm_state(fin, d.savevm)).toBe(0);
         expect(denv.errors).toEqual([]);
-        for (let i = 0; i < src.length; i++) expect(dst[i]!.digest()).toBe(src[i]!.digest());
+        for (let i = 0; i < src.length; i++) expect(dst[i].digest()).toBe(src[i].digest());
         expect(d.devices.global_state.global_state_received()).toBe(true);
         expect(d.devices.global_state.global_state_get_runstate()).toBe('running');
         expect(d.devices.timers.cpu_clock_offset).toBe(123456789n);

@@ -110,8 +110,8 @@ describe('the return path', () => {
     // What went back: PONG 1, then SHUT 0 at the end.
     const rp = rpMessages(back.written());
     expect(rp.map((m) => m.type)).toEqual([MIG_RP_MSG_PONG, MIG_RP_MSG_SHUT]);
-    expect(rp[0]!.data.readUInt32BE(0)).toBe(1);
-    expect(rp[1]!.data.readUInt32BE(0)).toBe(0);
+    expect(rp[0].data.readUInt32BE(0)).toBe(1);
+    expect(rp[1].data.readUInt32BE(0)).toBe(0);
     // The "return path" thread lived, ran source_return_path_thread, and was joined before completed.
     expect(entered(src.trace, 'return path')).toEqual(['source_return_path_thread']);
     expect(entered(src.trace, 'live_migration')).toContain('close_return_path_on_source');

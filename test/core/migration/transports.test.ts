@@ -403,18 +403,18 @@ describe('outgoing starters: which failures are synchronous', () => {
     for (const version of ['7.2', '10.0']) {
       const recs = loadTranscript(version, 'e1_bad_uri');
       for (let i = 0; i < recs.length; i++) {
-        const r = recs[i]!;
+        const r = recs[i];
         if (r.dir !== 'send' || !r.raw?.includes('"migrate"')) continue;
         const uri = (JSON.parse(r.raw) as { arguments: { uri: string } }).arguments.uri;
         if (uri.startsWith('exec:')) continue; // the engine's failure, not the transport's
         // the reply, or (asynchronous) the next query-migrate's error-desc
         let expected: Outcome | null = null;
         for (let j = i + 1; j < recs.length && !expected; j++) {
-          const x = recs[j]!;
+          const x = recs[j];
           if (x.vm !== 'src' || x.dir !== 'recv') continue;
           const m = JSON.parse(x.raw!) as { error?: { desc: string }; return?: { 'error-desc'?: string } };
           if (m.error) expected = { sync: m.error.desc };
-          else if (m.return?.['error-desc'] && recs[j - 1]!.raw?.includes('query-migrate')) expected = { async: m.return['error-desc'] };
+          else if (m.return?.['error-desc'] && recs[j - 1].raw?.includes('query-migrate')) expected = { async: m.return['error-desc'] };
         }
         if (version === '7.2' && (uri === 'foo:bar' || uri === '')) {
           // 7.2: "Parameter 'uri' expects a valid migration protocol"; 9.0 has 10.0's text
@@ -513,7 +513,7 @@ describe('incoming starters', () => {
     const h = (await socket_start_incoming_migration({ type: 'inet', host: '127.0.0.1', port: '0' }, (ioc) => accepted.push(ioc), {
       has_all_channels: () => accepted.length >= 1,
       error_report: (m) => reports.push(m),
-    })) as MigrationIncomingTransport;
+    }));
     const port = Number((h.socket_address[0] as { port: string }).port);
     const c1 = await new Promise<Socket>((r) => { const s = createConnection(port, '127.0.0.1', () => r(s)); });
     const c2 = await new Promise<Socket>((r) => { const s = createConnection(port, '127.0.0.1', () => r(s)); });
@@ -524,9 +524,9 @@ describe('incoming starters', () => {
     await h.cleanup();
     c1.write('still here');
     const buf = Buffer.alloc(16);
-    expect(buf.subarray(0, await accepted[0]!.read(buf)).toString()).toBe('still here');
+    expect(buf.subarray(0, await accepted[0].read(buf)).toString()).toBe('still here');
     c1.destroy();
-    await accepted[0]!.close();
+    await accepted[0].close();
   });
 });
 
@@ -541,7 +541,7 @@ describe('64 MiB through each transport, intact', () => {
       let arrived!: (ioc: MigrationIOChannel) => void;
       const accepted = new Promise<MigrationIOChannel>((r) => (arrived = r));
       const h = (await labIncoming({ uri: listen }, (ioc) => arrived(ioc))) as MigrationIncomingTransport;
-      const a = h.socket_address[0]!;
+      const a = h.socket_address[0];
       const target = a.type === 'inet' ? `tcp:${a.host}:${a.port}` : `unix:${(a as { path: string }).path}`;
       const o = await labMigrate({ uri: target });
       const out = (o as { ok: MigrationIOChannel }).ok;
@@ -839,7 +839,7 @@ describe.skipIf(!QEMU10)('the same texts as real QEMU 10.0 for what 9.0 already 
       ];
       for (const args of cases) {
         const real = await q.migrate(args);
-        const lab = await labMigrate(args as { uri?: string; channels?: unknown[] });
+        const lab = await labMigrate(args);
         await closeOk(lab);
         expect([args, lab]).toEqual([args, real]);
       }

@@ -89,15 +89,15 @@ describe('ground truth (recorded from QEMU 7.2 and 10.0)', () => {
     });
     let checked = 0;
     for (let i = 0; i < recs.length; i++) {
-      if (recs[i]!.dir !== 'send') continue;
+      if (recs[i].dir !== 'send') continue;
       const replies: Rec[] = [];
-      for (let j = i + 1; j < recs.length && recs[j]!.dir !== 'send'; j++) {
-        if (recs[j]!.dir === 'recv') replies.push(recs[j]!);
+      for (let j = i + 1; j < recs.length && recs[j].dir !== 'send'; j++) {
+        if (recs[j].dir === 'recv') replies.push(recs[j]);
       }
       const want = replies.map((r) => r.json?.error?.desc).filter((d) => d?.startsWith(PE));
       got = [];
-      p.feed(recs[i]!.raw! + '\n');
-      expect(got, recs[i]!.raw).toEqual(want);
+      p.feed(recs[i].raw! + '\n');
+      expect(got, recs[i].raw).toEqual(want);
       checked += want.length;
     }
     expect(checked).toBeGreaterThanOrEqual(8);
@@ -276,7 +276,7 @@ describe('limits', () => {
   it(`nesting: ${MAX_NESTING} is fine, one more is an error and the rest is lexed afresh`, () => {
     const ok = lines('['.repeat(1024) + ']'.repeat(1024));
     expect(ok).toHaveLength(1);
-    expect('value' in ok[0]!).toBe(true);
+    expect('value' in ok[0]).toBe(true);
 
     const out = show(lines('['.repeat(1025) + ']'.repeat(1025)));
     // QEMU: one limit error, then each surplus ']' is a message of its own

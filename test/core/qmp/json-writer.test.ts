@@ -50,7 +50,7 @@ function bucketsAscend(v: QObject): boolean {
   if (Array.isArray(v)) return v.every(bucketsAscend);
   if (!isQDict(v)) return true;
   const b = [...v.keys()].map((k) => tdb_hash(k) % 512);
-  return b.every((x, i) => i === 0 || b[i - 1]! <= x) && [...v.values()].every(bucketsAscend);
+  return b.every((x, i) => i === 0 || b[i - 1] <= x) && [...v.values()].every(bucketsAscend);
 }
 
 describe('QDict order, checked against real QEMU output', () => {

@@ -24,9 +24,9 @@ describe('PageContent', () => {
     expect(a.equals(Buffer.alloc(PAGE))).toBe(true);
     expect(c.identify(5, a)).toBe(0);
     c.fill(9, 3, a);
-    a[PAGE - 1]! ^= 1; // one flipped bit anywhere is caught
+    a[PAGE - 1] ^= 1; // one flipped bit anywhere is caught
     expect(c.identify(9, a)).toBe(-1);
-    a[PAGE - 1]! ^= 1;
+    a[PAGE - 1] ^= 1;
     expect(c.identify(9, a)).toBe(3);
     const other = Buffer.alloc(PAGE);
     new PageContent(8).fill(9, 3, other);
@@ -113,7 +113,7 @@ describe('SimRAMBlock', () => {
 
     // A corrupted byte in the stream shows as a bad page, not as a silent mismatch.
     const bad = Buffer.from(stream);
-    bad[stream.indexOf(page_bytes, setup_len) + 100]! ^= 0xff;
+    bad[stream.indexOf(page_bytes, setup_len) + 100] ^= 0xff;
     const dst2 = new SimRAMBlock(pages * PAGE, 42);
     const in2 = qemu_file_new_input(new QIOChannelBuffer(bad));
     const dram2 = new RAMMigration(new RAMList([dst2]), create_migration_env());

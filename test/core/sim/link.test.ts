@@ -64,7 +64,7 @@ describe('SimLink timing', () => {
     const seg = r.reads.slice(1);
     expect(seg.map((x) => x.n)).toEqual([65536, 65536, 65536, 8192]);
     const ends = [65536, 131072, 196608, 204800].map((b) => t0 + b / 1000 + 5);
-    seg.forEach((x, i) => expect(x.t).toBeCloseTo(ends[i]!, 9));
+    seg.forEach((x, i) => expect(x.t).toBeCloseTo(ends[i], 9));
     expect(link.stats.ab).toMatchObject({ bytes_sent: 214_800, bytes_read: 214_800, wire_bytes: 214_800, segments: 5, packets_lost: 0 });
   });
 
@@ -84,7 +84,7 @@ describe('SimLink timing', () => {
       [305, 37_856],
     ];
     expect(r.reads.map((x) => x.n)).toEqual(want.map((w) => w[1]));
-    r.reads.forEach((x, i) => expect(x.t).toBeCloseTo(want[i]![0]!, 9));
+    r.reads.forEach((x, i) => expect(x.t).toBeCloseTo(want[i][0], 9));
   });
 
   it('sends back-to-back writes at the bandwidth', async () => {

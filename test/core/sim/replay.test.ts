@@ -33,8 +33,8 @@ describe('Simulation inputs', () => {
 
     expect(sim.inputs.map((i) => i.timer)).toEqual([-1, expect.any(Number), expect.any(Number)]);
     const [, atStop, running] = sim.inputs;
-    expect(atStop!.at).toBe(1500);
-    expect(running!.timer).toBeGreaterThanOrEqual(atStop!.timer);
+    expect(atStop.at).toBe(1500);
+    expect(running.timer).toBeGreaterThanOrEqual(atStop.timer);
     // The inputs took effect: the run converged with the raised downtime limit.
     expect(result.outcome).toBe('completed');
 
@@ -48,7 +48,7 @@ describe('Simulation inputs', () => {
     expect(again.timeline).toEqual(sim.timeline);
     expect(result2.source).toEqual(result.source);
     // The replayed ones ran on the script's sessions: their replies are kept.
-    expect(again.inputs[1]!.reply).toEqual({ return: {}, id: expect.any(String) });
+    expect(again.inputs[1].reply).toEqual({ return: {}, id: expect.any(String) });
   });
 
   it('without the inputs the run is a different one (the test can fail)', async () => {
@@ -62,7 +62,7 @@ describe('Simulation inputs', () => {
     const sim = new Simulation(scenario(), { replay });
     const r = await sim.run();
     expect(sim.inputs).toHaveLength(1);
-    expect(sim.inputs[0]!.at).toBe(2000);
+    expect(sim.inputs[0].at).toBe(2000);
     expect(r.outcome).toBe('completed');
     // Rerun with the point it ran at: the same run.
     const again = new Simulation(scenario(), { replay: sim.inputs });
@@ -111,7 +111,7 @@ describe('Simulation inputs', () => {
     const b = new Simulation(scenario(), { replay: a.inputs });
     await b.run_until({ time_ms: 2000 });
     expect(b.replay_left()).toEqual([0]);
-    expect(b.drop_replay()).toEqual([expect.objectContaining({ execute: 'migrate-set-parameters', timer: a.inputs[0]!.timer })]);
+    expect(b.drop_replay()).toEqual([expect.objectContaining({ execute: 'migrate-set-parameters', timer: a.inputs[0].timer })]);
     expect(b.replay_left()).toEqual([]);
     const r = await b.run();
     expect(b.inputs).toEqual([]);

@@ -28,7 +28,7 @@ function transcript(v: string, scenario: string): FixtureRecord[] {
 /** The pids the recorder noted ("src pid N, dst pid M"). */
 function pids(recs: FixtureRecord[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const r of recs) for (const m of (r.text ?? '').matchAll(/(src|dst) pid (\d+)/g)) out[m[1]!] = Number(m[2]);
+  for (const r of recs) for (const m of (r.text ?? '').matchAll(/(src|dst) pid (\d+)/g)) out[m[1]] = Number(m[2]);
   return out;
 }
 /** The MIGRATION events a QEMU sent, with their time in µs (QMP's timestamp: the same wall clock). */
@@ -100,11 +100,11 @@ describe.each(VERSIONS)('QEMU %s trace logs', (v) => {
     // 7.2's destination sets its setup state without migrate_set_state; 10.0 traces it.
     const expected = v === '7.2' && vm === 'dst' ? qmp.filter((e) => e.status !== 'setup') : qmp;
     expect(traced.map((s) => s.to)).toEqual(expected.map((e) => e.status));
-    traced.forEach((s, i) => expect(Math.abs(s.ts - expected[i]!.ts), `${s.to}`).toBeLessThan(5_000));
-    expect(traced[0]!.what).toBe(vm === 'src' ? 'migration' : 'incoming');
+    traced.forEach((s, i) => expect(Math.abs(s.ts - expected[i].ts), `${s.to}`).toBeLessThan(5_000));
+    expect(traced[0].what).toBe(vm === 'src' ? 'migration' : 'incoming');
 
-    const pid = pids(recs)[vm]!;
-    expect(events[0]!.tid).toBe(pid);
+    const pid = pids(recs)[vm];
+    expect(events[0].tid).toBe(pid);
     expect(events.filter((e) => e.thread === 'main').every((e) => e.tid === pid)).toBe(true);
   });
 
@@ -113,7 +113,7 @@ describe.each(VERSIONS)('QEMU %s trace logs', (v) => {
     const created = events.find((e) => e.type === 'thread-create');
     expect(created).toMatchObject({ thread: 'main', name: 'live_migration', fn: 'migration_thread' });
     const tid = (created as { newTid: number }).newTid;
-    expect(tid).not.toBe(events[0]!.tid);
+    expect(tid).not.toBe(events[0].tid);
     expect(events.filter((e) => e.thread === 'live_migration').every((e) => e.tid === tid)).toBe(true);
     const kinds = events.filter((e) => e.tid === tid && e.type.startsWith('thread')).map((e) => e.type);
     expect(kinds).toEqual(['thread-start', 'thread-exit']);
@@ -199,7 +199,7 @@ describe.each(VERSIONS)('QEMU %s trace logs', (v) => {
     expect(firstEntered(untimed)).toEqual(firstEntered(timed));
     expect(states(untimed).map((s) => s.to)).toEqual(states(timed).map((s) => s.to));
     expect(untimed.filter((e) => e.type === 'thread-create').map((e) => (e as { name: string }).name)).toEqual(['live_migration']);
-    expect(untimed[0]!.tid).toBe(4242);
+    expect(untimed[0].tid).toBe(4242);
     expect(balanced(untimed)).toEqual([]);
     const dst = read_qemu_trace(log(v, 't5_precopy_no_timestamp', 'dst'));
     expect(dst.side).toBe('dst');
@@ -218,7 +218,7 @@ describe('the table', () => {
           } catch {
             /* t4 has no destination */
           }
-      for (const p of seen) if (TRACE_POINTS[p]) expect(TRACE_POINTS[p]!.in, `${p} in ${v}`).toContain(v);
+      for (const p of seen) if (TRACE_POINTS[p]) expect(TRACE_POINTS[p].in, `${p} in ${v}`).toContain(v);
     }
   });
   it("QEMU's options: the patterns, the noisy point off, -D and timestamps; the fixtures' recorder uses the same", () => {
@@ -226,7 +226,7 @@ describe('the table', () => {
     expect(args.slice(-4)).toEqual(['-D', '/tmp/x.log', '-msg', 'timestamp=on']);
     const tool = readFileSync(join(TRACE_FIXTURES, 'trace_transcript.py'), 'utf8');
     for (let i = 0; i < args.length - 4; i += 2) {
-      const p = args[i + 1]!.replace(/^enable=-?/, '');
+      const p = args[i + 1].replace(/^enable=-?/, '');
       expect(tool, p).toContain(`"${p}"`);
     }
   });
@@ -235,7 +235,7 @@ describe('the table', () => {
 describe('docs/qemu-trace.md', () => {
   it("lists every row of the table, and no point the table does not have", () => {
     const doc = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'qemu-trace.md'), 'utf8');
-    const rows = [...doc.matchAll(/^\| `([a-z_0-9]+)` \|/gm)].map((m) => m[1]!);
+    const rows = [...doc.matchAll(/^\| `([a-z_0-9]+)` \|/gm)].map((m) => m[1]);
     expect([...new Set(rows)].sort()).toEqual(Object.keys(TRACE_POINTS).sort());
   });
 });

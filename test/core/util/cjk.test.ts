@@ -25,6 +25,6 @@ describe('join_cjk_breaks', () => {
     const l = parse_lesson_yaml(readFileSync(join(dir, 'convergence.yaml'), 'utf8'), 'convergence.yaml');
     const zh = JSON.stringify(l);
     expect(zh).not.toMatch(/[\u4e00-\u9fff，。：；]\s+[\u4e00-\u9fff]/);
-    expect(l.steps[0]!.kind === 'explain' && l.steps[0]!.text_zh).toContain('migration_thread 的每一轮都以 migration_iteration_run 结束。它统计还有多少脏字节；只有低于');
+    expect(l.steps[0].kind === 'explain' && l.steps[0].text_zh).toContain('migration_thread 的每一轮都以 migration_iteration_run 结束。它统计还有多少脏字节；只有低于');
   });
 });

@@ -57,7 +57,7 @@ describe('-device loader,file=blob.bin,addr=0x200000 (fixture scenario s)', () =
 
   it('puts the file bytes at the address', () => {
     expect(roms).toHaveLength(1);
-    expect(roms[0]!.name).toBe(BLOB);
+    expect(roms[0].name).toBe(BLOB);
     expect(Buffer.compare(ram.host.subarray(0x200000, 0x200000 + blob.length), blob)).toBe(0);
   });
 
@@ -67,8 +67,8 @@ describe('-device loader,file=blob.bin,addr=0x200000 (fixture scenario s)', () =
       if (!ram.buffer_is_zero(p * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) normal.push(p);
     }
     expect(normal).toHaveLength(256);
-    expect(normal[0]! * TARGET_PAGE_SIZE).toBe(0x200000);
-    expect(normal[255]! * TARGET_PAGE_SIZE).toBe(0x2ff000);
+    expect(normal[0] * TARGET_PAGE_SIZE).toBe(0x200000);
+    expect(normal[255] * TARGET_PAGE_SIZE).toBe(0x2ff000);
     expect(ram.nr_pages - normal.length).toBe(16128); // query-migrate "duplicate"
   });
 
@@ -178,7 +178,7 @@ describe('ROMs', () => {
       ].join('\n'),
     );
     // Adjacent is fine.
-    expect(rom_check_and_register_reset([roms[1]!, roms[2]!]).map((r) => r.addr)).toEqual([0x1000n, 0x1064n]);
+    expect(rom_check_and_register_reset([roms[1], roms[2]]).map((r) => r.addr)).toEqual([0x1000n, 0x1064n]);
   });
 });
 

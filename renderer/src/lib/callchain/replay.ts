@@ -35,16 +35,16 @@ export function lastRun(bySlot: ReadonlyMap<EndpointId, readonly TraceEvent[]>):
   const dst = bySlot.get('destination') ?? [];
   const lastEnter = (list: readonly TraceEvent[], fn: string, beforeTs = Infinity): number => {
     for (let i = list.length - 1; i >= 0; i--) {
-      const e = list[i]!;
+      const e = list[i];
       if (e.type === 'enter' && e.fn === fn && e.ts <= beforeTs) return i;
     }
     return -1;
   };
   const m = lastEnter(src, 'qmp_migrate');
   if (m < 0) return [];
-  const startTs = src[m]!.ts;
+  const startTs = src[m].ts;
   const inc = lastEnter(dst, 'qemu_start_incoming_migration', startTs);
-  const fromTs = inc >= 0 ? dst[inc]!.ts : startTs;
+  const fromTs = inc >= 0 ? dst[inc].ts : startTs;
   const out: TimedEvent[] = [];
   let i = m;
   let j = inc >= 0 ? inc : dst.findIndex((e) => e.ts >= fromTs);
@@ -56,7 +56,7 @@ export function lastRun(bySlot: ReadonlyMap<EndpointId, readonly TraceEvent[]>):
       out.push({ endpoint: 'source', ev: a });
       i++;
     } else {
-      out.push({ endpoint: 'destination', ev: b! });
+      out.push({ endpoint: 'destination', ev: b });
       j++;
     }
   }
@@ -68,7 +68,7 @@ export function replayTimes(events: readonly TimedEvent[], speed: number, maxGap
   const out: number[] = [];
   let t = 0;
   events.forEach((e, k) => {
-    if (k > 0) t += Math.min(Math.max(0, e.ev.ts - events[k - 1]!.ev.ts) / 1000 / speed, maxGapMs);
+    if (k > 0) t += Math.min(Math.max(0, e.ev.ts - events[k - 1].ev.ts) / 1000 / speed, maxGapMs);
     out.push(t);
   });
   return out;
@@ -136,11 +136,11 @@ export class ChainReplay {
     this.cancel = null;
     const due = this.timer.now() - this.startedAt;
     // Consecutive events of one endpoint go in one batch, as the host sends them.
-    while (this.next < this.events.length && this.times[this.next]! <= due) {
-      const endpoint = this.events[this.next]!.endpoint;
+    while (this.next < this.events.length && this.times[this.next] <= due) {
+      const endpoint = this.events[this.next].endpoint;
       const batch: TraceEvent[] = [];
-      while (this.next < this.events.length && this.times[this.next]! <= due && this.events[this.next]!.endpoint === endpoint) {
-        batch.push(this.events[this.next++]!.ev);
+      while (this.next < this.events.length && this.times[this.next] <= due && this.events[this.next].endpoint === endpoint) {
+        batch.push(this.events[this.next++].ev);
       }
       this.sink(endpoint, batch);
     }

@@ -200,7 +200,7 @@ export class ChartData {
     const out = [];
     for (let i = 0; i < this.t.length; i++) {
       const decision = this.decision[i];
-      if (decision) out.push({ t: this.t[i]!, decision, remaining: this.remaining[i]!, threshold: this.threshold[i]! });
+      if (decision) out.push({ t: this.t[i], decision, remaining: this.remaining[i]!, threshold: this.threshold[i]! });
     }
     return out;
   }
@@ -217,7 +217,7 @@ export class ChartData {
       const th = this.threshold[i];
       if (r === null || r === undefined || th === null || th === undefined) continue;
       const now = r < th ? 'below' : 'above';
-      if (side !== null && now !== side) out.push({ t: this.t[i]!, to: now });
+      if (side !== null && now !== side) out.push({ t: this.t[i], to: now });
       side = now;
     }
     return out;

@@ -32,7 +32,7 @@ export function onThemeChange(fn: () => void): () => void {
 export function fitWidths<K extends string>(holders: Partial<Record<K, HTMLElement | null | undefined>>, plots: Partial<Record<K, uPlot | undefined>>, height: number): () => void {
   const els = Object.entries(holders) as [K, HTMLElement | null | undefined][];
   const obs = new ResizeObserver(() => {
-    for (const [id, el] of els) if (el && plots[id]) plots[id]!.setSize({ width: plotWidth(el), height });
+    for (const [id, el] of els) if (el && plots[id]) plots[id].setSize({ width: plotWidth(el), height });
   });
   for (const [, el] of els) if (el) obs.observe(el);
   return () => obs.disconnect();

@@ -80,7 +80,7 @@ export function argsFromQmpSchema(ret: unknown): Map<string, string[]> {
 /** The longest prefix all strings share. */
 export function commonPrefix(words: readonly string[]): string {
   if (!words.length) return '';
-  let p = words[0]!;
+  let p = words[0];
   for (const w of words) while (!w.startsWith(p)) p = p.slice(0, -1);
   return p;
 }
@@ -93,11 +93,11 @@ export function complete(before: string, data: CompletionData): Completion {
   const trimmed = before.trimStart();
   if (trimmed.startsWith('{')) return NONE;
   const words = trimmed.split(/\s+/);
-  const word = words[words.length - 1]!;
+  const word = words[words.length - 1];
   if (words.length === 1) return finish(word, data.commands.filter((c) => c.startsWith(word)), ' ');
-  const cmd = words[0]!;
+  const cmd = words[0];
   if (cmd === 'hmp' || word.includes('=')) return NONE;
-  const used = new Set(words.slice(1, -1).map((w) => w.split('=')[0]!));
+  const used = new Set(words.slice(1, -1).map((w) => w.split('=')[0]));
   const names = (data.args.get(cmd) ?? []).filter((a) => !used.has(a) && a.startsWith(word));
   return finish(word, names.map((a) => `${a}=`), '');
 }
@@ -105,7 +105,7 @@ export function complete(before: string, data: CompletionData): Completion {
 /** One candidate: the rest of it and `end`; several: their common prefix. */
 function finish(word: string, candidates: string[], end: string): Completion {
   if (candidates.length === 0) return NONE;
-  if (candidates.length === 1) return { insert: candidates[0]!.slice(word.length) + end, candidates };
+  if (candidates.length === 1) return { insert: candidates[0].slice(word.length) + end, candidates };
   return { insert: commonPrefix(candidates).slice(word.length), candidates };
 }
 

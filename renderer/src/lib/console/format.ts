@@ -45,13 +45,13 @@ export function prettyJson(text: string, colour = true, indent = '    ', base = 
     const m = TOKEN.exec(text);
     if (!m) return null;
     pos = TOKEN.lastIndex;
-    tokens.push(m[1] ? { kind: 'str', s: m[1] } : m[2] ? { kind: 'num', s: m[2] } : m[3] ? { kind: 'lit', s: m[3] } : { kind: 'punct', s: m[4]! });
+    tokens.push(m[1] ? { kind: 'str', s: m[1] } : m[2] ? { kind: 'num', s: m[2] } : m[3] ? { kind: 'lit', s: m[3] } : { kind: 'punct', s: m[4] });
   }
   let out = '';
   let depth = 0;
   const nl = () => '\n' + base + indent.repeat(depth);
   for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
+    const t = tokens[i];
     const next = tokens[i + 1];
     switch (t.kind) {
       case 'str':
@@ -110,7 +110,7 @@ export function formatQmpLine(line: string, colour = true): Formatted {
   }
   if ('return' in o && typeof o.return === 'string') {
     // human-monitor-command: HMP's text, as a terminal shows it.
-    return { kind: 'return', text: (o.return as string).replace(/\r\n/g, '\n').replace(/\n$/, '') || c(ANSI.dim, '(no output)') };
+    return { kind: 'return', text: (o.return).replace(/\r\n/g, '\n').replace(/\n$/, '') || c(ANSI.dim, '(no output)') };
   }
   if ('return' in o) return { kind: 'return', text: pretty };
   return { kind: 'other', text: pretty };

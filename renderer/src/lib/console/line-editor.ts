@@ -99,7 +99,7 @@ export class LineEditor {
         out += this.key(seq);
         continue;
       }
-      const c = data[i++]!;
+      const c = data[i++];
       // The Escape key arrives alone (Alt+key is ESC and the key: not a cancel).
       if (c === KEYS.ctrlC || (c === KEYS.escape && i === data.length)) {
         // Abandon the line, as a shell does (Ctrl-C shows as ^C).
@@ -120,7 +120,7 @@ export class LineEditor {
         // Several lines pasted at once: the first is submitted, the rest start the next line.
         const more = data.slice(i).replace(/^\n/, '');
         if (more) {
-          const r = this.feed(more.split(/\r\n?|\n/)[0]!);
+          const r = this.feed(more.split(/\r\n?|\n/)[0]);
           return { out: out + r.out, submitted, ...(cancelled || r.cancelled ? { cancelled: true } : {}) };
         }
         return { out, submitted, ...(cancelled ? { cancelled } : {}) };
@@ -230,7 +230,7 @@ export class LineEditor {
     if (next < 0 || next > this.history.length) return '';
     if (this.hi === this.history.length) this.draft = this.buf;
     this.hi = next;
-    this.buf = next === this.history.length ? this.draft : this.history[next]!;
+    this.buf = next === this.history.length ? this.draft : this.history[next];
     this.cur = this.buf.length;
     return this.redraw();
   }

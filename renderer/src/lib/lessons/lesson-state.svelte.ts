@@ -138,7 +138,7 @@ export class LessonState {
   async grade(stepIds: readonly string[], locale: keyof LessonTexts): Promise<void> {
     const l = this.lesson;
     if (!l || stepIds.length === 0) return;
-    this.busy = stepIds.length === 1 ? stepIds[0]! : 'grade';
+    this.busy = stepIds.length === 1 ? stepIds[0] : 'grade';
     this.failure = null;
     try {
       const attempt = this.imported?.text ?? buildAttempt(l.id, this.progress, await this.recordedActions());

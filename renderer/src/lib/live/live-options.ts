@@ -74,7 +74,7 @@ export function splitSpec(spec: string): SpecParts {
 /** The SPEC of a kind and its parameters (empty ones left out, in the kind's key order). */
 export function joinSpec(kind: WorkloadName, params: Record<string, string>): string {
   const keys = WORKLOAD_KEYS[kind] ?? [];
-  const set = keys.filter((k) => (params[k] ?? '').trim() !== '').map((k) => `${k}=${params[k]!.trim()}`);
+  const set = keys.filter((k) => (params[k] ?? '').trim() !== '').map((k) => `${k}=${params[k].trim()}`);
   return set.length ? `${kind}:${set.join(',')}` : kind;
 }
 

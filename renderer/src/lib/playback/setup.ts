@@ -43,7 +43,7 @@ const str = (v: unknown): string => (v === undefined || v === null ? '' : String
 
 function doc(text: string): Document {
   const d = parseDocument(text, { uniqueKeys: true });
-  if (d.errors.length) throw new Error(d.errors[0]!.message.split('\n')[0]);
+  if (d.errors.length) throw new Error(d.errors[0].message.split('\n')[0]);
   return d;
 }
 

@@ -66,7 +66,7 @@ export function phaseOf(t: ThreadLife): ThreadPhase {
 
 function update(s: Threads, i: number, patch: Partial<ThreadLife>): ThreadLife[] {
   const list = s.list.slice();
-  list[i] = { ...list[i]!, ...patch };
+  list[i] = { ...list[i], ...patch };
   return list;
 }
 
@@ -95,7 +95,7 @@ export function applyThreadEvent(s: Threads, ev: TraceEvent): Threads {
     case 'thread-exit': {
       const i = at(ev.tid);
       if (i < 0) return base;
-      return { ...base, list: update(base, i, { exitedAt: ev.ts, startedAt: base.list[i]!.startedAt ?? ev.ts, inRateLimit: null }) };
+      return { ...base, list: update(base, i, { exitedAt: ev.ts, startedAt: base.list[i].startedAt ?? ev.ts, inRateLimit: null }) };
     }
     case 'thread-join': {
       const i = at(ev.joinedTid);
@@ -113,7 +113,7 @@ export function applyThreadEvent(s: Threads, ev: TraceEvent): Threads {
       if (ev.fn !== 'qemu_thread_join' || ev.error) return base;
       const i = base.list.findIndex((t) => t.name !== 'main' && t.joinedAt === null);
       if (i < 0) return base;
-      const t = base.list[i]!;
+      const t = base.list[i];
       // The join returns once the thread has exited.
       return { ...base, list: update(base, i, { joinedAt: ev.ts, exitedAt: t.exitedAt ?? ev.ts, startedAt: t.startedAt ?? t.createdAt }) };
     }
@@ -153,7 +153,7 @@ export function waitsOf(t: ThreadLife, t0: number, t1: number, gap = 0.002): [nu
     if (last && a - last[1] < gap) last[1] = Math.max(last[1], b);
     else out.push([a, b]);
   };
-  for (let k = 0; k < t.waits.length; k += 2) add(f(t.waits[k]!), f(t.waits[k + 1]!));
+  for (let k = 0; k < t.waits.length; k += 2) add(f(t.waits[k]), f(t.waits[k + 1]));
   if (t.inRateLimit !== null && t1 - t.inRateLimit >= WAIT_MIN_US) add(f(t.inRateLimit), 1);
   return out;
 }

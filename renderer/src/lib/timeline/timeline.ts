@@ -99,7 +99,7 @@ export function alignSeries(branches: readonly SimBranch[], pick: 'remaining' | 
   const ys = withRecord.map((b) => {
     const s = b.record!.series;
     const at = new Map<number, number>();
-    s.t_ms.forEach((t, i) => at.set(Math.round(t * 1000) / 1000, s[pick][i]! / scale));
+    s.t_ms.forEach((t, i) => at.set(Math.round(t * 1000) / 1000, s[pick][i] / scale));
     return xs.map((t) => at.get(t) ?? null);
   });
   return { x: xs.map((t) => t / 1000), ys };

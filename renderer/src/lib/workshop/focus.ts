@@ -37,7 +37,7 @@ export function showFirst(l: FocusLayout, id: string): FocusLayout {
 
 /** Show `id` beside the first view, or (null, or the first view itself) show the first alone. */
 export function showBeside(l: FocusLayout, id: string | null): FocusLayout {
-  const first = l.views[0]!;
+  const first = l.views[0];
   return { ...l, views: id && id !== first ? [first, id] : [first] };
 }
 

@@ -46,8 +46,8 @@ export class TraceRing {
     this.held += events.length;
     this.overwritten += Math.max(0, this.length - this.capacity);
     // Drop whole batches that lie entirely beyond capacity; skip the rest of the oldest.
-    while (this.held - this.batches[this.head]!.count >= this.capacity) {
-      this.held -= this.batches[this.head]!.count;
+    while (this.held - this.batches[this.head].count >= this.capacity) {
+      this.held -= this.batches[this.head].count;
       this.batches[this.head++] = undefined as unknown as Batch;
       this.skip = 0;
     }
@@ -65,11 +65,11 @@ export class TraceRing {
       ['destination', []],
     ]);
     for (let i = this.head; i < this.batches.length; i++) {
-      const b = this.batches[i]!;
+      const b = this.batches[i];
       const evs = JSON.parse(b.json) as TraceEvent[];
       let list = out.get(b.slot);
       if (!list) out.set(b.slot, (list = []));
-      for (let k = i === this.head ? this.skip : 0; k < evs.length; k++) list.push(evs[k]!);
+      for (let k = i === this.head ? this.skip : 0; k < evs.length; k++) list.push(evs[k]);
     }
     return out;
   }
