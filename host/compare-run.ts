@@ -80,7 +80,7 @@ async function oneRun(engine: SlotEngine, s: CompareSettings, deps: CompareDeps)
     const settled = Date.now() + 3000;
     const done = (id: EndpointId, fn: string) => events[id].some((e) => e.type === 'exit' && e.fn === fn);
     while (Date.now() < settled && !(done('source', 'qemu_thread_join') && done('destination', 'process_incoming_migration_co'))) await new Promise((r) => setTimeout(r, 50));
-    await eps.close();
+    // finally's close reads a real QEMU's last log lines into these same arrays.
     return { engine, version: v ? `${v.major}.${v.minor}.${v.micro}` : '?', source: events.source, destination: events.destination, info };
   } finally {
     await eps.close();

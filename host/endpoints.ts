@@ -19,11 +19,12 @@
  * (host/process-host.ts): child_process.fork by default, Electron's utilityProcess in the
  * desktop app (main/), the same class either way.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import type { TraceEvent as EngineTraceEvent } from '../core/trace/trace.js';
 import { ENDPOINT_IDS, checkTraceEvent, type EndpointId, type EndpointStatus, type TraceEvent } from './api.js';
 import { SlotEventSource } from './slot-listeners.js';
@@ -31,9 +32,6 @@ import { QmpClient } from './qmp-client.js';
 import { describeExit, nodeProcessHost, spawnNative, stopChild, type ChildHandle, type ProcessHost } from './process-host.js';
 import { QemuTraceFollower } from './qemu-trace-follow.js';
 import { qemu_trace_args } from '../core/trace/qemu-trace-points.js';
-import { execFile } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { delimiter } from 'node:path';
 
 // The host API's declared trace events and the engine's are the same shape, both ways.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -49,6 +49,8 @@ export interface TracePoint {
   side?: 'src' | 'dst';
   /** The point ends its thread (QEMU writes nothing after it there): thread-exit. */
   ends?: true;
+  /** The migration thread's loop is over: what else it writes is its clean-up (a log without tids puts 'any' points on main again). */
+  finishing?: true;
   /** migrate_fd_cleanup: the main thread joins the migration thread here. */
   joins?: true;
   /** The run state changed (runstate_set): args.from, args.to. */
@@ -164,7 +166,7 @@ export const TRACE_POINTS: Readonly<Record<string, TracePoint>> = {
   migration_completion_file_err: { in: ALL, thread: 'migration', at: COMPLETION },
   migrate_error: { in: ['10.0'], thread: 'any', args: fields(/^error=(.*)$/, ['error'], ['str']) },
   migration_thread_file_err: { in: ALL, thread: 'migration', at: THREAD },
-  migration_thread_after_loop: { in: ALL, thread: 'migration', at: THREAD, calls: ['migration_iteration_finish'] },
+  migration_thread_after_loop: { in: ALL, thread: 'migration', at: THREAD, calls: ['migration_iteration_finish'], finishing: true },
   ram_write_tracking_ramblock_start: { in: ALL, thread: 'migration', names: 'bg_snapshot' },
   ram_write_tracking_ramblock_stop: { in: ALL, thread: 'migration' },
   savevm_section_start: { in: ALL, thread: 'any', args: fields(/^(\S+), section_id (\d+)/, ['id', 'section_id'], ['str', 'num']) },

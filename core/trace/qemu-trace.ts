@@ -250,7 +250,7 @@ export class QemuTraceReader {
         this.pop(t, 1, ts);
       }
     }
-    if (l.point === 'migration_thread_after_loop') t.finishing = true;
+    if (row.finishing) t.finishing = true;
     if (row.joins) this.join(t, ts);
     if (row.pop !== undefined) this.pop(t, row.pop, ts);
     if (row.ends) this.exit(t, ts);
