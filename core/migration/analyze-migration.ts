@@ -39,7 +39,7 @@ import { QIOChannelFile, qio_channel_file_new_fd } from '../io/channel-file.js';
 import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
 import { MIGRATION_GLOBALS_DEFAULT } from './migration-hmp-cmds.js';
-import { QEMUFile, QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output, type MemoryChannelOptions } from './qemu-file.js';
+import { QEMUFile, QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte, type MemoryChannelOptions } from './qemu-file.js';
 import {
   RAM_SAVE_FLAG_COMPRESS_PAGE,
   RAM_SAVE_FLAG_CONTINUE,
@@ -758,7 +758,7 @@ export class ConfigurationSection {
       if (w) await w;
       if (file.f.available() < 1 || file.f.peek_byte(0) !== QEMU_VM_SUBSECTION) return;
       const at = file.tell();
-      file.f.get_byte();
+      qemu_get_byte(file.f);
       const name = await file.readstr('a configuration subsection name');
       await file.read32(`the version of subsection ${quote_name(name)}`);
       let fields: unknown[];
@@ -838,8 +838,8 @@ export class RamSection {
       let w = f.need(8);
       if (w) await w;
       if (f.available() < 8) file.fail_short(at, 8, f.available(), 'a RAM record (be64 offset | flags)');
-      const hi = f.get_be32();
-      const lo = f.get_be32();
+      const hi = qemu_get_be32(f);
+      const lo = qemu_get_be32(f);
       const flags = lo & mask;
       const addr = hi * 0x100000000 + (lo - flags);
 
@@ -861,7 +861,7 @@ export class RamSection {
             if (w) await w;
             if (f.available() < 1) file.fail_short(f.tell(), 1, 0, `the fill byte of the zero page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
             const fill_at = f.tell();
-            const ch = f.get_byte();
+            const ch = qemu_get_byte(f);
             if (ch !== 0) throw new MigrationStreamError(fill_at, `Found a zero page with value ${ch} (at 0x${addr.toString(16)} of block ${quote_name(block.idstr)})`);
             block.zero++;
             pages.zero++;
@@ -947,7 +947,7 @@ export class RamSection {
       const bat = file.tell();
       const idstr = (await file.readstr('a RAM block name in the block list')).split('\0')[0];
       await file.ensure(8, `the used_length of RAM block ${quote_name(idstr)}`);
-      const len = file.f.get_be64();
+      const len = qemu_get_be64(file.f);
       if (!idstr) throw new MigrationStreamError(bat, 'a RAM block with an empty name in the block list');
       if (this.blocks.some((b) => b.idstr === idstr)) throw new MigrationStreamError(bat, `RAM block ${quote_name(idstr)} appears twice in the block list`);
       if (len > left) {
@@ -959,7 +959,7 @@ export class RamSection {
       left -= len;
       if (this.ramargs.ignore_shared) {
         await file.ensure(8, `the address of RAM block ${quote_name(idstr)} (x-ignore-shared)`);
-        file.f.get_be64();
+        qemu_get_be64(file.f);
       }
       if (this.ramargs.mapped_ram) {
         throw new MigrationStreamError(file.tell(), `RAM block ${quote_name(idstr)} is in mapped-ram layout (pages at fixed file offsets), which miglab inspect does not read`);
@@ -1186,7 +1186,7 @@ export class MigrationDump {
     if (f.available() === 0 && f.last_error_obj) file.fail_short(file.tell(), 1, 0, 'what follows EOF');
     if (f.available() > 0) {
       const at = file.tell();
-      const t = f.get_byte();
+      const t = qemu_get_byte(f);
       if (t !== QEMU_VM_VMDESCRIPTION) throw new MigrationStreamError(at, `expected the VM description (${byte_hex(QEMU_VM_VMDESCRIPTION)}) after EOF, found ${byte_hex(t)}`);
       const len = await file.read32('the length of the VM description');
       const text = (await file.readvar(len, `the VM description (${len} bytes of JSON)`)).toString('utf8');

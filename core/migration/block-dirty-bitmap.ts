@@ -18,7 +18,7 @@
  * and the load goes on (it fails only on a broken stream).
  */
 import { EINVAL, EIO } from '../util/errno.js';
-import { qemu_file_get_error, type QEMUFile } from './qemu-file.js';
+import { qemu_file_get_error, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_byte, type QEMUFile } from './qemu-file.js';
 import type { SaveVMEnv, SaveVMHandlers } from './savevm.js';
 
 const CHUNK_SIZE = 1 << 10;
@@ -61,10 +61,10 @@ async function need(f: QEMUFile, n: number): Promise<void> {
 /** qemu_get_counted_string() into a char[256]: the string, or null (QEMU: 0) when short or empty. */
 async function get_counted_string(f: QEMUFile): Promise<string | null> {
   await need(f, 1);
-  const len = f.get_byte();
+  const len = qemu_get_byte(f);
   await need(f, len);
   const buf = Buffer.alloc(len);
-  const res = f.get_buffer(buf, 0, len);
+  const res = qemu_get_buffer(f, buf, 0, len);
   if (res !== len || len === 0) return null;
   const nul = buf.indexOf(0);
   return buf.toString('latin1', 0, nul < 0 ? len : nul);
@@ -73,13 +73,13 @@ async function get_counted_string(f: QEMUFile): Promise<string | null> {
 /** qemu_get_bitmap_flags(): one, two or four bytes. */
 async function qemu_get_bitmap_flags(f: QEMUFile): Promise<number> {
   await need(f, 1);
-  let flags = f.get_byte();
+  let flags = qemu_get_byte(f);
   if (flags & DIRTY_BITMAP_MIG_EXTRA_FLAGS) {
     await need(f, 1);
-    flags = ((flags << 8) | f.get_byte()) >>> 0;
+    flags = ((flags << 8) | qemu_get_byte(f)) >>> 0;
     if (flags & DIRTY_BITMAP_MIG_EXTRA_FLAGS) {
       await need(f, 2);
-      flags = ((flags << 16) | f.get_be16()) >>> 0;
+      flags = ((flags << 16) | qemu_get_be16(f)) >>> 0;
     }
   }
   return flags;
@@ -87,7 +87,7 @@ async function qemu_get_bitmap_flags(f: QEMUFile): Promise<number> {
 
 /** qemu_put_bitmap_flags(): one byte (the code never sends more). */
 function qemu_put_bitmap_flags(f: QEMUFile, flags: number): void {
-  f.put_byte(flags);
+  qemu_put_byte(f, flags);
 }
 
 /**
@@ -183,8 +183,8 @@ async function dirty_bitmap_load_header(f: QEMUFile, opaque: DBMState): Promise<
 /** dirty_bitmap_load_start(): be32 granularity, byte flags; ignored once cancelled. */
 async function dirty_bitmap_load_start(f: QEMUFile, s: DBMLoadState): Promise<number> {
   await need(f, 5);
-  f.get_be32();
-  f.get_byte();
+  qemu_get_be32(f);
+  qemu_get_byte(f);
   if (s.cancelled) return 0;
   return -EINVAL; // unreachable: without a node the load is cancelled before any START
 }
@@ -193,11 +193,11 @@ async function dirty_bitmap_load_start(f: QEMUFile, s: DBMLoadState): Promise<nu
 async function dirty_bitmap_load_bits(f: QEMUFile, opaque: DBMState): Promise<number> {
   const s = opaque.load;
   await need(f, 12);
-  f.get_be64();
-  f.get_be32();
+  qemu_get_be64(f);
+  qemu_get_be32(f);
   if (s.flags & DIRTY_BITMAP_MIG_FLAG_ZEROES) return 0;
   await need(f, 8);
-  const buf_size = f.get_be64();
+  const buf_size = qemu_get_be64(f);
   if (buf_size > BigInt(10 * CHUNK_SIZE)) {
     opaque.env.error_report('Bitmap migration stream buffer allocation request is too large');
     return -EIO;

@@ -30,7 +30,7 @@
  * once per process.
  */
 import { EINVAL } from '../util/errno.js';
-import { migration_rate_get, qemu_file_get_error, qemu_file_transferred, type QEMUFile } from './qemu-file.js';
+import { migration_rate_get, qemu_file_get_error, qemu_file_transferred, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, type QEMUFile } from './qemu-file.js';
 import type { PendingSizes } from './ram.js';
 import type { SaveVMEnv, SaveVMHandlers } from './savevm.js';
 
@@ -116,7 +116,7 @@ function blk_mig_save_bulked_block(f: QEMUFile, s: BlkMigState): number {
   const progress = s.total_sector_sum !== 0 ? Math.trunc((completed_sector_sum * 100) / s.total_sector_sum) : 100;
   if (progress !== s.prev_progress) {
     s.prev_progress = progress;
-    f.put_be64((BigInt(progress) << BigInt(BDRV_SECTOR_BITS)) | BigInt(BLK_MIG_FLAG_PROGRESS));
+    qemu_put_be64(f, (BigInt(progress) << BigInt(BDRV_SECTOR_BITS)) | BigInt(BLK_MIG_FLAG_PROGRESS));
     trace(s, 'migration_block_progression', { progress });
   }
   return ret;
@@ -168,7 +168,7 @@ async function block_save_setup(f: QEMUFile, s: BlkMigState): Promise<number> {
   ret = flush_blks(s);
   if (ret) return ret;
   blk_mig_reset_dirty_cursor(s);
-  f.put_be64(BLK_MIG_FLAG_EOS);
+  qemu_put_be64(f, BLK_MIG_FLAG_EOS);
   return ret;
 }
 
@@ -206,7 +206,7 @@ async function block_save_iterate(f: QEMUFile, s: BlkMigState): Promise<number> 
 
   ret = flush_blks(s);
   if (ret) return ret;
-  f.put_be64(BLK_MIG_FLAG_EOS);
+  qemu_put_be64(f, BLK_MIG_FLAG_EOS);
   const delta_bytes = qemu_file_transferred(f) - last_bytes;
   return delta_bytes > 0 ? 1 : 0;
 }
@@ -224,9 +224,9 @@ async function block_save_complete(f: QEMUFile, s: BlkMigState): Promise<number>
     if (ret < 0) return ret;
   } while (ret === 0);
   /* report completion */
-  f.put_be64((100n << BigInt(BDRV_SECTOR_BITS)) | BigInt(BLK_MIG_FLAG_PROGRESS));
+  qemu_put_be64(f, (100n << BigInt(BDRV_SECTOR_BITS)) | BigInt(BLK_MIG_FLAG_PROGRESS));
   trace(s, 'migration_block_save_complete', {});
-  f.put_be64(BLK_MIG_FLAG_EOS);
+  qemu_put_be64(f, BLK_MIG_FLAG_EOS);
   /* Make sure that our BlockBackends are gone, so that the block driver nodes can be inactivated. */
   block_migration_cleanup_bmds(s);
   return 0;
@@ -253,17 +253,17 @@ async function block_load(f: QEMUFile, s: BlkMigState, _version_id: number): Pro
   let flags: number;
   do {
     await need(f, 8);
-    let addr = BigInt.asIntN(64, f.get_be64());
+    let addr = BigInt.asIntN(64, qemu_get_be64(f));
     flags = Number(addr & BigInt(BDRV_SECTOR_SIZE - 1));
     addr >>= BigInt(BDRV_SECTOR_BITS);
 
     if (flags & BLK_MIG_FLAG_DEVICE_BLOCK) {
       /* get device name */
       await need(f, 1);
-      const len = f.get_byte();
+      const len = qemu_get_byte(f);
       await need(f, len);
       const name = Buffer.alloc(len);
-      f.get_buffer(name, 0, len);
+      qemu_get_buffer(f, name, 0, len);
       const nul = name.indexOf(0);
       const device_name = name.toString('latin1', 0, nul < 0 ? len : nul);
       // blk_by_name(): no BlockBackend on the lab's machine. QEMU prints this with fprintf(stderr).

@@ -43,23 +43,7 @@ import {
   type MigrationChannelConnect,
   type MigrationIncomingTransport,
 } from './socket.js';
-import {
-  BUFFER_DELAY,
-  MigrationAtomicStats,
-  QEMUFile,
-  RATE_LIMIT_DISABLED,
-  migration_rate_exceeded,
-  migration_rate_reset,
-  migration_rate_set,
-  migration_transferred_bytes,
-  qemu_fclose,
-  qemu_file_get_error,
-  qemu_file_get_error_obj,
-  qemu_file_new_input,
-  qemu_file_new_output,
-  qemu_file_shutdown,
-  qemu_fflush,
-} from './qemu-file.js';
+import { BUFFER_DELAY, MigrationAtomicStats, QEMUFile, RATE_LIMIT_DISABLED, migration_rate_exceeded, migration_rate_reset, migration_rate_set, migration_transferred_bytes, qemu_fclose, qemu_fflush, qemu_file_get_error, qemu_file_get_error_obj, qemu_file_new_input, qemu_file_new_output, qemu_file_shutdown, qemu_get_be16, qemu_get_buffer, qemu_put_be16, qemu_put_buffer } from './qemu-file.js';
 import {
   RAMList,
   RAMMigration,
@@ -1156,7 +1140,7 @@ async function bg_migration_completion(env: MigrationHostEnv, run: OutgoingRun, 
        * By this moment we have RAM content saved into the migration stream. The next
        * step is to flush the non-RAM content (device state) right after the ram content.
        */
-      run.f.put_buffer(bioc.data, 0, bioc.usage);
+      qemu_put_buffer(run.f, bioc.data, 0, bioc.usage);
       await run.f.fflush();
     } else if (s.state === 'cancelling') {
       ok = false;
@@ -1452,8 +1436,8 @@ async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopR
       trace('source_return_path_thread_loop_top', {});
       let w = rp.need(4);
       if (w) await w;
-      const header_type = rp.get_be16();
-      const header_len = rp.get_be16();
+      const header_type = qemu_get_be16(rp);
+      const header_len = qemu_get_be16(rp);
       if (qemu_file_get_error(rp)) {
         err = rp.last_error_obj;
         break;
@@ -1472,7 +1456,7 @@ async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopR
       w = rp.need(header_len);
       if (w) await w;
       const buf = Buffer.alloc(header_len);
-      const res = qemu_file_get_error(rp) ? 0 : rp.get_buffer(buf, 0, header_len);
+      const res = qemu_file_get_error(rp) ? 0 : qemu_get_buffer(rp, buf, 0, header_len);
       if (res !== header_len) {
         err = `Failed reading data for message 0x${hex4(header_type)} read ${res} expected ${header_len}`;
         break;
@@ -1558,9 +1542,9 @@ async function migrate_send_rp_message(mis: MigrationIncomingState, message_type
   /* It's possible that the file handle got lost due to network failures. */
   const f = mis.to_src_file;
   if (!f) return -EIO;
-  f.put_be16(message_type);
-  f.put_be16(data.length);
-  f.put_buffer(data);
+  qemu_put_be16(f, message_type);
+  qemu_put_be16(f, data.length);
+  qemu_put_buffer(f, data);
   return qemu_fflush(f);
 }
 

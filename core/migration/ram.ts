@@ -21,13 +21,7 @@ import {
   test_bit,
 } from '../vm/ram.js';
 import type { MigrationOptions } from './options.js';
-import {
-  MigrationAtomicStats,
-  QEMUFile,
-  migration_transferred_bytes,
-  qemu_file_get_error,
-  qemu_file_set_error,
-} from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
 import type { SaveVMHandlers } from './savevm.js';
 import type { RamPageBits } from './ram-map.js';
@@ -426,8 +420,8 @@ function save_page_header(pss: PageSearchStatus, f: QEMUFile, block: RAMBlockLik
   let size = 8;
   if (!same_block) {
     const len = block.idstr.length;
-    f.put_byte(len);
-    for (let i = 0; i < len; i++) f.put_byte(block.idstr.charCodeAt(i));
+    qemu_put_byte(f, len);
+    for (let i = 0; i < len; i++) qemu_put_byte(f, block.idstr.charCodeAt(i));
     size += 1 + len;
     pss.last_sent_block = block;
   }
@@ -449,7 +443,7 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   block.pagemap?.page_sent(pss.page, true); // lab: the RAM map
   const f = pss.pss_channel!;
   let len = save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_ZERO);
-  f.put_byte(0);
+  qemu_put_byte(f, 0);
   len += 1;
   ram_transferred_add(env, len);
   return 1;
@@ -752,16 +746,16 @@ export async function ram_save_setup(f: QEMUFile, opaque: RAMMigration): Promise
   ram_init_bitmaps(rs);
   rs.pss[RAM_CHANNEL_PRECOPY].pss_channel = f;
 
-  f.put_be64(ram_bytes_total(opaque.ram_list) + RAM_SAVE_FLAG_MEM_SIZE);
+  qemu_put_be64(f, ram_bytes_total(opaque.ram_list) + RAM_SAVE_FLAG_MEM_SIZE);
   for (const block of opaque.ram_list.blocks) {
     const len = block.idstr.length;
-    f.put_byte(len);
-    for (let i = 0; i < len; i++) f.put_byte(block.idstr.charCodeAt(i));
-    f.put_be64(block.used_length);
+    qemu_put_byte(f, len);
+    for (let i = 0; i < len; i++) qemu_put_byte(f, block.idstr.charCodeAt(i));
+    qemu_put_be64(f, block.used_length);
     // postcopy-ram: page size only if it differs from the host page size (never here)
-    if (env.options.migrate_ignore_shared()) f.put_be64(0); // mr->addr of -machine none's RAM
+    if (env.options.migrate_ignore_shared()) qemu_put_be64(f, 0); // mr->addr of -machine none's RAM
   }
-  f.put_be64(RAM_SAVE_FLAG_EOS);
+  qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }
 
@@ -804,7 +798,7 @@ export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promi
   }
 
   if (ret >= 0 && env.migration_is_setup_or_active()) {
-    f.put_be64(RAM_SAVE_FLAG_EOS);
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     ram_transferred_add(env, 8);
     ret = await f.fflush();
   }
@@ -829,7 +823,7 @@ export async function ram_save_complete(f: QEMUFile, opaque: RAMMigration): Prom
     const w = drain(f);
     if (w) await w;
   }
-  f.put_be64(RAM_SAVE_FLAG_EOS);
+  qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }
 
@@ -898,7 +892,7 @@ async function ram_block_from_stream(opaque: RAMMigration, f: QEMUFile, flags: n
   }
   let w = f.need(1);
   if (w) await w;
-  const len = f.get_byte();
+  const len = qemu_get_byte(f);
   w = f.need(len);
   if (w) await w;
   const id = read_idstr(f, len);
@@ -916,7 +910,7 @@ function read_idstr(f: QEMUFile, len: number): string {
   let s = '';
   let ended = false;
   for (let i = 0; i < len; i++) {
-    const c = f.get_byte();
+    const c = qemu_get_byte(f);
     if (c === 0) ended = true;
     if (!ended) s += String.fromCharCode(c);
   }
@@ -933,11 +927,11 @@ async function parse_ramblocks(opaque: RAMMigration, f: QEMUFile, total_ram_byte
   while (!ret && total_ram_bytes) {
     let w = f.need(1);
     if (w) await w;
-    const len = f.get_byte();
+    const len = qemu_get_byte(f);
     w = f.need(len + 8);
     if (w) await w;
     const id = read_idstr(f, len);
-    const length = f.get_be64();
+    const length = qemu_get_be64(f);
     const block = opaque.ram_list.qemu_ram_block_by_name(id);
     if (block) {
       if (length !== BigInt(block.used_length)) {
@@ -953,7 +947,7 @@ async function parse_ramblocks(opaque: RAMMigration, f: QEMUFile, total_ram_byte
       if (!ret && env.options.migrate_ignore_shared()) {
         w = f.need(8);
         if (w) await w;
-        f.get_be64(); // GPA: only checked for ignored (shared) blocks, which the lab has none of
+        qemu_get_be64(f); // GPA: only checked for ignored (shared) blocks, which the lab has none of
       }
     } else {
       env.error_report(`Unknown ramblock "${id}", cannot accept migration`);
@@ -981,8 +975,8 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
     i++;
     let w = f.need(8);
     if (w) await w;
-    const hi = f.get_be32();
-    const lo = f.get_be32();
+    const hi = qemu_get_be32(f);
+    const lo = qemu_get_be32(f);
     flags = lo & PAGE_OFFSET_MASK;
     const addr_lo = (lo & ~PAGE_OFFSET_MASK) >>> 0;
     const addr = hi * 0x100000000 + addr_lo;
@@ -1018,7 +1012,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
       case RAM_SAVE_FLAG_ZERO: {
         w = f.need(1);
         if (w) await w;
-        const ch = f.get_byte();
+        const ch = qemu_get_byte(f);
         if (ch !== 0) {
           env.error_report(`Found a zero page with value ${ch}`);
           ret = -EINVAL;
@@ -1033,7 +1027,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
         w = f.need(TARGET_PAGE_SIZE);
         if (w) await w;
         if (block!.get_page) block!.get_page(f, addr);
-        else f.get_buffer(block!.host, addr, TARGET_PAGE_SIZE);
+        else qemu_get_buffer(f, block!.host, addr, TARGET_PAGE_SIZE);
         block!.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, false);
         break;
 

@@ -46,15 +46,7 @@ import { BlkMigState, savevm_block_handlers } from './block.js';
 import { DBMState, savevm_dirty_bitmap_handlers } from './block-dirty-bitmap.js';
 import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
 import { MigrationOptions } from './options.js';
-import {
-  MigrationAtomicStats,
-  QEMUFile,
-  QIOChannelBuffer,
-  migration_rate_exceeded,
-  qemu_file_get_error,
-  qemu_file_set_error,
-  qemu_file_new_input,
-} from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, QIOChannelBuffer, migration_rate_exceeded, qemu_file_get_error, qemu_file_new_input, qemu_file_set_error, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be32, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { EINVAL, EIO, ENOENT, ENOTSUP, ERANGE, strerror } from '../util/errno.js';
 import {
   RAMList,
@@ -215,10 +207,10 @@ export function vmstate_uint8<O>(name: string, key: keyof O & string, version_id
     name,
     type: 'uint8',
     version_id,
-    put: (f, o) => f.put_byte(Number(o[key]) & 0xff),
+    put: (f, o) => qemu_put_byte(f, Number(o[key]) & 0xff),
     get: async (f, o) => {
       await need(f, 1);
-      (o as Record<string, unknown>)[key] = f.get_byte();
+      (o as Record<string, unknown>)[key] = qemu_get_byte(f);
       return 0;
     },
   };
@@ -229,10 +221,10 @@ export function vmstate_uint32<O>(name: string, key: keyof O & string, version_i
     name,
     type: 'uint32',
     version_id,
-    put: (f, o) => f.put_be32(Number(o[key]) >>> 0),
+    put: (f, o) => qemu_put_be32(f, Number(o[key]) >>> 0),
     get: async (f, o) => {
       await need(f, 4);
-      (o as Record<string, unknown>)[key] = f.get_be32();
+      (o as Record<string, unknown>)[key] = qemu_get_be32(f);
       return 0;
     },
   };
@@ -243,10 +235,10 @@ export function vmstate_int64<O>(name: string, key: keyof O & string, version_id
     name,
     type: 'int64',
     version_id,
-    put: (f, o) => f.put_be64(BigInt(o[key] as bigint)),
+    put: (f, o) => qemu_put_be64(f, BigInt(o[key] as bigint)),
     get: async (f, o) => {
       await need(f, 8);
-      (o as Record<string, unknown>)[key] = BigInt.asIntN(64, f.get_be64());
+      (o as Record<string, unknown>)[key] = BigInt.asIntN(64, qemu_get_be64(f));
       return 0;
     },
   };
@@ -257,11 +249,11 @@ export function vmstate_buffer<O>(name: string, key: keyof O & string): VMStateF
   return {
     name,
     type: 'buffer',
-    put: (f, o) => f.put_buffer(o[key] as Uint8Array),
+    put: (f, o) => qemu_put_buffer(f, o[key] as Uint8Array),
     get: async (f, o) => {
       const b = o[key] as Uint8Array;
       await need(f, b.length);
-      f.get_buffer(b, 0, b.length);
+      qemu_get_buffer(f, b, 0, b.length);
       return 0;
     },
   };
@@ -273,10 +265,10 @@ export function vmstate_unused<O>(size: number): VMStateField<O> {
   return {
     name: 'unused',
     type: 'unused_buffer',
-    put: (f) => f.put_buffer(zeros),
+    put: (f) => qemu_put_buffer(f, zeros),
     get: async (f) => {
       await need(f, size);
-      f.get_buffer(new Uint8Array(size), 0, size);
+      qemu_get_buffer(f, new Uint8Array(size), 0, size);
       return 0;
     },
   };
@@ -342,10 +334,10 @@ function vmstate_subsection_save<O>(f: QEMUFile, vmsd: VMStateDescription<O>, o:
       vmdesc.start_object(null);
     }
     subsection_found = true;
-    f.put_byte(QEMU_VM_SUBSECTION);
-    f.put_byte(sub.name.length);
-    f.put_buffer(Buffer.from(sub.name, 'latin1'));
-    f.put_be32(sub.version_id);
+    qemu_put_byte(f, QEMU_VM_SUBSECTION);
+    qemu_put_byte(f, sub.name.length);
+    qemu_put_buffer(f, Buffer.from(sub.name, 'latin1'));
+    qemu_put_be32(f, sub.version_id);
     const ret = vmstate_save_state(f, sub, o, vmdesc);
     if (ret) return ret;
     if (vmdesc) vmdesc.end_object();
@@ -418,7 +410,7 @@ async function vmstate_subsection_load<O>(
     if (!sub) return -ENOENT;
     f.skip(2 + len);
     await need(f, 4);
-    const version_id = f.get_be32();
+    const version_id = qemu_get_be32(f);
     const ret = await vmstate_load_state(f, sub, o, version_id, error_report);
     if (ret) return ret;
   }
@@ -596,15 +588,15 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
         n_elems: (s) => s.caps_count,
         put: (f, s, i) => {
           const c = Buffer.from(s.capabilities[i], 'latin1');
-          f.put_byte(c.length);
-          f.put_buffer(c);
+          qemu_put_byte(f, c.length);
+          qemu_put_buffer(f, c);
         },
         get: async (f, s, i) => {
           await need(f, 1);
-          const len = f.get_byte();
+          const len = qemu_get_byte(f);
           await need(f, len);
           const tmp = Buffer.alloc(len);
-          f.get_buffer(tmp, 0, len);
+          qemu_get_buffer(f, tmp, 0, len);
           const str = tmp.toString('latin1').split('\0')[0];
           const cap = MigrationCapability_lookup.find((c) => c === str);
           if (!cap) {
@@ -640,10 +632,10 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
         type: 'uint8',
         version_id: 1,
         n_elems: () => 16,
-        put: (f, s, i) => f.put_byte(s.uuid[i]),
+        put: (f, s, i) => qemu_put_byte(f, s.uuid[i]),
         get: async (f, s, i) => {
           await need(f, 1);
-          s.uuid[i] = f.get_byte();
+          s.uuid[i] = qemu_get_byte(f);
           return 0;
         },
       },
@@ -701,7 +693,7 @@ function make_vmstate_configuration(sv: SaveVMState): VMStateDescription<SaveSta
         // VMSTATE_VBUFFER_ALLOC_UINT32(name, SaveState, 0, NULL, len)
         name: 'name',
         type: 'buffer',
-        put: (f, s) => f.put_buffer(s.name, 0, s.len),
+        put: (f, s) => qemu_put_buffer(f, s.name, 0, s.len),
         get: async (f, s) => {
           // QEMU allocates len bytes; keep a name's worth, skip the rest of a corrupt length
           const keep = Math.min(s.len, 4096);
@@ -927,22 +919,22 @@ function is_active(se: SaveStateEntry): boolean {
 
 /** save_section_header(): type, be32 section_id; START/FULL add idstr, instance, version. */
 function save_section_header(f: QEMUFile, se: SaveStateEntry, section_type: number): void {
-  f.put_byte(section_type);
-  f.put_be32(se.section_id);
+  qemu_put_byte(f, section_type);
+  qemu_put_be32(f, se.section_id);
   if (section_type === QEMU_VM_SECTION_FULL || section_type === QEMU_VM_SECTION_START) {
     const id = Buffer.from(se.idstr, 'latin1');
-    f.put_byte(id.length);
-    f.put_buffer(id);
-    f.put_be32(se.instance_id);
-    f.put_be32(se.version_id);
+    qemu_put_byte(f, id.length);
+    qemu_put_buffer(f, id);
+    qemu_put_be32(f, se.instance_id);
+    qemu_put_be32(f, se.version_id);
   }
 }
 
 /** save_section_footer(): 0x7e + be32 section_id (send-section-footer). */
 function save_section_footer(sv: SaveVMState, f: QEMUFile, se: SaveStateEntry): void {
   if (sv.globals().send_section_footer) {
-    f.put_byte(QEMU_VM_SECTION_FOOTER);
-    f.put_be32(se.section_id);
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, se.section_id);
   }
 }
 
@@ -952,10 +944,10 @@ function save_section_footer(sv: SaveVMState, f: QEMUFile, se: SaveStateEntry): 
  */
 export function qemu_savevm_state_header(f: QEMUFile, sv: SaveVMState): void {
   sv.vmdesc = new JSONWriter();
-  f.put_be32(QEMU_VM_FILE_MAGIC);
-  f.put_be32(QEMU_VM_FILE_VERSION);
+  qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+  qemu_put_be32(f, QEMU_VM_FILE_VERSION);
   if (sv.globals().send_configuration) {
-    f.put_byte(QEMU_VM_CONFIGURATION);
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
     /* This starts the main json object, ended in ..._complete_precopy_non_iterable */
     sv.vmdesc.start_object(null);
     sv.vmdesc.start_object('configuration');
@@ -966,10 +958,10 @@ export function qemu_savevm_state_header(f: QEMUFile, sv: SaveVMState): void {
 
 /** qemu_savevm_command_send(): 0x08, be16 command, be16 length, payload; flushed. */
 export async function qemu_savevm_command_send(f: QEMUFile, command: number, data: Uint8Array = new Uint8Array(0)): Promise<void> {
-  f.put_byte(QEMU_VM_COMMAND);
-  f.put_be16(command);
-  f.put_be16(data.length);
-  f.put_buffer(data);
+  qemu_put_byte(f, QEMU_VM_COMMAND);
+  qemu_put_be16(f, command);
+  qemu_put_be16(f, data.length);
+  qemu_put_buffer(f, data);
   await f.fflush();
 }
 
@@ -1095,16 +1087,16 @@ export function qemu_savevm_state_complete_precopy_non_iterable(f: QEMUFile, sv:
     }
   }
   /* Postcopy stream will still be going */
-  if (!in_postcopy) f.put_byte(QEMU_VM_EOF);
+  if (!in_postcopy) qemu_put_byte(f, QEMU_VM_EOF);
 
   if (vmdesc) {
     vmdesc.end_array();
     vmdesc.end_object();
     const json = Buffer.from(vmdesc.get(), 'latin1');
     if (should_send_vmdesc(sv)) {
-      f.put_byte(QEMU_VM_VMDESCRIPTION);
-      f.put_be32(json.length);
-      f.put_buffer(json);
+      qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+      qemu_put_be32(f, json.length);
+      qemu_put_buffer(f, json);
     }
   }
   sv.vmdesc = null;
@@ -1158,7 +1150,7 @@ async function check_section_footer(f: QEMUFile, sv: SaveVMState, se: SaveStateE
   if (!sv.globals().send_section_footer) return true;
   const report = sv.env.error_report;
   await need(f, 1);
-  const read_mark = f.get_byte();
+  const read_mark = qemu_get_byte(f);
   const ret = qemu_file_get_error(f);
   if (ret) {
     report(`check_section_footer: Read section footer failed: ${ret}`);
@@ -1169,7 +1161,7 @@ async function check_section_footer(f: QEMUFile, sv: SaveVMState, se: SaveStateE
     return false;
   }
   await need(f, 4);
-  const read_section_id = f.get_be32();
+  const read_section_id = qemu_get_be32(f);
   if (read_section_id !== se.load_section_id) {
     report(
       `Mismatched section id in footer for ${se.idstr} - read 0x${read_section_id.toString(16)} expected 0x${se.load_section_id.toString(16)}`,
@@ -1193,7 +1185,7 @@ function vmstate_load(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry): Promise
 async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Promise<number> {
   const report = sv.env.error_report;
   await need(f, 5);
-  const section_id = f.get_be32();
+  const section_id = qemu_get_be32(f);
   await need(f, f.peek_byte(0) + 1);
   const idstr = counted_string_c(f);
   if (idstr === null) {
@@ -1201,8 +1193,8 @@ async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Pro
     return -EINVAL;
   }
   await need(f, 8);
-  const instance_id = f.get_be32();
-  const version_id = f.get_be32();
+  const instance_id = qemu_get_be32(f);
+  const version_id = qemu_get_be32(f);
   let ret = qemu_file_get_error(f);
   if (ret) {
     report(`qemu_loadvm_section_start_full: Failed to read instance/version ID: ${ret}`);
@@ -1234,9 +1226,9 @@ async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Pro
 
 /** qemu_get_counted_string() as C reads it into a char[256] (a NUL ends the string). */
 function counted_string_c(f: QEMUFile): string | null {
-  const len = f.get_byte();
+  const len = qemu_get_byte(f);
   const tmp = Buffer.alloc(len);
-  const res = f.get_buffer(tmp, 0, len);
+  const res = qemu_get_buffer(f, tmp, 0, len);
   if (res !== len || len === 0) return null;
   const nul = tmp.indexOf(0);
   return tmp.toString('latin1', 0, nul < 0 ? len : nul);
@@ -1246,7 +1238,7 @@ function counted_string_c(f: QEMUFile): string | null {
 async function qemu_loadvm_section_part_end(f: QEMUFile, sv: SaveVMState): Promise<number> {
   const report = sv.env.error_report;
   await need(f, 4);
-  const section_id = f.get_be32();
+  const section_id = qemu_get_be32(f);
   let ret = qemu_file_get_error(f);
   if (ret) {
     report(`qemu_loadvm_section_part_end: Failed to read section ID: ${ret}`);
@@ -1270,7 +1262,7 @@ async function qemu_loadvm_section_part_end(f: QEMUFile, sv: SaveVMState): Promi
 async function loadvm_handle_cmd_packaged(f: QEMUFile, sv: SaveVMState): Promise<number> {
   const report = sv.env.error_report;
   await need(f, 4);
-  const length = f.get_be32();
+  const length = qemu_get_be32(f);
   if (length > MAX_VM_CMD_PACKAGED_SIZE) {
     report(`Unreasonably large packaged state: ${length}`);
     return -1;
@@ -1298,8 +1290,8 @@ async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<num
   const env = sv.env;
   const report = env.error_report;
   await need(f, 4);
-  const cmd = f.get_be16();
-  const len = f.get_be16();
+  const cmd = qemu_get_be16(f);
+  const len = qemu_get_be16(f);
   if (qemu_file_get_error(f)) return qemu_file_get_error(f);
 
   // 10.0's SWITCHOVER_START is accepted so that its streams load (see the file comment).
@@ -1340,7 +1332,7 @@ async function loadvm_process_command(f: QEMUFile, sv: SaveVMState): Promise<num
 
     case MIG_CMD_PING: {
       await need(f, 4);
-      const tmp32 = f.get_be32();
+      const tmp32 = qemu_get_be32(f);
       if (!sv.have_return_path) {
         report(`CMD_PING (0x${tmp32.toString(16)}) received with no return path`);
         return -1;
@@ -1413,7 +1405,7 @@ export async function qemu_loadvm_state_main(f: QEMUFile, sv: SaveVMState): Prom
   let ret = 0;
   for (;;) {
     await need(f, 1);
-    const section_type = f.get_byte();
+    const section_type = qemu_get_byte(f);
     ret = qemu_file_get_error(f);
     if (ret) break;
 
@@ -1443,12 +1435,12 @@ export async function qemu_loadvm_state_main(f: QEMUFile, sv: SaveVMState): Prom
 async function qemu_loadvm_state_header(f: QEMUFile, sv: SaveVMState): Promise<number> {
   const report = sv.env.error_report;
   await need(f, 8);
-  let v = f.get_be32();
+  let v = qemu_get_be32(f);
   if (v !== QEMU_VM_FILE_MAGIC) {
     report('Not a migration stream');
     return -EINVAL;
   }
-  v = f.get_be32();
+  v = qemu_get_be32(f);
   if (v === QEMU_VM_FILE_VERSION_COMPAT) {
     report("SaveVM v2 format is obsolete and don't work anymore");
     return -ENOTSUP;
@@ -1459,7 +1451,7 @@ async function qemu_loadvm_state_header(f: QEMUFile, sv: SaveVMState): Promise<n
   }
   if (sv.globals().send_configuration) {
     await need(f, 1);
-    if (f.get_byte() !== QEMU_VM_CONFIGURATION) {
+    if (qemu_get_byte(f) !== QEMU_VM_CONFIGURATION) {
       report('Configuration section missing');
       qemu_loadvm_state_cleanup(sv);
       return -EINVAL;
@@ -1530,13 +1522,13 @@ export async function qemu_loadvm_state(f: QEMUFile, sv: SaveVMState): Promise<n
    */
   if (ret === 0 && !sv.machine().suppress_vmdesc) {
     await need(f, 1);
-    const section_type = f.get_byte();
+    const section_type = qemu_get_byte(f);
     if (section_type !== QEMU_VM_VMDESCRIPTION) {
       sv.env.error_report(`Expected vmdescription section, but got ${section_type}`);
       /* It doesn't seem worth failing at this point since we apparently have an otherwise valid VM state */
     } else {
       await need(f, 4);
-      const size = f.get_be32();
+      const size = qemu_get_be32(f);
       const keep = size <= 16 << 20 ? Buffer.alloc(size) : null;
       const got = await f.get_buffer_async(keep, 0, size);
       if (keep && got === size) sv.incoming_vmdesc = keep.toString('latin1');

@@ -27,11 +27,11 @@
  * generations equal the source's, page for page, when the migration was correct.
  */
 import { error_setg } from '../qmp/error.js';
-import type { QEMUFile } from '../migration/qemu-file.js';
 import type { RAMBlockLike } from '../migration/ram.js';
 import { RamPageBits } from '../migration/ram-map.js';
 import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../vm/ram.js';
 import { Prng, mix32 } from './prng.js';
+import { type QEMUFile, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
 
 export const PAGE_HEADER_SIZE = 16;
 const PAGE_MAGIC = 0x47504c4d; // "MLPG" little-endian
@@ -283,14 +283,14 @@ export class SimRAMBlock implements RAMBlockLike {
       return;
     }
     const check = this.content.header(page, g, this.hdr);
-    f.put_buffer(this.hdr, 0, PAGE_HEADER_SIZE);
+    qemu_put_buffer(f, this.hdr, 0, PAGE_HEADER_SIZE);
     f.put_buffer_async(this.content.pool, this.content.pool_offset(check), PAYLOAD);
   }
 
   /** A page's bytes from the stream: checked, and its generation recorded. */
   get_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    f.get_buffer(this.scratch, 0, TARGET_PAGE_SIZE);
+    qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
     const g = this.content.identify(page, this.scratch);
     const st = this.load_stats;
     if (g < 0) {
