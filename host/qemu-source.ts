@@ -52,9 +52,11 @@ export class QemuSourceTree {
     if (!root) throw new HostError('no QEMU source tree is set: give one in the source view, or start with --qemu-source DIR');
     const entry = this.entries()[fn];
     if (!entry) throw new HostError(`${fn} is not a function the lab models`);
-    const tries: { file: string; name: string }[] = [{ file: entry.qemu.file, name: fn }];
+    // QEMU's name where the lab's function is named otherwise (qemu-files.ts's `name`).
+    const qemuName = entry.qemu.name ?? fn;
+    const tries: { file: string; name: string }[] = [{ file: entry.qemu.file, name: qemuName }];
     const v10 = entry.qemu.v10;
-    if (v10 && 'file' in v10) tries.push({ file: v10.file, name: v10.name ?? fn });
+    if (v10 && 'file' in v10) tries.push({ file: v10.file, name: v10.name ?? qemuName });
     for (const t of tries) {
       const text = readTreeFile(root, t.file);
       const def = text === null ? null : find_c_definition(text, t.name);

@@ -4,8 +4,9 @@
  * functions for which the file rule does not hold. The source view's index
  * (renderer/build/source-index.ts) applies it at build time; the host reads QEMU's C of a
  * function from the file it names. Checked against QEMU 10.0.2's migration/ by
- * test/renderer/source-index.test.ts when MIGLAB_QEMU_SOURCE is set; where 10.0 moved,
- * renamed or dropped a function since 9.0, `v10` says so.
+ * test/renderer/source-index.test.ts when MIGLAB_QEMU_SOURCE is set, and against the whole
+ * 10.0.2 tree by `npx jiti scripts/fidelity-table.ts --tree DIR` (docs/fidelity.md's function
+ * table); where 10.0 moved, renamed or dropped a function since 9.0, `v10` says so.
  *
  * Pure data and lookups: no Node (the renderer reads it too).
  */
@@ -18,6 +19,8 @@ export interface QemuPlace {
   v10?: { file: string; name?: string } | { removed: string };
   /** When the lab's function is not one C function of that name (a macro, a static inline in a header, ...). */
   note?: string;
+  /** QEMU 9.0's name of the function, where the lab's is another (a lab error until renamed: docs/fidelity.md). */
+  name?: string;
 }
 
 /** One lab function or traced region, as the source view's index holds it. */
@@ -100,7 +103,8 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migrate_fd_cancel: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_cancel' } },
   migrate_fd_error: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_connect_set_error' } },
   migration_maybe_pause: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_switchover_prepare' } },
-  migration_calculate_complete: { file: 'migration/migration.c', v10: { removed: 'not in 10.0.2\'s migration/' } },
+  // 9.0 itself renamed it: "migration: Fix qmp_query_migrate mbps value" (in 9.0).
+  migration_calculate_complete: { file: 'migration/migration.c', name: 'migration_completion_end' },
   block_cleanup_parameters: { file: 'migration/migration.c', v10: { removed: 'block migration was removed in 9.1' } },
   ram_save_target_page_legacy: { file: 'migration/ram.c', v10: { file: 'migration/ram.c', name: 'ram_save_target_page' } },
   vmstate_save_needed: { file: 'migration/vmstate.c', v10: { file: 'migration/vmstate.c', name: 'vmstate_section_needed' } },
@@ -114,9 +118,8 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migrate_compress_threads: { file: 'migration/options.c', v10: { removed: 'compression was removed in 9.1' } },
   migrate_compress_wait_thread: { file: 'migration/options.c', v10: { removed: 'compression was removed in 9.1' } },
   migrate_decompress_threads: { file: 'migration/options.c', v10: { removed: 'compression was removed in 9.1' } },
-  // Outside migration/ (not checked against a tree here: the lab's copy of 10.0.2 holds migration/ only).
+  // Outside migration/ (checked against the whole 10.0.2 tree by scripts/fidelity-table.ts --tree).
   qemu_parse_fd: { file: 'util/cutils.c' },
-  monitor_fd_param: { file: 'monitor/monitor.c' },
   hmp_handle_error: { file: 'monitor/hmp-cmds.c' },
   qapi_enum_parse: { file: 'qapi/qapi-util.c' },
   do_strtosz: { file: 'util/cutils.c' },
@@ -143,7 +146,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   vsock_parse: { file: 'util/qemu-sockets.c' },
   socket_parse: { file: 'util/qemu-sockets.c' },
   inet_ai_family_from_address: { file: 'util/qemu-sockets.c' },
-  vsock_parse_vaddr: { file: 'util/qemu-sockets.c' },
   inet_connect_saddr: { file: 'util/qemu-sockets.c' },
   unix_connect_saddr: { file: 'util/qemu-sockets.c' },
   socket_connect: { file: 'util/qemu-sockets.c' },
@@ -152,9 +154,9 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   qio_net_listener_open_sync: { file: 'io/net-listener.c' },
   qio_channel_set_name: { file: 'io/channel.c' },
   qio_channel_new_fd: { file: 'io/channel-util.c' },
-  fd_is_socket: { file: 'util/oslib-posix.c' },
-  error_setg_errno: { file: 'util/error.c', note: 'a macro in include/qapi/error.h; the function is error_setg_errno_internal()' },
-  error_setg: { file: 'util/error.c', note: 'a macro in include/qapi/error.h; the function is error_setg_internal()' },
+  fd_is_socket: { file: 'util/qemu-sockets.c' },
+  error_setg_errno: { file: 'include/qapi/error.h', note: 'a macro; the function is error_setg_errno_internal() (util/error.c)' },
+  error_setg: { file: 'include/qapi/error.h', note: 'a macro; the function is error_setg_internal() (util/error.c)' },
   // Bitmaps and bit operations: util/ and include/qemu/ (static inlines in headers).
   bitmap_new: { file: 'include/qemu/bitmap.h' },
   bitmap_set: { file: 'util/bitmap.c' },
@@ -178,6 +180,35 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   search_dispatch_table: { file: 'monitor/hmp.c' },
   // savevm.c's loader as the destination's coroutine calls it from migration.c.
   qemu_loadvm_state: { file: 'migration/savevm.c' },
+  // Not where the file rule puts them (checked against 10.0.2's tree; no 9.0 -> 10.0 patch moved them).
+  inet_parse_flag: { file: 'util/qemu-sockets.c' },
+  monitor_fd_param: { file: 'monitor/fds.c' },
+  is_valid_codepoint: { file: 'util/unicode.c' },
+  mod_utf8_codepoint: { file: 'util/unicode.c' },
+  qobject_to_json: { file: 'qobject/qjson.c' },
+  qobject_to_json_pretty: { file: 'qobject/qjson.c' },
+  address_space_read: { file: 'include/exec/memory.h', note: 'a static inline over address_space_read_full() (system/physmem.c)' },
+  buffer_is_zero: { file: 'include/qemu/cutils.h', note: 'a static inline over util/bufferiszero.c' },
+  cpu_physical_memory_get_dirty: { file: 'include/exec/ram_addr.h' },
+  cpu_physical_memory_set_dirty_flag: { file: 'include/exec/ram_addr.h' },
+  cpu_physical_memory_set_dirty_range: { file: 'include/exec/ram_addr.h' },
+  cpu_physical_memory_sync_dirty_bitmap: { file: 'include/exec/ram_addr.h' },
+  offset_in_ramblock: { file: 'include/exec/ram_addr.h' },
+  memory_global_dirty_log_start: { file: 'system/memory.c' },
+  memory_global_dirty_log_stop: { file: 'system/memory.c' },
+  qemu_prealloc_mem: { file: 'util/oslib-posix.c' },
+  uffd_change_protection: { file: 'util/userfaultfd.c' },
+  uffd_read_events: { file: 'util/userfaultfd.c' },
+  uffd_register_memory: { file: 'util/userfaultfd.c' },
+  uffd_unregister_memory: { file: 'util/userfaultfd.c' },
+  vm_start: { file: 'system/cpus.c' },
+  vm_stop: { file: 'system/cpus.c' },
+  vm_resume: { file: 'system/cpus.c' },
+  // 9.0's headers are include/sysemu/ (9.0.0's migration.c includes sysemu/runstate.h); 10.0.2's, include/system/.
+  runstate_is_live: { file: 'include/sysemu/runstate.h', v10: { file: 'include/system/runstate.h' } },
+  // Lab functions named otherwise than QEMU's (to be renamed).
+  pop_token: { file: 'qobject/json-parser.c', name: 'parser_context_pop_token' },
+  vsock_parse_vaddr: { file: 'util/qemu-sockets.c', name: 'vsock_parse_vaddr_to_sockaddr' },
 };
 
 /**
@@ -202,6 +233,11 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'vmstate_int64', 'vmstate_buffer', 'vmstate_unused', 'do_store', 'runstate_str', 'make_vmstate_globalstate',
   'make_vmstate_configuration', 'validatable_capabilities', 'uuid_unparse', 'savevm_machine_none', 'create_migration_env',
   'is_active', 'counted_string_c', 'cpu_throttle_timer_start',
+  // Checked against 10.0.2's tree (no function of these names anywhere in it): the lab's
+  // socket reading (Node's stream events), JSON token helpers and userfaultfd emulation.
+  'start_reading', 'onread_chunk', 'onread_buffer', 'read_release', 'is_readable', 'when_readable', 'read_borrow',
+  'shutdown_both', 'set_client_func', 'parse_integer', 'out_emit', 'push_token', 'wp_change', 'uffd_wp_test',
+  'uffd_queue_fault', 'handle_userfault', 'handle_userfault_async', 'uffd_fault',
 ]);
 
 /** QEMU's place of a lab function defined (or traced) in `labFile`, or null when neither the table nor the rule names one. */

@@ -65,7 +65,7 @@ describe.skipIf(!TREE)('source index against a QEMU tree (MIGLAB_QEMU_SOURCE)', 
       const file = v10?.file ?? e.qemu.file;
       if (!file.startsWith('migration/') || !existsSync(join(TREE!, file))) continue;
       checked++;
-      if (!find_c_definition(read(file), v10?.name ?? e.name)) missing.push(`${e.name} (${e.file}) not in ${file}`);
+      if (!find_c_definition(read(file), v10?.name ?? e.qemu.name ?? e.name)) missing.push(`${e.name} (${e.file}) not in ${file}`);
     }
     expect(missing).toEqual([]);
     expect(checked).toBeGreaterThan(100);
