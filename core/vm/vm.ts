@@ -43,7 +43,7 @@ import { SchemaRegistry } from '../qmp/schema/registry.js';
 import { runStateSchema } from '../qmp/schema/run-state.js';
 import { QmpError, error_setg } from '../qmp/error.js';
 import { HmpCommandTable } from './hmp.js';
-import { negotiationCommands, qmpCommands, type QmpContext } from './qmp-cmds.js';
+import { negotiationCommands, qmpCommands, type QmpContext, type QmpMachine } from './qmp-cmds.js';
 import { RunStateMachine, type VcpuControl } from '../system/runstate.js';
 
 
@@ -80,7 +80,7 @@ export interface VirtualMachineOptions {
   error_report?: (msg: string) => void;
 }
 
-export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv {
+export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv, QmpMachine {
   readonly events = new QapiEventBus();
   readonly name: string | undefined;
   readonly runstate: RunStateMachine;
@@ -288,7 +288,7 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 }
 
-function migrationTarget(vm: VirtualMachine): HmpMigrationTarget {
+function migrationTarget(vm: QmpMachine): HmpMigrationTarget {
   return {
     migrate: (args) => qmp_migrate(vm, args),
     migrate_incoming: (args) => qmp_migrate_incoming(vm, args),
