@@ -12,7 +12,9 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemu_strtosz, StrtoszError } from '../../../core/util/cutils.js';
-import { formatWorkloadSpec, parseWorkloadSpec, workload_check } from '../../../core/vm/workload.js';
+import { formatWorkloadSpec, parseWorkloadSpec, workload_check, WORKLOAD_KEYS } from '../../../core/vm/workload.js';
+import { LIVE_WORKLOADS, SPEC_DEFAULTS, WORKLOAD_MODELS } from '../../../core/vm/workload-spec.js';
+import { SCENARIO_SCHEMA } from '../../../core/sim/scenario.js';
 import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 
 type RamModule = typeof import('../../../core/system/physmem.js');
@@ -131,8 +133,20 @@ describe('parseWorkloadSpec', () => {
     ['hotset:size=1M,size=2M', "hotset: 'size' given twice"],
     ['hotset:size=0', 'hotset: size=0: must be positive'],
     ['fill:rate=1.5', 'fill: rate=1.5: expects a size in bytes with an optional K, M, G or T suffix'],
+    // A model of the shared table that only the simulated runtime runs.
+    ['sequential:rate=1M', "workload 'sequential' is not modelled by the live runtime (expected idle, random, hotset or fill)"],
   ])('%j: %s', (spec, message) => {
     expect(() => parseWorkloadSpec(spec)).toThrow(message);
+  });
+
+  it('takes its models, parameters and units from the table the scenario format uses', () => {
+    expect(Object.keys(WORKLOAD_KEYS)).toEqual([...LIVE_WORKLOADS]);
+    for (const m of LIVE_WORKLOADS) {
+      expect(WORKLOAD_KEYS[m]).toEqual(Object.keys(WORKLOAD_MODELS[m].fields));
+      expect(Object.keys(SPEC_DEFAULTS[m])).toEqual(Object.keys(WORKLOAD_MODELS[m].fields));
+    }
+    expect(Object.keys(WORKLOAD_MODELS)).toEqual(['idle', 'random', 'hotset', 'sequential', 'fill']);
+    expect(Object.keys(SCENARIO_SCHEMA.fields.workload.variants)).toEqual([...Object.keys(WORKLOAD_MODELS), 'phases']);
   });
 
   it('checks a spec against the RAM size', () => {
