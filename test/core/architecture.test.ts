@@ -173,6 +173,11 @@ describe('core imports', () => {
     expect(unresolved).toEqual([]);
   });
 
+  it('every KNOWN edge is still there (delete it once its circle is gone)', () => {
+    const { edges } = coreGraph();
+    expect(KNOWN.filter(([from, to]) => !(edges.get(from) ?? []).includes(to))).toEqual([]);
+  });
+
   it('has no import circle', () => {
     const { edges } = coreGraph();
     const known = new Set(KNOWN.map(([from, to]) => `${from} ${to}`));
