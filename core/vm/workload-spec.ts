@@ -139,8 +139,10 @@ export function parseWorkloadSpec(spec: string): WorkloadSpec {
   const colon = spec.indexOf(':');
   const name = colon < 0 ? spec : spec.slice(0, colon);
   if (!(LIVE_WORKLOADS as readonly string[]).includes(name)) {
-    // A model only the simulated runtime runs is refused in the same words as an unknown one.
-    const what = Object.hasOwn(WORKLOAD_MODELS, name) ? `workload '${name}' is not modelled by the live runtime` : `unknown workload '${name}'`;
+    // A model only the simulated runtime runs (or a scenario's `phases` of them) is refused
+    // in the shape of an unknown one.
+    const sim_only = Object.hasOwn(WORKLOAD_MODELS, name) || name === 'phases';
+    const what = sim_only ? `workload '${name}' is not modelled by the live runtime` : `unknown workload '${name}'`;
     throw new WorkloadSpecError(`${what} (expected ${LIVE_WORKLOADS.slice(0, -1).join(', ')} or ${LIVE_WORKLOADS.at(-1)})`);
   }
   const wname = name as WorkloadName;

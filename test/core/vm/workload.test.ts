@@ -135,6 +135,7 @@ describe('parseWorkloadSpec', () => {
     ['fill:rate=1.5', 'fill: rate=1.5: expects a size in bytes with an optional K, M, G or T suffix'],
     // A model of the shared table that only the simulated runtime runs.
     ['sequential:rate=1M', "workload 'sequential' is not modelled by the live runtime (expected idle, random, hotset or fill)"],
+    ['phases', "workload 'phases' is not modelled by the live runtime (expected idle, random, hotset or fill)"],
   ])('%j: %s', (spec, message) => {
     expect(() => parseWorkloadSpec(spec)).toThrow(message);
   });
