@@ -195,6 +195,22 @@ describe('core imports', () => {
     expect(upward).toEqual([]);
   });
 
+  it('core/system/ (RAM blocks, run state, CPU throttle) builds on neither core/vm/ nor core/migration/', () => {
+    const { edges } = coreGraph();
+    // The lab's RAM map bits (no QEMU counterpart) live in each RAMBlock's shared memory;
+    // ram-map.ts imports nothing, so it closes no circle.
+    const allowed = new Set(['core/migration/ram-map.ts']);
+    const upward: string[] = [];
+    for (const [file, deps] of edges) {
+      if (!file.startsWith('core/system/')) continue;
+      for (const dep of deps) {
+        if ((dep.startsWith('core/vm/') || dep.startsWith('core/migration/')) && !allowed.has(dep)) upward.push(`${file} -> ${dep}`);
+      }
+    }
+    expect(upward).toEqual([]);
+    for (const dep of allowed) expect(edges.get(dep)).toEqual([]);
+  });
+
   it('core/ runs in plain Node: no electron, nothing from main/, host/, renderer/ or cli/', () => {
     const { edges, bare } = coreGraph();
     const offenders: string[] = [];
