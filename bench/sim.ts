@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { SimRAMBlock } from '../core/sim/guest-ram.js';
 import { Simulation } from '../core/sim/runner.js';
 import { parse_scenario_text } from '../core/sim/scenario.js';
-import { BITS_TO_WORDS } from '../core/vm/ram.js';
+import { BITS_TO_WORDS } from '../core/util/bitmap.js';
 
 export interface SimLargeResult {
   outcome: string;

@@ -224,32 +224,9 @@ function qemu_strtou64(s: string): bigint | null {
   return m[1] === '-' ? BigInt.asUintN(64, -v) : v;
 }
 
-// --- the option table (qemu-options.hx) ----------------------------------------------
+// --- the option tables (qemu-options.hx) ---------------------------------------------
 
-const LAB_OPTIONS: Record<string, boolean> = {
-  h: false,
-  help: false,
-  version: false,
-  machine: true,
-  M: true,
-  m: true,
-  qmp: true,
-  'qmp-pretty': true,
-  incoming: true,
-  S: false,
-  name: true,
-  device: true,
-  nodefaults: false,
-  'mem-prealloc': false,
-  display: true,
-  accel: true,
-  workload: true,
-  seed: true,
-  'allow-remote': false,
-  'trace-socket': true,
-};
-
-/** QEMU options the lab does not model (name → takes an argument). */
+/** QEMU options the lab does not model (name → takes an argument); QEMU_OPTIONS, further down, has those it models. */
 const QEMU_ONLY_OPTIONS: Record<string, boolean> = {
   cpu: true, smp: true, numa: true, boot: true, drive: true, blockdev: true, hda: true,
   hdb: true, hdc: true, hdd: true, cdrom: true, fda: true, fdb: true, snapshot: false,
@@ -353,6 +330,232 @@ function is_loopback(host: string): boolean {
   return host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1';
 }
 
+type Fail = (loc: string | null, msg: string) => never;
+
+/** What the options set as they are read, before the machine is built (vl.c's locals in qemu_init()). */
+interface VmOptionsState {
+  readonly cfg: VmConfig;
+  readonly fail: Fail;
+  readonly machineOpts: Opt[];
+  /** -m's options (size, slots, maxmem), the last of each. */
+  readonly memory: Map<string, string>;
+  readonly accels: { loc: string; opts: Opt[] }[];
+  readonly devices: { loc: string; opts: Opt[] }[];
+  readonly deviceIds: Set<string>;
+  workloadArg: { loc: string; spec: WorkloadSpec } | null;
+}
+
+/** One option as its handler sees it: its name as given, its argument, and where it stands. */
+interface OptionArg {
+  readonly name: string;
+  readonly optarg: string;
+  /** The option and its argument as written ("-m 64M"), for messages. */
+  readonly loc: string;
+  /** warn_report() for this option (a "warning:" is prefixed with its location). */
+  readonly warn: (w: string) => void;
+}
+
+/**
+ * One QEMUOption of qemu-options.hx: whether it takes an argument (HAS_ARG) and what
+ * qemu_init()'s switch does with it. A handler that returns EXIT ends the parsing there
+ * (a help text or the version: cfg.exit_text is set).
+ */
+interface QEMUOption {
+  readonly has_arg: boolean;
+  readonly handler: (st: VmOptionsState, o: OptionArg) => void | typeof EXIT;
+}
+
+const EXIT = Symbol('exit');
+
+/** Print `text` and exit, as QEMU does for -help, -version and `help` arguments. */
+function exit_with(st: VmOptionsState, text: string): typeof EXIT {
+  st.cfg.exit_text = text;
+  return EXIT;
+}
+
+const opt_help: QEMUOption = { has_arg: false, handler: (st) => exit_with(st, VM_USAGE) };
+
+const opt_machine: QEMUOption = {
+  has_arg: true,
+  handler: (st, { optarg, loc }) => {
+    const kv = keyval_parse(optarg, 'type');
+    if (typeof kv === 'string') st.fail(loc, kv);
+    const opts = kv as Opt[];
+    const type = opts.find((o) => o.name === 'type')?.value;
+    if (is_help_option(type)) return exit_with(st, 'Supported machines are:\nnone                 empty machine\n');
+    if (opts.some((o) => o.name === 'help')) {
+      return exit_with(
+        st,
+        'none-machine options:\n' +
+          '  accel=<string>         - tcg\n' +
+          '  suppress-vmdesc=<bool> - Set on to disable self-describing migration\n',
+      );
+    }
+    st.machineOpts.push(...opts);
+  },
+};
+
+const opt_qmp: QEMUOption = {
+  has_arg: true,
+  handler: ({ cfg }, { name, optarg, loc }) => {
+    try {
+      cfg.qmp.push(parse_qmp(optarg, loc, cfg.qmp.length, name === 'qmp-pretty'));
+    } catch (e) {
+      if (e instanceof VmOptionError && cfg.warnings.length) {
+        throw new VmOptionError([...cfg.warnings, e.message].join('\n'));
+      }
+      throw e;
+    }
+  },
+};
+
+/** The options the lab models (qemu-options.hx's names, and the lab's own: --workload, --seed, ...). */
+const QEMU_OPTIONS: Readonly<Record<string, QEMUOption>> = {
+  h: opt_help,
+  help: opt_help,
+  version: { has_arg: false, handler: (st) => exit_with(st, VERSION_TEXT) },
+  machine: opt_machine,
+  M: opt_machine,
+  m: {
+    has_arg: true,
+    handler: (st, { optarg, loc, warn }) => {
+      for (const o of qemu_opts_parse(optarg, 'size', warn)) {
+        if (o.name === 'size' || o.name === 'maxmem') {
+          const v = parse_option_size(o.name, o.value);
+          if (typeof v === 'string') st.fail(loc, v);
+        } else if (o.name === 'slots') {
+          if (qemu_strtou64(o.value) === null) st.fail(loc, `Parameter 'slots' expects a number`);
+        } else {
+          st.fail(loc, `Invalid parameter '${o.name}'`);
+        }
+        st.memory.set(o.name, o.value);
+      }
+    },
+  },
+  qmp: opt_qmp,
+  'qmp-pretty': opt_qmp,
+  incoming: {
+    has_arg: true,
+    handler: ({ cfg }, { optarg }) => {
+      cfg.incoming = optarg;
+    },
+  },
+  S: {
+    has_arg: false,
+    handler: ({ cfg }) => {
+      cfg.autostart = false;
+    },
+  },
+  name: {
+    has_arg: true,
+    handler: (st, { optarg, loc, warn }) => {
+      for (const o of qemu_opts_parse(optarg, 'guest', warn)) {
+        if (o.name === 'guest') st.cfg.name = o.value;
+        else if (o.name === 'process') st.cfg.name_process = o.value;
+        else if (o.name === 'debug-threads') {
+          const b = parse_bool(o.name, o.value);
+          if (typeof b === 'string') st.fail(loc, b);
+          st.cfg.debug_threads = b as boolean;
+        } else st.fail(loc, `Invalid parameter '${o.name}'`);
+      }
+    },
+  },
+  device: {
+    has_arg: true,
+    handler: (st, { optarg, loc, warn }) => {
+      if (optarg.startsWith('{')) st.fail(loc, 'JSON -device syntax is not supported by the lab');
+      const opts = [...qemu_opts_parse(optarg, 'driver', warn)];
+      const driver = opts.find((o) => o.name === 'driver')?.value;
+      if (is_help_option(driver)) return exit_with(st, 'Misc devices:\nname "loader", desc "Generic Loader"\n');
+      if (driver === 'loader' && opts.some((o) => is_help_option(o.name) && o.value === 'on')) return exit_with(st, LOADER_HELP);
+      const id = opts.filter((o) => o.name === 'id').pop()?.value;
+      if (id !== undefined) {
+        if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
+          st.fail(
+            loc,
+            "Parameter 'id' expects an identifier\n" +
+              "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.",
+          );
+        }
+        if (st.deviceIds.has(id)) st.fail(loc, `Duplicate ID '${id}' for device`);
+        st.deviceIds.add(id);
+      }
+      st.devices.push({ loc, opts });
+    },
+  },
+  nodefaults: {
+    has_arg: false,
+    handler: ({ cfg }) => {
+      cfg.nodefaults = true;
+    },
+  },
+  'mem-prealloc': {
+    has_arg: false,
+    handler: ({ cfg }) => {
+      cfg.mem_prealloc = true;
+    },
+  },
+  display: {
+    has_arg: true,
+    handler: (st, { optarg, loc }) => {
+      if (is_help_option(optarg)) return exit_with(st, 'Available display backend types:\nnone\n');
+      const kv = keyval_parse(optarg, 'type');
+      if (typeof kv === 'string') st.fail(loc, kv);
+      const opts = kv as Opt[];
+      const type = opts.filter((o) => o.name === 'type').pop();
+      if (!type) return st.fail(loc, "Parameter 'type' is missing");
+      // DisplayType of a build without any display backend.
+      if (type.value !== 'none') st.fail(loc, `Parameter 'type' does not accept value '${type.value}'`);
+      const extra = opts.find((o) => o.name !== 'type');
+      if (extra) st.fail(loc, `Parameter '${extra.name}' is unexpected`);
+    },
+  },
+  accel: {
+    has_arg: true,
+    handler: (st, { optarg, loc, warn }) => {
+      const opts = [...qemu_opts_parse(optarg, 'accel', warn)];
+      const accel = opts.filter((o) => o.name === 'accel').pop()?.value;
+      if (accel === undefined || is_help_option(accel)) return exit_with(st, 'Accelerators supported in QEMU binary:\ntcg\n');
+      st.accels.push({ loc, opts });
+    },
+  },
+  workload: {
+    has_arg: true,
+    handler: (st, { optarg, loc }) => {
+      try {
+        st.workloadArg = { loc, spec: parseWorkloadSpec(optarg) };
+      } catch (e) {
+        if (e instanceof WorkloadSpecError) st.fail(loc, e.message);
+        throw e;
+      }
+    },
+  },
+  seed: {
+    has_arg: true,
+    handler: (st, { optarg, loc }) => {
+      const v = qemu_strtou64(optarg);
+      if (v === null || optarg.trim().startsWith('-') || v > BigInt(Number.MAX_SAFE_INTEGER)) {
+        st.fail(loc, 'expects a non-negative integer');
+      }
+      st.cfg.seed = Number(v);
+    },
+  },
+  'allow-remote': {
+    has_arg: false,
+    handler: ({ cfg }) => {
+      cfg.allow_remote = true;
+    },
+  },
+  'trace-socket': {
+    has_arg: true,
+    handler: (st, { optarg, loc }) => {
+      if (!optarg || optarg.includes('\0')) st.fail(loc, 'expects a socket path');
+      if (Buffer.byteLength(optarg) > 107) st.fail(loc, `UNIX socket path '${optarg}' is too long`);
+      st.cfg.trace_socket = optarg;
+    },
+  },
+};
+
 /** Parse `miglab vm` arguments (without the program name). Throws VmOptionError. */
 export function parseVmOptions(argv: readonly string[]): VmConfig {
   const cfg: VmConfig = {
@@ -384,13 +587,18 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
     const line = `${PROG}: ${loc === null ? '' : `${loc}: `}${msg}`;
     throw new VmOptionError([...cfg.warnings, line].join('\n'));
   };
-  const machineOpts: Opt[] = [];
-  const memory = new Map<string, string>();
-  const accels: { loc: string; opts: Opt[] }[] = [];
-  const devices: { loc: string; opts: Opt[] }[] = [];
-  const deviceIds = new Set<string>();
-  let workloadArg: { loc: string; spec: WorkloadSpec } | null = null;
+  const st: VmOptionsState = {
+    cfg,
+    fail,
+    machineOpts: [],
+    memory: new Map(),
+    accels: [],
+    devices: [],
+    deviceIds: new Set(),
+    workloadArg: null,
+  };
 
+  // qemu_init()'s first loop: lookup_opt() in the table, then the option's case.
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith('-')) {
@@ -398,8 +606,9 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
       fail(arg, 'disk images are not supported by the lab (-machine none has no disk controller)');
     }
     const name = arg.startsWith('--') ? arg.slice(2) : arg.slice(1);
+    const popt = Object.hasOwn(QEMU_OPTIONS, name) ? QEMU_OPTIONS[name] : undefined;
     let hasArg: boolean;
-    if (Object.hasOwn(LAB_OPTIONS, name)) hasArg = LAB_OPTIONS[name]!;
+    if (popt) hasArg = popt.has_arg;
     else if (Object.hasOwn(QEMU_ONLY_OPTIONS, name)) hasArg = QEMU_ONLY_OPTIONS[name]!;
     else return fail(arg, 'invalid option');
     let optarg = '';
@@ -409,165 +618,40 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
       optarg = argv[++i]!;
       loc = `${arg} ${optarg}`;
     }
-    if (!Object.hasOwn(LAB_OPTIONS, name)) fail(loc, 'not supported by the lab');
+    if (!popt) return fail(loc, 'not supported by the lab');
     const warn = (w: string): void => {
       cfg.warnings.push(w.startsWith('warning:') ? `${PROG}: ${loc}: ${w}` : w);
     };
-
-    switch (name) {
-      case 'h':
-      case 'help':
-        cfg.exit_text = VM_USAGE;
-        return cfg;
-      case 'version':
-        cfg.exit_text = VERSION_TEXT;
-        return cfg;
-      case 'M':
-      case 'machine': {
-        const kv = keyval_parse(optarg, 'type');
-        if (typeof kv === 'string') fail(loc, kv);
-        const opts = kv as Opt[];
-        const type = opts.find((o) => o.name === 'type')?.value;
-        if (is_help_option(type) || opts.some((o) => o.name === 'help')) {
-          cfg.exit_text = is_help_option(type)
-            ? 'Supported machines are:\nnone                 empty machine\n'
-            : 'none-machine options:\n' +
-              '  accel=<string>         - tcg\n' +
-              '  suppress-vmdesc=<bool> - Set on to disable self-describing migration\n';
-          return cfg;
-        }
-        machineOpts.push(...opts);
-        break;
-      }
-      case 'm': {
-        for (const o of qemu_opts_parse(optarg, 'size', warn)) {
-          if (o.name === 'size' || o.name === 'maxmem') {
-            const v = parse_option_size(o.name, o.value);
-            if (typeof v === 'string') fail(loc, v);
-          } else if (o.name === 'slots') {
-            if (qemu_strtou64(o.value) === null) fail(loc, `Parameter 'slots' expects a number`);
-          } else {
-            fail(loc, `Invalid parameter '${o.name}'`);
-          }
-          memory.set(o.name, o.value);
-        }
-        break;
-      }
-      case 'qmp':
-      case 'qmp-pretty':
-        try {
-          cfg.qmp.push(parse_qmp(optarg, loc, cfg.qmp.length, name === 'qmp-pretty'));
-        } catch (e) {
-          if (e instanceof VmOptionError && cfg.warnings.length) {
-            throw new VmOptionError([...cfg.warnings, e.message].join('\n'));
-          }
-          throw e;
-        }
-        break;
-      case 'incoming':
-        cfg.incoming = optarg;
-        break;
-      case 'S':
-        cfg.autostart = false;
-        break;
-      case 'name':
-        for (const o of qemu_opts_parse(optarg, 'guest', warn)) {
-          if (o.name === 'guest') cfg.name = o.value;
-          else if (o.name === 'process') cfg.name_process = o.value;
-          else if (o.name === 'debug-threads') {
-            const b = parse_bool(o.name, o.value);
-            if (typeof b === 'string') fail(loc, b);
-            cfg.debug_threads = b as boolean;
-          } else fail(loc, `Invalid parameter '${o.name}'`);
-        }
-        break;
-      case 'device': {
-        if (optarg.startsWith('{')) fail(loc, 'JSON -device syntax is not supported by the lab');
-        const opts = [...qemu_opts_parse(optarg, 'driver', warn)];
-        const driver = opts.find((o) => o.name === 'driver')?.value;
-        if (is_help_option(driver)) {
-          cfg.exit_text = 'Misc devices:\nname "loader", desc "Generic Loader"\n';
-          return cfg;
-        }
-        if (driver === 'loader' && opts.some((o) => is_help_option(o.name) && o.value === 'on')) {
-          cfg.exit_text = LOADER_HELP;
-          return cfg;
-        }
-        const id = opts.filter((o) => o.name === 'id').pop()?.value;
-        if (id !== undefined) {
-          if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
-            fail(
-              loc,
-              "Parameter 'id' expects an identifier\n" +
-                "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.",
-            );
-          }
-          if (deviceIds.has(id)) fail(loc, `Duplicate ID '${id}' for device`);
-          deviceIds.add(id);
-        }
-        devices.push({ loc, opts });
-        break;
-      }
-      case 'nodefaults':
-        cfg.nodefaults = true;
-        break;
-      case 'mem-prealloc':
-        cfg.mem_prealloc = true;
-        break;
-      case 'display': {
-        if (is_help_option(optarg)) {
-          cfg.exit_text = 'Available display backend types:\nnone\n';
-          return cfg;
-        }
-        const kv = keyval_parse(optarg, 'type');
-        if (typeof kv === 'string') fail(loc, kv);
-        const opts = kv as Opt[];
-        const type = opts.filter((o) => o.name === 'type').pop();
-        if (!type) fail(loc, "Parameter 'type' is missing");
-        // DisplayType of a build without any display backend.
-        if (type!.value !== 'none') fail(loc, `Parameter 'type' does not accept value '${type!.value}'`);
-        const extra = opts.find((o) => o.name !== 'type');
-        if (extra) fail(loc, `Parameter '${extra.name}' is unexpected`);
-        break;
-      }
-      case 'accel': {
-        const opts = [...qemu_opts_parse(optarg, 'accel', warn)];
-        const accel = opts.filter((o) => o.name === 'accel').pop()?.value;
-        if (accel === undefined || is_help_option(accel)) {
-          cfg.exit_text = 'Accelerators supported in QEMU binary:\ntcg\n';
-          return cfg;
-        }
-        accels.push({ loc, opts });
-        break;
-      }
-      case 'workload':
-        try {
-          workloadArg = { loc, spec: parseWorkloadSpec(optarg) };
-        } catch (e) {
-          if (e instanceof WorkloadSpecError) fail(loc, e.message);
-          throw e;
-        }
-        break;
-      case 'seed': {
-        const v = qemu_strtou64(optarg);
-        if (v === null || optarg.trim().startsWith('-') || v > BigInt(Number.MAX_SAFE_INTEGER)) {
-          fail(loc, 'expects a non-negative integer');
-        }
-        cfg.seed = Number(v);
-        break;
-      }
-      case 'allow-remote':
-        cfg.allow_remote = true;
-        break;
-      case 'trace-socket':
-        if (!optarg || optarg.includes('\0')) fail(loc, 'expects a socket path');
-        if (Buffer.byteLength(optarg) > 107) fail(loc, `UNIX socket path '${optarg}' is too long`);
-        cfg.trace_socket = optarg;
-        break;
-    }
+    if (popt.handler(st, { name, optarg, loc, warn }) === EXIT) return cfg;
   }
 
-  // select_machine(), then the machine's properties (errors without a location).
+  select_machine(st);
+  parse_memory_options(st);
+  configure_accelerators(st);
+  // qemu_create_cli_devices(): driver, then properties in order; realize reads the file
+  // at start-up (core/vm/loader.ts load_roms).
+  for (const { loc, opts } of st.devices) {
+    cfg.loaders.push(parse_loader(opts, loc, fail));
+  }
+  for (const q of cfg.qmp) {
+    if (q.type === 'inet' && !cfg.allow_remote && !is_loopback(q.host)) {
+      fail(
+        `-qmp ${q.spec}`,
+        `refusing to listen on ${q.host === '' ? 'all interfaces' : `'${q.host}'`}, ` +
+          'which is not loopback (add --allow-remote to allow it)',
+      );
+    }
+  }
+  if (st.workloadArg) {
+    const why = workload_check(st.workloadArg.spec, cfg.ram_size);
+    if (why) fail(st.workloadArg.loc, why);
+    cfg.workload = st.workloadArg.spec;
+  }
+  return cfg;
+}
+
+/** select_machine(), then the machine's properties (errors without a location). */
+function select_machine({ machineOpts, cfg, fail }: VmOptionsState): void {
   const type = machineOpts.filter((o) => o.name === 'type').pop()?.value;
   if (type !== undefined && type !== '' && type !== 'none') {
     // 9.0's text; 10.0 adds ': "TYPE"'.
@@ -588,10 +672,14 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
       fail(null, `Property 'none-machine.${o.name}' not found`);
     }
   }
+}
 
-  // parse_memory_options() and machine_set_mem(). Without -m (or with -m 0) the machine's
-  // default applies: QEMU's `none` machine has none (0), the lab's has 128 MiB so that a
-  // bare `miglab vm` has a guest to migrate.
+/**
+ * parse_memory_options() and machine_set_mem(). Without -m (or with -m 0) the machine's
+ * default applies: QEMU's `none` machine has none (0), the lab's has 128 MiB so that a
+ * bare `miglab vm` has a guest to migrate.
+ */
+function parse_memory_options({ memory, cfg, fail }: VmOptionsState): void {
   let size = LAB_DEFAULT_RAM_SIZE;
   const sizeStr = memory.get('size');
   if (sizeStr !== undefined && qemu_strtosz(sizeStr) !== 0n) {
@@ -635,9 +723,13 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
   cfg.ram_size = Number(size);
   cfg.maxram_size = Number(maxram);
   cfg.ram_slots = Number(BigInt.asUintN(32, slots));
+}
 
-  // configure_accelerators(): the first accelerator that works (tcg, the only one); those
-  // before it are reported and QEMU falls back.
+/**
+ * configure_accelerators(): the first accelerator that works (tcg, the only one); those
+ * before it are reported and QEMU falls back.
+ */
+function configure_accelerators({ accels, cfg, fail }: VmOptionsState): void {
   const invalid: string[] = [];
   for (const { loc, opts } of accels) {
     const accel = opts.filter((o) => o.name === 'accel').pop()!.value;
@@ -664,32 +756,7 @@ export function parseVmOptions(argv: readonly string[]): VmConfig {
     break;
   }
   if (invalid.length) throw new VmOptionError([...cfg.warnings, ...invalid].join('\n'));
-
-  // qemu_create_cli_devices(): driver, then properties in order; realize reads the file
-  // at start-up (core/vm/loader.ts load_roms).
-  for (const { loc, opts } of devices) {
-    cfg.loaders.push(parse_loader(opts, loc, fail));
-  }
-
-  for (const q of cfg.qmp) {
-    if (q.type === 'inet' && !cfg.allow_remote && !is_loopback(q.host)) {
-      fail(
-        `-qmp ${q.spec}`,
-        `refusing to listen on ${q.host === '' ? 'all interfaces' : `'${q.host}'`}, ` +
-          'which is not loopback (add --allow-remote to allow it)',
-      );
-    }
-  }
-
-  if (workloadArg) {
-    const why = workload_check(workloadArg.spec, cfg.ram_size);
-    if (why) fail(workloadArg.loc, why);
-    cfg.workload = workloadArg.spec;
-  }
-  return cfg;
 }
-
-type Fail = (loc: string | null, msg: string) => never;
 
 /** qdev_device_add() for the only device model the lab has. */
 function parse_loader(opts: Opt[], loc: string, fail: Fail): GenericLoaderProps {

@@ -9,7 +9,7 @@ import { ScenarioError, format_path, scenario_from_object, type Scenario } from 
 import { LessonError } from './error.js';
 import { expr_value } from './expr.js';
 import { format_size } from '../vm/workload-spec.js';
-import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson.js';
+import type { Lesson, LessonParam, ParamUnit, ParamValue } from './lesson-schema.js';
 
 export type LessonParams = Record<string, ParamValue>;
 

@@ -15,7 +15,7 @@ import type { QmpLine, QmpReply } from '../sim/qmp-session.js';
 import type { SimInput, Simulation } from '../sim/runner.js';
 import type { Scenario } from '../sim/scenario.js';
 import { LessonError } from './error.js';
-import type { Attempt, AttemptAction, Lesson } from './lesson.js';
+import type { Attempt, AttemptAction, Lesson } from './lesson-schema.js';
 import { draw_params, lesson_scenario, type LessonParams } from './params.js';
 
 /** A command sent on one of the runner's QMP sessions, with its reply. */

@@ -22,7 +22,7 @@ import {
   type SwitchoverInputs,
 } from '../trace/trace-event.js';
 import { EINVAL, EIO, strerror } from '../util/errno.js';
-import type { RunStateMachine } from '../vm/runstate.js';
+import type { RunStateMachine } from '../system/runstate.js';
 import { QmpError } from '../qmp/error.js';
 import { migration_channel_connect, migration_channel_process_incoming } from './channel.js';
 import { exec_start_incoming_migration, exec_start_outgoing_migration } from './exec.js';
@@ -48,7 +48,6 @@ import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_SIZE,
-  type CpuThrottle,
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
@@ -56,6 +55,7 @@ import {
   ram_write_tracking_start,
   ram_write_tracking_stop,
 } from './ram.js';
+import type { CpuThrottle } from '../system/cpu-throttle.js';
 import {
   SaveVMState,
   VMDeviceState,

@@ -19,7 +19,7 @@
  * `live_migration` worker writes them and the main loop's QMP reads them). Writes are one
  * bit per page sent or loaded; the sync and the map work a 32-bit word at a time.
  *
- * Pure TypeScript, no imports: core/vm/ram.ts and core/sim/guest-ram.ts both embed it.
+ * Pure TypeScript, no imports: core/system/physmem.ts and core/sim/guest-ram.ts both embed it.
  */
 
 /** Page states, in the host API's RAM_PAGE_STATES order (host/api.ts; a test checks it). */

@@ -4,7 +4,7 @@
  * search and the ZERO/PAGE records, iteration under the caller's rate limit, completion,
  * the pending estimates, and the loader.
  *
- * Written against small interfaces: RAMBlockLike (core/vm/ram.ts's RAMBlock fits), a
+ * Written against small interfaces: RAMBlockLike (core/system/physmem.ts's RAMBlock fits), a
  * clock, a rate-limit predicate and run-state queries from the engine (MigrationEnv), so
  * the live runtime (a worker thread, wall clock) and the simulated one (virtual time)
  * drive the same code. Page records are written straight into the QEMUFile buffer; the
@@ -14,17 +14,20 @@ import {
   RAM_UF_WRITEPROTECT,
   TARGET_PAGE_BITS,
   TARGET_PAGE_SIZE,
+} from '../system/physmem.js';
+import {
   bitmap_new,
   bitmap_set,
   find_next_bit,
   test_and_clear_bit,
   test_bit,
-} from '../vm/ram.js';
+} from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
 import { MigrationAtomicStats, QEMUFile, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
 import type { SaveVMHandlers } from './savevm.js';
 import type { RamPageBits } from './ram-map.js';
+import type { CpuThrottle } from '../system/cpu-throttle.js';
 
 export { TARGET_PAGE_BITS, TARGET_PAGE_SIZE };
 
@@ -47,7 +50,7 @@ const PAGE_OFFSET_MASK = TARGET_PAGE_SIZE - 1;
 
 /* ---------- what the code needs from guest memory and from the engine ---------- */
 
-/** A RAMBlock as ram.c uses it (core/vm/ram.ts's RAMBlock satisfies this). */
+/** A RAMBlock as ram.c uses it (core/system/physmem.ts's RAMBlock satisfies this). */
 export interface RAMBlockLike {
   readonly idstr: string;
   readonly used_length: number;
@@ -68,7 +71,7 @@ export interface RAMBlockLike {
   /** OR the dirty log of [start, start+length) into bmap; returns newly dirty pages. */
   cpu_physical_memory_sync_dirty_bitmap(start?: number, length?: number): number;
   /*
-   * userfaultfd write protection, for background snapshots (core/vm/ram.ts has it; a
+   * userfaultfd write protection, for background snapshots (core/system/physmem.ts has it; a
    * block without it cannot be write-protected: ram_write_tracking_compatible() fails).
    */
   /** RAMBlock::flags: RAM_UF_WRITEPROTECT while the block is write-tracked. */
@@ -104,15 +107,6 @@ export class RAMList {
 /** A millisecond clock: wall (performance.now) or the simulated runtime's virtual time. */
 export interface MigClock {
   now_ms(): number;
-}
-
-/** cpus throttling (system/cpu-throttle.c), when the runtime models it. */
-export interface CpuThrottle {
-  cpu_throttle_active(): boolean;
-  cpu_throttle_get_percentage(): number;
-  cpu_throttle_set(pct: number): void;
-  /** cpu_throttle_stop(): back to 0 % (the migration thread's end). */
-  cpu_throttle_stop?(): void;
 }
 
 /** What ram.c reads from the rest of QEMU; the engine implements it per endpoint. */

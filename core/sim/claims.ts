@@ -5,7 +5,7 @@
  * stored number. The vocabulary is the `claims` part of SCENARIO_SCHEMA (scenario.ts);
  * CLAIM_CHECKS has one check per word of it, the compiler sees to that.
  */
-import { TARGET_PAGE_SIZE } from '../vm/ram.js';
+import { TARGET_PAGE_SIZE } from '../system/physmem.js';
 import { Simulation, type SimResult, type SimulationOptions, type TimelineEntry } from './runner.js';
 import type { Scenario, ScenarioClaims } from './scenario.js';
 import { last_expected_downtime, record_windows, type WindowSample } from './windows.js';

@@ -24,10 +24,11 @@ import {
   type MigrationTransport,
   type MigrationThreadHandle,
 } from '../migration/migration.js';
-import { RAMList, type CpuThrottle } from '../migration/ram.js';
+import { RAMList } from '../migration/ram.js';
+import type { CpuThrottle } from '../system/cpu-throttle.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef } from '../trace/trace.js';
-import type { VcpuControl } from '../vm/runstate.js';
+import type { VcpuControl } from '../system/runstate.js';
 import { VirtualMachine } from '../vm/vm.js';
 import type { VirtualClock } from './clock.js';
 import type { SimRAMBlock } from './guest-ram.js';

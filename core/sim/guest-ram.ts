@@ -29,7 +29,8 @@
 import { error_setg } from '../qmp/error.js';
 import type { RAMBlockLike } from '../migration/ram.js';
 import { RamPageBits } from '../migration/ram-map.js';
-import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../vm/ram.js';
+import { RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../system/physmem.js';
+import { BITS_TO_WORDS } from '../util/bitmap.js';
 import { Prng, mix32 } from './prng.js';
 import { type QEMUFile, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
 

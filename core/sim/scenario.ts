@@ -18,6 +18,7 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
 import { join_cjk_breaks } from '../util/cjk.js';
+import { WORKLOAD_MODELS } from '../vm/workload-spec.js';
 
 /* ---------------------------------- the DSL ---------------------------------- */
 
@@ -73,33 +74,9 @@ export type Infer<F> = F extends { type: 'number' | 'size' | 'rate' | 'duration'
 
 /* ------------------------------- the scenario ------------------------------- */
 
-const simple_workloads = {
-  idle: { type: 'object', description: 'no guest writes', fields: {} },
-  random: {
-    type: 'object',
-    description: 'pages chosen uniformly over all of RAM',
-    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
-  },
-  hotset: {
-    type: 'object',
-    description: 'a working set rewritten page after page: at most `size` bytes are dirty at a time',
-    fields: {
-      size: { type: 'size', required: true, description: 'working set size' },
-      rate: { type: 'rate', required: true, description: 'bytes written per second' },
-      start: { type: 'size', default: 0, description: 'guest-physical address of the working set' },
-    },
-  },
-  sequential: {
-    type: 'object',
-    description: 'page after page over all of RAM, wrapping around',
-    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
-  },
-  fill: {
-    type: 'object',
-    description: 'every page once, then idle',
-    fields: { rate: { type: 'rate', allow_max: true, default: 'max', description: 'bytes written per second, or "max"' } },
-  },
-} as const;
+// The workload models and their parameters: core/vm/workload-spec.ts's table, shared with
+// the live runtime's --workload SPEC form.
+const simple_workloads = WORKLOAD_MODELS satisfies Readonly<Record<string, FieldSpec & { type: 'object' }>>;
 
 const simple_workload = { type: 'union', tag: 'kind', variants: simple_workloads, description: 'what the guest does to its RAM' } as const;
 

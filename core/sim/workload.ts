@@ -19,15 +19,14 @@
  * runs (100 − p) % of the time, so it writes at (100 − p) % of its rate. This is QEMU's
  * effect averaged over its throttle timeslices: the virtual clock has no real time for a
  * vCPU to sleep in, so the live runtime's timer tick and cpu_throttle_thread() sleep
- * (core/vm/cpu-throttle.ts, whose constants and clamp this shares) are not run here.
+ * (core/system/cpu-throttle.ts, whose constants and clamp this shares) are not run here.
  *
  * Writes happen on ticks of the clock (every `tick_ms`, 1 ms by default), each writing
  * the pages due by then; page choice is drawn from the workload's Prng stream.
  */
-import type { CpuThrottle } from '../migration/ram.js';
-import { cpu_throttle_clamp } from '../vm/cpu-throttle.js';
-import { TARGET_PAGE_SIZE } from '../vm/ram.js';
-import type { VcpuControl } from '../vm/runstate.js';
+import { cpu_throttle_clamp, type CpuThrottle } from '../system/cpu-throttle.js';
+import { TARGET_PAGE_SIZE } from '../system/physmem.js';
+import type { VcpuControl } from '../system/runstate.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { SimRAMBlock } from './guest-ram.js';
 import type { Prng } from './prng.js';

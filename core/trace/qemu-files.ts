@@ -65,13 +65,12 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   [/^core\/qmp\/(qmp-dispatch|qobject-input-visitor)\.ts$/, 'qapi/$1.c'],
   [/^core\/qmp\/error\.ts$/, 'util/error.c'],
   [/^core\/qmp\/(monitor|qmp-server)\.ts$/, 'monitor/qmp.c'],
-  [/^core\/vm\/runstate\.ts$/, 'system/runstate.c'],
   // cpu-throttle.c moved from system/ to migration/ in 9.2.
-  [/^core\/vm\/cpu-throttle\.ts$/, { file: 'system/cpu-throttle.c', v10: { file: 'migration/cpu-throttle.c' } }],
+  [/^core\/system\/cpu-throttle\.ts$/, { file: 'system/cpu-throttle.c', v10: { file: 'migration/cpu-throttle.c' } }],
+  [/^core\/system\/([a-z0-9-]+)\.ts$/, 'system/$1.c'],
   [/^core\/vm\/qmp-cmds\.ts$/, 'monitor/qmp-cmds.c'],
   [/^core\/vm\/hmp\.ts$/, 'monitor/hmp.c'],
   [/^core\/vm\/loader\.ts$/, 'hw/core/generic-loader.c'],
-  [/^core\/vm\/ram\.ts$/, 'system/physmem.c'],
   [/^core\/util\/cutils\.ts$/, 'util/cutils.c'],
 ];
 

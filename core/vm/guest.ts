@@ -5,11 +5,11 @@
  */
 import { load_roms, qmp_pmemsave, type GenericLoaderProps } from './loader.js';
 import { RAMList } from '../migration/ram.js';
-import { RAMBlock } from './ram.js';
+import { RAMBlock } from '../system/physmem.js';
 import { Workload, type WorkloadSpec } from './workload.js';
-import { CpuThrottleMainLoop, cpu_throttle_memory } from './cpu-throttle.js';
+import { CpuThrottleMainLoop, cpu_throttle_memory } from '../system/cpu-throttle.js';
 import type { GuestMemoryAccess } from './vm.js';
-import type { VcpuControl } from './runstate.js';
+import type { VcpuControl } from '../system/runstate.js';
 
 export interface GuestConfig {
   ram_size: number;

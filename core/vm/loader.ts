@@ -17,7 +17,7 @@
 import { strerror_of } from '../util/errno.js';
 import * as fs from 'node:fs';
 import { error_setg, QmpError } from '../qmp/error.js';
-import { address_space_read, address_space_write, type RAMBlock } from './ram.js';
+import { address_space_read, address_space_write, type RAMBlock } from '../system/physmem.js';
 
 
 

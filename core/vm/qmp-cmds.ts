@@ -17,14 +17,46 @@ import {
   qmp_migrate,
   migrate_fd_cancel,
   qmp_migrate_incoming,
+  type MigrationHostEnv,
+  type MigrationIncomingState,
+  type MigrationState,
 } from '../migration/migration.js';
-
-import type { VirtualMachine } from './vm.js';
+import type { MigrationRunState } from '../migration/options.js';
+import type { RAMList } from '../migration/ram.js';
+import type { CpuThrottle } from '../system/cpu-throttle.js';
+import type { RunStateMachine, VcpuControl } from '../system/runstate.js';
+import type { HmpCommandTable } from './hmp.js';
 import { qmp_x_miglab_query_ram_map } from './ram-map-cmd.js';
 import { qmp_x_miglab_query_vcpu } from './vcpu-cmd.js';
 
+/**
+ * The endpoint as the command handlers reach it; core/vm/vm.ts's VirtualMachine is one.
+ * QEMU's handlers reach the same through its globals (current_machine, the run state,
+ * migrate_get_current()); here they are declared beside the handlers, so that vm.ts
+ * imports this table and this table never imports vm.ts.
+ */
+export interface QmpMachine extends MigrationHostEnv {
+  readonly name: string | undefined;
+  readonly migration: MigrationState;
+  readonly incoming: MigrationIncomingState;
+  readonly cpu_throttle: CpuThrottle | undefined;
+  /** The vCPU (its workload), for x-miglab-query-vcpu. */
+  readonly vcpus: VcpuControl;
+  readonly runstate: RunStateMachine;
+  readonly hmp: HmpCommandTable<QmpContext>;
+  /** qmp_query_version()'s answer. */
+  versionInfo(): { qemu: { readonly major: number; readonly minor: number; readonly micro: number }; package: string };
+  qmp_quit(): void;
+  qmp_stop(): Promise<void>;
+  qmp_cont(): void;
+  qmp_pmemsave(val: number | bigint, size: number | bigint, filename: string): void;
+  /** What migrate-set-* consult and apply live. */
+  migrationRunState(): MigrationRunState;
+  ram_list(): RAMList;
+}
+
 export interface QmpContext {
-  vm: VirtualMachine;
+  vm: QmpMachine;
   mon: MonitorQMP<QmpContext>;
 }
 

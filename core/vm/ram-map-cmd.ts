@@ -4,7 +4,7 @@
  */
 import { error_setg } from '../qmp/error.js';
 import type { RAMList } from '../migration/ram.js';
-import { TARGET_PAGE_SIZE } from './ram.js';
+import { TARGET_PAGE_SIZE } from '../system/physmem.js';
 import {
   RAM_MAP_DEFAULT_BINS,
   RAM_MAP_MAX_BINS,

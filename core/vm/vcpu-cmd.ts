@@ -4,7 +4,7 @@
  * vCPUs run a guest, whose work no counter sums up); the lab's workload counts its page
  * writes, so a client can watch the guest's write rate fall as auto-converge throttles it.
  */
-import type { VcpuControl } from './runstate.js';
+import type { VcpuControl } from '../system/runstate.js';
 
 /** The counters a vCPU may keep (Workload in the live runtime, SimWorkload in the simulated one). */
 export interface VcpuCounters {

@@ -27,11 +27,11 @@ import {
   qmp_query_migrate,
   type MigrationHostEnv,
 } from '../migration/migration.js';
-import { RAMList, type CpuThrottle } from '../migration/ram.js';
-import { CpuThrottleMainLoop } from './cpu-throttle.js';
+import { RAMList } from '../migration/ram.js';
+import { CpuThrottleMainLoop, type CpuThrottle } from '../system/cpu-throttle.js';
 import { liveMigrationWorkerAvailable, worker_migration_thread_create } from '../migration/runtime/live.js';
 import type { QIOChannel } from '../io/channel.js';
-import { RAMBlock } from './ram.js';
+import { RAMBlock } from '../system/physmem.js';
 import { Tracer, type ThreadRef } from '../trace/trace.js';
 import type { MonitorHost } from '../qmp/monitor.js';
 import { QapiEventBus } from '../qmp/qapi-event.js';
@@ -43,8 +43,8 @@ import { SchemaRegistry } from '../qmp/schema/registry.js';
 import { runStateSchema } from '../qmp/schema/run-state.js';
 import { QmpError, error_setg } from '../qmp/error.js';
 import { HmpCommandTable } from './hmp.js';
-import { negotiationCommands, qmpCommands, type QmpContext } from './qmp-cmds.js';
-import { RunStateMachine, type VcpuControl } from './runstate.js';
+import { negotiationCommands, qmpCommands, type QmpContext, type QmpMachine } from './qmp-cmds.js';
+import { RunStateMachine, type VcpuControl } from '../system/runstate.js';
 
 
 /** The QEMU release whose behaviour the lab follows. */
@@ -54,7 +54,7 @@ export const QEMU_VERSION = { major: 9, minor: 0, micro: 0 } as const;
 
 export const SCHEMA = new SchemaRegistry([controlSchema, runStateSchema, miscSchema, migrationSchema, miglabSchema]);
 
-/** Guest memory as the commands see it (core/vm/ram.ts provides it). */
+/** Guest memory as the commands see it (core/system/physmem.ts provides it). */
 export interface GuestMemoryAccess {
   /** qmp_pmemsave(): write guest-physical [val, val+size) to filename. */
   pmemsave(val: number | bigint, size: number | bigint, filename: string): void;
@@ -72,7 +72,7 @@ export interface VirtualMachineOptions {
   vcpus: VcpuControl;
   /**
    * cpus throttling (system/cpu-throttle.c) that auto-converge drives: a
-   * CpuThrottleMainLoop over the vCPU's shared memory (core/vm/cpu-throttle.ts), or the
+   * CpuThrottleMainLoop over the vCPU's shared memory (core/system/cpu-throttle.ts), or the
    * simulated runtime's workload. Without one, auto-converge has nothing to slow.
    */
   cpu_throttle?: CpuThrottle;
@@ -80,7 +80,7 @@ export interface VirtualMachineOptions {
   error_report?: (msg: string) => void;
 }
 
-export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv {
+export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv, QmpMachine {
   readonly events = new QapiEventBus();
   readonly name: string | undefined;
   readonly runstate: RunStateMachine;
@@ -288,7 +288,7 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 }
 
-function migrationTarget(vm: VirtualMachine): HmpMigrationTarget {
+function migrationTarget(vm: QmpMachine): HmpMigrationTarget {
   return {
     migrate: (args) => qmp_migrate(vm, args),
     migrate_incoming: (args) => qmp_migrate_incoming(vm, args),

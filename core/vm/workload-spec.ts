@@ -1,12 +1,74 @@
 /**
- * The `--workload SPEC` syntax of `miglab vm` (see workload.ts for what each model does):
- * parsing, the canonical form, and whether a spec fits in guest RAM. Pure TypeScript (no
- * Node): the CLI and the renderer's live panel check a SPEC with this same code.
+ * The workload models of both runtimes, once: each model's name, its parameters with their
+ * units and meaning, their defaults in each form, and which runtime runs it. Two forms
+ * write a workload:
+ *  - the SPEC of `miglab vm --workload` (and the renderer's live panel): `name:key=value,...`,
+ *    every parameter optional (SPEC_DEFAULTS); parsed here (parseWorkloadSpec) into a
+ *    WorkloadSpec for the live runtime (see workload.ts for what each model does);
+ *  - a scenario's `workload:` (core/sim/scenario.ts, whose schema takes WORKLOAD_MODELS as
+ *    its variants, adding `phases`), for the simulated runtime (core/sim/workload.ts).
+ * The live runtime's vCPU thread models LIVE_WORKLOADS; a SPEC naming another model is
+ * refused, as an unknown one is. Also: the canonical form, and whether a spec fits in guest
+ * RAM. Pure TypeScript (no Node): the CLI and the renderer's live panel check a SPEC with
+ * this same code.
  */
 import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
 
-/** ram.ts's TARGET_PAGE_SIZE (ram.ts needs Node, this module must not). */
+/** physmem.ts's TARGET_PAGE_SIZE (physmem.ts needs Node, this module must not). */
 const TARGET_PAGE_SIZE = 4096;
+
+const MiB = 1024 * 1024;
+
+// --- the models -----------------------------------------------------------------------
+
+/**
+ * The models, in the scenario format's field language (core/sim/scenario.ts's FieldSpec:
+ * `size` in bytes, `rate` in bytes per second; `required` or `default` as a scenario
+ * states them). Parameters in the order the help lists them.
+ */
+export const WORKLOAD_MODELS = {
+  idle: { type: 'object', description: 'no guest writes', fields: {} },
+  random: {
+    type: 'object',
+    description: 'pages chosen uniformly over all of RAM',
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+  },
+  hotset: {
+    type: 'object',
+    description: 'a working set rewritten page after page: at most `size` bytes are dirty at a time',
+    fields: {
+      size: { type: 'size', required: true, description: 'working set size' },
+      rate: { type: 'rate', required: true, description: 'bytes written per second' },
+      start: { type: 'size', default: 0, description: 'guest-physical address of the working set' },
+    },
+  },
+  sequential: {
+    type: 'object',
+    description: 'page after page over all of RAM, wrapping around',
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+  },
+  fill: {
+    type: 'object',
+    description: 'every page once, then idle',
+    fields: { rate: { type: 'rate', allow_max: true, default: 'max', description: 'bytes written per second, or "max"' } },
+  },
+} as const;
+
+export type WorkloadModel = keyof typeof WORKLOAD_MODELS;
+
+/** The models the live runtime's vCPU thread runs (workload-worker.ts), in the CLI's order. */
+export const LIVE_WORKLOADS = ['idle', 'random', 'hotset', 'fill'] as const satisfies readonly WorkloadModel[];
+
+/**
+ * Each parameter's default in the SPEC form, where every parameter may be left out
+ * (`--workload random` is random:rate=64M); a scenario states those it requires.
+ */
+export const SPEC_DEFAULTS: { readonly [M in WorkloadName]: { readonly [K in keyof (typeof WORKLOAD_MODELS)[M]['fields']]: number } } = {
+  idle: {},
+  random: { rate: 64 * MiB },
+  hotset: { size: 16 * MiB, rate: 256 * MiB, start: 0 },
+  fill: { rate: Infinity },
+};
 
 // --- workload specs ------------------------------------------------------------------
 
@@ -16,7 +78,8 @@ export type WorkloadSpec =
   | { name: 'hotset'; size: number; start: number; rate: number }
   | { name: 'fill'; rate: number };
 
-export type WorkloadName = WorkloadSpec['name'];
+/** The models a SPEC may name: LIVE_WORKLOADS (WorkloadSpec has one variant each). */
+export type WorkloadName = (typeof LIVE_WORKLOADS)[number];
 
 /** Raised by parseWorkloadSpec; the message names the bad part of the spec. */
 export class WorkloadSpecError extends Error {
@@ -26,15 +89,13 @@ export class WorkloadSpecError extends Error {
   }
 }
 
-/** The parameters each workload takes (its SPEC keys), in the order the help lists them. */
-export const WORKLOAD_KEYS: Record<WorkloadName, readonly string[]> = {
-  idle: [],
-  random: ['rate'],
-  hotset: ['size', 'rate', 'start'],
-  fill: ['rate'],
+/** The parameters each workload of the live runtime takes (its SPEC keys), in the order the help lists them. */
+export const WORKLOAD_KEYS: Readonly<Record<WorkloadName, readonly string[]>> = {
+  idle: Object.keys(WORKLOAD_MODELS.idle.fields),
+  random: Object.keys(WORKLOAD_MODELS.random.fields),
+  hotset: Object.keys(WORKLOAD_MODELS.hotset.fields),
+  fill: Object.keys(WORKLOAD_MODELS.fill.fields),
 };
-
-const MiB = 1024 * 1024;
 
 /** Syntax help, for `miglab vm --help`. */
 export const WORKLOAD_HELP = `\
@@ -77,20 +138,23 @@ function parse_rate(name: string, value: string): number {
 export function parseWorkloadSpec(spec: string): WorkloadSpec {
   const colon = spec.indexOf(':');
   const name = colon < 0 ? spec : spec.slice(0, colon);
-  if (!Object.hasOwn(WORKLOAD_KEYS, name)) {
-    throw new WorkloadSpecError(
-      `unknown workload '${name}' (expected idle, random, hotset or fill)`,
-    );
+  if (!(LIVE_WORKLOADS as readonly string[]).includes(name)) {
+    // A model only the simulated runtime runs (or a scenario's `phases` of them) is refused
+    // in the shape of an unknown one.
+    const sim_only = Object.hasOwn(WORKLOAD_MODELS, name) || name === 'phases';
+    const what = sim_only ? `workload '${name}' is not modelled by the live runtime` : `unknown workload '${name}'`;
+    throw new WorkloadSpecError(`${what} (expected ${LIVE_WORKLOADS.slice(0, -1).join(', ')} or ${LIVE_WORKLOADS.at(-1)})`);
   }
   const wname = name as WorkloadName;
+  const fields: Readonly<Record<string, { readonly type: 'size' | 'rate' }>> = WORKLOAD_MODELS[wname].fields;
+  const known = WORKLOAD_KEYS[wname];
   const params = new Map<string, string>();
   if (colon >= 0) {
     for (const part of spec.slice(colon + 1).split(',')) {
       const eq = part.indexOf('=');
       if (eq <= 0) throw new WorkloadSpecError(`${wname}: '${part}': expected key=value`);
       const key = part.slice(0, eq);
-      if (!WORKLOAD_KEYS[wname].includes(key)) {
-        const known = WORKLOAD_KEYS[wname];
+      if (!known.includes(key)) {
         throw new WorkloadSpecError(
           `${wname}: unknown parameter '${key}'` +
             (known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)'),
@@ -100,24 +164,23 @@ export function parseWorkloadSpec(spec: string): WorkloadSpec {
       params.set(key, part.slice(eq + 1));
     }
   }
-  const rate = (dflt: number): number => {
-    const v = params.get('rate');
-    return v === undefined ? dflt : parse_rate(wname, v);
+  /** A parameter's value: as given (in its unit), else the SPEC form's default. */
+  const value = (key: string): number => {
+    const v = params.get(key);
+    if (v === undefined) return (SPEC_DEFAULTS[wname] as Readonly<Record<string, number>>)[key];
+    return fields[key].type === 'rate' ? parse_rate(wname, v) : parse_size(wname, key, v);
   };
   switch (wname) {
     case 'idle':
       return { name: 'idle' };
     case 'random':
-      return { name: 'random', rate: rate(64 * MiB) };
     case 'fill':
-      return { name: 'fill', rate: rate(Infinity) };
+      return { name: wname, rate: value('rate') };
     case 'hotset': {
-      const sz = params.get('size');
-      const st = params.get('start');
-      const size = sz === undefined ? 16 * MiB : parse_size(wname, 'size', sz);
-      const start = st === undefined ? 0 : parse_size(wname, 'start', st);
-      if (size === 0) throw new WorkloadSpecError(`hotset: size=${sz}: must be positive`);
-      return { name: 'hotset', size, start, rate: rate(256 * MiB) };
+      const size = value('size');
+      const start = value('start');
+      if (size === 0) throw new WorkloadSpecError(`hotset: size=${params.get('size')}: must be positive`);
+      return { name: 'hotset', size, start, rate: value('rate') };
     }
   }
 }

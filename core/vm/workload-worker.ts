@@ -5,12 +5,12 @@
  * so that a pause takes effect after at most one page; it acknowledges a pause only
  * after its last write and counter update. Between pages it also looks for work the CPU
  * throttle's timer queued (QEMU's async_run_on_cpu(cpu_throttle_thread)) and runs it: a
- * real sleep, cut short by a pause (core/vm/cpu-throttle.ts).
+ * real sleep, cut short by a pause (core/system/cpu-throttle.ts).
  */
 import { workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { RAMBlock, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from './ram.js';
-import { CpuThrottleState, cpu_work_queued, process_queued_cpu_work, type ThrottleSleeper } from './cpu-throttle.js';
+import { RAMBlock, TARGET_PAGE_BITS, TARGET_PAGE_SIZE } from '../system/physmem.js';
+import { CpuThrottleState, cpu_work_queued, process_queued_cpu_work, type ThrottleSleeper } from '../system/cpu-throttle.js';
 import {
   CMD_EXIT,
   CMD_PAUSE,

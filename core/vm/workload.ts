@@ -20,11 +20,11 @@
  *
  * Written data and the order of pages are deterministic from the seed (`--seed N`); the
  * timing is wall-clock. Under auto-converge's CPU throttle the vCPU also sleeps as QEMU's
- * cpu_throttle_thread() makes it (core/vm/cpu-throttle.ts); time slept is not made up.
+ * cpu_throttle_thread() makes it (core/system/cpu-throttle.ts); time slept is not made up.
  */
 import { Worker } from 'node:worker_threads';
-import type { RAMBlock, RAMBlockShared } from './ram.js';
-import { CpuThrottleState, process_queued_cpu_work, type ThrottledCpu } from './cpu-throttle.js';
+import type { RAMBlock, RAMBlockShared } from '../system/physmem.js';
+import { CpuThrottleState, process_queued_cpu_work, type ThrottledCpu } from '../system/cpu-throttle.js';
 
 // The SPEC syntax lives in workload-spec.ts (pure: the renderer checks specs with it too).
 import { WorkloadSpecError, workload_check, type WorkloadSpec } from './workload-spec.js';
@@ -70,7 +70,7 @@ export interface WorkloadWorkerData {
   counters: SharedArrayBuffer;
   spec: WorkloadSpec;
   seed: number;
-  /** The CPU throttle's shared memory (core/vm/cpu-throttle.ts), when the VM has one. */
+  /** The CPU throttle's shared memory (core/system/cpu-throttle.ts), when the VM has one. */
   throttle?: SharedArrayBuffer;
 }
 

@@ -4,7 +4,7 @@
  */
 import { MonitorQMP } from '../../core/qmp/monitor.js';
 import type { QmpContext } from '../../core/vm/qmp-cmds.js';
-import type { VcpuControl } from '../../core/vm/runstate.js';
+import type { VcpuControl } from '../../core/system/runstate.js';
 import { VirtualMachine, type VirtualMachineOptions } from '../../core/vm/vm.js';
 
 export class InProcessClient {

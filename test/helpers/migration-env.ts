@@ -8,7 +8,7 @@ import { MigrationOptions } from '../../core/migration/options.js';
 import { RAMList, type RAMBlockLike } from '../../core/migration/ram.js';
 import { QapiEventBus, type QapiEventMessage } from '../../core/qmp/qapi-event.js';
 import { Tracer, type TraceEvent } from '../../core/trace/trace.js';
-import { RunStateMachine, type VcpuControl } from '../../core/vm/runstate.js';
+import { RunStateMachine, type VcpuControl } from '../../core/system/runstate.js';
 import { NO_VCPUS } from './in-process-vm.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 /**
  * Compile core/ modules from source with TypeScript's own transpiler into a temporary
- * folder, keeping their folders (vm/, util/) so relative imports resolve. For tests whose
+ * folder, keeping their folders (vm/, system/, util/) so relative imports resolve. For tests whose
  * Worker threads need real JavaScript beside the module that starts them: this tests the
  * current source, needs no build, and cannot be broken by a type error elsewhere in the
  * tree or by another test rebuilding dist/ meanwhile.
@@ -14,7 +14,7 @@ import ts from 'typescript';
 const SRC = path.resolve(import.meta.dirname, '../../core');
 
 /** What the vCPU workload thread runs. */
-export const VCPU_MODULES = ['vm/ram.ts', 'migration/ram-map.ts', 'vm/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-spec.ts', 'vm/workload-worker.ts', 'util/cutils.ts'];
+export const VCPU_MODULES = ['system/physmem.ts', 'migration/ram-map.ts', 'system/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-spec.ts', 'vm/workload-worker.ts', 'util/cutils.ts', 'util/bitmap.ts'];
 
 /** Transpile `files` (paths under core/) into a new temporary folder and return it. */
 export function transpileCore(files: readonly string[], prefix: string): string {

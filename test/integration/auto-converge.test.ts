@@ -1,6 +1,6 @@
 /**
  * Auto-converge on live endpoints (QEMU 9.0): the migration thread's
- * mig_throttle_guest_down() sets the CPU throttle (core/vm/cpu-throttle.ts,
+ * mig_throttle_guest_down() sets the CPU throttle (core/system/cpu-throttle.ts,
  * system/cpu-throttle.c), the main loop's timer schedules cpu_throttle_thread() on the
  * vCPU worker, which really sleeps, so the guest writes less; query-migrate shows
  * cpu-throttle-percentage. Real `miglab vm` processes, lab → lab over a unix socket;

@@ -41,7 +41,7 @@ describe('source index', () => {
   test('the table: file rule, per-function places, lab files and helpers', () => {
     expect(qemu_place('core/io/channel-socket.ts', 'qio_channel_socket_connect_async')).toEqual({ file: 'io/channel-socket.c' });
     expect(qemu_place('core/io/channel-socket.ts', 'inet_parse')).toEqual({ file: 'util/qemu-sockets.c' });
-    expect(qemu_place('core/vm/cpu-throttle.ts', 'cpu_throttle_thread')).toEqual({ file: 'system/cpu-throttle.c', v10: { file: 'migration/cpu-throttle.c' } });
+    expect(qemu_place('core/system/cpu-throttle.ts', 'cpu_throttle_thread')).toEqual({ file: 'system/cpu-throttle.c', v10: { file: 'migration/cpu-throttle.c' } });
     expect(qemu_place('core/sim/runner.ts', 'run_until')).toBeNull();
     expect(index.transport_starter_name).toBeUndefined();
     expect(index.ram_map_compute).toBeUndefined();

@@ -12,9 +12,9 @@ import { parentPort, threadId, type MessagePort } from 'node:worker_threads';
 import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
 import type { RunState } from '../../qmp/schema/run-state.js';
 import { Tracer, type ThreadRef } from '../../trace/trace.js';
-import { RAMBlock, type RAMBlockShared } from '../../vm/ram.js';
-import { CpuThrottleState } from '../../vm/cpu-throttle.js';
-import type { RunStateMachine } from '../../vm/runstate.js';
+import { RAMBlock, type RAMBlockShared } from '../../system/physmem.js';
+import { CpuThrottleState } from '../../system/cpu-throttle.js';
+import type { RunStateMachine } from '../../system/runstate.js';
 import {
   MigrationIncomingState,
   MigrationState,

@@ -6,8 +6,8 @@
 import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { QIOChannel } from '../../io/channel.js';
 import type { TraceEvent } from '../../trace/trace.js';
-import { RAMBlock } from '../../vm/ram.js';
-import { CpuThrottleMainLoop } from '../../vm/cpu-throttle.js';
+import { RAMBlock } from '../../system/physmem.js';
+import { CpuThrottleMainLoop } from '../../system/cpu-throttle.js';
 import {
   bg_migration_vm_start_bh,
   main_loop_return_path,

@@ -36,7 +36,7 @@ import {
   savevm_machine_none,
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
-import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import { BLOB_BIN, QEMU, QEMU_AVAILABLE, spawnEndpoint, untilMigration, type Endpoint } from '../../helpers/endpoint-process.js';
 import { FIXTURES, loadTranscript } from '../../helpers/fixtures.js';
 import { parseRamStream } from '../../helpers/migration-stream.js';

@@ -26,7 +26,7 @@ import {
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
 import type { MigrationCapability } from '../../../core/qmp/schema/migration.js';
-import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import { be32, be64 } from '../../helpers/data.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';

@@ -29,7 +29,7 @@ import { QmpError } from '../../../core/qmp/error.js';
 import { MigrationCapability_lookup, type MigrationCapability } from '../../../core/qmp/schema/migration.js';
 import { run_scenario } from '../../../core/sim/runner.js';
 import { parse_scenario_text } from '../../../core/sim/scenario.js';
-import { RAMBlock } from '../../../core/vm/ram.js';
+import { RAMBlock } from '../../../core/system/physmem.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
 import { be32, be64 } from '../../helpers/data.js';

@@ -13,7 +13,7 @@ import {
   qmp_query_migrationthreads,
 } from '../../../core/migration/migration.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
-import { RAMBlock } from '../../../core/vm/ram.js';
+import { RAMBlock } from '../../../core/system/physmem.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import type { QapiEventMessage } from '../../../core/qmp/qapi-event.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';

@@ -26,7 +26,7 @@ import {
   type RamMapBlock,
 } from '../../../core/migration/ram-map.js';
 import type { TraceEvent } from '../../../core/trace/trace.js';
-import { RAMBlock } from '../../../core/vm/ram.js';
+import { RAMBlock } from '../../../core/system/physmem.js';
 import { qmp_x_miglab_query_ram_map } from '../../../core/vm/ram-map-cmd.js';
 import { RAM_PAGE_STATES } from '../../../host/api.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';

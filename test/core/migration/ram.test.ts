@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import {
   MAX_IOV_SIZE,
   MigrationAtomicStats,
@@ -38,9 +38,9 @@ import {
   ram_save_setup,
   ram_state_pending_estimate,
   ram_state_pending_exact,
-  type CpuThrottle,
   type PendingSizes,
 } from '../../../core/migration/ram.js';
+import type { CpuThrottle } from '../../../core/system/cpu-throttle.js';
 import {
   create_migration_env,
   qemu_loadvm_state,

@@ -19,7 +19,7 @@ import {
 } from '../../../core/migration/migration.js';
 import { QEMU_VM_COMMAND } from '../../../core/migration/savevm.js';
 import type { TraceEvent } from '../../../core/trace/trace.js';
-import { RAMBlock } from '../../../core/vm/ram.js';
+import { RAMBlock } from '../../../core/system/physmem.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
 

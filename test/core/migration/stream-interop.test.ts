@@ -18,7 +18,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RAMBlock } from '../../../core/vm/ram.js';
+import { RAMBlock } from '../../../core/system/physmem.js';
 import { QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {

@@ -16,7 +16,7 @@ import {
   rom_check_and_register_reset,
   type GenericLoaderProps,
 } from '../../../core/vm/loader.js';
-import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
+import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import { FIXTURES } from '../../helpers/fixtures.js';
 
 const BLOB = path.join(FIXTURES, 'qemu-7.2', 'streams', 'blob.bin');

@@ -12,24 +12,29 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemu_strtosz, StrtoszError } from '../../../core/util/cutils.js';
-import { formatWorkloadSpec, parseWorkloadSpec, workload_check } from '../../../core/vm/workload.js';
+import { formatWorkloadSpec, parseWorkloadSpec, workload_check, WORKLOAD_KEYS } from '../../../core/vm/workload.js';
+import { LIVE_WORKLOADS, SPEC_DEFAULTS, WORKLOAD_MODELS } from '../../../core/vm/workload-spec.js';
+import { SCENARIO_SCHEMA } from '../../../core/sim/scenario.js';
 import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 
-type RamModule = typeof import('../../../core/vm/ram.js');
+type RamModule = typeof import('../../../core/system/physmem.js');
+type BitmapModule = typeof import('../../../core/util/bitmap.js');
 type WorkloadModule = typeof import('../../../core/vm/workload.js');
-type RAMBlock = import('../../../core/vm/ram.js').RAMBlock;
+type RAMBlock = import('../../../core/system/physmem.js').RAMBlock;
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
 
 let out: string;
 let R: RamModule;
+let B: BitmapModule;
 let W: WorkloadModule;
 const live: { terminate(): Promise<void> }[] = [];
 
 beforeAll(async () => {
   out = transpileCore(VCPU_MODULES, 'miglab-workload-');
-  R = await importFrom<RamModule>(out, 'vm/ram.js');
+  R = await importFrom<RamModule>(out, 'system/physmem.js');
+  B = await importFrom<BitmapModule>(out, 'util/bitmap.js');
   W = await importFrom<WorkloadModule>(out, 'vm/workload.js');
 });
 
@@ -49,7 +54,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Pages whose bit is set in an Int32Array bitmap. */
 function bits(map: Int32Array, n: number): number[] {
   const r: number[] = [];
-  for (let p = R.find_next_bit(map, n, 0); p < n; p = R.find_next_bit(map, n, p + 1)) r.push(p);
+  for (let p = B.find_next_bit(map, n, 0); p < n; p = B.find_next_bit(map, n, p + 1)) r.push(p);
   return r;
 }
 
@@ -128,8 +133,21 @@ describe('parseWorkloadSpec', () => {
     ['hotset:size=1M,size=2M', "hotset: 'size' given twice"],
     ['hotset:size=0', 'hotset: size=0: must be positive'],
     ['fill:rate=1.5', 'fill: rate=1.5: expects a size in bytes with an optional K, M, G or T suffix'],
+    // A model of the shared table that only the simulated runtime runs.
+    ['sequential:rate=1M', "workload 'sequential' is not modelled by the live runtime (expected idle, random, hotset or fill)"],
+    ['phases', "workload 'phases' is not modelled by the live runtime (expected idle, random, hotset or fill)"],
   ])('%j: %s', (spec, message) => {
     expect(() => parseWorkloadSpec(spec)).toThrow(message);
+  });
+
+  it('takes its models, parameters and units from the table the scenario format uses', () => {
+    expect(Object.keys(WORKLOAD_KEYS)).toEqual([...LIVE_WORKLOADS]);
+    for (const m of LIVE_WORKLOADS) {
+      expect(WORKLOAD_KEYS[m]).toEqual(Object.keys(WORKLOAD_MODELS[m].fields));
+      expect(Object.keys(SPEC_DEFAULTS[m])).toEqual(Object.keys(WORKLOAD_MODELS[m].fields));
+    }
+    expect(Object.keys(WORKLOAD_MODELS)).toEqual(['idle', 'random', 'hotset', 'sequential', 'fill']);
+    expect(Object.keys(SCENARIO_SCHEMA.fields.workload.variants)).toEqual([...Object.keys(WORKLOAD_MODELS), 'phases']);
   });
 
   it('checks a spec against the RAM size', () => {
@@ -175,7 +193,7 @@ describe('Workload threads', () => {
 
   it('every page it changes is in the dirty log, and nothing else', async () => {
     const ram = R.RAMBlock.alloc(16 * MiB);
-    ram.bmap = R.bitmap_new(ram.nr_pages);
+    ram.bmap = B.bitmap_new(ram.nr_pages);
     ram.memory_global_dirty_log_start();
     const before = Buffer.from(ram.host);
     const w = workload(ram, 'random:rate=64M', 3);
@@ -201,12 +219,12 @@ describe('Workload threads', () => {
     // the final pass. A writer that marked a page before writing it fails this within a
     // few hundred stops.
     const ram = R.RAMBlock.alloc(4 * MiB);
-    ram.bmap = R.bitmap_new(ram.nr_pages);
+    ram.bmap = B.bitmap_new(ram.nr_pages);
     ram.memory_global_dirty_log_start();
-    R.bitmap_set(ram.bmap, 0, ram.nr_pages);
+    B.bitmap_set(ram.bmap, 0, ram.nr_pages);
     const dest = Buffer.alloc(ram.used_length);
     const send = (p: number) => {
-      if (R.test_and_clear_bit(p, ram.bmap!)) ram.host.copy(dest, p * PAGE, p * PAGE, (p + 1) * PAGE);
+      if (B.test_and_clear_bit(p, ram.bmap!)) ram.host.copy(dest, p * PAGE, p * PAGE, (p + 1) * PAGE);
     };
     const w = workload(ram, 'hotset:size=8K,rate=max,start=1M', 5);
     w.start();
@@ -240,7 +258,7 @@ describe('Workload threads', () => {
 
   it('pause() stops every write before it resolves; resume() lets them continue', async () => {
     const ram = R.RAMBlock.alloc(16 * MiB);
-    ram.bmap = R.bitmap_new(ram.nr_pages);
+    ram.bmap = B.bitmap_new(ram.nr_pages);
     ram.memory_global_dirty_log_start();
     const w = workload(ram, 'random:rate=max', 9);
     w.start();

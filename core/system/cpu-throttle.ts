@@ -23,7 +23,18 @@
  * The simulated runtime's SimWorkload (core/sim/workload.ts) has no wall time to sleep in:
  * it uses the constants and the clamp from here and averages the effect.
  */
-import type { CpuThrottle } from '../migration/ram.js';
+/**
+ * The cpu_throttle_*() calls of include/sysemu/cpu-throttle.h that the migration thread
+ * makes (mig_throttle_guest_down(), migration_iteration_finish()), as each runtime provides them:
+ * CpuThrottleState here, or the simulated runtime's workload (core/sim/workload.ts).
+ */
+export interface CpuThrottle {
+  cpu_throttle_active(): boolean;
+  cpu_throttle_get_percentage(): number;
+  cpu_throttle_set(pct: number): void;
+  /** cpu_throttle_stop(): back to 0 % (the migration thread's end). */
+  cpu_throttle_stop?(): void;
+}
 
 export const CPU_THROTTLE_PCT_MIN = 1;
 export const CPU_THROTTLE_PCT_MAX = 99;

@@ -1,5 +1,5 @@
 /**
- * core/vm/cpu-throttle.ts against QEMU 9.0's system/cpu-throttle.c: the clamp, the
+ * core/system/cpu-throttle.ts against QEMU 9.0's system/cpu-throttle.c: the clamp, the
  * timer's period and its clock (QEMU_CLOCK_VIRTUAL_RT stands still while the VM is
  * stopped), throttle_thread_scheduled, and cpu_throttle_thread()'s sleep, with a fake
  * timer and clock; then the real vCPU thread (transpiled, as in workload.test.ts), which
@@ -23,7 +23,7 @@ import {
   process_queued_cpu_work,
   type HostTimers,
   type ThrottleSleeper,
-} from '../../../core/vm/cpu-throttle.js';
+} from '../../../core/system/cpu-throttle.js';
 import { parseWorkloadSpec } from '../../../core/vm/workload.js';
 import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 
@@ -267,9 +267,9 @@ describe('cpu_throttle_thread', () => {
 
 /* ------------------------- the real vCPU thread ------------------------- */
 
-type RamModule = typeof import('../../../core/vm/ram.js');
+type RamModule = typeof import('../../../core/system/physmem.js');
 type WorkloadModule = typeof import('../../../core/vm/workload.js');
-type ThrottleModule = typeof import('../../../core/vm/cpu-throttle.js');
+type ThrottleModule = typeof import('../../../core/system/cpu-throttle.js');
 
 describe('the vCPU worker under the throttle', () => {
   let out: string;
@@ -280,9 +280,9 @@ describe('the vCPU worker under the throttle', () => {
 
   beforeAll(async () => {
     out = transpileCore(VCPU_MODULES, 'miglab-throttle-');
-    R = await importFrom<RamModule>(out, 'vm/ram.js');
+    R = await importFrom<RamModule>(out, 'system/physmem.js');
     W = await importFrom<WorkloadModule>(out, 'vm/workload.js');
-    T = await importFrom<ThrottleModule>(out, 'vm/cpu-throttle.js');
+    T = await importFrom<ThrottleModule>(out, 'system/cpu-throttle.js');
   });
 
   afterAll(async () => {

@@ -1,7 +1,8 @@
 /**
  * Guest RAM as QEMU lays it out for `-machine none -m SIZE`: one RAMBlock "ram" mapped at
  * guest-physical 0 (hw/core/null-machine.c), with the DIRTY_MEMORY_MIGRATION dirty log
- * (system/physmem.c, include/exec/ram_addr.h) and the bitmap helpers of util/bitmap.c.
+ * (system/physmem.c, include/exec/ram_addr.h); the RAMBlock itself is include/exec/ramblock.h's.
+ * The bitmaps are core/util/bitmap.ts's.
  *
  * Memory lives in SharedArrayBuffers so that vCPU worker threads write it and the
  * migration thread reads it: `RAMBlock.attach(block.shared())` in another thread sees the
@@ -18,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
 import { RamPageBits } from '../migration/ram-map.js';
+import { BITS_TO_WORDS, find_next_bit, popcount32 } from '../util/bitmap.js';
 
 export const TARGET_PAGE_BITS = 12;
 export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
@@ -78,114 +80,6 @@ export interface RAMBlockShared {
   uffd: SharedArrayBuffer;
   /** The lab's RAM map bits (core/migration/ram-map.ts): written by the migration thread, read by QMP. */
   pagemap: SharedArrayBuffer;
-}
-
-export function BITS_TO_WORDS(nbits: number): number {
-  return (nbits + 31) >>> 5;
-}
-
-/** bitmap_new(): a zeroed bitmap (shared, so any thread may be handed it). */
-export function bitmap_new(nbits: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(BITS_TO_WORDS(nbits) * 4));
-}
-
-export function test_bit(nr: number, map: Int32Array): boolean {
-  return (map[nr >>> 5] & (1 << (nr & 31))) !== 0;
-}
-
-export function set_bit(nr: number, map: Int32Array): void {
-  map[nr >>> 5] |= 1 << (nr & 31);
-}
-
-export function clear_bit(nr: number, map: Int32Array): void {
-  map[nr >>> 5] &= ~(1 << (nr & 31));
-}
-
-/** test_and_clear_bit(): clears bit nr, returns whether it was set. */
-export function test_and_clear_bit(nr: number, map: Int32Array): boolean {
-  const w = nr >>> 5;
-  const m = 1 << (nr & 31);
-  const old = map[w];
-  map[w] = old & ~m;
-  return (old & m) !== 0;
-}
-
-function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  x = (x + (x >>> 4)) & 0x0f0f0f0f;
-  return Math.imul(x, 0x01010101) >>> 24;
-}
-
-/** Mask of the valid bits in the last word of an nbits bitmap. */
-function last_word_mask(nbits: number): number {
-  const r = nbits & 31;
-  return r === 0 ? -1 : (1 << r) - 1;
-}
-
-/** bitmap_count_one(). */
-export function bitmap_count_one(map: Int32Array, nbits: number): number {
-  const words = nbits >>> 5;
-  let n = 0;
-  for (let i = 0; i < words; i++) n += popcount32(map[i]);
-  if (nbits & 31) n += popcount32(map[words] & last_word_mask(nbits));
-  return n;
-}
-
-/** bitmap_set(): set nr bits from start. */
-export function bitmap_set(map: Int32Array, start: number, nr: number): void {
-  const end = start + nr;
-  let p = start;
-  while (p < end && p & 31) set_bit(p++, map);
-  while (p + 32 <= end) {
-    map[p >>> 5] = -1;
-    p += 32;
-  }
-  while (p < end) set_bit(p++, map);
-}
-
-/** bitmap_clear(): clear nr bits from start. */
-export function bitmap_clear(map: Int32Array, start: number, nr: number): void {
-  const end = start + nr;
-  let p = start;
-  while (p < end && p & 31) clear_bit(p++, map);
-  while (p + 32 <= end) {
-    map[p >>> 5] = 0;
-    p += 32;
-  }
-  while (p < end) clear_bit(p++, map);
-}
-
-/** find_next_bit(): index of the first set bit >= offset, or size if none. */
-export function find_next_bit(map: Int32Array, size: number, offset: number): number {
-  if (offset >= size) return size;
-  let w = offset >>> 5;
-  let bits = map[w] & (-1 << (offset & 31));
-  const lastWord = (size - 1) >>> 5;
-  for (;;) {
-    if (bits !== 0) {
-      const r = (w << 5) + (31 - Math.clz32(bits & -bits));
-      return r < size ? r : size;
-    }
-    if (++w > lastWord) return size;
-    bits = map[w];
-  }
-}
-
-/** find_next_zero_bit(): index of the first clear bit >= offset, or size if none. */
-export function find_next_zero_bit(map: Int32Array, size: number, offset: number): number {
-  if (offset >= size) return size;
-  let w = offset >>> 5;
-  let bits = ~map[w] & (-1 << (offset & 31));
-  const lastWord = (size - 1) >>> 5;
-  for (;;) {
-    if (bits !== 0) {
-      const r = (w << 5) + (31 - Math.clz32(bits & -bits));
-      return r < size ? r : size;
-    }
-    if (++w > lastWord) return size;
-    bits = ~map[w];
-  }
 }
 
 /**

@@ -4,20 +4,22 @@ import fc from 'fast-check';
 import {
   address_space_read,
   address_space_write,
+  MEMTX_DECODE_ERROR,
+  MEMTX_OK,
+  RAMBlock,
+  TARGET_PAGE_SIZE,
+} from '../../../core/system/physmem.js';
+import {
   bitmap_clear,
   bitmap_count_one,
   bitmap_new,
   bitmap_set,
   find_next_bit,
   find_next_zero_bit,
-  MEMTX_DECODE_ERROR,
-  MEMTX_OK,
-  RAMBlock,
   set_bit,
-  TARGET_PAGE_SIZE,
   test_and_clear_bit,
   test_bit,
-} from '../../../core/vm/ram.js';
+} from '../../../core/util/bitmap.js';
 import { join } from 'node:path';
 import { FIXTURES } from '../../helpers/fixtures.js';
 
