@@ -31,7 +31,7 @@ import type { RAMBlockLike } from '../migration/ram.js';
 import { RamPageBits } from '../migration/ram-map.js';
 import { BITS_TO_WORDS, RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../vm/ram.js';
 import { Prng, mix32 } from './prng.js';
-import { type QEMUFile, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
+import { type QEMUFile, qemu_file_skip, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
 
 export const PAGE_HEADER_SIZE = 16;
 const PAGE_MAGIC = 0x47504c4d; // "MLPG" little-endian
@@ -268,7 +268,11 @@ export class SimRAMBlock implements RAMBlockLike {
   /* ------------------------- RAMBlockLike: contents ------------------------- */
 
   buffer_is_zero(offset: number, length: number): boolean {
-    if (length === TARGET_PAGE_SIZE && offset % TARGET_PAGE_SIZE === 0) return this.gen[offset / TARGET_PAGE_SIZE] === 0;
+    if (length === TARGET_PAGE_SIZE) {
+      // Not `offset % TARGET_PAGE_SIZE`: beyond 2 GiB offsets are doubles, and % of a double is a call to fmod
+      const page = offset / TARGET_PAGE_SIZE;
+      if (page === Math.floor(page)) return this.gen[page] === 0;
+    }
     const end = Math.ceil((offset + length) / TARGET_PAGE_SIZE);
     for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen[p] !== 0) return false;
     return true;
@@ -290,8 +294,16 @@ export class SimRAMBlock implements RAMBlockLike {
   /** A page's bytes from the stream: checked, and its generation recorded. */
   get_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
-    const g = this.content.identify(page, this.scratch);
+    let g: number;
+    if (f.available() >= TARGET_PAGE_SIZE) {
+      // The page is whole in the file's buffer (the loader made it available): check it
+      // there, as qemu_get_buffer_in_place() would hand it over, rather than copy it first.
+      g = this.content.identify(page, f.buf, f.buf_index);
+      qemu_file_skip(f, TARGET_PAGE_SIZE);
+    } else {
+      qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
+      g = this.content.identify(page, this.scratch);
+    }
     const st = this.load_stats;
     if (g < 0) {
       st.pages_bad++;
