@@ -368,7 +368,12 @@ export class QEMUFile {
     if (this.last_error) return;
     while (size > 0) {
       const l = Math.min(this.buf.length - this.buf_index, size);
-      Buffer.prototype.copy.call(src, this.buf, this.buf_index, off, off + l);
+      if (l <= 32) {
+        // a few bytes (a page header of the simulated RAM): a loop costs less than copy()'s checks
+        const b = this.buf;
+        const i = this.buf_index;
+        for (let k = 0; k < l; k++) b[i + k] = src[off + k];
+      } else Buffer.prototype.copy.call(src, this.buf, this.buf_index, off, off + l);
       off += l;
       size -= l;
       this.written(l);

@@ -40,6 +40,18 @@ export const PAGE_POOL_SIZE = 1 << 16;
 const PAYLOAD = TARGET_PAGE_SIZE - PAGE_HEADER_SIZE;
 const ZERO_PAGE = Buffer.alloc(TARGET_PAGE_SIZE);
 
+/* u32 little-endian by bytes: Buffer's writeUInt32LE()/readUInt32LE() check their arguments on every call. */
+function put_u32le(b: Uint8Array, off: number, v: number): void {
+  b[off] = v;
+  b[off + 1] = v >>> 8;
+  b[off + 2] = v >>> 16;
+  b[off + 3] = v >>> 24;
+}
+
+function get_u32le(b: Uint8Array, off: number): number {
+  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16)) + b[off + 3] * 0x1000000;
+}
+
 /** The bytes of a (page, generation) for one seed. */
 export class PageContent {
   /** Random bytes, PAGE_POOL_SIZE plus a page so any offset below PAGE_POOL_SIZE fits. */
@@ -62,10 +74,10 @@ export class PageContent {
   /** The 16-byte header of (page, gen) into buf at off. */
   header(page: number, gen: number, buf: Buffer, off = 0): number {
     const check = this.check(page, gen);
-    buf.writeUInt32LE(page >>> 0, off);
-    buf.writeUInt32LE(gen >>> 0, off + 4);
-    buf.writeUInt32LE(check, off + 8);
-    buf.writeUInt32LE(PAGE_MAGIC, off + 12);
+    put_u32le(buf, off, page);
+    put_u32le(buf, off + 4, gen);
+    put_u32le(buf, off + 8, check);
+    put_u32le(buf, off + 12, PAGE_MAGIC);
     return check;
   }
 
@@ -85,13 +97,13 @@ export class PageContent {
    * page whose every byte is right, -1 for anything else.
    */
   identify(page: number, b: Buffer, off = 0): number {
-    if (b.readUInt32LE(off + 12) !== PAGE_MAGIC) {
+    if (get_u32le(b, off + 12) !== PAGE_MAGIC) {
       return b.compare(ZERO_PAGE, 0, TARGET_PAGE_SIZE, off, off + TARGET_PAGE_SIZE) === 0 ? 0 : -1;
     }
-    const gen = b.readUInt32LE(off + 4);
-    if (b.readUInt32LE(off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
+    const gen = get_u32le(b, off + 4);
+    if (get_u32le(b, off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
     const check = this.check(page, gen);
-    if (b.readUInt32LE(off + 8) !== check) return -1;
+    if (get_u32le(b, off + 8) !== check) return -1;
     const o = this.pool_offset(check);
     return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
   }
@@ -195,6 +207,8 @@ export class SimRAMBlock implements RAMBlockLike {
     let count = 0;
     const a = this.gen;
     const b = other.gen;
+    // equal blocks (a migration that worked) are the usual answer: one memcmp tells
+    if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) return { count, pages };
     for (let p = 0; p < a.length; p++) {
       if (a[p] !== b[p]) {
         if (count++ < limit) pages.push(p);
