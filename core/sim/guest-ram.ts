@@ -122,6 +122,9 @@ export interface PageLoadStats {
   first_bad: number;
 }
 
+/** Pages per bit of SimRAMBlock.touched: one 4 KiB memory page of 16-bit generations. */
+const GEN_GROUP = 2048;
+
 /** A generation that never occurs: what a page with bad bytes is recorded as. */
 export const GEN_BAD = 0xffff;
 
@@ -134,8 +137,20 @@ export class SimRAMBlock implements RAMBlockLike {
   /** No stored bytes: the engine goes through put_page()/get_page(). */
   readonly host = new Uint8Array(0);
   bmap: Int32Array | null = null;
-  /** Write generation of every page (0: never written, all zeros; 1..65534). */
+  /**
+   * Write generation of every page (0: never written, all zeros; 1..65534). Written by this
+   * class's methods only, which keep `touched` in step.
+   */
   readonly gen: Uint16Array;
+  /**
+   * One bit per GEN_GROUP pages of gen (one 4 KiB memory page of it), set once any of them
+   * is given a generation: a clear bit means all of them are 0. Zero detection and the
+   * sweeps over all pages read gen only in groups with the bit set, so gen's memory is
+   * touched only where pages were written (on some hosts, this one included, reading
+   * untouched memory makes it resident as writing does: 512 MiB of gen for a 1 TiB guest).
+   * 1 KiB for 64 GiB.
+   */
+  private readonly touched: Int32Array;
   /** The DIRTY_MEMORY_MIGRATION log: one bit per page. */
   readonly dirty_log: Int32Array;
   /** Lab only: sent/zero/received page bits for the RAM map (core/migration/ram-map.ts). */
@@ -154,6 +169,7 @@ export class SimRAMBlock implements RAMBlockLike {
     this.nr_pages = len / TARGET_PAGE_SIZE;
     if (this.nr_pages > 0xffffffff) throw new RangeError(`RAM size ${size} is beyond the lab's 16 TiB`);
     this.gen = new Uint16Array(this.nr_pages);
+    this.touched = new Int32Array(BITS_TO_WORDS(Math.ceil(this.nr_pages / GEN_GROUP)));
     this.dirty_log = new Int32Array(BITS_TO_WORDS(this.nr_pages));
     this.pagemap = new RamPageBits(this.nr_pages);
     this.content = new PageContent(seed);
@@ -178,6 +194,7 @@ export class SimRAMBlock implements RAMBlockLike {
     }
     const g = this.gen[page] + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
+    this.touch(page);
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
     return true;
   }
@@ -185,18 +202,41 @@ export class SimRAMBlock implements RAMBlockLike {
   /** Pages [first, first + count) written once, before any migration (no dirty log). */
   prefill(first: number, count: number): void {
     const end = Math.min(this.nr_pages, first + count);
-    for (let p = first; p < end; p++) if (this.gen[p] === 0) this.gen[p] = 1;
+    for (let p = first; p < end; p++) {
+      if (this.gen[p] === 0) this.gen[p] = 1;
+      this.touch(p);
+    }
+  }
+
+  /** Mark page's group of gen as touched (before or as it is given a generation other than 0). */
+  private touch(page: number): void {
+    const grp = Math.floor(page / GEN_GROUP);
+    this.touched[grp >>> 5] |= 1 << (grp & 31);
+  }
+
+  private is_touched(page: number): boolean {
+    const grp = Math.floor(page / GEN_GROUP);
+    return (this.touched[grp >>> 5] & (1 << (grp & 31))) !== 0;
+  }
+
+  /** gen[page], without reading gen's memory in a group never touched (all 0 there). */
+  private gen_of(page: number): number {
+    return this.is_touched(page) ? this.gen[page] : 0;
   }
 
   /** The bytes of a page as the guest sees them (tests, pmemsave). */
   read_page(page: number, buf: Buffer, off = 0): void {
-    this.content.fill(page, this.gen[page], buf, off);
+    this.content.fill(page, this.gen_of(page), buf, off);
   }
 
   /** Pages with generation ≥ 1 (ever written). */
   count_written(): number {
     let n = 0;
-    for (let p = 0; p < this.nr_pages; p++) if (this.gen[p] !== 0) n++;
+    const g = this.gen;
+    for (let first = 0; first < this.nr_pages; first += GEN_GROUP) {
+      if (!this.is_touched(first)) continue;
+      for (let p = first, end = Math.min(first + GEN_GROUP, this.nr_pages); p < end; p++) if (g[p] !== 0) n++;
+    }
     return n;
   }
 
@@ -207,11 +247,12 @@ export class SimRAMBlock implements RAMBlockLike {
     let count = 0;
     const a = this.gen;
     const b = other.gen;
-    // equal blocks (a migration that worked) are the usual answer: one memcmp tells
-    if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) return { count, pages };
-    for (let p = 0; p < a.length; p++) {
-      if (a[p] !== b[p]) {
-        if (count++ < limit) pages.push(p);
+    for (let first = 0; first < a.length; first += GEN_GROUP) {
+      if (!this.is_touched(first) && !other.is_touched(first)) continue; // all generation 0 on both sides
+      for (let p = first, end = Math.min(first + GEN_GROUP, a.length); p < end; p++) {
+        if (a[p] !== b[p]) {
+          if (count++ < limit) pages.push(p);
+        }
       }
     }
     return { count, pages };
@@ -285,17 +326,17 @@ export class SimRAMBlock implements RAMBlockLike {
     if (length === TARGET_PAGE_SIZE) {
       // Not `offset % TARGET_PAGE_SIZE`: beyond 2 GiB offsets are doubles, and % of a double is a call to fmod
       const page = offset / TARGET_PAGE_SIZE;
-      if (page === Math.floor(page)) return this.gen[page] === 0;
+      if (page === Math.floor(page)) return this.gen_of(page) === 0;
     }
     const end = Math.ceil((offset + length) / TARGET_PAGE_SIZE);
-    for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen[p] !== 0) return false;
+    for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen_of(p) !== 0) return false;
     return true;
   }
 
   /** The page's bytes into the stream: header copied, payload from the immutable pool. */
   put_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    const g = this.gen[page];
+    const g = this.gen_of(page);
     if (g === 0) {
       f.put_buffer_async(ZERO_PAGE, 0, TARGET_PAGE_SIZE);
       return;
@@ -323,9 +364,13 @@ export class SimRAMBlock implements RAMBlockLike {
       st.pages_bad++;
       if (st.first_bad < 0) st.first_bad = offset;
       this.gen[page] = GEN_BAD;
+      this.touch(page);
     } else {
       st.pages_ok++;
-      this.gen[page] = g;
+      if (g !== 0) {
+        this.touch(page);
+        this.gen[page] = g;
+      } else if (this.is_touched(page)) this.gen[page] = 0; // else it is 0 already
     }
   }
 
