@@ -332,7 +332,7 @@ export class QEMUFile {
     }
   }
 
-  /** Two 32-bit halves: the allocation-free form of qemu_put_be64(). */
+  /** Two 32-bit halves (each a uint32 or an int32 of the same bits): the allocation-free form of qemu_put_be64(). */
   put_be64_hilo(hi: number, lo: number): void {
     const b = this.buf;
     const i = this.buf_index;

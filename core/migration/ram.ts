@@ -415,8 +415,9 @@ function migration_bitmap_clear_dirty(rs: RAMState, rb: RAMBlockLike, page: numb
 function save_page_header(pss: PageSearchStatus, f: QEMUFile, block: RAMBlockLike, offset: number, flags: number): number {
   const same_block = block === pss.last_sent_block;
   if (same_block) flags |= RAM_SAVE_FLAG_CONTINUE;
-  // offset is page aligned: flags live in the low 12 bits of the low word
-  f.put_be64_hilo(Math.floor(offset / 0x100000000), ((offset >>> 0) | flags) >>> 0);
+  // offset is page aligned: flags live in the low 12 bits of the low word (passed as an
+  // int32: the same 32 bits, and no number boxed for offsets from 2 GiB on)
+  f.put_be64_hilo(Math.floor(offset / 0x100000000), (offset >>> 0) | flags);
   let size = 8;
   if (!same_block) {
     const len = block.idstr.length;

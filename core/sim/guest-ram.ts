@@ -123,7 +123,8 @@ export interface PageLoadStats {
 }
 
 /** Pages per bit of SimRAMBlock.touched: one 4 KiB memory page of 16-bit generations. */
-const GEN_GROUP = 2048;
+const GEN_GROUP_SHIFT = 11;
+const GEN_GROUP = 1 << GEN_GROUP_SHIFT;
 
 /** A generation that never occurs: what a page with bad bytes is recorded as. */
 export const GEN_BAD = 0xffff;
@@ -210,12 +211,12 @@ export class SimRAMBlock implements RAMBlockLike {
 
   /** Mark page's group of gen as touched (before or as it is given a generation other than 0). */
   private touch(page: number): void {
-    const grp = Math.floor(page / GEN_GROUP);
+    const grp = page >>> GEN_GROUP_SHIFT; // page < 2^32
     this.touched[grp >>> 5] |= 1 << (grp & 31);
   }
 
   private is_touched(page: number): boolean {
-    const grp = Math.floor(page / GEN_GROUP);
+    const grp = page >>> GEN_GROUP_SHIFT;
     return (this.touched[grp >>> 5] & (1 << (grp & 31))) !== 0;
   }
 
