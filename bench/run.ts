@@ -33,14 +33,25 @@ if (live.qemuMiBs !== null && live.qemuPreallocMiBs !== null) {
 }
 console.log('  (lab / raw: each column against the raw copy of the same kind; lab / QEMU: verdict on default RAM, as QEMU runs by default)');
 
-const { benchSimLarge, benchBitmapSync } = await import('./sim.js');
+const { benchSimLarge, benchSimHuge, benchFloor, benchBitmapSync } = await import('./sim.js');
 const large = await benchSimLarge();
+const floor = benchFloor(large.normal, large.duplicate);
+const vs_floor = large.wall_ms / floor.wall_ms;
 console.log('\nSimulated runtime, scenarios/large-64g-10gbit.yaml (64 GiB guest, 10 Gbit/s), in a process of its own:');
 console.log(`  outcome            ${large.outcome}, ${(large.transferred / 2 ** 30).toFixed(2)} GiB sent, ${fmt(large.timers)} timers`);
+console.log(`  pages sent         ${fmt(large.normal)} normal, ${fmt(large.duplicate)} zero`);
 console.log(`  virtual time       ${(large.virtual_ms / 1000).toFixed(2)} s`);
-console.log(`  wall time          ${(large.wall_ms / 1000).toFixed(2)} s`);
+console.log(`  wall time          ${(large.wall_ms / 1000).toFixed(2)} s, ${((large.wall_ms * 1e6) / (large.normal + large.duplicate)).toFixed(0)} ns per page  (goal: < 1.5 s) ${verdict(large.wall_ms < 1500)}`);
+console.log(`  floor              ${(floor.wall_ms / 1000).toFixed(2)} s, ${((floor.wall_ms * 1e6) / (large.normal + large.duplicate)).toFixed(0)} ns per page  (the same pages: bitmap walked, records encoded into a buffer)`);
+console.log(`  wall / floor       ${vs_floor.toFixed(2)}  (goal: <= 2.00) ${verdict(vs_floor <= 2)}`);
 console.log(`  virtual / wall     ${large.ratio.toFixed(2)}`);
 console.log(`  peak memory        ${large.max_rss_mib.toFixed(0)} MiB RSS (whole process), ${large.heap_used_mib.toFixed(0)} MiB JS heap  (goal: < 200 MiB) ${verdict(large.max_rss_mib < 200)}`);
+const huge = await benchSimHuge();
+console.log('\nSimulated runtime, a 1 TiB guest (32 GiB written) at 100 Gbit/s, in a process of its own:');
+console.log(`  outcome            ${huge.outcome}, ${(huge.transferred / 2 ** 30).toFixed(2)} GiB sent, ${fmt(huge.normal + huge.duplicate)} pages, ${fmt(huge.timers)} timers`);
+console.log(`  virtual time       ${(huge.virtual_ms / 1000).toFixed(2)} s`);
+console.log(`  wall time          ${(huge.wall_ms / 1000).toFixed(2)} s  (goal: < 30 s) ${verdict(huge.wall_ms < 30_000)}`);
+console.log(`  peak memory        ${huge.max_rss_mib.toFixed(0)} MiB RSS (whole process)  (goal: < 400 MiB) ${verdict(huge.max_rss_mib < 400)}`);
 const sync = benchBitmapSync();
 console.log('\nBitmap sync (cpu_physical_memory_sync_dirty_bitmap over all of RAM, median of 9):');
 console.log('  RAM      clean        ms/GiB     1 % dirty    ms/GiB');

@@ -91,7 +91,7 @@ export class MigrationAtomicStats {
    * into the slot (`stats.x += n` through the accessors boxes a number per call).
    */
   add(field: (typeof MIG_STATS_FIELDS)[number], n: number): void {
-    this.v[MIG_STATS_INDEX[field]] += n;
+    this.v[mig_stats_slot(field)] += n;
   }
 
   /** Keep the counters in `mem` from now on (another thread's view of the same ones). */
@@ -106,7 +106,45 @@ export class MigrationAtomicStats {
     this.v.fill(0);
   }
 }
-const MIG_STATS_INDEX = Object.fromEntries(MIG_STATS_FIELDS.map((f, i) => [f, i])) as Record<(typeof MIG_STATS_FIELDS)[number], number>;
+/**
+ * The slot of a counter. A switch, not a lookup table: add() is called with every field
+ * name, which makes a table's keyed load megamorphic (a hash probe per page); the switch
+ * compares interned strings and, inlined at a call site with a constant name, folds away.
+ */
+function mig_stats_slot(field: (typeof MIG_STATS_FIELDS)[number]): number {
+  switch (field) {
+    case 'dirty_bytes_last_sync':
+      return 0;
+    case 'dirty_pages_rate':
+      return 1;
+    case 'dirty_sync_count':
+      return 2;
+    case 'dirty_sync_missed_zero_copy':
+      return 3;
+    case 'downtime_bytes':
+      return 4;
+    case 'zero_pages':
+      return 5;
+    case 'multifd_bytes':
+      return 6;
+    case 'normal_pages':
+      return 7;
+    case 'postcopy_bytes':
+      return 8;
+    case 'postcopy_requests':
+      return 9;
+    case 'precopy_bytes':
+      return 10;
+    case 'qemu_file_transferred':
+      return 11;
+    case 'rate_limit_max':
+      return 12;
+    case 'rate_limit_start':
+      return 13;
+    case 'rdma_bytes':
+      return 14;
+  }
+}
 MIG_STATS_FIELDS.forEach((name, i) => {
   Object.defineProperty(MigrationAtomicStats.prototype, name, {
     get(this: { v: Float64Array }) {
@@ -279,8 +317,14 @@ export class QEMUFile {
   }
 
   put_be32(v: number): void {
-    if (this.buf.length - this.buf_index >= 4 && !this.last_error) {
-      this.buf.writeUInt32BE(v >>> 0, this.buf_index);
+    const b = this.buf;
+    const i = this.buf_index;
+    if (b.length - i >= 4 && !this.last_error) {
+      // byte stores (a Uint8Array keeps the low 8 bits): writeUInt32BE() validates per call
+      b[i] = v >>> 24;
+      b[i + 1] = v >>> 16;
+      b[i + 2] = v >>> 8;
+      b[i + 3] = v;
       this.written(4);
     } else {
       this.put_be16(v >>> 16);
@@ -288,10 +332,25 @@ export class QEMUFile {
     }
   }
 
-  /** Two 32-bit halves: the allocation-free form of qemu_put_be64(). */
+  /** Two 32-bit halves (each a uint32 or an int32 of the same bits): the allocation-free form of qemu_put_be64(). */
   put_be64_hilo(hi: number, lo: number): void {
-    this.put_be32(hi);
-    this.put_be32(lo);
+    const b = this.buf;
+    const i = this.buf_index;
+    if (b.length - i >= 8 && !this.last_error) {
+      // as two put_be32() calls: the buffer can only fill up after the second
+      b[i] = hi >>> 24;
+      b[i + 1] = hi >>> 16;
+      b[i + 2] = hi >>> 8;
+      b[i + 3] = hi;
+      b[i + 4] = lo >>> 24;
+      b[i + 5] = lo >>> 16;
+      b[i + 6] = lo >>> 8;
+      b[i + 7] = lo;
+      this.written(8);
+    } else {
+      this.put_be32(hi);
+      this.put_be32(lo);
+    }
   }
 
   /** qemu_put_be64(): a safe non-negative integer, or any bigint (taken modulo 2^64). */
@@ -309,7 +368,12 @@ export class QEMUFile {
     if (this.last_error) return;
     while (size > 0) {
       const l = Math.min(this.buf.length - this.buf_index, size);
-      Buffer.prototype.copy.call(src, this.buf, this.buf_index, off, off + l);
+      if (l <= 32) {
+        // a few bytes (a page header of the simulated RAM): a loop costs less than copy()'s checks
+        const b = this.buf;
+        const i = this.buf_index;
+        for (let k = 0; k < l; k++) b[i + k] = src[off + k];
+      } else Buffer.prototype.copy.call(src, this.buf, this.buf_index, off, off + l);
       off += l;
       size -= l;
       this.written(l);
@@ -596,9 +660,12 @@ export class QEMUFile {
   }
 
   get_be32(): number {
-    if (this.buf_size - this.buf_index >= 4) {
-      const v = this.buf.readUInt32BE(this.buf_index);
-      this.buf_index += 4;
+    const i = this.buf_index;
+    if (this.buf_size - i >= 4) {
+      const b = this.buf;
+      // byte loads: readUInt32BE() validates per call
+      const v = b[i] * 0x1000000 + ((b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]);
+      this.buf_index = i + 4;
       return v;
     }
     return ((this.get_be16() << 16) | this.get_be16()) >>> 0;

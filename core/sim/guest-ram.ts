@@ -32,7 +32,7 @@ import { RamPageBits } from '../migration/ram-map.js';
 import { RAM_BLOCK_IDSTR, TARGET_PAGE_SIZE, sync_dirty_log } from '../system/physmem.js';
 import { BITS_TO_WORDS } from '../util/bitmap.js';
 import { Prng, mix32 } from './prng.js';
-import { type QEMUFile, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
+import { type QEMUFile, qemu_file_skip, qemu_get_buffer, qemu_put_buffer } from '../migration/qemu-file.js';
 
 export const PAGE_HEADER_SIZE = 16;
 const PAGE_MAGIC = 0x47504c4d; // "MLPG" little-endian
@@ -40,6 +40,18 @@ const PAGE_MAGIC = 0x47504c4d; // "MLPG" little-endian
 export const PAGE_POOL_SIZE = 1 << 16;
 const PAYLOAD = TARGET_PAGE_SIZE - PAGE_HEADER_SIZE;
 const ZERO_PAGE = Buffer.alloc(TARGET_PAGE_SIZE);
+
+/* u32 little-endian by bytes: Buffer's writeUInt32LE()/readUInt32LE() check their arguments on every call. */
+function put_u32le(b: Uint8Array, off: number, v: number): void {
+  b[off] = v;
+  b[off + 1] = v >>> 8;
+  b[off + 2] = v >>> 16;
+  b[off + 3] = v >>> 24;
+}
+
+function get_u32le(b: Uint8Array, off: number): number {
+  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16)) + b[off + 3] * 0x1000000;
+}
 
 /** The bytes of a (page, generation) for one seed. */
 export class PageContent {
@@ -63,10 +75,10 @@ export class PageContent {
   /** The 16-byte header of (page, gen) into buf at off. */
   header(page: number, gen: number, buf: Buffer, off = 0): number {
     const check = this.check(page, gen);
-    buf.writeUInt32LE(page >>> 0, off);
-    buf.writeUInt32LE(gen >>> 0, off + 4);
-    buf.writeUInt32LE(check, off + 8);
-    buf.writeUInt32LE(PAGE_MAGIC, off + 12);
+    put_u32le(buf, off, page);
+    put_u32le(buf, off + 4, gen);
+    put_u32le(buf, off + 8, check);
+    put_u32le(buf, off + 12, PAGE_MAGIC);
     return check;
   }
 
@@ -86,13 +98,13 @@ export class PageContent {
    * page whose every byte is right, -1 for anything else.
    */
   identify(page: number, b: Buffer, off = 0): number {
-    if (b.readUInt32LE(off + 12) !== PAGE_MAGIC) {
+    if (get_u32le(b, off + 12) !== PAGE_MAGIC) {
       return b.compare(ZERO_PAGE, 0, TARGET_PAGE_SIZE, off, off + TARGET_PAGE_SIZE) === 0 ? 0 : -1;
     }
-    const gen = b.readUInt32LE(off + 4);
-    if (b.readUInt32LE(off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
+    const gen = get_u32le(b, off + 4);
+    if (get_u32le(b, off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
     const check = this.check(page, gen);
-    if (b.readUInt32LE(off + 8) !== check) return -1;
+    if (get_u32le(b, off + 8) !== check) return -1;
     const o = this.pool_offset(check);
     return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
   }
@@ -111,6 +123,10 @@ export interface PageLoadStats {
   first_bad: number;
 }
 
+/** Pages per bit of SimRAMBlock.touched: one 4 KiB memory page of 16-bit generations. */
+const GEN_GROUP_SHIFT = 11;
+const GEN_GROUP = 1 << GEN_GROUP_SHIFT;
+
 /** A generation that never occurs: what a page with bad bytes is recorded as. */
 export const GEN_BAD = 0xffff;
 
@@ -123,8 +139,20 @@ export class SimRAMBlock implements RAMBlockLike {
   /** No stored bytes: the engine goes through put_page()/get_page(). */
   readonly host = new Uint8Array(0);
   bmap: Int32Array | null = null;
-  /** Write generation of every page (0: never written, all zeros; 1..65534). */
+  /**
+   * Write generation of every page (0: never written, all zeros; 1..65534). Written by this
+   * class's methods only, which keep `touched` in step.
+   */
   readonly gen: Uint16Array;
+  /**
+   * One bit per GEN_GROUP pages of gen (one 4 KiB memory page of it), set once any of them
+   * is given a generation: a clear bit means all of them are 0. Zero detection and the
+   * sweeps over all pages read gen only in groups with the bit set, so gen's memory is
+   * touched only where pages were written (on some hosts, this one included, reading
+   * untouched memory makes it resident as writing does: 512 MiB of gen for a 1 TiB guest).
+   * 1 KiB for 64 GiB.
+   */
+  private readonly touched: Int32Array;
   /** The DIRTY_MEMORY_MIGRATION log: one bit per page. */
   readonly dirty_log: Int32Array;
   /** Lab only: sent/zero/received page bits for the RAM map (core/migration/ram-map.ts). */
@@ -143,6 +171,7 @@ export class SimRAMBlock implements RAMBlockLike {
     this.nr_pages = len / TARGET_PAGE_SIZE;
     if (this.nr_pages > 0xffffffff) throw new RangeError(`RAM size ${size} is beyond the lab's 16 TiB`);
     this.gen = new Uint16Array(this.nr_pages);
+    this.touched = new Int32Array(BITS_TO_WORDS(Math.ceil(this.nr_pages / GEN_GROUP)));
     this.dirty_log = new Int32Array(BITS_TO_WORDS(this.nr_pages));
     this.pagemap = new RamPageBits(this.nr_pages);
     this.content = new PageContent(seed);
@@ -167,6 +196,7 @@ export class SimRAMBlock implements RAMBlockLike {
     }
     const g = this.gen[page] + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
+    this.touch(page);
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
     return true;
   }
@@ -174,18 +204,41 @@ export class SimRAMBlock implements RAMBlockLike {
   /** Pages [first, first + count) written once, before any migration (no dirty log). */
   prefill(first: number, count: number): void {
     const end = Math.min(this.nr_pages, first + count);
-    for (let p = first; p < end; p++) if (this.gen[p] === 0) this.gen[p] = 1;
+    for (let p = first; p < end; p++) {
+      if (this.gen[p] === 0) this.gen[p] = 1;
+      this.touch(p);
+    }
+  }
+
+  /** Mark page's group of gen as touched (before or as it is given a generation other than 0). */
+  private touch(page: number): void {
+    const grp = page >>> GEN_GROUP_SHIFT; // page < 2^32
+    this.touched[grp >>> 5] |= 1 << (grp & 31);
+  }
+
+  private is_touched(page: number): boolean {
+    const grp = page >>> GEN_GROUP_SHIFT;
+    return (this.touched[grp >>> 5] & (1 << (grp & 31))) !== 0;
+  }
+
+  /** gen[page], without reading gen's memory in a group never touched (all 0 there). */
+  private gen_of(page: number): number {
+    return this.is_touched(page) ? this.gen[page] : 0;
   }
 
   /** The bytes of a page as the guest sees them (tests, pmemsave). */
   read_page(page: number, buf: Buffer, off = 0): void {
-    this.content.fill(page, this.gen[page], buf, off);
+    this.content.fill(page, this.gen_of(page), buf, off);
   }
 
   /** Pages with generation ≥ 1 (ever written). */
   count_written(): number {
     let n = 0;
-    for (let p = 0; p < this.nr_pages; p++) if (this.gen[p] !== 0) n++;
+    const g = this.gen;
+    for (let first = 0; first < this.nr_pages; first += GEN_GROUP) {
+      if (!this.is_touched(first)) continue;
+      for (let p = first, end = Math.min(first + GEN_GROUP, this.nr_pages); p < end; p++) if (g[p] !== 0) n++;
+    }
     return n;
   }
 
@@ -196,9 +249,12 @@ export class SimRAMBlock implements RAMBlockLike {
     let count = 0;
     const a = this.gen;
     const b = other.gen;
-    for (let p = 0; p < a.length; p++) {
-      if (a[p] !== b[p]) {
-        if (count++ < limit) pages.push(p);
+    for (let first = 0; first < a.length; first += GEN_GROUP) {
+      if (!this.is_touched(first) && !other.is_touched(first)) continue; // all generation 0 on both sides
+      for (let p = first, end = Math.min(first + GEN_GROUP, a.length); p < end; p++) {
+        if (a[p] !== b[p]) {
+          if (count++ < limit) pages.push(p);
+        }
       }
     }
     return { count, pages };
@@ -269,16 +325,20 @@ export class SimRAMBlock implements RAMBlockLike {
   /* ------------------------- RAMBlockLike: contents ------------------------- */
 
   buffer_is_zero(offset: number, length: number): boolean {
-    if (length === TARGET_PAGE_SIZE && offset % TARGET_PAGE_SIZE === 0) return this.gen[offset / TARGET_PAGE_SIZE] === 0;
+    if (length === TARGET_PAGE_SIZE) {
+      // Not `offset % TARGET_PAGE_SIZE`: beyond 2 GiB offsets are doubles, and % of a double is a call to fmod
+      const page = offset / TARGET_PAGE_SIZE;
+      if (page === Math.floor(page)) return this.gen_of(page) === 0;
+    }
     const end = Math.ceil((offset + length) / TARGET_PAGE_SIZE);
-    for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen[p] !== 0) return false;
+    for (let p = Math.floor(offset / TARGET_PAGE_SIZE); p < end; p++) if (this.gen_of(p) !== 0) return false;
     return true;
   }
 
   /** The page's bytes into the stream: header copied, payload from the immutable pool. */
   put_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    const g = this.gen[page];
+    const g = this.gen_of(page);
     if (g === 0) {
       f.put_buffer_async(ZERO_PAGE, 0, TARGET_PAGE_SIZE);
       return;
@@ -291,16 +351,28 @@ export class SimRAMBlock implements RAMBlockLike {
   /** A page's bytes from the stream: checked, and its generation recorded. */
   get_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
-    qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
-    const g = this.content.identify(page, this.scratch);
+    let g: number;
+    if (f.available() >= TARGET_PAGE_SIZE) {
+      // The page is whole in the file's buffer (the loader made it available): check it
+      // there, as qemu_get_buffer_in_place() would hand it over, rather than copy it first.
+      g = this.content.identify(page, f.buf, f.buf_index);
+      qemu_file_skip(f, TARGET_PAGE_SIZE);
+    } else {
+      qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
+      g = this.content.identify(page, this.scratch);
+    }
     const st = this.load_stats;
     if (g < 0) {
       st.pages_bad++;
       if (st.first_bad < 0) st.first_bad = offset;
       this.gen[page] = GEN_BAD;
+      this.touch(page);
     } else {
       st.pages_ok++;
-      this.gen[page] = g;
+      if (g !== 0) {
+        this.touch(page);
+        this.gen[page] = g;
+      } else if (this.is_touched(page)) this.gen[page] = 0; // else it is 0 already
     }
   }
 
