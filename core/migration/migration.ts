@@ -14,6 +14,9 @@ import type { QIOChannel } from '../io/channel.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
+import type { QemuSemaphoreLike } from '../util/qemu-thread.js';
+import { PlainMigrationStateStorage, type MigrationStateStorage } from './runtime/state-storage.js';
+import { MigrationThreadList, migration_threads_add, migration_threads_remove } from './threadinfo.js';
 import {
   MIGLAB_COMPLETION,
   MIGLAB_ITERATION_DECISION,
@@ -83,52 +86,15 @@ export interface RamInfoSource {
   ram_bytes_remaining(): number;
 }
 
-/** QemuSemaphore for a cooperative thread: post() wakes one wait(). */
-export class QemuSemaphore {
-  private count = 0;
-  private waiters: (() => void)[] = [];
-
-  post(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.count++;
-  }
-
-  /** qemu_sem_wait(). */
-  async wait(): Promise<void> {
-    if (this.count > 0) {
-      this.count--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-
-  /** Eat up posts left from before (qemu_sem_timedwait(sem, 1) in a loop). */
-  drain(): void {
-    this.count = 0;
-  }
-}
-
+/**
+ * MigrationState (current_migration). What more than one thread touches (state, error,
+ * the timing fields, mig_stats, pause_sem, the live parameters) is kept in its
+ * `storage`, plain or shared memory as the runtime picked (runtime/state-storage.ts);
+ * what only the main loop touches is plain fields here.
+ */
 export class MigrationState {
-  state: MigrationStatus = 'none';
-  /** pause_sem: migrate-continue wakes the thread paused before switchover. */
-  readonly pause_sem = new QemuSemaphore();
-  error: string | null = null;
-  /** mig_stats: the counters behind query-migrate's `ram`. */
-  readonly mig_stats = new MigrationAtomicStats();
-  /** QEMU_CLOCK_REALTIME ms at migrate_init(). */
-  start_time = 0;
-  /** ms spent in setup (set when the thread enters `active`). */
-  setup_time = 0;
-  /** ms from start to completion (set at the end). */
-  total_time = 0;
-  /** ms the VM was stopped (set at completion). */
-  downtime = 0;
-  /** ms: downtime-limit at start, then bytes-pending / bandwidth (migration_update_counters). */
-  expected_downtime = 0;
-  /** Megabits/s over the last window (a double, printed as %.17g). */
-  mbps = 0;
-  pages_per_second = 0;
+  /** s->thread: the running migration thread, as the main loop sees it (from migrate_fd_connect() to the cleanup's join). */
+  thread: MigrationThreadHandle | null = null;
   /** The RAM side of the running (or last) migration. */
   ram: RamInfoSource | null = null;
   /** s->rp_state: the return path of this run, while its thread exists (rp_thread_created). */
@@ -137,18 +103,108 @@ export class MigrationState {
   start_postcopy = false;
   /** s->must_remove_block_options: `migrate blk=true` turned `block` on for this run. */
   must_remove_block_options = false;
+  /**
+   * query-migrationthreads' list (threadinfo.c's migration_threads). QEMU has one per
+   * process; the lab runs several endpoints in one process, so each MigrationState has its own.
+   */
+  readonly migration_threads = new MigrationThreadList();
 
   constructor(
     readonly options: MigrationOptions,
     private readonly events: QapiEventBus,
-  ) {}
+    /** Where the shared fields live: the runtime's choice (plain fields when none is given). */
+    readonly storage: MigrationStateStorage = new PlainMigrationStateStorage(),
+  ) {
+    options.parameters = storage.parameters(options.parameters);
+  }
+
+  get state(): MigrationStatus {
+    return this.storage.state;
+  }
+  set state(v: MigrationStatus) {
+    this.storage.state = v;
+  }
+  /** s->error: the first error of the run (migrate_set_error()). */
+  get error(): string | null {
+    return this.storage.error;
+  }
+  set error(v: string | null) {
+    this.storage.error = v;
+  }
+  /** pause_sem: migrate-continue wakes the thread paused before switchover. */
+  get pause_sem(): QemuSemaphoreLike {
+    return this.storage.pause_sem;
+  }
+  /** mig_stats: the counters behind query-migrate's `ram`. */
+  get mig_stats(): MigrationAtomicStats {
+    return this.storage.mig_stats;
+  }
+  /** QEMU_CLOCK_REALTIME ms at migrate_init(). */
+  get start_time(): number {
+    return this.storage.start_time;
+  }
+  set start_time(v: number) {
+    this.storage.start_time = v;
+  }
+  /** ms spent in setup (set when the thread enters `active`). */
+  get setup_time(): number {
+    return this.storage.setup_time;
+  }
+  set setup_time(v: number) {
+    this.storage.setup_time = v;
+  }
+  /** ms from start to completion (set at the end). */
+  get total_time(): number {
+    return this.storage.total_time;
+  }
+  set total_time(v: number) {
+    this.storage.total_time = v;
+  }
+  /** ms the VM was stopped (set at completion). */
+  get downtime(): number {
+    return this.storage.downtime;
+  }
+  set downtime(v: number) {
+    this.storage.downtime = v;
+  }
+  /** ms: downtime-limit at start, then bytes-pending / bandwidth (migration_update_counters). */
+  get expected_downtime(): number {
+    return this.storage.expected_downtime;
+  }
+  set expected_downtime(v: number) {
+    this.storage.expected_downtime = v;
+  }
+  /** Megabits/s over the last window (a double, printed as %.17g). */
+  get mbps(): number {
+    return this.storage.mbps;
+  }
+  set mbps(v: number) {
+    this.storage.mbps = v;
+  }
+  get pages_per_second(): number {
+    return this.storage.pages_per_second;
+  }
+  set pages_per_second(v: number) {
+    this.storage.pages_per_second = v;
+  }
+  /** Lab only: ram_bytes_total() as the migration thread last published it (for another thread's query-migrate). */
+  get ram_total(): number {
+    return this.storage.ram_total;
+  }
+  set ram_total(v: number) {
+    this.storage.ram_total = v;
+  }
+  /** Lab only: ram_bytes_remaining() as the migration thread last published it. */
+  get ram_remaining(): number {
+    return this.storage.ram_remaining;
+  }
+  set ram_remaining(v: number) {
+    this.storage.ram_remaining = v;
+  }
 
   /** migrate_set_state(): change state only from `old`; MIGRATION event when `events` is on. */
   migrate_set_state(old: MigrationStatus, next: MigrationStatus): boolean {
-    if (this.state !== old) return false;
-    this.state = next;
-    this.announce_state(next);
-    return true;
+    return this.storage.cmpxchg_state(old, next, (st) => this.announce_state(st));
   }
 
   /** The MIGRATION event of a state change that happened. */
@@ -184,6 +240,13 @@ export type SocketAddress =
 
 export class MigrationIncomingState {
   state: MigrationStatus = 'none';
+  /** mis->transport_data: the incoming transport (its listener), kept until the stream is loaded. */
+  transport_data: MigrationIncomingTransport | null = null;
+  /**
+   * qmp_migrate_incoming()'s `static bool once`: set after a start that succeeded (a
+   * function-static in QEMU, one per process; the lab keeps it per endpoint).
+   */
+  incoming_started = false;
   /** mis->from_src_file: the stream being loaded. */
   from_src_file: QEMUFile | null = null;
   /** mis->to_src_file: the return path, once the source asked for it (OPEN_RETURN_PATH). */
@@ -437,23 +500,18 @@ function transport_starter_name(addr: MigrationAddress, dir: 'outgoing' | 'incom
   return `${kind}_start_${dir}_migration`;
 }
 
-/** The incoming side's transport, kept until the stream is loaded (mis->transport_data). */
-const incomingTransports = new WeakMap<MigrationIncomingState, MigrationIncomingTransport>();
-/** qmp_migrate_incoming()'s `once`: set after a start that succeeded. */
-const incomingStarted = new WeakSet<MigrationIncomingState>();
-
 /** qmp_migrate_incoming(). */
 export async function qmp_migrate_incoming(
   env: MigrationHostEnv,
   args: { uri?: string; channels?: unknown[] },
   mon: MonitorFds | null = null,
 ): Promise<void> {
-  if (incomingStarted.has(env.mis)) throw error_setg('The incoming migration has already been started');
+  if (env.mis.incoming_started) throw error_setg('The incoming migration has already been started');
   if (!env.runstate.runstate_check('inmigrate')) {
     throw error_setg("'-incoming' was not specified on the command line");
   }
   await qemu_start_incoming_migration(env, args, mon);
-  incomingStarted.add(env.mis);
+  env.mis.incoming_started = true;
 }
 
 /**
@@ -486,7 +544,7 @@ export async function qemu_start_incoming_migration(
           return file_start_incoming_migration(addr, accept);
       }
     });
-    incomingTransports.set(env.mis, transport);
+    env.mis.transport_data = transport;
     if (addr.transport === 'socket' && transport.socket_address.length) {
       env.mis.socket_address_list = transport.socket_address;
     }
@@ -501,8 +559,8 @@ export async function qemu_start_incoming_migration(
 export function migration_ioc_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
   void (async () => {
     const status = await process_incoming_migration_co(env, ioc);
-    const transport = incomingTransports.get(env.mis);
-    incomingTransports.delete(env.mis);
+    const transport = env.mis.transport_data;
+    env.mis.transport_data = null;
     await transport?.cleanup();
     if (status !== null) env.exit(status);
   })();
@@ -621,9 +679,6 @@ interface OutgoingRun {
   trace_mark: (name: string, args: Record<string, unknown>) => void;
 }
 
-/** The running thread of each MigrationState, as the main loop sees it (s->thread). */
-const threads = new WeakMap<MigrationState, MigrationThreadHandle>();
-
 /** migrate_set_error(): keep the first error (QEMU keeps the first one too). */
 export function migrate_set_error(s: MigrationState, msg: string): void {
   if (!s.error) s.error = msg;
@@ -707,11 +762,8 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
      */
     if (s.options.migrate_postcopy_ram() || s.options.migrate_return_path()) open_return_path_on_source(env, ioc);
     const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
-    threads.set(
-      s,
-      env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () =>
-        env.migration_thread_create ? env.migration_thread_create(name, ioc) : cooperative_migration_thread_create(env, name, ioc),
-      ),
+    s.thread = env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () =>
+      env.migration_thread_create ? env.migration_thread_create(name, ioc) : cooperative_migration_thread_create(env, name, ioc),
     );
   });
 }
@@ -1266,9 +1318,9 @@ export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
   await env.tracer.call(MAIN_THREAD, 'migrate_fd_cleanup', undefined, async () => {
     const s = env.s;
     await close_return_path_on_source(env, MAIN_THREAD);
-    const t = threads.get(s);
+    const t = s.thread;
     if (t) {
-      threads.delete(s);
+      s.thread = null;
       await env.tracer.call(MAIN_THREAD, 'qemu_thread_join', undefined, () => t.join());
       await t.close();
     }
@@ -1276,26 +1328,6 @@ export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
     if (s.error) env.error_report(s.error);
     block_cleanup_parameters(s);
   });
-}
-
-/** query-migrationthreads: threads add themselves at start, remove at exit (head first). */
-const threadLists = new WeakMap<MigrationState, ThreadRef[]>();
-
-export function migration_threads_add(s: MigrationState, t: ThreadRef): void {
-  const list = threadLists.get(s) ?? [];
-  list.unshift(t);
-  threadLists.set(s, list);
-}
-
-export function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
-  const list = threadLists.get(s) ?? [];
-  const i = list.findIndex((x) => x.tid === t.tid);
-  if (i >= 0) list.splice(i, 1);
-}
-
-/** qmp_query_migrationthreads(). */
-export function qmp_query_migrationthreads(s: MigrationState): { name: string; 'thread-id': number }[] {
-  return (threadLists.get(s) ?? []).map((t) => ({ name: t.name, 'thread-id': t.tid }));
 }
 
 /** migrate_fd_cancel(): running → cancelling, and shut the stream down to unblock the thread. */
@@ -1308,7 +1340,7 @@ export function migrate_fd_cancel(s: MigrationState): void {
     s.migrate_set_state(old, 'cancelling');
     if (s.state === 'cancelling') break;
   }
-  const t = threads.get(s);
+  const t = s.thread;
   if (s.state === 'cancelling' && t) t.shutdown();
   if (s.state === 'cancelling') s.rp_state?.shutdown(); // qemu_file_shutdown(rp_state.from_dst_file)
   if (wasSetup && !t && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');

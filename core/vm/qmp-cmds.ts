@@ -13,11 +13,11 @@ import {
   qmp_migrate_recover,
   qmp_migrate_start_postcopy,
   qmp_query_migrate,
-  qmp_query_migrationthreads,
   qmp_migrate,
   migrate_fd_cancel,
   qmp_migrate_incoming,
 } from '../migration/migration.js';
+import { qmp_query_migrationthreads } from '../migration/threadinfo.js';
 
 import type { VirtualMachine } from './vm.js';
 import { qmp_x_miglab_query_ram_map } from './ram-map-cmd.js';

@@ -30,6 +30,8 @@ import {
 import { RAMList, type CpuThrottle } from '../migration/ram.js';
 import { CpuThrottleMainLoop } from './cpu-throttle.js';
 import { liveMigrationWorkerAvailable, worker_migration_thread_create } from '../migration/runtime/live.js';
+import { SharedMigrationStateStorage, createSharedMigrationMemory } from '../migration/runtime/shared-state.js';
+import { PlainMigrationStateStorage } from '../migration/runtime/state-storage.js';
 import type { QIOChannel } from '../io/channel.js';
 import { RAMBlock } from './ram.js';
 import { Tracer, type ThreadRef } from '../trace/trace.js';
@@ -114,7 +116,11 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     if (throttle instanceof CpuThrottleMainLoop) this.runstate.onChange((running) => throttle.qemu_clock_enable(running));
     this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
     // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
-    this.migration = new MigrationState(new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }), this.events);
+    this.migration = new MigrationState(
+      new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }),
+      this.events,
+      liveMigrationWorkerAvailable ? new SharedMigrationStateStorage(createSharedMigrationMemory(), true) : new PlainMigrationStateStorage(),
+    );
     this.incoming = new MigrationIncomingState(opts.incoming);
     registerHmpCommands(this.hmp);
   }

@@ -29,7 +29,7 @@ import { qemu_file_new_output } from '../qemu-file.js';
 import { RAMList } from '../ram.js';
 import { bqlCall, bqlSleep, runStateReader, type BqlOp } from './bql.js';
 import { RingWriterChannel, type RingMemory } from './ring.js';
-import { bindMigrationState, type SharedMigrationMemory } from './shared-state.js';
+import { SharedMigrationStateStorage, type SharedMigrationMemory } from './shared-state.js';
 import type { MigrationCapability } from '../../qmp/schema/migration.js';
 
 export interface LiveMigrationWorkerData {
@@ -76,8 +76,7 @@ const options = new MigrationOptions();
 Object.assign(options.capabilities, data.capabilities);
 options.parameters = data.parameters;
 const events = new PostingEventBus();
-const s = new MigrationState(options, events);
-bindMigrationState(s, data.mem, false);
+const s = new MigrationState(options, events, new SharedMigrationStateStorage(data.mem, false));
 if (data.rp) s.rp_state = return_path_view(new Int32Array(data.rp));
 
 /**
@@ -96,7 +95,6 @@ function return_path_view(words: Int32Array): SourceReturnPath {
     },
   };
 }
-const shared = s as unknown as { ram_total: number; ram_remaining: number };
 
 const tracer = new Tracer({ nowUs: () => Math.round((performance.timeOrigin + performance.now()) * 1000) });
 tracer.on((ev) => post({ type: 'trace', ev }));
@@ -117,8 +115,8 @@ const runstate = {
 
 function publish(): void {
   if (!s.ram) return;
-  shared.ram_total = s.ram.ram_bytes_total();
-  shared.ram_remaining = s.ram.ram_bytes_remaining();
+  s.ram_total = s.ram.ram_bytes_total();
+  s.ram_remaining = s.ram.ram_bytes_remaining();
 }
 
 const ram_list = new RAMList(data.ram.map((r) => RAMBlock.attach(r)));
