@@ -14,7 +14,7 @@ import {
   qmp_migrate_start_postcopy,
   qmp_query_migrate,
   qmp_migrate,
-  migrate_fd_cancel,
+  qmp_migrate_cancel,
   qmp_migrate_incoming,
 } from '../migration/migration.js';
 import { qmp_query_migrationthreads } from '../migration/threadinfo.js';
@@ -74,13 +74,13 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       vm.migration.options.qmp_migrate_set_parameters(params, vm.migrationRunState()),
     )
     .register('query-migrationthreads', ({}, { vm }) => qmp_query_migrationthreads(vm.migration))
-    .register('migrate', (args: any, { vm }) => qmp_migrate(vm, args))
-    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm, args))
-    .register('migrate_cancel', ({}, { vm }) => migrate_fd_cancel(vm.migration))
+    .register('migrate', (args: any, { vm }) => qmp_migrate(vm.env, args))
+    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm.env, args))
+    .register('migrate_cancel', ({}, { vm }) => qmp_migrate_cancel(vm.migration))
     .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())
     .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming))
-    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.ram_list(), bins))
+    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.env.ram_list(), bins))
     .register('x-miglab-query-vcpu', ({}, { vm }) => qmp_x_miglab_query_vcpu(vm.vcpus));
 }

@@ -15,11 +15,12 @@ import {
   type MigrationHostEnv,
   type MigrationThreadHandle,
 } from '../migration.js';
+import { event_loop_hooks, migration_host_env, type MigrationRuntime } from './runtimes.js';
 import { ram_bytes_total } from '../ram.js';
 import { bqlDone, createBqlMemory, publishRunState } from './bql.js';
 import type { LiveMigrationMessage, LiveMigrationWorkerData } from './live-migration-worker.js';
 import { createRing, drainRing, failRing } from './ring.js';
-import { SharedMigrationStateStorage } from './shared-state.js';
+import { SharedMigrationStateStorage, createSharedMigrationMemory } from './shared-state.js';
 import { migration_threads_add, migration_threads_remove } from '../threadinfo.js';
 
 const WORKER_URL = new URL('./live-migration-worker.js', import.meta.url);
@@ -169,7 +170,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as LiveMigrationMessage);
   };
   storage.before_change = drainPort;
-  const undrain = env.main_loop_drain_add?.(() => {
+  const undrain = env.main_loop_drain_add(() => {
     storage.wait_state_announced();
     drainPort();
   });
@@ -177,7 +178,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     worker.once('error', (e) => env.error_report(`${name}: ${e.stack ?? e}`));
     worker.once('exit', () => {
       drainPort(); // what it said last
-      undrain?.();
+      undrain();
       storage.before_change = () => {};
       portOpen = false;
       port1.close();
@@ -200,3 +201,17 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     },
   };
 }
+
+/**
+ * The live runtime: the migration thread is a worker over the guest's shared RAM
+ * (worker_migration_thread_create()), MigrationState lives in shared memory from the
+ * endpoint's start; the other threads (the return path's) are tasks of this event loop.
+ */
+export const live_runtime: MigrationRuntime = (parts) =>
+  migration_host_env(
+    parts,
+    event_loop_hooks(parts, {
+      storage: new SharedMigrationStateStorage(createSharedMigrationMemory(), true),
+      migration_thread_create: worker_migration_thread_create,
+    }),
+  );
