@@ -25,7 +25,6 @@ import {
   type SwitchoverInputs,
 } from '../trace/trace-event.js';
 import { EINVAL, EIO, strerror } from '../util/errno.js';
-import type { RunStateMachine } from '../vm/runstate.js';
 import { QmpError } from '../qmp/error.js';
 import type { MonitorFds } from './fd.js';
 import { migration_address_parse, migration_channels_and_transport_compatible, type MigrationAddress } from './migration-uri.js';
@@ -549,22 +548,24 @@ export function qmp_migrate_cancel(s: MigrationState): void {
 
 /**
  * What the engine asks of the run state (runstate.c, cpus.c): the main loop's
- * RunStateMachine, or the migration worker's view of it (changes go through the BQL).
+ * RunStateMachine (core/vm/runstate.ts), or the migration worker's view of it (changes go
+ * through the BQL). Declared here, so that core/migration does not reach up to core/vm.
  */
-export type MigrationRunStateAccess = Pick<
-  RunStateMachine,
-  | 'autostart'
-  | 'runstate_get'
-  | 'runstate_check'
-  | 'runstate_is_running'
-  | 'runstate_is_live'
-  | 'runstate_needs_reset'
-  | 'runstate_set'
-  | 'vm_stop'
-  | 'vm_start'
-  | 'vm_resume'
-  | 'onChange'
->;
+export interface MigrationRunStateAccess {
+  /** QEMU's `autostart`: start the VM once an incoming migration finishes. */
+  autostart: boolean;
+  runstate_get(): RunState;
+  runstate_check(state: RunState): boolean;
+  runstate_is_running(): boolean;
+  runstate_is_live(state?: RunState): boolean;
+  runstate_needs_reset(): boolean;
+  runstate_set(state: RunState): void;
+  vm_stop(state: RunState): Promise<void>;
+  vm_start(): void;
+  vm_resume(state: RunState): void;
+  /** vm state change notifiers: `l` after each change; returns the unregister function. */
+  onChange(l: (running: boolean, state: RunState) => void): () => void;
+}
 
 /**
  * What the engine needs from the endpoint around it (QEMU's globals, made explicit),

@@ -12,7 +12,6 @@ import type { QIOChannel } from '../../io/channel.js';
 import type { QapiEventBus } from '../../qmp/qapi-event.js';
 import { MAIN_THREAD, type Tracer } from '../../trace/trace.js';
 import type { QemuThreadCreate, ThreadRef } from '../../util/qemu-thread.js';
-import type { RunStateMachine } from '../../vm/runstate.js';
 import { migration_channel_connect, migration_channel_process_incoming } from '../channel.js';
 import { exec_start_incoming_migration, exec_start_outgoing_migration } from '../exec.js';
 import { fd_start_incoming_migration, fd_start_outgoing_migration } from '../fd.js';
@@ -25,6 +24,7 @@ import {
   migrate_fd_cleanup,
   transport_starter_name,
   type MigrationHostEnv,
+  type MigrationRunStateAccess,
   type MigrationThreadHandle,
   type MigrationTransport,
 } from '../migration.js';
@@ -41,7 +41,7 @@ export interface MigrationEndpointParts {
   readonly options: MigrationOptions;
   readonly events: QapiEventBus;
   readonly tracer: Tracer;
-  readonly runstate: RunStateMachine;
+  readonly runstate: MigrationRunStateAccess;
   ram_list(): RAMList;
   readonly cpu_throttle: CpuThrottle | null;
   /** -incoming URI or 'defer'. */
