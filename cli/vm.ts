@@ -12,7 +12,8 @@ import { strerror_of } from '../core/util/errno.js';
 import type { QmpContext } from '../core/vm/qmp-cmds.js';
 import type { Tracer } from '../core/trace/trace.js';
 import { VirtualMachine } from '../core/vm/vm.js';
-import { migration_worker_prestart } from '../core/migration/runtime/live.js';
+import { live_runtime, liveMigrationWorkerAvailable, migration_worker_prestart } from '../core/migration/runtime/live.js';
+import { cooperative_runtime } from '../core/migration/runtime/runtimes.js';
 import { parseVmOptions, PROG, VmOptionError, type VmConfig } from './vm-options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -49,6 +50,9 @@ export async function main(argv: string[]): Promise<void> {
     memory: guest.memory,
     vcpus: guest.vcpus,
     cpu_throttle: guest.cpu_throttle,
+    // The migration thread a worker over the guest's shared RAM, when running compiled
+    // (the live runtime); from sources (no worker script), a task of this event loop.
+    runtime: liveMigrationWorkerAvailable ? live_runtime : cooperative_runtime,
   });
 
   const servers: QmpServer<QmpContext>[] = [];

@@ -1,31 +1,40 @@
 /**
  * migration/channel.c: where a connected channel enters the migration code, on each side.
- * The transports (socket.ts, fd.ts, exec.ts, file.ts) call these once their channel is
- * up (or has failed).
+ * The env's transports (runtime/runtimes.ts binds them: the host's socket.ts, fd.ts,
+ * exec.ts, rdma.ts, file.ts, or the simulated network) call these once their channel is up
+ * (or has failed).
  */
 import type { QIOChannel } from '../io/channel.js';
-import { MAIN_THREAD } from '../trace/trace.js';
+import { traced } from '../trace/trace.js';
 import { migrate_fd_connect, migration_ioc_process_incoming, type MigrationHostEnv } from './migration.js';
 
 /**
  * migration_channel_process_incoming(): an accepted (or opened) channel of the incoming
  * side; a TLS handshake would come first. Hands over to migration_ioc_process_incoming().
  */
-export function migration_channel_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
-  env.tracer.call(MAIN_THREAD, 'migration_channel_process_incoming', { ioc: ioc.name ?? null }, () => migration_ioc_process_incoming(env, ioc));
-}
+export const migration_channel_process_incoming = traced(
+  'migration_channel_process_incoming',
+  (env: MigrationHostEnv, ioc: QIOChannel): void => {
+    migration_ioc_process_incoming(env, ioc);
+  },
+  (_env, ioc) => ({ ioc: ioc.name ?? null }),
+);
 
 /**
- * migration_channel_connect(): wrap the connected channel in a QEMUFile and hand over to
- * migrate_fd_connect(); a TLS upgrade would happen here (the lab has no TLS objects).
+ * migration_channel_connect(): hand the connected channel (or the connection's error) to
+ * migrate_fd_connect(); a TLS upgrade would happen first (the lab has no TLS objects, so
+ * tls-creds set makes the connection fail as QEMU's lookup of the missing object does).
+ * The QEMUFile is made later, by the migration thread's creation (QEMU makes it here).
  */
-export function migration_channel_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error: string | null): void {
-  env.tracer.call(MAIN_THREAD, 'migration_channel_connect', { ioc: ioc?.name ?? null, error }, () => {
+export const migration_channel_connect = traced(
+  'migration_channel_connect',
+  (env: MigrationHostEnv, ioc: QIOChannel | null, error: string | null): void => {
     let err = error;
     if (!err && ioc) {
       const creds = env.s.options.migrate_tls_creds();
       if (creds) err = `No TLS credentials with id '${creds}'`;
     }
     migrate_fd_connect(env, err ? null : ioc, err);
-  });
-}
+  },
+  (_env, ioc, error) => ({ ioc: ioc?.name ?? null, error }),
+);

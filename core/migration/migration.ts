@@ -13,7 +13,10 @@ import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
-import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
+import { trace_mark, traced, type ThreadRef, type TraceSite, type Tracer } from '../trace/trace.js';
+import type { QemuSemaphoreLike, QemuThread, QemuThreadCreate } from '../util/qemu-thread.js';
+import { PlainMigrationStateStorage, type MigrationStateStorage } from './runtime/state-storage.js';
+import { MigrationThreadList } from './threadinfo.js';
 import {
   MIGLAB_COMPLETION,
   MIGLAB_ITERATION_DECISION,
@@ -22,55 +25,54 @@ import {
   type SwitchoverInputs,
 } from '../trace/trace-event.js';
 import { EINVAL, EIO, strerror } from '../util/errno.js';
-import type { RunStateMachine } from '../system/runstate.js';
 import { QmpError } from '../qmp/error.js';
-import { migration_channel_connect, migration_channel_process_incoming } from './channel.js';
-import { exec_start_incoming_migration, exec_start_outgoing_migration } from './exec.js';
-import { fd_start_incoming_migration, fd_start_outgoing_migration, type MonitorFds } from './fd.js';
-import { file_start_incoming_migration, file_start_outgoing_migration } from './file.js';
+import type { MonitorFds } from './fd.js';
+import { migration_address_parse, migration_channels_and_transport_compatible, type MigrationAddress } from './migration-uri.js';
+import type { MigrationIncomingTransport } from './socket.js';
 import {
-  migration_address_parse,
-  migration_address_rdma,
-  migration_address_socket,
-  migration_channels_and_transport_compatible,
-  type MigrationAddress,
-} from './migration-uri.js';
-import { rdma_start_incoming_migration, rdma_start_outgoing_migration } from './rdma.js';
-import {
-  socket_start_incoming_migration,
-  socket_start_outgoing_migration,
-  type MigrationChannelAccept,
-  type MigrationChannelConnect,
-  type MigrationIncomingTransport,
-} from './socket.js';
-import { BUFFER_DELAY, MigrationAtomicStats, QEMUFile, RATE_LIMIT_DISABLED, migration_rate_exceeded, migration_rate_reset, migration_rate_set, migration_transferred_bytes, qemu_fclose, qemu_fflush, qemu_file_get_error, qemu_file_get_error_obj, qemu_file_new_input, qemu_file_new_output, qemu_file_shutdown, qemu_get_be16, qemu_get_buffer, qemu_put_be16, qemu_put_buffer } from './qemu-file.js';
+  BUFFER_DELAY,
+  MigrationAtomicStats,
+  QEMUFile,
+  RATE_LIMIT_DISABLED,
+  migration_rate_exceeded as qemu_file_migration_rate_exceeded,
+  migration_rate_reset,
+  migration_rate_set,
+  migration_transferred_bytes,
+  qemu_fclose,
+  qemu_fflush,
+  qemu_file_get_error,
+  qemu_file_get_error_obj,
+  qemu_file_new_input,
+  qemu_file_new_output,
+  qemu_file_shutdown,
+  qemu_get_be16,
+  qemu_get_buffer,
+  qemu_put_be16,
+  qemu_put_buffer,
+} from './qemu-file.js';
+import * as ram from './ram.js';
 import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_SIZE,
+  type PendingSizes,
+  type RAMState,
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
-  ram_write_tracking_prepare,
-  ram_write_tracking_start,
-  ram_write_tracking_stop,
 } from './ram.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
+import * as savevm from './savevm.js';
 import {
   SaveVMState,
   VMDeviceState,
-  qemu_loadvm_state,
   qemu_savevm_state_cleanup,
   qemu_savevm_state_complete_precopy,
-  qemu_savevm_state_complete_precopy_non_iterable,
-  qemu_savevm_state_header,
   qemu_savevm_send_open_return_path,
   qemu_savevm_send_ping,
   qemu_savevm_send_postcopy_advise,
   qemu_savevm_state_iterate,
   qemu_savevm_state_pending_estimate,
-  qemu_savevm_state_pending_exact,
-  qemu_savevm_state_setup,
   savevm_machine_none,
   type SaveVMEnv,
 } from './savevm.js';
@@ -83,52 +85,15 @@ export interface RamInfoSource {
   ram_bytes_remaining(): number;
 }
 
-/** QemuSemaphore for a cooperative thread: post() wakes one wait(). */
-export class QemuSemaphore {
-  private count = 0;
-  private waiters: (() => void)[] = [];
-
-  post(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.count++;
-  }
-
-  /** qemu_sem_wait(). */
-  async wait(): Promise<void> {
-    if (this.count > 0) {
-      this.count--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-
-  /** Eat up posts left from before (qemu_sem_timedwait(sem, 1) in a loop). */
-  drain(): void {
-    this.count = 0;
-  }
-}
-
+/**
+ * MigrationState (current_migration). What more than one thread touches (state, error,
+ * the timing fields, mig_stats, pause_sem, the live parameters) is kept in its
+ * `storage`, plain or shared memory as the runtime picked (runtime/state-storage.ts);
+ * what only the main loop touches is plain fields here.
+ */
 export class MigrationState {
-  state: MigrationStatus = 'none';
-  /** pause_sem: migrate-continue wakes the thread paused before switchover. */
-  readonly pause_sem = new QemuSemaphore();
-  error: string | null = null;
-  /** mig_stats: the counters behind query-migrate's `ram`. */
-  readonly mig_stats = new MigrationAtomicStats();
-  /** QEMU_CLOCK_REALTIME ms at migrate_init(). */
-  start_time = 0;
-  /** ms spent in setup (set when the thread enters `active`). */
-  setup_time = 0;
-  /** ms from start to completion (set at the end). */
-  total_time = 0;
-  /** ms the VM was stopped (set at completion). */
-  downtime = 0;
-  /** ms: downtime-limit at start, then bytes-pending / bandwidth (migration_update_counters). */
-  expected_downtime = 0;
-  /** Megabits/s over the last window (a double, printed as %.17g). */
-  mbps = 0;
-  pages_per_second = 0;
+  /** s->thread: the running migration thread, as the main loop sees it (from migrate_fd_connect() to the cleanup's join). */
+  thread: MigrationThreadHandle | null = null;
   /** The RAM side of the running (or last) migration. */
   ram: RamInfoSource | null = null;
   /** s->rp_state: the return path of this run, while its thread exists (rp_thread_created). */
@@ -137,18 +102,108 @@ export class MigrationState {
   start_postcopy = false;
   /** s->must_remove_block_options: `migrate blk=true` turned `block` on for this run. */
   must_remove_block_options = false;
+  /**
+   * query-migrationthreads' list (threadinfo.c's migration_threads). QEMU has one per
+   * process; the lab runs several endpoints in one process, so each MigrationState has its own.
+   */
+  readonly migration_threads = new MigrationThreadList();
 
   constructor(
     readonly options: MigrationOptions,
-    private readonly events: QapiEventBus,
-  ) {}
+    readonly events: QapiEventBus,
+    /** Where the shared fields live: the runtime's choice (plain fields when none is given). */
+    readonly storage: MigrationStateStorage = new PlainMigrationStateStorage(),
+  ) {
+    options.parameters = storage.parameters(options.parameters);
+  }
+
+  get state(): MigrationStatus {
+    return this.storage.state;
+  }
+  set state(v: MigrationStatus) {
+    this.storage.state = v;
+  }
+  /** s->error: the first error of the run (migrate_set_error()). */
+  get error(): string | null {
+    return this.storage.error;
+  }
+  set error(v: string | null) {
+    this.storage.error = v;
+  }
+  /** pause_sem: migrate-continue wakes the thread paused before switchover. */
+  get pause_sem(): QemuSemaphoreLike {
+    return this.storage.pause_sem;
+  }
+  /** mig_stats: the counters behind query-migrate's `ram`. */
+  get mig_stats(): MigrationAtomicStats {
+    return this.storage.mig_stats;
+  }
+  /** QEMU_CLOCK_REALTIME ms at migrate_init(). */
+  get start_time(): number {
+    return this.storage.start_time;
+  }
+  set start_time(v: number) {
+    this.storage.start_time = v;
+  }
+  /** ms spent in setup (set when the thread enters `active`). */
+  get setup_time(): number {
+    return this.storage.setup_time;
+  }
+  set setup_time(v: number) {
+    this.storage.setup_time = v;
+  }
+  /** ms from start to completion (set at the end). */
+  get total_time(): number {
+    return this.storage.total_time;
+  }
+  set total_time(v: number) {
+    this.storage.total_time = v;
+  }
+  /** ms the VM was stopped (set at completion). */
+  get downtime(): number {
+    return this.storage.downtime;
+  }
+  set downtime(v: number) {
+    this.storage.downtime = v;
+  }
+  /** ms: downtime-limit at start, then bytes-pending / bandwidth (migration_update_counters). */
+  get expected_downtime(): number {
+    return this.storage.expected_downtime;
+  }
+  set expected_downtime(v: number) {
+    this.storage.expected_downtime = v;
+  }
+  /** Megabits/s over the last window (a double, printed as %.17g). */
+  get mbps(): number {
+    return this.storage.mbps;
+  }
+  set mbps(v: number) {
+    this.storage.mbps = v;
+  }
+  get pages_per_second(): number {
+    return this.storage.pages_per_second;
+  }
+  set pages_per_second(v: number) {
+    this.storage.pages_per_second = v;
+  }
+  /** Lab only: ram_bytes_total() as the migration thread last published it (for another thread's query-migrate). */
+  get ram_total(): number {
+    return this.storage.ram_total;
+  }
+  set ram_total(v: number) {
+    this.storage.ram_total = v;
+  }
+  /** Lab only: ram_bytes_remaining() as the migration thread last published it. */
+  get ram_remaining(): number {
+    return this.storage.ram_remaining;
+  }
+  set ram_remaining(v: number) {
+    this.storage.ram_remaining = v;
+  }
 
   /** migrate_set_state(): change state only from `old`; MIGRATION event when `events` is on. */
   migrate_set_state(old: MigrationStatus, next: MigrationStatus): boolean {
-    if (this.state !== old) return false;
-    this.state = next;
-    this.announce_state(next);
-    return true;
+    return this.storage.cmpxchg_state(old, next, (st) => this.announce_state(st));
   }
 
   /** The MIGRATION event of a state change that happened. */
@@ -184,6 +239,13 @@ export type SocketAddress =
 
 export class MigrationIncomingState {
   state: MigrationStatus = 'none';
+  /** mis->transport_data: the incoming transport (its listener), kept until the stream is loaded. */
+  transport_data: MigrationIncomingTransport | null = null;
+  /**
+   * qmp_migrate_incoming()'s `static bool once`: set after a start that succeeded (a
+   * function-static in QEMU, one per process; the lab keeps it per endpoint).
+   */
+  incoming_started = false;
   /** mis->from_src_file: the stream being loaded. */
   from_src_file: QEMUFile | null = null;
   /** mis->to_src_file: the return path, once the source asked for it (OPEN_RETURN_PATH). */
@@ -395,52 +457,29 @@ export type { MonitorFds };
  * then start the transport. Synchronous transport errors end in setup → failed and come
  * back as the command's error; socket connection errors arrive later as `failed`.
  */
-export function qmp_migrate(env: MigrationHostEnv, args: MigrateArgs, mon: MonitorFds | null = null): void {
-  env.tracer.call(MAIN_THREAD, 'qmp_migrate', { uri: args.uri ?? null }, () => {
+export const qmp_migrate = traced(
+  'qmp_migrate',
+  (env: MigrationHostEnv, args: MigrateArgs, mon: MonitorFds | null = null): void => {
     const s = env.s;
     const addr = migration_address_parse(args);
     migration_channels_and_transport_compatible(addr, s.options);
     migrate_prepare(env, !!args.resume, !!args.blk, !!args.inc);
-    const done: MigrationChannelConnect = (ioc, err) => migration_channel_connect(env, ioc, err?.desc ?? null);
     try {
-      env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'outgoing'), undefined, () => {
-        if (env.transport) {
-          env.transport.start_outgoing(addr, (ioc, err) => migration_channel_connect(env, ioc, err));
-          return;
-        }
-        switch (addr.transport) {
-          case 'socket':
-            if (addr.type === 'fd') fd_start_outgoing_migration(addr.str, done, mon);
-            else socket_start_outgoing_migration(migration_address_socket(addr), done);
-            break;
-          case 'exec':
-            exec_start_outgoing_migration(addr.args, done);
-            break;
-          case 'rdma':
-            rdma_start_outgoing_migration(migration_address_rdma(addr), done);
-            break;
-          case 'file':
-            file_start_outgoing_migration(addr, done);
-            break;
-        }
-      });
+      env.transport.start_outgoing(addr, mon);
     } catch (e) {
       if (!(e instanceof QmpError)) throw e;
       migrate_fd_error(env, e.desc);
       throw e;
     }
-  });
-}
+  },
+  (_env, args) => ({ uri: args.uri ?? null }),
+);
 
-function transport_starter_name(addr: MigrationAddress, dir: 'outgoing' | 'incoming'): string {
+/** The name of <transport>_start_outgoing/incoming_migration() for an address (what the trace calls the start). */
+export function transport_starter_name(addr: MigrationAddress, dir: 'outgoing' | 'incoming'): string {
   const kind = addr.transport === 'socket' ? (addr.type === 'fd' ? 'fd' : 'socket') : addr.transport;
   return `${kind}_start_${dir}_migration`;
 }
-
-/** The incoming side's transport, kept until the stream is loaded (mis->transport_data). */
-const incomingTransports = new WeakMap<MigrationIncomingState, MigrationIncomingTransport>();
-/** qmp_migrate_incoming()'s `once`: set after a start that succeeded. */
-const incomingStarted = new WeakSet<MigrationIncomingState>();
 
 /** qmp_migrate_incoming(). */
 export async function qmp_migrate_incoming(
@@ -448,50 +487,32 @@ export async function qmp_migrate_incoming(
   args: { uri?: string; channels?: unknown[] },
   mon: MonitorFds | null = null,
 ): Promise<void> {
-  if (incomingStarted.has(env.mis)) throw error_setg('The incoming migration has already been started');
+  if (env.mis.incoming_started) throw error_setg('The incoming migration has already been started');
   if (!env.runstate.runstate_check('inmigrate')) {
     throw error_setg("'-incoming' was not specified on the command line");
   }
   await qemu_start_incoming_migration(env, args, mon);
-  incomingStarted.add(env.mis);
+  env.mis.incoming_started = true;
 }
 
 /**
  * qemu_start_incoming_migration(): parse, none → setup, listen (or spawn, or open); each
  * accepted channel goes to migration_channel_process_incoming().
  */
-export async function qemu_start_incoming_migration(
-  env: MigrationHostEnv,
-  args: { uri?: string; channels?: unknown[] },
-  mon: MonitorFds | null = null,
-): Promise<void> {
-  await env.tracer.call(MAIN_THREAD, 'qemu_start_incoming_migration', { uri: args.uri ?? null }, async () => {
+export const qemu_start_incoming_migration = traced(
+  'qemu_start_incoming_migration',
+  async (env: MigrationHostEnv, args: { uri?: string; channels?: unknown[] }, mon: MonitorFds | null = null): Promise<void> => {
     const addr = migration_address_parse(args);
     migration_channels_and_transport_compatible(addr, env.s.options);
     migrate_incoming_set_state(env, 'none', 'setup');
-    const accept: MigrationChannelAccept = (ioc) => migration_channel_process_incoming(env, ioc);
-    const transport = await env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'incoming'), undefined, async () => {
-      if (env.transport) return env.transport.start_incoming(addr, (ioc) => migration_channel_process_incoming(env, ioc));
-      switch (addr.transport) {
-        case 'socket':
-          if (addr.type === 'fd') return fd_start_incoming_migration(addr.str, accept, mon);
-          return socket_start_incoming_migration(migration_address_socket(addr), accept, {
-            error_report: (m) => env.error_report(m),
-          });
-        case 'exec':
-          return exec_start_incoming_migration(addr.args, accept);
-        case 'rdma':
-          return rdma_start_incoming_migration(migration_address_rdma(addr), accept);
-        case 'file':
-          return file_start_incoming_migration(addr, accept);
-      }
-    });
-    incomingTransports.set(env.mis, transport);
+    const transport = await env.transport.start_incoming(addr, mon);
+    env.mis.transport_data = transport;
     if (addr.transport === 'socket' && transport.socket_address.length) {
       env.mis.socket_address_list = transport.socket_address;
     }
-  });
-}
+  },
+  (_env, args) => ({ uri: args.uri ?? null }),
+);
 
 /**
  * migration_ioc_process_incoming(): the channel.c entry's work on this side; it runs
@@ -501,18 +522,20 @@ export async function qemu_start_incoming_migration(
 export function migration_ioc_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
   void (async () => {
     const status = await process_incoming_migration_co(env, ioc);
-    const transport = incomingTransports.get(env.mis);
-    incomingTransports.delete(env.mis);
+    const transport = env.mis.transport_data;
+    env.mis.transport_data = null;
     await transport?.cleanup();
     if (status !== null) env.exit(status);
   })();
 }
 
-/** qmp_migrate_cancel() → migrate_fd_cancel(): only a running migration is cancelled. */
+/**
+ * qmp_migrate_cancel(): migration_cancel(NULL) → migrate_fd_cancel(current_migration)
+ * (9.0; no error to set; the lab has no dirty limit to cancel first). The QMP command
+ * and HMP's migrate_cancel both come here.
+ */
 export function qmp_migrate_cancel(s: MigrationState): void {
-  while (s.migration_is_running()) {
-    if (s.migrate_set_state(s.state, 'cancelling')) break;
-  }
+  migrate_fd_cancel(s);
 }
 
 /* ======================================================================================
@@ -523,60 +546,97 @@ export function qmp_migrate_cancel(s: MigrationState): void {
  * thread, or on the simulated runtime's virtual clock.
  * ====================================================================================== */
 
-/** What the engine needs from the endpoint around it (QEMU's globals, made explicit). */
-export interface MigrationHostEnv {
+/**
+ * What the engine asks of the run state (runstate.c, cpus.c): the main loop's
+ * RunStateMachine (core/vm/runstate.ts), or the migration worker's view of it (changes go
+ * through the BQL). Declared here, so that core/migration does not reach up to core/vm.
+ */
+export interface MigrationRunStateAccess {
+  /** QEMU's `autostart`: start the VM once an incoming migration finishes. */
+  autostart: boolean;
+  runstate_get(): RunState;
+  runstate_check(state: RunState): boolean;
+  runstate_is_running(): boolean;
+  runstate_is_live(state?: RunState): boolean;
+  runstate_needs_reset(): boolean;
+  runstate_set(state: RunState): void;
+  vm_stop(state: RunState): Promise<void>;
+  vm_start(): void;
+  vm_resume(state: RunState): void;
+  /** vm state change notifiers: `l` after each change; returns the unregister function. */
+  onChange(l: (running: boolean, state: RunState) => void): () => void;
+}
+
+/**
+ * What the engine needs from the endpoint around it (QEMU's globals, made explicit),
+ * complete: each runtime builds one with a factory (runtime/runtimes.ts: cooperative and
+ * live; core/sim/endpoint.ts: simulated; the live worker's own in
+ * runtime/live-migration-worker.ts), and the engine calls every member as it is.
+ */
+export interface MigrationHostEnv extends TraceSite {
   readonly s: MigrationState;
   readonly mis: MigrationIncomingState;
+  /** The thread the code holding this env runs on: the main loop's, or a thread's own (migration_thread_env()). */
+  readonly thread: ThreadRef;
   /** The guest's RAM blocks (ram_list). */
   ram_list(): RAMList;
   /** Run state, as the main loop (holding the BQL) changes it. */
-  readonly runstate: RunStateMachine;
+  readonly runstate: MigrationRunStateAccess;
   readonly events: QapiEventBus;
   readonly tracer: Tracer;
   /** QEMU_CLOCK_REALTIME / QEMU_CLOCK_HOST in ms (wall or virtual). */
   now_ms(): number;
   /** qemu_sem_timedwait(&s->rate_limit_sem, ms): true if woken early (urgent). */
   rate_limit_wait(ms: number): Promise<boolean>;
-  /**
-   * qemu_thread_create(): run `fn` (QEMU's start routine, named `start_routine` in the
-   * trace) as a thread named `name`; join() resolves at its end.
-   */
-  qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> };
+  /** qemu_thread_create() of a thread that runs beside the main loop (the return path's). */
+  readonly qemu_thread_create: QemuThreadCreate;
   /**
    * qemu_thread_create(migration_thread) for an outgoing run on `ioc`: a worker thread in
-   * the live runtime, or cooperative_migration_thread_create() on one event loop.
+   * the live runtime, cooperative_migration_thread_create() on one event loop.
    */
-  migration_thread_create?(name: string, ioc: QIOChannel): MigrationThreadHandle;
+  migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle;
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
-  migration_bh_schedule_cleanup?(): void;
-  /**
-   * Register what another thread has announced but the main loop has not handled yet
-   * (events, state changes): the endpoint runs `drain` before each monitor command and
-   * before its reply, so a reply never shows a state whose event the monitor has not sent.
-   * Returns the unregister function.
-   */
-  main_loop_drain_add?(drain: () => void): () => void;
+  migration_bh_schedule_cleanup(): void;
   /**
    * migration_bh_schedule(bg_migration_vm_start_bh): from the bg_snapshot thread to the
    * main loop, which then calls bg_migration_vm_start_bh() with these values.
    */
-  migration_bh_schedule_vm_start?(vm_old_state: RunState, downtime_start: number): void;
-  /** The thread's counters changed (every window, after setup): publish what others read. */
-  migration_counters_updated?(): void;
-  /** query-migrationthreads bookkeeping, where the list lives on another thread. */
-  migration_threads_add?(t: ThreadRef): void;
-  migration_threads_remove?(t: ThreadRef): void;
+  migration_bh_schedule_vm_start(vm_old_state: RunState, downtime_start: number): void;
   /**
-   * The runtime's own transports, instead of the host's (socket.ts, fd.ts, exec.ts,
-   * file.ts): the simulated runtime's modelled network (core/sim/network.ts).
+   * Register what another thread has announced but the main loop has not handled yet
+   * (events, state changes): the endpoint runs `drain` (main_loop_drain()) before each
+   * monitor command and before its reply, so a reply never shows a state whose event the
+   * monitor has not sent. Returns the unregister function.
    */
-  transport?: MigrationTransport;
-  /** cpus throttling (auto-converge acts on it), when the runtime models vCPU time. */
-  cpu_throttle?: CpuThrottle;
+  main_loop_drain_add(drain: () => void): () => void;
+  /** Run what main_loop_drain_add() registered. */
+  main_loop_drain(): void;
+  /** The thread's counters changed (every window, after setup): publish what other threads read. */
+  migration_counters_updated(): void;
+  /** migration_threads_add(): query-migrationthreads' list, wherever it lives. */
+  migration_threads_add(t: ThreadRef): void;
+  /** migration_threads_remove(). */
+  migration_threads_remove(t: ThreadRef): void;
+  /**
+   * <transport>_start_outgoing/incoming_migration() by the address: the host's
+   * (socket.ts, fd.ts, exec.ts, rdma.ts, file.ts) or the simulated network's
+   * (core/sim/network.ts). Connected channels go on to channel.ts.
+   */
+  readonly transport: MigrationHostTransport;
+  /** cpus throttling (auto-converge acts on it); null when the runtime models no vCPU time. */
+  readonly cpu_throttle: CpuThrottle | null;
   /** error_report(): one stderr line, without the program-name prefix. */
   error_report(msg: string): void;
   /** exit(): the process ends (a failed incoming migration exits with 1 in 9.0). */
   exit(code: number): void;
+}
+
+/** The env's transports, their channels already bound to channel.ts (runtime/runtimes.ts binds them). */
+export interface MigrationHostTransport {
+  /** Start connecting; the channel (or the error) reaches migration_channel_connect(). QmpError when it fails at once. */
+  start_outgoing(addr: MigrationAddress, mon: MonitorFds | null): void;
+  /** Listen (or open); every channel reaches migration_channel_process_incoming(). QmpError when it cannot. */
+  start_incoming(addr: MigrationAddress, mon: MonitorFds | null): Promise<MigrationIncomingTransport>;
 }
 
 /** <transport>_start_outgoing/incoming_migration() of a runtime with its own transports. */
@@ -585,9 +645,9 @@ export interface MigrationTransport {
    * Start connecting: later done(ioc, null) or done(null, error text), as socket.c does;
    * or throw a QmpError now, as a transport that fails synchronously does.
    */
-  start_outgoing(addr: MigrationAddress, done: (ioc: QIOChannel | null, error: string | null) => void): void;
+  start_outgoing(addr: MigrationAddress, done: (ioc: QIOChannel | null, error: string | null) => void, mon?: MonitorFds | null): void;
   /** Listen (or open); every incoming channel goes to `accept`. QmpError when it cannot. */
-  start_incoming(addr: MigrationAddress, accept: (ioc: QIOChannel) => void): Promise<MigrationIncomingTransport>;
+  start_incoming(addr: MigrationAddress, accept: (ioc: QIOChannel) => void, mon?: MonitorFds | null): Promise<MigrationIncomingTransport>;
 }
 
 /** What the main loop keeps of a running migration thread. */
@@ -617,12 +677,46 @@ interface OutgoingRun {
   iteration_initial_pages: number;
   downtime_start: number;
   vm_old_state: RunState | null;
-  /** trace_<name>(args) on the migration thread (a trace `mark`; nothing when nobody listens). */
-  trace_mark: (name: string, args: Record<string, unknown>) => void;
 }
 
-/** The running thread of each MigrationState, as the main loop sees it (s->thread). */
-const threads = new WeakMap<MigrationState, MigrationThreadHandle>();
+/*
+ * Functions of savevm.c, ram.c and migration-stats.c that the migration code calls, traced
+ * here under their names on the caller's thread: their files (savevm.ts, ram.ts,
+ * qemu-file.ts) take no tracer. Each takes the caller's env first, then QEMU's arguments.
+ */
+const qemu_savevm_state_header = traced('qemu_savevm_state_header', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): void =>
+  savevm.qemu_savevm_state_header(f, sv),
+);
+const qemu_savevm_state_setup = traced('qemu_savevm_state_setup', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): Promise<number> =>
+  savevm.qemu_savevm_state_setup(f, sv),
+);
+/**
+ * Traced under migration_bitmap_sync, the node the call-chain view, the recorded traces and
+ * their tests know it by; what runs is 9.0's path qemu_savevm_state_pending_exact() →
+ * ram_state_pending_exact() → migration_bitmap_sync_precopy() → migration_bitmap_sync()
+ * (issue 15 item 4: to be traced under its own names).
+ */
+const qemu_savevm_state_pending_exact = traced('migration_bitmap_sync', (_env: MigrationHostEnv, sv: SaveVMState): PendingSizes =>
+  savevm.qemu_savevm_state_pending_exact(sv),
+);
+const qemu_savevm_state_complete_precopy_non_iterable = traced(
+  'qemu_savevm_state_complete_precopy_non_iterable',
+  (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState, in_postcopy: boolean): number =>
+    savevm.qemu_savevm_state_complete_precopy_non_iterable(f, sv, in_postcopy),
+  (_env, f) => ({ file: f.ioc.name }),
+);
+const qemu_loadvm_state = traced('qemu_loadvm_state', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): Promise<number> =>
+  savevm.qemu_loadvm_state(f, sv),
+);
+const migration_rate_exceeded = traced('migration_rate_exceeded', (_env: MigrationHostEnv, stats: MigrationAtomicStats, f: QEMUFile): boolean =>
+  qemu_file_migration_rate_exceeded(stats, f),
+);
+const ram_write_tracking_prepare = traced('ram_write_tracking_prepare', (_env: MigrationHostEnv): void => ram.ram_write_tracking_prepare());
+const ram_write_tracking_start = traced('ram_write_tracking_start', (_env: MigrationHostEnv, rs: RAMState): number => ram.ram_write_tracking_start(rs));
+/** ram_write_tracking_stop(): nothing to stop when setup never made a RAMState. */
+const ram_write_tracking_stop = traced('ram_write_tracking_stop', (_env: MigrationHostEnv, rs: RAMState | null): void =>
+  rs ? ram.ram_write_tracking_stop(rs) : undefined,
+);
 
 /** migrate_set_error(): keep the first error (QEMU keeps the first one too). */
 export function migrate_set_error(s: MigrationState, msg: string): void {
@@ -691,8 +785,9 @@ function migrate_fd_error(env: MigrationHostEnv, msg: string): void {
 }
 
 /** migrate_fd_connect(): rate limit, then qemu_thread_create(live_migration | bg_snapshot). */
-export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null, error_in: string | null): void {
-  env.tracer.call(MAIN_THREAD, 'migrate_fd_connect', { error: error_in }, () => {
+export const migrate_fd_connect = traced(
+  'migrate_fd_connect',
+  (env: MigrationHostEnv, ioc: QIOChannel | null, error_in: string | null): void => {
     const s = env.s;
     s.expected_downtime = s.options.migrate_downtime_limit();
     if (error_in || !ioc) {
@@ -707,14 +802,17 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
      */
     if (s.options.migrate_postcopy_ram() || s.options.migrate_return_path()) open_return_path_on_source(env, ioc);
     const name = s.options.migrate_background_snapshot() ? 'bg_snapshot' : 'live_migration';
-    threads.set(
-      s,
-      env.tracer.call(MAIN_THREAD, 'qemu_thread_create', { name }, () =>
-        env.migration_thread_create ? env.migration_thread_create(name, ioc) : cooperative_migration_thread_create(env, name, ioc),
-      ),
-    );
-  });
-}
+    s.thread = qemu_thread_create_migration(env, name, ioc);
+  },
+  (_env, _ioc, error_in) => ({ error: error_in }),
+);
+
+/** qemu_thread_create(&s->thread, name, migration_thread | bg_migration_thread, ...): the runtime's kind of thread. */
+const qemu_thread_create_migration = traced(
+  'qemu_thread_create',
+  (env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle => env.migration_thread_create(name, ioc),
+  (_env, name) => ({ name }),
+);
 
 /**
  * The migration thread as an async task of this event loop (the simulated runtime, tests):
@@ -723,7 +821,7 @@ export function migrate_fd_connect(env: MigrationHostEnv, ioc: QIOChannel | null
 export function cooperative_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
   const f = qemu_file_new_output(ioc, env.s.mig_stats);
   const start_routine = name === 'bg_snapshot' ? 'bg_migration_thread' : 'migration_thread';
-  const t = env.qemu_thread_create(name, start_routine, (self) => migration_thread_main(env, f, self));
+  const t = env.qemu_thread_create(name, start_routine, (self) => migration_thread_main(migration_thread_env(env, self), f));
   return {
     join: () => t.join(),
     shutdown: () => void qemu_file_shutdown(f),
@@ -731,20 +829,20 @@ export function cooperative_migration_thread_create(env: MigrationHostEnv, name:
   };
 }
 
+/** The env as the thread `self` holds it: the same endpoint, its trace on `self`. */
+export function migration_thread_env(env: MigrationHostEnv, self: ThreadRef): MigrationHostEnv {
+  return { ...env, thread: self };
+}
+
 /**
- * The body of the `live_migration` thread: the savevm registry and RAM state for this
- * run, then migration_thread(); savevm cleanup on the way out (QEMU's cleanup bottom half
- * does it just before joining the thread).
+ * The body of the `live_migration` (or `bg_snapshot`) thread, on `env.thread`: the savevm
+ * registry and RAM state for this run, then migration_thread() or bg_migration_thread();
+ * savevm cleanup on the way out (QEMU's cleanup bottom half does it just before joining
+ * the thread).
  */
-export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, self: ThreadRef): Promise<void> {
+export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile): Promise<void> {
   const s = env.s;
-  const senv = migration_env_of(env);
-  senv.trace_call = (fn, args, body) => env.tracer.call(self, fn, args, body);
-  const trace_mark = (name: string, args: Record<string, unknown>): void => {
-    if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(self.name, self.tid), type: 'mark', name, args });
-  };
-  senv.trace_mark = trace_mark;
-  const { savevm: sv, ram, devices } = savevm_machine_none(senv, env.ram_list());
+  const { savevm: sv, ram, devices } = savevm_machine_none(migration_env_of(env), env.ram_list());
   s.ram = {
     ram_bytes_total: () => ram_bytes_total(ram.ram_list),
     ram_bytes_remaining: () => ram_bytes_remaining(ram.ram_state),
@@ -761,12 +859,22 @@ export async function migration_thread_main(env: MigrationHostEnv, f: QEMUFile, 
     iteration_initial_pages: 0,
     downtime_start: 0,
     vm_old_state: null,
-    trace_mark,
   };
   try {
     // migrate_fd_connect() picked the thread's name by the same capability.
-    if (s.options.migrate_background_snapshot()) await bg_migration_thread(env, run, self);
-    else await migration_thread(env, run, self);
+    if (s.options.migrate_background_snapshot()) {
+      await bg_migration_thread_main(env, run);
+    } else {
+      // QEMU's migration_thread() does these at its start and end too; the lab's trace
+      // shows migration_thread's node as the loop, with migration_iteration_finish after it.
+      env.migration_threads_add(env.thread);
+      try {
+        await migration_thread(env, run);
+      } finally {
+        await migration_iteration_finish(env, run);
+        env.migration_threads_remove(env.thread);
+      }
+    }
   } finally {
     qemu_savevm_state_cleanup(sv);
   }
@@ -782,10 +890,12 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
     runstate_is_running: () => env.runstate.runstate_is_running(),
     migration_in_postcopy: () => s.state === 'postcopy-active',
     migration_is_setup_or_active: () => s.state === 'setup' || s.state === 'active' || s.state === 'postcopy-active',
-    migration_rate_exceeded: (f) => migration_rate_exceeded(s.mig_stats, f),
+    migration_rate_exceeded: (f) => qemu_file_migration_rate_exceeded(s.mig_stats, f),
     qapi_event_send_migration_pass: (pass) => env.events.send('MIGRATION_PASS', { pass }),
-    cpu_throttle: env.cpu_throttle,
+    cpu_throttle: env.cpu_throttle ?? undefined,
     error_report: (m) => env.error_report(m),
+    trace_mark: (name, args) => trace_mark(env, name, args),
+    trace_call: (fn, args, body) => env.tracer.call(env.thread, fn, args, body),
   };
 }
 
@@ -820,7 +930,7 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
   }
   migration_rate_reset(s.mig_stats);
   update_iteration_initial_status(env, run);
-  run.trace_mark('migrate_transferred', {
+  trace_mark(env, 'migrate_transferred', {
     transferred,
     time_spent,
     /* Both in unit bytes/ms */
@@ -833,7 +943,7 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
    * sets ram.dirty-pages-rate silently) or expected downtime; the charts need both, with
    * the limit they are compared to and the pass, once per window.
    */
-  run.trace_mark('miglab_counters', {
+  trace_mark(env, 'miglab_counters', {
     remaining: s.ram?.ram_bytes_remaining() ?? 0,
     dirty_pages_rate: s.mig_stats.dirty_pages_rate,
     dirty_sync_count: s.mig_stats.dirty_sync_count,
@@ -843,20 +953,20 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
     downtime_limit: s.options.migrate_downtime_limit(),
     mbps: s.mbps,
   });
-  env.migration_counters_updated?.();
+  env.migration_counters_updated();
 }
 
 /** migration_rate_limit(): end of a loop turn; sleeps out the window when over budget. */
-async function migration_rate_limit(env: MigrationHostEnv, run: OutgoingRun): Promise<boolean> {
+const migration_rate_limit = traced('migration_rate_limit', async (env: MigrationHostEnv, run: OutgoingRun): Promise<boolean> => {
   const now = env.now_ms();
   migration_update_counters(env, run, now);
-  if (migration_rate_exceeded(env.s.mig_stats, run.f)) {
+  if (qemu_file_migration_rate_exceeded(env.s.mig_stats, run.f)) {
     if (qemu_file_get_error(run.f)) return false;
     const ms = run.iteration_start_time + BUFFER_DELAY - now;
     if (await env.rate_limit_wait(ms)) return true;
   }
   return false;
-}
+});
 
 type MigIterateState = 'resume' | 'skip' | 'break';
 
@@ -883,17 +993,18 @@ function switchover_inputs(env: MigrationHostEnv, run: OutgoingRun): SwitchoverI
 }
 
 /** migration_iteration_run(): estimate; exact below threshold; switch over or iterate. */
-async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<MigIterateState> {
-  return env.tracer.call(self, 'migration_iteration_run', switchover_inputs(env, run), async () => {
+const migration_iteration_run = traced(
+  'migration_iteration_run',
+  async (env: MigrationHostEnv, run: OutgoingRun): Promise<MigIterateState> => {
     const can_switchover = migration_can_switchover(env);
     let pending = qemu_savevm_state_pending_estimate(run.sv);
     let pending_size = pending.must_precopy + pending.can_postcopy;
-    run.trace_mark('migrate_pending_estimate', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
+    trace_mark(env, 'migrate_pending_estimate', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     const exact = pending_size < run.threshold_size;
     if (exact) {
-      pending = env.tracer.call(self, 'migration_bitmap_sync', undefined, () => qemu_savevm_state_pending_exact(run.sv));
+      pending = qemu_savevm_state_pending_exact(env, run.sv);
       pending_size = pending.must_precopy + pending.can_postcopy;
-      run.trace_mark('migrate_pending_exact', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
+      trace_mark(env, 'migrate_pending_exact', { size: pending_size, pre: pending.must_precopy, post: pending.can_postcopy });
     }
     const complete = (!pending_size || pending_size < run.threshold_size) && can_switchover;
     if (env.tracer.active) {
@@ -907,17 +1018,18 @@ async function migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, 
         exact,
         dirty_sync_count: env.s.mig_stats.dirty_sync_count,
       };
-      run.trace_mark(MIGLAB_ITERATION_DECISION, d);
+      trace_mark(env, MIGLAB_ITERATION_DECISION, d);
     }
     if (complete) {
-      run.trace_mark('migration_thread_low_pending', { pending: pending_size });
-      await migration_completion(env, run, self);
+      trace_mark(env, 'migration_thread_low_pending', { pending: pending_size });
+      await migration_completion(env, run);
       return 'break';
     }
     await qemu_savevm_state_iterate(run.f, run.sv, false);
     return 'resume';
-  });
-}
+  },
+  switchover_inputs,
+);
 
 /** migration_stop_vm(): downtime starts, the run state is recorded for globalstate, VM stops. */
 async function migration_stop_vm(env: MigrationHostEnv, run: OutgoingRun, state: RunState): Promise<void> {
@@ -927,12 +1039,13 @@ async function migration_stop_vm(env: MigrationHostEnv, run: OutgoingRun, state:
   await env.runstate.vm_stop(state);
   // vm_stop_force_state(): a VM that was not running is still put in `state`.
   if (!env.runstate.runstate_check(state)) env.runstate.runstate_set(state);
-  run.trace_mark('migration_completion_vm_stop', { ret: 0 });
+  trace_mark(env, 'migration_completion_vm_stop', { ret: 0 });
 }
 
 /** migration_completion(): stop the VM, last pass, device state, EOF; active → completed. */
-async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'migration_completion', switchover_inputs(env, run), async () => {
+const migration_completion = traced(
+  'migration_completion',
+  async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     const s = env.s;
     const start_bytes = migration_transferred_bytes(s.mig_stats);
     let ret = -1;
@@ -947,12 +1060,12 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
       }
     }
     // close_return_path_on_source(): waits for the destination's SHUT (it has loaded all)
-    if (ret >= 0 && !(await close_return_path_on_source(env, self)) && !qemu_file_get_error(run.f)) {
+    if (ret >= 0 && !(s.rp_state && (await close_return_path_on_source(env))) && !qemu_file_get_error(run.f)) {
       // Totals before the state flips, so a query-migrate that sees `completed` sees them
       // too (9.0 set them just after, a window 9.1's migration_completion_end() closed).
       migration_calculate_complete(env, run);
       s.migrate_set_state(current.state, 'completed');
-      trace_completion_result(env, run, start_bytes);
+      trace_completion_result(env, start_bytes);
       return;
     }
     const { error } = qemu_file_get_error_obj(run.f);
@@ -960,12 +1073,13 @@ async function migration_completion(env: MigrationHostEnv, run: OutgoingRun, sel
     else if (ret) migrate_set_error(s, `Error in migration completion: ${strerror(-ret)}`);
     // migration_completion_failed(): the VM comes back in iteration_finish
     s.migrate_set_state(current.state, 'failed');
-    trace_completion_result(env, run, start_bytes);
-  });
-}
+    trace_completion_result(env, start_bytes);
+  },
+  switchover_inputs,
+);
 
 /** Lab only: what migration_completion() ended with (MIGLAB_COMPLETION), for the views. */
-function trace_completion_result(env: MigrationHostEnv, run: OutgoingRun, start_bytes: number): void {
+function trace_completion_result(env: MigrationHostEnv, start_bytes: number): void {
   if (!env.tracer.active) return;
   const st = env.s.mig_stats;
   const r: CompletionResult = {
@@ -976,7 +1090,7 @@ function trace_completion_result(env: MigrationHostEnv, run: OutgoingRun, start_
     rate_limit_max: st.rate_limit_max,
     dirty_sync_count: st.dirty_sync_count,
   };
-  run.trace_mark(MIGLAB_COMPLETION, r);
+  trace_mark(env, MIGLAB_COMPLETION, r);
 }
 
 /**
@@ -1001,7 +1115,7 @@ async function migration_maybe_pause(
 }
 
 /** migration_detect_error(): cancel or a stream error ends the loop. */
-function migration_detect_error(env: MigrationHostEnv, run: OutgoingRun): boolean {
+const migration_detect_error = traced('migration_detect_error', (env: MigrationHostEnv, run: OutgoingRun): boolean => {
   const s = env.s;
   const state = s.state;
   if (state === 'cancelling' || state === 'cancelled') return true;
@@ -1010,60 +1124,50 @@ function migration_detect_error(env: MigrationHostEnv, run: OutgoingRun): boolea
   if (error) migrate_set_error(s, error);
   s.migrate_set_state(state, 'failed');
   return true;
-}
+});
 
-/** The `live_migration` thread. */
-async function migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
+/** migration_thread(): the `live_migration` thread's loop (migration_thread_main() runs it). */
+const migration_thread = traced('migration_thread', async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
   const s = env.s;
   const setup_start = env.now_ms();
-  (env.migration_threads_add ?? ((t: ThreadRef) => migration_threads_add(s, t)))(self);
-  try {
-    await env.tracer.call(self, 'migration_thread', undefined, async () => {
-      update_iteration_initial_status(env, run);
-      env.tracer.call(self, 'qemu_savevm_state_header', undefined, () => qemu_savevm_state_header(run.f, run.sv));
-      /* If we opened the return path, we need to make sure dst has it opened as well. */
-      if (s.rp_state) {
-        /* Now tell the dest that it should open its end so it can reply */
-        await qemu_savevm_send_open_return_path(run.f);
-        /* And do a ping that will make stuff easier to debug */
-        await qemu_savevm_send_ping(run.f, 1);
-      }
-      if (s.options.migrate_postcopy()) {
-        /*
-         * Tell the destination that we *might* want to do postcopy later; if the other
-         * end can't do postcopy it should fail now, nice and early.
-         */
-        await qemu_savevm_send_postcopy_advise(run.f, s.options);
-      }
-      const ret = await env.tracer.call(self, 'qemu_savevm_state_setup', undefined, () =>
-        qemu_savevm_state_setup(run.f, run.sv),
-      );
-      s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
-      // "Handle SETUP failures after waiting for virtio-net-failover devices to unplug.
-      // This to preserve migration state transitions.": so active → failed.
-      if (ret) {
-        migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
-        s.migrate_set_state('active', 'failed');
-        return;
-      }
-      s.setup_time = env.now_ms() - setup_start;
-      env.migration_counters_updated?.();
-      let urgent = false;
-      while (s.state === 'active') {
-        if (urgent || !env.tracer.call(self, 'migration_rate_exceeded', undefined, () => migration_rate_exceeded(s.mig_stats, run.f))) {
-          const iter = await migration_iteration_run(env, run, self);
-          if (iter === 'skip') continue;
-          if (iter === 'break') break;
-        }
-        if (env.tracer.call(self, 'migration_detect_error', undefined, () => migration_detect_error(env, run))) break;
-        urgent = await env.tracer.call(self, 'migration_rate_limit', undefined, () => migration_rate_limit(env, run));
-      }
-    });
-  } finally {
-    await migration_iteration_finish(env, run, self);
-    (env.migration_threads_remove ?? ((t: ThreadRef) => migration_threads_remove(s, t)))(self);
+  update_iteration_initial_status(env, run);
+  qemu_savevm_state_header(env, run.f, run.sv);
+  /* If we opened the return path, we need to make sure dst has it opened as well. */
+  if (s.rp_state) {
+    /* Now tell the dest that it should open its end so it can reply */
+    await qemu_savevm_send_open_return_path(run.f);
+    /* And do a ping that will make stuff easier to debug */
+    await qemu_savevm_send_ping(run.f, 1);
   }
-}
+  if (s.options.migrate_postcopy()) {
+    /*
+     * Tell the destination that we *might* want to do postcopy later; if the other
+     * end can't do postcopy it should fail now, nice and early.
+     */
+    await qemu_savevm_send_postcopy_advise(run.f, s.options);
+  }
+  const ret = await qemu_savevm_state_setup(env, run.f, run.sv);
+  s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
+  // "Handle SETUP failures after waiting for virtio-net-failover devices to unplug.
+  // This to preserve migration state transitions.": so active → failed.
+  if (ret) {
+    migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
+    s.migrate_set_state('active', 'failed');
+    return;
+  }
+  s.setup_time = env.now_ms() - setup_start;
+  env.migration_counters_updated();
+  let urgent = false;
+  while (s.state === 'active') {
+    if (urgent || !migration_rate_exceeded(env, s.mig_stats, run.f)) {
+      const iter = await migration_iteration_run(env, run);
+      if (iter === 'skip') continue;
+      if (iter === 'break') break;
+    }
+    if (migration_detect_error(env, run)) break;
+    urgent = await migration_rate_limit(env, run);
+  }
+});
 
 /** migration_calculate_complete(): total time, final mbps, downtime end. */
 function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): void {
@@ -1077,8 +1181,9 @@ function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): 
 }
 
 /** migration_iteration_finish(): run state after the loop, then the cleanup bottom half. */
-async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'migration_iteration_finish', { state: env.s.state }, async () => {
+const migration_iteration_finish = traced(
+  'migration_iteration_finish',
+  async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     /* If we enabled cpu throttling for auto-converge, turn it off. */
     env.cpu_throttle?.cpu_throttle_stop?.();
     const s = env.s;
@@ -1100,10 +1205,10 @@ async function migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRu
         env.error_report(`migration_iteration_finish: Unknown ending state ${s.state}`);
     }
     // migration_bh_schedule(migrate_fd_cleanup_bh): runs on the main loop after the thread.
-    if (env.migration_bh_schedule_cleanup) env.migration_bh_schedule_cleanup();
-    else setImmediate(() => void migrate_fd_cleanup(env));
-  });
-}
+    env.migration_bh_schedule_cleanup();
+  },
+  (env) => ({ state: env.s.state }),
+);
 
 /* ------------------------------ background snapshot ------------------------------- */
 
@@ -1118,20 +1223,23 @@ function migration_downtime_end(s: MigrationState, downtime_start: number, now: 
  * it was running), and the downtime ends. A bottom half, not the thread: QEMU's own
  * vm_start() writes guest memory from state-change notifiers, which would fault.
  */
-export function bg_migration_vm_start_bh(env: MigrationHostEnv, vm_old_state: RunState, downtime_start: number): void {
-  env.tracer.call(MAIN_THREAD, 'bg_migration_vm_start_bh', { vm_old_state }, () => {
+export const bg_migration_vm_start_bh = traced(
+  'bg_migration_vm_start_bh',
+  (env: MigrationHostEnv, vm_old_state: RunState, downtime_start: number): void => {
     env.runstate.vm_resume(vm_old_state);
     migration_downtime_end(env.s, downtime_start, env.now_ms());
-  });
-}
+  },
+  (_env, vm_old_state) => ({ vm_old_state }),
+);
 
 /**
  * bg_migration_completion(): all of RAM is in the stream; the device state buffered at
  * the start follows it (with EOF and the VM description), then → completed. A cancel
  * that got in first ends as `failed` (9.0's `goto fail`; later QEMUs return instead).
  */
-async function bg_migration_completion(env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'bg_migration_completion', undefined, async () => {
+const bg_migration_completion = traced(
+  'bg_migration_completion',
+  async (env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer): Promise<void> => {
     const s = env.s;
     const current_active_state = s.state;
     let ok = true;
@@ -1153,32 +1261,31 @@ async function bg_migration_completion(env: MigrationHostEnv, run: OutgoingRun, 
       return;
     }
     s.migrate_set_state(current_active_state, 'failed');
-  });
-}
+  },
+);
 
 /** bg_migration_iteration_run(): one RAM pass of the loop; all saved → completion. */
-async function bg_migration_iteration_run(env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer, self: ThreadRef): Promise<MigIterateState> {
-  return env.tracer.call(self, 'bg_migration_iteration_run', undefined, async () => {
+const bg_migration_iteration_run = traced(
+  'bg_migration_iteration_run',
+  async (env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer): Promise<MigIterateState> => {
     const res = await qemu_savevm_state_iterate(run.f, run.sv, false);
     if (res > 0) {
-      await bg_migration_completion(env, run, bioc, self);
+      await bg_migration_completion(env, run, bioc);
       return 'break';
     }
     return 'resume';
-  });
-}
+  },
+);
 
 /**
  * bg_migration_iteration_finish(): write tracking off (waiting writers wake up), then the
  * cleanup bottom half. The run state is left alone: the VM keeps running (no postmigrate).
  */
-async function bg_migration_iteration_finish(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'bg_migration_iteration_finish', { state: env.s.state }, async () => {
+const bg_migration_iteration_finish = traced(
+  'bg_migration_iteration_finish',
+  async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     const s = env.s;
-    const rs = run.ram.ram_state;
-    env.tracer.call(self, 'ram_write_tracking_stop', undefined, () => {
-      if (rs) ram_write_tracking_stop(rs);
-    });
+    ram_write_tracking_stop(env, run.ram.ram_state);
     switch (s.state) {
       case 'completed':
       case 'active':
@@ -1190,10 +1297,10 @@ async function bg_migration_iteration_finish(env: MigrationHostEnv, run: Outgoin
         /* Should not reach here, but if so, forgive the VM. */
         env.error_report(`bg_migration_iteration_finish: Unknown ending state ${s.state}`);
     }
-    if (env.migration_bh_schedule_cleanup) env.migration_bh_schedule_cleanup();
-    else setImmediate(() => void migrate_fd_cleanup(env));
-  });
-}
+    env.migration_bh_schedule_cleanup();
+  },
+  (env) => ({ state: env.s.state }),
+);
 
 /**
  * The `bg_snapshot` thread (bg_migration_thread()): the stream holds memory as it was when
@@ -1204,99 +1311,81 @@ async function bg_migration_iteration_finish(env: MigrationHostEnv, run: Outgoin
  * buffered device state goes last. No dirty logging, no bitmap syncs (no MIGRATION_PASS),
  * no rate limit, no entry in query-migrationthreads.
  */
-async function bg_migration_thread(env: MigrationHostEnv, run: OutgoingRun, self: ThreadRef): Promise<void> {
-  const s = env.s;
+const bg_migration_thread = traced(
+  'bg_migration_thread',
+  async (env: MigrationHostEnv, run: OutgoingRun, bioc: QIOChannelBuffer, fb: QEMUFile): Promise<void> => {
+    const s = env.s;
+    migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
+    const setup_start = env.now_ms();
+    let early_fail = true;
+    update_iteration_initial_status(env, run);
+    ram_write_tracking_prepare(env);
+    qemu_savevm_state_header(env, run.f, run.sv);
+    // 9.0 goes on whatever setup returns; a stream error fails the loop below.
+    await qemu_savevm_state_setup(env, run.f, run.sv);
+    s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
+    s.setup_time = env.now_ms() - setup_start;
+    env.migration_counters_updated();
+
+    fail: {
+      // bql_lock(): stop the VM (STOP if it ran); the snapshot's instant is now.
+      await migration_stop_vm(env, run, 'paused'); // cannot fail in the lab (no block devices)
+      // cpu_synchronize_all_states(): -machine none has no vCPU state
+      if (qemu_savevm_state_complete_precopy_non_iterable(env, fb, run.sv, false)) break fail;
+      /* Since we are going to get non-iterable state data directly from s->bioc->data, explicit flush is needed here. */
+      await fb.fflush();
+      /* Now initialize UFFD context and start tracking RAM writes */
+      if (ram_write_tracking_start(env, run.ram.ram_state!)) break fail;
+      early_fail = false;
+      // Start VM from BH handler to avoid write-fault lock here; bql_unlock().
+      env.migration_bh_schedule_vm_start(run.vm_old_state!, run.downtime_start);
+
+      while (s.state === 'active') {
+        const iter = await bg_migration_iteration_run(env, run, bioc);
+        if (iter === 'break') break;
+        if (migration_detect_error(env, run)) break;
+        migration_update_counters(env, run, env.now_ms());
+      }
+    }
+    // fail: (with the VM still stopped, as 9.0 leaves it)
+    if (early_fail) s.migrate_set_state('active', 'failed');
+  },
+);
+
+/**
+ * The `bg_snapshot` thread's start routine around bg_migration_thread(): the device
+ * state's memory buffer ("vmstate-buffer", 512 KiB: s->bioc) and its QEMUFile, and the
+ * finish after the loop.
+ */
+async function bg_migration_thread_main(env: MigrationHostEnv, run: OutgoingRun): Promise<void> {
   const bioc = qio_channel_buffer_new(512 * 1024);
   qio_channel_set_name(bioc, 'vmstate-buffer');
-  const fb = qemu_file_new_output(bioc, s.mig_stats);
+  const fb = qemu_file_new_output(bioc, env.s.mig_stats);
   try {
-    await env.tracer.call(self, 'bg_migration_thread', undefined, async () => {
-      migration_rate_set(s.mig_stats, RATE_LIMIT_DISABLED);
-      const setup_start = env.now_ms();
-      let early_fail = true;
-      update_iteration_initial_status(env, run);
-      env.tracer.call(self, 'ram_write_tracking_prepare', undefined, () => ram_write_tracking_prepare());
-      env.tracer.call(self, 'qemu_savevm_state_header', undefined, () => qemu_savevm_state_header(run.f, run.sv));
-      // 9.0 goes on whatever setup returns; a stream error fails the loop below.
-      await env.tracer.call(self, 'qemu_savevm_state_setup', undefined, () => qemu_savevm_state_setup(run.f, run.sv));
-      s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
-      s.setup_time = env.now_ms() - setup_start;
-      env.migration_counters_updated?.();
-
-      fail: {
-        // bql_lock(): stop the VM (STOP if it ran); the snapshot's instant is now.
-        await migration_stop_vm(env, run, 'paused'); // cannot fail in the lab (no block devices)
-        // cpu_synchronize_all_states(): -machine none has no vCPU state
-        if (
-          env.tracer.call(self, 'qemu_savevm_state_complete_precopy_non_iterable', { file: bioc.name }, () =>
-            qemu_savevm_state_complete_precopy_non_iterable(fb, run.sv, false),
-          )
-        ) {
-          break fail;
-        }
-        /* Since we are going to get non-iterable state data directly from s->bioc->data, explicit flush is needed here. */
-        await fb.fflush();
-        /* Now initialize UFFD context and start tracking RAM writes */
-        if (env.tracer.call(self, 'ram_write_tracking_start', undefined, () => ram_write_tracking_start(run.ram.ram_state!))) {
-          break fail;
-        }
-        early_fail = false;
-        // Start VM from BH handler to avoid write-fault lock here; bql_unlock().
-        if (env.migration_bh_schedule_vm_start) env.migration_bh_schedule_vm_start(run.vm_old_state!, run.downtime_start);
-        else setImmediate(() => bg_migration_vm_start_bh(env, run.vm_old_state!, run.downtime_start));
-
-        while (s.state === 'active') {
-          const iter = await bg_migration_iteration_run(env, run, bioc, self);
-          if (iter === 'break') break;
-          if (env.tracer.call(self, 'migration_detect_error', undefined, () => migration_detect_error(env, run))) break;
-          migration_update_counters(env, run, env.now_ms());
-        }
-      }
-      // fail: (with the VM still stopped, as 9.0 leaves it)
-      if (early_fail) s.migrate_set_state('active', 'failed');
-    });
+    await bg_migration_thread(env, run, bioc, fb);
   } finally {
-    await bg_migration_iteration_finish(env, run, self);
+    await bg_migration_iteration_finish(env, run);
     await qemu_fclose(fb);
   }
 }
 
 /** migrate_fd_cleanup(): join the thread, close the file, cancelling → cancelled. */
-export async function migrate_fd_cleanup(env: MigrationHostEnv): Promise<void> {
-  await env.tracer.call(MAIN_THREAD, 'migrate_fd_cleanup', undefined, async () => {
-    const s = env.s;
-    await close_return_path_on_source(env, MAIN_THREAD);
-    const t = threads.get(s);
-    if (t) {
-      threads.delete(s);
-      await env.tracer.call(MAIN_THREAD, 'qemu_thread_join', undefined, () => t.join());
-      await t.close();
-    }
-    if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
-    if (s.error) env.error_report(s.error);
-    block_cleanup_parameters(s);
-  });
-}
+export const migrate_fd_cleanup = traced('migrate_fd_cleanup', async (env: MigrationHostEnv): Promise<void> => {
+  const s = env.s;
+  if (s.rp_state) await close_return_path_on_source(env); // rp_thread_created
+  const t = s.thread;
+  if (t) {
+    s.thread = null;
+    await qemu_thread_join(env, t);
+    await t.close();
+  }
+  if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+  if (s.error) env.error_report(s.error);
+  block_cleanup_parameters(s);
+});
 
-/** query-migrationthreads: threads add themselves at start, remove at exit (head first). */
-const threadLists = new WeakMap<MigrationState, ThreadRef[]>();
-
-export function migration_threads_add(s: MigrationState, t: ThreadRef): void {
-  const list = threadLists.get(s) ?? [];
-  list.unshift(t);
-  threadLists.set(s, list);
-}
-
-export function migration_threads_remove(s: MigrationState, t: ThreadRef): void {
-  const list = threadLists.get(s) ?? [];
-  const i = list.findIndex((x) => x.tid === t.tid);
-  if (i >= 0) list.splice(i, 1);
-}
-
-/** qmp_query_migrationthreads(). */
-export function qmp_query_migrationthreads(s: MigrationState): { name: string; 'thread-id': number }[] {
-  return (threadLists.get(s) ?? []).map((t) => ({ name: t.name, 'thread-id': t.tid }));
-}
+/** qemu_thread_join(). */
+const qemu_thread_join = traced('qemu_thread_join', (_env: MigrationHostEnv, t: QemuThread): Promise<void> => t.join());
 
 /** migrate_fd_cancel(): running → cancelling, and shut the stream down to unblock the thread. */
 export function migrate_fd_cancel(s: MigrationState): void {
@@ -1308,7 +1397,7 @@ export function migrate_fd_cancel(s: MigrationState): void {
     s.migrate_set_state(old, 'cancelling');
     if (s.state === 'cancelling') break;
   }
-  const t = threads.get(s);
+  const t = s.thread;
   if (s.state === 'cancelling' && t) t.shutdown();
   if (s.state === 'cancelling') s.rp_state?.shutdown(); // qemu_file_shutdown(rp_state.from_dst_file)
   if (wasSetup && !t && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
@@ -1411,26 +1500,23 @@ export function main_loop_return_path(s: MigrationState): { words: Int32Array } 
  * the thread is a task of the main loop (its blocking reads become awaited ones), in
  * every runtime.
  */
-function open_return_path_on_source(env: MigrationHostEnv, ioc: QIOChannel): number {
-  return env.tracer.call(MAIN_THREAD, 'open_return_path_on_source', undefined, () => {
-    const s = env.s;
-    const rp = new MainLoopReturnPath(qemu_file_new_input(ioc));
-    s.rp_state = rp;
-    rp.thread = env.qemu_thread_create(MIGRATION_THREAD_SRC_RETURN, 'source_return_path_thread', (self) =>
-      source_return_path_thread(env, rp, self).finally(() => rp.exited()),
-    );
-    return 0;
-  });
-}
+const open_return_path_on_source = traced('open_return_path_on_source', (env: MigrationHostEnv, ioc: QIOChannel): number => {
+  const s = env.s;
+  const rp = new MainLoopReturnPath(qemu_file_new_input(ioc));
+  s.rp_state = rp;
+  rp.thread = env.qemu_thread_create(MIGRATION_THREAD_SRC_RETURN, 'source_return_path_thread', (self) =>
+    source_return_path_thread(migration_thread_env(env, self), rp).finally(() => rp.exited()),
+  );
+  return 0;
+});
 
 /** source_return_path_thread(): handles messages sent on the return path towards the source. */
-async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopReturnPath, self: ThreadRef): Promise<void> {
-  await env.tracer.call(self, 'source_return_path_thread', undefined, async () => {
+const source_return_path_thread = traced(
+  'source_return_path_thread',
+  async (env: MigrationHostEnv, state: MainLoopReturnPath): Promise<void> => {
     const ms = env.s;
     const rp = state.from_dst_file;
-    const trace = (name: string, args: Record<string, unknown>): void => {
-      if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(self.name, self.tid), type: 'mark', name, args });
-    };
+    const trace = (name: string, args: Record<string, unknown>): void => trace_mark(env, name, args);
     let err: string | null = null;
     out: while (ms.migration_is_running()) {
       trace('source_return_path_thread_loop_top', {});
@@ -1513,8 +1599,8 @@ async function source_return_path_thread(env: MigrationHostEnv, state: MainLoopR
       trace('source_return_path_thread_bad_end', {});
     }
     trace('source_return_path_thread_end', {});
-  });
-}
+  },
+);
 
 function hex4(v: number): string {
   return v.toString(16).padStart(4, '0');
@@ -1525,17 +1611,15 @@ function hex4(v: number): string {
  * thread ends by itself; after an error, shut its file so that it stops waiting. True if
  * an error is known (the thread keeps what it saw in the MigrationState).
  */
-async function close_return_path_on_source(env: MigrationHostEnv, thread: ThreadRef): Promise<boolean> {
+const close_return_path_on_source = traced('close_return_path_on_source', async (env: MigrationHostEnv): Promise<boolean> => {
   const s = env.s;
   const rp = s.rp_state;
-  if (!rp) return false;
-  return env.tracer.call(thread, 'close_return_path_on_source', undefined, async () => {
-    if (s.error) rp.shutdown();
-    await rp.join();
-    s.rp_state = null;
-    return !!s.error;
-  });
-}
+  if (!rp) return false; // callers check first: the lab traces it only when there is a return path
+  if (s.error) rp.shutdown();
+  await rp.join();
+  s.rp_state = null;
+  return !!s.error;
+});
 
 /** migrate_send_rp_message(): be16 type, be16 length, the payload; flushed. */
 async function migrate_send_rp_message(mis: MigrationIncomingState, message_type: number, data: Uint8Array): Promise<number> {
@@ -1555,9 +1639,9 @@ function be32(value: number): Uint8Array {
 }
 
 /** migrate_send_rp_shut(): we've finished with the RP; non-0 value indicates error. */
-function migrate_send_rp_shut(mis: MigrationIncomingState, value: number): Promise<number> {
+const migrate_send_rp_shut = traced('migrate_send_rp_shut', (_env: MigrationHostEnv, mis: MigrationIncomingState, value: number): Promise<number> => {
   return migrate_send_rp_message(mis, MIG_RP_MSG_SHUT, be32(value));
-}
+});
 
 /** migrate_send_rp_pong(): the answer to a PING. */
 function migrate_send_rp_pong(mis: MigrationIncomingState, value: number): Promise<number> {
@@ -1587,8 +1671,9 @@ function migration_can_switchover(env: MigrationHostEnv): boolean {
  * (autostart) or stay paused, then `completed`; on failure `failed` and QEMU's message.
  * Returns the exit status QEMU would exit with on failure (1), or null.
  */
-export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: QIOChannel): Promise<number | null> {
-  return env.tracer.call(MAIN_THREAD, 'process_incoming_migration_co', undefined, async () => {
+export const process_incoming_migration_co = traced(
+  'process_incoming_migration_co',
+  async (env: MigrationHostEnv, ioc: QIOChannel): Promise<number | null> => {
     migrate_incoming_set_state(env, 'setup', 'active');
     const senv = migration_env_of(env);
     senv.migration_is_setup_or_active = () => true;
@@ -1599,11 +1684,8 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     senv.open_return_path = () => !!(mis.to_src_file = qemu_file_new_output(ioc));
     senv.migrate_send_rp_pong = (value) => migrate_send_rp_pong(mis, value);
     senv.migrate_send_rp_switchover_ack = () => migrate_send_rp_switchover_ack(mis);
-    senv.trace_mark = (name, args) => {
-      if (env.tracer.active) env.tracer.emit({ ...env.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'mark', name, args });
-    };
     const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
-    const ret = await env.tracer.call(MAIN_THREAD, 'qemu_loadvm_state', undefined, () => qemu_loadvm_state(f, sv));
+    const ret = await qemu_loadvm_state(env, f, sv);
     if (ret < 0) {
       migrate_incoming_set_state(env, 'active', 'failed');
       env.error_report(`load of migration failed: ${strerror(-ret)}`);
@@ -1620,8 +1702,8 @@ export async function process_incoming_migration_co(env: MigrationHostEnv, ioc: 
     migrate_incoming_set_state(env, 'active', 'completed');
     await migration_incoming_state_destroy(env);
     return null;
-  });
-}
+  },
+);
 
 /**
  * migration_incoming_state_destroy(), in the same bottom half that set `completed`: no
@@ -1635,9 +1717,7 @@ async function migration_incoming_state_destroy(env: MigrationHostEnv): Promise<
   const from = mis.from_src_file;
   if (mis.to_src_file) {
     /* Tell source that we are done */
-    await env.tracer.call(MAIN_THREAD, 'migrate_send_rp_shut', undefined, () =>
-      migrate_send_rp_shut(mis, from && qemu_file_get_error(from) !== 0 ? 1 : 0),
-    );
+    await migrate_send_rp_shut(env, mis, from && qemu_file_get_error(from) !== 0 ? 1 : 0);
     mis.to_src_file = null; // it writes from_src_file's channel, closed just below
   }
   if (from) {

@@ -909,7 +909,7 @@ export class MigrationOptions {
         dest.has_block_bitmap_mapping = true;
         dest.block_bitmap_mapping = v as BitmapMigrationNodeAlias[];
       } else {
-        (dest as unknown as Record<string, unknown>)[d.field] = v;
+        (dest as Record<ScalarField, unknown>)[d.field] = v;
       }
     }
     return dest;
@@ -936,7 +936,7 @@ export class MigrationOptions {
         s.has_block_bitmap_mapping = true;
         s.block_bitmap_mapping = structuredClone(v as BitmapMigrationNodeAlias[]);
       } else {
-        (s as unknown as Record<string, unknown>)[d.field] = v;
+        (s as Record<ScalarField, unknown>)[d.field] = v;
       }
       switch (d.name) {
         case 'max-bandwidth':

@@ -58,33 +58,109 @@ export const MIG_STATS_FIELDS = [
  * updates stay cheap.
  */
 export class MigrationAtomicStats {
-  /** Bytes dirty at the last bitmap sync (expected-downtime input). */
-  declare dirty_bytes_last_sync: number;
-  /** ram.dirty-pages-rate, pages/s, updated every ≥1 s of syncs. */
-  declare dirty_pages_rate: number;
-  /** ram.dirty-sync-count: bitmap syncs ("passes"). */
-  declare dirty_sync_count: number;
-  declare dirty_sync_missed_zero_copy: number;
-  /** Bytes of RAM records sent while the VM was stopped (not postcopy). */
-  declare downtime_bytes: number;
-  /** ram.duplicate: zero pages. */
-  declare zero_pages: number;
-  declare multifd_bytes: number;
-  /** ram.normal: full pages. */
-  declare normal_pages: number;
-  declare postcopy_bytes: number;
-  declare postcopy_requests: number;
-  /** Bytes of RAM records sent while the VM ran. */
-  declare precopy_bytes: number;
-  /** Every byte the main QEMUFile handed to its channel (ram.transferred since 8.1). */
-  declare qemu_file_transferred: number;
-  /** Bytes allowed per BUFFER_DELAY window; 0 = unlimited. */
-  declare rate_limit_max: number;
-  /** migration_transferred_bytes() at the start of the current window. */
-  declare rate_limit_start: number;
-  declare rdma_bytes: number;
-
+  /** The counters, in MIG_STATS_FIELDS order (the accessors below name each slot). */
   private v: Float64Array<ArrayBufferLike> = new Float64Array(MIG_STATS_FIELDS.length);
+
+  /** Bytes dirty at the last bitmap sync (expected-downtime input). */
+  get dirty_bytes_last_sync(): number {
+    return this.v[0];
+  }
+  set dirty_bytes_last_sync(x: number) {
+    this.v[0] = x;
+  }
+  /** ram.dirty-pages-rate, pages/s, updated every ≥1 s of syncs. */
+  get dirty_pages_rate(): number {
+    return this.v[1];
+  }
+  set dirty_pages_rate(x: number) {
+    this.v[1] = x;
+  }
+  /** ram.dirty-sync-count: bitmap syncs ("passes"). */
+  get dirty_sync_count(): number {
+    return this.v[2];
+  }
+  set dirty_sync_count(x: number) {
+    this.v[2] = x;
+  }
+  get dirty_sync_missed_zero_copy(): number {
+    return this.v[3];
+  }
+  set dirty_sync_missed_zero_copy(x: number) {
+    this.v[3] = x;
+  }
+  /** Bytes of RAM records sent while the VM was stopped (not postcopy). */
+  get downtime_bytes(): number {
+    return this.v[4];
+  }
+  set downtime_bytes(x: number) {
+    this.v[4] = x;
+  }
+  /** ram.duplicate: zero pages. */
+  get zero_pages(): number {
+    return this.v[5];
+  }
+  set zero_pages(x: number) {
+    this.v[5] = x;
+  }
+  get multifd_bytes(): number {
+    return this.v[6];
+  }
+  set multifd_bytes(x: number) {
+    this.v[6] = x;
+  }
+  /** ram.normal: full pages. */
+  get normal_pages(): number {
+    return this.v[7];
+  }
+  set normal_pages(x: number) {
+    this.v[7] = x;
+  }
+  get postcopy_bytes(): number {
+    return this.v[8];
+  }
+  set postcopy_bytes(x: number) {
+    this.v[8] = x;
+  }
+  get postcopy_requests(): number {
+    return this.v[9];
+  }
+  set postcopy_requests(x: number) {
+    this.v[9] = x;
+  }
+  /** Bytes of RAM records sent while the VM ran. */
+  get precopy_bytes(): number {
+    return this.v[10];
+  }
+  set precopy_bytes(x: number) {
+    this.v[10] = x;
+  }
+  /** Every byte the main QEMUFile handed to its channel (ram.transferred since 8.1). */
+  get qemu_file_transferred(): number {
+    return this.v[11];
+  }
+  set qemu_file_transferred(x: number) {
+    this.v[11] = x;
+  }
+  /** Bytes allowed per BUFFER_DELAY window; 0 = unlimited. */
+  get rate_limit_max(): number {
+    return this.v[12];
+  }
+  set rate_limit_max(x: number) {
+    this.v[12] = x;
+  }
+  /** migration_transferred_bytes() at the start of the current window. */
+  get rate_limit_start(): number {
+    return this.v[13];
+  }
+  set rate_limit_start(x: number) {
+    this.v[13] = x;
+  }
+  get rdma_bytes(): number {
+    return this.v[14];
+  }
+  set rdma_bytes(x: number) {
+    this.v[14] = x;
+  }
 
   /**
    * stat64_add(&mig_stats.<field>, n), as QEMU's per-page counters are updated: straight
@@ -145,17 +221,6 @@ function mig_stats_slot(field: (typeof MIG_STATS_FIELDS)[number]): number {
       return 14;
   }
 }
-MIG_STATS_FIELDS.forEach((name, i) => {
-  Object.defineProperty(MigrationAtomicStats.prototype, name, {
-    get(this: { v: Float64Array }) {
-      return this.v[i];
-    },
-    set(this: { v: Float64Array }, x: number) {
-      this.v[i] = x;
-    },
-    enumerable: true,
-  });
-});
 
 /** migration_transferred_bytes(): main stream + multifd + RDMA. */
 export function migration_transferred_bytes(stats: MigrationAtomicStats): number {

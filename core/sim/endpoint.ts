@@ -6,7 +6,8 @@
  *  - QEMU_CLOCK_REALTIME (now_ms) and the rate limiter's timed wait (rate_limit_wait)
  *    are the virtual clock's;
  *  - qemu_thread_create(migration_thread) is cooperative_migration_thread_create(): the
- *    same migration_thread() runs as a task of this event loop, started by a timer;
+ *    same migration_thread() runs as a task of this event loop, started by a timer
+ *    (sim_runtime(): the env the VM is built with);
  *    bottom halves (migrate_fd_cleanup_bh, ...) are zero-delay timers;
  *  - migration addresses reach the SimNetwork (the modelled link), not the OS: tcp:,
  *    unix: and vsock: connect there; exec: and file: are refused (nothing of the host is
@@ -16,18 +17,12 @@
  *  - QMP events are stamped with virtual time (from SIM_EPOCH_US).
  * Thread ids are small fixed numbers, so that a run is the same every time.
  */
-import type { QIOChannel } from '../io/channel.js';
-import {
-  bg_migration_vm_start_bh,
-  cooperative_migration_thread_create,
-  migrate_fd_cleanup,
-  type MigrationTransport,
-  type MigrationThreadHandle,
-} from '../migration/migration.js';
+import type { MigrationTransport } from '../migration/migration.js';
 import { RAMList } from '../migration/ram.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
-import type { RunState } from '../qmp/schema/run-state.js';
-import { MAIN_THREAD, type ThreadRef } from '../trace/trace.js';
+import { event_loop_hooks, migration_host_env, type MigrationRuntime } from '../migration/runtime/runtimes.js';
+import { MAIN_THREAD, type ThreadRef, type Tracer } from '../trace/trace.js';
+import type { QemuThread } from '../util/qemu-thread.js';
 import type { VcpuControl } from '../system/runstate.js';
 import { VirtualMachine } from '../vm/vm.js';
 import type { VirtualClock } from './clock.js';
@@ -56,16 +51,70 @@ export interface SimEndpointOptions {
   error_report: (msg: string) => void;
 }
 
+/**
+ * The simulated runtime of one endpoint: the cooperative runtime's threads and storage,
+ * on the virtual clock and the modelled network.
+ */
+export function sim_runtime(clock: VirtualClock, transport: MigrationTransport, tid_base: number): MigrationRuntime {
+  return (parts) => {
+    const threads = new SimThreads(clock, parts.tracer, tid_base, (m) => parts.error_report(m));
+    return migration_host_env(
+      parts,
+      event_loop_hooks(parts, {
+        /* QEMU_CLOCK_REALTIME on the virtual clock: whole milliseconds. */
+        now_ms: () => Math.floor(clock.now_ms()),
+        /* qemu_sem_timedwait(&s->rate_limit_sem, ms) on the virtual clock. */
+        rate_limit_wait: (ms) => clock.sleep(Math.max(0, ms)).then(() => false),
+        qemu_thread_create: (name, start_routine, fn) => threads.qemu_thread_create(name, start_routine, fn),
+        /* Bottom halves (migrate_fd_cleanup_bh, bg_migration_vm_start_bh): zero-delay timers. */
+        qemu_bh_schedule: (fn) => clock.set_timer(0, fn),
+        transport,
+      }),
+    );
+  };
+}
+
+/** The simulated runtime's threads: tasks on the virtual clock, with small fixed thread ids. */
+class SimThreads {
+  private sim_threads = 0;
+
+  constructor(
+    private readonly clock: VirtualClock,
+    private readonly tracer: Tracer,
+    private readonly tid_base: number,
+    private readonly error_report: (msg: string) => void,
+  ) {}
+
+  /** A thread as a task on this loop, started by a zero-delay timer (after its creator returns). */
+  qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): QemuThread {
+    const tracer = this.tracer;
+    const self: ThreadRef = { name, tid: this.tid_base + ++this.sim_threads };
+    tracer.emit({ ...tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'thread-create', name, newTid: self.tid, fn: start_routine });
+    const done = (async () => {
+      await this.clock.sleep(0);
+      tracer.emit({ ...tracer.where(name, self.tid), type: 'thread-start' });
+      try {
+        await fn(self);
+      } catch (e) {
+        this.error_report(`${name}: ${(e as Error)?.stack ?? e}`);
+      } finally {
+        tracer.emit({ ...tracer.where(name, self.tid), type: 'thread-exit' });
+      }
+    })();
+    return { join: () => done };
+  }
+}
+
 export class SimVirtualMachine extends VirtualMachine {
   readonly side: Side;
   readonly clock: VirtualClock;
   readonly ram: SimRAMBlock;
   readonly tid_base: number;
   readonly transport: MigrationTransport;
-  private sim_threads = 0;
 
   constructor(o: SimEndpointOptions) {
     const ram_list = new RAMList([o.ram]);
+    const transport = o.net.transport(o.side);
     super({
       name: o.name,
       incoming: o.incoming,
@@ -73,56 +122,14 @@ export class SimVirtualMachine extends VirtualMachine {
       vcpus: o.vcpus,
       cpu_throttle: o.cpu_throttle,
       error_report: o.error_report,
+      runtime: sim_runtime(o.clock, transport, o.tid_base),
     });
     this.side = o.side;
     this.clock = o.clock;
     this.ram = o.ram;
     this.tid_base = o.tid_base;
-    this.transport = o.net.transport(o.side);
+    this.transport = transport;
     // QMP event timestamps in virtual time, from a fixed origin (QEMU 9.0.0's release day).
     this.events.now_us = () => SIM_EPOCH_US + this.clock.now_us();
-  }
-
-  /** QEMU_CLOCK_REALTIME on the virtual clock: whole milliseconds. */
-  override now_ms(): number {
-    return Math.floor(this.clock.now_ms());
-  }
-
-  /** qemu_sem_timedwait(&s->rate_limit_sem, ms) on the virtual clock. */
-  override rate_limit_wait(ms: number): Promise<boolean> {
-    return this.clock.sleep(Math.max(0, ms)).then(() => false);
-  }
-
-  /** The migration thread is always the cooperative task here. */
-  override migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle {
-    return cooperative_migration_thread_create(this, name, ioc);
-  }
-
-  /** A thread as a task on this loop, started by a zero-delay timer (after its creator returns). */
-  override qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
-    const self: ThreadRef = { name, tid: this.tid_base + ++this.sim_threads };
-    this.tracer.emit({ ...this.tracer.where(MAIN_THREAD.name, MAIN_THREAD.tid), type: 'thread-create', name, newTid: self.tid, fn: start_routine });
-    const done = (async () => {
-      await this.clock.sleep(0);
-      this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });
-      try {
-        await fn(self);
-      } catch (e) {
-        this.error_report(`${name}: ${(e as Error)?.stack ?? e}`);
-      } finally {
-        this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-exit' });
-      }
-    })();
-    return { join: () => done };
-  }
-
-  /** migration_bh_schedule(migrate_fd_cleanup_bh). */
-  migration_bh_schedule_cleanup(): void {
-    this.clock.set_timer(0, () => void migrate_fd_cleanup(this));
-  }
-
-  /** migration_bh_schedule(bg_migration_vm_start_bh). */
-  migration_bh_schedule_vm_start(vm_old_state: RunState, downtime_start: number): void {
-    this.clock.set_timer(0, () => bg_migration_vm_start_bh(this, vm_old_state, downtime_start));
   }
 }

@@ -223,7 +223,7 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'get_counted_string', 'exec_spawn', 'monitor_get_fd', 'printf_2f', 'socket_uri', 'uint32_list_to_string', 'get_str',
   'parse_arguments', 'parse_failed', 'scan_digits', 'take_flags', 'migration_address_socket', 'migration_address_rdma',
   'migration_address_parse', 'announce_state', 'transport_starter_name', 'cooperative_migration_thread_create',
-  'migration_thread_main', 'migration_env_of', 'switchover_inputs', 'trace_completion_result', 'set_switchover_acked',
+  'migration_thread_main', 'migration_thread_env', 'bg_migration_thread_main', 'migration_env_of', 'switchover_inputs', 'trace_completion_result', 'set_switchover_acked',
   'main_loop_return_path', 'migrate_incoming_set_state', 'migrate_params_defaults', 'to_uint64', 'migrate_vcpu_dirty_limit',
   'set_error', 'take_remote_error', 'put_byte', 'put_be16', 'put_be32', 'put_be64_hilo', 'put_be64', 'put_buffer',
   'put_buffer_async', 'take_buf', 'wait_below', 'fill_until', 'ensure_sync', 'peek_byte', 'get_byte', 'get_be16',

@@ -75,3 +75,33 @@ export interface ThreadRef {
 
 /** The main loop thread of an endpoint (QEMU's main thread, holding the BQL). */
 export const MAIN_THREAD: ThreadRef = { name: 'main', tid: process.pid };
+
+/** Where a traced function reports: an endpoint's tracer, and the thread the caller runs on. */
+export interface TraceSite {
+  readonly tracer: Tracer;
+  readonly thread: ThreadRef;
+}
+
+/**
+ * `fn`, reporting its entry and exit to its first argument's tracer as the QEMU function
+ * `name`, on that argument's thread: the function is traced where it is declared, and
+ * reads as QEMU's. `args`, when given, makes the entry's arguments. When nobody listens
+ * the call costs one boolean test.
+ */
+export function traced<E extends TraceSite, A extends unknown[], R>(
+  name: string,
+  fn: (env: E, ...a: A) => R,
+  args?: NoInfer<(env: E, ...a: A) => Record<string, unknown> | undefined>,
+): (env: E, ...a: A) => R {
+  return (env, ...a) => {
+    const tracer = env.tracer;
+    if (!tracer.active) return fn(env, ...a);
+    return tracer.call(env.thread, name, args?.(env, ...a), () => fn(env, ...a));
+  };
+}
+
+/** trace_<name>(args): one of QEMU's trace points, as a `mark` on the site's thread (nothing when nobody listens). */
+export function trace_mark(site: TraceSite, name: string, args: Record<string, unknown>): void {
+  const tracer = site.tracer;
+  if (tracer.active) tracer.emit({ ...tracer.where(site.thread.name, site.thread.tid), type: 'mark', name, args });
+}

@@ -13,19 +13,18 @@ import {
   qmp_migrate_recover,
   qmp_migrate_start_postcopy,
   qmp_query_migrate,
-  qmp_query_migrationthreads,
   qmp_migrate,
-  migrate_fd_cancel,
+  qmp_migrate_cancel,
   qmp_migrate_incoming,
   type MigrationHostEnv,
   type MigrationIncomingState,
   type MigrationState,
 } from '../migration/migration.js';
 import type { MigrationRunState } from '../migration/options.js';
-import type { RAMList } from '../migration/ram.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
 import type { RunStateMachine, VcpuControl } from '../system/runstate.js';
 import type { HmpCommandTable } from './hmp.js';
+import { qmp_query_migrationthreads } from '../migration/threadinfo.js';
 import { qmp_x_miglab_query_ram_map } from './ram-map-cmd.js';
 import { qmp_x_miglab_query_vcpu } from './vcpu-cmd.js';
 
@@ -35,7 +34,9 @@ import { qmp_x_miglab_query_vcpu } from './vcpu-cmd.js';
  * migrate_get_current()); here they are declared beside the handlers, so that vm.ts
  * imports this table and this table never imports vm.ts.
  */
-export interface QmpMachine extends MigrationHostEnv {
+export interface QmpMachine {
+  /** The migration engine's view of this endpoint (built by its runtime). */
+  readonly env: MigrationHostEnv;
   readonly name: string | undefined;
   readonly migration: MigrationState;
   readonly incoming: MigrationIncomingState;
@@ -52,7 +53,6 @@ export interface QmpMachine extends MigrationHostEnv {
   qmp_pmemsave(val: number | bigint, size: number | bigint, filename: string): void;
   /** What migrate-set-* consult and apply live. */
   migrationRunState(): MigrationRunState;
-  ram_list(): RAMList;
 }
 
 export interface QmpContext {
@@ -96,7 +96,7 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       if (a['cpu-index'] !== undefined) throw error_setg("Parameter 'cpu-index' expects a CPU number");
       return ctx.vm.hmp.handle_hmp_command(ctx, a['command-line']);
     })
-    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle))
+    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.env.now_ms(), vm.cpu_throttle))
     .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
     .register('migrate-set-capabilities', ({ capabilities }: { capabilities: any[] }, { vm }) =>
       vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),
@@ -106,13 +106,13 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       vm.migration.options.qmp_migrate_set_parameters(params, vm.migrationRunState()),
     )
     .register('query-migrationthreads', ({}, { vm }) => qmp_query_migrationthreads(vm.migration))
-    .register('migrate', (args: any, { vm }) => qmp_migrate(vm, args))
-    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm, args))
-    .register('migrate_cancel', ({}, { vm }) => migrate_fd_cancel(vm.migration))
+    .register('migrate', (args: any, { vm }) => qmp_migrate(vm.env, args))
+    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm.env, args))
+    .register('migrate_cancel', ({}, { vm }) => qmp_migrate_cancel(vm.migration))
     .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())
     .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming))
-    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.ram_list(), bins))
+    .register('x-miglab-query-ram-map', ({ bins }: { bins?: number }, { vm }) => qmp_x_miglab_query_ram_map(vm.env.ram_list(), bins))
     .register('x-miglab-query-vcpu', ({}, { vm }) => qmp_x_miglab_query_vcpu(vm.vcpus));
 }

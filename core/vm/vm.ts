@@ -19,20 +19,16 @@ import {
 import {
   MigrationIncomingState,
   MigrationState,
-  cooperative_migration_thread_create,
-  migrate_fd_cancel,
+  qmp_migrate_cancel,
   qmp_migrate,
-  type MigrationThreadHandle,
   qmp_migrate_incoming,
   qmp_query_migrate,
   type MigrationHostEnv,
 } from '../migration/migration.js';
 import { RAMList } from '../migration/ram.js';
+import type { MigrationRuntime } from '../migration/runtime/runtimes.js';
 import { CpuThrottleMainLoop, type CpuThrottle } from '../system/cpu-throttle.js';
-import { liveMigrationWorkerAvailable, worker_migration_thread_create } from '../migration/runtime/live.js';
-import type { QIOChannel } from '../io/channel.js';
-import { RAMBlock } from '../system/physmem.js';
-import { Tracer, type ThreadRef } from '../trace/trace.js';
+import { Tracer } from '../trace/trace.js';
 import type { MonitorHost } from '../qmp/monitor.js';
 import { QapiEventBus } from '../qmp/qapi-event.js';
 import { controlSchema } from '../qmp/schema/control.js';
@@ -78,17 +74,25 @@ export interface VirtualMachineOptions {
   cpu_throttle?: CpuThrottle;
   /** error_report(): where the endpoint's stderr lines go (default: stderr, "miglab vm: "). */
   error_report?: (msg: string) => void;
+  /**
+   * How migration runs here (runtime/runtimes.ts): live_runtime (the migration thread a
+   * worker: cli/vm.ts when compiled), cooperative_runtime (threads as tasks of this event
+   * loop), or the simulated runtime's (core/sim/endpoint.ts).
+   */
+  runtime: MigrationRuntime;
 }
 
-export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv, QmpMachine {
+export class VirtualMachine implements MonitorHost<QmpContext>, QmpMachine {
   readonly events = new QapiEventBus();
   readonly name: string | undefined;
   readonly runstate: RunStateMachine;
   readonly migration: MigrationState;
   readonly incoming: MigrationIncomingState;
   readonly memory: GuestMemoryAccess;
-  /** MigrationHostEnv.cpu_throttle: what the migration thread throttles the vCPU with. */
+  /** What the migration thread throttles the vCPU with (the env's cpu_throttle). */
   readonly cpu_throttle: CpuThrottle | undefined;
+  /** What the migration engine reaches through this endpoint, built by the runtime given. */
+  readonly env: MigrationHostEnv;
   /** The vCPU (its workload), for x-miglab-query-vcpu. */
   readonly vcpus: VcpuControl;
   readonly negotiationCommands = negotiationCommands(SCHEMA);
@@ -98,9 +102,6 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   private readonly shutdownListeners = new Set<() => void>();
   private readonly exitListeners = new Set<(code: number) => void>();
   private readonly report: (msg: string) => void;
-  private threadIds = 0;
-  /** main_loop_drain_add(): what other threads have announced, handled before a command. */
-  private readonly drains = new Set<() => void>();
 
   constructor(opts: VirtualMachineOptions) {
     this.name = opts.name;
@@ -114,65 +115,26 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
     if (throttle instanceof CpuThrottleMainLoop) this.runstate.onChange((running) => throttle.qemu_clock_enable(running));
     this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
     // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
-    this.migration = new MigrationState(new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }), this.events);
-    this.incoming = new MigrationIncomingState(opts.incoming);
+    this.env = opts.runtime({
+      // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
+      options: new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }),
+      events: this.events,
+      tracer: this.tracer,
+      runstate: this.runstate,
+      ram_list: () => this.memory.ram_list?.() ?? new RAMList([]),
+      cpu_throttle: opts.cpu_throttle ?? null,
+      incoming_uri: opts.incoming,
+      error_report: (m) => this.report(m),
+      exit: (code) => this.exit(code),
+    });
+    this.migration = this.env.s;
+    this.incoming = this.env.mis;
     registerHmpCommands(this.hmp);
   }
 
-  /* ---- MigrationHostEnv: what the migration engine reaches through the endpoint ---- */
-
-  get s(): MigrationState {
-    return this.migration;
-  }
-
-  get mis(): MigrationIncomingState {
-    return this.incoming;
-  }
-
-  ram_list(): RAMList {
-    return this.memory.ram_list?.() ?? new RAMList([]);
-  }
-
-  /** QEMU_CLOCK_REALTIME: whole milliseconds, the same clock in every thread of the process. */
+  /** QEMU_CLOCK_REALTIME, the runtime's (wall or virtual): whole milliseconds. */
   now_ms(): number {
-    return Math.floor(performance.timeOrigin + performance.now());
-  }
-
-  /**
-   * qemu_thread_create(migration_thread): a real worker thread over the shared guest RAM
-   * when running compiled (the live runtime); otherwise an async task on this loop.
-   */
-  migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle {
-    const sharedRam = this.ram_list().blocks.every((b) => b instanceof RAMBlock);
-    if (liveMigrationWorkerAvailable && sharedRam) return worker_migration_thread_create(this, name, ioc);
-    return cooperative_migration_thread_create(this, name, ioc);
-  }
-
-  rate_limit_wait(ms: number): Promise<boolean> {
-    return new Promise((r) => setTimeout(() => r(false), Math.max(0, ms)));
-  }
-
-  /**
-   * qemu_thread_create() for threads that run on this event loop as async tasks: the
-   * return-path thread (it reads the channel this loop owns), and the migration thread
-   * when no worker can be used (tests from sources).
-   */
-  qemu_thread_create(name: string, start_routine: string, fn: (self: ThreadRef) => Promise<void>): { join(): Promise<void> } {
-    const self: ThreadRef = { name, tid: process.pid + ++this.threadIds };
-    this.tracer.emit({ ...this.tracer.where('main', process.pid), type: 'thread-create', name, newTid: self.tid, fn: start_routine });
-    const done = (async () => {
-      // A new thread gets going after the creating call returns (QMP's reply goes first).
-      await new Promise((r) => setImmediate(r));
-      this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-start' });
-      try {
-        await fn(self);
-      } catch (e) {
-        this.report(`${name}: ${(e as Error)?.stack ?? e}`);
-      } finally {
-        this.tracer.emit({ ...this.tracer.where(name, self.tid), type: 'thread-exit' });
-      }
-    })();
-    return { join: () => done };
+    return this.env.now_ms();
   }
 
   error_report(msg: string): void {
@@ -199,7 +161,7 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
       this.runstate.runstate_set('inmigrate');
       if (uri !== 'defer') {
         try {
-          await qmp_migrate_incoming(this, { uri });
+          await qmp_migrate_incoming(this.env, { uri });
         } catch (e) {
           if (!(e instanceof QmpError)) throw e;
           this.error_report(`-incoming ${uri}: ${e.desc}`);
@@ -214,17 +176,12 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
   }
 
   context(mon: QmpContext['mon']): QmpContext {
-    for (const drain of this.drains) drain();
+    this.env.main_loop_drain();
     return { vm: this, mon };
   }
 
   before_reply(): void {
-    for (const drain of this.drains) drain();
-  }
-
-  main_loop_drain_add(drain: () => void): () => void {
-    this.drains.add(drain);
-    return () => this.drains.delete(drain);
+    this.env.main_loop_drain();
   }
 
   versionInfo(): { qemu: typeof QEMU_VERSION; package: string } {
@@ -290,8 +247,8 @@ export class VirtualMachine implements MonitorHost<QmpContext>, MigrationHostEnv
 
 function migrationTarget(vm: QmpMachine): HmpMigrationTarget {
   return {
-    migrate: (args) => qmp_migrate(vm, args),
-    migrate_incoming: (args) => qmp_migrate_incoming(vm, args),
+    migrate: (args) => qmp_migrate(vm.env, args),
+    migrate_incoming: (args) => qmp_migrate_incoming(vm.env, args),
   };
 }
 
@@ -330,7 +287,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .add({
       name: 'migrate_cancel',
       params: '', help: 'cancel the current VM migration',
-      run: ({ vm }) => (migrate_fd_cancel(vm.migration), ''),
+      run: ({ vm }) => (qmp_migrate_cancel(vm.migration), ''), // hmp_migrate_cancel()
     })
     .addInfo({
       name: 'status',
@@ -354,7 +311,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .addInfo({
       name: 'migrate',
       params: '', help: 'show migration status',
-      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle)),
+      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.env.now_ms(), vm.cpu_throttle)),
     })
     .addInfo({
       name: 'migrate_capabilities',

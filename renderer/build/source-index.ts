@@ -1,8 +1,8 @@
 /**
  * The source view's index, built at `npm run build` time (the vite plugin in
  * renderer/vite.config.ts): every function and method of core/ named after a QEMU function
- * the lab models, and every name the tracer reports (tracer.call('NAME', …),
- * trace_call('NAME', …)), with its lab file, line and TypeScript text, and its QEMU 9.0
+ * the lab models (`function NAME` or `const NAME = traced('NAME', …)`), and every name the
+ * tracer reports (traced('NAME', …), tracer.call(thread, 'NAME', …), trace_call('NAME', …)), with its lab file, line and TypeScript text, and its QEMU 9.0
  * file (core/trace/qemu-files.ts). Read with the TypeScript compiler API, so a name is a
  * declaration, not a match in a comment.
  *
@@ -54,6 +54,16 @@ export function scan_source(file: string, source: string): { defs: Found[]; trac
       defs.push(place(node, node.name.text, 'function'));
     } else if (ts.isMethodDeclaration(node) && ts.isIdentifier(node.name) && node.body && ts.isClassLike(node.parent)) {
       defs.push(place(node, node.name.text, 'method', node.parent.name?.text));
+    } else if (ts.isVariableStatement(node)) {
+      // `const NAME = traced('NAME', (env, …) => { … })`: the function NAME, traced where it
+      // is declared. A one-expression body is a traced call of a function declared
+      // elsewhere (savevm.ts's, ram.ts's): a traced region, which that definition wins over.
+      for (const d of node.declarationList.declarations) {
+        const init = d.initializer;
+        if (!ts.isIdentifier(d.name) || !init || !ts.isCallExpression(init) || tracedName(init) !== d.name.text) continue;
+        const fn = init.arguments[1];
+        if (fn && (ts.isArrowFunction(fn) || ts.isFunctionExpression(fn)) && ts.isBlock(fn.body)) defs.push(place(node, d.name.text, 'function'));
+      }
     } else if (ts.isCallExpression(node)) {
       const name = tracedName(node);
       if (name) traced.push(place(statementOf(node), name, 'traced'));
@@ -64,9 +74,13 @@ export function scan_source(file: string, source: string): { defs: Found[]; trac
   return { defs, traced };
 }
 
-/** 'NAME' of `….tracer.call(thread, 'NAME', …)` or `….trace_call('NAME', …)`, or null. */
+/** 'NAME' of `traced('NAME', …)`, `….tracer.call(thread, 'NAME', …)` or `….trace_call('NAME', …)`, or null. */
 function tracedName(call: ts.CallExpression): string | null {
   const callee = call.expression;
+  if (ts.isIdentifier(callee) && callee.text === 'traced') {
+    const arg = call.arguments[0];
+    return arg && ts.isStringLiteral(arg) ? arg.text : null;
+  }
   if (!ts.isPropertyAccessExpression(callee)) return null;
   const method = callee.name.text;
   let arg: ts.Expression | undefined;

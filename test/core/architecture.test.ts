@@ -4,6 +4,9 @@
  * as QEMU's system/ and hw/ call into migration/, never the other way), and core/ runs in
  * plain Node (DESIGN: never imports electron, nor the app's main/, host/, renderer/, cli/).
  *
+ * And the engine's seams: MigrationState's storage is declared (runtime/state-storage.ts), not
+ * patched onto objects at run time, and its types are not forced.
+ *
  * Imports are read with TypeScript's own scanner (ts.preProcessFile), value and type alike:
  * a type-only circle still ties two files together for a reader.
  */
@@ -221,5 +224,32 @@ describe('core imports', () => {
       for (const dep of deps) if (!dep.startsWith('core/')) offenders.push(`${file} -> ${dep}`);
     }
     expect(offenders).toEqual([]);
+  });
+});
+
+/** `file:line: text` of every line of core/migration/ that matches `re`. */
+function grep(re: RegExp): string[] {
+  const hits: string[] = [];
+  for (const f of tsFiles(join(ROOT, 'core', 'migration'))) {
+    readFileSync(join(ROOT, f), 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (re.test(line)) hits.push(`${f}:${i + 1}: ${line.trim()}`);
+      });
+  }
+  return hits;
+}
+
+describe('core/migration storage', () => {
+  it('no Object.defineProperty: every field is declared where it lives', () => {
+    expect(grep(/Object\.defineProperty/)).toEqual([]);
+  });
+
+  it('no `as unknown as`: no field is reached around its type', () => {
+    expect(grep(/as unknown as/)).toEqual([]);
+  });
+
+  it('no module-level map of per-migration state', () => {
+    expect(grep(/^(export )?const \w+ = new Weak(Map|Set)\b/)).toEqual([]);
   });
 });

@@ -45,6 +45,7 @@ import { Guest } from '../../core/vm/guest.js';
 import type { QmpContext } from '../../core/vm/qmp-cmds.js';
 import { SCHEMA, VirtualMachine, type GuestMemoryAccess } from '../../core/vm/vm.js';
 import { BLOB_BIN, spawnEndpoint, type Endpoint } from '../helpers/endpoint-process.js';
+import { cooperative_runtime } from '../../core/migration/runtime/runtimes.js';
 
 const SEED = 20240423; // fixed: a failure is reproducible; fast-check prints the counterexample
 const INT64_MIN = -(1n << 63n);
@@ -466,7 +467,7 @@ const STUB_MEMORY: GuestMemoryAccess = { pmemsave() {} };
 const STUB_VCPUS = { pause_all_vcpus: async () => {}, resume_all_vcpus: () => {} };
 
 /** The commands the endpoint registers (what query-commands lists). */
-const COMMANDS = new VirtualMachine({ memory: STUB_MEMORY, vcpus: STUB_VCPUS }).commands.names();
+const COMMANDS = new VirtualMachine({ memory: STUB_MEMORY, vcpus: STUB_VCPUS, runtime: cooperative_runtime }).commands.names();
 
 /** A schema command with valid arguments and up to `maxCorruptions` corruptions. */
 function requestArb(maxCorruptions: number, exclude: readonly string[] = []): fc.Arbitrary<Request> {
@@ -839,9 +840,9 @@ beforeAll(() => {
   const memory = sandboxedMemory(guest.memory, sandbox);
   // A running VM, one started with -S, and an -incoming defer one, sharing the guest.
   const vms = [
-    new VirtualMachine({ memory, vcpus: guest.vcpus, name: 'fuzz' }),
-    new VirtualMachine({ memory, vcpus: guest.vcpus, startPaused: true }),
-    new VirtualMachine({ memory, vcpus: guest.vcpus, incoming: 'defer' }),
+    new VirtualMachine({ memory, vcpus: guest.vcpus, runtime: cooperative_runtime, name: 'fuzz' }),
+    new VirtualMachine({ memory, vcpus: guest.vcpus, runtime: cooperative_runtime, startPaused: true }),
+    new VirtualMachine({ memory, vcpus: guest.vcpus, runtime: cooperative_runtime, incoming: 'defer' }),
   ];
   for (const vm of vms) void vm.startMachine();
   fx = { guest, vms, sandbox, digest: () => ramDigest(guest) };
@@ -957,7 +958,7 @@ describe('QMP fuzzing, in-process', () => {
         counts.inProcess++;
         const outs: string[][] = [];
         for (const split of [[], cuts]) {
-          const vm = new VirtualMachine({ memory: STUB_MEMORY, vcpus: STUB_VCPUS });
+          const vm = new VirtualMachine({ memory: STUB_MEMORY, vcpus: STUB_VCPUS, runtime: cooperative_runtime });
           void vm.startMachine();
           const c = await Conn.negotiated(vm, 'p4');
           c.feed(bytes, split);

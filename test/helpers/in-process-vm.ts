@@ -6,6 +6,7 @@ import { MonitorQMP } from '../../core/qmp/monitor.js';
 import type { QmpContext } from '../../core/vm/qmp-cmds.js';
 import type { VcpuControl } from '../../core/system/runstate.js';
 import { VirtualMachine, type VirtualMachineOptions } from '../../core/vm/vm.js';
+import { cooperative_runtime } from '../../core/migration/runtime/runtimes.js';
 
 export class InProcessClient {
   readonly lines: string[] = [];
@@ -61,6 +62,7 @@ export async function inProcessVm(opts: Partial<VirtualMachineOptions> = {}): Pr
   const vm = new VirtualMachine({
     memory: { pmemsave: () => {} },
     vcpus: NO_VCPUS,
+    runtime: cooperative_runtime,
     ...opts,
   });
   void vm.startMachine();

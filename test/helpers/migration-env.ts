@@ -3,7 +3,8 @@
  * given RAM blocks, with its run state, events, tracer and thread creation on this event
  * loop, and what it reported kept for the test.
  */
-import { MigrationIncomingState, MigrationState, type MigrationHostEnv } from '../../core/migration/migration.js';
+import type { MigrationHostEnv } from '../../core/migration/migration.js';
+import { event_loop_hooks, migration_host_env, type MigrationEndpointParts } from '../../core/migration/runtime/runtimes.js';
 import { MigrationOptions } from '../../core/migration/options.js';
 import { RAMList, type RAMBlockLike } from '../../core/migration/ram.js';
 import { QapiEventBus, type QapiEventMessage } from '../../core/qmp/qapi-event.js';
@@ -35,28 +36,34 @@ export function migrationEndpoint(blocks: RAMBlockLike[], initial: 'running' | '
   tracer.on((e) => trace.push(e));
   const errors: string[] = [];
   let tid = 1000;
-  const env: MigrationHostEnv = {
-    s: new MigrationState(new MigrationOptions(), events),
-    mis: new MigrationIncomingState(initial === 'inmigrate' ? 'defer' : undefined),
-    ram_list: () => new RAMList(blocks),
-    runstate,
+  const parts: MigrationEndpointParts = {
+    options: new MigrationOptions(),
     events,
     tracer,
-    now_ms: opts.wholeMs ? () => Math.floor(performance.now()) : () => performance.now(),
-    rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
-    qemu_thread_create: (name, _start_routine, fn) => {
-      const self = { name, tid: ++tid };
-      const done = opts.threadsStartLater
-        ? (async () => {
-            await new Promise((r) => setImmediate(r));
-            await fn(self);
-          })()
-        : fn(self);
-      return { join: () => done };
-    },
+    runstate,
+    ram_list: () => new RAMList(blocks),
+    cpu_throttle: null,
+    incoming_uri: initial === 'inmigrate' ? 'defer' : undefined,
     error_report: (m) => errors.push(m),
     exit: (code) => errors.push(`exit ${code}`),
   };
+  const env: MigrationHostEnv = migration_host_env(
+    parts,
+    event_loop_hooks(parts, {
+      now_ms: opts.wholeMs ? () => Math.floor(performance.now()) : () => performance.now(),
+      rate_limit_wait: async (ms) => (await sleep(Math.max(0, ms)), false),
+      qemu_thread_create: (name, _start_routine, fn) => {
+        const self = { name, tid: ++tid };
+        const done = opts.threadsStartLater
+          ? (async () => {
+              await new Promise((r) => setImmediate(r));
+              await fn(self);
+            })()
+          : fn(self);
+        return { join: () => done };
+      },
+    }),
+  );
   /** migrate-set-capabilities with these on. */
   const caps = (...names: string[]) =>
     env.s.options.qmp_migrate_set_capabilities(

@@ -21,13 +21,13 @@ describe('source index', () => {
     const lines = readFileSync('core/migration/migration.ts', 'utf8').split('\n');
     // The listing is the file's own lines from `first`, and `line` is the declaration's.
     expect(e.text.split('\n')).toEqual(lines.slice(e.first - 1, e.first - 1 + e.text.split('\n').length));
-    expect(lines[e.line - 1]).toMatch(/function migration_thread\(/);
+    expect(lines[e.line - 1]).toMatch(/^const migration_thread = traced\('migration_thread', /);
     expect(qemu_v9_url(e.qemu.file)).toBe('https://gitlab.com/qemu-project/qemu/-/blob/v9.0.0/migration/migration.c');
   });
 
   test('a definition wins over its traced region; every traced name is indexed', () => {
     expect(index.qmp_migrate).toMatchObject({ kind: 'function', traced: true });
-    expect(index.qmp_migrate.text).toMatch(/^(\/\*\*[\s\S]*?\*\/\n)?export function qmp_migrate\(/);
+    expect(index.qmp_migrate.text).toMatch(/^(\/\*\*[\s\S]*?\*\/\n)?export const qmp_migrate = traced\(\n  'qmp_migrate',/);
     const traced = new Set<string>();
     for (const dir of ['core']) walk(dir, (f) => scan_source(f, readFileSync(f, 'utf8')).traced.forEach((t) => traced.add(t.name)));
     expect(traced.size).toBeGreaterThan(20);

@@ -12,16 +12,16 @@ import {
   bg_migration_vm_start_bh,
   main_loop_return_path,
   migrate_fd_cleanup,
-  migration_threads_add,
-  migration_threads_remove,
   type MigrationHostEnv,
   type MigrationThreadHandle,
 } from '../migration.js';
+import { event_loop_hooks, migration_host_env, type MigrationRuntime } from './runtimes.js';
 import { ram_bytes_total } from '../ram.js';
 import { bqlDone, createBqlMemory, publishRunState } from './bql.js';
 import type { LiveMigrationMessage, LiveMigrationWorkerData } from './live-migration-worker.js';
 import { createRing, drainRing, failRing } from './ring.js';
-import { bindMigrationState, createSharedMigrationMemory, waitStateAnnounced } from './shared-state.js';
+import { SharedMigrationStateStorage, createSharedMigrationMemory } from './shared-state.js';
+import { migration_threads_add, migration_threads_remove } from '../threadinfo.js';
 
 const WORKER_URL = new URL('./live-migration-worker.js', import.meta.url);
 
@@ -69,14 +69,16 @@ function take_worker(): Worker {
 
 export function worker_migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle {
   const s = env.s;
-  const mem = createSharedMigrationMemory();
+  const storage = s.storage;
+  if (!(storage instanceof SharedMigrationStateStorage)) throw new Error('the live migration thread needs MigrationState in shared memory');
   // The thread's messages come through a port the main loop can also drain synchronously
   // (before its own state changes and its replies), so events keep the order of the changes.
   const { port1, port2 } = new MessageChannel();
-  let drain = (): void => {};
-  bindMigrationState(s, mem, true, () => drain());
-  // ram.total is known before the thread runs (and constant during the run).
-  (s as unknown as { ram_total: number }).ram_total = ram_bytes_total(env.ram_list());
+  // ram.total is known before the thread runs (and constant during the run); query-migrate
+  // reads what the thread publishes.
+  s.ram_total = ram_bytes_total(env.ram_list());
+  s.ram_remaining = 0;
+  s.ram = { ram_bytes_total: () => s.ram_total, ram_bytes_remaining: () => s.ram_remaining };
   const ring = createRing();
   const bql = createBqlMemory();
   publishRunState(bql, env.runstate.runstate_get());
@@ -92,7 +94,7 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     ram: blocks,
     capabilities: { ...s.options.capabilities },
     parameters: structuredClone(s.options.parameters),
-    mem,
+    mem: storage.mem,
     ring,
     bql,
     // cpu_throttle_set() in the thread: the percentage is shared, the timer is this loop's.
@@ -167,16 +169,17 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     if (!portOpen) return;
     for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as LiveMigrationMessage);
   };
-  drain = drainPort;
-  const undrain = env.main_loop_drain_add?.(() => {
-    waitStateAnnounced(mem);
+  storage.before_change = drainPort;
+  const undrain = env.main_loop_drain_add(() => {
+    storage.wait_state_announced();
     drainPort();
   });
   const exited = new Promise<void>((resolve) => {
     worker.once('error', (e) => env.error_report(`${name}: ${e.stack ?? e}`));
     worker.once('exit', () => {
       drainPort(); // what it said last
-      undrain?.();
+      undrain();
+      storage.before_change = () => {};
       portOpen = false;
       port1.close();
       unwatch();
@@ -198,3 +201,17 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
     },
   };
 }
+
+/**
+ * The live runtime: the migration thread is a worker over the guest's shared RAM
+ * (worker_migration_thread_create()), MigrationState lives in shared memory from the
+ * endpoint's start; the other threads (the return path's) are tasks of this event loop.
+ */
+export const live_runtime: MigrationRuntime = (parts) =>
+  migration_host_env(
+    parts,
+    event_loop_hooks(parts, {
+      storage: new SharedMigrationStateStorage(createSharedMigrationMemory(), true),
+      migration_thread_create: worker_migration_thread_create,
+    }),
+  );

@@ -3,33 +3,39 @@
  * loop see one state, one error and one set of counters, as QEMU's threads share
  * `current_migration` and `mig_stats`. The state changes by compare-and-swap
  * (qatomic_cmpxchg in migrate_set_state()), the counters are plain shared doubles.
+ *
+ * The live runtime builds one SharedMigrationStateStorage per endpoint over memory it
+ * keeps for the endpoint's life; each migration thread (a worker) makes its own view of
+ * the same memory.
  */
 import { MigrationStatus_lookup, type MigrationStatus } from '../../qmp/schema/migration.js';
-import type { MigrationState } from '../migration.js';
-import { MIG_STATS_FIELDS } from '../qemu-file.js';
+import type { QemuSemaphoreLike } from '../../util/qemu-thread.js';
+import type { MigrationParameters } from '../options.js';
+import { MIG_STATS_FIELDS, MigrationAtomicStats } from '../qemu-file.js';
+import type { MigrationStateStorage } from './state-storage.js';
 
-/** MigrationState fields that both threads read or write. */
-const STATE_FIELDS = [
-  'start_time',
-  'setup_time',
-  'total_time',
-  'downtime',
-  'expected_downtime',
-  'mbps',
-  'pages_per_second',
-  'ram_total',
-  'ram_remaining',
-] as const;
+/** MigrationState's numbers that both threads read or write, in `nums` in this order. */
+const START_TIME = 0;
+const SETUP_TIME = 1;
+const TOTAL_TIME = 2;
+const DOWNTIME = 3;
+const EXPECTED_DOWNTIME = 4;
+const MBPS = 5;
+const PAGES_PER_SECOND = 6;
+const RAM_TOTAL = 7;
+const RAM_REMAINING = 8;
+const STATE_NUMS = 9;
 /** Parameters the running thread reads again at every window (migration_update_counters()). */
-const LIVE_PARAMS = ['downtime_limit', 'avail_switchover_bandwidth'] as const;
-const STAT_FIELDS = MIG_STATS_FIELDS;
+const DOWNTIME_LIMIT = STATE_NUMS + MIG_STATS_FIELDS.length;
+const AVAIL_SWITCHOVER_BANDWIDTH = DOWNTIME_LIMIT + 1;
+const NUMS = AVAIL_SWITCHOVER_BANDWIDTH + 1;
 
 const CTL_STATE = 0;
 const CTL_ERROR_LEN = 1;
 const CTL_PAUSE_SEM = 2;
 /**
  * A lock held from a state change to the send of its event (by either thread), so that
- * the MIGRATION events go out in the order of the changes: see migrate_set_state below.
+ * the MIGRATION events go out in the order of the changes: see cmpxchg_state below.
  */
 const CTL_ANNOUNCING = 3;
 const CTL_WORDS = 4;
@@ -44,119 +50,198 @@ export interface SharedMigrationMemory {
 export function createSharedMigrationMemory(): SharedMigrationMemory {
   return {
     ctl: new SharedArrayBuffer(CTL_WORDS * 4),
-    nums: new SharedArrayBuffer((STATE_FIELDS.length + STAT_FIELDS.length + LIVE_PARAMS.length) * 8),
+    nums: new SharedArrayBuffer(NUMS * 8),
     error: new SharedArrayBuffer(ERROR_MAX),
   };
 }
 
 const stateIndex = (s: MigrationStatus) => MigrationStatus_lookup.indexOf(s);
 
-/**
- * Move `s`'s state, error, timing fields and mig_stats into `mem` (current values are
- * copied in first when `init`). Afterwards both threads' MigrationState objects are views.
- */
-export function bindMigrationState(
-  s: MigrationState,
-  mem: SharedMigrationMemory,
-  init: boolean,
-  /** Main loop: send what the thread has posted (its earlier events) before an own change. */
-  before_change?: () => void,
-): void {
-  const ctl = new Int32Array(mem.ctl);
-  const nums = new Float64Array(mem.nums);
-  const errBytes = new Uint8Array(mem.error);
-  const initial = {
-    state: s.state,
-    error: s.error,
-    fields: STATE_FIELDS.map((f) => (f in s ? Number((s as unknown as Record<string, number>)[f] ?? 0) : 0)),
-    params: LIVE_PARAMS.map((p) => Number(s.options.parameters[p])),
-  };
-  Object.defineProperty(s, 'state', {
-    get: () => MigrationStatus_lookup[Atomics.load(ctl, CTL_STATE)],
-    set: (v: MigrationStatus) => Atomics.store(ctl, CTL_STATE, stateIndex(v)),
-    configurable: true,
-  });
-  Object.defineProperty(s, 'error', {
-    get: () => {
-      const n = Atomics.load(ctl, CTL_ERROR_LEN);
-      return n ? Buffer.from(errBytes.slice(0, n)).toString('utf8') : null;
-    },
-    set: (v: string | null) => {
-      if (v === null) {
-        Atomics.store(ctl, CTL_ERROR_LEN, 0);
-        return;
-      }
-      const b = Buffer.from(v, 'utf8').subarray(0, ERROR_MAX);
-      errBytes.set(b);
-      Atomics.store(ctl, CTL_ERROR_LEN, b.length);
-    },
-    configurable: true,
-  });
-  STATE_FIELDS.forEach((f, i) => {
-    Object.defineProperty(s, f, { get: () => nums[i], set: (v: number) => (nums[i] = v), configurable: true });
-  });
-  s.mig_stats.attach(nums.subarray(STATE_FIELDS.length, STATE_FIELDS.length + STAT_FIELDS.length), init);
-  LIVE_PARAMS.forEach((p, i) => {
-    const at = STATE_FIELDS.length + STAT_FIELDS.length + i;
-    Object.defineProperty(s.options.parameters, p, {
-      get: () => nums[at],
-      set: (v: number | bigint) => (nums[at] = Number(v)),
-      configurable: true,
-      enumerable: true,
-    });
-  });
-  /* pause_sem: migrate-continue (main loop) wakes the thread paused before switchover. */
-  Object.defineProperty(s, 'pause_sem', {
-    value: {
-      post: () => {
-        Atomics.add(ctl, CTL_PAUSE_SEM, 1);
-        Atomics.notify(ctl, CTL_PAUSE_SEM);
+/** pause_sem in shared memory: migrate-continue (main loop) wakes the thread paused before switchover. */
+class SharedQemuSemaphore implements QemuSemaphoreLike {
+  constructor(private readonly ctl: Int32Array) {}
+
+  post(): void {
+    Atomics.add(this.ctl, CTL_PAUSE_SEM, 1);
+    Atomics.notify(this.ctl, CTL_PAUSE_SEM);
+  }
+
+  drain(): void {
+    Atomics.store(this.ctl, CTL_PAUSE_SEM, 0);
+  }
+
+  /** qemu_sem_wait(): the thread blocks, as QEMU's does. */
+  async wait(): Promise<void> {
+    for (;;) {
+      const n = Atomics.load(this.ctl, CTL_PAUSE_SEM);
+      if (n > 0 && Atomics.compareExchange(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
+      if (n === 0) Atomics.wait(this.ctl, CTL_PAUSE_SEM, 0, 1000);
+    }
+  }
+}
+
+/** The live runtime's MigrationStateStorage: every field a view of `mem`. */
+export class SharedMigrationStateStorage implements MigrationStateStorage {
+  readonly mig_stats = new MigrationAtomicStats();
+  readonly pause_sem: SharedQemuSemaphore;
+  /**
+   * Main loop: send what the migration thread has posted (its earlier events) before an
+   * own change; set while a thread runs (runtime/live.ts).
+   */
+  before_change: () => void = () => {};
+  private readonly ctl: Int32Array;
+  private readonly nums: Float64Array;
+  private readonly errBytes: Uint8Array;
+  /** The first view (the main loop's): it writes the initial values. */
+  private readonly owner: boolean;
+
+  /** A view of `mem`; `init` (the first view, at the endpoint's start) writes the initial values. */
+  constructor(
+    readonly mem: SharedMigrationMemory,
+    init: boolean,
+  ) {
+    this.ctl = new Int32Array(mem.ctl);
+    this.nums = new Float64Array(mem.nums);
+    this.errBytes = new Uint8Array(mem.error);
+    this.owner = init;
+    this.pause_sem = new SharedQemuSemaphore(this.ctl);
+    this.mig_stats.attach(this.nums.subarray(STATE_NUMS, STATE_NUMS + MIG_STATS_FIELDS.length), init);
+    if (init) {
+      this.state = 'none';
+      this.error = null;
+    }
+  }
+
+  get state(): MigrationStatus {
+    return MigrationStatus_lookup[Atomics.load(this.ctl, CTL_STATE)];
+  }
+  set state(v: MigrationStatus) {
+    Atomics.store(this.ctl, CTL_STATE, stateIndex(v));
+  }
+
+  get error(): string | null {
+    const n = Atomics.load(this.ctl, CTL_ERROR_LEN);
+    return n ? Buffer.from(this.errBytes.slice(0, n)).toString('utf8') : null;
+  }
+  set error(v: string | null) {
+    if (v === null) {
+      Atomics.store(this.ctl, CTL_ERROR_LEN, 0);
+      return;
+    }
+    const b = Buffer.from(v, 'utf8').subarray(0, ERROR_MAX);
+    this.errBytes.set(b);
+    Atomics.store(this.ctl, CTL_ERROR_LEN, b.length);
+  }
+
+  get start_time(): number {
+    return this.nums[START_TIME];
+  }
+  set start_time(v: number) {
+    this.nums[START_TIME] = v;
+  }
+  get setup_time(): number {
+    return this.nums[SETUP_TIME];
+  }
+  set setup_time(v: number) {
+    this.nums[SETUP_TIME] = v;
+  }
+  get total_time(): number {
+    return this.nums[TOTAL_TIME];
+  }
+  set total_time(v: number) {
+    this.nums[TOTAL_TIME] = v;
+  }
+  get downtime(): number {
+    return this.nums[DOWNTIME];
+  }
+  set downtime(v: number) {
+    this.nums[DOWNTIME] = v;
+  }
+  get expected_downtime(): number {
+    return this.nums[EXPECTED_DOWNTIME];
+  }
+  set expected_downtime(v: number) {
+    this.nums[EXPECTED_DOWNTIME] = v;
+  }
+  get mbps(): number {
+    return this.nums[MBPS];
+  }
+  set mbps(v: number) {
+    this.nums[MBPS] = v;
+  }
+  get pages_per_second(): number {
+    return this.nums[PAGES_PER_SECOND];
+  }
+  set pages_per_second(v: number) {
+    this.nums[PAGES_PER_SECOND] = v;
+  }
+  get ram_total(): number {
+    return this.nums[RAM_TOTAL];
+  }
+  set ram_total(v: number) {
+    this.nums[RAM_TOTAL] = v;
+  }
+  get ram_remaining(): number {
+    return this.nums[RAM_REMAINING];
+  }
+  set ram_remaining(v: number) {
+    this.nums[RAM_REMAINING] = v;
+  }
+
+  /**
+   * `init`'s values (the live ones written to shared memory by the main loop's view, read
+   * from it by the thread's), with downtime_limit and avail_switchover_bandwidth in shared memory:
+   * migrate-set-parameters on the main loop changes what the running thread reads. The
+   * object's own accessors keep the members' place (query-migrate-parameters' order) and
+   * are copied by a spread or structuredClone as plain values.
+   */
+  parameters(init: MigrationParameters): MigrationParameters {
+    const nums = this.nums;
+    if (this.owner) {
+      nums[DOWNTIME_LIMIT] = Number(init.downtime_limit);
+      nums[AVAIL_SWITCHOVER_BANDWIDTH] = Number(init.avail_switchover_bandwidth);
+    }
+    return {
+      ...init,
+      get downtime_limit() {
+        return nums[DOWNTIME_LIMIT];
       },
-      drain: () => Atomics.store(ctl, CTL_PAUSE_SEM, 0),
-      /** qemu_sem_wait(): the thread blocks, as QEMU's does. */
-      wait: async () => {
-        for (;;) {
-          const n = Atomics.load(ctl, CTL_PAUSE_SEM);
-          if (n > 0 && Atomics.compareExchange(ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
-          if (n === 0) Atomics.wait(ctl, CTL_PAUSE_SEM, 0, 1000);
-        }
+      set downtime_limit(v: number | bigint) {
+        nums[DOWNTIME_LIMIT] = Number(v);
       },
-    },
-    configurable: true,
-  });
-  /* migrate_set_state(): qatomic_cmpxchg, then the event. */
-  s.migrate_set_state = function (old: MigrationStatus, next: MigrationStatus): boolean {
+      get avail_switchover_bandwidth() {
+        return nums[AVAIL_SWITCHOVER_BANDWIDTH];
+      },
+      set avail_switchover_bandwidth(v: number | bigint) {
+        nums[AVAIL_SWITCHOVER_BANDWIDTH] = Number(v);
+      },
+    };
+  }
+
+  cmpxchg_state(old: MigrationStatus, next: MigrationStatus, announce: (next: MigrationStatus) => void): boolean {
+    const ctl = this.ctl;
     // The change and its event go together, and after the other thread's earlier ones.
     announcing_lock(ctl);
     try {
-      before_change?.();
+      this.before_change();
       if (Atomics.compareExchange(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
-      this.announce_state(next);
+      announce(next);
     } finally {
       Atomics.store(ctl, CTL_ANNOUNCING, 0);
       Atomics.notify(ctl, CTL_ANNOUNCING);
     }
     return true;
-  };
-  if (init) {
-    s.state = initial.state;
-    s.error = initial.error;
-    STATE_FIELDS.forEach((f, i) => ((s as unknown as Record<string, number>)[f] = initial.fields[i]!));
-    LIVE_PARAMS.forEach((p, i) => ((s.options.parameters as unknown as Record<string, number>)[p] = initial.params[i]!));
   }
-  /* query-migrate's RAM totals come from the thread through the shared fields. */
-  const shared = s as unknown as { ram_total: number; ram_remaining: number };
-  s.ram = { ram_bytes_total: () => shared.ram_total, ram_bytes_remaining: () => shared.ram_remaining };
-}
 
-/**
- * Wait (briefly: a compare-and-swap and a postMessage) until no thread is between a state
- * change and the send of its event, so that what the main loop then drains includes the
- * event of every state it can read.
- */
-export function waitStateAnnounced(mem: SharedMigrationMemory): void {
-  const ctl = new Int32Array(mem.ctl);
-  while (Atomics.load(ctl, CTL_ANNOUNCING) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
+  /**
+   * Wait (briefly: a compare-and-swap and a postMessage) until no thread is between a
+   * state change and the send of its event, so that what the main loop then drains
+   * includes the event of every state it can read.
+   */
+  wait_state_announced(): void {
+    const ctl = this.ctl;
+    while (Atomics.load(ctl, CTL_ANNOUNCING) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
+  }
 }
 
 /** Take the announcing lock (held for a compare-and-swap and an event: microseconds). */

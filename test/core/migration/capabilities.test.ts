@@ -22,8 +22,8 @@ import {
   migrate_prepare,
   process_incoming_migration_co,
   qmp_migrate_continue,
-  qmp_query_migrationthreads,
 } from '../../../core/migration/migration.js';
+import { qmp_query_migrationthreads } from '../../../core/migration/threadinfo.js';
 import { LAB_CAPABILITIES, MigrationOptions, type LabCapabilityStatus } from '../../../core/migration/options.js';
 import { QmpError } from '../../../core/qmp/error.js';
 import { MigrationCapability_lookup, type MigrationCapability } from '../../../core/qmp/schema/migration.js';

@@ -10,8 +10,8 @@ import {
   migrate_prepare,
   process_incoming_migration_co,
   qmp_query_migrate,
-  qmp_query_migrationthreads,
 } from '../../../core/migration/migration.js';
+import { qmp_query_migrationthreads } from '../../../core/migration/threadinfo.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {

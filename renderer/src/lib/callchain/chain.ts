@@ -28,8 +28,8 @@ export interface ChainNode {
   /** The lab's file that models it. */
   labFile: string;
   /**
-   * false: the engine runs this function but does not trace it (it is called on every
-   * pass of the loop, cheaply); the view draws it dashed and never lights it.
+   * false would be a function the engine runs but does not trace: the view draws it
+   * dashed and never lights it. Every node of the chain below is traced (true).
    */
   traced: boolean;
   explain: Record<ChainLocale, string>;
