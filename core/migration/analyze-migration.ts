@@ -38,6 +38,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { QIOChannelFile, qio_channel_file_new_fd } from '../io/channel-file.js';
 import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
+import { json_writer_end_object, json_writer_get, json_writer_int64, json_writer_new, json_writer_start_object, json_writer_str } from '../qmp/json-writer.js';
 import { MIGRATION_GLOBALS_DEFAULT } from './migration-hmp-cmds.js';
 import { QEMUFile, QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte, type MemoryChannelOptions } from './qemu-file.js';
 import {
@@ -52,12 +53,16 @@ import {
   RAM_SAVE_FLAG_ZERO,
   TARGET_PAGE_SIZE,
 } from './ram.js';
+import { GlobalState, make_vmstate_globalstate } from './global-state.js';
 import {
-  GlobalState,
-  JSONWriter,
   MIG_CMD_INVALID,
   MIG_CMD_PACKAGED,
   MIG_CMD_PING,
+  TimersState,
+  mig_cmd_args,
+  vmstate_timers,
+} from './savevm.js';
+import {
   QEMU_VM_COMMAND,
   QEMU_VM_CONFIGURATION,
   QEMU_VM_EOF,
@@ -71,13 +76,8 @@ import {
   QEMU_VM_SECTION_START,
   QEMU_VM_SUBSECTION,
   QEMU_VM_VMDESCRIPTION,
-  TimersState,
-  make_vmstate_globalstate,
-  mig_cmd_args,
-  vmstate_save_state,
-  vmstate_timers,
-  type VMStateDescription,
-} from './savevm.js';
+} from './savevm-h.js';
+import { vmstate_save_state, type VMStateDescription } from './vmstate.js';
 
 /* ---------- the report, declared once as data ---------- */
 
@@ -500,13 +500,13 @@ function load_vmsd_json(json: unknown): VMDesc | string {
 function lab_device_descriptions(): Map<string, VMSDDesc> {
   const out = new Map<string, VMSDDesc>();
   const describe = <O>(vmsd: VMStateDescription<O>, o: O): void => {
-    const vmdesc = new JSONWriter();
-    vmdesc.start_object(null);
-    vmdesc.str('name', vmsd.name);
-    vmdesc.int64('instance_id', 0);
+    const vmdesc = json_writer_new(false);
+    json_writer_start_object(vmdesc, null);
+    json_writer_str(vmdesc, 'name', vmsd.name);
+    json_writer_int64(vmdesc, 'instance_id', 0);
     vmstate_save_state(qemu_file_new_output(new QIOChannelBuffer()), vmsd, o, vmdesc);
-    vmdesc.end_object();
-    out.set(device_key(vmsd.name, 0), JSON.parse(vmdesc.get()) as VMSDDesc);
+    json_writer_end_object(vmdesc);
+    out.set(device_key(vmsd.name, 0), JSON.parse(json_writer_get(vmdesc)) as VMSDDesc);
   };
   describe(vmstate_timers, new TimersState());
   const gs = new GlobalState();

@@ -711,6 +711,15 @@ export function qemu_file_new_input(ioc: QIOChannel): QEMUFile {
   return new QEMUFile(ioc, false, null, INPUT_BUF_SIZE);
 }
 
+/**
+ * Wait until `n` bytes are buffered (or the file has an error): the lab's read-ahead for
+ * event-loop callers before synchronous qemu_get_*() calls; a no-op on a blocking channel.
+ */
+export async function need(f: QEMUFile, n: number): Promise<void> {
+  const w = f.need(n);
+  if (w) await w;
+}
+
 export function qemu_file_get_error(f: QEMUFile): number {
   f.take_remote_error();
   return f.last_error;

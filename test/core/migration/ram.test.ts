@@ -39,8 +39,8 @@ import {
   ram_state_pending_estimate,
   ram_state_pending_exact,
   type CpuThrottle,
-  type PendingSizes,
 } from '../../../core/migration/ram.js';
+import type { PendingSizes } from '../../../core/migration/register.js';
 import {
   create_migration_env,
   qemu_loadvm_state,
