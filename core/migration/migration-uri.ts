@@ -18,7 +18,7 @@ import {
   type SocketAddress,
   type UnixSocketAddress,
   type VsockSocketAddress,
-} from '../io/channel-socket.js';
+} from '../util/qemu-sockets.js';
 import { file_parse_offset, type FileMigrationArgs } from './file.js';
 
 export type { FdSocketAddress, FileMigrationArgs, InetSocketAddress, SocketAddress, UnixSocketAddress, VsockSocketAddress };

@@ -74,6 +74,7 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   [/^core\/vm\/loader\.ts$/, 'hw/core/generic-loader.c'],
   [/^core\/vm\/ram\.ts$/, 'system/physmem.c'],
   [/^core\/util\/cutils\.ts$/, 'util/cutils.c'],
+  [/^core\/util\/qemu-sockets\.ts$/, 'util/qemu-sockets.c'],
 ];
 
 /** Where the file rule does not hold: function → its QEMU 9.0 place. */
@@ -133,7 +134,8 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   // The thread QEMU's migration code creates, and joins, through util/.
   qemu_thread_create: { file: 'util/qemu-thread-posix.c' },
   qemu_thread_join: { file: 'util/qemu-thread-posix.c' },
-  // Sockets: the address parsing and connecting half is util/qemu-sockets.c.
+  // Sockets: util/qemu-sockets.c (core/util/qemu-sockets.ts, as its file rule says; named
+  // here too, so the place holds whichever lab file a caller names).
   inet_parse: { file: 'util/qemu-sockets.c' },
   vsock_parse: { file: 'util/qemu-sockets.c' },
   socket_parse: { file: 'util/qemu-sockets.c' },

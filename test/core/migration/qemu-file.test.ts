@@ -14,8 +14,8 @@ import {
   QIOChannelSocket,
   QIOChannelStream,
   qio_channel_socket_connect_async,
-  qio_net_listener_open_sync,
 } from '../../../core/io/channel-socket.js';
+import { qio_net_listener_open_sync } from '../../../core/io/net-listener.js';
 import {
   IO_BUF_SIZE,
   MAX_IOV_SIZE,
