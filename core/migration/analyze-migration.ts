@@ -40,7 +40,8 @@ import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
 import { json_writer_end_object, json_writer_get, json_writer_int64, json_writer_new, json_writer_start_object, json_writer_str } from '../qmp/json-writer.js';
 import { MIGRATION_GLOBALS_DEFAULT } from './migration-hmp-cmds.js';
-import { QEMUFile, QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte, type MemoryChannelOptions } from './qemu-file.js';
+import { QEMUFile, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte } from './qemu-file.js';
+import { QIOChannelBuffer, type MemoryChannelOptions } from '../io/channel-buffer.js';
 import {
   RAM_SAVE_FLAG_COMPRESS_PAGE,
   RAM_SAVE_FLAG_CONTINUE,

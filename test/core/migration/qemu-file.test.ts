@@ -21,7 +21,6 @@ import {
   MAX_IOV_SIZE,
   MigrationAtomicStats,
   QEMUFile,
-  QIOChannelBuffer,
   migration_rate_exceeded,
   migration_rate_get,
   migration_rate_reset,
@@ -48,6 +47,7 @@ import {
   type QIOChannel,
   qemu_get_buffer,
 } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { EIO, strerror } from '../../../core/util/errno.js';
 
 type Op =

@@ -11,7 +11,6 @@ import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
 import {
   MAX_IOV_SIZE,
   MigrationAtomicStats,
-  QIOChannelBuffer,
   migration_rate_reset,
   migration_rate_set,
   qemu_file_new_input,
@@ -19,6 +18,7 @@ import {
   type QEMUFile,
   type QIOChannel,
 } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import {
   MAX_WAIT,
   RAMList,
