@@ -75,6 +75,7 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   [/^core\/vm\/ram\.ts$/, 'system/physmem.c'],
   [/^core\/util\/cutils\.ts$/, 'util/cutils.c'],
   [/^core\/util\/qemu-sockets\.ts$/, 'util/qemu-sockets.c'],
+  [/^core\/util\/atomic\.ts$/, { file: 'include/qemu/atomic.h', note: 'macros over the compiler\'s __atomic builtins' }],
 ];
 
 /** Where the file rule does not hold: function → its QEMU 9.0 place. */
