@@ -39,7 +39,7 @@ import { QIOChannelFile, qio_channel_file_new_fd } from '../io/channel-file.js';
 import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
 import { json_writer_end_object, json_writer_get, json_writer_int64, json_writer_new, json_writer_start_object, json_writer_str } from '../qmp/json-writer.js';
-import { MIGRATION_GLOBALS_DEFAULT } from './migration-hmp-cmds.js';
+import { MIGRATION_GLOBALS_DEFAULT } from './options.js';
 import { QEMUFile, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte } from './qemu-file.js';
 import { QIOChannelBuffer, type MemoryChannelOptions } from '../io/channel-buffer.js';
 import {
@@ -467,6 +467,11 @@ interface VMDesc {
 }
 
 const is_object = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A field description with what every field has: a name and a type. */
+type VMSDNamedField = VMSDFieldDesc & { name: string; type: string };
+
+const is_named_field = (v: unknown): v is VMSDNamedField => is_object(v) && typeof v.name === 'string' && typeof v.type === 'string';
 const is_uint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const device_key = (idstr: string, instance_id: number): string => `${idstr}\0${instance_id}`;
 
@@ -609,8 +614,8 @@ export class VMSDSection {
     if (!Array.isArray(desc.fields)) {
       throw new MigrationStreamError(file.tell(), `the VM description of ${this.owner} has no fields for ${quote_name(prefix || subsection || this.section_key[0])}`);
     }
-    for (const field of desc.fields as VMSDFieldDesc[]) {
-      if (!is_object(field) || typeof field.name !== 'string' || typeof field.type !== 'string') {
+    for (const field of desc.fields as unknown[]) {
+      if (!is_named_field(field)) {
         throw new MigrationStreamError(file.tell(), `the VM description of ${this.owner} has a field without a name and type`);
       }
       // When we see compressed array elements, unfold them here
@@ -623,7 +628,7 @@ export class VMSDSection {
       }
       for (let index = 0; index < count; index++) {
         const name = prefix + field.name + (field.array_len !== undefined ? `[${index}]` : '');
-        await this.read_field(field as unknown as VMSDFieldDesc & { name: string; type: string }, name, data, subsection);
+        await this.read_field(field, name, data, subsection);
       }
     }
     if (desc.subsections === undefined) return;
@@ -646,7 +651,7 @@ export class VMSDSection {
     }
   }
 
-  private async read_field(field: VMSDFieldDesc & { name: string; type: string }, name: string, data: StateDict, subsection: string | null): Promise<void> {
+  private async read_field(field: VMSDNamedField, name: string, data: StateDict, subsection: string | null): Promise<void> {
     const file = this.file;
     const offset = file.tell();
     const kind = Object.hasOwn(vmsd_field_readers, field.type) ? vmsd_field_readers[field.type] : 'generic';

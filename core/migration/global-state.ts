@@ -5,7 +5,7 @@
  * Sistare's "preserve suspended runstate" series, merged 2024-01-04); the 100 bytes are
  * laid out so that 7.2's runstate[100] reads the same stream.
  */
-import type { MigrationGlobals } from './migration-hmp-cmds.js';
+import type { MigrationGlobals } from './options.js';
 import { RUN_STATES, type RunState } from '../qmp/schema/run-state.js';
 import { EINVAL } from '../util/errno.js';
 import { vmstate_buffer, vmstate_uint32, vmstate_uint8, type VMStateDescription } from './vmstate.js';

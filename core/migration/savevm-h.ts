@@ -5,7 +5,7 @@
  * A module of its own so that vmstate.ts, block.ts and block-dirty-bitmap.ts need not
  * import savevm.ts, which imports them.
  */
-import type { MigrationGlobals } from './migration-hmp-cmds.js';
+import type { MigrationGlobals } from './options.js';
 import type { MigrationEnv } from './ram.js';
 
 export const QEMU_VM_FILE_MAGIC = 0x5145564d;

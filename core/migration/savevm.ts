@@ -51,8 +51,7 @@ import { MigrationCapability_lookup, type MigrationCapability } from '../qmp/sch
 import { BlkMigState, savevm_block_handlers } from './block.js';
 import { DBMState, savevm_dirty_bitmap_handlers } from './block-dirty-bitmap.js';
 import { GlobalState, make_vmstate_globalstate } from './global-state.js';
-import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
-import { MigrationOptions } from './options.js';
+import { MIGRATION_GLOBALS_DEFAULT, MigrationOptions, type MigrationGlobals } from './options.js';
 import { MigrationAtomicStats, QEMUFile, migration_rate_exceeded, need, qemu_file_get_error, qemu_file_new_input, qemu_file_set_error, qemu_get_be16, qemu_get_be32, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be32, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { QIOChannelBuffer } from '../io/channel-buffer.js';
 import { EINVAL, EIO, ENOTSUP, ERANGE, strerror } from '../util/errno.js';

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
-import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/migration-hmp-cmds.js';
+import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/options.js';
 import { qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
 import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList } from '../../../core/migration/ram.js';
