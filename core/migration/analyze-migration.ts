@@ -25,8 +25,9 @@
  *   (postcopy) and mapped-ram streams are refused with a message saying so.
  *
  * Shared with the rest of core/migration: QEMUFile and the file channel, the stream
- * constants and mig_cmd_args of savevm.ts, the RAM_SAVE_FLAG_* of ram.ts, and the lab's
- * description writer. The RAM record loop follows ram_load_precopy() but is its own: the
+ * constants of savevm-h.ts (savevm.h) and mig_cmd_args of savevm.ts, the RAM_SAVE_FLAG_* of
+ * ram.ts, and the lab's description writer (vmstate.ts over core/qmp/json-writer.ts's
+ * JSONWriter). The RAM record loop follows ram_load_precopy() but is its own: the
  * loader writes into this VM's RAMBlocks and accepts only its own block list, the analyzer
  * takes any block list and only counts.
  *
