@@ -203,7 +203,9 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'read_idstr', 'vmstate_uint8', 'vmstate_uint32',
   'vmstate_int64', 'vmstate_buffer', 'vmstate_unused', 'do_store', 'runstate_str', 'make_vmstate_globalstate',
   'make_vmstate_configuration', 'validatable_capabilities', 'uuid_unparse', 'savevm_machine_none', 'create_migration_env',
-  'is_active', 'counted_string_c', 'cpu_throttle_timer_start', 'to_json_dict',
+  'is_active', 'counted_string_c', 'cpu_throttle_timer_start', 'to_json_dict', 'set_optional', 'migrate_param_store', 'opt_bool', 'opt_uint16',
+  // core/io/channel-buffer.ts: the two halves of writev/readv for the lab's async mode.
+  'do_writev', 'do_read',
 ]);
 
 /** QEMU's place of a lab function defined (or traced) in `labFile`, or null when neither the table nor the rule names one. */
