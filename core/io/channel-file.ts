@@ -6,9 +6,9 @@
  */
 import { close as fsClose, closeSync, constants, fstatSync, openSync, read as fsRead, write as fsWrite, type Stats } from 'node:fs';
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { error_setg } from '../qmp/error.js';
+import { error_setg, error_setg_errno } from '../qmp/error.js';
 import { QIOChannelError, type QIOChannel } from './channel.js';
-import { error_setg_errno, QIOChannelSocket, QIOChannelStream } from './channel-socket.js';
+import { QIOChannelSocket, QIOChannelStream } from './channel-socket.js';
 import { errno_code_of, strerror } from '../util/errno.js';
 
 export const SEEK_SET = 0;

@@ -25,8 +25,9 @@
  *   (postcopy) and mapped-ram streams are refused with a message saying so.
  *
  * Shared with the rest of core/migration: QEMUFile and the file channel, the stream
- * constants and mig_cmd_args of savevm.ts, the RAM_SAVE_FLAG_* of ram.ts, and the lab's
- * description writer. The RAM record loop follows ram_load_precopy() but is its own: the
+ * constants of savevm-h.ts (savevm.h) and mig_cmd_args of savevm.ts, the RAM_SAVE_FLAG_* of
+ * ram.ts, and the lab's description writer (vmstate.ts over core/qmp/json-writer.ts's
+ * JSONWriter). The RAM record loop follows ram_load_precopy() but is its own: the
  * loader writes into this VM's RAMBlocks and accepts only its own block list, the analyzer
  * takes any block list and only counts.
  *
@@ -38,8 +39,10 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { QIOChannelFile, qio_channel_file_new_fd } from '../io/channel-file.js';
 import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
-import { MIGRATION_GLOBALS_DEFAULT } from './migration-hmp-cmds.js';
-import { QEMUFile, QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte, type MemoryChannelOptions } from './qemu-file.js';
+import { json_writer_end_object, json_writer_get, json_writer_int64, json_writer_new, json_writer_start_object, json_writer_str } from '../qmp/json-writer.js';
+import { MIGRATION_GLOBALS_DEFAULT } from './options.js';
+import { QEMUFile, need, qemu_file_new_input, qemu_file_new_output, qemu_get_be32, qemu_get_be64, qemu_get_byte } from './qemu-file.js';
+import { QIOChannelBuffer, type MemoryChannelOptions } from '../io/channel-buffer.js';
 import {
   RAM_SAVE_FLAG_COMPRESS_PAGE,
   RAM_SAVE_FLAG_CONTINUE,
@@ -52,12 +55,16 @@ import {
   RAM_SAVE_FLAG_ZERO,
   TARGET_PAGE_SIZE,
 } from './ram.js';
+import { GlobalState, make_vmstate_globalstate } from './global-state.js';
 import {
-  GlobalState,
-  JSONWriter,
   MIG_CMD_INVALID,
   MIG_CMD_PACKAGED,
   MIG_CMD_PING,
+  TimersState,
+  mig_cmd_args,
+  vmstate_timers,
+} from './savevm.js';
+import {
   QEMU_VM_COMMAND,
   QEMU_VM_CONFIGURATION,
   QEMU_VM_EOF,
@@ -71,13 +78,8 @@ import {
   QEMU_VM_SECTION_START,
   QEMU_VM_SUBSECTION,
   QEMU_VM_VMDESCRIPTION,
-  TimersState,
-  make_vmstate_globalstate,
-  mig_cmd_args,
-  vmstate_save_state,
-  vmstate_timers,
-  type VMStateDescription,
-} from './savevm.js';
+} from './savevm-h.js';
+import { vmstate_save_state, type VMStateDescription } from './vmstate.js';
 
 /* ---------- the report, declared once as data ---------- */
 
@@ -466,6 +468,11 @@ interface VMDesc {
 }
 
 const is_object = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A field description with what every field has: a name and a type. */
+type VMSDNamedField = VMSDFieldDesc & { name: string; type: string };
+
+const is_named_field = (v: unknown): v is VMSDNamedField => is_object(v) && typeof v.name === 'string' && typeof v.type === 'string';
 const is_uint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const device_key = (idstr: string, instance_id: number): string => `${idstr}\0${instance_id}`;
 
@@ -500,13 +507,13 @@ function load_vmsd_json(json: unknown): VMDesc | string {
 function lab_device_descriptions(): Map<string, VMSDDesc> {
   const out = new Map<string, VMSDDesc>();
   const describe = <O>(vmsd: VMStateDescription<O>, o: O): void => {
-    const vmdesc = new JSONWriter();
-    vmdesc.start_object(null);
-    vmdesc.str('name', vmsd.name);
-    vmdesc.int64('instance_id', 0);
+    const vmdesc = json_writer_new(false);
+    json_writer_start_object(vmdesc, null);
+    json_writer_str(vmdesc, 'name', vmsd.name);
+    json_writer_int64(vmdesc, 'instance_id', 0);
     vmstate_save_state(qemu_file_new_output(new QIOChannelBuffer()), vmsd, o, vmdesc);
-    vmdesc.end_object();
-    out.set(device_key(vmsd.name, 0), JSON.parse(vmdesc.get()) as VMSDDesc);
+    json_writer_end_object(vmdesc);
+    out.set(device_key(vmsd.name, 0), JSON.parse(json_writer_get(vmdesc)) as VMSDDesc);
   };
   describe(vmstate_timers, new TimersState());
   const gs = new GlobalState();
@@ -608,8 +615,8 @@ export class VMSDSection {
     if (!Array.isArray(desc.fields)) {
       throw new MigrationStreamError(file.tell(), `the VM description of ${this.owner} has no fields for ${quote_name(prefix || subsection || this.section_key[0])}`);
     }
-    for (const field of desc.fields as VMSDFieldDesc[]) {
-      if (!is_object(field) || typeof field.name !== 'string' || typeof field.type !== 'string') {
+    for (const field of desc.fields as unknown[]) {
+      if (!is_named_field(field)) {
         throw new MigrationStreamError(file.tell(), `the VM description of ${this.owner} has a field without a name and type`);
       }
       // When we see compressed array elements, unfold them here
@@ -622,7 +629,7 @@ export class VMSDSection {
       }
       for (let index = 0; index < count; index++) {
         const name = prefix + field.name + (field.array_len !== undefined ? `[${index}]` : '');
-        await this.read_field(field as unknown as VMSDFieldDesc & { name: string; type: string }, name, data, subsection);
+        await this.read_field(field, name, data, subsection);
       }
     }
     if (desc.subsections === undefined) return;
@@ -645,7 +652,7 @@ export class VMSDSection {
     }
   }
 
-  private async read_field(field: VMSDFieldDesc & { name: string; type: string }, name: string, data: StateDict, subsection: string | null): Promise<void> {
+  private async read_field(field: VMSDNamedField, name: string, data: StateDict, subsection: string | null): Promise<void> {
     const file = this.file;
     const offset = file.tell();
     const kind = Object.hasOwn(vmsd_field_readers, field.type) ? vmsd_field_readers[field.type] : 'generic';
@@ -979,11 +986,33 @@ export interface ReadOptions {
   on_progress?: ProgressCallback;
 }
 
+/** What MigrationDump.read() gathers as it goes through the stream (the report's parts). */
+interface DumpRead {
+  readonly progress: ProgressCallback | null;
+  readonly ramargs: RamArgs;
+  readonly entries: SectionInfo[];
+  readonly devices: MigrationReport['devices'];
+  configuration: MigrationReport['configuration'];
+  ram: RamSection | null;
+  readonly ram_sections: { setup: number; iterations: number; completion: number };
+  /** The section whose footer may come next; whether the stream has footers (null: not known yet). */
+  last: SectionInfo | null;
+  footers: boolean | null;
+}
+
+/**
+ * The script's MigrationDump: read() goes through the stream as MigrationDump.read() of
+ * scripts/analyze-migration.py does (the description from the end first, the header, then
+ * section by section until EOF), with a step per section type; after EOF it also checks
+ * the VM description record and builds the lab's report.
+ */
 export class MigrationDump {
   /** Sections by section id, in the order they started (the script's self.sections). */
   readonly sections = new Map<number, RamSection | VMSDSection>();
   vmsd_desc: VMDesc | null = null;
   vmsd_json = '';
+  /** The lab's own descriptions, made when a stream without one needs them. */
+  private lab_devices: Map<string, VMSDDesc> | null = null;
 
   constructor(readonly file: MigrationFile) {}
 
@@ -1000,30 +1029,78 @@ export class MigrationDump {
   /** Read the whole stream; throws MigrationStreamError at the first problem. */
   async read(opts: ReadOptions = {}): Promise<MigrationReport> {
     const file = this.file;
-    const progress = opts.on_progress ?? null;
-
     // The description first, as the script does (it decodes the device sections).
-    const found = file.read_migration_debug_json();
-    let lab_devices: Map<string, VMSDDesc> | null = null;
-    if (found) {
-      this.vmsd_json = found.text;
-      try {
-        const d = load_vmsd_json(JSON.parse(found.text));
-        if (typeof d !== 'string') this.vmsd_desc = d;
-      } catch {
-        /* checked again, with its offset, when the read gets there */
-      }
-    }
-    const device_desc = (idstr: string, instance_id: number): { desc: VMSDDesc; by: 'vmdesc' | 'lab' } | null => {
-      if (this.vmsd_desc) {
-        const d = this.vmsd_desc.devices.get(device_key(idstr, instance_id));
-        return d ? { desc: d, by: 'vmdesc' } : null;
-      }
-      lab_devices ??= lab_device_descriptions();
-      const d = lab_devices.get(device_key(idstr, instance_id));
-      return d ? { desc: d, by: 'lab' } : null;
+    this.load_vmsd_json();
+    const header = await this.read_header();
+    const st: DumpRead = {
+      progress: opts.on_progress ?? null,
+      ramargs: { page_size: this.vmsd_desc?.page_size ?? TARGET_PAGE_SIZE, ignore_shared: false, mapped_ram: false },
+      entries: [],
+      devices: [],
+      configuration: null,
+      ram: null,
+      ram_sections: { setup: 0, iterations: 0, completion: 0 },
+      last: null,
+      footers: null,
     };
+    for (;;) {
+      st.progress?.(file.tell(), file.size);
+      const at = file.tell();
+      const last = st.last;
+      const section_type = await file.read8(last ? `the footer of section ${last.section_id} (${quote_name(last.idstr ?? '')}) or a section type` : 'a section type');
+      if (last && (await this.read_section_footer(st, last, at, section_type))) continue;
+      if (section_type === QEMU_VM_EOF) {
+        st.entries.push(entry(at, 1, 'EOF'));
+        break;
+      }
+      await this.read_section(st, at, section_type);
+    }
+    const vmdesc = await this.read_vmdesc_record(st);
+    const size = file.tell();
+    st.progress?.(size, file.size);
+    return {
+      file: file.filename,
+      size,
+      header,
+      configuration: st.configuration,
+      sections: st.entries,
+      ram: this.ram_report(st),
+      devices: st.devices,
+      vmdesc,
+      state: this.getDict(),
+    };
+  }
 
+  /**
+   * The script's load_vmsd_json(): the VM description found at the end of the stream. One
+   * that does not load is left for the read to report, with its offset, when it gets there.
+   */
+  private load_vmsd_json(): void {
+    const found = this.file.read_migration_debug_json();
+    if (!found) return;
+    this.vmsd_json = found.text;
+    try {
+      const d = load_vmsd_json(JSON.parse(found.text));
+      if (typeof d !== 'string') this.vmsd_desc = d;
+    } catch {
+      /* checked again, with its offset, when the read gets there */
+    }
+  }
+
+  /** The script's section_classes lookup: the description of a device section (the lab's when the stream has none). */
+  private device_desc(idstr: string, instance_id: number): { desc: VMSDDesc; by: 'vmdesc' | 'lab' } | null {
+    if (this.vmsd_desc) {
+      const d = this.vmsd_desc.devices.get(device_key(idstr, instance_id));
+      return d ? { desc: d, by: 'vmdesc' } : null;
+    }
+    this.lab_devices ??= lab_device_descriptions();
+    const d = this.lab_devices.get(device_key(idstr, instance_id));
+    return d ? { desc: d, by: 'lab' } : null;
+  }
+
+  /** File magic, then the version (has to be v3). */
+  private async read_header(): Promise<MigrationReport['header']> {
+    const file = this.file;
     const magic = await file.read32('the file magic');
     if (magic !== QEMU_VM_FILE_MAGIC) {
       throw new MigrationStreamError(0, `not a migration stream: expected the magic 0x5145564d ("QEVM"), found 0x${magic.toString(16).padStart(8, '0')}`);
@@ -1031,213 +1108,206 @@ export class MigrationDump {
     const version = await file.read32('the stream version');
     if (version === QEMU_VM_FILE_VERSION_COMPAT) throw new MigrationStreamError(4, "SaveVM v2 format is obsolete and don't work anymore");
     if (version !== QEMU_VM_FILE_VERSION) throw new MigrationStreamError(4, `unsupported migration stream version ${version} (expected 3)`);
+    return { magic, version };
+  }
 
-    const ramargs: RamArgs = { page_size: this.vmsd_desc?.page_size ?? TARGET_PAGE_SIZE, ignore_shared: false, mapped_ram: false };
-    const entries: SectionInfo[] = [];
-    const devices: MigrationReport['devices'] = [];
-    let configuration: MigrationReport['configuration'] = null;
-    let ram: RamSection | null = null;
-    const ram_sections = { setup: 0, iterations: 0, completion: 0 };
-    /** The section whose footer may come next; whether the stream has footers (null: not known yet). */
-    let last: SectionInfo | null = null;
-    let footers: boolean | null = null;
-
-    for (;;) {
-      progress?.(file.tell(), file.size);
-      const at = file.tell();
-      const section_type = await file.read8(last ? `the footer of section ${last.section_id} (${quote_name(last.idstr ?? '')}) or a section type` : 'a section type');
-
-      if (last) {
-        const prev = last;
-        last = null;
-        if (section_type === QEMU_VM_SECTION_FOOTER) {
-          const read_section_id = await file.read32('the section id of a section footer');
-          if (read_section_id !== prev.section_id) {
-            throw new MigrationStreamError(
-              at,
-              `Mismatched section id in footer for ${quote_name(prev.idstr ?? '')} - read 0x${read_section_id.toString(16)} expected 0x${prev.section_id!.toString(16)}`,
-            );
-          }
-          footers = true;
-          prev.length = file.tell() - prev.offset;
-          continue;
-        }
-        if (footers === true) {
-          throw new MigrationStreamError(
-            at,
-            `Missing section footer for ${quote_name(prev.idstr ?? '')} (section ${prev.section_id}): expected ${byte_hex(QEMU_VM_SECTION_FOOTER)}, found ${byte_hex(section_type)}`,
-          );
-        }
-        footers = false; // send-section-footer=off
+  /**
+   * QEMU_VM_SECTION_FOOTER after section `prev`: its section id must match. True when the
+   * byte was a footer (consumed); false when the stream has no footers and it starts the
+   * next section. The first section tells whether the stream has footers (send-section-footer).
+   */
+  private async read_section_footer(st: DumpRead, prev: SectionInfo, at: number, section_type: number): Promise<boolean> {
+    st.last = null;
+    if (section_type === QEMU_VM_SECTION_FOOTER) {
+      const read_section_id = await this.file.read32('the section id of a section footer');
+      if (read_section_id !== prev.section_id) {
+        throw new MigrationStreamError(
+          at,
+          `Mismatched section id in footer for ${quote_name(prev.idstr ?? '')} - read 0x${read_section_id.toString(16)} expected 0x${prev.section_id!.toString(16)}`,
+        );
       }
-
-      if (section_type === QEMU_VM_EOF) {
-        entries.push(entry(at, 1, 'EOF'));
-        break;
-      }
-      switch (section_type) {
-        case QEMU_VM_CONFIGURATION: {
-          if (configuration || entries.length) {
-            throw new MigrationStreamError(at, 'a CONFIGURATION section (0x07) where a section type was expected: it must come right after the header, once');
-          }
-          const section = new ConfigurationSection(file, this.vmsd_desc?.configuration ?? null);
-          await section.read();
-          ramargs.ignore_shared = section.has_capability('x-ignore-shared');
-          ramargs.mapped_ram = section.has_capability('mapped-ram');
-          configuration = { offset: at, machine: section.machine, capabilities: section.caps, fields: section.fields };
-          entries.push(entry(at, file.tell() - at, 'CONFIGURATION'));
-          break;
-        }
-        case QEMU_VM_SECTION_START:
-        case QEMU_VM_SECTION_FULL: {
-          const section_id = await file.read32('the section id of a section header');
-          const name_at = file.tell();
-          const len = await file.read8('the ID string length of a section header');
-          if (len === 0) throw new MigrationStreamError(name_at, `Unable to read ID string for section ${section_id} (an empty ID string)`);
-          const idstr = (await file.readvar(len, 'the ID string of a section header')).toString('latin1').split('\0')[0];
-          const instance_id = await file.read32(`the instance id of section ${quote_name(idstr)}`);
-          const version_id = await file.read32(`the version id of section ${quote_name(idstr)}`);
-          const type = section_type === QEMU_VM_SECTION_START ? 'START' : 'FULL';
-          const e = entry(at, 0, type, section_id, idstr, instance_id, version_id);
-          if (this.sections.has(section_id)) {
-            throw new MigrationStreamError(at, `section id ${section_id} (${quote_name(idstr)}) starts a second time`);
-          }
-          if (idstr === 'ram' && instance_id === 0) {
-            if (version_id !== 4) throw new MigrationStreamError(at, `Unknown RAM version ${version_id} (expected 4)`);
-            if (ram) throw new MigrationStreamError(at, 'a second "ram" section');
-            ram = new RamSection(file, version_id, ramargs, [idstr, instance_id]);
-            this.sections.set(section_id, ram);
-            e.pages = { zero: 0, normal: 0, xbzrle: 0, compressed: 0, multifd_flush: 0, eos: 0 };
-            if (type === 'START') ram_sections.setup++;
-            else ram_sections.completion++;
-            await ram.read(e.pages, progress);
-          } else {
-            const d = device_desc(idstr, instance_id);
-            if (!d) {
-              const why = this.vmsd_desc ? 'the VM description has no device of that name and instance' : 'the stream has no usable VM description at its end';
-              throw new MigrationStreamError(at, `cannot decode section ${section_id} ${quote_name(idstr)} instance ${instance_id}: ${why}`);
-            }
-            if (d.by === 'lab' && d.desc.version !== version_id) {
-              throw new MigrationStreamError(
-                at,
-                `cannot decode section ${quote_name(idstr)} version ${version_id}: the stream has no usable VM description, and the lab describes version ${String(d.desc.version)}`,
-              );
-            }
-            const section = new VMSDSection(file, version_id, d.desc, [idstr, instance_id], d.by);
-            this.sections.set(section_id, section);
-            await section.read();
-            devices.push({ section_id, idstr, instance_id, version_id, vmsd_name: section.vmsd_name, description: d.by, fields: section.fields });
-          }
-          e.length = file.tell() - at;
-          entries.push(e);
-          last = e;
-          break;
-        }
-        case QEMU_VM_SECTION_PART:
-        case QEMU_VM_SECTION_END: {
-          const section_id = await file.read32('the section id of a section header');
-          const section = this.sections.get(section_id);
-          const type = section_type === QEMU_VM_SECTION_PART ? 'PART' : 'END';
-          if (!section) throw new MigrationStreamError(at, `Unknown savevm section ${section_id} (${type === 'END' ? 'an' : 'a'} ${type} section before its START)`);
-          if (!(section instanceof RamSection)) {
-            throw new MigrationStreamError(at, `a ${type} section for ${quote_name(section.section_key[0])}: only "ram" continues in PART/END sections here`);
-          }
-          const e = entry(at, 0, type, section_id, section.section_key[0], section.section_key[1], section.version_id);
-          e.pages = { zero: 0, normal: 0, xbzrle: 0, compressed: 0, multifd_flush: 0, eos: 0 };
-          if (type === 'PART') ram_sections.iterations++;
-          else ram_sections.completion++;
-          await section.read(e.pages, progress);
-          e.length = file.tell() - at;
-          entries.push(e);
-          last = e;
-          break;
-        }
-        case QEMU_VM_COMMAND: {
-          const cmd = await file.read16('the command of a COMMAND record');
-          const len = await file.read16('the length of a COMMAND record');
-          if (cmd >= mig_cmd_args.length || cmd === MIG_CMD_INVALID) {
-            throw new MigrationStreamError(at, `MIG_CMD 0x${cmd.toString(16)} unknown (len 0x${len.toString(16)})`);
-          }
-          const args = mig_cmd_args[cmd];
-          if (args.len !== -1 && args.len !== len) {
-            throw new MigrationStreamError(at, `${args.name} received with bad length - expecting ${args.len}, got ${len}`);
-          }
-          if (cmd === MIG_CMD_PACKAGED) {
-            throw new MigrationStreamError(at, 'a PACKAGED command (a postcopy stream): miglab inspect reads precopy streams only');
-          }
-          const payload = await file.readvar(len, `the payload of command ${args.name}`);
-          const e = entry(at, file.tell() - at, 'COMMAND');
-          e.command = cmd === MIG_CMD_PING ? `PING 0x${payload.readUInt32BE(0).toString(16)}` : args.name;
-          entries.push(e);
-          break;
-        }
-        case QEMU_VM_SECTION_FOOTER:
-          throw new MigrationStreamError(at, `expected a section type, found ${byte_hex(section_type)} (a section footer, but no section to end)`);
-        default:
-          throw new MigrationStreamError(at, `expected a section type, found ${byte_hex(section_type)}`);
-      }
+      st.footers = true;
+      prev.length = this.file.tell() - prev.offset;
+      return true;
     }
+    if (st.footers === true) {
+      throw new MigrationStreamError(
+        at,
+        `Missing section footer for ${quote_name(prev.idstr ?? '')} (section ${prev.section_id}): expected ${byte_hex(QEMU_VM_SECTION_FOOTER)}, found ${byte_hex(section_type)}`,
+      );
+    }
+    st.footers = false; // send-section-footer=off
+    return false;
+  }
 
-    // After EOF: the VM description, unless the source had suppress-vmdesc.
-    let vmdesc: MigrationReport['vmdesc'] = null;
+  /** One record after its section type byte (EOF aside). */
+  private async read_section(st: DumpRead, at: number, section_type: number): Promise<void> {
+    switch (section_type) {
+      case QEMU_VM_CONFIGURATION:
+        return this.read_configuration(st, at);
+      case QEMU_VM_SECTION_START:
+      case QEMU_VM_SECTION_FULL:
+        return this.read_section_start_full(st, at, section_type);
+      case QEMU_VM_SECTION_PART:
+      case QEMU_VM_SECTION_END:
+        return this.read_section_part_end(st, at, section_type);
+      case QEMU_VM_COMMAND:
+        return this.read_command(st, at);
+      case QEMU_VM_SECTION_FOOTER:
+        throw new MigrationStreamError(at, `expected a section type, found ${byte_hex(section_type)} (a section footer, but no section to end)`);
+      default:
+        throw new MigrationStreamError(at, `expected a section type, found ${byte_hex(section_type)}`);
+    }
+  }
+
+  /** QEMU_VM_CONFIGURATION: the machine and the capabilities RAM's layout depends on. */
+  private async read_configuration(st: DumpRead, at: number): Promise<void> {
+    const file = this.file;
+    if (st.configuration || st.entries.length) {
+      throw new MigrationStreamError(at, 'a CONFIGURATION section (0x07) where a section type was expected: it must come right after the header, once');
+    }
+    const section = new ConfigurationSection(file, this.vmsd_desc?.configuration ?? null);
+    await section.read();
+    st.ramargs.ignore_shared = section.has_capability('x-ignore-shared');
+    st.ramargs.mapped_ram = section.has_capability('mapped-ram');
+    st.configuration = { offset: at, machine: section.machine, capabilities: section.caps, fields: section.fields };
+    st.entries.push(entry(at, file.tell() - at, 'CONFIGURATION'));
+  }
+
+  /** QEMU_VM_SECTION_START / _FULL: the header (id, name, instance, version), then "ram" or a device. */
+  private async read_section_start_full(st: DumpRead, at: number, section_type: number): Promise<void> {
+    const file = this.file;
+    const section_id = await file.read32('the section id of a section header');
+    const name_at = file.tell();
+    const len = await file.read8('the ID string length of a section header');
+    if (len === 0) throw new MigrationStreamError(name_at, `Unable to read ID string for section ${section_id} (an empty ID string)`);
+    const idstr = (await file.readvar(len, 'the ID string of a section header')).toString('latin1').split('\0')[0];
+    const instance_id = await file.read32(`the instance id of section ${quote_name(idstr)}`);
+    const version_id = await file.read32(`the version id of section ${quote_name(idstr)}`);
+    const type = section_type === QEMU_VM_SECTION_START ? 'START' : 'FULL';
+    const e = entry(at, 0, type, section_id, idstr, instance_id, version_id);
+    if (this.sections.has(section_id)) {
+      throw new MigrationStreamError(at, `section id ${section_id} (${quote_name(idstr)}) starts a second time`);
+    }
+    if (idstr === 'ram' && instance_id === 0) {
+      if (version_id !== 4) throw new MigrationStreamError(at, `Unknown RAM version ${version_id} (expected 4)`);
+      if (st.ram) throw new MigrationStreamError(at, 'a second "ram" section');
+      const ram = new RamSection(file, version_id, st.ramargs, [idstr, instance_id]);
+      st.ram = ram;
+      this.sections.set(section_id, ram);
+      e.pages = { zero: 0, normal: 0, xbzrle: 0, compressed: 0, multifd_flush: 0, eos: 0 };
+      if (type === 'START') st.ram_sections.setup++;
+      else st.ram_sections.completion++;
+      await ram.read(e.pages, st.progress);
+    } else {
+      const d = this.device_desc(idstr, instance_id);
+      if (!d) {
+        const why = this.vmsd_desc ? 'the VM description has no device of that name and instance' : 'the stream has no usable VM description at its end';
+        throw new MigrationStreamError(at, `cannot decode section ${section_id} ${quote_name(idstr)} instance ${instance_id}: ${why}`);
+      }
+      if (d.by === 'lab' && d.desc.version !== version_id) {
+        throw new MigrationStreamError(
+          at,
+          `cannot decode section ${quote_name(idstr)} version ${version_id}: the stream has no usable VM description, and the lab describes version ${String(d.desc.version)}`,
+        );
+      }
+      const section = new VMSDSection(file, version_id, d.desc, [idstr, instance_id], d.by);
+      this.sections.set(section_id, section);
+      await section.read();
+      st.devices.push({ section_id, idstr, instance_id, version_id, vmsd_name: section.vmsd_name, description: d.by, fields: section.fields });
+    }
+    e.length = file.tell() - at;
+    st.entries.push(e);
+    st.last = e;
+  }
+
+  /** QEMU_VM_SECTION_PART / _END: more of a section that started; only "ram" continues. */
+  private async read_section_part_end(st: DumpRead, at: number, section_type: number): Promise<void> {
+    const file = this.file;
+    const section_id = await file.read32('the section id of a section header');
+    const section = this.sections.get(section_id);
+    const type = section_type === QEMU_VM_SECTION_PART ? 'PART' : 'END';
+    if (!section) throw new MigrationStreamError(at, `Unknown savevm section ${section_id} (${type === 'END' ? 'an' : 'a'} ${type} section before its START)`);
+    if (!(section instanceof RamSection)) {
+      throw new MigrationStreamError(at, `a ${type} section for ${quote_name(section.section_key[0])}: only "ram" continues in PART/END sections here`);
+    }
+    const e = entry(at, 0, type, section_id, section.section_key[0], section.section_key[1], section.version_id);
+    e.pages = { zero: 0, normal: 0, xbzrle: 0, compressed: 0, multifd_flush: 0, eos: 0 };
+    if (type === 'PART') st.ram_sections.iterations++;
+    else st.ram_sections.completion++;
+    await section.read(e.pages, st.progress);
+    e.length = file.tell() - at;
+    st.entries.push(e);
+    st.last = e;
+  }
+
+  /** QEMU_VM_COMMAND: command, length and payload, checked as loadvm_process_command() does. */
+  private async read_command(st: DumpRead, at: number): Promise<void> {
+    const file = this.file;
+    const cmd = await file.read16('the command of a COMMAND record');
+    const len = await file.read16('the length of a COMMAND record');
+    if (cmd >= mig_cmd_args.length || cmd === MIG_CMD_INVALID) {
+      throw new MigrationStreamError(at, `MIG_CMD 0x${cmd.toString(16)} unknown (len 0x${len.toString(16)})`);
+    }
+    const args = mig_cmd_args[cmd];
+    if (args.len !== -1 && args.len !== len) {
+      throw new MigrationStreamError(at, `${args.name} received with bad length - expecting ${args.len}, got ${len}`);
+    }
+    if (cmd === MIG_CMD_PACKAGED) {
+      throw new MigrationStreamError(at, 'a PACKAGED command (a postcopy stream): miglab inspect reads precopy streams only');
+    }
+    const payload = await file.readvar(len, `the payload of command ${args.name}`);
+    const e = entry(at, file.tell() - at, 'COMMAND');
+    e.command = cmd === MIG_CMD_PING ? `PING 0x${payload.readUInt32BE(0).toString(16)}` : args.name;
+    st.entries.push(e);
+  }
+
+  /** After EOF: the VM description record, unless the source had suppress-vmdesc; nothing may follow it. */
+  private async read_vmdesc_record(st: DumpRead): Promise<MigrationReport['vmdesc']> {
+    const file = this.file;
     const f = file.f;
-    let w = f.need(1);
-    if (w) await w;
+    await need(f, 1);
     if (f.available() === 0 && f.last_error_obj) file.fail_short(file.tell(), 1, 0, 'what follows EOF');
+    if (f.available() === 0) return null;
+    const at = file.tell();
+    const t = qemu_get_byte(f);
+    if (t !== QEMU_VM_VMDESCRIPTION) throw new MigrationStreamError(at, `expected the VM description (${byte_hex(QEMU_VM_VMDESCRIPTION)}) after EOF, found ${byte_hex(t)}`);
+    const len = await file.read32('the length of the VM description');
+    const text = (await file.readvar(len, `the VM description (${len} bytes of JSON)`)).toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new MigrationStreamError(at + 5, `the VM description is not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
+    }
+    const d = load_vmsd_json(json);
+    if (typeof d === 'string') throw new MigrationStreamError(at + 5, d);
+    this.vmsd_json = text;
+    st.entries.push(entry(at, 5 + len, 'VMDESCRIPTION'));
+    await need(f, 1);
     if (f.available() > 0) {
-      const at = file.tell();
-      const t = qemu_get_byte(f);
-      if (t !== QEMU_VM_VMDESCRIPTION) throw new MigrationStreamError(at, `expected the VM description (${byte_hex(QEMU_VM_VMDESCRIPTION)}) after EOF, found ${byte_hex(t)}`);
-      const len = await file.read32('the length of the VM description');
-      const text = (await file.readvar(len, `the VM description (${len} bytes of JSON)`)).toString('utf8');
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new MigrationStreamError(at + 5, `the VM description is not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
-      }
-      const d = load_vmsd_json(json);
-      if (typeof d === 'string') throw new MigrationStreamError(at + 5, d);
-      this.vmsd_json = text;
-      vmdesc = { offset: at, length: 5 + len, json };
-      entries.push(entry(at, 5 + len, 'VMDESCRIPTION'));
-      w = f.need(1);
-      if (w) await w;
-      if (f.available() > 0) {
-        const extra = file.size !== null ? file.size - file.tell() : f.available();
-        throw new MigrationStreamError(file.tell(), `${extra}${file.size === null ? '+' : ''} unexpected bytes after the VM description (the stream ends with it)`);
-      }
+      const extra = file.size !== null ? file.size - file.tell() : f.available();
+      throw new MigrationStreamError(file.tell(), `${extra}${file.size === null ? '+' : ''} unexpected bytes after the VM description (the stream ends with it)`);
     }
-    const size = file.tell();
-    progress?.(size, file.size);
+    return { offset: at, length: 5 + len, json };
+  }
 
-    let ram_report: MigrationReport['ram'] = null;
-    if (ram) {
-      const r: RamSection = ram;
-      const sum = (k: 'zero' | 'normal' | 'xbzrle' | 'compressed'): number => r.blocks.reduce((s, b) => s + b[k], 0);
-      ram_report = {
-        page_size: r.TARGET_PAGE_SIZE,
-        total: r.total,
-        blocks: r.blocks.map(({ seen: _seen, ...b }) => b),
-        zero: sum('zero'),
-        normal: sum('normal'),
-        xbzrle: sum('xbzrle'),
-        compressed: sum('compressed'),
-        multifd_flush: entries.reduce((s, e) => s + (e.pages?.multifd_flush ?? 0), 0),
-        eos: entries.reduce((s, e) => s + (e.pages?.eos ?? 0), 0),
-        ...ram_sections,
-      };
-    }
+  /** The report's RAM summary: the blocks and their page counts, added up over the sections. */
+  private ram_report(st: DumpRead): MigrationReport['ram'] {
+    const r = st.ram;
+    if (!r) return null;
+    const sum = (k: 'zero' | 'normal' | 'xbzrle' | 'compressed'): number => r.blocks.reduce((s, b) => s + b[k], 0);
     return {
-      file: file.filename,
-      size,
-      header: { magic, version },
-      configuration,
-      sections: entries,
-      ram: ram_report,
-      devices,
-      vmdesc,
-      state: this.getDict(),
+      page_size: r.TARGET_PAGE_SIZE,
+      total: r.total,
+      blocks: r.blocks.map(({ seen: _seen, ...b }) => b),
+      zero: sum('zero'),
+      normal: sum('normal'),
+      xbzrle: sum('xbzrle'),
+      compressed: sum('compressed'),
+      multifd_flush: st.entries.reduce((s, e) => s + (e.pages?.multifd_flush ?? 0), 0),
+      eos: st.entries.reduce((s, e) => s + (e.pages?.eos ?? 0), 0),
+      ...st.ram_sections,
     };
   }
 

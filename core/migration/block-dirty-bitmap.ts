@@ -18,8 +18,9 @@
  * and the load goes on (it fails only on a broken stream).
  */
 import { EINVAL, EIO } from '../util/errno.js';
-import { qemu_file_get_error, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_byte, type QEMUFile } from './qemu-file.js';
-import type { SaveVMEnv, SaveVMHandlers } from './savevm.js';
+import { need, qemu_file_get_error, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_byte, type QEMUFile } from './qemu-file.js';
+import type { SaveVMHandlers } from './register.js';
+import type { SaveVMEnv } from './savevm-h.js';
 
 const CHUNK_SIZE = 1 << 10;
 
@@ -51,11 +52,6 @@ export class DBMState {
   readonly save: DBMSaveState = { bulk_completed: false, no_bitmaps: false };
   readonly load: DBMLoadState = { flags: 0, node_alias: '', bitmap_alias: '', cancelled: false };
   constructor(readonly env: SaveVMEnv) {}
-}
-
-async function need(f: QEMUFile, n: number): Promise<void> {
-  const w = f.need(n);
-  if (w) await w;
 }
 
 /** qemu_get_counted_string() into a char[256]: the string, or null (QEMU: 0) when short or empty. */

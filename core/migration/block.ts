@@ -30,9 +30,9 @@
  * once per process.
  */
 import { EINVAL } from '../util/errno.js';
-import { migration_rate_get, qemu_file_get_error, qemu_file_transferred, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, type QEMUFile } from './qemu-file.js';
-import type { PendingSizes } from './ram.js';
-import type { SaveVMEnv, SaveVMHandlers } from './savevm.js';
+import { migration_rate_get, need, qemu_file_get_error, qemu_file_transferred, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, type QEMUFile } from './qemu-file.js';
+import type { PendingSizes, SaveVMHandlers } from './register.js';
+import type { SaveVMEnv } from './savevm-h.js';
 
 const BDRV_SECTOR_BITS = 9;
 const BDRV_SECTOR_SIZE = 1 << BDRV_SECTOR_BITS;
@@ -64,11 +64,6 @@ export class BlkMigState {
   banner_printed = false;
 
   constructor(readonly env: SaveVMEnv) {}
-}
-
-async function need(f: QEMUFile, n: number): Promise<void> {
-  const w = f.need(n);
-  if (w) await w;
 }
 
 function trace(s: BlkMigState, name: string, args: Record<string, unknown>): void {

@@ -14,7 +14,7 @@
  */
 import { constants, ftruncateSync } from 'node:fs';
 import { QIOChannelFile, qio_channel_file_new_path } from '../io/channel-file.js';
-import { error_setg_errno } from '../io/channel-socket.js';
+import { error_setg_errno } from '../qmp/error.js';
 import { qemu_strtosz, StrtoszError } from '../util/cutils.js';
 import { errno_code_of } from '../util/errno.js';
 import type { MigrationChannelAccept, MigrationChannelConnect, MigrationIncomingTransport } from './socket.js';

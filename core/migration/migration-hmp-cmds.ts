@@ -27,9 +27,11 @@ import {
   type MigrationParameter,
 } from '../qmp/schema/migration.js';
 import {
+  MIGRATION_GLOBALS_DEFAULT,
   error_append_hint,
   type BitmapMigrationNodeAlias,
   type MigrateSetParameters,
+  type MigrationGlobals,
   type MigrationOptions,
   type MigrationRunState,
   type QmpErrorWithHint,
@@ -37,27 +39,6 @@ import {
 
 const UINT64_MAX = (1n << 64n) - 1n;
 const INT64_MAX = (1n << 63n) - 1n;
-
-/** The MigrationState properties migration_global_dump() prints (-global migration.*). */
-export interface MigrationGlobals {
-  store_global_state: boolean;
-  only_migratable: boolean;
-  send_configuration: boolean;
-  send_section_footer: boolean;
-  /** 9.0 still has it (default on); 9.1 removed it along with the `compress` capability. */
-  decompress_error_check: boolean;
-  clear_bitmap_shift: number;
-}
-
-/** Defaults of a current machine type (CLEAR_BITMAP_SHIFT_DEFAULT is 18). */
-export const MIGRATION_GLOBALS_DEFAULT: Readonly<MigrationGlobals> = {
-  store_global_state: true,
-  only_migratable: false,
-  send_configuration: true,
-  send_section_footer: true,
-  decompress_error_check: true,
-  clear_bitmap_shift: 18,
-};
 
 /** hmp_handle_error(): what the monitor shows for an error (error_reportf_err "Error: "). */
 export function hmp_handle_error(err: unknown): string {

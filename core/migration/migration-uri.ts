@@ -18,7 +18,7 @@ import {
   type SocketAddress,
   type UnixSocketAddress,
   type VsockSocketAddress,
-} from '../io/channel-socket.js';
+} from '../util/qemu-sockets.js';
 import { file_parse_offset, type FileMigrationArgs } from './file.js';
 
 export type { FdSocketAddress, FileMigrationArgs, InetSocketAddress, SocketAddress, UnixSocketAddress, VsockSocketAddress };
@@ -96,41 +96,6 @@ export function migrate_uri_parse(uri: string): MigrationChannel {
 
 /* ---------- the channels argument ---------- */
 
-type Kind = 'str' | 'bool' | 'uint16' | 'uint64' | 'strList';
-type Members = ReadonlyArray<readonly [name: string, kind: Kind, optional: boolean]>;
-
-const INET_MEMBERS: Members = [
-  ['host', 'str', false],
-  ['port', 'str', false],
-  ['numeric', 'bool', true],
-  ['to', 'uint16', true],
-  ['ipv4', 'bool', true],
-  ['ipv6', 'bool', true],
-  ['keep-alive', 'bool', true],
-  ['mptcp', 'bool', true],
-];
-const SOCKET_BRANCHES: Record<SocketAddress['type'], Members> = {
-  inet: INET_MEMBERS,
-  unix: [
-    ['path', 'str', false],
-    ['abstract', 'bool', true],
-    ['tight', 'bool', true],
-  ],
-  vsock: [
-    ['cid', 'str', false],
-    ['port', 'str', false],
-  ],
-  fd: [['str', 'str', false]],
-};
-const TRANSPORT_BRANCHES: Record<Exclude<MigrationAddress['transport'], 'socket'>, Members> = {
-  exec: [['args', 'strList', false]],
-  rdma: INET_MEMBERS,
-  file: [
-    ['filename', 'str', false],
-    ['offset', 'uint64', false],
-  ],
-};
-
 /** The checks of QEMU's input visitor for one struct level; returns the visited members. */
 class UnionVisitor {
   private readonly unvisited = new GHashTableModel();
@@ -156,44 +121,56 @@ class UnionVisitor {
     return v as T;
   }
 
-  members(list: Members, out: Record<string, unknown>): void {
-    for (const [name, kind, optional] of list) {
-      const v = this.obj[name];
-      this.unvisited.remove(name);
-      if (v === undefined) {
-        if (optional) continue;
-        throw error_setg(`Parameter '${this.full(name)}' is missing`);
-      }
-      out[name] = this.value(name, kind, v);
-    }
+  /** A member of the chosen branch, marked visited; a required one must be there. */
+  private member(name: string, optional: boolean): unknown {
+    const v = this.obj[name];
+    this.unvisited.remove(name);
+    if (v === undefined && !optional) throw error_setg(`Parameter '${this.full(name)}' is missing`);
+    return v;
   }
 
-  private value(name: string, kind: Kind, v: unknown): unknown {
+  /** visit_type_str() */
+  str(name: string): string {
+    const v = this.member(name, false);
+    if (typeof v !== 'string') throw error_setg(`Invalid parameter type for '${this.full(name)}', expected: string`);
+    return v;
+  }
+
+  /** visit_type_bool() of an optional member (undefined when absent). */
+  opt_bool(name: string): boolean | undefined {
+    const v = this.member(name, true);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') throw error_setg(`Invalid parameter type for '${this.full(name)}', expected: boolean`);
+    return v;
+  }
+
+  /** visit_type_uint16() of an optional member. */
+  opt_uint16(name: string): number | undefined {
+    const v = this.member(name, true);
+    if (v === undefined) return undefined;
     const full = this.full(name);
-    switch (kind) {
-      case 'str':
-        if (typeof v !== 'string') throw error_setg(`Invalid parameter type for '${full}', expected: string`);
-        return v;
-      case 'bool':
-        if (typeof v !== 'boolean') throw error_setg(`Invalid parameter type for '${full}', expected: boolean`);
-        return v;
-      case 'uint16': {
-        if (typeof v !== 'number' && typeof v !== 'bigint') throw error_setg(`Invalid parameter type for '${full}', expected: integer`);
-        const n = BigInt(v);
-        if (n < 0n || n > 65535n) throw error_setg(`Parameter '${full}' expects uint16_t`);
-        return Number(n);
-      }
-      case 'uint64':
-        if (typeof v !== 'number' && typeof v !== 'bigint') throw error_setg(`Invalid parameter type for '${full}', expected: integer`);
-        // negative input wraps, as QEMU's visitor stores it
-        return BigInt.asUintN(64, BigInt(v));
-      case 'strList':
-        if (!Array.isArray(v)) throw error_setg(`Invalid parameter type for '${full}', expected: array`);
-        return v.map((s, i) => {
-          if (typeof s !== 'string') throw error_setg(`Invalid parameter type for '${full}[${i}]', expected: string`);
-          return s;
-        });
-    }
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw error_setg(`Invalid parameter type for '${full}', expected: integer`);
+    const n = BigInt(v);
+    if (n < 0n || n > 65535n) throw error_setg(`Parameter '${full}' expects uint16_t`);
+    return Number(n);
+  }
+
+  /** visit_type_uint64(): negative input wraps, as QEMU's visitor stores it. */
+  uint64(name: string): bigint {
+    const v = this.member(name, false);
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw error_setg(`Invalid parameter type for '${this.full(name)}', expected: integer`);
+    return BigInt.asUintN(64, BigInt(v));
+  }
+
+  /** visit_type_strList() */
+  strList(name: string): string[] {
+    const v = this.member(name, false);
+    const full = this.full(name);
+    if (!Array.isArray(v)) throw error_setg(`Invalid parameter type for '${full}', expected: array`);
+    return v.map((s, i) => {
+      if (typeof s !== 'string') throw error_setg(`Invalid parameter type for '${full}[${i}]', expected: string`);
+      return s;
+    });
   }
 
   visited(name: string): void {
@@ -203,6 +180,42 @@ class UnionVisitor {
   /** visit_check_struct(): the first member nobody visited is "unexpected". */
   check(): void {
     for (const key of this.unvisited) throw error_setg(`Parameter '${this.full(key)}' is unexpected`);
+  }
+}
+
+/** An optional member, set only when the input had it (QEMU's has_* false otherwise). */
+function set_optional<T, K extends keyof T>(o: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) o[key] = value;
+}
+
+/** visit_type_InetSocketAddress_members() */
+function visit_InetSocketAddress_members(v: UnionVisitor): InetSocketAddress {
+  const a: InetSocketAddress = { host: v.str('host'), port: v.str('port') };
+  set_optional(a, 'numeric', v.opt_bool('numeric'));
+  set_optional(a, 'to', v.opt_uint16('to'));
+  set_optional(a, 'ipv4', v.opt_bool('ipv4'));
+  set_optional(a, 'ipv6', v.opt_bool('ipv6'));
+  set_optional(a, 'keep-alive', v.opt_bool('keep-alive'));
+  set_optional(a, 'mptcp', v.opt_bool('mptcp'));
+  return a;
+}
+
+/** visit_type_SocketAddress_members(): the branch of `type`. */
+function visit_SocketAddress_members(v: UnionVisitor): SocketAddress {
+  const type = v.enum('type', ['inet', 'unix', 'vsock', 'fd'] as const);
+  switch (type) {
+    case 'inet':
+      return { type, ...visit_InetSocketAddress_members(v) };
+    case 'unix': {
+      const a: UnixSocketAddress = { path: v.str('path') };
+      set_optional(a, 'abstract', v.opt_bool('abstract'));
+      set_optional(a, 'tight', v.opt_bool('tight'));
+      return { type, ...a };
+    }
+    case 'vsock':
+      return { type, cid: v.str('cid'), port: v.str('port') };
+    case 'fd':
+      return { type, str: v.str('str') };
   }
 }
 
@@ -217,16 +230,23 @@ export function visit_MigrationAddress(obj: unknown, name = 'channels[0].addr'):
   }
   const v = new UnionVisitor(obj as Record<string, unknown>, name);
   const transport = v.enum('transport', ['socket', 'exec', 'rdma', 'file'] as const);
-  const out: Record<string, unknown> = { transport };
-  if (transport === 'socket') {
-    const type = v.enum('type', ['inet', 'unix', 'vsock', 'fd'] as const);
-    out.type = type;
-    v.members(SOCKET_BRANCHES[type], out);
-  } else {
-    v.members(TRANSPORT_BRANCHES[transport], out);
+  let addr: MigrationAddress;
+  switch (transport) {
+    case 'socket':
+      addr = { transport, ...visit_SocketAddress_members(v) };
+      break;
+    case 'exec':
+      addr = { transport, args: v.strList('args') };
+      break;
+    case 'rdma':
+      addr = { transport, ...visit_InetSocketAddress_members(v) };
+      break;
+    case 'file':
+      addr = { transport, filename: v.str('filename'), offset: v.uint64('offset') };
+      break;
   }
   v.check();
-  return out as unknown as MigrationAddress;
+  return addr;
 }
 
 /** visit_type_MigrationChannel(). */

@@ -55,13 +55,13 @@ import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_SIZE,
-  type PendingSizes,
   type RAMState,
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
 } from './ram.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
+import type { PendingSizes } from './register.js';
 import * as savevm from './savevm.js';
 import {
   SaveVMState,

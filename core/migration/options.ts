@@ -326,6 +326,14 @@ const PARAMS: readonly { name: MigrationParameter; field: ScalarField; kind: Par
   { name: 'zero-page-detection', field: 'zero_page_detection', kind: 'enum' },
 ];
 
+/**
+ * `dest->field = params->field` of migrate_params_test_apply() / migrate_params_apply():
+ * the value is of the member's type, as the input visitor and normalize() made it.
+ */
+function migrate_param_store<K extends ScalarField>(dest: MigrationParameters, field: K, value: MigrationParameters[K]): void {
+  dest[field] = value;
+}
+
 function big(v: uint64): bigint {
   return typeof v === 'bigint' ? v : BigInt(v);
 }
@@ -407,6 +415,31 @@ export function check_dirty_bitmap_mig_alias_map(bbm: readonly BitmapMigrationNo
   construct_alias_map(bbm, true);
   construct_alias_map(bbm, false);
 }
+
+/**
+ * migration_properties[] (options.c), the MigrationState fields -global migration.* sets
+ * that the lab models: what migration_global_dump() (info migrate) prints, and what
+ * savevm.c and global_state.c read. One per endpoint, as MigrationOptions.
+ */
+export interface MigrationGlobals {
+  store_global_state: boolean;
+  only_migratable: boolean;
+  send_configuration: boolean;
+  send_section_footer: boolean;
+  /** 9.0 still has it (default on); 9.1 removed it along with the `compress` capability. */
+  decompress_error_check: boolean;
+  clear_bitmap_shift: number;
+}
+
+/** Their defaults (DEFINE_PROP_* of a current machine type; CLEAR_BITMAP_SHIFT_DEFAULT is 18). */
+export const MIGRATION_GLOBALS_DEFAULT: Readonly<MigrationGlobals> = {
+  store_global_state: true,
+  only_migratable: false,
+  send_configuration: true,
+  send_section_footer: true,
+  decompress_error_check: true,
+  clear_bitmap_shift: 18,
+};
 
 export class MigrationOptions {
   /** s->capabilities[], indexed by name; all false by default (events included). */
@@ -909,7 +942,7 @@ export class MigrationOptions {
         dest.has_block_bitmap_mapping = true;
         dest.block_bitmap_mapping = v as BitmapMigrationNodeAlias[];
       } else {
-        (dest as Record<ScalarField, unknown>)[d.field] = v;
+        migrate_param_store(dest, d.field, v as MigrationParameters[ScalarField]);
       }
     }
     return dest;
@@ -936,7 +969,7 @@ export class MigrationOptions {
         s.has_block_bitmap_mapping = true;
         s.block_bitmap_mapping = structuredClone(v as BitmapMigrationNodeAlias[]);
       } else {
-        (s as Record<ScalarField, unknown>)[d.field] = v;
+        migrate_param_store(s, d.field, v as MigrationParameters[ScalarField]);
       }
       switch (d.name) {
         case 'max-bandwidth':

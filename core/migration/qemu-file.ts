@@ -843,6 +843,15 @@ export function qemu_file_new_input(ioc: QIOChannel): QEMUFile {
   return new QEMUFile(ioc, false, null, INPUT_BUF_SIZE);
 }
 
+/**
+ * Wait until `n` bytes are buffered (or the file has an error): the lab's read-ahead for
+ * event-loop callers before synchronous qemu_get_*() calls; a no-op on a blocking channel.
+ */
+export async function need(f: QEMUFile, n: number): Promise<void> {
+  const w = f.need(n);
+  if (w) await w;
+}
+
 export function qemu_file_get_error(f: QEMUFile): number {
   f.take_remote_error();
   return f.last_error;
@@ -948,98 +957,4 @@ export function qemu_get_counted_string(f: QEMUFile): string | null {
   const tmp = Buffer.allocUnsafe(len);
   const res = f.get_buffer(tmp, 0, len);
   return res === len && len !== 0 ? tmp.toString('latin1', 0, len) : null;
-}
-
-/* ---------- an in-memory channel ---------- */
-
-export interface MemoryChannelOptions {
-  /** Return Promises (an event-loop channel) instead of completing synchronously. */
-  async?: boolean;
-  /** Hand out at most this many bytes per read (exercises records split across reads). */
-  maxRead?: number;
-  /** Stop accepting writes after this many bytes (the rest fails with EPIPE's text). */
-  writeLimit?: number;
-}
-
-/**
- * A channel over memory (QIOChannelBuffer): writes append, reads consume what was written
- * or the initial contents. For tests and for the lab's in-process streams.
- */
-export class QIOChannelBuffer implements QIOChannel {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private data: Buffer | null;
-  private pos = 0;
-  closed = false;
-  writes = 0;
-
-  constructor(
-    initial: Uint8Array | null = null,
-    private readonly opts: MemoryChannelOptions = {},
-  ) {
-    this.data = initial ? Buffer.from(initial.buffer, initial.byteOffset, initial.byteLength) : null;
-  }
-
-  /** Everything written so far, as one buffer. */
-  contents(): Buffer {
-    if (this.chunks.length !== 1) {
-      const all = Buffer.concat(this.chunks, this.size);
-      this.chunks = [all];
-    }
-    return this.chunks[0] ?? Buffer.alloc(0);
-  }
-
-  writev(bufs: readonly Uint8Array[]): void | Promise<void> {
-    const op = (): void => {
-      if (this.closed) throw new Error('Unable to write to buffer: channel closed');
-      for (const b of bufs) {
-        const limit = this.opts.writeLimit;
-        if (limit !== undefined && this.size + b.length > limit) {
-          const keep = limit - this.size;
-          if (keep > 0) this.push(b.subarray(0, keep));
-          throw new Error('Unable to write to command: Broken pipe');
-        }
-        this.push(b);
-      }
-      this.writes++;
-    };
-    if (!this.opts.async) return op();
-    return new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        try {
-          op();
-          resolve();
-        } catch (e) {
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what op threw, as it was
-          reject(e);
-        }
-      });
-    });
-  }
-
-  private push(b: Uint8Array): void {
-    this.chunks.push(Buffer.from(b)); // copy: the QEMUFile reuses its buffers
-    this.size += b.length;
-  }
-
-  read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
-    const op = (): number => {
-      const src = this.data ?? this.contents();
-      const n = Math.min(length, src.length - this.pos, this.opts.maxRead ?? Infinity);
-      if (n <= 0) return 0;
-      src.copy(into, offset, this.pos, this.pos + n);
-      this.pos += n;
-      return n;
-    };
-    if (!this.opts.async) return op();
-    return new Promise<number>((resolve) => setImmediate(() => resolve(op())));
-  }
-
-  shutdown(): void {
-    this.closed = true;
-  }
-
-  close(): void {
-    this.closed = true;
-  }
 }

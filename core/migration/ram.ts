@@ -25,7 +25,7 @@ import {
 import type { MigrationOptions } from './options.js';
 import { MigrationAtomicStats, QEMUFile, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
-import type { SaveVMHandlers } from './savevm.js';
+import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { RamPageBits } from './ram-map.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
 
@@ -871,12 +871,6 @@ export async function ram_save_complete(f: QEMUFile, opaque: RAMMigration): Prom
   }
   qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
-}
-
-/** Pending bytes, split as QEMU's must_precopy / can_postcopy out-parameters. */
-export interface PendingSizes {
-  must_precopy: number;
-  can_postcopy: number;
 }
 
 /** ram_state_pending_estimate(): the cached dirty count, no sync. */

@@ -2,10 +2,10 @@
  * migration/savevm.c of QEMU 9.0 for `-machine none`: the stream framing (header,
  * configuration, section headers and footers, commands, EOF, the JSON VM description),
  * the SaveStateEntry registry with the ids 9.0 assigns, the save steps the migration
- * thread calls, and the loader (qemu_loadvm_state) with QEMU's error texts. With it, the
- * small part of migration/vmstate.c the sections need, and the two devices a `none`
- * machine migrates: `timer` (system/cpu-timers.c) and `globalstate`
- * (migration/global_state.c).
+ * thread calls, and the loader (qemu_loadvm_state) with QEMU's error texts. The section
+ * bytes are savevm.h's (savevm-h.ts), the fields' machinery vmstate.c's (vmstate.ts), the
+ * `globalstate` device global_state.c's (global-state.ts); the other device a `none`
+ * machine migrates, `timer` (system/cpu-timers.c), is here.
  *
  * Section ids: QEMU numbers SaveStateEntries in registration order. For `-machine none`
  * 9.0 registers timer (0, cpu_timers_init), then in migration_object_init() block (1,
@@ -16,14 +16,11 @@
  * capability and "dirty-bitmap" (block-dirty-bitmap.ts) only in the setup of a migration
  * with `dirty-bitmaps`; otherwise they take an id and write nothing.
  *
- * globalstate: 9.0 is the first with runstate[32] + has_vm_was_suspended + vm_was_suspended
- * + unused[66] (Steve Sistare's "preserve suspended runstate" series, merged 2024-01-04);
- * the 100 bytes are laid out so that 7.2's runstate[100] reads the same stream.
- *
- * VMDESCRIPTION: 9.0 writes {"configuration": ..., "page_size": 4096, "devices": [...]}:
- * the configuration entry dates from 8.2 ("migration: Add the configuration vmstate to
- * the json writer", Nikolay Borisov, merged October 2023), so 9.0's description of a
- * `none` machine is the 10.0 one, not the shorter 7.2 one.
+ * VMDESCRIPTION: 9.0 writes {"configuration": ..., "page_size": 4096, "devices": [...]}
+ * with qobject/json-writer.c's JSONWriter (core/qmp/json-writer.ts): the configuration
+ * entry dates from 8.2 ("migration: Add the configuration vmstate to the json writer",
+ * Nikolay Borisov, merged October 2023), so 9.0's description of a `none` machine is the
+ * 10.0 one, not the shorter 7.2 one.
  *
  * Not in 9.0's stream, but accepted by the loader: 10.0's COMMAND SWITCHOVER_START (9.0
  * itself would fail with "MIG_CMD 0xb unknown (len 0x0)").
@@ -39,41 +36,62 @@
  *     "load of migration failed: " + strerror(-ret); else the run state to resume in is
  *     devices.global_state.global_state_get_runstate() (if global_state_received()).
  */
-import { quote } from '../qmp/json-writer.js';
+import {
+  json_writer_end_array,
+  json_writer_end_object,
+  json_writer_get,
+  json_writer_int64,
+  json_writer_new,
+  json_writer_start_array,
+  json_writer_start_object,
+  json_writer_str,
+  type JSONWriter,
+} from '../qmp/json-writer.js';
 import { MigrationCapability_lookup, type MigrationCapability } from '../qmp/schema/migration.js';
-import { RUN_STATES, type RunState } from '../qmp/schema/run-state.js';
 import { BlkMigState, savevm_block_handlers } from './block.js';
 import { DBMState, savevm_dirty_bitmap_handlers } from './block-dirty-bitmap.js';
-import { MIGRATION_GLOBALS_DEFAULT, type MigrationGlobals } from './migration-hmp-cmds.js';
-import { MigrationOptions } from './options.js';
-import { MigrationAtomicStats, QEMUFile, QIOChannelBuffer, migration_rate_exceeded, qemu_file_get_error, qemu_file_new_input, qemu_file_set_error, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be32, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
-import { EINVAL, EIO, ENOENT, ENOTSUP, ERANGE, strerror } from '../util/errno.js';
+import { GlobalState, make_vmstate_globalstate } from './global-state.js';
+import { MIGRATION_GLOBALS_DEFAULT, MigrationOptions, type MigrationGlobals } from './options.js';
+import { MigrationAtomicStats, QEMUFile, migration_rate_exceeded, need, qemu_file_get_error, qemu_file_new_input, qemu_file_set_error, qemu_get_be16, qemu_get_be32, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be32, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
+import { QIOChannelBuffer } from '../io/channel-buffer.js';
+import { EINVAL, EIO, ENOTSUP, ERANGE, strerror } from '../util/errno.js';
 import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_BITS,
   TARGET_PAGE_SIZE,
   savevm_ram_handlers,
-  type MigrationEnv,
-  type PendingSizes,
 } from './ram.js';
+import type { PendingSizes, SaveVMHandlers } from './register.js';
+import {
+  QEMU_VM_COMMAND,
+  QEMU_VM_CONFIGURATION,
+  QEMU_VM_EOF,
+  QEMU_VM_FILE_MAGIC,
+  QEMU_VM_FILE_VERSION,
+  QEMU_VM_FILE_VERSION_COMPAT,
+  QEMU_VM_SECTION_END,
+  QEMU_VM_SECTION_FOOTER,
+  QEMU_VM_SECTION_FULL,
+  QEMU_VM_SECTION_PART,
+  QEMU_VM_SECTION_START,
+  QEMU_VM_VMDESCRIPTION,
+  type MachineProps,
+  type SaveVMEnv,
+} from './savevm-h.js';
+import {
+  vmstate_int64,
+  vmstate_load_state,
+  vmstate_save_needed,
+  vmstate_save_state,
+  vmstate_uint32,
+  vmstate_unused,
+  type VMStateDescription,
+} from './vmstate.js';
 
-/* ---------- stream constants ---------- */
+/* savevm.h's declarations, for savevm.c's callers (they include savevm.h with it). */
+export * from './savevm-h.js';
 
-export const QEMU_VM_FILE_MAGIC = 0x5145564d;
-export const QEMU_VM_FILE_VERSION_COMPAT = 0x00000002;
-export const QEMU_VM_FILE_VERSION = 0x00000003;
-
-export const QEMU_VM_EOF = 0x00;
-export const QEMU_VM_SECTION_START = 0x01;
-export const QEMU_VM_SECTION_PART = 0x02;
-export const QEMU_VM_SECTION_END = 0x03;
-export const QEMU_VM_SECTION_FULL = 0x04;
-export const QEMU_VM_SUBSECTION = 0x05;
-export const QEMU_VM_VMDESCRIPTION = 0x06;
-export const QEMU_VM_CONFIGURATION = 0x07;
-export const QEMU_VM_COMMAND = 0x08;
-export const QEMU_VM_SECTION_FOOTER = 0x7e;
 
 /* enum qemu_vm_cmd of 9.0; SWITCHOVER_START is 10.0's next value */
 export const MIG_CMD_INVALID = 0;
@@ -111,310 +129,6 @@ const EAGAIN = 11;
 const LOADVM_QUIT = 1;
 /** MAX_VM_CMD_PACKAGED_SIZE is UINT32_MAX in QEMU: any be32 length is "reasonable". */
 const MAX_VM_CMD_PACKAGED_SIZE = 0xffffffff;
-
-/* ---------- the JSON writer of the VM description (qobject/json-writer.c, compact) ---------- */
-
-export class JSONWriter {
-  private parts: string[] = [];
-  private stack: boolean[] = []; // true: object
-  private need_comma = false;
-
-  private maybe_comma(name: string | null): void {
-    if (this.need_comma) this.parts.push(', ');
-    else this.need_comma = true;
-    if (this.stack.length && this.stack[this.stack.length - 1]) this.parts.push(quote(name ?? ''), ': ');
-  }
-
-  start_object(name: string | null): void {
-    this.maybe_comma(name);
-    this.parts.push('{');
-    this.stack.push(true);
-    this.need_comma = false;
-  }
-
-  end_object(): void {
-    this.parts.push('}');
-    this.stack.pop();
-    this.need_comma = true;
-  }
-
-  start_array(name: string | null): void {
-    this.maybe_comma(name);
-    this.parts.push('[');
-    this.stack.push(false);
-    this.need_comma = false;
-  }
-
-  end_array(): void {
-    this.parts.push(']');
-    this.stack.pop();
-    this.need_comma = true;
-  }
-
-  str(name: string | null, value: string): void {
-    this.maybe_comma(name);
-    this.parts.push(quote(value));
-  }
-
-  int64(name: string | null, value: number | bigint): void {
-    this.maybe_comma(name);
-    this.parts.push(String(value));
-  }
-
-  get(): string {
-    if (this.parts.length > 1) this.parts = [this.parts.join('')];
-    return this.parts[0] ?? '';
-  }
-}
-
-/* ---------- vmstate (migration/vmstate.c, the field kinds these sections use) ---------- */
-
-/**
- * One VMStateField: how to write and read element i of it. `type` is the VMStateInfo name
- * the VM description shows; `n_elems` > 1 makes an array (described once, "array_len").
- */
-export interface VMStateField<O> {
-  name: string;
-  type: string;
-  /** Only present in streams of this version and later (VMSTATE_*_V). */
-  version_id?: number;
-  n_elems?(o: O): number;
-  put(f: QEMUFile, o: O, i: number): void;
-  /** Read element i; 0 or a negative errno. */
-  get(f: QEMUFile, o: O, i: number): Promise<number>;
-}
-
-export interface VMStateDescription<O> {
-  name: string;
-  version_id: number;
-  minimum_version_id: number;
-  fields: VMStateField<O>[];
-  subsections?: VMStateDescription<O>[];
-  needed?(o: O): boolean;
-  pre_save?(o: O): number;
-  pre_load?(o: O): number;
-  post_load?(o: O, version_id: number): number;
-}
-
-async function need(f: QEMUFile, n: number): Promise<void> {
-  const w = f.need(n);
-  if (w) await w;
-}
-
-/** VMSTATE_UINT8 / _UINT32 / _INT64 over a property of O. */
-export function vmstate_uint8<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
-  return {
-    name,
-    type: 'uint8',
-    version_id,
-    put: (f, o) => qemu_put_byte(f, Number(o[key]) & 0xff),
-    get: async (f, o) => {
-      await need(f, 1);
-      (o as Record<string, unknown>)[key] = qemu_get_byte(f);
-      return 0;
-    },
-  };
-}
-
-export function vmstate_uint32<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
-  return {
-    name,
-    type: 'uint32',
-    version_id,
-    put: (f, o) => qemu_put_be32(f, Number(o[key]) >>> 0),
-    get: async (f, o) => {
-      await need(f, 4);
-      (o as Record<string, unknown>)[key] = qemu_get_be32(f);
-      return 0;
-    },
-  };
-}
-
-export function vmstate_int64<O>(name: string, key: keyof O & string, version_id = 0): VMStateField<O> {
-  return {
-    name,
-    type: 'int64',
-    version_id,
-    put: (f, o) => qemu_put_be64(f, BigInt(o[key] as bigint)),
-    get: async (f, o) => {
-      await need(f, 8);
-      (o as Record<string, unknown>)[key] = BigInt.asIntN(64, qemu_get_be64(f));
-      return 0;
-    },
-  };
-}
-
-/** VMSTATE_BUFFER: a fixed-size byte array property. */
-export function vmstate_buffer<O>(name: string, key: keyof O & string): VMStateField<O> {
-  return {
-    name,
-    type: 'buffer',
-    put: (f, o) => qemu_put_buffer(f, o[key] as Uint8Array),
-    get: async (f, o) => {
-      const b = o[key] as Uint8Array;
-      await need(f, b.length);
-      qemu_get_buffer(f, b, 0, b.length);
-      return 0;
-    },
-  };
-}
-
-/** VMSTATE_UNUSED(size): zeros out, skipped in. */
-export function vmstate_unused<O>(size: number): VMStateField<O> {
-  const zeros = new Uint8Array(size);
-  return {
-    name: 'unused',
-    type: 'unused_buffer',
-    put: (f) => qemu_put_buffer(f, zeros),
-    get: async (f) => {
-      await need(f, size);
-      qemu_get_buffer(f, new Uint8Array(size), 0, size);
-      return 0;
-    },
-  };
-}
-
-function vmstate_n_elems<O>(field: VMStateField<O>, o: O): number {
-  return field.n_elems ? field.n_elems(o) : 1;
-}
-
-/** vmstate_save_needed() */
-export function vmstate_save_needed<O>(vmsd: VMStateDescription<O>, o: O): boolean {
-  return !vmsd.needed || vmsd.needed(o);
-}
-
-/**
- * vmstate_save_state(): the fields (each described once in the JSON: name, array_len,
- * type, and the bytes its first element took), then the needed subsections.
- */
-export function vmstate_save_state<O>(f: QEMUFile, vmsd: VMStateDescription<O>, o: O, vmdesc: JSONWriter | null): number {
-  if (vmsd.pre_save) {
-    const ret = vmsd.pre_save(o);
-    if (ret) return ret;
-  }
-  const version_id = vmsd.version_id;
-  if (vmdesc) {
-    vmdesc.str('vmsd_name', vmsd.name);
-    vmdesc.int64('version', version_id);
-    vmdesc.start_array('fields');
-  }
-  for (const field of vmsd.fields) {
-    if ((field.version_id ?? 0) > version_id) continue;
-    const n_elems = vmstate_n_elems(field, o);
-    let vmdesc_loop = vmdesc;
-    for (let i = 0; i < n_elems; i++) {
-      if (vmdesc_loop) {
-        vmdesc_loop.start_object(null);
-        vmdesc_loop.str('name', field.name);
-        if (n_elems > 1) vmdesc_loop.int64('array_len', n_elems);
-        vmdesc_loop.str('type', field.type);
-      }
-      const old_offset = f.transferred();
-      field.put(f, o, i);
-      if (vmdesc_loop) {
-        vmdesc_loop.int64('size', f.transferred() - old_offset);
-        vmdesc_loop.end_object();
-      }
-      /* Compressed arrays only care about the first element */
-      vmdesc_loop = null;
-    }
-  }
-  if (vmdesc) vmdesc.end_array();
-  return vmstate_subsection_save(f, vmsd, o, vmdesc);
-}
-
-/** vmstate_subsection_save(): byte 0x05, counted name, be32 version, the state. */
-function vmstate_subsection_save<O>(f: QEMUFile, vmsd: VMStateDescription<O>, o: O, vmdesc: JSONWriter | null): number {
-  let subsection_found = false;
-  for (const sub of vmsd.subsections ?? []) {
-    if (!sub.needed || !sub.needed(o)) continue;
-    if (vmdesc) {
-      /* Only create subsection array when we have any */
-      if (!subsection_found) vmdesc.start_array('subsections');
-      vmdesc.start_object(null);
-    }
-    subsection_found = true;
-    qemu_put_byte(f, QEMU_VM_SUBSECTION);
-    qemu_put_byte(f, sub.name.length);
-    qemu_put_buffer(f, Buffer.from(sub.name, 'latin1'));
-    qemu_put_be32(f, sub.version_id);
-    const ret = vmstate_save_state(f, sub, o, vmdesc);
-    if (ret) return ret;
-    if (vmdesc) vmdesc.end_object();
-  }
-  if (vmdesc && subsection_found) vmdesc.end_array();
-  return 0;
-}
-
-/** vmstate_load_state(): version checks, fields, subsections, post_load. */
-export async function vmstate_load_state<O>(
-  f: QEMUFile,
-  vmsd: VMStateDescription<O>,
-  o: O,
-  version_id: number,
-  error_report: (msg: string) => void,
-): Promise<number> {
-  if (version_id > vmsd.version_id) {
-    error_report(`${vmsd.name}: incoming version_id ${version_id} is too new for local version_id ${vmsd.version_id}`);
-    return -EINVAL;
-  }
-  if (version_id < vmsd.minimum_version_id) {
-    error_report(
-      `${vmsd.name}: incoming version_id ${version_id} is too old for local minimum version_id  ${vmsd.minimum_version_id}`,
-    );
-    return -EINVAL;
-  }
-  if (vmsd.pre_load) {
-    const ret = vmsd.pre_load(o);
-    if (ret) return ret;
-  }
-  for (const field of vmsd.fields) {
-    if ((field.version_id ?? 0) > version_id) continue;
-    const n_elems = vmstate_n_elems(field, o);
-    for (let i = 0; i < n_elems; i++) {
-      let ret = await field.get(f, o, i);
-      if (ret >= 0) ret = qemu_file_get_error(f);
-      if (ret < 0) {
-        qemu_file_set_error(f, ret);
-        error_report(`Failed to load ${vmsd.name}:${field.name}`);
-        return ret;
-      }
-    }
-  }
-  const ret = await vmstate_subsection_load(f, vmsd, o, error_report);
-  if (ret !== 0) {
-    qemu_file_set_error(f, ret);
-    return ret;
-  }
-  return vmsd.post_load ? vmsd.post_load(o, version_id) : 0;
-}
-
-/** vmstate_subsection_load(): while the next byte is 0x05 and names one of ours. */
-async function vmstate_subsection_load<O>(
-  f: QEMUFile,
-  vmsd: VMStateDescription<O>,
-  o: O,
-  error_report: (msg: string) => void,
-): Promise<number> {
-  for (;;) {
-    await need(f, 1);
-    if (f.peek_byte(0) !== QEMU_VM_SUBSECTION) return 0;
-    await need(f, 2);
-    const len = f.peek_byte(1);
-    if (len < vmsd.name.length + 1) return 0; /* subsection name has to be "section_name/a" */
-    await need(f, 2 + len);
-    if (f.available() < 2 + len) return 0; /* (peek fail) */
-    const idstr = f.buf.toString('latin1', f.buf_index + 2, f.buf_index + 2 + len);
-    if (!idstr.startsWith(vmsd.name)) return 0; /* it doesn't have a valid subsection name */
-    const sub = (vmsd.subsections ?? []).find((s) => s.name === idstr);
-    if (!sub) return -ENOENT;
-    f.skip(2 + len);
-    await need(f, 4);
-    const version_id = qemu_get_be32(f);
-    const ret = await vmstate_load_state(f, sub, o, version_id, error_report);
-    if (ret) return ret;
-  }
-}
 
 /* ---------- device state: timer (system/cpu-timers.c) ---------- */
 
@@ -454,91 +168,6 @@ export const vmstate_timers: VMStateDescription<TimersState> = {
     vmstate_int64('cpu_clock_offset', 'cpu_clock_offset', 2),
   ],
 };
-
-/* ---------- device state: globalstate (migration/global_state.c, 9.0) ---------- */
-
-export class GlobalState {
-  size = 0;
-  /* runstate was 100 bytes, zero padded, but we trimmed it to add a few fields */
-  runstate = new Uint8Array(32);
-  has_vm_was_suspended = 0;
-  vm_was_suspended = 0;
-  unused = new Uint8Array(66);
-  /** After loading: the source's run state and suspended flag. */
-  state: RunState = 'running';
-  received = false;
-  /** vm_set_suspended() on the destination. */
-  vm_suspended = false;
-
-  private do_store(state: RunState, suspended: boolean): void {
-    this.runstate.fill(0);
-    this.runstate.set(Buffer.from(state, 'latin1'));
-    this.has_vm_was_suspended = 1;
-    this.vm_was_suspended = suspended ? 1 : 0;
-    this.unused.fill(0);
-  }
-
-  /** global_state_store(): the run state before the stop for switchover. */
-  global_state_store(state: RunState, vm_was_suspended = false): void {
-    this.do_store(state, vm_was_suspended);
-  }
-
-  global_state_store_running(): void {
-    this.do_store('running', false);
-  }
-
-  global_state_received(): boolean {
-    return this.received;
-  }
-
-  global_state_get_runstate(): RunState {
-    return this.state;
-  }
-
-  /** register_global_state(): empty, nothing received. */
-  reset(): void {
-    this.runstate.fill(0);
-    this.received = false;
-  }
-
-  runstate_str(): string {
-    const end = this.runstate.indexOf(0);
-    return Buffer.from(this.runstate.subarray(0, end < 0 ? this.runstate.length : end)).toString('latin1');
-  }
-}
-
-export function make_vmstate_globalstate(globals: () => MigrationGlobals, error_report: (m: string) => void): VMStateDescription<GlobalState> {
-  return {
-    name: 'globalstate',
-    version_id: 1,
-    minimum_version_id: 1,
-    needed: () => globals().store_global_state,
-    pre_save: (s) => {
-      s.size = s.runstate_str().length + 1;
-      return 0;
-    },
-    post_load: (s) => {
-      s.received = true;
-      s.runstate[s.runstate.length - 1] = 0; // a malicious stream must not overflow the parse
-      const runstate = s.runstate_str();
-      const r = (RUN_STATES as readonly string[]).indexOf(runstate);
-      if (r < 0) {
-        error_report(`invalid parameter value: ${runstate}`);
-        return -EINVAL;
-      }
-      s.state = RUN_STATES[r]!;
-      s.vm_suspended = !!s.vm_was_suspended || s.state === 'suspended';
-      return 0;
-    },
-    fields: [
-      vmstate_uint32('size', 'size'),
-      vmstate_buffer('runstate', 'runstate'),
-      vmstate_uint8('has_vm_was_suspended', 'has_vm_was_suspended'),
-      vmstate_uint8('vm_was_suspended', 'vm_was_suspended'),
-      vmstate_buffer('unused', 'unused'),
-    ],
-  };
-}
 
 /** The device state a `none` machine migrates besides RAM. */
 export class VMDeviceState {
@@ -720,23 +349,6 @@ function uuid_unparse(u: Uint8Array): string {
 
 /* ---------- SaveStateEntry registry ---------- */
 
-/** SaveVMHandlers (include/migration/register.h), the members the lab uses. */
-export interface SaveVMHandlers<O> {
-  save_setup?(f: QEMUFile, opaque: O): Promise<number>;
-  save_live_iterate?(f: QEMUFile, opaque: O): Promise<number>;
-  save_live_complete_precopy?(f: QEMUFile, opaque: O): Promise<number>;
-  save_cleanup?(opaque: O): void;
-  is_active?(opaque: O): boolean;
-  is_active_iterate?(opaque: O): boolean;
-  has_postcopy?(opaque: O): boolean;
-  state_pending_estimate?(opaque: O, acc: PendingSizes): void;
-  state_pending_exact?(opaque: O, acc: PendingSizes): void;
-  load_setup?(opaque: O): number;
-  load_state?(f: QEMUFile, opaque: O, version_id: number): Promise<number>;
-  load_cleanup?(opaque: O): number;
-  switchover_ack_needed?(opaque: O): boolean;
-}
-
 export interface SaveStateEntry {
   idstr: string;
   instance_id: number;
@@ -751,31 +363,6 @@ export interface SaveStateEntry {
   vmsd: VMStateDescription<unknown> | null;
   opaque: unknown;
   is_ram: boolean;
-}
-
-/** The machine properties savevm consults. */
-export interface MachineProps {
-  name: string;
-  /** suppress-vmdesc: no JSON VM description at the end. */
-  suppress_vmdesc: boolean;
-}
-
-/** What savevm.c reads beyond ram.c's needs. */
-export interface SaveVMEnv extends MigrationEnv {
-  /** -global migration.* (send-configuration, send-section-footer, store-global-state). */
-  globals?: MigrationGlobals;
-  machine?: MachineProps;
-  /** -uuid, if given (configuration/uuid with validate-uuid). */
-  qemu_uuid?: Uint8Array | null;
-  warn_report?(msg: string): void;
-  /** The process's stdout (block_load()'s progress lines); absent: not printed. */
-  printf?(text: string): void;
-  /** Incoming MIG_CMD_OPEN_RETURN_PATH: open the return path; false if it cannot be. */
-  open_return_path?(): boolean;
-  /** Incoming MIG_CMD_PING: answer on the return path. */
-  migrate_send_rp_pong?(value: number): Promise<number>;
-  /** migrate_send_rp_switchover_ack(): 0 or a negative errno. */
-  migrate_send_rp_switchover_ack?(): Promise<number>;
 }
 
 /** PostcopyState on the incoming side. */
@@ -943,16 +530,16 @@ function save_section_footer(sv: SaveVMState, f: QEMUFile, se: SaveStateEntry): 
  * section, which also opens the VM description object.
  */
 export function qemu_savevm_state_header(f: QEMUFile, sv: SaveVMState): void {
-  sv.vmdesc = new JSONWriter();
+  sv.vmdesc = json_writer_new(false);
   qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
   qemu_put_be32(f, QEMU_VM_FILE_VERSION);
   if (sv.globals().send_configuration) {
     qemu_put_byte(f, QEMU_VM_CONFIGURATION);
     /* This starts the main json object, ended in ..._complete_precopy_non_iterable */
-    sv.vmdesc.start_object(null);
-    sv.vmdesc.start_object('configuration');
+    json_writer_start_object(sv.vmdesc, null);
+    json_writer_start_object(sv.vmdesc, 'configuration');
     vmstate_save_state(f, sv.vmstate_configuration, sv.config, sv.vmdesc);
-    sv.vmdesc.end_object();
+    json_writer_end_object(sv.vmdesc);
   }
 }
 
@@ -993,8 +580,8 @@ export function qemu_savevm_send_ping(f: QEMUFile, value: number): Promise<void>
  */
 export async function qemu_savevm_state_setup(f: QEMUFile, sv: SaveVMState): Promise<number> {
   let ret = 0;
-  sv.vmdesc?.int64('page_size', TARGET_PAGE_SIZE);
-  sv.vmdesc?.start_array('devices');
+  if (sv.vmdesc) json_writer_int64(sv.vmdesc, 'page_size', TARGET_PAGE_SIZE);
+  if (sv.vmdesc) json_writer_start_array(sv.vmdesc, 'devices');
   for (const se of sv.handlers) {
     if (!se.ops?.save_setup || !is_active(se)) continue;
     save_section_header(f, se, QEMU_VM_SECTION_START);
@@ -1057,14 +644,14 @@ export async function qemu_savevm_state_complete_precopy_iterable(f: QEMUFile, s
 function vmstate_save(f: QEMUFile, sv: SaveVMState, se: SaveStateEntry, vmdesc: JSONWriter | null): number {
   if (!se.vmsd) return 0; // no old-style save_state entries in the lab
   if (!vmstate_save_needed(se.vmsd, se.opaque)) return 0;
-  vmdesc?.start_object(null);
-  vmdesc?.str('name', se.idstr);
-  vmdesc?.int64('instance_id', se.instance_id);
+  if (vmdesc) json_writer_start_object(vmdesc, null);
+  if (vmdesc) json_writer_str(vmdesc, 'name', se.idstr);
+  if (vmdesc) json_writer_int64(vmdesc, 'instance_id', se.instance_id);
   save_section_header(f, se, QEMU_VM_SECTION_FULL);
   const ret = vmstate_save_state(f, se.vmsd, se.opaque, vmdesc);
   if (ret) return ret;
   save_section_footer(sv, f, se);
-  vmdesc?.end_object();
+  if (vmdesc) json_writer_end_object(vmdesc);
   return 0;
 }
 
@@ -1090,9 +677,9 @@ export function qemu_savevm_state_complete_precopy_non_iterable(f: QEMUFile, sv:
   if (!in_postcopy) qemu_put_byte(f, QEMU_VM_EOF);
 
   if (vmdesc) {
-    vmdesc.end_array();
-    vmdesc.end_object();
-    const json = Buffer.from(vmdesc.get(), 'latin1');
+    json_writer_end_array(vmdesc);
+    json_writer_end_object(vmdesc);
+    const json = Buffer.from(json_writer_get(vmdesc), 'latin1');
     if (should_send_vmdesc(sv)) {
       qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
       qemu_put_be32(f, json.length);

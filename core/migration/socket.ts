@@ -21,10 +21,10 @@ import type { QIOChannelFile } from '../io/channel-file.js';
 import {
   QIOChannelSocket,
   qio_channel_socket_connect_async,
-  qio_net_listener_open_sync,
   type QIOChannelStream,
   type SocketAddress,
 } from '../io/channel-socket.js';
+import { qio_net_listener_open_sync } from '../io/net-listener.js';
 
 /** The channels transports hand over: QIOChannel plus QEMUFile's writev()/read(into, off, len). */
 export type MigrationIOChannel = QIOChannelStream | QIOChannelFile;

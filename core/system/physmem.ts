@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { isMainThread } from 'node:worker_threads';
 import { RamPageBits } from '../migration/ram-map.js';
 import { BITS_TO_WORDS, find_next_bit, popcount32 } from '../util/bitmap.js';
+import { qatomic_cmpxchg } from '../util/atomic.js';
 
 export const TARGET_PAGE_BITS = 12;
 export const TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
@@ -359,7 +360,7 @@ export class RAMBlock {
     for (;;) {
       const t = Atomics.load(u, UFFD_Q_TAIL);
       if (((t - Atomics.load(u, UFFD_Q_HEAD)) | 0) >= UFFD_QUEUE_SIZE) return false;
-      if (Atomics.compareExchange(u, UFFD_Q_TAIL, t, (t + 1) | 0) === t) {
+      if (qatomic_cmpxchg(u, UFFD_Q_TAIL, t, (t + 1) | 0) === t) {
         Atomics.store(u, UFFD_Q_BASE + (t & (UFFD_QUEUE_SIZE - 1)), page + 1);
         return true;
       }

@@ -59,6 +59,10 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   // The lab's RAM map, its runtimes (worker threads, shared state) and its port of
   // scripts/analyze-migration.py (Python classes, not C functions) are not indexed.
   [/^core\/migration\/(ram-map\.ts|analyze-migration\.ts|runtime\/)/, null],
+  // savevm.h's section bytes and savevm.c's environment; register.h's SaveVMHandlers (no functions).
+  [/^core\/migration\/savevm-h\.ts$/, 'migration/savevm.h'],
+  [/^core\/migration\/register\.ts$/, 'include/migration/register.h'],
+  [/^core\/migration\/global-state\.ts$/, 'migration/global_state.c'],
   [/^core\/migration\/([a-z0-9-]+)\.ts$/, 'migration/$1.c'],
   [/^core\/io\/([a-z0-9-]+)\.ts$/, 'io/$1.c'],
   [/^core\/qmp\/(json-lexer|json-parser|json-streamer|json-writer|qdict|qobject)\.ts$/, 'qobject/$1.c'],
@@ -72,6 +76,8 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   [/^core\/vm\/hmp\.ts$/, 'monitor/hmp.c'],
   [/^core\/vm\/loader\.ts$/, 'hw/core/generic-loader.c'],
   [/^core\/util\/cutils\.ts$/, 'util/cutils.c'],
+  [/^core\/util\/qemu-sockets\.ts$/, 'util/qemu-sockets.c'],
+  [/^core\/util\/atomic\.ts$/, { file: 'include/qemu/atomic.h', note: 'macros over the compiler\'s __atomic builtins' }],
 ];
 
 /** Where the file rule does not hold: function → its QEMU 9.0 place. */
@@ -87,15 +93,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migration_rate_get: { file: 'migration/migration-stats.c' },
   migration_rate_set: { file: 'migration/migration-stats.c' },
   migration_rate_reset: { file: 'migration/migration-stats.c' },
-  vmstate_n_elems: { file: 'migration/vmstate.c' },
-  vmstate_save_state: { file: 'migration/vmstate.c' },
-  vmstate_subsection_save: { file: 'migration/vmstate.c' },
-  vmstate_load_state: { file: 'migration/vmstate.c' },
-  vmstate_subsection_load: { file: 'migration/vmstate.c' },
-  global_state_store: { file: 'migration/global_state.c' },
-  global_state_store_running: { file: 'migration/global_state.c' },
-  global_state_received: { file: 'migration/global_state.c' },
-  global_state_get_runstate: { file: 'migration/global_state.c' },
   // 9.0 names that 10.0 renamed or dropped.
   migrate_fd_connect: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_connect' } },
   migrate_fd_cleanup: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_cleanup' } },
@@ -140,7 +137,8 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   // The thread QEMU's migration code creates, and joins, through util/.
   qemu_thread_create: { file: 'util/qemu-thread-posix.c' },
   qemu_thread_join: { file: 'util/qemu-thread-posix.c' },
-  // Sockets: the address parsing and connecting half is util/qemu-sockets.c.
+  // Sockets: util/qemu-sockets.c (core/util/qemu-sockets.ts, as its file rule says; named
+  // here too, so the place holds whichever lab file a caller names).
   inet_parse: { file: 'util/qemu-sockets.c' },
   vsock_parse: { file: 'util/qemu-sockets.c' },
   socket_parse: { file: 'util/qemu-sockets.c' },
@@ -174,6 +172,10 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   process_queued_cpu_work: { file: 'cpu-common.c' },
   // The QMP dispatcher's pieces that 9.0 keeps in monitor/.
   qmp_qmp_capabilities: { file: 'monitor/qmp-cmds-control.c' },
+  // qobject/qjson.c's side of core/qmp/json-writer.ts (the rest is qobject/json-writer.c).
+  qobject_to_json: { file: 'qobject/qjson.c' },
+  qobject_to_json_pretty: { file: 'qobject/qjson.c' },
+  to_json: { file: 'qobject/qjson.c' },
   // The HMP command table's lookup.
   get_command_name: { file: 'monitor/hmp.c' },
   search_dispatch_table: { file: 'monitor/hmp.c' },
@@ -184,8 +186,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   monitor_fd_param: { file: 'monitor/fds.c' },
   is_valid_codepoint: { file: 'util/unicode.c' },
   mod_utf8_codepoint: { file: 'util/unicode.c' },
-  qobject_to_json: { file: 'qobject/qjson.c' },
-  qobject_to_json_pretty: { file: 'qobject/qjson.c' },
   address_space_read: { file: 'include/exec/memory.h', note: 'a static inline over address_space_read_full() (system/physmem.c)' },
   buffer_is_zero: { file: 'include/qemu/cutils.h', note: 'a static inline over util/bufferiszero.c' },
   cpu_physical_memory_get_dirty: { file: 'include/exec/ram_addr.h' },
@@ -228,10 +228,12 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'set_error', 'take_remote_error', 'put_byte', 'put_be16', 'put_be32', 'put_be64_hilo', 'put_be64', 'put_buffer',
   'put_buffer_async', 'take_buf', 'wait_below', 'fill_until', 'ensure_sync', 'peek_byte', 'get_byte', 'get_be16',
   'get_be32', 'get_be64', 'get_buffer', 'copy_bounced', 'get_buffer_async', 'pss_new', 'now_ms', 'ram_state_of',
-  'read_idstr', 'maybe_comma', 'start_object', 'end_object', 'start_array', 'end_array', 'vmstate_uint8', 'vmstate_uint32',
+  'read_idstr', 'vmstate_uint8', 'vmstate_uint32',
   'vmstate_int64', 'vmstate_buffer', 'vmstate_unused', 'do_store', 'runstate_str', 'make_vmstate_globalstate',
   'make_vmstate_configuration', 'validatable_capabilities', 'uuid_unparse', 'savevm_machine_none', 'create_migration_env',
-  'is_active', 'counted_string_c', 'cpu_throttle_timer_start',
+  'is_active', 'counted_string_c', 'cpu_throttle_timer_start', 'to_json_dict', 'set_optional', 'migrate_param_store', 'opt_bool', 'opt_uint16',
+  // core/io/channel-buffer.ts: the two halves of writev/readv for the lab's async mode.
+  'do_writev', 'do_read',
   // Checked against 10.0.2's tree (no function of these names anywhere in it): the lab's
   // socket reading (Node's stream events), JSON token helpers and userfaultfd emulation.
   'start_reading', 'onread_chunk', 'onread_buffer', 'read_release', 'is_readable', 'when_readable', 'read_borrow',

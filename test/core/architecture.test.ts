@@ -120,20 +120,6 @@ export function showCircle(edges: Map<string, string[]>, scc: string[]): string 
   return scc.join(', ');
 }
 
-/**
- * Circles other helpers of issue 15 are removing in their own branches: each edge here is
- * left out of the graph until then. Removed by i15-seams / i15-files: the lead deletes this
- * list at merge (and the test must stay green without it).
- */
-const KNOWN: Array<[from: string, to: string]> = [
-  // removed by i15-seams: channel.ts <-> migration.ts
-  ['core/migration/channel.ts', 'core/migration/migration.ts'],
-  // removed by i15-files: savevm.ts <-> ram.ts, block.ts, block-dirty-bitmap.ts (their SaveVMHandlers)
-  ['core/migration/ram.ts', 'core/migration/savevm.ts'],
-  ['core/migration/block.ts', 'core/migration/savevm.ts'],
-  ['core/migration/block-dirty-bitmap.ts', 'core/migration/savevm.ts'],
-];
-
 describe('core imports', () => {
   it('the scanner sees every form of import, value and type', () => {
     const text = [
@@ -176,16 +162,9 @@ describe('core imports', () => {
     expect(unresolved).toEqual([]);
   });
 
-  it('every KNOWN edge is still there (delete it once its circle is gone)', () => {
-    const { edges } = coreGraph();
-    expect(KNOWN.filter(([from, to]) => !(edges.get(from) ?? []).includes(to))).toEqual([]);
-  });
-
   it('has no import circle', () => {
     const { edges } = coreGraph();
-    const known = new Set(KNOWN.map(([from, to]) => `${from} ${to}`));
-    const kept = new Map([...edges].map(([file, deps]) => [file, deps.filter((d) => !known.has(`${file} ${d}`))]));
-    expect(importCircles(kept).map((scc) => showCircle(kept, scc))).toEqual([]);
+    expect(importCircles(edges).map((scc) => showCircle(edges, scc))).toEqual([]);
   });
 
   it('core/migration/ imports nothing from core/vm/', () => {

@@ -13,6 +13,7 @@ import type { QemuSemaphoreLike } from '../../util/qemu-thread.js';
 import type { MigrationParameters } from '../options.js';
 import { MIG_STATS_FIELDS, MigrationAtomicStats } from '../qemu-file.js';
 import type { MigrationStateStorage } from './state-storage.js';
+import { qatomic_cmpxchg } from '../../util/atomic.js';
 
 /** MigrationState's numbers that both threads read or write, in `nums` in this order. */
 const START_TIME = 0;
@@ -74,7 +75,7 @@ class SharedQemuSemaphore implements QemuSemaphoreLike {
   async wait(): Promise<void> {
     for (;;) {
       const n = Atomics.load(this.ctl, CTL_PAUSE_SEM);
-      if (n > 0 && Atomics.compareExchange(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
+      if (n > 0 && qatomic_cmpxchg(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
       if (n === 0) Atomics.wait(this.ctl, CTL_PAUSE_SEM, 0, 1000);
     }
   }
@@ -224,7 +225,7 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
     announcing_lock(ctl);
     try {
       this.before_change();
-      if (Atomics.compareExchange(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
+      if (qatomic_cmpxchg(ctl, CTL_STATE, stateIndex(old), stateIndex(next)) !== stateIndex(old)) return false;
       announce(next);
     } finally {
       Atomics.store(ctl, CTL_ANNOUNCING, 0);
@@ -246,5 +247,5 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
 
 /** Take the announcing lock (held for a compare-and-swap and an event: microseconds). */
 function announcing_lock(ctl: Int32Array): void {
-  while (Atomics.compareExchange(ctl, CTL_ANNOUNCING, 0, 1) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
+  while (qatomic_cmpxchg(ctl, CTL_ANNOUNCING, 0, 1) !== 0) Atomics.wait(ctl, CTL_ANNOUNCING, 1, 10);
 }

@@ -23,9 +23,9 @@ import {
   QIOChannelStream,
   QIO_CHANNEL_READ_HIGH_WATER,
   qio_channel_socket_connect_async,
-  qio_net_listener_open_sync,
   type SocketAddress,
 } from '../../../core/io/channel-socket.js';
+import { qio_net_listener_open_sync } from '../../../core/io/net-listener.js';
 import { pattern, sha } from '../../helpers/data.js';
 
 const MiB = 1 << 20;

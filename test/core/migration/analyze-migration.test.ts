@@ -23,8 +23,9 @@ import {
   shape_check,
   type MigrationReport,
 } from '../../../core/migration/analyze-migration.js';
-import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/migration-hmp-cmds.js';
-import { QIOChannelBuffer, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/options.js';
+import { qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {
   create_migration_env,

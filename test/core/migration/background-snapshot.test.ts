@@ -23,7 +23,6 @@ import {
 } from '../../../core/migration/migration.js';
 import { qmp_query_migrationthreads } from '../../../core/migration/threadinfo.js';
 import { migration_channel_connect } from '../../../core/migration/channel.js';
-import { QIOChannelBuffer as MemoryChannel } from '../../../core/migration/qemu-file.js';
 import type { RAMBlockLike } from '../../../core/migration/ram.js';
 import type { QapiEventMessage } from '../../../core/qmp/qapi-event.js';
 import { RAMBlock, RAM_UF_WRITEPROTECT, address_space_write } from '../../../core/system/physmem.js';
@@ -70,7 +69,7 @@ async function load(stream: Buffer, size: number): Promise<{ ram: RAMBlock; ret:
   const ram = RAMBlock.alloc(size);
   const dst = endpoint([ram], 'inmigrate');
   migrate_incoming_set_state(dst.env, 'none', 'setup');
-  const ret = await process_incoming_migration_co(dst.env, new MemoryChannel(stream));
+  const ret = await process_incoming_migration_co(dst.env, new QIOChannelBuffer(stream));
   return { ram, ret, state: dst.env.runstate.runstate_get() };
 }
 
@@ -93,7 +92,7 @@ describe('QIOChannelBuffer (io/channel-buffer.c)', () => {
     const b = qio_channel_buffer_new(8);
     qio_channel_set_name(b, 'vmstate-buffer');
     expect([b.name, b.capacity, b.usage, b.offset]).toEqual(['vmstate-buffer', 8, 0, 0]);
-    b.writev([Buffer.from('abcde'), Buffer.from('fghij')]);
+    void b.writev([Buffer.from('abcde'), Buffer.from('fghij')]);
     expect([b.capacity, b.usage, b.offset]).toEqual([10, 10, 10]);
     expect(b.data.subarray(0, b.usage).toString()).toBe('abcdefghij');
     b.seek(3);
@@ -155,7 +154,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     randomFillSync(ram.host.subarray(0, 2 * MiB));
     const src = endpoint([ram], 'running');
     src.caps('events', 'background-snapshot');
-    const ioc = new MemoryChannel(null, { async: true });
+    const ioc = new QIOChannelBuffer(null, { async: true });
     await snapshot(src, ioc);
 
     expect(src.env.s.state).toBe('completed');
@@ -231,7 +230,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
       if (!running && !atStop) atStop = Buffer.from(ram.host);
     });
     src.caps('events', 'background-snapshot');
-    const ioc = new MemoryChannel(null, { async: true });
+    const ioc = new QIOChannelBuffer(null, { async: true });
     const before = workload.pages_dirtied;
     try {
       await snapshot(src, ioc);
@@ -265,7 +264,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     const old = Buffer.from(ram.host);
     const src = endpoint([ram], 'running');
     src.caps('background-snapshot');
-    const ioc = new MemoryChannel(null, { async: true });
+    const ioc = new QIOChannelBuffer(null, { async: true });
     const last = ram.nr_pages - 1;
     const targets = [last, last - 1, last - 2, last - 3, last - 100];
     const faulted: boolean[] = [];
@@ -303,7 +302,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     randomFillSync(ram.host.subarray(0, MiB));
     const src = endpoint([ram], 'paused');
     src.caps('events', 'background-snapshot');
-    const ioc = new MemoryChannel(null, { async: true });
+    const ioc = new QIOChannelBuffer(null, { async: true });
     await snapshot(src, ioc);
     expect(names(src.log)).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION {"status":"active"}', 'MIGRATION {"status":"completed"}']);
     expect(src.env.runstate.runstate_get()).toBe('paused');
@@ -327,7 +326,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     };
     const src = endpoint([plain], 'running');
     src.caps('events', 'background-snapshot');
-    await snapshot(src, new MemoryChannel(null, { async: true }));
+    await snapshot(src, new QIOChannelBuffer(null, { async: true }));
     expect(names(src.log)).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION {"status":"active"}', 'STOP', 'MIGRATION {"status":"failed"}']);
     expect(src.errors).toEqual(['ram_write_tracking_start() failed: restoring initial memory state']);
     expect(src.env.runstate.runstate_get()).toBe('paused');
@@ -339,7 +338,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     const src = endpoint([ram], 'running');
     src.caps('events', 'background-snapshot');
     // A channel that takes a while per write, so the snapshot is far from done.
-    const ioc = new MemoryChannel(null, { async: true });
+    const ioc = new QIOChannelBuffer(null, { async: true });
     const slow: QIOChannel = {
       name: 'slow',
       writev: async (bufs) => (await sleep(5), ioc.writev(bufs)),

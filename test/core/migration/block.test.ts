@@ -7,12 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { BLK_MIG_BLOCK_SIZE } from '../../../core/migration/block.js';
 import {
-  QIOChannelBuffer,
   migration_rate_reset,
   migration_rate_set,
   qemu_file_new_input,
   qemu_file_new_output,
 } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {
   create_migration_env,

@@ -26,10 +26,9 @@ import {
   hmp_info_migrate_parameters,
   hmp_migrate_set_capability,
   hmp_migrate_set_parameter,
-  MIGRATION_GLOBALS_DEFAULT,
   printf_2f,
 } from '../../../core/migration/migration-hmp-cmds.js';
-import { MigrationOptions, type MigrationRunState } from '../../../core/migration/options.js';
+import { MIGRATION_GLOBALS_DEFAULT, MigrationOptions, type MigrationRunState } from '../../../core/migration/options.js';
 import { loadTranscript } from '../../helpers/fixtures.js';
 
 

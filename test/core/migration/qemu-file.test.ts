@@ -14,14 +14,13 @@ import {
   QIOChannelSocket,
   QIOChannelStream,
   qio_channel_socket_connect_async,
-  qio_net_listener_open_sync,
 } from '../../../core/io/channel-socket.js';
+import { qio_net_listener_open_sync } from '../../../core/io/net-listener.js';
 import {
   IO_BUF_SIZE,
   MAX_IOV_SIZE,
   MigrationAtomicStats,
   QEMUFile,
-  QIOChannelBuffer,
   migration_rate_exceeded,
   migration_rate_get,
   migration_rate_reset,
@@ -48,6 +47,7 @@ import {
   type QIOChannel,
   qemu_get_buffer,
 } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { EIO, strerror } from '../../../core/util/errno.js';
 
 type Op =

@@ -11,7 +11,6 @@ import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import {
   MAX_IOV_SIZE,
   MigrationAtomicStats,
-  QIOChannelBuffer,
   migration_rate_reset,
   migration_rate_set,
   qemu_file_new_input,
@@ -19,6 +18,7 @@ import {
   type QEMUFile,
   type QIOChannel,
 } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import {
   MAX_WAIT,
   RAMList,
@@ -38,9 +38,9 @@ import {
   ram_save_setup,
   ram_state_pending_estimate,
   ram_state_pending_exact,
-  type PendingSizes,
 } from '../../../core/migration/ram.js';
 import type { CpuThrottle } from '../../../core/system/cpu-throttle.js';
+import type { PendingSizes } from '../../../core/migration/register.js';
 import {
   create_migration_env,
   qemu_loadvm_state,

@@ -8,11 +8,21 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
-import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/migration-hmp-cmds.js';
-import { QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { MIGRATION_GLOBALS_DEFAULT } from '../../../core/migration/options.js';
+import { qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {
-  JSONWriter,
+  json_writer_end_array,
+  json_writer_end_object,
+  json_writer_get,
+  json_writer_int64,
+  json_writer_new,
+  json_writer_start_array,
+  json_writer_start_object,
+  json_writer_str,
+} from '../../../core/qmp/json-writer.js';
+import {
   MIG_CMD_PACKAGED,
   MIG_CMD_SWITCHOVER_START,
   QEMU_VM_COMMAND,
@@ -180,17 +190,17 @@ describe('saving', () => {
   });
 
   it('JSONWriter writes QEMU\'s compact form', () => {
-    const w = new JSONWriter();
-    w.start_object(null);
-    w.int64('a', 1);
-    w.start_array('b');
-    w.start_object(null);
-    w.str('c', 'x"y');
-    w.end_object();
-    w.int64(null, -2n);
-    w.end_array();
-    w.end_object();
-    expect(w.get()).toBe('{"a": 1, "b": [{"c": "x\\"y"}, -2]}');
+    const w = json_writer_new(false);
+    json_writer_start_object(w, null);
+    json_writer_int64(w, 'a', 1);
+    json_writer_start_array(w, 'b');
+    json_writer_start_object(w, null);
+    json_writer_str(w, 'c', 'x"y');
+    json_writer_end_object(w);
+    json_writer_int64(w, null, -2n);
+    json_writer_end_array(w);
+    json_writer_end_object(w);
+    expect(json_writer_get(w)).toBe('{"a": 1, "b": [{"c": "x\\"y"}, -2]}');
   });
 });
 

@@ -19,7 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RAMBlock } from '../../../core/system/physmem.js';
-import { QIOChannelBuffer, qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { qemu_file_new_input, qemu_file_new_output } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList } from '../../../core/migration/ram.js';
 import {
   create_migration_env,

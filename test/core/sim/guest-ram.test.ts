@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { PageContent, SimRAMBlock, GEN_BAD } from '../../../core/sim/guest-ram.js';
 import { MigrationOptions } from '../../../core/migration/options.js';
-import { QEMUFile, QIOChannelBuffer, qemu_file_new_input } from '../../../core/migration/qemu-file.js';
+import { QEMUFile, qemu_file_new_input } from '../../../core/migration/qemu-file.js';
+import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
 import { RAMList, ram_load, ram_save_cleanup, ram_save_complete, ram_save_setup, RAMMigration } from '../../../core/migration/ram.js';
 import { create_migration_env } from '../../../core/migration/savevm.js';
 import { bitmap_new } from '../../../core/util/bitmap.js';
