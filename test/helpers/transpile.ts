@@ -14,7 +14,7 @@ import ts from 'typescript';
 const SRC = path.resolve(import.meta.dirname, '../../core');
 
 /** What the vCPU workload thread runs. */
-export const VCPU_MODULES = ['system/physmem.ts', 'migration/ram-map.ts', 'system/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-spec.ts', 'vm/workload-worker.ts', 'util/cutils.ts', 'util/bitmap.ts'];
+export const VCPU_MODULES = ['system/physmem.ts', 'migration/ram-map.ts', 'system/cpu-throttle.ts', 'vm/workload.ts', 'vm/workload-spec.ts', 'vm/workload-worker.ts', 'util/cutils.ts', 'util/bitmap.ts', 'util/atomic.ts'];
 
 /** Transpile `files` (paths under core/) into a new temporary folder and return it. */
 export function transpileCore(files: readonly string[], prefix: string): string {
