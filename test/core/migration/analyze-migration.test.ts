@@ -57,7 +57,7 @@ async function streamError(p: Promise<unknown>): Promise<MigrationStreamError> {
   try {
     await p;
   } catch (e) {
-    if (!(e instanceof MigrationStreamError)) throw new Error(`not a MigrationStreamError: ${(e as Error)?.stack ?? e}`);
+    if (!(e instanceof MigrationStreamError)) throw new Error(`not a MigrationStreamError: ${e instanceof Error && e.stack ? e.stack : String(e)}`);
     return e;
   }
   throw new Error('the read succeeded');
