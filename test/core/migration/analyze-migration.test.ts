@@ -40,6 +40,7 @@ import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/vm/ram.js';
 import { BLOB_BIN, QEMU, QEMU_AVAILABLE, spawnEndpoint, untilMigration, type Endpoint } from '../../helpers/endpoint-process.js';
 import { FIXTURES, loadTranscript } from '../../helpers/fixtures.js';
 import { parseRamStream } from '../../helpers/migration-stream.js';
+import { parseJson, type MigrationInfo, type QmpReply } from '../../helpers/json.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 const RAM_64M = 64 << 20;
@@ -75,7 +76,7 @@ function recordedRam(version: string): { normal: number; duplicate: number } {
   const done = loadTranscript(version, 's_loader_stream').filter(
     (r) => r.vm === 'src' && r.dir === 'recv' && r.kind === 'return' && r.raw?.includes('"status": "completed"'),
   );
-  return JSON.parse(done[0].raw!).return.ram;
+  return parseJson<QmpReply<MigrationInfo>>(done[0].raw!).return.ram;
 }
 
 const layout = (r: MigrationReport) =>
@@ -166,7 +167,7 @@ describe('the recorded QEMU streams (s_loader_stream: -machine none -m 64, blob.
       }
 
       // The description is the JSON that ends the file.
-      const vmdesc = JSON.parse(stream.subarray(r.vmdesc!.offset + 5).toString());
+      const vmdesc = parseJson<Record<string, unknown>>(stream.subarray(r.vmdesc!.offset + 5).toString());
       expect(r.vmdesc).toEqual({ offset: r.sections.at(-1)!.offset, length: stream.length - r.vmdesc!.offset, json: vmdesc });
       expect('configuration' in vmdesc).toBe(version !== '7.2'); // 8.2 added it
     });

@@ -31,6 +31,7 @@ import {
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
 import { be32 } from '../../helpers/data.js';
+import { parseJson } from '../../helpers/json.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 
@@ -132,7 +133,7 @@ describe('saving', () => {
     const { stream } = await save(8, { globals });
     expect(stream.includes(Buffer.concat([Buffer.from([0x7e]), be32(2)]))).toBe(false);
     expect(stream.includes(Buffer.from('globalstate'))).toBe(false);
-    const json = JSON.parse(stream.subarray(stream.lastIndexOf(Buffer.from('{"configuration"'))).toString());
+    const json = parseJson<{ devices: { name: string }[] }>(stream.subarray(stream.lastIndexOf(Buffer.from('{"configuration"'))).toString());
     expect(json.devices.map((d: { name: string }) => d.name)).toEqual(['timer']);
     // and it loads where the same globals are set
     const r = await load(stream, { globals });
@@ -298,7 +299,7 @@ describe('loading', () => {
       errors: ['ENABLE_COLO command come in migration stream, but COLO module is not built in'],
     });
     const pongs: number[] = [];
-    const rp = { open_return_path: () => true, migrate_send_rp_pong: async (v: number) => (pongs.push(v), 0) };
+    const rp = { open_return_path: () => true, migrate_send_rp_pong: (v: number) => (pongs.push(v), Promise.resolve(0)) };
     expect(await load(withCmd(Buffer.concat([cmd(1), cmd(2, be32(9))])), rp)).toMatchObject({ ret: 0, errors: [] });
     expect(pongs).toEqual([9]);
     // PACKAGED: the sections up to and including EOF, wrapped; the outer stream then ends too
