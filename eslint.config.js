@@ -22,16 +22,18 @@ export default tseslint.config(
       // intersections of equal types on purpose, which these call redundant.
       '@typescript-eslint/no-duplicate-type-constituents': 'off',
       '@typescript-eslint/no-redundant-type-constituents': 'off',
-      // Not yet (issue 15, step by step): each has hundreds of hits to go through by hand.
+    },
+  },
+  {
+    // Not yet in these four folders: until the i15 redesign lands (lead turns these on at merge).
+    files: ['core/migration/**', 'core/vm/**', 'core/sim/**', 'core/io/**'],
+    rules: {
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-explicit-any': 'off',
-      // Not yet either, a few dozen hits each: async functions that implement an async
-      // interface without awaiting (SaveVMHandlers-like tables), handler methods passed
-      // unbound, template and String() of values typed unknown.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/unbound-method': 'off',
       '@typescript-eslint/no-base-to-string': 'off',
