@@ -259,7 +259,7 @@ const RULES: Record<string, Rule[]> = {
       },
     },
     {
-      reason: "migrate-pause: 8.2 (postcopy recovery fixes) also accepts postcopy-recover and says so",
+      reason: 'migrate-pause: 8.2 (postcopy recovery fixes) also accepts postcopy-recover and says so',
       apply: (raw) =>
         raw.replace(
           'migrate-pause is currently only supported during postcopy-active state',

@@ -740,7 +740,7 @@ class Conn {
     for (const part of chunks(bytes, cuts)) this.mon.feed(part);
   }
 
-    /** Has a reply carrying this (string) id been written? */
+  /** Has a reply carrying this (string) id been written? */
   hasReply(id: string): boolean {
     const head = `{"id": "${id}", `;
     const tail = `, "id": "${id}"}\r\n`;

@@ -170,7 +170,7 @@ describe('the switchover threshold and decisions on the remaining chart (bandwid
   });
 });
 
-describe("the charts of a real QEMU (its trace log: no lab-only marks)", () => {
+describe('the charts of a real QEMU (its trace log: no lab-only marks)', () => {
   it('a row per window from migrate_transferred: remaining, threshold, throughput; a pass per bitmap sync', () => {
     const text = readFileSync(traceFixture('10.0', 't2_precopy_cancelled.src.log'), 'utf8');
     const d = new ChartData();

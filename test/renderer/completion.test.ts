@@ -90,7 +90,7 @@ describe('completion data from QMP replies', () => {
 });
 
 describe('CompletionLoader', () => {
-  it("asks a lab endpoint for query-commands only, and keeps its replies from the console", () => {
+  it('asks a lab endpoint for query-commands only, and keeps its replies from the console', () => {
     const l = new CompletionLoader();
     const sent = l.begin(LAB_GREETING);
     expect(sent).toHaveLength(1);

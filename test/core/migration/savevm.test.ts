@@ -383,9 +383,11 @@ describe('corrupted and truncated streams', () => {
             if (!s.length) break;
             // most bytes are page data: aim some edits at the framing before and after it
             const p =
-              where === 'head' ? pos % Math.min(s.length, 120)
-              : where === 'devices' ? Math.max(0, Math.min(s.length, eof + 1) - 1 - (pos % 200))
-              : pos % s.length;
+              where === 'head'
+                ? pos % Math.min(s.length, 120)
+                : where === 'devices'
+                  ? Math.max(0, Math.min(s.length, eof + 1) - 1 - (pos % 200))
+                  : pos % s.length;
             s[p] = v;
           }
           const r = await load(s, {}, 6);

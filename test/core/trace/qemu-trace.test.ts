@@ -234,7 +234,7 @@ describe('the table', () => {
 });
 
 describe('docs/qemu-trace.md', () => {
-  it("lists every row of the table, and no point the table does not have", () => {
+  it('lists every row of the table, and no point the table does not have', () => {
     const doc = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'qemu-trace.md'), 'utf8');
     const rows = [...doc.matchAll(/^\| `([a-z_0-9]+)` \|/gm)].map((m) => m[1]);
     expect([...new Set(rows)].sort()).toEqual(Object.keys(TRACE_POINTS).sort());
