@@ -72,7 +72,8 @@ async function migrate(dir: string, tag: string, blob: string, qemu: boolean, pr
     const r = await src.execute('migrate', { uri: `unix:${migSock}` });
     if (!('return' in r)) throw new Error(`${tag}: migrate failed: ${JSON.stringify(r)}`);
     for (;;) {
-      const q = (await src.execute('query-migrate')).return;
+      const q = (await src.execute<{ status: string; ram: { transferred: number }; 'total-time': number }>('query-migrate')).return;
+      if (!q) throw new Error(`${tag}: query-migrate failed`);
       if (q.status === 'completed') {
         src.close();
         dst.close();

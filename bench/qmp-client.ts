@@ -18,6 +18,12 @@ export async function connectUnix(path: string, timeoutMs = 20000): Promise<net.
   }
 }
 
+/** A QMP reply: `return` (of the type the command gives, R) or `error`. */
+export interface BenchReply<R = unknown> {
+  return?: R;
+  error?: { class: string; desc: string };
+}
+
 export class BenchQmp {
   private buf = '';
   private waiting: ((line: string) => void)[] = [];
@@ -50,10 +56,11 @@ export class BenchQmp {
     return l !== undefined ? Promise.resolve(l) : new Promise((r) => this.waiting.push(r));
   }
 
-  async execute(cmd: string, args?: unknown): Promise<any> {
+  /** The reply to `cmd` (events before it are skipped); R: what its `return` is. */
+  async execute<R = unknown>(cmd: string, args?: unknown): Promise<BenchReply<R>> {
     this.sock.write(JSON.stringify(args === undefined ? { execute: cmd } : { execute: cmd, arguments: args }) + '\n');
     for (;;) {
-      const o = JSON.parse(await this.line());
+      const o = JSON.parse(await this.line()) as BenchReply<R> | { event: string };
       if (!('event' in o)) return o;
     }
   }

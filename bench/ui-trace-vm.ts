@@ -146,7 +146,7 @@ const qmpServer = net.createServer((sock) => {
       buf = buf.slice(i + 1);
       let cmd: { execute?: string; id?: unknown };
       try {
-        cmd = JSON.parse(line);
+        cmd = JSON.parse(line) as typeof cmd;
       } catch {
         continue;
       }

@@ -235,7 +235,7 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
           const until = performance.now() + 1000;
           for (;;) {
             const d = dst.closed ? { status: 'failed' } : ((await dst.call('query-migrate').catch(() => ({ status: 'failed' }))) as Record<string, unknown>);
-            dst_status = String(d.status ?? 'none');
+            dst_status = typeof d.status === 'string' ? d.status : 'none';
             if (st !== 'completed' || dst_status === 'completed' || dst_status === 'failed' || performance.now() > until) break;
             await new Promise((r) => setTimeout(r, 10));
           }
@@ -264,7 +264,7 @@ export async function run_live(sc: Scenario, miglab: string): Promise<LiveResult
       outcome,
       error: script_error ?? (typeof info['error-desc'] === 'string' ? info['error-desc'] : null),
       source: {
-        status: String(info.status ?? 'none'),
+        status: typeof info.status === 'string' ? info.status : 'none',
         'total-time': typeof info['total-time'] === 'number' ? info['total-time'] : null,
         downtime: typeof info.downtime === 'number' ? info.downtime : null,
         passes: ram['dirty-sync-count'] ?? 0,

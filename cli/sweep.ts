@@ -108,8 +108,7 @@ function field_at(path: (string | number)[]): FieldSpec | null {
     else if (f.type === 'union') {
       const variants: { fields: Readonly<Record<string, FieldSpec>> }[] = Object.values(f.variants);
       next = variants.find((v) => Object.hasOwn(v.fields, key))?.fields[key];
-    }
-    else if (f.type === 'array' && typeof seg === 'number') next = f.items;
+    } else if (f.type === 'array' && typeof seg === 'number') next = f.items;
     else if (f.type === 'record') next = f.values;
     if (!next) return null;
     f = next;

@@ -36,17 +36,17 @@ export class VmOptionError extends Error {
 export type QmpChardevConfig =
   | { type: 'unix'; id: string; spec: string; pretty: boolean; path: string; server: boolean; wait: boolean }
   | {
-      type: 'inet';
-      id: string;
-      spec: string;
-      pretty: boolean;
-      /** '' = all interfaces, as QEMU. */
-      host: string;
-      port: number;
-      server: boolean;
-      wait: boolean;
-      nodelay: boolean;
-    }
+    type: 'inet';
+    id: string;
+    spec: string;
+    pretty: boolean;
+    /** '' = all interfaces, as QEMU. */
+    host: string;
+    port: number;
+    server: boolean;
+    wait: boolean;
+    nodelay: boolean;
+  }
   | { type: 'stdio'; id: string; spec: string; pretty: boolean };
 
 export interface VmConfig {

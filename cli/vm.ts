@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
   // A bug must not take the guest down with it: report it and keep serving (QEMU would
   // abort; the lab prefers a running VM and a loud message).
   process.on('uncaughtException', (e) => process.stderr.write(`${PROG}: internal error: ${e?.stack ?? e}\n`));
-  process.on('unhandledRejection', (e) => process.stderr.write(`${PROG}: internal error: ${(e as Error)?.stack ?? e}\n`));
+  process.on('unhandledRejection', (e) => process.stderr.write(`${PROG}: internal error: ${e instanceof Error && e.stack ? e.stack : String(e)}\n`));
   for (const [sig, num] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
     process.on(sig, () => {
       // Node cannot tell the sender's pid, so QEMU's "from pid N (name)" part is left out.

@@ -115,7 +115,7 @@ function answerSpec(s: Extract<LessonStep, { kind: 'predict' }>): LessonAnswerSp
       choices: a.choices.map((id, i) => ({ id, label: { en: a.choice_labels?.[i] ?? id, 'zh-Hans': a.choice_labels_zh?.[i] ?? a.choice_labels?.[i] ?? id } })),
     };
   }
-  return { kind: 'number', measure: a.measure, unit: MEASURES[a.measure]?.unit ?? '', tolerance: a.tolerance === undefined ? '0' : String(a.tolerance) };
+  return { kind: 'number', measure: a.measure, unit: MEASURES[a.measure]?.unit ?? '', tolerance: a.tolerance === undefined ? '0' : typeof a.tolerance === 'string' ? a.tolerance : JSON.stringify(a.tolerance) };
 }
 
 /** A lesson's or attempt's error as the host gives it: a HostError of its first line (others as they are). */

@@ -113,8 +113,10 @@ function handleOf(proc: ChildProcess, channel: Pick<ChildHandle, 'post' | 'onMes
  * A child's end, seen once: end() records the first exit and tells the listeners;
  * onExit() after the end still hears of it (on the next microtask). Both process hosts
  * (child_process here, utilityProcess in main/) keep their ChildHandle's exit with it.
+ * end and onExit are function members, not methods: they use no `this`, and the hosts pass
+ * onExit on unbound.
  */
-export function exitLatch(): { readonly ended: ChildExit | null; end(e: ChildExit): void; onExit(l: (e: ChildExit) => void): void } {
+export function exitLatch(): { readonly ended: ChildExit | null; end: (e: ChildExit) => void; onExit: (l: (e: ChildExit) => void) => void } {
   let ended: ChildExit | null = null;
   const listeners: ((e: ChildExit) => void)[] = [];
   return {

@@ -91,7 +91,7 @@ export class QmpClient {
   private onLine(line: string): void {
     let msg: { id?: unknown; return?: unknown; error?: { class?: string; desc?: string } };
     try {
-      msg = JSON.parse(line);
+      msg = JSON.parse(line) as typeof msg;
     } catch {
       return;
     }

@@ -146,7 +146,7 @@ export class HostCore {
       const value = await this.dispatch(msg, client);
       return { type: 'result', req: msg.req, ok: true, value: value ?? null };
     } catch (e) {
-      if (!(e instanceof HostError)) this.log(`miglab host: ${msg.type}: ${(e as Error)?.stack ?? e}`);
+      if (!(e instanceof HostError)) this.log(`miglab host: ${msg.type}: ${e instanceof Error && e.stack ? e.stack : String(e)}`);
       return { type: 'result', req: msg.req, ok: false, error: (e as Error)?.message ?? String(e) };
     }
   }
@@ -485,6 +485,7 @@ export class HostServer {
     ws.on('error', () => {});
     ws.on('message', (data, isBinary) => {
       if (isBinary) return client.send({ type: 'error', error: 'binary frames are not part of the host API' });
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a text frame's data is a Buffer (ws's binaryType is nodebuffer), whose toString is its UTF-8 text
       void this.core.answer(client, parseClientMessage(data.toString())).then((m) => client.send(m));
     });
   }

@@ -76,7 +76,8 @@ run.onSimStatus((status) => queue({ k: 'sim', status }));
 const clearing = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
 
 function answer(id: number, work: () => unknown): void {
-  void (async () => work())().then(
+  // (A promise of work(): what it returns, or what it throws as a rejection.)
+  void new Promise<unknown>((resolve) => resolve(work())).then(
     (value) => results.push({ id, ok: true, value: value ?? null }),
     (e: unknown) => {
       const err = e instanceof Error ? e : new Error(String(e));

@@ -268,7 +268,7 @@ export class SimulationProxy extends SlotEventSource {
           .then(
             () => this.post(c, { t: 'cleared', id: m.id }),
             (e: unknown) => {
-              if (!(e instanceof HostError)) this.log(`miglab host: sim.start: emptying the slots: ${(e as Error)?.stack ?? e}`);
+              if (!(e instanceof HostError)) this.log(`miglab host: sim.start: emptying the slots: ${e instanceof Error && e.stack ? e.stack : String(e)}`);
               this.post(c, { t: 'cleared', id: m.id, error: (e as Error)?.message ?? String(e) });
             },
           );

@@ -81,8 +81,10 @@ export function check_measure(c: TaskCheck, run: LessonRun): CheckResult {
     ok &&= typeof v === 'number' && v <= e;
   }
   if (c.includes !== undefined) {
-    want.push(`includes ${String(c.includes)}`);
-    ok &&= Array.isArray(v) && v.includes(String(c.includes));
+    // A list's member is a string; a number or another JSON value matches as its JSON text.
+    const member = typeof c.includes === 'string' ? c.includes : JSON.stringify(c.includes);
+    want.push(`includes ${member}`);
+    ok &&= Array.isArray(v) && v.includes(member);
   }
   if (c.order !== undefined) {
     const o = c.order.map(String);

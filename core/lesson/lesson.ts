@@ -145,7 +145,7 @@ function check_params(raw: RawLesson): Record<string, LessonParam> {
     for (const [k, v] of [['max', hi], ['step', st]] as const) {
       if (v.unit !== lo.unit) fail([...path, k], `is a ${v.unit}, min is a ${lo.unit}`);
     }
-    if (lo.unit === 'word') fail([...path, 'min'], `expected a number, size, rate or duration, got "${p.min}"`);
+    if (lo.unit === 'word') fail([...path, 'min'], `expected a number, size, rate or duration, got "${lo.value}"`);
     const [a, b, s] = [lo.value as number, hi.value as number, st.value as number];
     if (!(s > 0)) fail([...path, 'step'], `must be above 0, got ${s}`);
     if (b < a) fail([...path, 'max'], `is below min (${b} < ${a})`);
@@ -343,8 +343,8 @@ export function steps_by_kind(lesson: Lesson): Record<LessonStep['kind'], number
 
 /** The text field of `name` in `locale` (title, summary, text, question, why, goal, hint, label). */
 export function localized<T extends object>(o: T, name: string, locale: LessonLocale): string {
-  const rec = o as Record<string, unknown>;
-  return String(rec[locale === 'en' ? name : `${name}_zh`] ?? '');
+  const text = (o as Record<string, unknown>)[locale === 'en' ? name : `${name}_zh`];
+  return typeof text === 'string' ? text : '';
 }
 
 /* ------------------------------ JSON Schema ------------------------------ */

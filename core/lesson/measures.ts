@@ -37,9 +37,9 @@ const event_log = (run: LessonRun, side: 'src' | 'dst'): string[] =>
   run.result.events
     .filter((e) => e.side === side)
     .map((e) => {
-      const d = e.data as { status?: unknown; pass?: unknown } | undefined;
+      const d = e.data as { status?: string; pass?: number } | undefined; // MIGRATION's status, MIGRATION_PASS's pass
       const detail = d?.status ?? d?.pass;
-      return detail === undefined ? e.event : `${e.event}:${String(detail)}`;
+      return detail === undefined ? e.event : `${e.event}:${detail}`;
     });
 /** The run states one end went through (the runner's state entries), the first one included. */
 function runstates(entries: readonly TimelineEntry[]): string[] {

@@ -35,8 +35,8 @@ export class GHashTableModel {
 
   constructor() {
     this.setShift(HASH_TABLE_MIN_SHIFT);
-    this.keys = new Array(this.size).fill(null);
-    this.hashes = new Array(this.size).fill(UNUSED);
+    this.keys = new Array<string | null>(this.size).fill(null);
+    this.hashes = new Array<number>(this.size).fill(UNUSED);
   }
 
   private setShift(shift: number): void {
@@ -107,8 +107,8 @@ export class GHashTableModel {
       shift++;
     }
     this.setShift(Math.max(shift, HASH_TABLE_MIN_SHIFT));
-    this.keys = new Array(this.size).fill(null);
-    this.hashes = new Array(this.size).fill(UNUSED);
+    this.keys = new Array<string | null>(this.size).fill(null);
+    this.hashes = new Array<number>(this.size).fill(UNUSED);
     this.nnodes = 0;
     this.noccupied = 0;
     for (const k of live) {

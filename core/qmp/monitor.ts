@@ -156,7 +156,7 @@ export class MonitorQMP<Ctx> {
       rsp = await qmp_dispatch(cmds, req, this.oobEnabled, this.host.context(this));
     } catch (e) {
       // A bug in a handler must not take the endpoint down: report it, keep serving.
-      process.stderr.write(`miglab: internal error in QMP command: ${(e as Error)?.stack ?? e}\n`);
+      process.stderr.write(`miglab: internal error in QMP command: ${e instanceof Error && e.stack ? e.stack : String(e)}\n`);
       rsp = qmp_error_response(new QmpError('GenericError', `Internal error: ${(e as Error)?.message ?? e}`));
     }
     if (!this.negotiated && rsp.error?.class === 'CommandNotFound') {

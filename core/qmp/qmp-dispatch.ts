@@ -9,6 +9,11 @@ import { isQDict, type QDict, type QObject } from './qobject.js';
 import type { SchemaRegistry } from './schema/registry.js';
 import type { QapiCommand } from './schema/types.js';
 
+/**
+ * A command's handler. Each declares its own arguments' type: what the input visitor made of
+ * them, checked against the command's QAPI schema first, which the type system cannot see.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above: the schema, not TypeScript, types `args`
 export type QmpHandler<Ctx> = (args: any, ctx: Ctx) => unknown;
 
 export interface QmpCommand<Ctx> {

@@ -241,7 +241,7 @@ export class QemuTraceReader {
     this.emit({ ...where, type: 'mark', name: row.mark ?? l.point, ...(args ? { args } : {}) });
     if (row.state && typeof args?.state === 'string') this.setState(t, args.state, ts);
     if (row.runstate && typeof args?.to === 'string') {
-      this.emit({ ...where, type: 'state', what: 'runstate', from: this.runstate ?? String(args.from ?? 'prelaunch'), to: args.to });
+      this.emit({ ...where, type: 'state', what: 'runstate', from: this.runstate ?? (typeof args.from === 'string' ? args.from : 'prelaunch'), to: args.to });
       this.runstate = args.to;
     }
     if (row.calls && this.isMigrationThread(t) && t.kind !== 'bg_snapshot') {

@@ -52,9 +52,9 @@ export class Tracer {
       const ret = fn();
       if (ret instanceof Promise) {
         return ret.then(
-          (v) => (this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name }), v),
-          (e) => {
-            this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name, error: String(e?.message ?? e) });
+          (v: unknown) => (this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name }), v),
+          (e: unknown) => {
+            this.emit({ ...this.where(thread.name, thread.tid), type: 'exit', fn: name, error: e instanceof Error ? e.message : String(e) });
             throw e;
           },
         ) as T;

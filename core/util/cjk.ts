@@ -18,7 +18,7 @@ export function join_cjk_breaks_zh<T>(v: T): T {
   if (!v || typeof v !== 'object') return v;
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) {
-    if (k.endsWith('_zh')) out[k] = typeof x === 'string' ? join_cjk_breaks(x) : Array.isArray(x) ? x.map((s) => (typeof s === 'string' ? join_cjk_breaks(s) : s)) : x;
+    if (k.endsWith('_zh')) out[k] = typeof x === 'string' ? join_cjk_breaks(x) : Array.isArray(x) ? x.map((s: unknown) => (typeof s === 'string' ? join_cjk_breaks(s) : s)) : x;
     else out[k] = join_cjk_breaks_zh(x);
   }
   return out as T;

@@ -9,9 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MigrationDump, MigrationReportShape, shape_check } from '../../core/migration/analyze-migration.js';
+import { MigrationDump, MigrationReportShape, shape_check, type MigrationReport } from '../../core/migration/analyze-migration.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
 import { FIXTURES } from '../helpers/fixtures.js';
+import { parseJson } from '../helpers/json.js';
 
 const fixture = (v: string): string => join(FIXTURES, `qemu-${v}`, 'streams', 'none-64m-loader.mig');
 const scratch = mkdtempSync(join(tmpdir(), 'miglab-inspect-'));
@@ -75,7 +76,7 @@ describe('miglab inspect on the recorded streams', () => {
     for (const v of ['7.2', '10.0']) {
       const r = miglab('inspect', '--json', fixture(v));
       expect(r.code, r.stderr).toBe(0);
-      const json = JSON.parse(r.stdout);
+      const json = parseJson<MigrationReport>(r.stdout);
       expect(shape_check(json, MigrationReportShape)).toEqual([]);
       expect(json).toEqual(JSON.parse(JSON.stringify(await MigrationDump.inspect(fixture(v)))));
       expect(Object.keys(json)).toEqual(Object.keys(MigrationReportShape.object));

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGLAB } from '../helpers/endpoint-process.js';
+import type { Grade } from '../../core/lesson/grade-types.js';
+import { parseJson } from '../helpers/json.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'miglab-lesson-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -55,8 +57,8 @@ describe('miglab lesson', () => {
     expect(ok.stdout).toContain('call-chain, seed 3: passed');
     const wrong = miglab('check', 'call-chain', '--attempt', file('wrong.yaml', RIGHT.replace('guess-creator: migrate_fd_connect', 'guess-creator: qmp_migrate')), '--json');
     expect(wrong.code).toBe(1);
-    const g = JSON.parse(wrong.stdout);
-    expect(g.steps.find((s: { id: string }) => s.id === 'guess-creator').checks[0]).toEqual({
+    const g = parseJson<Grade>(wrong.stdout);
+    expect(g.steps.find((s) => s.id === 'guess-creator')!.checks[0]).toEqual({
       what: 'thread_created_by',
       expected: 'your answer: qmp_migrate',
       measured: 'migrate_fd_connect',

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGLAB } from '../helpers/endpoint-process.js';
+import { match } from '../helpers/matchers.js';
+import { parseJson } from '../helpers/json.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'miglab-run-report-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -101,7 +103,7 @@ describe('miglab run: reports', () => {
     );
     const j = miglab('run', f, '--json');
     expect(j.code).toBe(4);
-    expect(JSON.parse(j.stdout).expect).toContainEqual({ what: 'expect.downtime.min', expected: '≥ 10000', actual: expect.any(String), ok: false });
+    expect(parseJson<{ expect: unknown[] }>(j.stdout).expect).toContainEqual({ what: 'expect.downtime.min', expected: '≥ 10000', actual: match.any(String), ok: false });
   });
 
   it('exits 0 for a preset whose expected outcome is a failure, and 1 for a YAML error at its line and field', () => {

@@ -10,6 +10,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGLAB } from '../helpers/endpoint-process.js';
 import { PRESET_NAMES } from '../helpers/presets.js';
+import type { SimResult } from '../../core/sim/runner.js';
+import { parseJson, type MigrationInfo } from '../helpers/json.js';
+
+/** `miglab run --json`'s output (cli/run.ts): the run's result, with the process's host figures. */
+type RunJson = Omit<SimResult, 'query_migrate'> & { query_migrate: { src: MigrationInfo; dst: MigrationInfo }; host: { wall_ms: number; max_rss_bytes: number; node: string } };
 
 const scratch = mkdtempSync(join(tmpdir(), 'miglab-run-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -45,7 +50,7 @@ describe('miglab run', () => {
     const trace = join(scratch, 'small.trace.json');
     const j = miglab('run', file, '--json', '--trace', trace);
     expect(j.code, j.stderr).toBe(0);
-    const r = JSON.parse(j.stdout);
+    const r = parseJson<RunJson>(j.stdout);
     expect(r).toMatchObject({ name: 'small', seed: 1, outcome: 'completed', error: null });
     expect(r.source.status).toBe('completed');
     expect(r.destination.generations_match).toBe(true);
@@ -56,12 +61,12 @@ describe('miglab run', () => {
       'MIGRATION',
     ]);
     expect(r.host.max_rss_bytes).toBeGreaterThan(0);
-    const t = JSON.parse(readFileSync(trace, 'utf8'));
+    const t = parseJson<{ displayTimeUnit: string; traceEvents: { name: string; ph: string }[] }>(readFileSync(trace, 'utf8'));
     expect(t.displayTimeUnit).toBe('ms');
     expect(t.traceEvents.some((e: { name: string; ph: string }) => e.name === 'migration_thread' && e.ph === 'B')).toBe(true);
 
     // --seed: another run, same scenario.
-    const s2 = JSON.parse(miglab('run', file, '--json', '--seed', '2').stdout);
+    const s2 = parseJson<RunJson>(miglab('run', file, '--json', '--seed', '2').stdout);
     expect(s2.seed).toBe(2);
     expect(s2.source.transferred).not.toBe(r.source.transferred);
   });
@@ -103,7 +108,7 @@ describe('miglab run', () => {
     });
     const r = miglab('run', file, '--json');
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout);
+    const j = parseJson<RunJson>(r.stdout);
     expect(j.query_migrate.src.ram.total).toBe(64 * 2 ** 30);
     expect(j.source.normal + j.source.duplicate).toBeGreaterThanOrEqual(16 * 2 ** 20); // every page once at least
     expect(j.destination.generations_match).toBe(true);

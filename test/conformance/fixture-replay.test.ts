@@ -34,6 +34,7 @@ import { SCHEMA } from '../../core/vm/vm.js';
 import { randomScratchFile } from '../helpers/data.js';
 import { FIXTURES, loadTranscript, type FixtureRecord } from '../helpers/fixtures.js';
 import { freePort, spawnEndpoint, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import type { MigrationCapabilityStatus, MigrationParameters } from '../helpers/json.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -145,13 +146,11 @@ const PARAMS_90_EXTRA_OVER_100: Record<string, unknown> = {
  * insertion order (for MigrationParameters: the schema's member order), since keys that
  * share a QDict bucket print newest first.
  */
-function editReturn(raw: string, edit: (ret: any) => any): string {
-  let ret = edit(toPlain(parseQmpLine(raw)).return);
-  if (!Array.isArray(ret)) {
-    const members = (SCHEMA.type('MigrationParameters') as QapiStruct).members.map((m) => m.name);
-    ret = Object.fromEntries(members.filter((k) => k in ret).map((k) => [k, ret[k]]));
-  }
-  return qobject_to_json({ return: ret });
+function editReturn<R extends MigrationCapabilityStatus[] | MigrationParameters>(raw: string, edit: (ret: R) => R): string {
+  const ret: MigrationCapabilityStatus[] | MigrationParameters = edit((toPlain(parseQmpLine(raw)) as { return: R }).return);
+  if (Array.isArray(ret)) return qobject_to_json({ return: ret });
+  const members = (SCHEMA.type('MigrationParameters') as QapiStruct).members.map((m) => m.name);
+  return qobject_to_json({ return: Object.fromEntries(members.filter((k) => k in ret).map((k) => [k, ret[k]])) });
 }
 
 /** A reply line as QEMU's parser reads it (integers stay exact as bigint). */
@@ -165,7 +164,7 @@ function parseQmpLine(raw: string): QObject {
   return v!;
 }
 
-function toPlain(v: QObject): any {
+function toPlain(v: QObject): unknown {
   if (Array.isArray(v)) return v.map(toPlain);
   if (isQDict(v)) return Object.fromEntries([...v].map(([k, x]) => [k, toPlain(x)]));
   return v;
@@ -211,7 +210,7 @@ const RULES: Record<string, Rule[]> = {
       reason: '9.0 adds capabilities switchover-ack, dirty-limit (8.1) and mapped-ram (9.0) at the end',
       apply: (raw, { sent }) =>
         sent.includes('query-migrate-capabilities')
-          ? editReturn(raw, (caps: any[]) => [...caps, ...CAPS_72_TO_90.map((c) => ({ state: false, capability: c }))])
+          ? editReturn(raw, (caps: MigrationCapabilityStatus[]) => [...caps, ...CAPS_72_TO_90.map((c) => ({ state: false, capability: c }))])
           : isHmp(sent, 'info migrate_capabilities')
             ? raw.replace(/"\}$/, CAPS_72_TO_90.map((c) => L(`${c}: off`)).join('') + '"}')
             : raw,
@@ -219,7 +218,7 @@ const RULES: Record<string, Rule[]> = {
     {
       reason: '9.0 adds avail-switchover-bandwidth, mode (8.2), x-vcpu-dirty-limit-period, vcpu-dirty-limit (8.1), zero-page-detection (9.0)',
       apply: (raw, { sent }) => {
-        if (sent.includes('query-migrate-parameters')) return editReturn(raw, (p: any) => ({ ...p, ...PARAMS_90_EXTRA_OVER_72 }));
+        if (sent.includes('query-migrate-parameters')) return editReturn(raw, (p: MigrationParameters) => ({ ...p, ...PARAMS_90_EXTRA_OVER_72 }));
         if (!isHmp(sent, 'info migrate_parameters')) return raw;
         // hmp_info_migrate_parameters() prints the additions in these places.
         let out = insertAfter(raw, 'max-bandwidth: ', L('avail-switchover-bandwidth: 0 bytes/second'));
@@ -260,7 +259,7 @@ const RULES: Record<string, Rule[]> = {
       },
     },
     {
-      reason: "migrate-pause: 8.2 (postcopy recovery fixes) also accepts postcopy-recover and says so",
+      reason: 'migrate-pause: 8.2 (postcopy recovery fixes) also accepts postcopy-recover and says so',
       apply: (raw) =>
         raw.replace(
           'migrate-pause is currently only supported during postcopy-active state',
@@ -287,7 +286,7 @@ const RULES: Record<string, Rule[]> = {
       reason: '9.0 still lists the deprecated capabilities compress and block (removed in 9.1), in their enum places',
       apply: (raw, { sent }) => {
         if (sent.includes('query-migrate-capabilities')) {
-          return editReturn(raw, (caps: any[]) =>
+          return editReturn(raw, (caps: MigrationCapabilityStatus[]) =>
             caps.flatMap((c) =>
               c.capability === 'zero-blocks'
                 ? [c, { state: false, capability: 'compress' }]
@@ -305,7 +304,7 @@ const RULES: Record<string, Rule[]> = {
       reason: '9.0 still has compress-*/decompress-threads/block-incremental and not yet direct-io (9.1) or multifd-qatzip-level (9.2)',
       apply: (raw, { sent }) => {
         if (sent.includes('query-migrate-parameters')) {
-          return editReturn(raw, (p: any) => {
+          return editReturn(raw, (p: MigrationParameters) => {
             const { 'direct-io': _d, 'multifd-qatzip-level': _q, ...rest } = p;
             return { ...rest, ...PARAMS_90_EXTRA_OVER_100 };
           });

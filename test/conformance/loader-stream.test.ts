@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOB_BIN, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import type { MigrationInfo, QmpEvent, QmpReply, QmpReturn } from '../helpers/json.js';
 
 const started: Endpoint[] = [];
 afterEach(async () => {
@@ -20,15 +21,15 @@ async function vm(args: string[]): Promise<{ ep: Endpoint; q: QmpConn; events: s
   return { ep, q: await ep.negotiated(), events: [] };
 }
 
-const name = (e: any) => (e.event === 'MIGRATION' ? `MIGRATION ${e.data.status}` : e.event === 'MIGRATION_PASS' ? `PASS ${e.data.pass}` : e.event);
+const name = (e: QmpEvent) => (e.event === 'MIGRATION' ? `MIGRATION ${e.data.status}` : e.event === 'MIGRATION_PASS' ? `PASS ${e.data.pass}` : e.event);
 
-async function exec(v: { q: QmpConn; events: string[] }, cmd: string, args?: unknown): Promise<any> {
+async function exec<C extends string>(v: { q: QmpConn; events: string[] }, cmd: C, args?: unknown): Promise<QmpReply<QmpReturn<C>>> {
   const r = await v.q.execute(cmd, args);
   v.events.push(...r.events.map(name));
   return r.reply;
 }
 
-async function completed(v: { q: QmpConn; events: string[] }): Promise<any> {
+async function completed(v: { q: QmpConn; events: string[] }): Promise<MigrationInfo> {
   const { info, events } = await untilMigration(v.q, (i) => i.status === 'completed' || i.status === 'failed', 10000);
   v.events.push(...events.map(name));
   return info;

@@ -5,6 +5,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { randomScratchFile } from '../helpers/data.js';
 import { freePort, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import type { MigrationInfo, QmpEvent, QmpReply, QmpReturn } from '../helpers/json.js';
+import { match } from '../helpers/matchers.js';
 
 /** 32 MiB of random bytes, loaded as the source's RAM: every page is a full page. */
 const image = randomScratchFile(32 << 20);
@@ -20,8 +22,8 @@ interface Vm {
   ep: Endpoint;
   q: QmpConn;
   /** Every event seen on this connection so far, in order. */
-  events: any[];
-  x(cmd: string, args?: unknown): Promise<any>;
+  events: QmpEvent[];
+  x<C extends string>(cmd: C, args?: unknown): Promise<QmpReply<QmpReturn<C>>>;
 }
 
 async function vm(args: string[]): Promise<Vm> {
@@ -49,13 +51,13 @@ const EVENTS_AND_PAUSE = {
   ],
 };
 
-async function until(v: Vm, pred: (info: any) => boolean, ms = 60000): Promise<any> {
+async function until(v: Vm, pred: (info: MigrationInfo) => boolean, ms = 60000): Promise<MigrationInfo> {
   const { info, events } = await untilMigration(v.q, pred, ms);
   v.events.push(...events);
   return info;
 }
 
-const evName = (e: any) => (e.event === 'MIGRATION' ? `MIGRATION ${e.data.status}` : e.event === 'MIGRATION_PASS' ? `PASS ${e.data.pass}` : e.event);
+const evName = (e: QmpEvent) => (e.event === 'MIGRATION' ? `MIGRATION ${e.data.status}` : e.event === 'MIGRATION_PASS' ? `PASS ${e.data.pass}` : e.event);
 
 /** A destination listening on tcp and a source with 32 MiB of non-zero RAM. */
 async function pair(srcArgs: string[] = []): Promise<{ src: Vm; dst: Vm; uri: string }> {
@@ -96,7 +98,7 @@ describe('precopy, as QEMU 9.0 behaves', () => {
     // The destination reports where it listens (port as a string).
     expect((await dst.x('query-migrate')).return).toEqual({
       status: 'setup',
-      'socket-address': [{ type: 'inet', host: '127.0.0.1', port: String(port), ipv4: true }].map((a) => expect.objectContaining(a)),
+      'socket-address': [{ type: 'inet', host: '127.0.0.1', port: String(port), ipv4: true }].map((a) => match.objectContaining(a)),
     });
   });
 
@@ -134,7 +136,7 @@ describe('precopy, as QEMU 9.0 behaves', () => {
       expect(Object.keys(active).sort()).toEqual(['expected-downtime', 'ram', 'setup-time', 'status', 'total-time']);
       const threads = (await src.x('query-migrationthreads')).return;
       if ((await src.x('query-migrate')).return.status === 'active') {
-        expect(threads).toEqual([{ name: 'live_migration', 'thread-id': expect.any(Number) }]); // (25)
+        expect(threads).toEqual([{ name: 'live_migration', 'thread-id': match.any(Number) }]); // (25)
       }
     }
     const done = await until(src, (i) => i.status === 'completed' || i.status === 'failed');

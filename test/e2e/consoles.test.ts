@@ -141,7 +141,8 @@ describe.skipIf(!CHROMIUM)('miglab serve in chromium', () => {
     await untilConsole('destination', /MIGRATION[\s\S]*"status": "completed"/, 30_000);
     await expect.poll(() => seqOf('qemu_thread_join'), { timeout: 10_000 }).toBeGreaterThan(0);
     // The button typed the commands into the consoles, as a user would.
-    const history = (id: string) => page.evaluate(
+    const history = (id: string) =>
+      page.evaluate(
         (k) => (globalThis as unknown as { localStorage: { getItem(k: string): string | null } }).localStorage.getItem(k) ?? '',
         `miglab.history.${id}`,
       );

@@ -30,7 +30,7 @@ describe.skipIf(!CHROMIUM)('the convergence test on screen (bandwidth-cap)', () 
     const v = await local(key).getAttribute('data-value');
     return v === null ? null : Number(v);
   };
-  const json = async <T,>(attr: string): Promise<T> => JSON.parse((await lab.page.getByTestId('charts').getAttribute(attr)) ?? 'null') as T;
+  const json = async <T>(attr: string): Promise<T> => JSON.parse((await lab.page.getByTestId('charts').getAttribute(attr)) ?? 'null') as T;
 
   it('paused at migration_iteration_run: pending, threshold and bandwidth; at the end the threshold crosses the remaining bytes where it completes', async () => {
     await lab.page.goto(lab.url);

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chromiumPath, consoleText, servedPage } from '../helpers/browser.js';
 import { CHART_COLUMNS } from '../../renderer/src/lib/charts/chart-data.js';
+import { parseJson } from '../helpers/json.js';
 
 const CHROMIUM = chromiumPath();
 const DOCS = join(import.meta.dirname, '..', '..', 'docs');
@@ -26,7 +27,7 @@ describe.skipIf(!CHROMIUM)('RAM map and charts in chromium', () => {
 
   const counts = async (id: string): Promise<Record<string, number> | null> => {
     const raw = await lab.page.locator(`[data-endpoint-ram=${id}]`).getAttribute('data-counts');
-    return raw ? JSON.parse(raw) : null;
+    return raw ? parseJson<Record<string, number>>(raw) : null;
   };
 
   it('maps the pages and charts the run of a guided migration; CSV export', async () => {

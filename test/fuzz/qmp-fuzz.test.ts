@@ -46,6 +46,7 @@ import type { QmpContext } from '../../core/vm/qmp-cmds.js';
 import { SCHEMA, VirtualMachine, type GuestMemoryAccess } from '../../core/vm/vm.js';
 import { BLOB_BIN, spawnEndpoint, type Endpoint } from '../helpers/endpoint-process.js';
 import { cooperative_runtime } from '../../core/migration/runtime/runtimes.js';
+import type { QmpErrorObject } from '../helpers/json.js';
 
 const SEED = 20240423; // fixed: a failure is reproducible; fast-check prints the counterexample
 const INT64_MIN = -(1n << 63n);
@@ -588,7 +589,7 @@ const garbageArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 // Checking what the endpoint writes.
 
 /** The tolerant parse for QEMU's non-JSON doubles: an id of 1e400 comes back as `inf`. */
-function parseQmpText(body: string): any {
+function parseQmpText(body: string): unknown {
   try {
     return JSON.parse(body);
   } catch {
@@ -623,16 +624,19 @@ function fail(msg: string, line: string): never {
   throw new Error(`${msg}: ${line.length > 600 ? line.slice(0, 600) + `... (${line.length} chars)` : line}`);
 }
 
+/** A line's JSON object; checkBody() has checked the members its kind has. */
+type Body = { return?: unknown; error?: QmpErrorObject; id?: unknown; [member: string]: unknown };
+
 type Line =
-  | { kind: 'greeting'; v: any }
-  | { kind: 'return'; v: any; hasId: boolean }
-  | { kind: 'error'; v: any; hasId: boolean }
-  | { kind: 'event'; v: any };
+  | { kind: 'greeting'; v: Body }
+  | { kind: 'return'; v: Body & { return: unknown }; hasId: boolean }
+  | { kind: 'error'; v: Body & { error: QmpErrorObject }; hasId: boolean }
+  | { kind: 'event'; v: Body };
 
 /** One line's body (CRLF stripped), checked against QEMU's output shapes. */
 function checkBody(body: string): Line {
   if (!/^[\x20-\x7e]*$/.test(body)) fail('not printable ASCII (or a CR/LF inside the line)', JSON.stringify(body));
-  let v: any;
+  let v: unknown;
   try {
     v = parseQmpText(body);
   } catch {
@@ -642,16 +646,16 @@ function checkBody(body: string): Line {
   const keys = Object.keys(v).join(',');
   switch (keys) {
     case 'QMP': {
-      const q = v.QMP as any;
-      if (Object.keys(q).join(',') !== 'version,capabilities') fail('bad greeting', body);
-      if (Object.keys(q.version).join(',') !== 'qemu,package') fail('bad greeting version', body);
-      if (Object.keys(q.version.qemu).join(',') !== 'micro,minor,major') fail('bad greeting triple', body);
+      const q = v.QMP;
+      if (!isPlainObject(q) || Object.keys(q).join(',') !== 'version,capabilities') fail('bad greeting', body);
+      if (!isPlainObject(q.version) || Object.keys(q.version).join(',') !== 'qemu,package') fail('bad greeting version', body);
+      if (!isPlainObject(q.version.qemu) || Object.keys(q.version.qemu).join(',') !== 'micro,minor,major') fail('bad greeting triple', body);
       if (!Array.isArray(q.capabilities)) fail('bad greeting capabilities', body);
       return { kind: 'greeting', v };
     }
     case 'return':
     case 'return,id':
-      return { kind: 'return', v, hasId: keys === 'return,id' };
+      return { kind: 'return', v: v as Body & { return: unknown }, hasId: keys === 'return,id' };
     case 'error':
     case 'id,error': {
       const e = v.error;
@@ -659,7 +663,7 @@ function checkBody(body: string): Line {
       if (!ERROR_CLASSES.includes(e.class as string)) fail('unknown error class', body);
       if (typeof e.desc !== 'string' || e.desc === '') fail('bad error desc', body);
       if ((e.desc).startsWith('Internal error')) fail('the lab reported an internal error', body);
-      return { kind: 'error', v, hasId: keys === 'id,error' };
+      return { kind: 'error', v: v as Body & { error: QmpErrorObject }, hasId: keys === 'id,error' };
     }
     case 'timestamp,event':
     case 'timestamp,event,data': {
@@ -737,7 +741,7 @@ class Conn {
     for (const part of chunks(bytes, cuts)) this.mon.feed(part);
   }
 
-    /** Has a reply carrying this (string) id been written? */
+  /** Has a reply carrying this (string) id been written? */
   hasReply(id: string): boolean {
     const head = `{"id": "${id}", `;
     const tail = `, "id": "${id}"}\r\n`;
@@ -1100,7 +1104,7 @@ describe('QMP fuzzing, a miglab vm process', () => {
         const body = await conn.line();
         const l = checkBody(body);
         if (l.kind === 'return' && l.v.id === id) {
-          expect(Object.keys(l.v.return)).toEqual(['status', 'running']);
+          expect(Object.keys(l.v.return as object)).toEqual(['status', 'running']);
           break;
         }
       }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FIXTURES } from './fixtures.js';
+import { parseJson, type MigrationInfo, type QmpEvent, type QmpReply, type QmpReturn } from './json.js';
 
 export const MIGLAB = join(import.meta.dirname, '..', '..', 'bin', 'miglab.js');
 export { FIXTURES };
@@ -21,6 +22,19 @@ export const BLOB_BIN = join(FIXTURES, 'qemu-7.2', 'streams', 'blob.bin');
 export const WAIT_MS = 20_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The greeting QEMU sends first (qmp_greeting()). */
+export interface QmpGreeting {
+  QMP: { version: { qemu: { major: number; minor: number; micro: number }; package: string }; capabilities: string[] };
+}
+
+/** A request's reply (`return` of type R, or `error`), its text, and the events read before it. */
+export interface QmpExchange<R> {
+  reply: QmpReply<R>;
+  raw: string;
+  events: QmpEvent[];
+  rawEvents: string[];
+}
 
 export interface Endpoint {
   proc: ChildProcess;
@@ -293,13 +307,14 @@ export class QmpConn {
     return this.unread.shift()!;
   }
 
-  async json(timeoutMs = WAIT_MS): Promise<any> {
-    return JSON.parse(await this.line(timeoutMs));
+  /** The next line's JSON, typed as what the test expects it to hold. */
+  async json<T = Record<string, unknown>>(timeoutMs = WAIT_MS): Promise<T> {
+    return parseJson<T>(await this.line(timeoutMs));
   }
 
   /** Read the greeting and negotiate; returns the greeting. */
-  async negotiate(): Promise<any> {
-    const greeting = await this.json();
+  async negotiate(): Promise<QmpGreeting> {
+    const greeting = await this.json<QmpGreeting>();
     const r = await this.execute('qmp_capabilities');
     if (JSON.stringify(r.reply) !== '{"return":{}}') throw new Error(`negotiation failed: ${JSON.stringify(r.reply)}`);
     return greeting;
@@ -309,25 +324,21 @@ export class QmpConn {
    * Send a request; return its reply (the next line that is not an event) with the raw
    * text, and the events received before it (raw lines too).
    */
-  async execute(
-    cmd: string,
-    args?: unknown,
-    id?: unknown,
-  ): Promise<{ reply: any; raw: string; events: any[]; rawEvents: string[] }> {
+  async execute<C extends string>(cmd: C, args?: unknown, id?: unknown): Promise<QmpExchange<QmpReturn<C>>> {
     const req: Record<string, unknown> = { execute: cmd };
     if (args !== undefined) req.arguments = args;
     if (id !== undefined) req.id = id;
     this.send(JSON.stringify(req) + '\n');
-    return this.reply();
+    return this.reply<QmpReturn<C>>();
   }
 
-  /** Read up to the next non-event line. */
-  async reply(): Promise<{ reply: any; raw: string; events: any[]; rawEvents: string[] }> {
-    const events: any[] = [];
+  /** Read up to the next non-event line; R: what its `return` is. */
+  async reply<R = QmpReturn<string>>(): Promise<QmpExchange<R>> {
+    const events: QmpEvent[] = [];
     const rawEvents: string[] = [];
     for (;;) {
       const raw = await this.line();
-      const obj = JSON.parse(raw);
+      const obj = parseJson<QmpReply<R> | QmpEvent>(raw);
       if ('event' in obj) {
         events.push(obj);
         rawEvents.push(raw);
@@ -367,11 +378,11 @@ export class QmpConn {
  */
 export async function untilMigration(
   q: QmpConn,
-  pred: (info: any) => boolean,
+  pred: (info: MigrationInfo) => boolean,
   ms = 60_000,
-): Promise<{ info: any; events: any[] }> {
+): Promise<{ info: MigrationInfo; events: QmpEvent[] }> {
   const end = Date.now() + ms;
-  const events: any[] = [];
+  const events: QmpEvent[] = [];
   for (;;) {
     const r = await q.execute('query-migrate');
     events.push(...r.events);

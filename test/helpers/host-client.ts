@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import type { HostMessage, SimStatus, TraceEvent } from '../../host/api.js';
 import { HostServer } from '../../host/server.js';
 import { MIGLAB } from './endpoint-process.js';
+import { parseJson } from './json.js';
 
 export type Result = Extract<HostMessage, { type: 'result' }>;
 
@@ -26,7 +27,8 @@ export class HostClient {
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (d) => {
-      this.messages.push(JSON.parse(d.toString()));
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a text frame's data is a Buffer (ws's binaryType is nodebuffer)
+      this.messages.push(parseJson<HostMessage>(d.toString()));
       for (const w of this.waiters.splice(0)) w();
     });
   }

@@ -7,6 +7,7 @@ import type { QmpContext } from '../../core/vm/qmp-cmds.js';
 import type { VcpuControl } from '../../core/system/runstate.js';
 import { VirtualMachine, type VirtualMachineOptions } from '../../core/vm/vm.js';
 import { cooperative_runtime } from '../../core/migration/runtime/runtimes.js';
+import { parseJson, type QmpEvent, type QmpReply, type QmpReturn } from './json.js';
 
 export class InProcessClient {
   readonly lines: string[] = [];
@@ -37,9 +38,9 @@ export class InProcessClient {
   }
 
   /** Execute a command; returns the reply object (events are skipped). */
-  async execute(execute: string, args?: unknown): Promise<any> {
+  async execute<C extends string>(execute: C, args?: unknown): Promise<QmpReply<QmpReturn<C>>> {
     const lines = await this.send(JSON.stringify(args === undefined ? { execute } : { execute, arguments: args }) + '\n');
-    const replies = lines.map((l) => JSON.parse(l)).filter((o) => !('event' in o));
+    const replies = lines.map((l) => parseJson<QmpReply<QmpReturn<C>> | QmpEvent>(l)).filter((o): o is QmpReply<QmpReturn<C>> => !('event' in o));
     if (replies.length !== 1) throw new Error(`expected one reply, got ${JSON.stringify(lines)}`);
     return replies[0];
   }

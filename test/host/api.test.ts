@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CLIENT_MESSAGES, MAX_TRACE_BATCH, TRACE_EVENTS, checkTraceEvent, checkTraceEventMessage, parseClientMessage } from '../../host/api.js';
+import { match } from '../helpers/matchers.js';
 
 describe('host API message checks', () => {
   it('accepts each declared message', () => {
@@ -76,7 +77,7 @@ describe('host API message checks', () => {
       expect(r.ok ? '' : r.error).toContain(error);
     }
     expect(parseClientMessage('{"type": "endpoints.stop", "req": 7, "x": 1}')).toMatchObject({ ok: false, req: 7 });
-    expect(parseClientMessage('x'.repeat(600_000))).toMatchObject({ ok: false, error: expect.stringContaining('too long') });
+    expect(parseClientMessage('x'.repeat(600_000))).toMatchObject({ ok: false, error: match.stringContaining('too long') });
   });
 });
 
@@ -123,7 +124,7 @@ describe('trace.event messages', () => {
     }
     const batch = (extra: Record<string, unknown>) => checkTraceEventMessage({ type: 'trace.event', endpoint: 'source', events: [], ...extra });
     expect(batch({ endpoint: 'elsewhere' })).toMatchObject({ ok: false, error: "'trace.event': 'endpoint' must be one of source, destination" });
-    expect(batch({ events: {} })).toMatchObject({ ok: false, error: expect.stringContaining("'events' must be an array") });
+    expect(batch({ events: {} })).toMatchObject({ ok: false, error: match.stringContaining("'events' must be an array") });
     expect(batch({ events: new Array(MAX_TRACE_BATCH + 1).fill(events[0]) })).toMatchObject({ ok: false });
     expect(batch({ events: [events[0], { ...where, type: 'enter' }] })).toMatchObject({
       ok: false,

@@ -14,6 +14,7 @@ import { grade_attempt } from '../../core/lesson/grade.js';
 import { steps_by_kind, type Attempt, type Lesson } from '../../core/lesson/lesson.js';
 import { draw_params, param_texts } from '../../core/lesson/params.js';
 import { CoreHarness } from '../helpers/core-harness.js';
+import { match } from '../helpers/matchers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -102,7 +103,7 @@ describe('the host API: lessons', () => {
     await h.ok({ type: 'qmp.send', endpoint: 'source', text: `{"execute": "query-commands", "id": "${CONSOLE_OWN_ID}-1-commands"}` });
     const inputs = await h.ok<LessonAction[]>({ type: 'sim.inputs' });
     // Typed after the setup's timers at t = 0 (timer ≥ 0: a replay runs it after them).
-    expect(inputs).toEqual([{ at: 0, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' }, timer: expect.any(Number) }]);
+    expect(inputs).toEqual([{ at: 0, side: 'src', execute: 'migrate', arguments: { uri: 'tcp:dst:4444' }, timer: match.any(Number) }]);
     expect(inputs[0].timer).toBeGreaterThanOrEqual(0);
   });
 

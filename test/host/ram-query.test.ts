@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { RamMap } from '../../host/api.js';
 import { endpointsPerTest, freePort } from '../helpers/endpoint-process.js';
 import { HostClient, hostServerForFile } from '../helpers/host-client.js';
+import { match } from '../helpers/matchers.js';
 
 const vm = endpointsPerTest(['-m', '4M']);
 
@@ -44,7 +45,7 @@ const ramMap = (c: HostClient, endpoint: string, bins?: number) => c.ok<RamMap>(
 describe('host API ram.query', () => {
   it('maps both slots through a migration, off the consoles', async () => {
     const c = await openClient();
-    expect(await c.call({ type: 'ram.query', endpoint: 'source' })).toMatchObject({ ok: false, error: expect.stringContaining('not running') });
+    expect(await c.call({ type: 'ram.query', endpoint: 'source' })).toMatchObject({ ok: false, error: match.stringContaining('not running') });
     expect(await c.call({ type: 'endpoints.start', ramMiB: 8, workload: 'fill' })).toMatchObject({ ok: true });
     const before = await ramMap(c, 'source', 256);
     expect(before).toMatchObject({ endpoint: 'source', pages: 2048, pagesPerCell: 8 });

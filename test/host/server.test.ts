@@ -8,6 +8,8 @@ import WebSocket from 'ws';
 import { CLIENT_MESSAGES, checkTraceEventMessage, type HostMessage, type TraceEventMessage } from '../../host/api.js';
 import { HostClient, hostServerForFile } from '../helpers/host-client.js';
 import { freePort } from '../helpers/endpoint-process.js';
+import { match } from '../helpers/matchers.js';
+import { parseJson } from '../helpers/json.js';
 
 const lab = hostServerForFile();
 const logged = lab.logged;
@@ -56,7 +58,7 @@ describe('who may connect', () => {
 
   it('refuses a WebSocket with no Origin (a non-browser client cannot pose as the page)', async () => {
     const r = await tryUpgrade(lab.server().wsUrl, {});
-    expect(r).toMatchObject({ status: 403, body: expect.stringContaining("origin '(none)'") });
+    expect(r).toMatchObject({ status: 403, body: match.stringContaining("origin '(none)'") });
   });
 
   it('refuses the served Origin without the secret, and with a wrong one', async () => {
@@ -66,13 +68,13 @@ describe('who may connect', () => {
     });
     expect(await tryUpgrade(`${wsBase()}?secret=${'x'.repeat(lab.server().secret.length)}`, { Origin: lab.server().origin })).toMatchObject({
       status: 403,
-      body: expect.stringContaining('wrong secret'),
+      body: match.stringContaining('wrong secret'),
     });
   });
 
   it('refuses a foreign Origin without the secret', async () => {
     const r = await tryUpgrade(wsBase(), { Origin: 'http://evil.example' });
-    expect(r).toMatchObject({ status: 403, body: expect.stringMatching(/^miglab serve: refused: /) });
+    expect(r).toMatchObject({ status: 403, body: match.stringMatching(/^miglab serve: refused: /) });
   });
 
   it('refuses a Host other than 127.0.0.1:PORT (DNS rebinding), for pages and WebSockets', async () => {
@@ -85,7 +87,8 @@ describe('who may connect', () => {
 
   it('accepts the served Origin with the secret, and says hello first', async () => {
     const ws = new WebSocket(lab.server().wsUrl, { headers: { Origin: lab.server().origin } });
-    const first = await new Promise<HostMessage>((r) => ws.once('message', (d) => r(JSON.parse(d.toString()))));
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a text frame's data is a Buffer (ws's binaryType is nodebuffer)
+    const first = await new Promise<HostMessage>((r) => ws.once('message', (d) => r(parseJson<HostMessage>(d.toString()))));
     expect(first).toMatchObject({ type: 'hello', api: 1, endpoints: [{ id: 'source', state: 'stopped' }, { id: 'destination', state: 'stopped' }] });
     ws.close();
   });
@@ -202,7 +205,7 @@ describe('host API', () => {
     expect(await c.qmp('destination', '{"execute": "query-name"}', /return/)).toBe('{"return": {"name": "source"}}');
     expect(await c.call({ type: 'endpoint.attach', endpoint: 'destination', path: '/nonexistent/qmp.sock' })).toMatchObject({
       ok: false,
-      error: expect.stringContaining('destination: cannot connect to /nonexistent/qmp.sock'),
+      error: match.stringContaining('destination: cannot connect to /nonexistent/qmp.sock'),
     });
 
     // quit: the process exits and the slot says so.

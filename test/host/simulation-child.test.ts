@@ -14,6 +14,7 @@ import type { EndpointStatus, SimStatus } from '../../host/api.js';
 import { SimulationProxy } from '../../host/simulation-proxy.js';
 import { CoreHarness } from '../helpers/core-harness.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
+import { match } from '../helpers/matchers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -111,12 +112,12 @@ describe('the simulated runtime in a child process', () => {
     // Asked before the host has heard of the end: it waits on the dead child and fails with why.
     const pending = h.call({ type: 'sim.control', action: 'pause' });
     const r = await pending;
-    expect(r).toMatchObject({ ok: false, error: expect.stringMatching(/^the simulated runtime's process killed by SIGKILL.*start the run again/) });
+    expect(r).toMatchObject({ ok: false, error: match.stringMatching(/^the simulated runtime's process killed by SIGKILL.*start the run again/) });
     const none = await h.simStatus((s) => s.state === 'none', from);
     expect(none).toMatchObject({ scenario: null, speed: '0.01', breakpoints: ['migration_iteration_run'], stop: null });
     for (const id of ['source', 'destination']) {
       const s = await h.endpoint((s) => s.id === id && s.state === 'closed', from);
-      expect(s).toMatchObject({ kind: 'simulated', detail: expect.stringContaining('killed by SIGKILL') });
+      expect(s).toMatchObject({ kind: 'simulated', detail: match.stringContaining('killed by SIGKILL') });
     }
     expect(h.core.sim.active).toBe(false);
     expect(h.core.sim.pid).toBeUndefined();
@@ -151,7 +152,7 @@ describe('the simulated runtime in a child process', () => {
     const h = harness();
     await h.ok({ type: 'endpoints.start', ramMiB: 16 });
     const bad = await h.call({ type: 'sim.start', scenario: 'name: bad\nram: { size: 64M }\nlink: { bandwidth: 1Gbit/s, latncy: 1ms }\n' });
-    expect(bad).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
+    expect(bad).toMatchObject({ ok: false, error: match.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
     const noRun = await h.call({ type: 'sim.control', action: 'step' });
     expect(noRun).toMatchObject({ ok: false, error: 'no simulated run (start one with a preset or a scenario)' });
     expect(h.core.endpoints.statuses().map((s) => [s.state, s.kind])).toEqual([

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostMessage, RamMap, SimPreset, SimStatus } from '../../host/api.js';
 import { HostClient, hostServerForFile } from '../helpers/host-client.js';
+import { match } from '../helpers/matchers.js';
+import { parseJson, type MigrationInfo, type QmpReply } from '../helpers/json.js';
 
 const lab = hostServerForFile();
 
@@ -80,7 +82,7 @@ describe('the simulated runtime through the host API', () => {
         (m) => m.type === 'qmp.line' && m.endpoint === 'source' && m.text.includes('"id": 7'),
         fromLines,
       );
-      expect(JSON.parse(reply.text).return.status).toBe('active');
+      expect(parseJson<QmpReply<MigrationInfo>>(reply.text).return.status).toBe('active');
 
       // Without the breakpoint, resume runs to the end.
       await c.ok({ type: 'sim.breakpoint', fn: 'migration_iteration_run', set: 'off' });
@@ -104,7 +106,7 @@ describe('the simulated runtime through the host API', () => {
         (m) => m.type === 'qmp.line' && m.endpoint === 'destination' && m.text.includes('"return"'),
         fromLines,
       );
-      expect(JSON.parse(dst.text).return.status).toBe('completed');
+      expect(parseJson<QmpReply<MigrationInfo>>(dst.text).return.status).toBe('completed');
       // The views' hidden QMP (ram.query) reaches the simulated endpoints, off the consoles.
       fromLines = c.messages.length;
       const srcMap = await c.ok<RamMap>({ type: 'ram.query', endpoint: 'source', bins: 64 });
@@ -145,7 +147,7 @@ describe('the simulated runtime through the host API', () => {
         hello.close();
       }
       const r = await c.call({ type: 'sim.control', action: 'resume' });
-      expect(r).toMatchObject({ ok: false, error: expect.stringContaining('no simulated run') });
+      expect(r).toMatchObject({ ok: false, error: match.stringContaining('no simulated run') });
       await c.ok({ type: 'endpoints.stop' });
     } finally {
       c.close();
@@ -157,11 +159,11 @@ describe('the simulated runtime through the host API', () => {
     try {
       const bad = 'name: bad\nram: { size: 64M }\nlink: { bandwidth: 1Gbit/s, latncy: 1ms }\n';
       const r = await c.call({ type: 'sim.start', scenario: bad });
-      expect(r).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
+      expect(r).toMatchObject({ ok: false, error: match.stringMatching(/^scenario:3:\d+: link\.latncy: unknown field/) });
       const missing = await c.call({ type: 'sim.start', preset: 'no-such-preset' });
-      expect(missing).toMatchObject({ ok: false, error: expect.stringContaining("no preset 'no-such-preset'") });
+      expect(missing).toMatchObject({ ok: false, error: match.stringContaining("no preset 'no-such-preset'") });
       const both = await c.call({ type: 'sim.start' });
-      expect(both).toMatchObject({ ok: false, error: expect.stringContaining("either 'preset' or 'scenario'") });
+      expect(both).toMatchObject({ ok: false, error: match.stringContaining("either 'preset' or 'scenario'") });
       const none = await c.ok<SimStatus>({ type: 'sim.stop' });
       expect(none.state).toBe('none');
     } finally {

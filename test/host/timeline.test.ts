@@ -10,6 +10,7 @@ import type { EndpointId, SimStatus, SimTimeline, TraceEvent } from '../../host/
 import { Simulation } from '../../core/sim/runner.js';
 import { loadPreset } from '../helpers/presets.js';
 import { untilStopped } from '../helpers/simulated-run.js';
+import { match } from '../helpers/matchers.js';
 
 /** What the viewers got from a SimulatedRun, in order. */
 function watch(run: SimulatedRun) {
@@ -227,7 +228,7 @@ describe('the timeline: fork', () => {
     // Branch A, seen again at the fork's moment: the same trace up to there as B; then its own.
     // Switching goes into A at the time shown (B's end); then to the fork's moment in A.
     await r.switchBranch(1);
-    expect(r.status()).toMatchObject({ state: 'paused', t_ms: expect.closeTo(b.record!.t_end_ms, 3), timeline: { branch: 1 } });
+    expect(r.status()).toMatchObject({ state: 'paused', t_ms: match.closeTo(b.record!.t_end_ms, 3), timeline: { branch: 1 } });
     const from = seen.mark();
     await r.seek({ index: at.index! });
     expect(r.status()).toMatchObject({ state: 'paused', t_ms: at.t_ms, timeline: { branch: 1 } });

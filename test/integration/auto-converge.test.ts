@@ -100,7 +100,7 @@ describe('auto-converge on live endpoints', () => {
       // Stay at the cap for two seconds, to measure the rate there.
       const first_at_max = samples.find((s) => s.pct === THROTTLE.max);
       if (first_at_max && v.t - first_at_max.t > 2000) break;
-      if (Date.now() > deadline) throw new Error(`throttle steps so far: ${steps(samples.map((s) => s.pct))}`);
+      if (Date.now() > deadline) throw new Error(`throttle steps so far: ${steps(samples.map((s) => s.pct)).join(',')}`);
       await sleep(100);
     }
     expect(steps(samples.map((s) => s.pct))).toEqual([0, ...expected_steps(THROTTLE.initial, THROTTLE.increment, THROTTLE.max)]);
@@ -209,7 +209,7 @@ describe('auto-converge on live endpoints', () => {
     // qtest_qmp_eventwait(to, "RESUME"), then wait_for_migration_complete(from).
     const deadline = Date.now() + WAIT_MS;
     for (;;) {
-      const ev = JSON.parse(await dst.q.line(Math.max(1, deadline - Date.now())));
+      const ev = await dst.q.json<{ event?: string }>(Math.max(1, deadline - Date.now()));
       if (ev.event === 'RESUME') break;
     }
     const done = await untilMigration(src.q, (i) => i.status !== 'device' && i.status !== 'pre-switchover', 60_000);

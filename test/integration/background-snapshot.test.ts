@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomScratchFile } from '../helpers/data.js';
 import { QEMU_AVAILABLE, endpointsPerTest, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { parseJson, type MigrationInfo, type QmpEvent } from '../helpers/json.js';
 import { differingPages, parseRamStream, recordJumps } from '../helpers/migration-stream.js';
 
 const MiB = 1 << 20;
@@ -38,12 +39,12 @@ async function snapshotCaps(q: QmpConn): Promise<void> {
 }
 
 /** Events as 'MIGRATION status' / 'STOP' / 'RESUME' / 'MIGRATION_PASS n'. */
-const eventNames = (evs: any[]) =>
+const eventNames = (evs: QmpEvent[]) =>
   evs.map((e) => (e.event === 'MIGRATION' ? `MIGRATION ${e.data.status}` : e.event === 'MIGRATION_PASS' ? `MIGRATION_PASS ${e.data.pass}` : e.event));
 
 /** Poll until completed (or failed), collecting events, run states and thread lists. */
-async function watch(q: QmpConn): Promise<{ info: any; events: any[]; statuses: Set<string>; threads: number }> {
-  const events: any[] = [];
+async function watch(q: QmpConn): Promise<{ info: MigrationInfo; events: QmpEvent[]; statuses: Set<string>; threads: number }> {
+  const events: QmpEvent[] = [];
   const statuses = new Set<string>();
   let threads = 0;
   for (const end = Date.now() + 60_000; ; ) {
@@ -56,7 +57,7 @@ async function watch(q: QmpConn): Promise<{ info: any; events: any[]; statuses: 
     events.push(...t.events);
     threads = Math.max(threads, t.reply.return?.length ?? 0);
     if (['completed', 'failed', 'cancelled'].includes(r.reply.return.status)) {
-      events.push(...(await q.drain(200)).map((l) => JSON.parse(l)));
+      events.push(...(await q.drain(200)).map((l) => parseJson<QmpEvent>(l)));
       return { info: r.reply.return, events, statuses, threads };
     }
     if (Date.now() > end) throw new Error(`snapshot stuck: ${JSON.stringify(r.reply)}`);

@@ -20,6 +20,7 @@ import {
   spawnEndpoint,
   type Endpoint,
 } from '../helpers/endpoint-process.js';
+import { parseJson, type QmpEvent, type QmpReply } from '../helpers/json.js';
 
 const GREETING_RE =
   /^\{"QMP": \{"version": \{"qemu": \{"micro": 0, "minor": 0, "major": 9\}, "package": "[^"]*"\}, "capabilities": \["oob"\]\}\}$/;
@@ -39,7 +40,7 @@ function transcript(name: string): { dir: string; vm?: string; raw?: string }[] 
   return readFileSync(join(FIXTURES, 'qemu-7.2', `${name}.jsonl`), 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l));
+    .map((l) => parseJson<{ dir: string; vm?: string; raw?: string }>(l));
 }
 
 /** QEMU 7.2's reply to the first `send` whose raw text contains `sent`. */
@@ -80,7 +81,7 @@ describe('clients and negotiation', () => {
 
     // c, negotiated, saw STOP before its next reply; b did not.
     const cq = await c.execute('query-status');
-    expect(cq.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['STOP']);
+    expect(cq.rawEvents.map((e) => parseJson<QmpEvent>(e).event)).toEqual(['STOP']);
     expect(cq.raw).toBe(status('paused'));
     const bq = await b.execute('query-status');
     expect(bq.rawEvents).toEqual([]);
@@ -89,7 +90,7 @@ describe('clients and negotiation', () => {
     // Once b negotiates it gets the next events too.
     expect((await b.execute('qmp_capabilities')).raw).toBe(OK);
     const cont = await a.execute('cont');
-    expect(cont.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['RESUME']);
+    expect(cont.rawEvents.map((e) => parseJson<QmpEvent>(e).event)).toEqual(['RESUME']);
     expect(cont.raw).toBe(OK);
     const bq2 = await b.execute('query-status');
     expect(bq2.rawEvents).toHaveLength(1);
@@ -239,7 +240,7 @@ describe('HMP through human-monitor-command', () => {
     expect(await q.hmp('migrate_set_capability events on')).toBe('');
     // QEMU 7.2's idle listing (fixture h) with events on (as 7.2 prints it after the same
     // command), plus the three capabilities 9.0 adds at the end.
-    const idle72 = JSON.parse(recordedReply('h_hmp_info', '"command-line": "info migrate_capabilities"')).return as string;
+    const idle72 = parseJson<QmpReply<string>>(recordedReply('h_hmp_info', '"command-line": "info migrate_capabilities"')).return;
     expect(idle72).toContain('events: off\r\n');
     const want = idle72.replace('events: off\r\n', 'events: on\r\n') + 'switchover-ack: off\r\ndirty-limit: off\r\nmapped-ram: off\r\n';
     expect(await q.hmp('info migrate_capabilities')).toBe(want);
@@ -400,10 +401,10 @@ describe('details found by comparing with real QEMU 7.2 (were deviations, now fi
   it('HMP aliases s and c', async () => {
     const s = await q.execute('human-monitor-command', { 'command-line': 's' });
     expect(s.raw).toBe('{"return": ""}');
-    expect(s.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['STOP']);
+    expect(s.rawEvents.map((e) => parseJson<QmpEvent>(e).event)).toEqual(['STOP']);
     const c = await q.execute('human-monitor-command', { 'command-line': 'c' });
     expect(c.raw).toBe('{"return": ""}');
-    expect(c.rawEvents.map((e) => JSON.parse(e).event)).toEqual(['RESUME']);
+    expect(c.rawEvents.map((e) => parseJson<QmpEvent>(e).event)).toEqual(['RESUME']);
   });
 
   // SIGTERM -> qemu_system_killed() -> shutdown request with SHUTDOWN_CAUSE_HOST_SIGNAL:

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { randomScratchFile } from '../helpers/data.js';
 import { freePort, spawnEndpoint, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import type { MigrationInfo } from '../helpers/json.js';
 
 const image = randomScratchFile(32 << 20);
 const RAM_IMAGE = image.path;
@@ -25,7 +26,7 @@ async function vm(args: string[]): Promise<{ ep: Endpoint; q: QmpConn }> {
   return { ep, q: await ep.negotiated() };
 }
 
-async function until(q: QmpConn, pred: (i: any) => boolean, ms = 30000): Promise<any> {
+async function until(q: QmpConn, pred: (i: MigrationInfo) => boolean, ms = 30000): Promise<MigrationInfo> {
   return (await untilMigration(q, pred, ms)).info;
 }
 
@@ -104,7 +105,7 @@ describe('migration faults', () => {
     expect(r.reply).toEqual({
       error: { class: 'GenericError', desc: "Could not create '/nonexistent/dir/stream.mig': No such file or directory" },
     });
-    expect(r.events.map((e: any) => e.data.status)).toEqual(['setup', 'failed']);
+    expect(r.events.map((e) => e.data.status)).toEqual(['setup', 'failed']);
     expect((await src.q.execute('query-migrate')).reply.return.status).toBe('failed');
     await expectSourceIntact(src, before);
   });

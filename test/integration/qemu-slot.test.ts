@@ -10,6 +10,7 @@ import { CoreHarness } from '../helpers/core-harness.js';
 import type { CompareResult } from '../../host/compare-run.js';
 import { compare_runs } from '../../core/trace/compare.js';
 import { QEMU, QEMU10, QEMU10_AVAILABLE, QEMU_AVAILABLE, freePort } from '../helpers/endpoint-process.js';
+import { match } from '../helpers/matchers.js';
 
 let h: CoreHarness | null = null;
 afterEach(async () => {
@@ -97,7 +98,7 @@ for (const q of QEMUS) {
 describe('no real QEMU', () => {
   it('qemu.info says why, and a qemu slot is refused in one line', async () => {
     h = new CoreHarness({ qemu: null });
-    expect(await h.ok({ type: 'qemu.info' })).toEqual({ path: null, version: null, error: expect.stringMatching(/no qemu-system-x86_64 on PATH/) });
+    expect(await h.ok({ type: 'qemu.info' })).toEqual({ path: null, version: null, error: match.stringMatching(/no qemu-system-x86_64 on PATH/) });
     expect(await h.error({ type: 'endpoints.start', destination: 'qemu' })).toMatch(/^real QEMU: no qemu-system-x86_64 on PATH/);
   });
 });

@@ -7,11 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, savedStream, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import type { MigrationInfo } from '../helpers/json.js';
 
 
 const vm = endpointsPerTest(['-m', '64']);
 
-async function waitStatus(q: QmpConn, want: string[], ms = 60000): Promise<any> {
+async function waitStatus(q: QmpConn, want: string[], ms = 60000): Promise<MigrationInfo> {
   return (await untilMigration(q, (i) => want.includes(i.status), ms)).info;
 }
 

@@ -28,7 +28,7 @@ describe('grade_attempt', () => {
     const rescue = g.steps.find((s) => s.id === 'rescue')!;
     expect(rescue.way).toEqual({ id: 'max-bandwidth', label: '调高了 max-bandwidth' });
     const guess = g.steps.find((s) => s.id === 'guess-threshold')!;
-    expect(guess.why).toContain(`${guess.measured} bytes`);
+    expect(guess.why).toContain(`${String(guess.measured)} bytes`);
     expect(guess.why).toContain('引擎的 threshold_size');
   });
 
@@ -37,7 +37,7 @@ describe('grade_attempt', () => {
     expect(g.passed).toBe(false);
     const exact = g.steps.find((s) => s.id === 'guess-exact')!;
     expect(exact.status).toBe('failed');
-    expect(exact.checks).toEqual([{ what: 'first_exact_bytes', expected: 'your answer: 4096 bytes ± 10%', measured: `${exact.measured} bytes`, ok: false }]);
+    expect(exact.checks).toEqual([{ what: 'first_exact_bytes', expected: 'your answer: 4096 bytes ± 10%', measured: `${String(exact.measured)} bytes`, ok: false }]);
     expect(g.steps.find((s) => s.id === 'guess-threshold')!.status).toBe('pending');
     const rescue = g.steps.find((s) => s.id === 'rescue')!;
     expect(rescue.status).toBe('failed');

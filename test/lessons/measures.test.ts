@@ -8,6 +8,7 @@ import { preset_reader } from '../../core/lesson/course.js';
 import { lesson_from_object } from '../../core/lesson/lesson.js';
 import { MEASURES, measure } from '../../core/lesson/measures.js';
 import { record_attempt, type LessonRun } from '../../core/lesson/record.js';
+import type { MigrationInfo } from '../helpers/json.js';
 
 const texts = (n: string) => ({ [n]: 'x', [`${n}_zh`]: 'x' });
 const LESSON = lesson_from_object({
@@ -28,7 +29,7 @@ beforeAll(async () => {
 
 describe('measures on raise-downtime-limit', () => {
   it("agree with the run's result and its last query-migrate", () => {
-    const q = run.result.query_migrate.src as Record<string, any>;
+    const q = run.result.query_migrate.src as MigrationInfo;
     expect(measure('outcome', run)).toBe(run.result.outcome);
     expect(measure('source.status', run)).toBe(q.status);
     expect(measure('total_time_ms', run)).toBe(q['total-time']);
@@ -86,7 +87,7 @@ describe('measures on raise-downtime-limit', () => {
 
 describe('measures of states, events, pages and memory at the STOP', () => {
   it('on raise-downtime-limit: run states from the trace, events with their details, pages as query-migrate counts them', () => {
-    const q = run.result.query_migrate.src as Record<string, any>;
+    const q = run.result.query_migrate.src as MigrationInfo;
     expect(measure('source_runstates', run)).toEqual(['prelaunch', 'running', 'finish-migrate', 'postmigrate']);
     expect(measure('destination_runstates', run)).toEqual(['prelaunch', 'inmigrate', 'running']);
     const src = run.result.events.filter((e) => e.side === 'src');

@@ -109,11 +109,13 @@ describe.skipIf(!CHROMIUM)('the renderer over the desktop bridge', () => {
 
   it('applies the menus\' app actions as the page\'s own controls', async () => {
     const html = page.locator('html');
-    const presenter = await html.evaluate((e) => e.classList.contains('presenter'));
+    // The page's <html> as this reads it (the tests' TypeScript has no DOM types).
+    const isPresenter = (e: { classList: { contains(name: string): boolean } }) => e.classList.contains('presenter');
+    const presenter = await html.evaluate(isPresenter);
     guard.action({ type: 'app.action', action: 'presenter.toggle' });
-    await expect.poll(() => html.evaluate((e) => e.classList.contains('presenter'))).toBe(!presenter);
+    await expect.poll(() => html.evaluate(isPresenter)).toBe(!presenter);
     guard.action({ type: 'app.action', action: 'presenter.toggle' });
-    await expect.poll(() => html.evaluate((e) => e.classList.contains('presenter'))).toBe(presenter);
+    await expect.poll(() => html.evaluate(isPresenter)).toBe(presenter);
     for (const theme of ['dark', 'light', 'light'] as const) {
       guard.action({ type: 'app.action', action: 'theme', theme });
       await expect.poll(() => html.getAttribute('data-theme')).toBe(theme);

@@ -9,11 +9,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain .mjs script without types
 import { electronLaunch, electronPackageDir } from '../../scripts/start.mjs';
+import { match } from '../helpers/matchers.js';
 
-type Launch = (o: { electronDir: string | null; env: Record<string, string | undefined>; platform: string }) => { reason: string } | { binary: string };
-const launch = electronLaunch as Launch;
+const launch = electronLaunch;
 const ROOT = join(import.meta.dirname, '..', '..');
 
 const dirs: string[] = [];
@@ -40,7 +39,7 @@ describe('npm start where Electron cannot start', () => {
 
   it('here (no Electron binary): two plain lines, npm run serve offered, exit status 1, no stack trace', async () => {
     // Skip on a machine that has the binary and a display: there it would open the app.
-    const here = launch({ electronDir: electronPackageDir() as string | null, env: process.env, platform: process.platform });
+    const here = launch({ electronDir: electronPackageDir(), env: process.env, platform: process.platform });
     if ('binary' in here) return;
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const p = execFile(process.execPath, [join(ROOT, 'scripts', 'start.mjs')], { cwd: ROOT }, (_e, stdout, stderr) =>
@@ -58,14 +57,14 @@ describe('npm start where Electron cannot start', () => {
 
   it('says why for each case', () => {
     const linux = { DISPLAY: ':0' };
-    expect(launch({ electronDir: null, env: linux, platform: 'linux' })).toEqual({ reason: expect.stringContaining('not installed') });
+    expect(launch({ electronDir: null, env: linux, platform: 'linux' })).toEqual({ reason: match.stringContaining('not installed') });
     expect(launch({ electronDir: fakeElectron(null), env: linux, platform: 'linux' })).toEqual({
-      reason: expect.stringContaining('binary was not downloaded'),
+      reason: match.stringContaining('binary was not downloaded'),
     });
     // path.txt names a binary that is not there (a half-finished download).
     const half = fakeElectron('electron');
     rmSync(join(half, 'dist', 'electron'));
-    expect(launch({ electronDir: half, env: linux, platform: 'linux' })).toEqual({ reason: expect.stringContaining('binary was not downloaded') });
+    expect(launch({ electronDir: half, env: linux, platform: 'linux' })).toEqual({ reason: match.stringContaining('binary was not downloaded') });
     const ok = fakeElectron('electron');
     expect(launch({ electronDir: ok, env: linux, platform: 'linux' })).toEqual({ binary: join(ok, 'dist', 'electron') });
     expect(launch({ electronDir: ok, env: { WAYLAND_DISPLAY: 'wayland-0' }, platform: 'linux' })).toEqual({ binary: join(ok, 'dist', 'electron') });

@@ -13,6 +13,7 @@ import { loadPreset, sourceTrace } from '../helpers/presets.js';
 import { readFileSync } from 'node:fs';
 import { read_qemu_trace } from '../../core/trace/qemu-trace.js';
 import { traceFixture } from '../helpers/fixtures.js';
+import { match } from '../helpers/matchers.js';
 
 const where = (ts: number) => ({ ts, thread: 'live_migration', tid: 7 });
 const mark = (ts: number, name: string, args: Record<string, unknown>): TraceEvent => ({ ...where(ts), type: 'mark', name, args });
@@ -159,7 +160,7 @@ describe('the switchover threshold and decisions on the remaining chart (bandwid
       rate_limit_bytes_per_s: Math.floor(33554432 / 10) * 10,
       downtime_ms: result.source.downtime,
       downtime_bytes: result.source['downtime-bytes'],
-      completion_bytes: expect.any(Number),
+      completion_bytes: match.any(Number),
       rate_limit_after: 0,
     });
     // The division is the engine's own: expected-downtime = dirty bytes at the last sync ÷ bandwidth.
@@ -169,7 +170,7 @@ describe('the switchover threshold and decisions on the remaining chart (bandwid
   });
 });
 
-describe("the charts of a real QEMU (its trace log: no lab-only marks)", () => {
+describe('the charts of a real QEMU (its trace log: no lab-only marks)', () => {
   it('a row per window from migrate_transferred: remaining, threshold, throughput; a pass per bitmap sync', () => {
     const text = readFileSync(traceFixture('10.0', 't2_precopy_cancelled.src.log'), 'utf8');
     const d = new ChartData();

@@ -13,6 +13,10 @@ import {
 } from '../../renderer/src/lib/console/completion.js';
 import { LineEditor } from '../../renderer/src/lib/console/line-editor.js';
 import { SCHEMA } from '../../core/vm/vm.js';
+import { parseJson } from '../helpers/json.js';
+
+/** A request the loader sends. */
+type QmpRequest = { execute: string; id: string };
 
 const LAB_GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 9}, "package": "migration-lab 0.1.0"}, "capabilities": ["oob"]}}';
 const QEMU_GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7"}, "capabilities": ["oob"]}}';
@@ -86,11 +90,11 @@ describe('completion data from QMP replies', () => {
 });
 
 describe('CompletionLoader', () => {
-  it("asks a lab endpoint for query-commands only, and keeps its replies from the console", () => {
+  it('asks a lab endpoint for query-commands only, and keeps its replies from the console', () => {
     const l = new CompletionLoader();
     const sent = l.begin(LAB_GREETING);
     expect(sent).toHaveLength(1);
-    const req = JSON.parse(sent[0]);
+    const req = parseJson<QmpRequest>(sent[0]);
     expect(req.execute).toBe('query-commands');
     expect(l.accept('{"return": {"status": "running", "running": true}}')).toBe(false);
     expect(l.ready).toBe(false);
@@ -101,8 +105,8 @@ describe('CompletionLoader', () => {
 
   it('asks another server for its schema too, and ignores replies meant for an earlier endpoint', () => {
     const l = new CompletionLoader();
-    const old = JSON.parse(l.begin(QEMU_GREETING)[0]).id;
-    const sent = l.begin(QEMU_GREETING).map((t) => JSON.parse(t));
+    const old = parseJson<QmpRequest>(l.begin(QEMU_GREETING)[0]).id;
+    const sent = l.begin(QEMU_GREETING).map((t) => parseJson<QmpRequest>(t));
     expect(sent.map((r) => r.execute)).toEqual(['query-commands', 'query-qmp-schema']);
     expect(l.accept(JSON.stringify({ return: [{ name: 'stale' }], id: old }))).toBe(true);
     expect(l.accept(JSON.stringify({ return: [{ name: 'migrate' }], id: sent[0].id }))).toBe(true);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse_scenario_yaml } from '../../core/sim/scenario.js';
 import { applySetup, presetDescription, readSetup } from '../../renderer/src/lib/playback/setup.js';
 import { presetText } from '../helpers/presets.js';
+import { match } from '../helpers/matchers.js';
 
 const preset = presetText;
 
@@ -55,13 +56,13 @@ describe('setup panel parameters', () => {
 
   it('refuses bad values with a message and leaves the text alone', () => {
     const text = preset('idle-small');
-    expect(applySetup(text, 'ramSize', 'lots')).toEqual({ ok: false, error: expect.stringContaining('expected a size such as "64G"') });
+    expect(applySetup(text, 'ramSize', 'lots')).toEqual({ ok: false, error: match.stringContaining('expected a size such as "64G"') });
     expect(applySetup(text, 'downtimeLimit', '-3')).toEqual({ ok: false, error: 'expected whole milliseconds, such as 300' });
-    expect(applySetup(text, 'downtimeLimit', '3000000')).toMatchObject({ ok: false, error: expect.stringContaining('0 to 2000 seconds') });
-    expect(applySetup(text, 'linkBandwidth', 'fast')).toMatchObject({ ok: false, error: expect.stringContaining('expected a rate') });
+    expect(applySetup(text, 'downtimeLimit', '3000000')).toMatchObject({ ok: false, error: match.stringContaining('0 to 2000 seconds') });
+    expect(applySetup(text, 'linkBandwidth', 'fast')).toMatchObject({ ok: false, error: match.stringContaining('expected a rate') });
     // A field good alone but not with the rest: the scenario checker's message, with line and field.
-    expect(applySetup(text, 'ramSize', '8M')).toMatchObject({ ok: false, error: expect.stringMatching(/^scenario:\d+:\d+: ram\.prefill: is larger than the RAM/) });
-    expect(applySetup('ram: [', 'ramSize', '64M')).toMatchObject({ ok: false, error: expect.stringContaining('not valid YAML') });
+    expect(applySetup(text, 'ramSize', '8M')).toMatchObject({ ok: false, error: match.stringMatching(/^scenario:\d+:\d+: ram\.prefill: is larger than the RAM/) });
+    expect(applySetup('ram: [', 'ramSize', '64M')).toMatchObject({ ok: false, error: match.stringContaining('not valid YAML') });
   });
 
   it("shows a preset's description in the UI's language, English when it has none in it", () => {

@@ -4,6 +4,7 @@ import type { TraceEvent } from '../../host/api.js';
 import { focusContext, keyAction, playbackAction } from '../../renderer/src/lib/keyboard.js';
 import { TraceRing } from '../../renderer/src/lib/workshop/trace-ring.js';
 import { exportTrace, withoutOrphanExits } from '../../renderer/src/lib/workshop/trace-export.js';
+import { parseJson } from '../helpers/json.js';
 
 describe('keys', () => {
   it('maps the workshop keys on the page', () => {
@@ -110,7 +111,9 @@ describe('trace export', () => {
     const r = new TraceRing(100);
     r.push('source', [ev('exit', 'old', 0), ev('enter', 'qmp_migrate', 10), { type: 'thread-create', name: 'live_migration', newTid: 9, fn: 'migration_thread', ts: 11, thread: 'main', tid: 1 }, ev('exit', 'qmp_migrate', 12)]);
     r.push('destination', [{ type: 'state', what: 'incoming', from: 'none', to: 'setup', ts: 5, thread: 'main', tid: 3 }]);
-    const t = JSON.parse(JSON.stringify(exportTrace(r.bySlot(), r.overwritten, r.droppedByHost)));
+    // The file as a reader parses it.
+    type TraceFile = { displayTimeUnit: string; metadata: { events: number }; traceEvents: { ph: string; name: string; pid: number; args: { name: string } }[] };
+    const t = parseJson<TraceFile>(JSON.stringify(exportTrace(r.bySlot(), r.overwritten, r.droppedByHost)));
     expect(t.displayTimeUnit).toBe('ms');
     expect(t.metadata.events).toBe(4);
     const names = t.traceEvents.filter((e: { ph: string; name: string }) => e.ph === 'M' && e.name === 'process_name');

@@ -203,7 +203,7 @@ export class HostConnection {
     ws.onmessage = (ev) => {
       let m: HostMessage;
       try {
-        m = JSON.parse(String(ev.data));
+        m = JSON.parse(String(ev.data)) as HostMessage;
       } catch {
         return;
       }

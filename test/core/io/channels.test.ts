@@ -27,6 +27,7 @@ import {
 } from '../../../core/io/channel-socket.js';
 import { qio_net_listener_open_sync } from '../../../core/io/net-listener.js';
 import { pattern, sha } from '../../helpers/data.js';
+import { match } from '../../helpers/matchers.js';
 
 const MiB = 1 << 20;
 const dirs: string[] = [];
@@ -386,7 +387,7 @@ describe('listener addresses', () => {
   it('tcp port 0 picks a port; the address reads back as QEMU reports it', async () => {
     const l = await qio_net_listener_open_sync({ type: 'inet', host: '127.0.0.1', port: '0' }, 1);
     const a = l.addresses[0];
-    expect(a).toEqual({ type: 'inet', host: '127.0.0.1', port: expect.stringMatching(/^[1-9]\d*$/), ipv4: true });
+    expect(a).toEqual({ type: 'inet', host: '127.0.0.1', port: match.stringMatching(/^[1-9]\d*$/), ipv4: true });
     expect((l.servers[0]).address()).toMatchObject({ port: Number((a as { port: string }).port) });
     await l.close();
   });

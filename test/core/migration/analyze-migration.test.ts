@@ -41,6 +41,7 @@ import { RAMBlock, TARGET_PAGE_SIZE } from '../../../core/system/physmem.js';
 import { BLOB_BIN, QEMU, QEMU_AVAILABLE, spawnEndpoint, untilMigration, type Endpoint } from '../../helpers/endpoint-process.js';
 import { FIXTURES, loadTranscript } from '../../helpers/fixtures.js';
 import { parseRamStream } from '../../helpers/migration-stream.js';
+import { parseJson, type MigrationInfo, type QmpReply } from '../../helpers/json.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 const RAM_64M = 64 << 20;
@@ -58,7 +59,7 @@ async function streamError(p: Promise<unknown>): Promise<MigrationStreamError> {
   try {
     await p;
   } catch (e) {
-    if (!(e instanceof MigrationStreamError)) throw new Error(`not a MigrationStreamError: ${(e as Error)?.stack ?? e}`);
+    if (!(e instanceof MigrationStreamError)) throw new Error(`not a MigrationStreamError: ${e instanceof Error && e.stack ? e.stack : String(e)}`);
     return e;
   }
   throw new Error('the read succeeded');
@@ -76,7 +77,7 @@ function recordedRam(version: string): { normal: number; duplicate: number } {
   const done = loadTranscript(version, 's_loader_stream').filter(
     (r) => r.vm === 'src' && r.dir === 'recv' && r.kind === 'return' && r.raw?.includes('"status": "completed"'),
   );
-  return JSON.parse(done[0].raw!).return.ram;
+  return parseJson<QmpReply<MigrationInfo>>(done[0].raw!).return.ram;
 }
 
 const layout = (r: MigrationReport) =>
@@ -167,7 +168,7 @@ describe('the recorded QEMU streams (s_loader_stream: -machine none -m 64, blob.
       }
 
       // The description is the JSON that ends the file.
-      const vmdesc = JSON.parse(stream.subarray(r.vmdesc!.offset + 5).toString());
+      const vmdesc = parseJson<Record<string, unknown>>(stream.subarray(r.vmdesc!.offset + 5).toString());
       expect(r.vmdesc).toEqual({ offset: r.sections.at(-1)!.offset, length: stream.length - r.vmdesc!.offset, json: vmdesc });
       expect('configuration' in vmdesc).toBe(version !== '7.2'); // 8.2 added it
     });

@@ -30,6 +30,7 @@ import type { VcpuControl } from '../../../core/system/runstate.js';
 import { NO_VCPUS } from '../../helpers/in-process-vm.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { differingPages, parseRamStream, recordJumps } from '../../helpers/migration-stream.js';
+import type { MigrationInfo } from '../../helpers/json.js';
 
 const MiB = 1 << 20;
 const PAGE = 4096;
@@ -181,7 +182,7 @@ describe('bg_migration_thread, cooperative runtime', () => {
     expect(stream.subarray(-1).toString()).toBe('}');
     expect(rs.image(ram.used_length).equals(ram.host)).toBe(true);
 
-    const info = qmp_query_migrate(src.env.s, src.env.mis) as any;
+    const info = qmp_query_migrate(src.env.s, src.env.mis) as MigrationInfo;
     expect(Object.keys(info).sort()).toEqual(['downtime', 'ram', 'setup-time', 'status', 'total-time']);
     expect(info.ram['dirty-sync-count'], 'no bitmap syncs').toBe(0);
     expect([info.ram.normal, info.ram.duplicate, info.ram.remaining]).toEqual([512, 1536, 0]);

@@ -33,6 +33,7 @@ import { RAMBlock } from '../../../core/system/physmem.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
 import { be32, be64 } from '../../helpers/data.js';
+import { parseJson } from '../../helpers/json.js';
 
 const PAGE = 4096;
 const RAM = 1 << 20;
@@ -252,9 +253,10 @@ const IMPLEMENTED: Partial<Record<MigrationCapability, () => Promise<void>>> = {
     const on_end = vmdescAt(on.stream);
     expect(on.stream.subarray(0, on_end).equals(expected)).toBe(true);
     // the VM description says the same: the subsection, described
-    const desc = (s: Buffer, at: number) => JSON.parse(s.subarray(at + 5).toString('latin1'));
+    const desc = (s: Buffer, at: number) =>
+      parseJson<{ configuration: { subsections?: { vmsd_name: string }[] } }>(s.subarray(at + 5).toString('latin1'));
     const don = desc(on.stream, on_end);
-    expect(don.configuration.subsections.map((x: { vmsd_name: string }) => x.vmsd_name)).toEqual(['configuration/capabilities']);
+    expect(don.configuration.subsections?.map((x) => x.vmsd_name)).toEqual(['configuration/capabilities']);
     delete don.configuration.subsections;
     expect(don).toEqual(desc(off.stream, off_end));
 

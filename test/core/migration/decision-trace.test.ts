@@ -38,7 +38,7 @@ async function tracedRun() {
 
 const enters = (seen: Seen[], fn: string) => seen.filter((s) => s.ev.type === 'enter' && s.ev.fn === fn);
 const marks = (seen: Seen[], name: string) => seen.filter((s) => s.ev.type === 'mark' && s.ev.name === name);
-const args = <T,>(s: Seen) => (s.ev as { args?: unknown }).args as T;
+const args = <T>(s: Seen) => (s.ev as { args?: unknown }).args as T;
 
 describe('the switchover decision in the trace', () => {
   it('migration_iteration_run carries what it decides on, as query-migrate reports it at its entry', async () => {

@@ -17,6 +17,7 @@ import { RAMBlock } from '../../../core/system/physmem.js';
 import { migrationEndpoint, sleep } from '../../helpers/migration-env.js';
 import type { QapiEventMessage } from '../../../core/qmp/qapi-event.js';
 import { pipeChannelPair } from '../../helpers/pipe-channel.js';
+import type { MigrationInfo } from '../../helpers/json.js';
 
 function endpoint(ramSize: number, initial: 'running' | 'inmigrate') {
   const ram = RAMBlock.alloc(ramSize);
@@ -52,7 +53,7 @@ describe('precopy engine, in process', () => {
     const names = (l: QapiEventMessage[]) => l.map((e) => e.event + (e.data ? ' ' + JSON.stringify(e.data) : ''));
     // Two passes, unless the run spans a 100 ms rate window (a loaded machine): it then has
     // a threshold and 9.0 syncs once more below it before stopping the VM.
-    const info = qmp_query_migrate(src.env.s, src.env.mis) as any;
+    const info = qmp_query_migrate(src.env.s, src.env.mis) as MigrationInfo;
     const passes = info.ram['dirty-sync-count'];
     expect(info['total-time'] >= 100 ? [2, 3] : [2], `total-time ${info['total-time']} ms`).toContain(passes);
     expect(names(src.log)).toEqual([

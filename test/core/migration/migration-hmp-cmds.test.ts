@@ -30,6 +30,7 @@ import {
 } from '../../../core/migration/migration-hmp-cmds.js';
 import { MIGRATION_GLOBALS_DEFAULT, MigrationOptions, type MigrationRunState } from '../../../core/migration/options.js';
 import { loadTranscript } from '../../helpers/fixtures.js';
+import { parseJson, type QmpReply } from '../../helpers/json.js';
 
 
 
@@ -41,10 +42,10 @@ function exchanges(version: string): { vm: string; cmd: string; reply: unknown }
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i];
     if (r.dir !== 'send') continue;
-    const req = JSON.parse(r.raw!);
+    const req = parseJson<{ execute: string; arguments: Record<string, string> }>(r.raw!);
     const rep = recs.slice(i + 1).find((x) => x.dir === 'recv' && x.vm === r.vm && x.kind !== 'event')!;
     const cmd = req.execute === 'human-monitor-command' ? req.arguments['command-line'] : req.execute;
-    out.push({ vm: r.vm!, cmd, reply: JSON.parse(rep.raw!).return });
+    out.push({ vm: r.vm!, cmd, reply: parseJson<QmpReply<unknown>>(rep.raw!).return });
   }
   return out;
 }

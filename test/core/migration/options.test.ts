@@ -29,6 +29,7 @@ import { QObjectInputVisitor } from '../../../core/qmp/qobject-input-visitor.js'
 import { migrationSchema, MigrationCapability_lookup, type MigrationCapability } from '../../../core/qmp/schema/migration.js';
 import { SchemaRegistry } from '../../../core/qmp/schema/registry.js';
 import { loadTranscript, type FixtureRecord } from '../../helpers/fixtures.js';
+import { parseJson, type MigrationCapabilityStatus, type MigrationParameters, type QmpReply } from '../../helpers/json.js';
 
 
 
@@ -52,7 +53,7 @@ function setParameterCases(version: string): { args: string; error: string | nul
   for (let i = 0; i < recs.length; i++) {
     const r = recs[i];
     if (r.dir !== 'send' || !r.raw?.includes('"migrate-set-parameters"')) continue;
-    const reply = JSON.parse(recs.slice(i + 1).find((x) => x.dir === 'recv' && x.kind !== 'event')!.raw!);
+    const reply = parseJson<QmpReply>(recs.slice(i + 1).find((x) => x.dir === 'recv' && x.kind !== 'event')!.raw!);
     const args = /"arguments": (\{.*\})\}$/.exec(r.raw)![1];
     out.push({ args, error: reply.error ? reply.error.desc : null });
   }
@@ -64,9 +65,9 @@ const registry = new SchemaRegistry([migrationSchema]);
 /** A QMP argument text through the lab's input visitor, as migrate-set-parameters gets it. */
 function visit(argsJson: string): MigrateSetParameters {
   // Integer literals become bigint, as the lab's JSON parser makes them (QNum).
-  const withBig = JSON.parse(argsJson.replace(/(:\s*)(-?\d+)(?=[,}\s])/g, '$1"__big$2"'), (_k, v) =>
+  const withBig = JSON.parse(argsJson.replace(/(:\s*)(-?\d+)(?=[,}\s])/g, '$1"__big$2"'), (_k, v: unknown) =>
     typeof v === 'string' && v.startsWith('__big') ? BigInt(v.slice(5)) : v,
-  );
+  ) as unknown;
   const v = new QObjectInputVisitor(toQObject(withBig), (n) => registry.type(n));
   return v.visitRootMembers(registry.commandMembers(registry.command('migrate-set-parameters')!));
 }
@@ -98,11 +99,11 @@ describe('defaults', () => {
     const caps = new MigrationOptions().qmp_query_migrate_capabilities();
     expect(caps.every((c) => c.state === false)).toBe(true);
     const names = caps.map((c) => c.capability);
-    const v72 = JSON.parse(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
-      (c: { capability: string }) => c.capability,
+    const v72 = parseJson<QmpReply<MigrationCapabilityStatus[]>>(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
+      (c) => c.capability,
     );
-    const v100 = JSON.parse(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
-      (c: { capability: string }) => c.capability,
+    const v100 = parseJson<QmpReply<MigrationCapabilityStatus[]>>(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-capabilities')).return.map(
+      (c) => c.capability,
     );
     expect(names).toEqual([...v72, 'switchover-ack', 'dirty-limit', 'mapped-ram']);
     expect(names.filter((n) => n !== 'compress' && n !== 'block')).toEqual(v100);
@@ -119,8 +120,8 @@ describe('defaults', () => {
 
   it('query-migrate-parameters: every shared default equal to both recordings', () => {
     const q = new MigrationOptions().qmp_query_migrate_parameters();
-    const v72 = JSON.parse(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-parameters')).return;
-    const v100 = JSON.parse(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-parameters')).return;
+    const v72 = parseJson<QmpReply<MigrationParameters>>(replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-parameters')).return;
+    const v100 = parseJson<QmpReply<MigrationParameters>>(replyTo(loadTranscript('10.0', 'b_queries_defaults'), 'query-migrate-parameters')).return;
     for (const [k, v] of Object.entries(v72)) expect(q[k], k).toEqual(v);
     const newIn91 = ['direct-io', 'multifd-qatzip-level'];
     for (const [k, v] of Object.entries(v100)) {
@@ -134,7 +135,7 @@ describe('defaults', () => {
 
   it('query-migrate-parameters, restricted to 7.2 members, prints byte for byte as 7.2', () => {
     const raw = replyTo(loadTranscript('7.2', 'b_queries_defaults'), 'query-migrate-parameters');
-    const keys = Object.keys(JSON.parse(raw).return);
+    const keys = Object.keys(parseJson<QmpReply<MigrationParameters>>(raw).return);
     const q = new MigrationOptions().qmp_query_migrate_parameters();
     const only = Object.fromEntries(Object.entries(q).filter(([k]) => keys.includes(k)));
     expect(qobject_to_json({ return: only })).toBe(raw);
@@ -180,7 +181,7 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
     const finals = recs.filter((r) => r.dir === 'recv' && r.raw?.startsWith('{"return": {"cpu-throttle-tailslow"'));
     // Compared as text: 18446744073709551611 does not survive JSON.parse.
     const raw = finals[finals.length - 1].raw!;
-    const keys = Object.keys(JSON.parse(raw).return);
+    const keys = Object.keys(parseJson<QmpReply<MigrationParameters>>(raw).return);
     const q = o.qmp_query_migrate_parameters();
     expect(qobject_to_json({ return: Object.fromEntries(Object.entries(q).filter(([k]) => keys.includes(k))) })).toBe(raw);
   });

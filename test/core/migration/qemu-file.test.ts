@@ -189,7 +189,7 @@ describe('QEMUFile write and read', () => {
     expect(f.drain(0)).toBeUndefined();
   });
 
-  it('counted strings: u8 length + bytes; an empty or short one reads as a failure', async () => {
+  it('counted strings: u8 length + bytes; an empty or short one reads as a failure', () => {
     const ch = new QIOChannelBuffer();
     const f = qemu_file_new_output(ch);
     qemu_put_counted_string(f, 'globalstate');

@@ -43,8 +43,8 @@ function recording(ioc: QIOChannel): { ioc: QIOChannel; written: () => Buffer } 
     ioc: new Proxy(ioc, {
       get(t, k) {
         if (k === 'writev') return (bufs: Uint8Array[]) => (bufs.forEach((b) => out.push(Buffer.from(b))), t.writev(bufs));
-        const v = Reflect.get(t, k);
-        return typeof v === 'function' ? v.bind(t) : v;
+        const v: unknown = Reflect.get(t, k);
+        return typeof v === 'function' ? (...args: unknown[]): unknown => Reflect.apply(v, t, args) : v;
       },
     }),
     written: () => Buffer.concat(out),

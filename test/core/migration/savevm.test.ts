@@ -41,6 +41,7 @@ import {
   type SaveVMEnv,
 } from '../../../core/migration/savevm.js';
 import { be32 } from '../../helpers/data.js';
+import { parseJson } from '../../helpers/json.js';
 
 const PAGE = TARGET_PAGE_SIZE;
 
@@ -142,7 +143,7 @@ describe('saving', () => {
     const { stream } = await save(8, { globals });
     expect(stream.includes(Buffer.concat([Buffer.from([0x7e]), be32(2)]))).toBe(false);
     expect(stream.includes(Buffer.from('globalstate'))).toBe(false);
-    const json = JSON.parse(stream.subarray(stream.lastIndexOf(Buffer.from('{"configuration"'))).toString());
+    const json = parseJson<{ devices: { name: string }[] }>(stream.subarray(stream.lastIndexOf(Buffer.from('{"configuration"'))).toString());
     expect(json.devices.map((d: { name: string }) => d.name)).toEqual(['timer']);
     // and it loads where the same globals are set
     const r = await load(stream, { globals });
@@ -308,7 +309,7 @@ describe('loading', () => {
       errors: ['ENABLE_COLO command come in migration stream, but COLO module is not built in'],
     });
     const pongs: number[] = [];
-    const rp = { open_return_path: () => true, migrate_send_rp_pong: async (v: number) => (pongs.push(v), 0) };
+    const rp = { open_return_path: () => true, migrate_send_rp_pong: (v: number) => (pongs.push(v), Promise.resolve(0)) };
     expect(await load(withCmd(Buffer.concat([cmd(1), cmd(2, be32(9))])), rp)).toMatchObject({ ret: 0, errors: [] });
     expect(pongs).toEqual([9]);
     // PACKAGED: the sections up to and including EOF, wrapped; the outer stream then ends too
@@ -392,9 +393,11 @@ describe('corrupted and truncated streams', () => {
             if (!s.length) break;
             // most bytes are page data: aim some edits at the framing before and after it
             const p =
-              where === 'head' ? pos % Math.min(s.length, 120)
-              : where === 'devices' ? Math.max(0, Math.min(s.length, eof + 1) - 1 - (pos % 200))
-              : pos % s.length;
+              where === 'head'
+                ? pos % Math.min(s.length, 120)
+                : where === 'devices'
+                  ? Math.max(0, Math.min(s.length, eof + 1) - 1 - (pos % 200))
+                  : pos % s.length;
             s[p] = v;
           }
           const r = await load(s, {}, 6);

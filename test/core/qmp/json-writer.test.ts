@@ -9,7 +9,8 @@ import { formatDouble, qobject_to_json } from '../../../core/qmp/json-writer.js'
 import { JSONMessageParser } from '../../../core/qmp/json-streamer.js';
 import { qdictOrder, tdb_hash } from '../../../core/qmp/qdict.js';
 import { isQDict, type QObject } from '../../../core/qmp/qobject.js';
-import { FIXTURES } from '../../helpers/fixtures.js';
+import { FIXTURES, type FixtureRecord } from '../../helpers/fixtures.js';
+import { parseJson } from '../../helpers/json.js';
 
 
 function qemuLines(): string[] {
@@ -18,7 +19,7 @@ function qemuLines(): string[] {
     for (const f of readdirSync(join(FIXTURES, v)).filter((n) => n.endsWith('.jsonl'))) {
       for (const l of readFileSync(join(FIXTURES, v, f), 'utf8').split('\n')) {
         if (!l) continue;
-        const r = JSON.parse(l);
+        const r = parseJson<FixtureRecord>(l);
         if (r.dir === 'recv' && typeof r.raw === 'string' && r.raw.startsWith('{')) out.push(r.raw);
       }
     }

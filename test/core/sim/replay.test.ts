@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Simulation, type SimInput } from '../../../core/sim/runner.js';
 import type { Scenario } from '../../../core/sim/scenario.js';
 import { loadPreset } from '../../helpers/presets.js';
+import { match } from '../../helpers/matchers.js';
 
 /** A run that does not converge by itself (QEMU's own settings), 8 s of virtual time at most. */
 function scenario(): Scenario {
@@ -48,7 +49,7 @@ describe('Simulation inputs', () => {
     expect(again.timeline).toEqual(sim.timeline);
     expect(result2.source).toEqual(result.source);
     // The replayed ones ran on the script's sessions: their replies are kept.
-    expect(again.inputs[1].reply).toEqual({ return: {}, id: expect.any(String) });
+    expect(again.inputs[1].reply).toEqual({ return: {}, id: match.any(String) });
   });
 
   it('without the inputs the run is a different one (the test can fail)', async () => {

@@ -14,6 +14,7 @@ import { SimNetwork } from '../../../core/sim/network.js';
 import { Prng } from '../../../core/sim/prng.js';
 import { Simulation, run_scenario, type SimResult, type TimelineEntry } from '../../../core/sim/runner.js';
 import { scenario_from_object } from '../../../core/sim/scenario.js';
+import { parseJson, type MigrationInfo, type QmpEvent } from '../../helpers/json.js';
 
 function scenario(over: Record<string, unknown> = {}) {
   return scenario_from_object({
@@ -56,7 +57,7 @@ describe('Simulation', () => {
     expect(r.workload.pages_written).toBeGreaterThan(0);
     expect(r.source.normal).toBeGreaterThan(4096 + 1); // the prefill, plus pages written again
     // query-migrate is the engine's, over QMP.
-    const q = r.query_migrate.src as Record<string, any>;
+    const q = r.query_migrate.src as MigrationInfo;
     expect(Object.keys(q).sort()).toEqual(['downtime', 'ram', 'setup-time', 'status', 'total-time']);
     expect(q.ram.total).toBe(32 * 2 ** 20);
     expect(r.source['total-time']).toBeGreaterThan(0);
@@ -80,7 +81,7 @@ describe('Simulation', () => {
     }
     // QMP event timestamps are virtual time too.
     const line = sim.qmp.src.transcript.find((l) => l.text.includes('"completed"'))!;
-    const ev = JSON.parse(line.text);
+    const ev = parseJson<QmpEvent>(line.text);
     const done = r.events.find((e) => e.side === 'src' && (e.data as { status?: string })?.status === 'completed')!;
     expect(ev.timestamp.seconds * 1e6 + ev.timestamp.microseconds - SIM_EPOCH_US).toBe(Math.round(done.t_ms * 1000));
     expect(line.t_ms).toBe(done.t_ms);
@@ -138,7 +139,7 @@ describe('Simulation', () => {
     expect(r.error).toBe("migrate-set-parameters: Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms");
   });
 
-  it('connecting where nobody listens is refused after a round trip, as socket.c reports it', async () => {
+  it('connecting where nobody listens is refused after a round trip, as socket.c reports it', () => {
     const clock = new VirtualClock();
     const net = new SimNetwork(clock, link_params({ bandwidth: 1e9, latency_ms: 3 }), new Prng(1));
     let err: string | null = null;

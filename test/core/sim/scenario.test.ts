@@ -14,6 +14,18 @@ import {
 } from '../../../core/sim/scenario.js';
 import { error_of as error_of_type } from '../../helpers/errors.js';
 
+/** A JSON Schema, with the members the schema test reads (typed present: one missing is undefined, and its assertion fails). */
+type JsonSchema = {
+  $schema: string;
+  type: string;
+  required: string[];
+  properties: Record<string, JsonSchema>;
+  oneOf: JsonSchema[];
+  additionalProperties: boolean;
+  const: unknown;
+  default: unknown;
+};
+
 const MIN = { ram: { size: '1G' }, link: { bandwidth: '10Gbit/s' } };
 
 const error_of = (f: () => unknown): ScenarioError => error_of_type(ScenarioError, f);
@@ -146,14 +158,14 @@ describe('scenario files', () => {
   });
 
   it('have a JSON Schema generated from the same definition', () => {
-    const s = scenario_json_schema() as any;
+    const s = scenario_json_schema() as JsonSchema;
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(s.required).toEqual(['ram', 'link']);
     expect(Object.keys(s.properties)).toEqual(['name', 'description', 'description_zh', 'seed', 'ram', 'workload', 'link', 'migration', 'actions', 'limits', 'claims', 'expect']);
     // A claim is stated (true) or left out: the schema says so too.
     expect(s.properties.claims.properties['never-converges']).toMatchObject({ const: true });
     expect(s.properties.link.properties.cut_mode).toMatchObject({ type: 'string', enum: ['reset', 'timeout'], default: 'reset' });
-    const kinds = s.properties.workload.oneOf.map((v: any) => v.properties.kind.const);
+    const kinds = s.properties.workload.oneOf.map((v) => v.properties.kind.const);
     expect(kinds).toEqual(['idle', 'random', 'hotset', 'sequential', 'fill', 'phases']);
     const hotset = s.properties.workload.oneOf[2];
     expect(hotset.required).toEqual(['kind', 'size', 'rate']);

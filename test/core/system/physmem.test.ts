@@ -96,7 +96,7 @@ describe('address_space_write / address_space_read', () => {
     expect([...ram.host.subarray(MiB - 8)]).toEqual(Array(8).fill(0xaa));
     const back = new Uint8Array(16).fill(1);
     expect(address_space_read(ram, MiB - 8, back)).toBe(MEMTX_DECODE_ERROR);
-    expect([...back]).toEqual([...Array(8).fill(0xaa), ...Array(8).fill(0)]);
+    expect([...back]).toEqual([...Array<number>(8).fill(0xaa), ...Array<number>(8).fill(0)]);
     expect(address_space_write(ram, 2n ** 64n - 1n, data)).toBe(MEMTX_DECODE_ERROR);
     expect(address_space_read(null, 0, back)).toBe(MEMTX_DECODE_ERROR);
     expect([...back]).toEqual(Array(16).fill(0));

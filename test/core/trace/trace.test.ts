@@ -10,8 +10,9 @@ describe('Tracer', () => {
     tracer.on((e) => evs.push(e));
     const main = { name: 'main', tid: 1 };
     expect(tracer.call(main, 'qmp_migrate', { uri: 'tcp:127.0.0.1:1' }, () => 7)).toBe(7);
-    await tracer.call(main, 'migrate_fd_connect', undefined, async () => {
+    await tracer.call(main, 'migrate_fd_connect', undefined, () => {
       tracer.emit({ ...tracer.where('main', 1), type: 'thread-create', name: 'live_migration', newTid: 2, fn: 'migration_thread' });
+      return Promise.resolve();
     });
     expect(() => tracer.call(main, 'qemu_loadvm_state', undefined, () => { throw new Error('boom'); })).toThrow('boom');
     expect(evs.map((e) => `${e.type}:${'fn' in e ? e.fn : ''}@${e.ts}`)).toEqual([

@@ -1,6 +1,7 @@
 /** HMP through human-monitor-command; texts checked against real QEMU 7.2 (see comments). */
 import { describe, expect, it } from 'vitest';
 import { inProcessVm } from '../../helpers/in-process-vm.js';
+import { parseJson } from '../../helpers/json.js';
 
 describe('human-monitor-command', () => {
   it('info status in each run state', async () => {
@@ -16,11 +17,11 @@ describe('human-monitor-command', () => {
   it('stop and cont send STOP and RESUME before their (empty) reply; a second stop sends nothing', async () => {
     const c = await inProcessVm();
     const stop = await c.send('{"execute": "human-monitor-command", "arguments": {"command-line": "stop"}}\n');
-    expect(stop.map((l) => JSON.parse(l).event ?? 'reply')).toEqual(['STOP', 'reply']);
+    expect(stop.map((l) => parseJson<{ event?: string }>(l).event ?? 'reply')).toEqual(['STOP', 'reply']);
     const again = await c.send('{"execute": "human-monitor-command", "arguments": {"command-line": "stop"}}\n');
     expect(again).toEqual(['{"return": ""}']);
     const cont = await c.send('{"execute": "human-monitor-command", "arguments": {"command-line": "cont"}}\n');
-    expect(cont.map((l) => JSON.parse(l).event ?? 'reply')).toEqual(['RESUME', 'reply']);
+    expect(cont.map((l) => parseJson<{ event?: string }>(l).event ?? 'reply')).toEqual(['RESUME', 'reply']);
   });
 
   it("answers unknown commands and stray arguments as QEMU's monitor does", async () => {

@@ -90,7 +90,7 @@ describe('qemu_strtosz', () => {
     }
   });
 
-  it("parses MiB by default as qemu_strtosz_MiB", () => {
+  it('parses MiB by default as qemu_strtosz_MiB', () => {
     expect(qemu_strtosz('64', 'M')).toBe(64n * 1048576n);
   });
 });

@@ -174,7 +174,7 @@ export class CompletionLoader {
     if (!line.includes(COMPLETION_ID)) return false;
     let msg: { id?: unknown; return?: unknown };
     try {
-      msg = JSON.parse(line);
+      msg = JSON.parse(line) as typeof msg;
     } catch {
       return false;
     }

@@ -137,7 +137,7 @@ export function startRequest(o: LiveOptions): { ramMiB: number; workload?: strin
 /** "7.2.22" from a QMP greeting (a real QEMU's; the lab's says 9.0.0), or null. */
 export function qemuVersion(greeting: string | null): string | null {
   try {
-    const v = (JSON.parse(greeting ?? '') as { QMP?: { version?: { qemu?: { major?: unknown; minor?: unknown; micro?: unknown } } } }).QMP?.version?.qemu;
+    const v = (JSON.parse(greeting ?? '') as { QMP?: { version?: { qemu?: { major?: number; minor?: number; micro?: number } } } }).QMP?.version?.qemu;
     return v && typeof v.major === 'number' ? `${v.major}.${v.minor}.${v.micro}` : null;
   } catch {
     return null;

@@ -4,6 +4,9 @@
  */
 import type { SimStatus } from '../../../../host/api.js';
 
+/** Which runtime the controls drive (RuntimeSwitch.svelte). */
+export type Runtime = 'live' | 'simulated';
+
 export interface Said {
   key: string;
   values: Record<string, string>;

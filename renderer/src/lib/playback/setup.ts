@@ -39,6 +39,7 @@ export type SetupField = Exclude<keyof SetupValues, 'capabilities' | 'uri'> | `c
 /** QEMU 9.0's bounds (migration/options.c). */
 const MAX_DOWNTIME_MS = 2_000_000;
 
+// eslint-disable-next-line @typescript-eslint/no-base-to-string -- a YAML scalar's value, or a sequence node, whose toString is its YAML text
 const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 
 function doc(text: string): Document {
@@ -50,7 +51,7 @@ function doc(text: string): Document {
 /** The panel's fields from a scenario text. */
 export function readSetup(text: string): SetupValues {
   const d = doc(text);
-  const get = (...path: string[]) => {
+  const get = (...path: string[]): unknown => {
     const v = d.getIn(path);
     return isMap(v) ? v.toJSON() : v;
   };

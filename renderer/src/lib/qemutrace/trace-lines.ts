@@ -51,7 +51,7 @@ export function addTraceLines(s: TraceLines, evs: readonly TraceEvent[]): TraceL
     const a = (ev.args ?? {}) as Record<string, unknown>;
     const line: TraceLine =
       ev.name === LOG_LINE
-        ? { ts: ev.ts, thread: ev.thread, tid: ev.tid, point: '', text: String(a.line ?? ''), raw: true }
+        ? { ts: ev.ts, thread: ev.thread, tid: ev.tid, point: '', text: typeof a.line === 'string' ? a.line : '', raw: true }
         : typeof a.raw === 'string'
           ? { ts: ev.ts, thread: ev.thread, tid: ev.tid, point: ev.name, text: a.raw, raw: true }
           : { ts: ev.ts, thread: ev.thread, tid: ev.tid, point: ev.name, text: argsText(ev.args), raw: false };
