@@ -100,7 +100,7 @@ function init_dirty_bitmap_migration(s: DBMSaveState): number {
 }
 
 /** dirty_bitmap_save_setup(): a START chunk per bitmap (none), then EOS. */
-async function dirty_bitmap_save_setup(f: QEMUFile, opaque: DBMState): Promise<number> {
+function dirty_bitmap_save_setup(f: QEMUFile, opaque: DBMState): number {
   const s = opaque.save;
   if (init_dirty_bitmap_migration(s) < 0) return -1;
   qemu_put_bitmap_flags(f, DIRTY_BITMAP_MIG_FLAG_EOS);

@@ -149,7 +149,7 @@ function block_migration_cleanup(s: BlkMigState): void {
 }
 
 /** block_save_setup(): the deprecation warning, the drives, then EOS. */
-async function block_save_setup(f: QEMUFile, s: BlkMigState): Promise<number> {
+function block_save_setup(f: QEMUFile, s: BlkMigState): number {
   trace(s, 'migration_block_save', { mig_stage: 'setup', submitted: s.submitted, transferred: s.transferred });
   const env = s.env;
   const msg = 'block migration is deprecated; use blockdev-mirror with NBD instead';
@@ -172,7 +172,7 @@ async function block_save_setup(f: QEMUFile, s: BlkMigState): Promise<number> {
  * (migration_rate_get() is the per-window rate_limit_max: 0 with max-bandwidth 0, and then
  * the loop never runs), flush again, EOS. 1: something was written (always: EOS).
  */
-async function block_save_iterate(f: QEMUFile, s: BlkMigState): Promise<number> {
+function block_save_iterate(f: QEMUFile, s: BlkMigState): number {
   const last_bytes = qemu_file_transferred(f);
   trace(s, 'migration_block_save', { mig_stage: 'iterate', submitted: s.submitted, transferred: s.transferred });
   let ret = flush_blks(s);
@@ -207,7 +207,7 @@ async function block_save_iterate(f: QEMUFile, s: BlkMigState): Promise<number> 
 }
 
 /** block_save_complete(): the last dirty blocks, PROGRESS 100, EOS. */
-async function block_save_complete(f: QEMUFile, s: BlkMigState): Promise<number> {
+function block_save_complete(f: QEMUFile, s: BlkMigState): number {
   trace(s, 'migration_block_save', { mig_stage: 'complete', submitted: s.submitted, transferred: s.transferred });
   let ret = flush_blks(s);
   if (ret) return ret;

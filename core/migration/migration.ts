@@ -1183,7 +1183,7 @@ function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): 
 /** migration_iteration_finish(): run state after the loop, then the cleanup bottom half. */
 const migration_iteration_finish = traced(
   'migration_iteration_finish',
-  async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
+  (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     /* If we enabled cpu throttling for auto-converge, turn it off. */
     env.cpu_throttle?.cpu_throttle_stop?.();
     const s = env.s;
@@ -1206,6 +1206,7 @@ const migration_iteration_finish = traced(
     }
     // migration_bh_schedule(migrate_fd_cleanup_bh): runs on the main loop after the thread.
     env.migration_bh_schedule_cleanup();
+    return Promise.resolve();
   },
   (env) => ({ state: env.s.state }),
 );
@@ -1283,7 +1284,7 @@ const bg_migration_iteration_run = traced(
  */
 const bg_migration_iteration_finish = traced(
   'bg_migration_iteration_finish',
-  async (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
+  (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     const s = env.s;
     ram_write_tracking_stop(env, run.ram.ram_state);
     switch (s.state) {
@@ -1298,6 +1299,7 @@ const bg_migration_iteration_finish = traced(
         env.error_report(`bg_migration_iteration_finish: Unknown ending state ${s.state}`);
     }
     env.migration_bh_schedule_cleanup();
+    return Promise.resolve();
   },
   (env) => ({ state: env.s.state }),
 );

@@ -20,6 +20,7 @@
 
 import { QIOChannelShutdownError, type QIOChannel } from '../io/channel.js';
 import { EIO, ENOSYS, strerror } from '../util/errno.js';
+import { buffer_copy } from '../util/buffer-copy.js';
 
 export type { QIOChannel };
 
@@ -438,7 +439,7 @@ export class QEMUFile {
         const b = this.buf;
         const i = this.buf_index;
         for (let k = 0; k < l; k++) b[i + k] = src[off + k];
-      } else Buffer.prototype.copy.call(src, this.buf, this.buf_index, off, off + l);
+      } else buffer_copy.call(src, this.buf, this.buf_index, off, off + l);
       off += l;
       size -= l;
       this.written(l);

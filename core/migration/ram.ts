@@ -132,7 +132,7 @@ export interface MigrationEnv {
   trace_mark?(name: string, args: Record<string, unknown>): void;
   cpu_throttle?: CpuThrottle;
   /** error_report(): one stderr line, without QEMU's "qemu-system-x86_64: " prefix. */
-  error_report(msg: string): void;
+  error_report: (msg: string) => void;
   /** The incoming coroutine's periodic yield to the main loop (every 32768 records). */
   coroutine_yield?(): Promise<void>;
   /**

@@ -16,9 +16,10 @@ export interface PendingSizes {
 
 /** SaveVMHandlers (include/migration/register.h), the members the lab uses. */
 export interface SaveVMHandlers<O> {
-  save_setup?(f: QEMUFile, opaque: O): Promise<number>;
-  save_live_iterate?(f: QEMUFile, opaque: O): Promise<number>;
-  save_live_complete_precopy?(f: QEMUFile, opaque: O): Promise<number>;
+  /* QEMU's handlers return an int; the lab's RAM handlers wait on the channel, so a Promise too. */
+  save_setup?(f: QEMUFile, opaque: O): number | Promise<number>;
+  save_live_iterate?(f: QEMUFile, opaque: O): number | Promise<number>;
+  save_live_complete_precopy?(f: QEMUFile, opaque: O): number | Promise<number>;
   save_cleanup?(opaque: O): void;
   is_active?(opaque: O): boolean;
   is_active_iterate?(opaque: O): boolean;

@@ -96,7 +96,7 @@ class SimThreads {
       try {
         await fn(self);
       } catch (e) {
-        this.error_report(`${name}: ${(e as Error)?.stack ?? e}`);
+        this.error_report(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       } finally {
         tracer.emit({ ...tracer.where(name, self.tid), type: 'thread-exit' });
       }

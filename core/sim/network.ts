@@ -135,20 +135,21 @@ export class SimNetwork {
     });
   }
 
-  async listen(saddr: SocketAddress, accept: (ioc: QIOChannel) => void, owner: SimHostName = 'host'): Promise<MigrationIncomingTransport> {
+  listen(saddr: SocketAddress, accept: (ioc: QIOChannel) => void, owner: SimHostName = 'host'): Promise<MigrationIncomingTransport> {
     let bound = saddr;
     if (saddr.type === 'inet' && saddr.port === '0') bound = { ...saddr, port: String(this.next_port++) };
     const key = addr_key(bound);
     if (this.listeners.has(key)) {
-      throw error_setg(`Failed to bind socket: ${strerror('EADDRINUSE')}`);
+      return Promise.reject(error_setg(`Failed to bind socket: ${strerror('EADDRINUSE')}`));
     }
     const l = { accept, owner };
     this.listeners.set(key, l);
-    return {
+    return Promise.resolve({
       socket_address: [bound],
-      cleanup: async () => {
+      cleanup: () => {
         if (this.listeners.get(key) === l) this.listeners.delete(key);
+        return Promise.resolve();
       },
-    };
+    });
   }
 }

@@ -750,7 +750,7 @@ export class Simulation {
     // query-migrate through QMP, as a user would ask.
     // (Not of an endpoint whose process has exited: nothing answers there.)
     const query = async (side: Side) =>
-      this.exited[side] === undefined ? ((await this.qmp[side].execute('query-migrate')).return as Record<string, any> | undefined) : undefined;
+      this.exited[side] === undefined ? ((await this.qmp[side].execute('query-migrate')).return as Record<string, number | undefined> | undefined) : undefined;
     const qsrc = await query('src');
     const qdst = await query('dst');
     // The counters are the run's own (mig_stats, s->mbps), the very ones query-migrate

@@ -340,7 +340,8 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'an object';
-  return typeof v === 'string' ? `"${v}"` : String(v);
+  if (typeof v === 'string') return `"${v}"`;
+  return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : typeof v;
 }
 
 /* ------------------------------- validation ------------------------------- */

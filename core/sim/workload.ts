@@ -199,12 +199,14 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
 
   /* ------------------------- VcpuControl ------------------------- */
 
-  async pause_all_vcpus(): Promise<void> {
-    if (!this.running) return;
-    this.advance();
-    this.running = false;
-    if (this.timer) this.clock.clear_timer(this.timer);
-    this.timer = null;
+  pause_all_vcpus(): Promise<void> {
+    if (this.running) {
+      this.advance();
+      this.running = false;
+      if (this.timer) this.clock.clear_timer(this.timer);
+      this.timer = null;
+    }
+    return Promise.resolve();
   }
 
   resume_all_vcpus(): void {

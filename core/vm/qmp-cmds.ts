@@ -18,9 +18,11 @@ import {
   qmp_migrate_incoming,
   type MigrationHostEnv,
   type MigrationIncomingState,
+  type MigrateArgs,
   type MigrationState,
 } from '../migration/migration.js';
-import type { MigrationRunState } from '../migration/options.js';
+import type { MigrationCapabilityStatus, MigrationRunState } from '../migration/options.js';
+import type { MigrationStatus } from '../qmp/schema/migration.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
 import type { RunStateMachine, VcpuControl } from '../system/runstate.js';
 import type { HmpCommandTable } from './hmp.js';
@@ -98,7 +100,7 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
     })
     .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.env.now_ms(), vm.cpu_throttle))
     .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
-    .register('migrate-set-capabilities', ({ capabilities }: { capabilities: any[] }, { vm }) =>
+    .register('migrate-set-capabilities', ({ capabilities }: { capabilities: MigrationCapabilityStatus[] }, { vm }) =>
       vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),
     )
     .register('query-migrate-parameters', ({}, { vm }) => vm.migration.options.qmp_query_migrate_parameters())
@@ -106,10 +108,10 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       vm.migration.options.qmp_migrate_set_parameters(params, vm.migrationRunState()),
     )
     .register('query-migrationthreads', ({}, { vm }) => qmp_query_migrationthreads(vm.migration))
-    .register('migrate', (args: any, { vm }) => qmp_migrate(vm.env, args))
-    .register('migrate-incoming', (args: any, { vm }) => qmp_migrate_incoming(vm.env, args))
+    .register('migrate', (args: MigrateArgs, { vm }) => qmp_migrate(vm.env, args))
+    .register('migrate-incoming', (args: { uri?: string; channels?: unknown[] }, { vm }) => qmp_migrate_incoming(vm.env, args))
     .register('migrate_cancel', ({}, { vm }) => qmp_migrate_cancel(vm.migration))
-    .register('migrate-continue', ({ state }: { state: any }, { vm }) => qmp_migrate_continue(vm.migration, state))
+    .register('migrate-continue', ({ state }: { state: MigrationStatus }, { vm }) => qmp_migrate_continue(vm.migration, state))
     .register('migrate-start-postcopy', ({}, { vm }) => qmp_migrate_start_postcopy(vm.migration))
     .register('migrate-pause', () => qmp_migrate_pause())
     .register('migrate-recover', ({}, { vm }) => qmp_migrate_recover(vm.incoming))

@@ -98,8 +98,9 @@ function return_path_view(words: Int32Array, post: Post): SourceReturnPath {
       return Atomics.load(words, RP_WORD_SWITCHOVER_ACKED) !== 0;
     },
     shutdown: () => post({ type: 'rp_shutdown' }),
-    join: async () => {
+    join: () => {
       while (Atomics.load(words, RP_WORD_THREAD_RUNNING) !== 0) Atomics.wait(words, RP_WORD_THREAD_RUNNING, 1, 1000);
+      return Promise.resolve();
     },
   };
 }
@@ -119,7 +120,7 @@ function runstate_view(data: LiveMigrationWorkerData, post: Post): MigrationRunS
     runstate_is_live: (st: RunState = readRunState()) => st === 'running' || st === 'suspended',
     runstate_needs_reset: () => ['internal-error', 'shutdown'].includes(readRunState()),
     runstate_set: (st: RunState) => bql({ op: 'runstate_set', state: st }),
-    vm_stop: async (st: RunState) => bql({ op: 'vm_stop', state: st }),
+    vm_stop: (st: RunState) => Promise.resolve(bql({ op: 'vm_stop', state: st })),
     vm_start: () => bql({ op: 'vm_start' }),
     // bg_migration_vm_start_bh() runs on the main loop (the 'vm_start_bh' message).
     vm_resume: main_loop_only('vm_resume'),
@@ -154,9 +155,9 @@ function migration_thread_env(data: LiveMigrationWorkerData, post: Post, self: T
     events: s.events,
     tracer,
     now_ms: wall_now_ms,
-    rate_limit_wait: async (ms) => {
+    rate_limit_wait: (ms) => {
       publish();
-      return bqlSleep(data.bql, ms);
+      return Promise.resolve(bqlSleep(data.bql, ms));
     },
     qemu_thread_create: not_here('threads of its own'),
     migration_thread_create: not_here('migration thread of its own'),

@@ -13,6 +13,7 @@
  */
 import { QIOChannelShutdownError, type QIOChannel } from '../../io/channel.js';
 import type { QIOChannelIovWriter } from '../qemu-file.js';
+import { buffer_copy } from '../../util/buffer-copy.js';
 
 const R = 0; // read index (main)
 const W = 1; // write index (thread)
@@ -33,8 +34,6 @@ const MAX_DRAIN_PIECES = 64;
 const ERROR_MAX = 1024;
 /** Entries up to this many bytes are copied byte by byte. */
 const SMALL_COPY = 64;
-/** Buffer's copy, for any Uint8Array source: one call for a range (a set() would need a view made first). */
-const copy = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
 
 export interface RingMemory {
   ctl: SharedArrayBuffer;
@@ -140,7 +139,7 @@ export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
         const to = w + n;
         // A page header is a few bytes: a loop costs less than a view and a set() call.
         if (k <= SMALL_COPY) for (let j = 0; j < k; j++) data[to + j] = b[from + j]!;
-        else copy.call(b, data, to, from, from + k);
+        else buffer_copy.call(b, data, to, from, from + k);
         n += k;
         done += k;
         if (done === len[i]) {

@@ -173,7 +173,7 @@ export function event_loop_qemu_thread_create(tracer: Tracer, error_report: (msg
       try {
         await fn(self);
       } catch (e) {
-        error_report(`${name}: ${(e as Error)?.stack ?? e}`);
+        error_report(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       } finally {
         tracer.emit({ ...tracer.where(name, self.tid), type: 'thread-exit' });
       }

@@ -72,10 +72,10 @@ class SharedQemuSemaphore implements QemuSemaphoreLike {
   }
 
   /** qemu_sem_wait(): the thread blocks, as QEMU's does. */
-  async wait(): Promise<void> {
+  wait(): Promise<void> {
     for (;;) {
       const n = Atomics.load(this.ctl, CTL_PAUSE_SEM);
-      if (n > 0 && qatomic_cmpxchg(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return;
+      if (n > 0 && qatomic_cmpxchg(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return Promise.resolve();
       if (n === 0) Atomics.wait(this.ctl, CTL_PAUSE_SEM, 0, 1000);
     }
   }
