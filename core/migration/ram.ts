@@ -23,7 +23,7 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
-import { MigrationAtomicStats, QEMUFile, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, mig_stats_slot, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { RamPageBits } from './ram-map.js';
@@ -235,13 +235,18 @@ export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): nu
   return stats.normal_pages + stats.zero_pages;
 }
 
+/* The per-page counters' slots in mig_stats (MigrationAtomicStats.v). */
+const PRECOPY_BYTES = mig_stats_slot('precopy_bytes');
+const ZERO_PAGES = mig_stats_slot('zero_pages');
+const NORMAL_PAGES = mig_stats_slot('normal_pages');
+
 /**
  * ram_transferred_add(): RAM record bytes by phase. The VM running → precopy; postcopy →
  * postcopy; else (stopped at switchover, or a paused source) → downtime.
  */
 export function ram_transferred_add(env: MigrationEnv, bytes: number): void {
   const s = env.mig_stats;
-  if (env.runstate_is_running()) s.add('precopy_bytes', bytes);
+  if (env.runstate_is_running()) s.v[PRECOPY_BYTES] += bytes; // per page: the slot (qemu-file.ts)
   else if (env.migration_in_postcopy()) s.add('postcopy_bytes', bytes);
   else s.add('downtime_bytes', bytes);
 }
@@ -434,7 +439,7 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   const block = pss.block!;
   if (!block.buffer_is_zero(offset, TARGET_PAGE_SIZE)) return 0;
 
-  env.mig_stats.add('zero_pages', 1);
+  env.mig_stats.v[ZERO_PAGES] += 1; // stat64_add(&mig_stats.zero_pages, 1)
   block.pagemap?.page_sent(pss.page, true); // lab: the RAM map
   const f = pss.pss_channel!;
   let len = save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_ZERO);
@@ -457,7 +462,7 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   if (block.put_page) block.put_page(f, offset);
   else f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
-  env.mig_stats.add('normal_pages', 1);
+  env.mig_stats.v[NORMAL_PAGES] += 1; // stat64_add(&mig_stats.normal_pages, 1)
   block.pagemap?.page_sent(pss.page, false); // lab: the RAM map
   return 1;
 }
