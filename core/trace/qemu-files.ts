@@ -100,7 +100,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migrate_fd_error: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_connect_set_error' } },
   migration_maybe_pause: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_switchover_prepare' } },
   // 9.0 itself renamed it: "migration: Fix qmp_query_migrate mbps value" (in 9.0).
-  migration_calculate_complete: { file: 'migration/migration.c', name: 'migration_completion_end' },
   block_cleanup_parameters: { file: 'migration/migration.c', v10: { removed: 'block migration was removed in 9.1' } },
   ram_save_target_page_legacy: { file: 'migration/ram.c', v10: { file: 'migration/ram.c', name: 'ram_save_target_page' } },
   vmstate_save_needed: { file: 'migration/vmstate.c', v10: { file: 'migration/vmstate.c', name: 'vmstate_section_needed' } },
@@ -205,9 +204,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   vm_resume: { file: 'system/cpus.c' },
   // 9.0's headers are include/sysemu/ (9.0.0's migration.c includes sysemu/runstate.h); 10.0.2's, include/system/.
   runstate_is_live: { file: 'include/sysemu/runstate.h', v10: { file: 'include/system/runstate.h' } },
-  // Lab functions named otherwise than QEMU's (to be renamed).
-  pop_token: { file: 'qobject/json-parser.c', name: 'parser_context_pop_token' },
-  vsock_parse_vaddr: { file: 'util/qemu-sockets.c', name: 'vsock_parse_vaddr_to_sockaddr' },
 };
 
 /**
