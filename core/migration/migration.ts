@@ -1145,15 +1145,11 @@ const migration_thread = traced('migration_thread', async (env: MigrationHostEnv
      */
     await qemu_savevm_send_postcopy_advise(run.f, s.options);
   }
-  const ret = await qemu_savevm_state_setup(env, run.f, run.sv);
+  // 9.0 goes on whatever setup returns; a stream error fails the loop below
+  // (migration_rate_exceeded() is true on a file error, migration_detect_error() fails it).
+  // The early exit on the result is 9.1's (057a20099b62).
+  await qemu_savevm_state_setup(env, run.f, run.sv);
   s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
-  // "Handle SETUP failures after waiting for virtio-net-failover devices to unplug.
-  // This to preserve migration state transitions.": so active → failed.
-  if (ret) {
-    migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
-    s.migrate_set_state('active', 'failed');
-    return;
-  }
   s.setup_time = env.now_ms() - setup_start;
   env.migration_counters_updated();
   let urgent = false;
