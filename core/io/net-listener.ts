@@ -13,7 +13,7 @@ import {
   local_address,
   qemu_getaddrinfo,
   unix_listen_saddr,
-  vsock_parse_vaddr,
+  vsock_parse_vaddr_to_sockaddr,
   type GaiResult,
   type SocketAddress,
 } from '../util/qemu-sockets.js';
@@ -66,7 +66,7 @@ export async function qio_net_listener_open_sync(saddr: SocketAddress, num: numb
     return listener;
   }
   if (saddr.type === 'vsock') {
-    vsock_parse_vaddr(saddr);
+    vsock_parse_vaddr_to_sockaddr(saddr);
     throw error_setg_errno('EAFNOSUPPORT', 'Failed to create socket');
   }
   if (saddr.type === 'fd') throw error_setg(`File descriptor '${saddr.str}' is not a socket`);

@@ -1061,10 +1061,9 @@ const migration_completion = traced(
     }
     // close_return_path_on_source(): waits for the destination's SHUT (it has loaded all)
     if (ret >= 0 && !(s.rp_state && (await close_return_path_on_source(env))) && !qemu_file_get_error(run.f)) {
-      // Totals before the state flips, so a query-migrate that sees `completed` sees them
-      // too (9.0 set them just after, a window 9.1's migration_completion_end() closed).
-      migration_calculate_complete(env, run);
-      s.migrate_set_state(current.state, 'completed');
+      // migration_completion_end(): the totals, then → completed, so a query-migrate that
+      // sees `completed` sees them too.
+      migration_completion_end(env, run);
       trace_completion_result(env, start_bytes);
       return;
     }
@@ -1146,15 +1145,11 @@ const migration_thread = traced('migration_thread', async (env: MigrationHostEnv
      */
     await qemu_savevm_send_postcopy_advise(run.f, s.options);
   }
-  const ret = await qemu_savevm_state_setup(env, run.f, run.sv);
+  // 9.0 goes on whatever setup returns; a stream error fails the loop below
+  // (migration_rate_exceeded() is true on a file error, migration_detect_error() fails it).
+  // The early exit on the result is 9.1's (057a20099b62).
+  await qemu_savevm_state_setup(env, run.f, run.sv);
   s.migrate_set_state('setup', 'active'); // qemu_savevm_wait_unplug()
-  // "Handle SETUP failures after waiting for virtio-net-failover devices to unplug.
-  // This to preserve migration state transitions.": so active → failed.
-  if (ret) {
-    migrate_set_error(s, qemu_file_get_error_obj(run.f).error ?? `Failed to setup migration: ${strerror(-ret)}`);
-    s.migrate_set_state('active', 'failed');
-    return;
-  }
   s.setup_time = env.now_ms() - setup_start;
   env.migration_counters_updated();
   let urgent = false;
@@ -1169,8 +1164,11 @@ const migration_thread = traced('migration_thread', async (env: MigrationHostEnv
   }
 });
 
-/** migration_calculate_complete(): total time, final mbps, downtime end. */
-function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): void {
+/**
+ * migration_completion_end(): downtime end, total time, final mbps, then → completed (from
+ * the current state, as 9.0's does under the BQL).
+ */
+function migration_completion_end(env: MigrationHostEnv, run: OutgoingRun): void {
   const s = env.s;
   const bytes = migration_transferred_bytes(s.mig_stats);
   const end_time = env.now_ms();
@@ -1178,6 +1176,7 @@ function migration_calculate_complete(env: MigrationHostEnv, run: OutgoingRun): 
   s.total_time = end_time - s.start_time;
   const transfer_time = s.total_time - s.setup_time;
   if (transfer_time) s.mbps = (bytes * 8.0) / transfer_time / 1000;
+  s.migrate_set_state(s.state, 'completed');
 }
 
 /** migration_iteration_finish(): run state after the loop, then the cleanup bottom half. */
@@ -1257,8 +1256,7 @@ const bg_migration_completion = traced(
     if (ok && qemu_file_get_error(run.f)) ok = false;
     if (ok) {
       // migration_completion_end(): the totals, then → completed (from whatever state is current)
-      migration_calculate_complete(env, run);
-      s.migrate_set_state(s.state, 'completed');
+      migration_completion_end(env, run);
       return;
     }
     s.migrate_set_state(current_active_state, 'failed');

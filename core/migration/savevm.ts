@@ -576,7 +576,9 @@ export function qemu_savevm_send_ping(f: QEMUFile, value: number): Promise<void>
 
 /**
  * qemu_savevm_state_setup(): page_size and the devices array of the description, then a
- * SECTION_START for every active live entry (RAM: the block list).
+ * SECTION_START for every active live entry (RAM: the block list). Returns the handler's
+ * error, as 9.1's does; 9.0's returns nothing and only sets the file's error (the lab's
+ * migration threads ignore the result, as 9.0's; the tests read it).
  */
 export async function qemu_savevm_state_setup(f: QEMUFile, sv: SaveVMState): Promise<number> {
   let ret = 0;

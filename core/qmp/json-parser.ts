@@ -83,7 +83,7 @@ function parse_value(ctxt: JSONParserContext): QObject | undefined {
 }
 
 /** parser_context_pop_token(): the popped token's type, or -1 for NULL (queue empty). */
-function pop_token(ctxt: JSONParserContext): number {
+function parser_context_pop_token(ctxt: JSONParserContext): number {
   if (ctxt.pos >= ctxt.toks.count) return -1;
   return ctxt.toks.types[ctxt.pos++];
 }
@@ -98,7 +98,7 @@ function parse_pair(ctxt: JSONParserContext, dict: QDict): boolean {
     parse_error(ctxt, 'key is not a string in object');
     return false;
   }
-  const token = pop_token(ctxt);
+  const token = parser_context_pop_token(ctxt);
   if (token < 0) {
     parse_error(ctxt, 'premature EOI');
     return false;
@@ -129,7 +129,7 @@ function parse_object(ctxt: JSONParserContext): QObject | undefined {
   }
   if (ctxt.toks.types[ctxt.pos] !== JSON_RCURLY) {
     if (!parse_pair(ctxt, dict)) return undefined;
-    let token = pop_token(ctxt);
+    let token = parser_context_pop_token(ctxt);
     if (token < 0) {
       parse_error(ctxt, 'premature EOI');
       return undefined;
@@ -140,7 +140,7 @@ function parse_object(ctxt: JSONParserContext): QObject | undefined {
         return undefined;
       }
       if (!parse_pair(ctxt, dict)) return undefined;
-      token = pop_token(ctxt);
+      token = parser_context_pop_token(ctxt);
       if (token < 0) {
         parse_error(ctxt, 'premature EOI');
         return undefined;
@@ -166,7 +166,7 @@ function parse_array(ctxt: JSONParserContext): QObject | undefined {
       return undefined;
     }
     list.push(obj);
-    let token = pop_token(ctxt);
+    let token = parser_context_pop_token(ctxt);
     if (token < 0) {
       parse_error(ctxt, 'premature EOI');
       return undefined;
@@ -182,7 +182,7 @@ function parse_array(ctxt: JSONParserContext): QObject | undefined {
         return undefined;
       }
       list.push(obj);
-      token = pop_token(ctxt);
+      token = parser_context_pop_token(ctxt);
       if (token < 0) {
         parse_error(ctxt, 'premature EOI');
         return undefined;

@@ -100,7 +100,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migrate_fd_error: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_connect_set_error' } },
   migration_maybe_pause: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_switchover_prepare' } },
   // 9.0 itself renamed it: "migration: Fix qmp_query_migrate mbps value" (in 9.0).
-  migration_calculate_complete: { file: 'migration/migration.c', name: 'migration_completion_end' },
   block_cleanup_parameters: { file: 'migration/migration.c', v10: { removed: 'block migration was removed in 9.1' } },
   ram_save_target_page_legacy: { file: 'migration/ram.c', v10: { file: 'migration/ram.c', name: 'ram_save_target_page' } },
   vmstate_save_needed: { file: 'migration/vmstate.c', v10: { file: 'migration/vmstate.c', name: 'vmstate_section_needed' } },
@@ -205,9 +204,6 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   vm_resume: { file: 'system/cpus.c' },
   // 9.0's headers are include/sysemu/ (9.0.0's migration.c includes sysemu/runstate.h); 10.0.2's, include/system/.
   runstate_is_live: { file: 'include/sysemu/runstate.h', v10: { file: 'include/system/runstate.h' } },
-  // Lab functions named otherwise than QEMU's (to be renamed).
-  pop_token: { file: 'qobject/json-parser.c', name: 'parser_context_pop_token' },
-  vsock_parse_vaddr: { file: 'util/qemu-sockets.c', name: 'vsock_parse_vaddr_to_sockaddr' },
 };
 
 /**
@@ -234,6 +230,8 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'is_active', 'counted_string_c', 'cpu_throttle_timer_start', 'to_json_dict', 'set_optional', 'migrate_param_store', 'opt_bool', 'opt_uint16',
   // core/io/channel-buffer.ts: the two halves of writev/readv for the lab's async mode.
   'do_writev', 'do_read',
+  // The per-page fast paths and counter slots of the simulated runtime's speed work (issue 15).
+  'mig_stats_slot', 'ram_load_zero_run', 'ram_save_block_run',
   // Checked against 10.0.2's tree (no function of these names anywhere in it): the lab's
   // socket reading (Node's stream events), JSON token helpers and userfaultfd emulation.
   'start_reading', 'onread_chunk', 'onread_buffer', 'read_release', 'is_readable', 'when_readable', 'read_borrow',

@@ -80,8 +80,8 @@ export type IterationDecision = {
 export const MIGLAB_PROCESS_EXIT = 'miglab_process_exit';
 
 /**
- * Lab only: what migration_completion() ended with (the downtime is measured in it here;
- * 9.0 measured it just after, in migration_iteration_finish()).
+ * Lab only: what migration_completion() ended with (the downtime ends in it, in
+ * migration_completion_end(), as in 9.0).
  */
 export const MIGLAB_COMPLETION = 'miglab_completion';
 export type CompletionResult = {

@@ -319,7 +319,7 @@ function connect_once(opts: { host?: string; port?: number; path?: string }): Pr
 }
 
 /** vsock_parse_vaddr_to_sockaddr(): both numbers must be full decimal uint32s. */
-export function vsock_parse_vaddr(vaddr: VsockSocketAddress): void {
+export function vsock_parse_vaddr_to_sockaddr(vaddr: VsockSocketAddress): void {
   const u32 = (s: string): boolean => /^[ \t\n\v\f\r]*\+?\d+$/.test(s) && BigInt(s.trim()) <= 0xffffffffn;
   if (!u32(vaddr.cid)) throw error_setg(`Failed to parse cid '${vaddr.cid}'`);
   if (!u32(vaddr.port)) throw error_setg(`Failed to parse port '${vaddr.port}'`);
@@ -372,7 +372,7 @@ export async function socket_connect(addr: SocketAddress): Promise<Socket> {
     case 'unix':
       return unix_connect_saddr(addr);
     case 'vsock':
-      vsock_parse_vaddr(addr);
+      vsock_parse_vaddr_to_sockaddr(addr);
       throw error_setg_errno('EAFNOSUPPORT', `Failed to create socket family ${AF_VSOCK}`);
     case 'fd':
       throw error_setg(`File descriptor '${addr.str}' is not a socket`);
