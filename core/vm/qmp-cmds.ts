@@ -55,6 +55,8 @@ export interface QmpMachine {
   qmp_pmemsave(val: number | bigint, size: number | bigint, filename: string): void;
   /** What migrate-set-* consult and apply live. */
   migrationRunState(): MigrationRunState;
+  /** QEMU_CLOCK_REALTIME in ms, the runtime's (query-migrate's times). */
+  now_ms(): number;
 }
 
 export interface QmpContext {
@@ -98,7 +100,7 @@ export function qmpCommands(schema: SchemaRegistry): QmpCommandList<QmpContext> 
       if (a['cpu-index'] !== undefined) throw error_setg("Parameter 'cpu-index' expects a CPU number");
       return ctx.vm.hmp.handle_hmp_command(ctx, a['command-line']);
     })
-    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.env.now_ms(), vm.cpu_throttle))
+    .register('query-migrate', ({}, { vm }) => qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle))
     .register('query-migrate-capabilities', ({}, { vm }) => vm.migration.options.qmp_query_migrate_capabilities())
     .register('migrate-set-capabilities', ({ capabilities }: { capabilities: MigrationCapabilityStatus[] }, { vm }) =>
       vm.migration.options.qmp_migrate_set_capabilities(capabilities, vm.migrationRunState()),

@@ -114,7 +114,6 @@ export class VirtualMachine implements MonitorHost<QmpContext>, QmpMachine {
     // The throttle timer's clock (QEMU_CLOCK_VIRTUAL_RT) runs only while the VM runs.
     if (throttle instanceof CpuThrottleMainLoop) this.runstate.onChange((running) => throttle.qemu_clock_enable(running));
     this.report = opts.error_report ?? ((m) => process.stderr.write(`miglab vm: ${m}\n`));
-    // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
     this.env = opts.runtime({
       // warn_report(): "qemu-system-x86_64: warning: ..." in QEMU.
       options: new MigrationOptions({ warn_report: (m) => this.report(`warning: ${m}`) }),
@@ -311,7 +310,7 @@ function registerHmpCommands(hmp: HmpCommandTable<QmpContext>): void {
     .addInfo({
       name: 'migrate',
       params: '', help: 'show migration status',
-      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.env.now_ms(), vm.cpu_throttle)),
+      run: ({ vm }) => hmp_info_migrate(qmp_query_migrate(vm.migration, vm.incoming, () => vm.now_ms(), vm.cpu_throttle)),
     })
     .addInfo({
       name: 'migrate_capabilities',
