@@ -33,6 +33,7 @@ import { EINVAL } from '../util/errno.js';
 import { migration_rate_get, need, qemu_file_get_error, qemu_file_transferred, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, type QEMUFile } from './qemu-file.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { SaveVMEnv } from './savevm-h.js';
+import { trace_mark } from '../trace/trace.js';
 
 const BDRV_SECTOR_BITS = 9;
 const BDRV_SECTOR_SIZE = 1 << BDRV_SECTOR_BITS;
@@ -67,7 +68,7 @@ export class BlkMigState {
 }
 
 function trace(s: BlkMigState, name: string, args: Record<string, unknown>): void {
-  s.env.trace_mark?.(name, args);
+  trace_mark(s.env, name, args);
 }
 
 /** blk_mig_active(): a drive is being migrated. */

@@ -269,7 +269,7 @@ export function qmp_query_migrate(
   s: MigrationState,
   mis: MigrationIncomingState,
   now: MsClock = Date.now,
-  cpu_throttle?: CpuThrottle,
+  cpu_throttle: CpuThrottle | null = null,
 ): Record<string, unknown> {
   const info: MigrationInfo = {};
   fill_destination_migration_info(info, mis);
@@ -340,7 +340,7 @@ function fill_destination_migration_info(info: MigrationInfo, mis: MigrationInco
   }
 }
 
-function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now: MsClock, cpu_throttle: CpuThrottle | undefined): void {
+function fill_source_migration_info(info: MigrationInfo, s: MigrationState, now: MsClock, cpu_throttle: CpuThrottle | null): void {
   const state = s.state;
   switch (state) {
     case 'none':
@@ -379,7 +379,7 @@ function populate_time_info(info: MigrationInfo, s: MigrationState, state: Migra
  * populate_ram_info(): MigrationStats members in schema order (9.0 still has `skipped`),
  * and cpu-throttle-percentage while the CPU throttle is active.
  */
-function populate_ram_info(info: MigrationInfo, s: MigrationState, state: MigrationStatus, cpu_throttle: CpuThrottle | undefined): void {
+function populate_ram_info(info: MigrationInfo, s: MigrationState, state: MigrationStatus, cpu_throttle: CpuThrottle | null): void {
   const st = s.mig_stats;
   const completed = state === 'completed';
   info.ram = {
@@ -690,13 +690,8 @@ const qemu_savevm_state_header = traced('qemu_savevm_state_header', (_env: Migra
 const qemu_savevm_state_setup = traced('qemu_savevm_state_setup', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): Promise<number> =>
   savevm.qemu_savevm_state_setup(f, sv),
 );
-/**
- * Traced under migration_bitmap_sync, the node the call-chain view, the recorded traces and
- * their tests know it by; what runs is 9.0's path qemu_savevm_state_pending_exact() →
- * ram_state_pending_exact() → migration_bitmap_sync_precopy() → migration_bitmap_sync()
- * (issue 15 item 4: to be traced under its own names).
- */
-const qemu_savevm_state_pending_exact = traced('migration_bitmap_sync', (_env: MigrationHostEnv, sv: SaveVMState): PendingSizes =>
+/** The exact query: ram.ts traces what it calls, ram_state_pending_exact() → migration_bitmap_sync_precopy() → migration_bitmap_sync(). */
+const qemu_savevm_state_pending_exact = traced('qemu_savevm_state_pending_exact', (_env: MigrationHostEnv, sv: SaveVMState): PendingSizes =>
   savevm.qemu_savevm_state_pending_exact(sv),
 );
 const qemu_savevm_state_complete_precopy_non_iterable = traced(
@@ -892,10 +887,10 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
     migration_is_setup_or_active: () => s.state === 'setup' || s.state === 'active' || s.state === 'postcopy-active',
     migration_rate_exceeded: (f) => qemu_file_migration_rate_exceeded(s.mig_stats, f),
     qapi_event_send_migration_pass: (pass) => env.events.send('MIGRATION_PASS', { pass }),
-    cpu_throttle: env.cpu_throttle ?? undefined,
+    cpu_throttle: env.cpu_throttle,
     error_report: (m) => env.error_report(m),
-    trace_mark: (name, args) => trace_mark(env, name, args),
-    trace_call: (fn, args, body) => env.tracer.call(env.thread, fn, args, body),
+    tracer: env.tracer,
+    thread: env.thread,
   };
 }
 
@@ -1184,7 +1179,7 @@ const migration_iteration_finish = traced(
   'migration_iteration_finish',
   (env: MigrationHostEnv, run: OutgoingRun): Promise<void> => {
     /* If we enabled cpu throttling for auto-converge, turn it off. */
-    env.cpu_throttle?.cpu_throttle_stop?.();
+    env.cpu_throttle?.cpu_throttle_stop();
     const s = env.s;
     const rs = env.runstate;
     switch (s.state) {

@@ -28,6 +28,7 @@ import { EINVAL } from '../util/errno.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { RamPageBits } from './ram-map.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
+import { trace_mark, traced_at, type TraceSite } from '../trace/trace.js';
 
 export { TARGET_PAGE_BITS, TARGET_PAGE_SIZE };
 
@@ -109,8 +110,11 @@ export interface MigClock {
   now_ms(): number;
 }
 
-/** What ram.c reads from the rest of QEMU; the engine implements it per endpoint. */
-export interface MigrationEnv {
+/**
+ * What ram.c reads from the rest of QEMU; the engine implements it per endpoint. A trace
+ * site: ram.c and savevm.c trace on the thread that runs them.
+ */
+export interface MigrationEnv extends TraceSite {
   readonly options: MigrationOptions;
   readonly mig_stats: MigrationAtomicStats;
   readonly clock: MigClock;
@@ -121,25 +125,13 @@ export interface MigrationEnv {
   /** migration_rate_exceeded(f) (qemu-file.ts has QEMU's version over mig_stats). */
   migration_rate_exceeded(f: QEMUFile): boolean;
   /** qapi_event_send_migration_pass(); called only when the events capability is on. */
-  qapi_event_send_migration_pass?(pass: number): void;
-  /** Every bitmap sync (events or not): the lab's animation hook. */
-  on_bitmap_sync?(dirty_sync_count: number, new_dirty_pages: number): void;
-  /**
-   * trace_<name>(args): one of QEMU's trace points (migration/trace-events), as a trace
-   * `mark` on the calling thread; absent or a no-op when nobody listens. Called per sync
-   * or per window, never per page.
-   */
-  trace_mark?(name: string, args: Record<string, unknown>): void;
-  cpu_throttle?: CpuThrottle;
+  qapi_event_send_migration_pass(pass: number): void;
+  /** The VM's CPU throttle (auto-converge); null where the VM has no vCPU to throttle. */
+  readonly cpu_throttle: CpuThrottle | null;
   /** error_report(): one stderr line, without QEMU's "qemu-system-x86_64: " prefix. */
   error_report: (msg: string) => void;
   /** The incoming coroutine's periodic yield to the main loop (every 32768 records). */
   coroutine_yield?(): Promise<void>;
-  /**
-   * Report `fn` to the tracer on the calling thread (set by the migration thread); used
-   * for per-page functions only when they matter (a write fault being served).
-   */
-  trace_call?<T>(fn: string, args: Record<string, unknown> | undefined, body: () => T): T;
 }
 
 /* ---------- RAMState ---------- */
@@ -366,37 +358,41 @@ export function migration_update_rates(rs: RAMState, end_time: number): void {
  * migration_bitmap_sync(): one "pass". dirty-sync-count++, take the dirty log into the
  * bitmaps, and after more than 1 s update the dirty rate and the throttle; MIGRATION_PASS.
  */
-export function migration_bitmap_sync(rs: RAMState, _last_stage: boolean): void {
-  const env = rs.env;
-  const stats = env.mig_stats;
-  stats.dirty_sync_count++;
+export const migration_bitmap_sync = traced_at(
+  'migration_bitmap_sync',
+  (rs: RAMState, _last_stage: boolean): void => {
+    const env = rs.env;
+    const stats = env.mig_stats;
+    stats.dirty_sync_count++;
 
-  if (rs.time_last_bitmap_sync === null) rs.time_last_bitmap_sync = now_ms(env);
-  env.trace_mark?.('migration_bitmap_sync_start', {});
+    if (rs.time_last_bitmap_sync === null) rs.time_last_bitmap_sync = now_ms(env);
+    trace_mark(env, 'migration_bitmap_sync_start', {});
 
-  let new_dirty = 0;
-  for (const block of rs.ram_list.blocks) new_dirty += ramblock_sync_dirty_bitmap(rs, block);
-  stats.dirty_bytes_last_sync = ram_bytes_remaining(rs);
-  env.trace_mark?.('migration_bitmap_sync_end', { dirty_pages: rs.num_dirty_pages_period });
+    for (const block of rs.ram_list.blocks) ramblock_sync_dirty_bitmap(rs, block);
+    stats.dirty_bytes_last_sync = ram_bytes_remaining(rs);
+    trace_mark(env, 'migration_bitmap_sync_end', { dirty_pages: rs.num_dirty_pages_period });
 
-  const end_time = now_ms(env);
-  /* more than 1 second = 1000 millisecons */
-  if (end_time > rs.time_last_bitmap_sync + 1000) {
-    migration_trigger_throttle(rs);
-    migration_update_rates(rs, end_time);
-    rs.target_page_count_prev = rs.target_page_count;
-    rs.time_last_bitmap_sync = end_time;
-    rs.num_dirty_pages_period = 0;
-    rs.bytes_xfer_prev = migration_transferred_bytes(stats);
-  }
-  env.on_bitmap_sync?.(stats.dirty_sync_count, new_dirty);
-  if (env.options.migrate_events()) env.qapi_event_send_migration_pass?.(stats.dirty_sync_count);
-}
+    const end_time = now_ms(env);
+    /* more than 1 second = 1000 millisecons */
+    if (end_time > rs.time_last_bitmap_sync + 1000) {
+      migration_trigger_throttle(rs);
+      migration_update_rates(rs, end_time);
+      rs.target_page_count_prev = rs.target_page_count;
+      rs.time_last_bitmap_sync = end_time;
+      rs.num_dirty_pages_period = 0;
+      rs.bytes_xfer_prev = migration_transferred_bytes(stats);
+    }
+    if (env.options.migrate_events()) env.qapi_event_send_migration_pass(stats.dirty_sync_count);
+  },
+  (rs) => rs.env,
+);
 
 /** migration_bitmap_sync_precopy(): (precopy notifiers: none in the lab) + sync. */
-export function migration_bitmap_sync_precopy(rs: RAMState, last_stage: boolean): void {
-  migration_bitmap_sync(rs, last_stage);
-}
+export const migration_bitmap_sync_precopy = traced_at(
+  'migration_bitmap_sync_precopy',
+  (rs: RAMState, last_stage: boolean): void => migration_bitmap_sync(rs, last_stage),
+  (rs) => rs.env,
+);
 
 /** migration_bitmap_clear_dirty() */
 function migration_bitmap_clear_dirty(rs: RAMState, rb: RAMBlockLike, page: number): boolean {
@@ -528,7 +524,8 @@ function poll_fault_page(rs: RAMState): { block: RAMBlockLike; offset: number } 
     if (offset < 0) continue;
     const hit = { block, offset };
     // Traced only when there is a fault to serve (it is polled before every page).
-    return rs.env.trace_call ? rs.env.trace_call('poll_fault_page', { block: block.idstr, offset }, () => hit) : hit;
+    const { tracer, thread } = rs.env;
+    return tracer.active ? tracer.call(thread, 'poll_fault_page', { block: block.idstr, offset }, () => hit) : hit;
   }
   return null;
 }
@@ -887,13 +884,17 @@ export function ram_state_pending_estimate(opaque: RAMMigration, acc: PendingSiz
 }
 
 /** ram_state_pending_exact(): 9.0 syncs first (another pass) unless in postcopy. */
-export function ram_state_pending_exact(opaque: RAMMigration, acc: PendingSizes): void {
-  const rs = ram_state_of(opaque);
-  if (!rs.env.migration_in_postcopy()) migration_bitmap_sync_precopy(rs, false);
-  const remaining_size = rs.migration_dirty_pages * TARGET_PAGE_SIZE;
-  if (rs.env.options.migrate_postcopy_ram()) acc.can_postcopy += remaining_size;
-  else acc.must_precopy += remaining_size;
-}
+export const ram_state_pending_exact = traced_at(
+  'ram_state_pending_exact',
+  (opaque: RAMMigration, acc: PendingSizes): void => {
+    const rs = ram_state_of(opaque);
+    if (!rs.env.migration_in_postcopy()) migration_bitmap_sync_precopy(rs, false);
+    const remaining_size = rs.migration_dirty_pages * TARGET_PAGE_SIZE;
+    if (rs.env.options.migrate_postcopy_ram()) acc.can_postcopy += remaining_size;
+    else acc.must_precopy += remaining_size;
+  },
+  (opaque) => ram_state_of(opaque).env,
+);
 
 /** ram_save_cleanup(): dirty logging off, bitmaps freed. */
 export function ram_save_cleanup(opaque: RAMMigration): void {

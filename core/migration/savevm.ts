@@ -54,6 +54,7 @@ import { GlobalState, make_vmstate_globalstate } from './global-state.js';
 import { MIGRATION_GLOBALS_DEFAULT, MigrationOptions, type MigrationGlobals } from './options.js';
 import { MigrationAtomicStats, QEMUFile, migration_rate_exceeded, need, qemu_file_get_error, qemu_file_new_input, qemu_file_set_error, qemu_get_be16, qemu_get_be32, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be32, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { QIOChannelBuffer } from '../io/channel-buffer.js';
+import { MAIN_THREAD, Tracer, trace_mark } from '../trace/trace.js';
 import { EINVAL, EIO, ENOTSUP, ERANGE, strerror } from '../util/errno.js';
 import {
   RAMList,
@@ -479,7 +480,8 @@ export function savevm_machine_none(env: SaveVMEnv, ram_list: RAMList, devices =
 
 /**
  * An environment for a standalone endpoint (tests, file save/load): default options,
- * fresh mig_stats, wall clock, no rate limit, VM stopped, errors collected in `errors`.
+ * fresh mig_stats, wall clock, no rate limit, VM stopped, no throttle, no events, nobody
+ * tracing (on the main thread), errors collected in `errors`.
  */
 export function create_migration_env(over: Partial<SaveVMEnv> = {}): SaveVMEnv & { errors: string[] } {
   const errors: string[] = [];
@@ -491,7 +493,11 @@ export function create_migration_env(over: Partial<SaveVMEnv> = {}): SaveVMEnv &
     migration_in_postcopy: () => false,
     migration_is_setup_or_active: () => true,
     migration_rate_exceeded: (f) => migration_rate_exceeded(env.mig_stats, f),
+    qapi_event_send_migration_pass: () => {},
+    cpu_throttle: null,
     error_report: (m) => errors.push(m),
+    tracer: new Tracer(),
+    thread: MAIN_THREAD,
     errors,
     ...over,
   };
@@ -789,7 +795,7 @@ async function qemu_loadvm_section_start_full(f: QEMUFile, sv: SaveVMState): Pro
     report(`qemu_loadvm_section_start_full: Failed to read instance/version ID: ${ret}`);
     return ret;
   }
-  sv.env.trace_mark?.('qemu_loadvm_state_section_startfull', { section_id, idstr, instance_id, version_id });
+  trace_mark(sv.env, 'qemu_loadvm_state_section_startfull', { section_id, idstr, instance_id, version_id });
   const se = sv.find_se(idstr, instance_id);
   if (!se) {
     report(

@@ -33,7 +33,7 @@ export interface CpuThrottle {
   cpu_throttle_get_percentage(): number;
   cpu_throttle_set(pct: number): void;
   /** cpu_throttle_stop(): back to 0 % (the migration thread's end). */
-  cpu_throttle_stop?(): void;
+  cpu_throttle_stop(): void;
 }
 
 export const CPU_THROTTLE_PCT_MIN = 1;

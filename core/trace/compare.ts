@@ -10,8 +10,9 @@ import { MIGLAB_COMPLETION, type TraceEvent } from './trace-event.js';
 
 /** Differences the lab knows of between its trace and what real QEMU's trace points show. */
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
-  migration_bitmap_sync:
-    "QEMU also syncs the bitmap in setup (ram_init_bitmaps) and in the last pass (ram_save_complete); the lab traces migration_bitmap_sync only for a lap's pass, in migration_iteration_run (the setup and last syncs show as migration_bitmap_sync_start/end marks)",
+  qemu_savevm_state_pending_exact: 'QEMU has no trace point in qemu_savevm_state_pending_exact: its trace shows the exact query by migrate_pending_exact, after the sync',
+  ram_state_pending_exact: 'QEMU has no trace point in ram_state_pending_exact: its bitmap sync shows as migration_bitmap_sync',
+  migration_bitmap_sync_precopy: 'QEMU has no trace point in migration_bitmap_sync_precopy: its sync shows as migration_bitmap_sync',
   migration_rate_exceeded: 'QEMU has no trace point in migration_rate_exceeded: real QEMU runs it on every lap, unseen',
   migration_detect_error: 'QEMU has no trace point in migration_detect_error: real QEMU runs it on every lap, unseen',
   qemu_start_incoming_migration: 'QEMU has no trace point in qemu_start_incoming_migration (migrate-incoming): its console shows the command',

@@ -80,7 +80,10 @@ const SINCE_8 = ['9.0', '10.0'] as const;
  * The chain's stacks. Source main thread: qmp_migrate → a transport's start → (later, from
  * the main loop) migration_channel_connect → migrate_fd_connect → qemu_thread_create. The
  * migration thread: migration_thread → setup, then the loop's migration_iteration_run
- * (→ migration_bitmap_sync, migration_completion) and migration_rate_limit.
+ * (→ migration_bitmap_sync, migration_completion) and migration_rate_limit. QEMU has no
+ * points in the exact query's functions (qemu_savevm_state_pending_exact,
+ * ram_state_pending_exact, migration_bitmap_sync_precopy): a sync enters
+ * migration_bitmap_sync wherever it runs.
  */
 const THREAD = ['migration_thread'] as const;
 const RUN = ['migration_thread', 'migration_iteration_run'] as const;

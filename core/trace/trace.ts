@@ -100,6 +100,18 @@ export function traced<E extends TraceSite, A extends unknown[], R>(
   };
 }
 
+/**
+ * traced() for a function that keeps QEMU's arguments exactly (ram.c's and savevm.c's take
+ * RAMState, SaveVMState, an opaque): `site` finds the trace site from them.
+ */
+export function traced_at<A extends unknown[], R>(name: string, fn: (...a: A) => R, site: NoInfer<(...a: A) => TraceSite>): (...a: A) => R {
+  return (...a) => {
+    const { tracer, thread } = site(...a);
+    if (!tracer.active) return fn(...a);
+    return tracer.call(thread, name, undefined, () => fn(...a));
+  };
+}
+
 /** trace_<name>(args): one of QEMU's trace points, as a `mark` on the site's thread (nothing when nobody listens). */
 export function trace_mark(site: TraceSite, name: string, args: Record<string, unknown>): void {
   const tracer = site.tracer;

@@ -42,7 +42,7 @@ export interface QmpMachine {
   readonly name: string | undefined;
   readonly migration: MigrationState;
   readonly incoming: MigrationIncomingState;
-  readonly cpu_throttle: CpuThrottle | undefined;
+  readonly cpu_throttle: CpuThrottle | null;
   /** The vCPU (its workload), for x-miglab-query-vcpu. */
   readonly vcpus: VcpuControl;
   readonly runstate: RunStateMachine;

@@ -89,8 +89,6 @@ export class VirtualMachine implements MonitorHost<QmpContext>, QmpMachine {
   readonly migration: MigrationState;
   readonly incoming: MigrationIncomingState;
   readonly memory: GuestMemoryAccess;
-  /** What the migration thread throttles the vCPU with (the env's cpu_throttle). */
-  readonly cpu_throttle: CpuThrottle | undefined;
   /** What the migration engine reaches through this endpoint, built by the runtime given. */
   readonly env: MigrationHostEnv;
   /** The vCPU (its workload), for x-miglab-query-vcpu. */
@@ -103,12 +101,16 @@ export class VirtualMachine implements MonitorHost<QmpContext>, QmpMachine {
   private readonly exitListeners = new Set<(code: number) => void>();
   private readonly report: (msg: string) => void;
 
+  /** What the migration thread throttles the vCPU with: the env's, null without a vCPU throttle. */
+  get cpu_throttle(): CpuThrottle | null {
+    return this.env.cpu_throttle;
+  }
+
   constructor(opts: VirtualMachineOptions) {
     this.name = opts.name;
     this.memory = opts.memory;
     // QEMU main(): -incoming puts the VM in 'inmigrate'; autostart unless -S.
     this.runstate = new RunStateMachine('prelaunch', !opts.startPaused, this.events, opts.vcpus);
-    this.cpu_throttle = opts.cpu_throttle;
     this.vcpus = opts.vcpus;
     const throttle = opts.cpu_throttle;
     // The throttle timer's clock (QEMU_CLOCK_VIRTUAL_RT) runs only while the VM runs.

@@ -2,7 +2,7 @@
  * The source view's index, built at `npm run build` time (the vite plugin in
  * renderer/vite.config.ts): every function and method of core/ named after a QEMU function
  * the lab models (`function NAME` or `const NAME = traced('NAME', …)`), and every name the
- * tracer reports (traced('NAME', …), tracer.call(thread, 'NAME', …), trace_call('NAME', …)), with its lab file, line and TypeScript text, and its QEMU 9.0
+ * tracer reports (traced('NAME', …), traced_at('NAME', …), tracer.call(thread, 'NAME', …)), with its lab file, line and TypeScript text, and its QEMU 9.0
  * file (core/trace/qemu-files.ts). Read with the TypeScript compiler API, so a name is a
  * declaration, not a match in a comment.
  *
@@ -74,10 +74,10 @@ export function scan_source(file: string, source: string): { defs: Found[]; trac
   return { defs, traced };
 }
 
-/** 'NAME' of `traced('NAME', …)`, `….tracer.call(thread, 'NAME', …)` or `….trace_call('NAME', …)`, or null. */
+/** 'NAME' of `traced('NAME', …)`, `traced_at('NAME', …)` or `….tracer.call(thread, 'NAME', …)`, or null. */
 function tracedName(call: ts.CallExpression): string | null {
   const callee = call.expression;
-  if (ts.isIdentifier(callee) && callee.text === 'traced') {
+  if (ts.isIdentifier(callee) && (callee.text === 'traced' || callee.text === 'traced_at')) {
     const arg = call.arguments[0];
     return arg && ts.isStringLiteral(arg) ? arg.text : null;
   }
@@ -85,7 +85,6 @@ function tracedName(call: ts.CallExpression): string | null {
   const method = callee.name.text;
   let arg: ts.Expression | undefined;
   if (method === 'call' && /(^|\.)tracer$/.test(callee.expression.getText())) arg = call.arguments[1];
-  else if (method === 'trace_call') arg = call.arguments[0];
   return arg && ts.isStringLiteral(arg) ? arg.text : null;
 }
 

@@ -78,7 +78,7 @@ describe('the locals panel on a real run (bandwidth-cap)', () => {
   });
 
   it('at a pass: the exact query, its bitmap sync, and still iterate', () => {
-    const sync = where(isEnter('migration_bitmap_sync'))[0];
+    const sync = where(isEnter('qemu_savevm_state_pending_exact'))[0];
     const m = upTo(sync);
     expect(m.iteration!.line).toBe('exact');
     const exit = evs.findIndex((e, j) => j > sync && e.type === 'exit' && e.fn === 'migration_iteration_run');

@@ -72,6 +72,7 @@ describe('query-migrate and the CPU throttle (populate_ram_info())', () => {
     cpu_throttle_active: () => pct !== 0,
     cpu_throttle_get_percentage: () => pct,
     cpu_throttle_set: () => {},
+    cpu_throttle_stop: () => {},
   });
   const info = (state: MigrationState['state'], pct: number) =>
     qmp_query_migrate(source(state, { total: 1 << 20, remaining: 4096 }), new MigrationIncomingState(undefined), () => 0, throttle(pct));

@@ -310,6 +310,7 @@ describe('passes', () => {
       cpu_throttle_active: () => pct > 0,
       cpu_throttle_get_percentage: () => pct,
       cpu_throttle_set: (p) => (pct = p),
+      cpu_throttle_stop: () => (pct = 0),
     };
     const { ram, env, opaque } = setup(64, { clock, cpu_throttle: throttle });
     env.options.capabilities['auto-converge'] = true;

@@ -5,8 +5,8 @@
  *   - enter migration_iteration_run / migration_completion: the inputs known at entry
  *     (SwitchoverInputs: threshold_size, bandwidth, downtime_limit, dirty_sync_count,
  *     dirty pages, the rate-limit budget left);
- *   - then, as they come: migrate_pending_estimate, migration_bitmap_sync (the exact
- *     query's sync), migrate_pending_exact, the lab's miglab_iteration_decision, QEMU's
+ *   - then, as they come: migrate_pending_estimate, qemu_savevm_state_pending_exact (the
+ *     exact query, whose bitmap sync ends with migration_bitmap_sync_end), migrate_pending_exact, the lab's miglab_iteration_decision, QEMU's
  *     migration_thread_low_pending, and in migration_completion QEMU's
  *     migration_completion_vm_stop, the final sync, the state change, the lab's
  *     miglab_completion (downtime measured);
@@ -152,7 +152,7 @@ export class LocalsModel {
         state: null,
         result: null,
       };
-    } else if (fn === 'migration_bitmap_sync' && it && !it.returned && !this.completion) {
+    } else if (fn === 'qemu_savevm_state_pending_exact' && it && !it.returned && !this.completion) {
       it.line = 'exact';
     } else if (fn === 'close_return_path_on_source' && this.completion && !this.completion.returned) {
       this.completion.line = 'close_rp';
