@@ -681,8 +681,9 @@ interface OutgoingRun {
 
 /*
  * Functions of savevm.c, ram.c and migration-stats.c that the migration code calls, traced
- * here under their names on the caller's thread: their files (savevm.ts, ram.ts,
- * qemu-file.ts) take no tracer. Each takes the caller's env first, then QEMU's arguments.
+ * here under their names on the caller's thread; each takes the caller's env first, then
+ * QEMU's arguments. What they call in turn is traced in their own files where it is a
+ * chain node (ram.ts's traced_at(), its MigrationEnv being a trace site).
  */
 const qemu_savevm_state_header = traced('qemu_savevm_state_header', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): void =>
   savevm.qemu_savevm_state_header(f, sv),
