@@ -1383,9 +1383,17 @@ export const migrate_fd_cleanup = traced('migrate_fd_cleanup', async (env: Migra
 /** qemu_thread_join(). */
 const qemu_thread_join = traced('qemu_thread_join', (_env: MigrationHostEnv, t: QemuThread): Promise<void> => t.join());
 
-/** migrate_fd_cancel(): running → cancelling, and shut the stream down to unblock the thread. */
+/**
+ * migrate_fd_cancel(): running → cancelling, and shut the files down to unblock the threads,
+ * in 9.0's order. A cancel before the migration thread exists (setup, while a socket
+ * connects) stays `cancelling` until migrate_fd_connect() runs: with an error its
+ * migrate_fd_cleanup() sets `cancelled`; with a channel the thread starts, cannot leave
+ * `cancelling`, skips the loop, and the cleanup sets `cancelled`. (10.0 sets `cancelled` at
+ * once when there is no to_dst_file yet: "migration: cpr-transfer mode".)
+ */
 export function migrate_fd_cancel(s: MigrationState): void {
-  const wasSetup = s.state === 'setup';
+  /* shutdown the rp socket, so causing the rp thread to shutdown */
+  s.rp_state?.shutdown();
   for (;;) {
     const old = s.state;
     if (!s.migration_is_running()) break;
@@ -1393,10 +1401,8 @@ export function migrate_fd_cancel(s: MigrationState): void {
     s.migrate_set_state(old, 'cancelling');
     if (s.state === 'cancelling') break;
   }
-  const t = s.thread;
-  if (s.state === 'cancelling' && t) t.shutdown();
-  if (s.state === 'cancelling') s.rp_state?.shutdown(); // qemu_file_shutdown(rp_state.from_dst_file)
-  if (wasSetup && !t && s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');
+  // The thread may be stuck in a write to a failed network: shut its file (to_dst_file) down.
+  if (s.state === 'cancelling') s.thread?.shutdown();
 }
 
 /* --------------------------------- the return path --------------------------------- */

@@ -121,4 +121,46 @@ describe('precopy engine, in process', () => {
     expect(src.ram.digest()).toBe(before);
     await until(() => qmp_query_migrationthreads(src.env.s).length === 0);
   });
+
+  // 9.0's migrate_fd_cancel() has no shortcut for a cancel before the thread exists (10.0's
+  // "cpr-transfer mode" added one): the state stays cancelling until migrate_fd_connect() runs.
+  describe('a cancel in setup, before the channel is connected', () => {
+    function cancelled_in_setup() {
+      const src = endpoint(8 << 20, 'running');
+      src.env.s.options.qmp_migrate_set_capabilities([{ capability: 'events', state: true }], { migration_is_running: () => false });
+      const events: string[] = [];
+      src.env.events.on((e) => events.push(`${e.event} ${JSON.stringify(e.data)}`));
+      migrate_prepare(src.env, false);
+      migrate_fd_cancel(src.env.s);
+      return { src, events };
+    }
+
+    it('stays cancelling until the connection fails; the cleanup then sets cancelled', async () => {
+      const { src, events } = cancelled_in_setup();
+      await sleep(50);
+      expect(src.env.s.state).toBe('cancelling');
+      migration_channel_connect(src.env, null, 'Failed to connect: Connection refused');
+      await until(() => src.env.s.state === 'cancelled');
+      expect(events).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION {"status":"cancelling"}', 'MIGRATION {"status":"cancelled"}']);
+      expect(src.env.runstate.runstate_get()).toBe('running');
+    });
+
+    it('with a channel, the thread starts, skips the loop and ends cancelled, its thread joined', async () => {
+      const { src, events } = cancelled_in_setup();
+      const dst = endpoint(8 << 20, 'inmigrate');
+      const [a, b] = pipeChannelPair();
+      migrate_incoming_set_state(dst.env, 'none', 'setup');
+      const incoming = process_incoming_migration_co(dst.env, b);
+      const before = src.ram.digest();
+      migration_channel_connect(src.env, a, null);
+      await until(() => src.env.s.state === 'cancelled' && qmp_query_migrationthreads(src.env.s).length === 0);
+      // The thread's setup still ran: ram_init_bitmaps()'s sync is pass 1.
+      expect(events).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION {"status":"cancelling"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"cancelled"}']);
+      expect(src.env.runstate.runstate_get()).toBe('running');
+      expect(src.ram.digest()).toBe(before);
+      // No page was sent: the thread never reached the loop.
+      expect(src.env.s.mig_stats.normal_pages + src.env.s.mig_stats.zero_pages).toBe(0);
+      expect(await incoming).toBe(1);
+    });
+  });
 });
