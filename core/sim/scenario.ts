@@ -18,7 +18,7 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
 import { join_cjk_breaks } from '../util/cjk.js';
-import { WORKLOAD_MODELS } from '../vm/workload-spec.js';
+import { WORKLOAD_MODELS, workload_model_check } from '../vm/workload-spec.js';
 
 /* ---------------------------------- the DSL ---------------------------------- */
 
@@ -746,13 +746,17 @@ export function scenario_from_object(raw: unknown): Scenario {
   // Checks that span fields.
   if (sc.ram.prefill > sc.ram.size) fail(['ram', 'prefill'], `is larger than the RAM (${sc.ram.size} bytes)`);
   const w = sc.workload;
-  if (w.kind === 'hotset' && w.start + w.size > sc.ram.size) fail(['workload'], `hotset ${w.start}+${w.size} does not fit in RAM (${sc.ram.size} bytes)`);
   if (w.kind === 'phases') {
     w.phases.forEach((ph, i) => {
       if (ph.duration === undefined && (i < w.phases.length - 1 || w.repeat)) {
         fail(['workload', 'phases', i, 'duration'], 'missing (only the last phase may run for ever, and not with repeat)');
       }
+      const why = workload_model_check(ph.workload.kind, ph.workload, sc.ram.size);
+      if (why) fail(['workload', 'phases', i, 'workload'], why);
     });
+  } else {
+    const why = workload_model_check(w.kind, w, sc.ram.size);
+    if (why) fail(['workload'], why);
   }
   return sc;
 }

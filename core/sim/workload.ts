@@ -26,6 +26,7 @@
  */
 import { cpu_throttle_clamp, type CpuThrottle } from '../system/cpu-throttle.js';
 import { TARGET_PAGE_SIZE } from '../system/physmem.js';
+import { workload_model_check } from '../vm/workload-spec.js';
 import type { VcpuControl } from '../system/runstate.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { SimRAMBlock } from './guest-ram.js';
@@ -45,24 +46,15 @@ export interface SimWorkloadPhase {
   workload: SimWorkloadSpec;
 }
 
-/** Why a spec cannot run on `nr_pages` pages, or null. */
+/** Why a spec cannot run on `ram_size` bytes of RAM, or null: workload-spec.ts's check, and the phases'. */
 export function sim_workload_check(spec: SimWorkloadSpec, ram_size: number): string | null {
   switch (spec.kind) {
     case 'idle':
-      return null;
     case 'random':
     case 'sequential':
     case 'fill':
-      if (!(spec.rate > 0)) return `${spec.kind}: rate must be positive`;
-      return ram_size > 0 ? null : `workload ${spec.kind} needs guest RAM`;
-    case 'hotset': {
-      const start = spec.start ?? 0;
-      if (!(spec.rate > 0)) return 'hotset: rate must be positive';
-      if (!(spec.size >= TARGET_PAGE_SIZE)) return `hotset: size must be at least one page (${TARGET_PAGE_SIZE})`;
-      if (start % TARGET_PAGE_SIZE !== 0) return `hotset: start must be a multiple of the page size (${TARGET_PAGE_SIZE})`;
-      if (start + spec.size > ram_size) return `hotset: working set ${start}+${spec.size} does not fit in RAM (${ram_size} bytes)`;
-      return null;
-    }
+    case 'hotset':
+      return workload_model_check(spec.kind, spec, ram_size);
     case 'phases': {
       if (spec.phases.length === 0) return 'phases: the list is empty';
       for (let i = 0; i < spec.phases.length; i++) {

@@ -206,17 +206,36 @@ export function formatWorkloadSpec(spec: WorkloadSpec): string {
   }
 }
 
-/** Whether `spec` can run on `ram_size` bytes of RAM: null if so, else why not. */
-export function workload_check(spec: WorkloadSpec, ram_size: number): string | null {
-  if (spec.name === 'idle') return null;
-  if (ram_size === 0) return `workload ${spec.name} needs guest RAM (-m)`;
-  if (spec.name === 'hotset') {
-    if (spec.start % TARGET_PAGE_SIZE !== 0) {
-      return `hotset: start=${spec.start} is not a multiple of the page size (${TARGET_PAGE_SIZE})`;
+/** A model's parameters, in bytes and bytes per second, as either form gives them (the rest of the spec aside). */
+export interface WorkloadParams {
+  readonly rate?: number;
+  readonly size?: number;
+  readonly start?: number;
+  readonly [other: string]: unknown;
+}
+
+/**
+ * Whether `model` with `p` can run on `ram_size` bytes of RAM: null if so, else why not.
+ * The one check of both forms and both runtimes (workload_check, the simulated runtime's
+ * sim_workload_check, a scenario's parse): a rate is positive, a guest that writes needs
+ * RAM, a working set is whole pages and lies inside RAM.
+ */
+export function workload_model_check(model: WorkloadModel, p: WorkloadParams, ram_size: number): string | null {
+  if (model === 'idle') return null;
+  if (p.rate !== undefined && !(p.rate > 0)) return `${model}: rate must be positive`;
+  if (ram_size === 0) return `workload ${model} needs guest RAM (-m)`;
+  if (model === 'hotset') {
+    const size = p.size ?? 0;
+    const start = p.start ?? 0;
+    if (!(size > 0) || size % TARGET_PAGE_SIZE !== 0) {
+      return `hotset: size=${size} is not a positive multiple of the page size (${TARGET_PAGE_SIZE})`;
     }
-    if (spec.start + spec.size > ram_size) {
+    if (start % TARGET_PAGE_SIZE !== 0) {
+      return `hotset: start=${start} is not a multiple of the page size (${TARGET_PAGE_SIZE})`;
+    }
+    if (start + size > ram_size) {
       return (
-        `hotset: working set 0x${spec.start.toString(16)}..0x${(spec.start + spec.size).toString(16)}` +
+        `hotset: working set 0x${start.toString(16)}..0x${(start + size).toString(16)}` +
         ` does not fit in RAM (0x${ram_size.toString(16)} bytes)`
       );
     }
@@ -224,3 +243,7 @@ export function workload_check(spec: WorkloadSpec, ram_size: number): string | n
   return null;
 }
 
+/** Whether `spec` can run on `ram_size` bytes of RAM: null if so, else why not. */
+export function workload_check(spec: WorkloadSpec, ram_size: number): string | null {
+  return workload_model_check(spec.name, spec, ram_size);
+}

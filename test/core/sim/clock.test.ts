@@ -97,8 +97,10 @@ describe('VirtualClockDriver', () => {
     d.after_timer = () => n === 5;
     let pauses = 0;
     d.on_pause(() => pauses++);
+    // Wait for the pause itself, not for a time (a loaded machine may take longer).
+    const paused = new Promise<void>((r) => d.on_pause(() => r()));
     const run = d.run(() => n >= 8);
-    await new Promise((r) => setTimeout(r, 20));
+    await paused;
     expect(d.paused).toBe(true);
     expect(n).toBe(5);
     expect(c.now_ms()).toBe(5);

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemu_strtosz, StrtoszError } from '../../../core/util/cutils.js';
 import { formatWorkloadSpec, parseWorkloadSpec, workload_check, WORKLOAD_KEYS } from '../../../core/vm/workload.js';
 import { LIVE_WORKLOADS, SPEC_DEFAULTS, WORKLOAD_MODELS } from '../../../core/vm/workload-spec.js';
-import { SCENARIO_SCHEMA } from '../../../core/sim/scenario.js';
+import { SCENARIO_SCHEMA, scenario_from_object } from '../../../core/sim/scenario.js';
+import { sim_workload_check } from '../../../core/sim/workload.js';
 import { VCPU_MODULES, importFrom, transpileCore } from '../../helpers/transpile.js';
 
 type RamModule = typeof import('../../../core/system/physmem.js');
@@ -156,6 +157,26 @@ describe('parseWorkloadSpec', () => {
     expect(workload_check(parseWorkloadSpec('hotset:size=16M'), 16 * MiB)).toBeNull();
     expect(workload_check(parseWorkloadSpec('hotset:size=16M,start=4K'), 16 * MiB)).toMatch(/does not fit in RAM/);
     expect(workload_check(parseWorkloadSpec('hotset:size=1M,start=100'), 16 * MiB)).toMatch(/not a multiple of the page size/);
+  });
+
+  it('is one check for the SPEC, the simulated runtime and a scenario: the same refusal in the same words', () => {
+    const ram = 16 * MiB;
+    const cases: { spec: string; why: string }[] = [
+      { spec: 'hotset:size=6000', why: 'hotset: size=6000 is not a positive multiple of the page size (4096)' },
+      { spec: 'hotset:size=1M,start=100', why: 'hotset: start=100 is not a multiple of the page size (4096)' },
+      { spec: 'hotset:size=16M,start=4K', why: 'hotset: working set 0x1000..0x1001000 does not fit in RAM (0x1000000 bytes)' },
+    ];
+    for (const { spec, why } of cases) {
+      const live = parseWorkloadSpec(spec);
+      expect(workload_check(live, ram), spec).toBe(why);
+      if (live.name !== 'hotset') throw new Error('hotset cases only');
+      const sim = { kind: 'hotset' as const, size: live.size, rate: live.rate, start: live.start };
+      expect(sim_workload_check(sim, ram), spec).toBe(why);
+      const sc = { name: 't', ram: { size: ram }, workload: sim, link: { bandwidth: '1Gbit/s' } };
+      expect(() => scenario_from_object(sc), spec).toThrow(`scenario: workload: ${why}`);
+      const phased = { ...sc, workload: { kind: 'phases', phases: [{ duration: '1s', workload: sim }, { workload: { kind: 'idle' } }] } };
+      expect(() => scenario_from_object(phased), spec).toThrow(`scenario: workload.phases[0].workload: ${why}`);
+    }
   });
 });
 
