@@ -31,7 +31,10 @@ function reference(old_buf: Uint8Array, new_buf: Uint8Array): number[] {
   let i = 0;
   while (i < old_buf.length) {
     let z = 0;
-    while (i < old_buf.length && old_buf[i] === new_buf[i]) (i++, z++);
+    while (i < old_buf.length && old_buf[i] === new_buf[i]) {
+      i++;
+      z++;
+    }
     if (i === old_buf.length) break;
     const start = i;
     while (i < old_buf.length && old_buf[i] !== new_buf[i]) i++;
