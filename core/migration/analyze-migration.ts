@@ -9,7 +9,8 @@
  * Where it differs from the script:
  * - It streams: one QEMUFile over the file channel (1 MiB reads), pages are skipped in the
  *   buffer; a 1 GiB stream takes about half a second. Page records are counted (by kind, block
- *   and section), not dumped.
+ *   and section), not dumped; XBZRLE records are decoded (the script refuses them), and with
+ *   `extract` (the script's -x) every record is applied to the blocks' files (RamFiles).
  * - It checks what QEMU's loader checks (qemu_loadvm_state_main, ram_load_precopy: flag
  *   combinations, zero-page fill, block names and offsets, footers, command lengths), with
  *   QEMU's texts where it has one, and

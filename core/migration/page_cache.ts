@@ -17,7 +17,7 @@ const NO_ADDR = -1;
 const QERR_INVALID_PARAMETER_VALUE = (name: string, expected: string): QmpError => error_setg(`Parameter '${name}' expects ${expected}`);
 
 /** is_power_of_2() of qemu/host-utils.h. */
-const is_power_of_2 = (value: number): boolean => value > 0 && Number.isInteger(Math.log2(value)) && 2 ** Math.log2(value) === value;
+const is_power_of_2 = (value: number): boolean => Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;
 
 /**
  * struct PageCache. The CacheItem array is kept as columns (it_addr, it_age, it_data),
