@@ -4,13 +4,14 @@
  *    counts equal the source's query-migrate, the extracted pc.ram equals its pmemsave;
  *  - a stream of the lab's savevm code with pages rewritten between iterations, and the same
  *    with XBZRLE records spliced in (encoded by xbzrle.ts against the page as the stream
- *    had it, twice on one page): the extracted block equals the source's RAM;
- *  - load_xbzrle()'s errors at their offsets.
+ *    had it, twice on one page), or a zlib page of the compress capability: the extracted
+ *    block equals the source's RAM;
+ *  - load_xbzrle()'s errors at their offsets, and a block name that would leave the folder.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { deflateSync, gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationDump, MigrationFile, MigrationReportShape, MigrationStreamError, shape_check } from '../../../core/migration/analyze-migration.js';
 import { QIOChannelBuffer } from '../../../core/io/channel-buffer.js';
@@ -194,6 +195,28 @@ describe('streams written by the lab', () => {
     expect(readFileSync(join(dir, 'ram')).equals(Buffer.from(host))).toBe(true);
     // a whole page would not fit (xbzrle_encode_buffer() gives -1: QEMU sends it as a normal page)
     expect(xbzrle_encode_buffer(new Uint8Array(PAGE), new Uint8Array(PAGE).fill(1), PAGE, new Uint8Array(PAGE), PAGE)).toBe(-1);
+  });
+
+  it('--extract inflates the compress capability\'s zlib pages (9.0) onto their page', async () => {
+    const { stream, ram } = await labStream(1);
+    const r0 = await extract(stream, join(scratch, 'c0'));
+    const id = r0.sections.find((s) => s.type === 'START')!.section_id!;
+    const end = r0.sections.find((s) => s.type === 'END')!.offset;
+    const next = new Uint8Array(PAGE).map((_, i) => (i * 7) & 0xff);
+    ram.host.set(next, 20 * PAGE);
+    // RAM_SAVE_FLAG_COMPRESS_PAGE, the block name, be32 length, zlib's compress() output
+    const z = deflateSync(next);
+    const part = Buffer.concat([Buffer.from([0x02]), u32(id), u64(20 * PAGE | 0x100), Buffer.from([3]), Buffer.from('ram'), u32(z.length), z, u64(RAM_SAVE_FLAG_EOS), Buffer.from([0x7e]), u32(id)]);
+    const dir = join(scratch, 'compressed');
+    const r = await extract(Buffer.concat([stream.subarray(0, end), part, stream.subarray(end)]), dir);
+    expect(r.ram!.compressed).toBe(1);
+    expect(readFileSync(join(dir, 'ram')).equals(Buffer.from(ram.host))).toBe(true);
+    // data that does not inflate: qemu_uncompress_data() fails, "decompress data failed"
+    const bad = Buffer.from(part);
+    bad.fill(0x55, 5 + 8 + 4 + 4, 5 + 8 + 4 + 4 + 8);
+    await expect(extract(Buffer.concat([stream.subarray(0, end), bad, stream.subarray(end)]), join(scratch, 'c1'))).rejects.toThrow(
+      `offset ${end + 21}: decompress data failed (the compressed page at 0x14000 of block 'ram')`,
+    );
   });
 
   it("load_xbzrle()'s errors, at the record's header or its encoding", async () => {
