@@ -143,6 +143,21 @@ describe('xbzrle_encode_buffer (migration/xbzrle.c, the plain encoder)', () => {
         const page = old.slice();
         expect(xbzrle_decode_buffer(dst, len, page, PAGE)).toBe(len === 0 ? 0 : lastChange(old, next) + 1);
         expect(Buffer.from(page).equals(Buffer.from(next))).toBe(true);
+        // pages at another offset of their buffer, 4-byte aligned (compared a word at a
+        // time) or not (byte by byte): the same bytes
+        for (const [ao, bo] of [
+          [4, 12],
+          [1, 0],
+          [0, 3],
+        ]) {
+          const a = new Uint8Array(PAGE + 16).subarray(ao, ao + PAGE);
+          const b = new Uint8Array(PAGE + 16).subarray(bo, bo + PAGE);
+          a.set(old);
+          b.set(next);
+          const out = new Uint8Array(PAGE);
+          expect(xbzrle_encode_buffer(a, b, PAGE, out, PAGE)).toBe(len);
+          if (len > 0) expect(Buffer.from(out.subarray(0, len)).equals(Buffer.from(dst.subarray(0, len)))).toBe(true);
+        }
       }),
       { numRuns: 300 },
     );
