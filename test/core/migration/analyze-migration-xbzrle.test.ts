@@ -1,13 +1,15 @@
 /**
  * XBZRLE records and `--extract` in core/migration/analyze-migration.ts:
  *  - the real QEMU 10.0 stream of test/fixtures/xbzrle (105 XBZRLE records over two passes):
- *    counts equal the source's query-migrate, the extracted pc.ram equals its pmemsave;
+ *    counts equal the source's query-migrate, the extracted pc.ram equals its pmemsave; its
+ *    XBZRLE records corrupted at random give a report or a MigrationStreamError, nothing else;
  *  - a stream of the lab's savevm code with pages rewritten between iterations, and the same
  *    with XBZRLE records spliced in (encoded by xbzrle.ts against the page as the stream
  *    had it, twice on one page), or a zlib page of the compress capability: the extracted
  *    block equals the source's RAM;
  *  - load_xbzrle()'s errors at their offsets, and a block name that would leave the folder.
  */
+import fc from 'fast-check';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +85,30 @@ describe('the real QEMU 10.0 stream with XBZRLE records', () => {
     const plain = await MigrationDump.inspect(`${FIXTURE}.mig`);
     expect(plain.extract).toBeNull();
     expect({ ...plain, extract: r.extract }).toEqual(r);
+  });
+});
+
+describe('corrupt XBZRLE records (fast-check)', () => {
+  it('a report, or a MigrationStreamError with an offset inside the stream, with --extract too', async () => {
+    const stream = readFileSync(`${FIXTURE}.mig`);
+    // the two PART sections of XBZRLE records
+    const from = 1075149;
+    const to = 1076803;
+    expect(stream[from]).toBe(0x02);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: from, max: to - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), async (edits) => {
+        const b = Buffer.from(stream);
+        for (const [p, v] of edits) b[p] = v;
+        try {
+          await extract(b, join(scratch, 'fuzz'));
+        } catch (e) {
+          if (!(e instanceof MigrationStreamError)) throw e;
+          expect(e.offset).not.toBeNull();
+          expect(e.offset!).toBeLessThan(b.length);
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 });
 
