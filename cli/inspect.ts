@@ -2,8 +2,9 @@
  * `miglab inspect FILE`: what a migration stream holds, the lab's scripts/analyze-migration.py
  * (core/migration/analyze-migration.ts): header, configuration, every section in order,
  * RAM blocks and page records, device fields through the VM description, the description
- * itself; `--json` for the same as data (MigrationReportShape). A truncated or corrupt
- * stream gives one line naming the byte offset, and exit status 1.
+ * itself; `--json` for the same as data (MigrationReportShape); `--extract DIR` for the RAM
+ * blocks' final contents as files (analyze-migration.py -x). A truncated or corrupt stream
+ * gives one line naming the byte offset, and exit status 1.
  */
 import { Command } from 'commander';
 import {
@@ -23,6 +24,7 @@ const PROGRESS_MIN_SIZE = 64 * 1024 * 1024;
 
 export interface InspectOptions {
   json?: boolean;
+  extract?: string;
 }
 
 export interface InspectIo {
@@ -36,8 +38,10 @@ QEMU's: 7.2 to 10.0) the way QEMU's scripts/analyze-migration.py does, and print
   - the header (magic, version) and the configuration (machine type, capabilities);
   - every section in order: byte offset, type (START/PART/END/FULL, COMMAND, EOF,
     VMDESCRIPTION), section id, idstr, instance id, version;
-  - RAM: the block list, page records by kind (zero, normal) per block and in total,
-    EOS records, setup/iteration/completion sections;
+  - RAM: the block list, page records by kind (zero, normal, xbzrle, compressed) per block
+    and in total, XBZRLE records' bytes (as query-migrate's xbzrle-cache.bytes counts them),
+    EOS records, setup/iteration/completion sections; XBZRLE records are decoded, and one
+    that does not decode stops the read as it stops QEMU's load_xbzrle();
   - device fields decoded through the stream's VM description (timer's cpu_ticks_offset,
     globalstate's runstate, ...), with analyze-migration.py's value texts;
   - the VM description (JSON) that ends the stream.
@@ -49,17 +53,24 @@ expected there", and exit status 1.
   ${Object.keys(MigrationReportShape.object).join(', ')}
 ("state" is analyze-migration.py's -d state output).
 
+--extract DIR does what analyze-migration.py -x does: each RAM block's contents after every
+page record of the stream (XBZRLE ones decoded onto the page as loaded so far) in DIR/IDSTR
+(/rom@etc/acpi/tables in DIR/rom@etc/acpi/tables), then desc.json (the VM description)
+and state.json (-d state). A zero page clears a page written before, as QEMU's loader does.
+
 Example:
   miglab vm -m 64 -qmp unix:/tmp/q.sock,server=on,wait=off &
   # {"execute": "migrate", "arguments": {"uri": "exec:cat > /tmp/vm.mig"}} on /tmp/q.sock
   miglab inspect /tmp/vm.mig
-  miglab inspect --json /tmp/vm.mig | jq '.ram.blocks'`;
+  miglab inspect --json /tmp/vm.mig | jq '.ram.blocks'
+  miglab inspect --extract /tmp/vm /tmp/vm.mig   # /tmp/vm/ram: the guest's RAM`;
 
 export function inspectCommand(): Command {
   return new Command('inspect')
     .description("sections, RAM pages and device state of a migration stream (QEMU's analyze-migration.py)")
     .argument('<file>', "a migration stream file (the lab's or real QEMU's)")
     .option('--json', 'print the report as JSON')
+    .option('--extract <dir>', "write each RAM block's final contents to DIR/IDSTR, with desc.json and state.json (analyze-migration.py -x)")
     .addHelpText('after', INSPECT_HELP)
     .action(async (file: string, opts: InspectOptions) => {
       process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -74,7 +85,7 @@ export async function inspect(file: string, opts: InspectOptions, io: InspectIo 
   const progress = io.stderr.isTTY ? new Progress(file, io.stderr) : null;
   let report: MigrationReport;
   try {
-    report = await MigrationDump.inspect(file, { on_progress: progress?.update });
+    report = await MigrationDump.inspect(file, { on_progress: progress?.update, extract: opts.extract });
   } catch (e) {
     progress?.clear();
     const msg = e instanceof MigrationStreamError ? e.message : `internal error: ${e instanceof Error ? e.message : String(e)}`;
@@ -262,6 +273,7 @@ export function format_report(r: MigrationReport): string {
     }
     brows.push(['total', '', String(ram.zero), String(ram.normal), ...(xb ? [String(ram.xbzrle)] : []), ...(cp ? [String(ram.compressed)] : []), '']);
     out.push(table(brows, new Set([2, 3, ...(xb ? [4] : []), ...(cp ? [4 + (xb ? 1 : 0)] : [])])));
+    if (xb) out.push(`  XBZRLE: ${plural(ram.xbzrle, 'record')}, ${ram.xbzrle_bytes} bytes without their be64 offset|flags (QEMU's xbzrle-cache.bytes, overflows aside)`);
     const records = ram.zero + ram.normal + ram.xbzrle + ram.compressed;
     const distinct = ram.blocks.every((b) => b.distinct !== null) ? ram.blocks.reduce((s, b) => s + b.distinct!, 0) : null;
     if (distinct !== null && records > distinct) out.push(`  ${records - distinct} page records resend a page already sent (it was dirtied again)`);
@@ -289,6 +301,10 @@ export function format_report(r: MigrationReport): string {
     out.push(json_compact(r.vmdesc.json));
   } else {
     out.push('', 'No VM description after EOF (the source had suppress-vmdesc).');
+  }
+  if (r.extract) {
+    out.push('', `Extracted into ${r.extract.dir}:`);
+    for (const f of r.extract.files) out.push(`  ${f}`);
   }
   return `${out.join('\n')}\n`;
 }

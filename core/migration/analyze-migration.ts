@@ -9,7 +9,8 @@
  * Where it differs from the script:
  * - It streams: one QEMUFile over the file channel (1 MiB reads), pages are skipped in the
  *   buffer; a 1 GiB stream takes about half a second. Page records are counted (by kind, block
- *   and section), not dumped.
+ *   and section), not dumped; XBZRLE records are decoded (the script refuses them), and with
+ *   `extract` (the script's -x) every record is applied to the blocks' files (RamFiles).
  * - It checks what QEMU's loader checks (qemu_loadvm_state_main, ram_load_precopy: flag
  *   combinations, zero-page fill, block names and offsets, footers, command lengths), with
  *   QEMU's texts where it has one, and
@@ -35,7 +36,9 @@
  * (MigrationReportShape): its TypeScript type is derived from it and shape_check() checks
  * a value against it (the tests hold `miglab inspect --json` to it).
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import { QIOChannelFile, qio_channel_file_new_fd } from '../io/channel-file.js';
 import type { QIOChannel } from '../io/channel.js';
 import { errno_code_of, strerror } from '../util/errno.js';
@@ -80,6 +83,7 @@ import {
   QEMU_VM_VMDESCRIPTION,
 } from './savevm-h.js';
 import { vmstate_save_state, type VMStateDescription } from './vmstate.js';
+import { xbzrle_decode_buffer } from './xbzrle.js';
 
 /* ---------- the report, declared once as data ---------- */
 
@@ -225,6 +229,8 @@ export const MigrationReportShape = {
                 zero: 'number',
                 normal: 'number',
                 xbzrle: 'number',
+                /** Bytes of its XBZRLE records but their be64 offset|flags: QEMU's xbzrle-cache.bytes when none overflowed. */
+                xbzrle_bytes: 'number',
                 compressed: 'number',
                 /** Pages with at least one record (records − distinct were sent again). */
                 distinct: { nullable: 'number' },
@@ -234,6 +240,7 @@ export const MigrationReportShape = {
           zero: 'number',
           normal: 'number',
           xbzrle: 'number',
+          xbzrle_bytes: 'number',
           compressed: 'number',
           multifd_flush: 'number',
           eos: 'number',
@@ -262,6 +269,8 @@ export const MigrationReportShape = {
     vmdesc: { nullable: { object: { offset: 'number', length: 'number', json: 'json' } } },
     /** analyze-migration.py's `-d state` output for the same stream. */
     state: 'json',
+    /** `--extract DIR` (analyze-migration.py -x): the folder and the files written there, in order. */
+    extract: { nullable: { object: { dir: 'string', files: { list: 'string' } } } },
   },
 } as const satisfies Shape;
 
@@ -797,11 +806,95 @@ export interface RamArgs {
   page_size: number;
   ignore_shared: boolean;
   mapped_ram: boolean;
+  /** `--extract`: where the blocks' contents go (the script's write_memory). */
+  write_memory: RamFiles | null;
 }
 
 interface RamBlockState extends RamBlockInfo {
   /** One bit per page seen (null when the block is too large to keep one). */
   seen: Uint8Array | null;
+  /** `--extract`: the block's file, and one bit per page that may hold non-zero bytes there. */
+  fd: number;
+  nonzero: Uint8Array | null;
+}
+
+/** Names the script writes beside the blocks in -x mode. */
+const EXTRACT_DESC = 'desc.json';
+const EXTRACT_STATE = 'state.json';
+
+/**
+ * analyze-migration.py -x (write_memory): each RAM block's contents as the stream builds
+ * them, in DIR/IDSTR (an idstr with slashes, "0000:00:02.0/vga.vram", in folders), made
+ * at the block list at the block's size, then each page record applied at its offset: a
+ * PAGE's bytes, an XBZRLE record decoded onto the page as written so far (load_xbzrle()),
+ * a compressed page inflated. Unlike the script, which leaves a zero page alone, a zero
+ * page over one written before is cleared, as ram_handle_zero() does: the files end as the
+ * destination's RAM would. Then desc.json and state.json, as the script writes them.
+ */
+export class RamFiles {
+  /** The files written, relative to dir, in order. */
+  readonly files: string[] = [];
+  private readonly fds: number[] = [];
+
+  constructor(readonly dir: string) {}
+
+  /** A block of the block list: its file, emptied and sized; the fd. */
+  open(at: number, idstr: string, used_length: number): number {
+    // the script's './' + name: "/rom@etc/acpi/tables" goes to DIR/rom@etc/acpi/tables
+    const parts = idstr.split('/').filter((c) => c !== '');
+    const name = parts.join('/');
+    if (!parts.length || parts.some((c) => c === '.' || c === '..') || name === EXTRACT_DESC || name === EXTRACT_STATE) {
+      throw new MigrationStreamError(at, `RAM block ${quote_name(idstr)} cannot be extracted: its name is not a file name inside the folder`);
+    }
+    const path = join(this.dir, name);
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      const fd = openSync(path, 'w+');
+      this.fds.push(fd);
+      ftruncateSync(fd, 0);
+      ftruncateSync(fd, used_length);
+      this.files.push(name);
+      return fd;
+    } catch (e) {
+      throw new MigrationStreamError(at, `cannot extract RAM block ${quote_name(idstr)} to ${path}: ${strerror(errno_code_of(e))}`);
+    }
+  }
+
+  write(fd: number, addr: number, data: Uint8Array, len: number): void {
+    let done = 0;
+    while (done < len) done += writeSync(fd, data, done, len - done, addr + done);
+  }
+
+  read(fd: number, addr: number, page: Uint8Array): void {
+    let done = 0;
+    while (done < page.length) {
+      const n = readSync(fd, page, done, page.length - done, addr + done);
+      if (n <= 0) break;
+      done += n;
+    }
+    page.fill(0, done);
+  }
+
+  /** desc.json and state.json: the script's JSON (indent 4) of the description and of -d state. */
+  write_json(desc: unknown, state: unknown): void {
+    for (const [name, v] of [
+      [EXTRACT_DESC, desc],
+      [EXTRACT_STATE, state],
+    ] as const) {
+      const path = join(this.dir, name);
+      try {
+        mkdirSync(this.dir, { recursive: true });
+        writeFileSync(path, JSON.stringify(v, null, 4));
+      } catch (e) {
+        throw new MigrationStreamError(null, `cannot write ${path}: ${strerror(errno_code_of(e))}`);
+      }
+      this.files.push(name);
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds.splice(0)) closeSync(fd);
+  }
 }
 
 /** compressBound() of zlib, for the old compress pages (≤ 9.0). */
@@ -817,6 +910,8 @@ export class RamSection {
   /** Name of the last block a record named (the script's self.name). */
   name = '';
   private block: RamBlockState | null = null;
+  /** A page being written to, or decoded into (XBZRLE.decoded_buf's page). */
+  private readonly page: Buffer;
 
   constructor(
     readonly file: MigrationFile,
@@ -825,6 +920,7 @@ export class RamSection {
     readonly section_key: readonly [string, number],
   ) {
     this.TARGET_PAGE_SIZE = ramargs.page_size;
+    this.page = Buffer.alloc(ramargs.page_size);
   }
 
   getDict(): StateDict {
@@ -839,6 +935,8 @@ export class RamSection {
     const f = file.f;
     const page_size = this.TARGET_PAGE_SIZE;
     const mask = page_size - 1;
+    const out = this.ramargs.write_memory;
+    const page = this.page;
     for (let i = 0; ; i++) {
       if (progress && (i & 0x3fff) === 0) progress(f.tell(), file.size);
       const at = f.tell();
@@ -870,6 +968,10 @@ export class RamSection {
             const fill_at = f.tell();
             const ch = qemu_get_byte(f);
             if (ch !== 0) throw new MigrationStreamError(fill_at, `Found a zero page with value ${ch} (at 0x${addr.toString(16)} of block ${quote_name(block.idstr)})`);
+            if (out && this.nonzero(block, addr, false)) {
+              page.fill(0);
+              out.write(block.fd, addr, page, page_size);
+            }
             block.zero++;
             pages.zero++;
           } else if (kind === RAM_SAVE_FLAG_PAGE) {
@@ -878,7 +980,13 @@ export class RamSection {
             if (f.available() < page_size) {
               file.fail_short(f.tell(), page_size, f.available(), `the RAM page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
             }
-            f.skip(page_size);
+            if (out) {
+              f.get_buffer(page, 0, page_size);
+              out.write(block.fd, addr, page, page_size);
+              this.nonzero(block, addr, true);
+            } else {
+              f.skip(page_size);
+            }
             block.normal++;
             pages.normal++;
           } else if (kind === RAM_SAVE_FLAG_XBZRLE) {
@@ -888,15 +996,42 @@ export class RamSection {
             const xh_len = await file.read16('the header of an XBZRLE page');
             if (xh_flags !== ENCODING_FLAG_XBZRLE) throw new MigrationStreamError(xh_at, 'Failed to load XBZRLE page - wrong compression!');
             if (xh_len > page_size) throw new MigrationStreamError(xh_at, 'Failed to load XBZRLE page - len overflow!');
-            await file.readvar(xh_len, `the XBZRLE page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
+            const data_at = f.tell();
+            const loaded_data = await file.readvar(xh_len, `the XBZRLE page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
+            // decoded onto the page as loaded so far; without --extract any page will do,
+            // as what makes a decode fail is in the encoding alone
+            if (out) out.read(block.fd, addr, page);
+            if (xbzrle_decode_buffer(loaded_data, xh_len, page, page_size) === -1) {
+              throw new MigrationStreamError(data_at, `Failed to load XBZRLE page - decode error! (Failed to decompress XBZRLE page at ${addr.toString(16)} of block ${quote_name(block.idstr)})`);
+            }
+            if (out) {
+              out.write(block.fd, addr, page, page_size);
+              this.nonzero(block, addr, true);
+            }
             block.xbzrle++;
+            // save_xbzrle_page(): xbzrle_counters.bytes leaves out the 8-byte offset|flags
+            block.xbzrle_bytes += f.tell() - at - 8;
             pages.xbzrle++;
           } else {
             // the compress capability's zlib page (removed in 9.1): be32 length, data
             const len_at = f.tell();
             const len = await file.read32('the length of a compressed page');
             if (len > compressBound(page_size)) throw new MigrationStreamError(len_at, `Invalid compressed data length: ${len | 0}`);
-            await file.readvar(len, `the compressed page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
+            const data_at = f.tell();
+            const data = await file.readvar(len, `the compressed page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)}`);
+            if (out) {
+              // qemu_uncompress_data(): zlib's uncompress() into the page
+              let plain: Buffer;
+              try {
+                plain = inflateSync(data, { maxOutputLength: page_size });
+              } catch {
+                throw new MigrationStreamError(data_at, `decompress data failed (the compressed page at 0x${addr.toString(16)} of block ${quote_name(block.idstr)})`);
+              }
+              out.read(block.fd, addr, page);
+              plain.copy(page);
+              out.write(block.fd, addr, page, page_size);
+              this.nonzero(block, addr, true);
+            }
             block.compressed++;
             pages.compressed++;
           }
@@ -925,6 +1060,18 @@ export class RamSection {
           throw new MigrationStreamError(at, `Unknown combination of migration flags: 0x${flags.toString(16)} (expected a RAM record)`);
       }
     }
+  }
+
+  /** `--extract`: whether the page at addr may hold non-zero bytes in its file; then set it so (or clear it). */
+  private nonzero(block: RamBlockState, addr: number, set: boolean): boolean {
+    const p = Math.floor(addr / this.TARGET_PAGE_SIZE);
+    const bit = 1 << (p & 7);
+    const bits = block.nonzero;
+    if (!bits) return true; // too large a block to keep the bits: always write
+    const was = (bits[p >>> 3] & bit) !== 0;
+    if (set) bits[p >>> 3] |= bit;
+    else bits[p >>> 3] &= ~bit;
+    return was;
   }
 
   /** ram_block_from_stream(): CONTINUE reuses the last block, else u8 length + idstr. */
@@ -974,7 +1121,10 @@ export class RamSection {
       const used_length = Number(len);
       const npages = Math.ceil(used_length / this.TARGET_PAGE_SIZE);
       const seen = npages <= 1 << 27 ? new Uint8Array(Math.ceil(npages / 8)) : null;
-      this.blocks.push({ idstr, used_length, zero: 0, normal: 0, xbzrle: 0, compressed: 0, distinct: seen ? 0 : null, seen });
+      const out = this.ramargs.write_memory;
+      const fd = out ? out.open(bat, idstr, used_length) : -1;
+      const nonzero = out && seen ? new Uint8Array(seen.length) : null;
+      this.blocks.push({ idstr, used_length, zero: 0, normal: 0, xbzrle: 0, xbzrle_bytes: 0, compressed: 0, distinct: seen ? 0 : null, seen, fd, nonzero });
     }
   }
 }
@@ -984,6 +1134,8 @@ export class RamSection {
 export interface ReadOptions {
   /** Called now and then during the read (every 16384 RAM records, every section). */
   on_progress?: ProgressCallback;
+  /** analyze-migration.py -x: write each RAM block's final contents, desc.json and state.json into this folder. */
+  extract?: string;
 }
 
 /** What MigrationDump.read() gathers as it goes through the stream (the report's parts). */
@@ -1028,13 +1180,22 @@ export class MigrationDump {
 
   /** Read the whole stream; throws MigrationStreamError at the first problem. */
   async read(opts: ReadOptions = {}): Promise<MigrationReport> {
-    const file = this.file;
     // The description first, as the script does (it decodes the device sections).
     this.load_vmsd_json();
     const header = await this.read_header();
+    const write_memory = opts.extract === undefined ? null : new RamFiles(opts.extract);
+    try {
+      return await this.read_stream(header, opts, write_memory);
+    } finally {
+      write_memory?.close();
+    }
+  }
+
+  private async read_stream(header: MigrationReport['header'], opts: ReadOptions, write_memory: RamFiles | null): Promise<MigrationReport> {
+    const file = this.file;
     const st: DumpRead = {
       progress: opts.on_progress ?? null,
-      ramargs: { page_size: this.vmsd_desc?.page_size ?? TARGET_PAGE_SIZE, ignore_shared: false, mapped_ram: false },
+      ramargs: { page_size: this.vmsd_desc?.page_size ?? TARGET_PAGE_SIZE, ignore_shared: false, mapped_ram: false, write_memory },
       entries: [],
       devices: [],
       configuration: null,
@@ -1058,6 +1219,8 @@ export class MigrationDump {
     const vmdesc = await this.read_vmdesc_record(st);
     const size = file.tell();
     st.progress?.(size, file.size);
+    const state = this.getDict();
+    write_memory?.write_json(vmdesc?.json ?? null, state);
     return {
       file: file.filename,
       size,
@@ -1067,7 +1230,8 @@ export class MigrationDump {
       ram: this.ram_report(st),
       devices: st.devices,
       vmdesc,
-      state: this.getDict(),
+      state,
+      extract: write_memory && { dir: write_memory.dir, files: [...write_memory.files] },
     };
   }
 
@@ -1296,14 +1460,15 @@ export class MigrationDump {
   private ram_report(st: DumpRead): MigrationReport['ram'] {
     const r = st.ram;
     if (!r) return null;
-    const sum = (k: 'zero' | 'normal' | 'xbzrle' | 'compressed'): number => r.blocks.reduce((s, b) => s + b[k], 0);
+    const sum = (k: 'zero' | 'normal' | 'xbzrle' | 'xbzrle_bytes' | 'compressed'): number => r.blocks.reduce((s, b) => s + b[k], 0);
     return {
       page_size: r.TARGET_PAGE_SIZE,
       total: r.total,
-      blocks: r.blocks.map(({ seen: _seen, ...b }) => b),
+      blocks: r.blocks.map(({ seen: _seen, fd: _fd, nonzero: _nonzero, ...b }) => b),
       zero: sum('zero'),
       normal: sum('normal'),
       xbzrle: sum('xbzrle'),
+      xbzrle_bytes: sum('xbzrle_bytes'),
       compressed: sum('compressed'),
       multifd_flush: st.entries.reduce((s, e) => s + (e.pages?.multifd_flush ?? 0), 0),
       eos: st.entries.reduce((s, e) => s + (e.pages?.eos ?? 0), 0),

@@ -63,6 +63,7 @@ const FILE_RULES: readonly (readonly [RegExp, QemuPlace | string | null])[] = [
   [/^core\/migration\/savevm-h\.ts$/, 'migration/savevm.h'],
   [/^core\/migration\/register\.ts$/, 'include/migration/register.h'],
   [/^core\/migration\/global-state\.ts$/, 'migration/global_state.c'],
+  [/^core\/migration\/page_cache\.ts$/, 'migration/page_cache.c'],
   [/^core\/migration\/([a-z0-9-]+)\.ts$/, 'migration/$1.c'],
   [/^core\/io\/([a-z0-9-]+)\.ts$/, 'io/$1.c'],
   [/^core\/qmp\/(json-lexer|json-parser|json-streamer|json-writer|qdict|qobject)\.ts$/, 'qobject/$1.c'],
@@ -232,6 +233,8 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'do_writev', 'do_read',
   // The per-page fast paths and counter slots of the simulated runtime's speed work (issue 15).
   'mig_stats_slot', 'ram_load_zero_run', 'ram_save_block_run',
+  // core/migration/xbzrle.ts: the C code's `long` compares (none of that name in 10.0.2's tree).
+  'long_equal', 'long_has_equal_byte',
   // Checked against 10.0.2's tree (no function of these names anywhere in it): the lab's
   // socket reading (Node's stream events), JSON token helpers and userfaultfd emulation.
   'start_reading', 'onread_chunk', 'onread_buffer', 'read_release', 'is_readable', 'when_readable', 'read_borrow',

@@ -1,4 +1,4 @@
-/** util/cutils.c: QEMU's number parsing, as its error messages depend on it. */
+/** util/cutils.c: QEMU's number parsing, as its error messages depend on it, and its ULEB128 helpers. */
 
 export type StrtoszErrno = 'EINVAL' | 'ERANGE';
 
@@ -92,4 +92,39 @@ export function qemu_strtosz(nptr: string, default_suffix = 'B', unit = 1024n): 
   }
   if (i !== nptr.length) throw new StrtoszError('EINVAL');
   return result;
+}
+
+/*
+ * Implementation of ULEB128 (http://en.wikipedia.org/wiki/LEB128)
+ * Input is limited to 14-bit numbers
+ */
+
+/** uleb128_encode_small(): `n` (at most 0x3fff) at out[at]; returns the bytes written, 1 or 2. */
+export function uleb128_encode_small(out: Uint8Array, at: number, n: number): number {
+  if (!(n >= 0 && n <= 0x3fff)) throw new Error(`uleb128_encode_small: assertion failed: (n <= 0x3fff), n = ${n}`); // g_assert
+  if (n < 0x80) {
+    out[at] = n;
+    return 1;
+  }
+  out[at] = (n & 0x7f) | 0x80;
+  out[at + 1] = n >> 7;
+  return 2;
+}
+
+/**
+ * uleb128_decode_small(): the number at in[at] into n[0] (the C `uint32_t *n`); returns the
+ * bytes read, 1 or 2, or -1 when it would need more than 14 bits.
+ */
+export function uleb128_decode_small(input: Uint8Array, at: number, n: Uint32Array): number {
+  const b0 = input[at];
+  if (!(b0 & 0x80)) {
+    n[0] = b0;
+    return 1;
+  }
+  n[0] = b0 & 0x7f;
+  const b1 = input[at + 1];
+  /* we exceed 14 bit number */
+  if (b1 & 0x80) return -1;
+  n[0] |= b1 << 7;
+  return 2;
 }

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationDump, MigrationReportShape, shape_check, type MigrationReport } from '../../core/migration/analyze-migration.js';
 import { MIGLAB } from '../helpers/endpoint-process.js';
@@ -85,11 +86,37 @@ describe('miglab inspect on the recorded streams', () => {
     }
   });
 
+  it('the real QEMU 10.0 stream with XBZRLE records: counts in the text; --extract DIR writes the blocks', () => {
+    const stream = join(import.meta.dirname, '..', 'fixtures', 'xbzrle', 'qemu-10.0', 'pc-32m-xbzrle');
+    const dir = join(scratch, 'extract');
+    const r = miglab('inspect', '--extract', dir, `${stream}.mig`);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n').map((l) => l.trim().replace(/ +/g, ' '));
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'block used_length zero normal xbzrle pages sent',
+        'pc.ram 0x2000000 (32 MiB) 8064 193 105 8192 of 8192',
+        'total 8143 244 105',
+        "XBZRLE: 105 records, 778 bytes without their be64 offset|flags (QEMU's xbzrle-cache.bytes, overflows aside)",
+        '1075149 PART 1 ram 40 xbzrle',
+        `Extracted into ${dir}:`,
+        'rom@etc/acpi/tables',
+        'state.json',
+      ]),
+    );
+    expect(readFileSync(join(dir, 'pc.ram')).equals(gunzipSync(readFileSync(`${stream}.pmem.gz`)))).toBe(true);
+    // a folder that cannot be made: one line, status 1
+    const file = join(scratch, 'not-a-dir');
+    writeFileSync(file, '');
+    expect(expectOneLineError(miglab('inspect', '--extract', file, `${stream}.mig`), `${stream}.mig`)).toMatch(/: offset 52: cannot extract RAM block 'pc.ram' to .*not-a-dir\/pc.ram: /);
+  });
+
   it('--help explains the command; miglab --help lists it', () => {
     const h = miglab('inspect', '--help');
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: miglab inspect [options] <file>');
     expect(h.stdout).toContain('--json');
+    expect(h.stdout).toContain('--extract <dir>');
     expect(h.stdout).toContain('analyze-migration.py');
     expect(h.stdout).toContain(Object.keys(MigrationReportShape.object).join(', '));
     expect(miglab('--help').stdout).toMatch(/\n {2}inspect \[options\] <file> +sections, RAM pages and device state/);

@@ -134,7 +134,7 @@ describe('the recorded QEMU streams (s_loader_stream: -machine none -m 64, blob.
         iterations: 1,
         completion: 1,
       });
-      expect(r.ram!.blocks).toEqual([{ idstr: 'ram', used_length: RAM_64M, zero: 16128, normal: 256, xbzrle: 0, compressed: 0, distinct: 16384 }]);
+      expect(r.ram!.blocks).toEqual([{ idstr: 'ram', used_length: RAM_64M, zero: 16128, normal: 256, xbzrle: 0, xbzrle_bytes: 0, compressed: 0, distinct: 16384 }]);
       const q = recordedRam(version);
       expect([r.ram!.normal, r.ram!.zero]).toEqual([q.normal, q.duplicate]);
       // ... and so does the tests' own stream parser (written for section id 2), record by record
