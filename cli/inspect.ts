@@ -54,8 +54,8 @@ expected there", and exit status 1.
 ("state" is analyze-migration.py's -d state output).
 
 --extract DIR does what analyze-migration.py -x does: each RAM block's contents after every
-page record of the stream (XBZRLE ones decoded onto the page as loaded so far) in DIR/IDSTR
-(/rom@etc/acpi/tables in DIR/rom@etc/acpi/tables), then desc.json (the VM description)
+page record of the stream (XBZRLE ones decoded onto the page as loaded so far) in
+DIR/IDSTR.bin (/rom@etc/acpi/tables in DIR/rom@etc/acpi/tables.bin), then desc.json (the VM description)
 and state.json (-d state). A zero page clears a page written before, as QEMU's loader does.
 
 Example:
@@ -63,14 +63,14 @@ Example:
   # {"execute": "migrate", "arguments": {"uri": "exec:cat > /tmp/vm.mig"}} on /tmp/q.sock
   miglab inspect /tmp/vm.mig
   miglab inspect --json /tmp/vm.mig | jq '.ram.blocks'
-  miglab inspect --extract /tmp/vm /tmp/vm.mig   # /tmp/vm/ram: the guest's RAM`;
+  miglab inspect --extract /tmp/vm /tmp/vm.mig   # /tmp/vm/ram.bin: the guest's RAM`;
 
 export function inspectCommand(): Command {
   return new Command('inspect')
     .description("sections, RAM pages and device state of a migration stream (QEMU's analyze-migration.py)")
     .argument('<file>', "a migration stream file (the lab's or real QEMU's)")
     .option('--json', 'print the report as JSON')
-    .option('--extract <dir>', "write each RAM block's final contents to DIR/IDSTR, with desc.json and state.json (analyze-migration.py -x)")
+    .option('--extract <dir>', "write each RAM block's final contents to DIR/IDSTR.bin, with desc.json and state.json (analyze-migration.py -x)")
     .addHelpText('after', INSPECT_HELP)
     .action(async (file: string, opts: InspectOptions) => {
       process.stdout.on('error', (e: NodeJS.ErrnoException) => {

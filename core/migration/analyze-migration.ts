@@ -824,7 +824,8 @@ const EXTRACT_STATE = 'state.json';
 
 /**
  * analyze-migration.py -x (write_memory): each RAM block's contents as the stream builds
- * them, in DIR/IDSTR (an idstr with slashes, "0000:00:02.0/vga.vram", in folders), made
+ * them, in DIR/IDSTR.bin (an idstr with slashes, "0000:00:02.0/vga.vram", in folders; the
+ * script writes ./IDSTR, the lab adds .bin so a block cannot take desc.json's name), made
  * at the block list at the block's size, then each page record applied at its offset: a
  * PAGE's bytes, an XBZRLE record decoded onto the page as written so far (load_xbzrle()),
  * a compressed page inflated. Unlike the script, which leaves a zero page alone, a zero
@@ -840,10 +841,10 @@ export class RamFiles {
 
   /** A block of the block list: its file, emptied and sized; the fd. */
   open(at: number, idstr: string, used_length: number): number {
-    // the script's './' + name: "/rom@etc/acpi/tables" goes to DIR/rom@etc/acpi/tables
+    // the script's './' + name, and .bin: "/rom@etc/acpi/tables" goes to DIR/rom@etc/acpi/tables.bin
     const parts = idstr.split('/').filter((c) => c !== '');
-    const name = parts.join('/');
-    if (!parts.length || parts.some((c) => c === '.' || c === '..') || name === EXTRACT_DESC || name === EXTRACT_STATE) {
+    const name = `${parts.join('/')}.bin`;
+    if (!parts.length || parts.some((c) => c === '.' || c === '..')) {
       throw new MigrationStreamError(at, `RAM block ${quote_name(idstr)} cannot be extracted: its name is not a file name inside the folder`);
     }
     const path = join(this.dir, name);

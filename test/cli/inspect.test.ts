@@ -100,15 +100,15 @@ describe('miglab inspect on the recorded streams', () => {
         "XBZRLE: 105 records, 778 bytes without their be64 offset|flags (QEMU's xbzrle-cache.bytes, overflows aside)",
         '1075149 PART 1 ram 40 xbzrle',
         `Extracted into ${dir}:`,
-        'rom@etc/acpi/tables',
+        'rom@etc/acpi/tables.bin',
         'state.json',
       ]),
     );
-    expect(readFileSync(join(dir, 'pc.ram')).equals(gunzipSync(readFileSync(`${stream}.pmem.gz`)))).toBe(true);
+    expect(readFileSync(join(dir, 'pc.ram.bin')).equals(gunzipSync(readFileSync(`${stream}.pmem.gz`)))).toBe(true);
     // a folder that cannot be made: one line, status 1
     const file = join(scratch, 'not-a-dir');
     writeFileSync(file, '');
-    expect(expectOneLineError(miglab('inspect', '--extract', file, `${stream}.mig`), `${stream}.mig`)).toMatch(/: offset 52: cannot extract RAM block 'pc.ram' to .*not-a-dir\/pc.ram: /);
+    expect(expectOneLineError(miglab('inspect', '--extract', file, `${stream}.mig`), `${stream}.mig`)).toMatch(/: offset 52: cannot extract RAM block 'pc.ram' to .*not-a-dir\/pc.ram.bin: /);
   });
 
   it('--help explains the command; miglab --help lists it', () => {

@@ -68,16 +68,16 @@ describe('the real QEMU 10.0 stream with XBZRLE records', () => {
 
     // pc.ram is guest-physical 0..32 MiB under -m 32: the extract equals pmemsave's bytes
     const pmem = gunzipSync(readFileSync(`${FIXTURE}.pmem.gz`));
-    const extracted = readFileSync(join(dir, 'pc.ram'));
+    const extracted = readFileSync(join(dir, 'pc.ram.bin'));
     expect(extracted.length).toBe(pmem.length);
     expect(extracted.equals(pmem)).toBe(true);
 
     // one file per block, named as the script names them, at the block's size
     expect(r.extract).toEqual({
       dir,
-      files: ['pc.ram', 'rom@etc/acpi/tables', 'pc.bios', 'pc.rom', 'rom@etc/table-loader', 'rom@etc/acpi/rsdp', 'desc.json', 'state.json'],
+      files: ['pc.ram.bin', 'rom@etc/acpi/tables.bin', 'pc.bios.bin', 'pc.rom.bin', 'rom@etc/table-loader.bin', 'rom@etc/acpi/rsdp.bin', 'desc.json', 'state.json'],
     });
-    for (const b of ram.blocks) expect(readFileSync(join(dir, b.idstr.replace(/^\//, ''))).length).toBe(b.used_length);
+    for (const b of ram.blocks) expect(readFileSync(join(dir, `${b.idstr.replace(/^\//, '')}.bin`)).length).toBe(b.used_length);
     expect(JSON.parse(readFileSync(join(dir, 'desc.json'), 'utf8'))).toEqual(r.vmdesc!.json);
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).toEqual(r.state);
 
@@ -188,8 +188,8 @@ describe('streams written by the lab', () => {
     // page 4 went as a normal page, then as a zero page after each iteration: cleared
     expect(r.ram!.zero).toBe(48 + 3);
     expect(ram.host.subarray(4 * PAGE, 5 * PAGE).every((b) => b === 0)).toBe(true);
-    expect(readFileSync(join(dir, 'ram')).equals(Buffer.from(ram.host))).toBe(true);
-    expect(r.extract!.files).toEqual(['ram', 'desc.json', 'state.json']);
+    expect(readFileSync(join(dir, 'ram.bin')).equals(Buffer.from(ram.host))).toBe(true);
+    expect(r.extract!.files).toEqual(['ram.bin', 'desc.json', 'state.json']);
   });
 
   it('with XBZRLE records spliced in before END: each decoded onto the page as loaded so far', async () => {
@@ -218,7 +218,7 @@ describe('streams written by the lab', () => {
     const bytes = [...pass1, ...pass2].reduce((s, x) => s + 3 + x.encoded.length, 0) + 2 * 4;
     expect(r.ram!.xbzrle_bytes).toBe(bytes);
     expect(r.sections.filter((s) => s.type === 'PART').map((s) => s.pages!.xbzrle)).toEqual([0, 4, 2]);
-    expect(readFileSync(join(dir, 'ram')).equals(Buffer.from(host))).toBe(true);
+    expect(readFileSync(join(dir, 'ram.bin')).equals(Buffer.from(host))).toBe(true);
     // a whole page would not fit (xbzrle_encode_buffer() gives -1: QEMU sends it as a normal page)
     expect(xbzrle_encode_buffer(new Uint8Array(PAGE), new Uint8Array(PAGE).fill(1), PAGE, new Uint8Array(PAGE), PAGE)).toBe(-1);
   });
@@ -236,7 +236,7 @@ describe('streams written by the lab', () => {
     const dir = join(scratch, 'compressed');
     const r = await extract(Buffer.concat([stream.subarray(0, end), part, stream.subarray(end)]), dir);
     expect(r.ram!.compressed).toBe(1);
-    expect(readFileSync(join(dir, 'ram')).equals(Buffer.from(ram.host))).toBe(true);
+    expect(readFileSync(join(dir, 'ram.bin')).equals(Buffer.from(ram.host))).toBe(true);
     // data that does not inflate: qemu_uncompress_data() fails, "decompress data failed"
     const bad = Buffer.from(part);
     bad.fill(0x55, 5 + 8 + 4 + 4, 5 + 8 + 4 + 4 + 8);
