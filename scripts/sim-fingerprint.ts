@@ -24,8 +24,9 @@ type SimChannel = import('../core/sim/link.js').SimChannel;
 
 /** Hashes of the bytes written to each channel end, by end. */
 let written = new Map<SimChannel, Hash>();
-const writev = SimChannel.prototype.writev;
-SimChannel.prototype.writev = function (this: SimChannel, bufs: readonly Uint8Array[]) {
+const proto = SimChannel.prototype;
+const writev = Object.getOwnPropertyDescriptor(proto, 'writev')!.value as SimChannel['writev'];
+proto.writev = function (this: SimChannel, bufs: readonly Uint8Array[]) {
   let h = written.get(this);
   if (!h) written.set(this, (h = createHash('sha256')));
   for (const b of bufs) h.update(b);
