@@ -90,6 +90,11 @@ export interface RAMBlockLike {
   put_page?(f: QEMUFile, offset: number): void;
   /** Take a page's bytes (already available in `f`) for block offset `offset`. */
   get_page?(f: QEMUFile, offset: number): void;
+  /**
+   * The lab's: bit k set when page 32 * word + k is all zeros (what buffer_is_zero() says
+   * of each page of one bitmap word), so that a run of ZERO records is found a word at a time.
+   */
+  zero_pages_mask?(word: number): number;
 }
 
 /** ram_list: the blocks in QEMU's order, and a version bumped on hot(un)plug. */
@@ -238,6 +243,8 @@ export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): nu
 /* The per-page counters' slots in mig_stats (MigrationAtomicStats.v). */
 const PRECOPY_BYTES = mig_stats_slot('precopy_bytes');
 const ZERO_PAGES = mig_stats_slot('zero_pages');
+const POSTCOPY_BYTES = mig_stats_slot('postcopy_bytes');
+const DOWNTIME_BYTES = mig_stats_slot('downtime_bytes');
 const NORMAL_PAGES = mig_stats_slot('normal_pages');
 
 /**
@@ -741,31 +748,124 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
+  // The round before sent a record of this block: every record here carries CONTINUE.
+  if (pss.last_sent_block !== block || pss.pss_channel !== f) return i;
   const bmap = block.bmap!;
   const size = Math.floor(block.used_length / TARGET_PAGE_SIZE);
+  // What a round reads that nothing in this synchronous loop changes: read once.
+  // save_zero_page()'s detection, ram_transferred_add()'s counter (by run state).
+  const detect = env.options.migrate_zero_page_detection() !== 'none';
+  const bytes_slot = env.runstate_is_running() ? PRECOPY_BYTES : env.migration_in_postcopy() ? POSTCOPY_BYTES : DOWNTIME_BYTES;
+  const pagemap = block.pagemap;
+  // The per-page counters, added to mig_stats and RAMState once the run ends (nothing in
+  // the run reads them; integers, so the sum is the same in any order).
+  let zero = 0;
+  let normal = 0;
+  let bytes = 0;
+  let rounds = 0;
+  let next = rs.last_page;
+  // A channel no other thread touches (no remote_error: not the live runtime's ring): the
+  // rate limit, the file error and the backpressure can then change only when the file
+  // hands its buffer over, so a batch of ZERO records that leaves the buffer short of full
+  // sees them as the round before it did (below).
+  const batch = !f.ioc.remote_error && detect && !!block.zero_pages_mask;
   while ((i & 63) !== 0) {
     if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
-    const page = find_next_bit(bmap, size, rs.last_page);
+    const page = find_next_bit(bmap, size, next);
     if (page >= size) break;
-    // ram_find_and_save_block(): pss_init(), find_dirty_block() found `page`
-    pss.block = block;
-    pss.page = page;
-    pss.complete_round = false;
-    // ram_save_host_page(): one target page; its bit is set (just found)
-    pss.host_page_start = page;
-    pss.host_page_end = page + 1;
-    pss.host_page_sending = true;
-    migration_bitmap_clear_dirty(rs, block, page);
-    ram_save_target_page_legacy(rs, pss); // 1: a zero or a normal page, never an error
-    pss.page = page + 1; // pss_find_next_dirty() within the host page: its end
-    pss.host_page_sending = false;
-    pss.host_page_start = pss.host_page_end = 0;
-    rs.last_seen_block = block;
-    rs.last_page = page + 1;
-    rs.target_page_count += 1;
+    if (batch) {
+      // The zero pages from `page` on in its bitmap word, dirty and in a row (each
+      // round's find_dirty_block() would find the next), as far as the rounds before the
+      // loop's 64th allow and the buffer holds without filling up (a hand-over).
+      const w = page >>> 5;
+      const from = bmap[w] & (-1 << (page & 31));
+      const zero_from = block.zero_pages_mask!(w) & from;
+      // the set bits of `from` below its lowest bit that is not a zero page
+      const stop = from & ~zero_from;
+      let run = stop === 0 ? from : from & ((stop & -stop) - 1);
+      let k = 0;
+      const room = Math.floor((f.buf.length - f.buf_index - 1) / 9);
+      const rounds_left = 64 - (i & 63);
+      if (run !== 0 && room > 0) {
+        const buf = f.buf;
+        let p = f.buf_index;
+        const limit = Math.min(room, rounds_left);
+        let taken = 0;
+        const base = w * 32;
+        // each record: be64 offset|ZERO|CONTINUE, then the 0 byte (save_zero_page())
+        while (run !== 0 && k < limit) {
+          const low = run & -run;
+          run ^= low;
+          taken |= low;
+          const pg = base + 31 - Math.clz32(low);
+          const hi = Math.floor(pg / 0x100000);
+          const lo = (pg << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+          buf[p] = hi >>> 24;
+          buf[p + 1] = hi >>> 16;
+          buf[p + 2] = hi >>> 8;
+          buf[p + 3] = hi;
+          buf[p + 4] = lo >>> 24;
+          buf[p + 5] = lo >>> 16;
+          buf[p + 6] = lo >>> 8;
+          buf[p + 7] = lo;
+          buf[p + 8] = 0;
+          p += 9;
+          k++;
+          next = pg + 1;
+        }
+        f.buf_index = p; // short of full: written() would not hand it over either
+        bmap[w] &= ~taken; // migration_bitmap_clear_dirty() of each
+        pagemap?.pages_sent_zero(w, taken);
+        zero += k;
+        bytes += 9 * k;
+        rounds += k;
+        i += k;
+        // drain(): unchanged without a hand-over, and it let the round before go on
+        continue;
+      }
+    }
+    // ram_find_and_save_block() found `page`; ram_save_host_page(): one target page, its bit
+    // set (just found): migration_bitmap_clear_dirty(), then ram_save_target_page_legacy()
+    bmap[page >>> 5] &= ~(1 << (page & 31));
+    // be64 offset|flags with offset = page * TARGET_PAGE_SIZE (pages < 2^32: int32 halves)
+    const hi = Math.floor(page / 0x100000);
+    const lo = (page << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_CONTINUE;
+    if (detect && block.buffer_is_zero(page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) {
+      // save_zero_page()
+      zero++;
+      pagemap?.page_sent(page, true);
+      f.put_be64_hilo(hi, lo | RAM_SAVE_FLAG_ZERO);
+      f.put_byte(0);
+      bytes += 9;
+    } else {
+      // ram_save_page()
+      f.put_be64_hilo(hi, lo | RAM_SAVE_FLAG_PAGE);
+      if (block.put_page) block.put_page(f, page * TARGET_PAGE_SIZE);
+      else f.put_buffer_async(block.host, page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+      bytes += 8 + TARGET_PAGE_SIZE;
+      normal++;
+      pagemap?.page_sent(page, false);
+    }
+    next = page + 1;
+    rounds++;
     i++;
     if (drain(f)) break;
   }
+  if (rounds === 0) return i;
+  const v = env.mig_stats.v;
+  v[ZERO_PAGES] += zero; // stat64_add(&mig_stats.zero_pages, 1) per zero page
+  v[NORMAL_PAGES] += normal; // stat64_add(&mig_stats.normal_pages, 1) per normal page
+  v[bytes_slot] += bytes; // ram_transferred_add() per record
+  rs.migration_dirty_pages -= rounds;
+  rs.target_page_count += rounds;
+  // The PageSearchStatus and RAMState as the last round leaves them.
+  pss.block = block;
+  pss.page = next; // pss_find_next_dirty() within the host page: its end
+  pss.complete_round = false;
+  pss.host_page_sending = false;
+  pss.host_page_start = pss.host_page_end = 0;
+  rs.last_seen_block = block;
+  rs.last_page = next;
   return i;
 }
 

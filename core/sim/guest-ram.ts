@@ -335,6 +335,18 @@ export class SimRAMBlock implements RAMBlockLike {
     return true;
   }
 
+  /** RAMBlockLike.zero_pages_mask(): the pages of generation 0 among the 32 of a bitmap word. */
+  zero_pages_mask(word: number): number {
+    const first = word * 32;
+    // a word lies in one group of gen (GEN_GROUP is a multiple of 32)
+    if (!this.is_touched(first)) return -1;
+    const g = this.gen;
+    const end = Math.min(first + 32, this.nr_pages);
+    let m = 0;
+    for (let p = first; p < end; p++) if (g[p] === 0) m |= 1 << (p - first);
+    return m;
+  }
+
   /** The page's bytes into the stream: header copied, payload from the immutable pool. */
   put_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
