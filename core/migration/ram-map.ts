@@ -137,6 +137,12 @@ export class RamPageBits {
     else this.zeromap[w] &= ~m;
   }
 
+  /** ramblock_recv_bitmap_set(page, true) for each page of bitmap word `word` set in `mask`. */
+  pages_received_zero(word: number, mask: number): void {
+    this.receivedmap[word] |= mask;
+    this.zeromap[word] |= mask;
+  }
+
   /** After a bitmap sync: pages back in the migration bitmap are no longer sent. */
   bitmap_synced(bmap: Int32Array): void {
     const s = this.sentmap;

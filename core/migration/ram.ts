@@ -1117,20 +1117,47 @@ async function parse_ramblocks(opaque: RAMMigration, f: QEMUFile, total_ram_byte
  */
 function ram_load_zero_run(f: QEMUFile, block: RAMBlockLike, i: number): number {
   const buf = f.buf;
-  const used_length = block.used_length;
+  const nr_pages = Math.floor(block.used_length / TARGET_PAGE_SIZE);
   const ZERO_CONTINUE = RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+  // Nothing reads the channel here, so only another thread could set the file's error
+  // (remote_error: the live runtime's ring); else it stays what it is now.
+  const remote = !!f.ioc.remote_error;
+  if (!remote && qemu_file_get_error(f)) return i;
+  const masked = !!block.zero_pages_mask;
+  const pagemap = block.pagemap;
+  // The bitmap word the last record fell in: its pages already zero (taken once: a ZERO
+  // record makes no zero page non-zero), and its pages received since (set once, below).
+  let word = -1;
+  let zeros = 0;
+  let received = 0;
+  let p = f.buf_index;
+  const end = f.buf_size;
   // be64 offset|flags (flags in the low 12 bits), then the 0 byte
-  while ((i & 32767) !== 0 && f.buf_size - f.buf_index >= 9 && !qemu_file_get_error(f)) {
-    const p = f.buf_index;
+  while ((i & 32767) !== 0 && end - p >= 9 && !(remote && qemu_file_get_error(f))) {
     if ((((buf[p + 6] & 0x0f) << 8) | buf[p + 7]) !== ZERO_CONTINUE || buf[p + 8] !== 0) break;
-    const addr = (buf[p] * 0x1000000 + ((buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3])) * 0x100000000 +
-      (buf[p + 4] * 0x1000000 + ((buf[p + 5] << 16) | ((buf[p + 6] & 0xf0) << 8)));
-    if (addr >= used_length) break;
-    f.buf_index = p + 9;
+    const hi = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
+    const lo = (buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7];
+    // offset / TARGET_PAGE_SIZE; offset >= used_length (also any offset of 2^44 or more)
+    if (hi >>> 0 >= 0x1000) break;
+    const page = hi * 0x100000 + (lo >>> TARGET_PAGE_BITS);
+    if (page >= nr_pages) break;
+    p += 9;
+    f.buf_index = p;
     i++;
-    ram_handle_zero(block, addr, TARGET_PAGE_SIZE);
-    block.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, true);
+    const w = page >>> 5;
+    const m = 1 << (page & 31);
+    if (w !== word) {
+      if (received !== 0) pagemap!.pages_received_zero(word, received);
+      word = w;
+      received = 0;
+      zeros = masked ? block.zero_pages_mask!(w) : 0;
+    }
+    // ram_handle_zero(): nothing to do for a page that is zero already
+    if ((zeros & m) === 0) ram_handle_zero(block, page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+    // ramblock_recv_bitmap_set(page, true)
+    if (pagemap) received |= m;
   }
+  if (received !== 0) pagemap!.pages_received_zero(word, received);
   return i;
 }
 
