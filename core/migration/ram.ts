@@ -735,15 +735,16 @@ export function ram_find_and_save_block(rs: RAMState): number {
  * ram_find_and_save_block() do for such a page, in their order: the rate limit and error
  * checks, the search from where the last one stopped (find_dirty_block(): the next set bit),
  * ram_save_host_page() (clear the bit, ram_save_target_page_legacy(), the cursor one page
- * on), target_page_count, and the backpressure check; the PageSearchStatus and RAMState
- * fields end as they would. It returns, for the loop to go on with the same page, before
- * anything that is not such a round: a page in another block (or none), a queued page
- * (background snapshot), a write-protected block, a rate limit reached, an error, the
- * every-64th round's MAX_WAIT check, a writer that must wait. A 64 GiB guest is 16 Mi
- * pages, nearly all zero pages; going round the general path costs several times the
- * record's own work. Returns the loop's round count `i`, advanced by the rounds taken.
+ * on), target_page_count, every 64th round the MAX_WAIT check (from the loop's start `t0`),
+ * and the backpressure check; the PageSearchStatus and RAMState fields end as they would.
+ * It returns, for the loop to go on with the same page, before anything that is not such a
+ * round: a page in another block (or none), a queued page (background snapshot), a
+ * write-protected block, a rate limit reached, an error, a writer that must wait. A 64 GiB
+ * guest is 16 Mi pages, nearly all zero pages; going round the general path costs several
+ * times the record's own work. Returns the loop's round count `i`, advanced by the rounds
+ * taken; or -1 when MAX_WAIT has passed at a 64th round: the loop ends there.
  */
-function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
+function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): number {
   const env = rs.env;
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
@@ -769,7 +770,8 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
   // hands its buffer over, so a batch of ZERO records that leaves the buffer short of full
   // sees them as the round before it did (below).
   const batch = !f.ioc.remote_error && detect && !!block.zero_pages_mask;
-  while ((i & 63) !== 0) {
+  let max_wait = false;
+  for (;;) {
     if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
     const page = find_next_bit(bmap, size, next);
     if (page >= size) break;
@@ -785,7 +787,8 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
       let run = stop === 0 ? from : from & ((stop & -stop) - 1);
       let k = 0;
       const room = Math.floor((f.buf.length - f.buf_index - 1) / 9);
-      const rounds_left = 64 - (i & 63);
+      // up to the next 64th round (i & 63 === 0) included: the MAX_WAIT check follows it
+      const rounds_left = ((64 - (i & 63)) & 63) + 1;
       if (run !== 0 && room > 0) {
         const buf = f.buf;
         let p = f.buf_index;
@@ -819,7 +822,12 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
         zero += k;
         bytes += 9 * k;
         rounds += k;
-        i += k;
+        i += k - 1; // the last round's number
+        if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+          max_wait = true;
+          break;
+        }
+        i++;
         // drain(): unchanged without a hand-over, and it let the round before go on
         continue;
       }
@@ -848,6 +856,10 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
     }
     next = page + 1;
     rounds++;
+    if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+      max_wait = true;
+      break;
+    }
     i++;
     if (drain(f)) break;
   }
@@ -866,7 +878,7 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
   pss.host_page_start = pss.host_page_end = 0;
   rs.last_seen_block = block;
   rs.last_page = next;
-  return i;
+  return max_wait ? -1 : i;
 }
 
 /* ---------- SaveVMHandlers ---------- */
@@ -942,7 +954,8 @@ export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promi
     i++;
     let w = drain(f);
     if (!w) {
-      i = ram_save_block_run(rs, f, i);
+      i = ram_save_block_run(rs, f, i, t0);
+      if (i < 0) break; // MAX_WAIT passed
       w = drain(f);
     }
     if (w) await w;
