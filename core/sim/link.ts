@@ -44,6 +44,7 @@
  * the same timings.
  */
 import { QIOChannelError, type QIOChannel } from '../io/channel.js';
+import { buffer_copy } from '../util/buffer-copy.js';
 import { strerror } from '../util/errno.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Prng } from './prng.js';
@@ -326,7 +327,9 @@ class Pipe {
       for (let k = 0; k < len; ) {
         const b = bufs[bi];
         const m = Math.min(len - k, b.length - bo);
-        data.set(m === b.length ? b : b.subarray(bo, bo + m), k);
+        // no view per part: a page's header is a few bytes, its payload one native copy
+        if (m <= 32) for (let j = 0; j < m; j++) data[k + j] = b[bo + j];
+        else buffer_copy.call(b, data, k, bo, bo + m);
         k += m;
         bo += m;
         if (bo === b.length) {
