@@ -1,7 +1,7 @@
 /**
  * A fingerprint of each scenario's simulated run, to check that a change to the simulated
  * runtime (a speed-up) changed nothing a run shows: one line `name sha256` per scenario,
- * hashed over the bytes every link end was written (SimChannel.writev, in order, per end),
+ * hashed over the bytes every link end was written (SimChannel.writev/writev_parts, in order, per end),
  * the run's result without its wall time (outcome, t_end_ms, timers, both ends' final
  * query-migrate, counters, link stats, QMP events) and the timeline: every entry's time,
  * side, thread and what it is (function, mark, state change, thread event).
@@ -32,6 +32,16 @@ proto.writev = function (this: SimChannel, bufs: readonly Uint8Array[]) {
   for (const b of bufs) h.update(b);
   return writev.call(this, bufs);
 };
+// writev_parts() (QEMUFile's writes), where the channel has it
+const writev_parts = Object.getOwnPropertyDescriptor(proto, 'writev_parts')?.value as SimChannel['writev_parts'] | undefined;
+if (writev_parts) {
+  proto.writev_parts = function (this: SimChannel, base: Uint8Array[], off: number[], len: number[]) {
+    let h = written.get(this);
+    if (!h) written.set(this, (h = createHash('sha256')));
+    for (let i = 0; i < base.length; i++) h.update(base[i].subarray(off[i], off[i] + len[i]));
+    return writev_parts.call(this, base, off, len);
+  };
+}
 
 const HUGE_YAML = `
 name: fingerprint-256g

@@ -324,7 +324,10 @@ export class QEMUFile {
   private readonly iov_writer: QIOChannelIovWriter | null;
   private buf_start = 0;
   /* async channels: what waits behind the write in flight, and the bufs it holds */
-  private queue: Uint8Array[] = [];
+  // the queue as (base, offset, length) entries: no view is made for a channel that takes them
+  private queue_base: Uint8Array[] = [];
+  private queue_off: number[] = [];
+  private queue_len: number[] = [];
   private queue_owned: Buffer[] = [];
   private queued_bytes = 0;
   private inflight: Promise<void> | null = null;
@@ -508,10 +511,12 @@ export class QEMUFile {
       }
       return;
     }
-    const list: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) list.push(this.iov_base[i].subarray(this.iov_off[i], this.iov_off[i] + this.iov_len[i]));
     if (this.inflight) {
-      for (const v of list) this.queue.push(v);
+      for (let i = 0; i < count; i++) {
+        this.queue_base.push(this.iov_base[i]);
+        this.queue_off.push(this.iov_off[i]);
+        this.queue_len.push(this.iov_len[i]);
+      }
       this.queued_bytes += n;
       if (owned) {
         this.queue_owned.push(owned);
@@ -521,7 +526,8 @@ export class QEMUFile {
     }
     let r: void | Promise<void>;
     try {
-      r = this.ioc.writev(list);
+      // the entries' arrays are reused by the next puts: the channel is given copies of them
+      r = this.write_parts(this.iov_base.slice(0, count), this.iov_off.slice(0, count), this.iov_len.slice(0, count));
     } catch (e) {
       this.set_error(-EIO, errorMessage(e));
       return;
@@ -530,6 +536,14 @@ export class QEMUFile {
     this.queued_bytes += n;
     if (owned) this.buf = this.take_buf();
     this.inflight = this.pump(r, owned ? [owned] : [], n);
+  }
+
+  /** writev() of the entries (writev_parts() when the channel takes them as they are). */
+  private write_parts(base: Uint8Array[], off: number[], len: number[]): void | Promise<void> {
+    if (this.ioc.writev_parts) return this.ioc.writev_parts(base, off, len);
+    const list: Uint8Array[] = [];
+    for (let i = 0; i < base.length; i++) list.push(base[i].subarray(off[i], off[i] + len[i]));
+    return this.ioc.writev(list);
   }
 
   /** Await the write in flight, then write whatever queued up meanwhile, in one writev(). */
@@ -545,21 +559,27 @@ export class QEMUFile {
       }
       this.queued_bytes -= bytes;
       for (const b of owned) this.free_bufs.push(b);
-      if (this.last_error || this.queue.length === 0) break;
-      const list = this.queue;
+      if (this.last_error || this.queue_base.length === 0) break;
+      const base = this.queue_base;
+      const off = this.queue_off;
+      const len = this.queue_len;
       owned = this.queue_owned;
-      this.queue = [];
+      this.queue_base = [];
+      this.queue_off = [];
+      this.queue_len = [];
       this.queue_owned = [];
       bytes = 0;
-      for (const b of list) bytes += b.length;
+      for (const l of len) bytes += l;
       try {
-        p = this.ioc.writev(list) ?? undefined;
+        p = this.write_parts(base, off, len) ?? undefined;
       } catch (e) {
         this.set_error(-EIO, errorMessage(e));
         p = undefined;
       }
     }
-    this.queue = [];
+    this.queue_base = [];
+    this.queue_off = [];
+    this.queue_len = [];
     this.queue_owned = [];
     this.queued_bytes = 0;
     this.inflight = null;
