@@ -124,12 +124,12 @@ export interface PageLoadStats {
 }
 
 /**
- * Pages per bit of SimRAMBlock.touched: 32 (a bitmap word's pages, 64 bytes of gen). Not a
- * 4 KiB memory page of gen (2048 pages): gen's memory need not start on a page boundary,
- * so reading such a group touched two memory pages, one of them never written (for a
- * 1 TiB guest written at random, about 100 MiB made resident that way).
+ * Pages per bit of SimRAMBlock.touched: 64 (two bitmap words' pages, 128 bytes of gen).
+ * Not a 4 KiB memory page of gen (2048 pages): gen's memory need not start on a page
+ * boundary, so reading such a group touched two memory pages, one of them never written
+ * (for a 1 TiB guest written at random, about 80 MiB made resident that way).
  */
-const GEN_GROUP_SHIFT = 5;
+const GEN_GROUP_SHIFT = 6;
 const GEN_GROUP = 1 << GEN_GROUP_SHIFT;
 
 /** gen2's halves: the even page in the low 16 bits. */
@@ -159,7 +159,7 @@ export class SimRAMBlock implements RAMBlockLike {
    * clear bit means all of them are 0. Zero detection and the sweeps over all pages read
    * gen only in groups with the bit set, so gen's memory is touched only where pages were
    * written (on some hosts, this one included, reading untouched memory makes it resident
-   * as writing does: 512 MiB of gen for a 1 TiB guest). 64 KiB for 64 GiB.
+   * as writing does: 512 MiB of gen for a 1 TiB guest). 32 KiB for 64 GiB.
    */
   private readonly touched: Int32Array;
   /** The DIRTY_MEMORY_MIGRATION log: one bit per page. */
@@ -348,7 +348,7 @@ export class SimRAMBlock implements RAMBlockLike {
   /** RAMBlockLike.zero_pages_mask(): the pages of generation 0 among the 32 of a bitmap word. */
   zero_pages_mask(word: number): number {
     const first = word * 32;
-    // a word is one group of gen (GEN_GROUP is 32)
+    // a word lies in one group of gen (GEN_GROUP is a multiple of 32)
     if (!this.is_touched(first)) return -1;
     let m = 0;
     if (LITTLE_ENDIAN && first + 32 <= this.nr_pages) {
