@@ -748,6 +748,9 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   const env = rs.env;
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
+  // Another thread may read the counters or change the run state, the options and the
+  // file's error meanwhile (the live runtime's ring): page by page, as the general path.
+  if (f.ioc.remote_error) return ram_save_block_run_shared(rs, f, i);
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
   // The round before sent a record of this block: every record here carries CONTINUE.
   if (pss.last_sent_block !== block || pss.pss_channel !== f) return i;
@@ -758,18 +761,18 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   const detect = env.options.migrate_zero_page_detection() !== 'none';
   const bytes_slot = env.runstate_is_running() ? PRECOPY_BYTES : env.migration_in_postcopy() ? POSTCOPY_BYTES : DOWNTIME_BYTES;
   const pagemap = block.pagemap;
-  // The per-page counters, added to mig_stats and RAMState once the run ends (nothing in
-  // the run reads them; integers, so the sum is the same in any order).
+  // The per-page counters, added to mig_stats and RAMState once the run ends (no other
+  // thread reads them meanwhile, nothing in the run does; integers, so the sum is the same
+  // in any order).
   let zero = 0;
   let normal = 0;
   let bytes = 0;
   let rounds = 0;
   let next = rs.last_page;
-  // A channel no other thread touches (no remote_error: not the live runtime's ring): the
-  // rate limit, the file error and the backpressure can then change only when the file
-  // hands its buffer over, so a batch of ZERO records that leaves the buffer short of full
-  // sees them as the round before it did (below).
-  const batch = !f.ioc.remote_error && detect && !!block.zero_pages_mask;
+  // No other thread touches this channel: the rate limit, the file error and the
+  // backpressure can change only when the file hands its buffer over, so a batch of ZERO
+  // records that leaves the buffer short of full sees them as the round before it did.
+  const batch = detect && !!block.zero_pages_mask;
   let max_wait = false;
   for (;;) {
     if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
@@ -879,6 +882,43 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   rs.last_seen_block = block;
   rs.last_page = next;
   return max_wait ? -1 : i;
+}
+
+/**
+ * ram_save_block_run() on a channel other threads see (the live runtime's migration
+ * thread): up to the loop's next 64th round, each round and its counters as
+ * ram_find_and_save_block() makes them.
+ */
+function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number {
+  const env = rs.env;
+  const block = rs.last_seen_block!;
+  const pss = rs.pss[RAM_CHANNEL_PRECOPY];
+  const bmap = block.bmap!;
+  const size = Math.floor(block.used_length / TARGET_PAGE_SIZE);
+  while ((i & 63) !== 0) {
+    if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
+    const page = find_next_bit(bmap, size, rs.last_page);
+    if (page >= size) break;
+    // ram_find_and_save_block(): pss_init(), find_dirty_block() found `page`
+    pss.block = block;
+    pss.page = page;
+    pss.complete_round = false;
+    // ram_save_host_page(): one target page; its bit is set (just found)
+    pss.host_page_start = page;
+    pss.host_page_end = page + 1;
+    pss.host_page_sending = true;
+    migration_bitmap_clear_dirty(rs, block, page);
+    ram_save_target_page_legacy(rs, pss); // 1: a zero or a normal page, never an error
+    pss.page = page + 1; // pss_find_next_dirty() within the host page: its end
+    pss.host_page_sending = false;
+    pss.host_page_start = pss.host_page_end = 0;
+    rs.last_seen_block = block;
+    rs.last_page = page + 1;
+    rs.target_page_count += 1;
+    i++;
+    if (drain(f)) break;
+  }
+  return i;
 }
 
 /* ---------- SaveVMHandlers ---------- */
