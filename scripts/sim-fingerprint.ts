@@ -35,11 +35,11 @@ proto.writev = function (this: SimChannel, bufs: readonly Uint8Array[]) {
 // writev_parts() (QEMUFile's writes), where the channel has it
 const writev_parts = Object.getOwnPropertyDescriptor(proto, 'writev_parts')?.value as SimChannel['writev_parts'] | undefined;
 if (writev_parts) {
-  proto.writev_parts = function (this: SimChannel, base: Uint8Array[], off: number[], len: number[]) {
+  proto.writev_parts = function (this: SimChannel, base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number) {
     let h = written.get(this);
     if (!h) written.set(this, (h = createHash('sha256')));
-    for (let i = 0; i < base.length; i++) h.update(base[i].subarray(off[i], off[i] + len[i]));
-    return writev_parts.call(this, base, off, len);
+    for (let i = 0; i < count; i++) h.update(base[i].subarray(off[i], off[i] + len[i]));
+    return writev_parts.call(this, base, off, len, count);
   };
 }
 

@@ -247,15 +247,15 @@ class Pipe {
   /* ----------------------------- writing ----------------------------- */
 
   writev(bufs: readonly Uint8Array[]): void | Promise<void> {
-    return this.writev_parts(bufs, new Array<number>(bufs.length).fill(0), bufs.map((b) => b.length));
+    return this.writev_parts(bufs, new Array<number>(bufs.length).fill(0), bufs.map((b) => b.length), bufs.length);
   }
 
-  /** writev() of base[i][off[i], off[i] + len[i]); the arrays are kept until the write is done. */
-  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[]): void | Promise<void> {
+  /** writev() of base[i][off[i], off[i] + len[i]) for i < count; the arrays are kept until the write is done. */
+  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void> {
     if (this.write_err) throw this.write_error(this.write_err);
     if (this.blocked) throw new Error(`${this.label}: writev() while a write is in progress`);
     let n = 0;
-    for (const l of len) n += l;
+    for (let i = 0; i < count; i++) n += len[i];
     if (n === 0) return;
     this.release_acks();
     if (this.fits(n)) {
@@ -553,8 +553,8 @@ export class SimChannel implements QIOChannel {
     return this.tx.writev(bufs);
   }
 
-  writev_parts(base: Uint8Array[], off: number[], len: number[]): void | Promise<void> {
-    return this.tx.writev_parts(base, off, len);
+  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void> {
+    return this.tx.writev_parts(base, off, len, count);
   }
 
   read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
