@@ -72,6 +72,17 @@ export class PageContent {
     return check & (PAGE_POOL_SIZE - 1) & ~7;
   }
 
+  /** Views of the pool's payloads by pool_offset() / 8, made on first use. */
+  private readonly payloads: (Buffer | undefined)[] = [];
+
+  /**
+   * The PAYLOAD bytes at pool offset `o` as a view of their own: a whole view is copied
+   * (by the link) without a view made for each copy (Buffer's copy() makes one for a range).
+   */
+  payload(o: number): Buffer {
+    return (this.payloads[o >>> 3] ??= this.pool.subarray(o, o + PAYLOAD));
+  }
+
   /** The 16-byte header of (page, gen) into buf at off. */
   header(page: number, gen: number, buf: Buffer, off = 0): number {
     const check = this.check(page, gen);
@@ -378,7 +389,7 @@ export class SimRAMBlock implements RAMBlockLike {
     }
     const check = this.content.header(page, g, this.hdr);
     qemu_put_buffer(f, this.hdr, 0, PAGE_HEADER_SIZE);
-    f.put_buffer_async(this.content.pool, this.content.pool_offset(check), PAYLOAD);
+    f.put_buffer_async(this.content.payload(this.content.pool_offset(check)), 0, PAYLOAD);
   }
 
   /** A page's bytes from the stream: checked, and its generation recorded. */
