@@ -25,6 +25,11 @@ export interface QIOChannel {
   /** qio_channel_set_name(): e.g. "migration-socket-outgoing". */
   readonly name?: string;
   writev(bufs: readonly Uint8Array[]): void | Promise<void>;
+  /**
+   * The lab's, optional: writev() of base[i][off[i], off[i] + len[i]) for i < count, without
+   * a view made per part; the caller leaves the arrays alone until the write completes.
+   */
+  writev_parts?(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
   read_borrow?(max: number): Buffer | Promise<Buffer>;
   /** A failure set from another thread, seen without writing (the live runtime's ring). */

@@ -281,6 +281,29 @@ export interface QIOChannelIovWriter {
   writev_iov(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void;
 }
 
+/** The first `n` (base, offset, length) entries of an iovec; reused once written. */
+class IovParts {
+  base: Uint8Array[] = [];
+  off: number[] = [];
+  len: number[] = [];
+  n = 0;
+
+  add(base: Uint8Array, off: number, len: number): void {
+    const i = this.n++;
+    this.base[i] = base;
+    this.off[i] = off;
+    this.len[i] = len;
+  }
+
+  /** Empty again (the entries' memory is dropped, the arrays kept). */
+  reset(): this {
+    this.base.fill(EMPTY_VIEW, 0, this.n);
+    this.n = 0;
+    return this;
+  }
+}
+const EMPTY_VIEW = new Uint8Array(0);
+
 /** An error's text as QEMUFile keeps it; a shutdown from another thread has none. */
 function errorMessage(e: unknown): string | null {
   if (e instanceof QIOChannelShutdownError) return null;
@@ -324,7 +347,10 @@ export class QEMUFile {
   private readonly iov_writer: QIOChannelIovWriter | null;
   private buf_start = 0;
   /* async channels: what waits behind the write in flight, and the bufs it holds */
-  private queue: Uint8Array[] = [];
+  // the queue as (base, offset, length) entries: no view is made for a channel that takes
+  // them; a set the channel is done with is kept for the next queue (no arrays regrown)
+  private queue = new IovParts();
+  private spare: IovParts | null = null;
   private queue_owned: Buffer[] = [];
   private queued_bytes = 0;
   private inflight: Promise<void> | null = null;
@@ -508,10 +534,9 @@ export class QEMUFile {
       }
       return;
     }
-    const list: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) list.push(this.iov_base[i].subarray(this.iov_off[i], this.iov_off[i] + this.iov_len[i]));
     if (this.inflight) {
-      for (const v of list) this.queue.push(v);
+      const q = this.queue;
+      for (let i = 0; i < count; i++) q.add(this.iov_base[i], this.iov_off[i], this.iov_len[i]);
       this.queued_bytes += n;
       if (owned) {
         this.queue_owned.push(owned);
@@ -519,21 +544,41 @@ export class QEMUFile {
       }
       return;
     }
+    // the iovec's arrays are reused by the next puts: the channel is given a set of its own
+    const set = this.take_parts();
+    for (let i = 0; i < count; i++) set.add(this.iov_base[i], this.iov_off[i], this.iov_len[i]);
     let r: void | Promise<void>;
     try {
-      r = this.ioc.writev(list);
+      r = this.write_parts(set);
     } catch (e) {
       this.set_error(-EIO, errorMessage(e));
       return;
     }
-    if (r === undefined) return; // written: buf is ours again
+    if (r === undefined) {
+      this.spare = set.reset(); // written: buf and the set are ours again
+      return;
+    }
     this.queued_bytes += n;
     if (owned) this.buf = this.take_buf();
-    this.inflight = this.pump(r, owned ? [owned] : [], n);
+    this.inflight = this.pump(r, owned ? [owned] : [], n, set);
+  }
+
+  private take_parts(): IovParts {
+    const s = this.spare;
+    this.spare = null;
+    return s ?? new IovParts();
+  }
+
+  /** writev() of the entries (writev_parts() when the channel takes them as they are). */
+  private write_parts(set: IovParts): void | Promise<void> {
+    if (this.ioc.writev_parts) return this.ioc.writev_parts(set.base, set.off, set.len, set.n);
+    const list: Uint8Array[] = [];
+    for (let i = 0; i < set.n; i++) list.push(set.base[i].subarray(set.off[i], set.off[i] + set.len[i]));
+    return this.ioc.writev(list);
   }
 
   /** Await the write in flight, then write whatever queued up meanwhile, in one writev(). */
-  private async pump(first: Promise<void>, owned: Buffer[], bytes: number): Promise<void> {
+  private async pump(first: Promise<void>, owned: Buffer[], bytes: number, set: IovParts): Promise<void> {
     let p: Promise<void> | undefined = first;
     for (;;) {
       if (p) {
@@ -545,21 +590,22 @@ export class QEMUFile {
       }
       this.queued_bytes -= bytes;
       for (const b of owned) this.free_bufs.push(b);
-      if (this.last_error || this.queue.length === 0) break;
-      const list = this.queue;
+      this.spare = set.reset(); // the channel is done with it
+      if (this.last_error || this.queue.n === 0) break;
+      set = this.queue;
+      this.queue = this.take_parts();
       owned = this.queue_owned;
-      this.queue = [];
       this.queue_owned = [];
       bytes = 0;
-      for (const b of list) bytes += b.length;
+      for (let i = 0; i < set.n; i++) bytes += set.len[i];
       try {
-        p = this.ioc.writev(list) ?? undefined;
+        p = this.write_parts(set) ?? undefined;
       } catch (e) {
         this.set_error(-EIO, errorMessage(e));
         p = undefined;
       }
     }
-    this.queue = [];
+    this.queue.reset();
     this.queue_owned = [];
     this.queued_bytes = 0;
     this.inflight = null;

@@ -122,6 +122,12 @@ export class RamPageBits {
     else this.zeromap[w] &= ~m;
   }
 
+  /** page_sent(page, true) for each page of bitmap word `word` set in `mask`. */
+  pages_sent_zero(word: number, mask: number): void {
+    this.sentmap[word] |= mask;
+    this.zeromap[word] |= mask;
+  }
+
   /** ramblock_recv_bitmap_set(): a ZERO or PAGE record for `page` was loaded. */
   ramblock_recv_bitmap_set(page: number, zero: boolean): void {
     const w = page >>> 5;
@@ -129,6 +135,12 @@ export class RamPageBits {
     this.receivedmap[w] |= m;
     if (zero) this.zeromap[w] |= m;
     else this.zeromap[w] &= ~m;
+  }
+
+  /** ramblock_recv_bitmap_set(page, true) for each page of bitmap word `word` set in `mask`. */
+  pages_received_zero(word: number, mask: number): void {
+    this.receivedmap[word] |= mask;
+    this.zeromap[word] |= mask;
   }
 
   /** After a bitmap sync: pages back in the migration bitmap are no longer sent. */

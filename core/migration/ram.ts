@@ -91,6 +91,11 @@ export interface RAMBlockLike {
   put_page?(f: QEMUFile, offset: number): void;
   /** Take a page's bytes (already available in `f`) for block offset `offset`. */
   get_page?(f: QEMUFile, offset: number): void;
+  /**
+   * The lab's: bit k set when page 32 * word + k is all zeros (what buffer_is_zero() says
+   * of each page of one bitmap word), so that a run of ZERO records is found a word at a time.
+   */
+  zero_pages_mask?(word: number): number;
 }
 
 /** ram_list: the blocks in QEMU's order, and a version bumped on hot(un)plug. */
@@ -230,6 +235,8 @@ export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): nu
 /* The per-page counters' slots in mig_stats (MigrationAtomicStats.v). */
 const PRECOPY_BYTES = mig_stats_slot('precopy_bytes');
 const ZERO_PAGES = mig_stats_slot('zero_pages');
+const POSTCOPY_BYTES = mig_stats_slot('postcopy_bytes');
+const DOWNTIME_BYTES = mig_stats_slot('downtime_bytes');
 const NORMAL_PAGES = mig_stats_slot('normal_pages');
 
 /**
@@ -725,18 +732,163 @@ export function ram_find_and_save_block(rs: RAMState): number {
  * ram_find_and_save_block() do for such a page, in their order: the rate limit and error
  * checks, the search from where the last one stopped (find_dirty_block(): the next set bit),
  * ram_save_host_page() (clear the bit, ram_save_target_page_legacy(), the cursor one page
- * on), target_page_count, and the backpressure check; the PageSearchStatus and RAMState
- * fields end as they would. It returns, for the loop to go on with the same page, before
- * anything that is not such a round: a page in another block (or none), a queued page
- * (background snapshot), a write-protected block, a rate limit reached, an error, the
- * every-64th round's MAX_WAIT check, a writer that must wait. A 64 GiB guest is 16 Mi
- * pages, nearly all zero pages; going round the general path costs several times the
- * record's own work. Returns the loop's round count `i`, advanced by the rounds taken.
+ * on), target_page_count, every 64th round the MAX_WAIT check (from the loop's start `t0`),
+ * and the backpressure check; the PageSearchStatus and RAMState fields end as they would.
+ * It returns, for the loop to go on with the same page, before anything that is not such a
+ * round: a page in another block (or none), a queued page (background snapshot), a
+ * write-protected block, a rate limit reached, an error, a writer that must wait. A 64 GiB
+ * guest is 16 Mi pages, nearly all zero pages; going round the general path costs several
+ * times the record's own work. Returns the loop's round count `i`, advanced by the rounds
+ * taken; or -1 when MAX_WAIT has passed at a 64th round: the loop ends there.
  */
-function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number): number {
+function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): number {
   const env = rs.env;
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
+  // Another thread may read the counters or change the run state, the options and the
+  // file's error meanwhile (the live runtime's ring): page by page, as the general path.
+  if (f.ioc.remote_error) return ram_save_block_run_shared(rs, f, i);
+  const pss = rs.pss[RAM_CHANNEL_PRECOPY];
+  // The round before sent a record of this block: every record here carries CONTINUE.
+  if (pss.last_sent_block !== block || pss.pss_channel !== f) return i;
+  const bmap = block.bmap!;
+  const size = Math.floor(block.used_length / TARGET_PAGE_SIZE);
+  // What a round reads that nothing in this synchronous loop changes: read once.
+  // save_zero_page()'s detection, ram_transferred_add()'s counter (by run state).
+  const detect = env.options.migrate_zero_page_detection() !== 'none';
+  const bytes_slot = env.runstate_is_running() ? PRECOPY_BYTES : env.migration_in_postcopy() ? POSTCOPY_BYTES : DOWNTIME_BYTES;
+  const pagemap = block.pagemap;
+  // The per-page counters, added to mig_stats and RAMState once the run ends (no other
+  // thread reads them meanwhile, nothing in the run does; integers, so the sum is the same
+  // in any order).
+  let zero = 0;
+  let normal = 0;
+  let bytes = 0;
+  let rounds = 0;
+  let next = rs.last_page;
+  // No other thread touches this channel: the rate limit, the file error and the
+  // backpressure can change only when the file hands its buffer over, so a batch of ZERO
+  // records that leaves the buffer short of full sees them as the round before it did.
+  const batch = detect && !!block.zero_pages_mask;
+  let max_wait = false;
+  for (;;) {
+    if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
+    const page = find_next_bit(bmap, size, next);
+    if (page >= size) break;
+    if (batch) {
+      // The zero pages from `page` on in its bitmap word, dirty and in a row (each
+      // round's find_dirty_block() would find the next), as far as the rounds before the
+      // loop's 64th allow and the buffer holds without filling up (a hand-over).
+      const w = page >>> 5;
+      const from = bmap[w] & (-1 << (page & 31));
+      const zero_from = block.zero_pages_mask!(w) & from;
+      // the set bits of `from` below its lowest bit that is not a zero page
+      const stop = from & ~zero_from;
+      let run = stop === 0 ? from : from & ((stop & -stop) - 1);
+      let k = 0;
+      const room = Math.floor((f.buf.length - f.buf_index - 1) / 9);
+      // up to the next 64th round (i & 63 === 0) included: the MAX_WAIT check follows it
+      const rounds_left = ((64 - (i & 63)) & 63) + 1;
+      if (run !== 0 && room > 0) {
+        const buf = f.buf;
+        let p = f.buf_index;
+        const limit = Math.min(room, rounds_left);
+        let taken = 0;
+        const base = w * 32;
+        // each record: be64 offset|ZERO|CONTINUE, then the 0 byte (save_zero_page())
+        while (run !== 0 && k < limit) {
+          const low = run & -run;
+          run ^= low;
+          taken |= low;
+          const pg = base + 31 - Math.clz32(low);
+          const hi = Math.floor(pg / 0x100000);
+          const lo = (pg << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+          buf[p] = hi >>> 24;
+          buf[p + 1] = hi >>> 16;
+          buf[p + 2] = hi >>> 8;
+          buf[p + 3] = hi;
+          buf[p + 4] = lo >>> 24;
+          buf[p + 5] = lo >>> 16;
+          buf[p + 6] = lo >>> 8;
+          buf[p + 7] = lo;
+          buf[p + 8] = 0;
+          p += 9;
+          k++;
+          next = pg + 1;
+        }
+        f.buf_index = p; // short of full: written() would not hand it over either
+        bmap[w] &= ~taken; // migration_bitmap_clear_dirty() of each
+        pagemap?.pages_sent_zero(w, taken);
+        zero += k;
+        bytes += 9 * k;
+        rounds += k;
+        i += k - 1; // the last round's number
+        if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+          max_wait = true;
+          break;
+        }
+        i++;
+        // drain(): unchanged without a hand-over, and it let the round before go on
+        continue;
+      }
+    }
+    // ram_find_and_save_block() found `page`; ram_save_host_page(): one target page, its bit
+    // set (just found): migration_bitmap_clear_dirty(), then ram_save_target_page_legacy()
+    bmap[page >>> 5] &= ~(1 << (page & 31));
+    // be64 offset|flags with offset = page * TARGET_PAGE_SIZE (pages < 2^32: int32 halves)
+    const hi = Math.floor(page / 0x100000);
+    const lo = (page << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_CONTINUE;
+    if (detect && block.buffer_is_zero(page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) {
+      // save_zero_page()
+      zero++;
+      pagemap?.page_sent(page, true);
+      f.put_be64_hilo(hi, lo | RAM_SAVE_FLAG_ZERO);
+      f.put_byte(0);
+      bytes += 9;
+    } else {
+      // ram_save_page()
+      f.put_be64_hilo(hi, lo | RAM_SAVE_FLAG_PAGE);
+      if (block.put_page) block.put_page(f, page * TARGET_PAGE_SIZE);
+      else f.put_buffer_async(block.host, page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+      bytes += 8 + TARGET_PAGE_SIZE;
+      normal++;
+      pagemap?.page_sent(page, false);
+    }
+    next = page + 1;
+    rounds++;
+    if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+      max_wait = true;
+      break;
+    }
+    i++;
+    if (drain(f)) break;
+  }
+  if (rounds === 0) return i;
+  const v = env.mig_stats.v;
+  v[ZERO_PAGES] += zero; // stat64_add(&mig_stats.zero_pages, 1) per zero page
+  v[NORMAL_PAGES] += normal; // stat64_add(&mig_stats.normal_pages, 1) per normal page
+  v[bytes_slot] += bytes; // ram_transferred_add() per record
+  rs.migration_dirty_pages -= rounds;
+  rs.target_page_count += rounds;
+  // The PageSearchStatus and RAMState as the last round leaves them.
+  pss.block = block;
+  pss.page = next; // pss_find_next_dirty() within the host page: its end
+  pss.complete_round = false;
+  pss.host_page_sending = false;
+  pss.host_page_start = pss.host_page_end = 0;
+  rs.last_seen_block = block;
+  rs.last_page = next;
+  return max_wait ? -1 : i;
+}
+
+/**
+ * ram_save_block_run() on a channel other threads see (the live runtime's migration
+ * thread): up to the loop's next 64th round, each round and its counters as
+ * ram_find_and_save_block() makes them.
+ */
+function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number {
+  const env = rs.env;
+  const block = rs.last_seen_block!;
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
   const bmap = block.bmap!;
   const size = Math.floor(block.used_length / TARGET_PAGE_SIZE);
@@ -839,7 +991,8 @@ export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promi
     i++;
     let w = drain(f);
     if (!w) {
-      i = ram_save_block_run(rs, f, i);
+      i = ram_save_block_run(rs, f, i, t0);
+      if (i < 0) break; // MAX_WAIT passed
       w = drain(f);
     }
     if (w) await w;
@@ -1018,20 +1171,47 @@ async function parse_ramblocks(opaque: RAMMigration, f: QEMUFile, total_ram_byte
  */
 function ram_load_zero_run(f: QEMUFile, block: RAMBlockLike, i: number): number {
   const buf = f.buf;
-  const used_length = block.used_length;
+  const nr_pages = Math.floor(block.used_length / TARGET_PAGE_SIZE);
   const ZERO_CONTINUE = RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+  // Nothing reads the channel here, so only another thread could set the file's error
+  // (remote_error: the live runtime's ring); else it stays what it is now.
+  const remote = !!f.ioc.remote_error;
+  if (!remote && qemu_file_get_error(f)) return i;
+  const masked = !!block.zero_pages_mask;
+  const pagemap = block.pagemap;
+  // The bitmap word the last record fell in: its pages already zero (taken once: a ZERO
+  // record makes no zero page non-zero), and its pages received since (set once, below).
+  let word = -1;
+  let zeros = 0;
+  let received = 0;
+  let p = f.buf_index;
+  const end = f.buf_size;
   // be64 offset|flags (flags in the low 12 bits), then the 0 byte
-  while ((i & 32767) !== 0 && f.buf_size - f.buf_index >= 9 && !qemu_file_get_error(f)) {
-    const p = f.buf_index;
+  while ((i & 32767) !== 0 && end - p >= 9 && !(remote && qemu_file_get_error(f))) {
     if ((((buf[p + 6] & 0x0f) << 8) | buf[p + 7]) !== ZERO_CONTINUE || buf[p + 8] !== 0) break;
-    const addr = (buf[p] * 0x1000000 + ((buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3])) * 0x100000000 +
-      (buf[p + 4] * 0x1000000 + ((buf[p + 5] << 16) | ((buf[p + 6] & 0xf0) << 8)));
-    if (addr >= used_length) break;
-    f.buf_index = p + 9;
+    const hi = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
+    const lo = (buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7];
+    // offset / TARGET_PAGE_SIZE; offset >= used_length (also any offset of 2^44 or more)
+    if (hi >>> 0 >= 0x1000) break;
+    const page = hi * 0x100000 + (lo >>> TARGET_PAGE_BITS);
+    if (page >= nr_pages) break;
+    p += 9;
+    f.buf_index = p;
     i++;
-    ram_handle_zero(block, addr, TARGET_PAGE_SIZE);
-    block.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, true);
+    const w = page >>> 5;
+    const m = 1 << (page & 31);
+    if (w !== word) {
+      if (received !== 0) pagemap!.pages_received_zero(word, received);
+      word = w;
+      received = 0;
+      zeros = masked ? block.zero_pages_mask!(w) : 0;
+    }
+    // ram_handle_zero(): nothing to do for a page that is zero already
+    if ((zeros & m) === 0) ram_handle_zero(block, page * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+    // ramblock_recv_bitmap_set(page, true)
+    if (pagemap) received |= m;
   }
+  if (received !== 0) pagemap!.pages_received_zero(word, received);
   return i;
 }
 

@@ -44,6 +44,7 @@
  * the same timings.
  */
 import { QIOChannelError, type QIOChannel } from '../io/channel.js';
+import { buffer_copy } from '../util/buffer-copy.js';
 import { strerror } from '../util/errno.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Prng } from './prng.js';
@@ -143,7 +144,9 @@ interface Ack {
 }
 
 interface BlockedWriter {
-  bufs: readonly Uint8Array[];
+  base: readonly Uint8Array[];
+  off: readonly number[];
+  len: readonly number[];
   n: number;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -244,18 +247,23 @@ class Pipe {
   /* ----------------------------- writing ----------------------------- */
 
   writev(bufs: readonly Uint8Array[]): void | Promise<void> {
+    return this.writev_parts(bufs, new Array<number>(bufs.length).fill(0), bufs.map((b) => b.length), bufs.length);
+  }
+
+  /** writev() of base[i][off[i], off[i] + len[i]) for i < count; the arrays are kept until the write is done. */
+  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void> {
     if (this.write_err) throw this.write_error(this.write_err);
     if (this.blocked) throw new Error(`${this.label}: writev() while a write is in progress`);
     let n = 0;
-    for (const b of bufs) n += b.length;
+    for (let i = 0; i < count; i++) n += len[i];
     if (n === 0) return;
     this.release_acks();
     if (this.fits(n)) {
-      this.send(bufs, n);
+      this.send(base, off, len, n);
       return;
     }
     return new Promise<void>((resolve, reject) => {
-      this.blocked = { bufs, n, resolve, reject };
+      this.blocked = { base, off, len, n, resolve, reject };
       this.arm_writer();
     });
   }
@@ -294,7 +302,7 @@ class Pipe {
       this.release_acks();
       if (!this.fits(bw.n)) return this.arm_writer();
       this.blocked = null;
-      this.send(bw.bufs, bw.n);
+      this.send(bw.base, bw.off, bw.len, bw.n);
       bw.resolve();
     });
   }
@@ -312,24 +320,28 @@ class Pipe {
     return new QIOChannelError(`Unable to write to socket: ${strerror(code)}`);
   }
 
-  private send(bufs: readonly Uint8Array[], n: number): void {
+  private send(base: readonly Uint8Array[], off: readonly number[], lens: readonly number[], n: number): void {
     const now = this.clock.now_ms();
     this.stats.bytes_sent += n;
     this.sndbuf_used += n;
     let bi = 0;
-    let bo = 0;
-    for (let off = 0; off < n; off += SEGMENT_MAX) {
-      const len = Math.min(SEGMENT_MAX, n - off);
+    let bo = 0; // bytes of part bi already sent
+    for (let at = 0; at < n; at += SEGMENT_MAX) {
+      const len = Math.min(SEGMENT_MAX, n - at);
       // Small writes take a small buffer; others a pool buffer, recycled once read.
       const store = len > 4096 ? this.pool.take() : null;
       const data = store ? store.subarray(0, len) : Buffer.allocUnsafe(len);
       for (let k = 0; k < len; ) {
-        const b = bufs[bi];
-        const m = Math.min(len - k, b.length - bo);
-        data.set(m === b.length ? b : b.subarray(bo, bo + m), k);
+        const b = base[bi];
+        const pl = lens[bi];
+        const m = Math.min(len - k, pl - bo);
+        const from = off[bi] + bo;
+        // no view per part: a page's header is a few bytes, its payload one native copy
+        if (m <= 32) for (let j = 0; j < m; j++) data[k + j] = b[from + j];
+        else buffer_copy.call(b, data, k, from, from + m);
         k += m;
         bo += m;
-        if (bo === b.length) {
+        if (bo === pl) {
           bi++;
           bo = 0;
         }
@@ -539,6 +551,10 @@ export class SimChannel implements QIOChannel {
 
   writev(bufs: readonly Uint8Array[]): void | Promise<void> {
     return this.tx.writev(bufs);
+  }
+
+  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void> {
+    return this.tx.writev_parts(base, off, len, count);
   }
 
   read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
