@@ -304,6 +304,18 @@ class IovParts {
 }
 const EMPTY_VIEW = new Uint8Array(0);
 
+/** A be64 as its two 32-bit halves (uint32 or int32 of the same bits) at buf[p..p+8): no bounds check, no hand-over. */
+export function store_be64_hilo(buf: Uint8Array, p: number, hi: number, lo: number): void {
+  buf[p] = hi >>> 24;
+  buf[p + 1] = hi >>> 16;
+  buf[p + 2] = hi >>> 8;
+  buf[p + 3] = hi;
+  buf[p + 4] = lo >>> 24;
+  buf[p + 5] = lo >>> 16;
+  buf[p + 6] = lo >>> 8;
+  buf[p + 7] = lo;
+}
+
 /** An error's text as QEMUFile keeps it; a shutdown from another thread has none. */
 function errorMessage(e: unknown): string | null {
   if (e instanceof QIOChannelShutdownError) return null;
@@ -435,14 +447,7 @@ export class QEMUFile {
     const i = this.buf_index;
     if (b.length - i >= 8 && !this.last_error) {
       // as two put_be32() calls: the buffer can only fill up after the second
-      b[i] = hi >>> 24;
-      b[i + 1] = hi >>> 16;
-      b[i + 2] = hi >>> 8;
-      b[i + 3] = hi;
-      b[i + 4] = lo >>> 24;
-      b[i + 5] = lo >>> 16;
-      b[i + 6] = lo >>> 8;
-      b[i + 7] = lo;
+      store_be64_hilo(b, i, hi, lo);
       this.written(8);
     } else {
       this.put_be32(hi);

@@ -23,7 +23,7 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
-import { MigrationAtomicStats, QEMUFile, mig_stats_slot, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, mig_stats_slot, store_be64_hilo, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
 import { EINVAL } from '../util/errno.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { RamPageBits } from './ram-map.js';
@@ -46,6 +46,14 @@ export const RAM_SAVE_FLAG_MULTIFD_FLUSH = 0x200;
 
 /** Max milliseconds one ram_save_iterate() may spend before yielding to the thread loop. */
 export const MAX_WAIT = 50;
+
+/**
+ * ram_save_iterate()'s time check, made every 64 rounds (round `i`): more than MAX_WAIT ms
+ * since the loop began at `t0`.
+ */
+function max_wait_passed(env: MigrationEnv, t0: number, i: number): boolean {
+  return (i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT;
+}
 
 const PAGE_OFFSET_MASK = TARGET_PAGE_SIZE - 1;
 
@@ -803,14 +811,7 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
           const pg = base + 31 - Math.clz32(low);
           const hi = Math.floor(pg / 0x100000);
           const lo = (pg << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
-          buf[p] = hi >>> 24;
-          buf[p + 1] = hi >>> 16;
-          buf[p + 2] = hi >>> 8;
-          buf[p + 3] = hi;
-          buf[p + 4] = lo >>> 24;
-          buf[p + 5] = lo >>> 16;
-          buf[p + 6] = lo >>> 8;
-          buf[p + 7] = lo;
+          store_be64_hilo(buf, p, hi, lo);
           buf[p + 8] = 0;
           p += 9;
           k++;
@@ -823,7 +824,7 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
         bytes += 9 * k;
         rounds += k;
         i += k - 1; // the last round's number
-        if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+        if (max_wait_passed(env, t0, i)) {
           max_wait = true;
           break;
         }
@@ -856,7 +857,7 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
     }
     next = page + 1;
     rounds++;
-    if ((i & 63) === 0 && Math.floor(env.clock.now_ms() - t0) > MAX_WAIT) {
+    if (max_wait_passed(env, t0, i)) {
       max_wait = true;
       break;
     }
@@ -984,10 +985,9 @@ export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promi
     }
     rs.target_page_count += pages;
 
-    if ((i & 63) === 0) {
-      const t1 = Math.floor(env.clock.now_ms() - t0);
-      if (t1 > MAX_WAIT) break;
-    }
+    /* we want to check in the 1st loop, just in case it was the 1st time
+       and we had to sync the dirty bitmap. */
+    if (max_wait_passed(env, t0, i)) break;
     i++;
     let w = drain(f);
     if (!w) {

@@ -86,29 +86,30 @@ export interface TraceSite {
  * `fn`, reporting its entry and exit to its first argument's tracer as the QEMU function
  * `name`, on that argument's thread: the function is traced where it is declared, and
  * reads as QEMU's. `args`, when given, makes the entry's arguments. When nobody listens
- * the call costs one boolean test.
+ * the call costs the site's lookup and one boolean test.
  */
 export function traced<E extends TraceSite, A extends unknown[], R>(
   name: string,
   fn: (env: E, ...a: A) => R,
   args?: NoInfer<(env: E, ...a: A) => Record<string, unknown> | undefined>,
 ): (env: E, ...a: A) => R {
-  return (env, ...a) => {
-    const tracer = env.tracer;
-    if (!tracer.active) return fn(env, ...a);
-    return tracer.call(env.thread, name, args?.(env, ...a), () => fn(env, ...a));
-  };
+  return traced_at<[E, ...A], R>(name, fn, (env: E, ..._a: A) => env, args);
 }
 
 /**
  * traced() for a function that keeps QEMU's arguments exactly (ram.c's and savevm.c's take
  * RAMState, SaveVMState, an opaque): `site` finds the trace site from them.
  */
-export function traced_at<A extends unknown[], R>(name: string, fn: (...a: A) => R, site: NoInfer<(...a: A) => TraceSite>): (...a: A) => R {
+export function traced_at<A extends unknown[], R>(
+  name: string,
+  fn: (...a: A) => R,
+  site: NoInfer<(...a: A) => TraceSite>,
+  args?: NoInfer<(...a: A) => Record<string, unknown> | undefined>,
+): (...a: A) => R {
   return (...a) => {
     const { tracer, thread } = site(...a);
     if (!tracer.active) return fn(...a);
-    return tracer.call(thread, name, undefined, () => fn(...a));
+    return tracer.call(thread, name, args?.(...a), () => fn(...a));
   };
 }
 
