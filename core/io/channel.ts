@@ -27,7 +27,8 @@ export interface QIOChannel {
   writev(bufs: readonly Uint8Array[]): void | Promise<void>;
   /**
    * The lab's, optional: writev() of base[i][off[i], off[i] + len[i]) for i < count, without
-   * a view made per part; the caller leaves the arrays alone until the write completes.
+   * a view made per part (the simulated link, the live runtime's ring); the caller leaves the
+   * arrays alone until the write completes.
    */
   writev_parts?(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;

@@ -273,14 +273,6 @@ const BOUNCE_SIZE = 4096;
 /** Queued-but-unwritten bytes above which qemu_file_drain() makes a writer wait. */
 export const QEMU_FILE_HIGH_WATER = 1 << 20;
 
-/**
- * A blocking channel that takes the iovec as (base, offset, length) entries: a flush then
- * makes no view object per entry (two per page). The live runtime's ring is one.
- */
-export interface QIOChannelIovWriter {
-  writev_iov(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void;
-}
-
 /** The first `n` (base, offset, length) entries of an iovec; reused once written. */
 class IovParts {
   base: Uint8Array[] = [];
@@ -355,8 +347,6 @@ export class QEMUFile {
   private iov_len: number[] = [];
   private iovcnt = 0;
   private iov_bytes = 0;
-  /** The channel when it takes iovec entries as they are (QIOChannelIovWriter). */
-  private readonly iov_writer: QIOChannelIovWriter | null;
   private buf_start = 0;
   /* async channels: what waits behind the write in flight, and the bufs it holds */
   // the queue as (base, offset, length) entries: no view is made for a channel that takes
@@ -377,8 +367,6 @@ export class QEMUFile {
     this.is_writable = is_writable;
     this.stats = stats;
     this.buf = this.own = Buffer.allocUnsafeSlow(bufSize);
-    const w = ioc as Partial<QIOChannelIovWriter>;
-    this.iov_writer = typeof w.writev_iov === 'function' ? (w as QIOChannelIovWriter) : null;
   }
 
   /* ----- errors ----- */
@@ -530,15 +518,6 @@ export class QEMUFile {
     if (n === 0 || this.last_error) return;
     this.handed += n;
     this.stats?.add('qemu_file_transferred', n);
-    if (this.iov_writer && !this.inflight) {
-      // A blocking copy: every entry (and buf) is free again when it returns.
-      try {
-        this.iov_writer.writev_iov(this.iov_base, this.iov_off, this.iov_len, count);
-      } catch (e) {
-        this.set_error(-EIO, errorMessage(e));
-      }
-      return;
-    }
     if (this.inflight) {
       const q = this.queue;
       for (let i = 0; i < count; i++) q.add(this.iov_base[i], this.iov_off[i], this.iov_len[i]);

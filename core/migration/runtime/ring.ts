@@ -12,7 +12,6 @@
  * The stream is unchanged; only where its bytes sit in the ring.
  */
 import { QIOChannelShutdownError, type QIOChannel } from '../../io/channel.js';
-import type { QIOChannelIovWriter } from '../qemu-file.js';
 import { buffer_copy } from '../../util/buffer-copy.js';
 
 const R = 0; // read index (main)
@@ -53,7 +52,7 @@ export function createRing(size = 16 << 20): RingMemory {
 }
 
 /** The thread's side: a blocking QIOChannel (writes complete before returning). */
-export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
+export class RingWriterChannel implements QIOChannel {
   readonly name = 'migration-ring';
   private readonly ctl: Int32Array;
   private readonly data: Uint8Array;
@@ -92,10 +91,10 @@ export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
     return this.failure();
   }
 
-  /** Copy every byte of `bufs` into the ring (see writev_iov()). */
+  /** Copy every byte of `bufs` into the ring (see writev_parts()). */
   writev(bufs: readonly Uint8Array[]): void {
     const off = bufs.map(() => 0);
-    this.writev_iov(
+    this.writev_parts(
       bufs,
       off,
       bufs.map((b) => b.length),
@@ -108,7 +107,7 @@ export class RingWriterChannel implements QIOChannel, QIOChannelIovWriter {
    * blocking while it is full; entry i is base[i][off[i], off[i] + len[i]). One store of
    * W and one wake-up per contiguous stretch, not per entry: a flush holds 64 entries.
    */
-  writev_iov(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void {
+  writev_parts(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void {
     const data = this.data;
     const size = data.length;
     let i = 0;

@@ -14,10 +14,10 @@ import { createRing, drainRing, failRing, type RingMemory } from '../../../core/
 /** The compiled ring (the global setup builds dist/), for the worker to import. */
 const RING_JS = new URL('../../../dist/core/migration/runtime/ring.js', import.meta.url).href;
 
-/** One writev: a list of buffers, or an iovec of (base, offset, length) entries (writev_iov). */
+/** One writev: a list of buffers, or an iovec of (base, offset, length) entries (writev_parts). */
 type Write = Uint8Array[] | { iov: [Uint8Array, number, number][] };
 
-/** A worker that writes `writes` (one writev or writev_iov each) and closes. */
+/** A worker that writes `writes` (one writev or writev_parts each) and closes. */
 function writer(ring: RingMemory, writes: Write[]): { done: Promise<string | null> } {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
@@ -26,7 +26,7 @@ function writer(ring: RingMemory, writes: Write[]): { done: Promise<string | nul
       try {
         for (const w of workerData.writes) {
           if (Array.isArray(w)) ch.writev(w);
-          else ch.writev_iov(w.iov.map((e) => e[0]), w.iov.map((e) => e[1]), w.iov.map((e) => e[2]), w.iov.length);
+          else ch.writev_parts(w.iov.map((e) => e[0]), w.iov.map((e) => e[1]), w.iov.map((e) => e[2]), w.iov.length);
         }
         ch.close();
         parentPort.postMessage(null);
@@ -72,7 +72,7 @@ describe('migration ring', () => {
     );
   });
 
-  it('writev_iov copies the given range of each entry, in order (the QEMUFile flush path)', async () => {
+  it('writev_parts copies the given range of each entry, in order (the QEMUFile flush path)', async () => {
     const entry = fc
       .uint8Array({ minLength: 1, maxLength: 9000 })
       .chain((b) => fc.tuple(fc.constant(b), fc.nat(b.length)).chain(([b, off]) => fc.tuple(fc.constant(b), fc.constant(off), fc.nat(b.length - off))));
