@@ -1,0 +1,352 @@
+/**
+ * migration/multifd.c's wire format: the initial packet each multifd channel starts with
+ * (MultiFDInit_t) and the per-packet header that precedes each batch of pages
+ * (MultiFDPacket_t), as QEMU 9.0 writes and checks them, big-endian.
+ *
+ *   MultiFDInit_t (64 bytes, once per channel)
+ *     be32 magic 0x11223344 | be32 version 1 | uuid[16] | u8 id | unused1[7] | be64 unused2[4]
+ *   MultiFDPacket_t (320 bytes + 8 a page: 1344 with 4 KiB pages), then the pages' payload
+ *     be32 magic | be32 version | be32 flags | be32 pages_alloc | be32 normal_pages
+ *     | be32 next_packet_size | be64 packet_num | be32 zero_pages | be32 unused32[1]
+ *     | be64 unused64[3] | char ramblock[256] | be64 offset[pages_alloc]
+ *   offset[] holds the normal pages' offsets in the block first, then the zero pages'.
+ *   The payload is next_packet_size bytes: the normal pages one after the other
+ *   (MULTIFD_FLAG_NOCOMP), or one zlib stream per channel, flushed at each packet's end
+ *   (MULTIFD_FLAG_ZLIB). A packet with MULTIFD_FLAG_SYNC ends a round of the channel.
+ *
+ * QEMU 10.0 puts the same bytes on the wire for RAM packets (it names the first three
+ * fields MultiFDPacketHdr_t); what differs is listed where it matters below. Pure
+ * TypeScript over Uint8Array: the caller reads and writes the channel.
+ */
+import { error_setg } from '../qmp/error.js';
+
+export const MULTIFD_MAGIC = 0x11223344;
+export const MULTIFD_VERSION = 1;
+
+/* Multifd Compression flags */
+export const MULTIFD_FLAG_SYNC = 1 << 0;
+/** 9.0 reserves 3 bits for compression methods; 10.0 five (0x1f << 1: QPL, UADK, QATzip since 9.1 and 9.2). */
+export const MULTIFD_FLAG_COMPRESSION_MASK = 7 << 1;
+/* we need to be compatible. Before compression value was 0 */
+export const MULTIFD_FLAG_NOCOMP = 0 << 1;
+export const MULTIFD_FLAG_ZLIB = 1 << 1;
+export const MULTIFD_FLAG_ZSTD = 2 << 1;
+/** 10.0 only (device state packets, MultiFDPacketDeviceState_t): never set on a RAM packet. */
+export const MULTIFD_FLAG_DEVICE_STATE = 32 << 1;
+
+/* This value needs to be a multiple of qemu_target_page_size() */
+export const MULTIFD_PACKET_SIZE = 512 * 1024;
+
+/** Byte offsets of MultiFDInit_t's fields (packed), and its size. */
+export const MultiFDInit_t = { magic: 0, version: 4, uuid: 8, id: 24, unused1: 25, unused2: 32, sizeof: 64 } as const;
+
+/** Byte offsets of MultiFDPacket_t's fields (packed); `sizeof` leaves out the offset[] array. */
+export const MultiFDPacket_t = {
+  magic: 0,
+  version: 4,
+  flags: 8,
+  pages_alloc: 12,
+  normal_pages: 16,
+  next_packet_size: 20,
+  packet_num: 24,
+  zero_pages: 32,
+  unused32: 36,
+  unused64: 40,
+  ramblock: 64,
+  offset: 320,
+  sizeof: 320,
+} as const;
+
+/** What multifd needs of a RAMBlock. */
+export interface MultiFDRAMBlock {
+  idstr: string;
+  used_length: number;
+}
+
+/** MultiFDPages_t: a batch of pages of one block, normal ones first once zero pages are detected. */
+export interface MultiFDPages_t {
+  /* number of used pages */
+  num: number;
+  /* number of normal pages */
+  normal_num: number;
+  /* number of allocated pages */
+  allocated: number;
+  /* offset of each page */
+  offset: number[];
+  block: MultiFDRAMBlock | null;
+}
+
+/** The multifd_send_state fields the packets read: the global packet number. */
+export interface MultiFDSendState {
+  packet_num: number;
+}
+
+/** The fields of MultiFDSendParams the packets are made of. */
+export interface MultiFDSendParams {
+  /* channel number */
+  id: number;
+  /* packet allocated len */
+  packet_len: number;
+  /* pointer to the packet */
+  packet: Uint8Array;
+  /* multifd flags for each packet */
+  flags: number;
+  /* size of the next packet that contains pages */
+  next_packet_size: number;
+  pages: MultiFDPages_t;
+  /* packets sent through this channel */
+  packets_sent: number;
+  /* non zero pages sent through this channel */
+  total_normal_pages: number;
+  /* zero pages sent through this channel */
+  total_zero_pages: number;
+}
+
+/** The fields of MultiFDRecvParams the packets are read into. */
+export interface MultiFDRecvParams {
+  id: number;
+  packet_len: number;
+  /* the packet as read from the channel, packet_len bytes */
+  packet: Uint8Array;
+  /* size of a page, multifd_recv_setup()'s qemu_target_page_size() */
+  page_size: number;
+  /* pages a packet can hold (MULTIFD_PACKET_SIZE / page_size) */
+  page_count: number;
+  flags: number;
+  packet_num: number;
+  next_packet_size: number;
+  packets_recved: number;
+  total_normal_pages: number;
+  total_zero_pages: number;
+  block: MultiFDRAMBlock | null;
+  /* Pages that are not zero */
+  normal: number[];
+  /* num of non zero pages */
+  normal_num: number;
+  /* Pages that are zero */
+  zero: number[];
+  /* num of zero pages */
+  zero_num: number;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** qemu_uuid_unparse(): lower-case hex in 8-4-4-4-12. */
+function uuidUnparse(u: Uint8Array): string {
+  const h = Array.from(u, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * The channel's send side as multifd_send_setup() leaves it: packet_len for
+ * MULTIFD_PACKET_SIZE / page_size pages, the packet zeroed (g_malloc0) with magic and
+ * version stored once, and an empty batch of that many pages.
+ */
+export function multifdSendParamsNew(id: number, page_size = 4096): MultiFDSendParams {
+  const page_count = MULTIFD_PACKET_SIZE / page_size;
+  const packet_len = MultiFDPacket_t.sizeof + 8 * page_count;
+  const packet = new Uint8Array(packet_len);
+  view(packet).setUint32(MultiFDPacket_t.magic, MULTIFD_MAGIC);
+  view(packet).setUint32(MultiFDPacket_t.version, MULTIFD_VERSION);
+  return {
+    id,
+    packet_len,
+    packet,
+    flags: 0,
+    next_packet_size: 0,
+    pages: { num: 0, normal_num: 0, allocated: page_count, offset: new Array<number>(page_count).fill(0), block: null },
+    packets_sent: 0,
+    total_normal_pages: 0,
+    total_zero_pages: 0,
+  };
+}
+
+/** The channel's receive side as multifd_recv_setup() leaves it. */
+export function multifdRecvParamsNew(id: number, page_size = 4096): MultiFDRecvParams {
+  const page_count = MULTIFD_PACKET_SIZE / page_size;
+  const packet_len = MultiFDPacket_t.sizeof + 8 * page_count;
+  return {
+    id,
+    packet_len,
+    packet: new Uint8Array(packet_len),
+    page_size,
+    page_count,
+    flags: 0,
+    packet_num: 0,
+    next_packet_size: 0,
+    packets_recved: 0,
+    total_normal_pages: 0,
+    total_zero_pages: 0,
+    block: null,
+    normal: [],
+    normal_num: 0,
+    zero: [],
+    zero_num: 0,
+  };
+}
+
+/**
+ * multifd_send_initial_packet(): the MultiFDInit_t the send thread writes first on its
+ * channel (the caller writes it, and adds its size to mig_stats.multifd_bytes).
+ */
+export function multifd_send_initial_packet(p: { id: number }, qemu_uuid: Uint8Array): Uint8Array {
+  const msg = new Uint8Array(MultiFDInit_t.sizeof);
+  view(msg).setUint32(MultiFDInit_t.magic, MULTIFD_MAGIC);
+  view(msg).setUint32(MultiFDInit_t.version, MULTIFD_VERSION);
+  msg[MultiFDInit_t.id] = p.id;
+  msg.set(qemu_uuid.subarray(0, 16), MultiFDInit_t.uuid);
+  return msg;
+}
+
+/**
+ * multifd_recv_initial_packet(): check a channel's MultiFDInit_t (its 64 bytes, read in
+ * full by the caller) against this QEMU's uuid and multifd-channels; returns the channel id.
+ */
+export function multifd_recv_initial_packet(msg: Uint8Array, qemu_uuid: Uint8Array, multifd_channels: number): number {
+  const v = view(msg);
+  const magic = v.getUint32(MultiFDInit_t.magic);
+  const version = v.getUint32(MultiFDInit_t.version);
+  const uuid = msg.subarray(MultiFDInit_t.uuid, MultiFDInit_t.uuid + 16);
+  const id = msg[MultiFDInit_t.id];
+
+  if (magic !== MULTIFD_MAGIC) {
+    throw error_setg(`multifd: received packet magic ${magic.toString(16)} expected ${MULTIFD_MAGIC.toString(16)}`);
+  }
+
+  if (version !== MULTIFD_VERSION) {
+    throw error_setg(`multifd: received packet version ${version} expected ${MULTIFD_VERSION}`);
+  }
+
+  if (uuid.some((b, i) => b !== qemu_uuid[i])) {
+    // %hhd: the id as a signed char
+    throw error_setg(`multifd: received uuid '${uuidUnparse(uuid)}' and expected uuid '${uuidUnparse(qemu_uuid)}' for channel ${(id << 24) >> 24}`);
+  }
+
+  // `>`, as QEMU has it: an id equal to the number of channels passes here (and indexes
+  // past params[] in multifd_recv_new_channel()).
+  if (id > multifd_channels) {
+    throw error_setg(`multifd: received channel id ${id} is greater than number of channels ${multifd_channels}`);
+  }
+
+  return id;
+}
+
+/**
+ * multifd_send_fill_packet(): write p->flags, the batch's page counts and offsets, the
+ * block's name and the next global packet number into p->packet. As in 9.0 the packet is
+ * not cleared first: a SYNC packet (an empty batch) keeps pages_alloc, the previous
+ * batch's block name and offsets; 10.0 zeroes the packet and leaves a SYNC packet's RAM
+ * fields at 0 ("migration/multifd: Don't send ram data during SYNC", 9.2).
+ */
+export function multifd_send_fill_packet(p: MultiFDSendParams, multifd_send_state: MultiFDSendState): void {
+  const packet = view(p.packet);
+  const pages = p.pages;
+  const zero_num = pages.num - pages.normal_num;
+
+  packet.setUint32(MultiFDPacket_t.flags, p.flags);
+  packet.setUint32(MultiFDPacket_t.pages_alloc, pages.allocated);
+  packet.setUint32(MultiFDPacket_t.normal_pages, pages.normal_num);
+  packet.setUint32(MultiFDPacket_t.zero_pages, zero_num);
+  packet.setUint32(MultiFDPacket_t.next_packet_size, p.next_packet_size);
+
+  const packet_num = multifd_send_state.packet_num++;
+  packet.setBigUint64(MultiFDPacket_t.packet_num, BigInt(packet_num));
+
+  if (pages.block) {
+    // strncpy(packet->ramblock, idstr, 256): zero-padded, unterminated at 256 bytes
+    const name = new TextEncoder().encode(pages.block.idstr).subarray(0, 256);
+    p.packet.fill(0, MultiFDPacket_t.ramblock, MultiFDPacket_t.ramblock + 256);
+    p.packet.set(name, MultiFDPacket_t.ramblock);
+  }
+
+  for (let i = 0; i < pages.num; i++) {
+    packet.setBigUint64(MultiFDPacket_t.offset + 8 * i, BigInt(pages.offset[i]));
+  }
+
+  p.packets_sent++;
+  p.total_normal_pages += pages.normal_num;
+  p.total_zero_pages += zero_num;
+}
+
+/**
+ * multifd_recv_unfill_packet(): check p->packet (read in full, packet_len bytes) and take
+ * from it the flags, page counts, block and offsets; `qemu_ram_block_by_name` finds the
+ * destination's block. Throws QEMU 9.0's errors; 10.0 checks the same with other words
+ * ("migration/multifd: Stop changing the packet on recv side", 9.2) and reads the 12-byte
+ * header first (multifd_recv_unfill_packet_header()).
+ */
+export function multifd_recv_unfill_packet(p: MultiFDRecvParams, qemu_ram_block_by_name: (name: string) => MultiFDRAMBlock | null): void {
+  const packet = view(p.packet);
+
+  const magic = packet.getUint32(MultiFDPacket_t.magic);
+  if (magic !== MULTIFD_MAGIC) {
+    throw error_setg(`multifd: received packet magic ${magic.toString(16)} and expected magic ${MULTIFD_MAGIC.toString(16)}`);
+  }
+
+  const version = packet.getUint32(MultiFDPacket_t.version);
+  if (version !== MULTIFD_VERSION) {
+    throw error_setg(`multifd: received packet version ${version} and expected version ${MULTIFD_VERSION}`);
+  }
+
+  p.flags = packet.getUint32(MultiFDPacket_t.flags);
+
+  const pages_alloc = packet.getUint32(MultiFDPacket_t.pages_alloc);
+  /*
+   * If we received a packet that is 100 times bigger than expected
+   * just stop migration.  It is a magic number.
+   */
+  if (pages_alloc > p.page_count) {
+    throw error_setg(`multifd: received packet with size ${pages_alloc} and expected a size of ${p.page_count}`);
+  }
+
+  p.normal_num = packet.getUint32(MultiFDPacket_t.normal_pages);
+  if (p.normal_num > pages_alloc) {
+    throw error_setg(`multifd: received packet with ${p.normal_num} normal pages and expected maximum pages are ${pages_alloc}`);
+  }
+
+  p.zero_num = packet.getUint32(MultiFDPacket_t.zero_pages);
+  if (p.zero_num > pages_alloc - p.normal_num) {
+    throw error_setg(`multifd: received packet with ${p.zero_num} zero pages and expected maximum zero pages are ${pages_alloc - p.normal_num}`);
+  }
+
+  p.next_packet_size = packet.getUint32(MultiFDPacket_t.next_packet_size);
+  p.packet_num = Number(packet.getBigUint64(MultiFDPacket_t.packet_num));
+  p.packets_recved++;
+  p.total_normal_pages += p.normal_num;
+  p.total_zero_pages += p.zero_num;
+
+  if (p.normal_num === 0 && p.zero_num === 0) {
+    return;
+  }
+
+  /* make sure that ramblock is 0 terminated */
+  const name_bytes = p.packet.subarray(MultiFDPacket_t.ramblock, MultiFDPacket_t.ramblock + 255);
+  const nul = name_bytes.indexOf(0);
+  const ramblock = String.fromCharCode(...(nul < 0 ? name_bytes : name_bytes.subarray(0, nul)));
+  p.block = qemu_ram_block_by_name(ramblock);
+  if (!p.block) {
+    throw error_setg(`multifd: unknown ram block ${ramblock}`);
+  }
+
+  // uint64 arithmetic and compares, as in C: the offsets are read whole, as BigInt
+  const max = BigInt.asUintN(64, BigInt(p.block.used_length) - BigInt(p.page_size));
+  const offset_at = (i: number): number => {
+    const offset = packet.getBigUint64(MultiFDPacket_t.offset + 8 * i);
+    if (offset > max) {
+      // PRIu64, then RAM_ADDR_FMT (PRIx64)
+      throw error_setg(`multifd: offset too long ${offset} (max ${p.block!.used_length.toString(16)})`);
+    }
+    return Number(offset);
+  };
+  p.normal = [];
+  for (let i = 0; i < p.normal_num; i++) {
+    p.normal.push(offset_at(i));
+  }
+
+  p.zero = [];
+  for (let i = 0; i < p.zero_num; i++) {
+    p.zero.push(offset_at(p.normal_num + i));
+  }
+}
