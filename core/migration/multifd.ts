@@ -61,6 +61,8 @@ export const MultiFDPacket_t = {
 export interface MultiFDRAMBlock {
   idstr: string;
   used_length: number;
+  /** The block's memory, where the pages are read from or written to. */
+  host?: Uint8Array;
 }
 
 /** MultiFDPages_t: a batch of pages of one block, normal ones first once zero pages are detected. */
@@ -89,6 +91,8 @@ export interface MultiFDSendParams {
   packet_len: number;
   /* pointer to the packet */
   packet: Uint8Array;
+  /* size of a page */
+  page_size: number;
   /* multifd flags for each packet */
   flags: number;
   /* size of the next packet that contains pages */
@@ -119,6 +123,8 @@ export interface MultiFDRecvParams {
   total_normal_pages: number;
   total_zero_pages: number;
   block: MultiFDRAMBlock | null;
+  /* ramblock host address */
+  host: Uint8Array | null;
   /* Pages that are not zero */
   normal: number[];
   /* num of non zero pages */
@@ -154,6 +160,7 @@ export function multifdSendParamsNew(id: number, page_size = 4096): MultiFDSendP
     id,
     packet_len,
     packet,
+    page_size,
     flags: 0,
     next_packet_size: 0,
     pages: { num: 0, normal_num: 0, allocated: page_count, offset: new Array<number>(page_count).fill(0), block: null },
@@ -180,6 +187,7 @@ export function multifdRecvParamsNew(id: number, page_size = 4096): MultiFDRecvP
     total_normal_pages: 0,
     total_zero_pages: 0,
     block: null,
+    host: null,
     normal: [],
     normal_num: 0,
     zero: [],
@@ -330,6 +338,7 @@ export function multifd_recv_unfill_packet(p: MultiFDRecvParams, qemu_ram_block_
     throw error_setg(`multifd: unknown ram block ${ramblock}`);
   }
 
+  p.host = p.block.host ?? null;
   // uint64 arithmetic and compares, as in C: the offsets are read whole, as BigInt
   const max = BigInt.asUintN(64, BigInt(p.block.used_length) - BigInt(p.page_size));
   const offset_at = (i: number): number => {

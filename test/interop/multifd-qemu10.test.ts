@@ -20,6 +20,7 @@ import { constants, inflateSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   MULTIFD_FLAG_NOCOMP,
+  multifdSendParamsNew,
   MULTIFD_FLAG_SYNC,
   MULTIFD_FLAG_ZLIB,
   MultiFDInit_t,
@@ -28,6 +29,7 @@ import {
   multifdRecvParamsNew,
   type MultiFDRAMBlock,
 } from '../../core/migration/multifd.js';
+import { multifd_recv_zero_page_process, multifd_send_zero_page_detect } from '../../core/migration/multifd-zero-page.js';
 import { QEMU10_AVAILABLE, spawnEndpoint, untilMigration, type Endpoint } from '../helpers/endpoint-process.js';
 import { listenMigration, type ChannelReader, type MigrationListener } from '../helpers/migration-listener.js';
 
@@ -53,6 +55,8 @@ interface ChannelLog {
   syncs: number;
   /** The block names the packets with pages carried. */
   blocks: Set<string>;
+  /** Each packet's offsets as sent: normal pages, then zero pages. */
+  batches: { offsets: number[]; normal_num: number }[];
 }
 
 /** Every page seen: block offset → its bytes (null: sent as a zero page). */
@@ -65,7 +69,7 @@ type Pages = Map<number, Buffer | null>;
 async function readChannel(r: ChannelReader, uuid: Buffer, channels: number, compression: 'none' | 'zlib', blocks: Map<string, MultiFDRAMBlock>, pages: Pages): Promise<ChannelLog> {
   const init = (await r.read(MultiFDInit_t.sizeof))!;
   const id = multifd_recv_initial_packet(init, uuid, channels);
-  const log: ChannelLog = { id, uuid: init.subarray(8, 24).toString('hex'), packets: 0, syncs: 0, blocks: new Set() };
+  const log: ChannelLog = { id, uuid: init.subarray(8, 24).toString('hex'), packets: 0, syncs: 0, blocks: new Set(), batches: [] };
   const p = multifdRecvParamsNew(id, PAGE);
   // zlib: the channel's one stream; each packet ends with a Z_SYNC_FLUSH, so all of it so far inflates
   const zin: Buffer[] = [];
@@ -100,8 +104,14 @@ async function readChannel(r: ChannelReader, uuid: Buffer, channels: number, com
       expect(p.next_packet_size).toBe(0);
       data = Buffer.alloc(0);
     }
-    p.normal.forEach((off, i) => pages.set(off, data.subarray(i * PAGE, (i + 1) * PAGE)));
+    // into the destination's block (p->host), as multifd_nocomp_recv() / multifd_zlib_recv() do
+    multifd_recv_zero_page_process(p);
+    p.normal.forEach((off, i) => {
+      p.host!.set(data.subarray(i * PAGE, (i + 1) * PAGE), off);
+      pages.set(off, data.subarray(i * PAGE, (i + 1) * PAGE));
+    });
     p.zero.forEach((off) => pages.set(off, null));
+    log.batches.push({ offsets: [...p.normal, ...p.zero], normal_num: p.normal_num });
   }
 }
 
@@ -139,6 +149,9 @@ describe.skipIf(!QEMU10_AVAILABLE)('multifd packets of a real QEMU 10.0 source, 
 
       const blocks = ramblocks(await q.hmp('info ramblock'));
       expect([...blocks.values()]).toEqual([{ idstr: 'ram', used_length: MEM }]);
+      // the destination's RAM, not zero to start with: the zero pages must clear it
+      const dest = Buffer.alloc(MEM, 0xa5);
+      blocks.get('ram')!.host = dest;
       expect((await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })).reply).toEqual({ return: {} });
       expect((await q.execute('migrate-set-parameters', { 'multifd-channels': channels, 'multifd-compression': compression })).reply).toEqual({ return: {} });
 
@@ -178,6 +191,22 @@ describe.skipIf(!QEMU10_AVAILABLE)('multifd packets of a real QEMU 10.0 source, 
       const normal = [...pages].filter(([, b]) => b !== null).map(([off]) => off);
       expect(normal.length).toBe(15);
       expect(info.ram?.normal).toBe(15);
+
+      // the destination's memory is the source's: the blob at BLOB_ADDR, zeros elsewhere
+      const source = Buffer.alloc(MEM);
+      blob.copy(source, BLOB_ADDR);
+      expect(dest.equals(source)).toBe(true);
+
+      // each packet's order is multifd_send_zero_page_detect()'s over its pages as queued
+      // (ascending: ram_find_and_save_block() walks the block upwards)
+      const sender = multifdSendParamsNew(0, PAGE);
+      sender.pages.block = { idstr: 'ram', used_length: MEM, host: source };
+      for (const b of done.flatMap((l) => l.batches)) {
+        sender.pages.offset = [...b.offsets].sort((x, y) => x - y);
+        sender.pages.num = b.offsets.length;
+        multifd_send_zero_page_detect(sender, 'multifd');
+        expect({ offsets: sender.pages.offset, normal_num: sender.pages.normal_num }).toEqual(b);
+      }
 
       // ram.multifd-bytes: what the channels carried, byte for byte
       expect(info.ram?.['multifd-bytes']).toBe(listener.multifd.reduce((n, r) => n + r.received, 0));

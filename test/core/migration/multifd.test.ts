@@ -25,6 +25,7 @@ import {
   type MultiFDRAMBlock,
   type MultiFDSendParams,
 } from '../../../core/migration/multifd.js';
+import { multifd_recv_zero_page_process, multifd_send_zero_page_detect } from '../../../core/migration/multifd-zero-page.js';
 
 const PAGE = 4096;
 const UUID = Uint8Array.from({ length: 16 }, (_, i) => 0x10 + i);
@@ -275,5 +276,57 @@ describe('multifd_recv_unfill_packet() errors (9.0 multifd.c; 10.0.2 lines along
     expect(unfillError(set32(b, MultiFDPacket_t.magic, 0))).toMatch(/magic 0 /);
     expect(MULTIFD_MAGIC).toBe(0x11223344);
     expect(MULTIFD_VERSION).toBe(1);
+  });
+});
+
+describe('multifd-zero-page.c', () => {
+  /** A batch of pages 0..n-1 of a block whose page k holds k + 1 when `nonzero(k)`, zeros otherwise. */
+  function batch(n: number, nonzero: (k: number) => boolean): MultiFDSendParams {
+    const host = new Uint8Array(n * PAGE);
+    for (let k = 0; k < n; k++) if (nonzero(k)) host[k * PAGE + 100] = k + 1;
+    const p = multifdSendParamsNew(0, PAGE);
+    p.pages.block = { idstr: 'ram', used_length: host.length, host };
+    p.pages.offset = Array.from({ length: n }, (_, k) => k * PAGE);
+    p.pages.num = n;
+    return p;
+  }
+
+  it('multifd_send_zero_page_detect(): a zero page swaps with the last unsorted one (not a stable partition)', () => {
+    // [Z0 N1 Z2 N3]: i=0 zero, swap with j=3 -> [N3 N1 Z2 Z0], j=2; i=0, 1 normal; i=2 zero, swap with itself, j=1
+    const p = batch(4, (k) => k % 2 === 1);
+    multifd_send_zero_page_detect(p, 'multifd');
+    expect(p.pages.offset.slice(0, 4)).toEqual([3, 1, 2, 0].map((k) => k * PAGE));
+    expect(p.pages.normal_num).toBe(2);
+    // all zero: [Z0 Z1 Z2] -> swap(0, 2) [Z2 Z1 Z0] -> swap(0, 1) [Z1 Z2 Z0] -> swap(0, 0); all normal: unchanged
+    const z = batch(3, () => false);
+    multifd_send_zero_page_detect(z, 'multifd');
+    expect([z.pages.normal_num, z.pages.offset]).toEqual([0, [1, 2, 0].map((k) => k * PAGE)]);
+    const n = batch(3, () => true);
+    multifd_send_zero_page_detect(n, 'multifd');
+    expect([n.pages.normal_num, n.pages.offset]).toEqual([3, [0, 1, 2].map((k) => k * PAGE)]);
+  });
+
+  it('with zero-page-detection legacy or none every page is normal, in queue order', () => {
+    for (const mode of ['legacy', 'none'] as const) {
+      const p = batch(4, (k) => k % 2 === 1);
+      multifd_send_zero_page_detect(p, mode);
+      expect([p.pages.normal_num, p.pages.offset]).toEqual([4, [0, 1, 2, 3].map((k) => k * PAGE)]);
+    }
+  });
+
+  it('filled, received, processed: the zero pages are cleared on the destination', () => {
+    const src = batch(8, (k) => k === 1 || k === 6);
+    multifd_send_zero_page_detect(src, 'multifd');
+    src.next_packet_size = src.pages.normal_num * PAGE;
+    multifd_send_fill_packet(src, { packet_num: 0 });
+    const dst = new Uint8Array(8 * PAGE).fill(0x5a);
+    const r = unfill(src.packet, () => ({ idstr: 'ram', used_length: dst.length, host: dst }));
+    expect(r.host).toBe(dst);
+    expect(r.zero.length).toBe(6);
+    multifd_recv_zero_page_process(r);
+    for (let k = 0; k < 8; k++) {
+      const page = dst.subarray(k * PAGE, (k + 1) * PAGE);
+      expect(page.every((b) => b === 0), `page ${k}`).toBe(k !== 1 && k !== 6);
+    }
   });
 });
