@@ -8,15 +8,17 @@
  *   MultiFDPacket_t (320 bytes + 8 a page: 1344 with 4 KiB pages), then the pages' payload
  *     be32 magic | be32 version | be32 flags | be32 pages_alloc | be32 normal_pages
  *     | be32 next_packet_size | be64 packet_num | be32 zero_pages | be32 unused32[1]
- *     | be64 unused64[3] | char ramblock[256] | be64 offset[pages_alloc]
+ *     | be64 unused64[3] | char ramblock[256] | be64 offset[MULTIFD_PACKET_SIZE / page size]
  *   offset[] holds the normal pages' offsets in the block first, then the zero pages'.
  *   The payload is next_packet_size bytes: the normal pages one after the other
  *   (MULTIFD_FLAG_NOCOMP), or one zlib stream per channel, flushed at each packet's end
  *   (MULTIFD_FLAG_ZLIB). A packet with MULTIFD_FLAG_SYNC ends a round of the channel.
  *
  * QEMU 10.0 puts the same bytes on the wire for RAM packets (it names the first three
- * fields MultiFDPacketHdr_t); what differs is listed where it matters below. Pure
- * TypeScript over Uint8Array: the caller reads and writes the channel.
+ * fields MultiFDPacketHdr_t); what differs is listed where it matters below. Before 9.0
+ * zero_pages was unused (0: every page normal) and the last batch of a round went with
+ * the SYNC flag; 9.0 reads those packets as well. Pure TypeScript over Uint8Array: the
+ * caller reads and writes the channel.
  */
 import { error_setg } from '../qmp/error.js';
 
@@ -283,7 +285,8 @@ export function multifd_send_fill_packet(p: MultiFDSendParams, multifd_send_stat
  * from it the flags, page counts, block and offsets; `qemu_ram_block_by_name` finds the
  * destination's block. Throws QEMU 9.0's errors; 10.0 checks the same with other words
  * ("migration/multifd: Stop changing the packet on recv side", 9.2) and reads the 12-byte
- * header first (multifd_recv_unfill_packet_header()).
+ * header first (multifd_recv_unfill_packet_header(), "migration/multifd: Split packet into
+ * header and RAM data", 10.0).
  */
 export function multifd_recv_unfill_packet(p: MultiFDRecvParams, qemu_ram_block_by_name: (name: string) => MultiFDRAMBlock | null): void {
   const packet = view(p.packet);
