@@ -16,8 +16,9 @@
  *
  * QEMU 10.0 puts the same bytes on the wire for RAM packets (it names the first three
  * fields MultiFDPacketHdr_t); what differs is listed where it matters below. Before 9.0
- * zero_pages was unused (0: every page normal) and the last batch of a round went with
- * the SYNC flag; 9.0 reads those packets as well. Pure TypeScript over Uint8Array: the
+ * zero_pages was unused (0: every page normal) and a batch of pages could carry the
+ * SYNC flag (the flag is set on a channel that may still hold a job); 9.0 reads those
+ * packets as well. Pure TypeScript over Uint8Array: the
  * caller reads and writes the channel.
  */
 import { error_setg } from '../qmp/error.js';

@@ -13,7 +13,8 @@
  * packets, normal pages first then zero pages, in multifd_send_zero_page_detect()'s order,
  * its SYNC packets name no pages, and ram.multifd-bytes counts exactly the bytes the
  * channels carried. 7.2 sends only normal pages there (zero pages go on the main channel),
- * its empty packets keep the previous next_packet_size, and its multifd-bytes counts each
+ * its empty packets keep the previous next_packet_size (and, as timing has it, a batch may
+ * carry the SYNC flag and the empty packet after it not), and its multifd-bytes counts each
  * packet's header and its pages uncompressed, not the initial packets.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
