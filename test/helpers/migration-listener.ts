@@ -93,6 +93,8 @@ export interface MigrationListener {
   multifd: ChannelReader[];
   /** Call f with each multifd channel, those connected already included. */
   onMultifd(f: (r: ChannelReader) => void): void;
+  /** The multifd channels once there are n (told apart by their first bytes, which may come late). */
+  multifdChannels(n: number, ms?: number): Promise<ChannelReader[]>;
   close(): Promise<void>;
 }
 
@@ -133,6 +135,14 @@ export async function listenMigration(path: string): Promise<MigrationListener> 
     onMultifd: (f) => {
       handlers.push(f);
       multifd.forEach(f);
+    },
+    async multifdChannels(n, ms = 10_000) {
+      const end = Date.now() + ms;
+      while (multifd.length < n) {
+        if (Date.now() > end) throw new Error(`${multifd.length} multifd channels of ${n} after ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return multifd;
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -16,10 +16,14 @@
  * its empty packets keep the previous next_packet_size (and, as timing has it, a batch may
  * carry the SYNC flag and the empty packet after it not), and its multifd-bytes counts each
  * packet's header and its pages uncompressed, not the initial packets.
+ *
+ * And the other way, for the initial packet: multifd_send_initial_packet()'s bytes to a
+ * QEMU 10.0 destination, accepted, and with each field spoiled refused with the lab's words.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { constants, inflateSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +35,7 @@ import {
   MultiFDInit_t,
   multifd_recv_initial_packet,
   multifd_recv_unfill_packet,
+  multifd_send_initial_packet,
   multifdRecvParamsNew,
   type MultiFDRAMBlock,
 } from '../../core/migration/multifd.js';
@@ -183,7 +188,7 @@ async function migrate(v: RealQemu, channels: number, compression: Compression, 
   // nothing is asked of the destination: the source completes on its own and closes the channels
   const { info } = await untilMigration(q, (i) => i.status === 'completed' || i.status === 'failed', 30_000);
   expect(info.status).toBe('completed');
-  await Promise.all(listener.multifd.map((r) => r.closed));
+  await Promise.all((await listener.multifdChannels(channels)).map((r) => r.closed));
   const done = await Promise.all(logs);
   await q.execute('quit').catch(() => undefined);
 
@@ -204,7 +209,7 @@ async function migrate(v: RealQemu, channels: number, compression: Compression, 
   return { blob, uuid, info, channels: done, pages, dest, source, listener };
 }
 
-function cleanup(): { use: (ep: Endpoint, listener: MigrationListener, dir: string) => void } {
+function cleanup(): { use: (ep: Endpoint, listener: MigrationListener | null, dir: string) => void } {
   let ep: Endpoint | null = null;
   let listener: MigrationListener | null = null;
   let dir = '';
@@ -276,4 +281,70 @@ describe.skipIf(!QEMU_AVAILABLE)('multifd packets of QEMU 7.2 (Debian\'s), read 
       expect(run.info.ram?.['multifd-bytes']).toBe(packets * (320 + 8 * 128) + 15 * PAGE);
     });
   }
+});
+
+/**
+ * The other way: multifd_send_initial_packet()'s bytes, spoiled one field at a time, to a
+ * real QEMU 10.0 destination (-incoming defer, multifd-channels 2). Whatever does not start
+ * with QEMU_VM_FILE_MAGIC is a multifd channel to it (migration_ioc_process_incoming()), so
+ * each spoiled packet meets multifd_recv_initial_packet(), whose error QEMU prints (after
+ * multifd_recv_new_channel()'s prefix) before it exits: the same words as the lab's.
+ */
+describe.skipIf(!QEMU10_AVAILABLE)('initial packets to a real QEMU 10.0 destination', () => {
+  const { use } = cleanup();
+  const uuidText = randomUUID();
+  const uuid = Buffer.from(uuidText.replaceAll('-', ''), 'hex');
+
+  /** A destination waiting on DIR/in.sock; `send` connects and writes one initial packet. */
+  async function destination(): Promise<{ ep: Endpoint; send: (msg: Uint8Array) => Promise<void> }> {
+    const dir = mkdtempSync(join(tmpdir(), 'miglab-multifd-'));
+    const ep = await spawnEndpoint(['-m', '64', '-accel', 'tcg', '-uuid', uuidText, '-incoming', 'defer'], { qemu: '10.0' });
+    use(ep, null, dir);
+    const q = await ep.negotiated();
+    expect((await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })).reply).toEqual({ return: {} });
+    expect((await q.execute('migrate-set-parameters', { 'multifd-channels': 2 })).reply).toEqual({ return: {} });
+    const path = join(dir, 'in.sock');
+    expect((await q.execute('migrate-incoming', { uri: `unix:${path}` })).reply).toEqual({ return: {} });
+    const send = (msg: Uint8Array) =>
+      new Promise<void>((resolve, reject) => {
+        const s = net.connect(path, () => s.write(msg, () => resolve()));
+        s.on('error', reject);
+      });
+    return { ep, send };
+  }
+
+  const spoil = (f: (msg: Uint8Array, v: DataView) => void, id = 0, u: Uint8Array = uuid): Uint8Array => {
+    const msg = multifd_send_initial_packet({ id }, u);
+    f(msg, new DataView(msg.buffer));
+    return msg;
+  };
+  const cases: [string, Uint8Array][] = [
+    ['magic', spoil((_, v) => v.setUint32(MultiFDInit_t.magic, 0xcafe))],
+    ['version', spoil((_, v) => v.setUint32(MultiFDInit_t.version, 2))],
+    ['uuid', spoil(() => undefined, 1, randomBytes(16))],
+    ['channel id', spoil(() => undefined, 3)],
+  ];
+  for (const [what, msg] of cases) {
+    it(`a wrong ${what}: QEMU's error is multifd_recv_initial_packet()'s`, async () => {
+      let lab = '';
+      try {
+        multifd_recv_initial_packet(msg, uuid, 2);
+      } catch (e) {
+        lab = (e as Error).message;
+      }
+      expect(lab).toMatch(/^multifd: /);
+      const { ep, send } = await destination();
+      await send(msg);
+      expect(await Promise.race([ep.exited, new Promise((r) => setTimeout(() => r('running'), 10_000))])).toBe(1);
+      expect(ep.stderr()).toContain(`failed to receive packet via multifd channel 0: ${lab}\n`);
+    });
+  }
+
+  it('both channels\' packets as the lab makes them: accepted, the destination waits for the main channel', async () => {
+    const { ep, send } = await destination();
+    for (const id of [0, 1]) await send(multifd_send_initial_packet({ id }, uuid));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(ep.alive()).toBe(true);
+    expect(ep.stderr()).toBe('');
+  });
 });
