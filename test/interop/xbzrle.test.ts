@@ -43,7 +43,7 @@ async function start(dst_qemu: RealQemu, xbzrle: boolean) {
 async function expect_completed_with_xbzrle({ src, dst }: Awaited<ReturnType<typeof start>>): Promise<void> {
   const done: MigrationInfo = (await untilMigration(src.q, (i) => ['completed', 'failed'].includes(i.status), 90_000)).info;
   expect(done.status).toBe('completed');
-  const xc = (done as unknown as { 'xbzrle-cache': Record<string, number> })['xbzrle-cache'];
+  const xc = done['xbzrle-cache']!;
   expect(xc.pages).toBeGreaterThan(0);
   expect(xc['cache-miss']).toBeGreaterThan(0);
   expect(xc['cache-size']).toBe(64 << 20);
@@ -60,10 +60,10 @@ describe('XBZRLE, lab → lab, live', () => {
   it('a guest writing 64 bytes at a time: without xbzrle still active after 6 s, with it completed, memory equal', async () => {
     const off = await start(false, false);
     await new Promise((r) => setTimeout(r, 6000));
-    const info = (await off.src.q.execute('query-migrate')).reply.return as MigrationInfo;
+    const info = (await off.src.q.execute('query-migrate')).reply.return;
     expect(info.status).toBe('active');
     expect(info.ram['dirty-sync-count']).toBeGreaterThan(3);
-    expect((info as unknown as Record<string, unknown>)['xbzrle-cache']).toBeUndefined();
+    expect(info['xbzrle-cache']).toBeUndefined();
     await off.src.q.execute('migrate_cancel');
     await untilMigration(off.src.q, (i) => i.status === 'cancelled');
     expect((await off.src.q.execute('query-status')).reply.return.status).toBe('running');
