@@ -142,6 +142,10 @@ export function format_summary(
   ];
   if (s.counters_note) lines.push(`  note         ${s.counters_note}`);
   if (s['cpu-throttle-max']) lines.push(`               auto-converge throttled the vCPU up to ${s['cpu-throttle-max']} %`);
+  if (s.xbzrle) {
+    const x = s.xbzrle;
+    lines.push(`               xbzrle: ${plural(x.pages, 'page')} hit the cache (${fmt_bytes(x.bytes)} sent for them), ${x['cache-miss']} cache misses, ${x.overflow} overflows`);
+  }
   lines.push(
     `  destination  ${d.status}, ${d.runstate}; ${plural(d.pages_ok, 'page')} loaded` +
       (d.generations_match === null

@@ -181,6 +181,14 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   zero_pages: { unit: 'count', describe: 'ram.duplicate at the end: zero pages sent as a ZERO record (the header and one byte)', of: (run) => run.result.source.duplicate },
   precopy_bytes: { unit: 'bytes', describe: 'ram.precopy-bytes: sent while the guest ran', of: (run) => run.result.source['precopy-bytes'] },
   downtime_bytes: { unit: 'bytes', describe: 'ram.downtime-bytes: sent with the guest stopped', of: (run) => run.result.source['downtime-bytes'] },
+  xbzrle_pages: {
+    unit: 'count',
+    describe: 'xbzrle-cache.pages at the end: pages found in the XBZRLE cache (sent as a delta, skipped as unchanged, or overflowed); null without the capability',
+    of: (run) => run.result.source.xbzrle?.pages ?? null,
+  },
+  xbzrle_bytes: { unit: 'bytes', describe: 'xbzrle-cache.bytes at the end: what the deltas cost (their records but the 8-byte offset and flags), plus a page per overflow', of: (run) => run.result.source.xbzrle?.bytes ?? null },
+  xbzrle_cache_miss: { unit: 'count', describe: 'xbzrle-cache.cache-miss at the end: pages not in the cache, sent whole (and cached if they could be)', of: (run) => run.result.source.xbzrle?.['cache-miss'] ?? null },
+  xbzrle_overflow: { unit: 'count', describe: 'xbzrle-cache.overflow at the end: deltas that did not fit in a page, sent whole', of: (run) => run.result.source.xbzrle?.overflow ?? null },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
   throttle_steps: { unit: 'list', describe: 'the auto-converge throttle values the vCPU went through, in order (%, as text)', of: (run) => throttle_steps(run.windows).map(String) },
   first_throttle_pass: {

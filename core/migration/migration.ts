@@ -56,6 +56,7 @@ import {
   RAMMigration,
   TARGET_PAGE_SIZE,
   type RAMState,
+  type XBZRLECacheStats,
   ram_bytes_remaining,
   ram_bytes_total,
   ram_get_total_transferred_pages,
@@ -133,6 +134,10 @@ export class MigrationState {
   /** pause_sem: migrate-continue wakes the thread paused before switchover. */
   get pause_sem(): QemuSemaphoreLike {
     return this.storage.pause_sem;
+  }
+  /** ram.c's xbzrle_counters: behind query-migrate's `xbzrle-cache`. */
+  get xbzrle_counters(): XBZRLECacheStats {
+    return this.storage.xbzrle_counters;
   }
   /** mig_stats: the counters behind query-migrate's `ram`. */
   get mig_stats(): MigrationAtomicStats {
@@ -280,6 +285,7 @@ export function qmp_query_migrate(
 interface MigrationInfo {
   status?: MigrationStatus;
   ram?: Record<string, number>;
+  'xbzrle-cache'?: Record<string, number>;
   'total-time'?: number;
   'expected-downtime'?: number;
   downtime?: number;
@@ -377,7 +383,8 @@ function populate_time_info(info: MigrationInfo, s: MigrationState, state: Migra
 
 /**
  * populate_ram_info(): MigrationStats members in schema order (9.0 still has `skipped`),
- * and cpu-throttle-percentage while the CPU throttle is active.
+ * xbzrle-cache with the capability on, and cpu-throttle-percentage while the CPU throttle
+ * is active.
  */
 function populate_ram_info(info: MigrationInfo, s: MigrationState, state: MigrationStatus, cpu_throttle: CpuThrottle | null): void {
   const st = s.mig_stats;
@@ -402,6 +409,18 @@ function populate_ram_info(info: MigrationInfo, s: MigrationState, state: Migrat
     'postcopy-bytes': st.postcopy_bytes,
     'dirty-sync-missed-zero-copy': st.dirty_sync_missed_zero_copy,
   };
+  if (s.options.migrate_xbzrle()) {
+    const xc = s.xbzrle_counters;
+    info['xbzrle-cache'] = {
+      'cache-size': s.options.migrate_xbzrle_cache_size(),
+      bytes: xc.bytes,
+      pages: xc.pages,
+      'cache-miss': xc.cache_miss,
+      'cache-miss-rate': xc.cache_miss_rate,
+      'encoding-rate': xc.encoding_rate,
+      overflow: xc.overflow,
+    };
+  }
   if (cpu_throttle?.cpu_throttle_active()) {
     info['cpu-throttle-percentage'] = cpu_throttle.cpu_throttle_get_percentage();
   }
@@ -882,6 +901,7 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
   return {
     options: s.options,
     mig_stats: s.mig_stats,
+    xbzrle_counters: s.xbzrle_counters,
     clock: { now_ms: () => env.now_ms() },
     runstate_is_running: () => env.runstate.runstate_is_running(),
     migration_in_postcopy: () => s.state === 'postcopy-active',
@@ -899,7 +919,7 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
 function update_iteration_initial_status(env: MigrationHostEnv, run: OutgoingRun): void {
   run.iteration_start_time = env.now_ms();
   run.iteration_initial_bytes = migration_transferred_bytes(env.s.mig_stats);
-  run.iteration_initial_pages = ram_get_total_transferred_pages(env.s.mig_stats);
+  run.iteration_initial_pages = ram_get_total_transferred_pages(env.s.mig_stats, env.s.xbzrle_counters);
 }
 
 /**
@@ -918,7 +938,7 @@ function migration_update_counters(env: MigrationHostEnv, run: OutgoingRun, curr
   run.threshold_size = Math.trunc(expected_bw_per_ms * s.options.migrate_downtime_limit());
   run.bandwidth = bandwidth;
   s.mbps = (transferred * 8.0) / (time_spent / 1000.0) / 1000.0 / 1000.0;
-  const transferred_pages = ram_get_total_transferred_pages(s.mig_stats) - run.iteration_initial_pages;
+  const transferred_pages = ram_get_total_transferred_pages(s.mig_stats, s.xbzrle_counters) - run.iteration_initial_pages;
   s.pages_per_second = Math.trunc(transferred_pages / (time_spent / 1000.0));
   // "if we haven't sent anything, we don't want to recalculate"
   if (s.mig_stats.dirty_pages_rate && transferred > 10000) {

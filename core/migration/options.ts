@@ -131,7 +131,6 @@ export interface MigrationRunState {
   migration_in_postcopy?(): boolean;
   migration_rate_set?(limit: number): void;
   colo_checkpoint_delay_set?(): void;
-  xbzrle_cache_resize?(new_size: number): void;
 }
 
 /** Host/build facts migrate_caps_check() consults. Defaults describe the lab. */
@@ -215,7 +214,7 @@ export interface LabCapability {
 
 /** Every capability of 9.0, in enum order (MigrationCapability_lookup). */
 export const LAB_CAPABILITIES: Readonly<Record<MigrationCapability, LabCapability>> = {
-  xbzrle: { status: 'refused', by: 'multifd and XBZRLE', reason: 'XBZRLE page encoding and its cache are not modelled' },
+  xbzrle: { status: 'implemented', reason: 'from the second round, pages go as deltas against the page cache (xbzrle-cache-size), with the xbzrle-cache counters' },
   'rdma-pin-all': { status: 'no-effect', reason: 'read only by the RDMA transport, and rdma: answers QEMU\'s error for a host without RDMA' },
   'auto-converge': { status: 'implemented', reason: 'migration_trigger_throttle() throttles the vCPUs when dirtying outpaces sending' },
   'zero-blocks': { status: 'no-effect', reason: 'read only inside block migration, for drive blocks, and the lab\'s machine has no drives' },
@@ -981,7 +980,8 @@ export class MigrationOptions {
           runState?.colo_checkpoint_delay_set?.();
           break;
         case 'xbzrle-cache-size':
-          runState?.xbzrle_cache_resize?.(this.migrate_xbzrle_cache_size());
+          // xbzrle_cache_resize(): the migration thread owns the cache and makes the new one
+          // before its next page (ram.ts, XBZRLE_cache_lock())
           break;
         case 'max-postcopy-bandwidth':
           if (runState?.has_to_dst_file?.() && runState.migration_in_postcopy?.()) {

@@ -1,7 +1,7 @@
 /**
- * migration/ram.c of QEMU 9.0, precopy without multifd/xbzrle/compress/postcopy: the
- * "ram" section's setup (block list), the dirty-bitmap sync that makes a pass, the page
- * search and the ZERO/PAGE records, iteration under the caller's rate limit, completion,
+ * migration/ram.c of QEMU 9.0, precopy without multifd/compress/postcopy: the "ram"
+ * section's setup (block list), the dirty-bitmap sync that makes a pass, the page search
+ * and the ZERO/PAGE/XBZRLE records, iteration under the caller's rate limit, completion,
  * the pending estimates, and the loader.
  *
  * Written against small interfaces: RAMBlockLike (core/system/physmem.ts's RAMBlock fits), a
@@ -23,7 +23,10 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
-import { MigrationAtomicStats, QEMUFile, mig_stats_slot, store_be64_hilo, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be64, qemu_put_byte } from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, mig_stats_slot, store_be64_hilo, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_file_skip, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
+import { cache_fini, cache_init, cache_insert, cache_is_cached, get_cached_data, type PageCache } from './page_cache.js';
+import { xbzrle_decode_buffer, xbzrle_encode_buffer } from './xbzrle.js';
+import { QmpError } from '../qmp/error.js';
 import { EINVAL } from '../util/errno.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
 import type { RamPageBits } from './ram-map.js';
@@ -99,6 +102,10 @@ export interface RAMBlockLike {
   put_page?(f: QEMUFile, offset: number): void;
   /** Take a page's bytes (already available in `f`) for block offset `offset`. */
   get_page?(f: QEMUFile, offset: number): void;
+  /** XBZRLE works on a page's bytes: the TARGET_PAGE_SIZE bytes at `offset`, into `into`. */
+  read_page_bytes?(offset: number, into: Uint8Array): void;
+  /** The page at `offset` holds `from`'s TARGET_PAGE_SIZE bytes now (load_xbzrle()'s result). */
+  write_page_bytes?(offset: number, from: Uint8Array): void;
   /**
    * The lab's: bit k set when page 32 * word + k is all zeros (what buffer_is_zero() says
    * of each page of one bitmap word), so that a run of ZERO records is found a word at a time.
@@ -116,6 +123,20 @@ export class RAMList {
     for (const b of this.blocks) if (b.idstr === name) return b;
     return null;
   }
+
+  /**
+   * block->offset, the block's place in ram_addr_t space (XBZRLE's cache is keyed by it):
+   * the blocks end to end in list order, as find_ram_offset() lays out blocks added one
+   * after another with nothing removed.
+   */
+  ram_addr_offset(block: RAMBlockLike): number {
+    let offset = 0;
+    for (const b of this.blocks) {
+      if (b === block) return offset;
+      offset += b.max_length;
+    }
+    throw new RangeError(`ram_addr_offset: block ${block.idstr} is not in the list`);
+  }
 }
 
 /** A millisecond clock: wall (performance.now) or the simulated runtime's virtual time. */
@@ -130,6 +151,8 @@ export interface MigClock {
 export interface MigrationEnv extends TraceSite {
   readonly options: MigrationOptions;
   readonly mig_stats: MigrationAtomicStats;
+  /** xbzrle_counters: ram.c's global, never reset (they add up across migrations, as QEMU's). */
+  readonly xbzrle_counters: XBZRLECacheStats;
   readonly clock: MigClock;
   runstate_is_running(): boolean;
   migration_in_postcopy(): boolean;
@@ -185,6 +208,11 @@ export class RAMState {
   /** Page in last_seen_block where the last search stopped. */
   last_page = 0;
   last_version = 0;
+  /** xbzrle misses, pages and encoded bytes at the start of the rate period. */
+  xbzrle_cache_miss_prev = 0;
+  xbzrle_pages_prev = 0;
+  xbzrle_bytes_prev = 0;
+  /** Are we really using XBZRLE (e.g., after the first round). */
   xbzrle_started = false;
   last_stage = false;
   /** Start of the current ≥1 s rate period (ms); null until the first sync. */
@@ -203,22 +231,266 @@ export class RAMState {
    * with it (ram_write_tracking_start() to _stop()); null when there is none (QEMU's -1).
    */
   uffdio_fd: RAMBlockLike[] | null = null;
+  /** save_xbzrle_page()'s `uint8_t **current_data`, one for every page (no allocation per page). */
+  readonly xbzrle_page: PageData = { buf: new Uint8Array(0), off: 0 };
 
   constructor(
     readonly ram_list: RAMList,
     readonly env: MigrationEnv,
+    /** ram.c's XBZRLE (the RAMMigration's). */
+    readonly xbzrle: XBZRLEState,
   ) {}
 }
 
 /** The "ram" SaveStateEntry's opaque (QEMU's `&ram_state` plus ram.c's globals). */
 export class RAMMigration {
   ram_state: RAMState | null = null;
+  /** ram.c's XBZRLE: the source's cache and buffers, the destination's decoded_buf. */
+  readonly xbzrle = new XBZRLEState();
   /** mis->last_recv_block[] of the loading side. */
   last_recv_block: (RAMBlockLike | null)[] = [null, null];
   constructor(
     readonly ram_list: RAMList,
     readonly env: MigrationEnv,
   ) {}
+}
+
+/* ---------- XBZRLE: the cache, the buffers, the counters ---------- */
+
+/** XBZRLECacheStats's counters (cache-size aside: query-migrate takes the parameter). */
+export const XBZRLE_COUNTERS_FIELDS = ['bytes', 'pages', 'cache_miss', 'cache_miss_rate', 'encoding_rate', 'overflow'] as const;
+
+/**
+ * XBZRLECacheStats xbzrle_counters: one Float64Array (exact integers far beyond any run),
+ * so that the live runtime's migration thread and main loop share them (attach()).
+ */
+export class XBZRLECacheStats {
+  v: Float64Array<ArrayBufferLike> = new Float64Array(XBZRLE_COUNTERS_FIELDS.length);
+
+  /** Bytes of XBZRLE records but their 8-byte offset|flags, plus a page per overflow. */
+  get bytes(): number {
+    return this.v[0];
+  }
+  set bytes(x: number) {
+    this.v[0] = x;
+  }
+  /** Pages that hit the cache (sent as XBZRLE, skipped, or overflowed). */
+  get pages(): number {
+    return this.v[1];
+  }
+  set pages(x: number) {
+    this.v[1] = x;
+  }
+  get cache_miss(): number {
+    return this.v[2];
+  }
+  set cache_miss(x: number) {
+    this.v[2] = x;
+  }
+  /** Misses per page sent, over the last rate period. */
+  get cache_miss_rate(): number {
+    return this.v[3];
+  }
+  set cache_miss_rate(x: number) {
+    this.v[3] = x;
+  }
+  /** Unencoded bytes per encoded byte, over the last rate period. */
+  get encoding_rate(): number {
+    return this.v[4];
+  }
+  set encoding_rate(x: number) {
+    this.v[4] = x;
+  }
+  /** Pages whose delta did not fit in a page (sent as normal pages). */
+  get overflow(): number {
+    return this.v[5];
+  }
+  set overflow(x: number) {
+    this.v[5] = x;
+  }
+
+  /** Keep the counters in `mem` from now on (another thread's view of the same ones). */
+  attach(mem: Float64Array, copy_current: boolean): void {
+    if (mem.length !== XBZRLE_COUNTERS_FIELDS.length) throw new RangeError('xbzrle_counters: wrong size');
+    if (copy_current) mem.set(this.v);
+    this.v = mem;
+  }
+}
+
+/** ram.c's `struct XBZRLE`: what the source encodes with, and the destination's decoded_buf. */
+export class XBZRLEState {
+  /** buffer used for XBZRLE encoding */
+  encoded_buf: Uint8Array | null = null;
+  /** buffer for storing page content */
+  current_buf: Uint8Array | null = null;
+  /** Cache for XBZRLE */
+  cache: PageCache | null = null;
+  /** The size the cache was made with: the lab resizes it from its own thread (xbzrle_cache_resize()). */
+  cache_size = 0;
+  zero_target_page: Uint8Array | null = null;
+  /** buffer used for XBZRLE decoding */
+  decoded_buf: Uint8Array | null = null;
+  /** Lab: a content-addressed block's page, as its bytes (read_page_bytes()). */
+  page_buf: Uint8Array | null = null;
+}
+
+export const ENCODING_FLAG_XBZRLE = 0x1;
+
+/**
+ * xbzrle_init(): the cache and the buffers when the capability is on. 9.0 reports a
+ * failure with error_report() and fails the setup (9.1 sets an Error instead).
+ */
+function xbzrle_init(opaque: RAMMigration): boolean {
+  const env = opaque.env;
+  if (!env.options.migrate_xbzrle()) return true;
+  const x = opaque.xbzrle;
+  x.zero_target_page = new Uint8Array(TARGET_PAGE_SIZE);
+  try {
+    x.cache = cache_init(env.options.migrate_xbzrle_cache_size(), TARGET_PAGE_SIZE);
+  } catch (e) {
+    if (!(e instanceof QmpError)) throw e;
+    env.error_report(e.desc); // error_report_err(local_err)
+    x.zero_target_page = null;
+    return false;
+  }
+  x.cache_size = env.options.migrate_xbzrle_cache_size();
+  x.encoded_buf = new Uint8Array(TARGET_PAGE_SIZE);
+  x.current_buf = new Uint8Array(TARGET_PAGE_SIZE);
+  x.page_buf = new Uint8Array(TARGET_PAGE_SIZE);
+  return true;
+}
+
+/** xbzrle_cleanup(): the cache and the buffers go. */
+function xbzrle_cleanup(opaque: RAMMigration): void {
+  const x = opaque.xbzrle;
+  if (x.cache) {
+    cache_fini(x.cache);
+    x.cache = null;
+    x.encoded_buf = x.current_buf = x.zero_target_page = x.page_buf = null;
+    x.cache_size = 0;
+  }
+}
+
+/**
+ * xbzrle_cache_resize(): a new cache of xbzrle-cache-size, the old one and its pages
+ * dropped. QEMU's main thread does it under XBZRLE.lock when migrate-set-parameters
+ * changes the size; the lab's cache lives in the migration thread (a worker in the live
+ * runtime), which makes the change itself before its next page (XBZRLE_cache_lock()). A
+ * size cache_init() refuses keeps the old cache, as in QEMU; the error goes to stderr.
+ */
+function xbzrle_cache_resize(rs: RAMState, x: XBZRLEState): void {
+  const new_size = rs.env.options.migrate_xbzrle_cache_size();
+  if (new_size === x.cache_size || !x.cache) return;
+  x.cache_size = new_size;
+  let new_cache: PageCache;
+  try {
+    new_cache = cache_init(new_size, TARGET_PAGE_SIZE);
+  } catch (e) {
+    if (!(e instanceof QmpError)) throw e;
+    rs.env.error_report(e.desc);
+    return;
+  }
+  cache_fini(x.cache);
+  x.cache = new_cache;
+}
+
+/** XBZRLE_cache_lock(): where the lab's migration thread applies a new cache size. */
+function XBZRLE_cache_lock(rs: RAMState, x: XBZRLEState): void {
+  if (rs.env.options.migrate_xbzrle()) xbzrle_cache_resize(rs, x);
+}
+
+/**
+ * xbzrle_cache_zero_page(): a page sent as all 0 replaces a stale copy in the cache (and
+ * gets one, so that a small write into it is sent as XBZRLE). A fresh item of another page
+ * keeps its place: insertion may fail.
+ */
+function xbzrle_cache_zero_page(rs: RAMState, x: XBZRLEState, current_addr: number): void {
+  cache_insert(x.cache!, current_addr, x.zero_target_page!, rs.env.mig_stats.dirty_sync_count);
+}
+
+/** A page's bytes as save_xbzrle_page() sees them: `*current_data`, a place in a buffer. */
+interface PageData {
+  buf: Uint8Array;
+  off: number;
+}
+
+/**
+ * save_xbzrle_page(): compress and send the current page. 1: an XBZRLE record written;
+ * 0: the page is the one already sent (nothing written); -1: send it as a normal page,
+ * from `current_data` (which then points into the cache when the cache holds the page).
+ */
+function save_xbzrle_page(rs: RAMState, x: XBZRLEState, pss: PageSearchStatus, current_data: PageData, current_addr: number, block: RAMBlockLike, offset: number): number {
+  const env = rs.env;
+  const xc = env.xbzrle_counters;
+  const cache = x.cache!;
+  const file = pss.pss_channel!;
+  const generation = env.mig_stats.dirty_sync_count;
+
+  if (!cache_is_cached(cache, current_addr, generation)) {
+    xc.cache_miss++;
+    if (!rs.last_stage) {
+      if (cache_insert(cache, current_addr, current_data.buf.subarray(current_data.off, current_data.off + TARGET_PAGE_SIZE), generation) === -1) {
+        return -1;
+      } else {
+        /* update *current_data when the page has been inserted into cache */
+        current_data.buf = get_cached_data(cache, current_addr)!;
+        current_data.off = 0;
+      }
+    }
+    return -1;
+  }
+
+  /*
+   * Reaching here means the page has hit the xbzrle cache, no matter what encoding result
+   * it is (normal encoding, overflow or skipping the page): counted as encoded, for the
+   * encoding rate.
+   */
+  xc.pages++;
+  const prev_cached_page = get_cached_data(cache, current_addr)!;
+
+  /* save current buffer into memory */
+  const current_buf = x.current_buf!;
+  current_buf.set(current_data.buf.subarray(current_data.off, current_data.off + TARGET_PAGE_SIZE));
+
+  /* XBZRLE encoding (if there is no overflow) */
+  const encoded_len = xbzrle_encode_buffer(prev_cached_page, current_buf, TARGET_PAGE_SIZE, x.encoded_buf!, TARGET_PAGE_SIZE);
+
+  /*
+   * Update the cache contents, so that it corresponds to the data sent, in all cases
+   * except where we skip the page.
+   */
+  if (!rs.last_stage && encoded_len !== 0) {
+    prev_cached_page.set(current_buf);
+    /*
+     * In the case where we couldn't compress, ensure that the caller sends the data from
+     * the cache, since the guest might have changed the RAM since we copied it.
+     */
+    current_data.buf = prev_cached_page;
+    current_data.off = 0;
+  }
+
+  if (encoded_len === 0) {
+    trace_mark(env, 'save_xbzrle_page_skipping', {});
+    return 0;
+  } else if (encoded_len === -1) {
+    trace_mark(env, 'save_xbzrle_page_overflow', {});
+    xc.overflow++;
+    xc.bytes += TARGET_PAGE_SIZE;
+    return -1;
+  }
+
+  /* Send XBZRLE based compressed page */
+  let bytes_xbzrle = save_page_header(pss, file, block, offset, RAM_SAVE_FLAG_XBZRLE);
+  qemu_put_byte(file, ENCODING_FLAG_XBZRLE);
+  qemu_put_be16(file, encoded_len);
+  qemu_put_buffer(file, x.encoded_buf!, 0, encoded_len);
+  bytes_xbzrle += encoded_len + 1 + 2;
+  /* The xbzrle encoded bytes don't count the 8 byte header with RAM_SAVE_FLAG_CONTINUE. */
+  xc.bytes += bytes_xbzrle - 8;
+  ram_transferred_add(env, bytes_xbzrle);
+  block.pagemap?.page_sent(pss.page, false); // lab: the RAM map
+
+  return 1;
 }
 
 /* ---------- sizes ---------- */
@@ -235,9 +507,9 @@ export function ram_bytes_remaining(rs: RAMState | null): number {
   return rs ? rs.migration_dirty_pages * TARGET_PAGE_SIZE : 0;
 }
 
-/** ram_get_total_transferred_pages(): normal + zero (+ xbzrle, compress: not modelled). */
-export function ram_get_total_transferred_pages(stats: MigrationAtomicStats): number {
-  return stats.normal_pages + stats.zero_pages;
+/** ram_get_total_transferred_pages(): normal + zero + xbzrle pages (compress: not modelled). */
+export function ram_get_total_transferred_pages(stats: MigrationAtomicStats, xbzrle_counters: XBZRLECacheStats): number {
+  return stats.normal_pages + stats.zero_pages + xbzrle_counters.pages;
 }
 
 /* The per-page counters' slots in mig_stats (MigrationAtomicStats.v). */
@@ -270,8 +542,8 @@ export function ram_state_reset(rs: RAMState): void {
 }
 
 /** ram_state_init(): every page starts dirty. */
-export function ram_state_init(list: RAMList, env: MigrationEnv): RAMState {
-  const rs = new RAMState(list, env);
+export function ram_state_init(list: RAMList, env: MigrationEnv, xbzrle: XBZRLEState): RAMState {
+  const rs = new RAMState(list, env, xbzrle);
   rs.ram_bytes_total = ram_bytes_total(list);
   rs.migration_dirty_pages = Math.floor(rs.ram_bytes_total / TARGET_PAGE_SIZE);
   ram_state_reset(rs);
@@ -360,13 +632,30 @@ export function migration_trigger_throttle(rs: RAMState): void {
   }
 }
 
-/** migration_update_rates(): ram.dirty-pages-rate over the period just ended. */
+/** migration_update_rates(): ram.dirty-pages-rate, and XBZRLE's rates, over the period just ended. */
 export function migration_update_rates(rs: RAMState, end_time: number): void {
+  const env = rs.env;
+  const page_count = rs.target_page_count - rs.target_page_count_prev;
   const elapsed = end_time - (rs.time_last_bitmap_sync ?? end_time);
   if (elapsed > 0) {
-    rs.env.mig_stats.dirty_pages_rate = Math.floor((rs.num_dirty_pages_period * 1000) / elapsed);
+    env.mig_stats.dirty_pages_rate = Math.floor((rs.num_dirty_pages_period * 1000) / elapsed);
   }
-  // xbzrle/compress rates: not modelled (page_count = target_page_count - _prev).
+  if (!page_count) return;
+
+  if (env.options.migrate_xbzrle()) {
+    const xc = env.xbzrle_counters;
+    xc.cache_miss_rate = (xc.cache_miss - rs.xbzrle_cache_miss_prev) / page_count;
+    rs.xbzrle_cache_miss_prev = xc.cache_miss;
+    const unencoded_size = (xc.pages - rs.xbzrle_pages_prev) * TARGET_PAGE_SIZE;
+    const encoded_size = xc.bytes - rs.xbzrle_bytes_prev;
+    if (xc.pages === rs.xbzrle_pages_prev || !encoded_size) {
+      xc.encoding_rate = 0;
+    } else {
+      xc.encoding_rate = unencoded_size / encoded_size;
+    }
+    rs.xbzrle_pages_prev = xc.pages;
+    rs.xbzrle_bytes_prev = xc.bytes;
+  }
 }
 
 /**
@@ -457,28 +746,76 @@ function save_zero_page(rs: RAMState, pss: PageSearchStatus, offset: number): nu
   qemu_put_byte(f, 0);
   len += 1;
   ram_transferred_add(env, len);
-  return 1;
+
+  /* Must let xbzrle know, otherwise a previous (now 0'd) cached page would be stale. */
+  if (rs.xbzrle_started) {
+    const x = rs.xbzrle;
+    XBZRLE_cache_lock(rs, x);
+    xbzrle_cache_zero_page(rs, x, rs.ram_list.ram_addr_offset(block) + offset);
+  }
+  return len;
 }
 
 /**
- * save_normal_page() via ram_save_page(): header, then the page straight from guest RAM
- * (qemu_put_buffer_async: no copy; the flush writes it from RAM).
+ * save_normal_page(): header, then the page: from `buf` (the cache's copy, or guest RAM
+ * with `async` when nothing was copied: qemu_put_buffer_async, no copy, the flush writes
+ * it from RAM); a content-addressed block given no bytes (`buf` null) writes its own.
  */
-function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
+function save_normal_page(rs: RAMState, pss: PageSearchStatus, block: RAMBlockLike, offset: number, buf: Uint8Array | null, buf_off: number, async: boolean): number {
   const env = rs.env;
-  const block = pss.block!;
-  const offset = pss.page * TARGET_PAGE_SIZE;
   const f = pss.pss_channel!;
   ram_transferred_add(env, save_page_header(pss, f, block, offset, RAM_SAVE_FLAG_PAGE));
-  if (block.put_page) block.put_page(f, offset);
-  else f.put_buffer_async(block.host, offset, TARGET_PAGE_SIZE);
+  if (!buf) block.put_page!(f, offset);
+  else if (async) f.put_buffer_async(buf, buf_off, TARGET_PAGE_SIZE);
+  else qemu_put_buffer(f, buf, buf_off, TARGET_PAGE_SIZE);
   ram_transferred_add(env, TARGET_PAGE_SIZE);
   env.mig_stats.v[NORMAL_PAGES] += 1; // stat64_add(&mig_stats.normal_pages, 1)
   block.pagemap?.page_sent(pss.page, false); // lab: the RAM map
   return 1;
 }
 
-/** ram_save_target_page_legacy(): zero page, else a normal page (no RDMA/compress/xbzrle). */
+/**
+ * ram_save_page(): once XBZRLE has started (after the first round, never in postcopy), the
+ * page as a delta against the cache; else, or when that does not pay, a normal page.
+ * Returns the pages written: 0 when XBZRLE found the page the same as the one sent.
+ */
+function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
+  let pages = -1;
+  let send_async = true;
+  const block = pss.block!;
+  const offset = pss.page * TARGET_PAGE_SIZE;
+
+  if (rs.xbzrle_started && !rs.env.migration_in_postcopy()) {
+    const x = rs.xbzrle;
+    XBZRLE_cache_lock(rs, x);
+    const current_addr = rs.ram_list.ram_addr_offset(block) + offset;
+    // p = block->host + offset; content-addressed RAM gives its bytes into page_buf
+    const p = rs.xbzrle_page;
+    if (block.read_page_bytes) {
+      block.read_page_bytes(offset, x.page_buf!);
+      p.buf = x.page_buf!;
+      p.off = 0;
+    } else {
+      p.buf = block.host;
+      p.off = offset;
+    }
+    pages = save_xbzrle_page(rs, x, pss, p, current_addr, block, offset);
+    /* Can't send this cached data async, since the cache page might get updated before it gets to the wire */
+    if (!rs.last_stage) send_async = false;
+    /* XBZRLE overflow or normal page */
+    if (pages === -1) {
+      // still the guest's page, as content-addressed RAM has it: its own put_page()
+      const own = p.buf === x.page_buf && !!block.put_page;
+      pages = save_normal_page(rs, pss, block, offset, own ? null : p.buf, p.off, send_async);
+    }
+    return pages;
+  }
+
+  /* a normal page */
+  return save_normal_page(rs, pss, block, offset, block.put_page ? null : block.host, offset, send_async);
+}
+
+/** ram_save_target_page_legacy(): zero page, else ram_save_page() (no RDMA/compress). */
 function ram_save_target_page_legacy(rs: RAMState, pss: PageSearchStatus): number {
   const offset = pss.page * TARGET_PAGE_SIZE;
   if (save_zero_page(rs, pss, offset)) return 1;
@@ -514,7 +851,7 @@ function find_dirty_block(rs: RAMState, pss: PageSearchStatus): number {
       /* Hit the end of the list */
       pss.block = blocks[0]!;
       pss.complete_round = true;
-      /* After the first round, enable XBZRLE (the lab then still sends normal pages). */
+      /* After the first round, enable XBZRLE. */
       if (rs.env.options.migrate_xbzrle()) rs.xbzrle_started = true;
     } else {
       pss.block = blocks[next]!;
@@ -754,8 +1091,9 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
   // Another thread may read the counters or change the run state, the options and the
-  // file's error meanwhile (the live runtime's ring): page by page, as the general path.
-  if (f.ioc.remote_error) return ram_save_block_run_shared(rs, f, i);
+  // file's error meanwhile (the live runtime's ring), or XBZRLE has started (every page
+  // goes by its cache): page by page, as the general path.
+  if (f.ioc.remote_error || rs.xbzrle_started) return ram_save_block_run_shared(rs, f, i);
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
   // The round before sent a record of this block: every record here carries CONTINUE.
   if (pss.last_sent_block !== block || pss.pss_channel !== f) return i;
@@ -884,8 +1222,8 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
 
 /**
  * ram_save_block_run() on a channel other threads see (the live runtime's migration
- * thread): up to the loop's next 64th round, each round and its counters as
- * ram_find_and_save_block() makes them.
+ * thread), or once XBZRLE has started: up to the loop's next 64th round, each round and
+ * its counters as ram_find_and_save_block() makes them.
  */
 function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number {
   const env = rs.env;
@@ -906,12 +1244,15 @@ function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number
     pss.host_page_end = page + 1;
     pss.host_page_sending = true;
     migration_bitmap_clear_dirty(rs, block, page);
-    ram_save_target_page_legacy(rs, pss); // 1: a zero or a normal page, never an error
+    // 1, or 0 for a page XBZRLE found unchanged; never an error
+    const pages = ram_save_target_page_legacy(rs, pss);
     pss.page = page + 1; // pss_find_next_dirty() within the host page: its end
     pss.host_page_sending = false;
     pss.host_page_start = pss.host_page_end = 0;
     rs.last_seen_block = block;
     rs.last_page = page + 1;
+    // nothing written: ram_find_and_save_block() searches on, in the same round
+    if (pages === 0) continue;
     rs.target_page_count += 1;
     i++;
     if (drain(f)) break;
@@ -938,7 +1279,9 @@ function drain(f: QEMUFile): Promise<void> | undefined {
  */
 export async function ram_save_setup(f: QEMUFile, opaque: RAMMigration): Promise<number> {
   const env = opaque.env;
-  const rs = ram_state_init(opaque.ram_list, env);
+  // ram_init_all(): the state, XBZRLE, then the bitmaps
+  const rs = ram_state_init(opaque.ram_list, env, opaque.xbzrle);
+  if (!xbzrle_init(opaque)) return -1; // (ram_state_cleanup(): the state is not kept)
   opaque.ram_state = rs;
   ram_init_bitmaps(rs);
   rs.pss[RAM_CHANNEL_PRECOPY].pss_channel = f;
@@ -1056,6 +1399,7 @@ export function ram_save_cleanup(opaque: RAMMigration): void {
     for (const block of opaque.ram_list.blocks) block.memory_global_dirty_log_stop();
   }
   for (const block of opaque.ram_list.blocks) block.bmap = null;
+  xbzrle_cleanup(opaque);
   opaque.ram_state = null;
 }
 
@@ -1068,6 +1412,7 @@ export function ram_handle_zero(block: RAMBlockLike, offset: number, size: numbe
 
 /** ram_load_setup() */
 export function ram_load_setup(opaque: RAMMigration): number {
+  opaque.xbzrle.decoded_buf = new Uint8Array(TARGET_PAGE_SIZE); // xbzrle_load_setup()
   opaque.last_recv_block = [null, null];
   // ramblock_recv_map_init(): QEMU allocates receivedmap here; the lab's lives in the block
   for (const block of opaque.ram_list.blocks) block.pagemap?.destination_start();
@@ -1216,6 +1561,60 @@ function ram_load_zero_run(f: QEMUFile, block: RAMBlockLike, i: number): number 
 }
 
 /**
+ * load_xbzrle(): u8 encoding flags, be16 length, then the delta, applied to the page as
+ * the destination has it. The delta is decoded where it lies in the file's buffer
+ * (qemu_get_buffer_in_place()); content-addressed RAM hands its page over as bytes and
+ * takes the result back.
+ */
+async function load_xbzrle(f: QEMUFile, opaque: RAMMigration, addr: number, block: RAMBlockLike): Promise<number> {
+  const env = opaque.env;
+  /* extract RLE header */
+  let w = f.need(3);
+  if (w) await w;
+  const xh_flags = qemu_get_byte(f);
+  const xh_len = qemu_get_be16(f);
+
+  if (xh_flags !== ENCODING_FLAG_XBZRLE) {
+    env.error_report('Failed to load XBZRLE page - wrong compression!');
+    return -1;
+  }
+  if (xh_len > TARGET_PAGE_SIZE) {
+    env.error_report('Failed to load XBZRLE page - len overflow!');
+    return -1;
+  }
+  /* load data and decode */
+  w = f.need(xh_len);
+  if (w) await w;
+  let loaded_data: Uint8Array;
+  let at = 0;
+  if (f.available() >= xh_len) {
+    loaded_data = f.buf;
+    at = f.buf_index;
+  } else {
+    loaded_data = opaque.xbzrle.decoded_buf!;
+    qemu_get_buffer(f, loaded_data, 0, xh_len);
+  }
+  const src = at === 0 ? loaded_data : loaded_data.subarray(at, at + xh_len);
+
+  /* decode RLE */
+  let host: Uint8Array;
+  if (block.read_page_bytes) {
+    host = opaque.xbzrle.page_buf ??= new Uint8Array(TARGET_PAGE_SIZE);
+    block.read_page_bytes(addr, host);
+  } else {
+    host = block.host.subarray(addr, addr + TARGET_PAGE_SIZE);
+  }
+  const ret = xbzrle_decode_buffer(src, xh_len, host, TARGET_PAGE_SIZE);
+  if (loaded_data === f.buf) qemu_file_skip(f, xh_len);
+  if (ret === -1) {
+    env.error_report('Failed to load XBZRLE page - decode error!');
+    return -1;
+  }
+  block.write_page_bytes?.(addr, host);
+  return 0;
+}
+
+/**
  * ram_load_precopy(): records until EOS. ZERO writes zeros only where needed, PAGE copies
  * into the block, MEM_SIZE checks the block list.
  */
@@ -1289,10 +1688,18 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
         break;
 
       case RAM_SAVE_FLAG_COMPRESS_PAGE:
-      case RAM_SAVE_FLAG_XBZRLE:
-        // Neither is produced by the lab; QEMU would decode them here.
+        // 9.0's compress threads are not modelled (see docs/fidelity.md)
         env.error_report(`Unknown combination of migration flags: 0x${flags.toString(16)}`);
         ret = -EINVAL;
+        break;
+
+      case RAM_SAVE_FLAG_XBZRLE:
+        if ((await load_xbzrle(f, opaque, addr, block!)) < 0) {
+          env.error_report(`Failed to decompress XBZRLE page at ${hex(hi, addr_lo)}`);
+          ret = -EINVAL;
+          break;
+        }
+        block!.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, false);
         break;
 
       case RAM_SAVE_FLAG_MULTIFD_FLUSH:

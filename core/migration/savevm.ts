@@ -61,6 +61,7 @@ import {
   RAMMigration,
   TARGET_PAGE_BITS,
   TARGET_PAGE_SIZE,
+  XBZRLECacheStats,
   savevm_ram_handlers,
 } from './ram.js';
 import type { PendingSizes, SaveVMHandlers } from './register.js';
@@ -488,6 +489,7 @@ export function create_migration_env(over: Partial<SaveVMEnv> = {}): SaveVMEnv &
   const env: SaveVMEnv & { errors: string[] } = {
     options: new MigrationOptions(),
     mig_stats: new MigrationAtomicStats(),
+    xbzrle_counters: new XBZRLECacheStats(),
     clock: { now_ms: () => performance.now() },
     runstate_is_running: () => false,
     migration_in_postcopy: () => false,

@@ -17,6 +17,13 @@
  *   [12, 16)  "MLPG"
  *   [16, 4096) 4080 bytes of the seed's random pool, from an offset the check selects
  *
+ * A workload whose writes change only write-size bytes of a page (below 4096) makes every
+ * generation the page's own base (the pool from an offset the page index selects, under
+ * the same header) with one window of write-size bytes, 8-aligned, at a place and from a
+ * pool offset the check selects: what XBZRLE sends is the header's changed words and the
+ * two windows. (A live guest's page keeps every earlier write; here only the latest
+ * write's window differs from the base, so a delta never grows past two windows.)
+ *
  * The migration code (core/migration/ram.ts) is unchanged but for two hooks of
  * RAMBlockLike: put_page() writes these 4096 bytes into the stream (the header copied,
  * the pool part added without a copy, as qemu_put_buffer_async() sends guest RAM), and
@@ -57,10 +64,28 @@ function get_u32le(b: Uint8Array, off: number): number {
 export class PageContent {
   /** Random bytes, PAGE_POOL_SIZE plus a page so any offset below PAGE_POOL_SIZE fits. */
   readonly pool: Buffer;
+  /** Below PAYLOAD: generations differ from the page's base in one window of this many bytes. */
+  private readonly window: number;
 
-  constructor(readonly seed: number) {
+  constructor(
+    readonly seed: number,
+    /** Bytes a write changes (the workload's write-size): 8..4096, a multiple of 8. */
+    readonly write_size = TARGET_PAGE_SIZE,
+  ) {
+    if (!(write_size >= 8 && write_size <= TARGET_PAGE_SIZE && write_size % 8 === 0)) throw new RangeError(`write size ${write_size}`);
+    this.window = write_size < PAYLOAD ? write_size : 0;
     this.pool = Buffer.allocUnsafe(PAGE_POOL_SIZE + TARGET_PAGE_SIZE);
     new Prng(seed).fork('page pool').fill(this.pool);
+  }
+
+  /** With a window: the pool offset of the page's base payload (generation 0 of the mix). */
+  private base_offset(page: number): number {
+    return this.pool_offset(mix32(page, 0, this.seed));
+  }
+
+  /** With a window: where in the payload the window of a check lies (8-aligned). */
+  private window_at(check: number): number {
+    return (((check >>> 3) % ((PAYLOAD - this.window) / 8 + 1)) * 8);
   }
 
   check(page: number, gen: number): number {
@@ -84,7 +109,7 @@ export class PageContent {
   }
 
   /** The 16-byte header of (page, gen) into buf at off. */
-  header(page: number, gen: number, buf: Buffer, off = 0): number {
+  header(page: number, gen: number, buf: Uint8Array, off = 0): number {
     const check = this.check(page, gen);
     put_u32le(buf, off, page);
     put_u32le(buf, off + 4, gen);
@@ -94,14 +119,26 @@ export class PageContent {
   }
 
   /** All TARGET_PAGE_SIZE bytes of (page, gen) into buf at off. */
-  fill(page: number, gen: number, buf: Buffer, off = 0): void {
+  fill(page: number, gen: number, buf: Uint8Array, off = 0): void {
     if (gen === 0) {
       buf.fill(0, off, off + TARGET_PAGE_SIZE);
       return;
     }
     const check = this.header(page, gen, buf, off);
     const o = this.pool_offset(check);
-    this.pool.copy(buf, off + PAGE_HEADER_SIZE, o, o + PAYLOAD);
+    const w = this.window;
+    if (w === 0) {
+      this.pool.copy(buf, off + PAGE_HEADER_SIZE, o, o + PAYLOAD);
+      return;
+    }
+    const b = this.base_offset(page);
+    this.pool.copy(buf, off + PAGE_HEADER_SIZE, b, b + PAYLOAD);
+    this.pool.copy(buf, off + PAGE_HEADER_SIZE + this.window_at(check), o, o + w);
+  }
+
+  /** With a window, put_page()'s payload: there is no one stretch of the pool to lend. */
+  get whole_pages(): boolean {
+    return this.window === 0;
   }
 
   /**
@@ -117,7 +154,16 @@ export class PageContent {
     const check = this.check(page, gen);
     if (get_u32le(b, off + 8) !== check) return -1;
     const o = this.pool_offset(check);
-    return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
+    const w = this.window;
+    if (w === 0) return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
+    // the base before the window, the window, the base after it
+    const p = off + PAGE_HEADER_SIZE;
+    const at = this.window_at(check);
+    const base = this.base_offset(page);
+    const pool = this.pool;
+    if (pool.compare(b, p, p + at, base, base + at) !== 0) return -1;
+    if (pool.compare(b, p + at, p + at + w, o, o + w) !== 0) return -1;
+    return pool.compare(b, p + at + w, p + PAYLOAD, base + at + w, base + PAYLOAD) === 0 ? gen : -1;
   }
 }
 
@@ -183,7 +229,7 @@ export class SimRAMBlock implements RAMBlockLike {
   private readonly scratch = Buffer.allocUnsafe(TARGET_PAGE_SIZE);
   private readonly hdr = Buffer.allocUnsafe(PAGE_HEADER_SIZE);
 
-  constructor(size: number, seed: number, idstr = RAM_BLOCK_IDSTR) {
+  constructor(size: number, seed: number, idstr = RAM_BLOCK_IDSTR, write_size = TARGET_PAGE_SIZE) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`RAM size must be a non-negative integer, not ${size}`);
     const len = Math.ceil(size / TARGET_PAGE_SIZE) * TARGET_PAGE_SIZE;
     this.idstr = idstr;
@@ -195,7 +241,7 @@ export class SimRAMBlock implements RAMBlockLike {
     this.touched = new Int32Array(BITS_TO_WORDS(Math.ceil(this.nr_pages / GEN_GROUP)));
     this.dirty_log = new Int32Array(BITS_TO_WORDS(this.nr_pages));
     this.pagemap = new RamPageBits(this.nr_pages);
-    this.content = new PageContent(seed);
+    this.content = new PageContent(seed, write_size);
   }
 
   /* ----------------------------- the guest ----------------------------- */
@@ -387,9 +433,27 @@ export class SimRAMBlock implements RAMBlockLike {
       f.put_buffer_async(ZERO_PAGE, 0, TARGET_PAGE_SIZE);
       return;
     }
+    if (!this.content.whole_pages) {
+      this.content.fill(page, g, this.scratch);
+      qemu_put_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
+      return;
+    }
     const check = this.content.header(page, g, this.hdr);
     qemu_put_buffer(f, this.hdr, 0, PAGE_HEADER_SIZE);
     f.put_buffer_async(this.content.payload(this.content.pool_offset(check)), 0, PAYLOAD);
+  }
+
+  /** RAMBlockLike.read_page_bytes(): the page's bytes, made from its generation (XBZRLE). */
+  read_page_bytes(offset: number, into: Uint8Array): void {
+    const page = Math.floor(offset / TARGET_PAGE_SIZE);
+    this.content.fill(page, this.gen_of(page), into);
+  }
+
+  /** RAMBlockLike.write_page_bytes(): bytes XBZRLE decoded, checked and recorded as get_page() does. */
+  write_page_bytes(offset: number, from: Uint8Array): void {
+    const page = Math.floor(offset / TARGET_PAGE_SIZE);
+    this.scratch.set(from.subarray(0, TARGET_PAGE_SIZE));
+    this.record_load(page, offset, this.content.identify(page, this.scratch));
   }
 
   /** A page's bytes from the stream: checked, and its generation recorded. */
@@ -405,6 +469,11 @@ export class SimRAMBlock implements RAMBlockLike {
       qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
       g = this.content.identify(page, this.scratch);
     }
+    this.record_load(page, offset, g);
+  }
+
+  /** A loaded page's generation as identify() found it (-1: bad bytes). */
+  private record_load(page: number, offset: number, g: number): void {
     const st = this.load_stats;
     if (g < 0) {
       st.pages_bad++;

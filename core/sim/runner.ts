@@ -36,7 +36,7 @@ import { link_params, type LinkParams } from './link.js';
 import { SimNetwork } from './network.js';
 import { Prng } from './prng.js';
 import { QmpCommandError, QmpSession, type QmpReply } from './qmp-session.js';
-import type { Scenario, ScenarioWorkload } from './scenario.js';
+import { scenario_write_size, type Scenario, type ScenarioWorkload } from './scenario.js';
 import { SimWorkload, type SimWorkloadSpec } from './workload.js';
 
 export type TimelineEntry = TraceEvent & { side: Side };
@@ -108,6 +108,8 @@ export interface SimResult {
     mbps: number;
     /** Highest auto-converge throttle seen, %. */
     'cpu-throttle-max': number;
+    /** xbzrle_counters (query-migrate's xbzrle-cache) with the capability on, else null. */
+    xbzrle: { pages: number; bytes: number; 'cache-miss': number; overflow: number } | null;
     /**
      * Where the counters above come from when the last query-migrate did not show them
      * (once failed or cancelled it shows only the status, as QEMU's does); null when it did.
@@ -294,9 +296,11 @@ export class Simulation {
     this.net = new SimNetwork(this.clock, scenario_link(scenario), prng.fork('net'));
 
     const size = scenario.ram.size;
-    const src_ram = new SimRAMBlock(size, seed);
+    // the workload's write-size makes the pages' contents (guest-ram.ts): both ends know it
+    const write_size = scenario_write_size(scenario.workload);
+    const src_ram = new SimRAMBlock(size, seed, undefined, write_size);
     src_ram.prefill(0, Math.floor(scenario.ram.prefill / 4096));
-    const dst_ram = new SimRAMBlock(size, seed);
+    const dst_ram = new SimRAMBlock(size, seed, undefined, write_size);
     this.workload = new SimWorkload(this.clock, src_ram, sim_workload_spec(scenario.workload), prng.fork('workload'), {
       tick_ms: opts.tick_ms,
     });
@@ -806,6 +810,9 @@ export class Simulation {
         'downtime-bytes': st.downtime_bytes,
         mbps: s.mbps,
         'cpu-throttle-max': this.throttle_max,
+        xbzrle: s.options.migrate_xbzrle()
+          ? { pages: s.xbzrle_counters.pages, bytes: s.xbzrle_counters.bytes, 'cache-miss': s.xbzrle_counters.cache_miss, overflow: s.xbzrle_counters.overflow }
+          : null,
         counters_note,
       },
       destination: {

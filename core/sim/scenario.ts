@@ -18,7 +18,7 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { StrtoszError, qemu_strtosz } from '../util/cutils.js';
 import { join_cjk_breaks } from '../util/cjk.js';
-import { WORKLOAD_MODELS, workload_model_check } from '../vm/workload-spec.js';
+import { WORKLOAD_MODELS, workload_model_check, workload_write_size } from '../vm/workload-spec.js';
 
 /* ---------------------------------- the DSL ---------------------------------- */
 
@@ -261,6 +261,15 @@ export const SCENARIO_SCHEMA = {
 /** A parsed scenario: sizes in bytes, rates in bytes/s, durations in ms. */
 export type Scenario = Infer<typeof SCENARIO_SCHEMA>;
 export type ScenarioWorkload = Scenario['workload'];
+
+/** The write-size of a scenario's workload: its phases' (one for all, checked on parse). */
+export function scenario_write_size(w: ScenarioWorkload): number {
+  if (w.kind === 'phases') {
+    const ph = w.phases.find((p) => p.workload.kind !== 'idle');
+    return ph ? workload_write_size(ph.workload) : 4096;
+  }
+  return w.kind === 'idle' ? 4096 : workload_write_size(w);
+}
 export type ScenarioClaims = NonNullable<Scenario['claims']>;
 
 /** The locales a scenario's description comes in, and the field each is in. */
@@ -754,6 +763,9 @@ export function scenario_from_object(raw: unknown): Scenario {
       const why = workload_model_check(ph.workload.kind, ph.workload, sc.ram.size);
       if (why) fail(['workload', 'phases', i, 'workload'], why);
     });
+    // the simulated pages' contents depend on it (core/sim/guest-ram.ts): one for the run
+    const sizes = new Set(w.phases.filter((ph) => ph.workload.kind !== 'idle').map((ph) => workload_write_size(ph.workload)));
+    if (sizes.size > 1) fail(['workload', 'phases'], `every phase that writes must have the same write-size (here ${[...sizes].join(', ')})`);
   } else {
     const why = workload_model_check(w.kind, w, sc.ram.size);
     if (why) fail(['workload'], why);

@@ -181,8 +181,9 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
     }
   }
 
+  /** Bytes the guest wrote: write-size bytes per page write. */
   get bytes_written(): number {
-    return this.pages_written * TARGET_PAGE_SIZE;
+    return this.pages_written * this.ram.content.write_size;
   }
 
   get status(): 'running' | 'paused' {
@@ -273,7 +274,7 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
       const step = Math.min(dt, this.phase_end(this.run_ms) - this.run_ms);
       const w = i >= 0 ? this.writers[i] : null;
       if (w && w.rate > 0 && !w.done()) {
-        this.credit += (w.rate * speed * step) / 1000 / TARGET_PAGE_SIZE;
+        this.credit += (w.rate * speed * step) / 1000 / this.ram.content.write_size;
         const n = this.credit === Infinity ? this.ram.nr_pages : Math.floor(this.credit);
         if (n > 0) {
           this.pages_written += w.write(n);

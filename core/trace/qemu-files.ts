@@ -212,7 +212,7 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
  * helpers (no QEMU function of that name): left out of the index.
  */
 export const LAB_HELPERS: ReadonlySet<string> = new Set([
-  'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
+  'ram_addr_offset', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
   'unix_node_path', 'connect_once', 'local_address', 'listen_once', 'cstr_to_string', 'tdb_hash', 'qmp_event_timestamp',
   'cpu_throttle_memory', 'cpu_throttle_clamp', 'cpu_throttle_sleeptime_ns', 'cpu_throttle_timer_period_ns', 'cpu_work_queued',
   'probe_format', 'load_roms', 'last_word_mask', 'sync_dirty_log', 'ram_overlap', 'suffix_mul', 'set_name',

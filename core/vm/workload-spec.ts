@@ -26,12 +26,22 @@ const MiB = 1024 * 1024;
  * `size` in bytes, `rate` in bytes per second; `required` or `default` as a scenario
  * states them). Parameters in the order the help lists them.
  */
+/**
+ * write-size: what one write changes in its page. A page written is dirty whatever the
+ * size; XBZRLE sends only what changed, so this is what makes it pay off or not.
+ */
+const write_size = {
+  type: 'size',
+  default: TARGET_PAGE_SIZE,
+  description: 'bytes each write changes in its page: a multiple of 8 up to 4K (the whole page, the default)',
+} as const;
+
 export const WORKLOAD_MODELS = {
   idle: { type: 'object', description: 'no guest writes', fields: {} },
   random: {
     type: 'object',
     description: 'pages chosen uniformly over all of RAM',
-    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' }, 'write-size': write_size },
   },
   hotset: {
     type: 'object',
@@ -40,19 +50,29 @@ export const WORKLOAD_MODELS = {
       size: { type: 'size', required: true, description: 'working set size' },
       rate: { type: 'rate', required: true, description: 'bytes written per second' },
       start: { type: 'size', default: 0, description: 'guest-physical address of the working set' },
+      'write-size': write_size,
     },
   },
   sequential: {
     type: 'object',
     description: 'page after page over all of RAM, wrapping around',
-    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' } },
+    fields: { rate: { type: 'rate', required: true, description: 'bytes written per second' }, 'write-size': write_size },
   },
   fill: {
     type: 'object',
     description: 'every page once, then idle',
-    fields: { rate: { type: 'rate', allow_max: true, default: 'max', description: 'bytes written per second, or "max"' } },
+    fields: {
+      rate: { type: 'rate', allow_max: true, default: 'max', description: 'bytes written per second, or "max"' },
+      'write-size': write_size,
+    },
   },
 } as const;
+
+/** A model's write-size (WORKLOAD_MODELS), as either form gives it. */
+export function workload_write_size(p: WorkloadParams): number {
+  const w = p['write-size'];
+  return typeof w === 'number' ? w : TARGET_PAGE_SIZE;
+}
 
 export type WorkloadModel = keyof typeof WORKLOAD_MODELS;
 
@@ -65,18 +85,18 @@ export const LIVE_WORKLOADS = ['idle', 'random', 'hotset', 'fill'] as const sati
  */
 export const SPEC_DEFAULTS: { readonly [M in WorkloadName]: { readonly [K in keyof (typeof WORKLOAD_MODELS)[M]['fields']]: number } } = {
   idle: {},
-  random: { rate: 64 * MiB },
-  hotset: { size: 16 * MiB, rate: 256 * MiB, start: 0 },
-  fill: { rate: Infinity },
+  random: { rate: 64 * MiB, 'write-size': TARGET_PAGE_SIZE },
+  hotset: { size: 16 * MiB, rate: 256 * MiB, start: 0, 'write-size': TARGET_PAGE_SIZE },
+  fill: { rate: Infinity, 'write-size': TARGET_PAGE_SIZE },
 };
 
 // --- workload specs ------------------------------------------------------------------
 
 export type WorkloadSpec =
   | { name: 'idle' }
-  | { name: 'random'; rate: number }
-  | { name: 'hotset'; size: number; start: number; rate: number }
-  | { name: 'fill'; rate: number };
+  | { name: 'random'; rate: number; 'write-size'?: number }
+  | { name: 'hotset'; size: number; start: number; rate: number; 'write-size'?: number }
+  | { name: 'fill'; rate: number; 'write-size'?: number };
 
 /** The models a SPEC may name: LIVE_WORKLOADS (WorkloadSpec has one variant each). */
 export type WorkloadName = (typeof LIVE_WORKLOADS)[number];
@@ -108,8 +128,11 @@ export const WORKLOAD_HELP = `\
                                         (default 256M)
     fill[:rate=R]                       write every page once with non-zero data (default
                                         rate max), then idle
+  Each but idle also takes write-size=N: bytes each write changes in its page (a multiple
+  of 8 up to 4K, the default: the whole page); R bytes/s then dirty R/N pages a second.
   Sizes as QEMU's: bytes, or with suffix K, M, G, T (powers of 1024); a rate is a size
   per second ("/s" optional) or max. Examples: random:rate=64M  hotset:size=16M,rate=256M
+  random:rate=4M,write-size=64
   Written data and page order are deterministic from --seed N.`;
 
 function parse_size(name: string, key: string, value: string): number {
@@ -175,12 +198,12 @@ export function parseWorkloadSpec(spec: string): WorkloadSpec {
       return { name: 'idle' };
     case 'random':
     case 'fill':
-      return { name: wname, rate: value('rate') };
+      return { name: wname, rate: value('rate'), 'write-size': value('write-size') };
     case 'hotset': {
       const size = value('size');
       const start = value('start');
       if (size === 0) throw new WorkloadSpecError(`hotset: size=${params.get('size')}: must be positive`);
-      return { name: 'hotset', size, start, rate: value('rate') };
+      return { name: 'hotset', size, start, rate: value('rate'), 'write-size': value('write-size') };
     }
   }
 }
@@ -194,15 +217,16 @@ export function format_size(n: number): string {
 /** The canonical SPEC string of a parsed spec (defaults made explicit). */
 export function formatWorkloadSpec(spec: WorkloadSpec): string {
   const rate = (r: number): string => (r === Infinity ? 'max' : format_size(r));
+  const ws = (p: WorkloadParams): string => (workload_write_size(p) === TARGET_PAGE_SIZE ? '' : `,write-size=${format_size(workload_write_size(p))}`);
   switch (spec.name) {
     case 'idle':
       return 'idle';
     case 'random':
-      return `random:rate=${rate(spec.rate)}`;
+      return `random:rate=${rate(spec.rate)}${ws(spec)}`;
     case 'fill':
-      return `fill:rate=${rate(spec.rate)}`;
+      return `fill:rate=${rate(spec.rate)}${ws(spec)}`;
     case 'hotset':
-      return `hotset:size=${format_size(spec.size)},rate=${rate(spec.rate)},start=${format_size(spec.start)}`;
+      return `hotset:size=${format_size(spec.size)},rate=${rate(spec.rate)},start=${format_size(spec.start)}${ws(spec)}`;
   }
 }
 
@@ -218,11 +242,16 @@ export interface WorkloadParams {
  * Whether `model` with `p` can run on `ram_size` bytes of RAM: null if so, else why not.
  * The one check of both forms and both runtimes (workload_check, the simulated runtime's
  * sim_workload_check, a scenario's parse): a rate is positive, a guest that writes needs
- * RAM, a working set is whole pages and lies inside RAM.
+ * RAM, a write changes 8..4096 bytes of its page in steps of 8, a working set is whole
+ * pages and lies inside RAM.
  */
 export function workload_model_check(model: WorkloadModel, p: WorkloadParams, ram_size: number): string | null {
   if (model === 'idle') return null;
   if (p.rate !== undefined && !(p.rate > 0)) return `${model}: rate must be positive`;
+  const ws = workload_write_size(p);
+  if (!(ws >= 8 && ws <= TARGET_PAGE_SIZE && ws % 8 === 0)) {
+    return `${model}: write-size=${ws} is not a multiple of 8 from 8 to ${TARGET_PAGE_SIZE}`;
+  }
   if (ram_size === 0) return `workload ${model} needs guest RAM (-m)`;
   if (model === 'hotset') {
     const size = p.size ?? 0;

@@ -1,6 +1,6 @@
 /**
  * The vCPU thread of a workload (see workload.ts). It attaches to the shared RAMBlock,
- * writes whole pages (after a write-protect fault, if the page is protected) and marks
+ * writes pages, whole or write-size bytes of them (after a write-protect fault, if the page is protected) and marks
  * them dirty, checking the command word before every page
  * so that a pause takes effect after at most one page; it acknowledges a pause only
  * after its last write and counter update. Between pages it also looks for work the CPU
@@ -27,6 +27,7 @@ import {
   STATE_RUNNING,
   type WorkloadWorkerData,
 } from './workload.js';
+import { workload_write_size } from './workload-spec.js';
 
 const { ram: shared, control, counters, spec, seed, throttle: throttle_mem } = workerData as WorkloadWorkerData;
 const ram = RAMBlock.attach(shared);
@@ -91,16 +92,30 @@ let pages_dirtied = 0;
 let wp_faults = 0;
 let throttle_sleep_ns = 0;
 
+/** Bytes one write changes (write-size): the whole page, or a run of it. */
+const write_size = spec.name === 'idle' ? TARGET_PAGE_SIZE : workload_write_size(spec);
+const pool_bytes = new Uint8Array(pool.buffer);
+
 function write_page(page: number): void {
   // A write-protected page (background snapshot) faults first: this vCPU sleeps until the
   // migration thread has saved the page's old contents.
   if (ram.handle_userfault(page)) wp_faults++;
-  host.set(poolPages[next() & (POOL_PAGES - 1)], page * TARGET_PAGE_SIZE);
-  const w = page * PAGE_WORDS;
-  host32[w] = next() | 1;
-  host32[w + 1 + (next() & (PAGE_WORDS - 2))] = next();
+  if (write_size === TARGET_PAGE_SIZE) {
+    host.set(poolPages[next() & (POOL_PAGES - 1)], page * TARGET_PAGE_SIZE);
+    const w = page * PAGE_WORDS;
+    host32[w] = next() | 1;
+    host32[w + 1 + (next() & (PAGE_WORDS - 2))] = next();
+  } else {
+    // write_size bytes of the pool at a place of the page (both 8-aligned), the first
+    // word fresh: the page changes, and only there
+    const slots = (TARGET_PAGE_SIZE - write_size) / 8 + 1;
+    const at = page * TARGET_PAGE_SIZE + ((next() >>> 0) % slots) * 8;
+    const from = ((next() >>> 0) % ((pool_bytes.length - write_size) / 8 + 1)) * 8;
+    host.set(pool_bytes.subarray(from, from + write_size), at);
+    host32[at / 4] = next() | 1;
+  }
   ram.cpu_physical_memory_set_dirty_flag(page * TARGET_PAGE_SIZE);
-  bytes_written += TARGET_PAGE_SIZE;
+  bytes_written += write_size;
   pages_dirtied++;
 }
 
@@ -159,7 +174,7 @@ function next_page(): number {
 }
 
 const rate = spec.name === 'idle' ? 0 : spec.rate;
-const pagesPerMs = rate / TARGET_PAGE_SIZE / 1000;
+const pagesPerMs = rate / write_size / 1000;
 const maxCredit = Math.max(1, pagesPerMs * MAX_BURST_MS);
 let credit = 0;
 let last = performance.now();

@@ -1,8 +1,8 @@
 /**
  * vCPU workload models: what the guest does to its RAM while the VM runs. A model runs in
  * a worker_threads Worker (the lab's vCPU thread) attached to the shared RAMBlock; it
- * writes real bytes, whole 4 KiB pages, and marks each page in the dirty log after
- * writing it. It runs and stops with the VM (`cont`/`stop`): pause() resolves only once
+ * writes real bytes, whole 4 KiB pages or write-size bytes of each, and marks each page in
+ * the dirty log after writing it. It runs and stops with the VM (`cont`/`stop`): pause() resolves only once
  * the worker has acknowledged, after which it writes nothing until resume().
  *
  * SPEC syntax (QEMU-like; sizes and rates as QEMU parses sizes: bytes by default,
@@ -17,6 +17,8 @@
  *                                         in passes at R bytes/s (default 256M)
  *   fill[:rate=R]                         every page of RAM once with non-zero
  *                                         pseudo-random data (default rate max), then idle
+ *   ...,write-size=N                      (all but idle) each write changes N bytes of
+ *                                         its page (default 4K: all of it); R/N pages/s
  *
  * Written data and the order of pages are deterministic from the seed (`--seed N`); the
  * timing is wall-clock. Under auto-converge's CPU throttle the vCPU also sleeps as QEMU's

@@ -139,9 +139,9 @@ describe('parseVmOptions: accepted command lines', () => {
 
   it('takes the lab options', () => {
     const cfg = parseVmOptions(['-m', '64', '--workload', 'hotset:size=16M,rate=256M', '--seed', '42']);
-    expect(cfg.workload).toEqual({ name: 'hotset', size: 16 * 2 ** 20, start: 0, rate: 256 * 2 ** 20 });
+    expect(cfg.workload).toEqual({ name: 'hotset', size: 16 * 2 ** 20, start: 0, rate: 256 * 2 ** 20, 'write-size': 4096 });
     expect(cfg.seed).toBe(42);
-    expect(parseVmOptions(['-m', '64', '-workload', 'fill']).workload).toEqual({ name: 'fill', rate: Infinity });
+    expect(parseVmOptions(['-m', '64', '-workload', 'fill']).workload).toEqual({ name: 'fill', rate: Infinity, 'write-size': 4096 });
   });
 
   it('answers help requests with text to print', () => {

@@ -80,7 +80,20 @@ export interface MigrationInfo {
   'cpu-throttle-percentage': number;
   'error-desc': string;
   'socket-address': Record<string, unknown>[];
+  /** With the xbzrle capability on. */
+  'xbzrle-cache'?: XBZRLECacheStats;
   [member: string]: unknown;
+}
+
+/** XBZRLECacheStats (query-migrate's xbzrle-cache). */
+export interface XBZRLECacheStats {
+  'cache-size': number;
+  bytes: number;
+  pages: number;
+  'cache-miss': number;
+  'cache-miss-rate': number;
+  'encoding-rate': number;
+  overflow: number;
 }
 
 /** StatusInfo (query-status). */

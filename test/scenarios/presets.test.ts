@@ -25,6 +25,8 @@ describe('presets', () => {
         'network-cut',
         'background-snapshot',
         'large-64g-10gbit',
+        'xbzrle-rescue',
+        'xbzrle-thrash',
       ]),
     );
   });

@@ -13,6 +13,7 @@ import type { QemuSemaphoreLike } from '../../util/qemu-thread.js';
 import type { MigrationParameters } from '../options.js';
 import { MIG_STATS_FIELDS, MigrationAtomicStats } from '../qemu-file.js';
 import type { MigrationStateStorage } from './state-storage.js';
+import { XBZRLE_COUNTERS_FIELDS, XBZRLECacheStats } from '../ram.js';
 import { qatomic_cmpxchg } from '../../util/atomic.js';
 
 /** MigrationState's numbers that both threads read or write, in `nums` in this order. */
@@ -26,10 +27,12 @@ const PAGES_PER_SECOND = 6;
 const RAM_TOTAL = 7;
 const RAM_REMAINING = 8;
 const STATE_NUMS = 9;
-/** Parameters the running thread reads again at every window (migration_update_counters()). */
-const DOWNTIME_LIMIT = STATE_NUMS + MIG_STATS_FIELDS.length;
+const XBZRLE_COUNTERS = STATE_NUMS + MIG_STATS_FIELDS.length;
+/** Parameters the running thread reads again (every window; XBZRLE's cache size, every page). */
+const DOWNTIME_LIMIT = XBZRLE_COUNTERS + XBZRLE_COUNTERS_FIELDS.length;
 const AVAIL_SWITCHOVER_BANDWIDTH = DOWNTIME_LIMIT + 1;
-const NUMS = AVAIL_SWITCHOVER_BANDWIDTH + 1;
+const XBZRLE_CACHE_SIZE = AVAIL_SWITCHOVER_BANDWIDTH + 1;
+const NUMS = XBZRLE_CACHE_SIZE + 1;
 
 const CTL_STATE = 0;
 const CTL_ERROR_LEN = 1;
@@ -84,6 +87,7 @@ class SharedQemuSemaphore implements QemuSemaphoreLike {
 /** The live runtime's MigrationStateStorage: every field a view of `mem`. */
 export class SharedMigrationStateStorage implements MigrationStateStorage {
   readonly mig_stats = new MigrationAtomicStats();
+  readonly xbzrle_counters = new XBZRLECacheStats();
   readonly pause_sem: SharedQemuSemaphore;
   /**
    * Main loop: send what the migration thread has posted (its earlier events) before an
@@ -107,6 +111,7 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
     this.owner = init;
     this.pause_sem = new SharedQemuSemaphore(this.ctl);
     this.mig_stats.attach(this.nums.subarray(STATE_NUMS, STATE_NUMS + MIG_STATS_FIELDS.length), init);
+    this.xbzrle_counters.attach(this.nums.subarray(XBZRLE_COUNTERS, XBZRLE_COUNTERS + XBZRLE_COUNTERS_FIELDS.length), init);
     if (init) {
       this.state = 'none';
       this.error = null;
@@ -191,7 +196,8 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
 
   /**
    * `init`'s values (the live ones written to shared memory by the main loop's view, read
-   * from it by the thread's), with downtime_limit and avail_switchover_bandwidth in shared memory:
+   * from it by the thread's), with downtime_limit, avail_switchover_bandwidth and
+   * xbzrle_cache_size in shared memory:
    * migrate-set-parameters on the main loop changes what the running thread reads. The
    * object's own accessors keep the members' place (query-migrate-parameters' order) and
    * are copied by a spread or structuredClone as plain values.
@@ -201,6 +207,7 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
     if (this.owner) {
       nums[DOWNTIME_LIMIT] = Number(init.downtime_limit);
       nums[AVAIL_SWITCHOVER_BANDWIDTH] = Number(init.avail_switchover_bandwidth);
+      nums[XBZRLE_CACHE_SIZE] = Number(init.xbzrle_cache_size);
     }
     return {
       ...init,
@@ -215,6 +222,12 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
       },
       set avail_switchover_bandwidth(v: number | bigint) {
         nums[AVAIL_SWITCHOVER_BANDWIDTH] = Number(v);
+      },
+      get xbzrle_cache_size() {
+        return nums[XBZRLE_CACHE_SIZE];
+      },
+      set xbzrle_cache_size(v: number | bigint) {
+        nums[XBZRLE_CACHE_SIZE] = Number(v);
       },
     };
   }

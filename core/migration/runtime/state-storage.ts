@@ -1,6 +1,7 @@
 /**
  * Where a MigrationState keeps what more than one thread of QEMU reads or writes: the
- * state (changed by compare-and-swap), the error, the timing fields, mig_stats, the
+ * state (changed by compare-and-swap), the error, the timing fields, mig_stats and
+ * xbzrle_counters, the
  * parameters the running thread reads again, pause_sem. One interface, two kinds of
  * storage, picked where the runtime is built (core/migration/runtime/runtimes.ts):
  *
@@ -15,6 +16,7 @@ import type { MigrationStatus } from '../../qmp/schema/migration.js';
 import { QemuSemaphore, type QemuSemaphoreLike } from '../../util/qemu-thread.js';
 import type { MigrationParameters } from '../options.js';
 import { MigrationAtomicStats } from '../qemu-file.js';
+import { XBZRLECacheStats } from '../ram.js';
 
 export interface MigrationStateStorage {
   state: MigrationStatus;
@@ -31,6 +33,8 @@ export interface MigrationStateStorage {
   /** ram_bytes_remaining() as the migration thread last published it. */
   ram_remaining: number;
   readonly mig_stats: MigrationAtomicStats;
+  /** ram.c's xbzrle_counters (the endpoint's, for its life: QEMU never resets them). */
+  readonly xbzrle_counters: XBZRLECacheStats;
   readonly pause_sem: QemuSemaphoreLike;
   /**
    * The parameters object the endpoint's MigrationOptions keeps: `init` itself for plain
@@ -59,6 +63,7 @@ export class PlainMigrationStateStorage implements MigrationStateStorage {
   ram_total = 0;
   ram_remaining = 0;
   readonly mig_stats = new MigrationAtomicStats();
+  readonly xbzrle_counters = new XBZRLECacheStats();
   readonly pause_sem = new QemuSemaphore();
 
   parameters(init: MigrationParameters): MigrationParameters {

@@ -50,7 +50,7 @@ describe('YAML scenarios', () => {
       'x.yaml:9:12: link.latency: expected a duration such as "300ms", "5s", "2min" or "250us", got "fast"',
     );
     expect(bad(YAML.replace('rate: 8M/s', 'rat: 8M/s'))).toBe(
-      'x.yaml:6:32: workload.rat: unknown field (did you mean "rate"?); known: rate',
+      'x.yaml:6:32: workload.rat: unknown field (did you mean "rate"?); known: rate, write-size',
     );
     expect(bad(YAML.replace('execute: migrate_cancel', 'execute: 3'))).toBe('x.yaml:14:24: actions[0].execute: expected a string, got 3');
     // A missing field: its nearest parent.

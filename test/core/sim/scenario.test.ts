@@ -82,8 +82,8 @@ describe('scenario_from_object', () => {
       kind: 'phases',
       repeat: true,
       phases: [
-        { duration: 1000, workload: { kind: 'hotset', size: 16 * 2 ** 20, rate: 256 * 2 ** 20, start: 0 } },
-        { duration: 500, workload: { kind: 'fill', rate: Infinity } },
+        { duration: 1000, workload: { kind: 'hotset', size: 16 * 2 ** 20, rate: 256 * 2 ** 20, start: 0, 'write-size': 4096 } },
+        { duration: 500, workload: { kind: 'fill', rate: Infinity, 'write-size': 4096 } },
       ],
     });
   });
@@ -107,6 +107,20 @@ describe('scenario_from_object', () => {
       scenario_from_object({ ...MIN, workload: { kind: 'phases', phases: [{ workload: { kind: 'idle' } }, { workload: { kind: 'idle' } }] } }),
     );
     expect(ph.path).toEqual(['workload', 'phases', 0, 'duration']);
+    const ws = error_of(() =>
+      scenario_from_object({
+        ...MIN,
+        workload: {
+          kind: 'phases',
+          phases: [
+            { duration: '1s', workload: { kind: 'random', rate: '1M', 'write-size': 64 } },
+            { duration: '1s', workload: { kind: 'idle' } },
+            { workload: { kind: 'fill' } },
+          ],
+        },
+      }),
+    );
+    expect(ws.message).toBe('scenario: workload.phases: every phase that writes must have the same write-size (here 64, 4096)');
     expect(error_of(() => scenario_from_object({ ...MIN, actions: [{ at: '1s', side: 'source', execute: 'x' }] })).message).toMatch(
       /^scenario: actions\[0\]\.side: expected one of "src", "dst", got "source"/,
     );

@@ -116,8 +116,19 @@ describe('parseWorkloadSpec', () => {
 
   it('gives the numbers in bytes', () => {
     expect(parseWorkloadSpec('hotset:size=16M,rate=256M')).toEqual({
-      name: 'hotset', size: 16 * MiB, start: 0, rate: 256 * MiB,
+      name: 'hotset', size: 16 * MiB, start: 0, rate: 256 * MiB, 'write-size': 4096,
     });
+    expect(parseWorkloadSpec('random:rate=1M,write-size=64')).toEqual({ name: 'random', rate: MiB, 'write-size': 64 });
+    expect(formatWorkloadSpec(parseWorkloadSpec('random:rate=1M,write-size=64'))).toBe('random:rate=1M,write-size=64');
+    expect(formatWorkloadSpec(parseWorkloadSpec('random:rate=1M'))).toBe('random:rate=1M');
+  });
+
+  it.each<[string, string]>([
+    ['random:rate=1M,write-size=12', 'random: write-size=12 is not a multiple of 8 from 8 to 4096'],
+    ['fill:write-size=0', 'fill: write-size=0 is not a multiple of 8 from 8 to 4096'],
+    ['hotset:write-size=8K', 'hotset: write-size=8192 is not a multiple of 8 from 8 to 4096'],
+  ])('workload_check(%j): %s', (spec, message) => {
+    expect(workload_check(parseWorkloadSpec(spec), 64 * MiB)).toBe(message);
   });
 
   it.each<[string, string]>([
@@ -128,7 +139,7 @@ describe('parseWorkloadSpec', () => {
     // parse_uint() stops at the suffix after a minus sign, so do_strtosz() says EINVAL, not ERANGE
     ['random:rate=-1M', 'random: rate=-1M: expects a size in bytes with an optional K, M, G or T suffix'],
     ['random:rate=-1', 'random: rate=-1: value out of range'],
-    ['random:size=1M', "random: unknown parameter 'size' (known: rate)"],
+    ['random:size=1M', "random: unknown parameter 'size' (known: rate, write-size)"],
     ['idle:rate=1M', "idle: unknown parameter 'rate' (it takes none)"],
     ['hotset:size', "hotset: 'size': expected key=value"],
     ['hotset:size=1M,size=2M', "hotset: 'size' given twice"],
