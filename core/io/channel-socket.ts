@@ -279,6 +279,18 @@ export class QIOChannelStream implements QIOChannel {
     });
   }
 
+  /** Copy up to `len` queued bytes into buf at off, leaving them queued (MSG_PEEK). */
+  protected peek_queued(buf: Uint8Array, off: number, len: number): number {
+    let n = 0;
+    for (const c of this.chunks) {
+      if (n >= len) break;
+      const k = Math.min(c.length, len - n);
+      buf.set(c.subarray(0, k), off + n);
+      n += k;
+    }
+    return n;
+  }
+
   /** read_borrow(): as read(), lending the received chunk instead of copying it. */
   read_borrow(max: number): Promise<Buffer> {
     if (!this.rs) return Promise.reject(new QIOChannelError(`Unable to read from ${this.noun}: ${strerror('EBADF')}`));
@@ -370,6 +382,13 @@ export class QIOChannelSocket extends QIOChannelStream {
     opts: QIOChannelStreamOptions = {},
   ) {
     super(name, 'socket', sock, sock, { eofIsReadable: true, ...opts });
+  }
+
+  /** QIO_CHANNEL_FEATURE_READ_MSG_PEEK: what is queued, once something is; 0 at end of stream. */
+  async read_peek(buf: Uint8Array, off: number, len: number): Promise<number> {
+    if (len <= 0) return 0;
+    if (!(await this.when_readable())) return 0;
+    return this.peek_queued(buf, off, len);
   }
 
   /**

@@ -39,6 +39,12 @@ export interface QIOChannel {
   read_release?(lent: Buffer): void;
   shutdown?(): void;
   close(): void | Promise<void>;
+  /**
+   * QIO_CHANNEL_FEATURE_READ_MSG_PEEK (sockets): qio_channel_readv_full() with
+   * QIO_CHANNEL_READ_FLAG_MSG_PEEK: up to `len` of the bytes waiting, copied and left
+   * unread; waits until at least one is there; 0 at end of stream.
+   */
+  read_peek?(buf: Uint8Array, off: number, len: number): Promise<number>;
 }
 
 /** An I/O failure with QEMU's wording ("Unable to write to socket: Broken pipe"). */
@@ -58,4 +64,27 @@ export class QIOChannelShutdownError extends Error {
     super('Channel shut down');
     this.name = 'QIOChannelShutdownError';
   }
+}
+
+/**
+ * qio_channel_read_all_eof(): `len` bytes into buf at off, however many reads it takes;
+ * false at an end of stream before the first byte; a QIOChannelError at an end part-way
+ * ("Unexpected end-of-file before all data were read") or as the channel fails.
+ */
+export async function qio_channel_read_all_eof(c: QIOChannel, buf: Uint8Array, off: number, len: number): Promise<boolean> {
+  let done = 0;
+  while (done < len) {
+    const n = await c.read(buf, off + done, len - done);
+    if (n === 0) {
+      if (done === 0) return false;
+      throw new QIOChannelError('Unexpected end-of-file before all data were read');
+    }
+    done += n;
+  }
+  return true;
+}
+
+/** qio_channel_read_all(): as qio_channel_read_all_eof(), an end before the first byte an error too. */
+export async function qio_channel_read_all(c: QIOChannel, buf: Uint8Array, off: number, len: number): Promise<void> {
+  if (!(await qio_channel_read_all_eof(c, buf, off, len))) throw new QIOChannelError('Unexpected end-of-file before all data were read');
 }

@@ -9,8 +9,23 @@
 import { error_setg } from '../qmp/error.js';
 import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
-import type { MigrationOptions } from './options.js';
+import { LAB_CAPABILITIES, type MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
+import { MigrationCapability_lookup, type MultiFDCompression } from '../qmp/schema/migration.js';
+import {
+  multifd_recv_all_channels_created,
+  multifd_recv_cleanup,
+  multifd_recv_new_channel,
+  multifd_recv_setup,
+  multifd_recv_shutdown,
+  multifd_recv_sync_main,
+  type MultiFDRecvEnv,
+  type MultiFDRecvMethods,
+  type MultiFDRecvState,
+} from './multifd.js';
+import { multifd_nocomp_ops } from './multifd-nocomp.js';
+import { multifd_zlib_ops } from './multifd-zlib.js';
+import { QEMU_VM_FILE_MAGIC } from './savevm-h.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
 import { trace_mark, traced, type ThreadRef, type TraceSite, type Tracer } from '../trace/trace.js';
@@ -55,6 +70,7 @@ import {
   RAMList,
   RAMMigration,
   TARGET_PAGE_SIZE,
+  type RAMBlockLike,
   type RAMState,
   type XBZRLECacheStats,
   ram_bytes_remaining,
@@ -257,6 +273,14 @@ export class MigrationIncomingState {
   to_src_file: QEMUFile | null = null;
   /** The listeners' addresses while waiting for the source (mis->socket_address_list). */
   socket_address_list: SocketAddress[] | null = null;
+  /** multifd.c's multifd_recv_state: the channels of an incoming multifd migration. */
+  multifd_recv_state: MultiFDRecvState | null = null;
+  /**
+   * With multifd, the main channel from its arrival until every channel is there
+   * (QEMU's migration_incoming_setup() makes mis->from_src_file of it then; the lab's
+   * process_incoming_migration_co() does, once it starts).
+   */
+  main_channel: QIOChannel | null = null;
   /** The URI of `-incoming` ('defer' included); undefined when started without it. */
   constructor(readonly incomingUri: string | undefined) {}
 }
@@ -539,6 +563,15 @@ export const qemu_start_incoming_migration = traced(
  * transport's cleanup), and on failure QEMU 9.0 exits with status 1.
  */
 export function migration_ioc_process_incoming(env: MigrationHostEnv, ioc: QIOChannel): void {
+  if (env.s.options.migrate_multifd()) {
+    void migration_ioc_process_incoming_multifd(env, ioc);
+    return;
+  }
+  migration_incoming_process(env, ioc);
+}
+
+/** migration_incoming_process(): load the main channel's stream, then clean up (and exit on failure). */
+function migration_incoming_process(env: MigrationHostEnv, ioc: QIOChannel): void {
   void (async () => {
     const status = await process_incoming_migration_co(env, ioc);
     const transport = env.mis.transport_data;
@@ -546,6 +579,87 @@ export function migration_ioc_process_incoming(env: MigrationHostEnv, ioc: QIOCh
     await transport?.cleanup();
     if (status !== null) env.exit(status);
   })();
+}
+
+/**
+ * migration_channel_read_peek() (channel.c's; here because channel.ts imports this file):
+ * the first `len` bytes of the channel, left unread; retried while fewer are there, as
+ * QEMU's loop does. A QmpError at end of stream.
+ */
+export async function migration_channel_read_peek(ioc: QIOChannel, len: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(len);
+  for (;;) {
+    const n = await ioc.read_peek!(buf, 0, len);
+    if (n === 0) throw error_setg('Failed to peek at channel');
+    if (n === len) return buf;
+    await new Promise((r) => setImmediate(r)); // qemu_coroutine_yield() / g_usleep(1)
+  }
+}
+
+/** The receive side's view of the endpoint (multifd.ts's MultiFDRecvEnv). */
+function multifd_recv_env_of(env: MigrationHostEnv): MultiFDRecvEnv {
+  return {
+    options: env.s.options,
+    qemu_uuid: new Uint8Array(16), // qemu_uuid: never set, the lab refuses -uuid
+    qemu_ram_block_by_name: (name) => env.ram_list().qemu_ram_block_by_name(name),
+    qemu_thread_create: env.qemu_thread_create,
+    migrate_set_error: (err) => {
+      // migrate_get_current(): the source-side state, as QEMU's multifd_recv_terminate_threads() does
+      const s = env.s;
+      migrate_set_error(s, err.desc);
+      if (s.state === 'setup' || s.state === 'active') s.migrate_set_state(s.state, 'failed');
+    },
+    ramblock_recv_bitmap_set_offset: (block, offset) => (block as RAMBlockLike).pagemap?.ramblock_recv_bitmap_set(offset / TARGET_PAGE_SIZE, false),
+  };
+}
+
+/** multifd_ops[] of the receive side: none and zlib (zstd is not built). */
+function multifd_recv_ops(c: MultiFDCompression): MultiFDRecvMethods {
+  if (c === 'zlib') return multifd_zlib_ops;
+  if (c === 'none') return multifd_nocomp_ops;
+  // Node 20's zlib has no zstd: reported where QEMU would set up the channels
+  throw error_setg(`multifd-compression '${c}' is not modelled by Migration Lab yet`);
+}
+
+/**
+ * migration_ioc_process_incoming() with multifd: the channel's first four bytes tell the
+ * main channel (QEMU_VM_FILE_MAGIC) from a multifd one (a channel that cannot peek: the
+ * first is the main one); multifd_recv_setup() on the first; the main channel is kept,
+ * a multifd one goes to multifd_recv_new_channel(); once every channel is there
+ * (migration_should_start_incoming()), the main stream is loaded. An error is
+ * migration_channel_process_incoming()'s: reported, and the migration failed.
+ */
+async function migration_ioc_process_incoming_multifd(env: MigrationHostEnv, ioc: QIOChannel): Promise<void> {
+  const mis = env.mis;
+  const o = env.s.options;
+  const menv = multifd_recv_env_of(env);
+  try {
+    let default_channel: boolean;
+    if (!o.migrate_mapped_ram() && !o.migrate_postcopy_ram() && ioc.read_peek) {
+      const magic = await migration_channel_read_peek(ioc, 4);
+      default_channel = ((magic[0] << 24) | (magic[1] << 16) | (magic[2] << 8) | magic[3]) >>> 0 === QEMU_VM_FILE_MAGIC;
+    } else {
+      default_channel = !mis.main_channel;
+    }
+    mis.multifd_recv_state = multifd_recv_setup(menv, mis.multifd_recv_state, multifd_recv_ops);
+    if (default_channel) mis.main_channel = ioc;
+    else await multifd_recv_new_channel(menv, mis.multifd_recv_state!, ioc);
+  } catch (e) {
+    if (!(e instanceof QmpError)) throw e;
+    // 9.0's migration_channel_process_incoming(): error_report_err(), and the (source-side)
+    // state failed; it does not exit (10.0 does, with exit-on-error)
+    env.error_report(e.desc);
+    env.s.migrate_set_state(env.s.state, 'failed');
+    return;
+  }
+  if (migration_has_all_channels(env)) migration_incoming_process(env, mis.main_channel!);
+}
+
+/** migration_has_all_channels(): the main channel, and with multifd every multifd one. */
+export function migration_has_all_channels(env: MigrationHostEnv): boolean {
+  const mis = env.mis;
+  if (env.s.options.migrate_multifd()) return !!mis.main_channel && multifd_recv_all_channels_created(multifd_recv_env_of(env), mis.multifd_recv_state);
+  return true;
 }
 
 /**
@@ -771,6 +885,12 @@ export function migrate_prepare(env: MigrationHostEnv, resume: boolean, blk = fa
   if (env.runstate.runstate_check('inmigrate')) throw error_setg('Guest is waiting for an incoming migration');
   if (env.runstate.runstate_check('postmigrate')) {
     throw error_setg("Can't migrate the vm that was paused due to previous migration");
+  }
+  // the lab's: a capability only the destination side of is modelled (options.ts)
+  for (const cap of MigrationCapability_lookup) {
+    if (LAB_CAPABILITIES[cap].status === 'incoming-only' && o.capabilities[cap]) {
+      throw error_setg(`Capability '${cap}' is not modelled by Migration Lab yet for sending`);
+    }
   }
   if (blk || blk_inc) {
     if (o.migrate_colo()) throw error_setg('No disk migration is required in COLO mode');
@@ -1706,11 +1826,16 @@ export const process_incoming_migration_co = traced(
     senv.open_return_path = () => !!(mis.to_src_file = qemu_file_new_output(ioc));
     senv.migrate_send_rp_pong = (value) => migrate_send_rp_pong(mis, value);
     senv.migrate_send_rp_switchover_ack = () => migrate_send_rp_switchover_ack(mis);
+    if (mis.multifd_recv_state) {
+      const menv = multifd_recv_env_of(env);
+      senv.multifd_recv_sync_main = () => multifd_recv_sync_main(menv, mis.multifd_recv_state);
+    }
     const { savevm: sv, devices } = savevm_machine_none(senv, env.ram_list());
     const ret = await qemu_loadvm_state(env, f, sv);
     if (ret < 0) {
       migrate_incoming_set_state(env, 'active', 'failed');
       env.error_report(`load of migration failed: ${strerror(-ret)}`);
+      multifd_recv_shutdown(multifd_recv_env_of(env), mis.multifd_recv_state);
       // fail: no SHUT goes back; the source sees the channel end
       mis.from_src_file = mis.to_src_file = null;
       await qemu_fclose(f);
@@ -1735,6 +1860,9 @@ export const process_incoming_migration_co = traced(
  */
 async function migration_incoming_state_destroy(env: MigrationHostEnv): Promise<void> {
   const mis = env.mis;
+  await multifd_recv_cleanup(multifd_recv_env_of(env), mis.multifd_recv_state);
+  mis.multifd_recv_state = null;
+  mis.main_channel = null;
   mis.socket_address_list = null;
   const from = mis.from_src_file;
   if (mis.to_src_file) {

@@ -21,7 +21,10 @@
  * packets as well. Pure TypeScript over Uint8Array: the
  * caller reads and writes the channel.
  */
-import { error_setg } from '../qmp/error.js';
+import { qio_channel_read_all, qio_channel_read_all_eof, type QIOChannel } from '../io/channel.js';
+import { QmpError, error_setg } from '../qmp/error.js';
+import type { MultiFDCompression } from '../qmp/schema/migration.js';
+import { QemuSemaphore, type QemuThread, type QemuThreadCreate } from '../util/qemu-thread.js';
 
 export const MULTIFD_MAGIC = 0x11223344;
 export const MULTIFD_VERSION = 1;
@@ -362,4 +365,212 @@ export function multifd_recv_unfill_packet(p: MultiFDRecvParams, qemu_ram_block_
   for (let i = 0; i < p.zero_num; i++) {
     p.zero.push(offset_at(p.normal_num + i));
   }
+}
+
+/* ======================================================================================
+ * The receive side's channels and threads (multifd.c, 9.0): multifd_recv_setup() when
+ * the first channel arrives, multifd_recv_new_channel() per channel (its MultiFDInit_t,
+ * then the thread multifdrecv_N), multifd_recv_thread() loading packets into guest RAM,
+ * multifd_recv_sync_main() for the main channel's RAM_SAVE_FLAG_MULTIFD_FLUSH, and the
+ * shutdown and cleanup. The lab's threads here are tasks of the endpoint's event loop (as
+ * its return-path thread is); their names and their order of waits are QEMU's.
+ * ====================================================================================== */
+
+/** MIGRATION_THREAD_DST_MULTIFD: "multifdrecv_%d". */
+export const multifd_recv_thread_name = (id: number): string => `multifdrecv_${id}`;
+
+/** What the receive side reads from the rest of the endpoint. */
+export interface MultiFDRecvEnv {
+  readonly options: {
+    migrate_multifd(): boolean;
+    migrate_multifd_channels(): number;
+    migrate_multifd_compression(): MultiFDCompression;
+  };
+  /** qemu_uuid: 16 zero bytes unless -uuid was given (the lab refuses -uuid). */
+  readonly qemu_uuid: Uint8Array;
+  qemu_ram_block_by_name(name: string): MultiFDRAMBlock | null;
+  readonly qemu_thread_create: QemuThreadCreate;
+  /**
+   * migrate_set_error(migrate_get_current(), err), and `failed` if the (source-side)
+   * MigrationState is in setup or active: multifd_recv_terminate_threads() does both.
+   */
+  migrate_set_error(err: QmpError): void;
+  /** ramblock_recv_bitmap_set_offset(): the lab's RAM map's received bit (optional). */
+  ramblock_recv_bitmap_set_offset?(block: MultiFDRAMBlock, offset: number): void;
+}
+
+/** MultiFDMethods' receive half: nocomp (multifd.c) or zlib (multifd-zlib.c). */
+export interface MultiFDRecvMethods {
+  recv_setup(p: MultiFDRecvChannel): void;
+  recv_cleanup(p: MultiFDRecvChannel): void;
+  /** Load the packet's pages (p->normal, p->zero) into p->host; throws QEMU's error. */
+  recv(p: MultiFDRecvChannel, env: MultiFDRecvEnv): Promise<void>;
+}
+
+/** MultiFDRecvParams with the thread's part: its channel, its name, its semaphore. */
+export interface MultiFDRecvChannel extends MultiFDRecvParams {
+  name: string;
+  c: QIOChannel | null;
+  thread: QemuThread | null;
+  thread_created: boolean;
+  /** sem_sync: the main thread lets the channel go on after a SYNC. */
+  readonly sem_sync: QemuSemaphore;
+  /** The compression method's state (zlib's inflater). */
+  compress_data: unknown;
+}
+
+/** multifd_recv_state. */
+export class MultiFDRecvState {
+  readonly params: MultiFDRecvChannel[] = [];
+  /** number of created threads */
+  count = 0;
+  /** syncs main thread and channels */
+  readonly sem_sync = new QemuSemaphore();
+  /** global number of generated multifd packets */
+  packet_num = 0;
+  exiting = false;
+  constructor(readonly ops: MultiFDRecvMethods) {}
+}
+
+/** An Error ** as the receive side sets it: QEMU's text of whatever failed (a channel's I/O too). */
+function error_of(e: unknown): QmpError {
+  if (e instanceof QmpError) return e;
+  if (e instanceof Error) return error_setg(e.message);
+  throw e;
+}
+
+/**
+ * multifd_recv_setup(): the state and a MultiFDRecvParams per channel, once, when the
+ * first channel of an incoming migration with multifd arrives. `ops` by
+ * multifd-compression (multifd_ops[]); zstd is not built (see docs/fidelity.md).
+ */
+export function multifd_recv_setup(env: MultiFDRecvEnv, state: MultiFDRecvState | null, ops_of: (c: MultiFDCompression) => MultiFDRecvMethods): MultiFDRecvState | null {
+  if (state || !env.options.migrate_multifd()) return state;
+  const thread_count = env.options.migrate_multifd_channels();
+  const s = new MultiFDRecvState(ops_of(env.options.migrate_multifd_compression()));
+  for (let i = 0; i < thread_count; i++) {
+    const p: MultiFDRecvChannel = {
+      ...multifdRecvParamsNew(i),
+      name: multifd_recv_thread_name(i),
+      c: null,
+      thread: null,
+      thread_created: false,
+      sem_sync: new QemuSemaphore(),
+      compress_data: null,
+    };
+    s.params.push(p);
+  }
+  for (const p of s.params) s.ops.recv_setup(p);
+  return s;
+}
+
+/** multifd_recv_all_channels_created(). */
+export function multifd_recv_all_channels_created(env: MultiFDRecvEnv, state: MultiFDRecvState | null): boolean {
+  if (!env.options.migrate_multifd()) return true;
+  if (!state) return false; /* Called before any connections created */
+  return env.options.migrate_multifd_channels() === state.count;
+}
+
+/**
+ * multifd_recv_terminate_threads(): once; with an error, the error set (and the source-side
+ * state failed, as QEMU does); every channel's sync posted and its channel shut down, so
+ * that every thread ends.
+ */
+export function multifd_recv_terminate_threads(env: MultiFDRecvEnv, state: MultiFDRecvState, err: QmpError | null): void {
+  if (state.exiting) return;
+  state.exiting = true;
+  if (err) env.migrate_set_error(err);
+  for (const p of state.params) {
+    p.sem_sync.post();
+    p.c?.shutdown?.();
+  }
+}
+
+/** multifd_recv_shutdown(): the incoming migration failed. */
+export function multifd_recv_shutdown(env: MultiFDRecvEnv, state: MultiFDRecvState | null): void {
+  if (env.options.migrate_multifd() && state) multifd_recv_terminate_threads(env, state, null);
+}
+
+/** multifd_recv_cleanup(): terminate, join every thread, drop the channels. */
+export async function multifd_recv_cleanup(env: MultiFDRecvEnv, state: MultiFDRecvState | null): Promise<void> {
+  if (!env.options.migrate_multifd() || !state) return;
+  multifd_recv_terminate_threads(env, state, null);
+  for (const p of state.params) if (p.thread_created) await p.thread!.join();
+  for (const p of state.params) {
+    // multifd_recv_cleanup_channel()
+    if (p.c) await p.c.close();
+    p.c = null;
+    state.ops.recv_cleanup(p);
+  }
+}
+
+/**
+ * multifd_recv_sync_main(): the main channel's RAM_SAVE_FLAG_MULTIFD_FLUSH. Wait until
+ * every channel has read its SYNC packet, take the highest packet number, and let them go.
+ */
+export async function multifd_recv_sync_main(env: MultiFDRecvEnv, state: MultiFDRecvState | null): Promise<void> {
+  if (!env.options.migrate_multifd() || !state) return;
+  const thread_count = env.options.migrate_multifd_channels();
+  for (let i = 0; i < thread_count; i++) await state.sem_sync.wait();
+  for (const p of state.params) {
+    if (state.packet_num < p.packet_num) state.packet_num = p.packet_num;
+    p.sem_sync.post();
+  }
+}
+
+/**
+ * multifd_recv_thread(): packet after packet until the channel ends or the migration does:
+ * the header and offsets (multifd_recv_unfill_packet()), the pages (ops.recv), and at a
+ * SYNC packet the wait for the main thread. An error stops every channel.
+ */
+async function multifd_recv_thread(env: MultiFDRecvEnv, state: MultiFDRecvState, p: MultiFDRecvChannel): Promise<void> {
+  let local_err: QmpError | null = null;
+  try {
+    for (;;) {
+      p.normal_num = 0;
+      if (state.exiting) break;
+      if (!(await qio_channel_read_all_eof(p.c!, p.packet, 0, p.packet_len))) break; /* EOF */
+      multifd_recv_unfill_packet(p, (name) => env.qemu_ram_block_by_name(name));
+      const flags = p.flags;
+      /* recv methods don't know how to handle the SYNC flag */
+      p.flags &= ~MULTIFD_FLAG_SYNC;
+      // 9.0 reads data with a SYNC packet too (sent so before 9.0)
+      if (p.normal_num || p.zero_num) await state.ops.recv(p, env);
+      if (flags & MULTIFD_FLAG_SYNC) {
+        state.sem_sync.post();
+        await p.sem_sync.wait();
+      }
+    }
+  } catch (e) {
+    local_err = error_of(e);
+  }
+  if (local_err) multifd_recv_terminate_threads(env, state, local_err);
+}
+
+/**
+ * multifd_recv_new_channel(): read the channel's MultiFDInit_t (its id), keep the channel
+ * as that id's and start its thread. Throws QEMU's error, after stopping every channel.
+ */
+export async function multifd_recv_new_channel(env: MultiFDRecvEnv, state: MultiFDRecvState, ioc: QIOChannel): Promise<void> {
+  let id: number;
+  try {
+    const msg = new Uint8Array(MultiFDInit_t.sizeof);
+    await qio_channel_read_all(ioc, msg, 0, msg.length);
+    id = multifd_recv_initial_packet(msg, env.qemu_uuid, env.options.migrate_multifd_channels());
+  } catch (e) {
+    const err = error_of(e);
+    multifd_recv_terminate_threads(env, state, err);
+    throw error_setg(`failed to receive packet via multifd channel ${state.count}: ${err.desc}`);
+  }
+  const p = state.params[id];
+  if (!p || p.c !== null) {
+    // an id equal to multifd-channels passes QEMU's check and indexes past params[]: the lab refuses it here
+    const err = error_setg(`multifd: received id '${id}' already setup'`);
+    multifd_recv_terminate_threads(env, state, err);
+    throw err;
+  }
+  p.c = ioc;
+  p.thread_created = true;
+  p.thread = env.qemu_thread_create(p.name, 'multifd_recv_thread', () => multifd_recv_thread(env, state, p));
+  state.count++;
 }

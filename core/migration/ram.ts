@@ -168,6 +168,11 @@ export interface MigrationEnv extends TraceSite {
   error_report: (msg: string) => void;
   /** The incoming coroutine's periodic yield to the main loop (every 32768 records). */
   coroutine_yield?(): Promise<void>;
+  /**
+   * Incoming, with multifd: multifd_recv_sync_main() at RAM_SAVE_FLAG_MULTIFD_FLUSH (set
+   * by process_incoming_migration_co(); absent, there are no channels to wait for).
+   */
+  multifd_recv_sync_main?(): Promise<void>;
 }
 
 /* ---------- RAMState ---------- */
@@ -1703,7 +1708,7 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
         break;
 
       case RAM_SAVE_FLAG_MULTIFD_FLUSH:
-        // multifd_recv_sync_main(): no multifd channels in the lab, nothing to wait for
+        if (env.multifd_recv_sync_main) await env.multifd_recv_sync_main();
         break;
 
       case RAM_SAVE_FLAG_EOS:

@@ -150,6 +150,7 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   unix_listen_saddr: { file: 'util/qemu-sockets.c' },
   qio_net_listener_open_sync: { file: 'io/net-listener.c' },
   qio_channel_set_name: { file: 'io/channel.c' },
+  migration_channel_read_peek: { file: 'migration/channel.c' },
   qio_channel_new_fd: { file: 'io/channel-util.c' },
   fd_is_socket: { file: 'util/qemu-sockets.c' },
   error_setg_errno: { file: 'include/qapi/error.h', note: 'a macro; the function is error_setg_errno_internal() (util/error.c)' },
@@ -212,7 +213,8 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
  * helpers (no QEMU function of that name): left out of the index.
  */
 export const LAB_HELPERS: ReadonlySet<string> = new Set([
-  'ram_addr_offset', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
+  'ram_addr_offset', 'migration_ioc_process_incoming_multifd', 'multifd_recv_env_of', 'multifd_recv_ops', 'inflate_packet', 'error_of',
+  'multifd_recv_thread_name', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
   'unix_node_path', 'connect_once', 'local_address', 'listen_once', 'cstr_to_string', 'tdb_hash', 'qmp_event_timestamp',
   'cpu_throttle_memory', 'cpu_throttle_clamp', 'cpu_throttle_sleeptime_ns', 'cpu_throttle_timer_period_ns', 'cpu_work_queued',
   'probe_format', 'load_roms', 'last_word_mask', 'sync_dirty_log', 'ram_overlap', 'suffix_mul', 'set_name',

@@ -320,9 +320,9 @@ describe('LAB_CAPABILITIES', () => {
     for (const cap of MigrationCapability_lookup) {
       const c = LAB_CAPABILITIES[cap];
       expect(c, cap).toBeDefined();
-      expect(['implemented', 'refused', 'no-effect', 'qemu-refuses'] as LabCapabilityStatus[]).toContain(c.status);
+      expect(['implemented', 'refused', 'no-effect', 'qemu-refuses', 'incoming-only'] as LabCapabilityStatus[]).toContain(c.status);
       expect(c.reason.length, cap).toBeGreaterThan(10);
-      expect(!!c.by, cap).toBe(c.status === 'refused');
+      expect(!!c.by, cap).toBe(c.status === 'refused' || c.status === 'incoming-only');
     }
   });
 });
@@ -335,6 +335,7 @@ describe('docs/fidelity.md', () => {
       refused: 'refused',
       'no-effect': 'no effect',
       'qemu-refuses': 'QEMU refuses',
+      'incoming-only': 'incoming only',
     };
     const rows = [...doc.matchAll(/^\| `([a-z-]+)` \| ([^|]+?) \| /gm)].map((m) => [m[1], m[2]]);
     expect(rows).toEqual(MigrationCapability_lookup.map((c) => [c, words[LAB_CAPABILITIES[c].status]]));
@@ -354,6 +355,7 @@ describe('README.md', () => {
     expect(row('refused: ').sort()).toEqual(of('refused'));
     expect(row('accepted, no effect').sort()).toEqual(of('no-effect'));
     expect(row("refused by QEMU's own check").sort()).toEqual(of('qemu-refuses'));
+    expect(row('incoming only').sort()).toEqual(of('incoming-only'));
   });
 });
 
@@ -386,6 +388,23 @@ describe.each(MigrationCapability_lookup.map((cap) => [cap, LAB_CAPABILITIES[cap
       expect(on.stream.equals(off.stream)).toBe(true);
       expect(on.src.errors).toEqual([]);
       expect(on.dst.errors).toEqual([]);
+    });
+  } else if (status === 'incoming-only') {
+    // What the destination does with it: test/interop/multifd-incoming.test.ts (real QEMU sources).
+    it('can be turned on; migrate then refuses it, naming it, and the source stays as it was', () => {
+      const src = endpoint('running');
+      src.caps(...(REQUIRES[cap] ?? []), cap);
+      expect(src.env.s.options.qmp_query_migrate_capabilities().find((c) => c.capability === cap)!.state).toBe(true);
+      let err: unknown = null;
+      try {
+        migrate_prepare(src.env, false);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(QmpError);
+      expect((err as QmpError).desc).toBe(`Capability '${cap}' is not modelled by Migration Lab yet for sending`);
+      expect(src.env.s.state).toBe('none');
+      expect(src.env.runstate.runstate_is_running()).toBe(true);
     });
   } else if (status === 'implemented') {
     it('does what QEMU does with it', async () => {

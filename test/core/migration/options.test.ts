@@ -448,9 +448,10 @@ describe('migrate-set-capabilities', () => {
   });
 
   it('zero-copy-send passes QEMU\'s checks with multifd alone; refused once TLS or compression is on', () => {
-    // QEMU 9.0 accepts it; the lab then refuses multifd (first in enum order) as not modelled.
+    // QEMU 9.0 accepts it; the lab then refuses zero-copy-send as not modelled (multifd is
+    // incoming-only: accepted here, refused by migrate).
     expect(setCaps(new MigrationOptions(), { 'zero-copy-send': true, multifd: true })).toBe(
-      "Capability 'multifd' is not modelled by Migration Lab yet",
+      "Capability 'zero-copy-send' is not modelled by Migration Lab yet",
     );
     const o = new MigrationOptions();
     o.qmp_migrate_set_parameters({ 'tls-creds': 'tls0' });
@@ -552,12 +553,12 @@ describe('migrate-set-capabilities', () => {
 
   it('what the lab does not model is refused after all of QEMU\'s checks, first in enum order', () => {
     const refused = MigrationCapability_lookup.filter((c) => LAB_CAPABILITIES[c].status === 'refused');
-    expect(refused).toEqual(['compress', 'postcopy-ram', 'multifd', 'zero-copy-send', 'postcopy-preempt', 'mapped-ram']);
+    expect(refused).toEqual(['compress', 'postcopy-ram', 'zero-copy-send', 'postcopy-preempt', 'mapped-ram']);
     const o = new MigrationOptions();
     // QEMU's conflict messages still come first and unchanged
     expect(setCaps(o, { multifd: true, xbzrle: true })).toBe('Multifd is not compatible with xbzrle');
     // then the lab's, naming the first refused capability in enum order (not request order)
-    expect(setCaps(o, { 'mapped-ram': true, events: true, multifd: true })).toBe("Capability 'multifd' is not modelled by Migration Lab yet");
+    expect(setCaps(o, { 'postcopy-ram': true, events: true, compress: true })).toBe("Capability 'compress' is not modelled by Migration Lab yet");
     expect(o.qmp_query_migrate_capabilities().every((c) => !c.state)).toBe(true); // all or nothing
     // turning them off is always fine, and the query still lists all 24
     expect(setCaps(o, Object.fromEntries(refused.map((c) => [c, false])))).toBeNull();
