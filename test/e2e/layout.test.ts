@@ -89,7 +89,7 @@ describe.skipIf(!CHROMIUM)('live runs worth watching, and presenter layouts', ()
     await lab.page.getByTestId('live-kind').selectOption('random');
     expect(await lab.page.getByTestId('live-workload').inputValue()).toBe('random:rate=16M');
     await lab.page.getByTestId('live-workload').fill('random:size=1M');
-    await expect.poll(() => lab.page.getByTestId('live-workload-error').innerText()).toContain("random: unknown parameter 'size' (known: rate)");
+    await expect.poll(() => lab.page.getByTestId('live-workload-error').innerText()).toContain("random: unknown parameter 'size' (known: rate, write-size)");
     await lab.page.getByTestId('live-bandwidth').fill('fast');
     await expect.poll(() => lab.page.getByTestId('live-bandwidth-error').count()).toBe(1);
     await lab.page.getByTestId('live-defaults').click();

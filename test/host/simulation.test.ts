@@ -21,7 +21,7 @@ describe('the simulated runtime through the host API', () => {
     try {
       const presets = await c.ok<SimPreset[]>({ type: 'sim.presets' });
       const files = readdirSync(join(import.meta.dirname, '../../scenarios')).filter((f) => f.endsWith('.yaml'));
-      expect(files.length).toBe(9);
+      expect(files.length).toBe(11);
       expect(presets.map((p) => p.name).sort()).toEqual(files.map((f) => f.replace(/\.yaml$/, '')).sort());
       const idle = presets.find((p) => p.name === 'idle-small')!;
       expect(idle.text).toContain('name: idle-small');

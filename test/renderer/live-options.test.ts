@@ -25,7 +25,7 @@ describe('the live panel options', () => {
   it('refuses a SPEC with the words miglab vm --workload uses', () => {
     expect(workloadError('hotset:size=16M,rate=16M', 128)).toBeNull();
     expect(workloadError('hotset:size=256M', 128)).toBe('hotset: working set 0x0..0x10000000 does not fit in RAM (0x8000000 bytes)');
-    expect(workloadError('random:size=1M', 128)).toBe("random: unknown parameter 'size' (known: rate)");
+    expect(workloadError('random:size=1M', 128)).toBe("random: unknown parameter 'size' (known: rate, write-size)");
     expect(workloadError('busy', 128)).toBe("unknown workload 'busy' (expected idle, random, hotset or fill)");
     expect(workloadError('random:rate=0', 128)).toBe('random: rate=0: must be positive (or max)');
     for (const spec of ['random:size=1M', 'busy', 'random:rate=0', 'hotset:size=256M']) {
