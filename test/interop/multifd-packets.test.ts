@@ -10,7 +10,9 @@
  * What QEMU shows: the pages come in the block "ram" (-machine none's RAM, default_ram_id;
  * `info ramblock` has no other); nothing is asked of the destination (no return path): the
  * source completes on its own and closes the channels. 10.0 sends every page in multifd
- * packets, normal pages first then zero pages, in multifd_send_zero_page_detect()'s order,
+ * packets, each header byte for byte what multifd_send_fill_packet() makes of it (but a
+ * SYNC packet's pages_alloc), normal pages first then zero pages, in
+ * multifd_send_zero_page_detect()'s order,
  * its SYNC packets name no pages, and ram.multifd-bytes counts exactly the bytes the
  * channels carried. 7.2 sends only normal pages there (zero pages go on the main channel),
  * its empty packets keep the previous next_packet_size (and, as timing has it, a batch may
@@ -35,7 +37,10 @@ import {
   MultiFDInit_t,
   multifd_recv_initial_packet,
   multifd_recv_unfill_packet,
+  multifd_send_fill_packet,
   multifd_send_initial_packet,
+  MultiFDPacket_t,
+  type MultiFDRecvParams,
   multifdRecvParamsNew,
   type MultiFDRAMBlock,
 } from '../../core/migration/multifd.js';
@@ -79,6 +84,25 @@ interface ChannelLog {
 type Pages = Map<number, Buffer | null>;
 
 /**
+ * The packet multifd_send_fill_packet() makes of what `p` received, from a channel fresh
+ * from multifd_send_setup(), as hex. 10.0 zeroes the packet before each fill, so its bytes
+ * are the lab's but for a SYNC packet's pages_alloc, which 9.0 fills (128) and 10.0 leaves 0.
+ */
+function refill(p: MultiFDRecvParams): string {
+  const s = multifdSendParamsNew(p.id, PAGE);
+  const empty = p.normal_num === 0 && p.zero_num === 0;
+  s.flags = p.flags;
+  s.next_packet_size = p.next_packet_size;
+  s.pages.block = empty ? null : p.block;
+  s.pages.offset = [...p.normal, ...p.zero];
+  s.pages.num = p.normal_num + p.zero_num;
+  s.pages.normal_num = p.normal_num;
+  multifd_send_fill_packet(s, { packet_num: p.packet_num });
+  if (empty) new DataView(s.packet.buffer).setUint32(MultiFDPacket_t.pages_alloc, 0);
+  return Buffer.from(s.packet).toString('hex');
+}
+
+/**
  * One multifd channel read to its end with the lab's functions, as multifd_recv_thread()
  * reads it: MultiFDInit_t, then packet_len bytes of header, then the payload.
  */
@@ -97,6 +121,7 @@ async function readChannel(r: ChannelReader, v: RealQemu, uuid: Buffer, channels
     multifd_recv_unfill_packet(p, (name) => blocks.get(name) ?? null);
     log.packets++;
     if (p.flags & MULTIFD_FLAG_SYNC) log.syncs++;
+    if (v === '10.0') expect(refill(p), 'multifd_send_fill_packet() of the same batch').toEqual(header.toString('hex'));
     if (p.normal_num === 0 && p.zero_num === 0) {
       if (v === '10.0') {
         // since 9.0 a SYNC packet names no pages, and the send thread sets p->flags =
