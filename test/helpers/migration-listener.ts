@@ -93,8 +93,11 @@ export interface MigrationListener {
   multifd: ChannelReader[];
   /** Call f with each multifd channel, those connected already included. */
   onMultifd(f: (r: ChannelReader) => void): void;
-  /** The multifd channels once there are n (told apart by their first bytes, which may come late). */
-  multifdChannels(n: number, ms?: number): Promise<ChannelReader[]>;
+  /**
+   * Once `main` main channels and `multifd` multifd channels have connected and been told
+   * apart (by their first bytes, which may come late): the multifd channels.
+   */
+  connected(main: number, multifd: number, ms?: number): Promise<ChannelReader[]>;
   close(): Promise<void>;
 }
 
@@ -136,10 +139,10 @@ export async function listenMigration(path: string): Promise<MigrationListener> 
       handlers.push(f);
       multifd.forEach(f);
     },
-    async multifdChannels(n, ms = 10_000) {
+    async connected(nMain, nMultifd, ms = 10_000) {
       const end = Date.now() + ms;
-      while (multifd.length < n) {
-        if (Date.now() > end) throw new Error(`${multifd.length} multifd channels of ${n} after ${ms} ms`);
+      while (main.length < nMain || multifd.length < nMultifd) {
+        if (Date.now() > end) throw new Error(`${main.length} main and ${multifd.length} multifd channels of ${nMain} and ${nMultifd} after ${ms} ms`);
         await new Promise((r) => setTimeout(r, 10));
       }
       return multifd;

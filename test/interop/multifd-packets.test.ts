@@ -10,7 +10,9 @@
  * What QEMU shows: the pages come in the block "ram" (-machine none's RAM, default_ram_id;
  * `info ramblock` has no other); nothing is asked of the destination (no return path): the
  * source completes on its own and closes the channels. 10.0 sends every page in multifd
- * packets, normal pages first then zero pages, in multifd_send_zero_page_detect()'s order,
+ * packets, each header byte for byte what multifd_send_fill_packet() makes of it (but a
+ * SYNC packet's pages_alloc), normal pages first then zero pages, in
+ * multifd_send_zero_page_detect()'s order,
  * its SYNC packets name no pages, and ram.multifd-bytes counts exactly the bytes the
  * channels carried. 7.2 sends only normal pages there (zero pages go on the main channel),
  * its empty packets keep the previous next_packet_size (and, as timing has it, a batch may
@@ -35,7 +37,10 @@ import {
   MultiFDInit_t,
   multifd_recv_initial_packet,
   multifd_recv_unfill_packet,
+  multifd_send_fill_packet,
   multifd_send_initial_packet,
+  MultiFDPacket_t,
+  type MultiFDRecvParams,
   multifdRecvParamsNew,
   type MultiFDRAMBlock,
 } from '../../core/migration/multifd.js';
@@ -79,6 +84,25 @@ interface ChannelLog {
 type Pages = Map<number, Buffer | null>;
 
 /**
+ * The packet multifd_send_fill_packet() makes of what `p` received, from a channel fresh
+ * from multifd_send_setup(), as hex. 10.0 zeroes the packet before each fill, so its bytes
+ * are the lab's but for a SYNC packet's pages_alloc, which 9.0 fills (128) and 10.0 leaves 0.
+ */
+function refill(p: MultiFDRecvParams): string {
+  const s = multifdSendParamsNew(p.id, PAGE);
+  const empty = p.normal_num === 0 && p.zero_num === 0;
+  s.flags = p.flags;
+  s.next_packet_size = p.next_packet_size;
+  s.pages.block = empty ? null : p.block;
+  s.pages.offset = [...p.normal, ...p.zero];
+  s.pages.num = p.normal_num + p.zero_num;
+  s.pages.normal_num = p.normal_num;
+  multifd_send_fill_packet(s, { packet_num: p.packet_num });
+  if (empty) new DataView(s.packet.buffer).setUint32(MultiFDPacket_t.pages_alloc, 0);
+  return Buffer.from(s.packet).toString('hex');
+}
+
+/**
  * One multifd channel read to its end with the lab's functions, as multifd_recv_thread()
  * reads it: MultiFDInit_t, then packet_len bytes of header, then the payload.
  */
@@ -97,6 +121,7 @@ async function readChannel(r: ChannelReader, v: RealQemu, uuid: Buffer, channels
     multifd_recv_unfill_packet(p, (name) => blocks.get(name) ?? null);
     log.packets++;
     if (p.flags & MULTIFD_FLAG_SYNC) log.syncs++;
+    if (v === '10.0') expect(refill(p), 'multifd_send_fill_packet() of the same batch').toEqual(header.toString('hex'));
     if (p.normal_num === 0 && p.zero_num === 0) {
       if (v === '10.0') {
         // since 9.0 a SYNC packet names no pages, and the send thread sets p->flags =
@@ -154,19 +179,18 @@ interface Run {
  * The destination's RAM starts as 0xa5 bytes when multifd carries the zero pages (10.0), so
  * that the zero pages must clear it; zeroed otherwise (7.2 sends them on the main channel).
  */
-async function migrate(v: RealQemu, channels: number, compression: Compression, use: (ep: Endpoint, listener: MigrationListener, dir: string) => void): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), 'miglab-multifd-'));
+async function migrate(t: Started, v: RealQemu, channels: number, compression: Compression): Promise<Run> {
+  const dir = (t.dir = mkdtempSync(join(tmpdir(), 'miglab-multifd-')));
   // 64 KiB of random bytes, its third page zero
   const blob = randomBytes(16 * PAGE);
   blob.fill(0, 2 * PAGE, 3 * PAGE);
   writeFileSync(join(dir, 'blob.bin'), blob);
   const uuidText = randomUUID();
   const uuid = Buffer.from(uuidText.replaceAll('-', ''), 'hex');
-  const listener = await listenMigration(join(dir, 'mig.sock'));
-  const ep = await spawnEndpoint(['-m', '64', '-accel', 'tcg', '-uuid', uuidText, '-device', `loader,file=${join(dir, 'blob.bin')},addr=${BLOB_ADDR},force-raw=on`], {
+  const listener = (t.listener = await listenMigration(join(dir, 'mig.sock')));
+  const ep = (t.ep = await spawnEndpoint(['-m', '64', '-accel', 'tcg', '-uuid', uuidText, '-device', `loader,file=${join(dir, 'blob.bin')},addr=${BLOB_ADDR},force-raw=on`], {
     qemu: v,
-  });
-  use(ep, listener, dir);
+  }));
   const q = await ep.negotiated();
 
   const blocks = ramblocks(await q.hmp('info ramblock'));
@@ -188,7 +212,7 @@ async function migrate(v: RealQemu, channels: number, compression: Compression, 
   // nothing is asked of the destination: the source completes on its own and closes the channels
   const { info } = await untilMigration(q, (i) => i.status === 'completed' || i.status === 'failed', 30_000);
   expect(info.status).toBe('completed');
-  await Promise.all((await listener.multifdChannels(channels)).map((r) => r.closed));
+  await Promise.all((await listener.connected(1, channels)).map((r) => r.closed));
   const done = await Promise.all(logs);
   await q.execute('quit').catch(() => undefined);
 
@@ -209,28 +233,27 @@ async function migrate(v: RealQemu, channels: number, compression: Compression, 
   return { blob, uuid, info, channels: done, pages, dest, source, listener };
 }
 
-function cleanup(): { use: (ep: Endpoint, listener: MigrationListener | null, dir: string) => void } {
-  let ep: Endpoint | null = null;
-  let listener: MigrationListener | null = null;
-  let dir = '';
+/** What a test started, for afterEach to kill and remove, filled in as it is made. */
+interface Started {
+  ep: Endpoint | null;
+  listener: MigrationListener | null;
+  dir: string;
+}
+
+function cleanup(): Started {
+  const t: Started = { ep: null, listener: null, dir: '' };
   afterEach(async () => {
-    await ep?.kill();
-    await listener?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    ep = listener = null;
-    dir = '';
+    await t.ep?.kill();
+    await t.listener?.close();
+    if (t.dir) rmSync(t.dir, { recursive: true, force: true });
+    t.ep = t.listener = null;
+    t.dir = '';
   });
-  return {
-    use: (e, l, d) => {
-      ep = e;
-      listener = l;
-      dir = d;
-    },
-  };
+  return t;
 }
 
 describe.skipIf(!QEMU10_AVAILABLE)('multifd packets of a real QEMU 10.0 source, read by core/migration/multifd.ts', () => {
-  const { use } = cleanup();
+  const t = cleanup();
   for (const [channels, compression] of [
     [2, 'none'],
     [4, 'none'],
@@ -238,7 +261,7 @@ describe.skipIf(!QEMU10_AVAILABLE)('multifd packets of a real QEMU 10.0 source, 
     [4, 'zlib'],
   ] as const) {
     it(`${channels} channels, multifd-compression ${compression}: every page of the block, the blob's at its offset`, async () => {
-      const run = await migrate('10.0', channels, compression, use);
+      const run = await migrate(t, '10.0', channels, compression);
       for (const l of run.channels) {
         expect([...l.blocks]).toEqual(['ram']);
         expect(l.syncsWithPages).toBe(0);
@@ -267,10 +290,10 @@ describe.skipIf(!QEMU10_AVAILABLE)('multifd packets of a real QEMU 10.0 source, 
 
 // 7.2's packets (before 9.0's zero_pages field: unused then, so 0) read with 9.0's functions.
 describe.skipIf(!QEMU_AVAILABLE)('multifd packets of QEMU 7.2 (Debian\'s), read by core/migration/multifd.ts', () => {
-  const { use } = cleanup();
+  const t = cleanup();
   for (const compression of ['none', 'zlib'] as const) {
     it(`2 channels, multifd-compression ${compression}: the normal pages; zero pages go on the main channel`, async () => {
-      const run = await migrate('7.2', 2, compression, use);
+      const run = await migrate(t, '7.2', 2, compression);
       // 7.2 tests for zero pages in the migration thread (RAM_SAVE_FLAG_ZERO on the main channel)
       expect([...run.pages.values()].every((b) => b !== null)).toBe(true);
       expect(run.pages.size).toBe(15);
@@ -291,15 +314,14 @@ describe.skipIf(!QEMU_AVAILABLE)('multifd packets of QEMU 7.2 (Debian\'s), read 
  * multifd_recv_new_channel()'s prefix) before it exits: the same words as the lab's.
  */
 describe.skipIf(!QEMU10_AVAILABLE)('initial packets to a real QEMU 10.0 destination', () => {
-  const { use } = cleanup();
+  const t = cleanup();
   const uuidText = randomUUID();
   const uuid = Buffer.from(uuidText.replaceAll('-', ''), 'hex');
 
   /** A destination waiting on DIR/in.sock; `send` connects and writes one initial packet. */
   async function destination(): Promise<{ ep: Endpoint; send: (msg: Uint8Array) => Promise<void> }> {
-    const dir = mkdtempSync(join(tmpdir(), 'miglab-multifd-'));
-    const ep = await spawnEndpoint(['-m', '64', '-accel', 'tcg', '-uuid', uuidText, '-incoming', 'defer'], { qemu: '10.0' });
-    use(ep, null, dir);
+    const dir = (t.dir = mkdtempSync(join(tmpdir(), 'miglab-multifd-')));
+    const ep = (t.ep = await spawnEndpoint(['-m', '64', '-accel', 'tcg', '-uuid', uuidText, '-incoming', 'defer'], { qemu: '10.0' }));
     const q = await ep.negotiated();
     expect((await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })).reply).toEqual({ return: {} });
     expect((await q.execute('migrate-set-parameters', { 'multifd-channels': 2 })).reply).toEqual({ return: {} });
