@@ -215,7 +215,9 @@ export class SimRAMBlock implements RAMBlockLike {
       }
       return false;
     }
-    const g = this.gen[page] + 1;
+    // gen_of(): a page's first write does not read gen's memory first (on this host a read
+    // of a never-touched memory page faults, and the write after it faults again)
+    const g = this.gen_of(page) + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
     this.touch(page);
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);
