@@ -72,8 +72,12 @@ export class PageContent {
     return check & (PAGE_POOL_SIZE - 1) & ~7;
   }
 
-  /** Views of the pool's payloads by pool_offset() / 8, made on first use. */
-  private readonly payloads: (Buffer | undefined)[] = [];
+  /**
+   * Views of the pool's payloads by pool_offset() / 8, made on first use. Sized and
+   * filled up front: an array grown by stores at random indices has holes and becomes a
+   * dictionary, a hash lookup per page sent.
+   */
+  private readonly payloads: (Buffer | null)[] = new Array<Buffer | null>(PAGE_POOL_SIZE >>> 3).fill(null);
 
   /**
    * The PAYLOAD bytes at pool offset `o` as a view of their own: a whole view is copied
