@@ -23,7 +23,7 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
-import { MigrationAtomicStats, QEMUFile, mig_stats_slot, store_be64_hilo, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_file_skip, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
+import { MigrationAtomicStats, QEMUFile, mig_stats_slot, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_file_skip, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { cache_fini, cache_init, cache_insert, cache_is_cached, get_cached_data, type PageCache } from './page_cache.js';
 import { xbzrle_decode_buffer, xbzrle_encode_buffer } from './xbzrle.js';
 import { QmpError } from '../qmp/error.js';
@@ -1121,6 +1121,9 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   // backpressure can change only when the file hands its buffer over, so a batch of ZERO
   // records that leaves the buffer short of full sees them as the round before it did.
   const batch = detect && !!block.zero_pages_mask;
+  // a view of the file's buffer for the batch's stores, made again when the buffer changes
+  let dv_buf: Buffer | null = null;
+  let dv: DataView | null = null;
   let max_wait = false;
   for (;;) {
     if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
@@ -1142,19 +1145,25 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
       const rounds_left = ((64 - (i & 63)) & 63) + 1;
       if (run !== 0 && room > 0) {
         const buf = f.buf;
+        if (buf !== dv_buf) {
+          dv_buf = buf;
+          dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+        }
         let p = f.buf_index;
         const limit = Math.min(room, rounds_left);
         let taken = 0;
         const base = w * 32;
-        // each record: be64 offset|ZERO|CONTINUE, then the 0 byte (save_zero_page())
+        // the be64's high half, the same for a word's 32 pages (2^20 pages to it)
+        const hi = Math.floor(base / 0x100000);
+        // each record: be64 offset|ZERO|CONTINUE, then the 0 byte (save_zero_page());
+        // its halves stored as big-endian int32s (a DataView store each, not four byte stores)
         while (run !== 0 && k < limit) {
           const low = run & -run;
           run ^= low;
           taken |= low;
           const pg = base + 31 - Math.clz32(low);
-          const hi = Math.floor(pg / 0x100000);
-          const lo = (pg << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
-          store_be64_hilo(buf, p, hi, lo);
+          dv!.setInt32(p, hi);
+          dv!.setInt32(p + 4, (pg << TARGET_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
           buf[p + 8] = 0;
           p += 9;
           k++;
@@ -1536,17 +1545,18 @@ function ram_load_zero_run(f: QEMUFile, block: RAMBlockLike, i: number): number 
   let received = 0;
   let p = f.buf_index;
   const end = f.buf_size;
+  // the be64's halves as big-endian int32s: a DataView load each, not four byte loads
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   // be64 offset|flags (flags in the low 12 bits), then the 0 byte
   while ((i & 32767) !== 0 && end - p >= 9 && !(remote && qemu_file_get_error(f))) {
-    if ((((buf[p + 6] & 0x0f) << 8) | buf[p + 7]) !== ZERO_CONTINUE || buf[p + 8] !== 0) break;
-    const hi = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
-    const lo = (buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7];
+    const hi = dv.getInt32(p);
+    const lo = dv.getInt32(p + 4);
+    if ((lo & PAGE_OFFSET_MASK) !== ZERO_CONTINUE || buf[p + 8] !== 0) break;
     // offset / TARGET_PAGE_SIZE; offset >= used_length (also any offset of 2^44 or more)
     if (hi >>> 0 >= 0x1000) break;
     const page = hi * 0x100000 + (lo >>> TARGET_PAGE_BITS);
     if (page >= nr_pages) break;
     p += 9;
-    f.buf_index = p;
     i++;
     const w = page >>> 5;
     const m = 1 << (page & 31);
@@ -1561,6 +1571,7 @@ function ram_load_zero_run(f: QEMUFile, block: RAMBlockLike, i: number): number 
     // ramblock_recv_bitmap_set(page, true)
     if (pagemap) received |= m;
   }
+  f.buf_index = p; // nothing in the loop reads it
   if (received !== 0) pagemap!.pages_received_zero(word, received);
   return i;
 }

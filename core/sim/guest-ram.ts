@@ -97,8 +97,12 @@ export class PageContent {
     return check & (PAGE_POOL_SIZE - 1) & ~7;
   }
 
-  /** Views of the pool's payloads by pool_offset() / 8, made on first use. */
-  private readonly payloads: (Buffer | undefined)[] = [];
+  /**
+   * Views of the pool's payloads by pool_offset() / 8, made on first use. Sized and
+   * filled up front: an array grown by stores at random indices has holes and becomes a
+   * dictionary, a hash lookup per page sent.
+   */
+  private readonly payloads: (Buffer | null)[] = new Array<Buffer | null>(PAGE_POOL_SIZE >>> 3).fill(null);
 
   /**
    * The PAYLOAD bytes at pool offset `o` as a view of their own: a whole view is copied
@@ -261,7 +265,9 @@ export class SimRAMBlock implements RAMBlockLike {
       }
       return false;
     }
-    const g = this.gen[page] + 1;
+    // gen_of(): a page's first write does not read gen's memory first (on this host a read
+    // of a never-touched memory page faults, and the write after it faults again)
+    const g = this.gen_of(page) + 1;
     this.gen[page] = g >= GEN_BAD ? 1 : g;
     this.touch(page);
     if (this.tracking) this.dirty_log[page >>> 5] |= 1 << (page & 31);

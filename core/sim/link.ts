@@ -338,6 +338,7 @@ class Pipe {
         const from = off[bi] + bo;
         // no view per part: a page's header is a few bytes, its payload one native copy
         if (m <= 32) for (let j = 0; j < m; j++) data[k + j] = b[from + j];
+        else if (from === 0 && m === b.length) data.set(b, k); // a whole view (a page's payload): no argument checks
         else buffer_copy.call(b, data, k, from, from + m);
         k += m;
         bo += m;

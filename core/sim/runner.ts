@@ -263,6 +263,8 @@ export class Simulation {
   private dst_load_at_exit: { pages_ok: number; pages_bad: number } | null = null;
   private throttle_max = 0;
   private readonly seen_state: Record<string, string> = {};
+  /** The four states poll_states() last looked at (src migration, src runstate, dst incoming, dst runstate). */
+  private polled: readonly string[] = [];
   private wall_start = 0;
   /** Inputs given while the clock runs, for the next point between timers. */
   private readonly queued: { input: Omit<SimInput, 'at' | 'timer'>; run: (() => void) | null }[] = [];
@@ -402,10 +404,19 @@ export class Simulation {
     };
     // During construction the endpoints may not exist yet.
     if (!this.src || !this.dst) return;
-    look('src', 'migration', this.src.migration.state);
-    look('src', 'runstate', this.src.runstate.runstate_get());
-    look('dst', 'incoming', this.dst.incoming.state);
-    look('dst', 'runstate', this.dst.runstate.runstate_get());
+    const m = this.src.migration.state;
+    const sr = this.src.runstate.runstate_get();
+    const inc = this.dst.incoming.state;
+    const dr = this.dst.runstate.runstate_get();
+    const last = this.polled;
+    // as at the last poll (after nearly every timer): nothing to record, no keys made
+    if (m !== last[0] || sr !== last[1] || inc !== last[2] || dr !== last[3]) {
+      this.polled = [m, sr, inc, dr];
+      look('src', 'migration', m);
+      look('src', 'runstate', sr);
+      look('dst', 'incoming', inc);
+      look('dst', 'runstate', dr);
+    }
     const pct = this.workload.cpu_throttle_get_percentage();
     if (pct > this.throttle_max) this.throttle_max = pct;
   }

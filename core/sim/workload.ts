@@ -301,10 +301,15 @@ export class SimWorkload implements VcpuControl, CpuThrottle {
   private schedule(): void {
     if (!this.running) return;
     if (this.idle_for_ever()) return;
-    this.timer = this.clock.set_timer(this.tick_ms, () => {
-      this.timer = null;
-      this.advance();
-      this.schedule();
-    });
+    // sync: the writes are made, the next tick set, nothing else
+    this.timer = this.clock.set_timer(
+      this.tick_ms,
+      () => {
+        this.timer = null;
+        this.advance();
+        this.schedule();
+      },
+      true,
+    );
   }
 }

@@ -58,6 +58,7 @@ describe('SimRAMBlock', () => {
 
   it('wraps generations past 65534 back to 1, never to 0 or the bad marker', () => {
     const r = new SimRAMBlock(PAGE, 1);
+    r.write_page(0); // gen is kept in step with its touched bits: the page is written once first
     r.gen[0] = 65533;
     r.write_page(0);
     expect(r.gen[0]).toBe(65534);
