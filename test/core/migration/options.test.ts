@@ -250,7 +250,7 @@ describe('migrate-set-parameters range checks (e2_bad_params)', () => {
       { 'multifd-zstd-level': 20 },
       { 'cpu-throttle-initial': 99, 'max-cpu-throttle': 99 },
       { 'block-incremental': true, 'compress-wait-thread': false },
-      { mode: 'normal', 'zero-page-detection': 'legacy', 'multifd-compression': 'zstd' },
+      { mode: 'normal', 'zero-page-detection': 'legacy', 'multifd-compression': 'zlib' },
     ] as MigrateSetParameters[]) {
       expect(errorOf(() => o.qmp_migrate_set_parameters(p)), JSON.stringify(p)).toBeNull();
     }
