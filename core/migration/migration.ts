@@ -586,8 +586,8 @@ function migration_incoming_process(env: MigrationHostEnv, ioc: QIOChannel): voi
  * the first `len` bytes of the channel, left unread; retried while fewer are there, as
  * QEMU's loop does. A QmpError at end of stream.
  */
-export async function migration_channel_read_peek(ioc: QIOChannel, len: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(len);
+export async function migration_channel_read_peek(ioc: QIOChannel, len: number): Promise<Buffer> {
+  const buf = Buffer.alloc(len);
   for (;;) {
     const n = await ioc.read_peek!(buf, 0, len);
     if (n === 0) throw error_setg('Failed to peek at channel');
@@ -633,8 +633,7 @@ async function migration_ioc_process_incoming_multifd(env: MigrationHostEnv, ioc
   try {
     let default_channel: boolean;
     if (!o.migrate_mapped_ram() && !o.migrate_postcopy_ram() && ioc.read_peek) {
-      const magic = await migration_channel_read_peek(ioc, 4);
-      default_channel = ((magic[0] << 24) | (magic[1] << 16) | (magic[2] << 8) | magic[3]) >>> 0 === QEMU_VM_FILE_MAGIC;
+      default_channel = (await migration_channel_read_peek(ioc, 4)).readUInt32BE(0) === QEMU_VM_FILE_MAGIC;
     } else {
       default_channel = !mis.main_channel;
     }

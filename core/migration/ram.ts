@@ -349,16 +349,11 @@ function xbzrle_init(opaque: RAMMigration): boolean {
   const env = opaque.env;
   if (!env.options.migrate_xbzrle()) return true;
   const x = opaque.xbzrle;
+  const size = env.options.migrate_xbzrle_cache_size();
+  x.cache = cache_init_reported(env, size);
+  if (!x.cache) return false;
+  x.cache_size = size;
   x.zero_target_page = new Uint8Array(TARGET_PAGE_SIZE);
-  try {
-    x.cache = cache_init(env.options.migrate_xbzrle_cache_size(), TARGET_PAGE_SIZE);
-  } catch (e) {
-    if (!(e instanceof QmpError)) throw e;
-    env.error_report(e.desc); // error_report_err(local_err)
-    x.zero_target_page = null;
-    return false;
-  }
-  x.cache_size = env.options.migrate_xbzrle_cache_size();
   x.encoded_buf = new Uint8Array(TARGET_PAGE_SIZE);
   x.current_buf = new Uint8Array(TARGET_PAGE_SIZE);
   x.page_buf = new Uint8Array(TARGET_PAGE_SIZE);
@@ -387,16 +382,21 @@ function xbzrle_cache_resize(rs: RAMState, x: XBZRLEState): void {
   const new_size = rs.env.options.migrate_xbzrle_cache_size();
   if (new_size === x.cache_size || !x.cache) return;
   x.cache_size = new_size;
-  let new_cache: PageCache;
-  try {
-    new_cache = cache_init(new_size, TARGET_PAGE_SIZE);
-  } catch (e) {
-    if (!(e instanceof QmpError)) throw e;
-    rs.env.error_report(e.desc);
-    return;
-  }
+  const new_cache = cache_init_reported(rs.env, new_size);
+  if (!new_cache) return;
   cache_fini(x.cache);
   x.cache = new_cache;
+}
+
+/** cache_init() of TARGET_PAGE_SIZE pages; null when it fails, its error reported (error_report_err()). */
+function cache_init_reported(env: MigrationEnv, size: number): PageCache | null {
+  try {
+    return cache_init(size, TARGET_PAGE_SIZE);
+  } catch (e) {
+    if (!(e instanceof QmpError)) throw e;
+    env.error_report(e.desc);
+    return null;
+  }
 }
 
 /** XBZRLE_cache_lock(): where the lab's migration thread applies a new cache size. */
@@ -1601,16 +1601,10 @@ async function load_xbzrle(f: QEMUFile, opaque: RAMMigration, addr: number, bloc
   /* load data and decode */
   w = f.need(xh_len);
   if (w) await w;
-  let loaded_data: Uint8Array;
-  let at = 0;
-  if (f.available() >= xh_len) {
-    loaded_data = f.buf;
-    at = f.buf_index;
-  } else {
-    loaded_data = opaque.xbzrle.decoded_buf!;
-    qemu_get_buffer(f, loaded_data, 0, xh_len);
-  }
-  const src = at === 0 ? loaded_data : loaded_data.subarray(at, at + xh_len);
+  // in place when the delta is whole in the buffer, else copied into decoded_buf
+  const in_place = f.available() >= xh_len;
+  const loaded_data = in_place ? f.buf.subarray(f.buf_index, f.buf_index + xh_len) : opaque.xbzrle.decoded_buf!;
+  if (!in_place) qemu_get_buffer(f, loaded_data, 0, xh_len);
 
   /* decode RLE */
   let host: Uint8Array;
@@ -1620,8 +1614,8 @@ async function load_xbzrle(f: QEMUFile, opaque: RAMMigration, addr: number, bloc
   } else {
     host = block.host.subarray(addr, addr + TARGET_PAGE_SIZE);
   }
-  const ret = xbzrle_decode_buffer(src, xh_len, host, TARGET_PAGE_SIZE);
-  if (loaded_data === f.buf) qemu_file_skip(f, xh_len);
+  const ret = xbzrle_decode_buffer(loaded_data, xh_len, host, TARGET_PAGE_SIZE);
+  if (in_place) qemu_file_skip(f, xh_len);
   if (ret === -1) {
     env.error_report('Failed to load XBZRLE page - decode error!');
     return -1;

@@ -262,13 +262,15 @@ export const SCENARIO_SCHEMA = {
 export type Scenario = Infer<typeof SCENARIO_SCHEMA>;
 export type ScenarioWorkload = Scenario['workload'];
 
+/** The write-sizes of a workload's models that write (a phase each; idle ones left out). */
+function write_sizes(w: ScenarioWorkload): number[] {
+  const models = w.kind === 'phases' ? w.phases.map((ph) => ph.workload) : [w];
+  return models.filter((m) => m.kind !== 'idle').map((m) => workload_write_size(m));
+}
+
 /** The write-size of a scenario's workload: its phases' (one for all, checked on parse). */
 export function scenario_write_size(w: ScenarioWorkload): number {
-  if (w.kind === 'phases') {
-    const ph = w.phases.find((p) => p.workload.kind !== 'idle');
-    return ph ? workload_write_size(ph.workload) : 4096;
-  }
-  return w.kind === 'idle' ? 4096 : workload_write_size(w);
+  return write_sizes(w)[0] ?? workload_write_size({});
 }
 export type ScenarioClaims = NonNullable<Scenario['claims']>;
 
@@ -764,7 +766,7 @@ export function scenario_from_object(raw: unknown): Scenario {
       if (why) fail(['workload', 'phases', i, 'workload'], why);
     });
     // the simulated pages' contents depend on it (core/sim/guest-ram.ts): one for the run
-    const sizes = new Set(w.phases.filter((ph) => ph.workload.kind !== 'idle').map((ph) => workload_write_size(ph.workload)));
+    const sizes = new Set(write_sizes(w));
     if (sizes.size > 1) fail(['workload', 'phases'], `every phase that writes must have the same write-size (here ${[...sizes].join(', ')})`);
   } else {
     const why = workload_model_check(w.kind, w, sc.ram.size);

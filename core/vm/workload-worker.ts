@@ -1,7 +1,7 @@
 /**
  * The vCPU thread of a workload (see workload.ts). It attaches to the shared RAMBlock,
- * writes pages, whole or write-size bytes of them (after a write-protect fault, if the page is protected) and marks
- * them dirty, checking the command word before every page
+ * writes pages, whole or write-size bytes of each (after a write-protect fault, if the
+ * page is protected) and marks them dirty, checking the command word before every page
  * so that a pause takes effect after at most one page; it acknowledges a pause only
  * after its last write and counter update. Between pages it also looks for work the CPU
  * throttle's timer queued (QEMU's async_run_on_cpu(cpu_throttle_thread)) and runs it: a
