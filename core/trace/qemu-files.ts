@@ -213,7 +213,7 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
  * helpers (no QEMU function of that name): left out of the index.
  */
 export const LAB_HELPERS: ReadonlySet<string> = new Set([
-  'ram_addr_offset', 'migration_ioc_process_incoming_multifd', 'multifd_recv_env_of', 'multifd_recv_ops', 'inflate_packet', 'error_of',
+  'ram_addr_offset', 'cache_init_reported', 'migration_ioc_process_incoming_multifd', 'multifd_recv_env_of', 'multifd_recv_ops', 'inflate_packet', 'error_of',
   'multifd_recv_thread_name', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
   'unix_node_path', 'connect_once', 'local_address', 'listen_once', 'cstr_to_string', 'tdb_hash', 'qmp_event_timestamp',
   'cpu_throttle_memory', 'cpu_throttle_clamp', 'cpu_throttle_sleeptime_ns', 'cpu_throttle_timer_period_ns', 'cpu_work_queued',
