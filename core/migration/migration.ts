@@ -9,9 +9,9 @@
 import { error_setg } from '../qmp/error.js';
 import type { QapiEventBus } from '../qmp/qapi-event.js';
 import type { MigrationStatus } from '../qmp/schema/migration.js';
-import { LAB_CAPABILITIES, type MigrationOptions } from './options.js';
+import type { MigrationOptions } from './options.js';
 import type { QIOChannel } from '../io/channel.js';
-import { MigrationCapability_lookup, type MultiFDCompression } from '../qmp/schema/migration.js';
+import type { MultiFDCompression } from '../qmp/schema/migration.js';
 import {
   multifd_recv_all_channels_created,
   multifd_recv_cleanup,
@@ -22,9 +22,19 @@ import {
   type MultiFDRecvEnv,
   type MultiFDRecvMethods,
   type MultiFDRecvState,
+  multifd_new_send_channel_async,
+  multifd_send_shutdown,
+  multifd_send_thread,
+  type MultiFDSendChannel,
+  type MultiFDSendEnv,
+  type MultiFDSendMethods,
+  type MultiFDSendState,
+  type MultiFDSendThreadHandle,
 } from './multifd.js';
-import { multifd_nocomp_ops } from './multifd-nocomp.js';
-import { multifd_zlib_ops } from './multifd-zlib.js';
+import * as multifd from './multifd.js';
+import { multifd_nocomp_ops, multifd_nocomp_send_ops } from './multifd-nocomp.js';
+import { multifd_zlib_ops, multifd_zlib_send_ops } from './multifd-zlib.js';
+import { socket_cleanup_outgoing_migration } from './socket.js';
 import { QEMU_VM_FILE_MAGIC } from './savevm-h.js';
 import { qio_channel_buffer_new, qio_channel_set_name, type QIOChannelBuffer } from '../io/channel-buffer.js';
 import type { RunState } from '../qmp/schema/run-state.js';
@@ -115,6 +125,11 @@ export class MigrationState {
   ram: RamInfoSource | null = null;
   /** s->rp_state: the return path of this run, while its thread exists (rp_thread_created). */
   rp_state: SourceReturnPath | null = null;
+  /**
+   * multifd.c's multifd_send_state, as this thread sees it: the migration thread's (made by
+   * multifd_send_setup()), and the main loop's view for multifd_send_shutdown().
+   */
+  multifd_send_state: MultiFDSendState | null = null;
   /** s->start_postcopy: migrate-start-postcopy was issued for this run. */
   start_postcopy = false;
   /** s->must_remove_block_options: `migrate blk=true` turned `block` on for this run. */
@@ -613,6 +628,64 @@ function multifd_recv_env_of(env: MigrationHostEnv): MultiFDRecvEnv {
   };
 }
 
+/** The send side's view of the endpoint, on the thread holding `env` (multifd.ts's MultiFDSendEnv). */
+export function multifd_send_env_of(env: MigrationHostEnv): MultiFDSendEnv {
+  return multifd_send_env(env.s, env);
+}
+
+/** MultiFDSendEnv over a MigrationState (any thread's view of it) and where its thread reports. */
+export function multifd_send_env(s: MigrationState, env: Pick<MigrationHostEnv, 'migration_threads_add' | 'migration_threads_remove' | 'error_report'>): MultiFDSendEnv {
+  return {
+    options: s.options,
+    qemu_uuid: new Uint8Array(16), // qemu_uuid: never set, the lab refuses -uuid
+    mig_stats: s.mig_stats,
+    migrate_set_error: (err) => {
+      // multifd_send_set_error(): the first error, and the migration fails
+      migrate_set_error(s, err.desc);
+      const st = s.state;
+      if (st === 'setup' || st === 'pre-switchover' || st === 'device' || st === 'active') s.migrate_set_state(st, 'failed');
+    },
+    migration_threads_add: (t) => env.migration_threads_add(t),
+    migration_threads_remove: (t) => env.migration_threads_remove(t),
+    error_report: (m) => env.error_report(m),
+  };
+}
+
+/** multifd_ops[] of the send side: none and zlib. */
+export function multifd_send_ops(c: MultiFDCompression): MultiFDSendMethods {
+  return c === 'zlib' ? multifd_zlib_send_ops : multifd_nocomp_send_ops;
+}
+
+/**
+ * multifd_send_setup()'s channels on the main loop (every runtime): connect each channel
+ * (socket_send_channel_create()), and once connected start its thread with
+ * `start_thread` (a task of this loop, or a worker).
+ */
+export function multifd_send_channels_connect(
+  env: MigrationHostEnv,
+  state: MultiFDSendState,
+  start_thread: (p: MultiFDSendChannel, ioc: QIOChannel) => MultiFDSendThreadHandle,
+): void {
+  env.s.multifd_send_state = state;
+  const menv = multifd_send_env_of(env);
+  for (const p of state.params) {
+    env.transport.send_channel_create().then(
+      (ioc) => multifd_new_send_channel_async(menv, state, p, ioc, null, start_thread),
+      (e: unknown) => multifd_new_send_channel_async(menv, state, p, null, e instanceof QmpError ? e : error_setg(String(e)), start_thread),
+    );
+  }
+}
+
+/** A multifdsend_N thread as a task of this event loop (cooperative runtime): it writes the channel itself. */
+export function cooperative_multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle {
+  const t = env.qemu_thread_create(p.name, 'multifd_send_thread', (self) => multifd_send_thread(multifd_send_env_of(migration_thread_env(env, self)), state, p, self));
+  return {
+    shutdown: () => ioc.shutdown?.(),
+    join: () => t.join(),
+    close: async () => void (await ioc.close()),
+  };
+}
+
 /** multifd_ops[] of the receive side: none and zlib (zstd is not built: MultiFDCompression has no such value). */
 function multifd_recv_ops(c: MultiFDCompression): MultiFDRecvMethods {
   return c === 'zlib' ? multifd_zlib_ops : multifd_nocomp_ops;
@@ -724,6 +797,13 @@ export interface MigrationHostEnv extends TraceSite {
    * the live runtime, cooperative_migration_thread_create() on one event loop.
    */
   migration_thread_create(name: string, ioc: QIOChannel): MigrationThreadHandle;
+  /** multifd's send threads on this runtime: tasks of one loop, or workers beside each other. */
+  readonly multifd_send_threads: {
+    /** The threads run beside each other: multifd_send_state must be in shared memory. */
+    readonly share_memory: boolean;
+    /** multifd_send_setup()'s channels: connect them, start their threads (on the main loop). */
+    channels_create(state: MultiFDSendState): void;
+  };
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
   migration_bh_schedule_cleanup(): void;
   /**
@@ -766,6 +846,8 @@ export interface MigrationHostTransport {
   start_outgoing(addr: MigrationAddress, mon: MonitorFds | null): void;
   /** Listen (or open); every channel reaches migration_channel_process_incoming(). QmpError when it cannot. */
   start_incoming(addr: MigrationAddress, mon: MonitorFds | null): Promise<MigrationIncomingTransport>;
+  /** socket_send_channel_create(): one more connection to the outgoing address (multifd). */
+  send_channel_create(): Promise<QIOChannel>;
 }
 
 /** <transport>_start_outgoing/incoming_migration() of a runtime with its own transports. */
@@ -777,6 +859,8 @@ export interface MigrationTransport {
   start_outgoing(addr: MigrationAddress, done: (ioc: QIOChannel | null, error: string | null) => void, mon?: MonitorFds | null): void;
   /** Listen (or open); every incoming channel goes to `accept`. QmpError when it cannot. */
   start_incoming(addr: MigrationAddress, accept: (ioc: QIOChannel) => void, mon?: MonitorFds | null): Promise<MigrationIncomingTransport>;
+  /** socket_send_channel_create(): one more connection to the address start_outgoing() was given. */
+  send_channel_create(): Promise<QIOChannel>;
 }
 
 /** What the main loop keeps of a running migration thread. */
@@ -814,6 +898,18 @@ interface OutgoingRun {
  * QEMU's arguments. What they call in turn is traced in their own files where it is a
  * chain node (ram.ts's traced_at(), its MigrationEnv being a trace site).
  */
+/** multifd_send_setup() on the migration thread (multifd.ts); the runtime connects the channels and runs their threads. */
+const multifd_send_setup = traced('multifd_send_setup', (env: MigrationHostEnv): Promise<MultiFDSendState | null | false> =>
+  multifd.multifd_send_setup({
+    ...multifd_send_env_of(env),
+    blocks: env.ram_list().blocks,
+    threads_share_memory: env.multifd_send_threads.share_memory,
+    ops_of: multifd_send_ops,
+    multifd_send_channels_create: (state) => env.multifd_send_threads.channels_create(state),
+    migrate_set_state_setup_failed: () => env.s.migrate_set_state('setup', 'failed'),
+  }),
+);
+
 const qemu_savevm_state_header = traced('qemu_savevm_state_header', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): void =>
   savevm.qemu_savevm_state_header(f, sv),
 );
@@ -881,12 +977,6 @@ export function migrate_prepare(env: MigrationHostEnv, resume: boolean, blk = fa
   if (env.runstate.runstate_check('inmigrate')) throw error_setg('Guest is waiting for an incoming migration');
   if (env.runstate.runstate_check('postmigrate')) {
     throw error_setg("Can't migrate the vm that was paused due to previous migration");
-  }
-  // the lab's: a capability only the destination side of is modelled (options.ts)
-  for (const cap of MigrationCapability_lookup) {
-    if (LAB_CAPABILITIES[cap].status === 'incoming-only' && o.capabilities[cap]) {
-      throw error_setg(`Capability '${cap}' is not modelled by Migration Lab yet for sending`);
-    }
   }
   if (blk || blk_inc) {
     if (o.migrate_colo()) throw error_setg('No disk migration is required in COLO mode');
@@ -1023,6 +1113,7 @@ function migration_env_of(env: MigrationHostEnv): SaveVMEnv {
     migration_in_postcopy: () => s.state === 'postcopy-active',
     migration_is_setup_or_active: () => s.state === 'setup' || s.state === 'active' || s.state === 'postcopy-active',
     migration_rate_exceeded: (f) => qemu_file_migration_rate_exceeded(s.mig_stats, f),
+    multifd_send_state: () => s.multifd_send_state,
     qapi_event_send_migration_pass: (pass) => env.events.send('MIGRATION_PASS', { pass }),
     cpu_throttle: env.cpu_throttle,
     error_report: (m) => env.error_report(m),
@@ -1262,6 +1353,9 @@ const migration_thread = traced('migration_thread', async (env: MigrationHostEnv
   const s = env.s;
   const setup_start = env.now_ms();
   update_iteration_initial_status(env, run);
+  const multifd = await multifd_send_setup(env);
+  if (multifd === false) return; // goto out
+  s.multifd_send_state = multifd;
   qemu_savevm_state_header(env, run.f, run.sv);
   /* If we opened the return path, we need to make sure dst has it opened as well. */
   if (s.rp_state) {
@@ -1509,6 +1603,9 @@ export const migrate_fd_cleanup = traced('migrate_fd_cleanup', async (env: Migra
   if (t) {
     s.thread = null;
     await qemu_thread_join(env, t);
+    /* multifd is only set up after the main channel (in migration_thread()) */
+    await multifd_send_shutdown(s.options, s.multifd_send_state, socket_cleanup_outgoing_migration);
+    s.multifd_send_state = null;
     await t.close();
   }
   if (s.state === 'cancelling') s.migrate_set_state('cancelling', 'cancelled');

@@ -6,8 +6,47 @@
  */
 import { qio_channel_read_all } from '../io/channel.js';
 import { error_setg } from '../qmp/error.js';
-import { MULTIFD_FLAG_COMPRESSION_MASK, MULTIFD_FLAG_NOCOMP, type MultiFDRecvMethods } from './multifd.js';
-import { multifd_recv_zero_page_process } from './multifd-zero-page.js';
+import {
+  MULTIFD_FLAG_COMPRESSION_MASK,
+  MULTIFD_FLAG_NOCOMP,
+  multifd_send_fill_packet,
+  type MultiFDRecvMethods,
+  type MultiFDSendChannel,
+  type MultiFDSendMethods,
+} from './multifd.js';
+import { multifd_recv_zero_page_process, multifd_send_zero_page_detect } from './multifd-zero-page.js';
+
+/** multifd_send_prepare_header(): the packet is the writev's first part. */
+export function multifd_send_prepare_header(p: MultiFDSendChannel): void {
+  p.iov.push(p.packet);
+}
+
+/** multifd_send_prepare_iovs(): one part per normal page, straight from guest RAM. */
+function multifd_send_prepare_iovs(p: MultiFDSendChannel): void {
+  const pages = p.pages;
+  const host = pages.block!.host!;
+  for (let i = 0; i < pages.normal_num; i++) {
+    const offset = pages.offset[i];
+    p.iov.push(host.subarray(offset, offset + p.page_size));
+  }
+  p.next_packet_size = pages.normal_num * p.page_size;
+  p.flags |= MULTIFD_FLAG_NOCOMP;
+}
+
+/** The send half without compression (9.0's nocomp_send_setup/prepare/cleanup of multifd.c). */
+export const multifd_nocomp_send_ops: MultiFDSendMethods = {
+  /* nocomp_send_setup(): zero-copy-send is refused by the lab, so nothing to set up */
+  send_setup() {},
+  send_cleanup() {},
+  /** nocomp_send_prepare(): zero pages told apart, the packet, then the normal pages. */
+  send_prepare(p, state) {
+    multifd_send_zero_page_detect(p, state.zero_page_detection);
+    multifd_send_prepare_header(p);
+    multifd_send_prepare_iovs(p);
+    p.flags |= MULTIFD_FLAG_NOCOMP;
+    multifd_send_fill_packet(p, state);
+  },
+};
 
 /** nocomp_recv(): zero pages cleared, normal pages read straight into guest RAM. */
 export const multifd_nocomp_ops: MultiFDRecvMethods = {

@@ -12,7 +12,7 @@ function isZero(host: Uint8Array, offset: number, len: number): boolean {
   return true;
 }
 
-function swap_page_offset(pages_offset: number[], a: number, b: number): void {
+function swap_page_offset(pages_offset: { [i: number]: number }, a: number, b: number): void {
   if (a === b) {
     return;
   }

@@ -6,11 +6,21 @@
  * QEMU's loop over inflate() does: the bytes are the same; what can be told apart of a bad
  * stream is less (a zlib error, or too few or too many bytes for the packet's pages).
  */
-import { constants, createInflate, type Inflate } from 'node:zlib';
+import { constants, createDeflate, createInflate, type Deflate, type Inflate } from 'node:zlib';
 import { qio_channel_read_all } from '../io/channel.js';
 import { error_setg } from '../qmp/error.js';
-import { MULTIFD_FLAG_COMPRESSION_MASK, MULTIFD_FLAG_ZLIB, MULTIFD_PACKET_SIZE, type MultiFDRecvChannel, type MultiFDRecvMethods } from './multifd.js';
-import { multifd_recv_zero_page_process } from './multifd-zero-page.js';
+import {
+  MULTIFD_FLAG_COMPRESSION_MASK,
+  MULTIFD_FLAG_ZLIB,
+  MULTIFD_PACKET_SIZE,
+  multifd_send_fill_packet,
+  type MultiFDRecvChannel,
+  type MultiFDRecvMethods,
+  type MultiFDSendChannel,
+  type MultiFDSendMethods,
+} from './multifd.js';
+import { multifd_send_prepare_header } from './multifd-nocomp.js';
+import { multifd_recv_zero_page_process, multifd_send_zero_page_detect } from './multifd-zero-page.js';
 
 /** struct zlib_data: the stream, and the buffer a packet's compressed bytes are read into. */
 interface zlib_data {
@@ -79,5 +89,60 @@ export const multifd_zlib_ops: MultiFDRecvMethods = {
       env.ramblock_recv_bitmap_set_offset?.(p.block!, p.normal[i]);
       p.host!.set(out.subarray(i * page_size, (i + 1) * page_size), p.normal[i]);
     }
+  },
+};
+
+/** The send side's struct zlib_data: the deflater, what it put out since the packet began, its error. */
+interface zlib_send_data {
+  zs: Deflate;
+  out: Buffer[];
+  err: Error | null;
+}
+
+const zlib_send_data_of = (p: MultiFDSendChannel): zlib_send_data => p.compress_data as zlib_send_data;
+
+/**
+ * The send half (zlib_send_setup/prepare/cleanup): one deflate stream per channel
+ * (deflateInit() at multifd-zlib-level), each packet's normal pages copied (the guest may
+ * write them meanwhile, as QEMU's memcpy() to z->buf notes) and deflated, the last with
+ * Z_SYNC_FLUSH. An all-zero batch still sends its header: the fix of 9.0.x stable
+ * (cdc3970f8597, which fixes 303e6f54f9 of 9.0); 9.0.0 sent nothing, and the destination never cleared those pages.
+ */
+export const multifd_zlib_send_ops: MultiFDSendMethods = {
+  send_setup(p, state) {
+    const z: zlib_send_data = { zs: createDeflate({ level: state.zlib_level }), out: [], err: null };
+    z.zs.on('data', (d: Buffer) => z.out.push(d));
+    z.zs.on('error', (e: Error) => (z.err ??= e));
+    p.compress_data = z;
+  },
+
+  send_cleanup(p) {
+    const z = p.compress_data as zlib_send_data | null;
+    z?.zs.close();
+    p.compress_data = null;
+  },
+
+  async send_prepare(p, state) {
+    const pages = p.pages;
+    const z = zlib_send_data_of(p);
+    multifd_send_zero_page_detect(p, state.zero_page_detection);
+    multifd_send_prepare_header(p);
+    if (pages.normal_num) {
+      const host = pages.block!.host!;
+      z.out = [];
+      for (let i = 0; i < pages.normal_num; i++) {
+        const offset = pages.offset[i];
+        z.zs.write(Buffer.from(host.subarray(offset, offset + p.page_size)));
+      }
+      await new Promise<void>((resolve) => z.zs.flush(constants.Z_SYNC_FLUSH, () => resolve()));
+      if (z.err) throw error_setg(`multifd ${p.id}: deflate returned ${z.err.message} instead of Z_OK`);
+      const out = Buffer.concat(z.out);
+      p.iov.push(out);
+      p.next_packet_size = out.length;
+    } else {
+      p.next_packet_size = 0;
+    }
+    p.flags |= MULTIFD_FLAG_ZLIB;
+    multifd_send_fill_packet(p, state);
   },
 };

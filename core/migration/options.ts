@@ -201,17 +201,14 @@ const check_caps_background_snapshot: readonly MigrationCapability[] = [
  *   drives, no RDMA, no postcopy), so it is accepted and the stream is the same without it.
  * - qemu-refuses: QEMU's own check refuses it on the lab's host; should a host
  *   configuration let that check pass, the lab refuses it as not modelled.
- * - incoming-only: what a destination does with it is modelled, what a source does is
- *   not yet: it can be turned on, and `migrate` then refuses with "Capability 'NAME' is
- *   not modelled by Migration Lab yet for sending" (`by`: the work that will build it).
  */
-export type LabCapabilityStatus = 'implemented' | 'refused' | 'no-effect' | 'qemu-refuses' | 'incoming-only';
+export type LabCapabilityStatus = 'implemented' | 'refused' | 'no-effect' | 'qemu-refuses';
 
 export interface LabCapability {
   readonly status: LabCapabilityStatus;
   /** One line: why. */
   readonly reason: string;
-  /** refused, incoming-only: the later work that builds it. */
+  /** refused: the later work that builds it. */
   readonly by?: string;
 }
 
@@ -230,9 +227,8 @@ export const LAB_CAPABILITIES: Readonly<Record<MigrationCapability, LabCapabilit
   'return-path': { status: 'implemented', reason: 'OPEN_RETURN_PATH, PING/PONG and the return-path thread' },
   'pause-before-switchover': { status: 'implemented', reason: 'the source waits in pre-switchover for migrate-continue' },
   multifd: {
-    status: 'incoming-only',
-    by: 'multifd and XBZRLE',
-    reason: 'a destination receives multifd (its channels, the multifdrecv_N threads, compression none and zlib); the sending side is not modelled yet',
+    status: 'implemented',
+    reason: 'multifd-channels channels beside the main one, multifdsend_N and multifdrecv_N threads, compression none and zlib, zero pages told apart on the send threads',
   },
   'dirty-bitmaps': {
     status: 'implemented',
@@ -247,7 +243,7 @@ export const LAB_CAPABILITIES: Readonly<Record<MigrationCapability, LabCapabilit
     reason: 'miglab vm refuses -uuid, so qemu_uuid_set is false and, as in QEMU then, no configuration/uuid is sent',
   },
   'background-snapshot': { status: 'implemented', reason: 'the bg_snapshot thread with write-protected guest RAM' },
-  'zero-copy-send': { status: 'refused', by: 'multifd and XBZRLE', reason: 'zero-copy sends exist only on the sending side of multifd, which is not modelled yet' },
+  'zero-copy-send': { status: 'refused', by: 'multifd and XBZRLE', reason: 'MSG_ZEROCOPY sends of the multifd threads (and their flush at each sync) are not modelled' },
   'postcopy-preempt': { status: 'refused', by: 'postcopy', reason: 'the postcopy preempt channel is not modelled' },
   'switchover-ack': { status: 'implemented', reason: 'the source waits for the destination\'s SWITCHOVER_ACK on the return path' },
   'dirty-limit': { status: 'qemu-refuses', reason: 'QEMU needs KVM with a dirty ring; the lab is TCG' },

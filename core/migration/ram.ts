@@ -23,6 +23,7 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
+import { multifd_queue_page, multifd_send_sync_main, type MultiFDSendState } from './multifd.js';
 import { MigrationAtomicStats, QEMUFile, mig_stats_slot, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_file_skip, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { cache_fini, cache_init, cache_insert, cache_is_cached, get_cached_data, type PageCache } from './page_cache.js';
 import { xbzrle_decode_buffer, xbzrle_encode_buffer } from './xbzrle.js';
@@ -173,6 +174,16 @@ export interface MigrationEnv extends TraceSite {
    * by process_incoming_migration_co(); absent, there are no channels to wait for).
    */
   multifd_recv_sync_main?(): Promise<void>;
+  /** Outgoing, with multifd: multifd_send_state (multifd_send_setup() made it; null without multifd). */
+  multifd_send_state?(): MultiFDSendState | null;
+}
+
+/** A result now, or once a multifd hand-over has waited (multifd_queue_page(), a sync). */
+type MaybeAsync<T> = T | Promise<T>;
+
+/** Go on with `f` at once when `x` is a value, after it when it is a Promise (no await on the plain path). */
+function then<T, U>(x: MaybeAsync<T>, f: (v: T) => MaybeAsync<U>): MaybeAsync<U> {
+  return x instanceof Promise ? x.then(f) : f(x);
 }
 
 /* ---------- RAMState ---------- */
@@ -820,6 +831,27 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
   return save_normal_page(rs, pss, block, offset, block.put_page ? null : block.host, offset, send_async);
 }
 
+/** ram_save_multifd_page(): the page goes into the multifd batch (its thread sends it). */
+function ram_save_multifd_page(state: MultiFDSendState, block: RAMBlockLike, offset: number): Promise<number> {
+  return multifd_queue_page(state, block, offset).then((queued) => (queued ? 1 : -1));
+}
+
+/**
+ * ram_save_target_page_multifd(): 9.0's migration_ops->ram_save_target_page with multifd.
+ * The zero-page check stays on this thread only with zero-page-detection=legacy; with the
+ * default `multifd` the send thread makes it.
+ */
+function ram_save_target_page_multifd(rs: RAMState, pss: PageSearchStatus, state: MultiFDSendState): Promise<number> | number {
+  const block = pss.block!;
+  const offset = pss.page * TARGET_PAGE_SIZE;
+  /* While using multifd live migration, we still need to handle zero page checking on the migration main thread. */
+  if (rs.env.options.migrate_zero_page_detection() === 'legacy') {
+    if (save_zero_page(rs, pss, offset)) return 1;
+  }
+  block.pagemap?.page_sent(pss.page, false); // lab: the RAM map (zero or not, the send thread tells)
+  return ram_save_multifd_page(state, block, offset);
+}
+
 /** ram_save_target_page_legacy(): zero page, else ram_save_page() (no RDMA/compress). */
 function ram_save_target_page_legacy(rs: RAMState, pss: PageSearchStatus): number {
   const offset = pss.page * TARGET_PAGE_SIZE;
@@ -839,8 +871,13 @@ const PAGE_ALL_CLEAN = 0;
 const PAGE_TRY_AGAIN = 1;
 const PAGE_DIRTY_FOUND = 2;
 
-/** find_dirty_block(): advance the cursor to a dirty page, another block, or give up. */
-function find_dirty_block(rs: RAMState, pss: PageSearchStatus): number {
+/**
+ * find_dirty_block(): advance the cursor to a dirty page, another block, or give up. At the
+ * end of the block list, with multifd, every channel syncs and the main stream gets
+ * RAM_SAVE_FLAG_MULTIFD_FLUSH before the next round (9.0 without
+ * multifd-flush-after-each-section, which the lab does not model).
+ */
+function find_dirty_block(rs: RAMState, pss: PageSearchStatus): MaybeAsync<number> {
   pss_find_next_dirty(pss);
 
   if (pss.complete_round && pss.block === rs.last_seen_block && pss.page >= rs.last_page) {
@@ -853,14 +890,25 @@ function find_dirty_block(rs: RAMState, pss: PageSearchStatus): number {
     pss.page = 0;
     const next = blocks.indexOf(pss.block!) + 1;
     if (next >= blocks.length) {
-      /* Hit the end of the list */
-      pss.block = blocks[0]!;
-      pss.complete_round = true;
-      /* After the first round, enable XBZRLE. */
-      if (rs.env.options.migrate_xbzrle()) rs.xbzrle_started = true;
-    } else {
-      pss.block = blocks[next]!;
+      const wrap = (): number => {
+        /* Hit the end of the list */
+        pss.block = blocks[0]!;
+        pss.complete_round = true;
+        /* After the first round, enable XBZRLE. */
+        if (rs.env.options.migrate_xbzrle()) rs.xbzrle_started = true;
+        return PAGE_TRY_AGAIN;
+      };
+      const multifd = rs.env.multifd_send_state?.() ?? null;
+      if (!multifd) return wrap();
+      const f = rs.pss[RAM_CHANNEL_PRECOPY].pss_channel!;
+      return multifd_send_sync_main(rs.env, multifd).then(async (ret) => {
+        if (ret < 0) return ret;
+        qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+        await f.fflush();
+        return wrap();
+      });
     }
+    pss.block = blocks[next]!;
     return PAGE_TRY_AGAIN;
   }
   return PAGE_DIRTY_FOUND;
@@ -1011,43 +1059,42 @@ function get_queued_page(rs: RAMState, pss: PageSearchStatus): boolean {
   return true;
 }
 
-/** ram_save_host_page(): host page = target page here (4 KiB, no hugepages). */
-function ram_save_host_page(rs: RAMState, pss: PageSearchStatus): number {
-  let pages = 0;
+/**
+ * ram_save_host_page(): host page = target page here (4 KiB, no hugepages), so QEMU's loop
+ * over the host page's target pages runs once: the page if dirty, then the cursor on.
+ */
+function ram_save_host_page(rs: RAMState, pss: PageSearchStatus): MaybeAsync<number> {
   const start_page = pss.page;
   // pss_host_page_prepare(): one target page per host page
   pss.host_page_start = pss.page;
   pss.host_page_end = pss.page + 1;
   pss.host_page_sending = true;
-  do {
-    if (migration_bitmap_clear_dirty(rs, pss.block!, pss.page)) {
-      const tmppages = ram_save_target_page_legacy(rs, pss);
-      if (tmppages < 0) {
-        pss.host_page_sending = false;
-        return tmppages;
-      }
-      pages += tmppages;
+  const multifd = rs.env.multifd_send_state?.() ?? null;
+  const saved = !migration_bitmap_clear_dirty(rs, pss.block!, pss.page) ? 0 : multifd ? ram_save_target_page_multifd(rs, pss, multifd) : ram_save_target_page_legacy(rs, pss);
+  return then(saved, (pages) => {
+    if (pages < 0) {
+      pss.host_page_sending = false;
+      return pages;
     }
     pss_find_next_dirty(pss);
-  } while (pss.page < pss.host_page_end);
-  // pss_host_page_finish()
-  pss.host_page_sending = false;
-  pss.host_page_start = pss.host_page_end = 0;
+    // pss_host_page_finish()
+    pss.host_page_sending = false;
+    pss.host_page_start = pss.host_page_end = 0;
 
-  const res = ram_save_release_protection(rs, pss, start_page);
-  return res < 0 ? res : pages;
+    const res = ram_save_release_protection(rs, pss, start_page);
+    return res < 0 ? res : pages;
+  });
 }
 
 /**
  * ram_find_and_save_block(): from where the last search stopped, find a dirty page and
  * write its record. Returns pages written, 0 when nothing is dirty.
  */
-export function ram_find_and_save_block(rs: RAMState): number {
+export function ram_find_and_save_block(rs: RAMState): MaybeAsync<number> {
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
-  let pages = 0;
 
   /* No dirty page as there is zero RAM */
-  if (!rs.ram_bytes_total) return pages;
+  if (!rs.ram_bytes_total) return 0;
 
   if (!rs.last_seen_block) {
     rs.last_seen_block = rs.ram_list.blocks[0]!;
@@ -1057,23 +1104,31 @@ export function ram_find_and_save_block(rs: RAMState): number {
   pss.block = rs.last_seen_block;
   pss.page = rs.last_page;
   pss.complete_round = false;
+  return ram_find_and_save_block_search(rs, pss);
+}
 
+/** ram_find_and_save_block()'s loop, from where it is (again after a multifd wait). */
+function ram_find_and_save_block_search(rs: RAMState, pss: PageSearchStatus): MaybeAsync<number> {
+  const found = (pages: number): number => {
+    rs.last_seen_block = pss.block;
+    rs.last_page = pss.page;
+    return pages;
+  };
   for (;;) {
     if (!get_queued_page(rs, pss)) {
       /* priority queue empty, so just search for something dirty */
       const res = find_dirty_block(rs, pss);
+      if (res instanceof Promise) return res.then((r) => (r === PAGE_TRY_AGAIN ? ram_find_and_save_block_search(rs, pss) : found(r < 0 ? r : 0)));
       if (res !== PAGE_DIRTY_FOUND) {
-        if (res === PAGE_ALL_CLEAN) break;
+        if (res === PAGE_ALL_CLEAN) return found(0);
+        if (res < 0) return found(res);
         continue; // PAGE_TRY_AGAIN
       }
     }
-    pages = ram_save_host_page(rs, pss);
-    if (pages) break;
+    const pages = ram_save_host_page(rs, pss);
+    if (pages instanceof Promise) return pages.then((n) => (n ? found(n) : ram_find_and_save_block_search(rs, pss)));
+    if (pages) return found(pages);
   }
-
-  rs.last_seen_block = pss.block;
-  rs.last_page = pss.page;
-  return pages;
 }
 
 /**
@@ -1095,6 +1150,8 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   const env = rs.env;
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
+  // multifd: every page goes through multifd_queue_page(), which may wait for a channel
+  if (env.multifd_send_state?.()) return i;
   // Another thread may read the counters or change the run state, the options and the
   // file's error meanwhile (the live runtime's ring), or XBZRLE has started (every page
   // goes by its cache): page by page, as the general path.
@@ -1309,6 +1366,10 @@ export async function ram_save_setup(f: QEMUFile, opaque: RAMMigration): Promise
     // postcopy-ram: page size only if it differs from the host page size (never here)
     if (env.options.migrate_ignore_shared()) qemu_put_be64(f, 0); // mr->addr of -machine none's RAM
   }
+  // the destination's channels wait for the main stream's setup before loading pages
+  const ret = await multifd_send_sync_main(env, env.multifd_send_state?.() ?? null);
+  if (ret < 0) return ret;
+  if (env.multifd_send_state?.()) qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
   qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }
@@ -1330,7 +1391,8 @@ export async function ram_save_iterate(f: QEMUFile, opaque: RAMMigration): Promi
   while ((ret = env.migration_rate_exceeded(f) ? 1 : 0) === 0) {
     if (qemu_file_get_error(f)) break;
 
-    const pages = ram_find_and_save_block(rs);
+    const found = ram_find_and_save_block(rs);
+    const pages = found instanceof Promise ? await found : found;
     /* no more pages to sent */
     if (pages === 0) {
       done = 1;
@@ -1374,13 +1436,17 @@ export async function ram_save_complete(f: QEMUFile, opaque: RAMMigration): Prom
 
   /* flush all remaining blocks regardless of rate limiting */
   for (;;) {
-    const pages = ram_find_and_save_block(rs);
+    const found = ram_find_and_save_block(rs);
+    const pages = found instanceof Promise ? await found : found;
     /* no more blocks to sent */
     if (pages === 0) break;
     if (pages < 0) return pages;
     const w = drain(f);
     if (w) await w;
   }
+  const ret = await multifd_send_sync_main(env, env.multifd_send_state?.() ?? null);
+  if (ret < 0) return ret;
+  if (env.multifd_send_state?.()) qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
   qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }

@@ -93,6 +93,8 @@ export class SimNetwork {
     return {
       start_outgoing: (addr, done) => this.connect(sim_socket_address(addr), done, owner),
       start_incoming: (addr, accept) => this.listen(sim_socket_address(addr), accept, owner),
+      // multifd's channels: its send threads read guest RAM's bytes, which content-addressed RAM does not keep
+      send_channel_create: () => Promise.reject(error_setg('multifd channels are not modelled by the simulated runtime')),
     };
   }
 

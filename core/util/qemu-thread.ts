@@ -4,6 +4,7 @@
  * task of the event loop, a worker thread, a task on the simulated clock).
  */
 import type { ThreadRef } from '../trace/trace.js';
+import { qatomic_cmpxchg } from './atomic.js';
 
 export type { ThreadRef } from '../trace/trace.js';
 
@@ -50,5 +51,36 @@ export class QemuSemaphore implements QemuSemaphoreLike {
 
   drain(): void {
     this.count = 0;
+  }
+}
+
+/**
+ * QemuSemaphore in shared memory (one Int32 word, the count): for threads that really run
+ * beside each other (the live runtime's workers). wait() blocks the calling thread, as
+ * QEMU's does, so only a worker may wait; any thread, the main loop too, may post.
+ */
+export class QemuSemaphoreShared implements QemuSemaphoreLike {
+  constructor(
+    private readonly words: Int32Array,
+    private readonly index: number,
+  ) {}
+
+  post(): void {
+    Atomics.add(this.words, this.index, 1);
+    Atomics.notify(this.words, this.index);
+  }
+
+  drain(): void {
+    Atomics.store(this.words, this.index, 0);
+  }
+
+  wait(): Promise<void> {
+    const w = this.words;
+    const i = this.index;
+    for (;;) {
+      const n = Atomics.load(w, i);
+      if (n > 0 && qatomic_cmpxchg(w, i, n, n - 1) === n) return Promise.resolve();
+      if (n === 0) Atomics.wait(w, i, 0, 1000);
+    }
   }
 }

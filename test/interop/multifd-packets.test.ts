@@ -37,6 +37,7 @@ import {
   MultiFDInit_t,
   multifd_recv_initial_packet,
   multifd_recv_unfill_packet,
+  multifd_packet_counter,
   multifd_send_fill_packet,
   multifd_send_initial_packet,
   MultiFDPacket_t,
@@ -97,7 +98,7 @@ function refill(p: MultiFDRecvParams): string {
   s.pages.offset = [...p.normal, ...p.zero];
   s.pages.num = p.normal_num + p.zero_num;
   s.pages.normal_num = p.normal_num;
-  multifd_send_fill_packet(s, { packet_num: p.packet_num });
+  multifd_send_fill_packet(s, multifd_packet_counter(p.packet_num));
   if (empty) new DataView(s.packet.buffer).setUint32(MultiFDPacket_t.pages_alloc, 0);
   return Buffer.from(s.packet).toString('hex');
 }

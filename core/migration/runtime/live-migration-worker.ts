@@ -9,7 +9,6 @@
  * (qemu_thread_create()); only then does the thread's life begin.
  */
 import { parentPort, threadId, type MessagePort } from 'node:worker_threads';
-import { QapiEventBus, type QapiEventMessage } from '../../qmp/qapi-event.js';
 import type { RunState } from '../../qmp/schema/run-state.js';
 import { Tracer, realClock, type ThreadRef } from '../../trace/trace.js';
 import { RAMBlock, type RAMBlockShared } from '../../system/physmem.js';
@@ -29,6 +28,8 @@ import { qemu_file_new_output } from '../qemu-file.js';
 import { RAMList } from '../ram.js';
 import { bqlCall, bqlSleep, runStateReader, type BqlOp } from './bql.js';
 import { RingWriterChannel, type RingMemory } from './ring.js';
+import { PostingEventBus } from './posting-event-bus.js';
+import type { MultiFDSendMemory } from '../multifd.js';
 import { wall_now_ms } from './runtimes.js';
 import { SharedMigrationStateStorage, type SharedMigrationMemory } from './shared-state.js';
 import type { MigrationCapability } from '../../qmp/schema/migration.js';
@@ -61,21 +62,11 @@ export type LiveMigrationMessage =
   /** close_return_path_on_source() after an error: shut the return path's file. */
   | { type: 'rp_shutdown' }
   | { type: 'vm_start_bh'; vm_old_state: RunState; downtime_start: number }
-  | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef };
+  | { type: 'threads_add' | 'threads_remove'; thread: ThreadRef }
+  /** multifd_send_setup(): connect the channels of this shared multifd_send_state, a worker for each. */
+  | { type: 'multifd_send_setup'; mem: MultiFDSendMemory };
 
 type Post = (m: LiveMigrationMessage) => void;
-
-/** MIGRATION events of this thread go to the main loop, which sends them to the monitors. */
-class PostingEventBus extends QapiEventBus {
-  constructor(private readonly post: Post) {
-    super();
-  }
-
-  override send(event: string, eventData?: unknown): QapiEventMessage {
-    this.post({ type: 'event', event, data: eventData });
-    return { timestamp: { seconds: 0, microseconds: 0 }, event, data: eventData };
-  }
-}
 
 /** The thread's view of the endpoint's MigrationState: the same shared storage, the options as they were at the start. */
 function migration_state_view(data: LiveMigrationWorkerData, post: Post): MigrationState {
@@ -161,6 +152,8 @@ function migration_thread_env(data: LiveMigrationWorkerData, post: Post, self: T
     },
     qemu_thread_create: not_here('threads of its own'),
     migration_thread_create: not_here('migration thread of its own'),
+    // the main loop connects the channels and starts a worker per channel (live.ts)
+    multifd_send_threads: { share_memory: true, channels_create: (state) => post({ type: 'multifd_send_setup', mem: state.mem }) },
     migration_bh_schedule_cleanup: () => {
       publish();
       post({ type: 'cleanup' });
@@ -171,7 +164,7 @@ function migration_thread_env(data: LiveMigrationWorkerData, post: Post, self: T
     migration_counters_updated: publish,
     migration_threads_add: (t) => post({ type: 'threads_add', thread: t }),
     migration_threads_remove: (t) => post({ type: 'threads_remove', thread: t }),
-    transport: { start_outgoing: not_here('transports'), start_incoming: not_here('transports') },
+    transport: { start_outgoing: not_here('transports'), start_incoming: not_here('transports'), send_channel_create: not_here('transports') },
     cpu_throttle: data.cpu_throttle ? new CpuThrottleState(data.cpu_throttle, () => post({ type: 'cpu_throttle_timer_tick' })) : null,
     error_report: (msg) => post({ type: 'error_report', msg }),
     exit: () => {},

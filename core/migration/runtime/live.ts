@@ -12,6 +12,7 @@ import {
   bg_migration_vm_start_bh,
   main_loop_return_path,
   migrate_fd_cleanup,
+  multifd_send_ops,
   type MigrationHostEnv,
   type MigrationThreadHandle,
 } from '../migration.js';
@@ -20,6 +21,8 @@ import { ram_bytes_total } from '../ram.js';
 import { bqlDone, createBqlMemory, publishRunState } from './bql.js';
 import type { LiveMigrationMessage, LiveMigrationWorkerData } from './live-migration-worker.js';
 import { createRing, drainRing, failRing } from './ring.js';
+import { MultiFDSendState, type MultiFDSendChannel, type MultiFDSendThreadHandle } from '../multifd.js';
+import type { MultiFDSendWorkerData } from './multifd-send-worker.js';
 import { SharedMigrationStateStorage, createSharedMigrationMemory } from './shared-state.js';
 import { migration_threads_add, migration_threads_remove } from '../threadinfo.js';
 
@@ -133,6 +136,12 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
       case 'cleanup':
         setImmediate(() => void migrate_fd_cleanup(env));
         break;
+      case 'multifd_send_setup': {
+        // the main loop's view of the thread's multifd_send_state: channels, then a worker each
+        const view = new MultiFDSendState(m.mem, multifd_send_ops(s.options.migrate_multifd_compression()), env.ram_list().blocks, 4096, false);
+        env.multifd_send_threads.channels_create(view);
+        break;
+      }
       case 'vm_start_bh':
         // After the thread's BQL requests (vm_stop), in order.
         queue = queue.then(() => {
@@ -202,6 +211,67 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
   };
 }
 
+const MULTIFD_SEND_WORKER_URL = new URL('./multifd-send-worker.js', import.meta.url);
+
+/**
+ * multifd_channel_connect()'s qemu_thread_create(multifd_send_thread) in the live runtime:
+ * a worker over the guest's shared RAM and the shared multifd_send_state, its stream
+ * through a ring this loop drains into the connected channel.
+ */
+export function worker_multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle {
+  const s = env.s;
+  const storage = s.storage;
+  if (!(storage instanceof SharedMigrationStateStorage)) throw new Error('the live multifd send thread needs MigrationState in shared memory');
+  const { port1, port2 } = new MessageChannel();
+  const ring = createRing();
+  const data: MultiFDSendWorkerData = {
+    id: p.id,
+    multifd: state.mem,
+    ram: env.ram_list().blocks.map((b) => (b as RAMBlock).shared()),
+    capabilities: { ...s.options.capabilities },
+    parameters: structuredClone(s.options.parameters),
+    mem: storage.mem,
+    ring,
+    port: port2,
+  };
+  const worker = new Worker(MULTIFD_SEND_WORKER_URL);
+  worker.postMessage(data, [port2]);
+  const drained = drainRing(ring, ioc);
+  const handle = (m: LiveMigrationMessage): void => {
+    if (m.type === 'event') env.events.send(m.event, m.data);
+    else if (m.type === 'trace') env.tracer.emit(m.ev as TraceEvent);
+    else if (m.type === 'error_report') env.error_report(m.msg);
+    else if (m.type === 'threads_add') migration_threads_add(s, m.thread);
+    else if (m.type === 'threads_remove') migration_threads_remove(s, m.thread);
+  };
+  port1.on('message', handle);
+  const drainPort = (): void => {
+    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as LiveMigrationMessage);
+  };
+  const undrain = env.main_loop_drain_add(drainPort);
+  const exited = new Promise<void>((resolve) => {
+    worker.once('error', (e) => env.error_report(`${p.name}: ${e.stack ?? e}`));
+    worker.once('exit', () => {
+      drainPort();
+      undrain();
+      port1.close();
+      resolve();
+    });
+  });
+  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name: p.name, newTid: process.pid * 1000 + worker.threadId, fn: 'multifd_send_thread' });
+  return {
+    shutdown: () => {
+      failRing(ring, null);
+      ioc.shutdown?.();
+    },
+    join: () => exited,
+    close: async () => {
+      await drained;
+      await ioc.close();
+    },
+  };
+}
+
 /**
  * The live runtime: the migration thread is a worker over the guest's shared RAM
  * (worker_migration_thread_create()), MigrationState lives in shared memory from the
@@ -213,5 +283,7 @@ export const live_runtime: MigrationRuntime = (parts) =>
     event_loop_hooks(parts, {
       storage: new SharedMigrationStateStorage(createSharedMigrationMemory(), true),
       migration_thread_create: worker_migration_thread_create,
+      multifd_send_thread_create: worker_multifd_send_thread_create,
+      multifd_threads_share_memory: true,
     }),
   );

@@ -21,6 +21,8 @@ import {
   MigrationState,
   bg_migration_vm_start_bh,
   cooperative_migration_thread_create,
+  cooperative_multifd_send_thread_create,
+  multifd_send_channels_connect,
   migrate_fd_cleanup,
   transport_starter_name,
   type MigrationHostEnv,
@@ -33,7 +35,8 @@ import type { MigrationOptions } from '../options.js';
 import type { RAMList } from '../ram.js';
 import type { CpuThrottle } from '../../system/cpu-throttle.js';
 import { rdma_start_incoming_migration, rdma_start_outgoing_migration } from '../rdma.js';
-import { socket_start_incoming_migration, socket_start_outgoing_migration } from '../socket.js';
+import { socket_send_channel_create, socket_start_incoming_migration, socket_start_outgoing_migration } from '../socket.js';
+import type { MultiFDSendChannel, MultiFDSendState, MultiFDSendThreadHandle } from '../multifd.js';
 import { migration_threads_add, migration_threads_remove } from '../threadinfo.js';
 import { PlainMigrationStateStorage, type MigrationStateStorage } from './state-storage.js';
 
@@ -59,6 +62,10 @@ export interface MigrationRuntimeHooks {
   readonly qemu_thread_create: QemuThreadCreate;
   /** qemu_thread_create(migration_thread) on this runtime. */
   migration_thread_create(env: MigrationHostEnv, name: string, ioc: QIOChannel): MigrationThreadHandle;
+  /** A multifdsend_N thread on this runtime, on its connected channel. */
+  multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle;
+  /** The send threads run beside each other (workers): multifd_send_state in shared memory. */
+  readonly multifd_threads_share_memory: boolean;
   /** qemu_bh_schedule(): run `fn` on the main loop soon. */
   qemu_bh_schedule(fn: () => void): void;
   readonly transport: MigrationTransport;
@@ -84,6 +91,10 @@ export function migration_host_env(parts: MigrationEndpointParts, hooks: Migrati
     rate_limit_wait: (ms) => hooks.rate_limit_wait(ms),
     qemu_thread_create: hooks.qemu_thread_create,
     migration_thread_create: (name, ioc) => hooks.migration_thread_create(env, name, ioc),
+    multifd_send_threads: {
+      share_memory: hooks.multifd_threads_share_memory,
+      channels_create: (state) => multifd_send_channels_connect(env, state, (p, ioc) => hooks.multifd_send_thread_create(env, state, p, ioc)),
+    },
     migration_bh_schedule_cleanup: () => hooks.qemu_bh_schedule(() => void migrate_fd_cleanup(env)),
     migration_bh_schedule_vm_start: (vm_old_state, downtime_start) =>
       hooks.qemu_bh_schedule(() => bg_migration_vm_start_bh(env, vm_old_state, downtime_start)),
@@ -107,6 +118,7 @@ export function migration_host_env(parts: MigrationEndpointParts, hooks: Migrati
         env.tracer.call(MAIN_THREAD, transport_starter_name(addr, 'incoming'), undefined, () =>
           t.start_incoming(addr, (ioc) => migration_channel_process_incoming(env, ioc), mon),
         ),
+      send_channel_create: () => env.tracer.call(MAIN_THREAD, 'socket_send_channel_create', undefined, () => t.send_channel_create()),
     },
     cpu_throttle: parts.cpu_throttle,
     error_report: (msg) => parts.error_report(msg),
@@ -120,7 +132,7 @@ export function migration_host_env(parts: MigrationEndpointParts, hooks: Migrati
  * by the address's transport: socket.c (fd.c for a socket of type fd), exec.c, rdma.c,
  * file.c.
  */
-export function host_migration_transport(error_report: (msg: string) => void): MigrationTransport {
+export function host_migration_transport(error_report: (msg: string) => void, options: MigrationOptions): MigrationTransport {
   return {
     start_outgoing(addr, connected, mon) {
       const done = (ioc: QIOChannel | null, err: { desc: string } | null | undefined) => connected(ioc, err?.desc ?? null);
@@ -144,7 +156,11 @@ export function host_migration_transport(error_report: (msg: string) => void): M
       switch (addr.transport) {
         case 'socket':
           if (addr.type === 'fd') return fd_start_incoming_migration(addr.str, accept, mon ?? null);
-          return socket_start_incoming_migration(migration_address_socket(addr), accept, { error_report });
+          return socket_start_incoming_migration(migration_address_socket(addr), accept, {
+            error_report,
+            // socket_start_incoming_migration(): every multifd channel may wait to be accepted
+            num: options.migrate_multifd() ? options.migrate_multifd_channels() : options.migrate_postcopy_preempt() ? 2 : 1,
+          });
         case 'exec':
           return exec_start_incoming_migration(addr.args, accept);
         case 'rdma':
@@ -153,6 +169,7 @@ export function host_migration_transport(error_report: (msg: string) => void): M
           return file_start_incoming_migration(addr, accept);
       }
     },
+    send_channel_create: () => socket_send_channel_create(),
   };
 }
 
@@ -200,8 +217,10 @@ export function event_loop_hooks(parts: MigrationEndpointParts, over: Partial<Mi
     rate_limit_wait: wall_rate_limit_wait,
     qemu_thread_create: event_loop_qemu_thread_create(parts.tracer, (m) => parts.error_report(m)),
     migration_thread_create: cooperative_migration_thread_create,
+    multifd_send_thread_create: cooperative_multifd_send_thread_create,
+    multifd_threads_share_memory: false,
     qemu_bh_schedule: (fn) => setImmediate(fn),
-    transport: host_migration_transport((m) => parts.error_report(m)),
+    transport: host_migration_transport((m) => parts.error_report(m), parts.options),
     ...over,
   };
 }

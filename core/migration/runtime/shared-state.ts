@@ -9,7 +9,7 @@
  * the same memory.
  */
 import { MigrationStatus_lookup, type MigrationStatus } from '../../qmp/schema/migration.js';
-import type { QemuSemaphoreLike } from '../../util/qemu-thread.js';
+import { QemuSemaphoreShared } from '../../util/qemu-thread.js';
 import type { MigrationParameters } from '../options.js';
 import { MIG_STATS_FIELDS, MigrationAtomicStats } from '../qemu-file.js';
 import type { MigrationStateStorage } from './state-storage.js';
@@ -61,34 +61,12 @@ export function createSharedMigrationMemory(): SharedMigrationMemory {
 
 const stateIndex = (s: MigrationStatus) => MigrationStatus_lookup.indexOf(s);
 
-/** pause_sem in shared memory: migrate-continue (main loop) wakes the thread paused before switchover. */
-class SharedQemuSemaphore implements QemuSemaphoreLike {
-  constructor(private readonly ctl: Int32Array) {}
-
-  post(): void {
-    Atomics.add(this.ctl, CTL_PAUSE_SEM, 1);
-    Atomics.notify(this.ctl, CTL_PAUSE_SEM);
-  }
-
-  drain(): void {
-    Atomics.store(this.ctl, CTL_PAUSE_SEM, 0);
-  }
-
-  /** qemu_sem_wait(): the thread blocks, as QEMU's does. */
-  wait(): Promise<void> {
-    for (;;) {
-      const n = Atomics.load(this.ctl, CTL_PAUSE_SEM);
-      if (n > 0 && qatomic_cmpxchg(this.ctl, CTL_PAUSE_SEM, n, n - 1) === n) return Promise.resolve();
-      if (n === 0) Atomics.wait(this.ctl, CTL_PAUSE_SEM, 0, 1000);
-    }
-  }
-}
-
 /** The live runtime's MigrationStateStorage: every field a view of `mem`. */
 export class SharedMigrationStateStorage implements MigrationStateStorage {
   readonly mig_stats = new MigrationAtomicStats();
   readonly xbzrle_counters = new XBZRLECacheStats();
-  readonly pause_sem: SharedQemuSemaphore;
+  /** pause_sem in shared memory: migrate-continue (main loop) wakes the thread paused before switchover. */
+  readonly pause_sem: QemuSemaphoreShared;
   /**
    * Main loop: send what the migration thread has posted (its earlier events) before an
    * own change; set while a thread runs (runtime/live.ts).
@@ -109,7 +87,7 @@ export class SharedMigrationStateStorage implements MigrationStateStorage {
     this.nums = new Float64Array(mem.nums);
     this.errBytes = new Uint8Array(mem.error);
     this.owner = init;
-    this.pause_sem = new SharedQemuSemaphore(this.ctl);
+    this.pause_sem = new QemuSemaphoreShared(this.ctl, CTL_PAUSE_SEM);
     this.mig_stats.attach(this.nums.subarray(STATE_NUMS, STATE_NUMS + MIG_STATS_FIELDS.length), init);
     this.xbzrle_counters.attach(this.nums.subarray(XBZRLE_COUNTERS, XBZRLE_COUNTERS + XBZRLE_COUNTERS_FIELDS.length), init);
     if (init) {

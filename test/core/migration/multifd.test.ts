@@ -18,6 +18,7 @@ import {
   MultiFDPacket_t,
   multifd_recv_initial_packet,
   multifd_recv_unfill_packet,
+  multifd_packet_counter,
   multifd_send_fill_packet,
   multifd_send_initial_packet,
   multifdRecvParamsNew,
@@ -37,7 +38,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const dv = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
 /** A send channel with a batch of `normal` then `zero` pages of RAM, filled. */
-function filled(normal: number[], zero: number[], flags = MULTIFD_FLAG_NOCOMP, state = { packet_num: 0 }): MultiFDSendParams {
+function filled(normal: number[], zero: number[], flags = MULTIFD_FLAG_NOCOMP, state = multifd_packet_counter()): MultiFDSendParams {
   const p = multifdSendParamsNew(1, PAGE);
   p.pages.block = RAM;
   p.pages.offset.splice(0, normal.length + zero.length, ...normal, ...zero);
@@ -146,7 +147,7 @@ describe('the initial packet', () => {
 
 describe('packets', () => {
   it('multifd_send_fill_packet(): the fields, big-endian, the block name, normal then zero offsets', () => {
-    const state = { packet_num: 41 };
+    const state = multifd_packet_counter(41);
     const p = filled([0x200000, 0x3ff000], [0x1000], MULTIFD_FLAG_ZLIB, state);
     const v = dv(p.packet);
     expect(v.getUint32(MultiFDPacket_t.flags)).toBe(MULTIFD_FLAG_ZLIB);
@@ -165,14 +166,14 @@ describe('packets', () => {
   it('round trip: multifd_recv_unfill_packet() takes back what was filled', () => {
     const normal = Array.from({ length: 100 }, (_, i) => (i * 7 + 3) * PAGE);
     const zero = Array.from({ length: 28 }, (_, i) => (1000 + i) * PAGE);
-    const p = filled(normal, zero, MULTIFD_FLAG_NOCOMP, { packet_num: 2 ** 40 });
+    const p = filled(normal, zero, MULTIFD_FLAG_NOCOMP, multifd_packet_counter(2 ** 40));
     const r = unfill(p.packet);
     expect(r).toMatchObject({ flags: MULTIFD_FLAG_NOCOMP, normal_num: 100, zero_num: 28, next_packet_size: 100 * PAGE, packet_num: 2 ** 40, block: RAM, normal, zero });
     expect(r).toMatchObject({ packets_recved: 1, total_normal_pages: 100, total_zero_pages: 28 });
   });
 
   it('a SYNC packet (an empty batch): 9.0 leaves pages_alloc and the last block name in it; received, it names no pages', () => {
-    const state = { packet_num: 0 };
+    const state = multifd_packet_counter(0);
     const p = filled([PAGE], [], MULTIFD_FLAG_NOCOMP, state);
     // what the send thread does after a job (multifd_pages_reset()), then for a sync request
     p.pages.num = p.pages.normal_num = 0;
@@ -205,7 +206,7 @@ describe('packets', () => {
     const long: MultiFDRAMBlock = { idstr: 'x'.repeat(256), used_length: 1 << 20 };
     const p = multifdSendParamsNew(0, PAGE);
     p.pages = { ...p.pages, num: 1, normal_num: 1, block: long };
-    multifd_send_fill_packet(p, { packet_num: 0 });
+    multifd_send_fill_packet(p, multifd_packet_counter(0));
     expect(p.packet.subarray(MultiFDPacket_t.ramblock, MultiFDPacket_t.offset).every((b) => b === 0x78)).toBe(true);
     const names: string[] = [];
     unfill(p.packet, (n) => (names.push(n), long));
@@ -281,7 +282,7 @@ describe('multifd_recv_unfill_packet() errors (9.0 multifd.c; 10.0.2 lines along
 
 describe('multifd-zero-page.c', () => {
   /** A batch of pages 0..n-1 of a block whose page k holds k + 1 when `nonzero(k)`, zeros otherwise. */
-  function batch(n: number, nonzero: (k: number) => boolean): MultiFDSendParams {
+  function batch(n: number, nonzero: (k: number) => boolean): ReturnType<typeof multifdSendParamsNew> {
     const host = new Uint8Array(n * PAGE);
     for (let k = 0; k < n; k++) if (nonzero(k)) host[k * PAGE + 100] = k + 1;
     const p = multifdSendParamsNew(0, PAGE);
@@ -318,7 +319,7 @@ describe('multifd-zero-page.c', () => {
     const src = batch(8, (k) => k === 1 || k === 6);
     multifd_send_zero_page_detect(src, 'multifd');
     src.next_packet_size = src.pages.normal_num * PAGE;
-    multifd_send_fill_packet(src, { packet_num: 0 });
+    multifd_send_fill_packet(src, multifd_packet_counter(0));
     const dst = new Uint8Array(8 * PAGE).fill(0x5a);
     const r = unfill(src.packet, () => ({ idstr: 'ram', used_length: dst.length, host: dst }));
     expect(r.host).toBe(dst);

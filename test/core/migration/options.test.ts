@@ -448,8 +448,7 @@ describe('migrate-set-capabilities', () => {
   });
 
   it('zero-copy-send passes QEMU\'s checks with multifd alone; refused once TLS or compression is on', () => {
-    // QEMU 9.0 accepts it; the lab then refuses zero-copy-send as not modelled (multifd is
-    // incoming-only: accepted here, refused by migrate).
+    // QEMU 9.0 accepts it; the lab then refuses zero-copy-send as not modelled.
     expect(setCaps(new MigrationOptions(), { 'zero-copy-send': true, multifd: true })).toBe(
       "Capability 'zero-copy-send' is not modelled by Migration Lab yet",
     );
