@@ -95,6 +95,16 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
   migration_rate_set: { file: 'migration/migration-stats.c' },
   migration_rate_reset: { file: 'migration/migration-stats.c' },
   // 9.0 names that 10.0 renamed or dropped.
+  // multifd's send side: 9.2 split the RAM half into multifd-nocomp.c and passes MultiFDSendData
+  multifd_send_pages: { file: 'migration/multifd.c', v10: { file: 'migration/multifd.c', name: 'multifd_send' } },
+  multifd_pages_reset: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_queue_empty: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_queue_full: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_enqueue: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_queue_page: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_send_prepare_iovs: { file: 'migration/multifd.c', v10: { file: 'migration/multifd-nocomp.c' } },
+  multifd_send_prepare_header: { file: 'migration/multifd.h', note: 'a static inline of the header', v10: { file: 'migration/multifd-nocomp.c', name: 'multifd_ram_prepare_header' } },
+  ram_save_target_page_multifd: { file: 'migration/ram.c', v10: { removed: "10.0's ram_save_target_page() takes both cases" } },
   migrate_fd_connect: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_connect' } },
   migrate_fd_cleanup: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_cleanup' } },
   migrate_fd_cancel: { file: 'migration/migration.c', v10: { file: 'migration/migration.c', name: 'migration_cancel' } },
@@ -213,6 +223,9 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
  * helpers (no QEMU function of that name): left out of the index.
  */
 export const LAB_HELPERS: ReadonlySet<string> = new Set([
+  'multifd_send_env_of', 'multifd_send_env', 'multifd_send_ops', 'multifd_send_channels_connect', 'cooperative_multifd_send_thread_create',
+  'multifd_packet_counter', 'multifd_send_memory', 'exiting_xchg', 'packet_num_fetch_inc', 'stat64_add', 'multifd_send_initial_packet_write',
+  'ram_find_and_save_block_search', 'multifd_send_thread_name',
   'ram_addr_offset', 'cache_init_reported', 'migration_ioc_process_incoming_multifd', 'multifd_recv_env_of', 'multifd_recv_ops', 'inflate_packet', 'error_of',
   'multifd_recv_thread_name', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
   'unix_node_path', 'connect_once', 'local_address', 'listen_once', 'cstr_to_string', 'tdb_hash', 'qmp_event_timestamp',

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU10_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 import type { MigrationInfo } from '../helpers/json.js';
 
 const RAM = 64 << 20;
@@ -25,7 +25,7 @@ type Case = [number, 'none' | 'zlib', 'tcp' | 'unix'];
 /** A guest that rewrites 64 bytes of a 4 MiB hot set at 1 MiB/s: pages dirtied again during the run. */
 const BUSY = ['--workload', 'hotset:size=4M,rate=1M,write-size=64'];
 
-async function multifd_run(dst_version: '10.0' | undefined, [channels, compression, transport]: Case, src_params: Record<string, unknown> = {}, src_args: string[] = []) {
+async function multifd_run(dst_version: '10.0' | '7.2' | undefined, [channels, compression, transport]: Case, src_params: Record<string, unknown> = {}, src_args: string[] = []) {
   const dst = await vm(['-incoming', 'defer'], dst_version);
   const src = await vm(['-device', `loader,file=${BLOB_BIN},addr=0x200000`, ...src_args]);
   const uri = transport === 'tcp' ? `tcp:127.0.0.1:${await freePort()}` : `unix:${join(dst.ep.dir, 'mig.sock')}`;
@@ -97,5 +97,16 @@ describe('multifd, lab → lab', () => {
   it('compression zlib, 2 channels over unix: completed, memory equal', async () => {
     const { src, dst } = await multifd_run(undefined, [2, 'zlib', 'unix']);
     await completed_and_equal(src, dst);
+  });
+});
+
+describe.skipIf(!QEMU_AVAILABLE)(`multifd, lab → QEMU 7.2${QEMU_AVAILABLE ? '' : ' (skipped: no qemu-system-x86_64)'}`, () => {
+  it('fails: 7.2 syncs at each section\'s end and knows no RAM_SAVE_FLAG_MULTIFD_FLUSH (docs/fidelity.md, "Multifd"); the source runs on', async () => {
+    const { src, dst } = await multifd_run('7.2', [2, 'none', 'tcp']);
+    const done = (await untilMigration(src.q, (i) => ['completed', 'failed'].includes(i.status), 60_000)).info;
+    for (const end = Date.now() + 10_000; dst.ep.alive() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    expect(dst.ep.stderr()).toContain('Unknown combination of migration flags: 0x200');
+    expect(done.status).toBe('failed');
+    expect((await src.q.execute('query-status')).reply.return.status).toBe('running');
   });
 });
