@@ -23,15 +23,16 @@ import {
   type MultiFDRecvMethods,
   type MultiFDRecvState,
   multifd_new_send_channel_async,
+  multifd_send_setup,
   multifd_send_shutdown,
   multifd_send_thread,
+  type MultiFDSendSetupEnv,
   type MultiFDSendChannel,
   type MultiFDSendEnv,
   type MultiFDSendMethods,
   type MultiFDSendState,
   type MultiFDSendThreadHandle,
 } from './multifd.js';
-import * as multifd from './multifd.js';
 import { multifd_nocomp_ops, multifd_nocomp_send_ops } from './multifd-nocomp.js';
 import { multifd_zlib_ops, multifd_zlib_send_ops } from './multifd-zlib.js';
 import { socket_cleanup_outgoing_migration } from './socket.js';
@@ -614,6 +615,8 @@ export async function migration_channel_read_peek(ioc: QIOChannel, len: number):
 /** The receive side's view of the endpoint (multifd.ts's MultiFDRecvEnv). */
 function multifd_recv_env_of(env: MigrationHostEnv): MultiFDRecvEnv {
   return {
+    tracer: env.tracer,
+    thread: env.thread,
     options: env.s.options,
     qemu_uuid: new Uint8Array(16), // qemu_uuid: never set, the lab refuses -uuid
     qemu_ram_block_by_name: (name) => env.ram_list().qemu_ram_block_by_name(name),
@@ -634,8 +637,10 @@ export function multifd_send_env_of(env: MigrationHostEnv): MultiFDSendEnv {
 }
 
 /** MultiFDSendEnv over a MigrationState (any thread's view of it) and where its thread reports. */
-export function multifd_send_env(s: MigrationState, env: Pick<MigrationHostEnv, 'migration_threads_add' | 'migration_threads_remove' | 'error_report'>): MultiFDSendEnv {
+export function multifd_send_env(s: MigrationState, env: Pick<MigrationHostEnv, 'migration_threads_add' | 'migration_threads_remove' | 'error_report' | 'tracer' | 'thread'>): MultiFDSendEnv {
   return {
+    tracer: env.tracer,
+    thread: env.thread,
     options: s.options,
     qemu_uuid: new Uint8Array(16), // qemu_uuid: never set, the lab refuses -uuid
     mig_stats: s.mig_stats,
@@ -678,7 +683,7 @@ export function multifd_send_channels_connect(
 
 /** A multifdsend_N thread as a task of this event loop (cooperative runtime): it writes the channel itself. */
 export function cooperative_multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle {
-  const t = env.qemu_thread_create(p.name, 'multifd_send_thread', (self) => multifd_send_thread(multifd_send_env_of(migration_thread_env(env, self)), state, p, self));
+  const t = env.qemu_thread_create(p.name, 'multifd_send_thread', (self) => multifd_send_thread(multifd_send_env_of(migration_thread_env(env, self)), state, p));
   return {
     shutdown: () => ioc.shutdown?.(),
     join: () => t.join(),
@@ -898,17 +903,17 @@ interface OutgoingRun {
  * QEMU's arguments. What they call in turn is traced in their own files where it is a
  * chain node (ram.ts's traced_at(), its MigrationEnv being a trace site).
  */
-/** multifd_send_setup() on the migration thread (multifd.ts); the runtime connects the channels and runs their threads. */
-const multifd_send_setup = traced('multifd_send_setup', (env: MigrationHostEnv): Promise<MultiFDSendState | null | false> =>
-  multifd.multifd_send_setup({
+/** multifd_send_setup()'s view of the endpoint, on the migration thread; the runtime connects the channels and runs their threads. */
+function multifd_send_setup_env_of(env: MigrationHostEnv): MultiFDSendSetupEnv {
+  return {
     ...multifd_send_env_of(env),
     blocks: env.ram_list().blocks,
     threads_share_memory: env.multifd_send_threads.share_memory,
     ops_of: multifd_send_ops,
     multifd_send_channels_create: (state) => env.multifd_send_threads.channels_create(state),
     migrate_set_state_setup_failed: () => env.s.migrate_set_state('setup', 'failed'),
-  }),
-);
+  };
+}
 
 const qemu_savevm_state_header = traced('qemu_savevm_state_header', (_env: MigrationHostEnv, f: QEMUFile, sv: SaveVMState): void =>
   savevm.qemu_savevm_state_header(f, sv),
@@ -1353,7 +1358,7 @@ const migration_thread = traced('migration_thread', async (env: MigrationHostEnv
   const s = env.s;
   const setup_start = env.now_ms();
   update_iteration_initial_status(env, run);
-  const multifd = await multifd_send_setup(env);
+  const multifd = await multifd_send_setup(multifd_send_setup_env_of(env));
   if (multifd === false) return; // goto out
   s.multifd_send_state = multifd;
   qemu_savevm_state_header(env, run.f, run.sv);

@@ -24,7 +24,7 @@
 import { qio_channel_read_all, qio_channel_read_all_eof, type QIOChannel } from '../io/channel.js';
 import { QmpError, error_setg } from '../qmp/error.js';
 import type { MultiFDCompression, ZeroPageDetection } from '../qmp/schema/migration.js';
-import type { ThreadRef } from '../trace/trace.js';
+import { traced, type ThreadRef, type TraceSite } from '../trace/trace.js';
 import { qatomic_cmpxchg, qatomic_xchg } from '../util/atomic.js';
 import { QemuSemaphore, QemuSemaphoreShared, type QemuSemaphoreLike, type QemuThread, type QemuThreadCreate } from '../util/qemu-thread.js';
 import type { MIG_STATS_FIELDS, MigrationAtomicStats } from './qemu-file.js';
@@ -395,8 +395,8 @@ export function multifd_recv_unfill_packet(p: MultiFDRecvParams, qemu_ram_block_
 /** MIGRATION_THREAD_DST_MULTIFD: "multifdrecv_%d". */
 export const multifd_recv_thread_name = (id: number): string => `multifdrecv_${id}`;
 
-/** What the receive side reads from the rest of the endpoint. */
-export interface MultiFDRecvEnv {
+/** What the receive side reads from the rest of the endpoint (a trace site: the thread running it). */
+export interface MultiFDRecvEnv extends TraceSite {
   readonly options: {
     migrate_multifd(): boolean;
     migrate_multifd_channels(): number;
@@ -524,7 +524,7 @@ export async function multifd_recv_cleanup(env: MultiFDRecvEnv, state: MultiFDRe
  * multifd_recv_sync_main(): the main channel's RAM_SAVE_FLAG_MULTIFD_FLUSH. Wait until
  * every channel has read its SYNC packet, take the highest packet number, and let them go.
  */
-export async function multifd_recv_sync_main(env: MultiFDRecvEnv, state: MultiFDRecvState | null): Promise<void> {
+export const multifd_recv_sync_main = traced('multifd_recv_sync_main', async (env: MultiFDRecvEnv, state: MultiFDRecvState | null): Promise<void> => {
   if (!env.options.migrate_multifd() || !state) return;
   const thread_count = env.options.migrate_multifd_channels();
   for (let i = 0; i < thread_count; i++) await state.sem_sync.wait();
@@ -532,14 +532,14 @@ export async function multifd_recv_sync_main(env: MultiFDRecvEnv, state: MultiFD
     if (state.packet_num < p.packet_num) state.packet_num = p.packet_num;
     p.sem_sync.post();
   }
-}
+});
 
 /**
  * multifd_recv_thread(): packet after packet until the channel ends or the migration does:
  * the header and offsets (multifd_recv_unfill_packet()), the pages (ops.recv), and at a
  * SYNC packet the wait for the main thread. An error stops every channel.
  */
-async function multifd_recv_thread(env: MultiFDRecvEnv, state: MultiFDRecvState, p: MultiFDRecvChannel): Promise<void> {
+const multifd_recv_thread = traced('multifd_recv_thread', async (env: MultiFDRecvEnv, state: MultiFDRecvState, p: MultiFDRecvChannel): Promise<void> => {
   let local_err: QmpError | null = null;
   try {
     for (;;) {
@@ -561,7 +561,7 @@ async function multifd_recv_thread(env: MultiFDRecvEnv, state: MultiFDRecvState,
     local_err = error_of(e);
   }
   if (local_err) multifd_recv_terminate_threads(env, state, local_err);
-}
+});
 
 /**
  * multifd_recv_new_channel(): read the channel's MultiFDInit_t (its id), keep the channel
@@ -587,7 +587,7 @@ export async function multifd_recv_new_channel(env: MultiFDRecvEnv, state: Multi
   }
   p.c = ioc;
   p.thread_created = true;
-  p.thread = env.qemu_thread_create(p.name, 'multifd_recv_thread', () => multifd_recv_thread(env, state, p));
+  p.thread = env.qemu_thread_create(p.name, 'multifd_recv_thread', (self) => multifd_recv_thread({ ...env, thread: self }, state, p));
   state.count++;
 }
 
@@ -708,8 +708,8 @@ export interface MultiFDSendThreadHandle {
   close(): Promise<void>;
 }
 
-/** What the send side reads from the rest of the endpoint, on the thread it runs on. */
-export interface MultiFDSendEnv {
+/** What the send side reads from the rest of the endpoint, on the thread it runs on (its trace site). */
+export interface MultiFDSendEnv extends TraceSite {
   readonly options: {
     migrate_multifd(): boolean;
     migrate_multifd_channels(): number;
@@ -974,7 +974,7 @@ function multifd_send_set_error(env: MultiFDSendEnv, state: MultiFDSendState, er
  * packet and wait until each has (ram.c then writes RAM_SAVE_FLAG_MULTIFD_FLUSH).
  * Returns 0, or -1 when the send side is quitting.
  */
-export async function multifd_send_sync_main(env: Pick<MultiFDSendEnv, 'options' | 'error_report'>, state: MultiFDSendState | null): Promise<number> {
+export const multifd_send_sync_main = traced('multifd_send_sync_main', async (env: Pick<MultiFDSendEnv, 'options' | 'error_report' | 'tracer' | 'thread'>, state: MultiFDSendState | null): Promise<number> => {
   if (!env.options.migrate_multifd() || !state) return 0;
   if (state.pages.num) {
     if (!(await multifd_send_pages(state))) {
@@ -995,7 +995,7 @@ export async function multifd_send_sync_main(env: Pick<MultiFDSendEnv, 'options'
     await p.sem_sync.wait();
   }
   return 0;
-}
+});
 
 /** multifd_send_initial_packet(): the channel's MultiFDInit_t, counted in multifd_bytes. */
 async function multifd_send_initial_packet_write(env: MultiFDSendEnv, state: MultiFDSendState, p: MultiFDSendChannel): Promise<void> {
@@ -1009,9 +1009,9 @@ async function multifd_send_initial_packet_write(env: MultiFDSendEnv, state: Mul
  * apart, the packet filled, packet and pages in one writev) or a SYNC packet. An error
  * stops the whole send side and the migration.
  */
-export async function multifd_send_thread(env: MultiFDSendEnv, state: MultiFDSendState, p: MultiFDSendChannel, self: ThreadRef): Promise<void> {
+export const multifd_send_thread = traced('multifd_send_thread', async (env: MultiFDSendEnv, state: MultiFDSendState, p: MultiFDSendChannel): Promise<void> => {
   let local_err: QmpError | null = null;
-  env.migration_threads_add(self);
+  env.migration_threads_add(env.thread);
   try {
     await multifd_send_initial_packet_write(env, state, p);
     for (;;) {
@@ -1056,8 +1056,8 @@ export async function multifd_send_thread(env: MultiFDSendEnv, state: MultiFDSen
     multifd_send_set_error(env, state, local_err);
     multifd_send_kick_main(state, p);
   }
-  env.migration_threads_remove(self);
-}
+  env.migration_threads_remove(env.thread);
+});
 
 /** What multifd_send_setup() needs besides MultiFDSendEnv: the RAM, the methods, the runtime's channels. */
 export interface MultiFDSendSetupEnv extends MultiFDSendEnv {
@@ -1081,7 +1081,7 @@ export interface MultiFDSendSetupEnv extends MultiFDSendEnv {
  * the error and the migration fails), then sets up the compression of each. Returns the
  * state (null without multifd), or false when the setup failed (the migration has failed).
  */
-export async function multifd_send_setup(env: MultiFDSendSetupEnv): Promise<MultiFDSendState | null | false> {
+export const multifd_send_setup = traced('multifd_send_setup', async (env: MultiFDSendSetupEnv): Promise<MultiFDSendState | null | false> => {
   if (!env.options.migrate_multifd()) return null;
   const thread_count = env.options.migrate_multifd_channels();
   const page_size = 4096;
@@ -1108,7 +1108,7 @@ export async function multifd_send_setup(env: MultiFDSendSetupEnv): Promise<Mult
     return false;
   }
   return state;
-}
+});
 
 /** multifd_channel_connect(): the channel is the thread's; start multifdsend_N on it. */
 function multifd_channel_connect(p: MultiFDSendChannel, ioc: QIOChannel, start_thread: (p: MultiFDSendChannel, ioc: QIOChannel) => MultiFDSendThreadHandle): void {

@@ -179,8 +179,9 @@ describe('against real endpoints', () => {
     // to span a few 100 ms rate-limit windows, so a threshold is computed and
     // migration_bitmap_sync runs below it, as in QEMU.
     expect(await qmp('source', 'migrate-set-parameters', { 'max-bandwidth': 4 << 20 })).toBe('{"return": {}}');
-    // The return path: its thread, and the destination's SHUT.
+    // The return path: its thread, and the destination's SHUT; multifd: two channels and their threads.
     expect(await qmp('source', 'migrate-set-capabilities', caps('return-path', true))).toBe('{"return": {}}');
+    for (const id of ['source', 'destination'] as const) expect(await qmp(id, 'migrate-set-capabilities', caps('multifd', true))).toBe('{"return": {}}');
     const uri = `unix:${join(dir, 'm.sock')}`;
     expect(await qmp('destination', 'migrate-incoming', { uri })).toBe('{"return": {}}');
     expect(await qmp('source', 'migrate', { uri })).toBe('{"return": {}}');
@@ -202,5 +203,8 @@ describe('against real endpoints', () => {
     expect(threadOf('bg_migration_thread')).toBe('bg_snapshot');
     expect(threadOf('source_return_path_thread')).toBe('return path');
     expect(threadOf('migrate_fd_connect')).toBe('main');
+    expect(threadOf('multifd_send_setup')).toBe('live_migration');
+    expect(threadOf('multifd_send_thread')).toMatch(/^multifdsend_[01]$/);
+    expect(seen.destination.find((e) => e.type === 'enter' && e.fn === 'multifd_recv_thread')?.thread).toMatch(/^multifdrecv_[01]$/);
   });
 });

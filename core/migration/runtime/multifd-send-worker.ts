@@ -47,6 +47,8 @@ async function multifd_send_worker_run(data: MultiFDSendWorkerData): Promise<voi
   tracer.on((ev) => post({ type: 'trace', ev }));
   tracer.emit({ ...tracer.where(self.name, self.tid), type: 'thread-start' });
   const env = multifd_send_env(s, {
+    tracer,
+    thread: self,
     migration_threads_add: (t) => post({ type: 'threads_add', thread: t }),
     migration_threads_remove: (t) => post({ type: 'threads_remove', thread: t }),
     error_report: (msg) => post({ type: 'error_report', msg }),
@@ -54,7 +56,7 @@ async function multifd_send_worker_run(data: MultiFDSendWorkerData): Promise<voi
   try {
     // the compression's state is the thread's own here (multifd_send_setup() made the migration thread's view of it)
     state.ops.send_setup(p, state);
-    await multifd_send_thread(env, state, p, self);
+    await multifd_send_thread(env, state, p);
   } finally {
     state.ops.send_cleanup(p);
     ring.close();

@@ -75,6 +75,7 @@ const n = (
 const LAB_MIG = 'core/migration/migration.ts';
 const LAB_CHANNEL = 'core/migration/channel.ts';
 const LAB_LIVE = 'core/migration/runtime/live.ts';
+const LAB_MULTIFD = 'core/migration/multifd.ts';
 
 export const CHAIN_NODES: readonly ChainNode[] = [
   // ---- source, main thread (holding the BQL) ----
@@ -170,6 +171,15 @@ export const CHAIN_NODES: readonly ChainNode[] = [
     'The body of the "return path" thread: it reads the destination\'s messages (PONG, SWITCHOVER_ACK, SHUT; page requests in postcopy) until SHUT or an error. With switchover-ack the migration thread does not switch over before the SWITCHOVER_ACK it reads.',
     '"return path" 线程的主体：它读取目的端发来的消息（PONG、SWITCHOVER_ACK、SHUT；后拷贝时还有页请求），直到收到 SHUT 或出错。启用 switchover-ack 时，迁移线程在它读到 SWITCHOVER_ACK 之前不会切换。'),
 
+  n('multifd_send_setup', 'source-migration', 16, LAB_MULTIFD,
+    'The migration thread\'s first call (it returns at once without the multifd capability): it opens one more connection per multifd-channels and starts a multifdsend_N thread on each. From then on ram.c queues every dirty page to those threads, 128 pages to a packet, and the main channel carries only the rest and a MULTIFD_FLUSH at each round\'s end.',
+    '迁移线程的第一个调用（未启用 multifd 能力时立即返回）：它按 multifd-channels 再打开相应数量的连接，并在每个连接上启动一个 multifdsend_N 线程。此后 ram.c 把每个脏页排队交给这些线程，每个数据包 128 页；主通道只传其余内容，以及每轮结束时的 MULTIFD_FLUSH。',
+    { indent: true }),
+  n('multifd_send_thread', 'source-migration', 17, LAB_MULTIFD,
+    'The body of each multifdsend_N thread: it writes its channel\'s MultiFDInit_t, then waits for jobs. A batch of pages becomes one packet header and the normal pages\' bytes (zero pages only named); a sync request becomes a SYNC packet. In the lab\'s live runtime each is a worker thread of its own.',
+    '每个 multifdsend_N 线程的主体：它先在自己的通道上写出 MultiFDInit_t，然后等待任务。一批页变成一个数据包头和其中普通页的字节（零页只列出偏移）；同步请求变成一个 SYNC 数据包。在实验室的实时运行环境中，每个线程都是一个独立的 worker 线程。',
+    { indent: true }),
+
   // ---- destination, main thread ----
   n('qemu_start_incoming_migration', 'destination-main', 0, LAB_MIG,
     'Behind -incoming URI and migrate-incoming: moves the incoming state from none to setup, starts listening on the transport (socket_start_incoming_migration for tcp: and unix:) and waits for the source. Run state inmigrate says the destination is waiting.',
@@ -183,6 +193,14 @@ export const CHAIN_NODES: readonly ChainNode[] = [
   n('qemu_loadvm_state', 'destination-main', 3, 'core/migration/savevm.ts',
     'Reads the stream section by section: checks the header, loads RAM pages into guest memory and device state, until the end-of-stream marker. A page that does not fit or an unknown section fails the whole load.',
     '逐段读取迁移流：检查头部，把内存页加载到客户机内存、加载设备状态，直到遇到流结束标记。页面越界或遇到未知的段都会使整个加载失败。'),
+  n('multifd_recv_sync_main', 'destination-main', 12, LAB_MULTIFD,
+    'The destination\'s side of RAM_SAVE_FLAG_MULTIFD_FLUSH on the main channel: it waits until every multifdrecv_N thread has read its SYNC packet, then lets them all go on. So no page of the next round is loaded before the pages of this one.',
+    '目的端对主通道上 RAM_SAVE_FLAG_MULTIFD_FLUSH 的处理：它等待每个 multifdrecv_N 线程都读到自己的 SYNC 数据包，然后让它们全部继续。这样，下一轮的页不会在本轮的页之前加载。',
+    { indent: true }),
+  n('multifd_recv_thread', 'destination-main', 14, LAB_MULTIFD,
+    'The body of each multifdrecv_N thread, started when its channel\'s MultiFDInit_t checks out: packet after packet it clears the zero pages and reads (or inflates) the normal pages straight into guest RAM. At a SYNC packet it waits for multifd_recv_sync_main.',
+    '每个 multifdrecv_N 线程的主体，在其通道的 MultiFDInit_t 校验通过后启动：它逐个读取数据包，清零其中的零页，把普通页直接读入（或解压到）客户机内存。遇到 SYNC 数据包时，它等待 multifd_recv_sync_main。',
+    { indent: true }),
   n('migrate_send_rp_shut', 'destination-main', 4, LAB_MIG,
     'With a return path open, the destination\'s last word once the guest runs: SHUT, 0 when the stream loaded without error. The source waits for it before it completes.',
     '返回通道打开时，目的端在客户机运行之后发出的最后一条消息：SHUT，流加载无误时为 0。源端要等到它之后才会完成。'),
@@ -221,6 +239,12 @@ export const CHAIN_EDGES: readonly ChainEdge[] = [
   { from: 'migration_channel_process_incoming', to: 'process_incoming_migration_co', kind: 'call' },
   { from: 'process_incoming_migration_co', to: 'qemu_loadvm_state', kind: 'call' },
   { from: 'migration_thread', to: 'qemu_loadvm_state', kind: 'stream' },
+  // multifd: the extra channels and their threads
+  { from: 'migration_thread', to: 'multifd_send_setup', kind: 'call', side: 'right', bulge: 14 },
+  { from: 'multifd_send_setup', to: 'multifd_send_thread', kind: 'branch' },
+  { from: 'multifd_send_thread', to: 'multifd_recv_thread', kind: 'stream' },
+  { from: 'migration_channel_process_incoming', to: 'multifd_recv_thread', kind: 'branch', side: 'left', bulge: 20 },
+  { from: 'qemu_loadvm_state', to: 'multifd_recv_sync_main', kind: 'call', side: 'right' },
 ];
 
 export const CHAIN_BY_ID: ReadonlyMap<string, ChainNode> = new Map(CHAIN_NODES.map((x) => [x.id, x]));

@@ -11,10 +11,10 @@ export const X0 = 24;
 // Rows are tight so that the whole chain fits a 1280×720 projector at a scale where its
 // 20-unit labels are at least 16 px (test/e2e/layout.test.ts measures it).
 export const TOP = 50;
-export const ROW = 38;
+export const ROW = 34;
 export const NODE_H = 28;
 export const INDENT = 40;
-export const ROWS = 16;
+export const ROWS = 18;
 export const VIEW_W = 2 * X0 + CHAIN_LANES.length * LANE_W + (CHAIN_LANES.length - 1) * GAP;
 export const VIEW_H = TOP + ROWS * ROW;
 
