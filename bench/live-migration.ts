@@ -39,7 +39,12 @@ export interface LiveMigrationResult {
   /** The same with -mem-prealloc on both ends. */
   labPreallocMiBs: number;
   qemuPreallocMiBs: number | null;
+  /** Multifd with -mem-prealloc on both ends, by channel count: lab → lab and QEMU → QEMU. */
+  multifd: { channels: number; labMiBs: number; qemuMiBs: number | null }[];
 }
+
+/** The multifd columns' channel counts. */
+export const MULTIFD_CHANNELS = [2, 4];
 
 function writeRandomFile(path: string, size: number): void {
   const fd = openSync(path, 'w');
@@ -51,8 +56,8 @@ function writeRandomFile(path: string, size: number): void {
   closeSync(fd);
 }
 
-/** Migrate between two endpoints (lab or QEMU) and return MiB/s of `ram.transferred`. */
-async function migrate(dir: string, tag: string, blob: string, qemu: boolean, prealloc: boolean): Promise<number> {
+/** Migrate between two endpoints (lab or QEMU) and return MiB/s of `ram.transferred`; with `channels`, over multifd. */
+export async function migrate(dir: string, tag: string, blob: string, qemu: boolean, prealloc: boolean, channels = 0): Promise<number> {
   const procs: ChildProcess[] = [];
   const start = (name: string, extra: string[]) => {
     const qmp = ['-qmp', `unix:${join(dir, `${tag}-${name}.qmp`)},server=on,wait=off`];
@@ -64,11 +69,19 @@ async function migrate(dir: string, tag: string, blob: string, qemu: boolean, pr
   };
   const migSock = join(dir, `${tag}-mig.sock`);
   try {
-    start('dst', ['-incoming', `unix:${migSock}`]);
+    // multifd: the capability must be on before the destination listens (its backlog is multifd-channels)
+    start('dst', ['-incoming', channels ? 'defer' : `unix:${migSock}`]);
     start('src', ['-device', `loader,file=${blob},addr=0`]);
     const src = await BenchQmp.connect(join(dir, `${tag}-src.qmp`));
     const dst = await BenchQmp.connect(join(dir, `${tag}-dst.qmp`));
     await src.execute('migrate-set-parameters', { 'max-bandwidth': 0 });
+    if (channels) {
+      for (const e of [src, dst]) {
+        await e.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] });
+        await e.execute('migrate-set-parameters', { 'multifd-channels': channels });
+      }
+      await dst.execute('migrate-incoming', { uri: `unix:${migSock}` });
+    }
     const r = await src.execute('migrate', { uri: `unix:${migSock}` });
     if (!('return' in r)) throw new Error(`${tag}: migrate failed: ${JSON.stringify(r)}`);
     for (;;) {
@@ -132,6 +145,7 @@ export async function benchLiveMigration(): Promise<LiveMigrationResult> {
     // Alternate lab, raw and QEMU so machine noise hits each alike; keep the best.
     const best = { lab: 0, qemu: 0, labPre: 0, qemuPre: 0 };
     const raw: Record<RawReader, number> = { fresh: 0, pretouched: 0, discard: 0 };
+    const multifd = MULTIFD_CHANNELS.map((channels) => ({ channels, labMiBs: 0, qemuMiBs: haveQemu ? 0 : null }));
     for (let round = 0; round < 2; round++) {
       best.lab = Math.max(best.lab, await migrate(dir, `lab${round}`, blob, false, false));
       raw.fresh = Math.max(raw.fresh, await rawCopy(dir, data, 'fresh', round));
@@ -140,6 +154,10 @@ export async function benchLiveMigration(): Promise<LiveMigrationResult> {
       raw.pretouched = Math.max(raw.pretouched, await rawCopy(dir, data, 'pretouched', round));
       if (haveQemu) best.qemuPre = Math.max(best.qemuPre, await migrate(dir, `qemup${round}`, blob, true, true));
       raw.discard = Math.max(raw.discard, await rawCopy(dir, data, 'discard', round));
+      for (const m of multifd) {
+        m.labMiBs = Math.max(m.labMiBs, await migrate(dir, `labm${m.channels}-${round}`, blob, false, true, m.channels));
+        if (haveQemu) m.qemuMiBs = Math.max(m.qemuMiBs!, await migrate(dir, `qemum${m.channels}-${round}`, blob, true, true, m.channels));
+      }
     }
     return {
       labMiBs: best.lab,
@@ -147,6 +165,7 @@ export async function benchLiveMigration(): Promise<LiveMigrationResult> {
       qemuMiBs: haveQemu ? best.qemu : null,
       labPreallocMiBs: best.labPre,
       qemuPreallocMiBs: haveQemu ? best.qemuPre : null,
+      multifd,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -32,6 +32,16 @@ if (live.qemuMiBs !== null && live.qemuPreallocMiBs !== null) {
   console.log('  lab / QEMU         skipped: qemu-system-x86_64 is not installed');
 }
 console.log('  (lab / raw: each column against the raw copy of the same kind; lab / QEMU: verdict on default RAM, as QEMU runs by default)');
+console.log('\nLive migration over multifd, the same guest, -mem-prealloc on both ends (best of 2):');
+console.log('                     ' + live.multifd.map((m) => `${m.channels} channels`.padEnd(16)).join(''));
+console.log(`  lab -> lab         ${live.multifd.map((m) => col(m.labMiBs)).join('')}`);
+console.log(`  QEMU -> QEMU       ${live.multifd.map((m) => col(m.qemuMiBs)).join('')}`);
+if (live.multifd.every((m) => m.qemuMiBs !== null)) {
+  const ratios = live.multifd.map((m) => m.labMiBs / m.qemuMiBs!);
+  console.log(`  lab / QEMU         ${ratios.map((r) => r.toFixed(2).padEnd(16)).join('')}(goal: >= 1.00) ${verdict(ratios.every((r) => r >= 1))}`);
+} else {
+  console.log('  lab / QEMU         skipped: qemu-system-x86_64 is not installed');
+}
 
 const { benchSimLarge, benchSimHuge, benchFloor, benchBitmapSync } = await import('./sim.js');
 const large = await benchSimLarge();

@@ -936,30 +936,31 @@ function multifd_enqueue(pages: MultiFDPages_t, offset: number): void {
   pages.offset[pages.num++] = offset;
 }
 
-/** multifd_queue_page(): add a page to the batch, sending the batch first when full or of another block. */
-export async function multifd_queue_page(state: MultiFDSendState, block: MultiFDRAMBlock, offset: number): Promise<boolean> {
-  for (;;) {
-    const pages = state.pages;
-    /* If the queue is empty, we can already enqueue now */
-    if (multifd_queue_empty(pages)) {
-      pages.block = block;
-      multifd_enqueue(pages, offset);
-      return true;
-    }
-    /*
-     * Not empty, meanwhile we need a flush.  It can because of either:
-     * (1) The page is not on the same ramblock of previous ones, or,
-     * (2) The queue is full.
-     * After flush, always retry.
-     */
-    if (pages.block !== block || multifd_queue_full(pages)) {
-      if (!(await multifd_send_pages(state))) return false;
-      continue;
-    }
-    /* Not flushed yet, we can enqueue directly */
+/**
+ * multifd_queue_page(): add a page to the batch, sending the batch first when full or of
+ * another block. Returns at once (no Promise) when the page only joins the batch: the
+ * migration thread waits only where QEMU's may block, in multifd_send_pages().
+ */
+export function multifd_queue_page(state: MultiFDSendState, block: MultiFDRAMBlock, offset: number): boolean | Promise<boolean> {
+  const pages = state.pages;
+  /* If the queue is empty, we can already enqueue now */
+  if (multifd_queue_empty(pages)) {
+    pages.block = block;
     multifd_enqueue(pages, offset);
     return true;
   }
+  /*
+   * Not empty, meanwhile we need a flush.  It can because of either:
+   * (1) The page is not on the same ramblock of previous ones, or,
+   * (2) The queue is full.
+   * After flush, always retry.
+   */
+  if (pages.block !== block || multifd_queue_full(pages)) {
+    return multifd_send_pages(state).then((sent) => (sent ? multifd_queue_page(state, block, offset) : false));
+  }
+  /* Not flushed yet, we can enqueue directly */
+  multifd_enqueue(pages, offset);
+  return true;
 }
 
 /** multifd_send_set_error(): once, the first error of the send side; the migration fails. */

@@ -832,8 +832,8 @@ function ram_save_page(rs: RAMState, pss: PageSearchStatus): number {
 }
 
 /** ram_save_multifd_page(): the page goes into the multifd batch (its thread sends it). */
-function ram_save_multifd_page(state: MultiFDSendState, block: RAMBlockLike, offset: number): Promise<number> {
-  return multifd_queue_page(state, block, offset).then((queued) => (queued ? 1 : -1));
+function ram_save_multifd_page(state: MultiFDSendState, block: RAMBlockLike, offset: number): MaybeAsync<number> {
+  return then(multifd_queue_page(state, block, offset), (queued) => (queued ? 1 : -1));
 }
 
 /**
@@ -841,7 +841,7 @@ function ram_save_multifd_page(state: MultiFDSendState, block: RAMBlockLike, off
  * The zero-page check stays on this thread only with zero-page-detection=legacy; with the
  * default `multifd` the send thread makes it.
  */
-function ram_save_target_page_multifd(rs: RAMState, pss: PageSearchStatus, state: MultiFDSendState): Promise<number> | number {
+function ram_save_target_page_multifd(rs: RAMState, pss: PageSearchStatus, state: MultiFDSendState): MaybeAsync<number> {
   const block = pss.block!;
   const offset = pss.page * TARGET_PAGE_SIZE;
   /* While using multifd live migration, we still need to handle zero page checking on the migration main thread. */
