@@ -6,8 +6,11 @@
 import type { ZeroPageDetection } from '../qmp/schema/migration.js';
 import type { MultiFDRecvParams, MultiFDSendParams } from './multifd.js';
 
-/** buffer_is_zero() over [offset, offset + len) of host. */
+const ZERO_PAGE = Buffer.alloc(4096);
+
+/** buffer_is_zero() over [offset, offset + len) of host (one native compare for a page). */
 function isZero(host: Uint8Array, offset: number, len: number): boolean {
+  if (len === ZERO_PAGE.length) return Buffer.from(host.buffer, host.byteOffset + offset, len).equals(ZERO_PAGE);
   for (let i = offset; i < offset + len; i++) if (host[i] !== 0) return false;
   return true;
 }
