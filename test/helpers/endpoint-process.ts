@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { FIXTURES } from './fixtures.js';
 import { parseJson, type MigrationInfo, type QmpEvent, type QmpReply, type QmpReturn } from './json.js';
 
@@ -376,6 +376,13 @@ export class QmpConn {
  * Poll query-migrate until `pred` holds; returns the last reply's `return` and every event
  * that arrived meanwhile.
  */
+/** Guest RAM [0, size) through pmemsave, the file in the endpoint's scratch dir (memory compared after a migration). */
+export async function guestMemory(ep: Endpoint, q: QmpConn, size = 64 << 20): Promise<Buffer> {
+  const file = join(ep.dir, 'mem.bin');
+  expect((await q.execute('pmemsave', { val: 0, size, filename: file })).reply).toEqual({ return: {} });
+  return readFileSync(file);
+}
+
 export async function untilMigration(
   q: QmpConn,
   pred: (info: MigrationInfo) => boolean,

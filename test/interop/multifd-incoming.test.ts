@@ -12,16 +12,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU10_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, endpointsPerTest, freePort, guestMemory, untilMigration } from '../helpers/endpoint-process.js';
 
 const RAM = 64 << 20;
 const vm = endpointsPerTest(['-m', '64']);
-
-async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
-  const file = join(ep.dir, 'mem.bin');
-  expect((await q.execute('pmemsave', { val: 0, size: RAM, filename: file })).reply).toEqual({ return: {} });
-  return readFileSync(file);
-}
 
 const CASES: [number, 'none' | 'zlib', 'tcp' | 'unix'][] = [
   [2, 'none', 'tcp'],
@@ -48,9 +42,9 @@ describe.skipIf(!QEMU10_AVAILABLE)(`multifd, QEMU 10.0 → lab${QEMU10_AVAILABLE
       expect((await untilMigration(dst.q, (i) => ['completed', 'failed'].includes(i.status))).info.status).toBe('completed');
       expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
       await dst.q.execute('stop');
-      const mem = await memory(dst.ep, dst.q);
+      const mem = await guestMemory(dst.ep, dst.q, RAM);
       expect(mem.subarray(0x200000, 0x200000 + readFileSync(BLOB_BIN).length).equals(readFileSync(BLOB_BIN))).toBe(true);
-      expect(mem.equals(await memory(src.ep, src.q))).toBe(true);
+      expect(mem.equals(await guestMemory(src.ep, src.q, RAM))).toBe(true);
       expect(dst.ep.stderr()).toBe('');
     });
   }

@@ -8,17 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, guestMemory, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
 import type { MigrationInfo } from '../helpers/json.js';
 
 const RAM = 64 << 20;
 const vm = endpointsPerTest(['-m', '64']);
-
-async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
-  const file = join(ep.dir, 'mem.bin');
-  expect((await q.execute('pmemsave', { val: 0, size: RAM, filename: file })).reply).toEqual({ return: {} });
-  return readFileSync(file);
-}
 
 type Case = [number, 'none' | 'zlib', 'tcp' | 'unix'];
 
@@ -47,9 +41,9 @@ async function completed_and_equal(src: { ep: Endpoint; q: QmpConn }, dst: { ep:
   expect((await untilMigration(dst.q, (i) => ['completed', 'failed'].includes(i.status))).info.status).toBe('completed');
   expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
   await dst.q.execute('stop');
-  const mem = await memory(dst.ep, dst.q);
+  const mem = await guestMemory(dst.ep, dst.q, RAM);
   if (blob_intact) expect(mem.subarray(0x200000, 0x200000 + readFileSync(BLOB_BIN).length).equals(readFileSync(BLOB_BIN))).toBe(true);
-  expect(mem.equals(await memory(src.ep, src.q))).toBe(true);
+  expect(mem.equals(await guestMemory(src.ep, src.q, RAM))).toBe(true);
   expect(src.ep.stderr()).toBe('');
   return done;
 }

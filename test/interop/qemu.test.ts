@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, savedStream, untilMigration, type Endpoint, type QmpConn } from '../helpers/endpoint-process.js';
+import { BLOB_BIN, QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, guestMemory, savedStream, untilMigration, type QmpConn } from '../helpers/endpoint-process.js';
 import type { MigrationInfo } from '../helpers/json.js';
 
 
@@ -14,14 +14,6 @@ const vm = endpointsPerTest(['-m', '64']);
 
 async function waitStatus(q: QmpConn, want: string[], ms = 60000): Promise<MigrationInfo> {
   return (await untilMigration(q, (i) => want.includes(i.status), ms)).info;
-}
-
-/** All of guest RAM through pmemsave (the file lands in the endpoint's scratch dir). */
-async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
-  const file = join(ep.dir, 'mem.bin');
-  const r = await q.execute('pmemsave', { val: 0, size: 64 << 20, filename: file });
-  expect(r.reply).toEqual({ return: {} });
-  return readFileSync(file);
 }
 
 describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
@@ -33,7 +25,7 @@ describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
     await waitStatus(src.q, ['completed']);
     await waitStatus(dst.q, ['completed']);
     expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
-    expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+    expect((await guestMemory(dst.ep, dst.q)).equals(await guestMemory(src.ep, src.q))).toBe(true);
   });
 
   it('QEMU source (-device loader) → lab destination over tcp', async () => {
@@ -43,9 +35,9 @@ describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
     expect((await src.q.execute('migrate', { uri: `tcp:127.0.0.1:${port}` })).reply).toEqual({ return: {} });
     await waitStatus(src.q, ['completed']);
     await waitStatus(dst.q, ['completed']);
-    const mem = await memory(dst.ep, dst.q);
+    const mem = await guestMemory(dst.ep, dst.q);
     expect(mem.subarray(0x200000, 0x300000).equals(readFileSync(BLOB_BIN))).toBe(true);
-    expect(mem.equals(await memory(src.ep, src.q))).toBe(true);
+    expect(mem.equals(await guestMemory(src.ep, src.q))).toBe(true);
     expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
   });
 
@@ -69,7 +61,7 @@ describe.skipIf(!QEMU_AVAILABLE)('interop with real QEMU', () => {
       await waitStatus(dst.q, ['completed']);
       // A stopped source leaves the destination paused.
       expect((await dst.q.execute('query-status')).reply.return.status).toBe('paused');
-      expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+      expect((await guestMemory(dst.ep, dst.q)).equals(await guestMemory(src.ep, src.q))).toBe(true);
     }
   });
 });
@@ -89,7 +81,7 @@ describe('lab → lab', () => {
     // The source is stopped (postmigrate): its RAM no longer changes, so compare now.
     expect((await src.q.execute('query-status')).reply.return.status).toBe('postmigrate');
     await dst.q.execute('stop');
-    expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+    expect((await guestMemory(dst.ep, dst.q)).equals(await guestMemory(src.ep, src.q))).toBe(true);
   });
 });
 
@@ -117,7 +109,7 @@ for (const { version, available, why } of REAL_QEMUS) {
         await waitStatus(dst.q, ['completed']);
         expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
         await dst.q.execute('stop');
-        expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+        expect((await guestMemory(dst.ep, dst.q)).equals(await guestMemory(src.ep, src.q))).toBe(true);
         expect(dst.ep.stderr()).toBe('');
       });
 
@@ -133,7 +125,7 @@ for (const { version, available, why } of REAL_QEMUS) {
         await waitStatus(dst.q, ['completed']);
         expect((await dst.q.execute('query-status')).reply.return.status).toBe('running');
         await dst.q.execute('stop');
-        expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+        expect((await guestMemory(dst.ep, dst.q)).equals(await guestMemory(src.ep, src.q))).toBe(true);
         expect(src.ep.stderr()).toBe('');
       });
     }

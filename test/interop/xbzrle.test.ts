@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, untilMigration, type Endpoint, type QmpConn, type RealQemu } from '../helpers/endpoint-process.js';
+import { QEMU10_AVAILABLE, QEMU_AVAILABLE, endpointsPerTest, freePort, guestMemory, untilMigration, type RealQemu } from '../helpers/endpoint-process.js';
 import type { MigrationInfo } from '../helpers/json.js';
 
 const RAM = 64 << 20;
@@ -24,12 +24,6 @@ const vm = endpointsPerTest(['-m', '64']);
 const BUSY = ['--workload', 'hotset:size=4M,rate=1M,write-size=64'];
 /** 32 MiB/s, 20 ms: a round of the whole set (4 MiB) takes 125 ms, the limit allows 670 KB. */
 const PARAMS = { 'max-bandwidth': 32 << 20, 'downtime-limit': 20 };
-
-async function memory(ep: Endpoint, q: QmpConn): Promise<Buffer> {
-  const file = join(ep.dir, 'mem.bin');
-  expect((await q.execute('pmemsave', { val: 0, size: RAM, filename: file })).reply).toEqual({ return: {} });
-  return readFileSync(file);
-}
 
 async function start(dst_qemu: RealQemu, xbzrle: boolean) {
   const port = await freePort();
@@ -57,7 +51,7 @@ async function expect_completed_with_xbzrle({ src, dst }: Awaited<ReturnType<typ
   await untilMigration(dst.q, (i) => i.status === 'completed');
   expect((await src.q.execute('query-status')).reply.return.status).toBe('postmigrate');
   await dst.q.execute('stop');
-  expect((await memory(dst.ep, dst.q)).equals(await memory(src.ep, src.q))).toBe(true);
+  expect((await guestMemory(dst.ep, dst.q, RAM)).equals(await guestMemory(src.ep, src.q, RAM))).toBe(true);
   expect(src.ep.stderr()).toBe('');
 }
 
