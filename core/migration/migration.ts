@@ -620,7 +620,10 @@ function multifd_recv_env_of(env: MigrationHostEnv): MultiFDRecvEnv {
     options: env.s.options,
     qemu_uuid: new Uint8Array(16), // qemu_uuid: never set, the lab refuses -uuid
     qemu_ram_block_by_name: (name) => env.ram_list().qemu_ram_block_by_name(name),
-    qemu_thread_create: env.qemu_thread_create,
+    qemu_thread_create: (name, start_routine, fn) => {
+      const t = env.qemu_thread_create(name, start_routine, fn);
+      return { join: () => qemu_thread_join_reported(env, name, t) };
+    },
     migrate_set_error: (err) => {
       // migrate_get_current(): the source-side state, as QEMU's multifd_recv_terminate_threads() does
       const s = env.s;
@@ -681,12 +684,21 @@ export function multifd_send_channels_connect(
   }
 }
 
+/**
+ * qemu_thread_join() of a thread the main loop started (multifd's), reported to the trace
+ * as the thread's join (the threads view shows it joined), where the thread has an id.
+ */
+export async function qemu_thread_join_reported(env: MigrationHostEnv, name: string, t: QemuThread): Promise<void> {
+  await t.join();
+  if (t.tid !== undefined) env.tracer.emit({ ...env.tracer.where(env.thread.name, env.thread.tid), type: 'thread-join', name, joinedTid: t.tid });
+}
+
 /** A multifdsend_N thread as a task of this event loop (cooperative runtime): it writes the channel itself. */
 export function cooperative_multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle {
   const t = env.qemu_thread_create(p.name, 'multifd_send_thread', (self) => multifd_send_thread(multifd_send_env_of(migration_thread_env(env, self)), state, p));
   return {
     shutdown: () => ioc.shutdown?.(),
-    join: () => t.join(),
+    join: () => qemu_thread_join_reported(env, p.name, t),
     close: async () => void (await ioc.close()),
   };
 }

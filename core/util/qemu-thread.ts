@@ -12,6 +12,8 @@ export type { ThreadRef } from '../trace/trace.js';
 export interface QemuThread {
   /** qemu_thread_join(). */
   join(): Promise<void>;
+  /** The thread's id in the trace, where the runtime gives it one. */
+  readonly tid?: number;
 }
 
 /**

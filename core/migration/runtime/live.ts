@@ -13,6 +13,7 @@ import {
   main_loop_return_path,
   migrate_fd_cleanup,
   multifd_send_ops,
+  qemu_thread_join_reported,
   type MigrationHostEnv,
   type MigrationThreadHandle,
 } from '../migration.js';
@@ -258,13 +259,14 @@ export function worker_multifd_send_thread_create(env: MigrationHostEnv, state: 
       resolve();
     });
   });
-  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name: p.name, newTid: process.pid * 1000 + worker.threadId, fn: 'multifd_send_thread' });
+  const tid = process.pid * 1000 + worker.threadId;
+  env.tracer.emit({ ...env.tracer.where('main', process.pid), type: 'thread-create', name: p.name, newTid: tid, fn: 'multifd_send_thread' });
   return {
     shutdown: () => {
       failRing(ring, null);
       ioc.shutdown?.();
     },
-    join: () => exited,
+    join: () => qemu_thread_join_reported(env, p.name, { join: () => exited, tid }),
     close: async () => {
       await drained;
       await ioc.close();

@@ -195,7 +195,7 @@ export function event_loop_qemu_thread_create(tracer: Tracer, error_report: (msg
         tracer.emit({ ...tracer.where(name, self.tid), type: 'thread-exit' });
       }
     })();
-    return { join: () => done };
+    return { join: () => done, tid: self.tid };
   };
 }
 

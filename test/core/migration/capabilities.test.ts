@@ -242,6 +242,8 @@ const IMPLEMENTED: Partial<Record<MigrationCapability, () => Promise<void>>> = {
     };
     const src = await vm();
     const dst = await vm('defer');
+    const joined: string[] = [];
+    for (const e of [src, dst]) e.c.vm.tracer.on((ev) => ev.type === 'thread-join' && joined.push(ev.name));
     for (let p = 0; p < RAM / PAGE; p += 3) src.ram.host.fill(p & 0xff || 1, p * PAGE, p * PAGE + 100); // 2 pages in 3 left zero
     for (const e of [src, dst]) {
       expect(await e.c.execute('migrate-set-capabilities', { capabilities: [{ capability: 'multifd', state: true }] })).toEqual({ return: {} });
@@ -262,6 +264,9 @@ const IMPLEMENTED: Partial<Record<MigrationCapability, () => Promise<void>>> = {
     expect(info.ram.duplicate).toBe(RAM / PAGE - Math.ceil(RAM / PAGE / 3));
     for (let t = Date.now(); dst.c.vm.incoming.state !== 'completed' && Date.now() - t < 10_000; ) await sleep(5);
     expect(Buffer.from(dst.ram.host).equals(Buffer.from(src.ram.host))).toBe(true);
+    // every channel's thread joined at cleanup, on both ends (the threads view shows them so)
+    for (let t = Date.now(); joined.length < 6 && Date.now() - t < 10_000; ) await sleep(5);
+    expect(joined.sort()).toEqual(['multifdrecv_0', 'multifdrecv_1', 'multifdrecv_2', 'multifdsend_0', 'multifdsend_1', 'multifdsend_2']);
     rmSync(dir, { recursive: true, force: true });
   },
 
