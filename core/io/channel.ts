@@ -88,3 +88,34 @@ export async function qio_channel_read_all_eof(c: QIOChannel, buf: Uint8Array, o
 export async function qio_channel_read_all(c: QIOChannel, buf: Uint8Array, off: number, len: number): Promise<void> {
   if (!(await qio_channel_read_all_eof(c, buf, off, len))) throw new QIOChannelError('Unexpected end-of-file before all data were read');
 }
+
+/**
+ * qio_channel_readv_all() of `n` iovecs of `len` bytes each, into `into` at `offs[i]`: as
+ * many reads as it takes, in order. A channel that lends what it received (read_borrow)
+ * is copied from straight into place, one lent chunk at a time (a page of a multifd packet
+ * costs no read call of its own).
+ */
+export async function qio_channel_readv_all(c: QIOChannel, into: Uint8Array, offs: ArrayLike<number>, n: number, len: number): Promise<void> {
+  if (!c.read_borrow) {
+    for (let i = 0; i < n; i++) await qio_channel_read_all(c, into, offs[i], len);
+    return;
+  }
+  let i = 0;
+  let done = 0; // bytes of iovec i read
+  while (i < n) {
+    const got = c.read_borrow((n - i) * len - done);
+    const b = got instanceof Promise ? await got : got;
+    if (b.length === 0) throw new QIOChannelError('Unexpected end-of-file before all data were read');
+    for (let k = 0; k < b.length; ) {
+      const m = Math.min(len - done, b.length - k);
+      into.set(b.subarray(k, k + m), offs[i] + done);
+      k += m;
+      done += m;
+      if (done === len) {
+        i++;
+        done = 0;
+      }
+    }
+    c.read_release?.(b);
+  }
+}

@@ -4,7 +4,7 @@
  * (multifd-nocomp.c), so that multifd.ts need not import multifd-zero-page.ts, which
  * imports multifd.ts's types (no import circle in core/).
  */
-import { qio_channel_read_all } from '../io/channel.js';
+import { qio_channel_readv_all } from '../io/channel.js';
 import { error_setg } from '../qmp/error.js';
 import {
   MULTIFD_FLAG_COMPRESSION_MASK,
@@ -59,10 +59,8 @@ export const multifd_nocomp_ops: MultiFDRecvMethods = {
     }
     multifd_recv_zero_page_process(p);
     if (!p.normal_num) return;
+    for (let i = 0; i < p.normal_num; i++) env.ramblock_recv_bitmap_set_offset?.(p.block!, p.normal[i]);
     // qio_channel_readv_all() of one iovec per page, each into its place in the block
-    for (let i = 0; i < p.normal_num; i++) {
-      env.ramblock_recv_bitmap_set_offset?.(p.block!, p.normal[i]);
-      await qio_channel_read_all(p.c!, p.host!, p.normal[i], p.page_size);
-    }
+    await qio_channel_readv_all(p.c!, p.host!, p.normal, p.normal_num, p.page_size);
   },
 };

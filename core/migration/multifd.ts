@@ -936,6 +936,12 @@ function multifd_enqueue(pages: MultiFDPages_t, offset: number): void {
   pages.offset[pages.num++] = offset;
 }
 
+/** The lab's: multifd_queue_page() would take a page of `block` without a hand-over first. */
+export function multifd_queue_takes(state: MultiFDSendState, block: MultiFDRAMBlock): boolean {
+  const pages = state.pages;
+  return multifd_queue_empty(pages) || (pages.block === block && !multifd_queue_full(pages));
+}
+
 /**
  * multifd_queue_page(): add a page to the batch, sending the batch first when full or of
  * another block. Returns at once (no Promise) when the page only joins the batch: the

@@ -23,7 +23,7 @@ import {
   test_bit,
 } from '../util/bitmap.js';
 import type { MigrationOptions } from './options.js';
-import { multifd_queue_page, multifd_send_sync_main, type MultiFDSendState } from './multifd.js';
+import { multifd_queue_page, multifd_queue_takes, multifd_send_sync_main, type MultiFDSendState } from './multifd.js';
 import { MigrationAtomicStats, QEMUFile, mig_stats_slot, migration_transferred_bytes, qemu_file_get_error, qemu_file_set_error, qemu_file_skip, qemu_get_be16, qemu_get_be32, qemu_get_be64, qemu_get_buffer, qemu_get_byte, qemu_put_be16, qemu_put_be64, qemu_put_buffer, qemu_put_byte } from './qemu-file.js';
 import { cache_fini, cache_init, cache_insert, cache_is_cached, get_cached_data, type PageCache } from './page_cache.js';
 import { xbzrle_decode_buffer, xbzrle_encode_buffer } from './xbzrle.js';
@@ -1150,8 +1150,9 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
   const env = rs.env;
   const block = rs.last_seen_block;
   if (!block || env.options.migrate_background_snapshot() || (block.flags ?? 0) & RAM_UF_WRITEPROTECT) return i;
-  // multifd: every page goes through multifd_queue_page(), which may wait for a channel
-  if (env.multifd_send_state?.()) return i;
+  // multifd: every page joins the batch (multifd_queue_page()), page by page
+  const multifd = env.multifd_send_state?.() ?? null;
+  if (multifd) return ram_save_block_run_shared(rs, f, i, multifd);
   // Another thread may read the counters or change the run state, the options and the
   // file's error meanwhile (the live runtime's ring), or XBZRLE has started (every page
   // goes by its cache): page by page, as the general path.
@@ -1296,7 +1297,7 @@ function ram_save_block_run(rs: RAMState, f: QEMUFile, i: number, t0: number): n
  * thread), or once XBZRLE has started: up to the loop's next 64th round, each round and
  * its counters as ram_find_and_save_block() makes them.
  */
-function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number {
+function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number, multifd: MultiFDSendState | null = null): number {
   const env = rs.env;
   const block = rs.last_seen_block!;
   const pss = rs.pss[RAM_CHANNEL_PRECOPY];
@@ -1306,6 +1307,8 @@ function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number
     if (env.migration_rate_exceeded(f) || qemu_file_get_error(f)) break;
     const page = find_next_bit(bmap, size, rs.last_page);
     if (page >= size) break;
+    // a batch to hand over first: the general path waits for a free channel
+    if (multifd && !multifd_queue_takes(multifd, block)) break;
     // ram_find_and_save_block(): pss_init(), find_dirty_block() found `page`
     pss.block = block;
     pss.page = page;
@@ -1315,8 +1318,8 @@ function ram_save_block_run_shared(rs: RAMState, f: QEMUFile, i: number): number
     pss.host_page_end = page + 1;
     pss.host_page_sending = true;
     migration_bitmap_clear_dirty(rs, block, page);
-    // 1, or 0 for a page XBZRLE found unchanged; never an error
-    const pages = ram_save_target_page_legacy(rs, pss);
+    // 1, or 0 for a page XBZRLE found unchanged; never an error (the batch takes the page at once)
+    const pages = multifd ? (ram_save_target_page_multifd(rs, pss, multifd) as number) : ram_save_target_page_legacy(rs, pss);
     pss.page = page + 1; // pss_find_next_dirty() within the host page: its end
     pss.host_page_sending = false;
     pss.host_page_start = pss.host_page_end = 0;
