@@ -107,6 +107,8 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
   };
   const worker = take_worker();
   worker.postMessage(workerData, [port2]);
+  // the send threads' OS threads boot meanwhile (tens of ms each), as the migration thread's was started ahead
+  if (s.options.migrate_multifd()) multifd_send_worker_prestart(s.options.migrate_multifd_channels());
   const drained = drainRing(ring, ioc);
 
   // Requests under the BQL run one at a time, in order, on this loop.
@@ -214,6 +216,32 @@ export function worker_migration_thread_create(env: MigrationHostEnv, name: stri
 
 const MULTIFD_SEND_WORKER_URL = new URL('./multifd-send-worker.js', import.meta.url);
 
+/** Send workers started ahead for the next multifd channels (they load their modules, then wait for their work). */
+const spare_send_workers: Worker[] = [];
+
+/** An idle worker that fails (it cannot load) is dropped: the channel then starts another. */
+const idle_send_worker_error = (): void => {};
+
+function multifd_send_worker_prestart(n: number): void {
+  while (spare_send_workers.length < n) {
+    const w = new Worker(MULTIFD_SEND_WORKER_URL);
+    w.unref(); // idle, it keeps no process alive
+    w.on('error', idle_send_worker_error);
+    w.once('exit', () => {
+      const i = spare_send_workers.indexOf(w);
+      if (i >= 0) spare_send_workers.splice(i, 1);
+    });
+    spare_send_workers.push(w);
+  }
+}
+
+function take_send_worker(): Worker {
+  const w = spare_send_workers.shift() ?? new Worker(MULTIFD_SEND_WORKER_URL);
+  w.off('error', idle_send_worker_error);
+  w.ref();
+  return w;
+}
+
 /**
  * multifd_channel_connect()'s qemu_thread_create(multifd_send_thread) in the live runtime:
  * a worker over the guest's shared RAM and the shared multifd_send_state, its stream
@@ -235,7 +263,7 @@ export function worker_multifd_send_thread_create(env: MigrationHostEnv, state: 
     ring,
     port: port2,
   };
-  const worker = new Worker(MULTIFD_SEND_WORKER_URL);
+  const worker = take_send_worker();
   worker.postMessage(data, [port2]);
   const drained = drainRing(ring, ioc);
   const handle = (m: LiveMigrationMessage): void => {
