@@ -21,6 +21,7 @@ export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
   migration_rate_limit: 'QEMU traces migration_rate_limit only when it sleeps out a window (migration_rate_limit_pre/post)',
   migrate_send_rp_shut: 'Only with the return path; QEMU traces it as migrate_send_rp_message',
   multifd_send_setup: 'QEMU has no trace point in multifd_send_setup, which returns at once without multifd (7.2 set multifd up in migrate_fd_connect, as multifd_save_setup)',
+  multifd_send_sync_main: 'ram.c calls multifd_send_sync_main in setup and at completion whatever the capability; without multifd it returns at once, before its trace points (multifd_send_sync_main_signal/_wait)',
 };
 
 export interface RunSummary {
