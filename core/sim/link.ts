@@ -572,6 +572,7 @@ class Pipe {
       const from = this.pc_off[h] + this.rx_po;
       const k = Math.min(len - n, this.pc_len[h] - this.rx_po);
       if (k <= 32) for (let j = 0; j < k; j++) buf[off + n + j] = b[from + j];
+      else if (from === 0 && k === b.length) buf.set(b, off + n); // a whole view (a page's payload): no view made
       else buffer_copy.call(b, buf, off + n, from, from + k);
       n += k;
       this.consumed(k);
