@@ -18,12 +18,6 @@
  *    received chunk into guest RAM, as qemu_get_buffer_in_place() avoids a copy in QEMU.
  *    read_release() gives a lent Buffer back once nothing refers to it any more (a
  *    borrower holds one lent Buffer at a time).
- *  - read_lend() (optional, the lab's, the simulated link's): lends, at once, the next `len`
- *    bytes received when they lie in one part the writer shared (memory that never
- *    changes: a view of it stays valid), else null; a read() stops before such a part.
- *    received() counts the bytes a read() returns now. Content-addressed RAM checks a
- *    page's payload where it arrived (QEMUFile.get_shared()), as qemu_get_buffer_in_place()
- *    hands a pointer over.
  *  - shutdown() (qio_channel_shutdown BOTH) wakes blocked readers and writers.
  * Callers issue writev() again only after the previous call has completed.
  */
@@ -39,10 +33,6 @@ export interface QIOChannel {
   writev_parts?(base: readonly Uint8Array[], off: readonly number[], len: readonly number[], count: number): void | Promise<void>;
   read(into: Uint8Array, offset: number, length: number): number | Promise<number>;
   read_borrow?(max: number): Buffer | Promise<Buffer>;
-  /** The next `len` bytes received, lent without a copy when they lie in one shared part; null otherwise (no wait). */
-  read_lend?(len: number): Buffer | null;
-  /** Bytes received and not yet read: what read() returns without waiting. */
-  received?(): number;
   /** A failure set from another thread, seen without writing (the live runtime's ring). */
   remote_error?(): Error | null;
   /** The borrower is done with a lent Buffer: its memory may serve a later read. */

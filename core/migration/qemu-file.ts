@@ -632,23 +632,6 @@ export class QEMUFile {
   }
 
   /**
-   * The lab's qemu_get_buffer_in_place() for a part the writer shared: with nothing
-   * buffered, the next `n` bytes as the channel lends them (read_lend(): a view of memory
-   * that never changes), read; null when the channel cannot (then read them as usual).
-   */
-  get_shared(n: number): Buffer | null {
-    if (this.buf_index !== this.buf_size || this.reading || this.last_error || !this.ioc.read_lend) return null;
-    const v = this.ioc.read_lend(n);
-    if (v) this.read_base += n;
-    return v;
-  }
-
-  /** Bytes readable without waiting: the buffer's, and what the channel has received where it tells. */
-  readable(): number {
-    return this.buf_size - this.buf_index + (this.ioc.received?.() ?? 0);
-  }
-
-  /**
    * Make `n` bytes (≤ the buffer size) readable: undefined when they are (or the stream
    * ended / failed, which sets the error), else a Promise for an async channel's read.
    */
@@ -661,15 +644,9 @@ export class QEMUFile {
   private fill_until(n: number): Promise<void> | undefined {
     while (this.buf_size - this.buf_index < n && !this.last_error) {
       const r = this.qemu_fill_buffer(n);
-      if (r) return this.fill_after(r, n);
+      if (r) return r.then(() => this.fill_until(n));
     }
     return undefined;
-  }
-
-  // The closures of a read that waits, apart: a function that makes one allocates its
-  // context on every call, and the reads that complete at once are most of them.
-  private fill_after(r: Promise<void>, n: number): Promise<void> | undefined {
-    return r.then(() => this.fill_until(n));
   }
 
   /**
@@ -722,12 +699,7 @@ export class QEMUFile {
       this.filled(r);
       return undefined;
     }
-    return (this.reading = this.read_pending(r));
-  }
-
-  /** qemu_fill_buffer()'s read that waits: filled (or the error set) once it completes. */
-  private read_pending(r: Promise<number | Buffer>): Promise<void> {
-    return r.then(
+    this.reading = r.then(
       (got) => {
         this.reading = null;
         this.filled(got);
@@ -737,6 +709,7 @@ export class QEMUFile {
         this.set_error(-EIO, errorMessage(e));
       },
     );
+    return this.reading;
   }
 
   private filled(got: number | Buffer): void {

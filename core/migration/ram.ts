@@ -100,7 +100,7 @@ export interface RAMBlockLike {
    */
   /** Put the page at block offset `offset` into `f` (instead of `host`'s bytes). */
   put_page?(f: QEMUFile, offset: number): void;
-  /** Take a page's bytes (readable in `f` without waiting, not always in one piece) for block offset `offset`. */
+  /** Take a page's bytes (already available in `f`) for block offset `offset`. */
   get_page?(f: QEMUFile, offset: number): void;
   /** XBZRLE works on a page's bytes: the TARGET_PAGE_SIZE bytes at `offset`, into `into`. */
   read_page_bytes?(offset: number, into: Uint8Array): void;
@@ -1690,11 +1690,8 @@ async function ram_load_precopy(f: QEMUFile, opaque: RAMMigration): Promise<numb
       }
 
       case RAM_SAVE_FLAG_PAGE:
-        // content-addressed RAM takes a page readable now from where its parts lie (the lab's)
-        if (!block!.get_page || f.readable() < TARGET_PAGE_SIZE) {
-          w = f.need(TARGET_PAGE_SIZE);
-          if (w) await w;
-        }
+        w = f.need(TARGET_PAGE_SIZE);
+        if (w) await w;
         if (block!.get_page) block!.get_page(f, addr);
         else qemu_get_buffer(f, block!.host, addr, TARGET_PAGE_SIZE);
         block!.pagemap?.ramblock_recv_bitmap_set(addr / TARGET_PAGE_SIZE, false);

@@ -151,23 +151,18 @@ export class PageContent {
    * page whose every byte is right, -1 for anything else.
    */
   identify(page: number, b: Buffer, off = 0): number {
-    return this.identify_parts(page, b, off, b, off + PAGE_HEADER_SIZE);
-  }
-
-  /** identify() of a page whose header lies at h[ho, ho + 16) and payload at b[p, p + 4080). */
-  identify_parts(page: number, h: Buffer, ho: number, b: Buffer, p: number): number {
-    if (get_u32le(h, ho + 12) !== PAGE_MAGIC) {
-      const zero = h.compare(ZERO_PAGE, 0, PAGE_HEADER_SIZE, ho, ho + PAGE_HEADER_SIZE) === 0;
-      return zero && b.compare(ZERO_PAGE, 0, PAYLOAD, p, p + PAYLOAD) === 0 ? 0 : -1;
+    if (get_u32le(b, off + 12) !== PAGE_MAGIC) {
+      return b.compare(ZERO_PAGE, 0, TARGET_PAGE_SIZE, off, off + TARGET_PAGE_SIZE) === 0 ? 0 : -1;
     }
-    const gen = get_u32le(h, ho + 4);
-    if (get_u32le(h, ho) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
+    const gen = get_u32le(b, off + 4);
+    if (get_u32le(b, off) !== page >>> 0 || gen === 0 || gen >= GEN_BAD) return -1;
     const check = this.check(page, gen);
-    if (get_u32le(h, ho + 8) !== check) return -1;
+    if (get_u32le(b, off + 8) !== check) return -1;
     const o = this.pool_offset(check);
     const w = this.window;
-    if (w === 0) return this.pool.compare(b, p, p + PAYLOAD, o, o + PAYLOAD) === 0 ? gen : -1;
+    if (w === 0) return this.pool.compare(b, off + PAGE_HEADER_SIZE, off + TARGET_PAGE_SIZE, o, o + PAYLOAD) === 0 ? gen : -1;
     // the base before the window, the window, the base after it
+    const p = off + PAGE_HEADER_SIZE;
     const at = this.window_at(check);
     const base = this.base_offset(page);
     const pool = this.pool;
@@ -238,8 +233,6 @@ export class SimRAMBlock implements RAMBlockLike {
   readonly load_stats: PageLoadStats = { pages_ok: 0, pages_bad: 0, first_bad: -1 };
   private readonly scratch = Buffer.allocUnsafe(TARGET_PAGE_SIZE);
   private readonly hdr = Buffer.allocUnsafe(PAGE_HEADER_SIZE);
-  /** get_page(): a received page's header, while its payload is read. */
-  private readonly hdr_in = Buffer.allocUnsafe(PAGE_HEADER_SIZE);
 
   constructor(size: number, seed: number, idstr = RAM_BLOCK_IDSTR, write_size = TARGET_PAGE_SIZE) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`RAM size must be a non-negative integer, not ${size}`);
@@ -479,26 +472,11 @@ export class SimRAMBlock implements RAMBlockLike {
   get_page(f: QEMUFile, offset: number): void {
     const page = Math.floor(offset / TARGET_PAGE_SIZE);
     let g: number;
-    const a = f.available();
-    if (a >= TARGET_PAGE_SIZE) {
+    if (f.available() >= TARGET_PAGE_SIZE) {
       // The page is whole in the file's buffer (the loader made it available): check it
       // there, as qemu_get_buffer_in_place() would hand it over, rather than copy it first.
       g = this.content.identify(page, f.buf, f.buf_index);
       qemu_file_skip(f, TARGET_PAGE_SIZE);
-    } else if (a === PAGE_HEADER_SIZE && f.readable() >= TARGET_PAGE_SIZE) {
-      // The header in the buffer, the payload next: checked where it arrived when the link
-      // lends it (the sender's pool, shared), else read into the buffer; no wait either way.
-      const h = this.hdr_in;
-      const b = f.buf;
-      for (let i = 0, o = f.buf_index; i < PAGE_HEADER_SIZE; i++) h[i] = b[o + i];
-      qemu_file_skip(f, PAGE_HEADER_SIZE);
-      const lent = f.get_shared(PAYLOAD);
-      if (lent) g = this.content.identify_parts(page, h, 0, lent, 0);
-      else {
-        if (f.need(PAYLOAD)) throw new Error('get_page: a readable page needed a wait');
-        g = this.content.identify_parts(page, h, 0, f.buf, f.buf_index);
-        qemu_file_skip(f, PAYLOAD);
-      }
     } else {
       qemu_get_buffer(f, this.scratch, 0, TARGET_PAGE_SIZE);
       g = this.content.identify(page, this.scratch);

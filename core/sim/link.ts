@@ -42,9 +42,7 @@
  * resident). Parts that lie in a buffer the simulation declared shared (share(): memory
  * never written again, the page pool of content-addressed RAM) are not copied: the
  * segment refers to them, as a kernel sending with MSG_ZEROCOPY maps the sender's pages
- * instead of copying them; the same bytes arrive, at the same times. A read stops before
- * such a part, which read_lend() then lends as it is (a view of the shared memory): the
- * destination checks a page's payload where it arrived, without a copy.
+ * instead of copying them; the same bytes arrive, at the same times.
  *
  * Random draws (jitter, loss) come from the link's own Prng stream: the same seed gives
  * the same timings.
@@ -507,11 +505,6 @@ class Pipe {
     } else {
       throw new Error(`${this.label}: read() while a read is in progress`);
     }
-    return this.wait_read(buf, off, len);
-  }
-
-  // apart from read(): a function that makes a closure allocates its context on every call
-  private wait_read(buf: Uint8Array, off: number, len: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.reader = { buf, off, len, resolve, reject };
       this.arm_reader();
@@ -576,7 +569,6 @@ class Pipe {
     while (n < len && this.rx_bytes > 0) {
       const h = this.pc_head;
       const b = this.pc_base[h]!;
-      if (n > 0 && b !== this.rx.peek()!.store) break; // a shared part: lent next (lend())
       const from = this.pc_off[h] + this.rx_po;
       const k = Math.min(len - n, this.pc_len[h] - this.rx_po);
       if (k <= 32) for (let j = 0; j < k; j++) buf[off + n + j] = b[from + j];
@@ -587,29 +579,6 @@ class Pipe {
     }
     this.stats.bytes_read += n;
     return n;
-  }
-
-  /** read_lend(): the next `k` bytes when they lie in one shared piece, as a view; null otherwise. */
-  lend(k: number): Buffer | null {
-    if (this.reader || this.reader_shut || k <= 0) return null;
-    this.pull();
-    if (this.rx_bytes === 0) return null;
-    const h = this.pc_head;
-    const b = this.pc_base[h]!;
-    if (b === this.rx.peek()!.store || this.pc_len[h] - this.rx_po < k) return null;
-    const from = this.pc_off[h] + this.rx_po;
-    // a whole view as it was written (a page's payload): no view made
-    const v = from === 0 && k === b.length && b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset + from, k);
-    this.consumed(k);
-    this.stats.bytes_read += k;
-    return v;
-  }
-
-  /** Bytes a read returns now without waiting. */
-  received(): number {
-    if (this.reader_shut) return 0;
-    this.pull();
-    return this.rx_bytes;
   }
 
   /** `k` bytes of the first piece were read: on to the next piece, and segment, once it is all read. */
@@ -706,14 +675,6 @@ export class SimChannel implements QIOChannel {
   read(into: Uint8Array, offset: number, length: number): number | Promise<number> {
     if (length <= 0) return 0;
     return this.rx.read(into, offset, length);
-  }
-
-  read_lend(len: number): Buffer | null {
-    return this.rx.lend(len);
-  }
-
-  received(): number {
-    return this.rx.received();
   }
 
   /** qio_channel_shutdown(BOTH). */

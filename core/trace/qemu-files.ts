@@ -235,7 +235,7 @@ export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'do_writev', 'do_read',
   // The per-page fast paths and counter slots of the simulated runtime's speed work (issue 15).
   'mig_stats_slot', 'ram_load_zero_run', 'ram_save_block_run', 'ram_save_block_run_shared', 'write_parts', 'take_parts',
-  'max_wait_passed', 'store_be64_hilo', 'get_shared',
+  'max_wait_passed', 'store_be64_hilo',
   // core/migration/xbzrle.ts: the C code's `long` compares (none of that name in 10.0.2's tree).
   'long_equal', 'long_has_equal_byte',
   // Checked against 10.0.2's tree (no function of these names anywhere in it): the lab's
