@@ -74,7 +74,8 @@ export class PageContent {
   ) {
     if (!(write_size >= 8 && write_size <= TARGET_PAGE_SIZE && write_size % 8 === 0)) throw new RangeError(`write size ${write_size}`);
     this.window = write_size < PAYLOAD ? write_size : 0;
-    this.pool = Buffer.allocUnsafe(PAGE_POOL_SIZE + TARGET_PAGE_SIZE);
+    // its own ArrayBuffer, never written after this: links send it by reference (SimLink.share())
+    this.pool = Buffer.allocUnsafeSlow(PAGE_POOL_SIZE + TARGET_PAGE_SIZE);
     new Prng(seed).fork('page pool').fill(this.pool);
   }
 
@@ -429,6 +430,11 @@ export class SimRAMBlock implements RAMBlockLike {
     const g = this.gen;
     for (let p = first; p < this.nr_pages; p++) if (g[p] === 0) m |= 1 << (p - first);
     return m;
+  }
+
+  /** What put_page() hands the stream whose bytes never change: the pool's and the zero page's memory. */
+  shared_buffers(): ArrayBufferLike[] {
+    return [this.content.pool.buffer, ZERO_PAGE.buffer];
   }
 
   /** The page's bytes into the stream: header copied, payload from the immutable pool. */

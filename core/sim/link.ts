@@ -35,10 +35,14 @@
  * flight has arrived, whichever comes first (a blocking recv() of that size returns no
  * later; the loading side reads 1 MiB at a time).
  *
- * Bytes: each segment is copied into a 64 KiB buffer of the link's pool, and reads copy
- * out of it (no read_borrow()), so the buffer goes back to the pool as soon as it is
- * read. A simulation moves the guest's whole RAM through here; recycling keeps that from
- * becoming garbage (measured on a 64 GiB guest: faster, and 50 MiB less resident).
+ * Bytes: a segment's bytes are copied at send time into a 64 KiB buffer of the link's
+ * pool, and reads copy out of it (no read_borrow()), so the buffer goes back to the pool
+ * as soon as it is read. A simulation moves the guest's whole RAM through here; recycling
+ * keeps that from becoming garbage (measured on a 64 GiB guest: faster, and 50 MiB less
+ * resident). Parts that lie in a buffer the simulation declared shared (share(): memory
+ * never written again, the page pool of content-addressed RAM) are not copied: the
+ * segment refers to them, as a kernel sending with MSG_ZEROCOPY maps the sender's pages
+ * instead of copying them; the same bytes arrive, at the same times.
  *
  * Random draws (jitter, loss) come from the link's own Prng stream: the same seed gives
  * the same timings.
@@ -54,6 +58,8 @@ export const DEFAULT_MSS = 1448;
 /** Largest segment the model sends, arrives and acknowledges as one (GSO/TSO size). */
 export const SEGMENT_MAX = 64 << 10;
 export const MIN_SNDBUF = 4 << 20;
+/** A pipe's piece ring to begin with (a power of 2; it doubles as needed). */
+const PIECES_MIN = 1024;
 
 export type CutMode = 'reset' | 'timeout';
 
@@ -117,9 +123,14 @@ export interface PipeStats {
 }
 
 interface Segment {
-  data: Buffer;
-  /** The pool buffer `data` lies in (recycled once read), or null. */
+  /** Bytes. */
+  len: number;
+  /** Its pieces in the pipe's piece ring not yet read. */
+  pieces: number;
+  /** The buffer its copied bytes lie in (a pool buffer is recycled once read), or null. */
   store: Buffer | null;
+  /** store is the pool's. */
+  pooled: boolean;
   arrive: number;
 }
 
@@ -214,7 +225,18 @@ class Pipe {
   /* in flight and received */
   private readonly inflight = new Deque<Segment>();
   private readonly rx = new Deque<Segment>();
-  private rx_off = 0;
+  /*
+   * The pieces of the segments received and in flight, in order, as a ring of (base,
+   * offset, length): a stretch of a segment's store, or a part of a shared buffer as the
+   * writer gave it. No object per piece.
+   */
+  private pc_base: (Uint8Array | null)[] = new Array<Uint8Array | null>(PIECES_MIN).fill(null);
+  private pc_off = new Float64Array(PIECES_MIN);
+  private pc_len = new Int32Array(PIECES_MIN);
+  private pc_head = 0;
+  private pc_count = 0;
+  /** Bytes of the first piece already read. */
+  private rx_po = 0;
   private rx_bytes = 0;
   /** Time the writer's end of stream (FIN) reaches the reader, once it shut down. */
   private fin_at: number | null = null;
@@ -232,6 +254,8 @@ class Pipe {
     private readonly p: LinkParams,
     prng: Prng,
     private readonly pool: BufferPool,
+    /** ArrayBuffers whose bytes never change: parts in them are referenced, not copied. */
+    private readonly shared: readonly ArrayBufferLike[],
     readonly label: string,
   ) {
     this.loss_prng = prng.fork('loss');
@@ -328,18 +352,33 @@ class Pipe {
     let bo = 0; // bytes of part bi already sent
     for (let at = 0; at < n; at += SEGMENT_MAX) {
       const len = Math.min(SEGMENT_MAX, n - at);
-      // Small writes take a small buffer; others a pool buffer, recycled once read.
-      const store = len > 4096 ? this.pool.take() : null;
-      const data = store ? store.subarray(0, len) : Buffer.allocUnsafe(len);
+      // The copied bytes: a small write's in a small buffer, others' in a pool buffer, recycled once read.
+      let store: Buffer | null = null;
+      let used = 0;
+      let pieces = 0;
       for (let k = 0; k < len; ) {
         const b = base[bi];
         const pl = lens[bi];
         const m = Math.min(len - k, pl - bo);
         const from = off[bi] + bo;
-        // no view per part: a page's header is a few bytes, its payload one native copy
-        if (m <= 32) for (let j = 0; j < m; j++) data[k + j] = b[from + j];
-        else if (from === 0 && m === b.length) data.set(b, k); // a whole view (a page's payload): no argument checks
-        else buffer_copy.call(b, data, k, from, from + m);
+        if (this.is_shared(b)) {
+          this.push_piece(b, from, m);
+          pieces++;
+        } else {
+          store ??= len > 4096 ? this.pool.take() : Buffer.allocUnsafe(len);
+          // no view per part: a page's header is a few bytes, its payload one native copy
+          if (m <= 32) for (let j = 0; j < m; j++) store[used + j] = b[from + j];
+          else if (from === 0 && m === b.length) store.set(b, used); // a whole view: no argument checks
+          else buffer_copy.call(b, store, used, from, from + m);
+          // bytes copied right after the last piece's extend it (a QEMUFile's buffer comes in several parts)
+          const last = (this.pc_head + this.pc_count - 1) & (this.pc_len.length - 1);
+          if (pieces > 0 && this.pc_base[last] === store) this.pc_len[last] += m;
+          else {
+            this.push_piece(store, used, m);
+            pieces++;
+          }
+          used += m;
+        }
         k += m;
         bo += m;
         if (bo === pl) {
@@ -347,15 +386,65 @@ class Pipe {
           bo = 0;
         }
       }
-      this.send_segment(now, data, store);
+      this.send_segment(now, len, pieces, store, store !== null && len > 4096);
     }
     if (this.reader) this.arm_reader();
   }
 
-  private send_segment(now: number, data: Buffer, store: Buffer | null): void {
+  /** A part lies in a buffer that never changes (the sender's pages, mapped: MSG_ZEROCOPY). */
+  private is_shared(b: Uint8Array): boolean {
+    const ab = b.buffer;
+    const sh = this.shared;
+    for (let i = 0; i < sh.length; i++) if (sh[i] === ab) return true;
+    return false;
+  }
+
+  private push_piece(b: Uint8Array, o: number, l: number): void {
+    if (this.pc_count === this.pc_len.length) this.grow_pieces();
+    const t = (this.pc_head + this.pc_count) & (this.pc_len.length - 1);
+    this.pc_base[t] = b;
+    this.pc_off[t] = o;
+    this.pc_len[t] = l;
+    this.pc_count++;
+  }
+
+  private grow_pieces(): void {
+    const cap = this.pc_len.length;
+    const base = new Array<Uint8Array | null>(cap * 2).fill(null);
+    const off = new Float64Array(cap * 2);
+    const len = new Int32Array(cap * 2);
+    for (let i = 0; i < this.pc_count; i++) {
+      const j = (this.pc_head + i) & (cap - 1);
+      base[i] = this.pc_base[j];
+      off[i] = this.pc_off[j];
+      len[i] = this.pc_len[j];
+    }
+    this.pc_base = base;
+    this.pc_off = off;
+    this.pc_len = len;
+    this.pc_head = 0;
+  }
+
+  /** Forget the last `k` pieces (segments that will never be read). */
+  private drop_tail_pieces(k: number): void {
+    const mask = this.pc_len.length - 1;
+    for (let i = 0; i < k; i++) this.pc_base[(this.pc_head + this.pc_count - 1 - i) & mask] = null;
+    this.pc_count -= k;
+  }
+
+  /** Forget the segments in flight: they will never arrive. */
+  private drop_inflight(): void {
+    let k = 0;
+    for (let s = this.inflight.shift(); s; s = this.inflight.shift()) {
+      k += s.pieces;
+      if (s.pooled) this.pool.give(s.store!);
+    }
+    this.drop_tail_pieces(k);
+  }
+
+  private send_segment(now: number, n: number, pieces: number, store: Buffer | null, pooled: boolean): void {
     const p = this.p;
     const st = this.stats;
-    const n = data.length;
     st.segments++;
     const packets = Math.ceil(n / p.mss);
     st.packets += packets;
@@ -373,11 +462,16 @@ class Pipe {
     const start = Math.max(now, this.wire_free_at);
     const end = start + (wire / p.bandwidth) * 1000;
     this.wire_free_at = end;
-    if (this.dead) return; // into the void: never arrives, never acknowledged
+    if (this.dead) {
+      // into the void: never arrives, never acknowledged
+      this.drop_tail_pieces(pieces);
+      if (pooled) this.pool.give(store!);
+      return;
+    }
     const jitter = p.jitter_ms > 0 ? this.jitter_prng.next_float() * p.jitter_ms : 0;
     const arrive = Math.max(this.last_arrival, end + p.latency_ms + jitter + (lost ? p.retransmit_ms : 0));
     this.last_arrival = arrive;
-    this.inflight.push({ data, store, arrive });
+    this.inflight.push({ len: n, pieces, store, pooled, arrive });
     this.acks.push({ at: arrive + p.latency_ms, n });
   }
 
@@ -396,7 +490,7 @@ class Pipe {
     for (let s = this.inflight.peek(); s && s.arrive <= now; s = this.inflight.peek()) {
       this.inflight.shift();
       this.rx.push(s);
-      this.rx_bytes += s.data.length;
+      this.rx_bytes += s.len;
     }
   }
 
@@ -456,7 +550,7 @@ class Pipe {
       for (let i = 0; i < this.inflight.length; i++) {
         const s = this.inflight.at(i)!;
         next = s.arrive;
-        want -= s.data.length;
+        want -= s.len;
         if (want <= 0) break;
       }
     }
@@ -473,30 +567,50 @@ class Pipe {
   private take(buf: Uint8Array, off: number, len: number): number {
     let n = 0;
     while (n < len && this.rx_bytes > 0) {
-      const s = this.rx.peek()!;
-      const c = s.data;
-      const k = Math.min(len - n, c.length - this.rx_off);
-      c.copy(buf, off + n, this.rx_off, this.rx_off + k);
+      const h = this.pc_head;
+      const b = this.pc_base[h]!;
+      const from = this.pc_off[h] + this.rx_po;
+      const k = Math.min(len - n, this.pc_len[h] - this.rx_po);
+      if (k <= 32) for (let j = 0; j < k; j++) buf[off + n + j] = b[from + j];
+      else if (from === 0 && k === b.length) buf.set(b, off + n); // a whole view (a page's payload): no view made
+      else buffer_copy.call(b, buf, off + n, from, from + k);
       n += k;
-      this.rx_off += k;
-      this.rx_bytes -= k;
-      if (this.rx_off === c.length) {
-        this.rx.shift();
-        this.rx_off = 0;
-        if (s.store) this.pool.give(s.store);
-      }
+      this.consumed(k);
     }
     this.stats.bytes_read += n;
     return n;
+  }
+
+  /** `k` bytes of the first piece were read: on to the next piece, and segment, once it is all read. */
+  private consumed(k: number): void {
+    this.rx_bytes -= k;
+    this.rx_po += k;
+    const h = this.pc_head;
+    if (this.rx_po < this.pc_len[h]) return;
+    this.rx_po = 0;
+    this.pc_base[h] = null;
+    this.pc_head = (h + 1) & (this.pc_len.length - 1);
+    this.pc_count--;
+    const s = this.rx.peek()!;
+    if (--s.pieces === 0) {
+      this.rx.shift();
+      if (s.pooled) this.pool.give(s.store!);
+    }
   }
 
   /** This end stops reading (shutdown/close): data is dropped, readers see EOF. */
   shut_reader(): boolean {
     const unread = this.rx_bytes > 0 || this.inflight.length > 0;
     this.reader_shut = true;
-    this.rx.clear();
+    // the received pieces come first in the ring: drop them from its head
+    let k = 0;
+    for (let s = this.rx.shift(); s; s = this.rx.shift()) k += s.pieces;
+    const mask = this.pc_len.length - 1;
+    for (let i = 0; i < k; i++) this.pc_base[(this.pc_head + i) & mask] = null;
+    this.pc_head = (this.pc_head + k) & mask;
+    this.pc_count -= k;
     this.rx_bytes = 0;
-    this.rx_off = 0;
+    this.rx_po = 0;
     this.serve_reader();
     return unread;
   }
@@ -506,7 +620,7 @@ class Pipe {
   /** The connection was reset: undelivered data is gone; both sides fail. */
   reset(code = 'ECONNRESET'): void {
     this.pull();
-    this.inflight.clear();
+    this.drop_inflight();
     this.acks.clear();
     this.read_err ??= code;
     this.fail_writer(code);
@@ -516,7 +630,7 @@ class Pipe {
   /** The cable is pulled: nothing arrives or is acknowledged any more. */
   go_dead(): void {
     this.pull();
-    this.inflight.clear();
+    this.drop_inflight();
     this.acks.clear();
     this.dead = true;
     if (this.reader_timer) this.clock.clear_timer(this.reader_timer);
@@ -591,6 +705,7 @@ export class SimLink {
   private readonly ba: Pipe;
   /** Set once the cut happened. */
   cut_done = false;
+  private readonly shared: ArrayBufferLike[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -600,12 +715,20 @@ export class SimLink {
   ) {
     this.params = params;
     const pool = new BufferPool();
-    this.ab = new Pipe(clock, params, prng.fork('a->b'), pool, `${names[0]}->${names[1]}`);
-    this.ba = new Pipe(clock, params, prng.fork('b->a'), pool, `${names[1]}->${names[0]}`);
+    this.ab = new Pipe(clock, params, prng.fork('a->b'), pool, this.shared, `${names[0]}->${names[1]}`);
+    this.ba = new Pipe(clock, params, prng.fork('b->a'), pool, this.shared, `${names[1]}->${names[0]}`);
     this.a = new SimChannel(names[0], this, this.ab, this.ba);
     this.b = new SimChannel(names[1], this, this.ba, this.ab);
     const cut = params.cut_at_ms;
     if (cut !== null) clock.set_timer(cut - clock.now_ms(), () => this.cut());
+  }
+
+  /**
+   * Bytes in `buffer` never change from now on (a RAM block's page pool): parts of it are
+   * sent by reference, as a kernel maps the sender's pages for MSG_ZEROCOPY, not copied.
+   */
+  share(buffer: ArrayBufferLike): void {
+    if (!this.shared.includes(buffer)) this.shared.push(buffer);
   }
 
   /** Counters: a → b and b → a. */

@@ -76,12 +76,19 @@ export class SimNetwork {
   /** Each connection's ends and who holds them (for exit()). */
   private readonly ends: { ch: QIOChannel; owner: SimHostName }[] = [];
   private next_port = 49152;
+  /** What every link shares rather than copies (SimLink.share()). */
+  private readonly shared: ArrayBufferLike[] = [];
 
   constructor(
     private readonly clock: Clock,
     private readonly params: LinkParams,
     private readonly prng: Prng,
   ) {}
+
+  /** Bytes in `buffer` never change: links made from now on send parts of it by reference. */
+  share(buffer: ArrayBufferLike): void {
+    this.shared.push(buffer);
+  }
 
   /**
    * The MigrationHostEnv.transport of an endpoint on this network: tcp:, unix: and vsock:
@@ -124,6 +131,7 @@ export class SimNetwork {
         'migration-socket-outgoing',
         'migration-socket-incoming',
       ]);
+      for (const b of this.shared) link.share(b);
       this.links.push(link);
       this.ends.push({ ch: link.a, owner });
       done(link.a, null);

@@ -303,6 +303,7 @@ export class Simulation {
     const src_ram = new SimRAMBlock(size, seed, undefined, write_size);
     src_ram.prefill(0, Math.floor(scenario.ram.prefill / 4096));
     const dst_ram = new SimRAMBlock(size, seed, undefined, write_size);
+    for (const b of [...src_ram.shared_buffers(), ...dst_ram.shared_buffers()]) this.net.share(b);
     this.workload = new SimWorkload(this.clock, src_ram, sim_workload_spec(scenario.workload), prng.fork('workload'), {
       tick_ms: opts.tick_ms,
     });
