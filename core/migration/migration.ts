@@ -820,6 +820,8 @@ export interface MigrationHostEnv extends TraceSite {
     readonly share_memory: boolean;
     /** multifd_send_setup()'s channels: connect them, start their threads (on the main loop). */
     channels_create(state: MultiFDSendState): void;
+    /** multifd_ops[]: the send methods of a multifd-compression on this runtime. */
+    ops_of(c: MultiFDCompression): MultiFDSendMethods;
   };
   /** migration_bh_schedule(migrate_fd_cleanup_bh): from the thread to the main loop. */
   migration_bh_schedule_cleanup(): void;
@@ -921,7 +923,7 @@ function multifd_send_setup_env_of(env: MigrationHostEnv): MultiFDSendSetupEnv {
     ...multifd_send_env_of(env),
     blocks: env.ram_list().blocks,
     threads_share_memory: env.multifd_send_threads.share_memory,
-    ops_of: multifd_send_ops,
+    ops_of: (c) => env.multifd_send_threads.ops_of(c),
     multifd_send_channels_create: (state) => env.multifd_send_threads.channels_create(state),
     migrate_set_state_setup_failed: () => env.s.migrate_set_state('setup', 'failed'),
   };

@@ -21,13 +21,24 @@ export function multifd_send_prepare_header(p: MultiFDSendChannel): void {
   p.iov.push(p.packet);
 }
 
-/** multifd_send_prepare_iovs(): one part per normal page, straight from guest RAM. */
+/**
+ * multifd_send_prepare_iovs(): one part per normal page, straight from guest RAM (made into
+ * the channel's page buffer by content-addressed RAM, which keeps no bytes).
+ */
 function multifd_send_prepare_iovs(p: MultiFDSendChannel): void {
   const pages = p.pages;
-  const host = pages.block!.host!;
+  const block = pages.block!;
+  const host = block.host!;
   for (let i = 0; i < pages.normal_num; i++) {
     const offset = pages.offset[i];
-    p.iov.push(host.subarray(offset, offset + p.page_size));
+    if (block.read_page_bytes) {
+      p.page_buf ??= new Uint8Array(pages.allocated * p.page_size);
+      const into = p.page_buf.subarray(i * p.page_size, (i + 1) * p.page_size);
+      block.read_page_bytes(offset, into);
+      p.iov.push(into);
+    } else {
+      p.iov.push(host.subarray(offset, offset + p.page_size));
+    }
   }
   p.next_packet_size = pages.normal_num * p.page_size;
   p.flags |= MULTIFD_FLAG_NOCOMP;
@@ -60,6 +71,15 @@ export const multifd_nocomp_ops: MultiFDRecvMethods = {
     multifd_recv_zero_page_process(p);
     if (!p.normal_num) return;
     for (let i = 0; i < p.normal_num; i++) env.ramblock_recv_bitmap_set_offset?.(p.block!, p.normal[i]);
+    const block = p.block!;
+    if (block.write_page_bytes) {
+      // content-addressed RAM: the pages into a buffer, then each checked and recorded
+      p.page_buf ??= new Uint8Array(p.page_count * p.page_size);
+      const at = Array.from({ length: p.normal_num }, (_, i) => i * p.page_size);
+      await qio_channel_readv_all(p.c!, p.page_buf, at, p.normal_num, p.page_size);
+      for (let i = 0; i < p.normal_num; i++) block.write_page_bytes(p.normal[i], p.page_buf.subarray(at[i], at[i] + p.page_size));
+      return;
+    }
     // qio_channel_readv_all() of one iovec per page, each into its place in the block
     await qio_channel_readv_all(p.c!, p.host!, p.normal, p.normal_num, p.page_size);
   },

@@ -50,7 +50,7 @@ export function multifd_send_zero_page_detect(p: MultiFDSendParams, zero_page_de
   while (i <= j) {
     const offset = pages.offset[i];
 
-    if (!isZero(rb.host!, offset, p.page_size)) {
+    if (!(rb.read_page_bytes ? rb.buffer_is_zero!(offset, p.page_size) : isZero(rb.host!, offset, p.page_size))) {
       i++;
       continue;
     }
@@ -68,9 +68,13 @@ export function multifd_send_zero_page_detect(p: MultiFDSendParams, zero_page_de
  * "migration/multifd: solve zero page causing multiple page faults").
  */
 export function multifd_recv_zero_page_process(p: MultiFDRecvParams): void {
+  const block = p.block!;
   for (let i = 0; i < p.zero_num; i++) {
     const page = p.zero[i];
-    if (!isZero(p.host!, page, p.page_size)) {
+    if (block.write_page_bytes) {
+      // content-addressed RAM: the page becomes the zero page, checked and recorded
+      if (!block.buffer_is_zero!(page, p.page_size)) block.write_page_bytes(page, ZERO_PAGE);
+    } else if (!isZero(p.host!, page, p.page_size)) {
       p.host!.fill(0, page, page + p.page_size);
     }
   }

@@ -13,6 +13,8 @@ import {
   MULTIFD_FLAG_COMPRESSION_MASK,
   MULTIFD_FLAG_ZLIB,
   MULTIFD_PACKET_SIZE,
+  multifd_page_read,
+  multifd_page_write,
   multifd_send_fill_packet,
   type MultiFDRecvChannel,
   type MultiFDRecvMethods,
@@ -87,7 +89,7 @@ export const multifd_zlib_ops: MultiFDRecvMethods = {
     }
     for (let i = 0; i < p.normal_num; i++) {
       env.ramblock_recv_bitmap_set_offset?.(p.block!, p.normal[i]);
-      p.host!.set(out.subarray(i * page_size, (i + 1) * page_size), p.normal[i]);
+      multifd_page_write(p.block!, p.normal[i], out.subarray(i * page_size, (i + 1) * page_size));
     }
   },
 };
@@ -128,11 +130,12 @@ export const multifd_zlib_send_ops: MultiFDSendMethods = {
     multifd_send_zero_page_detect(p, state.zero_page_detection);
     multifd_send_prepare_header(p);
     if (pages.normal_num) {
-      const host = pages.block!.host!;
+      const block = pages.block!;
       z.out = [];
       for (let i = 0; i < pages.normal_num; i++) {
-        const offset = pages.offset[i];
-        z.zs.write(Buffer.from(host.subarray(offset, offset + p.page_size)));
+        const page = Buffer.allocUnsafe(p.page_size);
+        multifd_page_read(block, pages.offset[i], page);
+        z.zs.write(page);
       }
       await new Promise<void>((resolve) => z.zs.flush(constants.Z_SYNC_FLUSH, () => resolve()));
       if (z.err) throw error_setg(`multifd ${p.id}: deflate returned ${z.err.message} instead of Z_OK`);

@@ -72,6 +72,25 @@ export interface MultiFDRAMBlock {
   used_length: number;
   /** The block's memory, where the pages are read from or written to. */
   host?: Uint8Array;
+  /*
+   * Content-addressed RAM (the simulated runtime's) keeps no bytes: it makes a page's bytes
+   * and takes them back, checked (ram.ts's RAMBlockLike has the same hooks).
+   */
+  buffer_is_zero?(offset: number, length: number): boolean;
+  read_page_bytes?(offset: number, into: Uint8Array): void;
+  write_page_bytes?(offset: number, from: Uint8Array): void;
+}
+
+/** A page's bytes into `into` (its page_size bytes), from host or made by content-addressed RAM. */
+export function multifd_page_read(block: MultiFDRAMBlock, offset: number, into: Uint8Array): void {
+  if (block.read_page_bytes) block.read_page_bytes(offset, into);
+  else into.set(block.host!.subarray(offset, offset + into.length));
+}
+
+/** `from` (a page's bytes) as the page at `offset`: into host, or checked and recorded by content-addressed RAM. */
+export function multifd_page_write(block: MultiFDRAMBlock, offset: number, from: Uint8Array): void {
+  if (block.write_page_bytes) block.write_page_bytes(offset, from);
+  else block.host!.set(from, offset);
 }
 
 /** MultiFDPages_t: a batch of pages of one block, normal ones first once zero pages are detected. */
@@ -155,6 +174,8 @@ export interface MultiFDRecvParams {
   zero: number[];
   /* num of zero pages */
   zero_num: number;
+  /* a packet's pages for content-addressed RAM, which takes them back one by one (made once) */
+  page_buf: Uint8Array | null;
 }
 
 function view(b: Uint8Array): DataView {
@@ -214,6 +235,7 @@ export function multifdRecvParamsNew(id: number, page_size = 4096): MultiFDRecvP
     normal_num: 0,
     zero: [],
     zero_num: 0,
+    page_buf: null,
   };
 }
 
@@ -742,6 +764,8 @@ export class MultiFDSendChannel implements MultiFDSendParams {
   iov: Uint8Array[] = [];
   /** The compression method's state (zlib's deflater). */
   compress_data: unknown = null;
+  /** A batch's pages made by content-addressed RAM (the simulated runtime), made once. */
+  page_buf: Uint8Array | null = null;
   /** The thread, as the main loop keeps it (multifd_channel_connect()); null until created. */
   thread: MultiFDSendThreadHandle | null = null;
   /** sem: the migration thread has a job or a sync for the channel. */

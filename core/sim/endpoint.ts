@@ -17,7 +17,10 @@
  *  - QMP events are stamped with virtual time (from SIM_EPOCH_US).
  * Thread ids are small fixed numbers, so that a run is the same every time.
  */
-import type { MigrationTransport } from '../migration/migration.js';
+import { multifd_send_ops, type MigrationTransport } from '../migration/migration.js';
+import type { MultiFDSendMethods } from '../migration/multifd.js';
+import type { MultiFDCompression } from '../qmp/schema/migration.js';
+import { error_setg } from '../qmp/error.js';
 import { RAMList } from '../migration/ram.js';
 import type { CpuThrottle } from '../system/cpu-throttle.js';
 import { event_loop_hooks, migration_host_env, type MigrationRuntime } from '../migration/runtime/runtimes.js';
@@ -69,8 +72,24 @@ export function sim_runtime(clock: VirtualClock, transport: MigrationTransport, 
         /* Bottom halves (migrate_fd_cleanup_bh, bg_migration_vm_start_bh): zero-delay timers. */
         qemu_bh_schedule: (fn) => clock.set_timer(0, fn),
         transport,
+        multifd_send_ops: (c) => (c === 'none' ? multifd_send_ops(c) : sim_unmodelled_compression(c)),
       }),
     );
+  };
+}
+
+/**
+ * multifd-compression zlib in the simulated runtime: Node's deflate and inflate finish on
+ * its thread pool, off the virtual clock, so the runtime refuses it where QEMU sets the
+ * compression up (multifd_send_setup() fails the migration with this error).
+ */
+function sim_unmodelled_compression(c: MultiFDCompression): MultiFDSendMethods {
+  return {
+    send_setup() {
+      throw error_setg(`multifd-compression '${c}' is not modelled by the simulated runtime`);
+    },
+    send_cleanup() {},
+    send_prepare() {},
   };
 }
 

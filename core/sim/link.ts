@@ -203,10 +203,18 @@ class Deque<T> {
   }
 }
 
+/**
+ * One direction of a wire: when it is free to put the next segment on. The connections of
+ * one migration (multifd's channels beside the main one) share their wires, so that they
+ * share the link's bandwidth; a connection of its own has its own.
+ */
+export interface Wire {
+  free_at: number;
+}
+
 /** One direction of the link: a writer's end and the peer's reading end. */
 class Pipe {
   /* sender */
-  private wire_free_at = 0;
   private last_arrival = 0;
   private sndbuf_used = 0;
   private readonly acks = new Deque<Ack>();
@@ -257,6 +265,7 @@ class Pipe {
     /** ArrayBuffers whose bytes never change: parts in them are referenced, not copied. */
     private readonly shared: readonly ArrayBufferLike[],
     readonly label: string,
+    private readonly wire: Wire,
   ) {
     this.loss_prng = prng.fork('loss');
     this.jitter_prng = prng.fork('jitter');
@@ -459,9 +468,9 @@ class Pipe {
     st.packets_lost += lost;
     const wire = n + lost * p.mss;
     st.wire_bytes += wire;
-    const start = Math.max(now, this.wire_free_at);
+    const start = Math.max(now, this.wire.free_at);
     const end = start + (wire / p.bandwidth) * 1000;
-    this.wire_free_at = end;
+    this.wire.free_at = end;
     if (this.dead) {
       // into the void: never arrives, never acknowledged
       this.drop_tail_pieces(pieces);
@@ -477,7 +486,7 @@ class Pipe {
 
   /** This end stops writing (shutdown/close): the peer reads the rest, then EOF. */
   shut_writer(): void {
-    if (this.fin_at === null) this.fin_at = Math.max(this.last_arrival, Math.max(this.clock.now_ms(), this.wire_free_at) + this.p.latency_ms);
+    if (this.fin_at === null) this.fin_at = Math.max(this.last_arrival, Math.max(this.clock.now_ms(), this.wire.free_at) + this.p.latency_ms);
     this.fail_writer('EPIPE');
     if (this.reader) this.arm_reader();
   }
@@ -712,11 +721,13 @@ export class SimLink {
     params: LinkParams,
     prng: Prng,
     names: [string, string] = ['link-a', 'link-b'],
+    /** The wires a → b and b → a: another connection's, to share its bandwidth. */
+    readonly wires: { ab: Wire; ba: Wire } = { ab: { free_at: 0 }, ba: { free_at: 0 } },
   ) {
     this.params = params;
     const pool = new BufferPool();
-    this.ab = new Pipe(clock, params, prng.fork('a->b'), pool, this.shared, `${names[0]}->${names[1]}`);
-    this.ba = new Pipe(clock, params, prng.fork('b->a'), pool, this.shared, `${names[1]}->${names[0]}`);
+    this.ab = new Pipe(clock, params, prng.fork('a->b'), pool, this.shared, `${names[0]}->${names[1]}`, wires.ab);
+    this.ba = new Pipe(clock, params, prng.fork('b->a'), pool, this.shared, `${names[1]}->${names[0]}`, wires.ba);
     this.a = new SimChannel(names[0], this, this.ab, this.ba);
     this.b = new SimChannel(names[1], this, this.ba, this.ab);
     const cut = params.cut_at_ms;

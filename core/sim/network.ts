@@ -100,8 +100,13 @@ export class SimNetwork {
     return {
       start_outgoing: (addr, done) => this.connect(sim_socket_address(addr), done, owner),
       start_incoming: (addr, accept) => this.listen(sim_socket_address(addr), accept, owner),
-      // multifd's channels: its send threads read guest RAM's bytes, which content-addressed RAM does not keep
-      send_channel_create: () => Promise.reject(error_setg('multifd channels are not modelled by the simulated runtime')),
+      // socket_send_channel_create(): multifd's channels, on the wires of the owner's last connection (its main channel)
+      send_channel_create: () =>
+        new Promise((resolve, reject) => {
+          const last = this.last_outgoing.get(owner);
+          if (!last) return reject(new Error('socket_send_channel_create: no outgoing address'));
+          this.connect(last.saddr, (ioc, err) => (ioc ? resolve(ioc) : reject(error_setg(err ?? 'no channel'))), owner, last.link.wires);
+        }),
     };
   }
 
@@ -119,7 +124,10 @@ export class SimNetwork {
     return 2 * this.params.latency_ms;
   }
 
-  connect(saddr: SocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void, owner: SimHostName = 'host'): void {
+  /** Each owner's last outgoing connection: its address and link (outgoing_args, and the wires multifd's channels share). */
+  private readonly last_outgoing = new Map<SimHostName, { saddr: SocketAddress; link: SimLink }>();
+
+  connect(saddr: SocketAddress, done: (ioc: QIOChannel | null, error: string | null) => void, owner: SimHostName = 'host', wires?: SimLink['wires']): void {
     const key = addr_key(saddr);
     this.clock.set_timer(this.rtt(), () => {
       const listener = this.listeners.get(key);
@@ -127,10 +135,14 @@ export class SimNetwork {
         done(null, `Failed to connect to '${addr_text(saddr)}': ${strerror('ECONNREFUSED')}`);
         return;
       }
-      const link = new SimLink(this.clock, this.params, this.prng.fork(`link ${this.links.length}`), [
-        'migration-socket-outgoing',
-        'migration-socket-incoming',
-      ]);
+      const link = new SimLink(
+        this.clock,
+        this.params,
+        this.prng.fork(`link ${this.links.length}`),
+        ['migration-socket-outgoing', 'migration-socket-incoming'],
+        wires,
+      );
+      this.last_outgoing.set(owner, { saddr, link });
       for (const b of this.shared) link.share(b);
       this.links.push(link);
       this.ends.push({ ch: link.a, owner });

@@ -756,8 +756,6 @@ export function scenario_from_object(raw: unknown): Scenario {
   migration_parameter_sizes(sc.migration.parameters);
   // Checks that span fields.
   if (sc.ram.prefill > sc.ram.size) fail(['ram', 'prefill'], `is larger than the RAM (${sc.ram.size} bytes)`);
-  // multifd's send threads read guest RAM's bytes, which the simulated (content-addressed) RAM does not keep
-  if (sc.migration.capabilities.multifd) fail(['migration', 'capabilities', 'multifd'], 'is not modelled by the simulated runtime yet (run it on live VMs: miglab vm)');
   const w = sc.workload;
   if (w.kind === 'phases') {
     w.phases.forEach((ph, i) => {

@@ -19,6 +19,7 @@ import {
   RP_WORD_SWITCHOVER_ACKED,
   RP_WORD_THREAD_RUNNING,
   migration_thread_main,
+  multifd_send_ops,
   type MigrationHostEnv,
   type MigrationRunStateAccess,
   type SourceReturnPath,
@@ -153,7 +154,7 @@ function migration_thread_env(data: LiveMigrationWorkerData, post: Post, self: T
     qemu_thread_create: not_here('threads of its own'),
     migration_thread_create: not_here('migration thread of its own'),
     // the main loop connects the channels and starts a worker per channel (live.ts)
-    multifd_send_threads: { share_memory: true, channels_create: (state) => post({ type: 'multifd_send_setup', mem: state.mem }) },
+    multifd_send_threads: { share_memory: true, channels_create: (state) => post({ type: 'multifd_send_setup', mem: state.mem }), ops_of: multifd_send_ops },
     migration_bh_schedule_cleanup: () => {
       publish();
       post({ type: 'cleanup' });

@@ -23,6 +23,7 @@ import {
   cooperative_migration_thread_create,
   cooperative_multifd_send_thread_create,
   multifd_send_channels_connect,
+  multifd_send_ops,
   migrate_fd_cleanup,
   transport_starter_name,
   type MigrationHostEnv,
@@ -36,7 +37,8 @@ import type { RAMList } from '../ram.js';
 import type { CpuThrottle } from '../../system/cpu-throttle.js';
 import { rdma_start_incoming_migration, rdma_start_outgoing_migration } from '../rdma.js';
 import { socket_send_channel_create, socket_start_incoming_migration, socket_start_outgoing_migration } from '../socket.js';
-import type { MultiFDSendChannel, MultiFDSendState, MultiFDSendThreadHandle } from '../multifd.js';
+import type { MultiFDSendChannel, MultiFDSendMethods, MultiFDSendState, MultiFDSendThreadHandle } from '../multifd.js';
+import type { MultiFDCompression } from '../../qmp/schema/migration.js';
 import { migration_threads_add, migration_threads_remove } from '../threadinfo.js';
 import { PlainMigrationStateStorage, type MigrationStateStorage } from './state-storage.js';
 
@@ -66,6 +68,8 @@ export interface MigrationRuntimeHooks {
   multifd_send_thread_create(env: MigrationHostEnv, state: MultiFDSendState, p: MultiFDSendChannel, ioc: QIOChannel): MultiFDSendThreadHandle;
   /** The send threads run beside each other (workers): multifd_send_state in shared memory. */
   readonly multifd_threads_share_memory: boolean;
+  /** multifd_ops[] of the send side on this runtime. */
+  multifd_send_ops(c: MultiFDCompression): MultiFDSendMethods;
   /** qemu_bh_schedule(): run `fn` on the main loop soon. */
   qemu_bh_schedule(fn: () => void): void;
   readonly transport: MigrationTransport;
@@ -94,6 +98,7 @@ export function migration_host_env(parts: MigrationEndpointParts, hooks: Migrati
     multifd_send_threads: {
       share_memory: hooks.multifd_threads_share_memory,
       channels_create: (state) => multifd_send_channels_connect(env, state, (p, ioc) => hooks.multifd_send_thread_create(env, state, p, ioc)),
+      ops_of: (c) => hooks.multifd_send_ops(c),
     },
     migration_bh_schedule_cleanup: () => hooks.qemu_bh_schedule(() => void migrate_fd_cleanup(env)),
     migration_bh_schedule_vm_start: (vm_old_state, downtime_start) =>
@@ -219,6 +224,7 @@ export function event_loop_hooks(parts: MigrationEndpointParts, over: Partial<Mi
     migration_thread_create: cooperative_migration_thread_create,
     multifd_send_thread_create: cooperative_multifd_send_thread_create,
     multifd_threads_share_memory: false,
+    multifd_send_ops,
     qemu_bh_schedule: (fn) => setImmediate(fn),
     transport: host_migration_transport((m) => parts.error_report(m), parts.options),
     ...over,

@@ -121,9 +121,6 @@ describe('scenario_from_object', () => {
       }),
     );
     expect(ws.message).toBe('scenario: workload.phases: every phase that writes must have the same write-size (here 64, 4096)');
-    expect(error_of(() => scenario_from_object({ ...MIN, migration: { capabilities: { multifd: true } } })).message).toBe(
-      'scenario: migration.capabilities.multifd: is not modelled by the simulated runtime yet (run it on live VMs: miglab vm)',
-    );
     expect(error_of(() => scenario_from_object({ ...MIN, actions: [{ at: '1s', side: 'source', execute: 'x' }] })).message).toMatch(
       /^scenario: actions\[0\]\.side: expected one of "src", "dst", got "source"/,
     );
