@@ -189,6 +189,21 @@ export const MEASURES: Readonly<Record<string, Measure>> = {
   xbzrle_bytes: { unit: 'bytes', describe: 'xbzrle-cache.bytes at the end: what the deltas cost (their records but the 8-byte offset and flags), plus a page per overflow', of: (run) => run.result.source.xbzrle?.bytes ?? null },
   xbzrle_cache_miss: { unit: 'count', describe: 'xbzrle-cache.cache-miss at the end: pages not in the cache, sent whole (and cached if they could be)', of: (run) => run.result.source.xbzrle?.['cache-miss'] ?? null },
   xbzrle_overflow: { unit: 'count', describe: 'xbzrle-cache.overflow at the end: deltas that did not fit in a page, sent whole', of: (run) => run.result.source.xbzrle?.overflow ?? null },
+  multifd_bytes: {
+    unit: 'bytes',
+    describe: 'ram.multifd-bytes at the end: what the multifd channels carried (their initial packets, packet headers and pages); 0 without multifd',
+    of: (run) => Number((qsrc(run)?.ram as Record<string, unknown> | undefined)?.['multifd-bytes'] ?? 0),
+  },
+  multifd_send_threads: {
+    unit: 'count',
+    describe: 'multifdsend_N threads the source created (one per multifd channel)',
+    of: (run) => run.src.filter((e) => e.type === 'thread-create' && e.name.startsWith('multifdsend_')).length,
+  },
+  multifd_recv_threads: {
+    unit: 'count',
+    describe: 'multifdrecv_N threads the destination created (one per channel that arrived)',
+    of: (run) => run.dst.filter((e) => e.type === 'thread-create' && e.name.startsWith('multifdrecv_')).length,
+  },
   throttle_max_pct: { unit: '%', describe: 'the highest auto-converge throttle of the vCPU', of: (run) => run.result.source['cpu-throttle-max'] },
   throttle_steps: { unit: 'list', describe: 'the auto-converge throttle values the vCPU went through, in order (%, as text)', of: (run) => throttle_steps(run.windows).map(String) },
   first_throttle_pass: {
