@@ -1347,6 +1347,18 @@ function drain(f: QEMUFile): Promise<void> | undefined {
 }
 
 /**
+ * ram_save_setup()'s and ram_save_complete()'s multifd_send_sync_main() (9.0 calls it
+ * whatever the capability), then RAM_SAVE_FLAG_MULTIFD_FLUSH with multifd; the lab's
+ * helper for the two places 9.0 writes it out. <0 when the send side is quitting.
+ */
+async function ram_multifd_sync(env: MigrationEnv, f: QEMUFile): Promise<number> {
+  const multifd = env.multifd_send_state?.() ?? null;
+  const ret = await multifd_send_sync_main(env, multifd);
+  if (ret >= 0 && multifd) qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+  return ret;
+}
+
+/**
  * ram_save_setup(): RAMState + bitmaps + dirty log + pass 1, then the block list:
  * be64 total|MEM_SIZE, per block u8 len + idstr + be64 used_length (+ page size for
  * postcopy hugepages, + GPA for x-ignore-shared), EOS.
@@ -1370,9 +1382,8 @@ export async function ram_save_setup(f: QEMUFile, opaque: RAMMigration): Promise
     if (env.options.migrate_ignore_shared()) qemu_put_be64(f, 0); // mr->addr of -machine none's RAM
   }
   // the destination's channels wait for the main stream's setup before loading pages
-  const ret = await multifd_send_sync_main(env, env.multifd_send_state?.() ?? null);
+  const ret = await ram_multifd_sync(env, f);
   if (ret < 0) return ret;
-  if (env.multifd_send_state?.()) qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
   qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }
@@ -1447,9 +1458,8 @@ export async function ram_save_complete(f: QEMUFile, opaque: RAMMigration): Prom
     const w = drain(f);
     if (w) await w;
   }
-  const ret = await multifd_send_sync_main(env, env.multifd_send_state?.() ?? null);
+  const ret = await ram_multifd_sync(env, f);
   if (ret < 0) return ret;
-  if (env.multifd_send_state?.()) qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
   qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
   return await f.fflush();
 }

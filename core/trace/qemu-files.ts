@@ -225,7 +225,7 @@ export const QEMU_FUNCTION_PLACES: Readonly<Record<string, QemuPlace>> = {
 export const LAB_HELPERS: ReadonlySet<string> = new Set([
   'multifd_send_env_of', 'multifd_send_env', 'multifd_send_ops', 'multifd_send_channels_connect', 'cooperative_multifd_send_thread_create',
   'multifd_packet_counter', 'multifd_send_memory', 'exiting_xchg', 'packet_num_fetch_inc', 'stat64_add', 'multifd_send_initial_packet_write',
-  'ram_find_and_save_block_search', 'multifd_send_thread_name', 'multifd_queue_takes', 'qemu_thread_join_reported', 'multifd_send_setup_env_of', 'multifd_page_read', 'multifd_page_write',
+  'ram_find_and_save_block_search', 'multifd_send_thread_name', 'multifd_queue_takes', 'qemu_thread_join_reported', 'multifd_send_setup_env_of', 'multifd_page_read', 'multifd_page_write', 'ram_multifd_sync',
   'ram_addr_offset', 'cache_init_reported', 'migration_ioc_process_incoming_multifd', 'multifd_recv_env_of', 'multifd_recv_ops', 'inflate_packet', 'error_of',
   'multifd_recv_thread_name', 'spawn_errno', 'lseek_check', 'fd_kind', 'scan_int', 'gai_service_port', 'qemu_getaddrinfo', 'unix_path_check',
   'unix_node_path', 'connect_once', 'local_address', 'listen_once', 'cstr_to_string', 'tdb_hash', 'qmp_event_timestamp',
